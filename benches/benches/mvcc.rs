@@ -1,0 +1,3 @@
+//! mvcc benchmark: written by its issue.
+
+fn main() {}

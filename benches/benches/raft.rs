@@ -1,0 +1,3 @@
+//! raft benchmark: written by its issue.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! wal benchmark: written by its issue.
+
+fn main() {}

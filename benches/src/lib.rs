@@ -1,0 +1,1 @@
+//! Shared helpers for keel benchmarks and measurement binaries.

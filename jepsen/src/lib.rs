@@ -1,0 +1,1 @@
+//! Empty until its issue lands; see the workspace README and ../shared/DESIGN.md.

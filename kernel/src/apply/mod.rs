@@ -1,0 +1,1 @@
+//! apply: written by its issue (see ../../shared/DESIGN.md).

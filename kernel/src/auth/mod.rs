@@ -1,0 +1,1 @@
+//! auth: written by its issue (see ../../shared/DESIGN.md).

@@ -1,0 +1,1 @@
+//! lease: written by its issue (see ../../shared/DESIGN.md).

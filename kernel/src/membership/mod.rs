@@ -1,0 +1,1 @@
+//! membership: written by its issue (see ../../shared/DESIGN.md).

@@ -1,0 +1,1 @@
+//! mvcc: written by its issue (see ../../shared/DESIGN.md).

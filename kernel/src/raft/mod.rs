@@ -1,0 +1,9 @@
+//! The Raft consensus protocol as a deterministic, synchronous state machine.
+//!
+//! The application drives it (tick, step, propose), takes a `Ready`, performs
+//! the I/O it describes, and calls `advance`. See the Raft paper and Diego
+//! Ongaro's thesis for the protocol; etcd-io/raft and raft-rs for the API shape.
+
+mod types;
+
+pub use types::*;

@@ -1,0 +1,153 @@
+//! Data types shared by Raft, the write-ahead log and the server: log entries,
+//! hard state, configuration state and snapshots.
+//!
+//! These are the values that are persisted (WAL, snapshot files) and
+//! replicated; their meaning follows the Raft thesis (Ongaro 2014) §3 and
+//! etcd-io/raft's `raftpb`.
+
+use bytes::Bytes;
+
+/// Identifier of a Raft node (an etcd member id). `0` means "none".
+pub type NodeId = u64;
+
+/// The id that stands for "no node" (no vote cast, no known leader).
+pub const NO_NODE: NodeId = 0;
+
+/// What a log entry carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum EntryType {
+    /// Application data for the replicated state machine (may be empty:
+    /// the leader's no-op at the start of its term).
+    #[default]
+    Normal,
+    /// An encoded membership change (see the `raft` configuration-change
+    /// types); applied by Raft itself as well as by the application.
+    ConfChange,
+}
+
+impl EntryType {
+    /// Encodes the type as one byte for persistence (`Normal` = 0, `ConfChange` = 1).
+    pub fn to_u8(self) -> u8 {
+        match self {
+            EntryType::Normal => 0,
+            EntryType::ConfChange => 1,
+        }
+    }
+
+    /// Decodes a byte written by [`EntryType::to_u8`]; `None` for any other value.
+    pub fn from_u8(byte: u8) -> Option<EntryType> {
+        match byte {
+            0 => Some(EntryType::Normal),
+            1 => Some(EntryType::ConfChange),
+            _ => None,
+        }
+    }
+}
+
+/// One Raft log entry: `(term, index)` identifies it (log matching property,
+/// Raft paper §5.3); `data` is opaque to Raft for `Normal` entries.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Entry {
+    /// Term of the leader that created the entry.
+    pub term: u64,
+    /// Position in the log, starting at 1.
+    pub index: u64,
+    /// What `data` holds.
+    pub entry_type: EntryType,
+    /// Payload; cheap to clone (reference counted).
+    pub data: Bytes,
+}
+
+impl Entry {
+    /// Approximate size of the entry in bytes, used for flow-control limits
+    /// (payload plus a fixed 24-byte allowance for term, index and type).
+    pub fn size_bytes(&self) -> u64 {
+        self.data.len() as u64 + 24
+    }
+}
+
+/// The state Raft must persist before it answers any message (Raft paper
+/// Figure 2, "Persistent state on all servers"), plus the commit index so a
+/// restart does not re-apply from zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub struct HardState {
+    /// Latest term this node has seen.
+    pub term: u64,
+    /// Candidate voted for in `term`, or [`NO_NODE`].
+    pub vote: NodeId,
+    /// Highest log index known to be committed.
+    pub commit: u64,
+}
+
+impl HardState {
+    /// True for the state of a node that has never persisted anything.
+    pub fn is_empty(&self) -> bool {
+        *self == HardState::default()
+    }
+}
+
+/// A cluster configuration: who votes and who only learns. During joint
+/// consensus (Raft thesis §4.3) `voters_outgoing` holds the old voter set and
+/// decisions need a majority of both.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Hash)]
+pub struct ConfState {
+    /// Voters of the incoming (or only) configuration, sorted ascending.
+    pub voters: Vec<NodeId>,
+    /// Non-voting members receiving the log, sorted ascending.
+    pub learners: Vec<NodeId>,
+    /// Voters of the outgoing configuration while in joint consensus; empty otherwise.
+    pub voters_outgoing: Vec<NodeId>,
+    /// Voters of the outgoing configuration that become learners when the
+    /// joint configuration is left.
+    pub learners_next: Vec<NodeId>,
+    /// Whether the joint configuration is left automatically once committed.
+    pub auto_leave: bool,
+}
+
+/// Where a state-machine snapshot sits in the log.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Hash)]
+pub struct SnapshotMetadata {
+    /// Index of the last entry the snapshot covers.
+    pub index: u64,
+    /// Term of that entry.
+    pub term: u64,
+    /// Configuration in force at `index`.
+    pub conf_state: ConfState,
+}
+
+/// A state-machine snapshot: metadata plus opaque bytes produced by the
+/// application's state machine.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Snapshot {
+    /// Position of the snapshot in the log and configuration at that point.
+    pub metadata: SnapshotMetadata,
+    /// Encoded state machine; empty for the "no snapshot" value.
+    pub data: Bytes,
+}
+
+impl Snapshot {
+    /// True for the "no snapshot" value (index 0).
+    pub fn is_empty(&self) -> bool {
+        self.metadata.index == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_type_round_trips_and_rejects_unknown_bytes() {
+        for t in [EntryType::Normal, EntryType::ConfChange] {
+            assert_eq!(EntryType::from_u8(t.to_u8()), Some(t));
+        }
+        assert_eq!(EntryType::from_u8(2), None);
+    }
+
+    #[test]
+    fn empty_values() {
+        assert!(HardState::default().is_empty());
+        assert!(!HardState { term: 1, vote: 0, commit: 0 }.is_empty());
+        assert!(Snapshot::default().is_empty());
+    }
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what keel's build and tests need on a fresh Debian machine, and
+# nothing that is already there. Safe to run repeatedly.
+set -euo pipefail
+
+need_apt=()
+# Add Debian packages here as the test suites come to need them, e.g.
+# `command -v etcdctl >/dev/null || need_apt+=(etcd-client)`.
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_apt[@]}"
+fi
+
+if command -v rustup >/dev/null; then
+  cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+  cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+fi
