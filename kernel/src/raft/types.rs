@@ -132,6 +132,38 @@ impl Snapshot {
     }
 }
 
+/// What one step of a membership change does (Raft thesis §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConfChangeType {
+    /// Add a voter, or promote an existing learner to voter.
+    AddNode,
+    /// Add a non-voting learner (or demote a voter to learner).
+    AddLearnerNode,
+    /// Remove a member, voter or learner.
+    RemoveNode,
+}
+
+/// One member's change inside a [`ConfChange`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConfChangeSingle {
+    /// What happens to `node_id`.
+    pub change_type: ConfChangeType,
+    /// The member concerned.
+    pub node_id: NodeId,
+}
+
+/// A membership change proposed through the log as an
+/// [`EntryType::ConfChange`] entry. `context` is opaque to Raft; keel's state
+/// machine carries the member's attributes (name, peer URLs) in it, as etcd
+/// does in `ConfChange.Context`.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ConfChange {
+    /// The changes, applied together (more than one needs joint consensus).
+    pub changes: Vec<ConfChangeSingle>,
+    /// Application data carried with the change.
+    pub context: Bytes,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
