@@ -4,6 +4,8 @@
 //! the I/O it describes, and calls `advance`. See the Raft paper and Diego
 //! Ongaro's thesis for the protocol; etcd-io/raft and raft-rs for the API shape.
 
+mod codec;
 mod types;
 
+pub use codec::DecodeError;
 pub use types::*;

@@ -164,6 +164,83 @@ pub struct ConfChange {
     pub context: Bytes,
 }
 
+impl ConfChangeType {
+    fn to_u8(self) -> u8 {
+        match self {
+            ConfChangeType::AddNode => 0,
+            ConfChangeType::AddLearnerNode => 1,
+            ConfChangeType::RemoveNode => 2,
+        }
+    }
+
+    fn from_u8(byte: u8) -> Option<ConfChangeType> {
+        match byte {
+            0 => Some(ConfChangeType::AddNode),
+            1 => Some(ConfChangeType::AddLearnerNode),
+            2 => Some(ConfChangeType::RemoveNode),
+            _ => None,
+        }
+    }
+}
+
+/// Format version written first by [`ConfChange::encode`].
+const CONF_CHANGE_VERSION: u8 = 1;
+
+impl ConfChange {
+    /// Encodes the change for an [`EntryType::ConfChange`] entry's data.
+    ///
+    /// Layout (deterministic): version byte `1`, varint count of changes,
+    /// then per change one type byte (`AddNode` 0, `AddLearnerNode` 1,
+    /// `RemoveNode` 2) and a varint node id, then a varint-length-prefixed
+    /// `context`. Varints are unsigned LEB128.
+    pub fn encode(&self) -> Bytes {
+        let mut buf = Vec::with_capacity(8 + self.changes.len() * 10 + self.context.len());
+        buf.push(CONF_CHANGE_VERSION);
+        super::codec::put_varint(&mut buf, self.changes.len() as u64);
+        for change in &self.changes {
+            buf.push(change.change_type.to_u8());
+            super::codec::put_varint(&mut buf, change.node_id);
+        }
+        super::codec::put_bytes(&mut buf, &self.context);
+        Bytes::from(buf)
+    }
+
+    /// Decodes bytes written by [`ConfChange::encode`].
+    ///
+    /// Errors: [`DecodeError`](super::DecodeError) for truncated input, an
+    /// unknown version or change type, lengths beyond the input, or trailing
+    /// bytes. Never panics; allocation is bounded by the input length.
+    pub fn decode(data: &[u8]) -> Result<ConfChange, super::DecodeError> {
+        let mut r = super::codec::Reader::new(data);
+        let version = r.u8()?;
+        if version != CONF_CHANGE_VERSION {
+            return Err(super::DecodeError::UnsupportedVersion(version));
+        }
+        let n = r.count("conf change", 2)?;
+        let mut changes = Vec::with_capacity(n);
+        for _ in 0..n {
+            let tag = r.u8()?;
+            let change_type = ConfChangeType::from_u8(tag).ok_or(
+                super::DecodeError::UnknownTag("conf change type", u64::from(tag)),
+            )?;
+            let node_id = r.varint()?;
+            changes.push(ConfChangeSingle {
+                change_type,
+                node_id,
+            });
+        }
+        let context = r.bytes("conf change context")?;
+        r.finish()?;
+        Ok(ConfChange { changes, context })
+    }
+
+    /// True for the empty change that leaves a joint configuration
+    /// (etcd's `ConfChangeV2.LeaveJoint`).
+    pub fn is_leave_joint(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,9 +254,66 @@ mod tests {
     }
 
     #[test]
+    fn conf_change_round_trips() {
+        let cc = ConfChange {
+            changes: vec![
+                ConfChangeSingle {
+                    change_type: ConfChangeType::AddNode,
+                    node_id: 7,
+                },
+                ConfChangeSingle {
+                    change_type: ConfChangeType::AddLearnerNode,
+                    node_id: u64::MAX,
+                },
+                ConfChangeSingle {
+                    change_type: ConfChangeType::RemoveNode,
+                    node_id: 1,
+                },
+            ],
+            context: Bytes::from_static(b"peer-urls"),
+        };
+        assert_eq!(ConfChange::decode(&cc.encode()), Ok(cc.clone()));
+        assert!(ConfChange::default().is_leave_joint());
+        assert_eq!(
+            ConfChange::decode(&ConfChange::default().encode()),
+            Ok(ConfChange::default())
+        );
+    }
+
+    #[test]
+    fn conf_change_decode_rejects_bad_input() {
+        let good = ConfChange {
+            changes: vec![ConfChangeSingle {
+                change_type: ConfChangeType::AddNode,
+                node_id: 300,
+            }],
+            context: Bytes::from_static(b"x"),
+        }
+        .encode();
+        for len in 0..good.len() {
+            assert!(ConfChange::decode(&good[..len]).is_err(), "prefix {len}");
+        }
+        let mut trailing = good.to_vec();
+        trailing.push(0);
+        assert!(ConfChange::decode(&trailing).is_err());
+        let mut bad_tag = good.to_vec();
+        bad_tag[2] = 9;
+        assert!(ConfChange::decode(&bad_tag).is_err());
+        assert!(ConfChange::decode(&[2, 0, 0]).is_err());
+        assert!(ConfChange::decode(&[1, 0xff, 0xff, 0xff, 0x0f]).is_err());
+    }
+
+    #[test]
     fn empty_values() {
         assert!(HardState::default().is_empty());
-        assert!(!HardState { term: 1, vote: 0, commit: 0 }.is_empty());
+        assert!(
+            !HardState {
+                term: 1,
+                vote: 0,
+                commit: 0
+            }
+            .is_empty()
+        );
         assert!(Snapshot::default().is_empty());
     }
 }
