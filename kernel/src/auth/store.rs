@@ -1,0 +1,467 @@
+//! The auth store: users, roles, the enabled flag, the auth revision, and
+//! the permission checks (etcd `auth/store.go`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::password::password_matches;
+use super::{
+    AuthError, AuthInfo, KeyRange, Permission, PermissionType, ROOT, Role, SimpleTokens, User,
+};
+
+/// The replicated auth state, as stored in a state-machine snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthSnapshot {
+    /// Whether auth is enabled.
+    pub enabled: bool,
+    /// Auth revision.
+    pub revision: u64,
+    /// Users, ascending by name.
+    pub users: Vec<User>,
+    /// Roles, ascending by name.
+    pub roles: Vec<Role>,
+}
+
+/// Users, roles and permission checks. Every change bumps the auth
+/// revision; the store starts disabled at revision 1 (as etcd).
+#[derive(Clone, Debug)]
+pub struct AuthStore {
+    enabled: bool,
+    revision: u64,
+    users: BTreeMap<String, User>,
+    roles: BTreeMap<String, Role>,
+    tokens: SimpleTokens,
+}
+
+impl AuthStore {
+    /// An empty, disabled store whose tokens live `token_ttl_ms` after
+    /// their last use.
+    pub fn new(token_ttl_ms: u64) -> AuthStore {
+        AuthStore {
+            enabled: false,
+            revision: 1,
+            users: BTreeMap::new(),
+            roles: BTreeMap::new(),
+            tokens: SimpleTokens::new(token_ttl_ms),
+        }
+    }
+
+    /// True when requests are checked against permissions.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The auth revision: bumped by every change of users, roles or the
+    /// enabled flag.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Enables auth (a no-op when enabled).
+    ///
+    /// Errors: no `root` user → [`AuthError::RootUserNotExist`]; `root`
+    /// without the `root` role → [`AuthError::RootRoleNotExist`].
+    pub fn enable(&mut self) -> Result<(), AuthError> {
+        if self.enabled {
+            return Ok(());
+        }
+        let root = self.users.get(ROOT).ok_or(AuthError::RootUserNotExist)?;
+        if !root.has_root_role() {
+            return Err(AuthError::RootRoleNotExist);
+        }
+        self.enabled = true;
+        self.bump_revision();
+        Ok(())
+    }
+
+    /// Disables auth and drops every token (a no-op when disabled).
+    pub fn disable(&mut self) {
+        if !self.enabled {
+            return;
+        }
+        self.enabled = false;
+        self.tokens.clear();
+        self.bump_revision();
+    }
+
+    /// Adds user `name` with a bcrypt `password_hash` (`None`: a
+    /// `no_password` user).
+    ///
+    /// Errors: empty name → [`AuthError::UserEmpty`]; existing user →
+    /// [`AuthError::UserAlreadyExist`].
+    pub fn user_add(&mut self, name: &str, password_hash: Option<String>) -> Result<(), AuthError> {
+        if name.is_empty() {
+            return Err(AuthError::UserEmpty);
+        }
+        if self.users.contains_key(name) {
+            return Err(AuthError::UserAlreadyExist);
+        }
+        let user = User {
+            name: name.to_string(),
+            password_hash,
+            roles: Default::default(),
+        };
+        self.users.insert(name.to_string(), user);
+        self.bump_revision();
+        Ok(())
+    }
+
+    /// Deletes user `name` and its tokens.
+    ///
+    /// Errors: `root` while enabled → [`AuthError::InvalidAuthMgmt`];
+    /// unknown user → [`AuthError::UserNotFound`].
+    pub fn user_delete(&mut self, name: &str) -> Result<(), AuthError> {
+        if self.enabled && name == ROOT {
+            return Err(AuthError::InvalidAuthMgmt);
+        }
+        self.users.remove(name).ok_or(AuthError::UserNotFound)?;
+        self.tokens.invalidate_user(name);
+        self.bump_revision();
+        Ok(())
+    }
+
+    /// Replaces the password hash of `name` and drops its tokens.
+    ///
+    /// Errors: unknown user → [`AuthError::UserNotFound`].
+    pub fn user_change_password(
+        &mut self,
+        name: &str,
+        password_hash: Option<String>,
+    ) -> Result<(), AuthError> {
+        let user = self.users.get_mut(name).ok_or(AuthError::UserNotFound)?;
+        user.password_hash = password_hash;
+        self.tokens.invalidate_user(name);
+        self.bump_revision();
+        Ok(())
+    }
+
+    /// Grants `role` to `name` (granting a held role is a no-op). The
+    /// `root` role needs no role object.
+    ///
+    /// Errors: [`AuthError::UserNotFound`], [`AuthError::RoleNotFound`].
+    pub fn user_grant_role(&mut self, name: &str, role: &str) -> Result<(), AuthError> {
+        if role != ROOT && !self.roles.contains_key(role) {
+            self.users.get(name).ok_or(AuthError::UserNotFound)?;
+            return Err(AuthError::RoleNotFound);
+        }
+        let user = self.users.get_mut(name).ok_or(AuthError::UserNotFound)?;
+        if user.roles.insert(role.to_string()) {
+            self.bump_revision();
+        }
+        Ok(())
+    }
+
+    /// Revokes `role` from `name`.
+    ///
+    /// Errors: `root` from `root` while enabled →
+    /// [`AuthError::InvalidAuthMgmt`]; [`AuthError::UserNotFound`];
+    /// [`AuthError::RoleNotGranted`].
+    pub fn user_revoke_role(&mut self, name: &str, role: &str) -> Result<(), AuthError> {
+        if self.enabled && name == ROOT && role == ROOT {
+            return Err(AuthError::InvalidAuthMgmt);
+        }
+        let user = self.users.get_mut(name).ok_or(AuthError::UserNotFound)?;
+        if !user.roles.remove(role) {
+            return Err(AuthError::RoleNotGranted);
+        }
+        self.bump_revision();
+        Ok(())
+    }
+
+    /// User `name`. Errors: [`AuthError::UserNotFound`].
+    pub fn user_get(&self, name: &str) -> Result<&User, AuthError> {
+        self.users.get(name).ok_or(AuthError::UserNotFound)
+    }
+
+    /// All user names, ascending.
+    pub fn user_list(&self) -> Vec<String> {
+        self.users.keys().cloned().collect()
+    }
+
+    /// Adds an empty role.
+    ///
+    /// Errors: empty name → [`AuthError::RoleEmpty`]; existing role →
+    /// [`AuthError::RoleAlreadyExist`].
+    pub fn role_add(&mut self, name: &str) -> Result<(), AuthError> {
+        if name.is_empty() {
+            return Err(AuthError::RoleEmpty);
+        }
+        if self.roles.contains_key(name) {
+            return Err(AuthError::RoleAlreadyExist);
+        }
+        let role = Role {
+            name: name.to_string(),
+            permissions: Vec::new(),
+        };
+        self.roles.insert(name.to_string(), role);
+        self.bump_revision();
+        Ok(())
+    }
+
+    /// Deletes a role and revokes it from every user.
+    ///
+    /// Errors: `root` while enabled → [`AuthError::InvalidAuthMgmt`];
+    /// unknown role → [`AuthError::RoleNotFound`].
+    pub fn role_delete(&mut self, name: &str) -> Result<(), AuthError> {
+        if self.enabled && name == ROOT {
+            return Err(AuthError::InvalidAuthMgmt);
+        }
+        self.roles.remove(name).ok_or(AuthError::RoleNotFound)?;
+        for user in self.users.values_mut() {
+            user.roles.remove(name);
+        }
+        self.bump_revision();
+        Ok(())
+    }
+
+    /// Role `name`. Errors: [`AuthError::RoleNotFound`].
+    pub fn role_get(&self, name: &str) -> Result<&Role, AuthError> {
+        self.roles.get(name).ok_or(AuthError::RoleNotFound)
+    }
+
+    /// All role names, ascending.
+    pub fn role_list(&self) -> Vec<String> {
+        self.roles.keys().cloned().collect()
+    }
+
+    /// Adds `permission` to `role`, replacing the type of an existing
+    /// permission over the same `(key, range_end)`.
+    ///
+    /// Errors: [`AuthError::RoleNotFound`]; an empty or inverted range
+    /// (etcd 3.5 `isValidPermissionRange`) → [`AuthError::InvalidAuthMgmt`].
+    pub fn role_grant_permission(
+        &mut self,
+        role: &str,
+        permission: Permission,
+    ) -> Result<(), AuthError> {
+        let role = self.roles.get_mut(role).ok_or(AuthError::RoleNotFound)?;
+        if !valid_permission_range(&permission.key, &permission.range_end) {
+            return Err(AuthError::InvalidAuthMgmt);
+        }
+        let position = role.permissions.binary_search_by(|p| {
+            (&p.key, &p.range_end).cmp(&(&permission.key, &permission.range_end))
+        });
+        match position {
+            Ok(index) => role.permissions[index].perm_type = permission.perm_type,
+            Err(index) => role.permissions.insert(index, permission),
+        }
+        self.bump_revision();
+        Ok(())
+    }
+
+    /// Removes the permission over exactly `(key, range_end)` from `role`.
+    ///
+    /// Errors: [`AuthError::RoleNotFound`], [`AuthError::PermissionNotGranted`].
+    pub fn role_revoke_permission(
+        &mut self,
+        role: &str,
+        key: &[u8],
+        range_end: &[u8],
+    ) -> Result<(), AuthError> {
+        let role = self.roles.get_mut(role).ok_or(AuthError::RoleNotFound)?;
+        let before = role.permissions.len();
+        role.permissions
+            .retain(|p| !(p.key == key && p.range_end == range_end));
+        if role.permissions.len() == before {
+            return Err(AuthError::PermissionNotGranted);
+        }
+        self.bump_revision();
+        Ok(())
+    }
+
+    /// Checks a login before it is proposed; returns the auth revision it
+    /// was checked at (pass it to [`AuthStore::authenticate`]).
+    ///
+    /// Errors: disabled → [`AuthError::AuthNotEnabled`]; unknown user, wrong
+    /// password or a `no_password` user → [`AuthError::AuthFailed`].
+    pub fn check_password(&self, name: &str, password: &str) -> Result<u64, AuthError> {
+        if !self.enabled {
+            return Err(AuthError::AuthNotEnabled);
+        }
+        let user = self.users.get(name).ok_or(AuthError::AuthFailed)?;
+        let hash = user.password_hash.as_deref().ok_or(AuthError::AuthFailed)?;
+        if !password_matches(password, hash) {
+            return Err(AuthError::AuthFailed);
+        }
+        Ok(self.revision)
+    }
+
+    /// Applies a login: records `token` for `name` at `now_ms` and returns
+    /// it.
+    ///
+    /// Errors: disabled → [`AuthError::AuthNotEnabled`]; unknown user →
+    /// [`AuthError::AuthFailed`]; auth changed since the password check
+    /// (`checked_revision` older than the store's) →
+    /// [`AuthError::AuthOldRevision`].
+    pub fn authenticate(
+        &mut self,
+        name: &str,
+        checked_revision: u64,
+        token: String,
+        now_ms: u64,
+    ) -> Result<String, AuthError> {
+        if !self.enabled {
+            return Err(AuthError::AuthNotEnabled);
+        }
+        if !self.users.contains_key(name) {
+            return Err(AuthError::AuthFailed);
+        }
+        if checked_revision < self.revision {
+            return Err(AuthError::AuthOldRevision);
+        }
+        self.tokens.assign(token.clone(), name, now_ms);
+        Ok(token)
+    }
+
+    /// Who a request's `token` stands for at `now_ms` (restarting its TTL).
+    ///
+    /// Errors: unknown or expired token → [`AuthError::InvalidAuthToken`].
+    pub fn authenticate_token(&mut self, token: &str, now_ms: u64) -> Result<AuthInfo, AuthError> {
+        let username = self
+            .tokens
+            .validate(token, now_ms)
+            .ok_or(AuthError::InvalidAuthToken)?;
+        Ok(AuthInfo {
+            username,
+            revision: self.revision,
+        })
+    }
+
+    /// Checks that `info` may do a `need` (`Read` or `Write`) operation on
+    /// `(key, range_end)` (etcd encoding). Always allowed while disabled.
+    ///
+    /// Errors: no user → [`AuthError::UserEmpty`]; `info` older than the
+    /// store → [`AuthError::AuthOldRevision`]; unknown user or missing
+    /// permission → [`AuthError::PermissionDenied`].
+    pub fn check_permission(
+        &self,
+        info: &AuthInfo,
+        key: &[u8],
+        range_end: &[u8],
+        need: PermissionType,
+    ) -> Result<(), AuthError> {
+        let Some(user) = self.checked_user(info)? else {
+            return Ok(());
+        };
+        let user = user.ok_or(AuthError::PermissionDenied)?;
+        if user.has_root_role() {
+            return Ok(());
+        }
+        let granted: Vec<KeyRange> = user
+            .roles
+            .iter()
+            .filter_map(|name| self.roles.get(name))
+            .flat_map(|role| role.permissions.iter())
+            .filter(|permission| permission.perm_type.allows(need))
+            .map(Permission::key_range)
+            .collect();
+        if KeyRange::union_covers(&granted, &KeyRange::new(key, range_end)) {
+            Ok(())
+        } else {
+            Err(AuthError::PermissionDenied)
+        }
+    }
+
+    /// Checks that `info` is an administrator (has the `root` role), as
+    /// needed for auth management, membership, alarms and defragment.
+    /// Always allowed while disabled.
+    ///
+    /// Errors: no user → [`AuthError::UserEmpty`]; unknown user →
+    /// [`AuthError::UserNotFound`]; not root → [`AuthError::PermissionDenied`].
+    pub fn check_admin(&self, info: &AuthInfo) -> Result<(), AuthError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        if info.username.is_empty() {
+            return Err(AuthError::UserEmpty);
+        }
+        let user = self
+            .users
+            .get(&info.username)
+            .ok_or(AuthError::UserNotFound)?;
+        if user.has_root_role() {
+            Ok(())
+        } else {
+            Err(AuthError::PermissionDenied)
+        }
+    }
+
+    /// Checks that `info` names an existing user at a current revision,
+    /// for operations open to every user (compaction, lease grant).
+    ///
+    /// Errors: as [`AuthStore::check_permission`].
+    pub fn check_user(&self, info: &AuthInfo) -> Result<(), AuthError> {
+        match self.checked_user(info)? {
+            None | Some(Some(_)) => Ok(()),
+            Some(None) => Err(AuthError::PermissionDenied),
+        }
+    }
+
+    /// The replicated state, for a snapshot.
+    pub fn snapshot(&self) -> AuthSnapshot {
+        AuthSnapshot {
+            enabled: self.enabled,
+            revision: self.revision,
+            users: self.users.values().cloned().collect(),
+            roles: self.roles.values().cloned().collect(),
+        }
+    }
+
+    /// A store holding `snapshot`, with no tokens.
+    ///
+    /// Errors: an empty or duplicate user name → [`AuthError::UserEmpty`] /
+    /// [`AuthError::UserAlreadyExist`]; same for roles.
+    pub fn restore(snapshot: AuthSnapshot, token_ttl_ms: u64) -> Result<AuthStore, AuthError> {
+        let mut store = AuthStore::new(token_ttl_ms);
+        for user in snapshot.users {
+            if user.name.is_empty() {
+                return Err(AuthError::UserEmpty);
+            }
+            if store.users.insert(user.name.clone(), user).is_some() {
+                return Err(AuthError::UserAlreadyExist);
+            }
+        }
+        for role in snapshot.roles {
+            if role.name.is_empty() {
+                return Err(AuthError::RoleEmpty);
+            }
+            if store.roles.insert(role.name.clone(), role).is_some() {
+                return Err(AuthError::RoleAlreadyExist);
+            }
+        }
+        store.enabled = snapshot.enabled;
+        store.revision = snapshot.revision;
+        Ok(store)
+    }
+
+    /// `None` while disabled (anything goes); else the user `info` names,
+    /// `Some(None)` if it does not exist.
+    fn checked_user(&self, info: &AuthInfo) -> Result<Option<Option<&User>>, AuthError> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        if info.username.is_empty() || info.revision == 0 {
+            return Err(AuthError::UserEmpty);
+        }
+        if info.revision < self.revision {
+            return Err(AuthError::AuthOldRevision);
+        }
+        Ok(Some(self.users.get(&info.username)))
+    }
+
+    fn bump_revision(&mut self) {
+        self.revision += 1;
+    }
+}
+
+/// etcd 3.5's `isValidPermissionRange`: a non-empty key with no range end,
+/// `"\0"` (from key, also allowed for the empty key), or a range end after
+/// the key.
+fn valid_permission_range(key: &[u8], range_end: &[u8]) -> bool {
+    match range_end {
+        [0] => true,
+        [] => !key.is_empty(),
+        end => !key.is_empty() && end > key,
+    }
+}

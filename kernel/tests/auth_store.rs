@@ -1,0 +1,315 @@
+//! Auth store: permission matrix (users x roles x ops x key ranges),
+//! management rules and errors, logins and tokens.
+
+use keel_kernel::auth::{
+    AuthError, AuthInfo, AuthStore, MIN_BCRYPT_COST, Permission, PermissionType, ROOT,
+    hash_password,
+};
+
+use PermissionType::{Read, ReadWrite, Write};
+
+const TTL_MS: u64 = 300_000;
+
+fn perm(perm_type: PermissionType, key: &str, range_end: &str) -> Permission {
+    Permission {
+        perm_type,
+        key: key.as_bytes().to_vec(),
+        range_end: range_end.as_bytes().to_vec(),
+    }
+}
+
+/// root; alice: read "foo" + write prefix "app/"; bob: readwrite from "z";
+/// carol: readwrite ["k1","k5") + read "foo" + read ["k5","k7");
+/// dave: no role; erin: write-only ["k1","k5").
+fn populated_store() -> AuthStore {
+    let mut store = AuthStore::new(TTL_MS);
+    for user in ["root", "alice", "bob", "carol", "dave", "erin"] {
+        store.user_add(user, None).unwrap();
+    }
+    let roles = [
+        ("read_foo", vec![perm(Read, "foo", "")]),
+        ("write_app", vec![perm(Write, "app/", "app0")]),
+        ("rw_from_z", vec![perm(ReadWrite, "z", "\0")]),
+        (
+            "rw_k",
+            vec![perm(ReadWrite, "k1", "k5"), perm(Read, "k5", "k7")],
+        ),
+        ("w_k", vec![perm(Write, "k1", "k5")]),
+    ];
+    for (role, permissions) in roles {
+        store.role_add(role).unwrap();
+        for permission in permissions {
+            store.role_grant_permission(role, permission).unwrap();
+        }
+    }
+    let grants = [
+        ("root", ROOT),
+        ("alice", "read_foo"),
+        ("alice", "write_app"),
+        ("bob", "rw_from_z"),
+        ("carol", "rw_k"),
+        ("carol", "read_foo"),
+        ("erin", "w_k"),
+    ];
+    for (user, role) in grants {
+        store.user_grant_role(user, role).unwrap();
+    }
+    store.enable().unwrap();
+    store
+}
+
+fn info(store: &AuthStore, user: &str) -> AuthInfo {
+    AuthInfo {
+        username: user.to_string(),
+        revision: store.revision(),
+    }
+}
+
+#[test]
+fn permission_matrix() {
+    let store = populated_store();
+    // (user, key, range_end, need, allowed)
+    let cases: &[(&str, &str, &str, PermissionType, bool)] = &[
+        ("root", "anything", "", Write, true),
+        ("root", "", "\0", Read, true),
+        ("alice", "foo", "", Read, true),
+        ("alice", "foo", "", Write, false),
+        ("alice", "foo", "fop", Read, false),
+        ("alice", "fo", "", Read, false),
+        ("alice", "app/x", "", Write, true),
+        ("alice", "app/", "app0", Write, true),
+        ("alice", "app/a", "app/b", Write, true),
+        ("alice", "app/", "app1", Write, false),
+        ("alice", "app/x", "", Read, false),
+        ("alice", "app", "", Write, false),
+        ("bob", "z", "", Read, true),
+        ("bob", "zzz", "\0", Write, true),
+        ("bob", "z", "\0", Read, true),
+        ("bob", "y", "\0", Read, false),
+        ("bob", "", "\0", Read, false),
+        ("bob", "yz", "", Write, false),
+        ("carol", "k1", "k5", Write, true),
+        ("carol", "k1", "k7", Read, true),
+        ("carol", "k1", "k7", Write, false),
+        ("carol", "k4", "", Write, true),
+        ("carol", "k5", "", Write, false),
+        ("carol", "k6", "", Read, true),
+        ("carol", "k7", "", Read, false),
+        ("carol", "k0", "k2", Read, false),
+        ("carol", "foo", "", Read, true),
+        ("carol", "k1", "\0", Read, false),
+        ("dave", "foo", "", Read, false),
+        ("dave", "k1", "", Write, false),
+        ("erin", "k2", "", Write, true),
+        ("erin", "k2", "", Read, false),
+        ("nobody", "foo", "", Read, false),
+    ];
+    for &(user, key, end, need, allowed) in cases {
+        let result =
+            store.check_permission(&info(&store, user), key.as_bytes(), end.as_bytes(), need);
+        let expected = if allowed {
+            Ok(())
+        } else {
+            Err(AuthError::PermissionDenied)
+        };
+        assert_eq!(result, expected, "{user} {need:?} [{key:?}, {end:?})");
+    }
+}
+
+#[test]
+fn disabled_store_allows_everything_and_requests_need_a_current_user() {
+    let mut store = populated_store();
+    let stale = info(&store, "alice");
+    store
+        .role_grant_permission("read_foo", perm(Read, "bar", ""))
+        .unwrap();
+    assert_eq!(
+        store.check_permission(&stale, b"foo", b"", Read),
+        Err(AuthError::AuthOldRevision)
+    );
+    assert_eq!(
+        store.check_permission(&AuthInfo::default(), b"foo", b"", Read),
+        Err(AuthError::UserEmpty)
+    );
+    assert_eq!(
+        store.check_permission(&info(&store, "alice"), b"bar", b"", Read),
+        Ok(())
+    );
+    assert_eq!(
+        store.check_user(&info(&store, "ghost")),
+        Err(AuthError::PermissionDenied)
+    );
+    assert_eq!(store.check_user(&info(&store, "dave")), Ok(()));
+    assert_eq!(store.check_admin(&info(&store, "root")), Ok(()));
+    assert_eq!(
+        store.check_admin(&info(&store, "alice")),
+        Err(AuthError::PermissionDenied)
+    );
+    assert_eq!(
+        store.check_admin(&info(&store, "ghost")),
+        Err(AuthError::UserNotFound)
+    );
+    store.disable();
+    assert!(!store.is_enabled());
+    assert_eq!(
+        store.check_permission(&AuthInfo::default(), b"x", b"", Write),
+        Ok(())
+    );
+    assert_eq!(store.check_admin(&AuthInfo::default()), Ok(()));
+}
+
+#[test]
+fn enable_needs_root_user_with_root_role() {
+    let mut store = AuthStore::new(TTL_MS);
+    assert_eq!(store.enable(), Err(AuthError::RootUserNotExist));
+    assert_eq!(
+        AuthError::RootUserNotExist.to_string(),
+        "etcdserver: root user does not exist"
+    );
+    store.user_add(ROOT, None).unwrap();
+    assert_eq!(store.enable(), Err(AuthError::RootRoleNotExist));
+    store.user_grant_role(ROOT, ROOT).unwrap();
+    let revision = store.revision();
+    store.enable().unwrap();
+    assert_eq!(store.revision(), revision + 1);
+    store.enable().unwrap();
+    assert_eq!(
+        store.revision(),
+        revision + 1,
+        "enabling twice changes nothing"
+    );
+    assert_eq!(store.user_delete(ROOT), Err(AuthError::InvalidAuthMgmt));
+    assert_eq!(
+        store.user_revoke_role(ROOT, ROOT),
+        Err(AuthError::InvalidAuthMgmt)
+    );
+    assert_eq!(store.role_delete(ROOT), Err(AuthError::InvalidAuthMgmt));
+}
+
+#[test]
+fn user_and_role_management_errors() {
+    let mut store = AuthStore::new(TTL_MS);
+    assert_eq!(store.revision(), 1);
+    assert_eq!(store.user_add("", None), Err(AuthError::UserEmpty));
+    store.user_add("u", None).unwrap();
+    assert_eq!(store.user_add("u", None), Err(AuthError::UserAlreadyExist));
+    assert_eq!(store.role_add(""), Err(AuthError::RoleEmpty));
+    store.role_add("r").unwrap();
+    assert_eq!(store.role_add("r"), Err(AuthError::RoleAlreadyExist));
+    assert_eq!(
+        store.user_grant_role("u", "nope"),
+        Err(AuthError::RoleNotFound)
+    );
+    assert_eq!(
+        store.user_grant_role("nope", "r"),
+        Err(AuthError::UserNotFound)
+    );
+    assert_eq!(
+        store.user_revoke_role("u", "r"),
+        Err(AuthError::RoleNotGranted)
+    );
+    store.user_grant_role("u", "r").unwrap();
+    assert_eq!(
+        store.role_revoke_permission("r", b"a", b""),
+        Err(AuthError::PermissionNotGranted)
+    );
+    assert_eq!(
+        store.role_grant_permission("r", perm(Read, "b", "a")),
+        Err(AuthError::InvalidAuthMgmt)
+    );
+    assert_eq!(
+        store.role_grant_permission("r", perm(Read, "", "")),
+        Err(AuthError::InvalidAuthMgmt)
+    );
+    store
+        .role_grant_permission("r", perm(Read, "b", ""))
+        .unwrap();
+    store
+        .role_grant_permission("r", perm(Read, "a", ""))
+        .unwrap();
+    store
+        .role_grant_permission("r", perm(Write, "b", ""))
+        .unwrap();
+    let permissions = &store.role_get("r").unwrap().permissions;
+    assert_eq!(
+        permissions,
+        &vec![perm(Read, "a", ""), perm(Write, "b", "")]
+    );
+    store.role_revoke_permission("r", b"a", b"").unwrap();
+    store.role_delete("r").unwrap();
+    assert!(
+        store.user_get("u").unwrap().roles.is_empty(),
+        "deleting a role revokes it"
+    );
+    assert_eq!(store.role_get("r"), Err(AuthError::RoleNotFound));
+    store.user_delete("u").unwrap();
+    assert_eq!(store.user_delete("u"), Err(AuthError::UserNotFound));
+    assert_eq!(store.user_get("u"), Err(AuthError::UserNotFound));
+    assert_eq!(store.user_list(), Vec::<String>::new());
+}
+
+#[test]
+fn login_issues_tokens_that_expire_and_die_with_password_changes() {
+    let mut store = AuthStore::new(1_000);
+    let hash = hash_password("pw", MIN_BCRYPT_COST, [3; 16]).unwrap();
+    store.user_add(ROOT, Some(hash.clone())).unwrap();
+    store.user_grant_role(ROOT, ROOT).unwrap();
+    store.user_add("nopw", None).unwrap();
+    assert_eq!(
+        store.check_password(ROOT, "pw"),
+        Err(AuthError::AuthNotEnabled)
+    );
+    store.enable().unwrap();
+    assert_eq!(
+        store.check_password(ROOT, "bad"),
+        Err(AuthError::AuthFailed)
+    );
+    assert_eq!(
+        store.check_password("ghost", "pw"),
+        Err(AuthError::AuthFailed)
+    );
+    assert_eq!(store.check_password("nopw", ""), Err(AuthError::AuthFailed));
+    let checked = store.check_password(ROOT, "pw").unwrap();
+    let token = store
+        .authenticate(ROOT, checked, "tok.7".into(), 0)
+        .unwrap();
+    let who = store.authenticate_token(&token, 500).unwrap();
+    assert_eq!(
+        who,
+        AuthInfo {
+            username: ROOT.into(),
+            revision: store.revision()
+        }
+    );
+    assert_eq!(
+        store.authenticate_token(&token, 1_400).unwrap().username,
+        ROOT
+    );
+    assert_eq!(
+        store.authenticate_token(&token, 2_500),
+        Err(AuthError::InvalidAuthToken)
+    );
+    let token = store
+        .authenticate(ROOT, checked, "tok.8".into(), 3_000)
+        .unwrap();
+    store.user_change_password(ROOT, Some(hash)).unwrap();
+    assert_eq!(
+        store.authenticate_token(&token, 3_001),
+        Err(AuthError::InvalidAuthToken)
+    );
+    assert_eq!(
+        store.authenticate(ROOT, checked, "tok.9".into(), 3_002),
+        Err(AuthError::AuthOldRevision)
+    );
+}
+
+#[test]
+fn snapshot_round_trip() {
+    let store = populated_store();
+    let restored = AuthStore::restore(store.snapshot(), TTL_MS).unwrap();
+    assert_eq!(restored.snapshot(), store.snapshot());
+    assert_eq!(
+        restored.check_permission(&info(&restored, "alice"), b"foo", b"", Read),
+        Ok(())
+    );
+}
