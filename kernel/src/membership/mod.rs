@@ -1,1 +1,20 @@
-//! membership: written by its issue (see ../../shared/DESIGN.md).
+//! Cluster membership (etcd `server/etcdserver/api/membership`).
+//!
+//! * [`Member`]: id, name, peer and client URLs, learner flag; ids derived
+//!   as etcd derives them ([`Member::compute_id`]).
+//! * [`Cluster`]: the members, the ids removed for good, and the cluster id
+//!   ([`cluster_id`], from the initial members). Conf-change entries are
+//!   validated and applied here in log order; attribute updates arrive as
+//!   normal entries.
+//! * [`ConfChangeContext`]: what a conf-change entry's `context` carries
+//!   (the member being added or promoted), as etcd's `ConfigChangeContext`.
+
+mod cluster;
+mod context;
+mod error;
+mod member;
+
+pub use cluster::{Cluster, ClusterSnapshot, MAX_LEARNERS, cluster_id};
+pub use context::ConfChangeContext;
+pub use error::MembershipError;
+pub use member::Member;

@@ -1,0 +1,45 @@
+//! Errors of membership changes, with the messages etcd's clients see
+//! (`api/v3rpc/rpctypes/error.go`; etcd maps `membership.ErrIDRemoved` to
+//! "member not found").
+
+use std::fmt;
+
+/// Why a membership change was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MembershipError {
+    /// Unknown member id.
+    NotFound,
+    /// The id was removed from the cluster and can never come back.
+    IdRemoved,
+    /// Adding a member whose id exists.
+    IdExists,
+    /// Adding a member with a peer URL another member has.
+    PeerUrlExists,
+    /// Promoting a member that is not a learner.
+    NotLearner,
+    /// Adding a learner beyond [`super::MAX_LEARNERS`].
+    TooManyLearners,
+    /// No peer URL, or an empty one.
+    BadUrls,
+    /// The conf change's context is missing, undecodable, or names
+    /// another member than the change.
+    InvalidContext,
+}
+
+impl fmt::Display for MembershipError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MembershipError::NotFound | MembershipError::IdRemoved => {
+                "etcdserver: member not found"
+            }
+            MembershipError::IdExists => "etcdserver: member ID already exist",
+            MembershipError::PeerUrlExists => "etcdserver: Peer URLs already exists",
+            MembershipError::NotLearner => "etcdserver: can only promote a learner member",
+            MembershipError::TooManyLearners => "etcdserver: too many learner members in cluster",
+            MembershipError::BadUrls => "etcdserver: given member URLs are invalid",
+            MembershipError::InvalidContext => "etcdserver: invalid conf change context",
+        })
+    }
+}
+
+impl std::error::Error for MembershipError {}
