@@ -1,11 +1,46 @@
 //! The Raft consensus protocol as a deterministic, synchronous state machine.
 //!
-//! The application drives it (tick, step, propose), takes a `Ready`, performs
-//! the I/O it describes, and calls `advance`. See the Raft paper and Diego
-//! Ongaro's thesis for the protocol; etcd-io/raft and raft-rs for the API shape.
+//! The application drives a [`RawNode`] (tick, step, propose), takes a
+//! [`Ready`], performs the I/O it describes, and calls `advance`. See the
+//! Raft paper and Diego Ongaro's thesis for the protocol; etcd-io/raft and
+//! raft-rs for the API shape. Nothing here performs I/O, reads a clock or
+//! uses global randomness: time is `tick()`, randomness a seeded PRNG.
+//!
+//! One file per concept: [`log`](RaftLog) (+ `log_unstable`), `storage`,
+//! `progress`, `inflights`, `quorum`, `tracker`, `confchange` (membership by
+//! joint consensus), `read_only` (ReadIndex), `raft` (the core),
+//! `raw_node` (Ready/advance), `message` (wire format), `rng`.
 
 mod codec;
+pub mod confchange;
+mod config;
+mod error;
+mod inflights;
+mod log;
+mod log_unstable;
+mod message;
+mod progress;
+pub mod quorum;
+#[allow(clippy::module_inception)]
+mod raft;
+mod raw_node;
+mod read_only;
+mod rng;
+mod storage;
+mod tracker;
 mod types;
 
 pub use codec::DecodeError;
+pub use config::{Config, ReadOnlyOption};
+pub use error::{RaftError, StorageError};
+pub use inflights::Inflights;
+pub use log::RaftLog;
+pub use message::{Message, MessageType};
+pub use progress::{Progress, ProgressState};
+pub use raft::{CAMPAIGN_TRANSFER, Raft, SoftState, StateRole};
+pub use raw_node::{RawNode, Ready};
+pub use read_only::ReadState;
+pub use rng::SplitMix64;
+pub use storage::{MemoryStorage, RaftState, Storage};
+pub use tracker::{ProgressTracker, TrackerConfig};
 pub use types::*;

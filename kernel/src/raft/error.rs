@@ -1,0 +1,94 @@
+//! Errors returned by the Raft API and by [`Storage`](super::Storage).
+
+use super::NodeId;
+use std::fmt;
+
+/// Errors a [`Storage`](super::Storage) implementation reports (the same
+/// cases as etcd-io/raft's storage errors).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StorageError {
+    /// The requested index is below the first index: it was compacted away.
+    Compacted,
+    /// The requested index is beyond the last index.
+    Unavailable,
+    /// The snapshot offered is older than the one already stored.
+    SnapshotOutOfDate,
+    /// No snapshot can be produced right now; the leader retries later.
+    SnapshotTemporarilyUnavailable,
+    /// Entries given to append leave a gap after the last index.
+    Gap {
+        /// Index the next entry was expected at.
+        expected: u64,
+        /// Index of the first entry given.
+        got: u64,
+    },
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageError::Compacted => {
+                write!(f, "requested index is unavailable due to compaction")
+            }
+            StorageError::Unavailable => write!(f, "requested entry at index is unavailable"),
+            StorageError::SnapshotOutOfDate => {
+                write!(f, "requested index is older than the existing snapshot")
+            }
+            StorageError::SnapshotTemporarilyUnavailable => {
+                write!(f, "snapshot is temporarily unavailable")
+            }
+            StorageError::Gap { expected, got } => {
+                write!(
+                    f,
+                    "missing log entries: expected index {expected}, got {got}"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for StorageError {}
+
+/// Errors returned by [`RawNode`](super::RawNode) operations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RaftError {
+    /// The configuration is invalid; the message says which field and why.
+    InvalidConfig(String),
+    /// Storage failed.
+    Storage(StorageError),
+    /// The proposal was dropped (no leader known, leader transfer in
+    /// progress, uncommitted-size limit reached). etcd: "raft proposal dropped".
+    ProposalDropped,
+    /// This node is not the leader; `leader` is the known leader or
+    /// [`NO_NODE`](super::NO_NODE). Returned where forwarding is impossible.
+    NotLeader {
+        /// Current leader, if known.
+        leader: NodeId,
+    },
+    /// A membership change was refused; the message says why.
+    ConfChangeRejected(String),
+    /// The message cannot be stepped (e.g. from an unknown peer or of a
+    /// local-only kind).
+    StepRejected(&'static str),
+}
+
+impl fmt::Display for RaftError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RaftError::InvalidConfig(why) => write!(f, "invalid raft config: {why}"),
+            RaftError::Storage(e) => write!(f, "raft storage: {e}"),
+            RaftError::ProposalDropped => write!(f, "raft proposal dropped"),
+            RaftError::NotLeader { leader } => write!(f, "not leader (leader is {leader})"),
+            RaftError::ConfChangeRejected(why) => write!(f, "conf change rejected: {why}"),
+            RaftError::StepRejected(why) => write!(f, "raft: cannot step message: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for RaftError {}
+
+impl From<StorageError> for RaftError {
+    fn from(e: StorageError) -> Self {
+        RaftError::Storage(e)
+    }
+}

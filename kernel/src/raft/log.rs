@@ -1,0 +1,354 @@
+//! The Raft log as Raft sees it (etcd-io/raft `raftLog`): stable entries in
+//! [`Storage`], unpersisted ones in [`Unstable`], and the commit, applying,
+//! applied and persisted positions.
+//!
+//! Invariants (asserted in debug builds): `applied <= applying <= committed
+//! <= last_index`; the commit index never decreases; committed entries are
+//! never truncated.
+
+use super::log_unstable::Unstable;
+use super::storage::{Storage, count_within_size};
+use super::{Entry, Snapshot, StorageError};
+
+/// The log of one node.
+pub struct RaftLog<S: Storage> {
+    /// Persisted entries.
+    pub(crate) store: S,
+    /// Not yet persisted entries and snapshot.
+    pub(crate) unstable: Unstable,
+    /// Highest index known to be committed.
+    pub(crate) committed: u64,
+    /// Highest index handed to the application for applying.
+    pub(crate) applying: u64,
+    /// Highest index the application has applied.
+    pub(crate) applied: u64,
+    /// Highest index known to be on stable storage in this node's log.
+    pub(crate) persisted: u64,
+}
+
+impl<S: Storage> RaftLog<S> {
+    /// A log over `store`, with everything in it treated as committed up
+    /// to its first index (the snapshot) and persisted up to its last.
+    pub(crate) fn new(store: S) -> Result<RaftLog<S>, StorageError> {
+        let first = store.first_index()?;
+        let last = store.last_index()?;
+        Ok(RaftLog {
+            store,
+            unstable: Unstable::new(last + 1),
+            committed: first - 1,
+            applying: first - 1,
+            applied: first - 1,
+            persisted: last,
+        })
+    }
+
+    /// Index of the first entry still available.
+    pub fn first_index(&self) -> u64 {
+        match self.unstable.maybe_first_index() {
+            Some(i) => i,
+            None => self.store.first_index().unwrap_or(1),
+        }
+    }
+
+    /// Index of the last entry.
+    pub fn last_index(&self) -> u64 {
+        match self.unstable.maybe_last_index() {
+            Some(i) => i,
+            None => self.store.last_index().unwrap_or(0),
+        }
+    }
+
+    /// Term of the entry at `index` (`first_index() - 1 ..= last_index()`).
+    /// Errors: `Compacted` below, `Unavailable` above that range.
+    pub fn term(&self, index: u64) -> Result<u64, StorageError> {
+        if index + 1 < self.first_index() {
+            return Err(StorageError::Compacted);
+        }
+        if index > self.last_index() {
+            return Err(StorageError::Unavailable);
+        }
+        match self.unstable.maybe_term(index) {
+            Some(t) => Ok(t),
+            None => self.store.term(index),
+        }
+    }
+
+    /// Term of the last entry (0 for an empty log).
+    pub fn last_term(&self) -> u64 {
+        self.term(self.last_index()).unwrap_or(0)
+    }
+
+    /// Whether the entry at `index` has term `term`.
+    pub fn match_term(&self, index: u64, term: u64) -> bool {
+        self.term(index).is_ok_and(|t| t == term)
+    }
+
+    /// Whether a log ending at `(last_index, term)` is at least as
+    /// up-to-date as this one (Raft paper §5.4.1).
+    pub fn is_up_to_date(&self, last_index: u64, term: u64) -> bool {
+        let my_term = self.last_term();
+        term > my_term || (term == my_term && last_index >= self.last_index())
+    }
+
+    /// Index of the first entry of `entries` that is missing or conflicts
+    /// with this log; 0 if all are present.
+    fn find_conflict(&self, entries: &[Entry]) -> u64 {
+        entries
+            .iter()
+            .find(|e| !self.match_term(e.index, e.term))
+            .map_or(0, |e| e.index)
+    }
+
+    /// The largest index `<= index` whose term is `<= term` (used for the
+    /// conflict hint of a rejected append, etcd `findConflictByTerm`).
+    pub fn find_conflict_by_term(&self, index: u64, term: u64) -> u64 {
+        let floor = self.first_index().saturating_sub(1);
+        let mut i = index.min(self.last_index());
+        // Bounded: each step lowers `i`, which stops at `floor`.
+        while i > floor {
+            match self.term(i) {
+                Ok(t) if t > term => i -= 1,
+                _ => return i,
+            }
+        }
+        i
+    }
+
+    /// Follower side of AppendEntries: if the entry at `prev_index` has
+    /// `prev_term`, appends `entries` (dropping a conflicting suffix),
+    /// advances the commit index to `min(leader_commit, last new index)` and
+    /// returns the last new index; `None` if the logs do not match.
+    pub(crate) fn maybe_append(
+        &mut self,
+        prev_index: u64,
+        prev_term: u64,
+        leader_commit: u64,
+        entries: &[Entry],
+    ) -> Option<u64> {
+        if !self.match_term(prev_index, prev_term) {
+            return None;
+        }
+        let last_new = prev_index + entries.len() as u64;
+        let conflict = self.find_conflict(entries);
+        if conflict != 0 {
+            debug_assert!(
+                conflict > self.committed,
+                "conflict with committed entry {conflict}"
+            );
+            let start = (conflict - prev_index - 1) as usize;
+            self.append(&entries[start..]);
+        }
+        self.commit_to(leader_commit.min(last_new));
+        Some(last_new)
+    }
+
+    /// Appends contiguous entries after (possibly over) the log; returns the
+    /// new last index. Committed entries are never overwritten.
+    pub(crate) fn append(&mut self, entries: &[Entry]) -> u64 {
+        let Some(first) = entries.first() else {
+            return self.last_index();
+        };
+        let after = first.index - 1;
+        debug_assert!(
+            after >= self.committed,
+            "append at {after} below commit {}",
+            self.committed
+        );
+        debug_assert!(
+            after <= self.last_index(),
+            "append leaves a gap after {after}"
+        );
+        self.unstable.truncate_and_append(entries);
+        self.persisted = self.persisted.min(after);
+        self.last_index()
+    }
+
+    /// Raises the commit index to `index` (never lowers it).
+    pub(crate) fn commit_to(&mut self, index: u64) {
+        if index > self.committed {
+            debug_assert!(
+                index <= self.last_index(),
+                "commit {index} beyond last index"
+            );
+            self.committed = index;
+        }
+    }
+
+    /// Commits `index` if the entry there has `term` (only current-term
+    /// entries are committed by counting replicas, Raft paper §5.4.2).
+    pub(crate) fn maybe_commit(&mut self, index: u64, term: u64) -> bool {
+        if index > self.committed && self.match_term(index, term) {
+            self.commit_to(index);
+            return true;
+        }
+        false
+    }
+
+    /// Records that the application applied everything up to `index`.
+    pub(crate) fn applied_to(&mut self, index: u64) {
+        debug_assert!(index <= self.committed, "applied {index} beyond commit");
+        if index > self.applied {
+            self.applied = index;
+            self.applying = self.applying.max(index);
+        }
+    }
+
+    /// Whether committed entries wait to be handed to the application.
+    pub(crate) fn has_next_committed_entries(&self) -> bool {
+        self.unstable.snapshot.is_none() && self.committed > self.applying
+    }
+
+    /// The next committed entries to apply, up to `max_size_bytes` (at least one).
+    pub(crate) fn next_committed_entries(&self, max_size_bytes: u64) -> Vec<Entry> {
+        if !self.has_next_committed_entries() {
+            return Vec::new();
+        }
+        let low = self.applying.max(self.first_index() - 1) + 1;
+        self.slice(low, self.committed + 1, max_size_bytes)
+            .unwrap_or_default()
+    }
+
+    /// Entries from `index` to the end, up to `max_size_bytes` (at least one).
+    pub(crate) fn entries(
+        &self,
+        index: u64,
+        max_size_bytes: u64,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let last = self.last_index();
+        if index > last {
+            return Ok(Vec::new());
+        }
+        self.slice(index, last + 1, max_size_bytes)
+    }
+
+    /// Entries `[low, high)` up to `max_size_bytes` (at least one).
+    /// Errors: `Compacted` if `low` was compacted, `Unavailable` beyond the log.
+    pub(crate) fn slice(
+        &self,
+        low: u64,
+        high: u64,
+        max_size_bytes: u64,
+    ) -> Result<Vec<Entry>, StorageError> {
+        if low < self.first_index() {
+            return Err(StorageError::Compacted);
+        }
+        if high > self.last_index() + 1 {
+            return Err(StorageError::Unavailable);
+        }
+        if low >= high {
+            return Ok(Vec::new());
+        }
+        let offset = self.unstable.offset;
+        let mut out = Vec::new();
+        if low < offset {
+            out = self.store.entries(low, high.min(offset), max_size_bytes)?;
+            if (out.len() as u64) < high.min(offset) - low {
+                return Ok(out);
+            }
+        }
+        if high > offset {
+            let part = self.unstable.slice(low.max(offset), high);
+            let used: u64 = out.iter().map(Entry::size_bytes).sum();
+            if out.is_empty() {
+                let n = count_within_size(part, max_size_bytes);
+                out.extend_from_slice(&part[..n]);
+            } else {
+                let n = count_within_size(part, max_size_bytes.saturating_sub(used));
+                let fits = part
+                    .first()
+                    .is_some_and(|e| used + e.size_bytes() <= max_size_bytes);
+                if fits {
+                    out.extend_from_slice(&part[..n]);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The snapshot to send a lagging follower: a pending incoming one or
+    /// the stored one.
+    pub(crate) fn snapshot(&self) -> Result<Snapshot, StorageError> {
+        match &self.unstable.snapshot {
+            Some(s) => Ok(s.clone()),
+            None => self.store.snapshot(),
+        }
+    }
+
+    /// Replaces the log with `snapshot` (follower catch-up).
+    pub(crate) fn restore(&mut self, snapshot: Snapshot) {
+        let index = snapshot.metadata.index;
+        debug_assert!(index >= self.committed, "snapshot {index} below commit");
+        self.committed = index;
+        self.persisted = self.persisted.min(index);
+        self.unstable.restore(snapshot);
+    }
+
+    /// Marks entries up to `(index, term)` as persisted.
+    pub(crate) fn stable_to(&mut self, index: u64, term: u64) {
+        if self.unstable.stable_to(index, term) {
+            self.persisted = self.persisted.max(index);
+        }
+    }
+
+    /// Marks the pending snapshot at `index` as persisted and applied.
+    pub(crate) fn stable_snap_to(&mut self, index: u64) {
+        self.unstable.stable_snap_to(index);
+        self.persisted = self.persisted.max(index);
+        self.applied = self.applied.max(index);
+        self.applying = self.applying.max(index);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::MemoryStorage;
+    use super::*;
+
+    fn ents(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<Entry> {
+        range
+            .map(|index| Entry {
+                term,
+                index,
+                ..Entry::default()
+            })
+            .collect()
+    }
+
+    fn log_with(stable: &[Entry], unstable: &[Entry]) -> RaftLog<MemoryStorage> {
+        let mut store = MemoryStorage::new();
+        store.append(stable).unwrap();
+        let mut log = RaftLog::new(store).unwrap();
+        log.append(unstable);
+        log
+    }
+
+    #[test]
+    fn slices_span_stable_and_unstable_parts() {
+        let log = log_with(&ents(1..=3, 1), &ents(4..=6, 2));
+        assert_eq!(log.slice(2, 6, u64::MAX).unwrap().len(), 4);
+        assert_eq!(log.slice(2, 6, 24 * 3).unwrap().len(), 3);
+        assert_eq!(log.slice(4, 7, 0).unwrap().len(), 1);
+        assert_eq!(log.slice(0, 2, u64::MAX), Err(StorageError::Compacted));
+        assert_eq!(log.slice(2, 8, u64::MAX), Err(StorageError::Unavailable));
+        assert_eq!(log.last_term(), 2);
+    }
+
+    #[test]
+    fn maybe_append_repairs_divergence_and_commits() {
+        let mut log = log_with(&ents(1..=3, 1), &ents(4..=5, 1));
+        assert_eq!(log.maybe_append(3, 2, 3, &ents(4..=4, 2)), None);
+        assert_eq!(log.maybe_append(3, 1, 4, &ents(4..=4, 2)), Some(4));
+        assert_eq!((log.last_index(), log.committed), (4, 4));
+        assert_eq!(log.find_conflict_by_term(4, 1), 3);
+        assert!(!log.maybe_commit(4, 1));
+    }
+
+    #[test]
+    fn up_to_date_compares_term_then_index() {
+        let log = log_with(&ents(1..=3, 2), &[]);
+        assert!(log.is_up_to_date(1, 3));
+        assert!(log.is_up_to_date(3, 2));
+        assert!(!log.is_up_to_date(2, 2));
+        assert!(!log.is_up_to_date(9, 1));
+    }
+}

@@ -1,0 +1,137 @@
+//! The part of the log not yet persisted: an optional incoming snapshot and
+//! entries from `offset` on (etcd-io/raft `unstable`).
+
+use super::{Entry, Snapshot};
+
+/// Entries (and possibly a snapshot) that the application has not yet
+/// written to stable storage.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Unstable {
+    /// A snapshot received from the leader, to be persisted and applied.
+    pub(crate) snapshot: Option<Snapshot>,
+    /// Unpersisted entries; `entries[i]` has index `offset + i`.
+    pub(crate) entries: Vec<Entry>,
+    /// Index of `entries[0]` (or of the next entry to append).
+    pub(crate) offset: u64,
+}
+
+impl Unstable {
+    /// An empty unstable log whose next entry has index `offset`.
+    pub(crate) fn new(offset: u64) -> Unstable {
+        Unstable {
+            snapshot: None,
+            entries: Vec::new(),
+            offset,
+        }
+    }
+
+    /// First index known only here: the entry after a pending snapshot.
+    pub(crate) fn maybe_first_index(&self) -> Option<u64> {
+        self.snapshot.as_ref().map(|s| s.metadata.index + 1)
+    }
+
+    /// Last index known here, if any.
+    pub(crate) fn maybe_last_index(&self) -> Option<u64> {
+        match (self.entries.len(), &self.snapshot) {
+            (0, Some(s)) => Some(s.metadata.index),
+            (0, None) => None,
+            (n, _) => Some(self.offset + n as u64 - 1),
+        }
+    }
+
+    /// Term of entry `index` if this part of the log knows it.
+    pub(crate) fn maybe_term(&self, index: u64) -> Option<u64> {
+        if index < self.offset {
+            let snap = self.snapshot.as_ref()?;
+            return (snap.metadata.index == index).then_some(snap.metadata.term);
+        }
+        self.entries
+            .get((index - self.offset) as usize)
+            .map(|e| e.term)
+    }
+
+    /// Drops entries up to `index` once persisted, if `(index, term)` still
+    /// names an entry here. Returns whether anything was marked stable.
+    pub(crate) fn stable_to(&mut self, index: u64, term: u64) -> bool {
+        if index < self.offset || self.maybe_term(index) != Some(term) {
+            return false;
+        }
+        self.entries.drain(..=(index - self.offset) as usize);
+        self.offset = index + 1;
+        true
+    }
+
+    /// Forgets the pending snapshot once persisted.
+    pub(crate) fn stable_snap_to(&mut self, index: u64) {
+        if self
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.metadata.index == index)
+        {
+            self.snapshot = None;
+        }
+    }
+
+    /// Replaces everything with `snapshot`.
+    pub(crate) fn restore(&mut self, snapshot: Snapshot) {
+        self.offset = snapshot.metadata.index + 1;
+        self.entries.clear();
+        self.snapshot = Some(snapshot);
+    }
+
+    /// Appends `entries` (contiguous, non-empty), truncating any suffix
+    /// from the first new index on.
+    pub(crate) fn truncate_and_append(&mut self, entries: &[Entry]) {
+        let first = entries[0].index;
+        let next = self.offset + self.entries.len() as u64;
+        if first < self.offset {
+            self.offset = first;
+            self.entries.clear();
+        } else if first < next {
+            self.entries.truncate((first - self.offset) as usize);
+        }
+        debug_assert_eq!(
+            first,
+            self.offset + self.entries.len() as u64,
+            "unstable gap"
+        );
+        self.entries.extend_from_slice(entries);
+    }
+
+    /// Entries `[low, high)`; callers keep the range within this part.
+    pub(crate) fn slice(&self, low: u64, high: u64) -> &[Entry] {
+        debug_assert!(self.offset <= low && low <= high);
+        debug_assert!(high <= self.offset + self.entries.len() as u64);
+        &self.entries[(low - self.offset) as usize..(high - self.offset) as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ents(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<Entry> {
+        range
+            .map(|index| Entry {
+                term,
+                index,
+                ..Entry::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn append_truncate_and_stabilise() {
+        let mut u = Unstable::new(5);
+        u.truncate_and_append(&ents(5..=8, 1));
+        u.truncate_and_append(&ents(7..=9, 2));
+        assert_eq!(u.maybe_last_index(), Some(9));
+        assert_eq!(u.maybe_term(6), Some(1));
+        assert_eq!(u.maybe_term(7), Some(2));
+        assert!(!u.stable_to(7, 1));
+        assert!(u.stable_to(7, 2));
+        assert_eq!(u.offset, 8);
+        u.truncate_and_append(&ents(3..=3, 3));
+        assert_eq!((u.offset, u.entries.len()), (3, 1));
+    }
+}

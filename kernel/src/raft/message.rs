@@ -1,0 +1,379 @@
+//! Messages exchanged between Raft peers (Raft paper Figure 2, thesis §3,
+//! §4.2.3 pre-vote, §3.10 leader transfer, §6.4 ReadIndex) and their
+//! deterministic binary encoding for the peer transport.
+
+use super::codec::{DecodeError, Reader, put_bytes, put_varint};
+use super::{ConfState, Entry, EntryType, NO_NODE, NodeId, Snapshot, SnapshotMetadata};
+use bytes::Bytes;
+
+/// The kind of a [`Message`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MessageType {
+    /// AppendEntries from the leader (`index`/`log_term` locate the previous entry).
+    Append,
+    /// Reply to `Append`; `reject` plus `reject_hint`/`log_term` for fast back-off.
+    AppendResponse,
+    /// RequestVote from a candidate (`index`/`log_term` = its last entry).
+    RequestVote,
+    /// Reply to `RequestVote`.
+    RequestVoteResponse,
+    /// Pre-vote (thesis §9.6): asks whether a vote *would* be granted at `term`.
+    RequestPreVote,
+    /// Reply to `RequestPreVote`.
+    RequestPreVoteResponse,
+    /// Leader heartbeat carrying the commit index (clamped to the follower's match).
+    Heartbeat,
+    /// Reply to `Heartbeat`; `context` echoes a ReadIndex round.
+    HeartbeatResponse,
+    /// InstallSnapshot from the leader.
+    Snapshot,
+    /// A proposal forwarded from a follower to the leader.
+    Propose,
+    /// A ReadIndex request forwarded from a follower to the leader.
+    ReadIndex,
+    /// The leader's answer to a forwarded ReadIndex (`index` = read index).
+    ReadIndexResponse,
+    /// Leader transfer: tells the target to campaign at once (thesis §3.10).
+    TimeoutNow,
+    /// A leader-transfer request forwarded to the leader (`from` = transferee).
+    TransferLeader,
+}
+
+const MESSAGE_TYPES: [MessageType; 14] = [
+    MessageType::Append,
+    MessageType::AppendResponse,
+    MessageType::RequestVote,
+    MessageType::RequestVoteResponse,
+    MessageType::RequestPreVote,
+    MessageType::RequestPreVoteResponse,
+    MessageType::Heartbeat,
+    MessageType::HeartbeatResponse,
+    MessageType::Snapshot,
+    MessageType::Propose,
+    MessageType::ReadIndex,
+    MessageType::ReadIndexResponse,
+    MessageType::TimeoutNow,
+    MessageType::TransferLeader,
+];
+
+impl MessageType {
+    /// The byte used in the encoding.
+    pub fn to_u8(self) -> u8 {
+        MESSAGE_TYPES.iter().position(|t| *t == self).unwrap_or(0) as u8
+    }
+
+    /// Inverse of [`MessageType::to_u8`]; `None` for unknown bytes.
+    pub fn from_u8(byte: u8) -> Option<MessageType> {
+        MESSAGE_TYPES.get(usize::from(byte)).copied()
+    }
+
+    /// True for responses to votes and pre-votes.
+    pub fn is_vote_response(self) -> bool {
+        matches!(
+            self,
+            MessageType::RequestVoteResponse | MessageType::RequestPreVoteResponse
+        )
+    }
+}
+
+/// One Raft message. Fields not meaningful for a type stay at their defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// What the message is.
+    pub msg_type: MessageType,
+    /// Receiver.
+    pub to: NodeId,
+    /// Sender.
+    pub from: NodeId,
+    /// Sender's term (0 for `Propose`/`ReadIndex`/`TransferLeader`, which are term-less).
+    pub term: u64,
+    /// Term of the entry at `index` (previous entry for `Append`, last for votes).
+    pub log_term: u64,
+    /// A log index; its meaning depends on the type.
+    pub index: u64,
+    /// Entries carried by `Append` and `Propose`.
+    pub entries: Vec<Entry>,
+    /// Leader's commit index (`Append`, `Heartbeat`).
+    pub commit: u64,
+    /// Snapshot carried by `Snapshot`.
+    pub snapshot: Option<Snapshot>,
+    /// Whether a response refuses the request.
+    pub reject: bool,
+    /// For a rejected `Append`: the follower's best guess of where logs match.
+    pub reject_hint: u64,
+    /// Opaque request context (ReadIndex request id, campaign kind for transfer).
+    pub context: Bytes,
+}
+
+impl Default for Message {
+    fn default() -> Self {
+        Message {
+            msg_type: MessageType::Heartbeat,
+            to: NO_NODE,
+            from: NO_NODE,
+            term: 0,
+            log_term: 0,
+            index: 0,
+            entries: Vec::new(),
+            commit: 0,
+            snapshot: None,
+            reject: false,
+            reject_hint: 0,
+            context: Bytes::new(),
+        }
+    }
+}
+
+/// Format version written first by [`Message::encode`].
+const MESSAGE_VERSION: u8 = 1;
+/// Smallest encoding of an entry (term, index, type, data length: 1 byte each).
+const MIN_ENTRY_BYTES: usize = 4;
+/// Smallest encoding of a node id in a list.
+const MIN_ID_BYTES: usize = 1;
+
+impl Message {
+    /// A message of `msg_type` from `from` to `to` at `term`, other fields default.
+    pub fn new(msg_type: MessageType, from: NodeId, to: NodeId, term: u64) -> Message {
+        Message {
+            msg_type,
+            from,
+            to,
+            term,
+            ..Message::default()
+        }
+    }
+
+    /// Total [`Entry::size_bytes`] of the carried entries.
+    pub fn entries_size_bytes(&self) -> u64 {
+        self.entries.iter().map(Entry::size_bytes).sum()
+    }
+
+    /// Encodes the message deterministically (same message, same bytes).
+    ///
+    /// Layout: version byte `1`, type byte, varints `to from term log_term
+    /// index commit reject_hint`, reject byte, context bytes, entry count and
+    /// entries (`term index type data`), then a snapshot-present byte and if
+    /// present the snapshot (`index term`, four id lists, auto-leave byte, data).
+    pub fn encode(&self) -> Vec<u8> {
+        let data_bytes: usize = self.entries.iter().map(|e| e.data.len() + 24).sum();
+        let snap_bytes = self.snapshot.as_ref().map_or(0, |s| s.data.len() + 64);
+        let mut buf = Vec::with_capacity(64 + self.context.len() + data_bytes + snap_bytes);
+        buf.push(MESSAGE_VERSION);
+        buf.push(self.msg_type.to_u8());
+        for v in [
+            self.to,
+            self.from,
+            self.term,
+            self.log_term,
+            self.index,
+            self.commit,
+        ] {
+            put_varint(&mut buf, v);
+        }
+        put_varint(&mut buf, self.reject_hint);
+        buf.push(u8::from(self.reject));
+        put_bytes(&mut buf, &self.context);
+        put_varint(&mut buf, self.entries.len() as u64);
+        for e in &self.entries {
+            encode_entry(&mut buf, e);
+        }
+        match &self.snapshot {
+            None => buf.push(0),
+            Some(snap) => {
+                buf.push(1);
+                encode_snapshot(&mut buf, snap);
+            }
+        }
+        buf
+    }
+
+    /// Decodes bytes written by [`Message::encode`].
+    ///
+    /// Errors: a [`DecodeError`] for any malformed input (truncation, unknown
+    /// version or tags, lengths beyond the input, trailing bytes). Never
+    /// panics; allocation is bounded by the input length.
+    pub fn decode(data: &[u8]) -> Result<Message, DecodeError> {
+        let mut r = Reader::new(data);
+        let version = r.u8()?;
+        if version != MESSAGE_VERSION {
+            return Err(DecodeError::UnsupportedVersion(version));
+        }
+        let tag = r.u8()?;
+        let msg_type =
+            MessageType::from_u8(tag).ok_or(DecodeError::UnknownTag("message type", tag.into()))?;
+        let mut m = Message {
+            msg_type,
+            ..Message::default()
+        };
+        m.to = r.varint()?;
+        m.from = r.varint()?;
+        m.term = r.varint()?;
+        m.log_term = r.varint()?;
+        m.index = r.varint()?;
+        m.commit = r.varint()?;
+        m.reject_hint = r.varint()?;
+        m.reject = r.bool("reject")?;
+        m.context = r.bytes("context")?;
+        let n = r.count("entries", MIN_ENTRY_BYTES)?;
+        m.entries.reserve_exact(n);
+        for _ in 0..n {
+            m.entries.push(decode_entry(&mut r)?);
+        }
+        if r.bool("snapshot present")? {
+            m.snapshot = Some(decode_snapshot(&mut r)?);
+        }
+        r.finish()?;
+        Ok(m)
+    }
+}
+
+fn encode_entry(buf: &mut Vec<u8>, e: &Entry) {
+    put_varint(buf, e.term);
+    put_varint(buf, e.index);
+    buf.push(e.entry_type.to_u8());
+    put_bytes(buf, &e.data);
+}
+
+fn decode_entry(r: &mut Reader<'_>) -> Result<Entry, DecodeError> {
+    let term = r.varint()?;
+    let index = r.varint()?;
+    let tag = r.u8()?;
+    let entry_type =
+        EntryType::from_u8(tag).ok_or(DecodeError::UnknownTag("entry type", tag.into()))?;
+    let data = r.bytes("entry data")?;
+    Ok(Entry {
+        term,
+        index,
+        entry_type,
+        data,
+    })
+}
+
+fn encode_ids(buf: &mut Vec<u8>, ids: &[NodeId]) {
+    put_varint(buf, ids.len() as u64);
+    for id in ids {
+        put_varint(buf, *id);
+    }
+}
+
+fn decode_ids(r: &mut Reader<'_>, field: &'static str) -> Result<Vec<NodeId>, DecodeError> {
+    let n = r.count(field, MIN_ID_BYTES)?;
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        ids.push(r.varint()?);
+    }
+    Ok(ids)
+}
+
+fn encode_snapshot(buf: &mut Vec<u8>, snap: &Snapshot) {
+    let meta = &snap.metadata;
+    put_varint(buf, meta.index);
+    put_varint(buf, meta.term);
+    let cs = &meta.conf_state;
+    encode_ids(buf, &cs.voters);
+    encode_ids(buf, &cs.learners);
+    encode_ids(buf, &cs.voters_outgoing);
+    encode_ids(buf, &cs.learners_next);
+    buf.push(u8::from(cs.auto_leave));
+    put_bytes(buf, &snap.data);
+}
+
+fn decode_snapshot(r: &mut Reader<'_>) -> Result<Snapshot, DecodeError> {
+    let index = r.varint()?;
+    let term = r.varint()?;
+    let conf_state = ConfState {
+        voters: decode_ids(r, "voters")?,
+        learners: decode_ids(r, "learners")?,
+        voters_outgoing: decode_ids(r, "voters outgoing")?,
+        learners_next: decode_ids(r, "learners next")?,
+        auto_leave: r.bool("auto leave")?,
+    };
+    let data = r.bytes("snapshot data")?;
+    Ok(Snapshot {
+        metadata: SnapshotMetadata {
+            index,
+            term,
+            conf_state,
+        },
+        data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Message {
+        Message {
+            msg_type: MessageType::Append,
+            to: 2,
+            from: 1,
+            term: 7,
+            log_term: 6,
+            index: 41,
+            entries: vec![
+                Entry {
+                    term: 7,
+                    index: 42,
+                    entry_type: EntryType::Normal,
+                    data: "a".into(),
+                },
+                Entry {
+                    term: 7,
+                    index: 43,
+                    entry_type: EntryType::ConfChange,
+                    data: "".into(),
+                },
+            ],
+            commit: 40,
+            snapshot: Some(Snapshot {
+                metadata: SnapshotMetadata {
+                    index: 10,
+                    term: 3,
+                    conf_state: ConfState {
+                        voters: vec![1, 2, 3],
+                        learners: vec![4],
+                        voters_outgoing: vec![1, 2],
+                        learners_next: vec![],
+                        auto_leave: true,
+                    },
+                },
+                data: Bytes::from_static(b"state"),
+            }),
+            reject: true,
+            reject_hint: u64::MAX,
+            context: Bytes::from_static(b"ctx"),
+        }
+    }
+
+    #[test]
+    fn every_type_round_trips() {
+        for t in MESSAGE_TYPES {
+            let m = Message {
+                msg_type: t,
+                ..sample()
+            };
+            assert_eq!(Message::decode(&m.encode()), Ok(m.clone()));
+            assert_eq!(MessageType::from_u8(t.to_u8()), Some(t));
+        }
+        let plain = Message::new(MessageType::Heartbeat, 1, 2, 3);
+        assert_eq!(Message::decode(&plain.encode()), Ok(plain));
+    }
+
+    #[test]
+    fn every_prefix_and_corruption_is_an_error_not_a_panic() {
+        let bytes = sample().encode();
+        for len in 0..bytes.len() {
+            assert!(Message::decode(&bytes[..len]).is_err(), "prefix {len}");
+        }
+        for i in 0..bytes.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut b = bytes.clone();
+                b[i] ^= flip;
+                let _ = Message::decode(&b);
+            }
+        }
+        assert!(Message::decode(&[1, 99]).is_err());
+        assert!(Message::decode(&[2, 0]).is_err());
+    }
+}
