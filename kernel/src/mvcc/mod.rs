@@ -5,15 +5,28 @@
 //! * [`kv`]: [`KeyValue`] and [`Event`].
 //! * [`rpc`]: etcd-shaped KV requests and responses.
 //! * [`error`]: [`MvccError`] with etcd's messages.
+//! * [`store`]: the [`Store`]: range, put, delete, txn, compaction, lease
+//!   revoke deletes, HashKV, snapshots and history for watchers.
 //!
 //! Everything is in memory, sans-IO and deterministic.
 
 pub mod error;
+mod hash;
+pub mod history;
+mod index;
+mod key_index;
 pub mod kv;
+mod range;
 pub mod revision;
 pub mod rpc;
+mod snapshot;
+pub mod store;
+mod txn;
+mod varint;
+mod write;
 
 pub use error::MvccError;
+pub use history::HistoryBatch;
 pub use kv::{Event, EventType, KeyValue};
 pub use revision::Revision;
 pub use rpc::{
@@ -21,3 +34,4 @@ pub use rpc::{
     DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
     RequestOp, ResponseOp, SortOrder, SortTarget, TxnRequest, TxnResponse,
 };
+pub use store::{LeaseLookup, Store, WriteResult};

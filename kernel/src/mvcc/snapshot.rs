@@ -1,0 +1,107 @@
+//! Deterministic store snapshot encoding: every key with all its
+//! uncompacted history, plus the current and compacted revisions.
+//!
+//! Format (integers LEB128, signed ones zig-zag; see `varint`):
+//! `"KEELMVCC" [format = 1] [current_revision] [compact_revision]
+//! [key_count] ([blob_len][key index blob])* [crc32 of all before: u32 LE]`,
+//! keys in ascending order. Equal stores give equal bytes.
+
+use super::error::MvccError;
+use super::index::{Index, Loader};
+use super::key_index::KeyIndex;
+use super::store::Store;
+use super::varint;
+
+const MAGIC: &[u8; 8] = b"KEELMVCC";
+const FORMAT: u8 = 1;
+
+impl Store {
+    /// Encodes the whole store (see the module doc for the format).
+    pub fn encode_snapshot(&self) -> Vec<u8> {
+        let blobs: usize = self.index.iter().map(|ki| ki.blob().len() + 5).sum();
+        let mut out = Vec::with_capacity(blobs + 64);
+        out.extend_from_slice(MAGIC);
+        out.push(FORMAT);
+        varint::put_i64(&mut out, self.current_revision);
+        varint::put_i64(&mut out, self.compact_revision);
+        varint::put_u64(&mut out, self.index.len() as u64);
+        for ki in self.index.iter() {
+            varint::put_u64(&mut out, ki.blob().len() as u64);
+            out.extend_from_slice(ki.blob());
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Decodes bytes written by [`Store::encode_snapshot`]. The result has
+    /// the default txn limits.
+    ///
+    /// Errors: `CorruptSnapshot` when the bytes are truncated, fail the
+    /// checksum, have another format, keys out of order, malformed
+    /// histories, or revisions outside `(compact, current]` rules.
+    pub fn decode_snapshot(bytes: &[u8]) -> Result<Store, MvccError> {
+        let corrupt = |why: &str| MvccError::CorruptSnapshot(why.to_string());
+        let body_len = bytes
+            .len()
+            .checked_sub(4)
+            .ok_or_else(|| corrupt("truncated"))?;
+        let (body, crc) = bytes.split_at(body_len);
+        let mut crc_bytes = [0u8; 4];
+        crc_bytes.copy_from_slice(crc);
+        if crc32fast::hash(body) != u32::from_le_bytes(crc_bytes) {
+            return Err(corrupt("checksum mismatch"));
+        }
+        if body.len() < MAGIC.len() + 1
+            || &body[..MAGIC.len()] != MAGIC
+            || body[MAGIC.len()] != FORMAT
+        {
+            return Err(corrupt("not a keel mvcc snapshot of format 1"));
+        }
+        let mut pos = MAGIC.len() + 1;
+        let current = varint::get_i64(body, &mut pos).ok_or_else(|| corrupt("truncated header"))?;
+        let compact = varint::get_i64(body, &mut pos).ok_or_else(|| corrupt("truncated header"))?;
+        let count = varint::get_u64(body, &mut pos).ok_or_else(|| corrupt("truncated header"))?;
+        if current < 1 || compact < -1 || compact > current {
+            return Err(corrupt("bad revisions"));
+        }
+        let mut store = Store::new();
+        store.current_revision = current;
+        store.compact_revision = compact;
+        load_keys(body, &mut pos, count, current, &mut store.index)?;
+        if pos != body.len() {
+            return Err(corrupt("trailing bytes"));
+        }
+        Ok(store)
+    }
+}
+
+fn load_keys(
+    body: &[u8],
+    pos: &mut usize,
+    count: u64,
+    current: i64,
+    index: &mut Index,
+) -> Result<(), MvccError> {
+    let corrupt = |why: String| MvccError::CorruptSnapshot(why);
+    let mut loader = Loader::new(index);
+    for n in 0..count {
+        let len = varint::get_u64(body, pos).and_then(|l| usize::try_from(l).ok());
+        let end = len
+            .and_then(|l| pos.checked_add(l))
+            .filter(|end| *end <= body.len());
+        let end = end.ok_or_else(|| corrupt(format!("key {n}: truncated")))?;
+        let ki = KeyIndex::from_blob(body[*pos..end].to_vec())
+            .map_err(|why| corrupt(format!("key {n}: {why}")))?;
+        if ki.latest().rev.main > current {
+            return Err(corrupt(format!(
+                "key {n}: revision above the current revision"
+            )));
+        }
+        if !loader.push(ki) {
+            return Err(corrupt(format!("key {n}: keys out of order")));
+        }
+        *pos = end;
+    }
+    Ok(())
+}

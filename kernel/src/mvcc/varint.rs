@@ -1,0 +1,72 @@
+//! LEB128 variable-length integers, used for the compact per-key records
+//! and the snapshot encoding.
+
+/// Appends `value` as unsigned LEB128 (1 to 10 bytes).
+pub(crate) fn put_u64(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// Appends a signed value zig-zag encoded (small magnitudes stay short).
+pub(crate) fn put_i64(out: &mut Vec<u8>, value: i64) {
+    put_u64(out, ((value << 1) ^ (value >> 63)) as u64);
+}
+
+/// Reads an unsigned LEB128 value at `*pos`, advancing `*pos`.
+/// Returns `None` if the bytes end early or the value overflows 64 bits.
+pub(crate) fn get_u64(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *bytes.get(*pos)?;
+        *pos += 1;
+        let low = u64::from(byte & 0x7f);
+        if shift == 63 && low > 1 {
+            return None;
+        }
+        value |= low << shift;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// Reads a zig-zag encoded signed value written by [`put_i64`].
+pub(crate) fn get_i64(bytes: &[u8], pos: &mut usize) -> Option<i64> {
+    let raw = get_u64(bytes, pos)?;
+    Some(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_edges() {
+        let unsigned = [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX];
+        let signed = [0, 1, -1, 63, -64, i64::MIN, i64::MAX];
+        let mut buf = Vec::new();
+        unsigned.iter().for_each(|v| put_u64(&mut buf, *v));
+        signed.iter().for_each(|v| put_i64(&mut buf, *v));
+        let mut pos = 0;
+        for v in unsigned {
+            assert_eq!(get_u64(&buf, &mut pos), Some(v));
+        }
+        for v in signed {
+            assert_eq!(get_i64(&buf, &mut pos), Some(v));
+        }
+        assert_eq!(pos, buf.len());
+        assert_eq!(get_u64(&buf, &mut pos), None);
+    }
+
+    #[test]
+    fn rejects_overlong() {
+        let mut pos = 0;
+        assert_eq!(get_u64(&[0xff; 11], &mut pos), None);
+        let mut pos = 0;
+        assert_eq!(get_u64(&[0x80], &mut pos), None);
+    }
+}
