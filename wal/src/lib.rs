@@ -1,1 +1,30 @@
-//! Segmented write-ahead log: written by its issue.
+//! keel's segmented write-ahead log and snapshot files.
+//!
+//! - [`Wal`]: append Raft entries, hard state and snapshot markers; group
+//!   commit through [`Ticket`]s and [`SyncJob`]s; segment cuts and purging.
+//! - [`recover`] / [`Wal::open`]: rebuild metadata, snapshot marker, hard
+//!   state and entries; repair a torn tail, refuse other damage.
+//! - [`SnapshotFiles`]: state-machine snapshots written atomically with a
+//!   checksum, newest valid one loaded, the last N kept.
+//! - [`Storage`]: the disk seam, with [`FsStorage`] (real files) and
+//!   [`SimStorage`] (deterministic simulated disk with crash semantics).
+//!
+//! The on-disk format is described in [`record`], [`payload`] and [`segment`].
+
+pub mod error;
+pub mod group_commit;
+pub mod payload;
+pub mod record;
+pub mod recovery;
+pub mod segment;
+pub mod snapshot_file;
+pub mod storage;
+pub mod wal;
+
+pub use error::{Result, WalError};
+pub use group_commit::{SyncJob, SyncOutcome, Ticket};
+pub use payload::{Metadata, SnapshotMarker};
+pub use recovery::{Recovered, recover};
+pub use snapshot_file::SnapshotFiles;
+pub use storage::{FsStorage, SimConfig, SimStorage, Storage};
+pub use wal::{Wal, WalOptions};

@@ -1,0 +1,325 @@
+//! Recovery: reads every segment in order, checks the CRC chain, and rebuilds
+//! metadata, the snapshot marker, the hard state and the entries after the
+//! marker, resolving suffixes that Raft overwrote (a later entry with a lower
+//! or equal index truncates the log there; Raft paper §5.3).
+//!
+//! A torn or zero-filled tail of the last segment ends the log (the writer
+//! repairs it, see [`crate::Wal::open`]); damage anywhere else is
+//! [`WalError::Corrupt`] naming the file and offset. Every loop advances by at
+//! least one record header, and nothing is allocated beyond what the files'
+//! sizes allow, so arbitrary bytes yield entries or an error.
+
+use crate::error::{Result, WalError};
+use crate::payload::{self, Metadata, Record, SegmentHeader, SnapshotMarker};
+use crate::record::{self, Decoded, HEADER_BYTES};
+use crate::segment::SegmentName;
+use crate::storage::Storage;
+use bytes::Bytes;
+use keel_kernel::raft::{Entry, HardState};
+
+/// What recovery hands to Raft.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Identity of the member owning the log.
+    pub metadata: Metadata,
+    /// The snapshot the entries follow (index 0: none).
+    pub snapshot: SnapshotMarker,
+    /// The latest hard state (empty if none was saved).
+    pub hard_state: HardState,
+    /// Entries with indexes `snapshot.index + 1 ..`, contiguous.
+    pub entries: Vec<Entry>,
+}
+
+/// Where recovery stopped in the last segment: the writer continues there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tail {
+    /// The last segment.
+    pub name: SegmentName,
+    /// Offset just past the last valid record.
+    pub valid_end: u64,
+    /// CRC of the last valid record (seed of the next).
+    pub crc: u32,
+    /// Set when bytes after `valid_end` are a torn write to cut off: the
+    /// offset and what was wrong there.
+    pub torn: Option<(u64, &'static str)>,
+}
+
+/// Everything a scan of the directory found.
+#[derive(Clone, Debug)]
+pub struct Scan {
+    /// The recovered state.
+    pub recovered: Recovered,
+    /// All segments, oldest first (the last one is [`Scan::tail`]'s).
+    pub segments: Vec<SegmentName>,
+    /// Where the log ends.
+    pub tail: Tail,
+    /// Index of the last entry in the log, or the latest marker's index if
+    /// that is higher (the next appended entry may follow it).
+    pub last_index: u64,
+    /// The latest snapshot marker in the log.
+    pub latest_snapshot: SnapshotMarker,
+}
+
+/// Recovers the log in `storage` starting at its latest snapshot marker.
+/// Read-only: a torn tail is ignored but not repaired.
+/// Errors: no segments ([`WalError::Directory`]), damage ([`WalError::Corrupt`]),
+/// storage failures ([`WalError::Io`]).
+pub fn recover<S: Storage>(storage: &S) -> Result<Recovered> {
+    scan(storage, None).map(|s| s.recovered)
+}
+
+/// Reads the whole directory. With `at_snapshot_index`, the entries follow
+/// the marker of that index (which must be in the log, or be 0) instead of the
+/// latest one: used when the newest snapshot file was unreadable.
+pub fn scan<S: Storage>(storage: &S, at_snapshot_index: Option<u64>) -> Result<Scan> {
+    let names = storage
+        .list()
+        .map_err(|e| WalError::io("list", "", None, e))?;
+    let mut segments: Vec<SegmentName> =
+        names.iter().filter_map(|n| SegmentName::parse(n)).collect();
+    segments.sort_by_key(|s| s.sequence);
+    if segments.is_empty() {
+        return Err(WalError::Directory("no WAL segments found".to_string()));
+    }
+    let mut state = State::default();
+    let mut tail = None;
+    for (i, name) in segments.iter().enumerate() {
+        if i > 0 && name.sequence != segments[i - 1].sequence + 1 {
+            return Err(WalError::corrupt(
+                &name.file_name(),
+                0,
+                "missing segment before this one",
+            ));
+        }
+        let is_last = i + 1 == segments.len();
+        tail = Some(read_segment(storage, name, i == 0, is_last, &mut state)?);
+    }
+    let tail = tail.ok_or_else(|| WalError::Directory("no WAL segments found".to_string()))?;
+    let first = segments[0].file_name();
+    let metadata = state
+        .metadata
+        .ok_or_else(|| WalError::corrupt(&first, 0, "no metadata record"))?;
+    let snapshot = match at_snapshot_index {
+        None => state.latest_snapshot.clone(),
+        Some(0) => SnapshotMarker::default(),
+        Some(index) => state
+            .markers
+            .iter()
+            .rev()
+            .find(|m| m.index == index)
+            .cloned()
+            .ok_or_else(|| {
+                WalError::InvalidArgument(format!(
+                    "snapshot marker at index {index} is not in the log"
+                ))
+            })?,
+    };
+    let last_index = state.last_index();
+    let start = state.entries.partition_point(|e| e.index <= snapshot.index);
+    let entries = state.entries.split_off(start);
+    let mut expected = snapshot.index + 1;
+    for entry in &entries {
+        if entry.index != expected {
+            return Err(WalError::corrupt(
+                &first,
+                0,
+                format!(
+                    "entries after snapshot index {} are missing (index {} follows {})",
+                    snapshot.index,
+                    entry.index,
+                    expected - 1
+                ),
+            ));
+        }
+        expected += 1;
+    }
+    Ok(Scan {
+        recovered: Recovered {
+            metadata,
+            snapshot,
+            hard_state: state.hard_state,
+            entries,
+        },
+        segments,
+        tail,
+        last_index,
+        latest_snapshot: state.latest_snapshot,
+    })
+}
+
+/// The log rebuilt so far.
+#[derive(Default)]
+struct State {
+    metadata: Option<Metadata>,
+    hard_state: HardState,
+    latest_snapshot: SnapshotMarker,
+    /// Every distinct marker, in log order (bounded by the number of records).
+    markers: Vec<SnapshotMarker>,
+    /// Entries, strictly increasing; a gap only where a marker jumped ahead.
+    entries: Vec<Entry>,
+    /// CRC of the last record read.
+    crc: u32,
+}
+
+impl State {
+    fn last_index(&self) -> u64 {
+        self.entries
+            .last()
+            .map_or(0, |e| e.index)
+            .max(self.latest_snapshot.index)
+    }
+
+    fn apply(&mut self, record: Record) -> std::result::Result<(), String> {
+        match record {
+            Record::SegmentHeader(_) => return Err("segment header inside a segment".to_string()),
+            Record::Metadata(m) => match self.metadata {
+                None => self.metadata = Some(m),
+                Some(old) if old == m => {}
+                Some(old) => return Err(format!("metadata conflict: {m:?} after {old:?}")),
+            },
+            Record::HardState(hs) => self.hard_state = hs,
+            Record::SnapshotMarker(m) => {
+                if self.markers.last() != Some(&m) {
+                    self.markers.push(m.clone());
+                }
+                self.latest_snapshot = m;
+            }
+            Record::Entry(e) => {
+                if e.index == 0 {
+                    return Err("entry with index 0".to_string());
+                }
+                if !self.entries.is_empty() && e.index > self.last_index() + 1 {
+                    return Err(format!(
+                        "entry index {} after {}: gap in the log",
+                        e.index,
+                        self.last_index()
+                    ));
+                }
+                let keep = self.entries.partition_point(|x| x.index < e.index);
+                self.entries.truncate(keep);
+                self.entries.push(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `prev_crc` field of a segment header at offset 0, read without
+/// checking anything (the CRC check that follows does).
+fn peek_prev_crc(data: &[u8]) -> u32 {
+    let at = HEADER_BYTES + 8 + 16;
+    data.get(at..at + 4)
+        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn read_header(
+    name: &SegmentName,
+    file: &str,
+    data: &Bytes,
+    state: &mut State,
+    is_first: bool,
+) -> Result<usize> {
+    let prev_crc = peek_prev_crc(data);
+    if !is_first && prev_crc != state.crc {
+        return Err(WalError::corrupt(
+            file,
+            0,
+            "crc chain broken: segment does not follow the previous one",
+        ));
+    }
+    let Decoded::Record(framed) = record::decode(data, 0, prev_crc) else {
+        return Err(WalError::corrupt(file, 0, "bad segment header"));
+    };
+    let header = match payload::decode(
+        framed.record_type,
+        data,
+        framed.payload_start,
+        framed.payload_end,
+    ) {
+        Ok(Record::SegmentHeader(h)) => h,
+        Ok(_) => {
+            return Err(WalError::corrupt(
+                file,
+                0,
+                "segment does not start with a header",
+            ));
+        }
+        Err(reason) => return Err(WalError::corrupt(file, 0, reason)),
+    };
+    let expected = SegmentHeader {
+        sequence: name.sequence,
+        first_index: name.first_index,
+        prev_crc,
+    };
+    if header != expected {
+        return Err(WalError::corrupt(
+            file,
+            0,
+            format!("segment header {header:?} does not match the file name"),
+        ));
+    }
+    state.crc = framed.crc;
+    Ok(framed.next_offset)
+}
+
+fn read_segment<S: Storage>(
+    storage: &S,
+    name: &SegmentName,
+    is_first: bool,
+    is_last: bool,
+    state: &mut State,
+) -> Result<Tail> {
+    let file = name.file_name();
+    let data = storage
+        .read_all(&file)
+        .map_err(|e| WalError::io("read", &file, None, e))?;
+    // The writer appends to the last segment: keep no view of its bytes.
+    let data = if is_last {
+        Bytes::copy_from_slice(&data)
+    } else {
+        data
+    };
+    let mut offset = read_header(name, &file, &data, state, is_first)?;
+    loop {
+        let tail = |torn| Tail {
+            name: name.clone(),
+            valid_end: offset as u64,
+            crc: state.crc,
+            torn,
+        };
+        match record::decode(&data, offset, state.crc) {
+            Decoded::Record(framed) => {
+                let record = payload::decode(
+                    framed.record_type,
+                    &data,
+                    framed.payload_start,
+                    framed.payload_end,
+                )
+                .map_err(|reason| WalError::corrupt(&file, offset as u64, reason))?;
+                state
+                    .apply(record)
+                    .map_err(|reason| WalError::corrupt(&file, offset as u64, reason))?;
+                state.crc = framed.crc;
+                debug_assert!(framed.next_offset > offset);
+                offset = framed.next_offset;
+            }
+            Decoded::Zero if data[offset..].iter().all(|b| *b == 0) => return Ok(tail(None)),
+            Decoded::Zero if is_last => {
+                return Ok(tail(Some((offset as u64, "zero-filled record"))));
+            }
+            Decoded::Zero => {
+                return Err(WalError::corrupt(
+                    &file,
+                    offset as u64,
+                    "zero-filled record before data",
+                ));
+            }
+            Decoded::Damaged(damage) if is_last && record::is_torn(&data, offset, &damage) => {
+                return Ok(tail(Some((offset as u64, damage.reason))));
+            }
+            Decoded::Damaged(damage) => {
+                return Err(WalError::corrupt(&file, offset as u64, damage.reason));
+            }
+        }
+    }
+}

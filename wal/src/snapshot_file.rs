@@ -1,0 +1,283 @@
+//! State-machine snapshot files, named `{term:016x}-{index:016x}.snap` like
+//! etcd's. Layout (little-endian):
+//!
+//! ```text
+//! magic "KEELSNP1" | index u64 | term u64 | configuration (see payload.rs)
+//! | data length u64 | data | CRC32 of everything before it, u32
+//! ```
+//!
+//! A file is written as `<name>.tmp`, fsynced, renamed into place and the
+//! directory fsynced, so a snapshot file is either complete or absent. Loading
+//! takes the newest file that checks out; a damaged one is renamed to
+//! `<name>.broken` (as etcd does) and the previous one is tried.
+
+use crate::error::{Result, WalError};
+use crate::payload::{Reader, decode_conf_state, encode_conf_state};
+use crate::segment::BROKEN_SUFFIX;
+use crate::storage::Storage;
+use bytes::Bytes;
+use keel_kernel::raft::{Snapshot, SnapshotMetadata};
+
+/// Magic bytes opening every snapshot file.
+pub const SNAPSHOT_MAGIC: &[u8; 8] = b"KEELSNP1";
+/// Suffix of snapshot files.
+pub const SNAPSHOT_SUFFIX: &str = ".snap";
+
+/// The snapshot files of one member, in their own [`Storage`] directory.
+#[derive(Clone, Debug)]
+pub struct SnapshotFiles<S: Storage> {
+    storage: S,
+    keep: usize,
+}
+
+/// `(index, term)` of a snapshot file name; `None` for other names.
+pub fn parse_name(name: &str) -> Option<(u64, u64)> {
+    let stem = name.strip_suffix(SNAPSHOT_SUFFIX)?;
+    let (term, index) = stem.split_once('-')?;
+    if term.len() != 16
+        || index.len() != 16
+        || !stem.bytes().all(|b| b == b'-' || b.is_ascii_hexdigit())
+    {
+        return None;
+    }
+    Some((
+        u64::from_str_radix(index, 16).ok()?,
+        u64::from_str_radix(term, 16).ok()?,
+    ))
+}
+
+/// Encodes a snapshot file's content.
+pub fn encode(snapshot: &Snapshot) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(snapshot.data.len() + 64);
+    buf.extend_from_slice(SNAPSHOT_MAGIC);
+    buf.extend_from_slice(&snapshot.metadata.index.to_le_bytes());
+    buf.extend_from_slice(&snapshot.metadata.term.to_le_bytes());
+    encode_conf_state(&mut buf, &snapshot.metadata.conf_state);
+    buf.extend_from_slice(&(snapshot.data.len() as u64).to_le_bytes());
+    buf.extend_from_slice(&snapshot.data);
+    let crc = crc32fast::hash(&buf);
+    buf.extend_from_slice(&crc.to_le_bytes());
+    buf
+}
+
+/// Decodes a snapshot file's content; the data is a zero-copy slice of
+/// `file`. Errors: the reason the content is invalid.
+pub fn decode(file: &Bytes) -> std::result::Result<Snapshot, &'static str> {
+    let body_len = file.len().checked_sub(4).ok_or("snapshot file too short")?;
+    let (body, crc) = file.split_at(body_len);
+    if crc32fast::hash(body).to_le_bytes() != crc {
+        return Err("snapshot crc mismatch");
+    }
+    let mut r = Reader::new(body);
+    if r.take(8)? != SNAPSHOT_MAGIC {
+        return Err("bad snapshot magic");
+    }
+    let index = r.u64()?;
+    let term = r.u64()?;
+    let conf_state = decode_conf_state(&mut r)?;
+    let data_len = usize::try_from(r.u64()?).map_err(|_| "snapshot data length too large")?;
+    let start = r.position();
+    r.take(data_len)?;
+    r.finish()?;
+    let data = file.slice(start..start + data_len);
+    Ok(Snapshot {
+        metadata: SnapshotMetadata {
+            index,
+            term,
+            conf_state,
+        },
+        data,
+    })
+}
+
+impl<S: Storage> SnapshotFiles<S> {
+    /// Snapshot files in `storage`, keeping the newest `keep` (at least 1) on save.
+    pub fn new(storage: S, keep: usize) -> SnapshotFiles<S> {
+        SnapshotFiles {
+            storage,
+            keep: keep.max(1),
+        }
+    }
+
+    /// Writes `snapshot` atomically and durably, then removes the oldest
+    /// files beyond the newest `keep`. Returns the file name.
+    /// Errors: storage failures (a failed save leaves older snapshots intact).
+    pub fn save(&self, snapshot: &Snapshot) -> Result<String> {
+        let meta = &snapshot.metadata;
+        let name = format!("{:016x}-{:016x}{SNAPSHOT_SUFFIX}", meta.term, meta.index);
+        let temp = format!("{name}.tmp");
+        if self
+            .storage
+            .list()
+            .map_err(WalError::io_for("list", ""))?
+            .contains(&temp)
+        {
+            self.storage
+                .remove(&temp)
+                .map_err(WalError::io_for("remove", &temp))?;
+        }
+        let file = self
+            .storage
+            .create(&temp)
+            .map_err(WalError::io_for("create", &temp))?;
+        self.storage
+            .write_at(&file, 0, &encode(snapshot))
+            .map_err(WalError::io_for("write", &temp))?;
+        self.storage
+            .sync(&file)
+            .map_err(WalError::io_for("fsync", &temp))?;
+        self.storage
+            .rename(&temp, &name)
+            .map_err(WalError::io_for("rename", &temp))?;
+        self.storage
+            .sync_dir()
+            .map_err(WalError::io_for("fsync directory", ""))?;
+        let mut names = self.names()?;
+        if names.len() > self.keep {
+            let excess = names.len() - self.keep;
+            for (_, old) in names.drain(..excess) {
+                self.storage
+                    .remove(&old)
+                    .map_err(WalError::io_for("remove", &old))?;
+            }
+            self.storage
+                .sync_dir()
+                .map_err(WalError::io_for("fsync directory", ""))?;
+        }
+        Ok(name)
+    }
+
+    /// Loads the newest snapshot that checks out, or `None` if there is none.
+    /// Damaged files met on the way are renamed to `<name>.broken`.
+    /// Errors: storage failures.
+    pub fn load(&self) -> Result<Option<Snapshot>> {
+        for (_, name) in self.names()?.into_iter().rev() {
+            let bytes = self
+                .storage
+                .read_all(&name)
+                .map_err(WalError::io_for("read", &name))?;
+            match decode(&bytes) {
+                Ok(snapshot) => return Ok(Some(snapshot)),
+                Err(_) => {
+                    let broken = format!("{name}{BROKEN_SUFFIX}");
+                    self.storage
+                        .rename(&name, &broken)
+                        .map_err(WalError::io_for("rename", &name))?;
+                    self.storage
+                        .sync_dir()
+                        .map_err(WalError::io_for("fsync directory", ""))?;
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Snapshot files sorted oldest first by (index, term).
+    fn names(&self) -> Result<Vec<((u64, u64), String)>> {
+        let names = self
+            .storage
+            .list()
+            .map_err(|e| WalError::io("list", "", None, e))?;
+        let mut snaps: Vec<_> = names
+            .into_iter()
+            .filter_map(|n| parse_name(&n).map(|key| (key, n)))
+            .collect();
+        snaps.sort();
+        Ok(snaps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{SimConfig, SimStorage};
+    use keel_kernel::raft::ConfState;
+
+    fn snap(index: u64, data: &'static [u8]) -> Snapshot {
+        let conf_state = ConfState {
+            voters: vec![1, 2, 3],
+            ..ConfState::default()
+        };
+        Snapshot {
+            metadata: SnapshotMetadata {
+                index,
+                term: 2,
+                conf_state,
+            },
+            data: Bytes::from_static(data),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_every_bit_flip_is_caught() {
+        let s = snap(10, b"state machine");
+        let bytes = Bytes::from(encode(&s));
+        assert_eq!(decode(&bytes), Ok(s));
+        for bit in 0..bytes.len() * 8 {
+            let mut bad = bytes.to_vec();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(decode(&Bytes::from(bad)).is_err(), "bit {bit}");
+        }
+        assert_eq!(
+            decode(&Bytes::from_static(b"abc")),
+            Err("snapshot file too short")
+        );
+    }
+
+    #[test]
+    fn save_is_durable_and_keeps_the_last_n() {
+        let disk = SimStorage::new(SimConfig::default());
+        let files = SnapshotFiles::new(disk.clone(), 2);
+        assert_eq!(files.load().unwrap(), None);
+        for i in 1..=4 {
+            files.save(&snap(i * 10, b"x")).unwrap();
+        }
+        disk.crash();
+        assert_eq!(
+            disk.list().unwrap(),
+            vec![
+                "0000000000000002-000000000000001e.snap",
+                "0000000000000002-0000000000000028.snap"
+            ]
+        );
+        assert_eq!(files.load().unwrap().map(|s| s.metadata.index), Some(40));
+    }
+
+    #[test]
+    fn a_corrupt_newest_falls_back_to_the_previous() {
+        let disk = SimStorage::new(SimConfig::default());
+        let files = SnapshotFiles::new(disk.clone(), 3);
+        files.save(&snap(10, b"old")).unwrap();
+        let newest = files.save(&snap(20, b"new")).unwrap();
+        disk.flip_bit(&newest, 100).unwrap();
+        let loaded = files.load().unwrap().unwrap();
+        assert_eq!((loaded.metadata.index, &loaded.data[..]), (10, &b"old"[..]));
+        assert!(disk.list().unwrap().contains(&format!("{newest}.broken")));
+    }
+
+    #[test]
+    fn a_crash_during_save_leaves_the_previous_snapshot() {
+        let disk = SimStorage::new(SimConfig::default());
+        let files = SnapshotFiles::new(disk.clone(), 3);
+        files.save(&snap(10, b"old")).unwrap();
+        disk.fail_next_syncs(1);
+        assert!(files.save(&snap(20, b"new")).is_err());
+        disk.crash();
+        assert_eq!(files.load().unwrap().map(|s| s.metadata.index), Some(10));
+        files.save(&snap(20, b"new")).unwrap();
+        assert_eq!(files.load().unwrap().map(|s| s.metadata.index), Some(20));
+    }
+
+    #[test]
+    fn names_parse() {
+        assert_eq!(
+            parse_name("0000000000000002-000000000000001e.snap"),
+            Some((30, 2))
+        );
+        assert_eq!(parse_name("2-1e.snap"), None);
+        assert_eq!(
+            parse_name("0000000000000002-000000000000001e.snap.broken"),
+            None
+        );
+    }
+}

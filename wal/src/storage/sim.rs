@@ -1,0 +1,553 @@
+//! A simulated disk, deterministic from a seed, with the failure modes of a
+//! real one: writes that were not fsynced are lost on [`SimStorage::crash`]
+//! (a random prefix of them may survive, the last surviving one torn at any
+//! byte), names that were not made durable by a directory fsync disappear,
+//! bits flip in stored data, fsync fails, and the disk fills up (ENOSPC).
+//!
+//! Used by the simulator (madsim's own file system has no crash semantics)
+//! and by the WAL's property tests and fuzz target. No threads, no clock.
+
+use super::Storage;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Fault settings of a [`SimStorage`].
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Seed of every random choice the disk makes.
+    pub seed: u64,
+    /// Total bytes the disk holds (sum of all file lengths); writes or
+    /// preallocations beyond it fail with `StorageFull`.
+    pub capacity_bytes: u64,
+    /// Probability, in parts per million, that an fsync of a file fails.
+    pub sync_failure_ppm: u32,
+}
+
+impl Default for SimConfig {
+    fn default() -> SimConfig {
+        SimConfig {
+            seed: 0,
+            capacity_bytes: u64::MAX,
+            sync_failure_ppm: 0,
+        }
+    }
+}
+
+/// The simulated disk. Clones share the same disk.
+#[derive(Clone, Debug)]
+pub struct SimStorage {
+    state: Arc<Mutex<SimState>>,
+}
+
+/// An open file of a [`SimStorage`]. Handles opened before a crash are stale
+/// afterwards and every operation on them fails.
+#[derive(Clone, Debug)]
+pub struct SimFile {
+    inode: u64,
+    epoch: u64,
+}
+
+/// Counters of what happened on the simulated disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Successful file fsyncs.
+    pub syncs: u64,
+    /// Directory fsyncs.
+    pub dir_syncs: u64,
+    /// Simulated crashes.
+    pub crashes: u64,
+}
+
+#[derive(Debug)]
+enum PendingOp {
+    Write { offset: u64, data: Vec<u8> },
+    SetLen(u64),
+}
+
+#[derive(Debug, Default)]
+struct Inode {
+    /// What reads see (the page cache).
+    data: Vec<u8>,
+    /// What survives a crash.
+    durable: Vec<u8>,
+    /// Operations since the last fsync, oldest first.
+    pending: Vec<PendingOp>,
+}
+
+#[derive(Debug)]
+struct SimState {
+    config: SimConfig,
+    rng: u64,
+    epoch: u64,
+    next_inode: u64,
+    inodes: BTreeMap<u64, Inode>,
+    names: BTreeMap<String, u64>,
+    durable_names: BTreeMap<String, u64>,
+    forced_sync_failures: u32,
+    stats: SimStats,
+}
+
+fn not_found(name: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, format!("no such file {name:?}"))
+}
+
+fn apply(data: &mut Vec<u8>, op: &PendingOp, keep_bytes: usize) {
+    match op {
+        PendingOp::Write {
+            offset,
+            data: bytes,
+        } => {
+            let offset = *offset as usize;
+            let bytes = &bytes[..keep_bytes.min(bytes.len())];
+            if data.len() < offset + bytes.len() {
+                data.resize(offset + bytes.len(), 0);
+            }
+            data[offset..offset + bytes.len()].copy_from_slice(bytes);
+        }
+        PendingOp::SetLen(len) => data.resize(*len as usize, 0),
+    }
+}
+
+impl SimState {
+    /// splitmix64: a small, well-distributed deterministic generator.
+    fn next_u64(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..=max`.
+    fn below_or_eq(&mut self, max: u64) -> u64 {
+        if max == u64::MAX {
+            self.next_u64()
+        } else {
+            self.next_u64() % (max + 1)
+        }
+    }
+
+    fn inode(&mut self, file: &SimFile) -> io::Result<&mut Inode> {
+        if file.epoch != self.epoch {
+            return Err(io::Error::other(
+                "stale file handle (opened before a crash)",
+            ));
+        }
+        self.inodes
+            .get_mut(&file.inode)
+            .ok_or_else(|| not_found("(removed file)"))
+    }
+
+    fn used_bytes(&self) -> u64 {
+        self.inodes
+            .values()
+            .map(|i| i.data.len().max(i.durable.len()) as u64)
+            .sum()
+    }
+
+    fn check_space(&self, file: &SimFile, new_len: u64) -> io::Result<()> {
+        let current = self
+            .inodes
+            .get(&file.inode)
+            .map_or(0, |i| i.data.len() as u64);
+        let growth = new_len.saturating_sub(current);
+        if self.used_bytes().saturating_add(growth) > self.config.capacity_bytes {
+            return Err(io::Error::from(io::ErrorKind::StorageFull));
+        }
+        Ok(())
+    }
+
+    fn collect_garbage(&mut self) {
+        let live: Vec<u64> = self
+            .names
+            .values()
+            .chain(self.durable_names.values())
+            .copied()
+            .collect();
+        self.inodes.retain(|inode, _| live.contains(inode));
+    }
+}
+
+impl SimStorage {
+    /// An empty disk with the given faults.
+    pub fn new(config: SimConfig) -> SimStorage {
+        let rng = config.seed;
+        SimStorage {
+            state: Arc::new(Mutex::new(SimState {
+                config,
+                rng,
+                epoch: 0,
+                next_inode: 1,
+                inodes: BTreeMap::new(),
+                names: BTreeMap::new(),
+                durable_names: BTreeMap::new(),
+                forced_sync_failures: 0,
+                stats: SimStats::default(),
+            })),
+        }
+    }
+
+    /// A disk already holding `files` (name, content), all durable. Used to
+    /// feed arbitrary directories to recovery (fuzzing).
+    pub fn with_files(config: SimConfig, files: Vec<(String, Vec<u8>)>) -> SimStorage {
+        let disk = SimStorage::new(config);
+        {
+            let mut s = disk.lock();
+            for (name, data) in files {
+                let inode = s.next_inode;
+                s.next_inode += 1;
+                s.inodes.insert(
+                    inode,
+                    Inode {
+                        durable: data.clone(),
+                        data,
+                        pending: Vec::new(),
+                    },
+                );
+                s.names.insert(name.clone(), inode);
+                s.durable_names.insert(name, inode);
+            }
+        }
+        disk
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SimState> {
+        // A panic while holding the lock cannot leave the maps half-updated
+        // in a way that matters to a simulation, so recover the guard.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Simulates power loss: every name not made durable by a directory
+    /// fsync is gone (removed names come back), and for each file a random
+    /// prefix of the writes since its last fsync survives, the last of them
+    /// torn at a random byte. All open handles become stale.
+    pub fn crash(&self) {
+        let mut s = self.lock();
+        s.epoch += 1;
+        s.stats.crashes += 1;
+        s.names = s.durable_names.clone();
+        s.collect_garbage();
+        let inodes: Vec<u64> = s.inodes.keys().copied().collect();
+        for inode in inodes {
+            let pending = s
+                .inodes
+                .get_mut(&inode)
+                .map(|i| std::mem::take(&mut i.pending))
+                .unwrap_or_default();
+            let survivors = s.below_or_eq(pending.len() as u64) as usize;
+            let mut data = s
+                .inodes
+                .get(&inode)
+                .map(|i| i.durable.clone())
+                .unwrap_or_default();
+            for (n, op) in pending.iter().take(survivors).enumerate() {
+                let keep = match op {
+                    PendingOp::Write { data, .. } if n + 1 == survivors => {
+                        s.below_or_eq(data.len() as u64) as usize
+                    }
+                    _ => usize::MAX,
+                };
+                apply(&mut data, op, keep);
+            }
+            if let Some(i) = s.inodes.get_mut(&inode) {
+                i.durable = data.clone();
+                i.data = data;
+            }
+        }
+    }
+
+    /// Flips one bit of the named file, in both the cached and the durable
+    /// copy. Errors: no such file, or `bit` beyond its end.
+    pub fn flip_bit(&self, name: &str, bit: u64) -> io::Result<()> {
+        let mut s = self.lock();
+        let inode = *s.names.get(name).ok_or_else(|| not_found(name))?;
+        let i = s.inodes.get_mut(&inode).ok_or_else(|| not_found(name))?;
+        let byte = (bit / 8) as usize;
+        if byte >= i.data.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "bit beyond end of file",
+            ));
+        }
+        i.data[byte] ^= 1 << (bit % 8);
+        if byte < i.durable.len() {
+            i.durable[byte] ^= 1 << (bit % 8);
+        }
+        Ok(())
+    }
+
+    /// Flips a random bit of a random non-empty file chosen from the seed;
+    /// returns the file and bit, or `None` when every file is empty.
+    pub fn flip_random_bit(&self) -> Option<(String, u64)> {
+        let (name, bit) = {
+            let mut s = self.lock();
+            let sized: Vec<(String, u64)> = s
+                .names
+                .iter()
+                .filter_map(|(n, i)| s.inodes.get(i).map(|f| (n.clone(), f.data.len() as u64)))
+                .filter(|(_, len)| *len > 0)
+                .collect();
+            if sized.is_empty() {
+                return None;
+            }
+            let pick = s.below_or_eq(sized.len() as u64 - 1) as usize;
+            let (name, len) = sized[pick].clone();
+            let bit = s.below_or_eq(len * 8 - 1);
+            (name, bit)
+        };
+        self.flip_bit(&name, bit).ok().map(|()| (name, bit))
+    }
+
+    /// Makes the next `count` file fsyncs fail.
+    pub fn fail_next_syncs(&self, count: u32) {
+        self.lock().forced_sync_failures = count;
+    }
+
+    /// Changes the disk capacity (see [`SimConfig::capacity_bytes`]).
+    pub fn set_capacity_bytes(&self, capacity_bytes: u64) {
+        self.lock().config.capacity_bytes = capacity_bytes;
+    }
+
+    /// Counters of syncs and crashes so far.
+    pub fn stats(&self) -> SimStats {
+        self.lock().stats
+    }
+
+    /// The durable content of the named file (what a crash now would leave,
+    /// before tearing), or `None` if the name is not durable.
+    pub fn durable_content(&self, name: &str) -> Option<Vec<u8>> {
+        let s = self.lock();
+        let inode = s.durable_names.get(name)?;
+        s.inodes.get(inode).map(|i| i.durable.clone())
+    }
+}
+
+impl Storage for SimStorage {
+    type File = SimFile;
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        Ok(self.lock().names.keys().cloned().collect())
+    }
+
+    fn create(&self, name: &str) -> io::Result<SimFile> {
+        let mut s = self.lock();
+        if s.names.contains_key(name) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{name:?} exists"),
+            ));
+        }
+        let inode = s.next_inode;
+        s.next_inode += 1;
+        s.inodes.insert(inode, Inode::default());
+        s.names.insert(name.to_string(), inode);
+        Ok(SimFile {
+            inode,
+            epoch: s.epoch,
+        })
+    }
+
+    fn open(&self, name: &str) -> io::Result<SimFile> {
+        let s = self.lock();
+        let inode = *s.names.get(name).ok_or_else(|| not_found(name))?;
+        Ok(SimFile {
+            inode,
+            epoch: s.epoch,
+        })
+    }
+
+    fn len(&self, file: &SimFile) -> io::Result<u64> {
+        Ok(self.lock().inode(file)?.data.len() as u64)
+    }
+
+    fn write_at(&self, file: &SimFile, offset: u64, data: &[u8]) -> io::Result<()> {
+        let mut s = self.lock();
+        s.inode(file)?;
+        s.check_space(file, offset.saturating_add(data.len() as u64))?;
+        let inode = s.inode(file)?;
+        let op = PendingOp::Write {
+            offset,
+            data: data.to_vec(),
+        };
+        apply(&mut inode.data, &op, usize::MAX);
+        inode.pending.push(op);
+        Ok(())
+    }
+
+    fn read_all(&self, name: &str) -> io::Result<Bytes> {
+        let s = self.lock();
+        let inode = s.names.get(name).ok_or_else(|| not_found(name))?;
+        let data = s.inodes.get(inode).ok_or_else(|| not_found(name))?;
+        Ok(Bytes::copy_from_slice(&data.data))
+    }
+
+    fn sync(&self, file: &SimFile) -> io::Result<()> {
+        let mut s = self.lock();
+        s.inode(file)?;
+        let forced = s.forced_sync_failures > 0;
+        let ppm = u64::from(s.config.sync_failure_ppm);
+        if forced || (ppm > 0 && s.below_or_eq(999_999) < ppm) {
+            s.forced_sync_failures = s.forced_sync_failures.saturating_sub(1);
+            return Err(io::Error::other("simulated fsync failure"));
+        }
+        let inode = s.inode(file)?;
+        inode.durable = inode.data.clone();
+        inode.pending.clear();
+        s.stats.syncs += 1;
+        Ok(())
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        let mut s = self.lock();
+        s.durable_names = s.names.clone();
+        s.collect_garbage();
+        s.stats.dir_syncs += 1;
+        Ok(())
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let mut s = self.lock();
+        let inode = s.names.remove(from).ok_or_else(|| not_found(from))?;
+        s.names.insert(to.to_string(), inode);
+        Ok(())
+    }
+
+    fn truncate(&self, file: &SimFile, len_bytes: u64) -> io::Result<()> {
+        let mut s = self.lock();
+        s.inode(file)?;
+        s.check_space(file, len_bytes)?;
+        let inode = s.inode(file)?;
+        let op = PendingOp::SetLen(len_bytes);
+        apply(&mut inode.data, &op, usize::MAX);
+        inode.pending.push(op);
+        Ok(())
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        let mut s = self.lock();
+        s.names.remove(name).ok_or_else(|| not_found(name))?;
+        Ok(())
+    }
+
+    fn preallocate(&self, file: &SimFile, len_bytes: u64) -> io::Result<()> {
+        if self.len(file)? >= len_bytes {
+            return Ok(());
+        }
+        self.truncate(file, len_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disk(seed: u64) -> SimStorage {
+        SimStorage::new(SimConfig {
+            seed,
+            ..SimConfig::default()
+        })
+    }
+
+    #[test]
+    fn synced_data_and_names_survive_a_crash() {
+        let d = disk(1);
+        let f = d.create("a").unwrap();
+        d.write_at(&f, 0, b"durable").unwrap();
+        d.sync(&f).unwrap();
+        d.sync_dir().unwrap();
+        d.crash();
+        assert_eq!(&d.read_all("a").unwrap()[..], b"durable");
+        assert!(d.len(&f).is_err(), "handles are stale after a crash");
+    }
+
+    #[test]
+    fn unsynced_names_vanish_and_removed_names_return() {
+        let d = disk(2);
+        let f = d.create("kept").unwrap();
+        d.sync(&f).unwrap();
+        d.sync_dir().unwrap();
+        d.create("lost").unwrap();
+        d.remove("kept").unwrap();
+        d.crash();
+        assert_eq!(d.list().unwrap(), vec!["kept".to_string()]);
+        d.rename("kept", "renamed").unwrap();
+        d.crash();
+        assert_eq!(d.list().unwrap(), vec!["kept".to_string()]);
+    }
+
+    #[test]
+    fn unsynced_writes_survive_only_as_a_torn_prefix() {
+        for seed in 0..200 {
+            let d = disk(seed);
+            let f = d.create("a").unwrap();
+            d.write_at(&f, 0, &[1; 10]).unwrap();
+            d.sync(&f).unwrap();
+            d.sync_dir().unwrap();
+            d.write_at(&f, 10, &[2; 10]).unwrap();
+            d.write_at(&f, 20, &[3; 10]).unwrap();
+            d.crash();
+            let data = d.read_all("a").unwrap();
+            assert!(data.len() >= 10 && data.len() <= 30, "seed {seed}");
+            assert!(data[..10].iter().all(|b| *b == 1));
+            for (i, b) in data.iter().enumerate().skip(10) {
+                assert_eq!(*b, if i < 20 { 2 } else { 3 }, "seed {seed}");
+            }
+        }
+    }
+
+    #[test]
+    fn crash_is_deterministic_from_the_seed() {
+        let run = |seed| {
+            let d = disk(seed);
+            let f = d.create("a").unwrap();
+            d.sync_dir().unwrap();
+            d.write_at(&f, 0, &[7; 1000]).unwrap();
+            d.crash();
+            d.read_all("a").unwrap().len()
+        };
+        assert_eq!(run(42), run(42));
+        assert!(
+            (0..20)
+                .map(run)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                > 1
+        );
+    }
+
+    #[test]
+    fn faults_fsync_enospc_and_bit_flips() {
+        let d = SimStorage::new(SimConfig {
+            seed: 3,
+            capacity_bytes: 100,
+            sync_failure_ppm: 0,
+        });
+        let f = d.create("a").unwrap();
+        d.write_at(&f, 0, &[0; 60]).unwrap();
+        let err = d.write_at(&f, 60, &[0; 60]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+        assert_eq!(
+            d.preallocate(&f, 200).unwrap_err().kind(),
+            io::ErrorKind::StorageFull
+        );
+        assert_eq!(d.len(&f).unwrap(), 60, "a failed write changes nothing");
+        d.fail_next_syncs(1);
+        assert!(d.sync(&f).is_err());
+        d.sync(&f).unwrap();
+        d.flip_bit("a", 9).unwrap();
+        assert_eq!(d.read_all("a").unwrap()[1], 2);
+        assert!(d.flip_bit("a", 60 * 8).is_err());
+        assert!(d.flip_random_bit().is_some());
+        let always = SimStorage::new(SimConfig {
+            seed: 3,
+            capacity_bytes: u64::MAX,
+            sync_failure_ppm: 1_000_000,
+        });
+        let f = always.create("b").unwrap();
+        assert!(always.sync(&f).is_err());
+    }
+}

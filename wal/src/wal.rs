@@ -1,0 +1,545 @@
+//! The write-ahead log: appends records to the current segment, cuts a new
+//! segment when it is full, makes appends durable by group commit, and purges
+//! segments a snapshot made unnecessary. Synchronous and thread-free (it runs
+//! on tokio and under madsim); see [`crate::group_commit`] for overlapping an
+//! fsync with the next batch.
+
+use crate::error::{Result, WalError};
+use crate::group_commit::{SyncJob, SyncOutcome, Ticket, Tickets};
+use crate::payload::{self, Metadata, SegmentHeader, SnapshotMarker};
+use crate::record::{self, MAX_PAYLOAD_BYTES, RecordType};
+use crate::recovery::{self, Recovered, Tail};
+use crate::segment::{self, BROKEN_SUFFIX, SegmentName, TEMP_SUFFIX};
+use crate::storage::Storage;
+use keel_kernel::raft::{Entry, HardState};
+
+/// Tunables of a [`Wal`].
+#[derive(Clone, Debug)]
+pub struct WalOptions {
+    /// Size a segment is preallocated to; a new segment is cut once the
+    /// current one holds at least this many bytes (default 64 MiB, etcd's).
+    pub segment_size_bytes: u64,
+    /// Encoded records are handed to the storage once this many bytes are
+    /// buffered, or at the next sync (default 1 MiB).
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for WalOptions {
+    fn default() -> WalOptions {
+        WalOptions {
+            segment_size_bytes: 64 << 20,
+            write_buffer_bytes: 1 << 20,
+        }
+    }
+}
+
+/// The segment being appended to.
+#[derive(Debug)]
+struct Active<S: Storage> {
+    name: SegmentName,
+    file_name: String,
+    file: S::File,
+    /// File offset where `Wal::buf` starts.
+    write_offset: u64,
+}
+
+/// A segmented write-ahead log over a [`Storage`].
+#[derive(Debug)]
+pub struct Wal<S: Storage> {
+    storage: S,
+    options: WalOptions,
+    metadata: Metadata,
+    active: Active<S>,
+    /// Segments before the active one, oldest first.
+    sealed: Vec<SegmentName>,
+    /// Encoded records not yet handed to the storage.
+    buf: Vec<u8>,
+    /// CRC of the last encoded record.
+    crc: u32,
+    /// Index of the last entry (or of the latest snapshot if higher).
+    last_index: u64,
+    hard_state: HardState,
+    snapshot: SnapshotMarker,
+    tickets: Tickets,
+    poisoned: Option<String>,
+}
+
+impl<S: Storage> Wal<S> {
+    /// Creates a new log holding only `metadata`, durable on return.
+    /// Errors: the storage already holds segments ([`WalError::Directory`]),
+    /// bad options, storage failures.
+    pub fn create(storage: S, options: WalOptions, metadata: Metadata) -> Result<Wal<S>> {
+        check_options(&options)?;
+        let names = storage
+            .list()
+            .map_err(|e| WalError::io("list", "", None, e))?;
+        if names.iter().any(|n| SegmentName::parse(n).is_some()) {
+            return Err(WalError::Directory(
+                "a WAL already exists in this directory".to_string(),
+            ));
+        }
+        let name = SegmentName {
+            sequence: 0,
+            first_index: 1,
+        };
+        let mut opening = Vec::new();
+        let crc = write_opening(
+            &mut opening,
+            &name,
+            0,
+            &metadata,
+            &SnapshotMarker::default(),
+            &HardState::default(),
+        );
+        let file = segment::create(&storage, &name, &opening, options.segment_size_bytes)?;
+        let active = Active {
+            file_name: name.file_name(),
+            name,
+            file,
+            write_offset: opening.len() as u64,
+        };
+        Ok(Wal {
+            storage,
+            options,
+            metadata,
+            active,
+            sealed: Vec::new(),
+            buf: Vec::new(),
+            crc,
+            last_index: 0,
+            hard_state: HardState::default(),
+            snapshot: SnapshotMarker::default(),
+            tickets: Tickets::default(),
+            poisoned: None,
+        })
+    }
+
+    /// Opens an existing log: recovers it from its latest snapshot marker,
+    /// repairs a torn tail of the last segment (the damaged file is kept as
+    /// `<segment>.broken`, the segment cut back to its last valid record), and
+    /// returns the log ready to append after the last record.
+    /// Errors: as [`recovery::scan`], plus storage failures during repair.
+    pub fn open(storage: S, options: WalOptions) -> Result<(Wal<S>, Recovered)> {
+        Wal::open_at(storage, options, None)
+    }
+
+    /// As [`Wal::open`], but the returned entries follow the snapshot marker
+    /// at `snapshot_index` (use when the newest snapshot file was unreadable
+    /// and an older one was loaded). Errors: that marker is not in the log.
+    pub fn open_at(
+        storage: S,
+        options: WalOptions,
+        snapshot_index: Option<u64>,
+    ) -> Result<(Wal<S>, Recovered)> {
+        check_options(&options)?;
+        remove_temp_files(&storage)?;
+        let scan = recovery::scan(&storage, snapshot_index)?;
+        let file = repair_tail(&storage, &scan.tail, options.segment_size_bytes)?;
+        let mut sealed = scan.segments;
+        let name = sealed
+            .pop()
+            .ok_or_else(|| WalError::Directory("no WAL segments found".to_string()))?;
+        let active = Active {
+            file_name: name.file_name(),
+            name,
+            file,
+            write_offset: scan.tail.valid_end,
+        };
+        let wal = Wal {
+            storage,
+            options,
+            metadata: scan.recovered.metadata,
+            active,
+            sealed,
+            buf: Vec::new(),
+            crc: scan.tail.crc,
+            last_index: scan.last_index,
+            hard_state: scan.recovered.hard_state,
+            snapshot: scan.latest_snapshot,
+            tickets: Tickets::default(),
+            poisoned: None,
+        };
+        Ok((wal, scan.recovered))
+    }
+
+    /// Appends `entries` (contiguous indexes; the first at most one past the
+    /// last index, lower indexes overwrite the log's suffix as in Raft §5.3)
+    /// and then `hard_state` if given, like etcd's `WAL.Save`. Not durable
+    /// until a sync covers the returned ticket.
+    /// Errors: bad indexes or an entry over 256 MiB ([`WalError::InvalidArgument`],
+    /// nothing is appended), a poisoned log, storage failures.
+    pub fn append(&mut self, entries: &[Entry], hard_state: Option<&HardState>) -> Result<Ticket> {
+        self.check_usable()?;
+        self.check_entries(entries)?;
+        for entry in entries {
+            let crc = record::encode(&mut self.buf, RecordType::Entry, self.crc, |b| {
+                payload::encode_entry(b, entry)
+            });
+            self.crc = crc;
+            self.last_index = entry.index;
+            self.after_record()?;
+        }
+        if let Some(hs) = hard_state {
+            self.crc = record::encode(&mut self.buf, RecordType::HardState, self.crc, |b| {
+                payload::encode_hard_state(b, hs)
+            });
+            self.hard_state = *hs;
+            self.after_record()?;
+        }
+        Ok(self.tickets.next())
+    }
+
+    /// Records that a snapshot covers the log up to `marker.index` (write it
+    /// after the snapshot file is durable). Entries may then continue at
+    /// `marker.index + 1` even if the log ended before it.
+    /// Errors: a marker older than the latest one, a poisoned log, storage failures.
+    pub fn append_snapshot_marker(&mut self, marker: &SnapshotMarker) -> Result<Ticket> {
+        self.check_usable()?;
+        if marker.index < self.snapshot.index {
+            return Err(WalError::InvalidArgument(format!(
+                "snapshot index {} is older than the last snapshot {}",
+                marker.index, self.snapshot.index
+            )));
+        }
+        self.crc = record::encode(&mut self.buf, RecordType::SnapshotMarker, self.crc, |b| {
+            payload::encode_snapshot_marker(b, marker)
+        });
+        self.snapshot = marker.clone();
+        self.last_index = self.last_index.max(marker.index);
+        self.after_record()?;
+        Ok(self.tickets.next())
+    }
+
+    /// Hands buffered records to the storage and returns the fsync that will
+    /// make everything appended so far durable, or `None` if it already is.
+    /// Run the job (possibly without holding the `Wal`), then pass its
+    /// outcome to [`Wal::finish_sync`]. Errors: a poisoned log, write failures.
+    pub fn begin_sync(&mut self) -> Result<Option<SyncJob<S>>> {
+        self.check_usable()?;
+        self.flush()?;
+        if self.tickets.durable == self.tickets.appended {
+            return Ok(None);
+        }
+        Ok(Some(SyncJob {
+            storage: self.storage.clone(),
+            file: self.active.file.clone(),
+            file_name: self.active.file_name.clone(),
+            ticket: self.tickets.written,
+        }))
+    }
+
+    /// Publishes the result of a [`SyncJob`]: returns the durable ticket.
+    /// Errors: the fsync failed (the log is poisoned from then on: data the
+    /// kernel dropped after a failed fsync cannot be trusted to be on disk).
+    pub fn finish_sync(&mut self, outcome: Option<SyncOutcome>) -> Result<Ticket> {
+        if let Some(outcome) = outcome {
+            if let Err(e) = outcome.result {
+                self.poisoned = Some(e.to_string());
+                return Err(e);
+            }
+            self.tickets.mark_durable(outcome.ticket);
+        }
+        Ok(self.tickets.durable)
+    }
+
+    /// Makes everything appended so far durable with at most one fsync and
+    /// returns the durable ticket. Errors: as [`Wal::begin_sync`] and
+    /// [`Wal::finish_sync`].
+    pub fn sync(&mut self) -> Result<Ticket> {
+        let job = self.begin_sync()?;
+        self.finish_sync(job.map(SyncJob::run))
+    }
+
+    /// Last ticket handed out by an append.
+    pub fn appended_ticket(&self) -> Ticket {
+        self.tickets.appended
+    }
+
+    /// Last ticket known durable.
+    pub fn durable_ticket(&self) -> Ticket {
+        self.tickets.durable
+    }
+
+    /// Index of the last entry appended (or of the latest snapshot marker if higher).
+    pub fn last_index(&self) -> u64 {
+        self.last_index
+    }
+
+    /// The last hard state appended.
+    pub fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+
+    /// The member identity stored in the log.
+    pub fn metadata(&self) -> Metadata {
+        self.metadata
+    }
+
+    /// Names of all segment files, oldest first.
+    pub fn segment_names(&self) -> Vec<String> {
+        self.sealed
+            .iter()
+            .map(SegmentName::file_name)
+            .chain([self.active.file_name.clone()])
+            .collect()
+    }
+
+    /// Removes the oldest segments whose entries all have indexes at or below
+    /// `snapshot_index` (never the segment being written); returns how many.
+    /// Only purge below a snapshot that is durable in a snapshot file.
+    /// Errors: storage failures (segments already removed stay removed; the
+    /// remaining log is still contiguous).
+    pub fn purge(&mut self, snapshot_index: u64) -> Result<usize> {
+        self.check_usable()?;
+        let mut removable = 0;
+        while removable < self.sealed.len() {
+            let next_first = self
+                .sealed
+                .get(removable + 1)
+                .map_or(self.active.name.first_index, |s| s.first_index);
+            if next_first > snapshot_index.saturating_add(1) {
+                break;
+            }
+            removable += 1;
+        }
+        for name in self.sealed.drain(..removable) {
+            let file = name.file_name();
+            self.storage
+                .remove(&file)
+                .map_err(|e| WalError::io("remove", &file, None, e))?;
+        }
+        if removable > 0 {
+            self.storage
+                .sync_dir()
+                .map_err(|e| WalError::io("fsync directory", "", None, e))?;
+        }
+        Ok(removable)
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(reason) => Err(WalError::Poisoned(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn check_entries(&self, entries: &[Entry]) -> Result<()> {
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        if first.index == 0 || first.index > self.last_index + 1 {
+            return Err(WalError::InvalidArgument(format!(
+                "entry index {} does not follow last index {}",
+                first.index, self.last_index
+            )));
+        }
+        if first.index <= self.snapshot.index {
+            return Err(WalError::InvalidArgument(format!(
+                "entry index {} is covered by the snapshot at {}",
+                first.index, self.snapshot.index
+            )));
+        }
+        for pair in entries.windows(2) {
+            if pair[1].index != pair[0].index + 1 {
+                return Err(WalError::InvalidArgument(format!(
+                    "entry indexes {} then {}",
+                    pair[0].index, pair[1].index
+                )));
+            }
+        }
+        if let Some(big) = entries
+            .iter()
+            .find(|e| e.data.len() + 17 > MAX_PAYLOAD_BYTES)
+        {
+            return Err(WalError::InvalidArgument(format!(
+                "entry {} of {} bytes is too large",
+                big.index,
+                big.data.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// After each encoded record: write out a full buffer, cut a full segment.
+    fn after_record(&mut self) -> Result<()> {
+        if self.active.write_offset + self.buf.len() as u64 >= self.options.segment_size_bytes {
+            return self.cut();
+        }
+        if self.buf.len() >= self.options.write_buffer_bytes {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if !self.buf.is_empty() {
+            let offset = self.active.write_offset;
+            if let Err(e) = self.storage.write_at(&self.active.file, offset, &self.buf) {
+                let err = WalError::io("write", &self.active.file_name, Some(offset), e);
+                self.poisoned = Some(err.to_string());
+                return Err(err);
+            }
+            self.active.write_offset += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        self.tickets.mark_written();
+        Ok(())
+    }
+
+    /// Seals the current segment (fsynced first, so only the last segment
+    /// can ever have a torn tail) and starts the next one with the metadata,
+    /// latest snapshot marker and hard state restated, so purging older
+    /// segments never loses them.
+    fn cut(&mut self) -> Result<()> {
+        self.flush()?;
+        let result = self.cut_inner();
+        if let Err(e) = &result {
+            self.poisoned = Some(e.to_string());
+        }
+        result
+    }
+
+    fn cut_inner(&mut self) -> Result<()> {
+        let old = &self.active;
+        self.storage
+            .sync(&old.file)
+            .map_err(|e| WalError::io("fsync", &old.file_name, None, e))?;
+        let name = SegmentName {
+            sequence: old.name.sequence + 1,
+            first_index: self.last_index + 1,
+        };
+        let mut opening = Vec::new();
+        let crc = write_opening(
+            &mut opening,
+            &name,
+            self.crc,
+            &self.metadata,
+            &self.snapshot,
+            &self.hard_state,
+        );
+        let file = segment::create(
+            &self.storage,
+            &name,
+            &opening,
+            self.options.segment_size_bytes,
+        )?;
+        let new = Active {
+            file_name: name.file_name(),
+            name,
+            file,
+            write_offset: opening.len() as u64,
+        };
+        let old = std::mem::replace(&mut self.active, new);
+        self.sealed.push(old.name);
+        self.crc = crc;
+        // Everything before the cut was fsynced with the old segment.
+        self.tickets.mark_durable(self.tickets.written);
+        Ok(())
+    }
+}
+
+fn check_options(options: &WalOptions) -> Result<()> {
+    if options.segment_size_bytes < 4096 {
+        return Err(WalError::InvalidArgument(
+            "segment size must be at least 4096 bytes".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// Encodes a segment's opening records; returns the CRC of the last one.
+fn write_opening(
+    buf: &mut Vec<u8>,
+    name: &SegmentName,
+    prev_crc: u32,
+    metadata: &Metadata,
+    snapshot: &SnapshotMarker,
+    hs: &HardState,
+) -> u32 {
+    let header = SegmentHeader {
+        sequence: name.sequence,
+        first_index: name.first_index,
+        prev_crc,
+    };
+    let mut crc = record::encode(buf, RecordType::SegmentHeader, prev_crc, |b| {
+        payload::encode_segment_header(b, &header)
+    });
+    crc = record::encode(buf, RecordType::Metadata, crc, |b| {
+        payload::encode_metadata(b, metadata)
+    });
+    if snapshot.index > 0 {
+        crc = record::encode(buf, RecordType::SnapshotMarker, crc, |b| {
+            payload::encode_snapshot_marker(b, snapshot)
+        });
+    }
+    if !hs.is_empty() {
+        crc = record::encode(buf, RecordType::HardState, crc, |b| {
+            payload::encode_hard_state(b, hs)
+        });
+    }
+    crc
+}
+
+/// Removes segments left half-created by a crash during a cut.
+fn remove_temp_files<S: Storage>(storage: &S) -> Result<()> {
+    for name in storage
+        .list()
+        .map_err(|e| WalError::io("list", "", None, e))?
+    {
+        if name.ends_with(TEMP_SUFFIX) {
+            storage
+                .remove(&name)
+                .map_err(|e| WalError::io("remove", &name, None, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens the last segment; if its tail is torn, keeps a copy as
+/// `<name>.broken`, cuts the segment back to its last valid record and
+/// preallocates it again (zero-filled), durably.
+fn repair_tail<S: Storage>(storage: &S, tail: &Tail, size_bytes: u64) -> Result<S::File> {
+    let name = tail.name.file_name();
+    let file = storage
+        .open(&name)
+        .map_err(|e| WalError::io("open", &name, None, e))?;
+    if tail.torn.is_none() {
+        return Ok(file);
+    }
+    let broken = format!("{name}{BROKEN_SUFFIX}");
+    let data = storage
+        .read_all(&name)
+        .map_err(|e| WalError::io("read", &name, None, e))?;
+    if storage
+        .list()
+        .map_err(|e| WalError::io("list", "", None, e))?
+        .contains(&broken)
+    {
+        storage
+            .remove(&broken)
+            .map_err(|e| WalError::io("remove", &broken, None, e))?;
+    }
+    let copy = storage
+        .create(&broken)
+        .map_err(|e| WalError::io("create", &broken, None, e))?;
+    storage
+        .write_at(&copy, 0, &data)
+        .map_err(|e| WalError::io("write", &broken, Some(0), e))?;
+    storage
+        .sync(&copy)
+        .map_err(|e| WalError::io("fsync", &broken, None, e))?;
+    drop(data);
+    storage
+        .truncate(&file, tail.valid_end)
+        .map_err(|e| WalError::io("truncate", &name, Some(tail.valid_end), e))?;
+    storage
+        .preallocate(&file, size_bytes)
+        .map_err(|e| WalError::io("preallocate", &name, None, e))?;
+    storage
+        .sync(&file)
+        .map_err(|e| WalError::io("fsync", &name, None, e))?;
+    storage
+        .sync_dir()
+        .map_err(|e| WalError::io("fsync directory", "", None, e))?;
+    Ok(file)
+}

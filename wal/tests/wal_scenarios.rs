@@ -1,0 +1,424 @@
+//! Scenario tests of the log over the simulated and the real disk: appends,
+//! sync, reopen, segment cuts, purge, overwrites, snapshot markers, torn
+//! tails, corruption, failed fsync and a full disk.
+
+use bytes::Bytes;
+use keel_kernel::raft::{ConfState, Entry, EntryType, HardState};
+use keel_wal::storage::Storage;
+use keel_wal::{
+    FsStorage, Metadata, SimConfig, SimStorage, SnapshotMarker, Ticket, Wal, WalError, WalOptions,
+    recover,
+};
+
+const META: Metadata = Metadata {
+    cluster_id: 0xC1,
+    node_id: 7,
+};
+
+fn small() -> WalOptions {
+    WalOptions {
+        segment_size_bytes: 4096,
+        write_buffer_bytes: 512,
+    }
+}
+
+fn entry(index: u64, term: u64) -> Entry {
+    Entry {
+        term,
+        index,
+        entry_type: EntryType::Normal,
+        data: Bytes::from(format!("entry {index} term {term}").repeat(3)),
+    }
+}
+
+fn entries(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<Entry> {
+    range.map(|i| entry(i, term)).collect()
+}
+
+fn disk() -> SimStorage {
+    SimStorage::new(SimConfig {
+        seed: 5,
+        ..SimConfig::default()
+    })
+}
+
+#[test]
+fn synced_appends_survive_a_crash_and_reopen() {
+    let d = disk();
+    let mut wal = Wal::create(d.clone(), small(), META).unwrap();
+    let hs = HardState {
+        term: 1,
+        vote: 7,
+        commit: 2,
+    };
+    let t = wal.append(&entries(1..=3, 1), Some(&hs)).unwrap();
+    assert_eq!(wal.durable_ticket(), Ticket(0));
+    assert_eq!(wal.sync().unwrap(), t);
+    wal.append(&entries(4..=5, 1), None).unwrap();
+    d.crash();
+    let (mut wal, rec) = Wal::open(d.clone(), small()).unwrap();
+    assert_eq!(rec.metadata, META);
+    assert_eq!(rec.hard_state, hs);
+    assert!(rec.entries.len() >= 3);
+    assert_eq!(rec.entries[..3], entries(1..=3, 1)[..]);
+    let next = rec.entries.len() as u64 + 1;
+    wal.append(&entries(next..=next + 1, 2), None).unwrap();
+    wal.sync().unwrap();
+    let rec = recover(&d).unwrap();
+    assert_eq!(
+        rec.entries.last().map(|e| (e.index, e.term)),
+        Some((next + 1, 2))
+    );
+}
+
+#[test]
+fn segments_are_cut_chained_and_purged() {
+    let d = disk();
+    let mut wal = Wal::create(d.clone(), small(), META).unwrap();
+    for i in 1..=200 {
+        wal.append(
+            &[entry(i, 1)],
+            Some(&HardState {
+                term: 1,
+                vote: 0,
+                commit: i - 1,
+            }),
+        )
+        .unwrap();
+    }
+    wal.sync().unwrap();
+    let segments = wal.segment_names();
+    assert!(segments.len() > 5, "{segments:?}");
+    let rec = recover(&d).unwrap();
+    assert_eq!(rec.entries, entries(1..=200, 1));
+    assert_eq!(rec.hard_state.commit, 199);
+
+    wal.append_snapshot_marker(&SnapshotMarker {
+        index: 150,
+        term: 1,
+        conf_state: ConfState::default(),
+    })
+    .unwrap();
+    wal.sync().unwrap();
+    let removed = wal.purge(150).unwrap();
+    assert!(removed > 0 && removed < segments.len());
+    d.crash();
+    let (_, rec) = Wal::open(d.clone(), small()).unwrap();
+    assert_eq!(rec.snapshot.index, 150);
+    assert_eq!(rec.metadata, META);
+    assert_eq!(rec.hard_state.commit, 199);
+    assert_eq!(rec.entries, entries(151..=200, 1));
+}
+
+#[test]
+fn a_later_lower_index_overwrites_the_suffix() {
+    let d = disk();
+    let mut wal = Wal::create(d.clone(), small(), META).unwrap();
+    wal.append(&entries(1..=60, 1), None).unwrap();
+    wal.append(&entries(20..=25, 2), None).unwrap();
+    wal.sync().unwrap();
+    let rec = recover(&d).unwrap();
+    let mut expected = entries(1..=19, 1);
+    expected.extend(entries(20..=25, 2));
+    assert_eq!(rec.entries, expected);
+    let (mut wal, _) = Wal::open(d.clone(), small()).unwrap();
+    assert_eq!(wal.last_index(), 25);
+    assert!(matches!(
+        wal.append(&entries(27..=27, 2), None),
+        Err(WalError::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn a_snapshot_marker_lets_the_log_jump_ahead() {
+    let d = disk();
+    let mut wal = Wal::create(d.clone(), small(), META).unwrap();
+    wal.append(&entries(1..=5, 1), None).unwrap();
+    let marker = SnapshotMarker {
+        index: 100,
+        term: 3,
+        conf_state: ConfState {
+            voters: vec![7],
+            ..ConfState::default()
+        },
+    };
+    wal.append_snapshot_marker(&marker).unwrap();
+    assert!(matches!(
+        wal.append(&entries(100..=100, 3), None),
+        Err(WalError::InvalidArgument(_))
+    ));
+    wal.append(&entries(101..=103, 3), None).unwrap();
+    wal.sync().unwrap();
+    let rec = recover(&d).unwrap();
+    assert_eq!(rec.snapshot, marker);
+    assert_eq!(rec.entries, entries(101..=103, 3));
+    let older = SnapshotMarker {
+        index: 50,
+        ..SnapshotMarker::default()
+    };
+    assert!(matches!(
+        wal.append_snapshot_marker(&older),
+        Err(WalError::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn open_at_an_older_marker_returns_the_entries_after_it() {
+    let d = disk();
+    let mut wal = Wal::create(d.clone(), small(), META).unwrap();
+    wal.append(&entries(1..=10, 1), None).unwrap();
+    wal.append_snapshot_marker(&SnapshotMarker {
+        index: 4,
+        term: 1,
+        ..SnapshotMarker::default()
+    })
+    .unwrap();
+    wal.append_snapshot_marker(&SnapshotMarker {
+        index: 8,
+        term: 1,
+        ..SnapshotMarker::default()
+    })
+    .unwrap();
+    wal.sync().unwrap();
+    let (_, rec) = Wal::open_at(d.clone(), small(), Some(4)).unwrap();
+    assert_eq!((rec.snapshot.index, rec.entries), (4, entries(5..=10, 1)));
+    let (_, rec) = Wal::open_at(d.clone(), small(), Some(0)).unwrap();
+    assert_eq!(rec.entries.len(), 10);
+    assert!(matches!(
+        Wal::open_at(d.clone(), small(), Some(5)),
+        Err(WalError::InvalidArgument(_))
+    ));
+    // A gap right after the chosen marker is refused.
+    wal.append_snapshot_marker(&SnapshotMarker {
+        index: 30,
+        term: 1,
+        ..SnapshotMarker::default()
+    })
+    .unwrap();
+    wal.append(&entries(31..=31, 1), None).unwrap();
+    wal.sync().unwrap();
+    let err = Wal::open_at(d.clone(), small(), Some(8)).unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+}
+
+#[test]
+fn a_torn_tail_is_cut_and_kept_as_broken() {
+    let d = disk();
+    let mut wal = Wal::create(d.clone(), small(), META).unwrap();
+    wal.append(&entries(1..=3, 1), None).unwrap();
+    wal.sync().unwrap();
+    let name = wal.segment_names().pop().unwrap();
+    let data = d.read_all(&name).unwrap();
+    let end = data.iter().rposition(|b| *b != 0).unwrap();
+    // Tear the last record: zero its last bytes.
+    let f = d.open(&name).unwrap();
+    d.write_at(&f, end as u64 - 9, &[0; 10]).unwrap();
+    d.sync(&f).unwrap();
+    let (mut wal, rec) = Wal::open(d.clone(), small()).unwrap();
+    assert_eq!(rec.entries, entries(1..=2, 1));
+    assert!(d.list().unwrap().contains(&format!("{name}.broken")));
+    wal.append(&entries(3..=4, 2), None).unwrap();
+    wal.sync().unwrap();
+    d.crash();
+    let rec = recover(&d).unwrap();
+    assert_eq!(rec.entries.len(), 4);
+    assert_eq!(rec.entries[3].term, 2);
+}
+
+#[test]
+fn corruption_in_a_sealed_segment_names_file_and_offset() {
+    let d = disk();
+    let mut wal = Wal::create(d.clone(), small(), META).unwrap();
+    wal.append(&entries(1..=100, 1), None).unwrap();
+    wal.sync().unwrap();
+    let first = wal.segment_names()[0].clone();
+    d.flip_bit(&first, 8 * 200 + 3).unwrap();
+    let err = recover(&d).unwrap_err();
+    match &err {
+        WalError::Corrupt { file, offset, .. } => {
+            assert_eq!((file.as_str(), *offset / 8), (first.as_str(), *offset / 8))
+        }
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains(&first), "{err}");
+}
+
+#[test]
+fn corruption_before_valid_records_of_the_last_segment_is_an_error() {
+    let d = disk();
+    let mut wal = Wal::create(d.clone(), small(), META).unwrap();
+    wal.append(&entries(1..=5, 1), None).unwrap();
+    wal.sync().unwrap();
+    let name = wal.segment_names().pop().unwrap();
+    d.flip_bit(&name, 8 * 120).unwrap();
+    assert!(matches!(
+        Wal::open(d.clone(), small()),
+        Err(WalError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn a_missing_or_foreign_segment_is_refused() {
+    let d = disk();
+    let mut wal = Wal::create(d.clone(), small(), META).unwrap();
+    wal.append(&entries(1..=200, 1), None).unwrap();
+    wal.sync().unwrap();
+    let names = wal.segment_names();
+    assert!(names.len() >= 3);
+    // A segment from another log with the same name breaks the CRC chain.
+    let other = disk();
+    let mut wal2 = Wal::create(
+        other.clone(),
+        small(),
+        Metadata {
+            cluster_id: 9,
+            node_id: 9,
+        },
+    )
+    .unwrap();
+    wal2.append(&entries(1..=200, 1), None).unwrap();
+    wal2.sync().unwrap();
+    let foreign = other.read_all(&names[1]).unwrap();
+    let f = d.open(&names[1]).unwrap();
+    d.write_at(&f, 0, &foreign).unwrap();
+    let err = recover(&d).unwrap_err();
+    assert!(
+        err.to_string().contains("crc chain broken") && err.to_string().contains(&names[1]),
+        "{err}"
+    );
+    d.remove(&names[1]).unwrap();
+    let err = recover(&d).unwrap_err();
+    assert!(err.to_string().contains("missing segment"), "{err}");
+}
+
+#[test]
+fn empty_directory_and_double_create_are_refused() {
+    let d = disk();
+    assert!(matches!(recover(&d), Err(WalError::Directory(_))));
+    Wal::create(d.clone(), small(), META).unwrap();
+    assert!(matches!(
+        Wal::create(d.clone(), small(), META),
+        Err(WalError::Directory(_))
+    ));
+    let bad = WalOptions {
+        segment_size_bytes: 10,
+        ..small()
+    };
+    assert!(matches!(
+        Wal::create(disk(), bad, META),
+        Err(WalError::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn a_failed_fsync_poisons_the_log() {
+    let d = disk();
+    let mut wal = Wal::create(d.clone(), small(), META).unwrap();
+    wal.append(&entries(1..=2, 1), None).unwrap();
+    d.fail_next_syncs(1);
+    assert!(matches!(wal.sync(), Err(WalError::Io { op: "fsync", .. })));
+    assert!(matches!(
+        wal.append(&entries(3..=3, 1), None),
+        Err(WalError::Poisoned(_))
+    ));
+    assert!(matches!(wal.sync(), Err(WalError::Poisoned(_))));
+}
+
+#[test]
+fn a_full_disk_is_reported_and_synced_data_kept() {
+    let d = disk();
+    let mut wal = Wal::create(d.clone(), small(), META).unwrap();
+    wal.append(&entries(1..=5, 1), None).unwrap();
+    wal.sync().unwrap();
+    d.set_capacity_bytes(4096 + 1024);
+    let mut result = Ok(Ticket(0));
+    for i in 6..=500 {
+        result = wal.append(&[entry(i, 1)], None).and_then(|_| wal.sync());
+        if result.is_err() {
+            break;
+        }
+    }
+    let err = result.unwrap_err();
+    assert!(err.is_storage_full(), "{err}");
+    d.crash();
+    d.set_capacity_bytes(u64::MAX);
+    let rec = recover(&d).unwrap();
+    assert!(rec.entries.len() >= 5);
+    assert_eq!(rec.entries[..5], entries(1..=5, 1)[..]);
+}
+
+#[test]
+fn bad_entries_are_refused_without_writing_anything() {
+    let d = disk();
+    let mut wal = Wal::create(d.clone(), small(), META).unwrap();
+    assert!(matches!(
+        wal.append(&entries(2..=2, 1), None),
+        Err(WalError::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        wal.append(&[entry(1, 1), entry(3, 1)], None),
+        Err(WalError::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        wal.append(&[entry(0, 1)], None),
+        Err(WalError::InvalidArgument(_))
+    ));
+    assert_eq!(wal.appended_ticket(), Ticket(0));
+    wal.append(&entries(1..=1, 1), None).unwrap();
+    wal.sync().unwrap();
+    assert_eq!(recover(&d).unwrap().entries, entries(1..=1, 1));
+}
+
+#[test]
+fn sync_jobs_overlap_with_appends() {
+    let d = disk();
+    let mut wal = Wal::create(d.clone(), small(), META).unwrap();
+    let t1 = wal.append(&entries(1..=2, 1), None).unwrap();
+    let job = wal.begin_sync().unwrap().unwrap();
+    assert_eq!(job.ticket(), t1);
+    // The next batch is appended while the fsync of the first is pending.
+    let t2 = wal.append(&entries(3..=4, 1), None).unwrap();
+    let outcome = job.run();
+    assert!(outcome.is_ok());
+    assert_eq!(wal.finish_sync(Some(outcome)).unwrap(), t1);
+    assert!(wal.durable_ticket() < t2);
+    assert_eq!(wal.sync().unwrap(), t2);
+    assert!(wal.begin_sync().unwrap().is_none());
+    assert_eq!(wal.finish_sync(None).unwrap(), t2);
+}
+
+#[test]
+fn real_files_round_trip_with_mmap_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FsStorage::open(dir.path()).unwrap();
+    let opts = WalOptions {
+        segment_size_bytes: 64 << 10,
+        write_buffer_bytes: 4096,
+    };
+    let mut wal = Wal::create(storage.clone(), opts.clone(), META).unwrap();
+    wal.append(
+        &entries(1..=5000, 1),
+        Some(&HardState {
+            term: 1,
+            vote: 7,
+            commit: 1000,
+        }),
+    )
+    .unwrap();
+    wal.sync().unwrap();
+    assert!(wal.segment_names().len() > 3);
+    drop(wal);
+    let (mut wal, rec) = Wal::open(storage.clone(), opts.clone()).unwrap();
+    assert_eq!(rec.entries, entries(1..=5000, 1));
+    assert_eq!(rec.hard_state.commit, 1000);
+    wal.append_snapshot_marker(&SnapshotMarker {
+        index: 4000,
+        term: 1,
+        ..SnapshotMarker::default()
+    })
+    .unwrap();
+    wal.sync().unwrap();
+    assert!(wal.purge(4000).unwrap() > 0);
+    let (_, rec) = Wal::open(storage, opts).unwrap();
+    assert_eq!(rec.entries, entries(4001..=5000, 1));
+}
