@@ -47,6 +47,14 @@ impl Inflights {
         }
     }
 
+    /// Frees the oldest unacknowledged append (a heartbeat answer shows the
+    /// follower is alive, so one more append may probe the window).
+    pub fn free_first_one(&mut self) {
+        if let Some((_, size)) = self.window.pop_front() {
+            self.size_bytes -= size;
+        }
+    }
+
     /// Whether no more appends may be sent.
     pub fn full(&self) -> bool {
         self.window.len() >= self.max_count || self.size_bytes >= self.max_size_bytes

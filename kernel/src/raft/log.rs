@@ -42,6 +42,21 @@ impl<S: Storage> RaftLog<S> {
         })
     }
 
+    /// Highest index known to be committed.
+    pub fn committed(&self) -> u64 {
+        self.committed
+    }
+
+    /// Highest index the application has applied.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// Highest index known to be on stable storage.
+    pub fn persisted(&self) -> u64 {
+        self.persisted
+    }
+
     /// Index of the first entry still available.
     pub fn first_index(&self) -> u64 {
         match self.unstable.maybe_first_index() {

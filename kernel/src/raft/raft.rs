@@ -886,6 +886,9 @@ impl<S: Storage> Raft<S> {
         };
         pr.recent_active = true;
         pr.probe_sent = false;
+        if pr.state == ProgressState::Replicate && pr.inflights.full() {
+            pr.inflights.free_first_one();
+        }
         if pr.matched < last_index {
             self.send_append(m.from, true);
         }

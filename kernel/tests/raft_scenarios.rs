@@ -1,0 +1,560 @@
+//! Scenario tests of the Raft core: one test per feature, on an in-memory
+//! cluster with a fault-free, in-order network unless a test cuts links.
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+mod raft_support;
+
+use bytes::Bytes;
+use keel_kernel::raft::*;
+use raft_support::{Cluster, default_config};
+
+fn no_pre_vote(id: NodeId) -> Config {
+    let mut c = default_config(id);
+    c.pre_vote = false;
+    c
+}
+
+fn three() -> Cluster {
+    let mut c = Cluster::new(&[1, 2, 3], 1, default_config);
+    assert!(c.elect(1));
+    c
+}
+
+#[test]
+fn single_node_elects_itself_and_commits() {
+    let mut c = Cluster::new(&[1], 1, default_config);
+    assert!(c.elect(1));
+    c.propose(1, b"x").unwrap();
+    c.settle();
+    assert_eq!(c.applied_data(1), vec![Bytes::from_static(b"x")]);
+    c.check().unwrap();
+}
+
+#[test]
+fn election_replicates_a_noop_and_commits_proposals() {
+    let mut c = three();
+    for id in [1, 2, 3] {
+        let raft = c.node(id).raft();
+        assert_eq!((raft.term, raft.leader_id), (1, 1));
+        assert_eq!(raft.log.committed(), 1, "the leader's no-op is committed");
+    }
+    c.propose(1, b"a").unwrap();
+    c.propose(2, b"b").unwrap(); // forwarded to the leader
+    c.tick_settle(1);
+    for id in [1, 2, 3] {
+        assert_eq!(
+            c.applied_data(id),
+            vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")]
+        );
+    }
+    c.check().unwrap();
+}
+
+#[test]
+fn election_timeout_elects_a_leader_without_help() {
+    let mut c = Cluster::new(&[1, 2, 3], 7, default_config);
+    c.tick_settle(30);
+    let leader = c.leader().expect("a leader after 3 election timeouts");
+    assert!(c.nodes.values().all(|n| n.raft().leader_id == leader));
+    c.check().unwrap();
+}
+
+#[test]
+fn split_vote_then_a_later_election_succeeds() {
+    let mut c = Cluster::new(&[1, 2, 3, 4], 3, no_pre_vote);
+    c.cut_link(1, 4);
+    c.cut_link(2, 3);
+    c.node_mut(1).raw.campaign();
+    c.node_mut(2).raw.campaign();
+    c.settle();
+    assert_eq!(c.leader(), None, "2 of 4 votes each: no quorum");
+    assert_eq!(c.node(1).raft().role, StateRole::Candidate);
+    c.heal();
+    c.tick_settle(40);
+    assert!(c.leader().is_some());
+    c.check().unwrap();
+}
+
+#[test]
+fn partitioned_leader_steps_down_and_stale_leader_rejoins() {
+    let mut c = three();
+    c.partition(&[1]);
+    c.propose(1, b"lost").unwrap();
+    c.tick_settle(30);
+    assert_eq!(
+        c.node(1).raft().role,
+        StateRole::Follower,
+        "check-quorum stepped it down"
+    );
+    let new_leader = c.leader().unwrap();
+    assert_ne!(new_leader, 1);
+    c.propose(new_leader, b"kept").unwrap();
+    c.settle();
+    c.heal();
+    c.tick_settle(5);
+    assert_eq!(c.leader(), Some(new_leader));
+    for id in [1, 2, 3] {
+        assert_eq!(
+            c.applied_data(id),
+            vec![Bytes::from_static(b"kept")],
+            "node {id}"
+        );
+        assert_eq!(
+            c.node(id).raft().log.last_index(),
+            c.node(new_leader).raft().log.last_index()
+        );
+    }
+    c.check().unwrap();
+}
+
+#[test]
+fn divergent_follower_log_is_repaired() {
+    // Without check-quorum the isolated leader keeps leading and appending.
+    fn cfg(id: NodeId) -> Config {
+        let mut c = default_config(id);
+        c.check_quorum = false;
+        c.pre_vote = false;
+        c
+    }
+    let mut c = Cluster::new(&[1, 2, 3], 5, cfg);
+    assert!(c.elect(1));
+    c.partition(&[1]);
+    for _ in 0..20 {
+        c.propose(1, b"stale").unwrap();
+    }
+    c.settle();
+    assert!(c.elect(2));
+    c.propose(2, b"fresh").unwrap();
+    c.settle();
+    assert_eq!(c.node(1).raft().log.last_index(), 21);
+    c.heal();
+    c.tick_settle(3);
+    assert_eq!(c.leader(), Some(2));
+    let leader_last = c.node(2).raft().log.last_index();
+    assert_eq!(
+        c.node(1).raft().log.last_index(),
+        leader_last,
+        "stale suffix truncated"
+    );
+    assert_eq!(c.applied_data(1), vec![Bytes::from_static(b"fresh")]);
+    c.check().unwrap();
+}
+
+#[test]
+fn pre_vote_keeps_an_isolated_node_from_raising_its_term() {
+    let mut c = three();
+    c.partition(&[3]);
+    c.tick_settle(50);
+    assert_eq!(c.node(3).raft().term, 1, "pre-votes fail, term unchanged");
+    c.heal();
+    c.tick_settle(5);
+    assert_eq!(c.leader(), Some(1));
+    assert_eq!(c.node(1).raft().term, 1, "the leader was not disrupted");
+}
+
+#[test]
+fn votes_are_refused_while_the_leader_lease_holds() {
+    // Node 3 runs without pre-vote and campaigns at a higher term; the
+    // followers still hear from leader 1 and ignore it (check-quorum lease).
+    let mut c = Cluster::new(&[1, 2, 3], 2, |id| {
+        let mut cfg = default_config(id);
+        cfg.pre_vote = id != 3;
+        cfg
+    });
+    assert!(c.elect(1));
+    c.node_mut(3).raw.campaign();
+    c.settle();
+    assert_eq!(c.node(2).raft().term, 1, "vote request ignored in lease");
+    assert!(c.node(1).raw.is_leader());
+    c.check().unwrap();
+}
+
+#[test]
+fn check_quorum_leader_steps_down_without_a_quorum() {
+    let mut c = three();
+    c.crash(2);
+    c.crash(3);
+    c.tick_settle(21);
+    assert_eq!(c.node(1).raft().role, StateRole::Follower);
+}
+
+#[test]
+fn leader_transfer_to_an_up_to_date_follower() {
+    let mut c = three();
+    c.propose(1, b"a").unwrap();
+    c.settle();
+    c.node_mut(1).raw.transfer_leader(2);
+    c.settle();
+    assert_eq!(c.leader(), Some(2));
+    assert_eq!(c.node(2).raft().term, 2);
+    c.propose(2, b"b").unwrap();
+    c.tick_settle(1);
+    assert_eq!(c.applied_data(3).len(), 2);
+    c.check().unwrap();
+}
+
+#[test]
+fn leader_transfer_catches_up_a_lagging_follower_first() {
+    let mut c = three();
+    c.partition(&[3]);
+    c.propose(1, b"a").unwrap();
+    c.settle();
+    c.heal();
+    c.node_mut(1).raw.transfer_leader(3);
+    assert!(
+        c.node_mut(1).raw.propose(Bytes::from_static(b"x")).is_err(),
+        "dropped in transfer"
+    );
+    c.tick_settle(2);
+    assert_eq!(c.leader(), Some(3));
+    c.check().unwrap();
+}
+
+#[test]
+fn read_index_is_confirmed_by_a_heartbeat_round() {
+    let mut c = three();
+    c.propose(1, b"a").unwrap();
+    c.settle();
+    c.node_mut(1)
+        .raw
+        .read_index(Bytes::from_static(b"r1"))
+        .unwrap();
+    c.node_mut(2)
+        .raw
+        .read_index(Bytes::from_static(b"r2"))
+        .unwrap();
+    c.settle();
+    let commit = c.node(1).raft().log.committed();
+    let rs1 = &c.node(1).read_states;
+    let rs2 = &c.node(2).read_states;
+    assert_eq!(
+        rs1,
+        &vec![ReadState {
+            index: commit,
+            request_ctx: "r1".into()
+        }]
+    );
+    assert_eq!(
+        rs2,
+        &vec![ReadState {
+            index: commit,
+            request_ctx: "r2".into()
+        }]
+    );
+}
+
+#[test]
+fn read_index_during_leadership_change_is_not_served_by_the_old_leader() {
+    let mut c = three();
+    c.partition(&[1]);
+    c.node_mut(1)
+        .raw
+        .read_index(Bytes::from_static(b"old"))
+        .unwrap();
+    c.settle();
+    assert!(c.node(1).read_states.is_empty(), "no quorum acknowledged");
+    c.tick_settle(30);
+    assert!(!c.node(1).raw.is_leader(), "check-quorum stepped it down");
+    let leader = c.leader().unwrap();
+    c.propose(leader, b"w").unwrap();
+    c.settle();
+    c.node_mut(leader)
+        .raw
+        .read_index(Bytes::from_static(b"new"))
+        .unwrap();
+    c.settle();
+    let commit = c.node(leader).raft().log.committed();
+    let expected = vec![ReadState {
+        index: commit,
+        request_ctx: "new".into(),
+    }];
+    assert_eq!(c.node(leader).read_states, expected);
+    c.heal();
+    c.tick_settle(3);
+    assert!(
+        c.node(1).read_states.is_empty(),
+        "the stale request died with the leadership"
+    );
+    assert_eq!(c.node(1).raft().leader_id, leader);
+}
+
+#[test]
+fn read_index_waits_for_the_new_leaders_first_commit() {
+    fn cfg(id: NodeId) -> Config {
+        let mut c = no_pre_vote(id);
+        c.check_quorum = false;
+        c
+    }
+    let mut c = Cluster::new(&[1, 2, 3], 1, cfg);
+    assert!(c.elect(1));
+    c.node_mut(2).raw.campaign();
+    c.process(2);
+    c.hop(); // vote requests arrive, responses are sent
+    c.cut.insert((2, 1)); // one-way: node 2 hears the votes but its appends are lost
+    c.cut.insert((2, 3));
+    c.hop(); // node 2 wins; its no-op cannot be replicated
+    assert!(c.node(2).raw.is_leader());
+    c.node_mut(2)
+        .raw
+        .read_index(Bytes::from_static(b"r"))
+        .unwrap();
+    c.settle();
+    assert!(
+        c.node(2).read_states.is_empty(),
+        "no commit in this term yet"
+    );
+    c.heal();
+    c.tick_settle(2);
+    assert_eq!(c.node(2).read_states.len(), 1);
+    assert_eq!(
+        c.node(2).read_states[0].index,
+        c.node(2).raft().log.committed()
+    );
+}
+
+#[test]
+fn lease_based_reads_answer_at_once() {
+    let mut c = Cluster::new(&[1, 2, 3], 1, |id| {
+        let mut cfg = default_config(id);
+        cfg.read_only_option = ReadOnlyOption::LeaseBased;
+        cfg
+    });
+    assert!(c.elect(1));
+    c.node_mut(1)
+        .raw
+        .read_index(Bytes::from_static(b"r"))
+        .unwrap();
+    c.process(1);
+    assert_eq!(c.node(1).read_states.len(), 1);
+}
+
+#[test]
+fn membership_add_learner_promote_and_remove() {
+    let mut c = three();
+    c.add_joining_node(4, &[1, 2, 3]);
+    let add_learner = ConfChange {
+        changes: vec![ConfChangeSingle {
+            change_type: ConfChangeType::AddLearnerNode,
+            node_id: 4,
+        }],
+        context: Bytes::new(),
+    };
+    c.node_mut(1).raw.propose_conf_change(&add_learner).unwrap();
+    c.process(1);
+    c.tick_settle(3);
+    assert_eq!(c.node(1).raft().conf_state().learners, vec![4]);
+    c.propose(1, b"a").unwrap();
+    c.tick_settle(2);
+    assert_eq!(
+        c.applied_data(4),
+        vec![Bytes::from_static(b"a")],
+        "learner receives the log"
+    );
+    let promote = ConfChange {
+        changes: vec![ConfChangeSingle {
+            change_type: ConfChangeType::AddNode,
+            node_id: 4,
+        }],
+        context: Bytes::new(),
+    };
+    c.node_mut(1).raw.propose_conf_change(&promote).unwrap();
+    // A second change before the first is applied is refused.
+    let again = c.node_mut(1).raw.propose_conf_change(&promote);
+    assert!(matches!(again, Err(RaftError::ConfChangeRejected(_))));
+    c.tick_settle(3);
+    assert_eq!(c.node(4).raft().conf_state().voters, vec![1, 2, 3, 4]);
+    let remove_leader = ConfChange {
+        changes: vec![ConfChangeSingle {
+            change_type: ConfChangeType::RemoveNode,
+            node_id: 1,
+        }],
+        context: Bytes::new(),
+    };
+    c.node_mut(1)
+        .raw
+        .propose_conf_change(&remove_leader)
+        .unwrap();
+    c.tick_settle(3);
+    assert!(!c.node(1).raw.is_leader(), "a removed leader steps down");
+    c.crash(1);
+    c.tick_settle(40);
+    let leader = c.leader().unwrap();
+    assert_ne!(leader, 1);
+    assert_eq!(c.node(leader).raft().conf_state().voters, vec![2, 3, 4]);
+    c.check().unwrap();
+}
+
+#[test]
+fn joint_consensus_change_is_left_automatically() {
+    let mut c = three();
+    c.add_joining_node(4, &[1, 2, 3]);
+    c.add_joining_node(5, &[1, 2, 3]);
+    let cc = ConfChange {
+        changes: vec![
+            ConfChangeSingle {
+                change_type: ConfChangeType::AddNode,
+                node_id: 4,
+            },
+            ConfChangeSingle {
+                change_type: ConfChangeType::AddNode,
+                node_id: 5,
+            },
+            ConfChangeSingle {
+                change_type: ConfChangeType::RemoveNode,
+                node_id: 3,
+            },
+        ],
+        context: Bytes::new(),
+    };
+    c.node_mut(1).raw.propose_conf_change(&cc).unwrap();
+    c.tick_settle(5);
+    let cs = c.node(1).raft().conf_state();
+    assert_eq!(cs.voters, vec![1, 2, 4, 5]);
+    assert!(cs.voters_outgoing.is_empty(), "joint config left: {cs:?}");
+    c.propose(1, b"after").unwrap();
+    c.tick_settle(2);
+    assert_eq!(c.applied_data(5), vec![Bytes::from_static(b"after")]);
+    c.check().unwrap();
+}
+
+#[test]
+fn snapshot_catch_up_after_compaction() {
+    let mut c = three();
+    c.snapshot_every = 5;
+    c.crash(3);
+    for _ in 0..30 {
+        c.propose(1, b"e").unwrap();
+    }
+    c.tick_settle(2);
+    assert!(
+        c.node(1).raw.storage().first_index().unwrap() > 2,
+        "leader compacted"
+    );
+    c.restart(3);
+    c.tick_settle(5);
+    let (l, f) = (
+        c.node(1).raft().log.committed(),
+        c.node(3).raft().log.committed(),
+    );
+    assert_eq!(l, f);
+    assert_eq!(c.node(3).applied_index, c.node(1).applied_index);
+    assert_eq!(
+        c.node(3).digest,
+        c.node(1).digest,
+        "same state machine via snapshot"
+    );
+    c.check().unwrap();
+}
+
+#[test]
+fn restart_keeps_term_vote_and_log() {
+    let mut c = three();
+    c.propose(1, b"a").unwrap();
+    c.settle();
+    let before = c.node(2).raft().hard_state();
+    c.crash(2);
+    c.restart(2);
+    let raft = c.node(2).raft();
+    assert_eq!(raft.hard_state(), before);
+    assert_eq!(raft.log.last_index(), 2);
+    c.tick_settle(2);
+    assert_eq!(
+        c.applied_data(2),
+        vec![Bytes::from_static(b"a")],
+        "re-applied after restart"
+    );
+}
+
+#[test]
+fn ready_splits_messages_by_persistence() {
+    let mut c = three();
+    let leader = &mut c.node_mut(1).raw;
+    leader.propose(Bytes::from_static(b"a")).unwrap();
+    let rd = leader.ready();
+    assert_eq!(rd.entries.len(), 1);
+    assert!(
+        rd.messages
+            .iter()
+            .all(|m| m.msg_type == MessageType::Append)
+    );
+    assert_eq!(
+        rd.messages.len(),
+        2,
+        "appends go out before the leader's fsync"
+    );
+    assert!(rd.persisted_messages.is_empty());
+    let appends = rd.messages.clone();
+    leader.storage_mut().append(&rd.entries).unwrap();
+    leader.advance();
+    let follower = &mut c.node_mut(2).raw;
+    follower.step(appends[0].clone()).unwrap();
+    let rd = follower.ready();
+    assert!(rd.must_sync);
+    assert!(rd.messages.is_empty());
+    assert_eq!(
+        rd.persisted_messages[0].msg_type,
+        MessageType::AppendResponse
+    );
+}
+
+#[test]
+fn proposals_without_a_leader_are_dropped() {
+    let mut c = Cluster::new(&[1, 2, 3], 1, default_config);
+    assert_eq!(c.propose(2, b"x"), Err(RaftError::ProposalDropped));
+    assert_eq!(
+        c.node_mut(2).raw.read_index(Bytes::new()),
+        Err(RaftError::NotLeader { leader: NO_NODE })
+    );
+}
+
+#[test]
+fn limits_on_uncommitted_bytes_message_size_and_ready_size() {
+    let mut c = Cluster::new(&[1, 2, 3], 1, |id| {
+        let mut cfg = default_config(id);
+        cfg.max_uncommitted_entries_size_bytes = 1000;
+        cfg.max_size_per_msg_bytes = 300;
+        cfg.max_committed_size_per_ready_bytes = 200;
+        cfg
+    });
+    assert!(c.elect(1));
+    c.partition(&[1]);
+    let big = Bytes::from(vec![7u8; 400]);
+    let leader = &mut c.node_mut(1).raw;
+    leader.propose(big.clone()).unwrap();
+    leader.propose(big.clone()).unwrap();
+    assert_eq!(leader.propose(big.clone()), Err(RaftError::ProposalDropped));
+    let small = Bytes::from(vec![1u8; 50]);
+    for _ in 0..3 {
+        leader.propose(small.clone()).unwrap();
+    }
+    c.heal();
+    let rd = c.node_mut(1).raw.ready();
+    for m in rd
+        .messages
+        .iter()
+        .filter(|m| m.msg_type == MessageType::Append)
+    {
+        assert!(
+            m.entries.len() == 1 || m.entries_size_bytes() <= 300,
+            "{}",
+            m.entries.len()
+        );
+    }
+    c.node_mut(1).raw.storage_mut().append(&rd.entries).unwrap();
+    c.node_mut(1).raw.advance();
+    c.tick_settle(3);
+    // Every Ready of committed entries stayed within 200 bytes or one entry.
+    assert_eq!(c.applied_data(2).len(), 5);
+    c.check().unwrap();
+}
+
+#[test]
+fn invalid_config_is_refused() {
+    let mut cfg = Config::new(1);
+    cfg.heartbeat_tick = 0;
+    let err = RawNode::new(&cfg, MemoryStorage::new_with_voters(&[1]))
+        .err()
+        .unwrap();
+    assert!(matches!(err, RaftError::InvalidConfig(_)));
+}
