@@ -6,6 +6,13 @@ set -euo pipefail
 need_apt=()
 # Add Debian packages here as the test suites come to need them, e.g.
 # `command -v etcdctl >/dev/null || need_apt+=(etcd-client)`.
+# Real etcd 3.4 (server and etcdctl): the reference for keel-server's
+# integration and differential tests (server/tests/support/).
+command -v etcd >/dev/null || need_apt+=(etcd-server)
+command -v etcdctl >/dev/null || need_apt+=(etcd-client)
+# protoc for the `etcd-client` crate's build script (keel-server dev-dependency);
+# keel's own protos use the vendored protoc from the protoc-bin-vendored crate.
+command -v protoc >/dev/null || need_apt+=(protobuf-compiler)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo_cmd=""

@@ -1,0 +1,201 @@
+//! Unit tests of flag parsing and validation. Environment variables are tested
+//! in `tests/config_env.rs`, which runs a child process with a prepared
+//! environment (changing this process's environment would race other tests).
+
+use super::*;
+
+fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+    Config::from_args(std::iter::once("keel").chain(args.iter().copied()))
+}
+
+fn err_text(args: &[&str]) -> String {
+    parse(args).expect_err("should be rejected").to_string()
+}
+
+#[test]
+fn no_flags_gives_etcds_defaults() {
+    let cfg = parse(&[]).unwrap();
+    assert_eq!(cfg.name, "default");
+    assert_eq!(cfg.data_dir, PathBuf::from("default.keel"));
+    assert_eq!(
+        cfg.client_bind_addrs().unwrap(),
+        vec!["127.0.0.1:2379".parse().unwrap()]
+    );
+    assert_eq!(
+        cfg.peer_bind_addrs().unwrap(),
+        vec!["127.0.0.1:2380".parse().unwrap()]
+    );
+    assert_eq!(
+        cfg.advertise_client_urls[0].as_str(),
+        "http://localhost:2379/"
+    );
+    assert_eq!(cfg.initial_cluster.len(), 1);
+    assert_eq!(
+        cfg.initial_cluster["default"][0].as_str(),
+        "http://localhost:2380/"
+    );
+    assert_eq!(cfg.initial_cluster_state, ClusterState::New);
+    assert_eq!(cfg.initial_cluster_token, "etcd-cluster");
+    assert_eq!(
+        (cfg.heartbeat_interval_ms, cfg.election_timeout_ms),
+        (100, 1000)
+    );
+    assert_eq!(cfg.snapshot_count, 100_000);
+    assert_eq!(cfg.max_request_bytes, 1_572_864);
+    assert_eq!(cfg.quota_backend_bytes, Some(2 * 1024 * 1024 * 1024));
+    assert_eq!(cfg.auto_compaction, AutoCompaction::Disabled);
+    assert_eq!(cfg.log_level, LogLevel::Info);
+}
+
+#[test]
+fn name_sets_data_dir_and_default_initial_cluster() {
+    let cfg = parse(&["--name", "infra1"]).unwrap();
+    assert_eq!(cfg.data_dir, PathBuf::from("infra1.keel"));
+    assert!(cfg.initial_cluster.contains_key("infra1"));
+}
+
+#[test]
+fn etcd_documented_three_member_command_line_parses() {
+    let cfg = parse(&[
+        "--name",
+        "infra0",
+        "--initial-advertise-peer-urls",
+        "http://10.0.1.10:2380",
+        "--listen-peer-urls",
+        "http://10.0.1.10:2380",
+        "--listen-client-urls",
+        "http://10.0.1.10:2379,http://127.0.0.1:2379",
+        "--advertise-client-urls",
+        "http://10.0.1.10:2379",
+        "--initial-cluster-token",
+        "etcd-cluster-1",
+        "--initial-cluster",
+        "infra0=http://10.0.1.10:2380,infra1=http://10.0.1.11:2380,infra2=http://10.0.1.12:2380",
+        "--initial-cluster-state",
+        "new",
+    ])
+    .unwrap();
+    assert_eq!(cfg.initial_cluster.len(), 3);
+    assert_eq!(cfg.client_bind_addrs().unwrap().len(), 2);
+    assert_eq!(cfg.initial_cluster_token, "etcd-cluster-1");
+}
+
+#[test]
+fn every_flag_is_read() {
+    let cfg = parse(&[
+        "--data-dir=/var/lib/keel",
+        "--initial-cluster-state=existing",
+        "--heartbeat-interval=50",
+        "--election-timeout=500",
+        "--snapshot-count=10",
+        "--max-request-bytes=100",
+        "--quota-backend-bytes=-1",
+        "--auto-compaction-mode=revision",
+        "--auto-compaction-retention=1000",
+        "--log-level=debug",
+    ])
+    .unwrap();
+    assert_eq!(cfg.data_dir, PathBuf::from("/var/lib/keel"));
+    assert_eq!(cfg.initial_cluster_state, ClusterState::Existing);
+    assert_eq!(
+        (cfg.heartbeat_interval_ms, cfg.election_timeout_ms),
+        (50, 500)
+    );
+    assert_eq!((cfg.snapshot_count, cfg.max_request_bytes), (10, 100));
+    assert_eq!(cfg.quota_backend_bytes, None);
+    assert_eq!(
+        cfg.auto_compaction,
+        AutoCompaction::Revision {
+            retention_revisions: 1000
+        }
+    );
+    assert_eq!(cfg.log_level, LogLevel::Debug);
+}
+
+#[test]
+fn quota_and_snapshot_count_zero_mean_defaults() {
+    let cfg = parse(&["--quota-backend-bytes", "4096", "--snapshot-count", "0"]).unwrap();
+    assert_eq!(cfg.quota_backend_bytes, Some(4096));
+    assert_eq!(cfg.snapshot_count, SNAPSHOT_COUNT_DEFAULT);
+}
+
+#[test]
+fn election_timeout_must_cover_five_heartbeats() {
+    let err = err_text(&["--heartbeat-interval", "300", "--election-timeout", "1000"]);
+    assert_eq!(
+        err,
+        "--election-timeout[1000ms] should be at least as 5 times as --heartbeat-interval[300ms]"
+    );
+    assert!(err_text(&["--heartbeat-interval", "0"]).contains("--heartbeat-interval"));
+    assert!(err_text(&["--election-timeout", "60000"]).contains("is too long"));
+}
+
+#[test]
+fn name_must_be_in_initial_cluster() {
+    let err = err_text(&[
+        "--name",
+        "a",
+        "--initial-cluster",
+        "b=http://localhost:2380",
+    ]);
+    assert_eq!(
+        err,
+        "couldn't find local name \"a\" in the initial cluster configuration"
+    );
+}
+
+#[test]
+fn advertise_peer_urls_must_match_initial_cluster() {
+    let err = err_text(&[
+        "--initial-cluster",
+        "default=http://localhost:2380",
+        "--initial-advertise-peer-urls",
+        "http://127.0.0.1:9999",
+    ]);
+    assert_eq!(
+        err,
+        "--initial-cluster has default=http://localhost:2380 but missing from \
+         --initial-advertise-peer-urls=http://127.0.0.1:9999"
+    );
+}
+
+#[test]
+fn default_initial_cluster_follows_advertise_peer_urls() {
+    let cfg = parse(&[
+        "--name",
+        "n1",
+        "--initial-advertise-peer-urls",
+        "http://127.0.0.1:9999",
+    ])
+    .unwrap();
+    assert_eq!(cfg.initial_cluster["n1"], cfg.initial_advertise_peer_urls);
+}
+
+#[test]
+fn bad_values_are_rejected_with_the_flag_named() {
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["--listen-client-urls", "localhost:2379"],
+            "--listen-client-urls",
+        ),
+        (
+            &["--listen-peer-urls", "http://example.com:2380"],
+            "expected IP in URL for binding",
+        ),
+        (&["--advertise-client-urls", "http://h"], "host:port"),
+        (&["--initial-cluster", "default"], "--initial-cluster"),
+        (&["--initial-cluster-state", "old"], "invalid value 'old'"),
+        (&["--heartbeat-interval", "fast"], "invalid value 'fast'"),
+        (
+            &["--auto-compaction-retention", "soon"],
+            "invalid auto-compaction-retention",
+        ),
+        (&["--max-request-bytes", "0"], "--max-request-bytes"),
+    ];
+    for (args, expected) in cases {
+        let err = err_text(args);
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    assert!(err_text(&["--name", ""]).contains("--name"));
+    assert!(err_text(&["--no-such-flag"]).contains("--no-such-flag"));
+}

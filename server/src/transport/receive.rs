@@ -1,0 +1,164 @@
+//! The receive side of the peer transport: the `keelpeerpb.Peer` gRPC service.
+
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::snapshot::SnapshotAssembler;
+use super::{Inbound, TransportLimits};
+use crate::proto::keelpeerpb::peer_server::{Peer, PeerServer};
+use crate::proto::keelpeerpb::{RaftAck, RaftBatch, SnapshotAck, SnapshotChunk};
+
+/// Accepts Raft batches and snapshots addressed to this member and forwards
+/// them, in arrival order per stream, to the node driver's bounded channel.
+///
+/// Rejections end the stream with a gRPC status: `FAILED_PRECONDITION` for a
+/// sender from another cluster, `INVALID_ARGUMENT` for a batch addressed to
+/// another member, over the limits, or a malformed snapshot stream,
+/// `UNAVAILABLE` when the node driver has stopped.
+#[derive(Debug, Clone)]
+pub struct PeerService {
+    cluster_id: u64,
+    member_id: u64,
+    limits: TransportLimits,
+    inbound: mpsc::Sender<Inbound>,
+}
+
+impl PeerService {
+    /// A service for member `member_id` of cluster `cluster_id` that delivers
+    /// into `inbound` (its capacity bounds how far peers can run ahead of the
+    /// node driver).
+    pub fn new(
+        cluster_id: u64,
+        member_id: u64,
+        limits: TransportLimits,
+        inbound: mpsc::Sender<Inbound>,
+    ) -> Self {
+        debug_assert!(member_id != 0, "member id 0 means 'none' in Raft");
+        PeerService {
+            cluster_id,
+            member_id,
+            limits,
+            inbound,
+        }
+    }
+
+    /// Wraps the service for a tonic server, accepting gRPC messages as large
+    /// as the limits allow.
+    pub fn into_server(self) -> PeerServer<PeerService> {
+        let size_bytes_max = self.limits.grpc_message_size_bytes_max();
+        PeerServer::new(self).max_decoding_message_size(size_bytes_max)
+    }
+
+    fn check_route(&self, cluster_id: u64, from: u64, to: u64) -> Result<(), Status> {
+        if cluster_id != self.cluster_id {
+            tracing::warn!(
+                local = self.cluster_id,
+                remote = cluster_id,
+                from,
+                "rejected peer from another cluster"
+            );
+            return Err(Status::failed_precondition(format!(
+                "keel: cluster ID mismatch (local {:x}, remote {cluster_id:x})",
+                self.cluster_id
+            )));
+        }
+        if to != self.member_id || from == 0 || from == self.member_id {
+            return Err(Status::invalid_argument(format!(
+                "keel: message from member {from:x} to member {to:x} reached member {:x}",
+                self.member_id
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_batch(&self, batch: &RaftBatch) -> Result<(), Status> {
+        self.check_route(batch.cluster_id, batch.from, batch.to)?;
+        if batch.messages.len() > self.limits.batch_messages_max {
+            return Err(Status::invalid_argument(format!(
+                "keel: batch of {} raft messages exceeds the limit of {}",
+                batch.messages.len(),
+                self.limits.batch_messages_max
+            )));
+        }
+        if let Some(big) = batch
+            .messages
+            .iter()
+            .find(|m| m.len() > self.limits.message_size_bytes_max)
+        {
+            return Err(Status::invalid_argument(format!(
+                "keel: raft message of {} bytes exceeds the limit of {} bytes",
+                big.len(),
+                self.limits.message_size_bytes_max
+            )));
+        }
+        Ok(())
+    }
+
+    async fn deliver(&self, item: Inbound) -> Result<(), Status> {
+        self.inbound
+            .send(item)
+            .await
+            .map_err(|_| Status::unavailable("keel: member is stopping"))
+    }
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    /// Delivers each accepted batch as one [`Inbound::Raft`]; answers with the
+    /// totals when the sender closes the stream. The loop ends when the sender
+    /// closes the stream or on the first rejected batch.
+    async fn raft(
+        &self,
+        request: Request<Streaming<RaftBatch>>,
+    ) -> Result<Response<RaftAck>, Status> {
+        let mut stream = request.into_inner();
+        let mut ack = RaftAck::default();
+        while let Some(batch) = stream.message().await? {
+            self.check_batch(&batch)?;
+            ack.batches += 1;
+            ack.messages += batch.messages.len() as u64;
+            if !batch.messages.is_empty() {
+                self.deliver(Inbound::Raft {
+                    from: batch.from,
+                    messages: batch.messages,
+                })
+                .await?;
+            }
+        }
+        Ok(Response::new(ack))
+    }
+
+    /// Reassembles and verifies one snapshot, then delivers it as one
+    /// [`Inbound::Snapshot`] after the sender closed the stream cleanly.
+    async fn snapshot(
+        &self,
+        request: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<SnapshotAck>, Status> {
+        let mut stream = request.into_inner();
+        let mut assembler = SnapshotAssembler::new(self.limits.snapshot_size_bytes_max);
+        let mut complete = None;
+        while let Some(chunk) = stream.message().await? {
+            self.check_route(chunk.cluster_id, chunk.from, chunk.to)?;
+            if let Some(snapshot) = assembler
+                .push(chunk)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?
+            {
+                complete = Some(snapshot);
+            }
+        }
+        assembler
+            .end_of_stream()
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let snapshot = complete
+            .ok_or_else(|| Status::internal("keel: snapshot stream ended without a snapshot"))?;
+        let received_bytes = snapshot.data.len() as u64;
+        tracing::info!(
+            from = snapshot.from,
+            index = snapshot.index,
+            received_bytes,
+            "received snapshot"
+        );
+        self.deliver(Inbound::Snapshot(snapshot)).await?;
+        Ok(Response::new(SnapshotAck { received_bytes }))
+    }
+}

@@ -1,0 +1,151 @@
+//! The send side of the peer transport: a gRPC client to one peer.
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use tonic::transport::{Channel, Endpoint};
+
+use super::TransportLimits;
+use super::batch::{MessageTooLarge, split_into_batches};
+use super::snapshot::{SnapshotHeader, cut_chunks};
+use crate::proto::keelpeerpb::peer_client::PeerClient;
+use crate::proto::keelpeerpb::{RaftAck, RaftBatch, SnapshotAck};
+
+/// Why sending to a peer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The peer URL is not a valid endpoint or the connection failed.
+    #[error("keel: cannot connect to peer {url}: {source}")]
+    Connect {
+        /// The peer URL.
+        url: String,
+        /// What went wrong.
+        source: tonic::transport::Error,
+    },
+    /// The peer answered with an error status (it rejected the stream).
+    #[error("keel: peer rejected the stream: {0}")]
+    Rejected(#[from] tonic::Status),
+    /// A message is too large to be carried.
+    #[error(transparent)]
+    TooLarge(#[from] MessageTooLarge),
+}
+
+/// A connection from member `from` to member `to` of one cluster.
+#[derive(Debug, Clone)]
+pub struct PeerSender {
+    client: PeerClient<Channel>,
+    cluster_id: u64,
+    from: u64,
+    to: u64,
+    limits: TransportLimits,
+}
+
+impl PeerSender {
+    /// Connects to a peer URL such as `http://10.0.0.2:2380`.
+    ///
+    /// Errors: [`SendError::Connect`] for a malformed URL or a failed connection.
+    pub async fn connect(
+        url: &str,
+        cluster_id: u64,
+        from: u64,
+        to: u64,
+        limits: TransportLimits,
+    ) -> Result<PeerSender, SendError> {
+        let connect_error = |source| SendError::Connect {
+            url: url.to_owned(),
+            source,
+        };
+        let endpoint = Endpoint::from_shared(url.to_owned()).map_err(connect_error)?;
+        let channel = endpoint.connect().await.map_err(connect_error)?;
+        let client = PeerClient::new(channel)
+            .max_decoding_message_size(limits.grpc_message_size_bytes_max())
+            .max_encoding_message_size(limits.grpc_message_size_bytes_max());
+        Ok(PeerSender {
+            client,
+            cluster_id,
+            from,
+            to,
+            limits,
+        })
+    }
+
+    /// Sends `messages` (encoded Raft messages, in order) on one stream, cut
+    /// into batches within the limits, and waits for the peer's receipt.
+    ///
+    /// Errors: [`SendError::TooLarge`] before anything is sent if one message
+    /// is over the limit; [`SendError::Rejected`] if the peer refused a batch.
+    pub async fn send_raft(&mut self, messages: Vec<Bytes>) -> Result<RaftAck, SendError> {
+        let batches = split_into_batches(messages, &self.limits)?;
+        let (cluster_id, from, to) = (self.cluster_id, self.from, self.to);
+        let stream = futures_util::stream::iter(batches).map(move |messages| RaftBatch {
+            cluster_id,
+            from,
+            to,
+            messages,
+        });
+        Ok(self.client.raft(stream).await?.into_inner())
+    }
+
+    /// Streams groups of messages as they come (the node driver's per-peer
+    /// queue), batching each group; ends when `groups` ends. A message over
+    /// the size limit is dropped with a warning: Raft tolerates lost messages
+    /// and the receiver would reject the whole stream.
+    ///
+    /// Errors: [`SendError::Rejected`] if the peer refused a batch or the
+    /// connection broke.
+    pub async fn stream_raft<S>(&mut self, groups: S) -> Result<RaftAck, SendError>
+    where
+        S: Stream<Item = Vec<Bytes>> + Send + 'static,
+    {
+        let (cluster_id, from, to, limits) = (self.cluster_id, self.from, self.to, self.limits);
+        let batches = groups.flat_map(move |group| {
+            let size_bytes_max = limits.message_size_bytes_max;
+            let group: Vec<Bytes> = group
+                .into_iter()
+                .filter(|m| {
+                    let fits = m.len() <= size_bytes_max;
+                    if !fits {
+                        tracing::warn!(
+                            to,
+                            size_bytes = m.len(),
+                            "dropped raft message over the size limit"
+                        );
+                    }
+                    fits
+                })
+                .collect();
+            let batches = split_into_batches(group, &limits).unwrap_or_default();
+            futures_util::stream::iter(batches)
+        });
+        let stream = batches.map(move |messages| RaftBatch {
+            cluster_id,
+            from,
+            to,
+            messages,
+        });
+        Ok(self.client.raft(stream).await?.into_inner())
+    }
+
+    /// Sends one snapshot (`message` is the encoded Raft message announcing
+    /// it, `data` the state-machine snapshot) in chunks, and waits for the
+    /// peer to confirm it received and verified every byte.
+    ///
+    /// Errors: [`SendError::Rejected`] if the peer refused the snapshot.
+    pub async fn send_snapshot(
+        &mut self,
+        index: u64,
+        term: u64,
+        message: Bytes,
+        data: Bytes,
+    ) -> Result<SnapshotAck, SendError> {
+        let header = SnapshotHeader {
+            cluster_id: self.cluster_id,
+            from: self.from,
+            to: self.to,
+            index,
+            term,
+        };
+        let chunks = cut_chunks(header, message, data, self.limits.snapshot_chunk_size_bytes);
+        let stream = futures_util::stream::iter(chunks);
+        Ok(self.client.snapshot(stream).await?.into_inner())
+    }
+}
