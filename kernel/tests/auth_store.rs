@@ -1,6 +1,8 @@
 //! Auth store: permission matrix (users x roles x ops x key ranges),
 //! management rules and errors, logins and tokens.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap (project guide)
+
 use keel_kernel::auth::{
     AuthError, AuthInfo, AuthStore, MIN_BCRYPT_COST, Permission, PermissionType, ROOT,
     hash_password,

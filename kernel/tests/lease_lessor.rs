@@ -2,6 +2,8 @@
 //! leader change, checkpoints carrying the remaining TTL across a change,
 //! keep-alive, revoke with attached keys, snapshot round-trip.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap (project guide)
+
 use keel_kernel::lease::{
     EXPIRED_RETRY_INTERVAL_MS, LeaseCheckpoint, LeaseError, Lessor, LessorConfig,
     MAX_LEASE_TTL_SECS, NO_LEASE,

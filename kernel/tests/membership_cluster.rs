@@ -1,6 +1,8 @@
 //! Membership: etcd-compatible member and cluster ids, conf-change
 //! validation and application, snapshot round-trip.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap (project guide)
+
 use bytes::Bytes;
 use keel_kernel::membership::{
     Cluster, ConfChangeContext, MAX_LEARNERS, Member, MembershipError, cluster_id,

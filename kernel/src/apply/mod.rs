@@ -1,1 +1,29 @@
-//! apply: written by its issue (see ../../shared/DESIGN.md).
+//! The replicated state machine (etcd `etcdserver/apply.go`) and its
+//! snapshots.
+//!
+//! * [`RequestEnvelope`] / [`Request`]: what a normal Raft entry carries
+//!   (request id, caller identity, one KV, lease, auth, alarm or member
+//!   request), with a deterministic encoding.
+//! * [`StateMachine::apply`]: decodes a committed entry (skipping empty
+//!   no-ops; conf changes go to membership), checks alarms and
+//!   permissions, runs it against the MVCC store, lessor, auth store and
+//!   membership, advances the consistent index, and returns an
+//!   [`ApplyResult`]: the client's response with its header revision, and
+//!   the events for watchers.
+//! * [`StateMachine::snapshot`] / [`StateMachine::restore`]: the whole
+//!   replicated state as checksummed bytes.
+
+mod alarm;
+mod authorize;
+mod error;
+mod request;
+mod response;
+mod snapshot;
+mod state_machine;
+
+pub use alarm::{AlarmAction, AlarmMember, AlarmRequest, AlarmType, Alarms};
+pub use error::ApplyError;
+pub use request::{MAX_REQUEST_SIZE_BYTES, Request, RequestEnvelope};
+pub use response::{ApplyResult, ConfChangeApplied, Response, ResponseHeader};
+pub use snapshot::SnapshotError;
+pub use state_machine::{StateMachine, StateMachineConfig};

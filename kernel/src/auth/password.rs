@@ -24,6 +24,7 @@ pub(super) fn password_matches(password: &str, hash: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -141,6 +141,7 @@ fn merge(mut ranges: Vec<KeyRange>) -> Vec<KeyRange> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

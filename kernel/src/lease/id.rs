@@ -53,6 +53,7 @@ fn low_bits(value: u64, bits: u32) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -62,6 +62,7 @@ pub fn min_lease_ttl_secs(election_timeout_ms: u64) -> i64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

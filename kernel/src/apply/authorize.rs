@@ -1,0 +1,139 @@
+//! Permission checks of replicated requests (etcd `etcdserver/apply_auth.go`):
+//! which permission each operation needs, walking every op of a txn
+//! (both branches, nested txns, compares).
+
+use crate::auth::{AuthError, AuthInfo, AuthStore, PermissionType};
+use crate::lease::{LeaseId, Lessor};
+use crate::mvcc::{Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest};
+
+use super::Request;
+
+/// Largest txn nesting depth walked; deeper txns are refused (the store
+/// caps txn sizes too, this keeps the walk bounded).
+const TXN_DEPTH_MAX: usize = 64;
+
+/// The checks for one request against the auth store and lessor.
+pub(super) struct Authorizer<'a> {
+    pub auth: &'a AuthStore,
+    pub lessor: &'a Lessor,
+    pub info: &'a AuthInfo,
+}
+
+impl Authorizer<'_> {
+    /// Checks a replicated request (admin-only requests need `root`).
+    pub fn request(&self, request: &Request) -> Result<(), AuthError> {
+        match request {
+            Request::Put(put) => self.put(put),
+            Request::DeleteRange(delete) => self.delete(delete),
+            Request::Txn(txn) => self.txn(txn, 0),
+            Request::Compaction(_) | Request::LeaseGrant { .. } => self.auth.check_user(self.info),
+            Request::LeaseRevoke { id } => self.lease_keys(*id, PermissionType::Write),
+            Request::Authenticate { .. } => Ok(()),
+            Request::UserChangePassword { name, .. } | Request::UserGet { name }
+                if self.is_self(name) =>
+            {
+                self.auth.check_user(self.info)
+            }
+            Request::RoleGet { name } if self.has_role(name) => self.auth.check_user(self.info),
+            Request::LeaseCheckpoint(_)
+            | Request::Alarm(_)
+            | Request::AuthEnable
+            | Request::AuthDisable
+            | Request::UserAdd { .. }
+            | Request::UserDelete { .. }
+            | Request::UserChangePassword { .. }
+            | Request::UserGrantRole { .. }
+            | Request::UserRevokeRole { .. }
+            | Request::UserGet { .. }
+            | Request::UserList
+            | Request::RoleAdd { .. }
+            | Request::RoleDelete { .. }
+            | Request::RoleGet { .. }
+            | Request::RoleList
+            | Request::RoleGrantPermission { .. }
+            | Request::RoleRevokePermission { .. }
+            | Request::MemberAttrSet { .. }
+            | Request::MemberUpdate { .. } => self.auth.check_admin(self.info),
+        }
+    }
+
+    /// A read: READ over the range.
+    pub fn range(&self, range: &RangeRequest) -> Result<(), AuthError> {
+        self.check(&range.key, &range.range_end, PermissionType::Read)
+    }
+
+    /// Every key attached to lease `id` must allow `need` (etcd
+    /// `checkLeasePuts`): attaching to or revoking a lease acts on them.
+    pub fn lease_keys(&self, id: LeaseId, need: PermissionType) -> Result<(), AuthError> {
+        if !self.auth.is_enabled() {
+            return Ok(());
+        }
+        self.auth.check_user(self.info)?;
+        let Some(lease) = self.lessor.lease(id) else {
+            return Ok(());
+        };
+        lease
+            .keys
+            .iter()
+            .try_for_each(|key| self.check(key, &[], need))
+    }
+
+    fn put(&self, put: &PutRequest) -> Result<(), AuthError> {
+        self.check(&put.key, &[], PermissionType::Write)?;
+        if put.prev_kv {
+            self.check(&put.key, &[], PermissionType::Read)?;
+        }
+        if put.lease != 0 {
+            self.lease_keys(put.lease, PermissionType::Write)?;
+        }
+        Ok(())
+    }
+
+    fn delete(&self, delete: &DeleteRangeRequest) -> Result<(), AuthError> {
+        self.check(&delete.key, &delete.range_end, PermissionType::Write)?;
+        if delete.prev_kv {
+            self.check(&delete.key, &delete.range_end, PermissionType::Read)?;
+        }
+        Ok(())
+    }
+
+    fn compare(&self, compare: &Compare) -> Result<(), AuthError> {
+        self.check(&compare.key, &compare.range_end, PermissionType::Read)
+    }
+
+    fn txn(&self, txn: &TxnRequest, depth: usize) -> Result<(), AuthError> {
+        if depth > TXN_DEPTH_MAX {
+            return Err(AuthError::PermissionDenied);
+        }
+        txn.compare
+            .iter()
+            .try_for_each(|compare| self.compare(compare))?;
+        txn.success
+            .iter()
+            .chain(&txn.failure)
+            .try_for_each(|op| self.op(op, depth))
+    }
+
+    fn op(&self, op: &RequestOp, depth: usize) -> Result<(), AuthError> {
+        match op {
+            RequestOp::Range(range) => self.range(range),
+            RequestOp::Put(put) => self.put(put),
+            RequestOp::DeleteRange(delete) => self.delete(delete),
+            RequestOp::Txn(nested) => self.txn(nested, depth + 1),
+        }
+    }
+
+    fn check(&self, key: &[u8], range_end: &[u8], need: PermissionType) -> Result<(), AuthError> {
+        self.auth.check_permission(self.info, key, range_end, need)
+    }
+
+    fn is_self(&self, name: &str) -> bool {
+        !name.is_empty() && self.info.username == name
+    }
+
+    fn has_role(&self, role: &str) -> bool {
+        self.auth
+            .user_get(&self.info.username)
+            .is_ok_and(|user| user.roles.contains(role))
+    }
+}

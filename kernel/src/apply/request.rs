@@ -1,0 +1,198 @@
+//! What a normal Raft entry carries: one client or server request with its
+//! id and the caller's identity (etcd `InternalRaftRequest` with its
+//! `RequestHeader`).
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::{AlarmRequest, ApplyError};
+use crate::auth::{AuthInfo, Permission};
+use crate::lease::{LeaseCheckpoint, LeaseId};
+use crate::mvcc::{CompactionRequest, DeleteRangeRequest, PutRequest, TxnRequest};
+
+/// Format version written first in every encoded [`RequestEnvelope`].
+const REQUEST_FORMAT_VERSION: u8 = 1;
+
+/// Largest encoded request accepted, in bytes (etcd's default
+/// `--max-request-bytes` is 1.5 MiB; this leaves room for txn overhead).
+pub const MAX_REQUEST_SIZE_BYTES: usize = 8 * 1024 * 1024;
+
+/// One replicated request (etcd `InternalRaftRequest`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// KV put.
+    Put(PutRequest),
+    /// KV delete of a key or range.
+    DeleteRange(DeleteRangeRequest),
+    /// KV transaction.
+    Txn(TxnRequest),
+    /// History compaction.
+    Compaction(CompactionRequest),
+    /// Grant a lease; `id` is never 0 here (the server assigns one first).
+    LeaseGrant {
+        /// Lease id.
+        id: LeaseId,
+        /// Requested TTL in seconds.
+        ttl_secs: i64,
+    },
+    /// Revoke a lease and delete its keys in one revision.
+    LeaseRevoke {
+        /// Lease id.
+        id: LeaseId,
+    },
+    /// Record remaining TTLs (leader-issued).
+    LeaseCheckpoint(Vec<LeaseCheckpoint>),
+    /// Raise, clear or list alarms.
+    Alarm(AlarmRequest),
+    /// Enable auth.
+    AuthEnable,
+    /// Disable auth.
+    AuthDisable,
+    /// A login whose password the server checked at `checked_revision`;
+    /// the token is `"<token_random>.<entry index>"`.
+    Authenticate {
+        /// User name.
+        name: String,
+        /// Auth revision the password was checked at.
+        checked_revision: u64,
+        /// Random part of the simple token, chosen by the proposer.
+        token_random: String,
+    },
+    /// Add a user with a bcrypt hash (`None`: no-password user).
+    UserAdd {
+        /// User name.
+        name: String,
+        /// bcrypt hash, computed by the server before proposing.
+        password_hash: Option<String>,
+    },
+    /// Delete a user.
+    UserDelete {
+        /// User name.
+        name: String,
+    },
+    /// Replace a user's password hash.
+    UserChangePassword {
+        /// User name.
+        name: String,
+        /// New bcrypt hash (`None`: no password).
+        password_hash: Option<String>,
+    },
+    /// Grant a role to a user.
+    UserGrantRole {
+        /// User name.
+        user: String,
+        /// Role name.
+        role: String,
+    },
+    /// Revoke a role from a user.
+    UserRevokeRole {
+        /// User name.
+        user: String,
+        /// Role name.
+        role: String,
+    },
+    /// Read a user's roles.
+    UserGet {
+        /// User name.
+        name: String,
+    },
+    /// List user names.
+    UserList,
+    /// Add a role.
+    RoleAdd {
+        /// Role name.
+        name: String,
+    },
+    /// Delete a role.
+    RoleDelete {
+        /// Role name.
+        name: String,
+    },
+    /// Read a role's permissions.
+    RoleGet {
+        /// Role name.
+        name: String,
+    },
+    /// List role names.
+    RoleList,
+    /// Grant (or change the type of) a permission.
+    RoleGrantPermission {
+        /// Role name.
+        name: String,
+        /// The permission.
+        permission: Permission,
+    },
+    /// Revoke the permission over exactly `(key, range_end)`.
+    RoleRevokePermission {
+        /// Role name.
+        name: String,
+        /// Permission key.
+        key: Vec<u8>,
+        /// Permission range end.
+        range_end: Vec<u8>,
+    },
+    /// A started member publishes its name and client URLs.
+    MemberAttrSet {
+        /// Member id.
+        member_id: u64,
+        /// Member name.
+        name: String,
+        /// Client URLs.
+        client_urls: Vec<String>,
+    },
+    /// Replace a member's peer URLs (etcd `MemberUpdate`).
+    MemberUpdate {
+        /// Member id.
+        member_id: u64,
+        /// New peer URLs.
+        peer_urls: Vec<String>,
+    },
+}
+
+/// A request as proposed: `id` lets the proposer match the apply result to
+/// the waiting client (0: nobody waits); `auth` is the caller's identity,
+/// `None` only for requests the server makes itself (lease expiry,
+/// checkpoints, alarms, member attributes), which skip permission checks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestEnvelope {
+    /// Proposer-unique request id.
+    pub id: u64,
+    /// The caller, or `None` for the server's own requests.
+    pub auth: Option<AuthInfo>,
+    /// The request.
+    pub request: Request,
+}
+
+impl RequestEnvelope {
+    /// Encodes the envelope for a normal entry's data: a version byte, then
+    /// the postcard encoding (deterministic).
+    ///
+    /// Errors: encoding failure or a result above
+    /// [`MAX_REQUEST_SIZE_BYTES`] → [`ApplyError::RequestTooLarge`].
+    pub fn encode(&self) -> Result<Bytes, ApplyError> {
+        let data = postcard::to_extend(self, vec![REQUEST_FORMAT_VERSION])
+            .map_err(|_| ApplyError::RequestTooLarge)?;
+        if data.len() > MAX_REQUEST_SIZE_BYTES {
+            return Err(ApplyError::RequestTooLarge);
+        }
+        Ok(Bytes::from(data))
+    }
+
+    /// Decodes data written by [`RequestEnvelope::encode`].
+    ///
+    /// Errors: oversized, wrong version, or undecodable bytes →
+    /// [`ApplyError::BadEntry`].
+    pub fn decode(data: &[u8]) -> Result<RequestEnvelope, ApplyError> {
+        if data.len() > MAX_REQUEST_SIZE_BYTES {
+            return Err(ApplyError::BadEntry("request too large".into()));
+        }
+        match data.split_first() {
+            Some((&REQUEST_FORMAT_VERSION, body)) => postcard::from_bytes(body)
+                .map_err(|err| ApplyError::BadEntry(format!("undecodable request: {err}"))),
+            Some((version, _)) => Err(ApplyError::BadEntry(format!(
+                "unknown request format version {version}"
+            ))),
+            None => Err(ApplyError::BadEntry("empty request".into())),
+        }
+    }
+}

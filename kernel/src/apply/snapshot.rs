@@ -1,0 +1,183 @@
+//! State-machine snapshots: the whole replicated state as deterministic,
+//! checksummed bytes (what etcd ships as its `db` file in a Raft snapshot).
+//!
+//! Layout (integers little-endian):
+//! `"KEELSNAP" [format = 1: u8] [applied_index: u64] [applied_term: u64]
+//! [store_len: u64] [store snapshot (mvcc encoding, own checksum)]
+//! [meta_len: u64] [postcard(leases, auth, membership, alarms)]
+//! [crc32 of everything before: u32]`.
+//! Equal states encode to equal bytes. Leader-local state (lease expiry
+//! instants, auth tokens) is not included.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::{AlarmMember, Alarms, StateMachine, StateMachineConfig};
+use crate::auth::{AuthSnapshot, AuthStore};
+use crate::lease::{LeaseSnapshot, Lessor};
+use crate::membership::{Cluster, ClusterSnapshot};
+use crate::mvcc::{MvccError, Store};
+
+const MAGIC: &[u8; 8] = b"KEELSNAP";
+const FORMAT: u8 = 1;
+const CHECKSUM_BYTES: usize = 4;
+
+/// Why snapshot bytes could not be restored. Nothing is restored then.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SnapshotError {
+    /// The bytes end before the layout is complete.
+    Truncated,
+    /// The CRC32 does not match: the bytes were damaged.
+    ChecksumMismatch,
+    /// Not a keel state-machine snapshot, or a format this build cannot read.
+    BadHeader,
+    /// The store section is corrupt.
+    Store(MvccError),
+    /// The leases, auth, membership or alarms section is malformed.
+    Invalid(String),
+}
+
+impl fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SnapshotError::Truncated => f.write_str("snapshot: truncated"),
+            SnapshotError::ChecksumMismatch => f.write_str("snapshot: checksum mismatch"),
+            SnapshotError::BadHeader => f.write_str("snapshot: not a keel snapshot of format 1"),
+            SnapshotError::Store(err) => write!(f, "snapshot: {err}"),
+            SnapshotError::Invalid(why) => write!(f, "snapshot: invalid state: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for SnapshotError {}
+
+/// Everything besides the store, encoded with postcard.
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    leases: Vec<LeaseSnapshot>,
+    auth: AuthSnapshot,
+    cluster: ClusterSnapshot,
+    alarms: Vec<AlarmMember>,
+}
+
+impl StateMachine {
+    /// Encodes the whole replicated state and the consistent index (see the
+    /// module doc for the layout).
+    pub fn snapshot(&self) -> Vec<u8> {
+        let store = self.store.encode_snapshot();
+        let meta = Meta {
+            leases: self.lessor.snapshot(),
+            auth: self.auth.snapshot(),
+            cluster: self.cluster.snapshot(),
+            alarms: self.alarms.list(),
+        };
+        // Serializing plain data into a Vec cannot fail.
+        let meta = postcard::to_stdvec(&meta).unwrap_or_default();
+        let mut out = Vec::with_capacity(MAGIC.len() + 33 + store.len() + meta.len() + 4);
+        out.extend_from_slice(MAGIC);
+        out.push(FORMAT);
+        out.extend_from_slice(&self.applied_index.to_le_bytes());
+        out.extend_from_slice(&self.applied_term.to_le_bytes());
+        put_section(&mut out, &store);
+        put_section(&mut out, &meta);
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Rebuilds a state machine from [`StateMachine::snapshot`] bytes. The
+    /// result is a follower's: no lease expires until
+    /// [`StateMachine::lease_promote`]; its clock starts at 0 and it has no
+    /// auth tokens.
+    ///
+    /// Errors: see [`SnapshotError`]; corrupt input never panics.
+    pub fn restore(
+        config: StateMachineConfig,
+        bytes: &[u8],
+    ) -> Result<StateMachine, SnapshotError> {
+        let body = checked_body(bytes)?;
+        let mut reader = Reader {
+            bytes: body,
+            pos: MAGIC.len() + 1,
+        };
+        let applied_index = reader.u64()?;
+        let applied_term = reader.u64()?;
+        let mut store = Store::decode_snapshot(reader.section()?).map_err(SnapshotError::Store)?;
+        store.set_max_txn_ops(config.max_txn_ops);
+        let meta: Meta = postcard::from_bytes(reader.section()?)
+            .map_err(|err| SnapshotError::Invalid(format!("metadata: {err}")))?;
+        if reader.pos != body.len() {
+            return Err(SnapshotError::Invalid("trailing bytes".into()));
+        }
+        let invalid =
+            |what: &str, err: &dyn fmt::Display| SnapshotError::Invalid(format!("{what}: {err}"));
+        let lessor =
+            Lessor::restore(config.lessor, meta.leases).map_err(|e| invalid("leases", &e))?;
+        let auth =
+            AuthStore::restore(meta.auth, config.token_ttl_ms).map_err(|e| invalid("auth", &e))?;
+        let cluster = Cluster::restore(meta.cluster).map_err(|e| invalid("membership", &e))?;
+        Ok(StateMachine {
+            config,
+            store,
+            lessor,
+            auth,
+            cluster,
+            alarms: Alarms::restore(meta.alarms),
+            applied_index,
+            applied_term,
+            now_ms: 0,
+        })
+    }
+}
+
+fn put_section(out: &mut Vec<u8>, section: &[u8]) {
+    out.extend_from_slice(&(section.len() as u64).to_le_bytes());
+    out.extend_from_slice(section);
+}
+
+/// The bytes before the checksum, after checking the checksum and header.
+fn checked_body(bytes: &[u8]) -> Result<&[u8], SnapshotError> {
+    if bytes.len() < MAGIC.len() + 1 + CHECKSUM_BYTES {
+        return Err(SnapshotError::Truncated);
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - CHECKSUM_BYTES);
+    let mut crc_bytes = [0u8; CHECKSUM_BYTES];
+    crc_bytes.copy_from_slice(crc);
+    if crc32fast::hash(body) != u32::from_le_bytes(crc_bytes) {
+        return Err(SnapshotError::ChecksumMismatch);
+    }
+    if &body[..MAGIC.len()] != MAGIC || body[MAGIC.len()] != FORMAT {
+        return Err(SnapshotError::BadHeader);
+    }
+    Ok(body)
+}
+
+/// Bounds-checked reading of the fixed-width fields and sections.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, len: usize) -> Result<&'a [u8], SnapshotError> {
+        let end = self.pos.checked_add(len).ok_or(SnapshotError::Truncated)?;
+        let slice = self
+            .bytes
+            .get(self.pos..end)
+            .ok_or(SnapshotError::Truncated)?;
+        self.pos = end;
+        Ok(slice)
+    }
+
+    fn u64(&mut self) -> Result<u64, SnapshotError> {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(word))
+    }
+
+    fn section(&mut self) -> Result<&'a [u8], SnapshotError> {
+        let len = usize::try_from(self.u64()?).map_err(|_| SnapshotError::Truncated)?;
+        self.take(len)
+    }
+}

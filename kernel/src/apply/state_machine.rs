@@ -1,0 +1,493 @@
+//! The replicated state machine: applies committed entries in log order to
+//! the MVCC store, lessor, auth store, membership and alarms (etcd
+//! `etcdserver/apply.go` with its auth and alarm appliers).
+
+use crate::auth::{
+    AuthError, AuthInfo, AuthStore, PermissionType, SIMPLE_TOKEN_TTL_MS, SimpleTokens,
+};
+use crate::lease::{LeaseCheckpoint, LeaseId, LeaseRenewal, LeaseStatus, Lessor, LessorConfig};
+use crate::membership::Cluster;
+use crate::mvcc::{Event, EventType, RangeRequest, RangeResponse, RequestOp, Store, TxnRequest};
+use crate::raft::{ConfChange, Entry, EntryType};
+
+use super::authorize::Authorizer;
+use super::{
+    AlarmType, Alarms, ApplyError, ApplyResult, ConfChangeApplied, Request, RequestEnvelope,
+    Response, ResponseHeader,
+};
+
+/// Settings of a [`StateMachine`]; the same on every member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateMachineConfig {
+    /// Lessor settings (minimum TTL from the election timeout, checkpoints).
+    pub lessor: LessorConfig,
+    /// Simple-token TTL in milliseconds (etcd `--auth-token-ttl`).
+    pub token_ttl_ms: u64,
+    /// Most compares or operations per txn branch (etcd `--max-txn-ops`).
+    pub max_txn_ops: usize,
+}
+
+impl StateMachineConfig {
+    /// etcd's defaults for a cluster with this election timeout (ms).
+    pub fn new(election_timeout_ms: u64) -> StateMachineConfig {
+        StateMachineConfig {
+            lessor: LessorConfig::new(election_timeout_ms),
+            token_ttl_ms: SIMPLE_TOKEN_TTL_MS,
+            max_txn_ops: Store::DEFAULT_MAX_TXN_OPS,
+        }
+    }
+}
+
+/// Everything a member replicates, and the index of the last entry applied
+/// to it (the consistent index).
+#[derive(Clone, Debug)]
+pub struct StateMachine {
+    pub(super) config: StateMachineConfig,
+    pub(super) store: Store,
+    pub(super) lessor: Lessor,
+    pub(super) auth: AuthStore,
+    pub(super) cluster: Cluster,
+    pub(super) alarms: Alarms,
+    pub(super) applied_index: u64,
+    pub(super) applied_term: u64,
+    pub(super) now_ms: u64,
+}
+
+impl StateMachine {
+    /// A fresh state machine (empty store at revision 1, no leases, auth
+    /// disabled) for `cluster`, at applied index 0.
+    pub fn new(config: StateMachineConfig, cluster: Cluster) -> StateMachine {
+        let mut store = Store::new();
+        store.set_max_txn_ops(config.max_txn_ops);
+        StateMachine {
+            config,
+            store,
+            lessor: Lessor::new(config.lessor),
+            auth: AuthStore::new(config.token_ttl_ms),
+            cluster,
+            alarms: Alarms::default(),
+            applied_index: 0,
+            applied_term: 0,
+            now_ms: 0,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> StateMachineConfig {
+        self.config
+    }
+
+    /// Index of the last applied entry (etcd's consistent index).
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    /// Term of the last applied entry.
+    pub fn applied_term(&self) -> u64 {
+        self.applied_term
+    }
+
+    /// Advances the member's monotonic clock (ms), used for lease expiry
+    /// on the leader and token TTLs. Never moves backwards.
+    pub fn set_now_ms(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+    }
+
+    /// The member's clock as last set, in ms.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// The KV store (read-only: writes go through [`StateMachine::apply`]).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The lessor (read-only).
+    pub fn lessor(&self) -> &Lessor {
+        &self.lessor
+    }
+
+    /// The auth store (read-only).
+    pub fn auth(&self) -> &AuthStore {
+        &self.auth
+    }
+
+    /// Cluster membership (read-only).
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// Raised alarms (read-only).
+    pub fn alarms(&self) -> &Alarms {
+        &self.alarms
+    }
+
+    /// Applies one committed entry. Entries at or below the applied index
+    /// (replayed after a restart) are skipped with an empty response and
+    /// `request_id` 0. Empty normal entries (a leader's no-op) only move
+    /// the applied index. A failed request changes nothing but the applied
+    /// index; its error is in `result`.
+    pub fn apply(&mut self, entry: &Entry) -> ApplyResult {
+        let mut result = ApplyResult {
+            index: entry.index,
+            term: entry.term,
+            request_id: 0,
+            header: ResponseHeader::default(),
+            result: Ok(Response::Empty),
+            events: Vec::new(),
+            conf_change: None,
+        };
+        if entry.index > self.applied_index {
+            debug_assert_eq!(
+                entry.index,
+                self.applied_index + 1,
+                "entries apply in order"
+            );
+            debug_assert!(
+                entry.term >= self.applied_term,
+                "terms never decrease in the log"
+            );
+            self.applied_index = entry.index;
+            self.applied_term = entry.term;
+            match entry.entry_type {
+                EntryType::Normal if entry.data.is_empty() => {}
+                EntryType::Normal => self.apply_normal(entry, &mut result),
+                EntryType::ConfChange => self.apply_conf_change(entry, &mut result),
+            }
+        }
+        result.header.revision = self.store.current_revision();
+        result
+    }
+
+    /// A read served outside the log (serializable, or linearizable after
+    /// ReadIndex), with the same checks as a replicated one. `auth` is
+    /// `None` only for the server's own reads.
+    ///
+    /// Errors: permission errors; a CORRUPT alarm; the store's range errors.
+    pub fn range(
+        &self,
+        auth: Option<&AuthInfo>,
+        request: &RangeRequest,
+    ) -> Result<RangeResponse, ApplyError> {
+        if self.alarms.is_raised(AlarmType::Corrupt) {
+            return Err(ApplyError::Corrupt);
+        }
+        if let Some(info) = auth {
+            self.authorizer(info).range(request)?;
+        }
+        Ok(self.store.range(request)?)
+    }
+
+    /// Checks that `auth` may watch `(key, range_end)` (READ).
+    ///
+    /// Errors: as [`AuthStore::check_permission`].
+    pub fn check_watch(
+        &self,
+        auth: &AuthInfo,
+        key: &[u8],
+        range_end: &[u8],
+    ) -> Result<(), ApplyError> {
+        Ok(self
+            .auth
+            .check_permission(auth, key, range_end, PermissionType::Read)?)
+    }
+
+    /// Checks that `auth` is an administrator (membership changes,
+    /// defragment, snapshot download).
+    ///
+    /// Errors: as [`AuthStore::check_admin`].
+    pub fn check_admin(&self, auth: &AuthInfo) -> Result<(), ApplyError> {
+        Ok(self.auth.check_admin(auth)?)
+    }
+
+    /// Checks a login before proposing it (see [`AuthStore::check_password`]).
+    ///
+    /// Errors: [`AuthError::AuthNotEnabled`], [`AuthError::AuthFailed`].
+    pub fn check_password(&self, name: &str, password: &str) -> Result<u64, AuthError> {
+        self.auth.check_password(name, password)
+    }
+
+    /// Who a request token stands for now (restarting the token's TTL).
+    ///
+    /// Errors: [`AuthError::InvalidAuthToken`].
+    pub fn authenticate_token(&mut self, token: &str) -> Result<AuthInfo, AuthError> {
+        self.auth.authenticate_token(token, self.now_ms)
+    }
+
+    /// Lease TTL query; with `keys`, the caller must be able to read every
+    /// attached key (etcd 3.5).
+    ///
+    /// Errors: [`crate::lease::LeaseError::NotFound`]; permission errors.
+    pub fn lease_time_to_live(
+        &self,
+        auth: Option<&AuthInfo>,
+        id: LeaseId,
+        keys: bool,
+    ) -> Result<LeaseStatus, ApplyError> {
+        let mut status = self.lessor.time_to_live(id, self.now_ms)?;
+        if keys {
+            if let Some(info) = auth {
+                self.authorizer(info).lease_keys(id, PermissionType::Read)?;
+            }
+        } else {
+            status.keys.clear();
+        }
+        Ok(status)
+    }
+
+    /// Keep-alive, on the leader (see [`Lessor::renew`]); propose the
+    /// returned checkpoint if there is one.
+    ///
+    /// Errors: [`crate::lease::LeaseError::NotPrimary`], `NotFound`.
+    pub fn lease_renew(&mut self, id: LeaseId) -> Result<LeaseRenewal, ApplyError> {
+        Ok(self.lessor.renew(id, self.now_ms)?)
+    }
+
+    /// This member became leader: extend every lease by `extend_ms`.
+    pub fn lease_promote(&mut self, extend_ms: u64) {
+        self.lessor.promote(self.now_ms, extend_ms);
+    }
+
+    /// This member lost leadership: leases stop expiring here.
+    pub fn lease_demote(&mut self) {
+        self.lessor.demote();
+    }
+
+    /// Leader: leases to revoke now (propose a `LeaseRevoke` for each).
+    pub fn lease_expired(&mut self) -> Vec<LeaseId> {
+        self.lessor.expired(self.now_ms)
+    }
+
+    /// Leader: checkpoints to propose now (one `LeaseCheckpoint` request).
+    pub fn lease_checkpoints_due(&mut self) -> Vec<LeaseCheckpoint> {
+        self.lessor.checkpoints_due(self.now_ms)
+    }
+
+    fn authorizer<'a>(&'a self, info: &'a AuthInfo) -> Authorizer<'a> {
+        Authorizer {
+            auth: &self.auth,
+            lessor: &self.lessor,
+            info,
+        }
+    }
+
+    fn apply_normal(&mut self, entry: &Entry, result: &mut ApplyResult) {
+        let envelope = match RequestEnvelope::decode(&entry.data) {
+            Ok(envelope) => envelope,
+            Err(err) => {
+                result.result = Err(err);
+                return;
+            }
+        };
+        result.request_id = envelope.id;
+        let outcome = self
+            .check(&envelope)
+            .and_then(|()| self.execute(&envelope.request, entry.index));
+        result.result = outcome.map(|(response, events)| {
+            result.events = events;
+            response
+        });
+    }
+
+    fn apply_conf_change(&mut self, entry: &Entry, result: &mut ApplyResult) {
+        let change = match ConfChange::decode(&entry.data) {
+            Ok(change) => change,
+            Err(err) => {
+                result.result = Err(ApplyError::BadEntry(format!("conf change: {err}")));
+                return;
+            }
+        };
+        let outcome = self.cluster.apply_conf_change(&change);
+        result.conf_change = Some(ConfChangeApplied {
+            change,
+            accepted: outcome.is_ok(),
+        });
+        result.result = outcome.map(|()| Response::Empty).map_err(ApplyError::from);
+    }
+
+    /// Alarm gates, then permissions (etcd's capped/corrupt and auth appliers).
+    fn check(&self, envelope: &RequestEnvelope) -> Result<(), ApplyError> {
+        let request = &envelope.request;
+        if self.alarms.is_raised(AlarmType::Corrupt) && is_kv_or_lease(request) {
+            return Err(ApplyError::Corrupt);
+        }
+        if self.alarms.is_raised(AlarmType::NoSpace) && needs_space(request) {
+            return Err(ApplyError::NoSpace);
+        }
+        if let Some(info) = &envelope.auth {
+            self.authorizer(info).request(request)?;
+        }
+        Ok(())
+    }
+
+    fn execute(
+        &mut self,
+        request: &Request,
+        index: u64,
+    ) -> Result<(Response, Vec<Event>), ApplyError> {
+        let lessor = &self.lessor;
+        let lease_exists = |id: LeaseId| lessor.lease(id).is_some();
+        let (response, events) = match request {
+            Request::Put(put) => {
+                let write = self.store.put(put, &lease_exists)?;
+                (Response::Put(write.response), write.events)
+            }
+            Request::DeleteRange(delete) => {
+                let write = self.store.delete_range(delete)?;
+                (Response::DeleteRange(write.response), write.events)
+            }
+            Request::Txn(txn) => {
+                let write = self.store.txn(txn, &lease_exists)?;
+                (Response::Txn(write.response), write.events)
+            }
+            Request::LeaseRevoke { id } => {
+                let keys = self.lessor.revoke(*id)?;
+                (Response::Done, self.store.delete_keys(&keys).events)
+            }
+            other => (self.execute_other(other, index)?, Vec::new()),
+        };
+        self.track_leases(&events);
+        Ok((response, events))
+    }
+
+    /// Requests that write no key.
+    fn execute_other(&mut self, request: &Request, index: u64) -> Result<Response, ApplyError> {
+        let now_ms = self.now_ms;
+        let auth = &mut self.auth;
+        let done = |outcome: Result<(), AuthError>| {
+            outcome.map(|()| Response::Done).map_err(ApplyError::from)
+        };
+        match request {
+            Request::Compaction(compaction) => {
+                Ok(Response::Compaction(self.store.compact(compaction)?))
+            }
+            Request::LeaseGrant { id, ttl_secs } => {
+                let ttl_secs = self.lessor.grant(*id, *ttl_secs, now_ms)?;
+                Ok(Response::LeaseGrant { id: *id, ttl_secs })
+            }
+            Request::LeaseCheckpoint(checkpoints) => {
+                for checkpoint in checkpoints {
+                    self.lessor.checkpoint(*checkpoint, now_ms);
+                }
+                Ok(Response::Done)
+            }
+            Request::Alarm(alarm) => Ok(Response::Alarm(self.alarms.apply(alarm))),
+            Request::AuthEnable => done(auth.enable()),
+            Request::AuthDisable => {
+                auth.disable();
+                Ok(Response::Done)
+            }
+            Request::Authenticate {
+                name,
+                checked_revision,
+                token_random,
+            } => {
+                let token = SimpleTokens::format(token_random, index);
+                let token = auth.authenticate(name, *checked_revision, token, now_ms)?;
+                Ok(Response::Authenticate { token })
+            }
+            Request::UserAdd {
+                name,
+                password_hash,
+            } => done(auth.user_add(name, password_hash.clone())),
+            Request::UserDelete { name } => done(auth.user_delete(name)),
+            Request::UserChangePassword {
+                name,
+                password_hash,
+            } => done(auth.user_change_password(name, password_hash.clone())),
+            Request::UserGrantRole { user, role } => done(auth.user_grant_role(user, role)),
+            Request::UserRevokeRole { user, role } => done(auth.user_revoke_role(user, role)),
+            Request::UserGet { name } => {
+                let roles = auth.user_get(name)?.roles.iter().cloned().collect();
+                Ok(Response::UserGet { roles })
+            }
+            Request::UserList => Ok(Response::UserList(auth.user_list())),
+            Request::RoleAdd { name } => done(auth.role_add(name)),
+            Request::RoleDelete { name } => done(auth.role_delete(name)),
+            Request::RoleGet { name } => {
+                Ok(Response::RoleGet(auth.role_get(name)?.permissions.clone()))
+            }
+            Request::RoleList => Ok(Response::RoleList(auth.role_list())),
+            Request::RoleGrantPermission { name, permission } => {
+                done(auth.role_grant_permission(name, permission.clone()))
+            }
+            Request::RoleRevokePermission {
+                name,
+                key,
+                range_end,
+            } => done(auth.role_revoke_permission(name, key, range_end)),
+            Request::MemberAttrSet {
+                member_id,
+                name,
+                client_urls,
+            } => {
+                self.cluster.set_attributes(*member_id, name, client_urls)?;
+                Ok(Response::Done)
+            }
+            Request::MemberUpdate {
+                member_id,
+                peer_urls,
+            } => {
+                self.cluster.update_peer_urls(*member_id, peer_urls)?;
+                Ok(Response::Done)
+            }
+            Request::Put(_)
+            | Request::DeleteRange(_)
+            | Request::Txn(_)
+            | Request::LeaseRevoke { .. } => {
+                debug_assert!(false, "key-writing requests are executed by execute()");
+                Err(ApplyError::BadEntry("misrouted request".into()))
+            }
+        }
+    }
+
+    /// Keeps lease attachments in step with the writes: a put attaches its
+    /// key to the kv's lease (detaching it from the previous one), a delete
+    /// detaches it.
+    fn track_leases(&mut self, events: &[Event]) {
+        for event in events {
+            match event.event_type {
+                EventType::Put => {
+                    let attached = self.lessor.attach(event.kv.lease, &event.kv.key);
+                    debug_assert!(attached.is_ok(), "the store checked the lease exists");
+                }
+                EventType::Delete => {
+                    self.lessor.detach(&event.kv.key);
+                }
+            }
+        }
+    }
+}
+
+/// Requests a CORRUPT alarm refuses (etcd `applierV3Corrupt`).
+fn is_kv_or_lease(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Put(_)
+            | Request::DeleteRange(_)
+            | Request::Txn(_)
+            | Request::Compaction(_)
+            | Request::LeaseGrant { .. }
+            | Request::LeaseRevoke { .. }
+    )
+}
+
+/// Requests a NOSPACE alarm refuses (etcd `applierV3Capped`): puts, txns
+/// that write, lease grants.
+fn needs_space(request: &Request) -> bool {
+    match request {
+        Request::Put(_) | Request::LeaseGrant { .. } => true,
+        Request::Txn(txn) => !txn_is_read_only(txn, 0),
+        _ => false,
+    }
+}
+
+fn txn_is_read_only(txn: &TxnRequest, depth: usize) -> bool {
+    depth <= 64
+        && txn.success.iter().chain(&txn.failure).all(|op| match op {
+            RequestOp::Range(_) => true,
+            RequestOp::Txn(nested) => txn_is_read_only(nested, depth + 1),
+            RequestOp::Put(_) | RequestOp::DeleteRange(_) => false,
+        })
+}
