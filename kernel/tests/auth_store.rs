@@ -315,3 +315,94 @@ fn snapshot_round_trip() {
         Ok(())
     );
 }
+
+mod model {
+    //! Property test: `check_permission` against an independent model. A
+    //! request `[s, e)` is covered by a union of intervals iff `s` and every
+    //! interval end inside `[s, e)` are each inside some interval (the first
+    //! uncovered key, if any, is one of those points).
+
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `(start, end)` with `None` = unbounded, as etcd's encoding means it.
+    fn interval(key: &[u8], range_end: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
+        let single = || {
+            let mut end = key.to_vec();
+            end.push(0);
+            Some(end)
+        };
+        match range_end {
+            [] => (key.to_vec(), single()),
+            [0] => (key.to_vec(), None),
+            end if end <= key => (key.to_vec(), single()),
+            end => (key.to_vec(), Some(end.to_vec())),
+        }
+    }
+
+    fn holds(point: &[u8], (start, end): &(Vec<u8>, Option<Vec<u8>>)) -> bool {
+        start.as_slice() <= point && end.as_ref().is_none_or(|end| point < end.as_slice())
+    }
+
+    fn model_allows(
+        granted: &[(Vec<u8>, Option<Vec<u8>>)],
+        want: &(Vec<u8>, Option<Vec<u8>>),
+    ) -> bool {
+        let mut points = vec![want.0.clone()];
+        for (_, end) in granted {
+            if let Some(end) = end
+                && holds(end, want)
+            {
+                points.push(end.clone());
+            }
+        }
+        points
+            .iter()
+            .all(|point| granted.iter().any(|range| holds(point, range)))
+    }
+
+    fn key() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), Just(0u8)], 1..4)
+    }
+
+    fn range_end() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![Just(vec![]), Just(vec![0]), key()]
+    }
+
+    fn perm_type() -> impl Strategy<Value = PermissionType> {
+        prop_oneof![Just(Read), Just(Write), Just(ReadWrite)]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn check_permission_matches_the_model(
+            perms in proptest::collection::vec((perm_type(), key(), range_end()), 0..6),
+            requests in proptest::collection::vec((key(), range_end(), prop_oneof![Just(Read), Just(Write)]), 1..10),
+        ) {
+            let mut store = AuthStore::new(TTL_MS);
+            store.user_add(ROOT, None).unwrap();
+            store.user_grant_role(ROOT, ROOT).unwrap();
+            store.user_add("u", None).unwrap();
+            store.role_add("r").unwrap();
+            store.user_grant_role("u", "r").unwrap();
+            for (perm_type, key, range_end) in &perms {
+                let permission = Permission { perm_type: *perm_type, key: key.clone(), range_end: range_end.clone() };
+                let _ = store.role_grant_permission("r", permission);
+            }
+            store.enable().unwrap();
+            let held = store.role_get("r").unwrap().permissions.clone();
+            for (key, range_end, need) in requests {
+                let granted: Vec<_> = held
+                    .iter()
+                    .filter(|p| p.perm_type == ReadWrite || p.perm_type == need)
+                    .map(|p| interval(&p.key, &p.range_end))
+                    .collect();
+                let expected = model_allows(&granted, &interval(&key, &range_end));
+                let actual = store.check_permission(&info(&store, "u"), &key, &range_end, need);
+                prop_assert_eq!(actual.is_ok(), expected, "{:?} [{:?}, {:?}) with {:?}", need, key, range_end, held);
+            }
+        }
+    }
+}
