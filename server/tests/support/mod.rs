@@ -1,0 +1,270 @@
+//! Test support shared by keel-server's integration tests: start a real etcd
+//! on free loopback ports in a temporary directory, run `etcdctl` against any
+//! endpoint (etcd now, keel later) capturing its output, and stop everything
+//! on drop. Every wait is bounded.
+//!
+//! etcd and etcdctl come from Debian's `etcd-server` and `etcd-client`
+//! packages, installed by `scripts/setup.sh`.
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long a started etcd may take to answer `endpoint health`.
+pub const ETCD_START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Hard limit for one etcdctl run (etcdctl's own command timeout is shorter).
+pub const ETCDCTL_TIMEOUT: Duration = Duration::from_secs(15);
+/// Port choices tried before giving up on starting etcd.
+const START_ATTEMPTS_MAX: usize = 3;
+
+/// Whether a program is on PATH (and runs).
+pub fn installed(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Starts etcd, or prints why the test is skipped and returns `None` when
+/// etcd or etcdctl is not installed. Panics if etcd is installed but fails.
+pub fn start_etcd_or_skip(test: &str) -> Option<EtcdProcess> {
+    if !installed("etcd") || !installed("etcdctl") {
+        eprintln!(
+            "SKIPPED {test}: etcd/etcdctl not installed (scripts/setup.sh installs Debian's etcd-server and etcd-client)"
+        );
+        return None;
+    }
+    Some(EtcdProcess::start().expect("start etcd"))
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; another process may take it
+/// before it is used, which [`EtcdProcess::start`] survives by retrying).
+pub fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A single-member etcd cluster running as a child process.
+pub struct EtcdProcess {
+    child: Child,
+    dir: tempfile::TempDir,
+    client_url: String,
+}
+
+impl EtcdProcess {
+    /// Starts `etcd` named `test` with its data and log in a fresh temporary
+    /// directory, and waits until `etcdctl endpoint health` succeeds.
+    pub fn start() -> io::Result<EtcdProcess> {
+        let mut last_error = None;
+        for _ in 0..START_ATTEMPTS_MAX {
+            match Self::start_once() {
+                Ok(etcd) => return Ok(etcd),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| io::Error::other("etcd did not start")))
+    }
+
+    fn start_once() -> io::Result<EtcdProcess> {
+        let dir = tempfile::tempdir()?;
+        let client_url = format!("http://127.0.0.1:{}", free_port()?);
+        let peer_url = format!("http://127.0.0.1:{}", free_port()?);
+        let log = File::create(dir.path().join("etcd.log"))?;
+        let mut command = Command::new("etcd");
+        command
+            .args(["--name", "test", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args([
+                "--listen-client-urls",
+                &client_url,
+                "--advertise-client-urls",
+                &client_url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+            ])
+            .args(["--initial-cluster", &format!("test={peer_url}")])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        remove_etcd_environment(&mut command);
+        let child = command.spawn()?;
+        let mut etcd = EtcdProcess {
+            child,
+            dir,
+            client_url,
+        };
+        etcd.wait_healthy()?;
+        Ok(etcd)
+    }
+
+    fn wait_healthy(&mut self) -> io::Result<()> {
+        let deadline = Instant::now() + ETCD_START_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                return Err(io::Error::other(format!(
+                    "etcd exited with {status}:\n{}",
+                    self.log()
+                )));
+            }
+            let probe = self
+                .etcdctl()
+                .run(&["endpoint", "health", "--command-timeout=1s"])?;
+            if probe.success() {
+                return Ok(());
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("etcd not healthy in time:\n{}", self.log()),
+        ))
+    }
+
+    /// The client URL, e.g. `http://127.0.0.1:40123`.
+    pub fn client_url(&self) -> &str {
+        &self.client_url
+    }
+
+    /// An etcdctl bound to this etcd.
+    pub fn etcdctl(&self) -> Etcdctl {
+        Etcdctl::new(&self.client_url)
+    }
+
+    /// The temporary directory holding data and log.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// etcd's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for EtcdProcess {
+    fn drop(&mut self) {
+        // SIGKILL, then reap: wait() returns promptly after a kill.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Keeps a child's environment free of the caller's `ETCD_*`/`ETCDCTL_*`
+/// variables, which would silently change flags.
+fn remove_etcd_environment(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if text.starts_with("ETCD_") || text.starts_with("ETCDCTL_") {
+            command.env_remove(&name);
+        }
+    }
+}
+
+/// What a finished command printed.
+#[derive(Debug, Clone)]
+pub struct CmdOutput {
+    /// Exit status.
+    pub status: ExitStatus,
+    /// Standard output, lossily decoded as UTF-8.
+    pub stdout: String,
+    /// Standard error, lossily decoded as UTF-8.
+    pub stderr: String,
+}
+
+impl CmdOutput {
+    /// Whether the command exited with status 0.
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+}
+
+/// Runs etcdctl (v3 API) against one endpoint.
+#[derive(Debug, Clone)]
+pub struct Etcdctl {
+    endpoint: String,
+}
+
+impl Etcdctl {
+    /// An etcdctl for `endpoint` (e.g. `http://127.0.0.1:2379`).
+    pub fn new(endpoint: &str) -> Etcdctl {
+        Etcdctl {
+            endpoint: endpoint.to_owned(),
+        }
+    }
+
+    /// Runs `etcdctl --endpoints=<endpoint> <args>` with empty stdin.
+    pub fn run(&self, args: &[&str]) -> io::Result<CmdOutput> {
+        self.run_with_stdin(args, "")
+    }
+
+    /// Runs etcdctl feeding `stdin` (as `etcdctl txn -i` reads it).
+    /// Errors: spawning failed, or it ran past [`ETCDCTL_TIMEOUT`] (then it is killed).
+    pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> io::Result<CmdOutput> {
+        let mut command = Command::new("etcdctl");
+        remove_etcd_environment(&mut command);
+        command
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoint))
+            .args(["--dial-timeout=2s", "--command-timeout=5s"])
+            .args(args);
+        run_bounded(command, stdin, ETCDCTL_TIMEOUT)
+    }
+}
+
+/// Runs a command to completion with a time limit, capturing its output.
+pub fn run_bounded(mut command: Command, stdin: &str, timeout: Duration) -> io::Result<CmdOutput> {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin.as_bytes())?;
+    }
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{command:?} ran past {timeout:?}"),
+            ));
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    let join = |h: thread::JoinHandle<Vec<u8>>| {
+        String::from_utf8_lossy(&h.join().unwrap_or_default()).into_owned()
+    };
+    Ok(CmdOutput {
+        status,
+        stdout: join(stdout),
+        stderr: join(stderr),
+    })
+}
+
+/// Reads a pipe to its end on a thread, so a chatty child never blocks on a full pipe.
+fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        bytes
+    })
+}
