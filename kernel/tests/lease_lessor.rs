@@ -197,3 +197,159 @@ fn snapshot_round_trip_keeps_replicated_state() {
     duplicate.push(snapshot[0].clone());
     assert!(Lessor::restore(lessor.config(), duplicate).is_err());
 }
+
+mod model {
+    //! Property test: the lessor against a plain model (a map of lease to
+    //! TTL, checkpointed TTL, expiry and last report) under random
+    //! operations and a clock that only moves forward.
+
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Advance(u64),
+        Grant(i64, i64),
+        Revoke(i64),
+        Renew(i64),
+        Checkpoint(i64, i64),
+        Promote(u64),
+        Demote,
+        Expired,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let id = 1..6i64;
+        prop_oneof![
+            3 => (0..20_000u64).prop_map(Op::Advance),
+            3 => (id.clone(), 0..30i64).prop_map(|(id, ttl)| Op::Grant(id, ttl)),
+            1 => id.clone().prop_map(Op::Revoke),
+            2 => id.clone().prop_map(Op::Renew),
+            1 => (id, -2..30i64).prop_map(|(id, ttl)| Op::Checkpoint(id, ttl)),
+            1 => (0..3_000u64).prop_map(Op::Promote),
+            1 => Just(Op::Demote),
+            3 => Just(Op::Expired),
+        ]
+    }
+
+    #[derive(Default)]
+    struct ModelLease {
+        ttl: i64,
+        remaining: i64,
+        expiry_ms: Option<u64>,
+        reported_ms: Option<u64>,
+    }
+
+    #[derive(Default)]
+    struct Model {
+        leases: BTreeMap<i64, ModelLease>,
+        primary: bool,
+    }
+
+    impl Model {
+        fn refresh(lease: &mut ModelLease, now: u64, extend: u64) {
+            let ttl = if lease.remaining > 0 {
+                lease.remaining
+            } else {
+                lease.ttl
+            };
+            lease.expiry_ms = Some(now + extend + ttl as u64 * 1000);
+            lease.reported_ms = None;
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn lessor_matches_model(ops in proptest::collection::vec(op(), 1..80)) {
+            let min_ttl = LessorConfig::new(ELECTION_TIMEOUT_MS).min_ttl_secs;
+            let mut lessor = follower();
+            let mut model = Model::default();
+            let mut now = 0u64;
+            for op in ops {
+                match op {
+                    Op::Advance(ms) => now += ms,
+                    Op::Grant(id, ttl) => {
+                        let expected = if model.leases.contains_key(&id) {
+                            Err(LeaseError::AlreadyExists)
+                        } else {
+                            let mut lease = ModelLease { ttl: ttl.max(min_ttl), ..Default::default() };
+                            if model.primary {
+                                Model::refresh(&mut lease, now, 0);
+                            }
+                            let granted = lease.ttl;
+                            model.leases.insert(id, lease);
+                            Ok(granted)
+                        };
+                        prop_assert_eq!(lessor.grant(id, ttl, now), expected);
+                    }
+                    Op::Revoke(id) => {
+                        let expected = model.leases.remove(&id).map(|_| Vec::new()).ok_or(LeaseError::NotFound);
+                        prop_assert_eq!(lessor.revoke(id), expected);
+                    }
+                    Op::Renew(id) => {
+                        let expected = match model.leases.get_mut(&id) {
+                            _ if !model.primary => Err(LeaseError::NotPrimary),
+                            None => Err(LeaseError::NotFound),
+                            Some(lease) if lease.expiry_ms.is_some_and(|e| e <= now) => Err(LeaseError::NotFound),
+                            Some(lease) => {
+                                lease.remaining = 0;
+                                Model::refresh(lease, now, 0);
+                                Ok(lease.ttl)
+                            }
+                        };
+                        prop_assert_eq!(lessor.renew(id, now).map(|r| r.ttl_secs), expected);
+                    }
+                    Op::Checkpoint(id, remaining) => {
+                        if let Some(lease) = model.leases.get_mut(&id) {
+                            lease.remaining = remaining.max(0);
+                        }
+                        lessor.checkpoint(LeaseCheckpoint { id, remaining_ttl_secs: remaining }, now);
+                    }
+                    Op::Promote(extend) => {
+                        model.primary = true;
+                        for lease in model.leases.values_mut() {
+                            Model::refresh(lease, now, extend);
+                        }
+                        lessor.promote(now, extend);
+                    }
+                    Op::Demote => {
+                        model.primary = false;
+                        for lease in model.leases.values_mut() {
+                            lease.expiry_ms = None;
+                            lease.reported_ms = None;
+                        }
+                        lessor.demote();
+                    }
+                    Op::Expired => {
+                        let mut expected = Vec::new();
+                        for (id, lease) in model.leases.iter_mut() {
+                            let due = model.primary
+                                && lease.expiry_ms.is_some_and(|e| e <= now)
+                                && lease.reported_ms.is_none_or(|r| r + EXPIRED_RETRY_INTERVAL_MS <= now);
+                            if due {
+                                lease.reported_ms = Some(now);
+                                expected.push(*id);
+                            }
+                        }
+                        let mut actual = lessor.expired(now);
+                        actual.sort_unstable();
+                        prop_assert_eq!(actual, expected);
+                    }
+                }
+                prop_assert_eq!(lessor.leases(), model.leases.keys().copied().collect::<Vec<_>>());
+                for (id, lease) in &model.leases {
+                    let expected_ttl = match lease.expiry_ms {
+                        Some(expiry) => (expiry.saturating_sub(now) / 1000) as i64,
+                        None if lease.remaining > 0 => lease.remaining,
+                        None => lease.ttl,
+                    };
+                    prop_assert_eq!(lessor.time_to_live(*id, now).unwrap().ttl_secs, expected_ttl);
+                }
+            }
+        }
+    }
+}
