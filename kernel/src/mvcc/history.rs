@@ -92,15 +92,21 @@ impl Store {
     }
 }
 
-/// Appends the events of `ki` with main revision in `[from, upto]`.
+/// Appends the events of `ki` with main revision in `[from, upto]`. An
+/// event's `prev_kv` is the key's live version at `main - 1`, as etcd
+/// reads it, if still stored.
 fn push_events(ki: &KeyIndex, from: i64, upto: i64, out: &mut Vec<Event>) {
     let key = ki.key();
-    let mut prev: Option<Version<'_>> = None;
+    let mut last: Option<Version<'_>> = None;
+    let mut before: Option<Version<'_>> = None;
     for v in ki.versions().take_while(|v| v.rev.main <= upto) {
-        if v.rev.main >= from {
-            out.push(event_of(key, &v, prev.as_ref()));
+        if last.is_some_and(|l| l.rev.main < v.rev.main) {
+            before = last;
         }
-        prev = Some(v);
+        if v.rev.main >= from {
+            out.push(event_of(key, &v, before.as_ref()));
+        }
+        last = Some(v);
     }
 }
 

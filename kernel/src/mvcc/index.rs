@@ -184,3 +184,78 @@ impl<'a> Loader<'a> {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::mvcc::key_index::Version;
+    use crate::mvcc::revision::Revision;
+
+    fn entry(key: &[u8]) -> KeyIndex {
+        let v = Version {
+            rev: Revision::new(1, 0),
+            create_revision: 1,
+            version: 1,
+            lease: 0,
+            value: Some(b"v"),
+        };
+        KeyIndex::new(key, &v)
+    }
+
+    fn check_invariants(index: &Index) {
+        let keys: Vec<&[u8]> = index.iter().map(KeyIndex::key).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "ascending");
+        assert_eq!(keys.len(), index.len());
+        let mut separators = index.chunks.keys();
+        assert_eq!(
+            separators.next().map(|s| s.len()),
+            (!index.chunks.is_empty()).then_some(0)
+        );
+        for (sep, chunk) in &index.chunks {
+            assert!(!chunk.is_empty() && chunk.len() <= CHUNK_CAPACITY);
+            assert!(chunk.iter().all(|ki| ki.key() >= &**sep));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn matches_a_btree_set(keys in prop::collection::vec(prop::collection::vec(0u8..8, 1..4), 0..600),
+                               start in prop::collection::vec(0u8..8, 1..3),
+                               end in prop::option::of(prop::collection::vec(0u8..8, 1..3))) {
+            let mut index = Index::new();
+            let mut model = BTreeSet::new();
+            for key in &keys {
+                if model.insert(key.clone()) {
+                    index.insert(entry(key));
+                }
+                prop_assert!(index.get(key).is_some());
+            }
+            check_invariants(&index);
+            let got: Vec<Vec<u8>> = index.range(&start, end.as_deref()).map(|ki| ki.key().to_vec()).collect();
+            let want: Vec<Vec<u8>> = model
+                .iter()
+                .filter(|k| k.as_slice() >= start.as_slice() && end.as_ref().is_none_or(|e| k < &e))
+                .cloned()
+                .collect();
+            prop_assert_eq!(got, want);
+            prop_assert!(index.get(&[9]).is_none());
+            index.rebuild(|ki| (ki.key()[0] % 2 == 0).then_some(ki));
+            check_invariants(&index);
+            prop_assert_eq!(index.len(), model.iter().filter(|k| k[0] % 2 == 0).count());
+        }
+    }
+
+    #[test]
+    fn ascending_loads_fill_chunks() {
+        let mut index = Index::new();
+        for i in 0..(CHUNK_CAPACITY * 4) as u32 {
+            index.insert(entry(&i.to_be_bytes()));
+        }
+        check_invariants(&index);
+        assert_eq!(index.chunks.len(), 4);
+    }
+}

@@ -109,7 +109,9 @@ fn check_intervals(ops: &[RequestOp]) -> Result<(Vec<&[u8]>, Vec<DeleteSpan<'_>>
             if (puts.contains(key) && !puts_then.contains(key)) || deleted(&dels, key) {
                 return Err(MvccError::DuplicateKey);
             }
-            puts.push(key);
+            if !puts.contains(key) {
+                puts.push(key);
+            }
         }
         dels.extend(dels_then);
         dels.extend(dels_else);
@@ -198,6 +200,10 @@ mod tests {
         }
     }
 
+    fn nested_both_clone() -> RequestOp {
+        RequestOp::Txn(txn(vec![put("a")], vec![put("a")]))
+    }
+
     #[test]
     fn duplicate_rules_follow_etcd() {
         let ok = |t: TxnRequest| check_txn(&t, 128).is_ok();
@@ -210,6 +216,8 @@ mod tests {
         let nested_both = RequestOp::Txn(txn(vec![put("a")], vec![put("a")]));
         assert!(ok(txn(vec![nested_both.clone()], vec![])));
         assert!(!ok(txn(vec![nested_both, put("a")], vec![])));
+        let twice = RequestOp::Txn(txn(vec![], vec![nested_both_clone()]));
+        assert!(ok(txn(vec![twice], vec![])));
         let nested_del = RequestOp::Txn(txn(vec![del("a", "")], vec![]));
         assert!(!ok(txn(vec![nested_del, put("a")], vec![])));
     }

@@ -65,7 +65,8 @@ impl<'s> WriteTxn<'s> {
         Revision::new(self.main(), self.events.len() as i64)
     }
 
-    /// Puts `key = value` with `lease`; returns the previous live version.
+    /// Puts `key = value` with `lease`; returns the previous live version
+    /// (which may be an earlier write of this txn).
     pub fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<KeyValue> {
         debug_assert!(!key.is_empty());
         let rev = self.next_revision();
@@ -76,28 +77,29 @@ impl<'s> WriteTxn<'s> {
             lease,
             value: Some(value),
         };
-        let prev = match self.index.get_mut(key) {
+        let (prev, event_prev) = match self.index.get_mut(key) {
             Some(ki) => {
                 let latest = ki.latest();
-                debug_assert!(latest.rev.main < rev.main, "one change per key per txn");
+                debug_assert!(latest.rev < rev);
                 let prev = (!latest.is_tombstone()).then(|| latest.to_key_value(key, false));
                 if let Some(p) = &prev {
                     next.create_revision = p.create_revision;
                     next.version = p.version + 1;
                 }
+                let event_prev = before_txn(ki, &latest, prev.as_ref(), self.begin);
                 ki.push(&next);
-                prev
+                (prev, event_prev)
             }
             None => {
                 self.index.insert(KeyIndex::new(key, &next));
-                None
+                (None, None)
             }
         };
         let kv = next.to_key_value(key, false);
         self.events.push(Event {
             event_type: EventType::Put,
             kv,
-            prev_kv: prev.clone(),
+            prev_kv: event_prev,
             sub_revision: rev.sub,
         });
         prev
@@ -122,8 +124,9 @@ impl<'s> WriteTxn<'s> {
         if latest.is_tombstone() {
             return None;
         }
-        debug_assert!(latest.rev.main < rev.main, "one change per key per txn");
+        debug_assert!(latest.rev < rev);
         let prev = latest.to_key_value(key, false);
+        let event_prev = before_txn(ki, &latest, Some(&prev), self.begin);
         ki.push(&Version::tombstone(rev));
         let kv = KeyValue {
             key: key.to_vec(),
@@ -133,7 +136,7 @@ impl<'s> WriteTxn<'s> {
         self.events.push(Event {
             event_type: EventType::Delete,
             kv,
-            prev_kv: Some(prev.clone()),
+            prev_kv: event_prev,
             sub_revision: rev.sub,
         });
         Some(prev)
@@ -143,4 +146,20 @@ impl<'s> WriteTxn<'s> {
     pub fn finish(self) -> (i64, Vec<Event>) {
         (self.view_revision(), self.events)
     }
+}
+
+/// An event's `prev_kv`: the key as it was before the txn (etcd reads it at
+/// `mod_revision - 1`). That is `latest` unless this txn changed the key
+/// already, which etcd allows only through a delete to the end of the
+/// keyspace (`range_end = "\0"`) next to a put.
+fn before_txn(
+    ki: &KeyIndex,
+    latest: &Version<'_>,
+    latest_kv: Option<&KeyValue>,
+    begin: i64,
+) -> Option<KeyValue> {
+    if latest.rev.main <= begin {
+        return latest_kv.cloned();
+    }
+    ki.live_at(begin).map(|v| v.to_key_value(ki.key(), false))
 }
