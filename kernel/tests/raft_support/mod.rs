@@ -18,6 +18,10 @@ pub struct Faults {
     pub dup_pct: u64,
     /// Maximum delivery delay in steps (random in `0..=max_delay`).
     pub max_delay: u64,
+    /// Percent of Readys whose persistence is held back 1..=3 steps (a slow
+    /// disk): immediate messages go out, the node keeps stepping messages,
+    /// and a crash meanwhile loses the Ready.
+    pub slow_persist_pct: u64,
 }
 
 /// One node: the Raft node (its storage is the persisted state) and a
@@ -30,6 +34,8 @@ pub struct TestNode {
     pub applied: Vec<Entry>,
     pub read_states: Vec<ReadState>,
     pub last_commit: u64,
+    /// A Ready whose persistence is in progress, and the step it completes.
+    held: Option<(Ready, u64)>,
 }
 
 impl TestNode {
@@ -156,6 +162,7 @@ impl Cluster {
             applied: Vec::new(),
             read_states: Vec::new(),
             last_commit,
+            held: None,
         };
         self.nodes.insert(id, node);
     }
@@ -173,6 +180,19 @@ impl Cluster {
         if let Some(node) = self.nodes.remove(&id) {
             self.down.insert(id, node.raw.storage().clone());
         }
+    }
+
+    /// Crashes `id` in the middle of handling a Ready: the messages that
+    /// may go before persistence are sent, nothing is persisted.
+    pub fn crash_before_persist(&mut self, id: NodeId) {
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        if node.held.is_none() && node.raw.has_ready() {
+            let rd = node.raw.ready();
+            self.send(rd.messages);
+        }
+        self.crash(id);
     }
 
     /// Restarts a crashed node from its persisted storage.
@@ -250,6 +270,32 @@ impl Cluster {
         }
     }
 
+    /// Delivers due messages to `id` only, without handling its Ready.
+    pub fn deliver_due_unprocessed(&mut self, id: NodeId) {
+        let due: Vec<(u64, u64)> = self
+            .net
+            .range(..(self.now + 1, 0))
+            .filter(|(_, m)| m.to == id)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            let Some(m) = self.net.remove(&key) else {
+                continue;
+            };
+            if self.cut.contains(&(m.from, m.to)) {
+                self.report_drop(&m);
+                continue;
+            }
+            let (from, is_snapshot) = (m.from, m.msg_type == MessageType::Snapshot);
+            if let Some(n) = self.nodes.get_mut(&id) {
+                let _ = n.raw.step(m);
+            }
+            if let Some(n) = self.nodes.get_mut(&from).filter(|_| is_snapshot) {
+                n.raw.report_snapshot(id, true);
+            }
+        }
+    }
+
     /// Delivers every message due by now; returns how many were delivered.
     pub fn deliver_due(&mut self) -> usize {
         let due: Vec<(u64, u64)> = self
@@ -271,9 +317,15 @@ impl Cluster {
             }
             // Every message crosses the wire format.
             let m = Message::decode(&m.encode()).unwrap();
-            let to = m.to;
+            let (from, to, is_snapshot) = (m.from, m.to, m.msg_type == MessageType::Snapshot);
             let _ = self.node_mut(to).raw.step(m);
             self.process(to);
+            if is_snapshot {
+                // The transport reports a delivered snapshot (etcd ReportSnapshot).
+                if let Some(n) = self.nodes.get_mut(&from) {
+                    n.raw.report_snapshot(to, true);
+                }
+            }
             delivered += 1;
         }
         delivered
@@ -293,11 +345,24 @@ impl Cluster {
             let Some(node) = self.nodes.get_mut(&id) else {
                 return;
             };
+            if let Some((rd, done_at)) = node.held.take() {
+                if self.now < done_at {
+                    node.held = Some((rd, done_at));
+                    return;
+                }
+                self.persist_and_apply(id, rd);
+                continue;
+            }
             if !node.raw.has_ready() {
                 return;
             }
             let rd = node.raw.ready();
             self.send(rd.messages.clone());
+            if self.rng.range(0, 100) < self.faults.slow_persist_pct {
+                let done_at = self.now + self.rng.range(1, 4);
+                self.node_mut(id).held = Some((rd, done_at));
+                return;
+            }
             self.persist_and_apply(id, rd);
         }
     }
