@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used)] // tests may unwrap (project guide)
 
 use keel_kernel::apply::{
-    AlarmAction, AlarmRequest, AlarmType, ApplyResult, Request, RequestEnvelope, SnapshotError,
-    StateMachine, StateMachineConfig,
+    AlarmAction, AlarmRequest, AlarmType, ApplyResult, AuthRequest, Request, RequestEnvelope,
+    SnapshotError, StateMachine, StateMachineConfig,
 };
 use keel_kernel::auth::{Permission, PermissionType, ROOT};
 use keel_kernel::lease::LeaseCheckpoint;
@@ -114,9 +114,9 @@ fn random_request(rng: &mut Lcg, revision: i64) -> Request {
             id: 1 + rng.next(3) as i64,
             remaining_ttl_secs: 9,
         }]),
-        _ => Request::RoleAdd {
+        _ => Request::Auth(AuthRequest::RoleAdd {
             name: format!("role{}", rng.next(5)),
-        },
+        }),
     }
 }
 
@@ -138,25 +138,25 @@ fn populated(seed: u64, count: u64) -> (StateMachine, u64) {
             id: 2,
             ttl_secs: 120,
         },
-        Request::UserAdd {
+        Request::Auth(AuthRequest::UserAdd {
             name: ROOT.into(),
             password_hash: None,
-        },
-        Request::UserGrantRole {
+        }),
+        Request::Auth(AuthRequest::UserGrantRole {
             user: ROOT.into(),
             role: ROOT.into(),
-        },
-        Request::RoleAdd {
+        }),
+        Request::Auth(AuthRequest::RoleAdd {
             name: "reader".into(),
-        },
-        Request::RoleGrantPermission {
+        }),
+        Request::Auth(AuthRequest::RoleGrantPermission {
             name: "reader".into(),
             permission: Permission {
                 perm_type: PermissionType::Read,
                 key: b"k".to_vec(),
                 range_end: b"l".to_vec(),
             },
-        },
+        }),
         Request::Alarm(AlarmRequest {
             action: AlarmAction::Activate,
             member_id: 9,

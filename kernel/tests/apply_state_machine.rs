@@ -5,8 +5,8 @@
 
 use bytes::Bytes;
 use keel_kernel::apply::{
-    AlarmAction, AlarmRequest, AlarmType, ApplyError, ApplyResult, Request, RequestEnvelope,
-    Response, StateMachine, StateMachineConfig,
+    AlarmAction, AlarmRequest, AlarmType, ApplyError, ApplyResult, AuthRequest, Request,
+    RequestEnvelope, Response, StateMachine, StateMachineConfig,
 };
 use keel_kernel::auth::{
     AuthError, AuthInfo, MIN_BCRYPT_COST, Permission, PermissionType, ROOT, hash_password,
@@ -253,51 +253,51 @@ fn expiry_is_proposed_by_the_leader_and_applied_everywhere() {
 fn auth_node() -> (Node, AuthInfo, AuthInfo) {
     let mut node = Node::new();
     let hash = hash_password("pw", MIN_BCRYPT_COST, [1; 16]).unwrap();
-    node.ok(Request::UserAdd {
+    node.ok(Request::Auth(AuthRequest::UserAdd {
         name: ROOT.into(),
         password_hash: Some(hash.clone()),
-    });
-    node.ok(Request::UserGrantRole {
+    }));
+    node.ok(Request::Auth(AuthRequest::UserGrantRole {
         user: ROOT.into(),
         role: ROOT.into(),
-    });
-    node.ok(Request::UserAdd {
+    }));
+    node.ok(Request::Auth(AuthRequest::UserAdd {
         name: "alice".into(),
         password_hash: Some(hash),
-    });
-    node.ok(Request::RoleAdd { name: "app".into() });
+    }));
+    node.ok(Request::Auth(AuthRequest::RoleAdd { name: "app".into() }));
     let permission = Permission {
         perm_type: PermissionType::ReadWrite,
         key: b"a/".to_vec(),
         range_end: b"a0".to_vec(),
     };
-    node.ok(Request::RoleGrantPermission {
+    node.ok(Request::Auth(AuthRequest::RoleGrantPermission {
         name: "app".into(),
         permission,
-    });
+    }));
     let read_b = Permission {
         perm_type: PermissionType::Read,
         key: b"b".to_vec(),
         range_end: vec![],
     };
-    node.ok(Request::RoleGrantPermission {
+    node.ok(Request::Auth(AuthRequest::RoleGrantPermission {
         name: "app".into(),
         permission: read_b,
-    });
+    }));
     let write_w = Permission {
         perm_type: PermissionType::Write,
         key: b"w".to_vec(),
         range_end: vec![],
     };
-    node.ok(Request::RoleGrantPermission {
+    node.ok(Request::Auth(AuthRequest::RoleGrantPermission {
         name: "app".into(),
         permission: write_w,
-    });
-    node.ok(Request::UserGrantRole {
+    }));
+    node.ok(Request::Auth(AuthRequest::UserGrantRole {
         user: "alice".into(),
         role: "app".into(),
-    });
-    node.ok(Request::AuthEnable);
+    }));
+    node.ok(Request::Auth(AuthRequest::Enable));
     let revision = node.sm.auth().revision();
     let root = AuthInfo {
         username: ROOT.into(),
@@ -359,11 +359,11 @@ fn auth_denied_requests_write_nothing() {
             })],
             failure: vec![],
         }),
-        Request::UserAdd {
+        Request::Auth(AuthRequest::UserAdd {
             name: "mallory".into(),
             password_hash: None,
-        },
-        Request::AuthDisable,
+        }),
+        Request::Auth(AuthRequest::Disable),
         Request::Compaction(keel_kernel::mvcc::CompactionRequest {
             revision: 2,
             physical: false,
@@ -412,9 +412,9 @@ fn auth_denied_requests_write_nothing() {
     // Users may read themselves; the server's own requests skip checks.
     let me = node.propose(
         Some(&alice),
-        Request::UserGet {
+        Request::Auth(AuthRequest::UserGet {
             name: "alice".into(),
-        },
+        }),
     );
     assert_eq!(
         me.result,
@@ -476,11 +476,11 @@ fn login_through_the_log_and_stale_auth_revision() {
     );
     let login = node.propose(
         None,
-        Request::Authenticate {
+        Request::Auth(AuthRequest::Authenticate {
             name: "alice".into(),
             checked_revision: checked,
             token_random: "rnd".into(),
-        },
+        }),
     );
     let index = login.index;
     assert_eq!(
@@ -497,9 +497,9 @@ fn login_through_the_log_and_stale_auth_revision() {
     );
     node.propose(
         Some(&root),
-        Request::RoleAdd {
+        Request::Auth(AuthRequest::RoleAdd {
             name: "other".into(),
-        },
+        }),
     )
     .result
     .unwrap();
@@ -510,11 +510,11 @@ fn login_through_the_log_and_stale_auth_revision() {
     );
     let stale_login = node.propose(
         None,
-        Request::Authenticate {
+        Request::Auth(AuthRequest::Authenticate {
             name: "alice".into(),
             checked_revision: checked,
             token_random: "r2".into(),
-        },
+        }),
     );
     assert_eq!(
         stale_login.result,

@@ -14,6 +14,7 @@
 //!   replicated state as checksummed bytes.
 
 mod alarm;
+mod auth_request;
 mod authorize;
 mod error;
 mod request;
@@ -22,6 +23,7 @@ mod snapshot;
 mod state_machine;
 
 pub use alarm::{AlarmAction, AlarmMember, AlarmRequest, AlarmType, Alarms};
+pub use auth_request::AuthRequest;
 pub use error::ApplyError;
 pub use request::{MAX_REQUEST_SIZE_BYTES, Request, RequestEnvelope};
 pub use response::{ApplyResult, ConfChangeApplied, Response, ResponseHeader};

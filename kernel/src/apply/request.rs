@@ -5,8 +5,8 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{AlarmRequest, ApplyError};
-use crate::auth::{AuthInfo, Permission};
+use super::{AlarmRequest, ApplyError, AuthRequest};
+use crate::auth::AuthInfo;
 use crate::lease::{LeaseCheckpoint, LeaseId};
 use crate::mvcc::{CompactionRequest, DeleteRangeRequest, PutRequest, TxnRequest};
 
@@ -44,93 +44,8 @@ pub enum Request {
     LeaseCheckpoint(Vec<LeaseCheckpoint>),
     /// Raise, clear or list alarms.
     Alarm(AlarmRequest),
-    /// Enable auth.
-    AuthEnable,
-    /// Disable auth.
-    AuthDisable,
-    /// A login whose password the server checked at `checked_revision`;
-    /// the token is `"<token_random>.<entry index>"`.
-    Authenticate {
-        /// User name.
-        name: String,
-        /// Auth revision the password was checked at.
-        checked_revision: u64,
-        /// Random part of the simple token, chosen by the proposer.
-        token_random: String,
-    },
-    /// Add a user with a bcrypt hash (`None`: no-password user).
-    UserAdd {
-        /// User name.
-        name: String,
-        /// bcrypt hash, computed by the server before proposing.
-        password_hash: Option<String>,
-    },
-    /// Delete a user.
-    UserDelete {
-        /// User name.
-        name: String,
-    },
-    /// Replace a user's password hash.
-    UserChangePassword {
-        /// User name.
-        name: String,
-        /// New bcrypt hash (`None`: no password).
-        password_hash: Option<String>,
-    },
-    /// Grant a role to a user.
-    UserGrantRole {
-        /// User name.
-        user: String,
-        /// Role name.
-        role: String,
-    },
-    /// Revoke a role from a user.
-    UserRevokeRole {
-        /// User name.
-        user: String,
-        /// Role name.
-        role: String,
-    },
-    /// Read a user's roles.
-    UserGet {
-        /// User name.
-        name: String,
-    },
-    /// List user names.
-    UserList,
-    /// Add a role.
-    RoleAdd {
-        /// Role name.
-        name: String,
-    },
-    /// Delete a role.
-    RoleDelete {
-        /// Role name.
-        name: String,
-    },
-    /// Read a role's permissions.
-    RoleGet {
-        /// Role name.
-        name: String,
-    },
-    /// List role names.
-    RoleList,
-    /// Grant (or change the type of) a permission.
-    RoleGrantPermission {
-        /// Role name.
-        name: String,
-        /// The permission.
-        permission: Permission,
-    },
-    /// Revoke the permission over exactly `(key, range_end)`.
-    RoleRevokePermission {
-        /// Role name.
-        name: String,
-        /// Permission key.
-        key: Vec<u8>,
-        /// Permission range end.
-        range_end: Vec<u8>,
-    },
+    /// User, role and login requests.
+    Auth(AuthRequest),
     /// A started member publishes its name and client URLs.
     MemberAttrSet {
         /// Member id.

@@ -2,9 +2,7 @@
 //! the MVCC store, lessor, auth store, membership and alarms (etcd
 //! `etcdserver/apply.go` with its auth and alarm appliers).
 
-use crate::auth::{
-    AuthError, AuthInfo, AuthStore, PermissionType, SIMPLE_TOKEN_TTL_MS, SimpleTokens,
-};
+use crate::auth::{AuthError, AuthInfo, AuthStore, PermissionType, SIMPLE_TOKEN_TTL_MS};
 use crate::lease::{LeaseCheckpoint, LeaseId, LeaseRenewal, LeaseStatus, Lessor, LessorConfig};
 use crate::membership::Cluster;
 use crate::mvcc::{Event, EventType, RangeRequest, RangeResponse, RequestOp, Store, TxnRequest};
@@ -321,11 +319,14 @@ impl StateMachine {
         Ok(())
     }
 
+    /// Runs a checked request; returns the response and the events of the
+    /// keys it wrote (attachments to leases follow them).
     fn execute(
         &mut self,
         request: &Request,
         index: u64,
     ) -> Result<(Response, Vec<Event>), ApplyError> {
+        let none = Vec::new;
         let lessor = &self.lessor;
         let lease_exists = |id: LeaseId| lessor.lease(id).is_some();
         let (response, events) = match request {
@@ -341,105 +342,44 @@ impl StateMachine {
                 let write = self.store.txn(txn, &lease_exists)?;
                 (Response::Txn(write.response), write.events)
             }
+            Request::Compaction(compaction) => (
+                Response::Compaction(self.store.compact(compaction)?),
+                none(),
+            ),
             Request::LeaseRevoke { id } => {
                 let keys = self.lessor.revoke(*id)?;
                 (Response::Done, self.store.delete_keys(&keys).events)
             }
-            other => (self.execute_other(other, index)?, Vec::new()),
-        };
-        self.track_leases(&events);
-        Ok((response, events))
-    }
-
-    /// Requests that write no key.
-    fn execute_other(&mut self, request: &Request, index: u64) -> Result<Response, ApplyError> {
-        let now_ms = self.now_ms;
-        let auth = &mut self.auth;
-        let done = |outcome: Result<(), AuthError>| {
-            outcome.map(|()| Response::Done).map_err(ApplyError::from)
-        };
-        match request {
-            Request::Compaction(compaction) => {
-                Ok(Response::Compaction(self.store.compact(compaction)?))
-            }
             Request::LeaseGrant { id, ttl_secs } => {
-                let ttl_secs = self.lessor.grant(*id, *ttl_secs, now_ms)?;
-                Ok(Response::LeaseGrant { id: *id, ttl_secs })
+                let ttl_secs = self.lessor.grant(*id, *ttl_secs, self.now_ms)?;
+                (Response::LeaseGrant { id: *id, ttl_secs }, none())
             }
             Request::LeaseCheckpoint(checkpoints) => {
                 for checkpoint in checkpoints {
-                    self.lessor.checkpoint(*checkpoint, now_ms);
+                    self.lessor.checkpoint(*checkpoint, self.now_ms);
                 }
-                Ok(Response::Done)
+                (Response::Done, none())
             }
-            Request::Alarm(alarm) => Ok(Response::Alarm(self.alarms.apply(alarm))),
-            Request::AuthEnable => done(auth.enable()),
-            Request::AuthDisable => {
-                auth.disable();
-                Ok(Response::Done)
-            }
-            Request::Authenticate {
-                name,
-                checked_revision,
-                token_random,
-            } => {
-                let token = SimpleTokens::format(token_random, index);
-                let token = auth.authenticate(name, *checked_revision, token, now_ms)?;
-                Ok(Response::Authenticate { token })
-            }
-            Request::UserAdd {
-                name,
-                password_hash,
-            } => done(auth.user_add(name, password_hash.clone())),
-            Request::UserDelete { name } => done(auth.user_delete(name)),
-            Request::UserChangePassword {
-                name,
-                password_hash,
-            } => done(auth.user_change_password(name, password_hash.clone())),
-            Request::UserGrantRole { user, role } => done(auth.user_grant_role(user, role)),
-            Request::UserRevokeRole { user, role } => done(auth.user_revoke_role(user, role)),
-            Request::UserGet { name } => {
-                let roles = auth.user_get(name)?.roles.iter().cloned().collect();
-                Ok(Response::UserGet { roles })
-            }
-            Request::UserList => Ok(Response::UserList(auth.user_list())),
-            Request::RoleAdd { name } => done(auth.role_add(name)),
-            Request::RoleDelete { name } => done(auth.role_delete(name)),
-            Request::RoleGet { name } => {
-                Ok(Response::RoleGet(auth.role_get(name)?.permissions.clone()))
-            }
-            Request::RoleList => Ok(Response::RoleList(auth.role_list())),
-            Request::RoleGrantPermission { name, permission } => {
-                done(auth.role_grant_permission(name, permission.clone()))
-            }
-            Request::RoleRevokePermission {
-                name,
-                key,
-                range_end,
-            } => done(auth.role_revoke_permission(name, key, range_end)),
+            Request::Alarm(alarm) => (Response::Alarm(self.alarms.apply(alarm)), none()),
+            Request::Auth(auth) => (auth.apply(&mut self.auth, index, self.now_ms)?, none()),
             Request::MemberAttrSet {
                 member_id,
                 name,
                 client_urls,
             } => {
                 self.cluster.set_attributes(*member_id, name, client_urls)?;
-                Ok(Response::Done)
+                (Response::Done, none())
             }
             Request::MemberUpdate {
                 member_id,
                 peer_urls,
             } => {
                 self.cluster.update_peer_urls(*member_id, peer_urls)?;
-                Ok(Response::Done)
+                (Response::Done, none())
             }
-            Request::Put(_)
-            | Request::DeleteRange(_)
-            | Request::Txn(_)
-            | Request::LeaseRevoke { .. } => {
-                debug_assert!(false, "key-writing requests are executed by execute()");
-                Err(ApplyError::BadEntry("misrouted request".into()))
-            }
-        }
+        };
+        self.track_leases(&events);
+        Ok((response, events))
     }
 
     /// Keeps lease attachments in step with the writes: a put attaches its
