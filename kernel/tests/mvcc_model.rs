@@ -305,17 +305,26 @@ impl Model {
         (ok, if ok { &t.success } else { &t.failure })
     }
 
-    fn state_checks(&self, t: &TxnRequest) -> Result<(), MvccError> {
+    /// The pre-checks of the chosen path. `wiped` holds the starts of the
+    /// deletes to the end of the keyspace run so far: an ignore_* put on a
+    /// key they removed is refused.
+    fn state_checks(&self, t: &TxnRequest, wiped: &mut Vec<Vec<u8>>) -> Result<(), MvccError> {
         for op in self.branch(t).1 {
             match op {
-                RequestOp::Put(p) => self.put_checks(p, true)?,
+                RequestOp::Put(p) => {
+                    self.put_checks(p, true)?;
+                    if (p.ignore_value || p.ignore_lease) && wiped.iter().any(|w| w <= &p.key) {
+                        return Err(MvccError::KeyNotFound);
+                    }
+                }
                 RequestOp::Range(r) if r.revision > self.revision => {
                     return Err(MvccError::FutureRevision);
                 }
                 RequestOp::Range(r) if r.revision > 0 && r.revision < self.compacted => {
                     return Err(MvccError::Compacted);
                 }
-                RequestOp::Txn(n) => self.state_checks(n)?,
+                RequestOp::Txn(n) => self.state_checks(n, wiped)?,
+                RequestOp::DeleteRange(d) if d.range_end == [0] => wiped.push(d.key.clone()),
                 _ => {}
             }
         }
@@ -344,7 +353,7 @@ impl Model {
         self.shape(t, MAX_TXN_OPS)?;
         duplicates(&t.success)?;
         duplicates(&t.failure)?;
-        self.state_checks(t)?;
+        self.state_checks(t, &mut Vec::new())?;
         let response = self.exec_txn(t);
         Ok((response, self.finish()))
     }

@@ -161,7 +161,7 @@ impl Store {
         lease_exists: LeaseLookup<'_>,
     ) -> Result<WriteResult<TxnResponse>, MvccError> {
         check_txn(req, self.max_txn_ops)?;
-        check_branch(&self.view(), req, lease_exists)?;
+        check_branch(&self.view(), req, lease_exists, &mut Vec::new())?;
         Ok(self.write(|w| exec_txn(w, req)))
     }
 
@@ -224,10 +224,17 @@ fn check_put_state(
 
 /// Checks the ops of the branch the compares choose, in `view` (the state
 /// before the txn), recursing into nested txns.
-fn check_branch(
+///
+/// `deleted_from` collects, in execution order, the starts of deletes to
+/// the end of the keyspace (`range_end = "\0"`): the duplicate-key rule
+/// lets those overlap later puts (as in etcd), and an `ignore_value` or
+/// `ignore_lease` put on a key such a delete removed earlier in the txn
+/// fails with `KeyNotFound` here (etcd 3.5 panics on it mid-txn).
+fn check_branch<'r>(
     view: &ReadView<'_>,
-    req: &TxnRequest,
+    req: &'r TxnRequest,
     lease_exists: LeaseLookup<'_>,
+    deleted_from: &mut Vec<&'r [u8]>,
 ) -> Result<(), MvccError> {
     let ops = if compares_hold(view, &req.compare) {
         &req.success
@@ -236,11 +243,20 @@ fn check_branch(
     };
     for op in ops {
         match op {
-            RequestOp::Put(put) => check_put_state(view, put, lease_exists)?,
+            RequestOp::Put(put) => {
+                check_put_state(view, put, lease_exists)?;
+                let ignores = put.ignore_value || put.ignore_lease;
+                if ignores && deleted_from.iter().any(|from| *from <= put.key.as_slice()) {
+                    return Err(MvccError::KeyNotFound);
+                }
+            }
             RequestOp::Range(range) => {
                 view.read_revision(range.revision)?;
             }
-            RequestOp::Txn(nested) => check_branch(view, nested, lease_exists)?,
+            RequestOp::Txn(nested) => check_branch(view, nested, lease_exists, deleted_from)?,
+            RequestOp::DeleteRange(delete) if delete.range_end == [0] => {
+                deleted_from.push(&delete.key)
+            }
             RequestOp::DeleteRange(_) => {}
         }
     }
