@@ -161,6 +161,41 @@ fn disabled_store_allows_everything_and_requests_need_a_current_user() {
 }
 
 #[test]
+fn permission_changes_take_effect_at_once() {
+    let mut store = populated_store();
+    let check = |store: &AuthStore| store.check_permission(&info(store, "dave"), b"d", b"", Write);
+    assert_eq!(check(&store), Err(AuthError::PermissionDenied));
+    store.role_add("d").unwrap();
+    store.user_grant_role("dave", "d").unwrap();
+    assert_eq!(check(&store), Err(AuthError::PermissionDenied));
+    store
+        .role_grant_permission("d", perm(ReadWrite, "d", ""))
+        .unwrap();
+    assert_eq!(check(&store), Ok(()));
+    store
+        .role_grant_permission("d", perm(Read, "d", ""))
+        .unwrap();
+    assert_eq!(
+        check(&store),
+        Err(AuthError::PermissionDenied),
+        "type replaced"
+    );
+    store
+        .role_grant_permission("d", perm(Write, "d", ""))
+        .unwrap();
+    assert_eq!(check(&store), Ok(()));
+    store.user_revoke_role("dave", "d").unwrap();
+    assert_eq!(check(&store), Err(AuthError::PermissionDenied));
+    store.user_grant_role("dave", "d").unwrap();
+    store.role_delete("d").unwrap();
+    assert_eq!(check(&store), Err(AuthError::PermissionDenied));
+    store.user_grant_role("dave", ROOT).unwrap();
+    assert_eq!(check(&store), Ok(()));
+    store.user_delete("dave").unwrap();
+    assert_eq!(check(&store), Err(AuthError::PermissionDenied));
+}
+
+#[test]
 fn enable_needs_root_user_with_root_role() {
     let mut store = AuthStore::new(TTL_MS);
     assert_eq!(store.enable(), Err(AuthError::RootUserNotExist));

@@ -15,6 +15,7 @@
 mod error;
 mod password;
 mod permission;
+mod range_perm_cache;
 mod store;
 mod token;
 mod user;

@@ -108,9 +108,32 @@ impl KeyRange {
 
     /// True when the union of `ranges` holds every key of `want`.
     pub fn union_covers(ranges: &[KeyRange], want: &KeyRange) -> bool {
-        merge(ranges.to_vec())
-            .iter()
-            .any(|range| range.contains(want))
+        KeyRange::merged_covers(&KeyRange::merge(ranges.to_vec()), want)
+    }
+
+    /// Merges overlapping or touching intervals; the result is sorted by
+    /// start and disjoint, so a range inside the union is inside one of them.
+    pub fn merge(mut ranges: Vec<KeyRange>) -> Vec<KeyRange> {
+        ranges.sort_by(|a, b| a.start.cmp(&b.start));
+        let mut merged: Vec<KeyRange> = Vec::with_capacity(ranges.len());
+        for range in ranges {
+            match merged.last_mut() {
+                Some(last) if last.end.reaches(&range.start) => {
+                    if range.end.cmp_end(&last.end) == Ordering::Greater {
+                        last.end = range.end;
+                    }
+                }
+                _ => merged.push(range),
+            }
+        }
+        merged
+    }
+
+    /// True when `merged` (a result of [`KeyRange::merge`]) holds every key
+    /// of `want`: a binary search for the one interval that could.
+    pub fn merged_covers(merged: &[KeyRange], want: &KeyRange) -> bool {
+        let after = merged.partition_point(|range| range.start <= want.start);
+        after > 0 && merged[after - 1].contains(want)
     }
 }
 
@@ -120,24 +143,6 @@ fn single_key_end(key: &[u8]) -> Vec<u8> {
     end.extend_from_slice(key);
     end.push(0);
     end
-}
-
-/// Merges overlapping or touching intervals; the result is sorted and
-/// disjoint, so a range inside the union is inside one of them.
-fn merge(mut ranges: Vec<KeyRange>) -> Vec<KeyRange> {
-    ranges.sort_by(|a, b| a.start.cmp(&b.start));
-    let mut merged: Vec<KeyRange> = Vec::with_capacity(ranges.len());
-    for range in ranges {
-        match merged.last_mut() {
-            Some(last) if last.end.reaches(&range.start) => {
-                if range.end.cmp_end(&last.end) == Ordering::Greater {
-                    last.end = range.end;
-                }
-            }
-            _ => merged.push(range),
-        }
-    }
-    merged
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::password::password_matches;
+use super::range_perm_cache::{RangePerms, build_all};
 use super::{
     AuthError, AuthInfo, KeyRange, Permission, PermissionType, ROOT, Role, SimpleTokens, User,
 };
@@ -31,6 +32,8 @@ pub struct AuthStore {
     revision: u64,
     users: BTreeMap<String, User>,
     roles: BTreeMap<String, Role>,
+    /// Merged permission ranges per user, rebuilt with every revision.
+    range_perms: BTreeMap<String, RangePerms>,
     tokens: SimpleTokens,
 }
 
@@ -43,6 +46,7 @@ impl AuthStore {
             revision: 1,
             users: BTreeMap::new(),
             roles: BTreeMap::new(),
+            range_perms: BTreeMap::new(),
             tokens: SimpleTokens::new(token_ttl_ms),
         }
     }
@@ -71,7 +75,7 @@ impl AuthStore {
             return Err(AuthError::RootRoleNotExist);
         }
         self.enabled = true;
-        self.bump_revision();
+        self.bump_revision(Vec::new());
         Ok(())
     }
 
@@ -82,7 +86,7 @@ impl AuthStore {
         }
         self.enabled = false;
         self.tokens.clear();
-        self.bump_revision();
+        self.bump_revision(Vec::new());
     }
 
     /// Adds user `name` with a bcrypt `password_hash` (`None`: a
@@ -103,7 +107,7 @@ impl AuthStore {
             roles: Default::default(),
         };
         self.users.insert(name.to_string(), user);
-        self.bump_revision();
+        self.bump_revision(vec![name.to_string()]);
         Ok(())
     }
 
@@ -117,7 +121,7 @@ impl AuthStore {
         }
         self.users.remove(name).ok_or(AuthError::UserNotFound)?;
         self.tokens.invalidate_user(name);
-        self.bump_revision();
+        self.bump_revision(vec![name.to_string()]);
         Ok(())
     }
 
@@ -132,7 +136,7 @@ impl AuthStore {
         let user = self.users.get_mut(name).ok_or(AuthError::UserNotFound)?;
         user.password_hash = password_hash;
         self.tokens.invalidate_user(name);
-        self.bump_revision();
+        self.bump_revision(Vec::new());
         Ok(())
     }
 
@@ -147,7 +151,7 @@ impl AuthStore {
         }
         let user = self.users.get_mut(name).ok_or(AuthError::UserNotFound)?;
         if user.roles.insert(role.to_string()) {
-            self.bump_revision();
+            self.bump_revision(vec![name.to_string()]);
         }
         Ok(())
     }
@@ -165,7 +169,7 @@ impl AuthStore {
         if !user.roles.remove(role) {
             return Err(AuthError::RoleNotGranted);
         }
-        self.bump_revision();
+        self.bump_revision(vec![name.to_string()]);
         Ok(())
     }
 
@@ -195,7 +199,7 @@ impl AuthStore {
             permissions: Vec::new(),
         };
         self.roles.insert(name.to_string(), role);
-        self.bump_revision();
+        self.bump_revision(self.holders(name));
         Ok(())
     }
 
@@ -208,10 +212,11 @@ impl AuthStore {
             return Err(AuthError::InvalidAuthMgmt);
         }
         self.roles.remove(name).ok_or(AuthError::RoleNotFound)?;
+        let holders = self.holders(name);
         for user in self.users.values_mut() {
             user.roles.remove(name);
         }
-        self.bump_revision();
+        self.bump_revision(holders);
         Ok(())
     }
 
@@ -232,10 +237,10 @@ impl AuthStore {
     /// (etcd 3.5 `isValidPermissionRange`) → [`AuthError::InvalidAuthMgmt`].
     pub fn role_grant_permission(
         &mut self,
-        role: &str,
+        name: &str,
         permission: Permission,
     ) -> Result<(), AuthError> {
-        let role = self.roles.get_mut(role).ok_or(AuthError::RoleNotFound)?;
+        let role = self.roles.get_mut(name).ok_or(AuthError::RoleNotFound)?;
         if !valid_permission_range(&permission.key, &permission.range_end) {
             return Err(AuthError::InvalidAuthMgmt);
         }
@@ -246,7 +251,7 @@ impl AuthStore {
             Ok(index) => role.permissions[index].perm_type = permission.perm_type,
             Err(index) => role.permissions.insert(index, permission),
         }
-        self.bump_revision();
+        self.bump_revision(self.holders(name));
         Ok(())
     }
 
@@ -255,18 +260,18 @@ impl AuthStore {
     /// Errors: [`AuthError::RoleNotFound`], [`AuthError::PermissionNotGranted`].
     pub fn role_revoke_permission(
         &mut self,
-        role: &str,
+        name: &str,
         key: &[u8],
         range_end: &[u8],
     ) -> Result<(), AuthError> {
-        let role = self.roles.get_mut(role).ok_or(AuthError::RoleNotFound)?;
+        let role = self.roles.get_mut(name).ok_or(AuthError::RoleNotFound)?;
         let before = role.permissions.len();
         role.permissions
             .retain(|p| !(p.key == key && p.range_end == range_end));
         if role.permissions.len() == before {
             return Err(AuthError::PermissionNotGranted);
         }
-        self.bump_revision();
+        self.bump_revision(self.holders(name));
         Ok(())
     }
 
@@ -348,15 +353,11 @@ impl AuthStore {
         if user.has_root_role() {
             return Ok(());
         }
-        let granted: Vec<KeyRange> = user
-            .roles
-            .iter()
-            .filter_map(|name| self.roles.get(name))
-            .flat_map(|role| role.permissions.iter())
-            .filter(|permission| permission.perm_type.allows(need))
-            .map(Permission::key_range)
-            .collect();
-        if KeyRange::union_covers(&granted, &KeyRange::new(key, range_end)) {
+        let allowed = self
+            .range_perms
+            .get(&user.name)
+            .is_some_and(|perms| perms.allows(&KeyRange::new(key, range_end), need));
+        if allowed {
             Ok(())
         } else {
             Err(AuthError::PermissionDenied)
@@ -432,6 +433,7 @@ impl AuthStore {
         }
         store.enabled = snapshot.enabled;
         store.revision = snapshot.revision;
+        store.range_perms = build_all(&store.users, &store.roles);
         Ok(store)
     }
 
@@ -450,8 +452,33 @@ impl AuthStore {
         Ok(Some(self.users.get(&info.username)))
     }
 
-    fn bump_revision(&mut self) {
+    /// Every change of users, roles or the enabled flag goes through here:
+    /// bumps the revision and rebuilds the merged permission ranges of the
+    /// `changed` users (a deleted user's are dropped).
+    fn bump_revision(&mut self, changed: Vec<String>) {
         self.revision += 1;
+        for name in changed {
+            match self.users.get(&name) {
+                Some(user) => {
+                    self.range_perms
+                        .insert(name, RangePerms::build(user, &self.roles));
+                }
+                None => {
+                    self.range_perms.remove(&name);
+                }
+            }
+        }
+        debug_assert_eq!(self.range_perms.len(), self.users.len());
+    }
+
+    /// Names of the users holding `role`.
+    fn holders(&self, role: &str) -> Vec<String> {
+        let holds = |user: &&User| user.roles.contains(role);
+        self.users
+            .values()
+            .filter(holds)
+            .map(|user| user.name.clone())
+            .collect()
     }
 }
 
