@@ -376,12 +376,12 @@ impl Model {
     fn history(&self, start: &[u8], end: &[u8], from: i64) -> Vec<Event> {
         let mut events = Vec::new();
         for (key, changes) in self.history.iter().filter(|(k, _)| in_span(k, start, end)) {
-            // Of the changes at or below the compacted revision only a key's
+            // Of the changes below the compacted revision only a key's
             // newest survives, and only if it is a put.
-            let newest_compacted = changes.iter().rposition(|c| c.main <= self.compacted);
+            let newest_compacted = changes.iter().rposition(|c| c.main < self.compacted);
             for (i, c) in changes.iter().enumerate() {
                 let survives =
-                    c.main > self.compacted || (Some(i) == newest_compacted && c.kv.is_some());
+                    c.main >= self.compacted || (Some(i) == newest_compacted && c.kv.is_some());
                 if c.main < from || !survives {
                     continue;
                 }

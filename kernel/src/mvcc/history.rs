@@ -55,7 +55,7 @@ impl Store {
         let upto = self.cutoff(key, range_end, from, max_events);
         let mut events = Vec::new();
         for ki in key_span(&self.index, key, range_end) {
-            push_events(ki, from, upto, &mut events);
+            push_events(ki, from, upto, self.compact_revision, &mut events);
         }
         events.sort_by_key(|e| (e.kv.mod_revision, e.sub_revision));
         let next_revision = if upto >= self.current_revision {
@@ -94,8 +94,9 @@ impl Store {
 
 /// Appends the events of `ki` with main revision in `[from, upto]`. An
 /// event's `prev_kv` is the key's live version at `main - 1`, as etcd
-/// reads it, if still stored.
-fn push_events(ki: &KeyIndex, from: i64, upto: i64, out: &mut Vec<Event>) {
+/// reads it; none for events at or below the compacted revision (etcd
+/// cannot read below it).
+fn push_events(ki: &KeyIndex, from: i64, upto: i64, compacted: i64, out: &mut Vec<Event>) {
     let key = ki.key();
     let mut last: Option<Version<'_>> = None;
     let mut before: Option<Version<'_>> = None;
@@ -104,7 +105,8 @@ fn push_events(ki: &KeyIndex, from: i64, upto: i64, out: &mut Vec<Event>) {
             before = last;
         }
         if v.rev.main >= from {
-            out.push(event_of(key, &v, before.as_ref()));
+            let prev = before.as_ref().filter(|_| v.rev.main > compacted);
+            out.push(event_of(key, &v, prev));
         }
         last = Some(v);
     }

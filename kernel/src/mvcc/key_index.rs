@@ -238,13 +238,16 @@ impl KeyIndex {
         next.encode(&mut self.blob);
     }
 
-    /// The key as etcd's `keyIndex.compact(at)` leaves it: versions newer
-    /// than `at` are kept; of those at or below `at` only the newest is
-    /// kept, and not even that one if it is a tombstone. `None` when
-    /// nothing remains (the key leaves the index). Returns `self`
-    /// unchanged when there is nothing to drop.
+    /// The key after compaction at `at`: versions at or above `at` are
+    /// kept, and of the older ones only the newest, unless it is a
+    /// tombstone. `None` when nothing remains (the key leaves the index).
+    /// Returns `self` unchanged when there is nothing to drop.
+    ///
+    /// etcd (`keyIndex.compact`) also drops a tombstone at exactly `at`,
+    /// which loses that delete event for watchers starting at `at`; keeping
+    /// it costs one record and changes no read.
     pub fn compact(self, at: i64) -> Option<KeyIndex> {
-        let Some(keep_from) = self.at(at).map(|v| (v.rev, v.is_tombstone())) else {
+        let Some(keep_from) = self.at(at - 1).map(|v| (v.rev, v.is_tombstone())) else {
             return Some(self);
         };
         let first = self.versions().next().map(|v| v.rev);
@@ -364,8 +367,8 @@ mod tests {
         assert_eq!(at7.versions().collect::<Vec<_>>(), vec![put(8, 8, 1, b"c")]);
         let mut dead = KeyIndex::new(b"d", &put(2, 2, 1, b"x"));
         dead.push(&Version::tombstone(Revision::new(3, 0)));
-        assert!(dead.clone().compact(3).is_none());
-        assert!(dead.compact(2).is_some());
+        assert!(dead.clone().compact(4).is_none());
+        assert_eq!(dead.clone().compact(3), Some(dead));
     }
 
     #[test]

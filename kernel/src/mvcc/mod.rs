@@ -7,6 +7,7 @@
 //! * [`error`]: [`MvccError`] with etcd's messages.
 //! * [`store`]: the [`Store`]: range, put, delete, txn, compaction, lease
 //!   revoke deletes, HashKV, snapshots and history for watchers.
+//! * [`watch`]: the [`WatchRegistry`] fed with the store's events.
 //!
 //! Everything is in memory, sans-IO and deterministic.
 
@@ -23,6 +24,7 @@ mod snapshot;
 pub mod store;
 mod txn;
 mod varint;
+pub mod watch;
 mod write;
 
 pub use error::MvccError;
@@ -35,3 +37,4 @@ pub use rpc::{
     RequestOp, ResponseOp, SortOrder, SortTarget, TxnRequest, TxnResponse,
 };
 pub use store::{LeaseLookup, Store, WriteResult};
+pub use watch::{WatchCreate, WatchError, WatchId, WatchLimits, WatchRegistry, WatchResponse};

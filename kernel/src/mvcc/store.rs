@@ -166,7 +166,9 @@ impl Store {
     }
 
     /// Compacts history (etcd `Compact`): drops every version that no read
-    /// at or above `req.revision` can see. The current revision stays.
+    /// at or above `req.revision` can see, except that a delete at exactly
+    /// that revision is kept so watchers starting there still get it (see
+    /// `KeyIndex::compact`). The current revision stays.
     ///
     /// Errors: `Compacted` if `req.revision` is not above the compacted
     /// revision; `FutureRevision` if it is above the current one.
