@@ -10,7 +10,7 @@
 //! requires a new entry to be applied on every node.
 //!
 //! * `KEEL_RAFT_SEED=N cargo test -p keel-kernel --test raft_random` replays one seed.
-//! * `KEEL_RAFT_SEEDS=N` runs N seeds per cluster size (default 150).
+//! * `KEEL_RAFT_SEEDS=N` runs N seeds per cluster size (default 500).
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -60,7 +60,7 @@ fn config_for(seed: u64) -> fn(NodeId) -> Config {
 }
 
 fn run_seed(seed: u64) -> Result<(), String> {
-    let size = if seed % 2 == 0 { 3 } else { 5 };
+    let size = if seed.is_multiple_of(2) { 3 } else { 5 };
     let ids: Vec<NodeId> = (1..=size).collect();
     let mut c = Cluster::new(&ids, seed, config_for(seed / 2));
     let mut rng = SplitMix64::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
@@ -113,14 +113,13 @@ fn chaos_action(c: &mut Cluster, rng: &mut SplitMix64, ids: &[NodeId], proposals
             let id = pick(rng, &live);
             c.now += 1;
             c.deliver_due_unprocessed(id);
-            if rng.range(0, 2) == 0 {
-                if let Some(leader) = c.leader().filter(|l| *l == id) {
-                    *proposals += 1;
-                    let _ = c
-                        .node_mut(leader)
-                        .raw
-                        .propose(Bytes::from(format!("p{proposals}")));
-                }
+            let leader = c.leader().filter(|l| *l == id);
+            if let Some(leader) = leader.filter(|_| rng.range(0, 2) == 0) {
+                *proposals += 1;
+                let _ = c
+                    .node_mut(leader)
+                    .raw
+                    .propose(Bytes::from(format!("p{proposals}")));
             }
             c.crash_before_persist(id);
         }
@@ -232,7 +231,7 @@ fn random_clusters_stay_safe_and_make_progress() {
     let seeds: u64 = std::env::var("KEEL_RAFT_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(150);
+        .unwrap_or(500);
     // Both cluster sizes: even seeds run 3 nodes, odd seeds 5.
     for seed in 0..seeds * 2 {
         check_seed(seed);

@@ -165,6 +165,7 @@ pub fn restore(cs: &ConfState) -> Result<TrackerConfig, RaftError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

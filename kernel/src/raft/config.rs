@@ -119,13 +119,15 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn validation_names_the_problem() {
         assert!(Config::new(1).validate().is_ok());
-        let cases: [(fn(&mut Config), &str); 4] = [
+        type Case = (fn(&mut Config), &'static str);
+        let cases: [Case; 4] = [
             (|c| c.id = 0, "none as id"),
             (|c| c.election_tick = 1, "election tick"),
             (|c| c.max_inflight_msgs = 0, "inflight"),

@@ -73,6 +73,7 @@ impl Inflights {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

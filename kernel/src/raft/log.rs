@@ -315,6 +315,7 @@ impl<S: Storage> RaftLog<S> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::MemoryStorage;
     use super::*;

@@ -300,6 +300,7 @@ fn decode_snapshot(r: &mut Reader<'_>) -> Result<Snapshot, DecodeError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -777,12 +777,12 @@ impl<S: Storage> Raft<S> {
         let Some(pr) = self.tracker.progress.get_mut(&to) else {
             return false;
         };
-        if let Some(last) = entries.last() {
-            if pr.state == ProgressState::Replicate {
-                let bytes: u64 = entries.iter().map(Entry::size_bytes).sum();
-                pr.optimistic_update(last.index);
-                pr.inflights.add(last.index, bytes);
-            }
+        if let Some(last) = entries.last()
+            && pr.state == ProgressState::Replicate
+        {
+            let bytes: u64 = entries.iter().map(Entry::size_bytes).sum();
+            pr.optimistic_update(last.index);
+            pr.inflights.add(last.index, bytes);
         }
         if pr.state == ProgressState::Probe {
             pr.probe_sent = true;
@@ -1096,10 +1096,10 @@ impl<S: Storage> Raft<S> {
         if self.role != StateRole::Leader {
             return;
         }
-        if let Some(pr) = self.tracker.progress.get_mut(&id) {
-            if pr.state == ProgressState::Replicate {
-                pr.become_probe();
-            }
+        if let Some(pr) = self.tracker.progress.get_mut(&id)
+            && pr.state == ProgressState::Replicate
+        {
+            pr.become_probe();
         }
     }
 }

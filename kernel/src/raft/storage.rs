@@ -268,6 +268,7 @@ pub(crate) fn count_within_size(entries: &[Entry], max_size_bytes: u64) -> usize
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -263,10 +263,10 @@ impl Cluster {
     }
 
     fn report_drop(&mut self, m: &Message) {
-        if m.msg_type == MessageType::Snapshot {
-            if let Some(n) = self.nodes.get_mut(&m.from) {
-                n.raw.report_snapshot(m.to, false);
-            }
+        if m.msg_type == MessageType::Snapshot
+            && let Some(n) = self.nodes.get_mut(&m.from)
+        {
+            n.raw.report_snapshot(m.to, false);
         }
     }
 
