@@ -108,6 +108,36 @@ fn followers_never_expire_and_new_leader_extends_every_lease() {
 }
 
 #[test]
+fn promotion_spreads_a_pile_of_expiries_over_seconds() {
+    let mut lessor = follower();
+    for id in 1..=3000 {
+        lessor.grant(id, 10, 0).unwrap();
+    }
+    lessor.promote(0, 1_000);
+    let mut revoked = 0;
+    let mut per_second = Vec::new();
+    for second in 0..30u64 {
+        let now_ms = second * 1000 + 999;
+        let expired = lessor.expired(now_ms);
+        for &id in &expired {
+            lessor.revoke(id).unwrap();
+        }
+        revoked += expired.len();
+        per_second.push(expired.len());
+    }
+    assert_eq!(revoked, 3000, "all expire eventually: {per_second:?}");
+    assert!(per_second.iter().all(|&n| n <= 1000), "{per_second:?}");
+    assert!(
+        per_second.iter().filter(|&&n| n > 0).count() >= 3,
+        "{per_second:?}"
+    );
+    assert!(
+        per_second[..11].iter().all(|&n| n == 0),
+        "none before ttl + extension"
+    );
+}
+
+#[test]
 fn checkpoints_carry_the_remaining_ttl_across_a_leader_change() {
     let config = LessorConfig {
         checkpoint_interval_ms: 60_000,

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::spread::spread_delays_ms;
 use super::{
     CHECKPOINT_BATCH_MAX, DEFAULT_CHECKPOINT_INTERVAL_MS, EXPIRED_BATCH_MAX,
     EXPIRED_RETRY_INTERVAL_MS, Lease, LeaseError, LeaseId, LeaseSnapshot, MAX_LEASE_TTL_SECS,
@@ -301,9 +302,26 @@ impl Lessor {
         self.expiry_check_ms.clear();
         self.checkpoint_queue.clear();
         let ids: Vec<LeaseId> = self.leases.keys().copied().collect();
-        for id in ids {
+        for &id in &ids {
             self.refresh(id, now_ms, extend_ms);
+        }
+        self.spread_expiries(now_ms, extend_ms);
+        for id in ids {
             self.schedule_checkpoint(id, now_ms);
+        }
+    }
+
+    /// Pushes back the expiry of leases that would otherwise expire in the
+    /// same second as too many others (see [`spread_delays_ms`]).
+    fn spread_expiries(&mut self, now_ms: u64, extend_ms: u64) {
+        let mut sorted: Vec<(u64, LeaseId)> = self
+            .leases
+            .values()
+            .filter_map(|lease| Some((lease.expiry_ms?.saturating_sub(now_ms), lease.id)))
+            .collect();
+        sorted.sort_unstable();
+        for (id, delay_ms) in spread_delays_ms(&sorted) {
+            self.refresh(id, now_ms, extend_ms.saturating_add(delay_ms));
         }
     }
 

@@ -10,18 +10,21 @@
 //! * After a leader change, [`Lessor::promote`] extends every lease so none
 //!   expires only because of the election; checkpoints
 //!   ([`Lessor::checkpoints_due`] on the leader, [`Lessor::checkpoint`] in
-//!   apply) record the remaining TTL through Raft so it survives the change.
+//!   apply) record the remaining TTL through Raft so it survives the change;
+//!   promotion also spreads expiries that would pile up in one second.
 //! * [`IdGenerator`] assigns ids as etcd's `idutil.Generator` does.
 
 mod error;
 mod id;
 mod lessor;
 mod record;
+mod spread;
 
 pub use error::LeaseError;
 pub use id::IdGenerator;
 pub use lessor::{LeaseCheckpoint, LeaseRenewal, LeaseStatus, Lessor, LessorConfig};
 pub use record::{Lease, LeaseSnapshot};
+pub use spread::{LEASE_REVOKE_RATE_PER_SEC, TARGET_EXPIRES_PER_SEC, spread_delays_ms};
 
 /// A lease identifier (etcd's `LeaseID`, an `int64` on the wire).
 pub type LeaseId = i64;
