@@ -72,7 +72,7 @@ fn key(rng: &mut Lcg) -> Vec<u8> {
 
 /// A random request from a mix of KV, lease, auth and alarm operations.
 fn random_request(rng: &mut Lcg, revision: i64) -> Request {
-    match rng.next(12) {
+    match rng.next(13) {
         0..=4 => Request::Put(PutRequest {
             key: key(rng),
             value: format!("v{}", rng.next(1000)).into_bytes(),
@@ -114,6 +114,12 @@ fn random_request(rng: &mut Lcg, revision: i64) -> Request {
             id: 1 + rng.next(3) as i64,
             remaining_ttl_secs: 9,
         }]),
+        11 => Request::Put(PutRequest {
+            key: key(rng),
+            value: b"kept lease".to_vec(),
+            ignore_lease: true,
+            ..Default::default()
+        }),
         _ => Request::Auth(AuthRequest::RoleAdd {
             name: format!("role{}", rng.next(5)),
         }),
@@ -202,6 +208,29 @@ fn ranges() -> Vec<RangeRequest> {
     requests
 }
 
+/// Every live key's `lease` field agrees with the lessor's attachments,
+/// and every attached key is live.
+fn assert_leases_match_store(sm: &StateMachine) {
+    let all = RangeRequest {
+        key: vec![0],
+        range_end: vec![0],
+        ..Default::default()
+    };
+    let kvs = sm.range(None, &all).unwrap().kvs;
+    let mut attached = 0;
+    for kv in &kvs {
+        assert_eq!(sm.lessor().lease_of(&kv.key), kv.lease, "{:?}", kv.key);
+        attached += usize::from(kv.lease != 0);
+    }
+    let total: usize = sm
+        .lessor()
+        .snapshot()
+        .iter()
+        .map(|lease| lease.keys.len())
+        .sum();
+    assert_eq!(total, attached);
+}
+
 fn assert_same_answers(a: &StateMachine, b: &StateMachine) {
     assert_eq!(a.applied_index(), b.applied_index());
     assert_eq!(a.applied_term(), b.applied_term());
@@ -237,6 +266,7 @@ fn round_trip_gives_identical_answers_hashes_and_bytes() {
         );
         assert!(original.store().compact_revision() > 0, "and compacts");
         assert!(!original.lessor().is_empty() && original.auth().role_list().len() > 1);
+        assert_leases_match_store(&original);
         let bytes = original.snapshot();
         let restored = StateMachine::restore(config(), &bytes).unwrap();
         assert_same_answers(&original, &restored);
@@ -248,6 +278,7 @@ fn round_trip_gives_identical_answers_hashes_and_bytes() {
             let request = random_request(&mut rng, a.store().current_revision());
             let e = entry(index, request);
             assert_eq!(a.apply(&e), b.apply(&e));
+            assert_leases_match_store(&a);
         }
         assert_same_answers(&a, &b);
     }
