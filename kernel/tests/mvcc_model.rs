@@ -119,7 +119,7 @@ impl Model {
             }
         };
         match (r.sort_order, r.sort_target) {
-            (SortOrder::Descend, _) => kvs.sort_by(|a, b| field(b).cmp(&field(a))),
+            (SortOrder::Descend, _) => kvs.sort_by_key(|kv| std::cmp::Reverse(field(kv))),
             (_, SortTarget::Key) => {}
             _ => kvs.sort_by_key(field),
         }
@@ -431,10 +431,11 @@ fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
     }
 }
 
+/// Deleted spans: `(key, range_end)`.
+type Spans = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// etcd's duplicate-key rule, written with sets.
-fn duplicates(
-    ops: &[RequestOp],
-) -> Result<(BTreeSet<Vec<u8>>, Vec<(Vec<u8>, Vec<u8>)>), MvccError> {
+fn duplicates(ops: &[RequestOp]) -> Result<(BTreeSet<Vec<u8>>, Spans), MvccError> {
     let hit = |dels: &[(Vec<u8>, Vec<u8>)], k: &[u8]| {
         dels.iter().any(|(s, e)| {
             if e.is_empty() {
@@ -444,7 +445,7 @@ fn duplicates(
             }
         })
     };
-    let mut dels: Vec<(Vec<u8>, Vec<u8>)> = ops
+    let mut dels: Spans = ops
         .iter()
         .filter_map(|op| match op {
             RequestOp::DeleteRange(d) => Some((d.key.clone(), d.range_end.clone())),

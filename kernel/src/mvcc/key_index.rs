@@ -54,7 +54,7 @@ impl<'a> Version<'a> {
 
     /// The client view of this version of `key`; the value is left empty
     /// when `keys_only`.
-    pub fn to_key_value(&self, key: &[u8], keys_only: bool) -> KeyValue {
+    pub fn to_key_value(self, key: &[u8], keys_only: bool) -> KeyValue {
         let value = match (keys_only, self.value) {
             (false, Some(value)) => value.to_vec(),
             _ => Vec::new(),
