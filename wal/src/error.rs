@@ -118,6 +118,7 @@ impl std::error::Error for WalError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -63,6 +63,22 @@ pub enum Record {
     SnapshotMarker(SnapshotMarker),
 }
 
+/// Payload bytes of an entry record besides its data.
+pub const ENTRY_FIXED_BYTES: usize = 17;
+/// Payload bytes of a hard state record.
+pub const HARD_STATE_BYTES: usize = 24;
+
+/// Payload bytes of the snapshot marker record for `m`.
+pub fn snapshot_marker_bytes(m: &SnapshotMarker) -> usize {
+    let cs = &m.conf_state;
+    16 + 4 * 4
+        + 8 * (cs.voters.len()
+            + cs.learners.len()
+            + cs.voters_outgoing.len()
+            + cs.learners_next.len())
+        + 1
+}
+
 fn put_u64(buf: &mut Vec<u8>, v: u64) {
     buf.extend_from_slice(&v.to_le_bytes());
 }
@@ -264,6 +280,7 @@ pub fn decode(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -113,6 +113,10 @@ pub struct Damage {
     /// End (exclusive, clamped to the buffer) of the bytes the damaged record
     /// claims to occupy.
     pub extent_end: usize,
+    /// The record claims bytes beyond the end of the buffer (or more than
+    /// [`MAX_PAYLOAD_BYTES`]). The writer only writes records inside a
+    /// durably allocated file, so this is never a torn write.
+    pub past_end: bool,
 }
 
 /// Outcome of decoding at one offset.
@@ -138,6 +142,7 @@ pub fn decode(data: &[u8], offset: usize, prev_crc: u32) -> Decoded {
         return Decoded::Damaged(Damage {
             reason: "unexpected end of file",
             extent_end: data.len(),
+            past_end: true,
         });
     }
     let header = &rest[..HEADER_BYTES];
@@ -150,7 +155,14 @@ pub fn decode(data: &[u8], offset: usize, prev_crc: u32) -> Decoded {
         .saturating_add(payload_bytes)
         .saturating_add(pad);
     let extent_end = offset.saturating_add(claimed).min(data.len());
-    let damaged = |reason| Decoded::Damaged(Damage { reason, extent_end });
+    let past_end = claimed > rest.len() || payload_bytes > MAX_PAYLOAD_BYTES;
+    let damaged = |reason| {
+        Decoded::Damaged(Damage {
+            reason,
+            extent_end,
+            past_end,
+        })
+    };
     let Some(record_type) = RecordType::from_u8(header[4]) else {
         return damaged("unknown record type");
     };
@@ -187,11 +199,15 @@ pub fn decode(data: &[u8], offset: usize, prev_crc: u32) -> Decoded {
 }
 
 /// True when the damaged record at `offset` looks like a write that was cut
-/// short rather than corrupted data: everything after the bytes it claims is
+/// short rather than corrupted data. Never for a record claiming bytes past
+/// the end of the file; otherwise when everything after the bytes it claims is
 /// zero (the rest of the write never reached the disk), or one of its
 /// sector-aligned chunks is entirely zero (a sector that was not written;
 /// the rule etcd uses).
 pub fn is_torn(data: &[u8], offset: usize, damage: &Damage) -> bool {
+    if damage.past_end {
+        return false;
+    }
     let end = damage.extent_end.max(offset).min(data.len());
     if data[end..].iter().all(|b| *b == 0) {
         return true;
@@ -208,6 +224,7 @@ pub fn is_torn(data: &[u8], offset: usize, damage: &Damage) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -252,7 +269,8 @@ mod tests {
             decode(&buf, 0, 2),
             Decoded::Damaged(Damage {
                 reason: "crc mismatch",
-                extent_end: buf.len()
+                extent_end: buf.len(),
+                past_end: false,
             })
         );
     }
@@ -316,6 +334,13 @@ mod tests {
             };
             assert!(is_torn(&torn, first_end, &d), "cut {cut}");
         }
+        // A length running past the end of the file is never torn.
+        let mut long = buf.clone();
+        long[first_end + 1] = 0x40;
+        let Decoded::Damaged(d) = decode(&long, first_end, crc) else {
+            panic!()
+        };
+        assert!(d.past_end && !is_torn(&long, first_end, &d));
         // A flipped bit in the first record, with a record after it, is not.
         let mut flipped = buf.clone();
         flipped[20] ^= 4;

@@ -117,8 +117,7 @@ pub fn scan<S: Storage>(storage: &S, at_snapshot_index: Option<u64>) -> Result<S
     let last_index = state.last_index();
     let start = state.entries.partition_point(|e| e.index <= snapshot.index);
     let entries = state.entries.split_off(start);
-    let mut expected = snapshot.index + 1;
-    for entry in &entries {
+    for (expected, entry) in (snapshot.index + 1..).zip(entries.iter()) {
         if entry.index != expected {
             return Err(WalError::corrupt(
                 &first,
@@ -131,7 +130,6 @@ pub fn scan<S: Storage>(storage: &S, at_snapshot_index: Option<u64>) -> Result<S
                 ),
             ));
         }
-        expected += 1;
     }
     Ok(Scan {
         recovered: Recovered {

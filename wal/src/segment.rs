@@ -103,6 +103,7 @@ pub fn create<S: Storage>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::storage::{SimConfig, SimStorage};

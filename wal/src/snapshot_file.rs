@@ -188,6 +188,7 @@ impl<S: Storage> SnapshotFiles<S> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::storage::{SimConfig, SimStorage};

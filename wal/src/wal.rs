@@ -41,6 +41,11 @@ struct Active<S: Storage> {
     file: S::File,
     /// File offset where `Wal::buf` starts.
     write_offset: u64,
+    /// End of the segment's opening records.
+    opening_end: u64,
+    /// Durable length of the file: records are only written below it, so a
+    /// record running past the end of a file is never a torn write.
+    allocated_bytes: u64,
 }
 
 /// A segmented write-ahead log over a [`Storage`].
@@ -97,6 +102,8 @@ impl<S: Storage> Wal<S> {
             name,
             file,
             write_offset: opening.len() as u64,
+            opening_end: opening.len() as u64,
+            allocated_bytes: options.segment_size_bytes.max(opening.len() as u64),
         };
         Ok(Wal {
             storage,
@@ -144,8 +151,10 @@ impl<S: Storage> Wal<S> {
             name,
             file,
             write_offset: scan.tail.valid_end,
+            opening_end: 0,
+            allocated_bytes: 0,
         };
-        let wal = Wal {
+        let mut wal = Wal {
             storage,
             options,
             metadata: scan.recovered.metadata,
@@ -159,6 +168,10 @@ impl<S: Storage> Wal<S> {
             tickets: Tickets::default(),
             poisoned: None,
         };
+        wal.active.allocated_bytes = wal
+            .storage
+            .len(&wal.active.file)
+            .map_err(WalError::io_for("stat", &wal.active.file_name))?;
         Ok((wal, scan.recovered))
     }
 
@@ -172,6 +185,7 @@ impl<S: Storage> Wal<S> {
         self.check_usable()?;
         self.check_entries(entries)?;
         for entry in entries {
+            self.reserve(payload::ENTRY_FIXED_BYTES + entry.data.len())?;
             let crc = record::encode(&mut self.buf, RecordType::Entry, self.crc, |b| {
                 payload::encode_entry(b, entry)
             });
@@ -180,6 +194,7 @@ impl<S: Storage> Wal<S> {
             self.after_record()?;
         }
         if let Some(hs) = hard_state {
+            self.reserve(payload::HARD_STATE_BYTES)?;
             self.crc = record::encode(&mut self.buf, RecordType::HardState, self.crc, |b| {
                 payload::encode_hard_state(b, hs)
             });
@@ -201,6 +216,7 @@ impl<S: Storage> Wal<S> {
                 marker.index, self.snapshot.index
             )));
         }
+        self.reserve(payload::snapshot_marker_bytes(marker))?;
         self.crc = record::encode(&mut self.buf, RecordType::SnapshotMarker, self.crc, |b| {
             payload::encode_snapshot_marker(b, marker)
         });
@@ -360,11 +376,41 @@ impl<S: Storage> Wal<S> {
         Ok(())
     }
 
-    /// After each encoded record: write out a full buffer, cut a full segment.
-    fn after_record(&mut self) -> Result<()> {
-        if self.active.write_offset + self.buf.len() as u64 >= self.options.segment_size_bytes {
-            return self.cut();
+    /// Before encoding a record with `payload_bytes` of payload: if it would
+    /// run past the allocated end of the segment, cut a new segment (unless
+    /// this one holds nothing but its opening), and if it still does not fit
+    /// (a record larger than a segment), grow the allocation durably first.
+    fn reserve(&mut self, payload_bytes: usize) -> Result<()> {
+        let record_bytes =
+            (record::HEADER_BYTES + payload_bytes + record::padding_bytes(payload_bytes)) as u64;
+        let end = |a: &Active<S>, buffered: usize| a.write_offset + buffered as u64 + record_bytes;
+        if end(&self.active, self.buf.len()) <= self.active.allocated_bytes {
+            return Ok(());
         }
+        if self.active.write_offset + self.buf.len() as u64 > self.active.opening_end {
+            self.cut()?;
+        }
+        let needed = end(&self.active, self.buf.len());
+        if needed > self.active.allocated_bytes {
+            self.flush()?;
+            let a = &self.active;
+            let grown = needed.next_multiple_of(4096);
+            let result = self
+                .storage
+                .preallocate(&a.file, grown)
+                .and_then(|()| self.storage.sync(&a.file))
+                .map_err(WalError::io_for("preallocate", &a.file_name));
+            if let Err(e) = result {
+                self.poisoned = Some(e.to_string());
+                return Err(e);
+            }
+            self.active.allocated_bytes = grown;
+        }
+        Ok(())
+    }
+
+    /// After each encoded record: hand a full buffer to the storage.
+    fn after_record(&mut self) -> Result<()> {
         if self.buf.len() >= self.options.write_buffer_bytes {
             self.flush()?;
         }
@@ -428,6 +474,8 @@ impl<S: Storage> Wal<S> {
             name,
             file,
             write_offset: opening.len() as u64,
+            opening_end: opening.len() as u64,
+            allocated_bytes: self.options.segment_size_bytes.max(opening.len() as u64),
         };
         let old = std::mem::replace(&mut self.active, new);
         self.sealed.push(old.name);

@@ -2,6 +2,8 @@
 //! sync, reopen, segment cuts, purge, overwrites, snapshot markers, torn
 //! tails, corruption, failed fsync and a full disk.
 
+#![allow(clippy::unwrap_used)]
+
 use bytes::Bytes;
 use keel_kernel::raft::{ConfState, Entry, EntryType, HardState};
 use keel_wal::storage::Storage;

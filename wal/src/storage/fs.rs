@@ -58,10 +58,10 @@ impl Storage for FsStorage {
         let mut names = Vec::new();
         for item in std::fs::read_dir(self.root.as_path())? {
             let item = item?;
-            if item.file_type()?.is_file() {
-                if let Ok(name) = item.file_name().into_string() {
-                    names.push(name);
-                }
+            if item.file_type()?.is_file()
+                && let Ok(name) = item.file_name().into_string()
+            {
+                names.push(name);
             }
         }
         names.sort();
@@ -154,6 +154,7 @@ impl Storage for FsStorage {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

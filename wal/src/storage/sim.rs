@@ -442,6 +442,7 @@ impl Storage for SimStorage {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1,0 +1,304 @@
+//! Property tests: random batches appended to a log on the simulated disk,
+//! synced at random points, the disk crashed at random points (unsynced
+//! writes lost, a random prefix of them kept with the last one torn at any
+//! byte) or bits flipped. After each crash the log must reopen, and what it
+//! returns must be exactly the log after some prefix of the appended records
+//! that includes every synced record: synced records are all there, in order,
+//! and nothing after a torn point is returned.
+//!
+//! Cases: proptest's default (256), or `PROPTEST_CASES=N`.
+
+#![allow(clippy::unwrap_used)]
+
+use bytes::Bytes;
+use keel_kernel::raft::{Entry, EntryType, HardState};
+use keel_wal::{Metadata, SimConfig, SimStorage, SnapshotMarker, Wal, WalOptions};
+use proptest::prelude::*;
+
+/// One step of the workload.
+#[derive(Clone, Debug)]
+enum Op {
+    /// Append `count` entries of `size_bytes`, starting `back` entries
+    /// before the end (overwriting a suffix, as a new Raft leader does).
+    Append {
+        count: usize,
+        size_bytes: usize,
+        back: u64,
+        hard_state: bool,
+    },
+    /// A plain sync, or a begin/append/finish overlap.
+    Sync { overlap: bool },
+    /// A snapshot marker `back` entries before the end, then a purge.
+    Snapshot { back: u64 },
+    /// Power loss.
+    Crash,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (1..6usize, 0..300usize, prop_oneof![8 => Just(0u64), 2 => 1..5u64], any::<bool>())
+            .prop_map(|(count, size_bytes, back, hard_state)| Op::Append { count, size_bytes, back, hard_state }),
+        3 => any::<bool>().prop_map(|overlap| Op::Sync { overlap }),
+        1 => (0..4u64).prop_map(|back| Op::Snapshot { back }),
+        1 => Just(Op::Crash),
+    ]
+}
+
+/// A record as the model sees it.
+#[derive(Clone, Debug)]
+enum Rec {
+    Entry(Entry),
+    HardState(HardState),
+    Marker(u64),
+}
+
+/// The log state the model expects: entries, hard state, snapshot index.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct State {
+    entries: Vec<Entry>,
+    hard_state: HardState,
+    snapshot_index: u64,
+}
+
+impl State {
+    fn apply(&mut self, rec: &Rec) {
+        match rec {
+            Rec::Entry(e) => {
+                self.entries.retain(|x| x.index < e.index);
+                self.entries.push(e.clone());
+            }
+            Rec::HardState(hs) => self.hard_state = *hs,
+            Rec::Marker(index) => self.snapshot_index = *index,
+        }
+    }
+
+    /// What recovery returns for this state.
+    fn visible(&self) -> State {
+        let entries = self
+            .entries
+            .iter()
+            .filter(|e| e.index > self.snapshot_index)
+            .cloned()
+            .collect();
+        State {
+            entries,
+            ..self.clone()
+        }
+    }
+
+    fn last_index(&self) -> u64 {
+        self.entries
+            .last()
+            .map_or(0, |e| e.index)
+            .max(self.snapshot_index)
+    }
+}
+
+/// Records appended since the last recovery, on top of `base`.
+struct Model {
+    base: State,
+    records: Vec<Rec>,
+    synced: usize,
+}
+
+impl Model {
+    fn current(&self) -> State {
+        let mut s = self.base.clone();
+        self.records.iter().for_each(|r| s.apply(r));
+        s
+    }
+
+    /// The prefix length `k` whose state matches `got`, if any, searching
+    /// only `k >= min`.
+    fn matching_prefix(&self, got: &State, min: usize) -> Option<usize> {
+        let mut s = self.base.clone();
+        for (k, rec) in self.records.iter().enumerate() {
+            if k >= min && s.visible() == *got {
+                return Some(k);
+            }
+            s.apply(rec);
+        }
+        (s.visible() == *got && self.records.len() >= min).then_some(self.records.len())
+    }
+}
+
+fn options(write_buffer_bytes: usize) -> WalOptions {
+    WalOptions {
+        segment_size_bytes: 4096,
+        write_buffer_bytes,
+    }
+}
+
+const META: Metadata = Metadata {
+    cluster_id: 1,
+    node_id: 1,
+};
+
+fn recovered_state(rec: &keel_wal::Recovered) -> State {
+    State {
+        entries: rec.entries.clone(),
+        hard_state: rec.hard_state,
+        snapshot_index: rec.snapshot.index,
+    }
+}
+
+/// Runs `ops`; `bit_flip` flips a random bit before each recovery instead of
+/// requiring recovery to succeed. Returns an error message on a violation.
+fn run(seed: u64, write_buffer_bytes: usize, ops: &[Op], bit_flip: bool) -> Result<(), String> {
+    let disk = SimStorage::new(SimConfig {
+        seed,
+        ..SimConfig::default()
+    });
+    let mut wal =
+        Wal::create(disk.clone(), options(write_buffer_bytes), META).map_err(|e| e.to_string())?;
+    let mut model = Model {
+        base: State::default(),
+        records: Vec::new(),
+        synced: 0,
+    };
+    let mut term = 1;
+    for (step, op) in ops.iter().enumerate() {
+        match op {
+            Op::Append {
+                count,
+                size_bytes,
+                back,
+                hard_state,
+            } => {
+                let current = model.current();
+                let first = (current.last_index() + 1)
+                    .saturating_sub(*back)
+                    .max(current.snapshot_index + 1);
+                if *back > 0 {
+                    term += 1;
+                }
+                let batch: Vec<Entry> = (0..*count as u64)
+                    .map(|i| Entry {
+                        term,
+                        index: first + i,
+                        entry_type: EntryType::Normal,
+                        // Non-zero data: a record holding a zero-filled sector that
+                        // is damaged reads as a torn write (etcd's rule).
+                        data: Bytes::from(vec![(step % 251) as u8 + 1; *size_bytes]),
+                    })
+                    .collect();
+                let hs = HardState {
+                    term,
+                    vote: 1,
+                    commit: step as u64,
+                };
+                wal.append(&batch, hard_state.then_some(&hs))
+                    .map_err(|e| format!("append: {e}"))?;
+                model.records.extend(batch.into_iter().map(Rec::Entry));
+                if *hard_state {
+                    model.records.push(Rec::HardState(hs));
+                }
+            }
+            Op::Sync { overlap: false } => {
+                wal.sync().map_err(|e| format!("sync: {e}"))?;
+                model.synced = model.records.len();
+            }
+            Op::Sync { overlap: true } => {
+                let job = wal.begin_sync().map_err(|e| format!("begin_sync: {e}"))?;
+                let covered = model.records.len();
+                let hs = HardState {
+                    term,
+                    vote: 1,
+                    commit: step as u64,
+                };
+                wal.append(&[], Some(&hs))
+                    .map_err(|e| format!("append: {e}"))?;
+                model.records.push(Rec::HardState(hs));
+                wal.finish_sync(job.map(|j| j.run()))
+                    .map_err(|e| format!("finish_sync: {e}"))?;
+                model.synced = covered;
+            }
+            Op::Snapshot { back } => {
+                let current = model.current();
+                let index = current
+                    .last_index()
+                    .saturating_sub(*back)
+                    .max(current.snapshot_index);
+                let marker = SnapshotMarker {
+                    index,
+                    term: 1,
+                    ..SnapshotMarker::default()
+                };
+                wal.append_snapshot_marker(&marker)
+                    .map_err(|e| format!("marker: {e}"))?;
+                model.records.push(Rec::Marker(index));
+                wal.sync().map_err(|e| format!("sync: {e}"))?;
+                model.synced = model.records.len();
+                if !bit_flip {
+                    // Purging, then cutting a damaged segment back to its
+                    // opening, yields a state no prefix had: flips test without it.
+                    wal.purge(index).map_err(|e| format!("purge: {e}"))?;
+                }
+            }
+            Op::Crash => {
+                drop(wal);
+                disk.crash();
+                if bit_flip {
+                    disk.flip_random_bit();
+                }
+                match Wal::open(disk.clone(), options(write_buffer_bytes)) {
+                    Ok((reopened, rec)) => {
+                        let got = recovered_state(&rec);
+                        let min = if bit_flip { 0 } else { model.synced };
+                        let Some(_) = model.matching_prefix(&got, min) else {
+                            return Err(format!(
+                                "step {step}: recovered {} entries (last {:?}), hs {:?}, snapshot {}; synced {} of {} records",
+                                got.entries.len(),
+                                got.entries.last().map(|e| (e.index, e.term)),
+                                got.hard_state,
+                                got.snapshot_index,
+                                model.synced,
+                                model.records.len()
+                            ));
+                        };
+                        if rec.metadata != META {
+                            return Err(format!("step {step}: metadata {:?}", rec.metadata));
+                        }
+                        if bit_flip {
+                            // A flip in the last record reads as a torn tail and
+                            // may cut below the model's base: check one crash only.
+                            return Ok(());
+                        }
+                        wal = reopened;
+                        model = Model {
+                            base: got,
+                            records: Vec::new(),
+                            synced: 0,
+                        };
+                    }
+                    Err(_) if bit_flip => return Ok(()),
+                    Err(e) => return Err(format!("step {step}: recovery failed: {e}")),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn crashes_lose_only_unsynced_records(
+        seed in any::<u64>(),
+        write_buffer_bytes in 64..4096usize,
+        ops in proptest::collection::vec(op(), 1..60),
+    ) {
+        if let Err(msg) = run(seed, write_buffer_bytes, &ops, false) {
+            prop_assert!(false, "seed {seed}: {msg}");
+        }
+    }
+
+    #[test]
+    fn bit_flips_give_an_error_or_a_prefix(
+        seed in any::<u64>(),
+        ops in proptest::collection::vec(op(), 1..40),
+    ) {
+        if let Err(msg) = run(seed, 512, &ops, true) {
+            prop_assert!(false, "seed {seed}: {msg}");
+        }
+    }
+}
