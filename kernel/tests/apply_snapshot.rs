@@ -272,8 +272,9 @@ fn round_trip_gives_identical_answers_hashes_and_bytes() {
     for seed in 0..seed_count() {
         let (original, last_index) = populated(seed, 300);
         assert!(
-            original.store().current_revision() > 100,
-            "the workload writes"
+            original.store().current_revision() > 50,
+            "the workload writes (seed {seed}: {})",
+            original.store().current_revision()
         );
         assert!(original.store().compact_revision() > 0, "and compacts");
         assert!(original.auth().role_list().len() > 1);
