@@ -558,3 +558,109 @@ fn invalid_config_is_refused() {
         .unwrap();
     assert!(matches!(err, RaftError::InvalidConfig(_)));
 }
+
+#[test]
+fn old_term_entries_commit_only_with_a_current_term_entry() {
+    // Raft paper §5.4.2 / Figure 8: a new leader must not commit an entry of
+    // an earlier term by counting replicas; it commits it together with its
+    // own no-op.
+    fn cfg(id: NodeId) -> Config {
+        let mut c = no_pre_vote(id);
+        c.check_quorum = false;
+        c.max_size_per_msg_bytes = 1; // one entry per Append
+        c
+    }
+    let mut c = Cluster::new(&[1, 2, 3], 1, cfg);
+    assert!(c.elect(1));
+    c.partition(&[1]);
+    c.propose(1, b"old").unwrap(); // index 2, term 1, only on node 1
+    c.settle();
+    c.crash(1);
+    c.restart(1);
+    c.heal();
+    c.crash(3);
+    assert!(!c.node(1).raw.is_leader());
+    c.node_mut(1).raw.campaign();
+    let mut commits = vec![c.node(1).raft().log.committed()];
+    for _ in 0..20 {
+        c.hop();
+        let commit = c.node(1).raft().log.committed();
+        if commits.last() != Some(&commit) {
+            commits.push(commit);
+        }
+    }
+    assert!(c.node(1).raw.is_leader());
+    assert_eq!(c.node(1).raft().term, 2);
+    assert_eq!(
+        commits,
+        vec![1, 3],
+        "index 2 (term 1) is never committed on its own"
+    );
+    c.check().unwrap();
+}
+
+#[test]
+fn leader_counts_its_own_entries_only_once_persisted() {
+    let mut c = three();
+    c.partition(&[3]);
+    let leader = &mut c.node_mut(1).raw;
+    leader.propose(Bytes::from_static(b"a")).unwrap();
+    let rd = leader.ready();
+    let index = rd.entries[0].index;
+    let before = leader.raft().log.committed();
+    // The append reaches node 2, which persists it and acknowledges.
+    let to_two = rd.messages.iter().find(|m| m.to == 2).unwrap().clone();
+    let follower = &mut c.node_mut(2).raw;
+    follower.step(to_two).unwrap();
+    let frd = follower.ready();
+    follower.storage_mut().append(&frd.entries).unwrap();
+    follower.advance();
+    let ack = frd.persisted_messages[0].clone();
+    let leader = &mut c.node_mut(1).raw;
+    leader.step(ack).unwrap();
+    assert_eq!(
+        leader.raft().log.committed(),
+        before,
+        "only one durable copy so far"
+    );
+    leader.storage_mut().append(&rd.entries).unwrap();
+    leader.advance();
+    assert_eq!(
+        leader.raft().log.committed(),
+        index,
+        "committed once the leader's fsync is done"
+    );
+}
+
+#[test]
+fn follower_behind_a_compacted_leader_log_gets_a_snapshot_with_the_config() {
+    let mut c = three();
+    c.snapshot_every = 4;
+    c.crash(2);
+    for _ in 0..12 {
+        c.propose(1, b"e").unwrap();
+    }
+    c.tick_settle(2);
+    let mut storage = MemoryStorage::new();
+    storage.set_conf_state(ConfState {
+        voters: vec![1, 2, 3],
+        ..ConfState::default()
+    });
+    c.down.insert(2, storage); // node 2 lost its disk entirely
+    c.restart(2);
+    c.tick_settle(4);
+    let n2 = c.node(2);
+    assert_eq!(
+        n2.raw
+            .storage()
+            .snapshot()
+            .unwrap()
+            .metadata
+            .conf_state
+            .voters,
+        vec![1, 2, 3]
+    );
+    assert_eq!(n2.applied_index, c.node(1).applied_index);
+    assert_eq!(n2.digest, c.node(1).digest);
+    c.check().unwrap();
+}
