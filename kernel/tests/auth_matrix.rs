@@ -1,0 +1,292 @@
+//! Auth permission matrix through the state machine: users (root, reader,
+//! writer, read-writer, no role) x operations (range, put, put with
+//! prev_kv, delete, delete with prev_kv, txn compare, nested txn put, watch,
+//! lease revoke, admin request) x key ranges (inside, outside, the whole
+//! prefix, beyond it, from-key). Denied requests write nothing.
+
+#![allow(clippy::unwrap_used)] // tests may unwrap (project guide)
+
+use bytes::Bytes;
+use keel_kernel::apply::{
+    ApplyError, ApplyResult, AuthRequest, Request, RequestEnvelope, StateMachine,
+    StateMachineConfig,
+};
+use keel_kernel::auth::{AuthError, AuthInfo, Permission, PermissionType, ROOT};
+use keel_kernel::membership::{Cluster, Member};
+use keel_kernel::mvcc::{
+    Compare, CompareResult, CompareTarget, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp,
+    TxnRequest,
+};
+use keel_kernel::raft::{Entry, EntryType};
+
+const LEASE: i64 = 77;
+
+struct Node {
+    sm: StateMachine,
+    index: u64,
+}
+
+impl Node {
+    fn propose(&mut self, auth: Option<&AuthInfo>, request: Request) -> ApplyResult {
+        self.index += 1;
+        let envelope = RequestEnvelope {
+            id: self.index,
+            auth: auth.cloned(),
+            request,
+        };
+        let data: Bytes = envelope.encode().unwrap();
+        self.sm.apply(&Entry {
+            term: 1,
+            index: self.index,
+            entry_type: EntryType::Normal,
+            data,
+        })
+    }
+
+    fn setup(&mut self, request: Request) {
+        self.propose(None, request).result.unwrap();
+    }
+}
+
+fn put(key: &str, lease: i64) -> Request {
+    Request::Put(PutRequest {
+        key: key.into(),
+        value: b"v".to_vec(),
+        lease,
+        ..Default::default()
+    })
+}
+
+/// A node with keys a/x, a/y (attached to `LEASE`) and b, users root,
+/// reader, writer, rw (each with one permission over the prefix "a/") and
+/// nobody (no role); auth enabled.
+fn node() -> Node {
+    let member = Member::new("n", &["http://n:2380".into()], "t", None, false);
+    let cluster = Cluster::bootstrap(vec![member]).unwrap();
+    let mut node = Node {
+        sm: StateMachine::new(StateMachineConfig::new(1000), cluster),
+        index: 0,
+    };
+    node.setup(Request::LeaseGrant {
+        id: LEASE,
+        ttl_secs: 60,
+    });
+    for (key, lease) in [("a/x", 0), ("a/y", LEASE), ("b", 0)] {
+        node.setup(put(key, lease));
+    }
+    let roles = [
+        ("reader", PermissionType::Read),
+        ("writer", PermissionType::Write),
+        ("rw", PermissionType::ReadWrite),
+    ];
+    for user in [ROOT, "reader", "writer", "rw", "nobody"] {
+        node.setup(Request::Auth(AuthRequest::UserAdd {
+            name: user.into(),
+            password_hash: None,
+        }));
+    }
+    node.setup(Request::Auth(AuthRequest::UserGrantRole {
+        user: ROOT.into(),
+        role: ROOT.into(),
+    }));
+    for (role, perm_type) in roles {
+        node.setup(Request::Auth(AuthRequest::RoleAdd { name: role.into() }));
+        let permission = Permission {
+            perm_type,
+            key: b"a/".to_vec(),
+            range_end: b"a0".to_vec(),
+        };
+        node.setup(Request::Auth(AuthRequest::RoleGrantPermission {
+            name: role.into(),
+            permission,
+        }));
+        node.setup(Request::Auth(AuthRequest::UserGrantRole {
+            user: role.into(),
+            role: role.into(),
+        }));
+    }
+    node.setup(Request::Auth(AuthRequest::Enable));
+    node
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Range,
+    Put,
+    PutPrevKv,
+    Delete,
+    DeletePrevKv,
+    TxnCompare,
+    TxnNestedPut,
+    Watch,
+    LeaseRevoke,
+    Admin,
+}
+
+const OPS: [Op; 10] = [
+    Op::Range,
+    Op::Put,
+    Op::PutPrevKv,
+    Op::Delete,
+    Op::DeletePrevKv,
+    Op::TxnCompare,
+    Op::TxnNestedPut,
+    Op::Watch,
+    Op::LeaseRevoke,
+    Op::Admin,
+];
+
+/// `(key, range_end)` in etcd's encoding.
+const RANGES: [(&str, &str); 5] = [
+    ("a/x", ""),
+    ("b", ""),
+    ("a/", "a0"),
+    ("a/", "b"),
+    ("a/", "\0"),
+];
+
+/// What the op needs: (read, write) over its keys, or admin.
+fn needs(op: Op) -> (bool, bool) {
+    match op {
+        Op::Range | Op::TxnCompare | Op::Watch => (true, false),
+        Op::Put | Op::Delete | Op::TxnNestedPut | Op::LeaseRevoke => (false, true),
+        Op::PutPrevKv | Op::DeletePrevKv => (true, true),
+        Op::Admin => (false, false),
+    }
+}
+
+/// The keys the op touches lie inside the granted prefix ["a/", "a0").
+/// Single-key ops use the range's first key; lease revoke touches the
+/// lease's key a/y.
+fn inside(op: Op, key: &str, range_end: &str) -> bool {
+    let single = matches!(op, Op::Put | Op::PutPrevKv | Op::TxnNestedPut) || range_end.is_empty();
+    match op {
+        Op::LeaseRevoke => true,
+        _ if single => key.starts_with("a/"),
+        _ => key >= "a/" && range_end != "\0" && range_end <= "a0",
+    }
+}
+
+fn expected(user: &str, op: Op, key: &str, range_end: &str) -> bool {
+    if user == ROOT {
+        return true;
+    }
+    let (read, write) = needs(op);
+    let (can_read, can_write) = match user {
+        "reader" => (true, false),
+        "writer" => (false, true),
+        "rw" => (true, true),
+        _ => (false, false),
+    };
+    if matches!(op, Op::Admin) {
+        return false;
+    }
+    inside(op, key, range_end) && (!read || can_read) && (!write || can_write)
+}
+
+fn request(op: Op, key: &str, range_end: &str) -> Option<Request> {
+    let (key, end) = (key.as_bytes().to_vec(), range_end.as_bytes().to_vec());
+    let delete = |prev_kv| DeleteRangeRequest {
+        key: key.clone(),
+        range_end: end.clone(),
+        prev_kv,
+    };
+    let single_put = |prev_kv| PutRequest {
+        key: key.clone(),
+        value: b"w".to_vec(),
+        prev_kv,
+        ..Default::default()
+    };
+    Some(match op {
+        Op::Put => Request::Put(single_put(false)),
+        Op::PutPrevKv => Request::Put(single_put(true)),
+        Op::Delete => Request::DeleteRange(delete(false)),
+        Op::DeletePrevKv => Request::DeleteRange(delete(true)),
+        Op::TxnCompare => Request::Txn(TxnRequest {
+            compare: vec![Compare {
+                result: CompareResult::Greater,
+                target: CompareTarget::Version(0),
+                key,
+                range_end: end,
+            }],
+            success: vec![],
+            failure: vec![],
+        }),
+        Op::TxnNestedPut => Request::Txn(TxnRequest {
+            compare: vec![],
+            success: vec![],
+            failure: vec![RequestOp::Txn(TxnRequest {
+                compare: vec![],
+                success: vec![RequestOp::Put(single_put(false))],
+                failure: vec![],
+            })],
+        }),
+        Op::LeaseRevoke => Request::LeaseRevoke { id: LEASE },
+        Op::Admin => Request::Auth(AuthRequest::UserList),
+        Op::Range | Op::Watch => return None,
+    })
+}
+
+/// Runs one cell; returns whether it was allowed, checking that a denied
+/// request wrote nothing.
+fn run(user: &str, op: Op, key: &str, range_end: &str) -> bool {
+    let mut node = node();
+    let info = AuthInfo {
+        username: user.into(),
+        revision: node.sm.auth().revision(),
+    };
+    let outcome = match op {
+        Op::Range => {
+            let range = RangeRequest {
+                key: key.into(),
+                range_end: range_end.into(),
+                ..Default::default()
+            };
+            node.sm.range(Some(&info), &range).map(|_| ())
+        }
+        Op::Watch => node
+            .sm
+            .check_watch(&info, key.as_bytes(), range_end.as_bytes()),
+        _ => {
+            let before = node.sm.store().current_revision();
+            let request = request(op, key, range_end).unwrap();
+            let result = node.propose(Some(&info), request);
+            if result.result.is_err() {
+                assert_eq!(node.sm.store().current_revision(), before);
+                assert!(result.events.is_empty());
+                assert!(node.sm.lessor().lease(LEASE).is_some());
+            }
+            result.result.map(|_| ())
+        }
+    };
+    match outcome {
+        Ok(()) => true,
+        Err(ApplyError::Auth(AuthError::PermissionDenied)) => false,
+        Err(other) => panic!("{user} {op:?} [{key:?}, {range_end:?}): unexpected {other}"),
+    }
+}
+
+#[test]
+fn users_by_ops_by_key_ranges() {
+    let mut cells = 0;
+    let mut allowed = 0;
+    for user in [ROOT, "reader", "writer", "rw", "nobody"] {
+        for op in OPS {
+            for (key, range_end) in RANGES {
+                let want = expected(user, op, key, range_end);
+                assert_eq!(
+                    run(user, op, key, range_end),
+                    want,
+                    "{user} {op:?} [{key:?}, {range_end:?})"
+                );
+                cells += 1;
+                allowed += usize::from(want);
+            }
+        }
+    }
+    assert_eq!(cells, 5 * OPS.len() * RANGES.len());
+    assert!(
+        allowed > cells / 4 && allowed < cells * 3 / 4,
+        "{allowed} of {cells} allowed"
+    );
+}
