@@ -664,3 +664,31 @@ fn follower_behind_a_compacted_leader_log_gets_a_snapshot_with_the_config() {
     assert_eq!(n2.digest, c.node(1).digest);
     c.check().unwrap();
 }
+
+#[test]
+fn restart_restores_from_the_nodes_own_snapshot() {
+    let mut c = three();
+    c.snapshot_every = 4;
+    for _ in 0..10 {
+        c.propose(1, b"e").unwrap();
+    }
+    c.tick_settle(2);
+    let snap_index = c.node(2).raw.storage().snapshot().unwrap().metadata.index;
+    assert!(snap_index >= 4);
+    let digest = c.node(2).digest;
+    c.crash(2);
+    c.restart(2);
+    assert_eq!(
+        c.node(2).applied_index,
+        snap_index,
+        "state machine restored from the snapshot"
+    );
+    assert_eq!(c.node(2).raft().log.first_index(), snap_index + 1);
+    c.tick_settle(2);
+    assert_eq!(
+        c.node(2).digest,
+        digest,
+        "remaining entries re-applied to the same state"
+    );
+    c.check().unwrap();
+}

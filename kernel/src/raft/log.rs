@@ -173,6 +173,16 @@ impl<S: Storage> RaftLog<S> {
             after <= self.last_index(),
             "append leaves a gap after {after}"
         );
+        debug_assert!(
+            after < self.first_index() || self.term(after).is_ok_and(|t| t <= first.term),
+            "log terms must not decrease at {after}"
+        );
+        debug_assert!(
+            entries
+                .windows(2)
+                .all(|w| w[1].index == w[0].index + 1 && w[1].term >= w[0].term),
+            "appended entries must be contiguous with non-decreasing terms"
+        );
         self.unstable.truncate_and_append(entries);
         self.persisted = self.persisted.min(after);
         self.last_index()

@@ -302,7 +302,10 @@ fn decode_snapshot(r: &mut Reader<'_>) -> Result<Snapshot, DecodeError> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use super::super::ConfChange;
     use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
 
     fn sample() -> Message {
         Message {
@@ -376,5 +379,91 @@ mod tests {
         }
         assert!(Message::decode(&[1, 99]).is_err());
         assert!(Message::decode(&[2, 0]).is_err());
+    }
+
+    fn arb_entry() -> impl Strategy<Value = Entry> {
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<bool>(),
+            vec(any::<u8>(), 0..40),
+        )
+            .prop_map(|(term, index, cc, data)| Entry {
+                term,
+                index,
+                entry_type: if cc {
+                    EntryType::ConfChange
+                } else {
+                    EntryType::Normal
+                },
+                data: data.into(),
+            })
+    }
+
+    fn arb_message() -> impl Strategy<Value = Message> {
+        let ids = (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+        );
+        let rest = (
+            any::<u64>(),
+            any::<u64>(),
+            any::<bool>(),
+            vec(any::<u8>(), 0..16),
+        );
+        (
+            0..MESSAGE_TYPES.len(),
+            ids,
+            rest,
+            vec(arb_entry(), 0..5),
+            any::<Option<u64>>(),
+        )
+            .prop_map(
+                |(
+                    t,
+                    (to, from, term, log_term, index),
+                    (commit, hint, reject, ctx),
+                    entries,
+                    snap,
+                )| {
+                    Message {
+                        msg_type: MESSAGE_TYPES[t],
+                        to,
+                        from,
+                        term,
+                        log_term,
+                        index,
+                        entries,
+                        commit,
+                        snapshot: snap.map(|i| Snapshot {
+                            metadata: SnapshotMetadata {
+                                index: i,
+                                term: i / 2,
+                                ..Default::default()
+                            },
+                            data: Bytes::from(i.to_le_bytes().to_vec()),
+                        }),
+                        reject,
+                        reject_hint: hint,
+                        context: ctx.into(),
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_messages_round_trip(m in arb_message()) {
+            prop_assert_eq!(Message::decode(&m.encode()), Ok(m));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in vec(any::<u8>(), 0..256)) {
+            let _ = Message::decode(&bytes);
+            let _ = ConfChange::decode(&bytes);
+        }
     }
 }

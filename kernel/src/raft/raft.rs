@@ -680,6 +680,8 @@ impl<S: Storage> Raft<S> {
                 self.pending_conf_index = e.index;
             }
         }
+        // A leader only appends: it never overwrites its own log (§5.3).
+        debug_assert_eq!(entries[0].index, last + 1);
         self.log.append(&entries);
         self.bcast_append();
         Ok(())
