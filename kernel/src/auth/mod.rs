@@ -12,7 +12,9 @@
 //! Password hashing uses bcrypt; the salt (or the finished hash) is passed in
 //! so every member stores the same bytes.
 
+mod check;
 mod error;
+mod login;
 mod password;
 mod permission;
 mod range_perm_cache;

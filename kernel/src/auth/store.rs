@@ -1,15 +1,13 @@
-//! The auth store: users, roles, the enabled flag, the auth revision, and
-//! the permission checks (etcd `auth/store.go`).
+//! The auth store: users, roles, the enabled flag and the auth revision,
+//! with their management operations (etcd `auth/store.go`). Logins are in
+//! `login.rs`, permission checks in `check.rs`.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::password::password_matches;
 use super::range_perm_cache::{RangePerms, build_all};
-use super::{
-    AuthError, AuthInfo, KeyRange, Permission, PermissionType, ROOT, Role, SimpleTokens, User,
-};
+use super::{AuthError, Permission, ROOT, Role, SimpleTokens, User};
 
 /// The replicated auth state, as stored in a state-machine snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,13 +26,13 @@ pub struct AuthSnapshot {
 /// revision; the store starts disabled at revision 1 (as etcd).
 #[derive(Clone, Debug)]
 pub struct AuthStore {
-    enabled: bool,
-    revision: u64,
-    users: BTreeMap<String, User>,
-    roles: BTreeMap<String, Role>,
+    pub(super) enabled: bool,
+    pub(super) revision: u64,
+    pub(super) users: BTreeMap<String, User>,
+    pub(super) roles: BTreeMap<String, Role>,
     /// Merged permission ranges per user, rebuilt with every revision.
-    range_perms: BTreeMap<String, RangePerms>,
-    tokens: SimpleTokens,
+    pub(super) range_perms: BTreeMap<String, RangePerms>,
+    pub(super) tokens: SimpleTokens,
 }
 
 impl AuthStore {
@@ -275,130 +273,6 @@ impl AuthStore {
         Ok(())
     }
 
-    /// Checks a login before it is proposed; returns the auth revision it
-    /// was checked at (pass it to [`AuthStore::authenticate`]).
-    ///
-    /// Errors: disabled → [`AuthError::AuthNotEnabled`]; unknown user, wrong
-    /// password or a `no_password` user → [`AuthError::AuthFailed`].
-    pub fn check_password(&self, name: &str, password: &str) -> Result<u64, AuthError> {
-        if !self.enabled {
-            return Err(AuthError::AuthNotEnabled);
-        }
-        let user = self.users.get(name).ok_or(AuthError::AuthFailed)?;
-        let hash = user.password_hash.as_deref().ok_or(AuthError::AuthFailed)?;
-        if !password_matches(password, hash) {
-            return Err(AuthError::AuthFailed);
-        }
-        Ok(self.revision)
-    }
-
-    /// Applies a login: records `token` for `name` at `now_ms` and returns
-    /// it.
-    ///
-    /// Errors: disabled → [`AuthError::AuthNotEnabled`]; unknown user →
-    /// [`AuthError::AuthFailed`]; auth changed since the password check
-    /// (`checked_revision` older than the store's) →
-    /// [`AuthError::AuthOldRevision`].
-    pub fn authenticate(
-        &mut self,
-        name: &str,
-        checked_revision: u64,
-        token: String,
-        now_ms: u64,
-    ) -> Result<String, AuthError> {
-        if !self.enabled {
-            return Err(AuthError::AuthNotEnabled);
-        }
-        if !self.users.contains_key(name) {
-            return Err(AuthError::AuthFailed);
-        }
-        if checked_revision < self.revision {
-            return Err(AuthError::AuthOldRevision);
-        }
-        self.tokens.assign(token.clone(), name, now_ms);
-        Ok(token)
-    }
-
-    /// Who a request's `token` stands for at `now_ms` (restarting its TTL).
-    ///
-    /// Errors: unknown or expired token → [`AuthError::InvalidAuthToken`].
-    pub fn authenticate_token(&mut self, token: &str, now_ms: u64) -> Result<AuthInfo, AuthError> {
-        let username = self
-            .tokens
-            .validate(token, now_ms)
-            .ok_or(AuthError::InvalidAuthToken)?;
-        Ok(AuthInfo {
-            username,
-            revision: self.revision,
-        })
-    }
-
-    /// Checks that `info` may do a `need` (`Read` or `Write`) operation on
-    /// `(key, range_end)` (etcd encoding). Always allowed while disabled.
-    ///
-    /// Errors: no user → [`AuthError::UserEmpty`]; `info` older than the
-    /// store → [`AuthError::AuthOldRevision`]; unknown user or missing
-    /// permission → [`AuthError::PermissionDenied`].
-    pub fn check_permission(
-        &self,
-        info: &AuthInfo,
-        key: &[u8],
-        range_end: &[u8],
-        need: PermissionType,
-    ) -> Result<(), AuthError> {
-        let Some(user) = self.checked_user(info)? else {
-            return Ok(());
-        };
-        let user = user.ok_or(AuthError::PermissionDenied)?;
-        if user.has_root_role() {
-            return Ok(());
-        }
-        let allowed = self
-            .range_perms
-            .get(&user.name)
-            .is_some_and(|perms| perms.allows(&KeyRange::new(key, range_end), need));
-        if allowed {
-            Ok(())
-        } else {
-            Err(AuthError::PermissionDenied)
-        }
-    }
-
-    /// Checks that `info` is an administrator (has the `root` role), as
-    /// needed for auth management, membership, alarms and defragment.
-    /// Always allowed while disabled.
-    ///
-    /// Errors: no user → [`AuthError::UserEmpty`]; unknown user →
-    /// [`AuthError::UserNotFound`]; not root → [`AuthError::PermissionDenied`].
-    pub fn check_admin(&self, info: &AuthInfo) -> Result<(), AuthError> {
-        if !self.enabled {
-            return Ok(());
-        }
-        if info.username.is_empty() {
-            return Err(AuthError::UserEmpty);
-        }
-        let user = self
-            .users
-            .get(&info.username)
-            .ok_or(AuthError::UserNotFound)?;
-        if user.has_root_role() {
-            Ok(())
-        } else {
-            Err(AuthError::PermissionDenied)
-        }
-    }
-
-    /// Checks that `info` names an existing user at a current revision,
-    /// for operations open to every user (compaction, lease grant).
-    ///
-    /// Errors: as [`AuthStore::check_permission`].
-    pub fn check_user(&self, info: &AuthInfo) -> Result<(), AuthError> {
-        match self.checked_user(info)? {
-            None | Some(Some(_)) => Ok(()),
-            Some(None) => Err(AuthError::PermissionDenied),
-        }
-    }
-
     /// The replicated state, for a snapshot.
     pub fn snapshot(&self) -> AuthSnapshot {
         AuthSnapshot {
@@ -435,21 +309,6 @@ impl AuthStore {
         store.revision = snapshot.revision;
         store.range_perms = build_all(&store.users, &store.roles);
         Ok(store)
-    }
-
-    /// `None` while disabled (anything goes); else the user `info` names,
-    /// `Some(None)` if it does not exist.
-    fn checked_user(&self, info: &AuthInfo) -> Result<Option<Option<&User>>, AuthError> {
-        if !self.enabled {
-            return Ok(None);
-        }
-        if info.username.is_empty() || info.revision == 0 {
-            return Err(AuthError::UserEmpty);
-        }
-        if info.revision < self.revision {
-            return Err(AuthError::AuthOldRevision);
-        }
-        Ok(Some(self.users.get(&info.username)))
     }
 
     /// Every change of users, roles or the enabled flag goes through here:
