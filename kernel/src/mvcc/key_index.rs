@@ -9,7 +9,7 @@
 //! Layout of the blob (LEB128 integers, see `varint`):
 //! `[key_len][key][latest_offset: u64 LE][record]*`, records in ascending
 //! revision order, where a record is
-//! `[main][sub][main - create_revision][version][lease (zig-zag)][tag][value]`
+//! `[main][sub][main - create_revision][version][tag][lease (zig-zag)][value]`
 //! and `tag = value_len << 1 | is_tombstone`. `latest_offset` points at the
 //! newest record so current reads need not walk the history.
 
@@ -19,6 +19,9 @@ use super::varint;
 
 /// Bytes of the fixed-width latest-record offset.
 const OFFSET_BYTES: usize = 8;
+
+/// Below this size a key's blob grows to exactly what it needs.
+const EXACT_GROWTH_MAX_BYTES: usize = 4096;
 
 /// One version of a key as stored: a put (with value) or a tombstone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,23 +75,37 @@ impl<'a> Version<'a> {
     fn encode(&self, out: &mut Vec<u8>) {
         debug_assert!(self.rev.main > 0 && self.rev.sub >= 0);
         debug_assert!(self.is_tombstone() || (self.create_revision > 0 && self.version > 0));
-        varint::put_u64(out, self.rev.main as u64);
-        varint::put_u64(out, self.rev.sub as u64);
+        let start = out.len();
+        for field in self.header() {
+            varint::put_u64(out, field);
+        }
+        varint::put_i64(out, self.lease);
+        out.extend_from_slice(self.value.unwrap_or_default());
+        debug_assert_eq!(out.len() - start, self.encoded_len());
+    }
+
+    /// The unsigned header fields in encoding order: main, sub, main -
+    /// create_revision, version, tag.
+    fn header(&self) -> [u64; 5] {
         let create_delta = if self.is_tombstone() {
             0
         } else {
             self.rev.main - self.create_revision
         };
-        varint::put_u64(out, create_delta as u64);
-        varint::put_u64(out, self.version as u64);
-        varint::put_i64(out, self.lease);
         let (len, tombstone) = self.value.map_or((0, 1), |v| (v.len() as u64, 0));
-        varint::put_u64(out, (len << 1) | tombstone);
-        out.extend_from_slice(self.value.unwrap_or_default());
+        [
+            self.rev.main as u64,
+            self.rev.sub as u64,
+            create_delta as u64,
+            self.version as u64,
+            (len << 1) | tombstone,
+        ]
     }
 
-    fn encoded_len_max(&self) -> usize {
-        6 * 10 + self.value.map_or(0, <[u8]>::len)
+    /// Exact bytes [`Version::encode`] appends.
+    fn encoded_len(&self) -> usize {
+        let header: usize = self.header().iter().map(|f| varint::len_u64(*f)).sum();
+        header + varint::len_i64(self.lease) + self.value.map_or(0, <[u8]>::len)
     }
 }
 
@@ -98,8 +115,8 @@ fn decode_record<'a>(blob: &'a [u8], pos: &mut usize) -> Option<Version<'a>> {
     let sub = i64::try_from(varint::get_u64(blob, pos)?).ok()?;
     let create_delta = i64::try_from(varint::get_u64(blob, pos)?).ok()?;
     let version = i64::try_from(varint::get_u64(blob, pos)?).ok()?;
-    let lease = varint::get_i64(blob, pos)?;
     let tag = varint::get_u64(blob, pos)?;
+    let lease = varint::get_i64(blob, pos)?;
     let len = usize::try_from(tag >> 1).ok()?;
     let end = pos.checked_add(len)?;
     let value = if tag & 1 == 1 {
@@ -133,13 +150,17 @@ impl KeyIndex {
     /// A key whose first stored version is `first`.
     pub fn new(key: &[u8], first: &Version<'_>) -> KeyIndex {
         debug_assert!(!key.is_empty());
-        let mut blob = Vec::with_capacity(10 + key.len() + OFFSET_BYTES + first.encoded_len_max());
+        let key_len = varint::len_u64(key.len() as u64);
+        let size = key_len + key.len() + OFFSET_BYTES + first.encoded_len();
+        // Exact capacity: with one version per key this is the bulk of the
+        // store's memory.
+        let mut blob = Vec::with_capacity(size);
         varint::put_u64(&mut blob, key.len() as u64);
         blob.extend_from_slice(key);
         let latest = blob.len() + OFFSET_BYTES;
         blob.extend_from_slice(&(latest as u64).to_le_bytes());
         first.encode(&mut blob);
-        blob.shrink_to_fit();
+        debug_assert_eq!(blob.len(), blob.capacity());
         KeyIndex { blob }
     }
 
@@ -235,6 +256,14 @@ impl KeyIndex {
         let at = self.records_start() - OFFSET_BYTES;
         let offset = self.blob.len() as u64;
         self.blob[at..at + OFFSET_BYTES].copy_from_slice(&offset.to_le_bytes());
+        // Small histories grow exactly (no slack on the common 1-3
+        // versions); long ones grow geometrically (amortized O(1) pushes).
+        let extra = next.encoded_len();
+        if self.blob.len() < EXACT_GROWTH_MAX_BYTES {
+            self.blob.reserve_exact(extra);
+        } else {
+            self.blob.reserve(extra);
+        }
         next.encode(&mut self.blob);
     }
 

@@ -10,6 +10,16 @@ pub(crate) fn put_u64(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
+/// Bytes [`put_u64`] writes for `value` (1 to 10).
+pub(crate) fn len_u64(value: u64) -> usize {
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Bytes [`put_i64`] writes for `value`.
+pub(crate) fn len_i64(value: i64) -> usize {
+    len_u64(((value << 1) ^ (value >> 63)) as u64)
+}
+
 /// Appends a signed value zig-zag encoded (small magnitudes stay short).
 pub(crate) fn put_i64(out: &mut Vec<u8>, value: i64) {
     put_u64(out, ((value << 1) ^ (value >> 63)) as u64);
@@ -59,6 +69,9 @@ mod tests {
             assert_eq!(get_i64(&buf, &mut pos), Some(v));
         }
         assert_eq!(pos, buf.len());
+        let lens: usize = unsigned.iter().map(|v| len_u64(*v)).sum::<usize>()
+            + signed.iter().map(|v| len_i64(*v)).sum::<usize>();
+        assert_eq!(lens, buf.len());
         assert_eq!(get_u64(&buf, &mut pos), None);
     }
 
