@@ -393,4 +393,5 @@ fn check_self_in_cluster(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests;

@@ -4,6 +4,7 @@
 //! `unsafe` in edition 2024), so each case re-runs this test binary as a
 //! child with a prepared environment and checks its verdict.
 #![cfg(not(madsim))]
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::process::Command;
 

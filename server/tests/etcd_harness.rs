@@ -3,6 +3,7 @@
 //! Skips (with a message) only when etcd is not installed; scripts/setup.sh
 //! installs it.
 #![cfg(not(madsim))]
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! The peer transport over real TCP on loopback (the same code the madsim
 //! tests in sim/ run over the simulated network).
 #![cfg(not(madsim))]
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 use bytes::Bytes;
 use keel_server::transport::receive::PeerService;

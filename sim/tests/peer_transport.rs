@@ -5,6 +5,7 @@
 //! Run: `RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target-madsim cargo test -p keel-sim --test peer_transport`
 //! (`MADSIM_TEST_SEED=<n>` replays a seed). In a normal build this file is empty.
 #![cfg(madsim)]
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::time::Duration;
 

@@ -162,6 +162,7 @@ pub fn join_urls(urls: &[Url]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
 

@@ -60,6 +60,7 @@ pub struct MessageTooLarge {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
 

@@ -8,6 +8,15 @@ use super::{Inbound, TransportLimits};
 use crate::proto::keelpeerpb::peer_server::{Peer, PeerServer};
 use crate::proto::keelpeerpb::{RaftAck, RaftBatch, SnapshotAck, SnapshotChunk};
 
+/// The tonic server wrapping [`PeerService`], as `Server::add_service` takes it.
+/// (madsim's generated server type carries an interceptor parameter that
+/// tonic's defaults away; this alias names the same thing in both builds.)
+#[cfg(not(madsim))]
+pub type PeerGrpcServer = PeerServer<PeerService>;
+/// The tonic server wrapping [`PeerService`], as `Server::add_service` takes it.
+#[cfg(madsim)]
+pub type PeerGrpcServer = PeerServer<PeerService, tonic::codegen::IdentityInterceptor>;
+
 /// Accepts Raft batches and snapshots addressed to this member and forwards
 /// them, in arrival order per stream, to the node driver's bounded channel.
 ///
@@ -44,7 +53,7 @@ impl PeerService {
 
     /// Wraps the service for a tonic server, accepting gRPC messages as large
     /// as the limits allow.
-    pub fn into_server(self) -> PeerServer<PeerService> {
+    pub fn into_server(self) -> PeerGrpcServer {
         let size_bytes_max = self.limits.grpc_message_size_bytes_max();
         PeerServer::new(self).max_decoding_message_size(size_bytes_max)
     }

@@ -252,6 +252,7 @@ impl SnapshotAssembler {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
 
