@@ -338,17 +338,25 @@ impl<S: Storage> Raft<S> {
         self.campaign(kind);
     }
 
+    /// Whether a committed conf change waits to be applied (a node must
+    /// not campaign then: its configuration may be stale).
     fn has_unapplied_conf_change(&self) -> bool {
-        let (low, high) = (self.log.applied + 1, self.log.committed + 1);
-        if low >= high {
-            return false;
+        const CHUNK_BYTES: u64 = 1 << 20;
+        let (mut low, high) = (self.log.applied + 1, self.log.committed + 1);
+        // Bounded: every chunk holds at least one entry, so `low` advances.
+        while low < high {
+            let Ok(chunk) = self.log.slice(low, high, CHUNK_BYTES) else {
+                return true;
+            };
+            if chunk.iter().any(|e| e.entry_type == EntryType::ConfChange) {
+                return true;
+            }
+            match chunk.last() {
+                Some(last) => low = last.index + 1,
+                None => return false,
+            }
         }
-        match self.log.slice(low, high, u64::MAX) {
-            Ok(entries) => entries
-                .iter()
-                .any(|e| e.entry_type == EntryType::ConfChange),
-            Err(_) => true,
-        }
+        false
     }
 
     fn campaign(&mut self, kind: CampaignKind) {
@@ -403,11 +411,19 @@ impl<S: Storage> Raft<S> {
         if m.from == NO_NODE {
             return Err(RaftError::StepRejected("message from node 0"));
         }
-        if m.term > self.term {
+        let termless = matches!(
+            m.msg_type,
+            MessageType::Propose | MessageType::ReadIndex | MessageType::TransferLeader
+        );
+        if termless {
+            // Forwarded requests carry no term; they change no term state.
+        } else if m.term == 0 {
+            return Err(RaftError::StepRejected("message without a term"));
+        } else if m.term > self.term {
             if !self.step_higher_term(&m) {
                 return Ok(());
             }
-        } else if m.term < self.term && m.term != 0 {
+        } else if m.term < self.term {
             self.step_lower_term(&m);
             return Ok(());
         }
