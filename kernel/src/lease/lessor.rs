@@ -1,12 +1,11 @@
-//! The lessor: every lease, the keys attached to them, and on the leader the
-//! expiry and checkpoint schedules (etcd `lease/lessor.go`).
+//! The lessor: every lease, the keys attached to them, and the replicated
+//! operations on them (etcd `lease/lessor.go`). The leader's expiry and
+//! checkpoint scheduling is in `leader.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::spread::spread_delays_ms;
 use super::{
-    CHECKPOINT_BATCH_MAX, DEFAULT_CHECKPOINT_INTERVAL_MS, EXPIRED_BATCH_MAX,
-    EXPIRED_RETRY_INTERVAL_MS, Lease, LeaseError, LeaseId, LeaseSnapshot, MAX_LEASE_TTL_SECS,
+    DEFAULT_CHECKPOINT_INTERVAL_MS, Lease, LeaseError, LeaseId, LeaseSnapshot, MAX_LEASE_TTL_SECS,
     NO_LEASE, min_lease_ttl_secs,
 };
 
@@ -70,16 +69,16 @@ pub struct LeaseStatus {
 /// monotonic instants in milliseconds.
 #[derive(Clone, Debug)]
 pub struct Lessor {
-    config: LessorConfig,
-    leases: BTreeMap<LeaseId, Lease>,
-    key_leases: BTreeMap<Vec<u8>, LeaseId>,
-    primary: bool,
+    pub(super) config: LessorConfig,
+    pub(super) leases: BTreeMap<LeaseId, Lease>,
+    pub(super) key_leases: BTreeMap<Vec<u8>, LeaseId>,
+    pub(super) primary: bool,
     /// Leader only: `(instant_ms, id)` at which to look at the lease's expiry.
-    expiry_queue: BTreeSet<(u64, LeaseId)>,
+    pub(super) expiry_queue: BTreeSet<(u64, LeaseId)>,
     /// Leader only: the instant each lease sits at in `expiry_queue`.
-    expiry_check_ms: BTreeMap<LeaseId, u64>,
+    pub(super) expiry_check_ms: BTreeMap<LeaseId, u64>,
     /// Leader only: `(instant_ms, id)` at which to checkpoint the lease.
-    checkpoint_queue: BTreeSet<(u64, LeaseId)>,
+    pub(super) checkpoint_queue: BTreeSet<(u64, LeaseId)>,
 }
 
 impl Lessor {
@@ -263,112 +262,6 @@ impl Lessor {
         id
     }
 
-    /// Leader only: leases whose expiry is at or before `now_ms`, ascending
-    /// by expiry, at most [`EXPIRED_BATCH_MAX`]. The server proposes a
-    /// revoke for each; a lease still present after
-    /// [`super::EXPIRED_RETRY_INTERVAL_MS`] is reported again.
-    pub fn expired(&mut self, now_ms: u64) -> Vec<LeaseId> {
-        let mut expired = Vec::new();
-        while expired.len() < EXPIRED_BATCH_MAX {
-            let Some(&(at_ms, id)) = self.expiry_queue.first() else {
-                break;
-            };
-            if at_ms > now_ms {
-                break;
-            }
-            self.expiry_queue.remove(&(at_ms, id));
-            self.expiry_check_ms.remove(&id);
-            let due = self
-                .leases
-                .get(&id)
-                .and_then(|lease| lease.expiry_ms)
-                .is_some_and(|expiry_ms| expiry_ms <= now_ms);
-            debug_assert!(due, "lease {id} queued for expiry but not expired");
-            if due {
-                expired.push(id);
-                self.schedule_expiry_check(id, now_ms.saturating_add(EXPIRED_RETRY_INTERVAL_MS));
-            }
-        }
-        expired
-    }
-
-    /// Makes this lessor the leader's: every lease's expiry restarts at
-    /// `now_ms + extend_ms + remaining TTL` (checkpointed, else granted), so
-    /// no lease expires only because leadership moved. `extend_ms` is
-    /// typically the election timeout.
-    pub fn promote(&mut self, now_ms: u64, extend_ms: u64) {
-        self.primary = true;
-        self.expiry_queue.clear();
-        self.expiry_check_ms.clear();
-        self.checkpoint_queue.clear();
-        let ids: Vec<LeaseId> = self.leases.keys().copied().collect();
-        for &id in &ids {
-            self.refresh(id, now_ms, extend_ms);
-        }
-        self.spread_expiries(now_ms, extend_ms);
-        for id in ids {
-            self.schedule_checkpoint(id, now_ms);
-        }
-    }
-
-    /// Pushes back the expiry of leases that would otherwise expire in the
-    /// same second as too many others (see [`spread_delays_ms`]).
-    fn spread_expiries(&mut self, now_ms: u64, extend_ms: u64) {
-        let mut sorted: Vec<(u64, LeaseId)> = self
-            .leases
-            .values()
-            .filter_map(|lease| Some((lease.expiry_ms?.saturating_sub(now_ms), lease.id)))
-            .collect();
-        sorted.sort_unstable();
-        for (id, delay_ms) in spread_delays_ms(&sorted) {
-            self.refresh(id, now_ms, extend_ms.saturating_add(delay_ms));
-        }
-    }
-
-    /// Stops deciding expiry (leadership lost): every lease lives forever
-    /// on this member until a revoke is applied.
-    pub fn demote(&mut self) {
-        self.primary = false;
-        self.expiry_queue.clear();
-        self.expiry_check_ms.clear();
-        self.checkpoint_queue.clear();
-        for lease in self.leases.values_mut() {
-            lease.expiry_ms = None;
-        }
-    }
-
-    /// Leader only: checkpoints due at `now_ms` (at most
-    /// [`CHECKPOINT_BATCH_MAX`]), for the server to propose through Raft.
-    /// A lease is checkpointed only while its remaining TTL is below its
-    /// granted TTL; applying the checkpoint schedules the next one.
-    pub fn checkpoints_due(&mut self, now_ms: u64) -> Vec<LeaseCheckpoint> {
-        let mut due = Vec::new();
-        while due.len() < CHECKPOINT_BATCH_MAX {
-            let Some(&(at_ms, id)) = self.checkpoint_queue.first() else {
-                break;
-            };
-            if at_ms > now_ms {
-                break;
-            }
-            self.checkpoint_queue.remove(&(at_ms, id));
-            let Some(lease) = self.leases.get(&id) else {
-                continue;
-            };
-            let Some(expiry_ms) = lease.expiry_ms.filter(|&expiry_ms| expiry_ms > now_ms) else {
-                continue;
-            };
-            let remaining_ttl_secs =
-                i64::try_from((expiry_ms - now_ms).div_ceil(1000)).unwrap_or(i64::MAX);
-            if remaining_ttl_secs < lease.ttl_secs {
-                due.push(LeaseCheckpoint {
-                    id,
-                    remaining_ttl_secs,
-                });
-            }
-        }
-        due
-    }
-
     /// The replicated state of every lease, ascending by id.
     pub fn snapshot(&self) -> Vec<LeaseSnapshot> {
         self.leases.values().map(Lease::to_snapshot).collect()
@@ -403,42 +296,5 @@ impl Lessor {
             lessor.leases.insert(snapshot.id, lease);
         }
         Ok(lessor)
-    }
-
-    /// Restarts the expiry of lease `id` at `now_ms + extend_ms + TTL`.
-    fn refresh(&mut self, id: LeaseId, now_ms: u64, extend_ms: u64) {
-        let Some(lease) = self.leases.get_mut(&id) else {
-            return;
-        };
-        let ttl_ms = u64::try_from(lease.refresh_ttl_secs())
-            .unwrap_or(0)
-            .saturating_mul(1000);
-        let expiry_ms = now_ms.saturating_add(extend_ms).saturating_add(ttl_ms);
-        lease.expiry_ms = Some(expiry_ms);
-        self.schedule_expiry_check(id, expiry_ms);
-    }
-
-    fn schedule_expiry_check(&mut self, id: LeaseId, at_ms: u64) {
-        if let Some(old_ms) = self.expiry_check_ms.insert(id, at_ms) {
-            self.expiry_queue.remove(&(old_ms, id));
-        }
-        self.expiry_queue.insert((at_ms, id));
-        debug_assert_eq!(self.expiry_queue.len(), self.expiry_check_ms.len());
-    }
-
-    /// Queues a checkpoint of lease `id` one interval from `now_ms` if the
-    /// lease outlives that interval (etcd `scheduleCheckpointIfNeeded`).
-    fn schedule_checkpoint(&mut self, id: LeaseId, now_ms: u64) {
-        let interval_ms = self.config.checkpoint_interval_ms;
-        let Some(lease) = self.leases.get(&id) else {
-            return;
-        };
-        let remaining_ms = u64::try_from(lease.refresh_ttl_secs())
-            .unwrap_or(0)
-            .saturating_mul(1000);
-        if interval_ms > 0 && remaining_ms > interval_ms {
-            self.checkpoint_queue
-                .insert((now_ms.saturating_add(interval_ms), id));
-        }
     }
 }

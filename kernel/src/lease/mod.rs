@@ -16,6 +16,7 @@
 
 mod error;
 mod id;
+mod leader;
 mod lessor;
 mod record;
 mod spread;
