@@ -612,3 +612,66 @@ fn nospace_alarm_blocks_writes_but_not_deletes_or_reads() {
     };
     assert_eq!(node.sm.range(None, &range), Err(ApplyError::Corrupt));
 }
+
+mod robustness {
+    //! Arbitrary entry bytes never panic the state machine and change
+    //! nothing but the applied index.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn garbage_entries_change_nothing(
+            bytes in proptest::collection::vec(any::<u8>(), 0..256),
+            conf_change in any::<bool>(),
+        ) {
+            let mut node = Node::new();
+            node.ok(put("k", "v", 0));
+            let before = node.sm.snapshot();
+            let mut framed = bytes.clone();
+            if !conf_change && !framed.is_empty() {
+                framed[0] = 1; // the current request format version
+            }
+            let entry_type = if conf_change { EntryType::ConfChange } else { EntryType::Normal };
+            let result = node.entry(entry_type, Bytes::from(framed));
+            if result.result.is_ok() {
+                // The bytes happened to decode as a valid request; then it
+                // was applied like any other.
+                return Ok(());
+            }
+            let after = StateMachine::restore(node.sm.config(), &node.sm.snapshot()).unwrap();
+            let restored_before = StateMachine::restore(node.sm.config(), &before).unwrap();
+            prop_assert_eq!(after.store().hash_kv(0), restored_before.store().hash_kv(0));
+            prop_assert_eq!(after.applied_index(), restored_before.applied_index() + 1);
+            prop_assert_eq!(after.cluster(), restored_before.cluster());
+        }
+    }
+
+    #[test]
+    fn requests_round_trip_through_their_encoding() {
+        let envelope = RequestEnvelope {
+            id: u64::MAX,
+            auth: Some(AuthInfo {
+                username: "ü".into(),
+                revision: 7,
+            }),
+            request: Request::Txn(TxnRequest {
+                compare: vec![],
+                success: vec![RequestOp::Put(PutRequest {
+                    key: vec![0, 255],
+                    ..Default::default()
+                })],
+                failure: vec![],
+            }),
+        };
+        let bytes = envelope.encode().unwrap();
+        assert_eq!(RequestEnvelope::decode(&bytes).unwrap(), envelope);
+        assert!(RequestEnvelope::decode(&bytes[..bytes.len() - 1]).is_err());
+        let mut trailing = bytes.to_vec();
+        trailing.push(0);
+        assert!(RequestEnvelope::decode(&trailing).is_err());
+    }
+}

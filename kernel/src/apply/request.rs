@@ -95,15 +95,21 @@ impl RequestEnvelope {
 
     /// Decodes data written by [`RequestEnvelope::encode`].
     ///
-    /// Errors: oversized, wrong version, or undecodable bytes →
+    /// Errors: oversized, wrong version, undecodable or trailing bytes →
     /// [`ApplyError::BadEntry`].
     pub fn decode(data: &[u8]) -> Result<RequestEnvelope, ApplyError> {
         if data.len() > MAX_REQUEST_SIZE_BYTES {
             return Err(ApplyError::BadEntry("request too large".into()));
         }
         match data.split_first() {
-            Some((&REQUEST_FORMAT_VERSION, body)) => postcard::from_bytes(body)
-                .map_err(|err| ApplyError::BadEntry(format!("undecodable request: {err}"))),
+            Some((&REQUEST_FORMAT_VERSION, body)) => match postcard::take_from_bytes(body) {
+                Ok((envelope, [])) => Ok(envelope),
+                Ok((_, rest)) => Err(ApplyError::BadEntry(format!(
+                    "{} trailing bytes after the request",
+                    rest.len()
+                ))),
+                Err(err) => Err(ApplyError::BadEntry(format!("undecodable request: {err}"))),
+            },
             Some((version, _)) => Err(ApplyError::BadEntry(format!(
                 "unknown request format version {version}"
             ))),

@@ -105,8 +105,11 @@ impl StateMachine {
         let applied_term = reader.u64()?;
         let mut store = Store::decode_snapshot(reader.section()?).map_err(SnapshotError::Store)?;
         store.set_max_txn_ops(config.max_txn_ops);
-        let meta: Meta = postcard::from_bytes(reader.section()?)
-            .map_err(|err| SnapshotError::Invalid(format!("metadata: {err}")))?;
+        let meta: Meta = match postcard::take_from_bytes(reader.section()?) {
+            Ok((meta, [])) => meta,
+            Ok(_) => return Err(SnapshotError::Invalid("metadata: trailing bytes".into())),
+            Err(err) => return Err(SnapshotError::Invalid(format!("metadata: {err}"))),
+        };
         if reader.pos != body.len() {
             return Err(SnapshotError::Invalid("trailing bytes".into()));
         }

@@ -26,12 +26,16 @@ impl ConfChangeContext {
     /// Decodes a context written by [`ConfChangeContext::encode`]; empty
     /// bytes give the default (no members, not a promotion).
     ///
-    /// Errors: undecodable bytes → [`MembershipError::InvalidContext`].
+    /// Errors: undecodable or trailing bytes →
+    /// [`MembershipError::InvalidContext`].
     pub fn decode(data: &[u8]) -> Result<ConfChangeContext, MembershipError> {
         if data.is_empty() {
             return Ok(ConfChangeContext::default());
         }
-        postcard::from_bytes(data).map_err(|_| MembershipError::InvalidContext)
+        match postcard::take_from_bytes(data) {
+            Ok((context, [])) => Ok(context),
+            _ => Err(MembershipError::InvalidContext),
+        }
     }
 
     /// The member with `id` in this context.
