@@ -3,8 +3,9 @@
 //! Each seed builds a 3- or 5-node cluster with random settings (pre-vote,
 //! check-quorum, snapshot frequency, message loss, duplication and delay,
 //! hence reordering) and runs a chaos phase of proposals, reads, leader
-//! transfers, partitions (including an old leader isolated with a minority)
-//! and crashes/restarts that keep only persisted state. After every step it
+//! transfers, membership changes (learners, promotion, removal, joint
+//! consensus) with a spare node, partitions (including an old leader isolated
+//! with a minority) and crashes/restarts that keep only persisted state. After every step it
 //! checks election safety, log matching, leader completeness, state-machine
 //! safety and monotonic commit. A liveness phase then heals every fault and
 //! requires a new entry to be applied on every node.
@@ -61,8 +62,11 @@ fn config_for(seed: u64) -> fn(NodeId) -> Config {
 
 fn run_seed(seed: u64) -> Result<(), String> {
     let size = if seed.is_multiple_of(2) { 3 } else { 5 };
-    let ids: Vec<NodeId> = (1..=size).collect();
-    let mut c = Cluster::new(&ids, seed, config_for(seed / 2));
+    let voters: Vec<NodeId> = (1..=size).collect();
+    let mut c = Cluster::new(&voters, seed, config_for(seed / 2));
+    // A spare node that membership changes may add (and later remove).
+    c.add_joining_node(size + 1, &voters);
+    let ids: Vec<NodeId> = (1..=size + 1).collect();
     let mut rng = SplitMix64::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
     c.faults = Faults {
         drop_pct: rng.range(0, 15),
@@ -77,7 +81,7 @@ fn run_seed(seed: u64) -> Result<(), String> {
         c.step();
         c.check()?;
     }
-    heal_and_check_progress(&mut c, &ids)
+    heal_and_check_progress(&mut c)
 }
 
 fn chaos_action(c: &mut Cluster, rng: &mut SplitMix64, ids: &[NodeId], proposals: &mut u64) {
@@ -142,6 +146,7 @@ fn chaos_action(c: &mut Cluster, rng: &mut SplitMix64, ids: &[NodeId], proposals
                 .raw
                 .read_index(Bytes::from(format!("r{}", rng.next_u64())));
         }
+        50..=51 => propose_membership_change(c, rng),
         49 => {
             if let Some(leader) = c.leader() {
                 let to = pick(rng, ids);
@@ -152,12 +157,78 @@ fn chaos_action(c: &mut Cluster, rng: &mut SplitMix64, ids: &[NodeId], proposals
     }
 }
 
-/// Heals every fault and requires a fresh entry to reach every node.
-fn heal_and_check_progress(c: &mut Cluster, ids: &[NodeId]) -> Result<(), String> {
+/// Has the leader propose a random membership change: add a non-member
+/// (as learner, voter, or by a joint change that also removes a voter),
+/// promote a learner, or remove a voter while more than three remain.
+fn propose_membership_change(c: &mut Cluster, rng: &mut SplitMix64) {
+    let Some(leader) = c.leader() else { return };
+    let cs = c.node(leader).raft().conf_state();
+    let members: Vec<NodeId> = cs.voters.iter().chain(&cs.learners).copied().collect();
+    let outsiders: Vec<NodeId> = c
+        .all_ids()
+        .into_iter()
+        .filter(|id| !members.contains(id))
+        .collect();
+    let single = |change_type, node_id| ConfChangeSingle {
+        change_type,
+        node_id,
+    };
+    let pick =
+        |rng: &mut SplitMix64, from: &[NodeId]| from[rng.range(0, from.len() as u64) as usize];
+    let changes = match (outsiders.is_empty(), cs.learners.first()) {
+        (false, _) => {
+            let id = pick(rng, &outsiders);
+            match rng.range(0, 3) {
+                0 => vec![single(ConfChangeType::AddLearnerNode, id)],
+                1 => vec![single(ConfChangeType::AddNode, id)],
+                _ => vec![
+                    single(ConfChangeType::AddNode, id),
+                    single(ConfChangeType::RemoveNode, pick(rng, &cs.voters)),
+                ],
+            }
+        }
+        (true, Some(learner)) => vec![single(ConfChangeType::AddNode, *learner)],
+        (true, None) if cs.voters.len() > 3 => {
+            vec![single(ConfChangeType::RemoveNode, pick(rng, &cs.voters))]
+        }
+        _ => return,
+    };
+    let cc = ConfChange {
+        changes,
+        context: Bytes::new(),
+    };
+    let _ = c.node_mut(leader).raw.propose_conf_change(&cc);
+}
+
+/// Members of the configuration the leader holds (all nodes if no leader).
+fn members(c: &Cluster) -> Vec<NodeId> {
+    match c.leader() {
+        Some(leader) => {
+            let cs = c.node(leader).raft().conf_state();
+            let mut ids: Vec<NodeId> = cs
+                .voters
+                .iter()
+                .chain(&cs.voters_outgoing)
+                .chain(&cs.learners)
+                .chain(&cs.learners_next)
+                .copied()
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        }
+        None => c.all_ids(),
+    }
+}
+
+/// Heals every fault and requires a fresh entry to reach every member.
+/// Nodes outside the leader's configuration are shut down (as etcd stops a
+/// removed member).
+fn heal_and_check_progress(c: &mut Cluster) -> Result<(), String> {
     c.heal();
     c.faults = Faults::default();
-    for id in ids {
-        c.restart(*id);
+    for id in c.all_ids() {
+        c.restart(id);
     }
     let marker = Bytes::from_static(b"liveness-marker");
     let mut proposed_at = None;
@@ -165,13 +236,23 @@ fn heal_and_check_progress(c: &mut Cluster, ids: &[NodeId]) -> Result<(), String
         c.step();
         c.check()?;
         let Some(leader) = c.leader() else { continue };
+        let members = members(c);
+        for id in c.all_ids() {
+            if members.contains(&id) {
+                c.restart(id);
+            } else {
+                c.crash(id);
+            }
+        }
         let resend = proposed_at.is_none_or(|at| step > at + 30);
         if resend && c.node_mut(leader).raw.propose(marker.clone()).is_ok() {
             proposed_at = Some(step);
         }
-        let done = ids
-            .iter()
-            .all(|id| c.node(*id).applied.iter().any(|e| e.data == marker));
+        let done = members.iter().all(|id| {
+            c.nodes
+                .get(id)
+                .is_some_and(|n| n.applied.iter().any(|e| e.data == marker))
+        });
         if done {
             return Ok(());
         }
