@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use keel_kernel::membership::{
     Cluster, ConfChangeContext, MAX_LEARNERS, Member, MembershipError, cluster_id,
+    parse_initial_cluster,
 };
 use keel_kernel::raft::{ConfChange, ConfChangeSingle, ConfChangeType};
 
@@ -231,4 +232,37 @@ fn attributes_and_peer_url_updates() {
     );
     let restored = Cluster::restore(cluster.snapshot()).unwrap();
     assert_eq!(restored, cluster);
+}
+
+#[test]
+fn initial_cluster_flag_gives_etcd_ids() {
+    let cluster =
+        Cluster::from_initial_cluster("default=http://localhost:2380", "etcd-cluster").unwrap();
+    assert_eq!(format!("{:x}", cluster.cluster_id()), "cdf818194e3a8c32");
+    let spec = "b=http://b:2380, a=http://a2:2380,a=http://a1:2380,c=http://c:2380";
+    let parsed = parse_initial_cluster(spec).unwrap();
+    assert_eq!(parsed["a"], urls(&["http://a2:2380", "http://a1:2380"]));
+    let cluster = Cluster::from_initial_cluster(spec, "tok").unwrap();
+    assert_eq!(cluster.members().len(), 3);
+    let a = Member::new(
+        "a",
+        &urls(&["http://a1:2380", "http://a2:2380"]),
+        "tok",
+        None,
+        false,
+    );
+    assert_eq!(cluster.member(a.id).unwrap().peer_urls, a.peer_urls);
+    let ids: Vec<u64> = cluster.members().iter().map(|m| m.id).collect();
+    assert_eq!(cluster.cluster_id(), cluster_id(&ids));
+    for bad in [
+        "",
+        "a",
+        "=http://x:1",
+        "a=",
+        "a=localhost:2380",
+        "a=http://",
+        "a=http://x:1,b=http://x:1",
+    ] {
+        assert!(Cluster::from_initial_cluster(bad, "t").is_err(), "{bad:?}");
+    }
 }

@@ -6,14 +6,18 @@
 //!   ([`cluster_id`], from the initial members). Conf-change entries are
 //!   validated and applied here in log order; attribute updates arrive as
 //!   normal entries.
+//! * [`Cluster::from_initial_cluster`]: bootstrapping from etcd's
+//!   `--initial-cluster` and `--initial-cluster-token` flags.
 //! * [`ConfChangeContext`]: what a conf-change entry's `context` carries
 //!   (the member being added or promoted), as etcd's `ConfigChangeContext`.
 
+mod bootstrap;
 mod cluster;
 mod context;
 mod error;
 mod member;
 
+pub use bootstrap::{INITIAL_CLUSTER_MEMBERS_MAX, parse_initial_cluster};
 pub use cluster::{Cluster, ClusterSnapshot, MAX_LEARNERS, cluster_id};
 pub use context::ConfChangeContext;
 pub use error::MembershipError;
