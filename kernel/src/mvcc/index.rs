@@ -1,31 +1,49 @@
 //! The ordered index from key to its history (etcd `treeIndex`).
 //!
-//! A two-level B+-tree: a `BTreeMap` from separator key to a sorted chunk
-//! of up to [`CHUNK_CAPACITY`] key indexes. Each key is stored once, inside
-//! its [`KeyIndex`]; only the first key of each chunk is copied as its
-//! separator (about 1 in 40 keys). Chunks keep the index compact (about 32
-//! bytes per key beyond the key index itself) and lookups short: a search
-//! over a few thousand separators, then a binary search within one chunk.
+//! A two-level B+-tree. Leaves are [`Chunk`]s of up to
+//! [`CHUNK_CAPACITY`] key indexes; the top level is a sorted array of
+//! separators (the first key of each chunk but the first), searched by
+//! binary search on inline windows (see `window`), so a lookup touches a
+//! few contiguous arrays and only one or two keys on the heap. Each key is
+//! stored once, inside its [`KeyIndex`]; separators copy about one key in
+//! a hundred. About 43 bytes per key beyond the key index itself.
 //!
-//! Invariants: the first chunk's separator is the empty key (stored keys
-//! are never empty); every key of a chunk is `>=` its separator and `<` the
-//! next separator; keys are strictly ascending inside a chunk; no chunk is
-//! empty.
+//! Invariants: chunk `i + 1` holds keys `>= separators[i]` and below
+//! `separators[i + 1]`; chunk 0 holds keys below `separators[0]`; the
+//! separators are strictly ascending and all start with `separator_prefix`;
+//! no chunk is empty unless the index is.
 
-use std::collections::BTreeMap;
-use std::ops::Bound;
-
+use super::chunk::{CHUNK_CAPACITY, Chunk};
 use super::key_index::KeyIndex;
+use super::window::{Probe, common_prefix, window};
 
-/// Most key indexes in one chunk.
-pub(crate) const CHUNK_CAPACITY: usize = 64;
+/// A chunk's lower bound, with its window after the separators' prefix.
+#[derive(Clone, Debug)]
+struct Separator {
+    window: u64,
+    key: Box<[u8]>,
+}
 
 /// Ordered map of key -> [`KeyIndex`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Index {
-    chunks: BTreeMap<Box<[u8]>, Vec<KeyIndex>>,
+    separators: Vec<Separator>,
+    separator_prefix: Box<[u8]>,
+    /// Boxed so that adding a chunk moves 8 bytes per chunk, not the chunk.
+    #[allow(clippy::vec_box)]
+    chunks: Vec<Box<Chunk>>,
     len: usize,
 }
+
+/// Indexes are equal when they hold equal keys and histories, however
+/// they are chunked.
+impl PartialEq for Index {
+    fn eq(&self, other: &Index) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Index {}
 
 impl Index {
     /// An empty index.
@@ -38,70 +56,84 @@ impl Index {
         self.len
     }
 
-    fn chunk_of(&self, key: &[u8]) -> Option<&Vec<KeyIndex>> {
-        self.chunks
-            .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
-            .next_back()
-            .map(|(_, c)| c)
+    /// The chunk whose span holds `key` (0 when the index is empty).
+    fn chunk_for(&self, key: &[u8]) -> usize {
+        match Probe::new(key, &self.separator_prefix) {
+            _ if self.separators.is_empty() => 0,
+            Probe::Before => 0,
+            Probe::After => self.separators.len(),
+            probe => self
+                .separators
+                .partition_point(|sep| probe.stored_cmp(sep.window, || &sep.key).is_le()),
+        }
     }
 
     /// The history of `key`, if the index holds it.
     pub fn get(&self, key: &[u8]) -> Option<&KeyIndex> {
-        let chunk = self.chunk_of(key)?;
-        let at = chunk.binary_search_by(|ki| ki.key().cmp(key)).ok()?;
-        chunk.get(at)
+        self.chunks.get(self.chunk_for(key))?.get(key)
     }
 
     /// Mutable access to the history of `key`.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut KeyIndex> {
-        let (_, chunk) = self
-            .chunks
-            .range_mut::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
-            .next_back()?;
-        let at = chunk.binary_search_by(|ki| ki.key().cmp(key)).ok()?;
-        chunk.get_mut(at)
+        let at = self.chunk_for(key);
+        self.chunks.get_mut(at)?.get_mut(key)
     }
 
     /// Adds a key that is not in the index yet (debug-asserted).
     pub fn insert(&mut self, key_index: KeyIndex) {
-        let key = key_index.key();
-        let is_last_chunk = self
-            .chunks
-            .range::<[u8], _>((Bound::Excluded(key), Bound::Unbounded))
-            .next()
-            .is_none();
-        let Some((_, chunk)) = self
-            .chunks
-            .range_mut::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
-            .next_back()
-        else {
-            self.chunks.insert(Box::default(), vec![key_index]);
+        let at = self.chunk_for(key_index.key());
+        let is_last = at + 1 == self.chunks.len();
+        let Some(chunk) = self.chunks.get_mut(at) else {
+            self.chunks.push(Box::new(Chunk::new(vec![key_index])));
             self.len = 1;
             return;
         };
-        let Err(at) = chunk.binary_search_by(|ki| ki.key().cmp(key)) else {
+        let Err(position) = chunk.search(key_index.key()) else {
             debug_assert!(false, "insert of a key already present");
             return;
         };
         self.len += 1;
-        if chunk.len() < CHUNK_CAPACITY {
-            chunk.insert(at, key_index);
+        if !chunk.is_full() {
+            chunk.insert(position, key_index);
             return;
         }
         // Full: an append to the last chunk starts a new chunk (so ascending
         // loads fill chunks completely); any other insert splits it in half.
-        let mut upper = Vec::with_capacity(CHUNK_CAPACITY);
-        if !(is_last_chunk && at == chunk.len()) {
-            upper.extend(chunk.drain(CHUNK_CAPACITY / 2..));
-        }
-        let lower_len = chunk.len();
-        if upper.is_empty() || at > lower_len {
-            upper.insert(at - lower_len, key_index);
+        let mut upper = if is_last && position == chunk.len() {
+            Chunk::new(Vec::new())
         } else {
-            chunk.insert(at, key_index);
+            chunk.split_off(CHUNK_CAPACITY / 2)
+        };
+        let lower_len = chunk.len();
+        if upper.len() == 0 || position > lower_len {
+            upper.insert(position - lower_len, key_index);
+        } else {
+            chunk.insert(position, key_index);
         }
-        let separator: Box<[u8]> = upper[0].key().into();
-        self.chunks.insert(separator, upper);
+        self.add_chunk(at + 1, upper);
+    }
+
+    /// Puts `chunk` at position `at` (>= 1), its first key as separator.
+    fn add_chunk(&mut self, at: usize, chunk: Chunk) {
+        debug_assert!(at >= 1 && chunk.len() > 0);
+        let key: Box<[u8]> = chunk.first_key().into();
+        let prefix_len = if self.separators.is_empty() {
+            key.len()
+        } else {
+            common_prefix(&self.separator_prefix, &key)
+        };
+        if self.separators.is_empty() || prefix_len < self.separator_prefix.len() {
+            self.separator_prefix = key[..prefix_len].into();
+            for sep in &mut self.separators {
+                sep.window = window(&sep.key, prefix_len);
+            }
+        }
+        let separator = Separator {
+            window: window(&key, prefix_len),
+            key,
+        };
+        self.separators.insert(at - 1, separator);
+        self.chunks.insert(at, Box::new(chunk));
     }
 
     /// Key indexes with keys in `[start, end)` in ascending key order
@@ -114,31 +146,35 @@ impl Index {
     where
         'a: 'b,
     {
-        let first = self
+        let first = self.chunk_for(start);
+        let skip = self
             .chunks
-            .range::<[u8], _>((Bound::Unbounded, Bound::Included(start)))
-            .next_back()
-            .map(|(sep, _)| &**sep)
-            .unwrap_or_default();
+            .get(first)
+            .map_or(0, |c| c.search(start).unwrap_or_else(|at| at));
         self.chunks
-            .range::<[u8], _>((Bound::Included(first), Bound::Unbounded))
-            .flat_map(|(_, chunk)| chunk.iter())
-            .skip_while(move |ki| ki.key() < start)
+            .get(first..)
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|chunk| chunk.entries())
+            .skip(skip)
             .take_while(move |ki| end.is_none_or(|end| ki.key() < end))
     }
 
     /// Every key index in key order.
     pub fn iter(&self) -> impl Iterator<Item = &KeyIndex> {
-        self.chunks.values().flat_map(|chunk| chunk.iter())
+        self.chunks.iter().flat_map(|chunk| chunk.entries())
     }
 
     /// Replaces every key index by `f(key_index)`, dropping those for which
     /// it returns `None`, and repacks the chunks. O(number of keys).
     pub fn rebuild(&mut self, mut f: impl FnMut(KeyIndex) -> Option<KeyIndex>) {
-        let old = std::mem::take(&mut self.chunks);
-        self.len = 0;
+        let old = std::mem::take(self);
         let mut loader = Loader::new(self);
-        for ki in old.into_values().flat_map(Vec::into_iter) {
+        for ki in old
+            .chunks
+            .into_iter()
+            .flat_map(|chunk| chunk.into_entries())
+        {
             if let Some(next) = f(ki) {
                 let pushed = loader.push(next);
                 debug_assert!(pushed, "rebuild keeps key order");
@@ -161,25 +197,25 @@ impl<'a> Loader<'a> {
     /// Appends `key_index`, whose key must be above every key so far.
     /// Returns false (and adds nothing) if it is not.
     pub fn push(&mut self, key_index: KeyIndex) -> bool {
-        let Some((_, last)) = self.index.chunks.iter_mut().next_back() else {
-            self.index.chunks.insert(Box::default(), vec![key_index]);
-            self.index.len = 1;
+        let index = &mut *self.index;
+        let Some(last) = index.chunks.last_mut() else {
+            index.chunks.push(Box::new(Chunk::new(vec![key_index])));
+            index.len = 1;
             return true;
         };
         if last
+            .entries()
             .last()
             .is_some_and(|prev| prev.key() >= key_index.key())
         {
             return false;
         }
-        self.index.len += 1;
-        if last.len() < CHUNK_CAPACITY {
+        index.len += 1;
+        if !last.is_full() {
             last.push(key_index);
         } else {
-            let separator: Box<[u8]> = key_index.key().into();
-            let mut chunk = Vec::with_capacity(CHUNK_CAPACITY);
-            chunk.push(key_index);
-            self.index.chunks.insert(separator, chunk);
+            let at = index.chunks.len();
+            index.add_chunk(at, Chunk::new(vec![key_index]));
         }
         true
     }
@@ -210,22 +246,41 @@ mod tests {
         let keys: Vec<&[u8]> = index.iter().map(KeyIndex::key).collect();
         assert!(keys.windows(2).all(|w| w[0] < w[1]), "ascending");
         assert_eq!(keys.len(), index.len());
-        let mut separators = index.chunks.keys();
-        assert_eq!(
-            separators.next().map(|s| s.len()),
-            (!index.chunks.is_empty()).then_some(0)
-        );
-        for (sep, chunk) in &index.chunks {
-            assert!(!chunk.is_empty() && chunk.len() <= CHUNK_CAPACITY);
-            assert!(chunk.iter().all(|ki| ki.key() >= &**sep));
+        assert_eq!(index.separators.len() + 1, index.chunks.len().max(1));
+        for (i, chunk) in index.chunks.iter().enumerate() {
+            assert!(chunk.len() > 0 && chunk.len() <= CHUNK_CAPACITY);
+            assert_eq!(
+                **chunk,
+                Chunk::new(chunk.entries().to_vec()),
+                "windows and prefix up to date"
+            );
+            let low = i.checked_sub(1).map(|s| &*index.separators[s].key);
+            let high = index.separators.get(i).map(|s| &*s.key);
+            let within = |k: &[u8]| low.is_none_or(|l| k >= l) && high.is_none_or(|h| k < h);
+            assert!(chunk.entries().iter().all(|ki| within(ki.key())));
         }
+        for sep in &index.separators {
+            assert!(sep.key.starts_with(&index.separator_prefix));
+            assert_eq!(sep.window, window(&sep.key, index.separator_prefix.len()));
+        }
+    }
+
+    /// Short keys from a small alphabet, often behind a shared prefix, so
+    /// windows tie and prefixes shrink.
+    fn key() -> impl Strategy<Value = Vec<u8>> {
+        let tail = prop::collection::vec(0u8..4, 1..11);
+        (
+            prop::sample::select(vec![&b""[..], b"/registry/", b"/registry/pods/"]),
+            tail,
+        )
+            .prop_map(|(prefix, tail)| [prefix, &tail].concat())
     }
 
     proptest! {
         #[test]
-        fn matches_a_btree_set(keys in prop::collection::vec(prop::collection::vec(0u8..8, 1..4), 0..600),
-                               start in prop::collection::vec(0u8..8, 1..3),
-                               end in prop::option::of(prop::collection::vec(0u8..8, 1..3))) {
+        fn matches_a_btree_set(keys in prop::collection::vec(key(), 0..1200),
+                               start in key(),
+                               end in prop::option::of(key())) {
             let mut index = Index::new();
             let mut model = BTreeSet::new();
             for key in &keys {
@@ -243,9 +298,12 @@ mod tests {
                 .collect();
             prop_assert_eq!(got, want);
             prop_assert!(index.get(&[9]).is_none());
-            index.rebuild(|ki| (ki.key()[0] % 2 == 0).then_some(ki));
+            for key in &model {
+                prop_assert!(index.get(key).is_some());
+            }
+            index.rebuild(|ki| (ki.key().last().is_some_and(|b| b % 2 == 0)).then_some(ki));
             check_invariants(&index);
-            prop_assert_eq!(index.len(), model.iter().filter(|k| k[0] % 2 == 0).count());
+            prop_assert_eq!(index.len(), model.iter().filter(|k| k.last().is_some_and(|b| b % 2 == 0)).count());
         }
     }
 
@@ -257,5 +315,6 @@ mod tests {
         }
         check_invariants(&index);
         assert_eq!(index.chunks.len(), 4);
+        assert!(index.get(&5u32.to_be_bytes()).is_some());
     }
 }

@@ -11,6 +11,7 @@
 //!
 //! Everything is in memory, sans-IO and deterministic.
 
+mod chunk;
 pub mod error;
 mod hash;
 pub mod history;
@@ -25,6 +26,7 @@ pub mod store;
 mod txn;
 mod varint;
 pub mod watch;
+mod window;
 mod write;
 
 pub use error::MvccError;
