@@ -13,6 +13,7 @@
 //! code runs on real sockets or, built with `RUSTFLAGS="--cfg madsim"`, inside
 //! madsim's deterministic simulator.
 
+pub mod backend;
 pub mod config;
 pub mod proto;
 pub mod transport;

@@ -1,0 +1,178 @@
+//! The seam between the etcd API layer ([`crate::api`]: gRPC services) and the
+//! node driver ([`crate::node`]: Raft, WAL, apply, peers).
+//!
+//! The API layer turns etcd requests into kernel requests and answers; the node
+//! driver decides how they are ordered and made durable. Everything the API
+//! layer needs from a running member goes through [`Backend`], so the services
+//! can be read (and tested against a real node) without knowing how the driver
+//! works.
+
+use std::future::Future;
+
+use bytes::Bytes;
+use keel_kernel::apply::{ApplyError, ApplyResult, Request, StateMachine};
+use keel_kernel::auth::AuthInfo;
+use keel_kernel::lease::{LeaseId, LeaseRenewal, LeaseStatus};
+use keel_kernel::membership::Member;
+use keel_kernel::mvcc::Event;
+
+/// Why the node could not serve a request. The API layer maps each variant
+/// to etcd's gRPC status code and message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerError {
+    /// The request was ordered and applied, and the state machine refused it
+    /// (its message is etcd's: "etcdserver: requested lease not found", ...).
+    Apply(ApplyError),
+    /// No leader is known: "etcdserver: no leader" (gRPC Unavailable).
+    NoLeader,
+    /// The request was not applied within the request timeout:
+    /// "etcdserver: request timed out" (gRPC Unavailable). The write may or
+    /// may not happen later.
+    Timeout,
+    /// The proposal was dropped (leader changed, or the leader is
+    /// transferring): "etcdserver: request timed out, possibly due to
+    /// previous leader failure" (gRPC Unavailable).
+    ProposalDropped,
+    /// The encoded request exceeds `--max-request-bytes`:
+    /// "etcdserver: request is too large" (gRPC InvalidArgument).
+    RequestTooLarge,
+    /// Too many requests are waiting: "etcdserver: too many requests"
+    /// (gRPC ResourceExhausted).
+    TooManyRequests,
+    /// The member is shutting down or was removed: "etcdserver: server stopped"
+    /// (gRPC Unavailable).
+    Stopped,
+    /// A local storage failure (e.g. a full disk). The NOSPACE alarm is raised
+    /// when the disk is full; the message names the cause (gRPC Internal or
+    /// ResourceExhausted for NOSPACE: "etcdserver: mvcc: database space exceeded").
+    Storage(String),
+}
+
+/// A member's view of the cluster for Maintenance.Status and response headers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// This member's id.
+    pub member_id: u64,
+    /// The cluster id.
+    pub cluster_id: u64,
+    /// Current leader's member id, or 0 when none is known.
+    pub leader_id: u64,
+    /// Current Raft term.
+    pub raft_term: u64,
+    /// Last Raft log index (etcd's `raftIndex`).
+    pub raft_index: u64,
+    /// Highest applied index (etcd's `raftAppliedIndex`).
+    pub raft_applied_index: u64,
+    /// True when this member is a learner.
+    pub is_learner: bool,
+    /// Approximate size of the state in bytes (etcd's `dbSize`/`dbSizeInUse`).
+    pub db_size_bytes: u64,
+}
+
+/// Changes applied at one revision range, in the order they were applied.
+/// Broadcast to watch streams after every applied entry that produced events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppliedEvents {
+    /// The store's revision after applying (the last event's revision).
+    pub revision: i64,
+    /// The events with `prev_kv` filled in, in `(revision, sub)` order.
+    pub events: Vec<Event>,
+}
+
+/// A membership change requested through the Cluster service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberChange {
+    /// Add a member (voter, or learner when `is_learner`) with these peer URLs.
+    Add {
+        /// Peer URLs of the new member.
+        peer_urls: Vec<String>,
+        /// Add as a non-voting learner.
+        is_learner: bool,
+    },
+    /// Remove a member.
+    Remove {
+        /// The member to remove.
+        member_id: u64,
+    },
+    /// Replace a member's peer URLs.
+    Update {
+        /// The member to update.
+        member_id: u64,
+        /// Its new peer URLs.
+        peer_urls: Vec<String>,
+    },
+    /// Promote a learner to voter.
+    Promote {
+        /// The learner to promote.
+        member_id: u64,
+    },
+}
+
+/// What a running member offers the API layer. Implemented by the node
+/// driver's handle; cheap to clone (one per gRPC service).
+pub trait Backend: Clone + Send + Sync + 'static {
+    /// Proposes `request` through Raft on behalf of `auth` (None only for the
+    /// server's own requests) and waits until this member has applied it.
+    ///
+    /// Returns the apply result (whose `result` may hold the state machine's
+    /// refusal). Errors: [`ServerError::NoLeader`], `Timeout`,
+    /// `ProposalDropped`, `RequestTooLarge`, `TooManyRequests`, `Stopped`,
+    /// `Storage`.
+    fn propose(
+        &self,
+        request: Request,
+        auth: Option<AuthInfo>,
+    ) -> impl Future<Output = Result<ApplyResult, ServerError>> + Send;
+
+    /// Waits until a linearizable read may be served locally: a ReadIndex
+    /// round (Raft thesis §6.4) confirmed the leader's commit index and this
+    /// member has applied up to it. Errors: `NoLeader`, `Timeout`, `Stopped`.
+    fn linearizable_barrier(&self) -> impl Future<Output = Result<(), ServerError>> + Send;
+
+    /// Runs `read` against the applied state (short, synchronous; callers
+    /// never hold it across an await). Serializable reads use this directly.
+    fn with_state<R>(&self, read: impl FnOnce(&StateMachine) -> R) -> R;
+
+    /// Runs `update` against the applied state for member-local changes that
+    /// are not replicated (simple-token bookkeeping). Never used for writes
+    /// that other members must see.
+    fn with_state_mut<R>(&self, update: impl FnOnce(&mut StateMachine) -> R) -> R;
+
+    /// This member's status as of now.
+    fn status(&self) -> NodeStatus;
+
+    /// Subscribes to the events of every entry applied from now on. The
+    /// channel is bounded; a receiver that lags gets `RecvError::Lagged` and
+    /// must catch up from the store's history (`Store::history`).
+    fn subscribe_events(&self) -> tokio::sync::broadcast::Receiver<AppliedEvents>;
+
+    /// Keep-alive for a lease, served by the leader (forwarded to it when this
+    /// member is a follower). Errors: `Apply(Lease(NotFound))`, `NoLeader`,
+    /// `Timeout`, `Stopped`.
+    fn lease_renew(
+        &self,
+        id: LeaseId,
+    ) -> impl Future<Output = Result<LeaseRenewal, ServerError>> + Send;
+
+    /// Remaining TTL of a lease as the leader knows it (forwarded to the leader
+    /// when this member is a follower), with its keys when `keys`.
+    /// Errors: as [`Backend::lease_renew`], plus `Apply(Auth(..))`.
+    fn lease_time_to_live(
+        &self,
+        auth: Option<AuthInfo>,
+        id: LeaseId,
+        keys: bool,
+    ) -> impl Future<Output = Result<LeaseStatus, ServerError>> + Send;
+
+    /// Changes membership through a Raft configuration change and waits until
+    /// it is applied; returns the member concerned and the new member list.
+    /// Errors: `Apply(Membership(..))` with etcd's messages, `NoLeader`, `Timeout`.
+    fn change_membership(
+        &self,
+        change: MemberChange,
+    ) -> impl Future<Output = Result<(Member, Vec<Member>), ServerError>> + Send;
+
+    /// An encoded state-machine snapshot of the applied state (the kernel's
+    /// checksummed encoding), for Maintenance.Snapshot.
+    fn snapshot(&self) -> Bytes;
+}
