@@ -692,3 +692,27 @@ fn restart_restores_from_the_nodes_own_snapshot() {
     );
     c.check().unwrap();
 }
+
+#[test]
+fn a_learner_with_a_higher_term_rejoins_without_pre_vote_or_check_quorum() {
+    // A member that cannot campaign but holds a newer term must still make
+    // the stale leader step down, or it would never catch up.
+    fn cfg(id: NodeId) -> Config {
+        let mut c = no_pre_vote(id);
+        c.check_quorum = false;
+        c
+    }
+    let mut c = Cluster::with_members(&[1, 2], &[3], 1, cfg);
+    assert!(c.elect(1));
+    c.crash(3);
+    let storage = c.down.get_mut(&3).unwrap();
+    let hs = storage.hard_state();
+    storage.set_hard_state(HardState { term: 5, ..hs });
+    c.restart(3);
+    c.propose(1, b"a").unwrap();
+    c.tick_settle(40);
+    let leader = c.leader().unwrap();
+    assert!(c.node(leader).raft().term > 5);
+    assert_eq!(c.applied_data(3), vec![Bytes::from_static(b"a")]);
+    c.check().unwrap();
+}

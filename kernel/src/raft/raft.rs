@@ -467,10 +467,16 @@ impl<S: Storage> Raft<S> {
         true
     }
 
+    /// Answers a message from an older term. A stale leader is always told
+    /// the newer term so it steps down: with check-quorum or pre-vote the
+    /// term would not spread through votes, and a member that cannot
+    /// campaign (a learner, or a voter whose configuration says otherwise)
+    /// would otherwise never rejoin (etcd only answers when one of those
+    /// options is on; a removed node gets no appends, so this does not let
+    /// it disrupt the cluster).
     fn step_lower_term(&mut self, m: &Message) {
         let from_leader = matches!(m.msg_type, MessageType::Append | MessageType::Heartbeat);
-        if (self.config.check_quorum || self.config.pre_vote) && from_leader {
-            // Tell a stale leader about the new term so it steps down.
+        if from_leader {
             self.msgs.push(Message::new(
                 MessageType::AppendResponse,
                 self.id,

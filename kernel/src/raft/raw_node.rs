@@ -180,7 +180,10 @@ impl<S: Storage> RawNode<S> {
         self.raft.transfer_leader(transferee);
     }
 
-    /// Reports that the snapshot sent to `id` was (not) installed.
+    /// Reports that the snapshot sent to `id` was delivered (`success`) or
+    /// failed. The transport must call this for every `Snapshot` message it
+    /// handles: until then the leader keeps `id` paused in Snapshot state.
+    /// Either way the leader resumes probing `id` (etcd `ReportSnapshot`).
     pub fn report_snapshot(&mut self, id: NodeId, success: bool) {
         self.raft.report_snapshot(id, success);
     }
