@@ -716,3 +716,53 @@ fn a_learner_with_a_higher_term_rejoins_without_pre_vote_or_check_quorum() {
     assert_eq!(c.applied_data(3), vec![Bytes::from_static(b"a")]);
     c.check().unwrap();
 }
+
+/// Number of appends carrying entries that leader 1 sends to node 2 for
+/// `proposals` separate 50-byte proposals when no acknowledgement returns.
+fn appends_sent_without_acks(make_config: fn(NodeId) -> Config, proposals: usize) -> usize {
+    let mut c = Cluster::new(&[1, 2, 3], 1, make_config);
+    assert!(c.elect(1));
+    c.tick_settle(1);
+    let pr = &c.node(1).raft().tracker.progress[&2];
+    assert_eq!(pr.state, ProgressState::Replicate);
+    let leader = &mut c.node_mut(1).raw;
+    let mut sent = 0;
+    for _ in 0..proposals {
+        leader.propose(Bytes::from(vec![0u8; 50])).unwrap();
+        let rd = leader.ready();
+        let appends = rd
+            .messages
+            .iter()
+            .filter(|m| m.to == 2 && !m.entries.is_empty());
+        sent += appends.count();
+        leader.storage_mut().append(&rd.entries).unwrap();
+        leader.advance();
+    }
+    sent
+}
+
+#[test]
+fn pipelining_is_bounded_by_inflight_count_and_bytes() {
+    assert_eq!(
+        appends_sent_without_acks(default_config, 10),
+        10,
+        "window not reached"
+    );
+    let by_count = appends_sent_without_acks(
+        |id| Config {
+            max_inflight_msgs: 2,
+            ..default_config(id)
+        },
+        10,
+    );
+    assert_eq!(by_count, 2);
+    // Each 50-byte entry counts 74 bytes: the third append fills 200 bytes.
+    let by_bytes = appends_sent_without_acks(
+        |id| Config {
+            max_inflight_bytes: 200,
+            ..default_config(id)
+        },
+        10,
+    );
+    assert_eq!(by_bytes, 3);
+}
