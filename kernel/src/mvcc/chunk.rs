@@ -9,6 +9,9 @@ use super::window::{Probe, common_prefix, window};
 /// Most key indexes in one chunk.
 pub(crate) const CHUNK_CAPACITY: usize = 128;
 
+/// Shared prefixes up to this long are kept inline (no key dereference).
+const INLINE_PREFIX_BYTES: usize = 16;
+
 /// A sorted run of key indexes. Invariants: keys strictly ascending;
 /// `prefix_len` = common prefix of the first and last key (so of all);
 /// `windows[i] = window(entries[i].key(), prefix_len)`; never empty once
@@ -16,6 +19,8 @@ pub(crate) const CHUNK_CAPACITY: usize = 128;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Chunk {
     prefix_len: usize,
+    /// The shared prefix when it is at most [`INLINE_PREFIX_BYTES`] long.
+    prefix_inline: [u8; INLINE_PREFIX_BYTES],
     windows: Vec<u64>,
     entries: Vec<KeyIndex>,
 }
@@ -27,6 +32,7 @@ impl Chunk {
         debug_assert!(entries.windows(2).all(|w| w[0].key() < w[1].key()));
         let mut chunk = Chunk {
             prefix_len: 0,
+            prefix_inline: [0; INLINE_PREFIX_BYTES],
             windows: Vec::with_capacity(CHUNK_CAPACITY),
             entries,
         };
@@ -43,6 +49,12 @@ impl Chunk {
             _ => 0,
         };
         let p = self.prefix_len;
+        self.prefix_inline = [0; INLINE_PREFIX_BYTES];
+        if let Some(first) = self.entries.first()
+            && p <= INLINE_PREFIX_BYTES
+        {
+            self.prefix_inline[..p].copy_from_slice(&first.key()[..p]);
+        }
         self.windows.clear();
         self.windows
             .extend(self.entries.iter().map(|ki| window(ki.key(), p)));
@@ -78,7 +90,11 @@ impl Chunk {
         let Some(first) = self.entries.first() else {
             return Err(0);
         };
-        let probe = Probe::new(key, &first.key()[..self.prefix_len]);
+        let prefix = match self.prefix_len {
+            p if p <= INLINE_PREFIX_BYTES => &self.prefix_inline[..p],
+            p => &first.key()[..p],
+        };
+        let probe = Probe::new(key, prefix);
         match probe {
             Probe::Before => Err(0),
             Probe::After => Err(self.entries.len()),

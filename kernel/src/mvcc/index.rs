@@ -17,21 +17,18 @@ use super::chunk::{CHUNK_CAPACITY, Chunk};
 use super::key_index::KeyIndex;
 use super::window::{Probe, common_prefix, window};
 
-/// A chunk's lower bound, with its window after the separators' prefix.
-#[derive(Clone, Debug)]
-struct Separator {
-    window: u64,
-    key: Box<[u8]>,
-}
-
 /// Ordered map of key -> [`KeyIndex`].
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Index {
-    separators: Vec<Separator>,
+    /// `separators[i]` is the lowest key of chunk `i + 1`.
+    separators: Vec<Box<[u8]>>,
+    /// `window(separators[i], separator_prefix.len())`, kept apart so the
+    /// binary search walks a dense array.
+    separator_windows: Vec<u64>,
     separator_prefix: Box<[u8]>,
-    /// Boxed so that adding a chunk moves 8 bytes per chunk, not the chunk.
-    #[allow(clippy::vec_box)]
-    chunks: Vec<Box<Chunk>>,
+    /// Inline (not boxed): a lookup then misses the cache once less, at
+    /// the price of moving the chunk headers when a chunk is added.
+    chunks: Vec<Chunk>,
     len: usize,
 }
 
@@ -62,9 +59,22 @@ impl Index {
             _ if self.separators.is_empty() => 0,
             Probe::Before => 0,
             Probe::After => self.separators.len(),
-            probe => self
-                .separators
-                .partition_point(|sep| probe.stored_cmp(sep.window, || &sep.key).is_le()),
+            probe => {
+                let (mut low, mut high) = (0, self.separators.len());
+                while low < high {
+                    let mid = low + (high - low) / 2;
+                    let sep_window = self.separator_windows[mid];
+                    if probe
+                        .stored_cmp(sep_window, || &self.separators[mid])
+                        .is_le()
+                    {
+                        low = mid + 1;
+                    } else {
+                        high = mid;
+                    }
+                }
+                low
+            }
         }
     }
 
@@ -84,7 +94,7 @@ impl Index {
         let at = self.chunk_for(key_index.key());
         let is_last = at + 1 == self.chunks.len();
         let Some(chunk) = self.chunks.get_mut(at) else {
-            self.chunks.push(Box::new(Chunk::new(vec![key_index])));
+            self.chunks.push(Chunk::new(vec![key_index]));
             self.len = 1;
             return;
         };
@@ -124,16 +134,13 @@ impl Index {
         };
         if self.separators.is_empty() || prefix_len < self.separator_prefix.len() {
             self.separator_prefix = key[..prefix_len].into();
-            for sep in &mut self.separators {
-                sep.window = window(&sep.key, prefix_len);
-            }
+            let windows = self.separators.iter().map(|sep| window(sep, prefix_len));
+            self.separator_windows = windows.collect();
         }
-        let separator = Separator {
-            window: window(&key, prefix_len),
-            key,
-        };
-        self.separators.insert(at - 1, separator);
-        self.chunks.insert(at, Box::new(chunk));
+        self.separator_windows
+            .insert(at - 1, window(&key, prefix_len));
+        self.separators.insert(at - 1, key);
+        self.chunks.insert(at, chunk);
     }
 
     /// Key indexes with keys in `[start, end)` in ascending key order
@@ -199,7 +206,7 @@ impl<'a> Loader<'a> {
     pub fn push(&mut self, key_index: KeyIndex) -> bool {
         let index = &mut *self.index;
         let Some(last) = index.chunks.last_mut() else {
-            index.chunks.push(Box::new(Chunk::new(vec![key_index])));
+            index.chunks.push(Chunk::new(vec![key_index]));
             index.len = 1;
             return true;
         };
@@ -250,18 +257,19 @@ mod tests {
         for (i, chunk) in index.chunks.iter().enumerate() {
             assert!(chunk.len() > 0 && chunk.len() <= CHUNK_CAPACITY);
             assert_eq!(
-                **chunk,
+                *chunk,
                 Chunk::new(chunk.entries().to_vec()),
                 "windows and prefix up to date"
             );
-            let low = i.checked_sub(1).map(|s| &*index.separators[s].key);
-            let high = index.separators.get(i).map(|s| &*s.key);
+            let low = i.checked_sub(1).map(|s| &*index.separators[s]);
+            let high = index.separators.get(i).map(|s| &**s);
             let within = |k: &[u8]| low.is_none_or(|l| k >= l) && high.is_none_or(|h| k < h);
             assert!(chunk.entries().iter().all(|ki| within(ki.key())));
         }
-        for sep in &index.separators {
-            assert!(sep.key.starts_with(&index.separator_prefix));
-            assert_eq!(sep.window, window(&sep.key, index.separator_prefix.len()));
+        assert_eq!(index.separators.len(), index.separator_windows.len());
+        for (sep, w) in index.separators.iter().zip(&index.separator_windows) {
+            assert!(sep.starts_with(&index.separator_prefix));
+            assert_eq!(*w, window(sep, index.separator_prefix.len()));
         }
     }
 

@@ -283,10 +283,10 @@ fn exec_put(w: &mut WriteTxn<'_>, req: &PutRequest) -> PutResponse {
             }
         }
     }
-    let prev = w.put(&req.key, &value, lease);
+    let prev = w.put(&req.key, &value, lease, req.prev_kv);
     PutResponse {
         revision: w.main(),
-        prev_kv: if req.prev_kv { prev } else { None },
+        prev_kv: prev,
     }
 }
 

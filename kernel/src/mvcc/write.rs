@@ -65,9 +65,15 @@ impl<'s> WriteTxn<'s> {
         Revision::new(self.main(), self.events.len() as i64)
     }
 
-    /// Puts `key = value` with `lease`; returns the previous live version
-    /// (which may be an earlier write of this txn).
-    pub fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<KeyValue> {
+    /// Puts `key = value` with `lease`. Returns the previous live version
+    /// (which may be an earlier write of this txn) when `want_prev`.
+    pub fn put(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        lease: i64,
+        want_prev: bool,
+    ) -> Option<KeyValue> {
         debug_assert!(!key.is_empty());
         let rev = self.next_revision();
         let mut next = Version {
@@ -81,12 +87,21 @@ impl<'s> WriteTxn<'s> {
             Some(ki) => {
                 let latest = ki.latest();
                 debug_assert!(latest.rev < rev);
-                let prev = (!latest.is_tombstone()).then(|| latest.to_key_value(key, false));
-                if let Some(p) = &prev {
+                let live = Some(latest).filter(|v| !v.is_tombstone());
+                if let Some(p) = live {
                     next.create_revision = p.create_revision;
                     next.version = p.version + 1;
                 }
-                let event_prev = before_txn(ki, &latest, prev.as_ref(), self.begin);
+                let event_prev = if latest.rev.main <= self.begin {
+                    live.map(|v| v.to_key_value(key, false))
+                } else {
+                    // Changed earlier in this txn: the event shows the key
+                    // as it was before the txn (etcd reads mod_revision - 1).
+                    ki.live_at(self.begin).map(|v| v.to_key_value(key, false))
+                };
+                let prev = live
+                    .filter(|_| want_prev)
+                    .map(|v| v.to_key_value(key, false));
                 ki.push(&next);
                 (prev, event_prev)
             }
