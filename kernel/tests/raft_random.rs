@@ -141,10 +141,7 @@ fn chaos_action(c: &mut Cluster, rng: &mut SplitMix64, ids: &[NodeId], proposals
         }
         46..=48 if !live.is_empty() => {
             let id = pick(rng, &live);
-            let _ = c
-                .node_mut(id)
-                .raw
-                .read_index(Bytes::from(format!("r{}", rng.next_u64())));
+            let _ = c.read_index(id, Bytes::from(format!("r{}", rng.next_u64())));
         }
         50..=51 => propose_membership_change(c, rng),
         49 => {

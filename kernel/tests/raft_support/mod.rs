@@ -77,6 +77,10 @@ pub struct Cluster {
     pub checker: Checker,
     /// Snapshot and compact every this many applied entries (0 = never).
     pub snapshot_every: u64,
+    /// ReadIndex requests by context: the highest commit index any node
+    /// knew when the read was requested (a linearizable read must not
+    /// return an earlier read index).
+    reads: BTreeMap<Bytes, u64>,
     seq: u64,
 }
 
@@ -112,6 +116,7 @@ impl Cluster {
             make_config,
             checker: Checker::default(),
             snapshot_every: 0,
+            reads: BTreeMap::new(),
             seq: 0,
         };
         let cs = ConfState {
@@ -390,6 +395,14 @@ impl Cluster {
         for e in &rd.committed_entries {
             apply_entry(&mut self.checker, id, node, e);
         }
+        for rs in &rd.read_states {
+            let must_see = self.reads.get(&rs.request_ctx).copied().unwrap_or(0);
+            assert!(
+                rs.index >= must_see,
+                "stale read on node {id}: read index {} but {must_see} was committed before the read",
+                rs.index
+            );
+        }
         node.read_states.extend(rd.read_states);
         node.raw.advance();
         self.maybe_snapshot(id);
@@ -448,6 +461,13 @@ impl Cluster {
             }
             self.settle();
         }
+    }
+
+    /// Starts a ReadIndex read on `id`, remembering what it must observe.
+    pub fn read_index(&mut self, id: NodeId, ctx: Bytes) -> Result<(), RaftError> {
+        let known_commit = self.nodes.values().map(|n| n.raft().log.committed()).max();
+        self.reads.insert(ctx.clone(), known_commit.unwrap_or(0));
+        self.node_mut(id).raw.read_index(ctx)
     }
 
     /// Makes `id` campaign and settles; returns whether it became leader.
