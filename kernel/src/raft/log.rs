@@ -138,20 +138,21 @@ impl<S: Storage> RaftLog<S> {
         prev_index: u64,
         prev_term: u64,
         leader_commit: u64,
-        entries: &[Entry],
+        mut entries: Vec<Entry>,
     ) -> Option<u64> {
         if !self.match_term(prev_index, prev_term) {
             return None;
         }
         let last_new = prev_index + entries.len() as u64;
-        let conflict = self.find_conflict(entries);
+        let conflict = self.find_conflict(&entries);
         if conflict != 0 {
             debug_assert!(
                 conflict > self.committed,
                 "conflict with committed entry {conflict}"
             );
             let start = (conflict - prev_index - 1) as usize;
-            self.append(&entries[start..]);
+            entries.drain(..start);
+            self.append(entries);
         }
         self.commit_to(leader_commit.min(last_new));
         Some(last_new)
@@ -159,7 +160,7 @@ impl<S: Storage> RaftLog<S> {
 
     /// Appends contiguous entries after (possibly over) the log; returns the
     /// new last index. Committed entries are never overwritten.
-    pub(crate) fn append(&mut self, entries: &[Entry]) -> u64 {
+    pub(crate) fn append(&mut self, entries: Vec<Entry>) -> u64 {
         let Some(first) = entries.first() else {
             return self.last_index();
         };
@@ -344,7 +345,7 @@ mod tests {
         let mut store = MemoryStorage::new();
         store.append(stable).unwrap();
         let mut log = RaftLog::new(store).unwrap();
-        log.append(unstable);
+        log.append(unstable.to_vec());
         log
     }
 
@@ -362,8 +363,8 @@ mod tests {
     #[test]
     fn maybe_append_repairs_divergence_and_commits() {
         let mut log = log_with(&ents(1..=3, 1), &ents(4..=5, 1));
-        assert_eq!(log.maybe_append(3, 2, 3, &ents(4..=4, 2)), None);
-        assert_eq!(log.maybe_append(3, 1, 4, &ents(4..=4, 2)), Some(4));
+        assert_eq!(log.maybe_append(3, 2, 3, ents(4..=4, 2)), None);
+        assert_eq!(log.maybe_append(3, 1, 4, ents(4..=4, 2)), Some(4));
         assert_eq!((log.last_index(), log.committed), (4, 4));
         assert_eq!(log.find_conflict_by_term(4, 1), 3);
         assert!(!log.maybe_commit(4, 1));

@@ -81,7 +81,7 @@ impl Unstable {
 
     /// Appends `entries` (contiguous, non-empty), truncating any suffix
     /// from the first new index on.
-    pub(crate) fn truncate_and_append(&mut self, entries: &[Entry]) {
+    pub(crate) fn truncate_and_append(&mut self, entries: Vec<Entry>) {
         let first = entries[0].index;
         let next = self.offset + self.entries.len() as u64;
         if first < self.offset {
@@ -95,7 +95,12 @@ impl Unstable {
             self.offset + self.entries.len() as u64,
             "unstable gap"
         );
-        self.entries.extend_from_slice(entries);
+        if self.entries.is_empty() {
+            // The common case: take the vector as is, no per-entry copy.
+            self.entries = entries;
+        } else {
+            self.entries.extend(entries);
+        }
     }
 
     /// Entries `[low, high)`; callers keep the range within this part.
@@ -124,15 +129,15 @@ mod tests {
     #[test]
     fn append_truncate_and_stabilise() {
         let mut u = Unstable::new(5);
-        u.truncate_and_append(&ents(5..=8, 1));
-        u.truncate_and_append(&ents(7..=9, 2));
+        u.truncate_and_append(ents(5..=8, 1));
+        u.truncate_and_append(ents(7..=9, 2));
         assert_eq!(u.maybe_last_index(), Some(9));
         assert_eq!(u.maybe_term(6), Some(1));
         assert_eq!(u.maybe_term(7), Some(2));
         assert!(!u.stable_to(7, 1));
         assert!(u.stable_to(7, 2));
         assert_eq!(u.offset, 8);
-        u.truncate_and_append(&ents(3..=3, 3));
+        u.truncate_and_append(ents(3..=3, 3));
         assert_eq!((u.offset, u.entries.len()), (3, 1));
     }
 }

@@ -274,7 +274,7 @@ impl<S: Storage> Raft<S> {
             index: self.log.last_index() + 1,
             ..Entry::default()
         };
-        self.log.append(&[noop]);
+        self.log.append(vec![noop]);
         self.bcast_append();
     }
 
@@ -562,7 +562,7 @@ impl<S: Storage> Raft<S> {
             MessageType::Append => {
                 self.election_elapsed = 0;
                 self.leader_id = m.from;
-                self.handle_append(&m);
+                self.handle_append(m);
             }
             MessageType::Heartbeat => {
                 self.election_elapsed = 0;
@@ -601,7 +601,7 @@ impl<S: Storage> Raft<S> {
 
     // ---- follower side of replication -----------------------------------
 
-    fn handle_append(&mut self, m: &Message) {
+    fn handle_append(&mut self, m: Message) {
         let mut resp = Message::new(MessageType::AppendResponse, self.id, m.from, self.term);
         if m.index < self.log.committed {
             resp.index = self.log.committed;
@@ -610,7 +610,7 @@ impl<S: Storage> Raft<S> {
         }
         match self
             .log
-            .maybe_append(m.index, m.log_term, m.commit, &m.entries)
+            .maybe_append(m.index, m.log_term, m.commit, m.entries)
         {
             Some(last_new) => resp.index = last_new,
             None => {
@@ -704,7 +704,7 @@ impl<S: Storage> Raft<S> {
         }
         // A leader only appends: it never overwrites its own log (§5.3).
         debug_assert_eq!(entries[0].index, last + 1);
-        self.log.append(&entries);
+        self.log.append(entries);
         self.bcast_append();
         Ok(())
     }
