@@ -2,6 +2,8 @@
 //! the etcd KV operations on top (etcd `mvcc.store` and the KV part of
 //! `etcdserver/apply.go`).
 
+use std::borrow::Cow;
+
 use super::error::MvccError;
 use super::index::Index;
 use super::kv::Event;
@@ -266,7 +268,8 @@ fn check_branch<'r>(
 }
 
 fn exec_put(w: &mut WriteTxn<'_>, req: &PutRequest) -> PutResponse {
-    let (mut value, mut lease) = (req.value.clone(), req.lease);
+    let mut value = Cow::Borrowed(req.value.as_slice());
+    let mut lease = req.lease;
     if req.ignore_value || req.ignore_lease {
         let view = w.view();
         let current = view
@@ -276,7 +279,7 @@ fn exec_put(w: &mut WriteTxn<'_>, req: &PutRequest) -> PutResponse {
         debug_assert!(current.is_some(), "checked before the txn");
         if let Some(current) = current {
             if req.ignore_value {
-                value = current.value;
+                value = Cow::Owned(current.value);
             }
             if req.ignore_lease {
                 lease = current.lease;
