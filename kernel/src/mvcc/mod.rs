@@ -10,6 +10,17 @@
 //! * [`watch`]: the [`WatchRegistry`] fed with the store's events.
 //!
 //! Everything is in memory, sans-IO and deterministic.
+//!
+//! Layout (designed for 1M keys of 64 bytes with 256-byte values in under
+//! 420 MB): each key and all its uncompacted versions live in one compact
+//! allocation (`key_index`); the ordered index (`index`, `chunk`) is a
+//! two-level B+-tree of such key indexes whose searches compare inline
+//! 8-byte key windows (`window`) instead of dereferencing keys. Measure with
+//! `cargo run --release -p keel-bench --bin mvcc_memory`.
+//!
+//! One deliberate difference from etcd: compaction at revision `r` keeps a
+//! delete made at exactly `r`, so a watcher starting at `r` still receives
+//! it (etcd drops it); reads are unaffected.
 
 mod chunk;
 pub mod error;

@@ -171,8 +171,9 @@ pub enum CompareResult {
 
 /// One txn guard (etcd `Compare`): true when the comparison holds for the
 /// key, or for every key of the range (`range_end` as in [`RangeRequest`]).
-/// A single missing key compares with zeroes (value compares fail); an
-/// empty range is true.
+/// A missing key, or a range with no live key, compares as a key-value of
+/// zeroes (version, revisions and lease 0), except that value compares on
+/// it are false (etcd `applyCompare`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Compare {
     /// How to compare.
