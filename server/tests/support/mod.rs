@@ -7,11 +7,16 @@
 //! packages, installed by `scripts/setup.sh`.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod cluster;
+pub mod normalize;
+pub mod session;
+
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -32,13 +37,29 @@ pub fn installed(program: &str) -> bool {
         .is_ok()
 }
 
-/// Starts etcd, or prints why the test is skipped and returns `None` when
-/// etcd or etcdctl is not installed. Panics if etcd is installed but fails.
+/// Set to `1` to let tests that need etcd/etcdctl skip (with a message)
+/// when they are missing, instead of failing.
+pub const ALLOW_MISSING_ETCD_ENV: &str = "KEEL_ALLOW_MISSING_ETCD";
+
+/// Whether etcd and etcdctl are installed. When they are not, panics (so CI
+/// fails loudly) unless `KEEL_ALLOW_MISSING_ETCD=1`, then prints why `test`
+/// is skipped and returns false.
+pub fn require_etcd(test: &str) -> bool {
+    if installed("etcd") && installed("etcdctl") {
+        return true;
+    }
+    let why = "etcd/etcdctl not installed (scripts/setup.sh installs Debian's etcd-server and etcd-client)";
+    if std::env::var(ALLOW_MISSING_ETCD_ENV).as_deref() == Ok("1") {
+        eprintln!("SKIPPED {test}: {why}");
+        return false;
+    }
+    panic!("{test}: {why}; set {ALLOW_MISSING_ETCD_ENV}=1 to skip instead");
+}
+
+/// Starts etcd, or returns `None` when etcd/etcdctl are missing and
+/// [`require_etcd`] allows skipping. Panics if etcd is installed but fails.
 pub fn start_etcd_or_skip(test: &str) -> Option<EtcdProcess> {
-    if !installed("etcd") || !installed("etcdctl") {
-        eprintln!(
-            "SKIPPED {test}: etcd/etcdctl not installed (scripts/setup.sh installs Debian's etcd-server and etcd-client)"
-        );
+    if !require_etcd(test) {
         return None;
     }
     Some(EtcdProcess::start().expect("start etcd"))
@@ -161,7 +182,7 @@ impl Drop for EtcdProcess {
 
 /// Keeps a child's environment free of the caller's `ETCD_*`/`ETCDCTL_*`
 /// variables, which would silently change flags.
-fn remove_etcd_environment(command: &mut Command) {
+pub fn remove_etcd_environment(command: &mut Command) {
     for (name, _) in std::env::vars_os() {
         let text = name.to_string_lossy();
         if text.starts_with("ETCD_") || text.starts_with("ETCDCTL_") {
@@ -210,6 +231,15 @@ impl Etcdctl {
     /// Runs etcdctl feeding `stdin` (as `etcdctl txn -i` reads it).
     /// Errors: spawning failed, or it ran past [`ETCDCTL_TIMEOUT`] (then it is killed).
     pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> io::Result<CmdOutput> {
+        run_bounded(self.command(args), stdin, ETCDCTL_TIMEOUT)
+    }
+
+    /// Starts a long-running etcdctl (e.g. `watch`) in the background.
+    pub fn spawn(&self, args: &[&str]) -> io::Result<Background> {
+        Background::spawn(self.command(args))
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new("etcdctl");
         remove_etcd_environment(&mut command);
         command
@@ -217,8 +247,108 @@ impl Etcdctl {
             .arg(format!("--endpoints={}", self.endpoint))
             .args(["--dial-timeout=2s", "--command-timeout=5s"])
             .args(args);
-        run_bounded(command, stdin, ETCDCTL_TIMEOUT)
+        command
     }
+}
+
+/// A long-running command (e.g. `etcdctl watch`) whose output is collected
+/// while it runs; killed on drop.
+pub struct Background {
+    child: Child,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Background {
+    /// Spawns `command` with empty stdin, collecting stdout and stderr.
+    pub fn spawn(mut command: Command) -> io::Result<Background> {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        collect(child.stdout.take(), Arc::clone(&stdout));
+        collect(child.stderr.take(), Arc::clone(&stderr));
+        Ok(Background {
+            child,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Standard output so far.
+    pub fn stdout(&self) -> String {
+        let bytes = self.stdout.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Standard error so far.
+    pub fn stderr(&self) -> String {
+        let bytes = self.stderr.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Waits until stdout holds at least `lines` lines, the command exits,
+    /// or `timeout` passes, and says which came first.
+    pub fn wait_lines(&mut self, lines: usize, timeout: Duration) -> Waited {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.stdout().lines().count() >= lines {
+                return Waited::Lines;
+            }
+            if let Ok(Some(_)) = self.child.try_wait() {
+                // Let the reader threads take what the pipes still hold.
+                thread::sleep(Duration::from_millis(100));
+                return if self.stdout().lines().count() >= lines {
+                    Waited::Lines
+                } else {
+                    Waited::Exited
+                };
+            }
+            if Instant::now() >= deadline {
+                return Waited::TimedOut;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// How [`Background::wait_lines`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Waited {
+    /// The output reached the expected number of lines.
+    Lines,
+    /// The command exited first.
+    Exited,
+    /// The time limit passed first.
+    TimedOut,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Appends everything read from a pipe to `sink`, on a thread.
+fn collect(pipe: Option<impl Read + Send + 'static>, sink: Arc<Mutex<Vec<u8>>>) {
+    let Some(mut pipe) = pipe else {
+        return;
+    };
+    thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut sink) = sink.lock() {
+                sink.extend_from_slice(&buffer[..n]);
+            }
+        }
+    });
 }
 
 /// Runs a command to completion with a time limit, capturing its output.

@@ -1,0 +1,46 @@
+//! etcdctl lease sessions (grant, put --lease, timetolive --keys, keep-alive
+//! --once, list, revoke, expiry) against a fresh real etcd and a fresh keel.
+#![cfg(not(madsim))]
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+mod support;
+
+use std::time::Duration;
+
+use support::normalize::Norm;
+use support::session::{Session, assert_same_as_etcd};
+
+#[test]
+fn lease_lifecycle() {
+    let mut s = Session::new();
+    s.run("lease grant 60").run("lease grant 100");
+    s.run("put k1 v1 --lease={lease1}")
+        .run("put k2 v2 --lease={lease1}");
+    s.run("put k3 v3 --lease={lease2}");
+    s.run("get k1 -w json");
+    s.run("lease timetolive {lease1}");
+    s.run("lease timetolive {lease1} --keys");
+    s.run("lease keep-alive --once {lease1}");
+    s.run_norm("lease list", Norm::SortLines);
+    s.run("lease revoke {lease1}");
+    s.run("get k --prefix");
+    s.run("lease timetolive {lease1}");
+    s.run("lease revoke {lease1}");
+    s.run("lease keep-alive --once {lease1}");
+    s.run("put k4 v4 --lease=1234abcd");
+    s.run("lease grant 30 -w json");
+    s.run_norm("lease list", Norm::SortLines);
+    assert_same_as_etcd("lease_lifecycle", &s, 1);
+}
+
+#[test]
+fn lease_expiry_deletes_keys() {
+    let mut s = Session::new();
+    s.run("lease grant 2");
+    s.run("put short v --lease={lease1}").run("get short");
+    s.watch("expiry", "watch short --rev=1");
+    s.pause(Duration::from_secs(6));
+    s.run("get short").run("lease timetolive {lease1}");
+    s.collect("expiry", 6);
+    assert_same_as_etcd("lease_expiry_deletes_keys", &s, 1);
+}

@@ -1,0 +1,61 @@
+//! etcdctl maintenance and cluster sessions (compaction, endpoint status and
+//! health, member list, snapshot save, alarm list, defrag) against a fresh
+//! real etcd and a fresh keel, with 1 and 3 members.
+#![cfg(not(madsim))]
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+mod support;
+
+use support::normalize::Norm;
+use support::session::{Session, assert_same_as_etcd};
+
+#[test]
+fn compaction_and_compacted_reads() {
+    let mut s = Session::new();
+    s.run("put a 1")
+        .run("put a 2")
+        .run("put a 3")
+        .run("put b 1");
+    s.run("compaction 3");
+    s.run("get a --rev=2")
+        .run("get a --rev=3")
+        .run("get a --rev=4");
+    s.run("compaction 2")
+        .run("compaction 3")
+        .run("compaction 100");
+    s.run("get a --rev=100");
+    s.watch("compacted", "watch a --rev=1");
+    s.collect("compacted", 1);
+    s.run("compaction 5 --physical");
+    s.run("get a --prefix");
+    assert_same_as_etcd("compaction_and_compacted_reads", &s, 1);
+}
+
+#[test]
+fn status_health_members_snapshot_single() {
+    let mut s = Session::new();
+    s.run("put a 1");
+    s.run_norm("endpoint status", Norm::EndpointStatus);
+    s.run("endpoint status -w json");
+    s.run_norm("endpoint health", Norm::EndpointHealth);
+    s.run_norm("member list", Norm::MemberList);
+    s.run("member list -w json");
+    s.run("snapshot save {dir}/snap.db");
+    s.run("alarm list");
+    s.run("defrag");
+    s.run("get a");
+    assert_same_as_etcd("status_health_members_snapshot_single", &s, 1);
+}
+
+#[test]
+fn three_member_cluster_session() {
+    let mut s = Session::new();
+    s.run("put a 1")
+        .run("put b 2")
+        .run("get a --prefix")
+        .run("get b -w json");
+    s.run_norm("endpoint health", Norm::EndpointHealth);
+    s.run_norm("member list", Norm::MemberList);
+    s.run("del a").run("get --from-key a");
+    assert_same_as_etcd("three_member_cluster_session", &s, 3);
+}

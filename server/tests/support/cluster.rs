@@ -1,0 +1,341 @@
+//! Real server processes for integration tests: a cluster of 1 or 3 members
+//! of either real etcd or keel, started with the SAME etcd command-line flags
+//! on free loopback ports, data in a temporary directory, killed on drop.
+//!
+//! Members can be killed with SIGKILL (`kill -9`) and restarted with the same
+//! data directory and ports, which the durability tests use. Every wait is
+//! bounded.
+
+use std::fs::OpenOptions;
+use std::io;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::{Etcdctl, free_port, remove_etcd_environment};
+
+/// How long a started (or restarted) cluster may take until every member
+/// answers `etcdctl endpoint health`.
+pub const CLUSTER_START_TIMEOUT: Duration = Duration::from_secs(40);
+/// Port choices tried before giving up on starting a cluster.
+const START_ATTEMPTS_MAX: usize = 3;
+/// Pause between two health probes.
+const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Which server a [`Cluster`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// Real etcd (Debian `etcd-server`), the reference.
+    Etcd,
+    /// keel, the binary built from this crate.
+    Keel,
+}
+
+impl Flavor {
+    /// Lower-case name, used in messages and member names' log files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavor::Etcd => "etcd",
+            Flavor::Keel => "keel",
+        }
+    }
+
+    /// The program to run: `etcd` from PATH, or the `keel` binary cargo built
+    /// for this test (`KEEL_BIN` overrides it).
+    fn program(self) -> PathBuf {
+        match self {
+            Flavor::Etcd => PathBuf::from("etcd"),
+            Flavor::Keel => keel_binary(),
+        }
+    }
+}
+
+/// The keel binary: `$KEEL_BIN` if set, else the one cargo built next to this
+/// test (`CARGO_BIN_EXE_keel`). Panics when neither exists.
+pub fn keel_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("KEEL_BIN") {
+        return PathBuf::from(path);
+    }
+    match option_env!("CARGO_BIN_EXE_keel") {
+        Some(path) => PathBuf::from(path),
+        None => panic!("the keel binary was not built with this test and KEEL_BIN is not set"),
+    }
+}
+
+/// One member's fixed identity: name, URLs and data directory stay the same
+/// across restarts.
+#[derive(Debug)]
+pub struct Member {
+    /// Member name (`m0`, `m1`, ...).
+    pub name: String,
+    /// Client URL, e.g. `http://127.0.0.1:40123`.
+    pub client_url: String,
+    /// Peer URL.
+    pub peer_url: String,
+    /// Data directory (`--data-dir`).
+    pub data_dir: PathBuf,
+    /// Where the process's stdout and stderr go (appended across restarts).
+    pub log_path: PathBuf,
+    child: Option<Child>,
+}
+
+/// A cluster of real server processes on loopback.
+pub struct Cluster {
+    flavor: Flavor,
+    members: Vec<Member>,
+    initial_cluster: String,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts `size` members of `flavor` as one new cluster and waits until
+    /// every member is healthy. Retries with fresh ports when a port was taken.
+    /// Errors: a member exited or the cluster was not healthy in time.
+    pub fn start(flavor: Flavor, size: usize) -> io::Result<Cluster> {
+        assert!(size >= 1, "a cluster has at least one member");
+        let mut last_error = None;
+        for _ in 0..START_ATTEMPTS_MAX {
+            match Self::start_once(flavor, size) {
+                Ok(cluster) => return Ok(cluster),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| io::Error::other("cluster did not start")))
+    }
+
+    fn start_once(flavor: Flavor, size: usize) -> io::Result<Cluster> {
+        let dir = tempfile::tempdir()?;
+        let mut members = Vec::with_capacity(size);
+        for i in 0..size {
+            let name = format!("m{i}");
+            members.push(Member {
+                client_url: format!("http://127.0.0.1:{}", free_port()?),
+                peer_url: format!("http://127.0.0.1:{}", free_port()?),
+                data_dir: dir.path().join(format!("{name}.data")),
+                log_path: dir.path().join(format!("{name}.{}.log", flavor.name())),
+                name,
+                child: None,
+            });
+        }
+        let initial_cluster = members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = Cluster {
+            flavor,
+            members,
+            initial_cluster,
+            dir,
+        };
+        for i in 0..size {
+            cluster.spawn(i)?;
+        }
+        cluster.wait_all_healthy(CLUSTER_START_TIMEOUT)?;
+        Ok(cluster)
+    }
+
+    /// Which server this cluster runs.
+    pub fn flavor(&self) -> Flavor {
+        self.flavor
+    }
+
+    /// The members, in start order.
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    /// The temporary directory holding every member's data and log.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// All client URLs, comma-separated (etcdctl's `--endpoints`).
+    pub fn endpoints(&self) -> String {
+        self.client_urls().join(",")
+    }
+
+    /// All client URLs.
+    pub fn client_urls(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.client_url.clone()).collect()
+    }
+
+    /// An etcdctl talking to every member.
+    pub fn etcdctl(&self) -> Etcdctl {
+        Etcdctl::new(&self.endpoints())
+    }
+
+    /// An etcdctl talking to member `i` only.
+    pub fn member_etcdctl(&self, i: usize) -> Etcdctl {
+        Etcdctl::new(&self.members[i].client_url)
+    }
+
+    /// Whether member `i`'s process is running (started and not killed).
+    pub fn is_running(&self, i: usize) -> bool {
+        self.members[i].child.is_some()
+    }
+
+    /// Starts member `i`'s process with the cluster's flags and its own data
+    /// directory (etcd and keel ignore the `--initial-*` flags when the data
+    /// directory already holds a member).
+    fn spawn(&mut self, i: usize) -> io::Result<()> {
+        let member = &self.members[i];
+        debug_assert!(member.child.is_none(), "member {i} is already running");
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&member.log_path)?;
+        let mut command = Command::new(self.flavor.program());
+        remove_etcd_environment(&mut command);
+        command
+            .args(["--name", &member.name, "--data-dir"])
+            .arg(&member.data_dir)
+            .args(["--listen-client-urls", &member.client_url])
+            .args(["--advertise-client-urls", &member.client_url])
+            .args(["--listen-peer-urls", &member.peer_url])
+            .args(["--initial-advertise-peer-urls", &member.peer_url])
+            .args(["--initial-cluster", &self.initial_cluster])
+            .args(["--initial-cluster-token", "keel-e2e"])
+            .args(["--initial-cluster-state", "new"])
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let child = command.spawn()?;
+        self.members[i].child = Some(child);
+        Ok(())
+    }
+
+    /// Kills member `i` with SIGKILL (nothing is flushed) and reaps it.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills every member with SIGKILL.
+    pub fn kill_all(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+
+    /// Restarts a killed member `i` on the same ports and data directory and
+    /// waits until it is healthy. Errors: it exited or was not healthy in time.
+    pub fn restart(&mut self, i: usize) -> io::Result<()> {
+        self.spawn(i)?;
+        self.wait_healthy(i, Instant::now() + CLUSTER_START_TIMEOUT)
+    }
+
+    /// Restarts every killed member, then waits until all are healthy.
+    pub fn restart_all(&mut self) -> io::Result<()> {
+        for i in 0..self.members.len() {
+            if !self.is_running(i) {
+                self.spawn(i)?;
+            }
+        }
+        self.wait_all_healthy(CLUSTER_START_TIMEOUT)
+    }
+
+    fn wait_all_healthy(&mut self, timeout: Duration) -> io::Result<()> {
+        let deadline = Instant::now() + timeout;
+        for i in 0..self.members.len() {
+            if self.is_running(i) {
+                self.wait_healthy(i, deadline)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until member `i` answers `etcdctl endpoint health` (a
+    /// linearizable read, so it also needs a leader), or `deadline` passes.
+    pub fn wait_healthy(&mut self, i: usize, deadline: Instant) -> io::Result<()> {
+        let ctl = self.member_etcdctl(i);
+        while Instant::now() < deadline {
+            self.check_alive(i)?;
+            let probe = ctl.run(&["endpoint", "health", "--command-timeout=1s"])?;
+            if probe.success() {
+                return Ok(());
+            }
+            thread::sleep(PROBE_INTERVAL);
+        }
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "{} member {i} not healthy in time:\n{}",
+                self.flavor.name(),
+                self.logs()
+            ),
+        ))
+    }
+
+    /// Errors if member `i` was started and has exited on its own.
+    fn check_alive(&mut self, i: usize) -> io::Result<()> {
+        let flavor = self.flavor.name();
+        let Some(child) = self.members[i].child.as_mut() else {
+            return Err(io::Error::other(format!(
+                "{flavor} member {i} is not running"
+            )));
+        };
+        if let Some(status) = child.try_wait()? {
+            self.members[i].child = None;
+            return Err(io::Error::other(format!(
+                "{flavor} member {i} exited with {status}:\n{}",
+                self.logs()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The index of the member that reports itself leader in
+    /// `etcdctl endpoint status` (fields: endpoint, id, version, db size,
+    /// is leader, ...), waiting up to `timeout` for one.
+    pub fn leader(&self, timeout: Duration) -> Option<usize> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            for i in 0..self.members.len() {
+                if self.is_running(i) && self.reports_leader(i) {
+                    return Some(i);
+                }
+            }
+            thread::sleep(PROBE_INTERVAL);
+        }
+        None
+    }
+
+    fn reports_leader(&self, i: usize) -> bool {
+        let Ok(out) = self.member_etcdctl(i).run(&["endpoint", "status"]) else {
+            return false;
+        };
+        let fields: Vec<&str> = out.stdout.trim().split(", ").collect();
+        out.success() && fields.get(4) == Some(&"true")
+    }
+
+    /// Every member's log (the tail of each), for failure messages.
+    pub fn logs(&self) -> String {
+        const TAIL_BYTES: usize = 6000;
+        let mut text = String::new();
+        for m in &self.members {
+            let log = std::fs::read_to_string(&m.log_path).unwrap_or_default();
+            let start = log.len().saturating_sub(TAIL_BYTES);
+            let start = (start..log.len())
+                .find(|&b| log.is_char_boundary(b))
+                .unwrap_or(log.len());
+            text.push_str(&format!(
+                "---- {} log of {} ----\n",
+                self.flavor.name(),
+                m.name
+            ));
+            text.push_str(&log[start..]);
+        }
+        text
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}

@@ -1,0 +1,325 @@
+//! The small, explicit normalisation applied to etcdctl output before keel's
+//! transcript is compared with etcd's. It hides only what legitimately
+//! differs between two servers: member and cluster ids, ports and paths,
+//! versions, database sizes, Raft terms and indexes, lease ids (mapped to
+//! `<lease-N>` in the order they were granted), log-line timestamps and
+//! durations. Revisions, keys, values, counts and errors are left as printed.
+
+/// How one command's output is normalised besides the rules every output gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Norm {
+    /// Only the common rules.
+    Plain,
+    /// `endpoint status` lines: `endpoint, id, version, db size, is leader,
+    /// is learner, raft term, raft index, raft applied index, errors`; the id,
+    /// version, size, term and indexes are replaced.
+    EndpointStatus,
+    /// `member list` lines: `id, status, name, peer urls, client urls,
+    /// is learner`; the id is replaced and lines are sorted (ids order them).
+    MemberList,
+    /// `endpoint health`: the `took = <duration>` is replaced and lines are
+    /// sorted (etcdctl probes endpoints concurrently).
+    EndpointHealth,
+    /// Lines are sorted (for output whose order the server does not define,
+    /// e.g. `lease list`, which etcd prints in map order).
+    SortLines,
+}
+
+/// What the normaliser knows about one run: URLs and paths to hide and the
+/// lease ids seen so far.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    /// `(text, placeholder)` pairs replaced verbatim (URLs, temporary paths).
+    pub literals: Vec<(String, String)>,
+    /// Lease ids in the order they were granted.
+    pub leases: Vec<i64>,
+}
+
+impl Context {
+    /// Learns lease ids from `lease grant` output: `lease <hex id> granted
+    /// with TTL(..)` lines, or `"ID":<decimal>,"TTL":` in JSON.
+    pub fn learn_leases(&mut self, stdout: &str) {
+        for line in stdout.lines() {
+            let hex = line
+                .strip_prefix("lease ")
+                .and_then(|rest| rest.split_once(" granted with TTL("))
+                .and_then(|(hex, _)| i64::from_str_radix(hex, 16).ok());
+            let json = line
+                .split_once("\"ID\":")
+                .and_then(|(_, rest)| rest.split_once(",\"TTL\":"))
+                .and_then(|(id, _)| id.parse().ok());
+            if let Some(id) = hex.or(json) {
+                if !self.leases.contains(&id) {
+                    self.leases.push(id);
+                }
+            }
+        }
+    }
+
+    /// Substitutes `{leaseN}` (1-based, in grant order) in an argument with
+    /// the lease's id in hex, as etcdctl takes it.
+    pub fn substitute(&self, arg: &str) -> String {
+        let mut arg = arg.to_owned();
+        for (n, id) in self.leases.iter().enumerate() {
+            arg = arg.replace(&format!("{{lease{}}}", n + 1), &format!("{id:x}"));
+        }
+        arg
+    }
+
+    /// Applies the common rules and then `norm` to one command's output.
+    pub fn normalize(&self, text: &str, norm: Norm) -> String {
+        let mut text = text.to_owned();
+        for (literal, placeholder) in &self.literals {
+            text = text.replace(literal.as_str(), placeholder);
+        }
+        text = self.hide_leases(&text);
+        text = hide_json_fields(&text);
+        let lines = text.lines().map(|line| normalize_line(line, norm));
+        let mut lines: Vec<String> = lines.collect();
+        if matches!(
+            norm,
+            Norm::SortLines | Norm::MemberList | Norm::EndpointHealth
+        ) {
+            lines.sort();
+        }
+        lines.iter().map(|l| format!("{l}\n")).collect()
+    }
+
+    /// Replaces each lease id (hex as etcdctl prints it, and decimal as JSON
+    /// prints it) with `<lease-N>`.
+    fn hide_leases(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for (n, id) in self.leases.iter().enumerate() {
+            let placeholder = format!("<lease-{}>", n + 1);
+            text = text.replace(&format!("{id:016x}"), &placeholder);
+            text = text.replace(&format!("{id:x}"), &placeholder);
+            text = text.replace(&id.to_string(), &placeholder);
+        }
+        text
+    }
+}
+
+fn normalize_line(line: &str, norm: Norm) -> String {
+    if line.starts_with("{\"level\":") {
+        return summarize_log_line(line);
+    }
+    let line = hide_remaining_ttl(line);
+    match norm {
+        Norm::Plain | Norm::SortLines => line,
+        Norm::EndpointStatus => replace_fields(
+            &line,
+            &[
+                (1, "<member-id>"),
+                (2, "<version>"),
+                (3, "<db-size>"),
+                (6, "<raft-term>"),
+                (7, "<raft-index>"),
+                (8, "<raft-applied-index>"),
+            ],
+        ),
+        Norm::MemberList => replace_fields(&line, &[(0, "<member-id>")]),
+        Norm::EndpointHealth => match line.split_once("took = ") {
+            Some((head, _)) => format!("{head}took = <duration>"),
+            None => line,
+        },
+    }
+}
+
+/// Replaces the given `", "`-separated fields of a line.
+fn replace_fields(line: &str, replacements: &[(usize, &str)]) -> String {
+    let mut fields: Vec<&str> = line.split(", ").collect();
+    if fields.len() < 2 {
+        return line.to_owned();
+    }
+    for &(index, placeholder) in replacements {
+        if let Some(field) = fields.get_mut(index) {
+            *field = placeholder;
+        }
+    }
+    fields.join(", ")
+}
+
+/// etcdctl's client library logs JSON lines (timestamp, caller, a client
+/// UUID, a retry attempt) on stderr; only the message and the error are
+/// compared: `log: <msg>: <error>`.
+fn summarize_log_line(line: &str) -> String {
+    let msg = json_string_field(line, "msg").unwrap_or_default();
+    match json_string_field(line, "error") {
+        Some(error) => format!("log: {msg}: {error}"),
+        None => format!("log: {msg}"),
+    }
+}
+
+/// The raw (still escaped) text of a JSON string field `"name":"..."`.
+fn json_string_field(line: &str, name: &str) -> Option<String> {
+    let needle = format!("\"{name}\":\"");
+    let start = line.find(&needle)? + needle.len();
+    let mut escaped = false;
+    for (offset, c) in line[start..].char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '"' if !escaped => return Some(line[start..start + offset].to_owned()),
+            _ => escaped = false,
+        }
+    }
+    None
+}
+
+/// `remaining(57s)` next to `granted with TTL(60s)` becomes `remaining(<ttl>)`
+/// when it is within 10 s of the granted TTL (time passes between grant and
+/// query, differently on each server); anything else stays as printed.
+fn hide_remaining_ttl(line: &str) -> String {
+    let (Some(granted), Some(remaining)) = (
+        number_between(line, "TTL(", "s)"),
+        number_between(line, "remaining(", "s)"),
+    ) else {
+        return line.to_owned();
+    };
+    if remaining <= 0 || remaining > granted || granted - remaining > 10 {
+        return line.to_owned();
+    }
+    line.replace(&format!("remaining({remaining}s)"), "remaining(<ttl>)")
+}
+
+fn number_between(line: &str, open: &str, close: &str) -> Option<i64> {
+    let start = line.find(open)? + open.len();
+    let end = start + line[start..].find(close)?;
+    line[start..end].parse().ok()
+}
+
+/// JSON (`-w json`) fields whose numbers differ between servers for reasons
+/// other than behaviour: ids, terms, indexes, sizes.
+const JSON_NUMBER_FIELDS: [&str; 10] = [
+    "cluster_id",
+    "member_id",
+    "raft_term",
+    "leader",
+    "raftIndex",
+    "raftTerm",
+    "raftAppliedIndex",
+    "dbSize",
+    "dbSizeInUse",
+    "ID",
+];
+
+fn hide_json_fields(text: &str) -> String {
+    let mut text = text.to_owned();
+    for field in JSON_NUMBER_FIELDS {
+        text = replace_number_after(&text, &format!("\"{field}\":"), &format!("<{field}>"));
+    }
+    replace_string_after(&text, "\"version\":\"", "<version>")
+}
+
+/// Replaces the digits right after each `needle` with `placeholder`.
+fn replace_number_after(text: &str, needle: &str, placeholder: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(needle) {
+        let after = at + needle.len();
+        out.push_str(&rest[..after]);
+        let digits = rest[after..].bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 {
+            out.push_str(placeholder);
+        }
+        rest = &rest[after + digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Replaces the string content right after each `needle` (which ends with
+/// the opening quote) with `placeholder`.
+fn replace_string_after(text: &str, needle: &str, placeholder: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(needle) {
+        let after = at + needle.len();
+        out.push_str(&rest[..after]);
+        let len = rest[after..].find('"').unwrap_or(0);
+        out.push_str(placeholder);
+        rest = &rest[after + len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A line diff (longest common subsequence) of two transcripts: lines only in
+/// `left` start with `-`, only in `right` with `+`, common ones with a space.
+pub fn line_diff(left: &str, right: &str) -> String {
+    let a: Vec<&str> = left.lines().collect();
+    let b: Vec<&str> = right.lines().collect();
+    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, String::new());
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            out.push_str(&format!("  {}\n", a[i]));
+            (i, j) = (i + 1, j + 1);
+        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
+            out.push_str(&format!("+ {}\n", b[j]));
+            j += 1;
+        } else {
+            out.push_str(&format!("- {}\n", a[i]));
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_ids_are_hidden_but_revisions_kept() {
+        let ctx = Context::default();
+        let out = ctx.normalize(
+            r#"{"header":{"cluster_id":1484,"member_id":1027,"revision":7,"raft_term":2}}"#,
+            Norm::Plain,
+        );
+        assert_eq!(
+            out,
+            "{\"header\":{\"cluster_id\":<cluster_id>,\"member_id\":<member_id>,\"revision\":7,\"raft_term\":<raft_term>}}\n"
+        );
+    }
+
+    #[test]
+    fn leases_map_in_grant_order() {
+        let mut ctx = Context::default();
+        ctx.learn_leases("lease 694d7a4e5e2f2a0c granted with TTL(60s)\n");
+        assert_eq!(
+            ctx.substitute("--lease={lease1}"),
+            "--lease=694d7a4e5e2f2a0c"
+        );
+        let out = ctx.normalize(
+            "lease 694d7a4e5e2f2a0c granted with TTL(60s), remaining(58s), attached keys([a])",
+            Norm::Plain,
+        );
+        assert_eq!(
+            out,
+            "lease <lease-1> granted with TTL(60s), remaining(<ttl>), attached keys([a])\n"
+        );
+    }
+
+    #[test]
+    fn log_lines_keep_message_and_error() {
+        let line = r#"{"level":"warn","ts":"2026-01-01T00:00:00.000Z","caller":"clientv3/retry_interceptor.go:62","msg":"retrying of unary invoker failed","target":"endpoint://client-1/127.0.0.1:1","attempt":0,"error":"rpc error: code = OutOfRange desc = etcdserver: mvcc: required revision has been compacted"}"#;
+        assert_eq!(
+            summarize_log_line(line),
+            "log: retrying of unary invoker failed: rpc error: code = OutOfRange desc = etcdserver: mvcc: required revision has been compacted"
+        );
+    }
+
+    #[test]
+    fn diff_marks_changed_lines() {
+        assert_eq!(line_diff("a\nb\nc\n", "a\nx\nc\n"), "  a\n+ x\n- b\n  c\n");
+    }
+}

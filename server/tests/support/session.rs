@@ -1,0 +1,257 @@
+//! etcdctl sessions played against a fresh etcd and a fresh keel: the same
+//! commands, in order, with their printed output normalised
+//! ([`super::normalize`]) into a transcript; the two transcripts must be equal.
+//!
+//! Arguments may name leases granted earlier in the session as `{lease1}`,
+//! `{lease2}`, ... and the session's scratch directory as `{dir}`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::Background;
+use super::cluster::{Cluster, Flavor};
+use super::normalize::{Context, Norm, line_diff};
+
+/// How long a background watch may take to print what it is expected to.
+pub const WATCH_COLLECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time given to a watch started without `--rev` to register before the
+/// session goes on (it only sees changes made after it is created).
+pub const WATCH_SETTLE: Duration = Duration::from_millis(1500);
+
+#[derive(Clone, Debug)]
+enum Step {
+    Run {
+        args: Vec<String>,
+        stdin: String,
+        norm: Norm,
+    },
+    WatchStart {
+        name: String,
+        args: Vec<String>,
+        settle: bool,
+    },
+    WatchCollect {
+        name: String,
+        lines: usize,
+    },
+    Pause(Duration),
+}
+
+/// A scripted etcdctl session.
+#[derive(Clone, Debug, Default)]
+pub struct Session {
+    steps: Vec<Step>,
+}
+
+fn words(command: &str) -> Vec<String> {
+    command.split_whitespace().map(str::to_owned).collect()
+}
+
+impl Session {
+    /// An empty session.
+    pub fn new() -> Session {
+        Session::default()
+    }
+
+    /// Runs `etcdctl <command>` (split on whitespace).
+    pub fn run(&mut self, command: &str) -> &mut Session {
+        self.run_norm(command, Norm::Plain)
+    }
+
+    /// Runs `etcdctl <command>` with an extra normalisation of its output.
+    pub fn run_norm(&mut self, command: &str, norm: Norm) -> &mut Session {
+        self.steps.push(Step::Run {
+            args: words(command),
+            stdin: String::new(),
+            norm,
+        });
+        self
+    }
+
+    /// Runs etcdctl with arguments given one by one (for values with spaces).
+    pub fn run_args(&mut self, args: &[&str]) -> &mut Session {
+        self.steps.push(Step::Run {
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            stdin: String::new(),
+            norm: Norm::Plain,
+        });
+        self
+    }
+
+    /// Runs `etcdctl <command>` feeding `stdin` (e.g. `txn -i`).
+    pub fn run_stdin(&mut self, command: &str, stdin: &str) -> &mut Session {
+        self.steps.push(Step::Run {
+            args: words(command),
+            stdin: stdin.to_owned(),
+            norm: Norm::Plain,
+        });
+        self
+    }
+
+    /// Starts `etcdctl <command>` (a `watch`) in the background as `name`.
+    /// Without `--rev` it only sees later changes, so the session waits
+    /// [`WATCH_SETTLE`] for it to register.
+    pub fn watch(&mut self, name: &str, command: &str) -> &mut Session {
+        self.steps.push(Step::WatchStart {
+            name: name.to_owned(),
+            args: words(command),
+            settle: !command.contains("--rev"),
+        });
+        self
+    }
+
+    /// Waits (bounded) until watch `name` printed `lines` lines or exited,
+    /// stops it and records what it printed.
+    pub fn collect(&mut self, name: &str, lines: usize) -> &mut Session {
+        self.steps.push(Step::WatchCollect {
+            name: name.to_owned(),
+            lines,
+        });
+        self
+    }
+
+    /// Sleeps (e.g. to let a lease expire).
+    pub fn pause(&mut self, duration: Duration) -> &mut Session {
+        self.steps.push(Step::Pause(duration));
+        self
+    }
+
+    /// Plays the session against `cluster` (through all its endpoints) and
+    /// returns the normalised transcript.
+    pub fn play(&self, cluster: &Cluster) -> String {
+        let mut player = Player::new(cluster);
+        for step in &self.steps {
+            player.step(step);
+        }
+        player.transcript
+    }
+}
+
+struct Player<'a> {
+    cluster: &'a Cluster,
+    context: Context,
+    watches: BTreeMap<String, (String, Background)>,
+    transcript: String,
+}
+
+impl<'a> Player<'a> {
+    fn new(cluster: &'a Cluster) -> Player<'a> {
+        let mut context = Context::default();
+        let dir = cluster.dir().display().to_string();
+        context.literals.push((dir, "<dir>".to_owned()));
+        for (i, m) in cluster.members().iter().enumerate() {
+            let client = m.client_url.trim_start_matches("http://").to_owned();
+            let peer = m.peer_url.trim_start_matches("http://").to_owned();
+            context.literals.push((client, format!("<client-{i}>")));
+            context.literals.push((peer, format!("<peer-{i}>")));
+        }
+        Player {
+            cluster,
+            context,
+            watches: BTreeMap::new(),
+            transcript: String::new(),
+        }
+    }
+
+    fn args(&self, args: &[String]) -> Vec<String> {
+        let dir = self.cluster.dir().display().to_string();
+        args.iter()
+            .map(|a| self.context.substitute(a).replace("{dir}", &dir))
+            .collect()
+    }
+
+    fn step(&mut self, step: &Step) {
+        match step {
+            Step::Run { args, stdin, norm } => self.run(args, stdin, *norm),
+            Step::WatchStart { name, args, settle } => self.start_watch(name, args, *settle),
+            Step::WatchCollect { name, lines } => self.collect_watch(name, *lines),
+            Step::Pause(duration) => std::thread::sleep(*duration),
+        }
+    }
+
+    fn run(&mut self, template: &[String], stdin: &str, norm: Norm) {
+        // The transcript shows the command as written ({lease1}, {dir}).
+        self.transcript
+            .push_str(&format!("$ etcdctl {}\n", template.join(" ")));
+        let args = self.args(template);
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        match self.cluster.etcdctl().run_with_stdin(&argv, stdin) {
+            Ok(out) => {
+                self.context.learn_leases(&out.stdout);
+                self.record(&out.stdout, &out.stderr, norm);
+                if !out.success() {
+                    self.transcript
+                        .push_str(&format!("[exit {:?}]\n", out.status.code()));
+                }
+            }
+            Err(e) => self.transcript.push_str(&format!("[failed to run: {e}]\n")),
+        }
+    }
+
+    fn record(&mut self, stdout: &str, stderr: &str, norm: Norm) {
+        let out = self.context.normalize(stdout, norm);
+        self.transcript.push_str(&out);
+        for line in self.context.normalize(stderr, norm).lines() {
+            self.transcript.push_str(&format!("! {line}\n"));
+        }
+    }
+
+    fn start_watch(&mut self, name: &str, template: &[String], settle: bool) {
+        let args = self.args(template);
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        match self.cluster.etcdctl().spawn(&argv) {
+            Ok(watch) => {
+                self.watches
+                    .insert(name.to_owned(), (template.join(" "), watch));
+                if settle {
+                    std::thread::sleep(WATCH_SETTLE);
+                }
+            }
+            Err(e) => self
+                .transcript
+                .push_str(&format!("[failed to start watch {name}: {e}]\n")),
+        }
+    }
+
+    fn collect_watch(&mut self, name: &str, lines: usize) {
+        let Some((command, mut watch)) = self.watches.remove(name) else {
+            self.transcript
+                .push_str(&format!("[no watch named {name}]\n"));
+            return;
+        };
+        self.transcript.push_str(&format!(
+            "$ etcdctl {command} (background, {lines} lines)\n"
+        ));
+        match watch.wait_lines(lines, WATCH_COLLECT_TIMEOUT) {
+            super::Waited::Lines => {}
+            super::Waited::Exited => self.transcript.push_str("[watch exited]\n"),
+            super::Waited::TimedOut => self.transcript.push_str("[watch timed out]\n"),
+        }
+        let (stdout, stderr) = (watch.stdout(), watch.stderr());
+        drop(watch);
+        self.record(&stdout, &stderr, Norm::Plain);
+    }
+}
+
+/// Plays `session` against a fresh `size`-member etcd and a fresh
+/// `size`-member keel and panics with a line diff (`-` etcd, `+` keel) when
+/// the transcripts differ. Skips (or fails, see [`super::require_etcd`])
+/// when etcd is not installed.
+pub fn assert_same_as_etcd(test: &str, session: &Session, size: usize) {
+    if !super::require_etcd(test) {
+        return;
+    }
+    let etcd = Cluster::start(Flavor::Etcd, size).expect("start etcd");
+    let expected = session.play(&etcd);
+    drop(etcd);
+    eprintln!("{test}: etcd's transcript:\n{expected}");
+    let keel = Cluster::start(Flavor::Keel, size).expect("start keel");
+    let actual = session.play(&keel);
+    if expected != actual {
+        panic!(
+            "{test}: keel's etcdctl output differs from etcd's (- etcd, + keel):\n{}\n{}",
+            line_diff(&expected, &actual),
+            keel.logs()
+        );
+    }
+}
