@@ -118,16 +118,16 @@ struct Watcher {
     compacted: Option<i64>,
 }
 
-impl Watcher {
-    fn watches(&self, key: &[u8]) -> bool {
-        let (start, end) = (self.spec.key.as_slice(), self.spec.range_end.as_slice());
-        match end {
-            [] => key == start,
-            [0] => key >= start,
-            _ => key >= start && key < end,
-        }
+/// Whether `key` is in the span `start`/`end` (`end` as in a range).
+fn span_contains(start: &[u8], end: &[u8], key: &[u8]) -> bool {
+    match end {
+        [] => key == start,
+        [0] => key >= start,
+        _ => key >= start && key < end,
     }
+}
 
+impl Watcher {
     /// The event as this watcher gets it, or `None` if filtered out.
     fn shape(&self, event: &Event) -> Option<Event> {
         let dropped = match event.event_type {
@@ -153,8 +153,10 @@ pub struct WatchRegistry {
     watchers: BTreeMap<WatchId, Watcher>,
     /// Single-key watchers by key.
     by_key: BTreeMap<Vec<u8>, BTreeSet<WatchId>>,
-    /// Range watchers.
-    ranged: BTreeSet<WatchId>,
+    /// Range watchers grouped by `(key, range_end)`, in key order (etcd's
+    /// watcher groups): an event is matched against each distinct range
+    /// starting at or below its key once.
+    ranged: BTreeMap<(Vec<u8>, Vec<u8>), BTreeSet<WatchId>>,
     next_id: WatchId,
 }
 
@@ -215,7 +217,8 @@ impl WatchRegistry {
                 .or_default()
                 .insert(id);
         } else {
-            self.ranged.insert(id);
+            let span = (watcher.spec.key.clone(), watcher.spec.range_end.clone());
+            self.ranged.entry(span).or_default().insert(id);
         }
         self.watchers.insert(id, watcher);
         Ok(id)
@@ -249,7 +252,13 @@ impl WatchRegistry {
                 }
             }
         } else {
-            self.ranged.remove(&id);
+            let span = (watcher.spec.key, watcher.spec.range_end);
+            if let Some(ids) = self.ranged.get_mut(&span) {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    self.ranged.remove(&span);
+                }
+            }
         }
         true
     }
@@ -269,11 +278,13 @@ impl WatchRegistry {
         let mut batches: BTreeMap<WatchId, Vec<&Event>> = BTreeMap::new();
         for event in events {
             let single = self.by_key.get(&event.kv.key).into_iter().flatten();
-            let ranged = self.ranged.iter().filter(|id| {
-                self.watchers
-                    .get(id)
-                    .is_some_and(|w| w.watches(&event.kv.key))
-            });
+            let key = event.kv.key.as_slice();
+            let ranged = self
+                .ranged
+                .iter()
+                .take_while(|((start, _), _)| start.as_slice() <= key)
+                .filter(|((start, end), _)| span_contains(start, end, key))
+                .flat_map(|(_, ids)| ids);
             for id in single.chain(ranged) {
                 batches.entry(*id).or_default().push(event);
             }
