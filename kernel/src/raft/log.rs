@@ -158,6 +158,21 @@ impl<S: Storage> RaftLog<S> {
         Some(last_new)
     }
 
+    /// Whether appending `entries` after `(prev_index, prev_term)` would
+    /// replace a committed entry (only a faulty leader can ask for that).
+    pub(crate) fn conflicts_with_committed(
+        &self,
+        prev_index: u64,
+        prev_term: u64,
+        entries: &[Entry],
+    ) -> bool {
+        if !self.match_term(prev_index, prev_term) {
+            return false;
+        }
+        let conflict = self.find_conflict(entries);
+        conflict != 0 && conflict <= self.committed
+    }
+
     /// Appends contiguous entries after (possibly over) the log; returns the
     /// new last index. Committed entries are never overwritten.
     pub(crate) fn append(&mut self, entries: Vec<Entry>) -> u64 {

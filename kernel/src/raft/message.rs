@@ -124,6 +124,10 @@ impl Default for Message {
     }
 }
 
+/// Largest term or log index accepted from a peer (2^62): far beyond any
+/// real cluster, and leaves room so `+ 1` never overflows.
+pub const MAX_TERM_OR_INDEX: u64 = 1 << 62;
+
 /// Format version written first by [`Message::encode`].
 const MESSAGE_VERSION: u8 = 1;
 /// Smallest encoding of an entry (term, index, type, data length: 1 byte each).
@@ -141,6 +145,42 @@ impl Message {
             term,
             ..Message::default()
         }
+    }
+
+    /// Checks what Raft assumes of a peer's message, so that malformed input
+    /// is refused instead of breaking invariants: terms and indexes below
+    /// [`MAX_TERM_OR_INDEX`] (no overflow when incremented), `Append` entries
+    /// contiguous after `index` with non-decreasing terms between `log_term`
+    /// and `term`, and a `Snapshot` message carrying a snapshot.
+    /// Errors: a static description of the first problem found.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        let limit = MAX_TERM_OR_INDEX;
+        if self.term > limit || self.index > limit || self.log_term > limit || self.commit > limit {
+            return Err("term or index out of range");
+        }
+        match self.msg_type {
+            MessageType::Append => {
+                let mut prev = (self.index, self.log_term);
+                for e in &self.entries {
+                    if e.index != prev.0 + 1 || e.term < prev.1 || e.term > self.term {
+                        return Err("append entries are not contiguous or terms misordered");
+                    }
+                    prev = (e.index, e.term);
+                }
+                if prev.0 > limit {
+                    return Err("append entries out of range");
+                }
+            }
+            MessageType::Snapshot => match &self.snapshot {
+                None => return Err("snapshot message without a snapshot"),
+                Some(s) if s.metadata.index > limit || s.metadata.term > self.term => {
+                    return Err("snapshot position out of range");
+                }
+                Some(_) => {}
+            },
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Total [`Entry::size_bytes`] of the carried entries.

@@ -35,7 +35,7 @@ pub use config::{Config, ReadOnlyOption};
 pub use error::{RaftError, StorageError};
 pub use inflights::Inflights;
 pub use log::RaftLog;
-pub use message::{Message, MessageType};
+pub use message::{MAX_TERM_OR_INDEX, Message, MessageType};
 pub use progress::{Progress, ProgressState};
 pub use raft::{CAMPAIGN_TRANSFER, Raft, SoftState, StateRole};
 pub use raw_node::{RawNode, Ready};

@@ -411,6 +411,7 @@ impl<S: Storage> Raft<S> {
         if m.from == NO_NODE {
             return Err(RaftError::StepRejected("message from node 0"));
         }
+        m.validate().map_err(RaftError::StepRejected)?;
         let termless = matches!(
             m.msg_type,
             MessageType::Propose | MessageType::ReadIndex | MessageType::TransferLeader
@@ -562,7 +563,7 @@ impl<S: Storage> Raft<S> {
             MessageType::Append => {
                 self.election_elapsed = 0;
                 self.leader_id = m.from;
-                self.handle_append(m);
+                self.handle_append(m)?;
             }
             MessageType::Heartbeat => {
                 self.election_elapsed = 0;
@@ -601,12 +602,21 @@ impl<S: Storage> Raft<S> {
 
     // ---- follower side of replication -----------------------------------
 
-    fn handle_append(&mut self, m: Message) {
+    fn handle_append(&mut self, m: Message) -> Result<(), RaftError> {
         let mut resp = Message::new(MessageType::AppendResponse, self.id, m.from, self.term);
         if m.index < self.log.committed {
             resp.index = self.log.committed;
             self.msgs.push(resp);
-            return;
+            return Ok(());
+        }
+        if self
+            .log
+            .conflicts_with_committed(m.index, m.log_term, &m.entries)
+        {
+            // Only a faulty peer sends this (etcd panics); refuse it.
+            return Err(RaftError::StepRejected(
+                "append conflicts with committed entries",
+            ));
         }
         match self
             .log
@@ -623,6 +633,7 @@ impl<S: Storage> Raft<S> {
             }
         }
         self.msgs.push(resp);
+        Ok(())
     }
 
     fn handle_heartbeat(&mut self, m: &Message) {
@@ -860,6 +871,9 @@ impl<S: Storage> Raft<S> {
             return;
         };
         pr.recent_active = true;
+        if m.index > last_index {
+            return; // acknowledges entries this leader never sent
+        }
         if m.reject {
             let hint = if m.log_term > 0 {
                 self.log.find_conflict_by_term(m.reject_hint, m.log_term)
