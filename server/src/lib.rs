@@ -13,7 +13,9 @@
 //! code runs on real sockets or, built with `RUSTFLAGS="--cfg madsim"`, inside
 //! madsim's deterministic simulator.
 
+pub mod api;
 pub mod backend;
 pub mod config;
+pub mod node;
 pub mod proto;
 pub mod transport;

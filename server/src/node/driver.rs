@@ -1,0 +1,647 @@
+//! The node driver: one task per member owning the Raft node, the WAL and
+//! the state machine (shared with readers through [`Shared`]).
+//!
+//! The loop waits for a tick (every `--heartbeat-interval`), peer messages,
+//! commands from handles or peer-task events; it drains every queued
+//! command before handling the next `Ready`, so many proposals share one
+//! WAL append and one fsync (group commit). Each `Ready` is handled in the
+//! order `kernel/src/raft/raw_node.rs` documents: send `messages`; persist
+//! snapshot, entries and hard state (fsync when `must_sync`); send
+//! `persisted_messages`; apply committed entries (conf changes through
+//! `apply_conf_change`); release ReadIndex reads applied far enough;
+//! `advance`. Nothing is acknowledged before the fsync that covers it.
+//!
+//! WAL and snapshot-file I/O blocks: it runs on tokio's blocking pool in a
+//! real build, inline under madsim (which forbids threads; the simulated
+//! `Storage` is used there).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use keel_kernel::apply::{ApplyResult, ConfChangeApplied, Request, RequestEnvelope, StateMachine};
+use keel_kernel::raft::{
+    ConfChange, Entry, Message, MemoryStorage, RawNode, SoftState, Snapshot, StateRole,
+};
+use keel_wal::{SnapshotFiles, SnapshotMarker, Storage, SyncJob, Wal, WalError};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::bootstrap::{Booted, state_config};
+use super::handle::{Command, EVENTS_BUFFER, NodeHandle, PROPOSALS_MAX, Shared, unix_ms};
+use super::peers::{PeerEvent, Peers};
+use super::proposals::{Proposals, RequestIds};
+use super::read_index::ReadBatcher;
+use super::settings::NodeSettings;
+use crate::backend::{AppliedEvents, NodeStatus, ServerError};
+use crate::transport::{Inbound, TransportLimits};
+
+/// Commands drained before one Ready is handled (the group-commit batch).
+pub const COMMANDS_PER_ROUND_MAX: usize = 4096;
+/// Inbound peer items drained before one Ready is handled.
+pub const INBOUND_PER_ROUND_MAX: usize = 256;
+/// Readies handled in a row before the loop looks at its inputs again.
+pub const READIES_PER_ROUND_MAX: usize = 64;
+/// Reads waiting at once.
+pub const READS_MAX: usize = 64 * 1024;
+/// Membership changes waiting at once.
+pub const CONF_CHANGES_MAX: usize = 16;
+/// How often the leader looks for expired leases and due checkpoints.
+pub const LEASE_CHECK_INTERVAL_MS: u64 = 500;
+/// An fsync slower than this is logged.
+pub const SLOW_FSYNC: Duration = Duration::from_secs(1);
+
+/// The channels a driver reads.
+pub struct Channels {
+    /// Commands from handles.
+    pub commands: mpsc::Receiver<Command>,
+    /// The sending side, kept in the shared state for handles.
+    pub command_tx: mpsc::Sender<Command>,
+    /// What peers delivered.
+    pub inbound: mpsc::Receiver<Inbound>,
+    /// Fires when the member must stop.
+    pub stop: oneshot::Receiver<()>,
+}
+
+/// The driver of one member.
+pub struct Driver<S: Storage> {
+    raw: RawNode<MemoryStorage>,
+    wal: Wal<S>,
+    snapshots: SnapshotFiles<S>,
+    shared: Arc<Shared>,
+    settings: NodeSettings,
+    peers: Peers,
+    peer_events: mpsc::Receiver<PeerEvent>,
+    commands: mpsc::Receiver<Command>,
+    inbound: mpsc::Receiver<Inbound>,
+    stop: oneshot::Receiver<()>,
+    reads: ReadBatcher,
+    conf_waiters: Vec<(ConfChange, oneshot::Sender<Result<(), ServerError>>)>,
+    ticks: u64,
+    leader_id: u64,
+    is_leader: bool,
+    snapshot_index: u64,
+    last_lease_check_ms: u64,
+    /// Set once storage failed: the member stops taking part in Raft.
+    failed: Option<ServerError>,
+}
+
+impl<S: Storage> Driver<S> {
+    /// A driver for a booted member, and the handle sharing its state.
+    pub fn new(
+        booted: Booted<S>,
+        settings: NodeSettings,
+        limits: TransportLimits,
+        channels: Channels,
+    ) -> (Driver<S>, NodeHandle) {
+        let (events, _) = broadcast::channel(EVENTS_BUFFER);
+        let db_size_bytes = booted.state.snapshot().len() as u64;
+        let shared = Arc::new(Shared {
+            member_id: booted.member_id,
+            cluster_id: booted.cluster_id,
+            settings: settings.clone(),
+            state: std::sync::RwLock::new(booted.state),
+            status: Mutex::new(NodeStatus {
+                member_id: booted.member_id,
+                cluster_id: booted.cluster_id,
+                db_size_bytes,
+                ..NodeStatus::default()
+            }),
+            proposals: Mutex::new(Proposals::new(PROPOSALS_MAX)),
+            ids: Mutex::new(RequestIds::new(booted.member_id, unix_ms())),
+            commands: channels.command_tx,
+            events,
+            started: Instant::now(),
+        });
+        let (event_tx, peer_events) = mpsc::channel(1024);
+        let peers = Peers::new(booted.cluster_id, booted.member_id, limits, event_tx);
+        let round_ticks = settings.election_ticks();
+        let mut driver = Driver {
+            raw: booted.raw,
+            wal: booted.wal,
+            snapshots: booted.snapshots,
+            shared: shared.clone(),
+            settings,
+            peers,
+            peer_events,
+            commands: channels.commands,
+            inbound: channels.inbound,
+            stop: channels.stop,
+            reads: ReadBatcher::new(booted.member_id, READS_MAX, round_ticks),
+            conf_waiters: Vec::new(),
+            ticks: 0,
+            leader_id: 0,
+            is_leader: false,
+            snapshot_index: booted.snapshot_index,
+            last_lease_check_ms: 0,
+            failed: None,
+        };
+        driver.refresh_peers();
+        (driver, NodeHandle::new(shared))
+    }
+
+    /// Runs until stopped; then fails every waiter with `Stopped`.
+    pub async fn run(mut self) {
+        let mut ticker =
+            tokio::time::interval(Duration::from_millis(self.settings.heartbeat_interval_ms));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut self.stop => break,
+                _ = ticker.tick() => self.on_tick(),
+                command = self.commands.recv() => match command {
+                    Some(command) => self.on_commands(command),
+                    None => break,
+                },
+                Some(item) = self.inbound.recv() => self.on_inbound(item),
+                Some(event) = self.peer_events.recv() => self.on_peer_event(event),
+            }
+            self.process().await;
+        }
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.shared.proposals().fail_all(&ServerError::Stopped);
+        self.reads.fail_all(&ServerError::Stopped);
+        for (_, reply) in self.conf_waiters.drain(..) {
+            let _ = reply.send(Err(ServerError::Stopped));
+        }
+        self.peers.set_members(&BTreeMap::new());
+        tracing::info!(member = %format!("{:x}", self.shared.member_id), "member stopped");
+    }
+
+    /// Starts a read round if reads wait, then handles Readies.
+    async fn process(&mut self) {
+        if self.failed.is_some() {
+            return;
+        }
+        if let Some(ctx) = self.reads.start_round(self.ticks) {
+            // Without a leader the round stays in flight and is retried later.
+            let _ = self.raw.read_index(ctx);
+        }
+        for _ in 0..READIES_PER_ROUND_MAX {
+            if !self.raw.has_ready() {
+                break;
+            }
+            if let Err(err) = self.handle_ready().await {
+                self.on_storage_failure(&err);
+                return;
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        if self.failed.is_some() {
+            return;
+        }
+        self.ticks += 1;
+        self.raw.tick();
+        let now_ms = self.shared.now_ms();
+        self.shared.write_state().set_now_ms(now_ms);
+        self.reads.retry_stale(self.ticks, false);
+        if self.is_leader && now_ms >= self.last_lease_check_ms + LEASE_CHECK_INTERVAL_MS {
+            self.last_lease_check_ms = now_ms;
+            self.lease_duties();
+        }
+    }
+
+    /// Leader: revoke expired leases and checkpoint remaining TTLs through Raft.
+    fn lease_duties(&mut self) {
+        let (expired, checkpoints) = {
+            let mut state = self.shared.write_state();
+            (state.lease_expired(), state.lease_checkpoints_due())
+        };
+        for id in expired {
+            self.propose_internal(Request::LeaseRevoke { id });
+        }
+        if !checkpoints.is_empty() {
+            self.propose_internal(Request::LeaseCheckpoint(checkpoints));
+        }
+    }
+
+    fn propose_internal(&mut self, request: Request) {
+        let envelope = RequestEnvelope {
+            id: 0,
+            auth: None,
+            request,
+        };
+        if let Ok(data) = envelope.encode() {
+            if let Err(err) = self.raw.propose(data) {
+                tracing::debug!(%err, "internal proposal dropped");
+            }
+        }
+    }
+
+    fn on_commands(&mut self, first: Command) {
+        self.on_command(first);
+        for _ in 1..COMMANDS_PER_ROUND_MAX {
+            match self.commands.try_recv() {
+                Ok(command) => self.on_command(command),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        if let Some(err) = &self.failed {
+            let err = err.clone();
+            match command {
+                Command::Propose { id, .. } => {
+                    self.shared.proposals().complete(id, Err(err));
+                }
+                Command::Read(reply) => {
+                    let _ = reply.send(Err(err));
+                }
+                Command::ConfChange { reply, .. } => {
+                    let _ = reply.send(Err(err));
+                }
+            }
+            return;
+        }
+        match command {
+            Command::Propose { id, data } => {
+                if self.raw.propose(data).is_err() && id != 0 {
+                    let err = self.no_leader_error();
+                    self.shared.proposals().complete(id, Err(err));
+                }
+            }
+            Command::Read(reply) => self.reads.push(reply),
+            Command::ConfChange { change, reply } => self.propose_conf_change(change, reply),
+        }
+    }
+
+    fn propose_conf_change(
+        &mut self,
+        change: ConfChange,
+        reply: oneshot::Sender<Result<(), ServerError>>,
+    ) {
+        if self.conf_waiters.len() >= CONF_CHANGES_MAX {
+            let _ = reply.send(Err(ServerError::TooManyRequests));
+            return;
+        }
+        match self.raw.propose_conf_change(&change) {
+            Ok(()) => self.conf_waiters.push((change, reply)),
+            Err(err) => {
+                tracing::info!(%err, "membership change refused by raft");
+                let _ = reply.send(Err(self.no_leader_error()));
+            }
+        }
+    }
+
+    fn no_leader_error(&self) -> ServerError {
+        if self.leader_id == 0 {
+            ServerError::NoLeader
+        } else {
+            ServerError::ProposalDropped
+        }
+    }
+
+    fn on_inbound(&mut self, first: Inbound) {
+        self.step_inbound(first);
+        for _ in 1..INBOUND_PER_ROUND_MAX {
+            match self.inbound.try_recv() {
+                Ok(item) => self.step_inbound(item),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn step_inbound(&mut self, item: Inbound) {
+        if self.failed.is_some() {
+            return;
+        }
+        let messages = match item {
+            Inbound::Raft { messages, .. } => messages
+                .iter()
+                .filter_map(|bytes| Message::decode(bytes).ok())
+                .collect(),
+            Inbound::Snapshot(received) => match Message::decode(&received.message) {
+                Ok(mut message) => {
+                    if let Some(snapshot) = message.snapshot.as_mut() {
+                        snapshot.data = received.data;
+                    }
+                    vec![message]
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "undecodable snapshot message");
+                    Vec::new()
+                }
+            },
+        };
+        for message in messages {
+            if let Err(err) = self.raw.step(message) {
+                tracing::debug!(%err, "raft refused a peer message");
+            }
+        }
+    }
+
+    fn on_peer_event(&mut self, event: PeerEvent) {
+        match event {
+            PeerEvent::Unreachable(id) => self.raw.report_unreachable(id),
+            PeerEvent::SnapshotSent(id, ok) => self.raw.report_snapshot(id, ok),
+        }
+    }
+
+    fn send(&mut self, messages: Vec<Message>) {
+        if messages.is_empty() {
+            return;
+        }
+        for id in self.peers.send(messages) {
+            self.raw.report_unreachable(id);
+        }
+    }
+
+    /// Handles one Ready in the documented order.
+    async fn handle_ready(&mut self) -> Result<(), WalError> {
+        let mut ready = self.raw.ready();
+        if let Some(soft_state) = ready.soft_state.take() {
+            self.on_soft_state(soft_state);
+        }
+        self.send(std::mem::take(&mut ready.messages));
+        if let Some(snapshot) = &ready.snapshot {
+            self.save_snapshot_file(snapshot).await?;
+        }
+        if !ready.entries.is_empty() || ready.hard_state.is_some() {
+            self.wal.append(&ready.entries, ready.hard_state.as_ref())?;
+        }
+        if ready.must_sync {
+            self.sync_wal().await?;
+        }
+        if let Some(snapshot) = ready.snapshot.take() {
+            self.install_snapshot(snapshot);
+        }
+        let storage = self.raw.storage_mut();
+        if let Err(err) = storage.append(&ready.entries) {
+            debug_assert!(false, "raft handed out entries that do not fit: {err}");
+            tracing::error!(%err, "cannot append entries to the in-memory log");
+        }
+        if let Some(hard_state) = ready.hard_state {
+            storage.set_hard_state(hard_state);
+        }
+        self.send(std::mem::take(&mut ready.persisted_messages));
+        self.apply(&ready.committed_entries);
+        for read_state in &ready.read_states {
+            self.reads
+                .on_read_state(&read_state.request_ctx, read_state.index);
+        }
+        let applied = self.shared.read_state().applied_index();
+        self.reads.release(applied);
+        self.raw.advance();
+        self.refresh_status();
+        self.maybe_snapshot().await
+    }
+
+    fn on_soft_state(&mut self, soft_state: SoftState) {
+        let (old_leader, was_leader) = (self.leader_id, self.is_leader);
+        self.leader_id = soft_state.leader_id;
+        self.is_leader = soft_state.role == StateRole::Leader;
+        let member = format!("{:x}", self.shared.member_id);
+        if old_leader != self.leader_id {
+            let term = self.raw.raft().term;
+            if self.leader_id == 0 {
+                tracing::info!(%member, term, "lost the leader");
+            } else {
+                let leader = format!("{:x}", self.leader_id);
+                tracing::info!(%member, %leader, term, "leader elected");
+            }
+            if old_leader != 0 {
+                self.shared
+                    .proposals()
+                    .fail_all(&ServerError::ProposalDropped);
+            }
+            self.reads.retry_stale(self.ticks, true);
+        }
+        if self.is_leader && !was_leader {
+            let now_ms = self.shared.now_ms();
+            let mut state = self.shared.write_state();
+            state.set_now_ms(now_ms);
+            state.lease_promote(self.settings.election_timeout_ms);
+        } else if was_leader && !self.is_leader {
+            self.shared.write_state().lease_demote();
+        }
+    }
+
+    /// Applies committed entries to the state machine, then answers waiters
+    /// and broadcasts events.
+    fn apply(&mut self, entries: &[Entry]) {
+        if entries.is_empty() {
+            return;
+        }
+        let now_ms = self.shared.now_ms();
+        let results: Vec<ApplyResult> = {
+            let mut state = self.shared.write_state();
+            state.set_now_ms(now_ms);
+            entries.iter().map(|entry| state.apply(entry)).collect()
+        };
+        let term = self.raw.raft().term;
+        for mut result in results {
+            if let Some(applied) = result.conf_change.take() {
+                self.on_conf_change_applied(applied, &result);
+            }
+            if !result.events.is_empty() {
+                let _ = self.shared.events.send(AppliedEvents {
+                    revision: result.header.revision,
+                    events: result.events.clone(),
+                });
+            }
+            if result.request_id != 0 {
+                result.header.cluster_id = self.shared.cluster_id;
+                result.header.member_id = self.shared.member_id;
+                result.header.raft_term = term;
+                let id = result.request_id;
+                self.shared.proposals().complete(id, Ok(result));
+            }
+        }
+    }
+
+    fn on_conf_change_applied(&mut self, applied: ConfChangeApplied, result: &ApplyResult) {
+        if applied.accepted {
+            match self.raw.apply_conf_change(&applied.change) {
+                Ok(conf_state) => self.raw.storage_mut().set_conf_state(conf_state),
+                Err(err) => tracing::warn!(%err, "raft refused an accepted conf change"),
+            }
+            self.refresh_peers();
+            tracing::info!(
+                index = result.index,
+                changes = ?applied.change.changes,
+                "applied membership change"
+            );
+        }
+        let position = self
+            .conf_waiters
+            .iter()
+            .position(|(change, _)| *change == applied.change);
+        if let Some(position) = position {
+            let (_, reply) = self.conf_waiters.swap_remove(position);
+            let outcome = match &result.result {
+                Ok(_) => Ok(()),
+                Err(err) => Err(ServerError::Apply(err.clone())),
+            };
+            let _ = reply.send(outcome);
+        }
+    }
+
+    /// Points the peer senders at the current members' first peer URLs.
+    fn refresh_peers(&mut self) {
+        let members: BTreeMap<u64, String> = {
+            let state = self.shared.read_state();
+            state
+                .cluster()
+                .members()
+                .into_iter()
+                .filter(|m| m.id != self.shared.member_id)
+                .filter_map(|m| m.peer_urls.first().map(|url| (m.id, url.clone())))
+                .collect()
+        };
+        self.peers.set_members(&members);
+    }
+
+    fn refresh_status(&self) {
+        let raft = self.raw.raft();
+        let is_learner = self
+            .raw
+            .storage()
+            .conf_state()
+            .learners
+            .contains(&self.shared.member_id);
+        let mut status = self.shared.status();
+        status.leader_id = self.leader_id;
+        status.raft_term = raft.term;
+        status.raft_index = raft.log.last_index();
+        status.is_learner = is_learner;
+    }
+
+    async fn sync_wal(&mut self) -> Result<(), WalError> {
+        let job = self.wal.begin_sync()?;
+        let started = Instant::now();
+        let outcome = run_blocking(move || job.map(SyncJob::run)).await;
+        let elapsed = started.elapsed();
+        if elapsed > SLOW_FSYNC {
+            tracing::warn!(took_ms = elapsed.as_millis() as u64, "slow fsync");
+        }
+        self.wal.finish_sync(outcome)?;
+        Ok(())
+    }
+
+    /// Persists a snapshot received from the leader: the file, then its WAL marker.
+    async fn save_snapshot_file(&mut self, snapshot: &Snapshot) -> Result<(), WalError> {
+        let files = self.snapshots.clone();
+        let to_save = snapshot.clone();
+        run_blocking(move || files.save(&to_save)).await?;
+        self.wal.append_snapshot_marker(&SnapshotMarker {
+            index: snapshot.metadata.index,
+            term: snapshot.metadata.term,
+            conf_state: snapshot.metadata.conf_state.clone(),
+        })?;
+        Ok(())
+    }
+
+    /// Replaces the log and the state machine with a leader's snapshot.
+    fn install_snapshot(&mut self, snapshot: Snapshot) {
+        let index = snapshot.metadata.index;
+        match StateMachine::restore(state_config(&self.settings), &snapshot.data) {
+            Ok(mut restored) => {
+                restored.set_now_ms(self.shared.now_ms());
+                *self.shared.write_state() = restored;
+            }
+            Err(err) => {
+                tracing::error!(%err, index, "leader's snapshot does not decode");
+                return;
+            }
+        }
+        let size_bytes = snapshot.data.len() as u64;
+        if let Err(err) = self.raw.storage_mut().apply_snapshot(snapshot) {
+            tracing::warn!(%err, index, "snapshot older than the log");
+        }
+        self.snapshot_index = index;
+        self.shared.status().db_size_bytes = size_bytes;
+        self.refresh_peers();
+        tracing::info!(index, size_bytes, "installed snapshot from the leader");
+    }
+
+    /// Every `--snapshot-count` applied entries: writes a snapshot file,
+    /// marks it in the WAL, compacts the in-memory log (keeping
+    /// `snapshot_catchup_entries` for slow followers) and purges old segments.
+    async fn maybe_snapshot(&mut self) -> Result<(), WalError> {
+        let (applied, data) = {
+            let state = self.shared.read_state();
+            let applied = state.applied_index();
+            if applied < self.snapshot_index + self.settings.snapshot_count {
+                return Ok(());
+            }
+            (applied, Bytes::from(state.snapshot()))
+        };
+        let conf_state = self.raw.storage().conf_state().clone();
+        let size_bytes = data.len() as u64;
+        let snapshot = match self
+            .raw
+            .storage_mut()
+            .create_snapshot(applied, conf_state, data)
+        {
+            Ok(snapshot) => snapshot,
+            Err(err) => {
+                tracing::warn!(%err, applied, "cannot snapshot");
+                return Ok(());
+            }
+        };
+        self.save_snapshot_file(&snapshot).await?;
+        self.sync_wal().await?;
+        self.snapshot_index = applied;
+        let compact_to = applied.saturating_sub(self.settings.snapshot_catchup_entries);
+        let first_index = self.raw.storage().first_index_or_zero();
+        if compact_to >= first_index && compact_to > 0 {
+            if let Err(err) = self.raw.storage_mut().compact(compact_to) {
+                tracing::warn!(%err, compact_to, "cannot compact the raft log");
+            }
+        }
+        let purged = self.wal.purge(applied)?;
+        self.shared.status().db_size_bytes = size_bytes;
+        tracing::info!(index = applied, size_bytes, purged, "snapshot taken");
+        Ok(())
+    }
+
+    fn on_storage_failure(&mut self, err: &WalError) {
+        let failure = if err.is_storage_full() {
+            ServerError::Storage("etcdserver: mvcc: database space exceeded".to_owned())
+        } else {
+            ServerError::Storage(format!("etcdserver: storage failure: {err}"))
+        };
+        tracing::error!(%err, "storage failed; this member stops taking part in raft");
+        self.shared.proposals().fail_all(&failure);
+        self.reads.fail_all(&failure);
+        for (_, reply) in self.conf_waiters.drain(..) {
+            let _ = reply.send(Err(failure.clone()));
+        }
+        self.failed = Some(failure);
+    }
+}
+
+/// First index of the in-memory log, 0 if unknown.
+trait FirstIndex {
+    fn first_index_or_zero(&self) -> u64;
+}
+
+impl FirstIndex for MemoryStorage {
+    fn first_index_or_zero(&self) -> u64 {
+        keel_kernel::raft::Storage::first_index(self).unwrap_or(0)
+    }
+}
+
+/// Runs blocking I/O off the async workers (tokio's blocking pool); inline
+/// under madsim, whose simulated disk does not block.
+#[cfg(not(madsim))]
+async fn run_blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(err) => std::panic::resume_unwind(err.into_panic()),
+    }
+}
+
+/// Runs blocking I/O off the async workers (tokio's blocking pool); inline
+/// under madsim, whose simulated disk does not block.
+#[cfg(madsim)]
+async fn run_blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    work()
+}

@@ -1,0 +1,419 @@
+//! [`NodeHandle`]: what the API layer holds to reach a running member. It
+//! implements [`Backend`] by registering waiters, sending commands to the
+//! node driver's bounded queue and reading the shared applied state.
+
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use keel_kernel::apply::{ApplyError, ApplyResult, Request, RequestEnvelope, StateMachine};
+use keel_kernel::auth::AuthInfo;
+use keel_kernel::lease::{LeaseId, LeaseRenewal, LeaseStatus};
+use keel_kernel::membership::{ConfChangeContext, Member};
+use keel_kernel::raft::{ConfChange, ConfChangeSingle, ConfChangeType};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::proposals::{Proposals, RequestIds};
+use super::read_index::ReadOutcome;
+use super::settings::NodeSettings;
+use crate::backend::{AppliedEvents, Backend, MemberChange, NodeStatus, ServerError};
+
+/// Proposals waiting for apply at once, per member.
+pub const PROPOSALS_MAX: usize = 16 * 1024;
+/// Applied-event batches buffered for slow watch streams.
+pub const EVENTS_BUFFER: usize = 4096;
+
+/// What the handle asks of the driver.
+#[derive(Debug)]
+pub enum Command {
+    /// Propose an encoded request; a waiter is registered under `id` (0: none).
+    Propose {
+        /// Request id (0 when nobody waits).
+        id: u64,
+        /// Encoded [`RequestEnvelope`].
+        data: Bytes,
+    },
+    /// A linearizable read waiting for a ReadIndex round.
+    Read(oneshot::Sender<ReadOutcome>),
+    /// A membership change, answered once applied.
+    ConfChange {
+        /// The change.
+        change: ConfChange,
+        /// Told the outcome once the entry is applied.
+        reply: oneshot::Sender<Result<(), ServerError>>,
+    },
+}
+
+/// State shared by the driver and every handle.
+pub struct Shared {
+    /// This member's id.
+    pub member_id: u64,
+    /// The cluster id.
+    pub cluster_id: u64,
+    /// Settings the member runs with.
+    pub settings: NodeSettings,
+    /// The applied state.
+    pub state: RwLock<StateMachine>,
+    /// Raft view for Status and headers (the driver refreshes it).
+    pub status: Mutex<NodeStatus>,
+    /// Waiting proposals.
+    pub proposals: Mutex<Proposals>,
+    /// Request id generator.
+    pub ids: Mutex<RequestIds>,
+    /// The driver's command queue.
+    pub commands: mpsc::Sender<Command>,
+    /// Applied events for watchers.
+    pub events: broadcast::Sender<AppliedEvents>,
+    /// When the member started (its monotonic clock's origin).
+    pub started: Instant,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Read access to the applied state.
+    pub fn read_state(&self) -> RwLockReadGuard<'_, StateMachine> {
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Write access to the applied state (apply, lease timing, tokens).
+    pub fn write_state(&self) -> RwLockWriteGuard<'_, StateMachine> {
+        self.state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The status record.
+    pub fn status(&self) -> MutexGuard<'_, NodeStatus> {
+        lock(&self.status)
+    }
+
+    /// The proposal waiters.
+    pub fn proposals(&self) -> MutexGuard<'_, Proposals> {
+        lock(&self.proposals)
+    }
+
+    /// Milliseconds since the member started.
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+}
+
+/// A running member, as the API layer sees it. Cheap to clone.
+#[derive(Clone)]
+pub struct NodeHandle {
+    shared: Arc<Shared>,
+}
+
+/// Milliseconds since the Unix epoch (wall clock), 0 if the clock is before it.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl NodeHandle {
+    /// A handle over `shared`.
+    pub fn new(shared: Arc<Shared>) -> NodeHandle {
+        NodeHandle { shared }
+    }
+
+    /// The shared state (for the driver and tests).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// This member's id.
+    pub fn member_id(&self) -> u64 {
+        self.shared.member_id
+    }
+
+    /// Encodes `request`, checks `--max-request-bytes`, registers a waiter,
+    /// queues the proposal and waits for its apply result or the timeout.
+    async fn propose_request(
+        &self,
+        request: Request,
+        auth: Option<AuthInfo>,
+    ) -> Result<ApplyResult, ServerError> {
+        let id = lock(&self.shared.ids).next_id();
+        let envelope = RequestEnvelope { id, auth, request };
+        let data = envelope
+            .encode()
+            .map_err(|_| ServerError::RequestTooLarge)?;
+        if data.len() as u64 > self.shared.settings.max_request_bytes {
+            return Err(ServerError::RequestTooLarge);
+        }
+        let rx = self.shared.proposals().register(id)?;
+        if let Err(err) = self.shared.commands.try_send(Command::Propose { id, data }) {
+            self.shared.proposals().cancel(id);
+            return Err(match err {
+                mpsc::error::TrySendError::Full(_) => ServerError::TooManyRequests,
+                mpsc::error::TrySendError::Closed(_) => ServerError::Stopped,
+            });
+        }
+        match tokio::time::timeout(self.shared.settings.request_timeout(), rx).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(ServerError::Stopped),
+            Err(_) => {
+                self.shared.proposals().cancel(id);
+                Err(ServerError::Timeout)
+            }
+        }
+    }
+
+    /// Queues a request nobody waits for (lease checkpoints).
+    fn propose_detached(&self, request: Request) {
+        let envelope = RequestEnvelope {
+            id: 0,
+            auth: None,
+            request,
+        };
+        if let Ok(data) = envelope.encode() {
+            let _ = self
+                .shared
+                .commands
+                .try_send(Command::Propose { id: 0, data });
+        }
+    }
+
+    /// Publishes this member's name and client URLs through Raft once a
+    /// leader exists (etcd `publishV3`), retrying every 500 ms until it is
+    /// applied or the member stops. Skipped on a restart when the cluster
+    /// already knows these attributes.
+    pub fn publish_attributes_in_background(&self, restarted: bool) {
+        let handle = self.clone();
+        let settings = &self.shared.settings;
+        let (name, client_urls) = (settings.name.clone(), settings.client_urls.clone());
+        if restarted {
+            let known = self.with_state(|sm| {
+                sm.cluster()
+                    .member(self.member_id())
+                    .is_some_and(|m| m.name == name && m.client_urls == client_urls)
+            });
+            if known {
+                return;
+            }
+        }
+        tokio::spawn(async move {
+            loop {
+                let request = Request::MemberAttrSet {
+                    member_id: handle.member_id(),
+                    name: name.clone(),
+                    client_urls: client_urls.clone(),
+                };
+                match handle.propose_request(request, None).await {
+                    Ok(_) => {
+                        tracing::info!(name = %name, "published member attributes");
+                        return;
+                    }
+                    Err(ServerError::Stopped) => return,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                }
+            }
+        });
+    }
+
+    fn is_leader(&self) -> bool {
+        let status = self.shared.status();
+        status.leader_id == self.shared.member_id
+    }
+
+    fn conf_change_for(&self, change: &MemberChange) -> Result<(ConfChange, u64), ServerError> {
+        let single = |change_type, node_id| ConfChangeSingle {
+            change_type,
+            node_id,
+        };
+        let (changes, context, id) = match change {
+            MemberChange::Add {
+                peer_urls,
+                is_learner,
+            } => {
+                let member = Member::new(
+                    "",
+                    peer_urls,
+                    &self.shared.settings.initial_cluster_token,
+                    Some(unix_ms() / 1000),
+                    *is_learner,
+                );
+                let change_type = if *is_learner {
+                    ConfChangeType::AddLearnerNode
+                } else {
+                    ConfChangeType::AddNode
+                };
+                let id = member.id;
+                let context = ConfChangeContext {
+                    members: vec![member],
+                    is_promote: false,
+                };
+                (vec![single(change_type, id)], context, id)
+            }
+            MemberChange::Remove { member_id } => (
+                vec![single(ConfChangeType::RemoveNode, *member_id)],
+                ConfChangeContext::default(),
+                *member_id,
+            ),
+            MemberChange::Promote { member_id } => (
+                vec![single(ConfChangeType::AddNode, *member_id)],
+                ConfChangeContext {
+                    members: Vec::new(),
+                    is_promote: true,
+                },
+                *member_id,
+            ),
+            MemberChange::Update { .. } => {
+                return Err(ServerError::Apply(ApplyError::BadEntry(
+                    "member update is not a conf change".to_owned(),
+                )));
+            }
+        };
+        let change = ConfChange {
+            changes,
+            context: context.encode(),
+        };
+        self.with_state(|sm| sm.cluster().validate_conf_change(&change))
+            .map_err(|e| ServerError::Apply(ApplyError::Membership(e)))?;
+        Ok((change, id))
+    }
+
+    fn members_after(&self, id: u64, removed: Option<Member>) -> (Member, Vec<Member>) {
+        self.with_state(|sm| {
+            let members: Vec<Member> = sm.cluster().members().into_iter().cloned().collect();
+            let member = sm
+                .cluster()
+                .member(id)
+                .cloned()
+                .or(removed)
+                .unwrap_or_else(|| Member {
+                    id,
+                    name: String::new(),
+                    peer_urls: Vec::new(),
+                    client_urls: Vec::new(),
+                    is_learner: false,
+                });
+            (member, members)
+        })
+    }
+}
+
+impl Backend for NodeHandle {
+    async fn propose(
+        &self,
+        request: Request,
+        auth: Option<AuthInfo>,
+    ) -> Result<ApplyResult, ServerError> {
+        self.propose_request(request, auth).await
+    }
+
+    async fn linearizable_barrier(&self) -> Result<(), ServerError> {
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .commands
+            .try_send(Command::Read(tx))
+            .map_err(|err| match err {
+                mpsc::error::TrySendError::Full(_) => ServerError::TooManyRequests,
+                mpsc::error::TrySendError::Closed(_) => ServerError::Stopped,
+            })?;
+        match tokio::time::timeout(self.shared.settings.request_timeout(), rx).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(ServerError::Stopped),
+            Err(_) => Err(ServerError::Timeout),
+        }
+    }
+
+    fn with_state<R>(&self, read: impl FnOnce(&StateMachine) -> R) -> R {
+        read(&self.shared.read_state())
+    }
+
+    fn with_state_mut<R>(&self, update: impl FnOnce(&mut StateMachine) -> R) -> R {
+        let mut state = self.shared.write_state();
+        state.set_now_ms(self.shared.now_ms());
+        update(&mut state)
+    }
+
+    fn status(&self) -> NodeStatus {
+        let mut status = self.shared.status().clone();
+        status.raft_applied_index = self.shared.read_state().applied_index();
+        status
+    }
+
+    fn subscribe_events(&self) -> broadcast::Receiver<AppliedEvents> {
+        self.shared.events.subscribe()
+    }
+
+    async fn lease_renew(&self, id: LeaseId) -> Result<LeaseRenewal, ServerError> {
+        if !self.is_leader() {
+            return Err(self.not_leader_error());
+        }
+        let renewal = self
+            .with_state_mut(|sm| sm.lease_renew(id))
+            .map_err(ServerError::Apply)?;
+        if let Some(checkpoint) = renewal.checkpoint {
+            self.propose_detached(Request::LeaseCheckpoint(vec![checkpoint]));
+        }
+        Ok(renewal)
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        auth: Option<AuthInfo>,
+        id: LeaseId,
+        keys: bool,
+    ) -> Result<LeaseStatus, ServerError> {
+        self.with_state_mut(|sm| sm.lease_time_to_live(auth.as_ref(), id, keys))
+            .map_err(ServerError::Apply)
+    }
+
+    async fn change_membership(
+        &self,
+        change: MemberChange,
+    ) -> Result<(Member, Vec<Member>), ServerError> {
+        if let MemberChange::Update {
+            member_id,
+            peer_urls,
+        } = &change
+        {
+            let request = Request::MemberUpdate {
+                member_id: *member_id,
+                peer_urls: peer_urls.clone(),
+            };
+            let applied = self.propose_request(request, None).await?;
+            applied.result.map_err(ServerError::Apply)?;
+            return Ok(self.members_after(*member_id, None));
+        }
+        let (conf_change, id) = self.conf_change_for(&change)?;
+        let removed = self.with_state(|sm| sm.cluster().member(id).cloned());
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .commands
+            .try_send(Command::ConfChange {
+                change: conf_change,
+                reply: tx,
+            })
+            .map_err(|_| ServerError::TooManyRequests)?;
+        match tokio::time::timeout(self.shared.settings.request_timeout(), rx).await {
+            Ok(Ok(outcome)) => outcome?,
+            Ok(Err(_)) => return Err(ServerError::Stopped),
+            Err(_) => return Err(ServerError::Timeout),
+        }
+        Ok(self.members_after(id, removed))
+    }
+
+    fn snapshot(&self) -> Bytes {
+        Bytes::from(self.with_state(StateMachine::snapshot))
+    }
+}
+
+impl NodeHandle {
+    fn not_leader_error(&self) -> ServerError {
+        if self.shared.status().leader_id == 0 {
+            ServerError::NoLeader
+        } else {
+            ServerError::Apply(ApplyError::Lease(keel_kernel::lease::LeaseError::NotPrimary))
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The node driver: one task per member that owns the Raft node, the WAL and
+//! the state machine, and a cheap [`NodeHandle`] implementing
+//! [`Backend`](crate::backend::Backend) for the API layer.
+//!
+//! - [`settings`]: what the driver needs from the configuration.
+//! - [`bootstrap`]: fresh start or restart from the data directory.
+//! - [`driver`]: the loop (ticks, peer messages, proposals, ReadIndex) and
+//!   the handling of each Raft `Ready` (send, persist with group commit,
+//!   send after fsync, apply, release reads, advance), snapshots, leases.
+//! - [`proposals`]: request waiters; [`read_index`]: read batching.
+//! - [`peers`]: outbound peer streams; [`handle`]: the `Backend`.
+//! - [`serve`]: running a whole member (node + API + peer servers).
+
+pub mod bootstrap;
+pub mod driver;
+pub mod handle;
+pub mod peers;
+pub mod proposals;
+pub mod read_index;
+// pub mod serve;
+pub mod settings;
+
+pub use bootstrap::{BootError, NodeStorage};
+pub use handle::NodeHandle;
+pub use settings::NodeSettings;
+
+use keel_wal::Storage;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::transport::TransportLimits;
+use crate::transport::receive::PeerService;
+
+/// Inbound peer items buffered before peers are slowed down.
+pub const INBOUND_QUEUE_MAX: usize = 1024;
+/// Commands (proposals, reads, conf changes) buffered for the driver.
+pub const COMMAND_QUEUE_MAX: usize = 16 * 1024;
+
+/// A running member's node driver.
+pub struct Node {
+    handle: NodeHandle,
+    stop: Option<oneshot::Sender<()>>,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Node {
+    /// Boots the member from `storage` (see [`bootstrap::boot`]) and spawns its
+    /// driver task. Returns the node and the peer service to serve on the
+    /// member's peer URLs (it feeds the driver).
+    ///
+    /// Errors: see [`BootError`].
+    pub fn start<S: Storage>(
+        settings: NodeSettings,
+        storage: NodeStorage<S>,
+        limits: TransportLimits,
+    ) -> Result<(Node, PeerService), BootError> {
+        let booted = bootstrap::boot(&settings, storage)?;
+        let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE_MAX);
+        let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE_MAX);
+        let peer_service =
+            PeerService::new(booted.cluster_id, booted.member_id, limits, inbound_tx);
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let restarted = booted.restarted;
+        let (driver, handle) = driver::Driver::new(
+            booted,
+            settings.clone(),
+            limits,
+            driver::Channels {
+                commands: command_rx,
+                command_tx,
+                inbound: inbound_rx,
+                stop: stop_rx,
+            },
+        );
+        let driver = tokio::spawn(driver.run());
+        handle.publish_attributes_in_background(restarted);
+        Ok((
+            Node {
+                handle,
+                stop: Some(stop_tx),
+                driver,
+            },
+            peer_service,
+        ))
+    }
+
+    /// The handle the API layer uses.
+    pub fn handle(&self) -> NodeHandle {
+        self.handle.clone()
+    }
+
+    /// Stops the driver: waiting requests fail with `Stopped`; what was
+    /// acknowledged is durable already.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.driver).await;
+    }
+}

@@ -1,0 +1,212 @@
+//! Outbound Raft traffic: one sender task per peer, fed by a bounded queue.
+//!
+//! Each task keeps one gRPC stream open to its peer (`keelpeerpb.Peer/Raft`)
+//! and forwards the queue into it, reconnecting with exponential backoff
+//! (50 ms up to 1 s) when the stream breaks. A full queue drops messages
+//! (Raft retransmits) and reports the peer unreachable. Snapshot messages
+//! travel on their own stream in chunks, and their fate is reported back so
+//! the leader stops pausing the follower (etcd `ReportSnapshot`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use keel_kernel::raft::{Message, MessageType};
+use tokio::sync::{Mutex, mpsc};
+
+use crate::transport::TransportLimits;
+use crate::transport::send::PeerSender;
+
+/// Message groups queued per peer before messages are dropped.
+pub const PEER_QUEUE_GROUPS_MAX: usize = 1024;
+/// First reconnect delay.
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+/// Longest reconnect delay.
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// What the peer tasks tell the node driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerEvent {
+    /// The peer could not be reached (Raft slows down probing it).
+    Unreachable(u64),
+    /// A snapshot to the peer was delivered (`true`) or failed.
+    SnapshotSent(u64, bool),
+}
+
+struct PeerQueue {
+    url: String,
+    tx: mpsc::Sender<Vec<Bytes>>,
+}
+
+/// The sender side of every peer of one member.
+pub struct Peers {
+    cluster_id: u64,
+    member_id: u64,
+    limits: TransportLimits,
+    queues: BTreeMap<u64, PeerQueue>,
+    events: mpsc::Sender<PeerEvent>,
+}
+
+impl Peers {
+    /// No peers yet; tasks report to `events`.
+    pub fn new(
+        cluster_id: u64,
+        member_id: u64,
+        limits: TransportLimits,
+        events: mpsc::Sender<PeerEvent>,
+    ) -> Peers {
+        Peers {
+            cluster_id,
+            member_id,
+            limits,
+            queues: BTreeMap::new(),
+            events,
+        }
+    }
+
+    /// Makes the set of peers `members` (id -> first peer URL, this member
+    /// excluded): starts tasks for new peers or changed URLs, stops tasks of
+    /// peers that left (dropping a queue ends its task).
+    pub fn set_members(&mut self, members: &BTreeMap<u64, String>) {
+        self.queues.retain(|id, queue| members.get(id) == Some(&queue.url));
+        for (&id, url) in members {
+            if id == self.member_id || self.queues.contains_key(&id) {
+                continue;
+            }
+            let (tx, rx) = mpsc::channel(PEER_QUEUE_GROUPS_MAX);
+            let task = PeerTask {
+                url: url.clone(),
+                cluster_id: self.cluster_id,
+                from: self.member_id,
+                to: id,
+                limits: self.limits,
+                events: self.events.clone(),
+            };
+            tokio::spawn(task.run(Arc::new(Mutex::new(rx))));
+            self.queues.insert(
+                id,
+                PeerQueue {
+                    url: url.clone(),
+                    tx,
+                },
+            );
+        }
+    }
+
+    /// Queues `messages` for their destinations (in order per destination).
+    /// Snapshot messages go out on their own stream. Returns the peers whose
+    /// queue was full or unknown (report them unreachable).
+    pub fn send(&mut self, messages: Vec<Message>) -> Vec<u64> {
+        let mut groups: BTreeMap<u64, Vec<Bytes>> = BTreeMap::new();
+        for message in messages {
+            if message.msg_type == MessageType::Snapshot {
+                self.send_snapshot(message);
+                continue;
+            }
+            groups
+                .entry(message.to)
+                .or_default()
+                .push(Bytes::from(message.encode()));
+        }
+        let mut unreachable = Vec::new();
+        for (to, group) in groups {
+            let delivered = self
+                .queues
+                .get(&to)
+                .is_some_and(|queue| queue.tx.try_send(group).is_ok());
+            if !delivered {
+                unreachable.push(to);
+            }
+        }
+        unreachable
+    }
+
+    fn send_snapshot(&self, mut message: Message) {
+        let to = message.to;
+        let events = self.events.clone();
+        let Some(queue) = self.queues.get(&to) else {
+            let _ = events.try_send(PeerEvent::SnapshotSent(to, false));
+            return;
+        };
+        let Some(snapshot) = message.snapshot.as_mut() else {
+            return;
+        };
+        let data = std::mem::take(&mut snapshot.data);
+        let (index, term) = (snapshot.metadata.index, snapshot.metadata.term);
+        let encoded = Bytes::from(message.encode());
+        let (url, cluster_id, from, limits) =
+            (queue.url.clone(), self.cluster_id, self.member_id, self.limits);
+        tokio::spawn(async move {
+            let result = async {
+                let mut sender = PeerSender::connect(&url, cluster_id, from, to, limits).await?;
+                sender.send_snapshot(index, term, encoded, data).await
+            }
+            .await;
+            let ok = match result {
+                Ok(_) => true,
+                Err(err) => {
+                    tracing::warn!(to = %format!("{to:x}"), index, %err, "sending snapshot failed");
+                    false
+                }
+            };
+            if ok {
+                tracing::info!(to = %format!("{to:x}"), index, "sent snapshot");
+            }
+            let _ = events.send(PeerEvent::SnapshotSent(to, ok)).await;
+        });
+    }
+}
+
+/// One peer's sender loop.
+struct PeerTask {
+    url: String,
+    cluster_id: u64,
+    from: u64,
+    to: u64,
+    limits: TransportLimits,
+    events: mpsc::Sender<PeerEvent>,
+}
+
+impl PeerTask {
+    async fn run(self, queue: Arc<Mutex<mpsc::Receiver<Vec<Bytes>>>>) {
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            match PeerSender::connect(&self.url, self.cluster_id, self.from, self.to, self.limits)
+                .await
+            {
+                Ok(mut sender) => {
+                    backoff = BACKOFF_MIN;
+                    let stream = futures_util::stream::unfold(queue.clone(), |queue| async move {
+                        let next = queue.lock().await.recv().await;
+                        next.map(|group| (group, queue))
+                    });
+                    match sender.stream_raft(stream).await {
+                        // The queue was closed: this peer left or the node stopped.
+                        Ok(_) => return,
+                        Err(err) => {
+                            tracing::debug!(to = %format!("{:x}", self.to), %err, "peer stream broke");
+                        }
+                    }
+                }
+                Err(err) => {
+                    tracing::debug!(to = %format!("{:x}", self.to), %err, "cannot reach peer");
+                }
+            }
+            if self.events.send(PeerEvent::Unreachable(self.to)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+            // Messages queued while disconnected are stale: Raft resends.
+            let mut rx = queue.lock().await;
+            loop {
+                match rx.try_recv() {
+                    Ok(_) => continue,
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => return,
+                }
+            }
+        }
+    }
+}

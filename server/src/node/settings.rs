@@ -1,0 +1,126 @@
+//! What the node driver needs from the configuration, with URLs as plain
+//! strings (as etcd prints them, no trailing `/`), so simulated clusters can
+//! build it without parsing flags.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use keel_kernel::membership::Member;
+use url::Url;
+
+use crate::config::{ClusterState, Config};
+
+/// Settings of one member's node driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSettings {
+    /// This member's name (`--name`).
+    pub name: String,
+    /// This member's peer URLs (`--initial-advertise-peer-urls`).
+    pub peer_urls: Vec<String>,
+    /// This member's client URLs (`--advertise-client-urls`), published
+    /// through Raft after start.
+    pub client_urls: Vec<String>,
+    /// Member name -> peer URLs (`--initial-cluster`).
+    pub initial_cluster: BTreeMap<String, Vec<String>>,
+    /// `--initial-cluster-state`.
+    pub initial_cluster_state: ClusterState,
+    /// `--initial-cluster-token`.
+    pub initial_cluster_token: String,
+    /// Raft heartbeat interval in milliseconds (one Raft tick).
+    pub heartbeat_interval_ms: u64,
+    /// Raft election timeout in milliseconds.
+    pub election_timeout_ms: u64,
+    /// Applied entries between state-machine snapshots.
+    pub snapshot_count: u64,
+    /// Largest encoded client request, in bytes.
+    pub max_request_bytes: u64,
+    /// Entries kept in the log behind a snapshot for slow followers (etcd: 5000).
+    pub snapshot_catchup_entries: u64,
+    /// Mixed into Raft's election-timeout randomness.
+    pub seed: u64,
+}
+
+/// A URL as etcd prints it: without the trailing `/` the url crate adds.
+pub fn url_text(url: &Url) -> String {
+    url.as_str().trim_end_matches('/').to_owned()
+}
+
+impl NodeSettings {
+    /// The settings of a validated [`Config`].
+    pub fn from_config(config: &Config) -> NodeSettings {
+        let texts = |urls: &[Url]| urls.iter().map(url_text).collect::<Vec<_>>();
+        NodeSettings {
+            name: config.name.clone(),
+            peer_urls: texts(&config.initial_advertise_peer_urls),
+            client_urls: texts(&config.advertise_client_urls),
+            initial_cluster: config
+                .initial_cluster
+                .iter()
+                .map(|(name, urls)| (name.clone(), texts(urls)))
+                .collect(),
+            initial_cluster_state: config.initial_cluster_state,
+            initial_cluster_token: config.initial_cluster_token.clone(),
+            heartbeat_interval_ms: config.heartbeat_interval_ms,
+            election_timeout_ms: config.election_timeout_ms,
+            snapshot_count: config.snapshot_count,
+            max_request_bytes: config.max_request_bytes,
+            snapshot_catchup_entries: 5000,
+            seed: 0,
+        }
+    }
+
+    /// A single-member cluster `name` at `peer_url` with etcd's defaults
+    /// (token `etcd-cluster`, 100 ms heartbeat, 1 s election timeout).
+    pub fn single(name: &str, peer_url: &str) -> NodeSettings {
+        NodeSettings {
+            name: name.to_owned(),
+            peer_urls: vec![peer_url.to_owned()],
+            client_urls: vec!["http://localhost:2379".to_owned()],
+            initial_cluster: BTreeMap::from([(name.to_owned(), vec![peer_url.to_owned()])]),
+            initial_cluster_state: ClusterState::New,
+            initial_cluster_token: "etcd-cluster".to_owned(),
+            heartbeat_interval_ms: 100,
+            election_timeout_ms: 1000,
+            snapshot_count: crate::config::SNAPSHOT_COUNT_DEFAULT,
+            max_request_bytes: crate::config::MAX_REQUEST_BYTES_DEFAULT,
+            snapshot_catchup_entries: 5000,
+            seed: 0,
+        }
+    }
+
+    /// This member's id, derived from its peer URLs and the token as etcd does.
+    pub fn member_id(&self) -> u64 {
+        Member::compute_id(&self.peer_urls, &self.initial_cluster_token, None)
+    }
+
+    /// Raft ticks per election timeout (at least 2).
+    pub fn election_ticks(&self) -> u64 {
+        (self.election_timeout_ms / self.heartbeat_interval_ms.max(1)).max(2)
+    }
+
+    /// How long a client waits for its request to be applied: 5 s plus two
+    /// election timeouts, as etcd's `ReqTimeout`.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(5_000 + 2 * self.election_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_default_config_matches_etcd_defaults() {
+        let config = Config::from_args(["keel"]).unwrap();
+        let settings = NodeSettings::from_config(&config);
+        assert_eq!(settings.peer_urls, vec!["http://localhost:2380"]);
+        assert_eq!(
+            settings.initial_cluster["default"],
+            vec!["http://localhost:2380"]
+        );
+        assert_eq!(settings.member_id(), 0x8e9e05c52164694d);
+        assert_eq!(settings.election_ticks(), 10);
+        assert_eq!(settings.request_timeout(), Duration::from_secs(7));
+    }
+}
