@@ -5,6 +5,8 @@
 //!   version, its events with prev_kv included). The store is compacted
 //!   every 1M puts outside the timed region, so history does not pile up.
 //! * `mvcc/range_single_key`: read one pseudo-randomly chosen key.
+//! * `mvcc/range_single_key_hot`: the same over a 4096-key working set
+//!   (cache-resident index paths), to separate cache misses from code cost.
 //!
 //! Goals from the issue: >= 1,000,000 puts/s and >= 2,000,000 ranges/s.
 //!
@@ -21,6 +23,7 @@ use keel_kernel::mvcc::{CompactionRequest, PutRequest, RangeRequest, Store};
 const KEYS: u64 = 1_000_000;
 const KEY_BYTES: usize = 64;
 const VALUE_BYTES: usize = 256;
+const HOT_KEYS: u64 = 4096;
 
 /// splitmix64: a fixed pseudo-random sequence.
 fn mix(mut x: u64) -> u64 {
@@ -108,6 +111,13 @@ fn bench_mvcc(c: &mut Criterion) {
             let response = store.range(&range).unwrap();
             debug_assert_eq!(response.kvs.len(), 1);
             black_box(response)
+        })
+    });
+    group.bench_function("range_single_key_hot", |b| {
+        b.iter(|| {
+            n += 1;
+            write_key(&mut range.key, mix(n) % HOT_KEYS);
+            black_box(store.range(&range).unwrap())
         })
     });
     group.finish();
