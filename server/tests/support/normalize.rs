@@ -211,7 +211,7 @@ fn hide_json_fields(text: &str) -> String {
 }
 
 /// Replaces the digits right after each `needle` with `placeholder`.
-fn replace_number_after(text: &str, needle: &str, placeholder: &str) -> String {
+pub fn replace_number_after(text: &str, needle: &str, placeholder: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find(needle) {
