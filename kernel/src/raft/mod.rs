@@ -14,6 +14,7 @@
 mod codec;
 pub mod confchange;
 mod config;
+mod election;
 mod error;
 mod inflights;
 mod log;
@@ -24,7 +25,9 @@ pub mod quorum;
 #[allow(clippy::module_inception)]
 mod raft;
 mod raw_node;
+mod read_index;
 mod read_only;
+mod replication;
 mod rng;
 mod storage;
 mod tracker;

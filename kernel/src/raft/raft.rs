@@ -3,9 +3,13 @@
 //! §6.4, membership §4). It consumes messages and ticks and produces
 //! outgoing messages into `msgs`; [`RawNode`](super::RawNode) wraps it into
 //! the `Ready`/`advance` API.
+//!
+//! This file holds the state, role changes, ticks, message dispatch, leader
+//! transfer and membership; `election`, `replication` and `read_index` hold
+//! the rest of the `Raft` methods.
 
 use super::confchange;
-use super::config::{Config, ReadOnlyOption};
+use super::config::Config;
 use super::log::RaftLog;
 use super::message::{Message, MessageType};
 use super::progress::ProgressState;
@@ -47,7 +51,7 @@ pub struct SoftState {
 
 /// Why a campaign starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum CampaignKind {
+pub(crate) enum CampaignKind {
     PreElection,
     Election,
     Transfer,
@@ -78,15 +82,15 @@ pub struct Raft<S: Storage> {
     pub(crate) msgs: Vec<Message>,
     /// Released ReadIndex reads.
     pub(crate) read_states: Vec<ReadState>,
-    read_only: ReadOnly,
+    pub(crate) read_only: ReadOnly,
     /// ReadIndex requests waiting for the first commit of this leader's term.
-    pending_read_index: VecDeque<(NodeId, Bytes)>,
-    uncommitted_size_bytes: u64,
-    election_elapsed: u64,
-    heartbeat_elapsed: u64,
-    randomized_election_timeout: u64,
-    config: Config,
-    rng: SplitMix64,
+    pub(crate) pending_read_index: VecDeque<(NodeId, Bytes)>,
+    pub(crate) uncommitted_size_bytes: u64,
+    pub(crate) election_elapsed: u64,
+    pub(crate) heartbeat_elapsed: u64,
+    pub(crate) randomized_election_timeout: u64,
+    pub(crate) config: Config,
+    pub(crate) rng: SplitMix64,
 }
 
 impl<S: Storage> Raft<S> {
@@ -138,7 +142,7 @@ impl<S: Storage> Raft<S> {
         Ok(raft)
     }
 
-    fn load_hard_state(&mut self, hs: HardState) -> Result<(), RaftError> {
+    pub(crate) fn load_hard_state(&mut self, hs: HardState) -> Result<(), RaftError> {
         if hs.is_empty() {
             return Ok(());
         }
@@ -190,7 +194,7 @@ impl<S: Storage> Raft<S> {
 
     // ---- role changes -------------------------------------------------
 
-    fn reset(&mut self, term: u64) {
+    pub(crate) fn reset(&mut self, term: u64) {
         if self.term != term {
             debug_assert!(
                 term > self.term,
@@ -231,7 +235,7 @@ impl<S: Storage> Raft<S> {
         self.role = StateRole::Follower;
     }
 
-    fn become_pre_candidate(&mut self) {
+    pub(crate) fn become_pre_candidate(&mut self) {
         debug_assert_ne!(
             self.role,
             StateRole::Leader,
@@ -242,7 +246,7 @@ impl<S: Storage> Raft<S> {
         self.role = StateRole::PreCandidate;
     }
 
-    fn become_candidate(&mut self) {
+    pub(crate) fn become_candidate(&mut self) {
         debug_assert_ne!(
             self.role,
             StateRole::Leader,
@@ -253,7 +257,7 @@ impl<S: Storage> Raft<S> {
         self.role = StateRole::Candidate;
     }
 
-    fn become_leader(&mut self) {
+    pub(crate) fn become_leader(&mut self) {
         debug_assert_ne!(
             self.role,
             StateRole::Follower,
@@ -288,7 +292,7 @@ impl<S: Storage> Raft<S> {
         }
     }
 
-    fn tick_election(&mut self) {
+    pub(crate) fn tick_election(&mut self) {
         self.election_elapsed += 1;
         if self.promotable() && self.election_elapsed >= self.randomized_election_timeout {
             self.election_elapsed = 0;
@@ -296,7 +300,7 @@ impl<S: Storage> Raft<S> {
         }
     }
 
-    fn tick_heartbeat(&mut self) {
+    pub(crate) fn tick_heartbeat(&mut self) {
         self.heartbeat_elapsed += 1;
         self.election_elapsed += 1;
         if self.election_elapsed >= self.config.election_tick {
@@ -317,88 +321,6 @@ impl<S: Storage> Raft<S> {
             self.heartbeat_elapsed = 0;
             let ctx = self.read_only.last_pending_ctx().unwrap_or_default();
             self.bcast_heartbeat(ctx);
-        }
-    }
-
-    // ---- elections ----------------------------------------------------
-
-    /// Starts an election now if this node may (etcd `MsgHup`).
-    pub fn hup(&mut self, transfer: bool) {
-        if self.role == StateRole::Leader || !self.promotable() {
-            return;
-        }
-        if self.has_unapplied_conf_change() {
-            return;
-        }
-        let kind = match (transfer, self.config.pre_vote) {
-            (true, _) => CampaignKind::Transfer,
-            (false, true) => CampaignKind::PreElection,
-            (false, false) => CampaignKind::Election,
-        };
-        self.campaign(kind);
-    }
-
-    /// Whether a committed conf change waits to be applied (a node must
-    /// not campaign then: its configuration may be stale).
-    fn has_unapplied_conf_change(&self) -> bool {
-        const CHUNK_BYTES: u64 = 1 << 20;
-        let (mut low, high) = (self.log.applied + 1, self.log.committed + 1);
-        // Bounded: every chunk holds at least one entry, so `low` advances.
-        while low < high {
-            let Ok(chunk) = self.log.slice(low, high, CHUNK_BYTES) else {
-                return true;
-            };
-            if chunk.iter().any(|e| e.entry_type == EntryType::ConfChange) {
-                return true;
-            }
-            match chunk.last() {
-                Some(last) => low = last.index + 1,
-                None => return false,
-            }
-        }
-        false
-    }
-
-    fn campaign(&mut self, kind: CampaignKind) {
-        let (msg_type, term) = if kind == CampaignKind::PreElection {
-            self.become_pre_candidate();
-            (MessageType::RequestPreVote, self.term + 1)
-        } else {
-            self.become_candidate();
-            (MessageType::RequestVote, self.term)
-        };
-        if self.poll(self.id, true) == VoteResult::Won {
-            self.on_election_won();
-            return;
-        }
-        let context = if kind == CampaignKind::Transfer {
-            Bytes::from_static(CAMPAIGN_TRANSFER)
-        } else {
-            Bytes::new()
-        };
-        let (index, log_term) = (self.log.last_index(), self.log.last_term());
-        for id in self.tracker.config.voters.ids() {
-            if id == self.id {
-                continue;
-            }
-            let mut m = Message::new(msg_type, self.id, id, term);
-            m.index = index;
-            m.log_term = log_term;
-            m.context = context.clone();
-            self.msgs.push(m);
-        }
-    }
-
-    fn poll(&mut self, from: NodeId, granted: bool) -> VoteResult {
-        self.tracker.record_vote(from, granted);
-        self.tracker.tally_votes()
-    }
-
-    fn on_election_won(&mut self) {
-        if self.role == StateRole::PreCandidate {
-            self.campaign(CampaignKind::Election);
-        } else {
-            self.become_leader();
         }
     }
 
@@ -443,7 +365,7 @@ impl<S: Storage> Raft<S> {
 
     /// Handles the term of a message from a higher term; false if the
     /// message must be ignored (a vote request while a leader's lease holds).
-    fn step_higher_term(&mut self, m: &Message) -> bool {
+    pub(crate) fn step_higher_term(&mut self, m: &Message) -> bool {
         let is_vote_request = matches!(
             m.msg_type,
             MessageType::RequestVote | MessageType::RequestPreVote
@@ -475,7 +397,7 @@ impl<S: Storage> Raft<S> {
     /// would otherwise never rejoin (etcd only answers when one of those
     /// options is on; a removed node gets no appends, so this does not let
     /// it disrupt the cluster).
-    fn step_lower_term(&mut self, m: &Message) {
+    pub(crate) fn step_lower_term(&mut self, m: &Message) {
         let from_leader = matches!(m.msg_type, MessageType::Append | MessageType::Heartbeat);
         if from_leader {
             self.msgs.push(Message::new(
@@ -496,31 +418,7 @@ impl<S: Storage> Raft<S> {
         }
     }
 
-    fn handle_vote_request(&mut self, m: &Message) {
-        let pre = m.msg_type == MessageType::RequestPreVote;
-        let resp_type = if pre {
-            MessageType::RequestPreVoteResponse
-        } else {
-            MessageType::RequestVoteResponse
-        };
-        let can_vote = self.vote == m.from
-            || (self.vote == NO_NODE && self.leader_id == NO_NODE)
-            || (pre && m.term > self.term);
-        if can_vote && self.log.is_up_to_date(m.index, m.log_term) {
-            self.msgs
-                .push(Message::new(resp_type, self.id, m.from, m.term));
-            if !pre {
-                self.election_elapsed = 0;
-                self.vote = m.from;
-            }
-        } else {
-            let mut resp = Message::new(resp_type, self.id, m.from, self.term);
-            resp.reject = true;
-            self.msgs.push(resp);
-        }
-    }
-
-    fn step_leader(&mut self, m: Message) -> Result<(), RaftError> {
+    pub(crate) fn step_leader(&mut self, m: Message) -> Result<(), RaftError> {
         match m.msg_type {
             MessageType::Propose => return self.propose_entries(m.entries),
             MessageType::ReadIndex => self.handle_read_index(m.from, m.context),
@@ -532,7 +430,7 @@ impl<S: Storage> Raft<S> {
         Ok(())
     }
 
-    fn step_candidate(&mut self, m: Message) -> Result<(), RaftError> {
+    pub(crate) fn step_candidate(&mut self, m: Message) -> Result<(), RaftError> {
         let my_response = if self.role == StateRole::PreCandidate {
             MessageType::RequestPreVoteResponse
         } else {
@@ -555,7 +453,7 @@ impl<S: Storage> Raft<S> {
         Ok(())
     }
 
-    fn step_follower(&mut self, m: Message) -> Result<(), RaftError> {
+    pub(crate) fn step_follower(&mut self, m: Message) -> Result<(), RaftError> {
         match m.msg_type {
             MessageType::Propose | MessageType::ReadIndex | MessageType::TransferLeader => {
                 return self.forward_to_leader(m);
@@ -587,7 +485,7 @@ impl<S: Storage> Raft<S> {
         Ok(())
     }
 
-    fn forward_to_leader(&mut self, mut m: Message) -> Result<(), RaftError> {
+    pub(crate) fn forward_to_leader(&mut self, mut m: Message) -> Result<(), RaftError> {
         if self.leader_id == NO_NODE {
             return Err(match m.msg_type {
                 MessageType::Propose => RaftError::ProposalDropped,
@@ -598,427 +496,6 @@ impl<S: Storage> Raft<S> {
         m.term = 0;
         self.msgs.push(m);
         Ok(())
-    }
-
-    // ---- follower side of replication -----------------------------------
-
-    fn handle_append(&mut self, m: Message) -> Result<(), RaftError> {
-        let mut resp = Message::new(MessageType::AppendResponse, self.id, m.from, self.term);
-        if m.index < self.log.committed {
-            resp.index = self.log.committed;
-            self.msgs.push(resp);
-            return Ok(());
-        }
-        if self
-            .log
-            .conflicts_with_committed(m.index, m.log_term, &m.entries)
-        {
-            // Only a faulty peer sends this (etcd panics); refuse it.
-            return Err(RaftError::StepRejected(
-                "append conflicts with committed entries",
-            ));
-        }
-        match self
-            .log
-            .maybe_append(m.index, m.log_term, m.commit, m.entries)
-        {
-            Some(last_new) => resp.index = last_new,
-            None => {
-                let hint = m.index.min(self.log.last_index());
-                let hint = self.log.find_conflict_by_term(hint, m.log_term);
-                resp.reject = true;
-                resp.index = m.index;
-                resp.reject_hint = hint;
-                resp.log_term = self.log.term(hint).unwrap_or(0);
-            }
-        }
-        self.msgs.push(resp);
-        Ok(())
-    }
-
-    fn handle_heartbeat(&mut self, m: &Message) {
-        self.log.commit_to(m.commit.min(self.log.last_index()));
-        let mut resp = Message::new(MessageType::HeartbeatResponse, self.id, m.from, self.term);
-        resp.context = m.context.clone();
-        self.msgs.push(resp);
-    }
-
-    fn handle_snapshot(&mut self, m: Message) {
-        let mut resp = Message::new(MessageType::AppendResponse, self.id, m.from, self.term);
-        let restored = m.snapshot.is_some_and(|snap| self.restore(snap));
-        resp.index = if restored {
-            self.log.last_index()
-        } else {
-            self.log.committed
-        };
-        self.msgs.push(resp);
-    }
-
-    /// Installs `snapshot` if it is ahead of the log; returns whether the
-    /// log was replaced (the snapshot must then be persisted and applied).
-    pub fn restore(&mut self, snapshot: super::Snapshot) -> bool {
-        let meta = &snapshot.metadata;
-        if meta.index <= self.log.committed {
-            return false;
-        }
-        if self.log.match_term(meta.index, meta.term) {
-            self.log.commit_to(meta.index);
-            return false;
-        }
-        let Ok(config) = confchange::restore(&meta.conf_state) else {
-            return false;
-        };
-        let next = meta.index + 1;
-        self.log.restore(snapshot);
-        self.tracker.apply_config(config, next);
-        true
-    }
-
-    // ---- leader side of replication -------------------------------------
-
-    /// Appends proposals to the leader's log and replicates them.
-    /// Errors: `ProposalDropped` during a leader transfer or beyond the
-    /// uncommitted-size limit; `ConfChangeRejected` for a conf change that
-    /// cannot be accepted now; `NotLeader`/`ProposalDropped` on a non-leader
-    /// that cannot forward.
-    pub fn propose_entries(&mut self, mut entries: Vec<Entry>) -> Result<(), RaftError> {
-        if self.role != StateRole::Leader {
-            let mut m = Message::new(MessageType::Propose, self.id, NO_NODE, 0);
-            m.entries = entries;
-            return match self.role {
-                StateRole::Follower => self.forward_to_leader(m),
-                _ => Err(RaftError::ProposalDropped),
-            };
-        }
-        if entries.is_empty() {
-            return Ok(());
-        }
-        if self.lead_transferee != NO_NODE {
-            return Err(RaftError::ProposalDropped);
-        }
-        self.check_conf_changes(&entries)?;
-        let payload: u64 = entries.iter().map(|e| e.data.len() as u64).sum();
-        if self.uncommitted_size_bytes > 0
-            && self.uncommitted_size_bytes + payload
-                > self.config.max_uncommitted_entries_size_bytes
-        {
-            return Err(RaftError::ProposalDropped);
-        }
-        self.uncommitted_size_bytes += payload;
-        let last = self.log.last_index();
-        for (i, e) in entries.iter_mut().enumerate() {
-            e.term = self.term;
-            e.index = last + 1 + i as u64;
-            if e.entry_type == EntryType::ConfChange {
-                self.pending_conf_index = e.index;
-            }
-        }
-        // A leader only appends: it never overwrites its own log (§5.3).
-        debug_assert_eq!(entries[0].index, last + 1);
-        self.log.append(entries);
-        self.bcast_append();
-        Ok(())
-    }
-
-    fn check_conf_changes(&self, entries: &[Entry]) -> Result<(), RaftError> {
-        let mut seen = false;
-        for e in entries
-            .iter()
-            .filter(|e| e.entry_type == EntryType::ConfChange)
-        {
-            let cc = ConfChange::decode(&e.data)
-                .map_err(|err| RaftError::ConfChangeRejected(err.to_string()))?;
-            if seen || self.pending_conf_index > self.log.applied {
-                return Err(RaftError::ConfChangeRejected(
-                    "possible unapplied conf change".into(),
-                ));
-            }
-            seen = true;
-            let joint = self.tracker.config.voters.is_joint();
-            if joint && !cc.is_leave_joint() {
-                return Err(RaftError::ConfChangeRejected(
-                    "must leave joint config first".into(),
-                ));
-            }
-            if !joint && cc.is_leave_joint() {
-                return Err(RaftError::ConfChangeRejected("not in joint config".into()));
-            }
-            confchange::apply(&self.tracker.config, &cc)?;
-        }
-        Ok(())
-    }
-
-    /// Called once entries up to the log's persisted index are durable: the
-    /// leader counts its own copy only now (thesis §10.2.1 lets followers
-    /// persist in parallel), which may commit.
-    pub(crate) fn on_persisted(&mut self) {
-        if self.role != StateRole::Leader {
-            return;
-        }
-        let persisted = self.log.persisted;
-        let updated = self
-            .tracker
-            .progress
-            .get_mut(&self.id)
-            .is_some_and(|pr| pr.maybe_update(persisted));
-        if updated && self.maybe_commit() {
-            self.bcast_append();
-        }
-    }
-
-    /// Commits what a quorum has replicated, if it is from this term.
-    fn maybe_commit(&mut self) -> bool {
-        let index = self.tracker.committed_index();
-        if index == u64::MAX || !self.log.maybe_commit(index, self.term) {
-            return false;
-        }
-        self.release_pending_read_index();
-        true
-    }
-
-    fn bcast_append(&mut self) {
-        let ids: Vec<NodeId> = self
-            .tracker
-            .progress
-            .keys()
-            .copied()
-            .filter(|id| *id != self.id)
-            .collect();
-        for id in ids {
-            self.send_append(id, true);
-        }
-    }
-
-    /// Sends the next entries to `to` if its progress allows; returns
-    /// whether a message was sent.
-    fn send_append(&mut self, to: NodeId, send_if_empty: bool) -> bool {
-        let Some(pr) = self.tracker.progress.get(&to) else {
-            return false;
-        };
-        if pr.is_paused() {
-            return false;
-        }
-        let prev_index = pr.next_idx - 1;
-        let prev_term = self.log.term(prev_index);
-        let entries = self
-            .log
-            .entries(pr.next_idx, self.config.max_size_per_msg_bytes);
-        let (Ok(log_term), Ok(entries)) = (prev_term, entries) else {
-            return self.send_snapshot(to);
-        };
-        if entries.is_empty() && !send_if_empty {
-            return false;
-        }
-        let Some(pr) = self.tracker.progress.get_mut(&to) else {
-            return false;
-        };
-        if let Some(last) = entries.last()
-            && pr.state == ProgressState::Replicate
-        {
-            let bytes: u64 = entries.iter().map(Entry::size_bytes).sum();
-            pr.optimistic_update(last.index);
-            pr.inflights.add(last.index, bytes);
-        }
-        if pr.state == ProgressState::Probe {
-            pr.probe_sent = true;
-        }
-        let mut m = Message::new(MessageType::Append, self.id, to, self.term);
-        m.index = prev_index;
-        m.log_term = log_term;
-        m.entries = entries;
-        m.commit = self.log.committed;
-        self.msgs.push(m);
-        true
-    }
-
-    fn send_snapshot(&mut self, to: NodeId) -> bool {
-        let Some(pr) = self.tracker.progress.get(&to) else {
-            return false;
-        };
-        if !pr.recent_active {
-            return false;
-        }
-        let snapshot = match self.log.snapshot() {
-            Ok(s) if !s.is_empty() => s,
-            _ => return false,
-        };
-        let index = snapshot.metadata.index;
-        if let Some(pr) = self.tracker.progress.get_mut(&to) {
-            pr.become_snapshot(index);
-        }
-        let mut m = Message::new(MessageType::Snapshot, self.id, to, self.term);
-        m.snapshot = Some(snapshot);
-        self.msgs.push(m);
-        true
-    }
-
-    fn bcast_heartbeat(&mut self, ctx: Bytes) {
-        let committed = self.log.committed;
-        for (id, pr) in &self.tracker.progress {
-            if *id == self.id {
-                continue;
-            }
-            let mut m = Message::new(MessageType::Heartbeat, self.id, *id, self.term);
-            m.commit = pr.matched.min(committed);
-            m.context = ctx.clone();
-            self.msgs.push(m);
-        }
-    }
-
-    fn handle_append_response(&mut self, m: &Message) {
-        let last_index = self.log.last_index();
-        let Some(pr) = self.tracker.progress.get_mut(&m.from) else {
-            return;
-        };
-        pr.recent_active = true;
-        if m.index > last_index {
-            return; // acknowledges entries this leader never sent
-        }
-        if m.reject {
-            let hint = if m.log_term > 0 {
-                self.log.find_conflict_by_term(m.reject_hint, m.log_term)
-            } else {
-                m.reject_hint
-            };
-            if pr.maybe_decr_to(m.index, hint) {
-                if pr.state == ProgressState::Replicate {
-                    pr.become_probe();
-                }
-                self.send_append(m.from, true);
-            }
-            return;
-        }
-        let was_paused = pr.is_paused();
-        if !pr.maybe_update(m.index) {
-            return;
-        }
-        match pr.state {
-            ProgressState::Probe => pr.become_replicate(),
-            ProgressState::Snapshot if pr.matched + 1 >= self.log.first_index() => {
-                pr.become_probe();
-                pr.become_replicate();
-            }
-            ProgressState::Replicate => pr.inflights.free_le(m.index),
-            ProgressState::Snapshot => {}
-        }
-        let matched = pr.matched;
-        if self.maybe_commit() {
-            self.bcast_append();
-        } else if was_paused {
-            self.send_append(m.from, true);
-        }
-        for _ in 0..=self.config.max_inflight_msgs {
-            if !self.send_append(m.from, false) {
-                break;
-            }
-        }
-        if m.from == self.lead_transferee && matched == last_index {
-            self.send_timeout_now(m.from);
-        }
-    }
-
-    fn handle_heartbeat_response(&mut self, m: &Message) {
-        let last_index = self.log.last_index();
-        let Some(pr) = self.tracker.progress.get_mut(&m.from) else {
-            return;
-        };
-        pr.recent_active = true;
-        pr.probe_sent = false;
-        if pr.state == ProgressState::Replicate && pr.inflights.full() {
-            pr.inflights.free_first_one();
-        }
-        if pr.matched < last_index {
-            self.send_append(m.from, true);
-        }
-        if self.config.read_only_option != ReadOnlyOption::Safe || m.context.is_empty() {
-            return;
-        }
-        let voters = &self.tracker.config.voters;
-        let Some(acks) = self.read_only.recv_ack(m.from, &m.context) else {
-            return;
-        };
-        let votes = acks.iter().map(|id| (*id, true)).collect();
-        if voters.vote_result(&votes) != VoteResult::Won {
-            return;
-        }
-        for rs in self.read_only.advance(&m.context) {
-            self.respond_read_index(rs.from, rs.index, rs.ctx);
-        }
-    }
-
-    // ---- ReadIndex -----------------------------------------------------
-
-    /// Starts a ReadIndex read (thesis §6.4) identified by `ctx` (unique
-    /// across the cluster); its [`ReadState`] appears in a later `Ready`.
-    /// Errors: `NotLeader` when no leader is known (nothing to forward to).
-    pub fn read_index(&mut self, ctx: Bytes) -> Result<(), RaftError> {
-        match self.role {
-            StateRole::Leader => {
-                self.handle_read_index(self.id, ctx);
-                Ok(())
-            }
-            _ if self.leader_id == NO_NODE => Err(RaftError::NotLeader { leader: NO_NODE }),
-            _ => {
-                let mut m = Message::new(MessageType::ReadIndex, self.id, NO_NODE, 0);
-                m.context = ctx;
-                self.forward_to_leader(m)
-            }
-        }
-    }
-
-    fn handle_read_index(&mut self, from: NodeId, ctx: Bytes) {
-        let voters = self.tracker.config.voters.ids();
-        if voters.len() == 1 && voters.contains(&self.id) {
-            self.respond_read_index(from, self.log.committed, ctx);
-            return;
-        }
-        // The leader must know the latest commit index: wait for the first
-        // commit of its term (thesis §6.4 step 1).
-        if !self.log.match_term(self.log.committed, self.term) {
-            if self.pending_read_index.len() < self.config.max_pending_read_index {
-                self.pending_read_index.push_back((from, ctx));
-            }
-            return;
-        }
-        match self.config.read_only_option {
-            ReadOnlyOption::LeaseBased => self.respond_read_index(from, self.log.committed, ctx),
-            ReadOnlyOption::Safe => {
-                let added = self.read_only.add_request(
-                    self.id,
-                    from,
-                    ctx.clone(),
-                    self.log.committed,
-                    self.config.max_pending_read_index,
-                );
-                if added {
-                    self.bcast_heartbeat(ctx);
-                }
-            }
-        }
-    }
-
-    fn release_pending_read_index(&mut self) {
-        if !self.log.match_term(self.log.committed, self.term) {
-            return;
-        }
-        let pending = std::mem::take(&mut self.pending_read_index);
-        for (from, ctx) in pending {
-            self.handle_read_index(from, ctx);
-        }
-    }
-
-    fn respond_read_index(&mut self, from: NodeId, index: u64, ctx: Bytes) {
-        if from == self.id {
-            self.read_states.push(ReadState {
-                index,
-                request_ctx: ctx,
-            });
-            return;
-        }
-        let mut m = Message::new(MessageType::ReadIndexResponse, self.id, from, self.term);
-        m.index = index;
-        m.context = ctx;
-        self.msgs.push(m);
     }
 
     // ---- leader transfer -------------------------------------------------
@@ -1050,7 +527,7 @@ impl<S: Storage> Raft<S> {
         }
     }
 
-    fn send_timeout_now(&mut self, to: NodeId) {
+    pub(crate) fn send_timeout_now(&mut self, to: NodeId) {
         self.msgs.push(Message::new(
             MessageType::TimeoutNow,
             self.id,
