@@ -8,8 +8,14 @@
 //!
 //! One file per concept: [`log`](RaftLog) (+ `log_unstable`), `storage`,
 //! `progress`, `inflights`, `quorum`, `tracker`, `confchange` (membership by
-//! joint consensus), `read_only` (ReadIndex), `raft` (the core),
+//! joint consensus), `read_only` + `read_index` (ReadIndex), `raft` (state,
+//! roles, ticks, dispatch, transfer, membership), `election`, `replication`,
 //! `raw_node` (Ready/advance), `message` (wire format), `rng`.
+//!
+//! Tests: unit tests beside each file; `kernel/tests/raft_scenarios.rs`
+//! (one scenario per feature), `raft_random.rs` (randomized clusters,
+//! `KEEL_RAFT_SEED`/`KEEL_RAFT_SEEDS`), `raft_step_arbitrary.rs` (no panic on
+//! malformed peer input). Benchmark: `cargo bench -p keel-bench --bench raft`.
 
 mod codec;
 pub mod confchange;
