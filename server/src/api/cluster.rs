@@ -1,0 +1,121 @@
+//! The Cluster service (etcd `etcdserverpb.Cluster`): MemberList, and
+//! MemberAdd/Remove/Update/Promote through Raft configuration changes
+//! (`Backend::change_membership`). Changes need the `root` role while auth
+//! is enabled, as in etcd.
+
+use keel_kernel::membership::Member;
+use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
+
+use super::header::current;
+use super::status::apply_error;
+use super::{convert, request_auth};
+use crate::backend::{Backend, MemberChange};
+use crate::proto::etcdserverpb as pb;
+
+/// The Cluster service over a backend.
+#[derive(Clone, Debug)]
+pub struct ClusterService<B> {
+    backend: B,
+}
+
+impl<B: Backend> ClusterService<B> {
+    /// A Cluster service over `backend`.
+    pub fn new(backend: B) -> ClusterService<B> {
+        ClusterService { backend }
+    }
+
+    /// Checks the caller is an administrator, then applies `change`.
+    ///
+    /// Errors: permission errors; the backend's (`member not found`, ...).
+    async fn change<T>(
+        &self,
+        request: &GrpcRequest<T>,
+        change: MemberChange,
+    ) -> Result<(Member, Vec<pb::Member>), Status> {
+        let auth = request_auth(&self.backend, request)?;
+        self.backend
+            .with_state(|state| state.check_admin(&auth))
+            .map_err(|err| apply_error(&err))?;
+        let (member, members) = self.backend.change_membership(change).await?;
+        Ok((member, members.iter().map(convert::member).collect()))
+    }
+}
+
+#[tonic::async_trait]
+impl<B: Backend> pb::cluster_server::Cluster for ClusterService<B> {
+    async fn member_add(
+        &self,
+        request: GrpcRequest<pb::MemberAddRequest>,
+    ) -> Result<GrpcResponse<pb::MemberAddResponse>, Status> {
+        let change = MemberChange::Add {
+            peer_urls: request.get_ref().peer_ur_ls.clone(),
+            is_learner: request.get_ref().is_learner,
+        };
+        let (member, members) = self.change(&request, change).await?;
+        Ok(GrpcResponse::new(pb::MemberAddResponse {
+            header: current(&self.backend),
+            member: Some(convert::member(&member)),
+            members,
+        }))
+    }
+
+    async fn member_remove(
+        &self,
+        request: GrpcRequest<pb::MemberRemoveRequest>,
+    ) -> Result<GrpcResponse<pb::MemberRemoveResponse>, Status> {
+        let member_id = request.get_ref().id;
+        let (_, members) = self
+            .change(&request, MemberChange::Remove { member_id })
+            .await?;
+        Ok(GrpcResponse::new(pb::MemberRemoveResponse {
+            header: current(&self.backend),
+            members,
+        }))
+    }
+
+    async fn member_update(
+        &self,
+        request: GrpcRequest<pb::MemberUpdateRequest>,
+    ) -> Result<GrpcResponse<pb::MemberUpdateResponse>, Status> {
+        let change = MemberChange::Update {
+            member_id: request.get_ref().id,
+            peer_urls: request.get_ref().peer_ur_ls.clone(),
+        };
+        let (_, members) = self.change(&request, change).await?;
+        Ok(GrpcResponse::new(pb::MemberUpdateResponse {
+            header: current(&self.backend),
+            members,
+        }))
+    }
+
+    async fn member_list(
+        &self,
+        request: GrpcRequest<pb::MemberListRequest>,
+    ) -> Result<GrpcResponse<pb::MemberListResponse>, Status> {
+        if request.get_ref().linearizable {
+            self.backend.linearizable_barrier().await?;
+        }
+        let members = self.backend.with_state(|state| {
+            let members = state.cluster().members();
+            members.into_iter().map(convert::member).collect()
+        });
+        Ok(GrpcResponse::new(pb::MemberListResponse {
+            header: current(&self.backend),
+            members,
+        }))
+    }
+
+    async fn member_promote(
+        &self,
+        request: GrpcRequest<pb::MemberPromoteRequest>,
+    ) -> Result<GrpcResponse<pb::MemberPromoteResponse>, Status> {
+        let member_id = request.get_ref().id;
+        let (_, members) = self
+            .change(&request, MemberChange::Promote { member_id })
+            .await?;
+        Ok(GrpcResponse::new(pb::MemberPromoteResponse {
+            header: current(&self.backend),
+            members,
+        }))
+    }
+}

@@ -1,0 +1,177 @@
+//! The Lease service (etcd `etcdserverpb.Lease`): LeaseGrant, LeaseRevoke,
+//! LeaseKeepAlive (bidirectional stream), LeaseTimeToLive, LeaseLeases.
+//!
+//! Grants and revokes go through Raft; keep-alives and TTL queries are
+//! answered by the leader's lessor (the backend forwards them there).
+
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use keel_kernel::apply::{ApplyError, Request, Response};
+use keel_kernel::lease::{IdGenerator, LeaseError, NO_LEASE};
+use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status, Streaming};
+
+use super::header::{current, header};
+use super::{ApiLimits, ResponseStream, propose, receiver_stream, request_auth, unexpected};
+use crate::backend::{Backend, ServerError};
+use crate::proto::etcdserverpb as pb;
+
+/// The Lease service over a backend.
+#[derive(Debug)]
+pub struct LeaseService<B> {
+    backend: B,
+    limits: ApiLimits,
+    /// etcd's `idutil` generator for server-assigned lease ids.
+    ids: Mutex<IdGenerator>,
+}
+
+impl<B: Backend> LeaseService<B> {
+    /// A Lease service over `backend`; lease ids it assigns start from this
+    /// member's id and the wall clock, as etcd's do.
+    pub fn new(backend: B, limits: ApiLimits) -> LeaseService<B> {
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(0));
+        let ids = Mutex::new(IdGenerator::new(backend.status().member_id, unix_ms));
+        LeaseService {
+            backend,
+            limits,
+            ids,
+        }
+    }
+
+    fn next_lease_id(&self) -> i64 {
+        // A poisoned lock still holds a valid generator (next_id cannot panic).
+        let mut ids = self.ids.lock().unwrap_or_else(|poison| poison.into_inner());
+        ids.next_lease_id()
+    }
+}
+
+/// One keep-alive answer: the granted TTL, or TTL 0 for an unknown lease
+/// (etcd answers rather than failing the stream).
+///
+/// Errors: anything else the backend reports (no leader, timeout...).
+async fn keep_alive_once<B: Backend>(
+    backend: &B,
+    id: i64,
+) -> Result<pb::LeaseKeepAliveResponse, Status> {
+    let ttl = match backend.lease_renew(id).await {
+        Ok(renewal) => renewal.ttl_secs,
+        Err(ServerError::Apply(ApplyError::Lease(LeaseError::NotFound))) => 0,
+        Err(err) => return Err(err.into()),
+    };
+    Ok(pb::LeaseKeepAliveResponse {
+        header: current(backend),
+        id,
+        ttl,
+    })
+}
+
+#[tonic::async_trait]
+impl<B: Backend> pb::lease_server::Lease for LeaseService<B> {
+    async fn lease_grant(
+        &self,
+        request: GrpcRequest<pb::LeaseGrantRequest>,
+    ) -> Result<GrpcResponse<pb::LeaseGrantResponse>, Status> {
+        let auth = request_auth(&self.backend, &request)?;
+        let req = request.into_inner();
+        let id = if req.id == NO_LEASE {
+            self.next_lease_id()
+        } else {
+            req.id
+        };
+        let request = Request::LeaseGrant {
+            id,
+            ttl_secs: req.ttl,
+        };
+        match propose(&self.backend, request, auth).await? {
+            (Response::LeaseGrant { id, ttl_secs }, revision) => {
+                Ok(GrpcResponse::new(pb::LeaseGrantResponse {
+                    header: header(&self.backend, revision),
+                    id,
+                    ttl: ttl_secs,
+                    error: String::new(),
+                }))
+            }
+            (other, _) => Err(unexpected(&other)),
+        }
+    }
+
+    async fn lease_revoke(
+        &self,
+        request: GrpcRequest<pb::LeaseRevokeRequest>,
+    ) -> Result<GrpcResponse<pb::LeaseRevokeResponse>, Status> {
+        let auth = request_auth(&self.backend, &request)?;
+        let id = request.into_inner().id;
+        let (_, revision) = propose(&self.backend, Request::LeaseRevoke { id }, auth).await?;
+        Ok(GrpcResponse::new(pb::LeaseRevokeResponse {
+            header: header(&self.backend, revision),
+        }))
+    }
+
+    type LeaseKeepAliveStream = ResponseStream<pb::LeaseKeepAliveResponse>;
+
+    async fn lease_keep_alive(
+        &self,
+        request: GrpcRequest<Streaming<pb::LeaseKeepAliveRequest>>,
+    ) -> Result<GrpcResponse<Self::LeaseKeepAliveStream>, Status> {
+        let mut requests = request.into_inner();
+        let (sender, receiver) = tokio::sync::mpsc::channel(self.limits.stream_buffer_responses);
+        let backend = self.backend.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(req)) = requests.message().await {
+                let answer = keep_alive_once(&backend, req.id).await;
+                let failed = answer.is_err();
+                if sender.send(answer).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok(GrpcResponse::new(receiver_stream(receiver)))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        request: GrpcRequest<pb::LeaseTimeToLiveRequest>,
+    ) -> Result<GrpcResponse<pb::LeaseTimeToLiveResponse>, Status> {
+        let auth = request_auth(&self.backend, &request)?;
+        let req = request.into_inner();
+        let answer = self
+            .backend
+            .lease_time_to_live(Some(auth), req.id, req.keys)
+            .await;
+        let resp = match answer {
+            Ok(status) => pb::LeaseTimeToLiveResponse {
+                header: current(&self.backend),
+                id: status.id,
+                ttl: status.ttl_secs,
+                granted_ttl: status.granted_ttl_secs,
+                keys: status.keys.into_iter().map(Bytes::from).collect(),
+            },
+            // etcd answers an unknown lease with TTL -1 ("already expired").
+            Err(ServerError::Apply(ApplyError::Lease(LeaseError::NotFound))) => {
+                pb::LeaseTimeToLiveResponse {
+                    header: current(&self.backend),
+                    id: req.id,
+                    ttl: -1,
+                    granted_ttl: 0,
+                    keys: Vec::new(),
+                }
+            }
+            Err(err) => return Err(err.into()),
+        };
+        Ok(GrpcResponse::new(resp))
+    }
+
+    async fn lease_leases(
+        &self,
+        _request: GrpcRequest<pb::LeaseLeasesRequest>,
+    ) -> Result<GrpcResponse<pb::LeaseLeasesResponse>, Status> {
+        let ids = self.backend.with_state(|state| state.lessor().leases());
+        Ok(GrpcResponse::new(pb::LeaseLeasesResponse {
+            header: current(&self.backend),
+            leases: ids.into_iter().map(|id| pb::LeaseStatus { id }).collect(),
+        }))
+    }
+}

@@ -1,0 +1,226 @@
+//! The Maintenance service (etcd `etcdserverpb.Maintenance`): Status, Hash,
+//! HashKV, Snapshot, Alarm, Defragment. MoveLeader and Downgrade are not
+//! supported yet and answer Unimplemented.
+
+use bytes::Bytes;
+use keel_kernel::apply::{Request, Response};
+use sha2::{Digest, Sha256};
+use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
+
+use super::header::{current, from_status, header};
+use super::status::{apply_error, mvcc_error};
+use super::{
+    ApiLimits, ETCD_VERSION, ResponseStream, convert, propose, receiver_stream, request_auth,
+    unexpected,
+};
+use crate::backend::Backend;
+use crate::proto::etcdserverpb as pb;
+
+/// The Maintenance service over a backend.
+#[derive(Clone, Debug)]
+pub struct MaintenanceService<B> {
+    backend: B,
+    limits: ApiLimits,
+}
+
+impl<B: Backend> MaintenanceService<B> {
+    /// A Maintenance service over `backend`.
+    pub fn new(backend: B, limits: ApiLimits) -> MaintenanceService<B> {
+        MaintenanceService { backend, limits }
+    }
+
+    /// etcd's maintenance auth: hashes, snapshots and defragment need the
+    /// `root` role while auth is enabled.
+    fn check_admin<T>(&self, request: &GrpcRequest<T>) -> Result<(), Status> {
+        let auth = request_auth(&self.backend, request)?;
+        self.backend
+            .with_state(|state| state.check_admin(&auth))
+            .map_err(|err| apply_error(&err))
+    }
+}
+
+/// Splits a snapshot into etcd's stream: chunks of at most `chunk_bytes`
+/// with the bytes still to come in `remaining_bytes`, then one message
+/// holding the SHA-256 of the whole snapshot (remaining 0), which
+/// `etcdctl snapshot restore` checks.
+pub fn snapshot_chunks(
+    data: &Bytes,
+    chunk_bytes: usize,
+    header: Option<pb::ResponseHeader>,
+) -> Vec<pb::SnapshotResponse> {
+    let chunk_bytes = chunk_bytes.max(1);
+    let total = data.len();
+    let mut sent = 0;
+    let mut chunks = Vec::with_capacity(total / chunk_bytes + 2);
+    while sent < total {
+        let end = total.min(sent + chunk_bytes);
+        chunks.push(pb::SnapshotResponse {
+            header,
+            remaining_bytes: (total - end) as u64,
+            blob: data.slice(sent..end),
+            version: ETCD_VERSION.to_string(),
+        });
+        sent = end;
+    }
+    chunks.push(pb::SnapshotResponse {
+        header,
+        remaining_bytes: 0,
+        blob: Bytes::from(Sha256::digest(data).to_vec()),
+        version: ETCD_VERSION.to_string(),
+    });
+    chunks
+}
+
+#[tonic::async_trait]
+impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
+    async fn alarm(
+        &self,
+        request: GrpcRequest<pb::AlarmRequest>,
+    ) -> Result<GrpcResponse<pb::AlarmResponse>, Status> {
+        let auth = request_auth(&self.backend, &request)?;
+        let alarm = convert::alarm_request(request.get_ref());
+        match propose(&self.backend, Request::Alarm(alarm), auth).await? {
+            (Response::Alarm(alarms), revision) => Ok(GrpcResponse::new(pb::AlarmResponse {
+                header: header(&self.backend, revision),
+                alarms: alarms.into_iter().map(convert::alarm_member).collect(),
+            })),
+            (other, _) => Err(unexpected(&other)),
+        }
+    }
+
+    async fn status(
+        &self,
+        _request: GrpcRequest<pb::StatusRequest>,
+    ) -> Result<GrpcResponse<pb::StatusResponse>, Status> {
+        let node = self.backend.status();
+        let (revision, alarms) = self
+            .backend
+            .with_state(|state| (state.store().current_revision(), state.alarms().list()));
+        let db_size = i64::try_from(node.db_size_bytes).unwrap_or(i64::MAX);
+        Ok(GrpcResponse::new(pb::StatusResponse {
+            header: Some(from_status(&node, revision)),
+            version: ETCD_VERSION.to_string(),
+            db_size,
+            leader: node.leader_id,
+            raft_index: node.raft_index,
+            raft_term: node.raft_term,
+            raft_applied_index: node.raft_applied_index,
+            errors: alarms.into_iter().map(convert::alarm_error).collect(),
+            db_size_in_use: db_size,
+            is_learner: node.is_learner,
+            storage_version: ETCD_VERSION.to_string(),
+            db_size_quota: 0,
+            downgrade_info: None,
+        }))
+    }
+
+    async fn defragment(
+        &self,
+        request: GrpcRequest<pb::DefragmentRequest>,
+    ) -> Result<GrpcResponse<pb::DefragmentResponse>, Status> {
+        // The store lives in memory: there is nothing to defragment.
+        self.check_admin(&request)?;
+        Ok(GrpcResponse::new(pb::DefragmentResponse {
+            header: current(&self.backend),
+        }))
+    }
+
+    async fn hash(
+        &self,
+        request: GrpcRequest<pb::HashRequest>,
+    ) -> Result<GrpcResponse<pb::HashResponse>, Status> {
+        self.check_admin(&request)?;
+        let (revision, hashed) = self.backend.with_state(|state| {
+            let store = state.store();
+            (store.current_revision(), store.hash_kv(0))
+        });
+        let (hash, _) = hashed.map_err(|err| mvcc_error(&err))?;
+        Ok(GrpcResponse::new(pb::HashResponse {
+            header: header(&self.backend, revision),
+            hash,
+        }))
+    }
+
+    async fn hash_kv(
+        &self,
+        request: GrpcRequest<pb::HashKvRequest>,
+    ) -> Result<GrpcResponse<pb::HashKvResponse>, Status> {
+        self.check_admin(&request)?;
+        let asked = request.get_ref().revision;
+        let (current_revision, hashed) = self.backend.with_state(|state| {
+            let store = state.store();
+            (store.current_revision(), store.hash_kv(asked))
+        });
+        let (hash, compact_revision) = hashed.map_err(|err| mvcc_error(&err))?;
+        let hash_revision = if asked > 0 { asked } else { current_revision };
+        Ok(GrpcResponse::new(pb::HashKvResponse {
+            header: header(&self.backend, current_revision),
+            hash,
+            compact_revision,
+            hash_revision,
+        }))
+    }
+
+    type SnapshotStream = ResponseStream<pb::SnapshotResponse>;
+
+    async fn snapshot(
+        &self,
+        request: GrpcRequest<pb::SnapshotRequest>,
+    ) -> Result<GrpcResponse<Self::SnapshotStream>, Status> {
+        self.check_admin(&request)?;
+        let data = self.backend.snapshot();
+        let chunks = snapshot_chunks(
+            &data,
+            self.limits.snapshot_chunk_bytes,
+            current(&self.backend),
+        );
+        let (sender, receiver) = tokio::sync::mpsc::channel(self.limits.stream_buffer_responses);
+        tokio::spawn(async move {
+            for chunk in chunks {
+                if sender.send(Ok(chunk)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(GrpcResponse::new(receiver_stream(receiver)))
+    }
+
+    async fn move_leader(
+        &self,
+        _request: GrpcRequest<pb::MoveLeaderRequest>,
+    ) -> Result<GrpcResponse<pb::MoveLeaderResponse>, Status> {
+        Err(Status::unimplemented("keel: move-leader is not supported"))
+    }
+
+    async fn downgrade(
+        &self,
+        _request: GrpcRequest<pb::DowngradeRequest>,
+    ) -> Result<GrpcResponse<pb::DowngradeResponse>, Status> {
+        Err(Status::unimplemented("keel: downgrade is not supported"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_stream_counts_down_and_ends_with_sha256() {
+        let data = Bytes::from((0..100u8).collect::<Vec<u8>>());
+        let chunks = snapshot_chunks(&data, 32, None);
+        assert_eq!(chunks.len(), 5);
+        let remaining: Vec<u64> = chunks.iter().map(|c| c.remaining_bytes).collect();
+        assert_eq!(remaining, vec![68, 36, 4, 0, 0]);
+        let body: Vec<u8> = chunks[..4].iter().flat_map(|c| c.blob.to_vec()).collect();
+        assert_eq!(body, data.to_vec());
+        assert_eq!(chunks[4].blob.to_vec(), Sha256::digest(&data).to_vec());
+        assert!(chunks.iter().all(|c| c.version == ETCD_VERSION));
+    }
+
+    #[test]
+    fn empty_snapshot_is_just_the_checksum() {
+        let chunks = snapshot_chunks(&Bytes::new(), 0, None);
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].blob.len(), 32);
+    }
+}

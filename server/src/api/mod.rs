@@ -1,0 +1,204 @@
+//! etcd's v3 gRPC services over the [`Backend`] seam (etcd
+//! `etcdserver/api/v3rpc`): KV, Watch, Lease, Cluster, Maintenance and Auth.
+//!
+//! Each service is a thin translation: validate the request as etcd's
+//! gRPC layer does (empty keys, txn size, request size), convert it to a
+//! kernel request ([`convert`]), propose it or read the applied state
+//! through the backend, and convert the answer back with a response header
+//! ([`header`]). Errors carry etcd's gRPC codes and messages ([`status`]).
+//!
+//! The binary mounts everything with [`add_services`].
+
+pub mod auth;
+pub mod cluster;
+pub mod convert;
+pub mod header;
+pub mod kv;
+pub mod lease;
+pub mod maintenance;
+pub mod status;
+pub mod watch;
+mod watch_stream;
+
+use keel_kernel::apply::{Request, Response};
+use keel_kernel::auth::AuthInfo;
+use tonic::transport::Server;
+use tonic::transport::server::Router;
+use tonic::{Request as GrpcRequest, Status};
+
+use crate::backend::Backend;
+use crate::proto::etcdserverpb as pb;
+
+/// The etcd version keel reports (Maintenance.Status, snapshot
+/// `version`): clients accept it as an etcd 3.5 server.
+pub const ETCD_VERSION: &str = "3.5.0";
+
+/// etcd's default `--max-request-bytes`: 1.5 MiB.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
+
+/// gRPC framing allowance etcd adds to `--max-request-bytes` for the
+/// server's maximum received message size: 512 KiB.
+pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// Limits and timings of the API layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApiLimits {
+    /// Largest request accepted, in bytes (etcd `--max-request-bytes`).
+    pub max_request_bytes: usize,
+    /// Most compares, or operations per branch, in a txn (etcd
+    /// `--max-txn-ops`, default 128).
+    pub max_txn_ops: usize,
+    /// Interval of progress notifications to watchers that asked for
+    /// them, in milliseconds (etcd: 10 minutes).
+    pub watch_progress_notify_interval_ms: u64,
+    /// How often a watch stream replays history to watchers that are
+    /// behind, in milliseconds (etcd: 100 ms).
+    pub watch_sync_interval_ms: u64,
+    /// Most watchers on one watch stream.
+    pub watch_max_watchers_per_stream: usize,
+    /// Events a watcher may have queued before it is caught up from
+    /// history instead (bounds the memory of slow watchers).
+    pub watch_max_pending_events: usize,
+    /// Most events in one watch response (whole revisions are never
+    /// split unless the watcher asked for fragments).
+    pub watch_max_events_per_response: usize,
+    /// Responses buffered per watch or keep-alive stream before the
+    /// stream stops reading new events (then catches up from history).
+    pub stream_buffer_responses: usize,
+    /// Bytes per Maintenance.Snapshot chunk (etcd: 32 KiB).
+    pub snapshot_chunk_bytes: usize,
+}
+
+impl Default for ApiLimits {
+    fn default() -> ApiLimits {
+        ApiLimits {
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            max_txn_ops: 128,
+            watch_progress_notify_interval_ms: 10 * 60 * 1000,
+            watch_sync_interval_ms: 100,
+            watch_max_watchers_per_stream: 10_000,
+            watch_max_pending_events: 1024,
+            watch_max_events_per_response: 1000,
+            stream_buffer_responses: 128,
+            snapshot_chunk_bytes: 32 * 1024,
+        }
+    }
+}
+
+impl ApiLimits {
+    /// Largest gRPC message the server decodes: `max_request_bytes` plus
+    /// etcd's 512 KiB gRPC overhead.
+    pub fn max_decoding_message_size(&self) -> usize {
+        self.max_request_bytes.saturating_add(GRPC_OVERHEAD_BYTES)
+    }
+}
+
+/// Mounts the six etcd services (KV, Watch, Lease, Cluster, Maintenance,
+/// Auth) served by `backend` on `server`, each decoding messages up to
+/// [`ApiLimits::max_decoding_message_size`]. Add further services (peer
+/// transport, health) to the returned router and serve it.
+pub fn add_services<B: Backend>(server: &mut Server, backend: B, limits: ApiLimits) -> Router {
+    use pb::auth_server::AuthServer;
+    use pb::cluster_server::ClusterServer;
+    use pb::kv_server::KvServer;
+    use pb::lease_server::LeaseServer;
+    use pb::maintenance_server::MaintenanceServer;
+    use pb::watch_server::WatchServer;
+    let max = limits.max_decoding_message_size();
+    server
+        .add_service(
+            KvServer::new(kv::KvService::new(backend.clone(), limits))
+                .max_decoding_message_size(max),
+        )
+        .add_service(
+            WatchServer::new(watch::WatchService::new(backend.clone(), limits))
+                .max_decoding_message_size(max),
+        )
+        .add_service(
+            LeaseServer::new(lease::LeaseService::new(backend.clone(), limits))
+                .max_decoding_message_size(max),
+        )
+        .add_service(
+            ClusterServer::new(cluster::ClusterService::new(backend.clone()))
+                .max_decoding_message_size(max),
+        )
+        .add_service(
+            MaintenanceServer::new(maintenance::MaintenanceService::new(
+                backend.clone(),
+                limits,
+            ))
+            .max_decoding_message_size(max),
+        )
+        .add_service(
+            AuthServer::new(auth::AuthService::new(backend)).max_decoding_message_size(max),
+        )
+}
+
+/// gRPC metadata key of the simple token (etcd `rpctypes.TokenFieldNameGRPC`).
+pub const TOKEN_METADATA_KEY: &str = "token";
+
+/// Who sent `request`: the user its `token` metadata stands for while auth
+/// is enabled, else "no user" (`AuthInfo::default()`, which the kernel
+/// refuses while auth is enabled with etcd's "user name is empty").
+///
+/// Errors: auth enabled and an unknown or expired token → Unauthenticated
+/// "etcdserver: invalid auth token".
+pub fn request_auth<B: Backend, T>(
+    backend: &B,
+    request: &GrpcRequest<T>,
+) -> Result<AuthInfo, Status> {
+    let Some(token) = request.metadata().get(TOKEN_METADATA_KEY) else {
+        return Ok(AuthInfo::default());
+    };
+    let token = token
+        .to_str()
+        .map_err(|_| status::auth_error(keel_kernel::auth::AuthError::InvalidAuthToken))?;
+    backend.with_state_mut(|state| {
+        if !state.auth().is_enabled() {
+            return Ok(AuthInfo::default());
+        }
+        state.authenticate_token(token).map_err(status::auth_error)
+    })
+}
+
+/// Proposes `request` for `auth` and returns the state machine's answer
+/// with the store revision after it (the response header's revision).
+///
+/// Errors: the node's ([`status::server_error`]) or the state machine's
+/// refusal ([`status::apply_error`]).
+pub async fn propose<B: Backend>(
+    backend: &B,
+    request: Request,
+    auth: AuthInfo,
+) -> Result<(Response, i64), Status> {
+    let applied = backend.propose(request, Some(auth)).await?;
+    let revision = applied.header.revision;
+    let response = applied.result.map_err(|err| status::apply_error(&err))?;
+    Ok((response, revision))
+}
+
+/// The status for an answer of the wrong kind (a bug: the state machine
+/// answers each request kind with its own response kind).
+pub fn unexpected(response: &Response) -> Status {
+    Status::internal(format!("etcdserver: unexpected response {response:?}"))
+}
+
+/// A server-streaming response body: what a stream task sends into a
+/// bounded channel, in order, ending when the task drops its sender.
+pub type ResponseStream<T> =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// The response stream reading from `receiver`.
+pub fn receiver_stream<T: Send + 'static>(
+    receiver: tokio::sync::mpsc::Receiver<Result<T, Status>>,
+) -> ResponseStream<T> {
+    Box::pin(futures_util::stream::unfold(
+        receiver,
+        |mut receiver| async move { receiver.recv().await.map(|item| (item, receiver)) },
+    ))
+}
+
+#[cfg(test)]
+mod test_backend;
+#[cfg(all(test, not(madsim)))]
+mod tests;

@@ -1,0 +1,167 @@
+//! A single-member [`Backend`] for the API layer's own tests: requests are
+//! applied at once to a real kernel [`StateMachine`] as if this member were
+//! the leader of a one-member cluster (no Raft, no disk). The node driver
+//! has its own tests; these exercise the gRPC services end to end through a
+//! loopback tonic server.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use keel_kernel::apply::{
+    ApplyError, ApplyResult, Request, RequestEnvelope, StateMachine, StateMachineConfig,
+};
+use keel_kernel::auth::AuthInfo;
+use keel_kernel::lease::{LeaseId, LeaseRenewal, LeaseStatus};
+use keel_kernel::membership::{Cluster, Member};
+use keel_kernel::raft::{Entry, EntryType};
+use tokio::sync::broadcast;
+
+use crate::backend::{AppliedEvents, Backend, MemberChange, NodeStatus, ServerError};
+
+struct Inner {
+    state: StateMachine,
+    next_request_id: u64,
+}
+
+/// The test backend; clones share one state machine.
+#[derive(Clone)]
+pub struct TestBackend {
+    inner: Arc<Mutex<Inner>>,
+    events: broadcast::Sender<AppliedEvents>,
+    member_id: u64,
+}
+
+impl TestBackend {
+    /// A fresh single-member cluster whose event channel holds
+    /// `event_capacity` applied entries.
+    pub fn new(event_capacity: usize) -> TestBackend {
+        let member = Member::new(
+            "default",
+            &["http://127.0.0.1:2380".to_string()],
+            "keel-test",
+            None,
+            false,
+        );
+        let member_id = member.id;
+        let cluster = Cluster::bootstrap(vec![member]).unwrap();
+        let mut state = StateMachine::new(StateMachineConfig::new(1000), cluster);
+        state.set_now_ms(1);
+        state.lease_promote(0);
+        let (events, _) = broadcast::channel(event_capacity);
+        TestBackend {
+            inner: Arc::new(Mutex::new(Inner {
+                state,
+                next_request_id: 1,
+            })),
+            events,
+            member_id,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap()
+    }
+
+    /// Moves the member's clock forward (lease TTLs, token TTLs).
+    pub fn advance_ms(&self, ms: u64) {
+        let mut inner = self.lock();
+        let now = inner.state.now_ms() + ms;
+        inner.state.set_now_ms(now);
+    }
+
+    fn apply(&self, request: Request, auth: Option<AuthInfo>) -> Result<ApplyResult, ServerError> {
+        let mut inner = self.lock();
+        let id = inner.next_request_id;
+        inner.next_request_id += 1;
+        let data = RequestEnvelope { id, auth, request }
+            .encode()
+            .map_err(|_| ServerError::RequestTooLarge)?;
+        let entry = Entry {
+            term: 1,
+            index: inner.state.applied_index() + 1,
+            entry_type: EntryType::Normal,
+            data,
+        };
+        let result = inner.state.apply(&entry);
+        if !result.events.is_empty() {
+            // No receiver is fine: nobody watches.
+            let _ = self.events.send(AppliedEvents {
+                revision: result.header.revision,
+                events: result.events.clone(),
+            });
+        }
+        Ok(result)
+    }
+}
+
+impl Backend for TestBackend {
+    async fn propose(
+        &self,
+        request: Request,
+        auth: Option<AuthInfo>,
+    ) -> Result<ApplyResult, ServerError> {
+        self.apply(request, auth)
+    }
+
+    async fn linearizable_barrier(&self) -> Result<(), ServerError> {
+        Ok(())
+    }
+
+    fn with_state<R>(&self, read: impl FnOnce(&StateMachine) -> R) -> R {
+        read(&self.lock().state)
+    }
+
+    fn with_state_mut<R>(&self, update: impl FnOnce(&mut StateMachine) -> R) -> R {
+        update(&mut self.lock().state)
+    }
+
+    fn status(&self) -> NodeStatus {
+        let inner = self.lock();
+        NodeStatus {
+            member_id: self.member_id,
+            cluster_id: inner.state.cluster().cluster_id(),
+            leader_id: self.member_id,
+            raft_term: 1,
+            raft_index: inner.state.applied_index(),
+            raft_applied_index: inner.state.applied_index(),
+            is_learner: false,
+            db_size_bytes: 4096,
+        }
+    }
+
+    fn subscribe_events(&self) -> broadcast::Receiver<AppliedEvents> {
+        self.events.subscribe()
+    }
+
+    async fn lease_renew(&self, id: LeaseId) -> Result<LeaseRenewal, ServerError> {
+        self.lock()
+            .state
+            .lease_renew(id)
+            .map_err(ServerError::Apply)
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        auth: Option<AuthInfo>,
+        id: LeaseId,
+        keys: bool,
+    ) -> Result<LeaseStatus, ServerError> {
+        self.lock()
+            .state
+            .lease_time_to_live(auth.as_ref(), id, keys)
+            .map_err(ServerError::Apply)
+    }
+
+    async fn change_membership(
+        &self,
+        _change: MemberChange,
+    ) -> Result<(Member, Vec<Member>), ServerError> {
+        Err(ServerError::Apply(ApplyError::Membership(
+            keel_kernel::membership::MembershipError::NotFound,
+        )))
+    }
+
+    fn snapshot(&self) -> Bytes {
+        Bytes::from(self.lock().state.snapshot())
+    }
+}

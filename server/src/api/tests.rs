@@ -1,0 +1,578 @@
+//! In-process tests of every service: a loopback tonic server mounted with
+//! [`add_services`] over a [`TestBackend`], driven by the generated tonic
+//! clients as etcd clients would drive it.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::Code;
+use tonic::transport::{Channel, Server};
+
+use super::test_backend::TestBackend;
+use super::{ApiLimits, ETCD_VERSION, add_services};
+use crate::backend::Backend;
+use crate::proto::etcdserverpb as pb;
+use crate::proto::mvccpb;
+
+/// Starts a server on an ephemeral loopback port; returns its channel.
+async fn start(backend: TestBackend, limits: ApiLimits) -> Channel {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let router = add_services(&mut Server::builder(), backend, limits);
+    tokio::spawn(router.serve_with_incoming(TcpListenerStream::new(listener)));
+    Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+fn bytes(s: &str) -> Bytes {
+    Bytes::from(s.to_string())
+}
+
+async fn put(kv: &mut pb::kv_client::KvClient<Channel>, key: &str, value: &str) -> i64 {
+    let resp = kv
+        .put(pb::PutRequest {
+            key: bytes(key),
+            value: bytes(value),
+            ..pb::PutRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    resp.header.unwrap().revision
+}
+
+fn prefix_end(prefix: &str) -> Bytes {
+    let mut end = prefix.as_bytes().to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    Bytes::from(end)
+}
+
+#[tokio::test]
+async fn kv_put_range_delete_txn_compact() {
+    let backend = TestBackend::new(64);
+    let channel = start(backend.clone(), ApiLimits::default()).await;
+    let mut kv = pb::kv_client::KvClient::new(channel);
+    assert_eq!(put(&mut kv, "a/1", "x").await, 2);
+    assert_eq!(put(&mut kv, "a/2", "y").await, 3);
+    assert_eq!(put(&mut kv, "b", "z").await, 4);
+
+    let range = kv
+        .range(pb::RangeRequest {
+            key: bytes("a/"),
+            range_end: prefix_end("a/"),
+            ..pb::RangeRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let header = range.header.unwrap();
+    assert_eq!(header.revision, 4);
+    assert_eq!(header.member_id, backend.status().member_id);
+    assert_eq!(range.count, 2);
+    assert_eq!(range.kvs[1].value, bytes("y"));
+
+    let old = kv
+        .range(pb::RangeRequest {
+            key: bytes("a/1"),
+            revision: 1,
+            serializable: true,
+            ..pb::RangeRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(old.count, 0);
+
+    let deleted = kv
+        .delete_range(pb::DeleteRangeRequest {
+            key: bytes("a/"),
+            range_end: prefix_end("a/"),
+            prev_kv: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(deleted.deleted, 2);
+    assert_eq!(deleted.prev_kvs.len(), 2);
+
+    use pb::compare::{CompareResult, CompareTarget, TargetUnion};
+    let txn = kv
+        .txn(pb::TxnRequest {
+            compare: vec![pb::Compare {
+                result: CompareResult::Equal as i32,
+                target: CompareTarget::Value as i32,
+                key: bytes("b"),
+                range_end: Bytes::new(),
+                target_union: Some(TargetUnion::Value(bytes("z"))),
+            }],
+            success: vec![pb::RequestOp {
+                request: Some(pb::request_op::Request::RequestPut(pb::PutRequest {
+                    key: bytes("c"),
+                    value: bytes("1"),
+                    ..pb::PutRequest::default()
+                })),
+            }],
+            failure: Vec::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(txn.succeeded);
+    assert_eq!(txn.header.unwrap().revision, 6);
+
+    kv.compact(pb::CompactionRequest {
+        revision: 5,
+        physical: true,
+    })
+    .await
+    .unwrap();
+    let compacted = kv
+        .range(pb::RangeRequest {
+            key: bytes("b"),
+            revision: 3,
+            ..pb::RangeRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(compacted.code(), Code::OutOfRange);
+    assert_eq!(
+        compacted.message(),
+        "etcdserver: mvcc: required revision has been compacted"
+    );
+    let future = kv
+        .range(pb::RangeRequest {
+            key: bytes("b"),
+            revision: 100,
+            ..pb::RangeRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        future.message(),
+        "etcdserver: mvcc: required revision is a future revision"
+    );
+}
+
+#[tokio::test]
+async fn kv_bad_input_gets_etcds_errors() {
+    let limits = ApiLimits {
+        max_request_bytes: 1024,
+        ..ApiLimits::default()
+    };
+    let channel = start(TestBackend::new(64), limits).await;
+    let mut kv = pb::kv_client::KvClient::new(channel);
+    let empty = kv.put(pb::PutRequest::default()).await.unwrap_err();
+    assert_eq!(
+        (empty.code(), empty.message()),
+        (Code::InvalidArgument, "etcdserver: key is not provided")
+    );
+    let large = kv
+        .put(pb::PutRequest {
+            key: bytes("k"),
+            value: Bytes::from(vec![0u8; 2048]),
+            ..pb::PutRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(large.message(), "etcdserver: request is too large");
+    let op = pb::RequestOp {
+        request: Some(pb::request_op::Request::RequestRange(pb::RangeRequest {
+            key: bytes("k"),
+            ..pb::RangeRequest::default()
+        })),
+    };
+    let many = kv
+        .txn(pb::TxnRequest {
+            success: vec![op; 129],
+            ..pb::TxnRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        many.message(),
+        "etcdserver: too many operations in txn request"
+    );
+    let lease = kv
+        .put(pb::PutRequest {
+            key: bytes("k"),
+            lease: 12345,
+            ..pb::PutRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (lease.code(), lease.message()),
+        (Code::NotFound, "etcdserver: requested lease not found")
+    );
+}
+
+type WatchOut = tonic::Streaming<pb::WatchResponse>;
+
+async fn open_watch(channel: Channel) -> (tokio::sync::mpsc::Sender<pb::WatchRequest>, WatchOut) {
+    let (sender, receiver) = tokio::sync::mpsc::channel(16);
+    let mut client = pb::watch_client::WatchClient::new(channel);
+    let requests = tokio_stream::wrappers::ReceiverStream::new(receiver);
+    let responses = client.watch(requests).await.unwrap().into_inner();
+    (sender, responses)
+}
+
+fn create(key: &str, range_end: Bytes, start_revision: i64) -> pb::WatchRequest {
+    pb::WatchRequest {
+        request_union: Some(pb::watch_request::RequestUnion::CreateRequest(
+            pb::WatchCreateRequest {
+                key: bytes(key),
+                range_end,
+                start_revision,
+                ..pb::WatchCreateRequest::default()
+            },
+        )),
+    }
+}
+
+async fn next(responses: &mut WatchOut) -> pb::WatchResponse {
+    tokio::time::timeout(Duration::from_secs(10), responses.message())
+        .await
+        .expect("a watch response in time")
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn watch_live_history_cancel_and_progress() {
+    let backend = TestBackend::new(64);
+    let channel = start(backend, ApiLimits::default()).await;
+    let mut kv = pb::kv_client::KvClient::new(channel.clone());
+    put(&mut kv, "w/a", "1").await; // revision 2
+    let (requests, mut responses) = open_watch(channel).await;
+
+    requests
+        .send(create("w/", prefix_end("w/"), 2))
+        .await
+        .unwrap();
+    let created = next(&mut responses).await;
+    assert!(created.created);
+    let id = created.watch_id;
+    let replayed = next(&mut responses).await;
+    assert_eq!(replayed.events.len(), 1);
+    assert_eq!(replayed.events[0].kv.as_ref().unwrap().mod_revision, 2);
+
+    put(&mut kv, "w/b", "2").await; // revision 3
+    kv.delete_range(pb::DeleteRangeRequest {
+        key: bytes("w/a"),
+        ..pb::DeleteRangeRequest::default()
+    })
+    .await
+    .unwrap(); // revision 4
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let resp = next(&mut responses).await;
+        assert_eq!(resp.watch_id, id);
+        seen.extend(resp.events);
+    }
+    assert_eq!(seen[0].kv.as_ref().unwrap().mod_revision, 3);
+    assert_eq!(seen[1].r#type, mvccpb::event::EventType::Delete as i32);
+
+    requests
+        .send(pb::WatchRequest {
+            request_union: Some(pb::watch_request::RequestUnion::ProgressRequest(
+                pb::WatchProgressRequest {},
+            )),
+        })
+        .await
+        .unwrap();
+    let progress = next(&mut responses).await;
+    assert_eq!(progress.watch_id, super::watch::INVALID_WATCH_ID);
+    assert!(progress.events.is_empty());
+    assert_eq!(progress.header.unwrap().revision, 4);
+
+    requests
+        .send(pb::WatchRequest {
+            request_union: Some(pb::watch_request::RequestUnion::CancelRequest(
+                pb::WatchCancelRequest { watch_id: id },
+            )),
+        })
+        .await
+        .unwrap();
+    let canceled = next(&mut responses).await;
+    assert!(canceled.canceled);
+    assert_eq!(canceled.watch_id, id);
+}
+
+#[tokio::test]
+async fn watch_from_compacted_revision_is_canceled() {
+    let channel = start(TestBackend::new(64), ApiLimits::default()).await;
+    let mut kv = pb::kv_client::KvClient::new(channel.clone());
+    for i in 0..4 {
+        put(&mut kv, "k", &i.to_string()).await;
+    }
+    kv.compact(pb::CompactionRequest {
+        revision: 4,
+        physical: false,
+    })
+    .await
+    .unwrap();
+    let (requests, mut responses) = open_watch(channel).await;
+    requests.send(create("k", Bytes::new(), 2)).await.unwrap();
+    assert!(next(&mut responses).await.created);
+    let canceled = next(&mut responses).await;
+    assert!(canceled.canceled);
+    assert_eq!(canceled.compact_revision, 4);
+}
+
+/// A stream whose event channel overflows (capacity 2, 300 writes while it
+/// is not reading) still sends every revision exactly once, in order.
+#[tokio::test]
+async fn lagging_watch_stream_catches_up_from_history() {
+    let backend = TestBackend::new(2);
+    let limits = ApiLimits {
+        stream_buffer_responses: 1,
+        watch_max_events_per_response: 7,
+        ..ApiLimits::default()
+    };
+    let channel = start(backend, limits).await;
+    let mut kv = pb::kv_client::KvClient::new(channel.clone());
+    let (requests, mut responses) = open_watch(channel).await;
+    requests.send(create("k", Bytes::new(), 0)).await.unwrap();
+    assert!(next(&mut responses).await.created);
+    let writes = 300;
+    for i in 0..writes {
+        put(&mut kv, "k", &i.to_string()).await;
+    }
+    let mut revisions = Vec::new();
+    while revisions.len() < writes {
+        let resp = next(&mut responses).await;
+        revisions.extend(
+            resp.events
+                .iter()
+                .map(|e| e.kv.as_ref().unwrap().mod_revision),
+        );
+    }
+    let expected: Vec<i64> = (2..2 + writes as i64).collect();
+    assert_eq!(revisions, expected);
+}
+
+#[tokio::test]
+async fn lease_grant_keepalive_ttl_revoke() {
+    let channel = start(TestBackend::new(64), ApiLimits::default()).await;
+    let mut lease = pb::lease_client::LeaseClient::new(channel.clone());
+    let mut kv = pb::kv_client::KvClient::new(channel);
+    let granted = lease
+        .lease_grant(pb::LeaseGrantRequest { ttl: 60, id: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(granted.id > 0);
+    assert_eq!(granted.ttl, 60);
+    kv.put(pb::PutRequest {
+        key: bytes("leased"),
+        value: bytes("v"),
+        lease: granted.id,
+        ..pb::PutRequest::default()
+    })
+    .await
+    .unwrap();
+
+    let ttl = lease
+        .lease_time_to_live(pb::LeaseTimeToLiveRequest {
+            id: granted.id,
+            keys: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ttl.granted_ttl, 60);
+    assert_eq!(ttl.keys, vec![bytes("leased")]);
+    let unknown = lease
+        .lease_time_to_live(pb::LeaseTimeToLiveRequest { id: 7, keys: false })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(unknown.ttl, -1);
+
+    let (sender, receiver) = tokio::sync::mpsc::channel(4);
+    let mut answers = lease
+        .lease_keep_alive(tokio_stream::wrappers::ReceiverStream::new(receiver))
+        .await
+        .unwrap()
+        .into_inner();
+    sender
+        .send(pb::LeaseKeepAliveRequest { id: granted.id })
+        .await
+        .unwrap();
+    let kept = answers.message().await.unwrap().unwrap();
+    assert_eq!((kept.id, kept.ttl), (granted.id, 60));
+    sender
+        .send(pb::LeaseKeepAliveRequest { id: 7 })
+        .await
+        .unwrap();
+    let missing = answers.message().await.unwrap().unwrap();
+    assert_eq!((missing.id, missing.ttl), (7, 0));
+
+    let listed = lease
+        .lease_leases(pb::LeaseLeasesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.leases, vec![pb::LeaseStatus { id: granted.id }]);
+    lease
+        .lease_revoke(pb::LeaseRevokeRequest { id: granted.id })
+        .await
+        .unwrap();
+    let gone = kv
+        .range(pb::RangeRequest {
+            key: bytes("leased"),
+            ..pb::RangeRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(gone.count, 0);
+    let again = lease
+        .lease_revoke(pb::LeaseRevokeRequest { id: granted.id })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (again.code(), again.message()),
+        (Code::NotFound, "etcdserver: requested lease not found")
+    );
+}
+
+#[tokio::test]
+async fn maintenance_and_cluster() {
+    let backend = TestBackend::new(64);
+    let channel = start(backend.clone(), ApiLimits::default()).await;
+    let mut kv = pb::kv_client::KvClient::new(channel.clone());
+    put(&mut kv, "k", "v").await;
+    let mut maintenance = pb::maintenance_client::MaintenanceClient::new(channel.clone());
+    let status = maintenance
+        .status(pb::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.version, ETCD_VERSION);
+    assert_eq!(status.leader, backend.status().member_id);
+    assert!(status.raft_index > 0);
+
+    let hash = maintenance
+        .hash_kv(pb::HashKvRequest { revision: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(hash.hash_revision, 2);
+
+    let mut chunks = maintenance
+        .snapshot(pb::SnapshotRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mut blobs = Vec::new();
+    while let Some(chunk) = chunks.message().await.unwrap() {
+        blobs.push(chunk);
+    }
+    let (digest, body) = blobs.split_last().unwrap();
+    let data: Vec<u8> = body.iter().flat_map(|c| c.blob.to_vec()).collect();
+    assert_eq!(data, backend.snapshot().to_vec());
+    use sha2::Digest;
+    assert_eq!(digest.blob.to_vec(), sha2::Sha256::digest(&data).to_vec());
+
+    let alarms = maintenance
+        .alarm(pb::AlarmRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(alarms.alarms.is_empty());
+
+    let mut cluster = pb::cluster_client::ClusterClient::new(channel);
+    let members = cluster
+        .member_list(pb::MemberListRequest { linearizable: true })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(members.members.len(), 1);
+    assert_eq!(members.members[0].peer_ur_ls, vec!["http://127.0.0.1:2380"]);
+}
+
+fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert(super::TOKEN_METADATA_KEY, token.parse().unwrap());
+    request
+}
+
+#[tokio::test]
+async fn auth_enable_login_and_token_checks() {
+    let channel = start(TestBackend::new(64), ApiLimits::default()).await;
+    let mut auth = pb::auth_client::AuthClient::new(channel.clone());
+    let mut kv = pb::kv_client::KvClient::new(channel);
+    auth.user_add(pb::AuthUserAddRequest {
+        name: "root".into(),
+        password: "rootpw".into(),
+        ..pb::AuthUserAddRequest::default()
+    })
+    .await
+    .unwrap();
+    auth.user_grant_role(pb::AuthUserGrantRoleRequest {
+        user: "root".into(),
+        role: "root".into(),
+    })
+    .await
+    .unwrap();
+    auth.auth_enable(pb::AuthEnableRequest {}).await.unwrap();
+
+    let anonymous = kv
+        .put(pb::PutRequest {
+            key: bytes("k"),
+            value: bytes("v"),
+            ..pb::PutRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.message(), "etcdserver: user name is empty");
+    let wrong = auth
+        .authenticate(pb::AuthenticateRequest {
+            name: "root".into(),
+            password: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::InvalidArgument);
+    let token = auth
+        .authenticate(pb::AuthenticateRequest {
+            name: "root".into(),
+            password: "rootpw".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    let put = pb::PutRequest {
+        key: bytes("k"),
+        value: bytes("v"),
+        ..pb::PutRequest::default()
+    };
+    kv.put(with_token(put.clone(), &token)).await.unwrap();
+    let bad = kv.put(with_token(put, "bogus.1")).await.unwrap_err();
+    assert_eq!(
+        (bad.code(), bad.message()),
+        (Code::Unauthenticated, "etcdserver: invalid auth token")
+    );
+    let status = auth
+        .auth_status(pb::AuthStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(status.enabled);
+    let users = auth
+        .user_list(with_token(pb::AuthUserListRequest {}, &token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(users.users, vec!["root".to_string()]);
+}

@@ -1,0 +1,47 @@
+//! The Watch service (etcd `etcdserverpb.Watch`): a bidirectional stream
+//! of create/cancel/progress requests and watch responses; each stream is
+//! served by one [`WatchStream`] task.
+//!
+//! Guarantees as etcd's API documents them: a `created` response first;
+//! events ordered by revision, each revision's events in one response
+//! (split only for watchers that asked for `fragment`); history replay
+//! from `start_revision`; compacted watchers get `compact_revision` and are
+//! canceled; `progress_notify` and RequestProgress send empty responses
+//! whose header revision every event up to has been sent.
+
+use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status, Streaming};
+
+pub use super::watch_stream::{INVALID_WATCH_ID, WatchStream, fragments};
+use super::{ApiLimits, ResponseStream, receiver_stream, request_auth};
+use crate::backend::Backend;
+use crate::proto::etcdserverpb as pb;
+
+/// The Watch service over a backend.
+#[derive(Clone, Debug)]
+pub struct WatchService<B> {
+    backend: B,
+    limits: ApiLimits,
+}
+
+impl<B: Backend> WatchService<B> {
+    /// A Watch service over `backend` within `limits`.
+    pub fn new(backend: B, limits: ApiLimits) -> WatchService<B> {
+        WatchService { backend, limits }
+    }
+}
+
+#[tonic::async_trait]
+impl<B: Backend> pb::watch_server::Watch for WatchService<B> {
+    type WatchStream = ResponseStream<pb::WatchResponse>;
+
+    async fn watch(
+        &self,
+        request: GrpcRequest<Streaming<pb::WatchRequest>>,
+    ) -> Result<GrpcResponse<Self::WatchStream>, Status> {
+        let auth = request_auth(&self.backend, &request)?;
+        let (sender, receiver) = tokio::sync::mpsc::channel(self.limits.stream_buffer_responses);
+        let stream = WatchStream::new(self.backend.clone(), self.limits, auth, sender);
+        tokio::spawn(stream.run(request.into_inner()));
+        Ok(GrpcResponse::new(receiver_stream(receiver)))
+    }
+}
