@@ -385,12 +385,21 @@ fn interleaved_summary(raw: &mut RawFile) {
         }
         let t = totals.entry(0).or_default();
         *t = (t.0 + writes, t.1 + writes, t.2 + start.elapsed());
+        let mut line = format!(
+            "  slice rates: raw {:.0}/s",
+            writes as f64 / SLICE.as_secs_f64()
+        );
         for (appenders, (_, shared)) in &groups {
             let (elapsed, fsyncs, entries) =
                 run_appenders(shared, *appenders, u64::MAX, Some(Instant::now() + SLICE));
             let t = totals.entry(*appenders).or_default();
             *t = (t.0 + entries, t.1 + fsyncs, t.2 + elapsed);
+            line += &format!(
+                ", {appenders} appenders {:.0}/s",
+                entries as f64 / elapsed.as_secs_f64()
+            );
         }
+        println!("{line}");
     }
     let rate = |n: usize| {
         let (ops, fsyncs, elapsed) = totals.get(&n).copied().unwrap_or_default();
