@@ -94,3 +94,38 @@ impl Tickets {
         self.durable = self.durable.max(ticket);
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::storage::{SimConfig, SimStorage};
+
+    #[test]
+    fn tickets_advance_in_order_and_durable_never_goes_back() {
+        let mut t = Tickets::default();
+        assert_eq!((t.next(), t.next()), (Ticket(1), Ticket(2)));
+        t.mark_written();
+        t.mark_durable(Ticket(2));
+        t.mark_durable(Ticket(1));
+        assert_eq!((t.written, t.durable), (Ticket(2), Ticket(2)));
+    }
+
+    #[test]
+    fn a_job_reports_the_failure_of_its_fsync() {
+        let disk = SimStorage::new(SimConfig::default());
+        let file = disk.create("f").unwrap();
+        let job = |ticket| SyncJob {
+            storage: disk.clone(),
+            file: file.clone(),
+            file_name: "f".into(),
+            ticket,
+        };
+        let ok = job(Ticket(3)).run();
+        assert!(ok.is_ok() && ok.ticket() == Ticket(3));
+        disk.fail_next_syncs(1);
+        let failed = job(Ticket(4)).run();
+        assert!(!failed.is_ok());
+        assert!(failed.result.unwrap_err().to_string().contains("fsync f"));
+    }
+}
