@@ -10,6 +10,15 @@
 //!   [`SimStorage`] (deterministic simulated disk with crash semantics).
 //!
 //! The on-disk format is described in [`record`], [`payload`] and [`segment`].
+//!
+//! Known limits (shared with etcd's WAL): damage to the last record of the
+//! last segment, or to a record holding a zero-filled 512-byte sector, cannot
+//! be told from a torn write and is cut off as one (the damaged file is kept
+//! as `.broken`); a deleted last segment cannot be detected. Entries returned
+//! by recovery share memory with the mapped segment files, so a purged
+//! segment's disk space is released when those entries are dropped. Purge
+//! only below the oldest snapshot the node may fall back to
+//! ([`Wal::open_at`]).
 
 pub mod error;
 pub mod group_commit;
