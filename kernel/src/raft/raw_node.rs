@@ -213,6 +213,13 @@ impl<S: Storage> RawNode<S> {
             "ready() called twice without advance()"
         );
         let raft = &mut self.raft;
+        let log = &raft.log;
+        debug_assert!(log.applied() <= log.committed(), "applied beyond commit");
+        debug_assert!(log.committed() <= log.last_index(), "commit beyond the log");
+        debug_assert!(
+            log.committed() >= self.prev_hard_state.commit,
+            "commit index went backwards"
+        );
         let entries = raft.log.unstable.entries.clone();
         let snapshot = raft.log.unstable.snapshot.clone();
         let committed_entries = raft
