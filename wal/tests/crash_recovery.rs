@@ -4,7 +4,9 @@
 //! byte) or bits flipped. After each crash the log must reopen, and what it
 //! returns must be exactly the log after some prefix of the appended records
 //! that includes every synced record: synced records are all there, in order,
-//! and nothing after a torn point is returned.
+//! and nothing after a torn point is returned. Failed fsyncs are injected
+//! too: the log must refuse further use, and a crash after one loses only
+//! what was not synced before it.
 //!
 //! Cases: proptest's default (256), or `PROPTEST_CASES=N`.
 
@@ -32,6 +34,8 @@ enum Op {
     Snapshot { back: u64 },
     /// Power loss.
     Crash,
+    /// An fsync that fails (the log must refuse further use), then power loss.
+    FailedSync,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -41,6 +45,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => any::<bool>().prop_map(|overlap| Op::Sync { overlap }),
         1 => (0..4u64).prop_map(|back| Op::Snapshot { back }),
         1 => Just(Op::Crash),
+        1 => Just(Op::FailedSync),
     ]
 }
 
@@ -236,34 +241,8 @@ fn run(seed: u64, write_buffer_bytes: usize, ops: &[Op], bit_flip: bool) -> Resu
                 }
             }
             Op::Crash => {
-                drop(wal);
-                disk.crash();
-                if bit_flip {
-                    disk.flip_random_bit();
-                }
-                match Wal::open(disk.clone(), options(write_buffer_bytes)) {
-                    Ok((reopened, rec)) => {
-                        let got = recovered_state(&rec);
-                        let min = if bit_flip { 0 } else { model.synced };
-                        let Some(_) = model.matching_prefix(&got, min) else {
-                            return Err(format!(
-                                "step {step}: recovered {} entries (last {:?}), hs {:?}, snapshot {}; synced {} of {} records",
-                                got.entries.len(),
-                                got.entries.last().map(|e| (e.index, e.term)),
-                                got.hard_state,
-                                got.snapshot_index,
-                                model.synced,
-                                model.records.len()
-                            ));
-                        };
-                        if rec.metadata != META {
-                            return Err(format!("step {step}: metadata {:?}", rec.metadata));
-                        }
-                        if bit_flip {
-                            // A flip in the last record reads as a torn tail and
-                            // may cut below the model's base: check one crash only.
-                            return Ok(());
-                        }
+                match crash_and_recover(wal, &disk, write_buffer_bytes, &model, bit_flip, step)? {
+                    Some((reopened, got)) => {
                         wal = reopened;
                         model = Model {
                             base: got,
@@ -271,13 +250,76 @@ fn run(seed: u64, write_buffer_bytes: usize, ops: &[Op], bit_flip: bool) -> Resu
                             synced: 0,
                         };
                     }
-                    Err(_) if bit_flip => return Ok(()),
-                    Err(e) => return Err(format!("step {step}: recovery failed: {e}")),
+                    None => return Ok(()),
+                }
+            }
+            Op::FailedSync => {
+                disk.fail_next_syncs(1);
+                if wal.sync().is_ok() {
+                    // Nothing was pending, so no fsync ran.
+                    disk.fail_next_syncs(0);
+                    model.synced = model.records.len();
+                    continue;
+                }
+                if !matches!(wal.append(&[], None), Err(keel_wal::WalError::Poisoned(_))) {
+                    return Err(format!("step {step}: log usable after a failed fsync"));
+                }
+                match crash_and_recover(wal, &disk, write_buffer_bytes, &model, bit_flip, step)? {
+                    Some((reopened, got)) => {
+                        wal = reopened;
+                        model = Model {
+                            base: got,
+                            records: Vec::new(),
+                            synced: 0,
+                        };
+                    }
+                    None => return Ok(()),
                 }
             }
         }
     }
     Ok(())
+}
+
+/// Crashes the disk (flipping a bit first with `bit_flip`), reopens the log
+/// and checks it against the model. `None`: stop the run without error.
+fn crash_and_recover(
+    wal: Wal<SimStorage>,
+    disk: &SimStorage,
+    write_buffer_bytes: usize,
+    model: &Model,
+    bit_flip: bool,
+    step: usize,
+) -> Result<Option<(Wal<SimStorage>, State)>, String> {
+    drop(wal);
+    disk.crash();
+    if bit_flip {
+        disk.flip_random_bit();
+    }
+    let (reopened, rec) = match Wal::open(disk.clone(), options(write_buffer_bytes)) {
+        Ok(opened) => opened,
+        Err(_) if bit_flip => return Ok(None),
+        Err(e) => return Err(format!("step {step}: recovery failed: {e}")),
+    };
+    let got = recovered_state(&rec);
+    let min = if bit_flip { 0 } else { model.synced };
+    if model.matching_prefix(&got, min).is_none() {
+        return Err(format!(
+            "step {step}: recovered {} entries (last {:?}), hs {:?}, snapshot {}; synced {} of {} records",
+            got.entries.len(),
+            got.entries.last().map(|e| (e.index, e.term)),
+            got.hard_state,
+            got.snapshot_index,
+            model.synced,
+            model.records.len()
+        ));
+    }
+    if rec.metadata != META {
+        return Err(format!("step {step}: metadata {:?}", rec.metadata));
+    }
+    // A flip in the last record reads as a torn tail and may cut below the
+    // model's base: bit-flip runs check one crash only.
+    Ok((!bit_flip).then_some((reopened, got)))
 }
 
 proptest! {
