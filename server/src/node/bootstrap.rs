@@ -16,8 +16,8 @@ use std::path::Path;
 use keel_kernel::apply::{StateMachine, StateMachineConfig};
 use keel_kernel::membership::{Cluster, ConfChangeContext, Member};
 use keel_kernel::raft::{
-    self, ConfChange, ConfChangeSingle, ConfChangeType, Entry, EntryType, HardState,
-    MemoryStorage, RawNode,
+    self, ConfChange, ConfChangeSingle, ConfChangeType, Entry, EntryType, HardState, MemoryStorage,
+    RawNode,
 };
 use keel_wal::segment::SegmentName;
 use keel_wal::{FsStorage, Metadata, SnapshotFiles, Storage, Wal, WalError, WalOptions};
@@ -310,14 +310,16 @@ mod tests {
         assert_eq!(booted.member_id, 0x8e9e05c52164694d);
         assert_eq!(booted.cluster_id, 0xcdf818194e3a8c32);
         assert_eq!(booted.wal.last_index(), 1);
-        assert_eq!(booted.raw.raft().log.committed, 1);
+        assert_eq!(booted.raw.raft().log.committed(), 1);
     }
 
     #[test]
     fn every_initial_member_writes_the_same_bootstrap_entries() {
         let mut a = NodeSettings::single("a", "http://10.0.0.1:2380");
-        a.initial_cluster.insert("b".into(), vec!["http://10.0.0.2:2380".into()]);
-        a.initial_cluster.insert("c".into(), vec!["http://10.0.0.3:2380".into()]);
+        a.initial_cluster
+            .insert("b".into(), vec!["http://10.0.0.2:2380".into()]);
+        a.initial_cluster
+            .insert("c".into(), vec!["http://10.0.0.3:2380".into()]);
         let mut b = a.clone();
         b.name = "b".into();
         b.peer_urls = vec!["http://10.0.0.2:2380".into()];
@@ -352,7 +354,7 @@ mod tests {
         let again = boot(&settings, storage).unwrap();
         assert!(again.restarted);
         assert_eq!(again.raw.raft().term, 2);
-        assert_eq!(again.raw.raft().log.committed, 2);
+        assert_eq!(again.raw.raft().log.committed(), 2);
         assert_eq!(again.raw.storage().last_index().unwrap(), 2);
     }
 

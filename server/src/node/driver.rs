@@ -22,7 +22,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use keel_kernel::apply::{ApplyResult, ConfChangeApplied, Request, RequestEnvelope, StateMachine};
 use keel_kernel::raft::{
-    ConfChange, Entry, Message, MemoryStorage, RawNode, SoftState, Snapshot, StateRole,
+    ConfChange, Entry, MemoryStorage, Message, RawNode, Snapshot, SoftState, StateRole,
 };
 use keel_wal::{SnapshotFiles, SnapshotMarker, Storage, SyncJob, Wal, WalError};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -146,6 +146,14 @@ impl<S: Storage> Driver<S> {
         let mut ticker =
             tokio::time::interval(Duration::from_millis(self.settings.heartbeat_interval_ms));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Apply what the log already commits (bootstrap entries, replay),
+        // then a lone voter elects itself at once instead of waiting for an
+        // election timeout.
+        self.process().await;
+        if self.raw.storage().conf_state().voters == [self.shared.member_id] {
+            self.raw.campaign();
+            self.process().await;
+        }
         loop {
             tokio::select! {
                 _ = &mut self.stop => break,

@@ -70,7 +70,9 @@ pub struct Shared {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Shared {
@@ -182,23 +184,12 @@ impl NodeHandle {
     }
 
     /// Publishes this member's name and client URLs through Raft once a
-    /// leader exists (etcd `publishV3`), retrying every 500 ms until it is
-    /// applied or the member stops. Skipped on a restart when the cluster
-    /// already knows these attributes.
-    pub fn publish_attributes_in_background(&self, restarted: bool) {
+    /// leader exists (etcd `publishV3`, on every start), retrying every
+    /// 500 ms until it is applied or the member stops.
+    pub fn publish_attributes_in_background(&self) {
         let handle = self.clone();
         let settings = &self.shared.settings;
         let (name, client_urls) = (settings.name.clone(), settings.client_urls.clone());
-        if restarted {
-            let known = self.with_state(|sm| {
-                sm.cluster()
-                    .member(self.member_id())
-                    .is_some_and(|m| m.name == name && m.client_urls == client_urls)
-            });
-            if known {
-                return;
-            }
-        }
         tokio::spawn(async move {
             loop {
                 let request = Request::MemberAttrSet {
@@ -413,7 +404,9 @@ impl NodeHandle {
         if self.shared.status().leader_id == 0 {
             ServerError::NoLeader
         } else {
-            ServerError::Apply(ApplyError::Lease(keel_kernel::lease::LeaseError::NotPrimary))
+            ServerError::Apply(ApplyError::Lease(
+                keel_kernel::lease::LeaseError::NotPrimary,
+            ))
         }
     }
 }

@@ -17,7 +17,7 @@ pub mod handle;
 pub mod peers;
 pub mod proposals;
 pub mod read_index;
-// pub mod serve;
+pub mod serve;
 pub mod settings;
 
 pub use bootstrap::{BootError, NodeStorage};
@@ -59,7 +59,6 @@ impl Node {
         let peer_service =
             PeerService::new(booted.cluster_id, booted.member_id, limits, inbound_tx);
         let (stop_tx, stop_rx) = oneshot::channel();
-        let restarted = booted.restarted;
         let (driver, handle) = driver::Driver::new(
             booted,
             settings.clone(),
@@ -72,7 +71,7 @@ impl Node {
             },
         );
         let driver = tokio::spawn(driver.run());
-        handle.publish_attributes_in_background(restarted);
+        handle.publish_attributes_in_background();
         Ok((
             Node {
                 handle,
@@ -97,3 +96,7 @@ impl Node {
         let _ = (&mut self.driver).await;
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod cluster_tests;

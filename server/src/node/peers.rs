@@ -69,7 +69,8 @@ impl Peers {
     /// excluded): starts tasks for new peers or changed URLs, stops tasks of
     /// peers that left (dropping a queue ends its task).
     pub fn set_members(&mut self, members: &BTreeMap<u64, String>) {
-        self.queues.retain(|id, queue| members.get(id) == Some(&queue.url));
+        self.queues
+            .retain(|id, queue| members.get(id) == Some(&queue.url));
         for (&id, url) in members {
             if id == self.member_id || self.queues.contains_key(&id) {
                 continue;
@@ -135,8 +136,12 @@ impl Peers {
         let data = std::mem::take(&mut snapshot.data);
         let (index, term) = (snapshot.metadata.index, snapshot.metadata.term);
         let encoded = Bytes::from(message.encode());
-        let (url, cluster_id, from, limits) =
-            (queue.url.clone(), self.cluster_id, self.member_id, self.limits);
+        let (url, cluster_id, from, limits) = (
+            queue.url.clone(),
+            self.cluster_id,
+            self.member_id,
+            self.limits,
+        );
         tokio::spawn(async move {
             let result = async {
                 let mut sender = PeerSender::connect(&url, cluster_id, from, to, limits).await?;
@@ -193,7 +198,12 @@ impl PeerTask {
                     tracing::debug!(to = %format!("{:x}", self.to), %err, "cannot reach peer");
                 }
             }
-            if self.events.send(PeerEvent::Unreachable(self.to)).await.is_err() {
+            if self
+                .events
+                .send(PeerEvent::Unreachable(self.to))
+                .await
+                .is_err()
+            {
                 return;
             }
             tokio::time::sleep(backoff).await;

@@ -123,10 +123,9 @@ impl ReadBatcher {
     /// Puts the in-flight round's reads back in the queue if it has waited
     /// `round_ticks_max` ticks, or at once when `force` (leader change).
     pub fn retry_stale(&mut self, now_tick: u64, force: bool) {
-        let stale = self
-            .in_flight
-            .as_ref()
-            .is_some_and(|r| force || now_tick.saturating_sub(r.started_tick) >= self.round_ticks_max);
+        let stale = self.in_flight.as_ref().is_some_and(|r| {
+            force || now_tick.saturating_sub(r.started_tick) >= self.round_ticks_max
+        });
         if stale {
             if let Some(round) = self.in_flight.take() {
                 self.pending.extend(round.reads);
@@ -178,7 +177,10 @@ mod tests {
         let mut r3 = read(&mut b);
         b.on_read_state(&ctx, 5);
         b.release(4);
-        assert!(r1.try_recv().is_err(), "not applied up to the read index yet");
+        assert!(
+            r1.try_recv().is_err(),
+            "not applied up to the read index yet"
+        );
         b.release(5);
         assert_eq!(r1.try_recv().unwrap(), Ok(()));
         assert_eq!(r2.try_recv().unwrap(), Ok(()));
@@ -202,7 +204,10 @@ mod tests {
         let new = b.start_round(3).unwrap();
         b.on_read_state(&old, 1);
         b.release(10);
-        assert!(r.try_recv().is_err(), "the old round's answer is not ours any more");
+        assert!(
+            r.try_recv().is_err(),
+            "the old round's answer is not ours any more"
+        );
         b.on_read_state(&new, 2);
         b.release(2);
         assert_eq!(r.try_recv().unwrap(), Ok(()));

@@ -1,0 +1,114 @@
+//! `keel`: an etcd-compatible key-value store. Takes etcd's flags and
+//! `ETCD_*` variables; with none it starts a single-member cluster named
+//! `default` with data in `./default.keel`, clients on
+//! `http://localhost:2379` and peers on `http://localhost:2380`, as etcd does.
+//! Stops cleanly on SIGINT or SIGTERM.
+
+use std::process::ExitCode;
+
+use keel_server::api::ApiLimits;
+use keel_server::config::{Config, ConfigError, LogLevel};
+use keel_server::node::serve::{Listeners, Member};
+use keel_server::node::{NodeSettings, NodeStorage};
+use keel_server::transport::TransportLimits;
+
+fn main() -> ExitCode {
+    let config = match Config::from_args(std::env::args_os()) {
+        Ok(config) => config,
+        Err(ConfigError::Flags(err)) => err.exit(),
+        Err(err) => {
+            eprintln!("keel: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(config.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("keel: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(level: LogLevel) {
+    let level = match level {
+        LogLevel::Debug => tracing::Level::DEBUG,
+        LogLevel::Info => tracing::Level::INFO,
+        LogLevel::Warn => tracing::Level::WARN,
+        LogLevel::Error | LogLevel::Panic | LogLevel::Fatal => tracing::Level::ERROR,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(config: Config) -> Result<(), String> {
+    let client_addrs = config.client_bind_addrs().map_err(|e| e.to_string())?;
+    let peer_addrs = config.peer_bind_addrs().map_err(|e| e.to_string())?;
+    let storage = NodeStorage::on_disk(&config.data_dir).map_err(|e| {
+        format!(
+            "keel: cannot use data directory {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
+    let max_request_bytes = usize::try_from(config.max_request_bytes).unwrap_or(usize::MAX);
+    let listeners = Listeners {
+        client_addrs,
+        peer_addrs,
+        api_limits: ApiLimits {
+            max_request_bytes,
+            ..ApiLimits::default()
+        },
+        transport_limits: TransportLimits::default(),
+    };
+    tracing::info!(
+        name = %config.name,
+        data_dir = %config.data_dir.display(),
+        "starting keel"
+    );
+    let mut member = Member::start(NodeSettings::from_config(&config), storage, listeners)
+        .map_err(|e| e.to_string())?;
+    let outcome = tokio::select! {
+        signal = shutdown_signal() => {
+            tracing::info!(signal, "received signal; shutting down");
+            Ok(())
+        }
+        error = member.server_error() => Err(error),
+    };
+    member.stop().await;
+    outcome
+}
+
+/// Waits for SIGINT or SIGTERM; returns its name.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}

@@ -1,0 +1,186 @@
+//! In-process clusters on loopback (real sockets, temporary data
+//! directories): three members elect a leader, replicate writes, survive the
+//! leader being stopped, and a member that fell behind the leader's
+//! compacted log catches up through a snapshot.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use keel_kernel::apply::{Request, Response};
+use keel_kernel::mvcc::{PutRequest, RangeRequest};
+
+use super::serve::{Listeners, Member};
+use super::{NodeHandle, NodeSettings, NodeStorage};
+use crate::api::ApiLimits;
+use crate::backend::Backend;
+use crate::transport::TransportLimits;
+
+struct Spec {
+    settings: NodeSettings,
+    dir: tempfile::TempDir,
+    client: SocketAddr,
+    peer: SocketAddr,
+}
+
+fn free_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+fn specs(count: usize, snapshot_count: u64) -> Vec<Spec> {
+    let addrs: Vec<(SocketAddr, SocketAddr)> =
+        (0..count).map(|_| (free_addr(), free_addr())).collect();
+    let initial_cluster: BTreeMap<String, Vec<String>> = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, (_, peer))| (format!("m{i}"), vec![format!("http://{peer}")]))
+        .collect();
+    addrs
+        .into_iter()
+        .enumerate()
+        .map(|(i, (client, peer))| {
+            let mut settings = NodeSettings::single(&format!("m{i}"), &format!("http://{peer}"));
+            settings.initial_cluster = initial_cluster.clone();
+            settings.client_urls = vec![format!("http://{client}")];
+            settings.heartbeat_interval_ms = 20;
+            settings.election_timeout_ms = 200;
+            settings.snapshot_count = snapshot_count;
+            settings.snapshot_catchup_entries = 5;
+            Spec {
+                settings,
+                dir: tempfile::tempdir().unwrap(),
+                client,
+                peer,
+            }
+        })
+        .collect()
+}
+
+fn start(spec: &Spec) -> Member {
+    let storage = NodeStorage::on_disk(spec.dir.path()).unwrap();
+    let listeners = Listeners {
+        client_addrs: vec![spec.client],
+        peer_addrs: vec![spec.peer],
+        api_limits: ApiLimits::default(),
+        transport_limits: TransportLimits::default(),
+    };
+    Member::start(spec.settings.clone(), storage, listeners).unwrap()
+}
+
+/// Waits until every handle agrees on one leader; returns its index.
+async fn leader(handles: &[NodeHandle]) -> usize {
+    for _ in 0..500 {
+        let leaders: Vec<u64> = handles.iter().map(|h| h.status().leader_id).collect();
+        if leaders[0] != 0 && leaders.iter().all(|&l| l == leaders[0]) {
+            if let Some(i) = handles.iter().position(|h| h.member_id() == leaders[0]) {
+                return i;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no leader agreed on within 10 s");
+}
+
+async fn put(handle: &NodeHandle, key: &str, value: &str) -> i64 {
+    let request = Request::Put(PutRequest {
+        key: key.as_bytes().to_vec(),
+        value: value.as_bytes().to_vec(),
+        ..PutRequest::default()
+    });
+    let applied = handle.propose(request, None).await.unwrap();
+    match applied.result.unwrap() {
+        Response::Put(put) => put.revision,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+async fn get(handle: &NodeHandle, key: &str) -> Option<Vec<u8>> {
+    handle.linearizable_barrier().await.unwrap();
+    let request = RangeRequest {
+        key: key.as_bytes().to_vec(),
+        ..RangeRequest::default()
+    };
+    let response = handle.with_state(|sm| sm.range(None, &request)).unwrap();
+    response.kvs.first().map(|kv| kv.value.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_survive_losing_the_leader() {
+    let specs = specs(3, 10_000);
+    let mut members: Vec<Option<Member>> = specs.iter().map(|s| Some(start(s))).collect();
+    let handles: Vec<NodeHandle> = members.iter().flatten().map(Member::handle).collect();
+    let first = leader(&handles).await;
+    let revision = put(&handles[first], "k", "v1").await;
+    assert!(revision > 1);
+    for handle in &handles {
+        assert_eq!(get(handle, "k").await.as_deref(), Some(&b"v1"[..]));
+    }
+    // A follower's proposal is forwarded to the leader.
+    let follower = (first + 1) % 3;
+    put(&handles[follower], "f", "from-follower").await;
+
+    if let Some(member) = members[first].take() {
+        member.stop().await;
+    }
+    let rest: Vec<NodeHandle> = (0..3)
+        .filter(|&i| i != first)
+        .map(|i| handles[i].clone())
+        .collect();
+    let second = leader(&rest).await;
+    assert_ne!(rest[second].member_id(), handles[first].member_id());
+    put(&rest[second], "k", "v2").await;
+    for handle in &rest {
+        assert_eq!(get(handle, "k").await.as_deref(), Some(&b"v2"[..]));
+        assert_eq!(
+            get(handle, "f").await.as_deref(),
+            Some(&b"from-follower"[..])
+        );
+    }
+    for member in members.into_iter().flatten() {
+        member.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_behind_the_compacted_log_catches_up_by_snapshot() {
+    let specs = specs(3, 20);
+    let mut members: Vec<Option<Member>> = specs.iter().map(|s| Some(start(s))).collect();
+    let handles: Vec<NodeHandle> = members.iter().flatten().map(Member::handle).collect();
+    let first = leader(&handles).await;
+    let lagging = (first + 1) % 3;
+    if let Some(member) = members[lagging].take() {
+        member.stop().await;
+    }
+    for i in 0..100 {
+        put(&handles[first], &format!("key{i:03}"), &format!("value{i}")).await;
+    }
+    let restarted = start(&specs[lagging]);
+    let handle = restarted.handle();
+    members[lagging] = Some(restarted);
+    let mut caught_up = false;
+    for _ in 0..500 {
+        let value = handle.with_state(|sm| {
+            let request = RangeRequest {
+                key: b"key099".to_vec(),
+                ..RangeRequest::default()
+            };
+            sm.range(None, &request)
+                .ok()
+                .and_then(|r| r.kvs.first().map(|kv| kv.value.clone()))
+        });
+        if value.as_deref() == Some(&b"value99"[..]) {
+            caught_up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(caught_up, "the restarted member never caught up");
+    let snap_files = std::fs::read_dir(specs[lagging].dir.path().join("member/snap"))
+        .unwrap()
+        .count();
+    assert!(snap_files > 0, "catching up wrote a snapshot file");
+    for member in members.into_iter().flatten() {
+        member.stop().await;
+    }
+}

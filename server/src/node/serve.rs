@@ -1,0 +1,119 @@
+//! Running a whole member: the node driver, the etcd API on the client
+//! addresses and the peer transport on the peer addresses. Used by the
+//! `keel` binary, the in-process cluster tests and the madsim smoke test.
+
+use std::net::SocketAddr;
+
+use keel_wal::Storage;
+use tokio::sync::{mpsc, watch};
+use tonic::transport::Server;
+
+use super::{BootError, Node, NodeHandle, NodeSettings, NodeStorage};
+use crate::api::{self, ApiLimits};
+use crate::transport::TransportLimits;
+
+/// Where a member listens and with which limits.
+#[derive(Debug, Clone)]
+pub struct Listeners {
+    /// Addresses serving the etcd API.
+    pub client_addrs: Vec<SocketAddr>,
+    /// Addresses serving the peer transport.
+    pub peer_addrs: Vec<SocketAddr>,
+    /// Limits of the API layer.
+    pub api_limits: ApiLimits,
+    /// Limits of the peer transport.
+    pub transport_limits: TransportLimits,
+}
+
+/// A running member: node driver plus its gRPC servers.
+pub struct Member {
+    node: Node,
+    shutdown: watch::Sender<bool>,
+    server_errors: mpsc::Receiver<String>,
+}
+
+impl Member {
+    /// Boots the member from `storage` and starts serving on `listeners`.
+    ///
+    /// Errors: see [`BootError`]. A server that cannot bind reports through
+    /// [`Member::server_error`].
+    pub fn start<S: Storage>(
+        settings: NodeSettings,
+        storage: NodeStorage<S>,
+        listeners: Listeners,
+    ) -> Result<Member, BootError> {
+        let (node, peer_service) = Node::start(settings, storage, listeners.transport_limits)?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (error_tx, server_errors) = mpsc::channel(16);
+        for addr in listeners.peer_addrs {
+            let router = Server::builder().add_service(peer_service.clone().into_server());
+            spawn_server(
+                addr,
+                "peer",
+                shutdown_rx.clone(),
+                error_tx.clone(),
+                move |addr, signal| async move { router.serve_with_shutdown(addr, signal).await },
+            );
+        }
+        for addr in listeners.client_addrs {
+            let mut server = Server::builder();
+            let router = api::add_services(&mut server, node.handle(), listeners.api_limits);
+            spawn_server(
+                addr,
+                "client",
+                shutdown_rx.clone(),
+                error_tx.clone(),
+                move |addr, signal| async move { router.serve_with_shutdown(addr, signal).await },
+            );
+        }
+        Ok(Member {
+            node,
+            shutdown,
+            server_errors,
+        })
+    }
+
+    /// The node's handle.
+    pub fn handle(&self) -> NodeHandle {
+        self.node.handle()
+    }
+
+    /// Waits for a server to fail (e.g. its address is in use) and returns
+    /// why; pending forever while all servers run.
+    pub async fn server_error(&mut self) -> String {
+        match self.server_errors.recv().await {
+            Some(error) => error,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Stops the servers and the node driver.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        self.node.stop().await;
+    }
+}
+
+fn spawn_server<F>(
+    addr: SocketAddr,
+    kind: &'static str,
+    mut shutdown: watch::Receiver<bool>,
+    errors: mpsc::Sender<String>,
+    serve: impl FnOnce(SocketAddr, std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> F
+    + Send
+    + 'static,
+) where
+    F: Future<Output = Result<(), tonic::transport::Error>> + Send + 'static,
+{
+    let signal: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    });
+    tokio::spawn(async move {
+        tracing::info!(%addr, kind, "serving");
+        if let Err(err) = serve(addr, signal).await {
+            let message = format!("keel: cannot serve {kind} traffic on {addr}: {err}");
+            tracing::error!("{message}");
+            let _ = errors.send(message).await;
+        }
+    });
+}
