@@ -333,6 +333,7 @@ impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -318,6 +318,7 @@ pub fn permission_to_wire(perm: Permission) -> authpb::Permission {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -30,6 +30,7 @@ pub fn current<B: Backend>(backend: &B) -> Option<pb::ResponseHeader> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

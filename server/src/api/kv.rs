@@ -176,6 +176,7 @@ impl<B: Backend> pb::kv_server::Kv for KvService<B> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use bytes::Bytes;

@@ -201,6 +201,7 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

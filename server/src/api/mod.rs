@@ -199,6 +199,8 @@ pub fn receiver_stream<T: Send + 'static>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod test_backend;
 #[cfg(all(test, not(madsim)))]
+#[allow(clippy::unwrap_used)]
 mod tests;

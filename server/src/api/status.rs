@@ -136,6 +136,7 @@ impl From<ServerError> for Status {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

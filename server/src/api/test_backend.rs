@@ -62,13 +62,6 @@ impl TestBackend {
         self.inner.lock().unwrap()
     }
 
-    /// Moves the member's clock forward (lease TTLs, token TTLs).
-    pub fn advance_ms(&self, ms: u64) {
-        let mut inner = self.lock();
-        let now = inner.state.now_ms() + ms;
-        inner.state.set_now_ms(now);
-    }
-
     fn apply(&self, request: Request, auth: Option<AuthInfo>) -> Result<ApplyResult, ServerError> {
         let mut inner = self.lock();
         let id = inner.next_request_id;

@@ -433,6 +433,7 @@ pub fn fragments(response: pb::WatchResponse, max_bytes: usize) -> Vec<pb::Watch
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::proto::mvccpb;
