@@ -7,8 +7,11 @@
 //! [`TransportLimits`], then hands what arrived to the node driver through a
 //! bounded channel of [`Inbound`] items, so a slow driver slows its senders
 //! down instead of growing a queue. The send side is [`send::PeerClient`].
+//! Followers forward lease keep-alives and TTL queries to the leader
+//! ([`lease`]).
 
 pub mod batch;
+pub mod lease;
 pub mod receive;
 pub mod send;
 pub mod snapshot;

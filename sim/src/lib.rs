@@ -9,7 +9,8 @@
 //! `MADSIM_TEST_SEED=<n>` replays one seed, `MADSIM_TEST_NUM=<k>` runs k seeds.
 //! The cluster simulator itself arrives with its own issue; for now the
 //! crate's tests check the seam: real keel-server services running on
-//! simulated nodes over madsim's simulated network (`tests/peer_transport.rs`).
+//! simulated nodes over madsim's simulated network (`tests/peer_transport.rs`),
+//! and a smoke test of a whole 3-member keel cluster (`tests/smoke.rs`).
 //! [`NodeAddr`] names the simulated hosts those tests use.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -45,6 +46,16 @@ impl NodeAddr {
     pub fn peer_url(&self) -> String {
         format!("http://{}", self.peer())
     }
+
+    /// Socket address for the etcd API (port 2379).
+    pub fn client(&self) -> SocketAddr {
+        SocketAddr::new(self.ip, 2379)
+    }
+
+    /// `http://<ip>:2379`, as a member advertises its client URL.
+    pub fn client_url(&self) -> String {
+        format!("http://{}", self.client())
+    }
 }
 
 #[cfg(test)]
@@ -57,5 +68,6 @@ mod tests {
         assert_eq!(NodeAddr::member(0).peer_url(), "http://10.0.0.1:2380");
         assert_eq!(NodeAddr::member(2).peer().to_string(), "10.0.0.3:2380");
         assert_ne!(NodeAddr::member(0), NodeAddr::member(1));
+        assert_eq!(NodeAddr::member(1).client_url(), "http://10.0.0.2:2379");
     }
 }

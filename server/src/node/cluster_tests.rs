@@ -7,13 +7,14 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use keel_kernel::apply::{Request, Response};
+use keel_kernel::apply::{ApplyError, Request, Response};
+use keel_kernel::lease::LeaseError;
 use keel_kernel::mvcc::{PutRequest, RangeRequest};
 
 use super::serve::{Listeners, Member};
 use super::{NodeHandle, NodeSettings, NodeStorage};
 use crate::api::ApiLimits;
-use crate::backend::Backend;
+use crate::backend::{Backend, ServerError};
 use crate::transport::TransportLimits;
 
 struct Spec {
@@ -119,6 +120,31 @@ async fn three_members_survive_losing_the_leader() {
     // A follower's proposal is forwarded to the leader.
     let follower = (first + 1) % 3;
     put(&handles[follower], "f", "from-follower").await;
+    // Lease keep-alives and TTL queries on a follower are answered by the leader.
+    let grant = Request::LeaseGrant {
+        id: 77,
+        ttl_secs: 30,
+    };
+    handles[follower]
+        .propose(grant, None)
+        .await
+        .unwrap()
+        .result
+        .unwrap();
+    let renewal = handles[follower].lease_renew(77).await.unwrap();
+    assert_eq!(renewal.ttl_secs, 30);
+    let status = handles[follower]
+        .lease_time_to_live(None, 77, false)
+        .await
+        .unwrap();
+    assert!(
+        status.ttl_secs > 25 && status.granted_ttl_secs == 30,
+        "{status:?}"
+    );
+    assert_eq!(
+        handles[follower].lease_renew(78).await,
+        Err(ServerError::Apply(ApplyError::Lease(LeaseError::NotFound)))
+    );
 
     if let Some(member) = members[first].take() {
         member.stop().await;

@@ -113,6 +113,7 @@ impl<S: Storage> Driver<S> {
             commands: channels.command_tx,
             events,
             started: Instant::now(),
+            lease_clients: Mutex::new(BTreeMap::new()),
         });
         let (event_tx, peer_events) = mpsc::channel(1024);
         let peers = Peers::new(booted.cluster_id, booted.member_id, limits, event_tx);

@@ -2,6 +2,7 @@
 //! implements [`Backend`] by registering waiters, sending commands to the
 //! node driver's bounded queue and reading the shared applied state.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,11 +14,14 @@ use keel_kernel::membership::{ConfChangeContext, Member};
 use keel_kernel::raft::{ConfChange, ConfChangeSingle, ConfChangeType};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
+use tonic::transport::{Channel, Endpoint};
 
 use super::proposals::{Proposals, RequestIds};
 use super::read_index::ReadOutcome;
 use super::settings::NodeSettings;
 use crate::backend::{AppliedEvents, Backend, MemberChange, NodeStatus, ServerError};
+use crate::proto::keelpeerpb::peer_client::PeerClient;
+use crate::transport::lease::{LeaseAuthority, forward_renew, forward_time_to_live};
 
 /// Proposals waiting for apply at once, per member.
 pub const PROPOSALS_MAX: usize = 16 * 1024;
@@ -67,6 +71,8 @@ pub struct Shared {
     pub events: broadcast::Sender<AppliedEvents>,
     /// When the member started (its monotonic clock's origin).
     pub started: Instant,
+    /// Peer clients to leaders, by peer URL, for forwarded lease requests.
+    pub lease_clients: Mutex<BTreeMap<String, PeerClient<Channel>>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -337,16 +343,18 @@ impl Backend for NodeHandle {
     }
 
     async fn lease_renew(&self, id: LeaseId) -> Result<LeaseRenewal, ServerError> {
-        if !self.is_leader() {
-            return Err(self.not_leader_error());
+        if self.is_leader() {
+            return self.renew_here(id);
         }
-        let renewal = self
-            .with_state_mut(|sm| sm.lease_renew(id))
-            .map_err(ServerError::Apply)?;
-        if let Some(checkpoint) = renewal.checkpoint {
-            self.propose_detached(Request::LeaseCheckpoint(vec![checkpoint]));
-        }
-        Ok(renewal)
+        let mut client = self.leader_client().await?;
+        let cluster_id = self.shared.cluster_id;
+        let ttl_secs = self
+            .with_timeout(forward_renew(&mut client, cluster_id, id))
+            .await?;
+        Ok(LeaseRenewal {
+            ttl_secs,
+            checkpoint: None,
+        })
     }
 
     async fn lease_time_to_live(
@@ -355,8 +363,17 @@ impl Backend for NodeHandle {
         id: LeaseId,
         keys: bool,
     ) -> Result<LeaseStatus, ServerError> {
-        self.with_state_mut(|sm| sm.lease_time_to_live(auth.as_ref(), id, keys))
-            .map_err(ServerError::Apply)
+        // Permissions (and existence) are checked against the local state.
+        let local = self
+            .with_state_mut(|sm| sm.lease_time_to_live(auth.as_ref(), id, keys))
+            .map_err(ServerError::Apply)?;
+        if self.is_leader() {
+            return Ok(local);
+        }
+        let mut client = self.leader_client().await?;
+        let cluster_id = self.shared.cluster_id;
+        self.with_timeout(forward_time_to_live(&mut client, cluster_id, id, keys))
+            .await
     }
 
     async fn change_membership(
@@ -399,7 +416,66 @@ impl Backend for NodeHandle {
     }
 }
 
+impl LeaseAuthority for NodeHandle {
+    fn renew_here(&self, id: LeaseId) -> Result<LeaseRenewal, ServerError> {
+        if !self.is_leader() {
+            return Err(self.not_leader_error());
+        }
+        let renewal = self
+            .with_state_mut(|sm| sm.lease_renew(id))
+            .map_err(ServerError::Apply)?;
+        if let Some(checkpoint) = renewal.checkpoint {
+            self.propose_detached(Request::LeaseCheckpoint(vec![checkpoint]));
+        }
+        Ok(renewal)
+    }
+
+    fn time_to_live_here(&self, id: LeaseId, keys: bool) -> Result<LeaseStatus, ServerError> {
+        if !self.is_leader() {
+            return Err(self.not_leader_error());
+        }
+        self.with_state_mut(|sm| sm.lease_time_to_live(None, id, keys))
+            .map_err(ServerError::Apply)
+    }
+}
+
 impl NodeHandle {
+    /// A peer client to the current leader (cached per peer URL).
+    /// Errors: `NoLeader` when no leader is known or it cannot be reached.
+    async fn leader_client(&self) -> Result<PeerClient<Channel>, ServerError> {
+        let leader_id = self.shared.status().leader_id;
+        if leader_id == 0 {
+            return Err(ServerError::NoLeader);
+        }
+        let url = self
+            .with_state(|sm| {
+                sm.cluster()
+                    .member(leader_id)
+                    .and_then(|m| m.peer_urls.first().cloned())
+            })
+            .ok_or(ServerError::NoLeader)?;
+        if let Some(client) = lock(&self.shared.lease_clients).get(&url) {
+            return Ok(client.clone());
+        }
+        let endpoint = Endpoint::from_shared(url.clone()).map_err(|_| ServerError::NoLeader)?;
+        let channel = self
+            .with_timeout(async { endpoint.connect().await.map_err(|_| ServerError::NoLeader) })
+            .await?;
+        let client = PeerClient::new(channel);
+        lock(&self.shared.lease_clients).insert(url, client.clone());
+        Ok(client)
+    }
+
+    /// Runs `work` within the request timeout. Errors: `Timeout`, or `work`'s.
+    async fn with_timeout<T>(
+        &self,
+        work: impl Future<Output = Result<T, ServerError>>,
+    ) -> Result<T, ServerError> {
+        tokio::time::timeout(self.shared.settings.request_timeout(), work)
+            .await
+            .unwrap_or(Err(ServerError::Timeout))
+    }
+
     fn not_leader_error(&self) -> ServerError {
         if self.shared.status().leader_id == 0 {
             ServerError::NoLeader

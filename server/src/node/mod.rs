@@ -56,8 +56,7 @@ impl Node {
         let booted = bootstrap::boot(&settings, storage)?;
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE_MAX);
         let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE_MAX);
-        let peer_service =
-            PeerService::new(booted.cluster_id, booted.member_id, limits, inbound_tx);
+        let (cluster_id, member_id) = (booted.cluster_id, booted.member_id);
         let (stop_tx, stop_rx) = oneshot::channel();
         let (driver, handle) = driver::Driver::new(
             booted,
@@ -70,6 +69,8 @@ impl Node {
                 stop: stop_rx,
             },
         );
+        let peer_service = PeerService::new(cluster_id, member_id, limits, inbound_tx)
+            .with_lease_authority(std::sync::Arc::new(handle.clone()));
         let driver = tokio::spawn(driver.run());
         handle.publish_attributes_in_background();
         Ok((

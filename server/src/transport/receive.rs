@@ -1,12 +1,18 @@
 //! The receive side of the peer transport: the `keelpeerpb.Peer` gRPC service.
 
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::lease::{LeaseAuthority, answer_renew, answer_time_to_live};
 use super::snapshot::SnapshotAssembler;
 use super::{Inbound, TransportLimits};
 use crate::proto::keelpeerpb::peer_server::{Peer, PeerServer};
-use crate::proto::keelpeerpb::{RaftAck, RaftBatch, SnapshotAck, SnapshotChunk};
+use crate::proto::keelpeerpb::{
+    LeaseRenewReply, LeaseRenewRequest, LeaseTimeToLiveReply, LeaseTimeToLiveRequest, RaftAck,
+    RaftBatch, SnapshotAck, SnapshotChunk,
+};
 
 /// The tonic server wrapping [`PeerService`], as `Server::add_service` takes it.
 /// (madsim's generated server type carries an interceptor parameter that
@@ -23,13 +29,27 @@ pub type PeerGrpcServer = PeerServer<PeerService, tonic::codegen::IdentityInterc
 /// Rejections end the stream with a gRPC status: `FAILED_PRECONDITION` for a
 /// sender from another cluster, `INVALID_ARGUMENT` for a batch addressed to
 /// another member, over the limits, or a malformed snapshot stream,
-/// `UNAVAILABLE` when the node driver has stopped.
-#[derive(Debug, Clone)]
+/// `UNAVAILABLE` when the node driver has stopped. Forwarded lease requests
+/// are answered by the [`LeaseAuthority`] given with
+/// [`PeerService::with_lease_authority`] (`UNIMPLEMENTED` without one).
+#[derive(Clone)]
 pub struct PeerService {
     cluster_id: u64,
     member_id: u64,
     limits: TransportLimits,
     inbound: mpsc::Sender<Inbound>,
+    leases: Option<Arc<dyn LeaseAuthority>>,
+}
+
+impl std::fmt::Debug for PeerService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerService")
+            .field("cluster_id", &self.cluster_id)
+            .field("member_id", &self.member_id)
+            .field("limits", &self.limits)
+            .field("leases", &self.leases.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl PeerService {
@@ -48,7 +68,26 @@ impl PeerService {
             member_id,
             limits,
             inbound,
+            leases: None,
         }
+    }
+
+    /// Answers forwarded lease requests with `authority` (the node).
+    pub fn with_lease_authority(mut self, authority: Arc<dyn LeaseAuthority>) -> Self {
+        self.leases = Some(authority);
+        self
+    }
+
+    fn lease_authority(&self, cluster_id: u64) -> Result<&dyn LeaseAuthority, Status> {
+        if cluster_id != self.cluster_id {
+            return Err(Status::failed_precondition(format!(
+                "keel: cluster ID mismatch (local {:x}, remote {cluster_id:x})",
+                self.cluster_id
+            )));
+        }
+        self.leases
+            .as_deref()
+            .ok_or_else(|| Status::unimplemented("keel: this member does not serve leases"))
     }
 
     /// Wraps the service for a tonic server, accepting gRPC messages as large
@@ -169,5 +208,25 @@ impl Peer for PeerService {
         );
         self.deliver(Inbound::Snapshot(snapshot)).await?;
         Ok(Response::new(SnapshotAck { received_bytes }))
+    }
+
+    /// Renews a lease for a follower's client if this member leads.
+    async fn lease_renew(
+        &self,
+        request: Request<LeaseRenewRequest>,
+    ) -> Result<Response<LeaseRenewReply>, Status> {
+        let request = request.into_inner();
+        let authority = self.lease_authority(request.cluster_id)?;
+        answer_renew(authority, &request).map(Response::new)
+    }
+
+    /// Reports a lease's remaining TTL for a follower's client if this member leads.
+    async fn lease_time_to_live(
+        &self,
+        request: Request<LeaseTimeToLiveRequest>,
+    ) -> Result<Response<LeaseTimeToLiveReply>, Status> {
+        let request = request.into_inner();
+        let authority = self.lease_authority(request.cluster_id)?;
+        answer_time_to_live(authority, &request).map(Response::new)
     }
 }

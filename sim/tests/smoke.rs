@@ -1,0 +1,190 @@
+//! Smoke test of a whole keel cluster under madsim: three real members (node
+//! driver, etcd API and peer transport, on keel-wal's simulated disk) on
+//! simulated hosts; a real gRPC client (the generated `etcdserverpb` KV and
+//! Maintenance clients) puts a key through the leader and reads it from every
+//! member; the leader's host is killed; the two survivors elect a new leader
+//! and still serve the key (and a new write).
+//!
+//! Run: `RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=/work/main/target-madsim cargo test -p keel-sim --test smoke`
+//! On failure madsim prints the seed; `MADSIM_TEST_SEED=<seed>` replays it,
+//! `MADSIM_TEST_NUM=<k>` runs k seeds. In a normal build this file is empty.
+#![cfg(madsim)]
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use keel_server::api::ApiLimits;
+use keel_server::node::serve::{Listeners, Member};
+use keel_server::node::{NodeSettings, NodeStorage};
+use keel_server::proto::etcdserverpb::kv_client::KvClient;
+use keel_server::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use keel_server::proto::etcdserverpb::{PutRequest, RangeRequest, StatusRequest};
+use keel_server::transport::TransportLimits;
+use keel_sim::NodeAddr;
+use keel_wal::{SimConfig, SimStorage};
+use madsim::runtime::{Handle, NodeId};
+
+const MEMBERS: u8 = 3;
+
+fn settings(index: u8) -> NodeSettings {
+    let initial_cluster: BTreeMap<String, Vec<String>> = (0..MEMBERS)
+        .map(|i| (format!("m{i}"), vec![NodeAddr::member(i).peer_url()]))
+        .collect();
+    let addr = NodeAddr::member(index);
+    let mut settings = NodeSettings::single(&format!("m{index}"), &addr.peer_url());
+    settings.initial_cluster = initial_cluster;
+    settings.client_urls = vec![addr.client_url()];
+    settings
+}
+
+/// Starts member `index` on its own simulated host; returns the host id.
+fn start_member(handle: &Handle, index: u8) -> NodeId {
+    let addr = NodeAddr::member(index);
+    let node = handle
+        .create_node()
+        .name(format!("m{index}"))
+        .ip(addr.ip)
+        .build();
+    node.spawn(async move {
+        let seed = u64::from(index);
+        let storage = NodeStorage {
+            wal: SimStorage::new(SimConfig {
+                seed,
+                ..SimConfig::default()
+            }),
+            snap: SimStorage::new(SimConfig {
+                seed: seed + 100,
+                ..SimConfig::default()
+            }),
+        };
+        let listeners = Listeners {
+            client_addrs: vec![addr.client()],
+            peer_addrs: vec![addr.peer()],
+            api_limits: ApiLimits::default(),
+            transport_limits: TransportLimits::default(),
+        };
+        let mut member = Member::start(settings(index), storage, listeners).unwrap();
+        // Serve until the host is killed.
+        let error = member.server_error().await;
+        panic!("member m{index} stopped serving: {error}");
+    });
+    node.id()
+}
+
+/// Asks every member in `indexes` for its status until they agree on a
+/// leader; returns the leader's member index.
+async fn leader_among(indexes: &[u8]) -> u8 {
+    for _ in 0..100 {
+        let mut seen = BTreeMap::new();
+        for &i in indexes {
+            let Ok(mut client) = MaintenanceClient::connect(NodeAddr::member(i).client_url()).await
+            else {
+                continue;
+            };
+            if let Ok(status) = client.status(StatusRequest {}).await {
+                let status = status.into_inner();
+                let member_id = status.header.map_or(0, |h| h.member_id);
+                seen.insert(i, (member_id, status.leader));
+            }
+        }
+        let leaders: Vec<u64> = seen.values().map(|(_, leader)| *leader).collect();
+        let agreed = leaders.len() == indexes.len()
+            && leaders[0] != 0
+            && leaders.iter().all(|&l| l == leaders[0]);
+        if agreed {
+            if let Some((&index, _)) = seen.iter().find(|(_, (id, _))| *id == leaders[0]) {
+                return index;
+            }
+        }
+        madsim::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("members {indexes:?} never agreed on a leader");
+}
+
+async fn put(index: u8, key: &str, value: &str) {
+    let mut kv = KvClient::connect(NodeAddr::member(index).client_url())
+        .await
+        .unwrap();
+    let response = kv
+        .put(PutRequest {
+            key: key.as_bytes().to_vec().into(),
+            value: value.as_bytes().to_vec().into(),
+            ..PutRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(response.header.unwrap().revision > 1);
+}
+
+/// A linearizable read of `key` through member `index`.
+async fn get(index: u8, key: &str) -> Option<Vec<u8>> {
+    let mut kv = KvClient::connect(NodeAddr::member(index).client_url())
+        .await
+        .unwrap();
+    let response = kv
+        .range(RangeRequest {
+            key: key.as_bytes().to_vec().into(),
+            ..RangeRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    response.kvs.first().map(|kv| kv.value.to_vec())
+}
+
+#[madsim::test]
+async fn three_members_serve_a_key_after_the_leader_is_killed() {
+    let handle = Handle::current();
+    let hosts: Vec<NodeId> = (0..MEMBERS).map(|i| start_member(&handle, i)).collect();
+    let client = handle
+        .create_node()
+        .name("client")
+        .ip("10.0.1.1".parse().unwrap())
+        .build();
+
+    let all: Vec<u8> = (0..MEMBERS).collect();
+    let first_leader = client
+        .spawn(async move {
+            madsim::time::sleep(Duration::from_secs(1)).await;
+            let leader = leader_among(&all).await;
+            put(leader, "smoke", "v1").await;
+            for i in all {
+                assert_eq!(
+                    get(i, "smoke").await.as_deref(),
+                    Some(&b"v1"[..]),
+                    "member m{i}"
+                );
+            }
+            leader
+        })
+        .await
+        .unwrap();
+
+    handle.kill(hosts[usize::from(first_leader)]);
+
+    client
+        .spawn(async move {
+            let survivors: Vec<u8> = (0..MEMBERS).filter(|&i| i != first_leader).collect();
+            let leader = leader_among(&survivors).await;
+            assert_ne!(leader, first_leader);
+            for &i in &survivors {
+                assert_eq!(
+                    get(i, "smoke").await.as_deref(),
+                    Some(&b"v1"[..]),
+                    "member m{i}"
+                );
+            }
+            put(leader, "smoke", "v2").await;
+            for &i in &survivors {
+                assert_eq!(
+                    get(i, "smoke").await.as_deref(),
+                    Some(&b"v2"[..]),
+                    "member m{i}"
+                );
+            }
+        })
+        .await
+        .unwrap();
+}
