@@ -39,10 +39,29 @@ impl<B: Backend> MaintenanceService<B> {
     }
 }
 
-/// Splits a snapshot into etcd's stream: chunks of at most `chunk_bytes`
-/// with the bytes still to come in `remaining_bytes`, then one message
-/// holding the SHA-256 of the whole snapshot (remaining 0), which
-/// `etcdctl snapshot restore` checks.
+/// Snapshot bodies are padded with zero bytes to a multiple of this:
+/// etcdctl 3.4 only accepts a download whose size is `k * 512 + 32` (a
+/// bbolt file plus the SHA-256), "sha256 checksum not found" otherwise.
+/// The kernel's snapshot encoding is self-delimiting (length-prefixed
+/// sections, then a CRC), so a reader finds its end before the padding.
+pub const SNAPSHOT_PAD_BYTES: usize = 512;
+
+/// `data` padded with zeros to a multiple of [`SNAPSHOT_PAD_BYTES`].
+pub fn pad_snapshot(data: Bytes) -> Bytes {
+    let rest = data.len() % SNAPSHOT_PAD_BYTES;
+    if rest == 0 {
+        return data;
+    }
+    let mut padded = Vec::with_capacity(data.len() + SNAPSHOT_PAD_BYTES - rest);
+    padded.extend_from_slice(&data);
+    padded.resize(data.len() + SNAPSHOT_PAD_BYTES - rest, 0);
+    Bytes::from(padded)
+}
+
+/// Splits a snapshot body into etcd's stream: chunks of at most
+/// `chunk_bytes` with the bytes still to come in `remaining_bytes`, then
+/// one message holding the SHA-256 of the whole body (remaining 0), which
+/// etcdctl checks.
 pub fn snapshot_chunks(
     data: &Bytes,
     chunk_bytes: usize,
@@ -168,7 +187,7 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
         request: GrpcRequest<pb::SnapshotRequest>,
     ) -> Result<GrpcResponse<Self::SnapshotStream>, Status> {
         self.check_admin(&request)?;
-        let data = self.backend.snapshot();
+        let data = pad_snapshot(self.backend.snapshot());
         let chunks = snapshot_chunks(
             &data,
             self.limits.snapshot_chunk_bytes,
@@ -216,6 +235,19 @@ mod tests {
         assert_eq!(body, data.to_vec());
         assert_eq!(chunks[4].blob.to_vec(), Sha256::digest(&data).to_vec());
         assert!(chunks.iter().all(|c| c.version == ETCD_VERSION));
+    }
+
+    #[test]
+    fn padded_snapshots_have_etcdctls_size() {
+        let padded = pad_snapshot(Bytes::from(vec![1u8; 1300]));
+        assert_eq!(padded.len(), 1536);
+        assert_eq!(&padded[..1300], &[1u8; 1300][..]);
+        assert!(padded[1300..].iter().all(|b| *b == 0));
+        let exact = Bytes::from(vec![2u8; 1024]);
+        assert_eq!(pad_snapshot(exact.clone()), exact);
+        let chunks = snapshot_chunks(&padded, 32 * 1024, None);
+        let total: usize = chunks.iter().map(|c| c.blob.len()).sum();
+        assert_eq!(total % 512, 32, "etcdctl's hasChecksum");
     }
 
     #[test]
