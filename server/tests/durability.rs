@@ -130,7 +130,10 @@ async fn cluster_serves_when_leader_killed(flavor: Flavor) {
     let mut cluster = Cluster::start(flavor, 3).unwrap();
     let mut client = connect(cluster.client_urls()).await;
     let mut acked = write_keys(&mut client, "before", WRITES / 2).await;
-    let leader = cluster.leader(Duration::from_secs(10)).expect("a leader");
+    let leader = match cluster.leader(Duration::from_secs(10)) {
+        Ok(leader) => leader,
+        Err(e) => panic!("{} leader unknown: {e}", cluster.flavor().name()),
+    };
     cluster.kill(leader);
     let survivors: Vec<String> = (0..3)
         .filter(|&i| i != leader)

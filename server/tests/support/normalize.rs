@@ -207,6 +207,10 @@ fn hide_json_fields(text: &str) -> String {
     for field in JSON_NUMBER_FIELDS {
         text = replace_number_after(&text, &format!("\"{field}\":"), &format!("<{field}>"));
     }
+    // `-w fields` prints `"ClusterID" : 123` lines.
+    for field in ["ClusterID", "MemberID", "RaftTerm"] {
+        text = replace_number_after(&text, &format!("\"{field}\" : "), &format!("<{field}>"));
+    }
     replace_string_after(&text, "\"version\":\"", "<version>")
 }
 
