@@ -590,3 +590,83 @@ async fn auth_enable_login_and_token_checks() {
         .into_inner();
     assert_eq!(users.users, vec!["root".to_string()]);
 }
+
+#[tokio::test]
+async fn watch_filters_prev_kv_and_progress_notify() {
+    let limits = ApiLimits {
+        watch_progress_notify_interval_ms: 50,
+        ..ApiLimits::default()
+    };
+    let channel = start(TestBackend::new(64), limits).await;
+    let mut kv = pb::kv_client::KvClient::new(channel.clone());
+    put(&mut kv, "f", "1").await; // revision 2
+    let (requests, mut responses) = open_watch(channel).await;
+    let create = pb::WatchCreateRequest {
+        key: bytes("f"),
+        prev_kv: true,
+        progress_notify: true,
+        filters: vec![pb::watch_create_request::FilterType::Noput as i32],
+        ..pb::WatchCreateRequest::default()
+    };
+    requests
+        .send(pb::WatchRequest {
+            request_union: Some(pb::watch_request::RequestUnion::CreateRequest(create)),
+        })
+        .await
+        .unwrap();
+    let created = next(&mut responses).await;
+    assert!(created.created);
+    put(&mut kv, "f", "2").await; // revision 3, filtered out
+    kv.delete_range(pb::DeleteRangeRequest {
+        key: bytes("f"),
+        ..pb::DeleteRangeRequest::default()
+    })
+    .await
+    .unwrap(); // revision 4
+    let deleted = loop {
+        let resp = next(&mut responses).await;
+        if !resp.events.is_empty() {
+            break resp;
+        }
+        // Progress notifications may come first; they never go back.
+        assert!(resp.header.unwrap().revision >= 2);
+    };
+    assert_eq!(deleted.events.len(), 1);
+    let event = &deleted.events[0];
+    assert_eq!(event.r#type, mvccpb::event::EventType::Delete as i32);
+    assert_eq!(event.prev_kv.as_ref().unwrap().value, bytes("2"));
+    // With nothing more to send, progress notifications carry revision 4.
+    let progress = loop {
+        let resp = next(&mut responses).await;
+        assert!(resp.events.is_empty());
+        if resp.header.unwrap().revision == 4 {
+            break resp;
+        }
+    };
+    assert_eq!(progress.watch_id, created.watch_id);
+}
+
+#[tokio::test]
+async fn refused_watch_creates_are_created_and_canceled() {
+    let channel = start(TestBackend::new(64), ApiLimits::default()).await;
+    let (requests, mut responses) = open_watch(channel).await;
+    let with_id = |watch_id| pb::WatchRequest {
+        request_union: Some(pb::watch_request::RequestUnion::CreateRequest(
+            pb::WatchCreateRequest {
+                key: bytes("k"),
+                watch_id,
+                ..pb::WatchCreateRequest::default()
+            },
+        )),
+    };
+    requests.send(with_id(5)).await.unwrap();
+    assert_eq!(next(&mut responses).await.watch_id, 5);
+    requests.send(with_id(5)).await.unwrap();
+    let refused = next(&mut responses).await;
+    assert!(refused.created && refused.canceled);
+    assert_eq!(refused.watch_id, super::watch::INVALID_WATCH_ID);
+    assert_eq!(
+        refused.cancel_reason,
+        "mvcc: duplicate watch ID provided on the WatchStream"
+    );
+}
