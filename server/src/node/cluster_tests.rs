@@ -73,10 +73,11 @@ fn start(spec: &Spec) -> Member {
 async fn leader(handles: &[NodeHandle]) -> usize {
     for _ in 0..500 {
         let leaders: Vec<u64> = handles.iter().map(|h| h.status().leader_id).collect();
-        if leaders[0] != 0 && leaders.iter().all(|&l| l == leaders[0]) {
-            if let Some(i) = handles.iter().position(|h| h.member_id() == leaders[0]) {
-                return i;
-            }
+        if leaders[0] != 0
+            && leaders.iter().all(|&l| l == leaders[0])
+            && let Some(i) = handles.iter().position(|h| h.member_id() == leaders[0])
+        {
+            return i;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

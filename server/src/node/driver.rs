@@ -236,10 +236,10 @@ impl<S: Storage> Driver<S> {
             auth: None,
             request,
         };
-        if let Ok(data) = envelope.encode() {
-            if let Err(err) = self.raw.propose(data) {
-                tracing::debug!(%err, "internal proposal dropped");
-            }
+        if let Ok(data) = envelope.encode()
+            && let Err(err) = self.raw.propose(data)
+        {
+            tracing::debug!(%err, "internal proposal dropped");
         }
     }
 
@@ -600,10 +600,11 @@ impl<S: Storage> Driver<S> {
         self.snapshot_index = applied;
         let compact_to = applied.saturating_sub(self.settings.snapshot_catchup_entries);
         let first_index = self.raw.storage().first_index_or_zero();
-        if compact_to >= first_index && compact_to > 0 {
-            if let Err(err) = self.raw.storage_mut().compact(compact_to) {
-                tracing::warn!(%err, compact_to, "cannot compact the raft log");
-            }
+        if compact_to >= first_index
+            && compact_to > 0
+            && let Err(err) = self.raw.storage_mut().compact(compact_to)
+        {
+            tracing::warn!(%err, compact_to, "cannot compact the raft log");
         }
         let purged = self.wal.purge(applied)?;
         self.shared.status().db_size_bytes = size_bytes;

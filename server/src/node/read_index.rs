@@ -126,10 +126,8 @@ impl ReadBatcher {
         let stale = self.in_flight.as_ref().is_some_and(|r| {
             force || now_tick.saturating_sub(r.started_tick) >= self.round_ticks_max
         });
-        if stale {
-            if let Some(round) = self.in_flight.take() {
-                self.pending.extend(round.reads);
-            }
+        if stale && let Some(round) = self.in_flight.take() {
+            self.pending.extend(round.reads);
         }
     }
 
