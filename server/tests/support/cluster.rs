@@ -289,32 +289,6 @@ impl Cluster {
         Ok(())
     }
 
-    /// The index of the member that reports itself leader in
-    /// `etcdctl endpoint status` (fields: endpoint, id, version, db size,
-    /// is leader, ...), waiting up to `timeout` for one. Errors with the
-    /// last status output of every member when none does.
-    pub fn leader(&self, timeout: Duration) -> Result<usize, String> {
-        let deadline = Instant::now() + timeout;
-        let mut seen = String::new();
-        while Instant::now() < deadline {
-            seen.clear();
-            for i in 0..self.members.len() {
-                if !self.is_running(i) {
-                    continue;
-                }
-                match self.member_etcdctl(i).run(&["endpoint", "status"]) {
-                    Ok(out) if out.success() && status_says_leader(&out.stdout) => return Ok(i),
-                    Ok(out) => seen.push_str(&format!("member {i}: {}{}", out.stdout, out.stderr)),
-                    Err(e) => seen.push_str(&format!("member {i}: {e}\n")),
-                }
-            }
-            thread::sleep(PROBE_INTERVAL);
-        }
-        Err(format!(
-            "no member reports itself leader in `etcdctl endpoint status`:\n{seen}"
-        ))
-    }
-
     /// Every member's log (the tail of each), for failure messages.
     pub fn logs(&self) -> String {
         const TAIL_BYTES: usize = 6000;
@@ -340,10 +314,4 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.kill_all();
     }
-}
-
-/// Whether an `endpoint status` line says "is leader" (its fifth field).
-fn status_says_leader(stdout: &str) -> bool {
-    let fields: Vec<&str> = stdout.trim().split(", ").collect();
-    fields.get(4) == Some(&"true")
 }
