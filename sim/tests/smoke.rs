@@ -23,7 +23,8 @@ use keel_server::proto::etcdserverpb::{PutRequest, RangeRequest, StatusRequest};
 use keel_server::transport::TransportLimits;
 use keel_sim::NodeAddr;
 use keel_wal::{SimConfig, SimStorage};
-use madsim::runtime::{Handle, NodeId};
+use madsim::runtime::Handle;
+use madsim::task::NodeId;
 
 const MEMBERS: u8 = 3;
 
