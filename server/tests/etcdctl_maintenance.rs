@@ -47,6 +47,23 @@ fn status_health_members_snapshot_single() {
     assert_same_as_etcd("status_health_members_snapshot_single", &s, 1);
 }
 
+/// The same calls with `host:port` endpoints: etcdctl 3.4 sends the
+/// endpoint URL itself (`http://host:port`) as the HTTP/2 `:authority` of
+/// per-endpoint calls (endpoint status, hashkv, defrag) when given URLs, which
+/// Rust's h2 rejects; without the scheme the authority is well-formed.
+#[test]
+fn status_health_members_snapshot_bare_endpoints() {
+    let mut s = Session::new();
+    s.bare_endpoints();
+    s.run("put a 1");
+    s.run_norm("endpoint status", Norm::EndpointStatus);
+    s.run("endpoint status -w json");
+    s.run_norm("endpoint health", Norm::EndpointHealth);
+    s.run("defrag");
+    s.run("snapshot save {dir}/snap.db");
+    assert_same_as_etcd("status_health_members_snapshot_bare_endpoints", &s, 1);
+}
+
 #[test]
 fn three_member_cluster_session() {
     let mut s = Session::new();

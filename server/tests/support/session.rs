@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::Background;
 use super::cluster::{Cluster, Flavor};
 use super::normalize::{Context, Norm, line_diff};
+use super::{Background, Etcdctl};
 
 /// How long a background watch may take to print what it is expected to.
 pub const WATCH_COLLECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,6 +41,7 @@ enum Step {
 #[derive(Clone, Debug, Default)]
 pub struct Session {
     steps: Vec<Step>,
+    bare_endpoints: bool,
 }
 
 fn words(command: &str) -> Vec<String> {
@@ -51,6 +52,14 @@ impl Session {
     /// An empty session.
     pub fn new() -> Session {
         Session::default()
+    }
+
+    /// Gives etcdctl `--endpoints` as `host:port` instead of
+    /// `http://host:port` (etcdctl 3.4 then sends a well-formed HTTP/2
+    /// `:authority` on its per-endpoint calls).
+    pub fn bare_endpoints(&mut self) -> &mut Session {
+        self.bare_endpoints = true;
+        self
     }
 
     /// Runs `etcdctl <command>` (split on whitespace).
@@ -119,7 +128,7 @@ impl Session {
     /// Plays the session against `cluster` (through all its endpoints) and
     /// returns the normalised transcript.
     pub fn play(&self, cluster: &Cluster) -> String {
-        let mut player = Player::new(cluster);
+        let mut player = Player::new(cluster, self.bare_endpoints);
         for step in &self.steps {
             player.step(step);
         }
@@ -129,13 +138,19 @@ impl Session {
 
 struct Player<'a> {
     cluster: &'a Cluster,
+    etcdctl: Etcdctl,
     context: Context,
     watches: BTreeMap<String, (String, Background)>,
     transcript: String,
 }
 
 impl<'a> Player<'a> {
-    fn new(cluster: &'a Cluster) -> Player<'a> {
+    fn new(cluster: &'a Cluster, bare_endpoints: bool) -> Player<'a> {
+        let etcdctl = if bare_endpoints {
+            Etcdctl::new(&cluster.endpoints().replace("http://", ""))
+        } else {
+            cluster.etcdctl()
+        };
         let mut context = Context::default();
         let dir = cluster.dir().display().to_string();
         context.literals.push((dir, "<dir>".to_owned()));
@@ -147,6 +162,7 @@ impl<'a> Player<'a> {
         }
         Player {
             cluster,
+            etcdctl,
             context,
             watches: BTreeMap::new(),
             transcript: String::new(),
@@ -175,7 +191,7 @@ impl<'a> Player<'a> {
             .push_str(&format!("$ etcdctl {}\n", template.join(" ")));
         let args = self.args(template);
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        match self.cluster.etcdctl().run_with_stdin(&argv, stdin) {
+        match self.etcdctl.run_with_stdin(&argv, stdin) {
             Ok(out) => {
                 self.context.learn_leases(&out.stdout);
                 self.record(&out.stdout, &out.stderr, norm);
@@ -199,7 +215,7 @@ impl<'a> Player<'a> {
     fn start_watch(&mut self, name: &str, template: &[String], settle: bool) {
         let args = self.args(template);
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        match self.cluster.etcdctl().spawn(&argv) {
+        match self.etcdctl.spawn(&argv) {
             Ok(watch) => {
                 self.watches
                     .insert(name.to_owned(), (template.join(" "), watch));
