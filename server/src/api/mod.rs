@@ -198,6 +198,9 @@ pub fn receiver_stream<T: Send + 'static>(
     ))
 }
 
+#[cfg(all(test, not(madsim)))]
+#[allow(clippy::unwrap_used)]
+mod node_tests;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod test_backend;
