@@ -4,7 +4,7 @@
 //! Grants and revokes go through Raft; keep-alives and TTL queries are
 //! answered by the leader's lessor (the backend forwards them there).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -17,34 +17,44 @@ use super::{ApiLimits, ResponseStream, propose, receiver_stream, request_auth, u
 use crate::backend::{Backend, ServerError};
 use crate::proto::etcdserverpb as pb;
 
+/// Server-assigned lease ids (etcd's `idutil` generator), shared by every
+/// service of a member that grants leases so they never collide.
+#[derive(Clone, Debug)]
+pub struct LeaseIds(Arc<Mutex<IdGenerator>>);
+
+impl LeaseIds {
+    /// Ids for `member_id`, starting from the wall clock as etcd's do.
+    pub fn new(member_id: u64) -> LeaseIds {
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(0));
+        LeaseIds(Arc::new(Mutex::new(IdGenerator::new(member_id, unix_ms))))
+    }
+
+    /// The next lease id (positive, never 0).
+    pub fn next(&self) -> i64 {
+        // A poisoned lock still holds a valid generator (next_id cannot panic).
+        let mut ids = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
+        ids.next_lease_id()
+    }
+}
+
 /// The Lease service over a backend.
 #[derive(Debug)]
 pub struct LeaseService<B> {
     backend: B,
     limits: ApiLimits,
-    /// etcd's `idutil` generator for server-assigned lease ids.
-    ids: Mutex<IdGenerator>,
+    ids: LeaseIds,
 }
 
 impl<B: Backend> LeaseService<B> {
-    /// A Lease service over `backend`; lease ids it assigns start from this
-    /// member's id and the wall clock, as etcd's do.
-    pub fn new(backend: B, limits: ApiLimits) -> LeaseService<B> {
-        let unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(0));
-        let ids = Mutex::new(IdGenerator::new(backend.status().member_id, unix_ms));
+    /// A Lease service over `backend` assigning ids from `ids`.
+    pub fn new(backend: B, limits: ApiLimits, ids: LeaseIds) -> LeaseService<B> {
         LeaseService {
             backend,
             limits,
             ids,
         }
-    }
-
-    fn next_lease_id(&self) -> i64 {
-        // A poisoned lock still holds a valid generator (next_id cannot panic).
-        let mut ids = self.ids.lock().unwrap_or_else(|poison| poison.into_inner());
-        ids.next_lease_id()
     }
 }
 
@@ -77,7 +87,7 @@ impl<B: Backend> pb::lease_server::Lease for LeaseService<B> {
         let auth = request_auth(&self.backend, &request)?;
         let req = request.into_inner();
         let id = if req.id == NO_LEASE {
-            self.next_lease_id()
+            self.ids.next()
         } else {
             req.id
         };

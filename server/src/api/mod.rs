@@ -15,6 +15,7 @@ pub mod convert;
 pub mod header;
 pub mod kv;
 pub mod lease;
+pub mod lock;
 pub mod maintenance;
 pub mod status;
 pub mod watch;
@@ -93,11 +94,12 @@ impl ApiLimits {
     }
 }
 
-/// Mounts the six etcd services (KV, Watch, Lease, Cluster, Maintenance,
-/// Auth) served by `backend` on `server`, each decoding messages up to
+/// Mounts etcd's services (KV, Watch, Lease, Cluster, Maintenance, Auth,
+/// and `v3lockpb.Lock`) served by `backend` on `server`, each decoding messages up to
 /// [`ApiLimits::max_decoding_message_size`]. Add further services (peer
 /// transport, health) to the returned router and serve it.
 pub fn add_services<B: Backend>(server: &mut Server, backend: B, limits: ApiLimits) -> Router {
+    use crate::proto::v3lockpb::lock_server::LockServer;
     use pb::auth_server::AuthServer;
     use pb::cluster_server::ClusterServer;
     use pb::kv_server::KvServer;
@@ -105,6 +107,7 @@ pub fn add_services<B: Backend>(server: &mut Server, backend: B, limits: ApiLimi
     use pb::maintenance_server::MaintenanceServer;
     use pb::watch_server::WatchServer;
     let max = limits.max_decoding_message_size();
+    let lease_ids = lease::LeaseIds::new(backend.status().member_id);
     server
         .add_service(
             KvServer::new(kv::KvService::new(backend.clone(), limits))
@@ -115,8 +118,12 @@ pub fn add_services<B: Backend>(server: &mut Server, backend: B, limits: ApiLimi
                 .max_decoding_message_size(max),
         )
         .add_service(
-            LeaseServer::new(lease::LeaseService::new(backend.clone(), limits))
-                .max_decoding_message_size(max),
+            LeaseServer::new(lease::LeaseService::new(
+                backend.clone(),
+                limits,
+                lease_ids.clone(),
+            ))
+            .max_decoding_message_size(max),
         )
         .add_service(
             ClusterServer::new(cluster::ClusterService::new(backend.clone()))
@@ -130,7 +137,11 @@ pub fn add_services<B: Backend>(server: &mut Server, backend: B, limits: ApiLimi
             .max_decoding_message_size(max),
         )
         .add_service(
-            AuthServer::new(auth::AuthService::new(backend)).max_decoding_message_size(max),
+            AuthServer::new(auth::AuthService::new(backend.clone())).max_decoding_message_size(max),
+        )
+        .add_service(
+            LockServer::new(lock::LockService::new(backend, lease_ids))
+                .max_decoding_message_size(max),
         )
 }
 
@@ -153,6 +164,12 @@ pub fn request_auth<B: Backend, T>(
     let token = token
         .to_str()
         .map_err(|_| status::auth_error(keel_kernel::auth::AuthError::InvalidAuthToken))?;
+    // Tokens are ignored while auth is disabled (etcd); checking that under
+    // the shared read lock first keeps token-carrying clients off the
+    // write lock then.
+    if !backend.with_state(|state| state.auth().is_enabled()) {
+        return Ok(AuthInfo::default());
+    }
     backend.with_state_mut(|state| {
         if !state.auth().is_enabled() {
             return Ok(AuthInfo::default());

@@ -670,3 +670,45 @@ async fn refused_watch_creates_are_created_and_canceled() {
         "mvcc: duplicate watch ID provided on the WatchStream"
     );
 }
+
+#[tokio::test]
+async fn lock_waits_for_the_holder_to_unlock() {
+    use crate::proto::v3lockpb;
+    let channel = start(TestBackend::new(64), ApiLimits::default()).await;
+    let mut lease = pb::lease_client::LeaseClient::new(channel.clone());
+    let mut grant = async || {
+        let req = pb::LeaseGrantRequest { ttl: 60, id: 0 };
+        lease.lease_grant(req).await.unwrap().into_inner().id
+    };
+    let (first, second) = (grant().await, grant().await);
+    let mut locks = v3lockpb::lock_client::LockClient::new(channel.clone());
+    let held = locks
+        .lock(v3lockpb::LockRequest {
+            name: bytes("m"),
+            lease: first,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(held.key, Bytes::from(format!("m/{first:x}")));
+
+    let mut waiter = v3lockpb::lock_client::LockClient::new(channel);
+    let waiting = tokio::spawn(async move {
+        let req = v3lockpb::LockRequest {
+            name: bytes("m"),
+            lease: second,
+        };
+        waiter.lock(req).await.unwrap().into_inner()
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "the lock is held");
+    locks
+        .unlock(v3lockpb::UnlockRequest { key: held.key })
+        .await
+        .unwrap();
+    let acquired = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(acquired.key, Bytes::from(format!("m/{second:x}")));
+}

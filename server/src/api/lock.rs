@@ -1,0 +1,262 @@
+//! The Lock service (etcd `v3lockpb.Lock`, served by etcd's
+//! `etcdserver/api/v3lock` with the `concurrency.Mutex` recipe).
+//!
+//! Lock(name, lease) creates the key `name/<lease id in hex>` attached to
+//! the lease (or finds it, if this lease already queued), then waits until
+//! no key under `name/` has a lower create revision: the holder is the
+//! oldest key. Waiting watches for the deletion of the next older key (a
+//! release, or the expiry of its lease). Unlock(key) deletes the key. A
+//! lease of 0 gets a fresh 60-second lease, as etcd's session does.
+
+use keel_kernel::apply::{Request, Response};
+use keel_kernel::auth::AuthInfo;
+use keel_kernel::mvcc::{
+    Compare, CompareResult, CompareTarget, DeleteRangeRequest, EventType, KeyValue, PutRequest,
+    RangeRequest, RequestOp, ResponseOp, SortOrder, SortTarget, TxnRequest, TxnResponse,
+};
+use tokio::sync::broadcast::Receiver;
+use tokio::sync::broadcast::error::RecvError;
+use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
+
+use super::header::header;
+use super::lease::LeaseIds;
+use super::status::{EMPTY_KEY, apply_error};
+use super::{propose, request_auth, unexpected};
+use crate::backend::{AppliedEvents, Backend, ServerError};
+use crate::proto::v3lockpb as pb;
+
+/// TTL of the lease granted for a Lock request without one (etcd's
+/// default session TTL).
+pub const SESSION_TTL_SECS: i64 = 60;
+
+/// The Lock service over a backend.
+#[derive(Clone, Debug)]
+pub struct LockService<B> {
+    backend: B,
+    ids: LeaseIds,
+}
+
+/// The end of the range of every key starting with `prefix` (etcd
+/// `GetPrefixRangeEnd`): the prefix with its last byte below 0xff raised
+/// by one, or `[0]` (every key from `prefix` on) if there is none.
+pub fn prefix_range_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+/// A range over `prefix` returning the one key with the lowest
+/// (`Ascend`) or highest (`Descend`) create revision.
+fn first_created(prefix: &[u8], order: SortOrder, max_create_revision: i64) -> RangeRequest {
+    RangeRequest {
+        key: prefix.to_vec(),
+        range_end: prefix_range_end(prefix),
+        limit: 1,
+        sort_order: order,
+        sort_target: SortTarget::Create,
+        max_create_revision,
+        ..RangeRequest::default()
+    }
+}
+
+/// The txn that queues `key` for the lock (etcd `Mutex.tryAcquire`):
+/// create it if absent, and read the oldest key under `prefix`.
+fn acquire_txn(prefix: &[u8], key: &[u8], lease: i64) -> TxnRequest {
+    let owner = RequestOp::Range(first_created(prefix, SortOrder::Ascend, 0));
+    TxnRequest {
+        compare: vec![Compare {
+            result: CompareResult::Equal,
+            target: CompareTarget::Create(0),
+            key: key.to_vec(),
+            range_end: Vec::new(),
+        }],
+        success: vec![
+            RequestOp::Put(PutRequest {
+                key: key.to_vec(),
+                lease,
+                ..PutRequest::default()
+            }),
+            owner.clone(),
+        ],
+        failure: vec![
+            RequestOp::Range(RangeRequest {
+                key: key.to_vec(),
+                ..RangeRequest::default()
+            }),
+            owner,
+        ],
+    }
+}
+
+/// The first key-value of the `n`th response of a txn, if it is a range
+/// that found one.
+fn range_kv(resp: &TxnResponse, n: usize) -> Option<&KeyValue> {
+    match resp.responses.get(n) {
+        Some(ResponseOp::Range(range)) => range.kvs.first(),
+        _ => None,
+    }
+}
+
+/// Waits for the deletion of `key` at a revision above `revision`.
+/// Returns at once after missed events (the caller reads again).
+///
+/// Errors: the node stopped.
+async fn wait_delete(
+    events: &mut Receiver<AppliedEvents>,
+    key: &[u8],
+    revision: i64,
+) -> Result<(), Status> {
+    loop {
+        match events.recv().await {
+            Ok(applied) => {
+                let deleted = applied.events.iter().any(|e| {
+                    e.event_type == EventType::Delete
+                        && e.kv.key == key
+                        && e.kv.mod_revision > revision
+                });
+                if deleted {
+                    return Ok(());
+                }
+            }
+            Err(RecvError::Lagged(_)) => return Ok(()),
+            Err(RecvError::Closed) => return Err(ServerError::Stopped.into()),
+        }
+    }
+}
+
+impl<B: Backend> LockService<B> {
+    /// A Lock service over `backend`, granting session leases with ids
+    /// from `ids`.
+    pub fn new(backend: B, ids: LeaseIds) -> LockService<B> {
+        LockService { backend, ids }
+    }
+
+    /// `lease`, or a fresh session lease when it is 0.
+    async fn session_lease(&self, lease: i64, auth: &AuthInfo) -> Result<i64, Status> {
+        if lease != 0 {
+            return Ok(lease);
+        }
+        let grant = Request::LeaseGrant {
+            id: self.ids.next(),
+            ttl_secs: SESSION_TTL_SECS,
+        };
+        match propose(&self.backend, grant, auth.clone()).await? {
+            (Response::LeaseGrant { id, .. }, _) => Ok(id),
+            (other, _) => Err(unexpected(&other)),
+        }
+    }
+
+    /// Waits until no key under `prefix` was created at or below
+    /// `max_create_revision` (etcd `waitDeletes`); returns the revision of
+    /// the read that found none. Each turn waits for one deletion; a
+    /// client that gives up cancels the call.
+    async fn wait_deletes(
+        &self,
+        prefix: &[u8],
+        max_create_revision: i64,
+        auth: &AuthInfo,
+    ) -> Result<i64, Status> {
+        let older = first_created(prefix, SortOrder::Descend, max_create_revision);
+        loop {
+            // Subscribe before reading so no deletion after the read is missed.
+            let mut events = self.backend.subscribe_events();
+            self.backend.linearizable_barrier().await?;
+            let found = self
+                .backend
+                .with_state(|state| state.range(Some(auth), &older))
+                .map_err(|err| apply_error(&err))?;
+            let Some(last) = found.kvs.first() else {
+                return Ok(found.revision);
+            };
+            wait_delete(&mut events, &last.key, found.revision).await?;
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl<B: Backend> pb::lock_server::Lock for LockService<B> {
+    async fn lock(
+        &self,
+        request: GrpcRequest<pb::LockRequest>,
+    ) -> Result<GrpcResponse<pb::LockResponse>, Status> {
+        let auth = request_auth(&self.backend, &request)?;
+        let req = request.into_inner();
+        if req.name.is_empty() {
+            return Err(Status::invalid_argument(EMPTY_KEY));
+        }
+        let lease = self.session_lease(req.lease, &auth).await?;
+        let mut prefix = req.name.to_vec();
+        prefix.push(b'/');
+        let key = [prefix.as_slice(), format!("{lease:x}").as_bytes()].concat();
+        let txn = Request::Txn(acquire_txn(&prefix, &key, lease));
+        let resp = match propose(&self.backend, txn, auth.clone()).await? {
+            (Response::Txn(resp), _) => resp,
+            (other, _) => return Err(unexpected(&other)),
+        };
+        let my_revision = if resp.succeeded {
+            resp.revision
+        } else {
+            range_kv(&resp, 0).map_or(resp.revision, |kv| kv.create_revision)
+        };
+        let owner = range_kv(&resp, 1).map(|kv| kv.create_revision);
+        let revision = match owner {
+            None => resp.revision,
+            Some(owner) if owner == my_revision => resp.revision,
+            Some(_) => self.wait_deletes(&prefix, my_revision - 1, &auth).await?,
+        };
+        Ok(GrpcResponse::new(pb::LockResponse {
+            header: header(&self.backend, revision),
+            key: key.into(),
+        }))
+    }
+
+    async fn unlock(
+        &self,
+        request: GrpcRequest<pb::UnlockRequest>,
+    ) -> Result<GrpcResponse<pb::UnlockResponse>, Status> {
+        let auth = request_auth(&self.backend, &request)?;
+        let key = request.into_inner().key;
+        if key.is_empty() {
+            return Err(Status::invalid_argument(EMPTY_KEY));
+        }
+        let delete = Request::DeleteRange(DeleteRangeRequest {
+            key: key.to_vec(),
+            ..DeleteRangeRequest::default()
+        });
+        let (_, revision) = propose(&self.backend, delete, auth).await?;
+        Ok(GrpcResponse::new(pb::UnlockResponse {
+            header: header(&self.backend, revision),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_range_end_follows_etcd() {
+        assert_eq!(prefix_range_end(b"a/"), b"a0".to_vec());
+        assert_eq!(prefix_range_end(&[b'a', 0xff]), b"b".to_vec());
+        assert_eq!(prefix_range_end(&[0xff, 0xff]), vec![0]);
+        assert_eq!(prefix_range_end(b""), vec![0]);
+    }
+
+    #[test]
+    fn acquire_txn_creates_or_reads_and_finds_the_owner() {
+        let txn = acquire_txn(b"l/", b"l/7", 7);
+        assert_eq!(txn.compare[0].target, CompareTarget::Create(0));
+        assert!(matches!(&txn.success[0], RequestOp::Put(p) if p.lease == 7 && p.key == b"l/7"));
+        let RequestOp::Range(owner) = &txn.failure[1] else {
+            panic!("the owner read is a range");
+        };
+        assert_eq!(owner.sort_target, SortTarget::Create);
+        assert_eq!(owner.sort_order, SortOrder::Ascend);
+        assert_eq!((owner.limit, owner.range_end.as_slice()), (1, &b"l0"[..]));
+    }
+}
