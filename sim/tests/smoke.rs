@@ -65,7 +65,9 @@ fn start_member(handle: &Handle, index: u8) -> NodeId {
             api_limits: ApiLimits::default(),
             transport_limits: TransportLimits::default(),
         };
-        let mut member = Member::start(settings(index), storage, listeners).unwrap();
+        let mut member = Member::start(settings(index), storage, listeners)
+            .await
+            .unwrap();
         // Serve until the host is killed.
         let error = member.server_error().await;
         panic!("member m{index} stopped serving: {error}");

@@ -52,6 +52,7 @@ fn init_tracing(level: LogLevel) {
     tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 
@@ -80,6 +81,7 @@ async fn run(config: Config) -> Result<(), String> {
         "starting keel"
     );
     let mut member = Member::start(NodeSettings::from_config(&config), storage, listeners)
+        .await
         .map_err(|e| e.to_string())?;
     let outcome = tokio::select! {
         signal = shutdown_signal() => {

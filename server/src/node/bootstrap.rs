@@ -83,29 +83,152 @@ pub struct Booted<S: Storage> {
     pub snapshot_index: u64,
     /// True when the member was restarted from an existing data directory.
     pub restarted: bool,
+    /// Peers (id -> peer URL) to talk to until the state machine knows the
+    /// members (a joining member learns them from the log).
+    pub known_peers: BTreeMap<u64, String>,
 }
 
-/// Starts from `storage`: restarts if it holds a WAL, bootstraps otherwise.
-///
-/// Errors: [`BootError::Config`] for a cluster that cannot be formed (or
-/// `--initial-cluster-state existing` without a data directory, which keel
-/// does not support yet), [`BootError::Wal`] for storage failures or
-/// damage, [`BootError::Recovered`] for inconsistent recovered state.
-pub fn boot<S: Storage>(
-    settings: &NodeSettings,
-    storage: NodeStorage<S>,
-) -> Result<Booted<S>, BootError> {
-    let has_wal = storage
+/// What a member joining a running cluster learned from a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinInfo {
+    /// The cluster id.
+    pub cluster_id: u64,
+    /// This member's id, as `member add` chose it.
+    pub member_id: u64,
+    /// The other members' first peer URLs.
+    pub peers: BTreeMap<u64, String>,
+}
+
+/// True when `storage` holds a WAL (the member restarts from it).
+/// Errors: the directory cannot be listed.
+pub fn has_wal<S: Storage>(storage: &NodeStorage<S>) -> Result<bool, BootError> {
+    Ok(storage
         .wal
         .list()
         .map_err(|e| WalError::io("list", "", None, e))?
         .iter()
-        .any(|name| SegmentName::parse(name).is_some());
-    if has_wal {
-        restart(settings, storage)
-    } else {
-        bootstrap_new(settings, storage)
+        .any(|name| SegmentName::parse(name).is_some()))
+}
+
+/// Asks the peers of `--initial-cluster` (other than this member) for the
+/// cluster id and members, and finds this member (added beforehand with
+/// `member add`) by its peer URLs, as etcd does for
+/// `--initial-cluster-state existing`.
+///
+/// Errors: [`BootError::Config`] when no peer answers within 5 s each, or
+/// the cluster has no member with this member's peer URLs.
+pub async fn discover(settings: &NodeSettings) -> Result<JoinInfo, BootError> {
+    let mut own_urls = settings.peer_urls.clone();
+    own_urls.sort();
+    for (name, urls) in &settings.initial_cluster {
+        if *name == settings.name {
+            continue;
+        }
+        for url in urls {
+            let Some(reply) = ask_members(url).await else {
+                continue;
+            };
+            let own = reply.members.iter().find(|m| {
+                let mut urls = m.peer_urls.clone();
+                urls.sort();
+                urls == own_urls
+            });
+            let Some(own) = own else {
+                return Err(BootError::Config(format!(
+                    "the cluster has no member with peer URLs {}; add it with `member add` first",
+                    own_urls.join(",")
+                )));
+            };
+            let peers = reply
+                .members
+                .iter()
+                .filter(|m| m.id != own.id)
+                .filter_map(|m| m.peer_urls.first().map(|u| (m.id, u.clone())))
+                .collect();
+            return Ok(JoinInfo {
+                cluster_id: reply.cluster_id,
+                member_id: own.id,
+                peers,
+            });
+        }
     }
+    Err(BootError::Config(
+        "cannot fetch the cluster's members from any peer in --initial-cluster".to_owned(),
+    ))
+}
+
+async fn ask_members(url: &str) -> Option<crate::proto::keelpeerpb::MembersReply> {
+    use crate::proto::keelpeerpb::MembersRequest;
+    use crate::proto::keelpeerpb::peer_client::PeerClient;
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned()).ok()?;
+    let ask = async {
+        let channel = endpoint.connect().await.ok()?;
+        let reply = PeerClient::new(channel)
+            .members(MembersRequest {})
+            .await
+            .ok()?;
+        Some(reply.into_inner())
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), ask)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Starts from `storage`: restarts if it holds a WAL, bootstraps otherwise.
+///
+/// `join` is what [`discover`] learned for `--initial-cluster-state
+/// existing` (ignored when restarting).
+///
+/// Errors: [`BootError::Config`] for a cluster that cannot be formed (or
+/// `existing` without `join`), [`BootError::Wal`] for storage failures or
+/// damage, [`BootError::Recovered`] for inconsistent recovered state.
+pub fn boot<S: Storage>(
+    settings: &NodeSettings,
+    storage: NodeStorage<S>,
+    join: Option<JoinInfo>,
+) -> Result<Booted<S>, BootError> {
+    if has_wal(&storage)? {
+        return restart(settings, storage);
+    }
+    match join {
+        Some(join) => bootstrap_join(settings, storage, join),
+        None => bootstrap_new(settings, storage),
+    }
+}
+
+/// A member added with `member add` starting with an empty data directory:
+/// an empty log; the leader sends it the log (or a snapshot), whose
+/// conf-change entries give it the configuration.
+fn bootstrap_join<S: Storage>(
+    settings: &NodeSettings,
+    storage: NodeStorage<S>,
+    join: JoinInfo,
+) -> Result<Booted<S>, BootError> {
+    let metadata = Metadata {
+        cluster_id: join.cluster_id,
+        node_id: join.member_id,
+    };
+    let mut wal = Wal::create(storage.wal, WalOptions::default(), metadata)?;
+    wal.sync()?;
+    let state = StateMachine::new(state_config(settings), Cluster::empty(join.cluster_id));
+    let raw = new_raw_node(settings, join.member_id, 0, MemoryStorage::new())?;
+    tracing::info!(
+        member = %format!("{:x}", join.member_id),
+        cluster = %format!("{:x}", join.cluster_id),
+        "joining an existing cluster"
+    );
+    Ok(Booted {
+        raw,
+        wal,
+        snapshots: SnapshotFiles::new(storage.snap, SNAPSHOT_FILES_KEPT),
+        state,
+        member_id: join.member_id,
+        cluster_id: join.cluster_id,
+        snapshot_index: 0,
+        restarted: false,
+        known_peers: join.peers,
+    })
 }
 
 /// The initial members from `--initial-cluster`, ascending by id.
@@ -156,9 +279,7 @@ fn bootstrap_new<S: Storage>(
 ) -> Result<Booted<S>, BootError> {
     if settings.initial_cluster_state == ClusterState::Existing {
         return Err(BootError::Config(
-            "--initial-cluster-state existing needs a data directory seeded from the cluster; \
-             joining a running cluster is not supported yet"
-                .to_owned(),
+            "--initial-cluster-state existing: the cluster's members were not fetched".to_owned(),
         ));
     }
     let members = initial_members(&settings.initial_cluster, &settings.initial_cluster_token)?;
@@ -206,6 +327,7 @@ fn bootstrap_new<S: Storage>(
         cluster_id,
         snapshot_index: 0,
         restarted: false,
+        known_peers: BTreeMap::new(),
     })
 }
 
@@ -266,6 +388,7 @@ fn restart<S: Storage>(
         cluster_id: metadata.cluster_id,
         snapshot_index,
         restarted: true,
+        known_peers: BTreeMap::new(),
     })
 }
 
@@ -304,7 +427,7 @@ mod tests {
     #[test]
     fn empty_dir_bootstraps_single_member_default() {
         let settings = NodeSettings::single("default", "http://localhost:2380");
-        let booted = boot(&settings, sim()).unwrap();
+        let booted = boot(&settings, sim(), None).unwrap();
         assert!(!booted.restarted);
         // etcd's id for `default` at http://localhost:2380, token etcd-cluster.
         assert_eq!(booted.member_id, 0x8e9e05c52164694d);
@@ -323,8 +446,8 @@ mod tests {
         let mut b = a.clone();
         b.name = "b".into();
         b.peer_urls = vec!["http://10.0.0.2:2380".into()];
-        let booted_a = boot(&a, sim()).unwrap();
-        let booted_b = boot(&b, sim()).unwrap();
+        let booted_a = boot(&a, sim(), None).unwrap();
+        let booted_b = boot(&b, sim(), None).unwrap();
         assert_ne!(booted_a.member_id, booted_b.member_id);
         assert_eq!(booted_a.cluster_id, booted_b.cluster_id);
         let log = |x: &Booted<SimStorage>| x.raw.storage().entries(1, 4, u64::MAX).unwrap();
@@ -336,7 +459,7 @@ mod tests {
     fn existing_dir_restarts_with_its_log() {
         let settings = NodeSettings::single("default", "http://localhost:2380");
         let storage = sim();
-        let mut booted = boot(&settings, storage.clone()).unwrap();
+        let mut booted = boot(&settings, storage.clone(), None).unwrap();
         let entry = Entry {
             term: 2,
             index: 2,
@@ -351,7 +474,7 @@ mod tests {
         booted.wal.append(&[entry], Some(&hs)).unwrap();
         booted.wal.sync().unwrap();
         drop(booted);
-        let again = boot(&settings, storage).unwrap();
+        let again = boot(&settings, storage, None).unwrap();
         assert!(again.restarted);
         assert_eq!(again.raw.raft().term, 2);
         assert_eq!(again.raw.raft().log.committed(), 2);
@@ -359,10 +482,13 @@ mod tests {
     }
 
     #[test]
-    fn joining_without_data_is_refused_clearly() {
+    fn joining_without_discovery_is_refused_clearly() {
         let mut settings = NodeSettings::single("default", "http://localhost:2380");
         settings.initial_cluster_state = ClusterState::Existing;
-        assert!(matches!(boot(&settings, sim()), Err(BootError::Config(_))));
+        assert!(matches!(
+            boot(&settings, sim(), None),
+            Err(BootError::Config(_))
+        ));
     }
 
     use keel_kernel::raft::Storage as _;

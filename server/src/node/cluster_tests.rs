@@ -58,7 +58,7 @@ fn specs(count: usize, snapshot_count: u64) -> Vec<Spec> {
         .collect()
 }
 
-fn start(spec: &Spec) -> Member {
+async fn start(spec: &Spec) -> Member {
     let storage = NodeStorage::on_disk(spec.dir.path()).unwrap();
     let listeners = Listeners {
         client_addrs: vec![spec.client],
@@ -66,7 +66,17 @@ fn start(spec: &Spec) -> Member {
         api_limits: ApiLimits::default(),
         transport_limits: TransportLimits::default(),
     };
-    Member::start(spec.settings.clone(), storage, listeners).unwrap()
+    Member::start(spec.settings.clone(), storage, listeners)
+        .await
+        .unwrap()
+}
+
+async fn start_all(specs: &[Spec]) -> Vec<Option<Member>> {
+    let mut members = Vec::new();
+    for spec in specs {
+        members.push(Some(start(spec).await));
+    }
+    members
 }
 
 /// Waits until every handle agrees on one leader; returns its index.
@@ -110,7 +120,7 @@ async fn get(handle: &NodeHandle, key: &str) -> Option<Vec<u8>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_survive_losing_the_leader() {
     let specs = specs(3, 10_000);
-    let mut members: Vec<Option<Member>> = specs.iter().map(|s| Some(start(s))).collect();
+    let mut members = start_all(&specs).await;
     let handles: Vec<NodeHandle> = members.iter().flatten().map(Member::handle).collect();
     let first = leader(&handles).await;
     let revision = put(&handles[first], "k", "v1").await;
@@ -172,7 +182,7 @@ async fn three_members_survive_losing_the_leader() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_behind_the_compacted_log_catches_up_by_snapshot() {
     let specs = specs(3, 20);
-    let mut members: Vec<Option<Member>> = specs.iter().map(|s| Some(start(s))).collect();
+    let mut members = start_all(&specs).await;
     let handles: Vec<NodeHandle> = members.iter().flatten().map(Member::handle).collect();
     let first = leader(&handles).await;
     let lagging = (first + 1) % 3;
@@ -182,7 +192,7 @@ async fn a_member_behind_the_compacted_log_catches_up_by_snapshot() {
     for i in 0..100 {
         put(&handles[first], &format!("key{i:03}"), &format!("value{i}")).await;
     }
-    let restarted = start(&specs[lagging]);
+    let restarted = start(&specs[lagging]).await;
     let handle = restarted.handle();
     members[lagging] = Some(restarted);
     let mut caught_up = false;
@@ -210,4 +220,39 @@ async fn a_member_behind_the_compacted_log_catches_up_by_snapshot() {
     for member in members.into_iter().flatten() {
         member.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_added_with_member_add_joins_with_state_existing() {
+    let mut specs = specs(2, 10_000);
+    // m0 starts alone; m1 is added to the running cluster, then started.
+    let m0_cluster: BTreeMap<String, Vec<String>> = specs[0]
+        .settings
+        .initial_cluster
+        .iter()
+        .filter(|(name, _)| *name == "m0")
+        .map(|(n, u)| (n.clone(), u.clone()))
+        .collect();
+    specs[0].settings.initial_cluster = m0_cluster;
+    let first = start(&specs[0]).await;
+    let h0 = first.handle();
+    leader(std::slice::from_ref(&h0)).await;
+    put(&h0, "before", "join").await;
+    let change = crate::backend::MemberChange::Add {
+        peer_urls: specs[1].settings.peer_urls.clone(),
+        is_learner: false,
+    };
+    let (added, members) = h0.change_membership(change).await.unwrap();
+    assert_eq!(members.len(), 2);
+    specs[1].settings.initial_cluster_state = crate::config::ClusterState::Existing;
+    let second = start(&specs[1]).await;
+    let h1 = second.handle();
+    assert_eq!(h1.member_id(), added.id);
+    let handles = [h0.clone(), h1.clone()];
+    let l = leader(&handles).await;
+    put(&handles[l], "after", "join").await;
+    assert_eq!(get(&h1, "before").await.as_deref(), Some(&b"join"[..]));
+    assert_eq!(get(&h1, "after").await.as_deref(), Some(&b"join"[..]));
+    second.stop().await;
+    first.stop().await;
 }

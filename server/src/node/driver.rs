@@ -82,6 +82,8 @@ pub struct Driver<S: Storage> {
     leader_id: u64,
     is_leader: bool,
     snapshot_index: u64,
+    /// Peers to use until the state machine knows the members (joining).
+    known_peers: BTreeMap<u64, String>,
     last_lease_check_ms: u64,
     /// Set once storage failed: the member stops taking part in Raft.
     failed: Option<ServerError>,
@@ -135,6 +137,7 @@ impl<S: Storage> Driver<S> {
             leader_id: 0,
             is_leader: false,
             snapshot_index: booted.snapshot_index,
+            known_peers: booted.known_peers,
             last_lease_check_ms: 0,
             failed: None,
         };
@@ -504,7 +507,11 @@ impl<S: Storage> Driver<S> {
                 .filter_map(|m| m.peer_urls.first().map(|url| (m.id, url.clone())))
                 .collect()
         };
-        self.peers.set_members(&members);
+        if members.is_empty() && !self.known_peers.is_empty() {
+            self.peers.set_members(&self.known_peers);
+        } else {
+            self.peers.set_members(&members);
+        }
     }
 
     fn refresh_status(&self) {

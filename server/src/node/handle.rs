@@ -430,6 +430,10 @@ impl LeaseAuthority for NodeHandle {
         Ok(renewal)
     }
 
+    fn members_here(&self) -> Vec<Member> {
+        self.with_state(|sm| sm.cluster().members().into_iter().cloned().collect())
+    }
+
     fn time_to_live_here(&self, id: LeaseId, keys: bool) -> Result<LeaseStatus, ServerError> {
         if !self.is_leader() {
             return Err(self.not_leader_error());

@@ -43,9 +43,29 @@ pub struct Node {
 }
 
 impl Node {
-    /// Boots the member from `storage` (see [`bootstrap::boot`]) and spawns its
+    /// Boots the member from `storage` (see [`bootstrap::boot`]; a member
+    /// joining with `--initial-cluster-state existing` first asks its peers
+    /// for the cluster, [`bootstrap::discover`]) and spawns its
     /// driver task. Returns the node and the peer service to serve on the
     /// member's peer URLs (it feeds the driver).
+    ///
+    /// Errors: see [`BootError`].
+    pub async fn launch<S: Storage>(
+        settings: NodeSettings,
+        storage: NodeStorage<S>,
+        limits: TransportLimits,
+    ) -> Result<(Node, PeerService), BootError> {
+        let joining = settings.initial_cluster_state == crate::config::ClusterState::Existing
+            && !bootstrap::has_wal(&storage)?;
+        let join = match joining {
+            true => Some(bootstrap::discover(&settings).await?),
+            false => None,
+        };
+        Node::start_with(settings, storage, limits, join)
+    }
+
+    /// As [`Node::launch`] without asking peers: a new cluster or a restart
+    /// (`--initial-cluster-state existing` on an empty directory fails).
     ///
     /// Errors: see [`BootError`].
     pub fn start<S: Storage>(
@@ -53,7 +73,16 @@ impl Node {
         storage: NodeStorage<S>,
         limits: TransportLimits,
     ) -> Result<(Node, PeerService), BootError> {
-        let booted = bootstrap::boot(&settings, storage)?;
+        Node::start_with(settings, storage, limits, None)
+    }
+
+    fn start_with<S: Storage>(
+        settings: NodeSettings,
+        storage: NodeStorage<S>,
+        limits: TransportLimits,
+        join: Option<bootstrap::JoinInfo>,
+    ) -> Result<(Node, PeerService), BootError> {
+        let booted = bootstrap::boot(&settings, storage, join)?;
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE_MAX);
         let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE_MAX);
         let (cluster_id, member_id) = (booted.cluster_id, booted.member_id);

@@ -11,6 +11,7 @@ use tonic::transport::Server;
 use super::{BootError, Node, NodeHandle, NodeSettings, NodeStorage};
 use crate::api::{self, ApiLimits};
 use crate::transport::TransportLimits;
+use crate::transport::receive::PeerService;
 
 /// Where a member listens and with which limits.
 #[derive(Debug, Clone)]
@@ -33,16 +34,22 @@ pub struct Member {
 }
 
 impl Member {
-    /// Boots the member from `storage` and starts serving on `listeners`.
+    /// Boots the member from `storage` (asking its peers for the cluster
+    /// when it joins with `--initial-cluster-state existing`, see
+    /// [`Node::launch`]) and starts serving on `listeners`.
     ///
     /// Errors: see [`BootError`]. A server that cannot bind reports through
     /// [`Member::server_error`].
-    pub fn start<S: Storage>(
+    pub async fn start<S: Storage>(
         settings: NodeSettings,
         storage: NodeStorage<S>,
         listeners: Listeners,
     ) -> Result<Member, BootError> {
-        let (node, peer_service) = Node::start(settings, storage, listeners.transport_limits)?;
+        let started = Node::launch(settings, storage, listeners.transport_limits).await?;
+        Ok(Member::serve(started, listeners))
+    }
+
+    fn serve((node, peer_service): (Node, PeerService), listeners: Listeners) -> Member {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (error_tx, server_errors) = mpsc::channel(16);
         for addr in listeners.peer_addrs {
@@ -66,11 +73,11 @@ impl Member {
                 move |addr, signal| async move { router.serve_with_shutdown(addr, signal).await },
             );
         }
-        Ok(Member {
+        Member {
             node,
             shutdown,
             server_errors,
-        })
+        }
     }
 
     /// The node's handle.

@@ -1,10 +1,12 @@
 //! Lease requests a follower forwards to the leader over the peer transport
 //! (`keelpeerpb.Peer/LeaseRenew`, `LeaseTimeToLive`): only the leader's
 //! lessor renews leases and knows their exact remaining TTL (etcd forwards
-//! keep-alives to the leader over its peer HTTP API the same way).
+//! keep-alives to the leader over its peer HTTP API the same way). The same
+//! [`LeaseAuthority`] lists the members for a joining member (`Members`).
 
 use keel_kernel::apply::ApplyError;
 use keel_kernel::lease::{LeaseError, LeaseId, LeaseRenewal, LeaseStatus};
+use keel_kernel::membership::Member;
 use tonic::transport::Channel;
 
 use crate::backend::ServerError;
@@ -23,6 +25,9 @@ pub trait LeaseAuthority: Send + Sync + 'static {
     /// Remaining TTL of lease `id` (with its keys when `keys`) if this
     /// member is the leader. Errors: as [`LeaseAuthority::renew_here`].
     fn time_to_live_here(&self, id: LeaseId, keys: bool) -> Result<LeaseStatus, ServerError>;
+
+    /// The members this member knows (for a member joining the cluster).
+    fn members_here(&self) -> Vec<Member>;
 }
 
 fn failure_of(error: &ServerError) -> Option<LeaseFailure> {
@@ -148,6 +153,10 @@ mod tests {
         fn renew_here(&self, _id: LeaseId) -> Result<LeaseRenewal, ServerError> {
             self.0.clone()
         }
+        fn members_here(&self) -> Vec<Member> {
+            Vec::new()
+        }
+
         fn time_to_live_here(&self, id: LeaseId, _keys: bool) -> Result<LeaseStatus, ServerError> {
             self.0.clone().map(|r| LeaseStatus {
                 id,

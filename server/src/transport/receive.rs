@@ -10,8 +10,8 @@ use super::snapshot::SnapshotAssembler;
 use super::{Inbound, TransportLimits};
 use crate::proto::keelpeerpb::peer_server::{Peer, PeerServer};
 use crate::proto::keelpeerpb::{
-    LeaseRenewReply, LeaseRenewRequest, LeaseTimeToLiveReply, LeaseTimeToLiveRequest, RaftAck,
-    RaftBatch, SnapshotAck, SnapshotChunk,
+    LeaseRenewReply, LeaseRenewRequest, LeaseTimeToLiveReply, LeaseTimeToLiveRequest, MembersReply,
+    MembersRequest, PeerMember, RaftAck, RaftBatch, SnapshotAck, SnapshotChunk,
 };
 
 /// The tonic server wrapping [`PeerService`], as `Server::add_service` takes it.
@@ -228,5 +228,28 @@ impl Peer for PeerService {
         let request = request.into_inner();
         let authority = self.lease_authority(request.cluster_id)?;
         answer_time_to_live(authority, &request).map(Response::new)
+    }
+
+    /// Lists the members this member knows, for a joining member.
+    async fn members(
+        &self,
+        _request: Request<MembersRequest>,
+    ) -> Result<Response<MembersReply>, Status> {
+        let authority = self.lease_authority(self.cluster_id)?;
+        let members = authority
+            .members_here()
+            .into_iter()
+            .map(|m| PeerMember {
+                id: m.id,
+                name: m.name,
+                peer_urls: m.peer_urls,
+                client_urls: m.client_urls,
+                is_learner: m.is_learner,
+            })
+            .collect();
+        Ok(Response::new(MembersReply {
+            cluster_id: self.cluster_id,
+            members,
+        }))
     }
 }
