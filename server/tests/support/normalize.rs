@@ -103,7 +103,7 @@ fn normalize_line(line: &str, norm: Norm) -> String {
     if line.starts_with("{\"level\":") {
         return summarize_log_line(line);
     }
-    let line = hide_remaining_ttl(line);
+    let line = sort_attached_keys(&hide_remaining_ttl(line));
     match norm {
         Norm::Plain | Norm::SortLines => line,
         Norm::EndpointStatus => replace_fields(
@@ -179,6 +179,26 @@ fn hide_remaining_ttl(line: &str) -> String {
         return line.to_owned();
     }
     line.replace(&format!("remaining({remaining}s)"), "remaining(<ttl>)")
+}
+
+/// `attached keys([k2 k1])` lists keys in etcd's map order, which is not
+/// defined: they are sorted.
+fn sort_attached_keys(line: &str) -> String {
+    const OPEN: &str = "attached keys([";
+    let Some(start) = line.find(OPEN).map(|at| at + OPEN.len()) else {
+        return line.to_owned();
+    };
+    let Some(len) = line[start..].find("])") else {
+        return line.to_owned();
+    };
+    let mut keys: Vec<&str> = line[start..start + len].split(' ').collect();
+    keys.sort_unstable();
+    format!(
+        "{}{}{}",
+        &line[..start],
+        keys.join(" "),
+        &line[start + len..]
+    )
 }
 
 fn number_between(line: &str, open: &str, close: &str) -> Option<i64> {
@@ -310,6 +330,16 @@ mod tests {
         assert_eq!(
             out,
             "lease <lease-1> granted with TTL(60s), remaining(<ttl>), attached keys([a])\n"
+        );
+    }
+
+    #[test]
+    fn attached_keys_are_sorted() {
+        assert_eq!(
+            sort_attached_keys(
+                "lease 1 granted with TTL(9s), remaining(8s), attached keys([k2 k1])"
+            ),
+            "lease 1 granted with TTL(9s), remaining(8s), attached keys([k1 k2])"
         );
     }
 
