@@ -146,10 +146,10 @@ async fn leader(cluster: &Cluster) -> usize {
             }
         }
         let agreed = leaders.len() == ids.len() && leaders.windows(2).all(|w| w[0] == w[1]);
-        if let (true, Some(&id)) = (agreed, leaders.first()) {
-            if let Some(i) = ids.iter().position(|&m| m == id) {
-                return i;
-            }
+        if let (true, Some(&id)) = (agreed, leaders.first())
+            && let Some(i) = ids.iter().position(|&m| m == id)
+        {
+            return i;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -48,10 +48,10 @@ impl Context {
                 .split_once("\"ID\":")
                 .and_then(|(_, rest)| rest.split_once(",\"TTL\":"))
                 .and_then(|(id, _)| id.parse().ok());
-            if let Some(id) = hex.or(json) {
-                if !self.leases.contains(&id) {
-                    self.leases.push(id);
-                }
+            if let Some(id) = hex.or(json)
+                && !self.leases.contains(&id)
+            {
+                self.leases.push(id);
             }
         }
     }
