@@ -1,7 +1,10 @@
 //! In-process clusters on loopback (real sockets, temporary data
 //! directories): three members elect a leader, replicate writes, survive the
-//! leader being stopped, and a member that fell behind the leader's
-//! compacted log catches up through a snapshot.
+//! leader being stopped, a member that fell behind the leader's compacted
+//! log catches up through a snapshot, a member added with `member add` joins
+//! with `--initial-cluster-state existing`; and on keel-wal's simulated disk
+//! a failed fsync or a full disk fails the request while the member stays up
+//! with everything acknowledged before.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -255,4 +258,79 @@ async fn a_member_added_with_member_add_joins_with_state_existing() {
     assert_eq!(get(&h1, "after").await.as_deref(), Some(&b"join"[..]));
     second.stop().await;
     first.stop().await;
+}
+
+/// A single member on keel-wal's simulated disk, serving no sockets.
+async fn sim_member() -> (super::Node, keel_wal::SimStorage) {
+    let disk = keel_wal::SimStorage::new(keel_wal::SimConfig::default());
+    let storage = NodeStorage {
+        wal: disk.clone(),
+        snap: keel_wal::SimStorage::new(keel_wal::SimConfig::default()),
+    };
+    let mut settings = NodeSettings::single("m0", "http://127.0.0.1:1");
+    settings.heartbeat_interval_ms = 20;
+    settings.election_timeout_ms = 200;
+    let (node, _peer_service) =
+        super::Node::start(settings, storage, TransportLimits::default()).unwrap();
+    leader(&[node.handle()]).await;
+    (node, disk)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_fsync_fails_the_request_and_keeps_what_was_acknowledged() {
+    let (node, disk) = sim_member().await;
+    let handle = node.handle();
+    put(&handle, "acked", "yes").await;
+    disk.fail_next_syncs(1);
+    let request = Request::Put(PutRequest {
+        key: b"lost".to_vec(),
+        value: b"maybe".to_vec(),
+        ..PutRequest::default()
+    });
+    let err = handle.propose(request.clone(), None).await.unwrap_err();
+    assert!(matches!(err, ServerError::Storage(_)), "{err:?}");
+    // The member stays up: reads of acknowledged data work, writes are refused.
+    let read = RangeRequest {
+        key: b"acked".to_vec(),
+        ..RangeRequest::default()
+    };
+    let kvs = handle.with_state(|sm| sm.range(None, &read)).unwrap().kvs;
+    assert_eq!(kvs[0].value, b"yes");
+    assert!(matches!(
+        handle.propose(request, None).await,
+        Err(ServerError::Storage(_))
+    ));
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_answers_database_space_exceeded() {
+    let (node, disk) = sim_member().await;
+    let handle = node.handle();
+    put(&handle, "acked", "yes").await;
+    disk.set_capacity_bytes(0);
+    let big = Request::Put(PutRequest {
+        key: b"big".to_vec(),
+        value: vec![7; 1 << 20],
+        ..PutRequest::default()
+    });
+    let err = handle.propose(big, None).await.unwrap_err();
+    assert_eq!(
+        err,
+        ServerError::Storage("etcdserver: mvcc: database space exceeded".to_owned())
+    );
+    assert_eq!(
+        get_serializable(&handle, "acked").as_deref(),
+        Some(&b"yes"[..])
+    );
+    node.stop().await;
+}
+
+fn get_serializable(handle: &NodeHandle, key: &str) -> Option<Vec<u8>> {
+    let request = RangeRequest {
+        key: key.as_bytes().to_vec(),
+        ..RangeRequest::default()
+    };
+    let response = handle.with_state(|sm| sm.range(None, &request)).unwrap();
+    response.kvs.first().map(|kv| kv.value.clone())
 }
