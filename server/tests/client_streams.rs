@@ -1,7 +1,8 @@
 //! The `etcd-client` crate against a running server: KV, the watch stream
 //! (created response, events grouped by revision, prev_kv, cancel, progress
-//! request, history replay) and the lease keep-alive stream. Every scenario
-//! runs against keel and against real etcd, which proves the expectations.
+//! request, history replay) and the lease keep-alive stream, on a single
+//! member and through a follower of a 3-member cluster. Every scenario runs
+//! against keel and against real etcd, which proves the expectations.
 #![cfg(not(madsim))]
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
@@ -18,13 +19,21 @@ use support::cluster::{Cluster, Flavor};
 /// Bound on waiting for one stream message.
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn connect(cluster: &Cluster) -> Client {
+/// Starts a `size`-member cluster and connects to one member: the only one,
+/// or a follower (so requests go through its forwarding paths).
+async fn start(flavor: Flavor, size: usize) -> (Cluster, Client) {
+    let cluster = Cluster::start(flavor, size).unwrap();
+    let member = if size == 1 {
+        0
+    } else {
+        (support::client::leader(&cluster).await + 1) % size
+    };
     let options = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(5))
         .with_timeout(Duration::from_secs(10));
-    Client::connect(cluster.client_urls(), Some(options))
-        .await
-        .unwrap()
+    let url = cluster.members()[member].client_url.clone();
+    let client = Client::connect([url], Some(options)).await.unwrap();
+    (cluster, client)
 }
 
 async fn next(stream: &mut WatchStream) -> WatchResponse {
@@ -55,9 +64,8 @@ fn events(response: &WatchResponse) -> Vec<(EventType, String, String, i64, Opti
         .collect()
 }
 
-async fn kv_round_trip(flavor: Flavor) {
-    let cluster = Cluster::start(flavor, 1).unwrap();
-    let mut client = connect(&cluster).await;
+async fn kv_round_trip(flavor: Flavor, size: usize) {
+    let (_cluster, mut client) = start(flavor, size).await;
     let put = client.put("k1", "v1", None).await.unwrap();
     assert_eq!(put.header().unwrap().revision(), 2);
     client.put("k2", "v2", None).await.unwrap();
@@ -84,9 +92,8 @@ async fn kv_round_trip(flavor: Flavor) {
     assert_eq!(deleted.deleted(), 0);
 }
 
-async fn watch_stream(flavor: Flavor) {
-    let cluster = Cluster::start(flavor, 1).unwrap();
-    let mut client = connect(&cluster).await;
+async fn watch_stream(flavor: Flavor, size: usize) {
+    let (_cluster, mut client) = start(flavor, size).await;
     client.put("w/old", "0", None).await.unwrap(); // revision 2
     let options = WatchOptions::new().with_prefix().with_prev_key();
     let mut stream = client.watch("w/", Some(options)).await.unwrap();
@@ -161,9 +168,8 @@ async fn watch_stream(flavor: Flavor) {
     assert_eq!(canceled.watch_id(), replay_id);
 }
 
-async fn lease_keep_alive_stream(flavor: Flavor) {
-    let cluster = Cluster::start(flavor, 1).unwrap();
-    let mut client = connect(&cluster).await;
+async fn lease_keep_alive_stream(flavor: Flavor, size: usize) {
+    let (_cluster, mut client) = start(flavor, size).await;
     let lease = client.lease_grant(30, None).await.unwrap();
     assert_eq!(lease.ttl(), 30);
     let id = lease.id();
@@ -201,36 +207,53 @@ async fn lease_keep_alive_stream(flavor: Flavor) {
 
 #[tokio::test]
 async fn keel_kv_round_trip() {
-    kv_round_trip(Flavor::Keel).await;
+    kv_round_trip(Flavor::Keel, 1).await;
 }
 
 #[tokio::test]
 async fn keel_watch_stream() {
-    watch_stream(Flavor::Keel).await;
+    watch_stream(Flavor::Keel, 1).await;
 }
 
 #[tokio::test]
 async fn keel_lease_keep_alive_stream() {
-    lease_keep_alive_stream(Flavor::Keel).await;
+    lease_keep_alive_stream(Flavor::Keel, 1).await;
 }
 
 #[tokio::test]
 async fn etcd_kv_round_trip() {
     if support::require_etcd("etcd_kv_round_trip") {
-        kv_round_trip(Flavor::Etcd).await;
+        kv_round_trip(Flavor::Etcd, 1).await;
     }
 }
 
 #[tokio::test]
 async fn etcd_watch_stream() {
     if support::require_etcd("etcd_watch_stream") {
-        watch_stream(Flavor::Etcd).await;
+        watch_stream(Flavor::Etcd, 1).await;
     }
 }
 
 #[tokio::test]
 async fn etcd_lease_keep_alive_stream() {
     if support::require_etcd("etcd_lease_keep_alive_stream") {
-        lease_keep_alive_stream(Flavor::Etcd).await;
+        lease_keep_alive_stream(Flavor::Etcd, 1).await;
+    }
+}
+
+/// The same scenarios through a follower of a 3-member cluster.
+#[tokio::test]
+async fn keel_streams_through_a_follower() {
+    watch_stream(Flavor::Keel, 3).await;
+    lease_keep_alive_stream(Flavor::Keel, 3).await;
+    kv_round_trip(Flavor::Keel, 3).await;
+}
+
+#[tokio::test]
+async fn etcd_streams_through_a_follower() {
+    if support::require_etcd("etcd_streams_through_a_follower") {
+        watch_stream(Flavor::Etcd, 3).await;
+        lease_keep_alive_stream(Flavor::Etcd, 3).await;
+        kv_round_trip(Flavor::Etcd, 3).await;
     }
 }

@@ -10,7 +10,8 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, ConnectOptions, GetOptions};
+use etcd_client::{Client, GetOptions};
+use support::client::connect;
 use support::cluster::{Cluster, Flavor};
 
 /// Writes per phase (each one acknowledged before the next is sent).
@@ -18,13 +19,6 @@ const WRITES: usize = 60;
 /// How long a write may keep failing (e.g. during an election) before the
 /// test gives up.
 const WRITE_RETRY_TIMEOUT: Duration = Duration::from_secs(20);
-
-async fn connect(urls: Vec<String>) -> Client {
-    let options = ConnectOptions::new()
-        .with_connect_timeout(Duration::from_secs(2))
-        .with_timeout(Duration::from_secs(5));
-    Client::connect(urls, Some(options)).await.unwrap()
-}
 
 /// Puts `count` keys `<prefix><i>` and returns each key's value and the
 /// revision its put was acknowledged at. Retries a failed put (bounded):
@@ -126,44 +120,11 @@ async fn whole_cluster_survives_kill_9(flavor: Flavor) {
     }
 }
 
-/// The index of the member every running member names as leader in
-/// Maintenance.Status (through the etcd-client crate), waiting (bounded)
-/// until they agree.
-async fn leader(cluster: &Cluster) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        let mut ids = Vec::new();
-        let mut leaders = Vec::new();
-        for member in cluster.members() {
-            let mut client = connect(vec![member.client_url.clone()]).await;
-            match client.status().await {
-                Ok(s) => {
-                    ids.push(s.header().map_or(0, |h| h.member_id()));
-                    leaders.push(s.leader());
-                }
-                Err(e) => last = e.to_string(),
-            }
-        }
-        let agreed = leaders.len() == ids.len() && leaders.windows(2).all(|w| w[0] == w[1]);
-        if let (true, Some(&id)) = (agreed, leaders.first())
-            && let Some(i) = ids.iter().position(|&m| m == id)
-        {
-            return i;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!(
-        "{}: members never agreed on a leader in Status ({last})",
-        cluster.flavor().name()
-    );
-}
-
 async fn cluster_serves_when_leader_killed(flavor: Flavor) {
     let mut cluster = Cluster::start(flavor, 3).unwrap();
     let mut client = connect(cluster.client_urls()).await;
     let mut acked = write_keys(&mut client, "before", WRITES / 2).await;
-    let leader = leader(&cluster).await;
+    let leader = support::client::leader(&cluster).await;
     cluster.kill(leader);
     let survivors: Vec<String> = (0..3)
         .filter(|&i| i != leader)

@@ -7,6 +7,7 @@
 //! packages, installed by `scripts/setup.sh`.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod client;
 pub mod cluster;
 pub mod normalize;
 pub mod session;
