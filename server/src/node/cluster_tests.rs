@@ -223,6 +223,17 @@ async fn a_member_behind_the_compacted_log_catches_up_by_snapshot() {
     for member in members.into_iter().flatten() {
         member.stop().await;
     }
+    // The whole cluster restarts from its snapshot files and WAL tails.
+    let members = start_all(&specs).await;
+    let handles: Vec<NodeHandle> = members.iter().flatten().map(Member::handle).collect();
+    leader(&handles).await;
+    for handle in &handles {
+        assert_eq!(get(handle, "key099").await.as_deref(), Some(&b"value99"[..]));
+        assert_eq!(get(handle, "key000").await.as_deref(), Some(&b"value0"[..]));
+    }
+    for member in members.into_iter().flatten() {
+        member.stop().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
