@@ -36,7 +36,7 @@ async fn single_member() -> (Member, tempfile::TempDir, Channel) {
         api_limits: ApiLimits::default(),
         transport_limits: TransportLimits::default(),
     };
-    let member = Member::start(settings, storage, listeners).unwrap();
+    let member = Member::start(settings, storage, listeners).await.unwrap();
     let endpoint = Channel::from_shared(format!("http://{client}")).unwrap();
     for _ in 0..200 {
         if let Ok(channel) = endpoint.connect().await {
