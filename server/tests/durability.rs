@@ -1,6 +1,8 @@
 //! Durability of acknowledged writes under `kill -9`: of a single member, of
 //! a whole 3-member cluster (restarted from the same data directories), and a
-//! 3-member cluster that keeps serving when its leader is killed. Each
+//! 3-member cluster that keeps serving when its leader is killed, and
+//! restarts that recover from a state-machine snapshot plus the WAL (a member
+//! that was down catches up). Each
 //! scenario also runs against real etcd, which proves the test itself.
 #![cfg(not(madsim))]
 #![allow(clippy::unwrap_used)] // tests may unwrap
@@ -156,6 +158,66 @@ async fn cluster_serves_when_leader_killed(flavor: Flavor) {
             cluster.logs()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Few entries per snapshot, so restarts recover from a snapshot plus the
+/// WAL after it, and a member that was down may catch up by snapshot.
+const SNAPSHOT_EVERY: &str = "--snapshot-count=25";
+
+async fn restart_recovers_from_snapshot_and_wal(flavor: Flavor) {
+    let mut cluster = Cluster::start_with(flavor, 3, &[SNAPSHOT_EVERY]).unwrap();
+    let mut client = connect(cluster.client_urls()).await;
+    let mut acked = write_keys(&mut client, "a", WRITES).await;
+    let down = (support::client::leader(&cluster).await + 1) % 3;
+    cluster.kill(down);
+    let survivors: Vec<String> = (0..3)
+        .filter(|&i| i != down)
+        .map(|i| cluster.members()[i].client_url.clone())
+        .collect();
+    let mut client = connect(survivors).await;
+    acked.extend(write_keys(&mut client, "b", WRITES * 2).await);
+    // The member that was down restarts from its own snapshot + WAL and
+    // catches up on what it missed (by log or by snapshot).
+    cluster.restart(down).unwrap();
+    let url = cluster.members()[down].client_url.clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let read = read_keys(&url, "", true).await;
+        if acked.iter().all(|(k, v)| read.get(k) == Some(v)) {
+            break;
+        }
+        let missing = acked.keys().filter(|k| !read.contains_key(*k)).count();
+        assert!(
+            Instant::now() < deadline,
+            "member {down} did not catch up ({missing} keys missing)\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Then the whole cluster dies and recovers from snapshots + WAL.
+    cluster.kill_all();
+    cluster.restart_all().unwrap();
+    for (i, member) in cluster.members().iter().enumerate() {
+        let read = read_keys(&member.client_url, "", false).await;
+        assert_all_present(
+            &cluster,
+            &format!("member {i} after snapshots"),
+            &acked,
+            &read,
+        );
+    }
+}
+
+#[tokio::test]
+async fn keel_restart_recovers_from_snapshot_and_wal() {
+    restart_recovers_from_snapshot_and_wal(Flavor::Keel).await;
+}
+
+#[tokio::test]
+async fn etcd_restart_recovers_from_snapshot_and_wal() {
+    if support::require_etcd("etcd_restart_recovers_from_snapshot_and_wal") {
+        restart_recovers_from_snapshot_and_wal(Flavor::Etcd).await;
     }
 }
 

@@ -83,6 +83,7 @@ pub struct Member {
 /// A cluster of real server processes on loopback.
 pub struct Cluster {
     flavor: Flavor,
+    extra_args: Vec<String>,
     members: Vec<Member>,
     initial_cluster: String,
     dir: tempfile::TempDir,
@@ -93,10 +94,16 @@ impl Cluster {
     /// every member is healthy. Retries with fresh ports when a port was taken.
     /// Errors: a member exited or the cluster was not healthy in time.
     pub fn start(flavor: Flavor, size: usize) -> io::Result<Cluster> {
+        Self::start_with(flavor, size, &[])
+    }
+
+    /// As [`Cluster::start`], passing `extra_args` (etcd flags, e.g.
+    /// `--snapshot-count=20`) to every member, also on restart.
+    pub fn start_with(flavor: Flavor, size: usize, extra_args: &[&str]) -> io::Result<Cluster> {
         assert!(size >= 1, "a cluster has at least one member");
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS_MAX {
-            match Self::start_once(flavor, size) {
+            match Self::start_once(flavor, size, extra_args) {
                 Ok(cluster) => return Ok(cluster),
                 Err(e) => last_error = Some(e),
             }
@@ -104,7 +111,7 @@ impl Cluster {
         Err(last_error.unwrap_or_else(|| io::Error::other("cluster did not start")))
     }
 
-    fn start_once(flavor: Flavor, size: usize) -> io::Result<Cluster> {
+    fn start_once(flavor: Flavor, size: usize, extra_args: &[&str]) -> io::Result<Cluster> {
         let dir = tempfile::tempdir()?;
         let mut members = Vec::with_capacity(size);
         for i in 0..size {
@@ -125,6 +132,7 @@ impl Cluster {
             .join(",");
         let mut cluster = Cluster {
             flavor,
+            extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
             members,
             initial_cluster,
             dir,
@@ -198,6 +206,7 @@ impl Cluster {
             .args(["--initial-cluster", &self.initial_cluster])
             .args(["--initial-cluster-token", "keel-e2e"])
             .args(["--initial-cluster-state", "new"])
+            .args(&self.extra_args)
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
