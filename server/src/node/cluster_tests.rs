@@ -228,7 +228,10 @@ async fn a_member_behind_the_compacted_log_catches_up_by_snapshot() {
     let handles: Vec<NodeHandle> = members.iter().flatten().map(Member::handle).collect();
     leader(&handles).await;
     for handle in &handles {
-        assert_eq!(get(handle, "key099").await.as_deref(), Some(&b"value99"[..]));
+        assert_eq!(
+            get(handle, "key099").await.as_deref(),
+            Some(&b"value99"[..])
+        );
         assert_eq!(get(handle, "key000").await.as_deref(), Some(&b"value0"[..]));
     }
     for member in members.into_iter().flatten() {

@@ -9,9 +9,11 @@
 //!   send after fsync, apply, release reads, advance), snapshots, leases.
 //! - [`proposals`]: request waiters; [`read_index`]: read batching.
 //! - [`peers`]: outbound peer streams; [`handle`]: the `Backend`.
+//! - [`compaction`]: automatic history compaction on the leader.
 //! - [`serve`]: running a whole member (node + API + peer servers).
 
 pub mod bootstrap;
+pub mod compaction;
 pub mod driver;
 pub mod handle;
 pub mod peers;
@@ -102,6 +104,7 @@ impl Node {
             .with_lease_authority(std::sync::Arc::new(handle.clone()));
         let driver = tokio::spawn(driver.run());
         handle.publish_attributes_in_background();
+        tokio::spawn(compaction::run(handle.clone(), settings.auto_compaction));
         Ok((
             Node {
                 handle,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use keel_kernel::membership::Member;
 use url::Url;
 
-use crate::config::{ClusterState, Config};
+use crate::config::{AutoCompaction, ClusterState, Config};
 
 /// Settings of one member's node driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +38,8 @@ pub struct NodeSettings {
     pub snapshot_catchup_entries: u64,
     /// Mixed into Raft's election-timeout randomness.
     pub seed: u64,
+    /// Automatic history compaction.
+    pub auto_compaction: AutoCompaction,
 }
 
 /// A URL as etcd prints it: without the trailing `/` the url crate adds.
@@ -66,6 +68,7 @@ impl NodeSettings {
             max_request_bytes: config.max_request_bytes,
             snapshot_catchup_entries: 5000,
             seed: 0,
+            auto_compaction: config.auto_compaction,
         }
     }
 
@@ -85,6 +88,7 @@ impl NodeSettings {
             max_request_bytes: crate::config::MAX_REQUEST_BYTES_DEFAULT,
             snapshot_catchup_entries: 5000,
             seed: 0,
+            auto_compaction: AutoCompaction::Disabled,
         }
     }
 
