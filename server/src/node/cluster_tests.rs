@@ -275,7 +275,7 @@ async fn a_member_added_with_member_add_joins_with_state_existing() {
 }
 
 /// A single member on keel-wal's simulated disk, serving no sockets.
-async fn sim_member() -> (super::Node, keel_wal::SimStorage) {
+async fn sim_member(quota_backend_bytes: Option<u64>) -> (super::Node, keel_wal::SimStorage) {
     let disk = keel_wal::SimStorage::new(keel_wal::SimConfig::default());
     let storage = NodeStorage {
         wal: disk.clone(),
@@ -284,6 +284,7 @@ async fn sim_member() -> (super::Node, keel_wal::SimStorage) {
     let mut settings = NodeSettings::single("m0", "http://127.0.0.1:1");
     settings.heartbeat_interval_ms = 20;
     settings.election_timeout_ms = 200;
+    settings.quota_backend_bytes = quota_backend_bytes;
     let (node, _peer_service) =
         super::Node::start(settings, storage, TransportLimits::default()).unwrap();
     leader(&[node.handle()]).await;
@@ -292,7 +293,7 @@ async fn sim_member() -> (super::Node, keel_wal::SimStorage) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_fsync_fails_the_request_and_keeps_what_was_acknowledged() {
-    let (node, disk) = sim_member().await;
+    let (node, disk) = sim_member(None).await;
     let handle = node.handle();
     put(&handle, "acked", "yes").await;
     disk.fail_next_syncs(1);
@@ -319,7 +320,7 @@ async fn failed_fsync_fails_the_request_and_keeps_what_was_acknowledged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_disk_answers_database_space_exceeded() {
-    let (node, disk) = sim_member().await;
+    let (node, disk) = sim_member(None).await;
     let handle = node.handle();
     put(&handle, "acked", "yes").await;
     disk.set_capacity_bytes(0);
@@ -347,4 +348,27 @@ fn get_serializable(handle: &NodeHandle, key: &str) -> Option<Vec<u8>> {
     };
     let response = handle.with_state(|sm| sm.range(None, &request)).unwrap();
     response.kvs.first().map(|kv| kv.value.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_over_quota_raises_nospace_and_refuses_writes() {
+    let (node, _disk) = sim_member(Some(64 * 1024)).await;
+    let handle = node.handle();
+    put(&handle, "big", &"x".repeat(100 * 1024)).await;
+    let mut refused = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let request = Request::Put(PutRequest {
+            key: b"more".to_vec(),
+            value: b"data".to_vec(),
+            ..PutRequest::default()
+        });
+        if handle.propose(request, None).await.unwrap().result == Err(ApplyError::NoSpace) {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the NOSPACE alarm was never raised");
+    assert!(handle.status().db_size_bytes > 64 * 1024);
+    node.stop().await;
 }

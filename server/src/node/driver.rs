@@ -20,7 +20,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use keel_kernel::apply::{ApplyResult, ConfChangeApplied, Request, RequestEnvelope, StateMachine};
+use keel_kernel::apply::{
+    AlarmAction, AlarmMember, AlarmRequest, AlarmType, ApplyResult, ConfChangeApplied, Request,
+    RequestEnvelope, StateMachine,
+};
 use keel_kernel::raft::{
     ConfChange, Entry, MemoryStorage, Message, RawNode, Snapshot, SoftState, StateRole,
 };
@@ -82,6 +85,10 @@ pub struct Driver<S: Storage> {
     leader_id: u64,
     is_leader: bool,
     snapshot_index: u64,
+    /// Estimated state size: the last measured snapshot plus the bytes of
+    /// every entry applied since (never shrinks until the next snapshot,
+    /// like etcd's backend file until a defragment).
+    db_size_bytes: u64,
     /// Peers to use until the state machine knows the members (joining).
     known_peers: BTreeMap<u64, String>,
     last_lease_check_ms: u64,
@@ -137,6 +144,7 @@ impl<S: Storage> Driver<S> {
             leader_id: 0,
             is_leader: false,
             snapshot_index: booted.snapshot_index,
+            db_size_bytes,
             known_peers: booted.known_peers,
             last_lease_check_ms: 0,
             failed: None,
@@ -213,9 +221,12 @@ impl<S: Storage> Driver<S> {
         let now_ms = self.shared.now_ms();
         self.shared.write_state().set_now_ms(now_ms);
         self.reads.retry_stale(self.ticks, false);
-        if self.is_leader && now_ms >= self.last_lease_check_ms + LEASE_CHECK_INTERVAL_MS {
+        if now_ms >= self.last_lease_check_ms + LEASE_CHECK_INTERVAL_MS {
             self.last_lease_check_ms = now_ms;
-            self.lease_duties();
+            if self.is_leader {
+                self.lease_duties();
+            }
+            self.check_quota();
         }
     }
 
@@ -230,6 +241,40 @@ impl<S: Storage> Driver<S> {
         }
         if !checkpoints.is_empty() {
             self.propose_internal(Request::LeaseCheckpoint(checkpoints));
+        }
+    }
+
+    /// Raises this member's NOSPACE alarm through Raft while the state is
+    /// over `--quota-backend-bytes` (etcd's quota check); writes are then
+    /// refused with "etcdserver: mvcc: database space exceeded".
+    fn check_quota(&mut self) {
+        let Some(quota_bytes) = self.settings.quota_backend_bytes else {
+            return;
+        };
+        if self.db_size_bytes <= quota_bytes || self.leader_id == 0 {
+            return;
+        }
+        let member_id = self.shared.member_id;
+        let raised = self
+            .shared
+            .read_state()
+            .alarms()
+            .list()
+            .contains(&AlarmMember {
+                member_id,
+                alarm: AlarmType::NoSpace,
+            });
+        if !raised {
+            tracing::warn!(
+                db_size_bytes = self.db_size_bytes,
+                quota_bytes,
+                "state over quota; raising the NOSPACE alarm"
+            );
+            self.propose_internal(Request::Alarm(AlarmRequest {
+                action: AlarmAction::Activate,
+                member_id,
+                alarm: AlarmType::NoSpace,
+            }));
         }
     }
 
@@ -442,6 +487,8 @@ impl<S: Storage> Driver<S> {
             return;
         }
         let now_ms = self.shared.now_ms();
+        let applied_bytes: u64 = entries.iter().map(|e| e.data.len() as u64).sum();
+        self.db_size_bytes = self.db_size_bytes.saturating_add(applied_bytes);
         let results: Vec<ApplyResult> = {
             let mut state = self.shared.write_state();
             state.set_now_ms(now_ms);
@@ -527,6 +574,7 @@ impl<S: Storage> Driver<S> {
         status.raft_term = raft.term;
         status.raft_index = raft.log.last_index();
         status.is_learner = is_learner;
+        status.db_size_bytes = self.db_size_bytes;
     }
 
     async fn sync_wal(&mut self) -> Result<(), WalError> {
@@ -572,7 +620,7 @@ impl<S: Storage> Driver<S> {
             tracing::warn!(%err, index, "snapshot older than the log");
         }
         self.snapshot_index = index;
-        self.shared.status().db_size_bytes = size_bytes;
+        self.db_size_bytes = size_bytes;
         self.refresh_peers();
         tracing::info!(index, size_bytes, "installed snapshot from the leader");
     }
@@ -614,7 +662,7 @@ impl<S: Storage> Driver<S> {
             tracing::warn!(%err, compact_to, "cannot compact the raft log");
         }
         let purged = self.wal.purge(applied)?;
-        self.shared.status().db_size_bytes = size_bytes;
+        self.db_size_bytes = size_bytes;
         tracing::info!(index = applied, size_bytes, purged, "snapshot taken");
         Ok(())
     }

@@ -40,6 +40,8 @@ pub struct NodeSettings {
     pub seed: u64,
     /// Automatic history compaction.
     pub auto_compaction: AutoCompaction,
+    /// State size that raises the NOSPACE alarm; `None` when disabled.
+    pub quota_backend_bytes: Option<u64>,
 }
 
 /// A URL as etcd prints it: without the trailing `/` the url crate adds.
@@ -69,6 +71,7 @@ impl NodeSettings {
             snapshot_catchup_entries: 5000,
             seed: 0,
             auto_compaction: config.auto_compaction,
+            quota_backend_bytes: config.quota_backend_bytes,
         }
     }
 
@@ -89,6 +92,7 @@ impl NodeSettings {
             snapshot_catchup_entries: 5000,
             seed: 0,
             auto_compaction: AutoCompaction::Disabled,
+            quota_backend_bytes: Some(crate::config::QUOTA_BACKEND_BYTES_DEFAULT),
         }
     }
 
