@@ -12,6 +12,17 @@ use support::session::{Session, assert_same_as_etcd};
 
 #[test]
 fn lease_lifecycle() {
+    assert_same_as_etcd("lease_lifecycle", &lifecycle(), 1);
+}
+
+/// Through every endpoint of a 3-member cluster (etcdctl balances over
+/// them, so followers forward keep-alives and time-to-live to the leader).
+#[test]
+fn lease_lifecycle_three_members() {
+    assert_same_as_etcd("lease_lifecycle_three_members", &lifecycle(), 3);
+}
+
+fn lifecycle() -> Session {
     let mut s = Session::new();
     s.run("lease grant 60").run("lease grant 100");
     s.run("put k1 v1 --lease={lease1}")
@@ -30,7 +41,7 @@ fn lease_lifecycle() {
     s.run("put k4 v4 --lease=1234abcd");
     s.run("lease grant 30 -w json");
     s.run_norm("lease list", Norm::SortLines);
-    assert_same_as_etcd("lease_lifecycle", &s, 1);
+    s
 }
 
 #[test]

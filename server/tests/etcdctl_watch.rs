@@ -24,6 +24,15 @@ fn watch_history_with_rev() {
 
 #[test]
 fn watch_live_changes() {
+    assert_same_as_etcd("watch_live_changes", &live_changes(), 1);
+}
+
+#[test]
+fn watch_live_changes_three_members() {
+    assert_same_as_etcd("watch_live_changes_three_members", &live_changes(), 3);
+}
+
+fn live_changes() -> Session {
     let mut s = Session::new();
     s.run("put before 0");
     s.watch("live", "watch --prefix live/");
@@ -33,5 +42,5 @@ fn watch_live_changes() {
     s.run_stdin("txn -i", "\nput live/2 two\nput live/3 three\n\n\n");
     s.run("del live/ --prefix");
     s.collect("live", 18);
-    assert_same_as_etcd("watch_live_changes", &s, 1);
+    s
 }
