@@ -1,10 +1,18 @@
 //! Test support shared by keel-server's integration tests: start a real etcd
 //! on free loopback ports in a temporary directory, run `etcdctl` against any
-//! endpoint (etcd now, keel later) capturing its output, and stop everything
-//! on drop. Every wait is bounded.
+//! endpoint capturing its output, and stop everything on drop. Every wait is
+//! bounded.
+//!
+//! - [`cluster`]: 1- or 3-member clusters of etcd or keel processes with the
+//!   same flags; kill -9 and restart.
+//! - [`session`]: etcdctl sessions played against a fresh etcd and a fresh
+//!   keel, transcripts compared after [`normalize`].
+//! - [`client`]: etcd-client helpers (connect, find the leader).
 //!
 //! etcd and etcdctl come from Debian's `etcd-server` and `etcd-client`
-//! packages, installed by `scripts/setup.sh`.
+//! packages, installed by `scripts/setup.sh`; tests fail when they are missing
+//! unless `KEEL_ALLOW_MISSING_ETCD=1`. `KEEL_BIN` runs another keel binary
+//! than the one cargo built for the test.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 pub mod client;
