@@ -1,12 +1,13 @@
 //! The Cluster service (etcd `etcdserverpb.Cluster`): MemberList, and
 //! MemberAdd/Remove/Update/Promote through Raft configuration changes
 //! (`Backend::change_membership`). Changes need the `root` role while auth
-//! is enabled, as in etcd.
+//! is enabled, as in etcd. Response headers carry no revision: etcd's
+//! cluster server fills only the cluster id, member id and term.
 
 use keel_kernel::membership::Member;
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
-use super::header::current;
+use super::header::header;
 use super::status::apply_error;
 use super::{convert, request_auth};
 use crate::backend::{Backend, MemberChange};
@@ -53,7 +54,7 @@ impl<B: Backend> pb::cluster_server::Cluster for ClusterService<B> {
         };
         let (member, members) = self.change(&request, change).await?;
         Ok(GrpcResponse::new(pb::MemberAddResponse {
-            header: current(&self.backend),
+            header: header(&self.backend, 0),
             member: Some(convert::member(&member)),
             members,
         }))
@@ -68,7 +69,7 @@ impl<B: Backend> pb::cluster_server::Cluster for ClusterService<B> {
             .change(&request, MemberChange::Remove { member_id })
             .await?;
         Ok(GrpcResponse::new(pb::MemberRemoveResponse {
-            header: current(&self.backend),
+            header: header(&self.backend, 0),
             members,
         }))
     }
@@ -83,7 +84,7 @@ impl<B: Backend> pb::cluster_server::Cluster for ClusterService<B> {
         };
         let (_, members) = self.change(&request, change).await?;
         Ok(GrpcResponse::new(pb::MemberUpdateResponse {
-            header: current(&self.backend),
+            header: header(&self.backend, 0),
             members,
         }))
     }
@@ -100,7 +101,7 @@ impl<B: Backend> pb::cluster_server::Cluster for ClusterService<B> {
             members.into_iter().map(convert::member).collect()
         });
         Ok(GrpcResponse::new(pb::MemberListResponse {
-            header: current(&self.backend),
+            header: header(&self.backend, 0),
             members,
         }))
     }
@@ -114,7 +115,7 @@ impl<B: Backend> pb::cluster_server::Cluster for ClusterService<B> {
             .change(&request, MemberChange::Promote { member_id })
             .await?;
         Ok(GrpcResponse::new(pb::MemberPromoteResponse {
-            header: current(&self.backend),
+            header: header(&self.backend, 0),
             members,
         }))
     }
