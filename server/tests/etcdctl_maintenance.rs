@@ -6,8 +6,9 @@
 
 mod support;
 
+use support::cluster::{Cluster, Flavor};
 use support::normalize::Norm;
-use support::session::{Session, assert_same_as_etcd};
+use support::session::{Session, assert_same_as_etcd, assert_same_as_etcd_with};
 
 #[test]
 fn compaction_and_compacted_reads() {
@@ -75,4 +76,16 @@ fn three_member_cluster_session() {
     s.run_norm("member list", Norm::MemberList);
     s.run("del a").run("get --from-key a");
     assert_same_as_etcd("three_member_cluster_session", &s, 3);
+}
+
+/// A 3-member cluster configured only through `ETCD_*` environment
+/// variables (no flags) comes up the same way.
+#[test]
+fn three_members_configured_by_environment() {
+    let mut s = Session::new();
+    s.run("put a 1").run("get a -w json");
+    s.run_norm("endpoint health", Norm::EndpointHealth);
+    s.run_norm("member list", Norm::MemberList);
+    let start = |flavor: Flavor| Cluster::start_via_environment(flavor, 3);
+    assert_same_as_etcd_with("three_members_configured_by_environment", &s, start);
 }

@@ -83,6 +83,7 @@ pub struct Member {
 /// A cluster of real server processes on loopback.
 pub struct Cluster {
     flavor: Flavor,
+    via_environment: bool,
     extra_args: Vec<String>,
     members: Vec<Member>,
     initial_cluster: String,
@@ -100,10 +101,25 @@ impl Cluster {
     /// As [`Cluster::start`], passing `extra_args` (etcd flags, e.g.
     /// `--snapshot-count=20`) to every member, also on restart.
     pub fn start_with(flavor: Flavor, size: usize, extra_args: &[&str]) -> io::Result<Cluster> {
+        Self::start_attempts(flavor, size, extra_args, false)
+    }
+
+    /// As [`Cluster::start`], configuring members through `ETCD_*`
+    /// environment variables instead of command-line flags.
+    pub fn start_via_environment(flavor: Flavor, size: usize) -> io::Result<Cluster> {
+        Self::start_attempts(flavor, size, &[], true)
+    }
+
+    fn start_attempts(
+        flavor: Flavor,
+        size: usize,
+        extra_args: &[&str],
+        via_environment: bool,
+    ) -> io::Result<Cluster> {
         assert!(size >= 1, "a cluster has at least one member");
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS_MAX {
-            match Self::start_once(flavor, size, extra_args) {
+            match Self::start_once(flavor, size, extra_args, via_environment) {
                 Ok(cluster) => return Ok(cluster),
                 Err(e) => last_error = Some(e),
             }
@@ -111,7 +127,12 @@ impl Cluster {
         Err(last_error.unwrap_or_else(|| io::Error::other("cluster did not start")))
     }
 
-    fn start_once(flavor: Flavor, size: usize, extra_args: &[&str]) -> io::Result<Cluster> {
+    fn start_once(
+        flavor: Flavor,
+        size: usize,
+        extra_args: &[&str],
+        via_environment: bool,
+    ) -> io::Result<Cluster> {
         let dir = tempfile::tempdir()?;
         let mut members = Vec::with_capacity(size);
         for i in 0..size {
@@ -132,6 +153,7 @@ impl Cluster {
             .join(",");
         let mut cluster = Cluster {
             flavor,
+            via_environment,
             extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
             members,
             initial_cluster,
@@ -196,16 +218,28 @@ impl Cluster {
             .open(&member.log_path)?;
         let mut command = Command::new(self.flavor.program());
         remove_etcd_environment(&mut command);
+        let data_dir = member.data_dir.display().to_string();
+        let settings = [
+            ("name", member.name.as_str()),
+            ("data-dir", data_dir.as_str()),
+            ("listen-client-urls", member.client_url.as_str()),
+            ("advertise-client-urls", member.client_url.as_str()),
+            ("listen-peer-urls", member.peer_url.as_str()),
+            ("initial-advertise-peer-urls", member.peer_url.as_str()),
+            ("initial-cluster", self.initial_cluster.as_str()),
+            ("initial-cluster-token", "keel-e2e"),
+            ("initial-cluster-state", "new"),
+        ];
+        for (flag, value) in settings {
+            if self.via_environment {
+                // etcd's rule: ETCD_ + the flag in upper case, '-' as '_'.
+                let name = format!("ETCD_{}", flag.to_uppercase().replace('-', "_"));
+                command.env(name, value);
+            } else {
+                command.arg(format!("--{flag}")).arg(value);
+            }
+        }
         command
-            .args(["--name", &member.name, "--data-dir"])
-            .arg(&member.data_dir)
-            .args(["--listen-client-urls", &member.client_url])
-            .args(["--advertise-client-urls", &member.client_url])
-            .args(["--listen-peer-urls", &member.peer_url])
-            .args(["--initial-advertise-peer-urls", &member.peer_url])
-            .args(["--initial-cluster", &self.initial_cluster])
-            .args(["--initial-cluster-token", "keel-e2e"])
-            .args(["--initial-cluster-state", "new"])
             .args(&self.extra_args)
             .current_dir(self.dir.path())
             .stdin(Stdio::null())

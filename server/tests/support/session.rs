@@ -254,14 +254,23 @@ impl<'a> Player<'a> {
 /// the transcripts differ. Skips (or fails, see [`super::require_etcd`])
 /// when etcd is not installed.
 pub fn assert_same_as_etcd(test: &str, session: &Session, size: usize) {
+    assert_same_as_etcd_with(test, session, |flavor| Cluster::start(flavor, size));
+}
+
+/// As [`assert_same_as_etcd`], with clusters started by `start`.
+pub fn assert_same_as_etcd_with(
+    test: &str,
+    session: &Session,
+    start: impl Fn(Flavor) -> std::io::Result<Cluster>,
+) {
     if !super::require_etcd(test) {
         return;
     }
-    let etcd = Cluster::start(Flavor::Etcd, size).expect("start etcd");
+    let etcd = start(Flavor::Etcd).expect("start etcd");
     let expected = session.play(&etcd);
     drop(etcd);
     eprintln!("{test}: etcd's transcript:\n{expected}");
-    let keel = Cluster::start(Flavor::Keel, size).expect("start keel");
+    let keel = start(Flavor::Keel).expect("start keel");
     let actual = session.play(&keel);
     if expected != actual {
         panic!(
