@@ -7,7 +7,9 @@
 //!
 //! Run: `RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=/work/main/target-madsim cargo test -p keel-sim --test smoke`
 //! On failure madsim prints the seed; `MADSIM_TEST_SEED=<seed>` replays it,
-//! `MADSIM_TEST_NUM=<k>` runs k seeds. In a normal build this file is empty.
+//! `MADSIM_TEST_NUM=<k>` runs k seeds (30 seeds take about a minute),
+//! `MADSIM_TEST_CHECK_DETERMINISM=1` runs the seed twice and compares.
+//! In a normal build this file is empty.
 #![cfg(madsim)]
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
