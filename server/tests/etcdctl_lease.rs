@@ -32,6 +32,9 @@ fn lifecycle() -> Session {
     s.run("lease timetolive {lease1}");
     s.run("lease timetolive {lease1} --keys");
     s.run("lease keep-alive --once {lease1}");
+    // The streaming keep-alive renews at once, then every TTL/3.
+    s.background("keeper", "lease keep-alive {lease2}");
+    s.collect("keeper", 1);
     s.run_norm("lease list", Norm::SortLines);
     s.run("lease revoke {lease1}");
     s.run("get k --prefix");

@@ -109,6 +109,17 @@ impl Session {
         self
     }
 
+    /// Starts `etcdctl <command>` (e.g. `lease keep-alive`) in the background
+    /// as `name`, without waiting for it; [`Session::collect`] stops it.
+    pub fn background(&mut self, name: &str, command: &str) -> &mut Session {
+        self.steps.push(Step::WatchStart {
+            name: name.to_owned(),
+            args: words(command),
+            settle: false,
+        });
+        self
+    }
+
     /// Waits (bounded) until watch `name` printed `lines` lines or exited,
     /// stops it and records what it printed.
     pub fn collect(&mut self, name: &str, lines: usize) -> &mut Session {
