@@ -28,14 +28,34 @@ pub(crate) fn key_span<'a, 'b>(
     index: &'a Index,
     key: &'b [u8],
     range_end: &'b [u8],
-) -> Box<dyn Iterator<Item = &'a KeyIndex> + 'b>
+) -> KeySpan<'a, impl Iterator<Item = &'a KeyIndex> + 'b>
 where
     'a: 'b,
 {
     match range_end {
-        [] => Box::new(index.get(key).into_iter()),
-        [0] => Box::new(index.range(key, None)),
-        end => Box::new(index.range(key, Some(end))),
+        [] => KeySpan::One(index.get(key)),
+        [0] => KeySpan::Many(index.range(key, None)),
+        end => KeySpan::Many(index.range(key, Some(end))),
+    }
+}
+
+/// The key indexes of a span, ascending: one looked-up key (no iterator
+/// state, no allocation: the common single-key read) or an index range.
+pub(crate) enum KeySpan<'a, I> {
+    /// A single key, if present (taken on the first `next`).
+    One(Option<&'a KeyIndex>),
+    /// A range of the index.
+    Many(I),
+}
+
+impl<'a, I: Iterator<Item = &'a KeyIndex>> Iterator for KeySpan<'a, I> {
+    type Item = &'a KeyIndex;
+
+    fn next(&mut self) -> Option<&'a KeyIndex> {
+        match self {
+            KeySpan::One(one) => one.take(),
+            KeySpan::Many(many) => many.next(),
+        }
     }
 }
 
@@ -93,7 +113,8 @@ impl<'a> ReadView<'a> {
         };
         let drop_values = req.keys_only && req.sort_target != SortTarget::Value;
         let mut count = 0i64;
-        let mut kvs = Vec::new();
+        // A single key yields at most one key-value: allocate just that.
+        let mut kvs = Vec::with_capacity(usize::from(req.range_end.is_empty() && !req.count_only));
         for (key, version) in self.live(&req.key, &req.range_end, at) {
             count += 1;
             if !req.count_only && kvs.len() < fetch_max {

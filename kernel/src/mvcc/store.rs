@@ -113,7 +113,7 @@ impl Store {
     ) -> Result<WriteResult<PutResponse>, MvccError> {
         check_put(req)?;
         check_put_state(&self.view(), req, lease_exists)?;
-        Ok(self.write(|w| exec_put(w, req)))
+        Ok(self.write(1, |w| exec_put(w, req)))
     }
 
     /// Deletes a key or range (etcd `DeleteRange`). The revision moves only
@@ -127,7 +127,7 @@ impl Store {
         if req.key.is_empty() {
             return Err(MvccError::EmptyKey);
         }
-        Ok(self.write(|w| exec_delete(w, req)))
+        Ok(self.write(0, |w| exec_delete(w, req)))
     }
 
     /// Deletes the given keys (those that are live) in one revision, in key
@@ -141,7 +141,7 @@ impl Store {
             .collect();
         sorted.sort_unstable();
         sorted.dedup();
-        self.write(|w| {
+        self.write(sorted.len(), |w| {
             sorted.iter().for_each(|key| {
                 w.delete(key);
             });
@@ -164,7 +164,8 @@ impl Store {
     ) -> Result<WriteResult<TxnResponse>, MvccError> {
         check_txn(req, self.max_txn_ops)?;
         check_branch(&self.view(), req, lease_exists, &mut Vec::new())?;
-        Ok(self.write(|w| exec_txn(w, req)))
+        let ops = (req.success.len().max(req.failure.len())).min(Store::DEFAULT_MAX_TXN_OPS);
+        Ok(self.write(ops, |w| exec_txn(w, req)))
     }
 
     /// Compacts history (etcd `Compact`): drops every version that no read
@@ -189,11 +190,18 @@ impl Store {
         })
     }
 
-    fn write<R>(&mut self, f: impl FnOnce(&mut WriteTxn<'_>) -> R) -> WriteResult<R> {
+    /// Runs `f` as one write txn; `events_capacity` is a hint of how many
+    /// changes it makes (saves regrowing the events list).
+    fn write<R>(
+        &mut self,
+        events_capacity: usize,
+        f: impl FnOnce(&mut WriteTxn<'_>) -> R,
+    ) -> WriteResult<R> {
         let mut w = WriteTxn::new(
             &mut self.index,
             self.current_revision,
             self.compact_revision,
+            events_capacity,
         );
         let response = f(&mut w);
         let (revision, events) = w.finish();

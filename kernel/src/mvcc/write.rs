@@ -19,13 +19,20 @@ pub(crate) struct WriteTxn<'s> {
 }
 
 impl<'s> WriteTxn<'s> {
-    /// Starts a txn on `index`, whose current revision is `begin`.
-    pub fn new(index: &'s mut Index, begin: i64, compact_revision: i64) -> WriteTxn<'s> {
+    /// Starts a txn on `index`, whose current revision is `begin`, with
+    /// room for `events_capacity` events (a hint: 1 for a put, so the
+    /// common single write allocates exactly one event).
+    pub fn new(
+        index: &'s mut Index,
+        begin: i64,
+        compact_revision: i64,
+        events_capacity: usize,
+    ) -> WriteTxn<'s> {
         WriteTxn {
             index,
             begin,
             compact_revision,
-            events: Vec::new(),
+            events: Vec::with_capacity(events_capacity),
         }
     }
 
