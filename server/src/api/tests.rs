@@ -712,3 +712,16 @@ async fn lock_waits_for_the_holder_to_unlock() {
         .unwrap();
     assert_eq!(acquired.key, Bytes::from(format!("m/{second:x}")));
 }
+
+#[tokio::test]
+async fn watch_keeps_sending_after_the_client_closes_its_side() {
+    let channel = start(TestBackend::new(64), ApiLimits::default()).await;
+    let mut kv = pb::kv_client::KvClient::new(channel.clone());
+    let (requests, mut responses) = open_watch(channel).await;
+    requests.send(create("h", Bytes::new(), 0)).await.unwrap();
+    drop(requests);
+    assert!(next(&mut responses).await.created);
+    put(&mut kv, "h", "v").await;
+    let event = next(&mut responses).await;
+    assert_eq!(event.events[0].kv.as_ref().unwrap().value, bytes("v"));
+}

@@ -90,7 +90,8 @@ impl<B: Backend> WatchStream<B> {
         }
     }
 
-    /// Serves the stream until the client closes it or goes away.
+    /// Serves the stream until the client goes away (a closed request
+    /// side alone does not end it).
     pub async fn run(mut self, mut requests: Streaming<pb::WatchRequest>) {
         // Subscribe before reading the revision: every later write comes
         // through `events`, every earlier one is in the store.
@@ -102,15 +103,24 @@ impl<B: Backend> WatchStream<B> {
         let mut progress_tick =
             tokio::time::interval(millis(self.limits.watch_progress_notify_interval_ms));
         progress_tick.tick().await; // the first tick is immediate
+        let mut requests_open = true;
+        let client_gone = self.sender.clone();
         loop {
             if self.flush().await.is_err() {
                 return;
             }
             let step = tokio::select! {
-                request = requests.message() => match request {
+                request = requests.message(), if requests_open => match request {
                     Ok(Some(request)) => self.handle(request).await,
-                    Ok(None) | Err(_) => Err(Closed),
+                    // A client that closes its sending side still gets
+                    // its watchers' events, as from etcd.
+                    Ok(None) => {
+                        requests_open = false;
+                        Ok(())
+                    }
+                    Err(_) => Err(Closed),
                 },
+                _ = client_gone.closed() => Err(Closed),
                 applied = events.recv() => self.on_applied(applied),
                 _ = sync_tick.tick() => {
                     self.sync();
