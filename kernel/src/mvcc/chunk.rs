@@ -94,23 +94,7 @@ impl Chunk {
             p if p <= INLINE_PREFIX_BYTES => &self.prefix_inline[..p],
             p => &first.key()[..p],
         };
-        let probe = Probe::new(key, prefix);
-        match probe {
-            Probe::Before => Err(0),
-            Probe::After => Err(self.entries.len()),
-            Probe::Within { .. } => {
-                let (mut low, mut high) = (0, self.entries.len());
-                while low < high {
-                    let mid = low + (high - low) / 2;
-                    match probe.stored_cmp(self.windows[mid], || self.entries[mid].key()) {
-                        std::cmp::Ordering::Less => low = mid + 1,
-                        std::cmp::Ordering::Greater => high = mid,
-                        std::cmp::Ordering::Equal => return Ok(mid),
-                    }
-                }
-                Err(low)
-            }
-        }
+        Probe::new(key, prefix).search(&self.windows, |at| self.entries[at].key())
     }
 
     /// The key index of `key`, if present.

@@ -55,26 +55,15 @@ impl Index {
 
     /// The chunk whose span holds `key` (0 when the index is empty).
     fn chunk_for(&self, key: &[u8]) -> usize {
-        match Probe::new(key, &self.separator_prefix) {
-            _ if self.separators.is_empty() => 0,
-            Probe::Before => 0,
-            Probe::After => self.separators.len(),
-            probe => {
-                let (mut low, mut high) = (0, self.separators.len());
-                while low < high {
-                    let mid = low + (high - low) / 2;
-                    let sep_window = self.separator_windows[mid];
-                    if probe
-                        .stored_cmp(sep_window, || &self.separators[mid])
-                        .is_le()
-                    {
-                        low = mid + 1;
-                    } else {
-                        high = mid;
-                    }
-                }
-                low
-            }
+        if self.separators.is_empty() {
+            return 0;
+        }
+        // Chunk i + 1 starts at separator i: count the separators <= key.
+        match Probe::new(key, &self.separator_prefix)
+            .search(&self.separator_windows, |at| &self.separators[at])
+        {
+            Ok(at) => at + 1,
+            Err(at) => at,
         }
     }
 

@@ -55,27 +55,48 @@ impl<'a> Probe<'a> {
         }
     }
 
-    /// Compares a stored key (given by its window and a way to get its
-    /// bytes) with the probe. Only called for `Within`.
-    pub fn stored_cmp<'k>(
+    /// Binary search of the probe among stored keys in ascending order
+    /// that all start with the probe's prefix, given their windows
+    /// (`windows[i]` is key `i`'s) and a way to get key `i`: `Ok(i)` if
+    /// key `i` equals the probe's key, else `Err(i)` where it would go.
+    ///
+    /// Windows are compared first, over the dense array; key bytes are read
+    /// only for keys whose window equals the probe's (usually just the key
+    /// found, at most `windows.len()` of them, by binary search).
+    pub fn search<'k>(
         &self,
-        stored_window: u64,
-        stored_key: impl FnOnce() -> &'k [u8],
-    ) -> Ordering {
-        match self {
-            Probe::Before => Ordering::Greater,
-            Probe::After => Ordering::Less,
+        windows: &[u64],
+        stored_key: impl Fn(usize) -> &'k [u8],
+    ) -> Result<usize, usize> {
+        let (window, rest, prefix_len) = match *self {
+            Probe::Before => return Err(0),
+            Probe::After => return Err(windows.len()),
             Probe::Within {
                 window,
                 rest,
                 prefix_len,
-            } => stored_window.cmp(window).then_with(|| {
-                stored_key()
-                    .get(*prefix_len..)
-                    .unwrap_or_default()
-                    .cmp(rest)
-            }),
+            } => (window, rest, prefix_len),
+        };
+        let mut low = windows.partition_point(|&stored| stored < window);
+        let from_low = windows.get(low..).unwrap_or_default();
+        let tied = match from_low {
+            [a, b, ..] if *a == window && *b == window => {
+                from_low.partition_point(|&stored| stored == window)
+            }
+            [a, ..] if *a == window => 1,
+            _ => 0,
+        };
+        let mut high = low + tied;
+        while low < high {
+            let mid = low + (high - low) / 2;
+            let stored_rest = stored_key(mid).get(prefix_len..).unwrap_or_default();
+            match stored_rest.cmp(rest) {
+                Ordering::Less => low = mid + 1,
+                Ordering::Greater => high = mid,
+                Ordering::Equal => return Ok(mid),
+            }
         }
+        Err(low)
     }
 }
 
@@ -87,16 +108,17 @@ mod tests {
 
     proptest! {
         #[test]
-        fn windowed_order_is_key_order(
+        fn search_matches_a_plain_binary_search(
             prefix in prop::collection::vec(0u8..3, 0..4),
-            a in prop::collection::vec(0u8..3, 0..12),
-            b in prop::collection::vec(0u8..3, 0..12),
+            tails in prop::collection::btree_set(prop::collection::vec(0u8..3, 0..12), 0..40),
+            probe in prop::collection::vec(0u8..3, 0..12),
         ) {
-            let a = [prefix.clone(), a].concat();
-            let b = [prefix.clone(), b].concat();
-            let probe = Probe::new(&a, &prefix);
-            prop_assert_eq!(probe.stored_cmp(window(&b, prefix.len()), || &b), b.cmp(&a));
-            prop_assert!(common_prefix(&a, &b) >= prefix.len());
+            let keys: Vec<Vec<u8>> = tails.into_iter().map(|t| [prefix.clone(), t].concat()).collect();
+            let windows: Vec<u64> = keys.iter().map(|k| window(k, prefix.len())).collect();
+            let probe = [prefix.clone(), probe].concat();
+            let got = Probe::new(&probe, &prefix).search(&windows, |i| &keys[i]);
+            prop_assert_eq!(got, keys.binary_search(&probe));
+            prop_assert!(keys.iter().all(|k| common_prefix(k, &probe) >= prefix.len()));
         }
 
         #[test]
