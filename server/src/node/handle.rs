@@ -12,7 +12,7 @@ use keel_kernel::auth::AuthInfo;
 use keel_kernel::lease::{LeaseId, LeaseRenewal, LeaseStatus};
 use keel_kernel::membership::{ConfChangeContext, Member};
 use keel_kernel::raft::{ConfChange, ConfChangeSingle, ConfChangeType};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 
@@ -192,10 +192,15 @@ impl NodeHandle {
     /// Publishes this member's name and client URLs through Raft once a
     /// leader exists (etcd `publishV3`, on every start), retrying every
     /// 500 ms until it is applied or the member stops.
-    pub fn publish_attributes_in_background(&self) {
+    ///
+    /// Returns a receiver that turns `true` once the attributes are applied
+    /// (etcd's `ReadyNotify`: clients are served only from then on); its
+    /// sender is dropped without turning `true` if the member stops first.
+    pub fn publish_attributes_in_background(&self) -> watch::Receiver<bool> {
         let handle = self.clone();
         let settings = &self.shared.settings;
         let (name, client_urls) = (settings.name.clone(), settings.client_urls.clone());
+        let (published_tx, published_rx) = watch::channel(false);
         tokio::spawn(async move {
             loop {
                 let request = Request::MemberAttrSet {
@@ -206,6 +211,7 @@ impl NodeHandle {
                 match handle.propose_request(request, None).await {
                     Ok(_) => {
                         tracing::info!(name = %name, "published member attributes");
+                        let _ = published_tx.send(true);
                         return;
                     }
                     Err(ServerError::Stopped) => return,
@@ -213,6 +219,7 @@ impl NodeHandle {
                 }
             }
         });
+        published_rx
     }
 
     fn is_leader(&self) -> bool {

@@ -27,7 +27,7 @@ pub use handle::NodeHandle;
 pub use settings::NodeSettings;
 
 use keel_wal::Storage;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::transport::TransportLimits;
 use crate::transport::receive::PeerService;
@@ -40,6 +40,7 @@ pub const COMMAND_QUEUE_MAX: usize = 16 * 1024;
 /// A running member's node driver.
 pub struct Node {
     handle: NodeHandle,
+    published: watch::Receiver<bool>,
     stop: Option<oneshot::Sender<()>>,
     driver: tokio::task::JoinHandle<()>,
 }
@@ -103,11 +104,12 @@ impl Node {
         let peer_service = PeerService::new(cluster_id, member_id, limits, inbound_tx)
             .with_lease_authority(std::sync::Arc::new(handle.clone()));
         let driver = tokio::spawn(driver.run());
-        handle.publish_attributes_in_background();
+        let published = handle.publish_attributes_in_background();
         tokio::spawn(compaction::run(handle.clone(), settings.auto_compaction));
         Ok((
             Node {
                 handle,
+                published,
                 stop: Some(stop_tx),
                 driver,
             },
@@ -118,6 +120,12 @@ impl Node {
     /// The handle the API layer uses.
     pub fn handle(&self) -> NodeHandle {
         self.handle.clone()
+    }
+
+    /// Turns `true` once this member's attributes are published through
+    /// Raft (etcd's `ReadyNotify`); closed if the member stops before.
+    pub fn published(&self) -> watch::Receiver<bool> {
+        self.published.clone()
     }
 
     /// Stops the driver: waiting requests fail with `Stopped`; what was

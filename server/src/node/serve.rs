@@ -65,12 +65,22 @@ impl Member {
         for addr in listeners.client_addrs {
             let mut server = Server::builder();
             let router = api::add_services(&mut server, node.handle(), listeners.api_limits);
+            let mut published = node.published();
+            // As etcd, clients are served once the member's name and client
+            // URLs are published through Raft, so `member list` never shows
+            // a serving member without them.
+            let serve_when_published = move |addr, signal| async move {
+                if published.wait_for(|done| *done).await.is_err() {
+                    return Ok(());
+                }
+                router.serve_with_shutdown(addr, signal).await
+            };
             spawn_server(
                 addr,
                 "client",
                 shutdown_rx.clone(),
                 error_tx.clone(),
-                move |addr, signal| async move { router.serve_with_shutdown(addr, signal).await },
+                serve_when_published,
             );
         }
         Member {
