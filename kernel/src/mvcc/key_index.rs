@@ -20,6 +20,9 @@ use super::varint;
 /// Bytes of the fixed-width latest-record offset.
 const OFFSET_BYTES: usize = 8;
 
+/// Most bytes of a record before its value: six varints of up to 10 bytes.
+const RECORD_HEAD_MAX_BYTES: usize = 6 * varint::MAX_BYTES;
+
 /// Below this size a key's blob grows to exactly what it needs.
 const EXACT_GROWTH_MAX_BYTES: usize = 4096;
 
@@ -73,15 +76,24 @@ impl<'a> Version<'a> {
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
+        let mut head = [0u8; RECORD_HEAD_MAX_BYTES];
+        let head_len = self.encode_head(&mut head);
+        out.extend_from_slice(&head[..head_len]);
+        out.extend_from_slice(self.value.unwrap_or_default());
+    }
+
+    /// Writes the record's header fields and lease (everything before the
+    /// value) into `head`; returns how many bytes that took.
+    fn encode_head(&self, head: &mut [u8; RECORD_HEAD_MAX_BYTES]) -> usize {
         debug_assert!(self.rev.main > 0 && self.rev.sub >= 0);
         debug_assert!(self.is_tombstone() || (self.create_revision > 0 && self.version > 0));
-        let start = out.len();
+        let mut len = 0;
         for field in self.header() {
-            varint::put_u64(out, field);
+            varint::write_u64(head, &mut len, field);
         }
-        varint::put_i64(out, self.lease);
-        out.extend_from_slice(self.value.unwrap_or_default());
-        debug_assert_eq!(out.len() - start, self.encoded_len());
+        varint::write_i64(head, &mut len, self.lease);
+        debug_assert_eq!(len + self.value.map_or(0, <[u8]>::len), self.encoded_len());
+        len
     }
 
     /// The unsigned header fields in encoding order: main, sub, main -
@@ -258,13 +270,17 @@ impl KeyIndex {
         self.blob[at..at + OFFSET_BYTES].copy_from_slice(&offset.to_le_bytes());
         // Small histories grow exactly (no slack on the common 1-3
         // versions); long ones grow geometrically (amortized O(1) pushes).
-        let extra = next.encoded_len();
+        let mut head = [0u8; RECORD_HEAD_MAX_BYTES];
+        let head_len = next.encode_head(&mut head);
+        let value = next.value.unwrap_or_default();
+        let extra = head_len + value.len();
         if self.blob.len() < EXACT_GROWTH_MAX_BYTES {
             self.blob.reserve_exact(extra);
         } else {
             self.blob.reserve(extra);
         }
-        next.encode(&mut self.blob);
+        self.blob.extend_from_slice(&head[..head_len]);
+        self.blob.extend_from_slice(value);
     }
 
     /// The key after compaction at `at`: versions at or above `at` are

@@ -1,6 +1,27 @@
 //! LEB128 variable-length integers, used for the compact per-key records
 //! and the snapshot encoding.
 
+/// Most bytes one encoded value takes.
+pub(crate) const MAX_BYTES: usize = 10;
+
+/// Writes `value` as unsigned LEB128 into `out` at `*at`, advancing `*at`.
+/// `out` must have [`MAX_BYTES`] free from `*at` (callers size their
+/// buffers for it; a shorter one panics).
+pub(crate) fn write_u64(out: &mut [u8], at: &mut usize, mut value: u64) {
+    while value >= 0x80 {
+        out[*at] = (value as u8) | 0x80;
+        *at += 1;
+        value >>= 7;
+    }
+    out[*at] = value as u8;
+    *at += 1;
+}
+
+/// [`write_u64`] of a zig-zag encoded signed value (as [`put_i64`]).
+pub(crate) fn write_i64(out: &mut [u8], at: &mut usize, value: i64) {
+    write_u64(out, at, ((value << 1) ^ (value >> 63)) as u64);
+}
+
 /// Appends `value` as unsigned LEB128 (1 to 10 bytes).
 pub(crate) fn put_u64(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
@@ -27,7 +48,18 @@ pub(crate) fn put_i64(out: &mut Vec<u8>, value: i64) {
 
 /// Reads an unsigned LEB128 value at `*pos`, advancing `*pos`.
 /// Returns `None` if the bytes end early or the value overflows 64 bits.
+#[inline]
 pub(crate) fn get_u64(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let first = *bytes.get(*pos)?;
+    if first < 0x80 {
+        *pos += 1;
+        return Some(u64::from(first));
+    }
+    get_u64_multi_byte(bytes, pos)
+}
+
+/// [`get_u64`] for values of two bytes or more.
+fn get_u64_multi_byte(bytes: &[u8], pos: &mut usize) -> Option<u64> {
     let mut value = 0u64;
     for shift in (0..64).step_by(7) {
         let byte = *bytes.get(*pos)?;
@@ -73,6 +105,15 @@ mod tests {
             + signed.iter().map(|v| len_i64(*v)).sum::<usize>();
         assert_eq!(lens, buf.len());
         assert_eq!(get_u64(&buf, &mut pos), None);
+        let mut written = [0u8; 14 * MAX_BYTES];
+        let mut at = 0;
+        unsigned
+            .iter()
+            .for_each(|v| write_u64(&mut written, &mut at, *v));
+        signed
+            .iter()
+            .for_each(|v| write_i64(&mut written, &mut at, *v));
+        assert_eq!(&written[..at], buf.as_slice());
     }
 
     #[test]

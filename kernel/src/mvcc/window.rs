@@ -11,8 +11,12 @@ use std::cmp::Ordering;
 
 /// The 8 bytes of `key` from `from` on, zero padded, as a big-endian number.
 pub(crate) fn window(key: &[u8], from: usize) -> u64 {
-    let mut bytes = [0u8; 8];
     let tail = key.get(from..).unwrap_or_default();
+    // The common case, 8 bytes or more left, is one load.
+    if let Some(head) = tail.first_chunk::<8>() {
+        return u64::from_be_bytes(*head);
+    }
+    let mut bytes = [0u8; 8];
     let n = tail.len().min(8);
     bytes[..n].copy_from_slice(&tail[..n]);
     u64::from_be_bytes(bytes)
