@@ -206,6 +206,14 @@ impl StateMachine {
         self.auth.check_password(name, password)
     }
 
+    /// The lock-free half of a login check (see [`AuthStore::login_check`]):
+    /// verify the returned check's password after releasing the state.
+    ///
+    /// Errors: [`AuthError::AuthNotEnabled`], [`AuthError::AuthFailed`].
+    pub fn login_check(&self, name: &str) -> Result<crate::auth::LoginCheck, AuthError> {
+        self.auth.login_check(name)
+    }
+
     /// Who a request token stands for now (restarting the token's TTL).
     ///
     /// Errors: [`AuthError::InvalidAuthToken`].

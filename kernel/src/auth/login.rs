@@ -7,20 +7,33 @@ use super::{AuthError, AuthInfo, AuthStore};
 
 impl AuthStore {
     /// Checks a login before it is proposed; returns the auth revision it
-    /// was checked at (pass it to [`AuthStore::authenticate`]).
+    /// was checked at (pass it to [`AuthStore::authenticate`]). Runs bcrypt
+    /// (tens of milliseconds at etcd's cost 10): callers holding a lock
+    /// shared with apply should use [`AuthStore::login_check`] and verify
+    /// after releasing it.
     ///
     /// Errors: disabled → [`AuthError::AuthNotEnabled`]; unknown user, wrong
     /// password or a `no_password` user → [`AuthError::AuthFailed`].
     pub fn check_password(&self, name: &str, password: &str) -> Result<u64, AuthError> {
+        self.login_check(name)?.verify(password)
+    }
+
+    /// The cheap half of a password check: what [`LoginCheck::verify`]
+    /// needs, copied out of the store so the bcrypt work can run without
+    /// holding the store.
+    ///
+    /// Errors: disabled → [`AuthError::AuthNotEnabled`]; unknown user or a
+    /// `no_password` user → [`AuthError::AuthFailed`].
+    pub fn login_check(&self, name: &str) -> Result<LoginCheck, AuthError> {
         if !self.enabled {
             return Err(AuthError::AuthNotEnabled);
         }
         let user = self.users.get(name).ok_or(AuthError::AuthFailed)?;
-        let hash = user.password_hash.as_deref().ok_or(AuthError::AuthFailed)?;
-        if !password_matches(password, hash) {
-            return Err(AuthError::AuthFailed);
-        }
-        Ok(self.revision)
+        let hash = user.password_hash.clone().ok_or(AuthError::AuthFailed)?;
+        Ok(LoginCheck {
+            hash,
+            revision: self.revision,
+        })
     }
 
     /// Applies a login: records `token` for `name` at `now_ms` and returns
@@ -62,5 +75,26 @@ impl AuthStore {
             username,
             revision: self.revision,
         })
+    }
+}
+
+/// A user's password hash and the auth revision it was read at, taken from
+/// the store by [`AuthStore::login_check`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginCheck {
+    hash: String,
+    revision: u64,
+}
+
+impl LoginCheck {
+    /// Verifies `password` against the hash (bcrypt); returns the auth
+    /// revision to pass to [`AuthStore::authenticate`].
+    ///
+    /// Errors: wrong password → [`AuthError::AuthFailed`].
+    pub fn verify(&self, password: &str) -> Result<u64, AuthError> {
+        match password_matches(password, &self.hash) {
+            true => Ok(self.revision),
+            false => Err(AuthError::AuthFailed),
+        }
     }
 }

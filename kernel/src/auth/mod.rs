@@ -23,6 +23,7 @@ mod token;
 mod user;
 
 pub use error::AuthError;
+pub use login::LoginCheck;
 pub use password::{MIN_BCRYPT_COST, hash_password};
 pub use permission::{KeyRange, Permission, PermissionType, RangeEnd};
 pub use store::{AuthSnapshot, AuthStore};
