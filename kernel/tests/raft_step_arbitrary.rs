@@ -10,23 +10,6 @@
 use bytes::Bytes;
 use keel_kernel::raft::*;
 
-const TYPES: [MessageType; 14] = [
-    MessageType::Append,
-    MessageType::AppendResponse,
-    MessageType::RequestVote,
-    MessageType::RequestVoteResponse,
-    MessageType::RequestPreVote,
-    MessageType::RequestPreVoteResponse,
-    MessageType::Heartbeat,
-    MessageType::HeartbeatResponse,
-    MessageType::Snapshot,
-    MessageType::Propose,
-    MessageType::ReadIndex,
-    MessageType::ReadIndexResponse,
-    MessageType::TimeoutNow,
-    MessageType::TransferLeader,
-];
-
 /// A value near `around` most of the time, sometimes extreme.
 fn near(rng: &mut SplitMix64, around: u64) -> u64 {
     match rng.range(0, 10) {
@@ -41,7 +24,7 @@ fn arbitrary_message(rng: &mut SplitMix64, node: &RawNode<MemoryStorage>) -> Mes
     let raft = node.raft();
     let (term, last) = (raft.term, raft.log.last_index());
     let mut m = Message::new(
-        TYPES[rng.range(0, TYPES.len() as u64) as usize],
+        MessageType::ALL[rng.range(0, MessageType::ALL.len() as u64) as usize],
         rng.range(0, 6),
         raft.id,
         near(rng, term),

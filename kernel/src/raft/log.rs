@@ -345,16 +345,7 @@ impl<S: Storage> RaftLog<S> {
 mod tests {
     use super::super::MemoryStorage;
     use super::*;
-
-    fn ents(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<Entry> {
-        range
-            .map(|index| Entry {
-                term,
-                index,
-                ..Entry::default()
-            })
-            .collect()
-    }
+    use crate::raft::test_util::ents;
 
     fn log_with(stable: &[Entry], unstable: &[Entry]) -> RaftLog<MemoryStorage> {
         let mut store = MemoryStorage::new();

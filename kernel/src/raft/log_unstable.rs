@@ -115,16 +115,7 @@ impl Unstable {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    fn ents(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<Entry> {
-        range
-            .map(|index| Entry {
-                term,
-                index,
-                ..Entry::default()
-            })
-            .collect()
-    }
+    use crate::raft::test_util::ents;
 
     #[test]
     fn append_truncate_and_stabilise() {

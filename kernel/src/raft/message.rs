@@ -39,32 +39,36 @@ pub enum MessageType {
     TransferLeader,
 }
 
-const MESSAGE_TYPES: [MessageType; 14] = [
-    MessageType::Append,
-    MessageType::AppendResponse,
-    MessageType::RequestVote,
-    MessageType::RequestVoteResponse,
-    MessageType::RequestPreVote,
-    MessageType::RequestPreVoteResponse,
-    MessageType::Heartbeat,
-    MessageType::HeartbeatResponse,
-    MessageType::Snapshot,
-    MessageType::Propose,
-    MessageType::ReadIndex,
-    MessageType::ReadIndexResponse,
-    MessageType::TimeoutNow,
-    MessageType::TransferLeader,
-];
-
 impl MessageType {
+    /// Every message type, in wire-code order (the code is the position).
+    pub const ALL: [MessageType; 14] = [
+        MessageType::Append,
+        MessageType::AppendResponse,
+        MessageType::RequestVote,
+        MessageType::RequestVoteResponse,
+        MessageType::RequestPreVote,
+        MessageType::RequestPreVoteResponse,
+        MessageType::Heartbeat,
+        MessageType::HeartbeatResponse,
+        MessageType::Snapshot,
+        MessageType::Propose,
+        MessageType::ReadIndex,
+        MessageType::ReadIndexResponse,
+        MessageType::TimeoutNow,
+        MessageType::TransferLeader,
+    ];
+
     /// The byte used in the encoding.
     pub fn to_u8(self) -> u8 {
-        MESSAGE_TYPES.iter().position(|t| *t == self).unwrap_or(0) as u8
+        MessageType::ALL
+            .iter()
+            .position(|t| *t == self)
+            .unwrap_or(0) as u8
     }
 
     /// Inverse of [`MessageType::to_u8`]; `None` for unknown bytes.
     pub fn from_u8(byte: u8) -> Option<MessageType> {
-        MESSAGE_TYPES.get(usize::from(byte)).copied()
+        MessageType::ALL.get(usize::from(byte)).copied()
     }
 
     /// True for responses to votes and pre-votes.
@@ -392,7 +396,7 @@ mod tests {
 
     #[test]
     fn every_type_round_trips() {
-        for t in MESSAGE_TYPES {
+        for t in MessageType::ALL {
             let m = Message {
                 msg_type: t,
                 ..sample()
@@ -455,7 +459,7 @@ mod tests {
             vec(any::<u8>(), 0..16),
         );
         (
-            0..MESSAGE_TYPES.len(),
+            0..MessageType::ALL.len(),
             ids,
             rest,
             vec(arb_entry(), 0..5),
@@ -470,7 +474,7 @@ mod tests {
                     snap,
                 )| {
                     Message {
-                        msg_type: MESSAGE_TYPES[t],
+                        msg_type: MessageType::ALL[t],
                         to,
                         from,
                         term,

@@ -36,6 +36,8 @@ mod read_only;
 mod replication;
 mod rng;
 mod storage;
+#[cfg(test)]
+mod test_util;
 mod tracker;
 mod types;
 

@@ -271,16 +271,7 @@ pub(crate) fn count_within_size(entries: &[Entry], max_size_bytes: u64) -> usize
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    fn ents(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<Entry> {
-        range
-            .map(|index| Entry {
-                term,
-                index,
-                ..Entry::default()
-            })
-            .collect()
-    }
+    use crate::raft::test_util::ents;
 
     #[test]
     fn append_truncates_conflicts_and_rejects_gaps() {
