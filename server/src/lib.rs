@@ -1,13 +1,17 @@
-//! keel-server: the shell around keel's consensus kernel.
+//! keel-server: the shell around keel's consensus kernel, and the `keel`
+//! binary (`src/bin/keel.rs`).
 //!
-//! What is here so far (the server itself arrives with issue 5):
-//! - [`proto`]: keel's etcd v3 wire API (`etcdserverpb`, `mvccpb`, `authpb`,
-//!   `v3lockpb`, `v3electionpb`) and the member-to-member transport protocol.
 //! - [`config`]: etcd's command-line flags and `ETCD_*` environment variables,
 //!   validated into a typed [`config::Config`].
-//! - [`transport`]: the peer transport's receive side (a tonic service that
-//!   delivers Raft message batches and snapshots to the node driver) and its
-//!   send side (batching and snapshot chunking).
+//! - [`node`]: the node driver (Raft + WAL + state machine, group commit,
+//!   ReadIndex, snapshots, leases) and [`node::serve`], a whole member.
+//! - [`backend`]: the seam between the driver and the API layer.
+//! - [`api`]: etcd's v3 gRPC services (KV, Watch, Lease, Cluster,
+//!   Maintenance, Auth, Lock) with etcd's error codes and messages.
+//! - [`transport`]: the member-to-member transport (Raft message batches,
+//!   chunked snapshots, forwarded lease requests).
+//! - [`proto`]: keel's etcd v3 wire API (`etcdserverpb`, `mvccpb`, `authpb`,
+//!   `v3lockpb`, `v3electionpb`) and the peer protocol.
 //!
 //! tokio and tonic are taken through `madsim-tokio`/`madsim-tonic`: the same
 //! code runs on real sockets or, built with `RUSTFLAGS="--cfg madsim"`, inside
