@@ -10,7 +10,11 @@
 //!   `appenders/{1,16,64}`: that many threads each appending one 256-byte
 //!   entry and waiting until it is durable; one of the waiters runs the
 //!   fsync outside the lock while the others keep appending (group commit).
-//!   Prints entries/s, fsyncs/s and the ratios to the raw rate.
+//!   An interleaved summary then measures the same with appenders as tasks
+//!   on one thread handing entries to one committer that drains every
+//!   queued request into one append and one fsync (the node driver's
+//!   model), and prints entries/s, fsyncs/s and the ratios to the raw rate
+//!   and to one appender for both models.
 //! - `wal_recovery/replay_1GiB_{warm,cold}`: MB/s of `recover()` over a
 //!   1 GiB log of 1 KiB entries, with the segments in the page cache, and
 //!   after `posix_fadvise(DONTNEED)` on every segment.
@@ -285,6 +289,85 @@ fn run_appenders(
     )
 }
 
+// ----------------------------------------- group commit, appenders as tasks
+
+/// Requests the committer takes into one append and one fsync at most.
+const COMMIT_BATCH_MAX: usize = 4096;
+
+/// The node driver's model: appenders are tasks that hand an entry to one
+/// committer and wait for its answer; the committer drains every queued
+/// request into one append and one fsync, then answers them all.
+async fn committer(
+    mut wal: Wal<FsStorage>,
+    mut requests: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<()>>,
+    fsyncs: Arc<AtomicU64>,
+) {
+    let data = Bytes::from(vec![0xA5; APPEND_ENTRY_BYTES]);
+    let mut waiting = Vec::with_capacity(COMMIT_BATCH_MAX);
+    while let Some(first) = requests.recv().await {
+        waiting.push(first);
+        while waiting.len() < COMMIT_BATCH_MAX {
+            match requests.try_recv() {
+                Ok(request) => waiting.push(request),
+                Err(_) => break,
+            }
+        }
+        let next = wal.last_index() + 1;
+        let entries: Vec<Entry> = (0..waiting.len() as u64)
+            .map(|i| entry(next + i, &data))
+            .collect();
+        wal.append(&entries, None).unwrap();
+        wal.sync().unwrap();
+        fsyncs.fetch_add(1, Ordering::Relaxed);
+        waiting.drain(..).for_each(|done| {
+            let _ = done.send(());
+        });
+    }
+}
+
+/// Runs `appenders` tasks on one thread against a fresh log for `slice`;
+/// returns the elapsed time, the fsyncs and the durable appends.
+fn run_task_appenders(appenders: usize, slice: Duration) -> (Duration, u64, u64) {
+    let dir = temp_dir();
+    let storage = FsStorage::open(dir.path()).unwrap();
+    let wal = Wal::create(storage, WalOptions::default(), META).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let fsyncs = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    runtime.block_on(async {
+        let (tx, rx) = tokio::sync::mpsc::channel(COMMIT_BATCH_MAX);
+        let committer = tokio::spawn(committer(wal, rx, Arc::clone(&fsyncs)));
+        let deadline = start + slice;
+        let tasks: Vec<_> = (0..appenders)
+            .map(|_| {
+                let (tx, done) = (tx.clone(), Arc::clone(&done));
+                tokio::spawn(async move {
+                    while Instant::now() < deadline {
+                        let (answer, durable) = tokio::sync::oneshot::channel();
+                        tx.send(answer).await.unwrap();
+                        durable.await.unwrap();
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        for task in tasks {
+            task.await.unwrap();
+        }
+        committer.await.unwrap();
+    });
+    let elapsed = start.elapsed();
+    (
+        elapsed,
+        fsyncs.load(Ordering::Relaxed),
+        done.load(Ordering::Relaxed),
+    )
+}
+
 /// A preallocated file for the raw pwrite + fdatasync rate.
 struct RawFile {
     _dir: tempfile::TempDir,
@@ -345,6 +428,8 @@ fn new_group() -> (tempfile::TempDir, Arc<Shared>) {
 }
 
 const APPENDER_COUNTS: [usize; 3] = [1, 16, 64];
+/// Key offset of the task-appender totals in the interleaved summary.
+const TASKS: usize = 1000;
 
 fn bench_group_commit(c: &mut Criterion) {
     if !enabled("group") {
@@ -399,6 +484,15 @@ fn interleaved_summary(raw: &mut RawFile) {
                 entries as f64 / elapsed.as_secs_f64()
             );
         }
+        for appenders in APPENDER_COUNTS {
+            let (elapsed, fsyncs, entries) = run_task_appenders(appenders, SLICE);
+            let t = totals.entry(TASKS + appenders).or_default();
+            *t = (t.0 + entries, t.1 + fsyncs, t.2 + elapsed);
+            line += &format!(
+                ", {appenders} tasks {:.0}/s",
+                entries as f64 / elapsed.as_secs_f64()
+            );
+        }
         println!("{line}");
     }
     let rate = |n: usize| {
@@ -407,21 +501,23 @@ fn interleaved_summary(raw: &mut RawFile) {
         (ops as f64 / secs, fsyncs as f64 / secs)
     };
     let (raw_rate, _) = rate(0);
-    let (one, _) = rate(1);
     println!(
         "\ngroup commit, interleaved {ROUNDS} x {} ms slices:",
         SLICE.as_millis()
     );
     println!("  raw pwrite+fdatasync: {raw_rate:.0} /s");
-    for appenders in APPENDER_COUNTS {
-        let (entries, fsyncs) = rate(appenders);
-        println!(
-            "  {appenders:>2} appenders: {entries:>8.0} entries/s {fsyncs:>6.0} fsyncs/s \
-             ({:.1} entries/fsync); entries/s = {:.1}% of raw fsync rate, {:.1}x one appender",
-            entries / fsyncs.max(1e-9),
-            100.0 * entries / raw_rate.max(1e-9),
-            entries / one.max(1e-9),
-        );
+    for (kind, base) in [("threads", 0), ("tasks", TASKS)] {
+        let (one, _) = rate(base + 1);
+        for appenders in APPENDER_COUNTS {
+            let (entries, fsyncs) = rate(base + appenders);
+            println!(
+                "  {appenders:>2} appender {kind}: {entries:>8.0} entries/s {fsyncs:>6.0} fsyncs/s \
+                 ({:.1} entries/fsync); entries/s = {:.1}% of raw fsync rate, {:.1}x one appender",
+                entries / fsyncs.max(1e-9),
+                100.0 * entries / raw_rate.max(1e-9),
+                entries / one.max(1e-9),
+            );
+        }
     }
 }
 
