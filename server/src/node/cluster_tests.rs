@@ -112,12 +112,7 @@ async fn put(handle: &NodeHandle, key: &str, value: &str) -> i64 {
 
 async fn get(handle: &NodeHandle, key: &str) -> Option<Vec<u8>> {
     handle.linearizable_barrier().await.unwrap();
-    let request = RangeRequest {
-        key: key.as_bytes().to_vec(),
-        ..RangeRequest::default()
-    };
-    let response = handle.with_state(|sm| sm.range(None, &request)).unwrap();
-    response.kvs.first().map(|kv| kv.value.clone())
+    get_serializable(handle, key)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -126,11 +126,14 @@ impl Peers {
     fn send_snapshot(&self, mut message: Message) {
         let to = message.to;
         let events = self.events.clone();
-        let Some(queue) = self.queues.get(&to) else {
-            let _ = events.try_send(PeerEvent::SnapshotSent(to, false));
-            return;
-        };
-        let Some(snapshot) = message.snapshot.as_mut() else {
+        let (Some(queue), Some(snapshot)) = (self.queues.get(&to), message.snapshot.as_mut())
+        else {
+            // Raft keeps the follower paused until it hears the outcome of
+            // every Snapshot message, so a failure is reported with an
+            // awaited send (never dropped on a full channel).
+            tokio::spawn(async move {
+                let _ = events.send(PeerEvent::SnapshotSent(to, false)).await;
+            });
             return;
         };
         let data = std::mem::take(&mut snapshot.data);
