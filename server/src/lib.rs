@@ -10,6 +10,8 @@
 //!   Maintenance, Auth, Lock) with etcd's error codes and messages.
 //! - [`transport`]: the member-to-member transport (Raft message batches,
 //!   chunked snapshots, forwarded lease requests).
+//! - `h2_authority`: repairs the `:authority` etcdctl 3.4 sends as a URL,
+//!   which tonic's HTTP/2 layer would refuse.
 //! - [`proto`]: keel's etcd v3 wire API (`etcdserverpb`, `mvccpb`, `authpb`,
 //!   `v3lockpb`, `v3electionpb`) and the peer protocol.
 //!
@@ -20,6 +22,8 @@
 pub mod api;
 pub mod backend;
 pub mod config;
+#[cfg(not(madsim))]
+pub mod h2_authority;
 pub mod node;
 pub mod proto;
 pub mod transport;

@@ -32,13 +32,11 @@ fn compaction_and_compacted_reads() {
     assert_same_as_etcd("compaction_and_compacted_reads", &s, 1);
 }
 
-// Known incompatibility, open in issue 5: with `http://` endpoints etcdctl
-// 3.4 sends `:authority: http://127.0.0.1:P` on its per-endpoint calls
-// (endpoint status, defrag, hashkv), which the HTTP/2 layer under tonic (h2)
-// rejects as malformed with RST_STREAM PROTOCOL_ERROR (hyperium/h2#525).
-// The same session with bare `host:port` endpoints runs below and matches.
+/// With `http://` endpoints etcdctl 3.4 sends `:authority:
+/// http://127.0.0.1:P` on its per-endpoint calls (endpoint status, defrag,
+/// hashkv); keel repairs it before tonic's HTTP/2 layer sees it
+/// (`keel_server::h2_authority`), so the session matches etcd's.
 #[test]
-#[ignore = "h2 rejects etcdctl 3.4's `http://` :authority (see comment); run with --ignored"]
 fn status_health_members_snapshot_single() {
     let mut s = Session::new();
     s.run("put a 1");
@@ -54,10 +52,8 @@ fn status_health_members_snapshot_single() {
     assert_same_as_etcd("status_health_members_snapshot_single", &s, 1);
 }
 
-/// The same calls with `host:port` endpoints: etcdctl 3.4 sends the
-/// endpoint URL itself (`http://host:port`) as the HTTP/2 `:authority` of
-/// per-endpoint calls (endpoint status, hashkv, defrag) when given URLs, which
-/// Rust's h2 rejects; without the scheme the authority is well-formed.
+/// The same calls with `host:port` endpoints, where etcdctl sends a
+/// well-formed `:authority` that keel passes through untouched.
 #[test]
 fn status_health_members_snapshot_bare_endpoints() {
     let mut s = Session::new();
@@ -79,6 +75,8 @@ fn three_member_cluster_session() {
         .run("get a --prefix")
         .run("get b -w json");
     s.run_norm("endpoint health", Norm::EndpointHealth);
+    s.run_norm("endpoint status", Norm::EndpointStatusCluster);
+    s.run("defrag");
     s.run_norm("member list", Norm::MemberList);
     s.run("del a").run("get --from-key a");
     assert_same_as_etcd("three_member_cluster_session", &s, 3);

@@ -305,7 +305,7 @@ async fn failed_fsync_fails_the_request_and_keeps_what_was_acknowledged() {
         ..RangeRequest::default()
     };
     let kvs = handle.with_state(|sm| sm.range(None, &read)).unwrap().kvs;
-    assert_eq!(kvs[0].value, b"yes");
+    assert_eq!(kvs[0].value, b"yes"[..]);
     assert!(matches!(
         handle.propose(request, None).await,
         Err(ServerError::Storage(_))
@@ -342,7 +342,7 @@ fn get_serializable(handle: &NodeHandle, key: &str) -> Option<Vec<u8>> {
         ..RangeRequest::default()
     };
     let response = handle.with_state(|sm| sm.range(None, &request)).unwrap();
-    response.kvs.first().map(|kv| kv.value.clone())
+    response.kvs.first().map(|kv| kv.value.to_vec())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

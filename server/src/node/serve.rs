@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use keel_wal::Storage;
 use tokio::sync::{mpsc, watch};
 use tonic::transport::Server;
+use tonic::transport::server::Router;
 
 use super::{BootError, Node, NodeHandle, NodeSettings, NodeStorage};
 use crate::api::{self, ApiLimits};
@@ -59,7 +60,10 @@ impl Member {
                 "peer",
                 shutdown_rx.clone(),
                 error_tx.clone(),
-                move |addr, signal| async move { router.serve_with_shutdown(addr, signal).await },
+                move |addr, signal| async move {
+                    router.serve_with_shutdown(addr, signal).await?;
+                    Ok(())
+                },
             );
         }
         for addr in listeners.client_addrs {
@@ -73,7 +77,7 @@ impl Member {
                 if published.wait_for(|done| *done).await.is_err() {
                     return Ok(());
                 }
-                router.serve_with_shutdown(addr, signal).await
+                serve_clients(router, addr, signal).await
             };
             spawn_server(
                 addr,
@@ -111,6 +115,39 @@ impl Member {
     }
 }
 
+/// Why a gRPC server stopped: its address could not be bound, or tonic
+/// failed.
+type ServeError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Serves the etcd API on `addr` until `signal`. Connections go through
+/// [`crate::h2_authority`], so clients that send a URL as `:authority`
+/// (etcdctl 3.4's `endpoint status`) are served as etcd serves them.
+#[cfg(not(madsim))]
+async fn serve_clients(
+    router: Router,
+    addr: SocketAddr,
+    signal: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let incoming = crate::h2_authority::incoming(addr)?;
+    router
+        .serve_with_incoming_shutdown(incoming, signal)
+        .await?;
+    Ok(())
+}
+
+/// Serves the etcd API on `addr` until `signal`: under madsim the simulated
+/// network carries requests, not HTTP/2 bytes, so there is nothing to
+/// repair.
+#[cfg(madsim)]
+async fn serve_clients(
+    router: Router,
+    addr: SocketAddr,
+    signal: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    router.serve_with_shutdown(addr, signal).await?;
+    Ok(())
+}
+
 fn spawn_server<F>(
     addr: SocketAddr,
     kind: &'static str,
@@ -120,7 +157,7 @@ fn spawn_server<F>(
     + Send
     + 'static,
 ) where
-    F: Future<Output = Result<(), tonic::transport::Error>> + Send + 'static,
+    F: Future<Output = Result<(), ServeError>> + Send + 'static,
 {
     let signal: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
         let _ = shutdown.wait_for(|stop| *stop).await;

@@ -14,6 +14,10 @@ pub enum Norm {
     /// is learner, raft term, raft index, raft applied index, errors`; the id,
     /// version, size, term and indexes are replaced.
     EndpointStatus,
+    /// `endpoint status` of several members: as [`Norm::EndpointStatus`],
+    /// and the is-leader column too (which member wins an election differs
+    /// from run to run).
+    EndpointStatusCluster,
     /// `member list` lines: `id, status, name, peer urls, client urls,
     /// is learner`; the id is replaced and lines are sorted (ids order them).
     MemberList,
@@ -112,6 +116,18 @@ fn normalize_line(line: &str, norm: Norm) -> String {
                 (1, "<member-id>"),
                 (2, "<version>"),
                 (3, "<db-size>"),
+                (6, "<raft-term>"),
+                (7, "<raft-index>"),
+                (8, "<raft-applied-index>"),
+            ],
+        ),
+        Norm::EndpointStatusCluster => replace_fields(
+            &line,
+            &[
+                (1, "<member-id>"),
+                (2, "<version>"),
+                (3, "<db-size>"),
+                (4, "<is-leader>"),
                 (6, "<raft-term>"),
                 (7, "<raft-index>"),
                 (8, "<raft-applied-index>"),
