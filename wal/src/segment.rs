@@ -63,7 +63,8 @@ impl SegmentName {
 
 /// Creates segment `name` holding `opening` (already framed records), with
 /// the file preallocated to `size_bytes`; durable when this returns.
-/// Errors: any storage failure, naming the file.
+/// Errors: any storage failure, naming the file; the half-made file is
+/// removed (best effort), so a full disk gets its space back.
 pub fn create<S: Storage>(
     storage: &S,
     name: &SegmentName,
@@ -81,24 +82,47 @@ pub fn create<S: Storage>(
             .remove(&temp)
             .map_err(|e| WalError::io("remove", &temp, None, e))?;
     }
-    let file = storage
-        .create(&temp)
-        .map_err(|e| WalError::io("create", &temp, None, e))?;
-    storage
-        .write_at(&file, 0, opening)
-        .map_err(|e| WalError::io("write", &temp, Some(0), e))?;
-    storage
-        .preallocate(&file, size_bytes)
-        .map_err(|e| WalError::io("preallocate", &temp, None, e))?;
-    storage
-        .sync(&file)
-        .map_err(|e| WalError::io("fsync", &temp, None, e))?;
+    let file = match write_temp(storage, &temp, opening, size_bytes) {
+        Ok(file) => file,
+        Err(e) => {
+            // Free the space a full disk needs back; a leftover is removed
+            // on the next attempt or at open anyway.
+            let _ = storage.remove(&temp);
+            return Err(e);
+        }
+    };
     storage
         .rename(&temp, &final_name)
         .map_err(|e| WalError::io("rename", &temp, None, e))?;
+    if let Err(e) = storage.sync_dir() {
+        // Undo the rename so a later attempt (with another first index)
+        // cannot leave two segments with the same sequence.
+        let _ = storage.remove(&final_name);
+        return Err(WalError::io("fsync directory", "", None, e));
+    }
+    Ok(file)
+}
+
+/// Creates the temporary file with the opening records, allocated to
+/// `size_bytes` and durable.
+fn write_temp<S: Storage>(
+    storage: &S,
+    temp: &str,
+    opening: &[u8],
+    size_bytes: u64,
+) -> Result<S::File> {
+    let file = storage
+        .create(temp)
+        .map_err(|e| WalError::io("create", temp, None, e))?;
     storage
-        .sync_dir()
-        .map_err(|e| WalError::io("fsync directory", "", None, e))?;
+        .write_at(&file, 0, opening)
+        .map_err(|e| WalError::io("write", temp, Some(0), e))?;
+    storage
+        .preallocate(&file, size_bytes)
+        .map_err(|e| WalError::io("preallocate", temp, None, e))?;
+    storage
+        .sync(&file)
+        .map_err(|e| WalError::io("fsync", temp, None, e))?;
     Ok(file)
 }
 

@@ -116,16 +116,12 @@ impl<S: Storage> SnapshotFiles<S> {
                 .remove(&temp)
                 .map_err(WalError::io_for("remove", &temp))?;
         }
-        let file = self
-            .storage
-            .create(&temp)
-            .map_err(WalError::io_for("create", &temp))?;
-        self.storage
-            .write_at(&file, 0, &encode(snapshot))
-            .map_err(WalError::io_for("write", &temp))?;
-        self.storage
-            .sync(&file)
-            .map_err(WalError::io_for("fsync", &temp))?;
+        if let Err(e) = self.write_temp(&temp, snapshot) {
+            // Give a full disk its space back; a leftover would be removed
+            // by the next save anyway.
+            let _ = self.storage.remove(&temp);
+            return Err(e);
+        }
         self.storage
             .rename(&temp, &name)
             .map_err(WalError::io_for("rename", &temp))?;
@@ -145,6 +141,21 @@ impl<S: Storage> SnapshotFiles<S> {
                 .map_err(WalError::io_for("fsync directory", ""))?;
         }
         Ok(name)
+    }
+
+    /// Writes `snapshot` to the temporary file `temp`, durably.
+    fn write_temp(&self, temp: &str, snapshot: &Snapshot) -> Result<()> {
+        let file = self
+            .storage
+            .create(temp)
+            .map_err(WalError::io_for("create", temp))?;
+        self.storage
+            .write_at(&file, 0, &encode(snapshot))
+            .map_err(WalError::io_for("write", temp))?;
+        self.storage
+            .sync(&file)
+            .map_err(WalError::io_for("fsync", temp))?;
+        Ok(())
     }
 
     /// Loads the newest snapshot that checks out, or `None` if there is none.
@@ -254,6 +265,19 @@ mod tests {
         let loaded = files.load().unwrap().unwrap();
         assert_eq!((loaded.metadata.index, &loaded.data[..]), (10, &b"old"[..]));
         assert!(disk.list().unwrap().contains(&format!("{newest}.broken")));
+    }
+
+    #[test]
+    fn a_full_disk_fails_the_save_and_frees_what_it_wrote() {
+        let disk = SimStorage::new(SimConfig::default());
+        let files = SnapshotFiles::new(disk.clone(), 3);
+        let old = files.save(&snap(10, b"old")).unwrap();
+        disk.set_capacity_bytes(disk.list().unwrap().len() as u64 * 200);
+        let err = files.save(&snap(20, &[7; 4096])).unwrap_err();
+        assert!(err.is_storage_full(), "{err}");
+        assert_eq!(disk.list().unwrap(), vec![old]);
+        let loaded = files.load().unwrap().unwrap();
+        assert_eq!(loaded.metadata.index, 10);
     }
 
     #[test]

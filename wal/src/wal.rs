@@ -180,7 +180,11 @@ impl<S: Storage> Wal<S> {
     /// and then `hard_state` if given, like etcd's `WAL.Save`. Not durable
     /// until a sync covers the returned ticket.
     /// Errors: bad indexes or an entry over 256 MiB ([`WalError::InvalidArgument`],
-    /// nothing is appended), a poisoned log, storage failures.
+    /// nothing is appended), a poisoned log, storage failures. On a full disk
+    /// ([`WalError::is_storage_full`] while the log is not
+    /// [poisoned](Wal::is_poisoned)) a prefix of the batch may have been
+    /// appended; appending the same batch again later is correct, because
+    /// entries at indexes already in the log overwrite them (Raft §5.3).
     pub fn append(&mut self, entries: &[Entry], hard_state: Option<&HardState>) -> Result<Ticket> {
         self.check_usable()?;
         self.check_entries(entries)?;
@@ -264,6 +268,13 @@ impl<S: Storage> Wal<S> {
     pub fn sync(&mut self) -> Result<Ticket> {
         let job = self.begin_sync()?;
         self.finish_sync(job.map(SyncJob::run))
+    }
+
+    /// True once a failure made the log refuse every further write (a failed
+    /// write or fsync: what reached the disk is unknown). A full disk found
+    /// while cutting a segment or growing one does not poison the log.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.is_some()
     }
 
     /// Last ticket handed out by an append.
@@ -395,14 +406,15 @@ impl<S: Storage> Wal<S> {
             self.flush()?;
             let a = &self.active;
             let grown = needed.next_multiple_of(4096);
-            let result = self
-                .storage
+            // A full disk fails the allocation with nothing written: the
+            // log stays usable. A failed fsync poisons it.
+            self.storage
                 .preallocate(&a.file, grown)
-                .and_then(|()| self.storage.sync(&a.file))
-                .map_err(WalError::io_for("preallocate", &a.file_name));
-            if let Err(e) = result {
-                self.poisoned = Some(e.to_string());
-                return Err(e);
+                .map_err(WalError::io_for("preallocate", &a.file_name))?;
+            if let Err(e) = self.storage.sync(&a.file) {
+                let err = WalError::io("fsync", &a.file_name, None, e);
+                self.poisoned = Some(err.to_string());
+                return Err(err);
             }
             self.active.allocated_bytes = grown;
         }
@@ -436,20 +448,28 @@ impl<S: Storage> Wal<S> {
     /// can ever have a torn tail) and starts the next one with the metadata,
     /// latest snapshot marker and hard state restated, so purging older
     /// segments never loses them.
+    ///
+    /// A full disk while creating the next segment leaves the log as it was
+    /// and usable (retry once space is freed); any other failure poisons it.
     fn cut(&mut self) -> Result<()> {
         self.flush()?;
-        let result = self.cut_inner();
-        if let Err(e) = &result {
+        let old = &self.active;
+        if let Err(e) = self.storage.sync(&old.file) {
+            let err = WalError::io("fsync", &old.file_name, None, e);
+            self.poisoned = Some(err.to_string());
+            return Err(err);
+        }
+        let result = self.start_next_segment();
+        if let Err(e) = &result
+            && !e.is_storage_full()
+        {
             self.poisoned = Some(e.to_string());
         }
         result
     }
 
-    fn cut_inner(&mut self) -> Result<()> {
+    fn start_next_segment(&mut self) -> Result<()> {
         let old = &self.active;
-        self.storage
-            .sync(&old.file)
-            .map_err(|e| WalError::io("fsync", &old.file_name, None, e))?;
         let name = SegmentName {
             sequence: old.name.sequence + 1,
             first_index: self.last_index + 1,

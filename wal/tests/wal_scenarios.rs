@@ -349,6 +349,57 @@ fn a_full_disk_is_reported_and_synced_data_kept() {
     assert_eq!(rec.entries[..5], entries(1..=5, 1)[..]);
 }
 
+/// A full disk found while cutting a segment leaves the log usable: the
+/// half-made segment is removed, and once space is freed the same batch is
+/// appended again (entries already written are overwritten) and recovers
+/// exactly once, in order.
+#[test]
+fn a_full_disk_at_a_cut_leaves_the_log_usable_for_a_retry() {
+    let d = disk();
+    let mut wal = Wal::create(d.clone(), small(), META).unwrap();
+    wal.append(&entries(1..=5, 1), None).unwrap();
+    wal.sync().unwrap();
+    d.set_capacity_bytes(4096 + 1024);
+    let hs = HardState {
+        term: 1,
+        vote: 7,
+        commit: 3,
+    };
+    let mut failed_at = None;
+    for first in (6..=400).step_by(4) {
+        let batch = entries(first..=first + 3, 1);
+        match wal.append(&batch, Some(&hs)).and_then(|_| wal.sync()) {
+            Ok(_) => {}
+            Err(err) => {
+                assert!(err.is_storage_full(), "{err}");
+                failed_at = Some(first);
+                break;
+            }
+        }
+    }
+    let first = failed_at.expect("the disk never filled up");
+    assert!(!wal.is_poisoned());
+    assert!(
+        d.list().unwrap().iter().all(|name| !name.ends_with(".tmp")),
+        "{:?}",
+        d.list().unwrap()
+    );
+    // Still full: the retry fails the same way, still without poisoning.
+    let batch = entries(first..=first + 3, 1);
+    assert!(wal.append(&batch, Some(&hs)).unwrap_err().is_storage_full());
+    assert!(!wal.is_poisoned());
+    d.set_capacity_bytes(u64::MAX);
+    wal.append(&batch, Some(&hs)).unwrap();
+    wal.append(&entries(first + 4..=first + 5, 1), None)
+        .unwrap();
+    wal.sync().unwrap();
+    assert!(wal.segment_names().len() >= 2);
+    d.crash();
+    let rec = recover(&d).unwrap();
+    assert_eq!(rec.entries, entries(1..=first + 5, 1));
+    assert_eq!(rec.hard_state, hs);
+}
+
 #[test]
 fn bad_entries_are_refused_without_writing_anything() {
     let d = disk();
