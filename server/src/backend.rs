@@ -42,9 +42,9 @@ pub enum ServerError {
     /// The member is shutting down or was removed: "etcdserver: server stopped"
     /// (gRPC Unavailable).
     Stopped,
-    /// A local storage failure (e.g. a full disk). The NOSPACE alarm is raised
-    /// when the disk is full; the message names the cause (gRPC Internal or
-    /// ResourceExhausted for NOSPACE: "etcdserver: mvcc: database space exceeded").
+    /// A local storage failure (a failed write or fsync) that stopped this
+    /// member; the message names the cause (gRPC Internal, "etcdserver: ...").
+    /// A full disk is answered with `Apply(ApplyError::NoSpace)` instead.
     Storage(String),
 }
 
@@ -67,6 +67,10 @@ pub struct NodeStatus {
     pub is_learner: bool,
     /// Approximate size of the state in bytes (etcd's `dbSize`/`dbSizeInUse`).
     pub db_size_bytes: u64,
+    /// True while this member's disk is full and a write waits for space:
+    /// its NOSPACE alarm is shown locally (Status, AlarmList) before it can
+    /// be applied through Raft.
+    pub disk_full: bool,
 }
 
 /// Changes applied at one revision range, in the order they were applied.

@@ -3,7 +3,7 @@
 //! supported yet and answer Unimplemented.
 
 use bytes::Bytes;
-use keel_kernel::apply::{Request, Response};
+use keel_kernel::apply::{AlarmAction, AlarmMember, AlarmType, Request, Response};
 use sha2::{Digest, Sha256};
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
@@ -13,7 +13,7 @@ use super::{
     ApiLimits, ETCD_VERSION, ResponseStream, convert, propose, receiver_stream, request_auth,
     unexpected,
 };
-use crate::backend::Backend;
+use crate::backend::{Backend, NodeStatus};
 use crate::proto::etcdserverpb as pb;
 
 /// The Maintenance service over a backend.
@@ -90,6 +90,20 @@ pub fn snapshot_chunks(
     chunks
 }
 
+/// The alarms a member reports: those applied through Raft, plus its own
+/// NOSPACE while its disk is full and that alarm could not be applied yet
+/// (see `node/disk_full.rs`).
+fn reported_alarms(mut applied: Vec<AlarmMember>, node: &NodeStatus) -> Vec<AlarmMember> {
+    let local = AlarmMember {
+        member_id: node.member_id,
+        alarm: AlarmType::NoSpace,
+    };
+    if node.disk_full && !applied.contains(&local) {
+        applied.push(local);
+    }
+    applied
+}
+
 #[tonic::async_trait]
 impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
     async fn alarm(
@@ -98,6 +112,20 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
     ) -> Result<GrpcResponse<pb::AlarmResponse>, Status> {
         let auth = request_auth(&self.backend, &request)?;
         let alarm = convert::alarm_request(request.get_ref());
+        let node = self.backend.status();
+        if alarm.action == AlarmAction::Get && node.disk_full {
+            // Raft is frozen while the disk is full: answer from here.
+            let (revision, applied) = self
+                .backend
+                .with_state(|state| (state.store().current_revision(), state.alarms().list()));
+            let alarms = reported_alarms(applied, &node)
+                .into_iter()
+                .filter(|a| alarm.alarm == AlarmType::None || a.alarm == alarm.alarm);
+            return Ok(GrpcResponse::new(pb::AlarmResponse {
+                header: Some(from_status(&node, revision)),
+                alarms: alarms.map(convert::alarm_member).collect(),
+            }));
+        }
         match propose(&self.backend, Request::Alarm(alarm), auth).await? {
             (Response::Alarm(alarms), revision) => Ok(GrpcResponse::new(pb::AlarmResponse {
                 header: header(&self.backend, revision),
@@ -124,7 +152,10 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
             raft_index: node.raft_index,
             raft_term: node.raft_term,
             raft_applied_index: node.raft_applied_index,
-            errors: alarms.into_iter().map(convert::alarm_error).collect(),
+            errors: reported_alarms(alarms, &node)
+                .into_iter()
+                .map(convert::alarm_error)
+                .collect(),
             db_size_in_use: db_size,
             is_learner: node.is_learner,
             storage_version: ETCD_VERSION.to_string(),

@@ -38,9 +38,6 @@ pub fn server_error(err: &ServerError) -> Status {
         ServerError::RequestTooLarge => Status::invalid_argument(REQUEST_TOO_LARGE),
         ServerError::TooManyRequests => Status::resource_exhausted("etcdserver: too many requests"),
         ServerError::Stopped => Status::unavailable("etcdserver: server stopped"),
-        ServerError::Storage(why) if why.contains("database space exceeded") => {
-            apply_error(&ApplyError::NoSpace)
-        }
         ServerError::Storage(why) => Status::internal(format!("etcdserver: {why}")),
     }
 }
@@ -206,13 +203,11 @@ mod tests {
                 "etcdserver: mvcc: database space exceeded"
             )
         );
-        let full = server_error(&ServerError::Storage(
-            "mvcc: database space exceeded".into(),
-        ));
-        assert_eq!(full.code(), Code::ResourceExhausted);
         assert_eq!(
-            server_error(&ServerError::Storage("disk".into())).code(),
-            Code::Internal
+            pair(&server_error(&ServerError::Storage(
+                "storage failure: x".into()
+            ))),
+            (Code::Internal, "etcdserver: storage failure: x")
         );
     }
 

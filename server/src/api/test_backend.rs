@@ -119,6 +119,7 @@ impl Backend for TestBackend {
             raft_applied_index: inner.state.applied_index(),
             is_learner: false,
             db_size_bytes: 4096,
+            disk_full: false,
         }
     }
 

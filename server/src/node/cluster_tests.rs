@@ -3,21 +3,25 @@
 //! leader being stopped, a member that fell behind the leader's compacted
 //! log catches up through a snapshot, a member added with `member add` joins
 //! with `--initial-cluster-state existing`; and on keel-wal's simulated disk
-//! a failed fsync or a full disk fails the request while the member stays up
-//! with everything acknowledged before.
+//! a failed fsync fails the request while the member stays up with everything
+//! acknowledged before, and a full disk raises NOSPACE until space is freed.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use keel_kernel::apply::{ApplyError, Request, Response};
+use keel_kernel::apply::{
+    AlarmAction, AlarmMember, AlarmRequest, AlarmType, ApplyError, Request, Response,
+};
 use keel_kernel::lease::LeaseError;
 use keel_kernel::mvcc::{PutRequest, RangeRequest};
 
 use super::serve::{Listeners, Member};
 use super::{NodeHandle, NodeSettings, NodeStorage};
 use crate::api::ApiLimits;
+use crate::api::maintenance::MaintenanceService;
 use crate::backend::{Backend, ServerError};
+use crate::proto::etcdserverpb as pb;
 use crate::transport::TransportLimits;
 
 struct Spec {
@@ -276,6 +280,14 @@ async fn sim_member(quota_backend_bytes: Option<u64>) -> (super::Node, keel_wal:
         wal: disk.clone(),
         snap: keel_wal::SimStorage::new(keel_wal::SimConfig::default()),
     };
+    (sim_member_on(storage, quota_backend_bytes).await, disk)
+}
+
+/// A single member on the given simulated disks (new or restarted).
+async fn sim_member_on(
+    storage: NodeStorage<keel_wal::SimStorage>,
+    quota_backend_bytes: Option<u64>,
+) -> super::Node {
     let mut settings = NodeSettings::single("m0", "http://127.0.0.1:1");
     settings.heartbeat_interval_ms = 20;
     settings.election_timeout_ms = 200;
@@ -283,7 +295,7 @@ async fn sim_member(quota_backend_bytes: Option<u64>) -> (super::Node, keel_wal:
     let (node, _peer_service) =
         super::Node::start(settings, storage, TransportLimits::default()).unwrap();
     leader(&[node.handle()]).await;
-    (node, disk)
+    node
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,26 +325,134 @@ async fn failed_fsync_fails_the_request_and_keeps_what_was_acknowledged() {
     node.stop().await;
 }
 
+fn put_request(key: &str, value: &str) -> Request {
+    Request::Put(PutRequest {
+        key: key.as_bytes().to_vec(),
+        value: value.as_bytes().to_vec(),
+        ..PutRequest::default()
+    })
+}
+
+/// Writes 1 MiB values until the WAL needs a new segment on the full disk;
+/// returns how many were acknowledged and the failing write's error.
+async fn fill_until_full(handle: &NodeHandle) -> (usize, ServerError) {
+    let value = "v".repeat(1 << 20);
+    for i in 0..1000 {
+        match handle
+            .propose(put_request(&format!("fill{i}"), &value), None)
+            .await
+        {
+            Ok(applied) => assert!(applied.result.is_ok()),
+            Err(err) => return (i, err),
+        }
+    }
+    panic!("the disk never filled up");
+}
+
+fn nospace_alarm(handle: &NodeHandle) -> AlarmMember {
+    AlarmMember {
+        member_id: handle.member_id(),
+        alarm: AlarmType::NoSpace,
+    }
+}
+
+/// Waits until the member has recovered from a full disk: Raft runs again
+/// and its NOSPACE alarm is applied.
+async fn wait_for_applied_nospace_alarm(handle: &NodeHandle) {
+    for _ in 0..500 {
+        let applied = handle.with_state(|sm| sm.alarms().list());
+        if !handle.status().disk_full && applied.contains(&nospace_alarm(handle)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the member did not recover from the full disk within 10 s");
+}
+
+/// What Maintenance.AlarmList and Maintenance.Status report.
+async fn reported_alarms(handle: &NodeHandle) -> (Vec<pb::AlarmMember>, Vec<String>) {
+    use pb::maintenance_server::Maintenance;
+    let service = MaintenanceService::new(handle.clone(), ApiLimits::default());
+    let list = pb::AlarmRequest {
+        action: pb::alarm_request::AlarmAction::Get as i32,
+        member_id: 0,
+        alarm: pb::AlarmType::None as i32,
+    };
+    let alarms = service.alarm(tonic::Request::new(list)).await.unwrap();
+    let status = service
+        .status(tonic::Request::new(pb::StatusRequest {}))
+        .await
+        .unwrap();
+    (alarms.into_inner().alarms, status.into_inner().errors)
+}
+
+/// A full disk: the write that needed space times out (it may still
+/// commit), later writes get NOSPACE at once, Status and AlarmList show the
+/// member's NOSPACE alarm; once space is freed the waiting write commits,
+/// the alarm is applied through Raft and refuses writes until disarmed;
+/// nothing acknowledged is lost, also across a crash and restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn full_disk_answers_database_space_exceeded() {
-    let (node, disk) = sim_member(None).await;
+async fn full_disk_refuses_writes_raises_nospace_and_recovers() {
+    let wal_disk = keel_wal::SimStorage::new(keel_wal::SimConfig::default());
+    let snap_disk = keel_wal::SimStorage::new(keel_wal::SimConfig::default());
+    let storage = || NodeStorage {
+        wal: wal_disk.clone(),
+        snap: snap_disk.clone(),
+    };
+    let node = sim_member_on(storage(), None).await;
     let handle = node.handle();
     put(&handle, "acked", "yes").await;
-    disk.set_capacity_bytes(0);
-    let big = Request::Put(PutRequest {
-        key: b"big".to_vec(),
-        value: vec![7; 1 << 20],
-        ..PutRequest::default()
-    });
-    let err = handle.propose(big, None).await.unwrap_err();
-    assert_eq!(
-        err,
-        ServerError::Storage("etcdserver: mvcc: database space exceeded".to_owned())
-    );
+    wal_disk.set_capacity_bytes(0);
+
+    let (acked, err) = fill_until_full(&handle).await;
+    assert_eq!(err, ServerError::Timeout);
+    assert!(handle.status().disk_full);
+    let nospace = ServerError::Apply(ApplyError::NoSpace);
+    let refused = handle.propose(put_request("more", "x"), None).await;
+    assert_eq!(refused.unwrap_err(), nospace);
+    let id = handle.member_id();
+    let want_alarm = pb::AlarmMember {
+        member_id: id,
+        alarm: pb::AlarmType::Nospace as i32,
+    };
+    let (alarms, errors) = reported_alarms(&handle).await;
+    assert_eq!(alarms, vec![want_alarm]);
+    assert_eq!(errors, vec![format!("memberID:{id} alarm:NOSPACE ")]);
     assert_eq!(
         get_serializable(&handle, "acked").as_deref(),
         Some(&b"yes"[..])
     );
+
+    wal_disk.set_capacity_bytes(u64::MAX);
+    wait_for_applied_nospace_alarm(&handle).await;
+    // The write that timed out was in the log and has now committed.
+    assert!(get(&handle, &format!("fill{acked}")).await.is_some());
+    assert_eq!(reported_alarms(&handle).await.0, vec![want_alarm]);
+    let applied = handle
+        .propose(put_request("more", "x"), None)
+        .await
+        .unwrap();
+    assert_eq!(applied.result.unwrap_err(), ApplyError::NoSpace);
+    let disarm = Request::Alarm(AlarmRequest {
+        action: AlarmAction::Deactivate,
+        member_id: id,
+        alarm: AlarmType::NoSpace,
+    });
+    handle.propose(disarm, None).await.unwrap().result.unwrap();
+    put(&handle, "after", "disarm").await;
+    node.stop().await;
+
+    wal_disk.crash();
+    snap_disk.crash();
+    let node = sim_member_on(storage(), None).await;
+    let handle = node.handle();
+    assert!(get(&handle, "after").await.is_some());
+    for key in ["acked".to_owned(), format!("fill{acked}")]
+        .into_iter()
+        .chain((0..acked).map(|i| format!("fill{i}")))
+    {
+        assert!(get_serializable(&handle, &key).is_some(), "{key} lost");
+    }
     node.stop().await;
 }
 

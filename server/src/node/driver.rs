@@ -25,13 +25,14 @@ use keel_kernel::apply::{
     RequestEnvelope, StateMachine,
 };
 use keel_kernel::raft::{
-    ConfChange, Entry, MemoryStorage, Message, RawNode, Snapshot, SoftState, StateRole,
+    ConfChange, Entry, MemoryStorage, Message, RawNode, Ready, Snapshot, SoftState, StateRole,
 };
 use keel_wal::{SnapshotFiles, SnapshotMarker, Storage, SyncJob, Wal, WalError};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::bootstrap::{Booted, state_config};
+use super::disk_full::{DISK_FULL_RETRY_MS, Stalled, is_retryable_full_disk};
 use super::handle::{Command, EVENTS_BUFFER, NodeHandle, PROPOSALS_MAX, Shared, unix_ms};
 use super::peers::{PeerEvent, Peers};
 use super::proposals::{Proposals, RequestIds};
@@ -94,6 +95,15 @@ pub struct Driver<S: Storage> {
     last_lease_check_ms: u64,
     /// Set once storage failed: the member stops taking part in Raft.
     failed: Option<ServerError>,
+    /// A Ready waiting for disk space; Raft is frozen meanwhile (see
+    /// `disk_full.rs`).
+    stalled: Option<Stalled>,
+    /// This member's NOSPACE alarm must be proposed (the disk was full)
+    /// and has not been seen applied yet.
+    nospace_alarm_wanted: bool,
+    /// No snapshot file is attempted before this time (ms) after a full
+    /// disk refused one.
+    snapshot_retry_at_ms: u64,
 }
 
 impl<S: Storage> Driver<S> {
@@ -148,6 +158,9 @@ impl<S: Storage> Driver<S> {
             known_peers: booted.known_peers,
             last_lease_check_ms: 0,
             failed: None,
+            stalled: None,
+            nospace_alarm_wanted: false,
+            snapshot_retry_at_ms: 0,
         };
         driver.refresh_peers();
         (driver, NodeHandle::new(shared))
@@ -197,6 +210,18 @@ impl<S: Storage> Driver<S> {
         if self.failed.is_some() {
             return;
         }
+        if let Some(stalled) = &self.stalled {
+            if self.shared.now_ms() < stalled.retry_at_ms {
+                return;
+            }
+            if let Err(err) = self.handle_ready().await {
+                self.on_storage_failure(&err);
+                return;
+            }
+            if self.stalled.is_some() {
+                return;
+            }
+        }
         if let Some(ctx) = self.reads.start_round(self.ticks) {
             // Without a leader the round stays in flight and is retried later.
             let _ = self.raw.read_index(ctx);
@@ -213,7 +238,7 @@ impl<S: Storage> Driver<S> {
     }
 
     fn on_tick(&mut self) {
-        if self.failed.is_some() {
+        if self.failed.is_some() || self.stalled.is_some() {
             return;
         }
         self.ticks += 1;
@@ -227,6 +252,7 @@ impl<S: Storage> Driver<S> {
                 self.lease_duties();
             }
             self.check_quota();
+            self.raise_nospace_alarm();
         }
     }
 
@@ -278,6 +304,34 @@ impl<S: Storage> Driver<S> {
         }
     }
 
+    /// After a full disk: proposes this member's NOSPACE alarm until it is
+    /// applied (see `disk_full.rs`).
+    fn raise_nospace_alarm(&mut self) {
+        if !self.nospace_alarm_wanted || self.leader_id == 0 {
+            return;
+        }
+        if self.nospace_alarm_applied() {
+            self.nospace_alarm_wanted = false;
+            return;
+        }
+        self.propose_internal(Request::Alarm(AlarmRequest {
+            action: AlarmAction::Activate,
+            member_id: self.shared.member_id,
+            alarm: AlarmType::NoSpace,
+        }));
+    }
+
+    fn nospace_alarm_applied(&self) -> bool {
+        self.shared
+            .read_state()
+            .alarms()
+            .list()
+            .contains(&AlarmMember {
+                member_id: self.shared.member_id,
+                alarm: AlarmType::NoSpace,
+            })
+    }
+
     fn propose_internal(&mut self, request: Request) {
         let envelope = RequestEnvelope {
             id: 0,
@@ -317,6 +371,10 @@ impl<S: Storage> Driver<S> {
             }
             return;
         }
+        if self.stalled.is_some() {
+            self.refuse_while_disk_full(command);
+            return;
+        }
         match command {
             Command::Propose { id, data } => {
                 if self.raw.propose(data).is_err() && id != 0 {
@@ -326,6 +384,24 @@ impl<S: Storage> Driver<S> {
             }
             Command::Read(reply) => self.reads.push(reply),
             Command::ConfChange { change, reply } => self.propose_conf_change(change, reply),
+        }
+    }
+
+    /// While the disk is full: writes and membership changes are refused
+    /// with etcd's NOSPACE error (never proposed, so never applied);
+    /// linearizable reads time out (Raft is frozen).
+    fn refuse_while_disk_full(&mut self, command: Command) {
+        let nospace = ServerError::Apply(keel_kernel::apply::ApplyError::NoSpace);
+        match command {
+            Command::Propose { id, .. } => {
+                self.shared.proposals().complete(id, Err(nospace));
+            }
+            Command::Read(reply) => {
+                let _ = reply.send(Err(ServerError::Timeout));
+            }
+            Command::ConfChange { reply, .. } => {
+                let _ = reply.send(Err(nospace));
+            }
         }
     }
 
@@ -366,7 +442,8 @@ impl<S: Storage> Driver<S> {
     }
 
     fn step_inbound(&mut self, item: Inbound) {
-        if self.failed.is_some() {
+        // A frozen member drops what peers send, as a partition would.
+        if self.failed.is_some() || self.stalled.is_some() {
             return;
         }
         let messages = match item {
@@ -411,20 +488,26 @@ impl<S: Storage> Driver<S> {
     }
 
     /// Handles one Ready in the documented order.
+    /// A Ready that cannot be persisted for lack of space is kept and
+    /// retried later (see `disk_full.rs`).
     async fn handle_ready(&mut self) -> Result<(), WalError> {
-        let mut ready = self.raw.ready();
-        if let Some(soft_state) = ready.soft_state.take() {
-            self.on_soft_state(soft_state);
+        let was_stalled = self.stalled.is_some();
+        let mut ready = match self.stalled.take() {
+            Some(stalled) => stalled.ready,
+            None => self.take_ready(),
+        };
+        if let Err(err) = self.persist(&ready).await {
+            if !is_retryable_full_disk(&err, &self.wal) {
+                return Err(err);
+            }
+            self.stall(ready, was_stalled, &err);
+            return Ok(());
         }
-        self.send(std::mem::take(&mut ready.messages));
-        if let Some(snapshot) = &ready.snapshot {
-            self.save_snapshot_file(snapshot).await?;
-        }
-        if !ready.entries.is_empty() || ready.hard_state.is_some() {
-            self.wal.append(&ready.entries, ready.hard_state.as_ref())?;
-        }
-        if ready.must_sync {
-            self.sync_wal().await?;
+        if was_stalled {
+            tracing::warn!(
+                "disk has space again; raft resumes (NOSPACE alarm stays until disarmed)"
+            );
+            self.shared.status().disk_full = false;
         }
         if let Some(snapshot) = ready.snapshot.take() {
             self.install_snapshot(snapshot);
@@ -448,6 +531,55 @@ impl<S: Storage> Driver<S> {
         self.raw.advance();
         self.refresh_status();
         self.maybe_snapshot().await
+    }
+
+    /// Takes the next Ready and sends the messages that need no persistence.
+    fn take_ready(&mut self) -> Ready {
+        let mut ready = self.raw.ready();
+        if let Some(soft_state) = ready.soft_state.take() {
+            self.on_soft_state(soft_state);
+        }
+        self.send(std::mem::take(&mut ready.messages));
+        ready
+    }
+
+    /// Persists a Ready's snapshot, entries and hard state (fsync when
+    /// `must_sync`). Repeating it after a full disk is harmless: the
+    /// snapshot file is rewritten and entries overwrite themselves.
+    async fn persist(&mut self, ready: &Ready) -> Result<(), WalError> {
+        if let Some(snapshot) = &ready.snapshot {
+            self.save_snapshot_file(snapshot).await?;
+        }
+        if !ready.entries.is_empty() || ready.hard_state.is_some() {
+            self.wal.append(&ready.entries, ready.hard_state.as_ref())?;
+        }
+        if ready.must_sync {
+            self.sync_wal().await?;
+        }
+        Ok(())
+    }
+
+    /// Keeps `ready` for a retry and freezes Raft (see `disk_full.rs`).
+    fn stall(&mut self, ready: Ready, was_stalled: bool, err: &WalError) {
+        if !was_stalled {
+            tracing::error!(
+                %err,
+                retry_ms = DISK_FULL_RETRY_MS,
+                "disk full: writes refused, NOSPACE alarm raised; retrying until space is freed"
+            );
+            self.shared.status().disk_full = true;
+            // Their entries may still commit: the honest answer is a timeout.
+            self.shared.proposals().fail_all(&ServerError::Timeout);
+            self.reads.fail_all(&ServerError::Timeout);
+            for (_, reply) in self.conf_waiters.drain(..) {
+                let _ = reply.send(Err(ServerError::Timeout));
+            }
+        }
+        self.nospace_alarm_wanted = true;
+        self.stalled = Some(Stalled {
+            ready,
+            retry_at_ms: self.shared.now_ms() + DISK_FULL_RETRY_MS,
+        });
     }
 
     fn on_soft_state(&mut self, soft_state: SoftState) {
@@ -632,7 +764,9 @@ impl<S: Storage> Driver<S> {
         let (applied, data) = {
             let state = self.shared.read_state();
             let applied = state.applied_index();
-            if applied < self.snapshot_index + self.settings.snapshot_count {
+            if applied < self.snapshot_index + self.settings.snapshot_count
+                || self.shared.now_ms() < self.snapshot_retry_at_ms
+            {
                 return Ok(());
             }
             (applied, Bytes::from(state.snapshot()))
@@ -650,7 +784,15 @@ impl<S: Storage> Driver<S> {
                 return Ok(());
             }
         };
-        self.save_snapshot_file(&snapshot).await?;
+        if let Err(err) = self.save_snapshot_file(&snapshot).await {
+            if !is_retryable_full_disk(&err, &self.wal) {
+                return Err(err);
+            }
+            tracing::error!(%err, applied, "disk full: no snapshot taken; NOSPACE alarm raised");
+            self.nospace_alarm_wanted = true;
+            self.snapshot_retry_at_ms = self.shared.now_ms() + DISK_FULL_RETRY_MS;
+            return Ok(());
+        }
         self.sync_wal().await?;
         self.snapshot_index = applied;
         let compact_to = applied.saturating_sub(self.settings.snapshot_catchup_entries);
@@ -669,9 +811,9 @@ impl<S: Storage> Driver<S> {
 
     fn on_storage_failure(&mut self, err: &WalError) {
         let failure = if err.is_storage_full() {
-            ServerError::Storage("etcdserver: mvcc: database space exceeded".to_owned())
+            ServerError::Apply(keel_kernel::apply::ApplyError::NoSpace)
         } else {
-            ServerError::Storage(format!("etcdserver: storage failure: {err}"))
+            ServerError::Storage(format!("storage failure: {err}"))
         };
         tracing::error!(%err, "storage failed; this member stops taking part in raft");
         self.shared.proposals().fail_all(&failure);

@@ -14,6 +14,7 @@
 
 pub mod bootstrap;
 pub mod compaction;
+pub mod disk_full;
 pub mod driver;
 pub mod handle;
 pub mod peers;

@@ -19,7 +19,8 @@ pub struct SimConfig {
     /// Seed of every random choice the disk makes.
     pub seed: u64,
     /// Total bytes the disk holds (sum of all file lengths); writes or
-    /// preallocations beyond it fail with `StorageFull`.
+    /// preallocations that would grow a file beyond it fail with
+    /// `StorageFull` (writes inside a file's length always fit).
     pub capacity_bytes: u64,
     /// Probability, in parts per million, that an fsync of a file fails.
     pub sync_failure_ppm: u32,
@@ -153,7 +154,9 @@ impl SimState {
             .get(&file.inode)
             .map_or(0, |i| i.data.len() as u64);
         let growth = new_len.saturating_sub(current);
-        if self.used_bytes().saturating_add(growth) > self.config.capacity_bytes {
+        // As on a real file system, writing inside a file's allocated
+        // length needs no new space.
+        if growth > 0 && self.used_bytes().saturating_add(growth) > self.config.capacity_bytes {
             return Err(io::Error::from(io::ErrorKind::StorageFull));
         }
         Ok(())
