@@ -67,9 +67,9 @@ pub struct NodeStatus {
     pub is_learner: bool,
     /// Approximate size of the state in bytes (etcd's `dbSize`/`dbSizeInUse`).
     pub db_size_bytes: u64,
-    /// True while this member's disk is full and a write waits for space:
-    /// its NOSPACE alarm is shown locally (Status, AlarmList) before it can
-    /// be applied through Raft.
+    /// True from the moment this member found its disk full until its
+    /// NOSPACE alarm is applied through Raft: the alarm is reported locally
+    /// (Status, AlarmList) meanwhile.
     pub disk_full: bool,
 }
 

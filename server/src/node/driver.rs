@@ -305,13 +305,15 @@ impl<S: Storage> Driver<S> {
     }
 
     /// After a full disk: proposes this member's NOSPACE alarm until it is
-    /// applied (see `disk_full.rs`).
+    /// applied (see `disk_full.rs`); the member reports it locally until then.
     fn raise_nospace_alarm(&mut self) {
-        if !self.nospace_alarm_wanted || self.leader_id == 0 {
+        if !self.nospace_alarm_wanted || self.leader_id == 0 || self.stalled.is_some() {
             return;
         }
         if self.nospace_alarm_applied() {
             self.nospace_alarm_wanted = false;
+            // From now on the applied alarm speaks for the member.
+            self.shared.status().disk_full = false;
             return;
         }
         self.propose_internal(Request::Alarm(AlarmRequest {
@@ -507,7 +509,7 @@ impl<S: Storage> Driver<S> {
             tracing::warn!(
                 "disk has space again; raft resumes (NOSPACE alarm stays until disarmed)"
             );
-            self.shared.status().disk_full = false;
+            self.raise_nospace_alarm();
         }
         if let Some(snapshot) = ready.snapshot.take() {
             self.install_snapshot(snapshot);
@@ -790,6 +792,7 @@ impl<S: Storage> Driver<S> {
             }
             tracing::error!(%err, applied, "disk full: no snapshot taken; NOSPACE alarm raised");
             self.nospace_alarm_wanted = true;
+            self.shared.status().disk_full = true;
             self.snapshot_retry_at_ms = self.shared.now_ms() + DISK_FULL_RETRY_MS;
             return Ok(());
         }

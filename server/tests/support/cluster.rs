@@ -101,13 +101,25 @@ impl Cluster {
     /// As [`Cluster::start`], passing `extra_args` (etcd flags, e.g.
     /// `--snapshot-count=20`) to every member, also on restart.
     pub fn start_with(flavor: Flavor, size: usize, extra_args: &[&str]) -> io::Result<Cluster> {
-        Self::start_attempts(flavor, size, extra_args, false)
+        Self::start_attempts(flavor, size, extra_args, false, None)
+    }
+
+    /// As [`Cluster::start_with`], with the members' data directories under
+    /// `data_root` (e.g. a small file system) instead of the cluster's
+    /// temporary directory.
+    pub fn start_with_data_root(
+        flavor: Flavor,
+        size: usize,
+        extra_args: &[&str],
+        data_root: &std::path::Path,
+    ) -> io::Result<Cluster> {
+        Self::start_attempts(flavor, size, extra_args, false, Some(data_root))
     }
 
     /// As [`Cluster::start`], configuring members through `ETCD_*`
     /// environment variables instead of command-line flags.
     pub fn start_via_environment(flavor: Flavor, size: usize) -> io::Result<Cluster> {
-        Self::start_attempts(flavor, size, &[], true)
+        Self::start_attempts(flavor, size, &[], true, None)
     }
 
     fn start_attempts(
@@ -115,11 +127,12 @@ impl Cluster {
         size: usize,
         extra_args: &[&str],
         via_environment: bool,
+        data_root: Option<&std::path::Path>,
     ) -> io::Result<Cluster> {
         assert!(size >= 1, "a cluster has at least one member");
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS_MAX {
-            match Self::start_once(flavor, size, extra_args, via_environment) {
+            match Self::start_once(flavor, size, extra_args, via_environment, data_root) {
                 Ok(cluster) => return Ok(cluster),
                 Err(e) => last_error = Some(e),
             }
@@ -132,15 +145,21 @@ impl Cluster {
         size: usize,
         extra_args: &[&str],
         via_environment: bool,
+        data_root: Option<&std::path::Path>,
     ) -> io::Result<Cluster> {
         let dir = tempfile::tempdir()?;
         let mut members = Vec::with_capacity(size);
         for i in 0..size {
             let name = format!("m{i}");
+            let data_dir = data_root.unwrap_or(dir.path()).join(format!("{name}.data"));
+            if data_dir.exists() {
+                // A previous attempt on the same data root.
+                std::fs::remove_dir_all(&data_dir)?;
+            }
             members.push(Member {
                 client_url: format!("http://127.0.0.1:{}", free_port()?),
                 peer_url: format!("http://127.0.0.1:{}", free_port()?),
-                data_dir: dir.path().join(format!("{name}.data")),
+                data_dir,
                 log_path: dir.path().join(format!("{name}.{}.log", flavor.name())),
                 name,
                 child: None,

@@ -1,0 +1,166 @@
+//! A real full disk: a keel member whose data directory is on a small tmpfs
+//! fills it up. The write that needs a new WAL segment times out, later
+//! writes get etcd's NOSPACE error, `etcdctl alarm list` shows the alarm;
+//! after space is freed the member resumes, the alarm refuses writes until
+//! `etcdctl alarm disarm`, and after `kill -9` every acknowledged write is
+//! still there. (etcd itself exits when its WAL cannot be written, so there
+//! is no etcd run to compare with.)
+//!
+//! Mounting a tmpfs needs root (CI runs as root); elsewhere the test says
+//! SKIPPED and returns.
+#![cfg(not(madsim))]
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::client::connect;
+use support::cluster::{Cluster, Flavor};
+
+/// Size of the file system holding the data directory: room for two 64 MiB
+/// WAL segments once the filler is gone, for one while it is there.
+const TMPFS_MIB: u64 = 160;
+/// Space left free after the filler file.
+const LEFT_FREE_BYTES: u64 = 4 << 20;
+/// Value size of the writes that fill the WAL segment.
+const VALUE_BYTES: usize = 1 << 20;
+
+/// A tmpfs mounted on a temporary directory, unmounted on drop.
+struct Tmpfs {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(size_mib: u64) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().ok()?;
+        let path = dir.path().join("disk");
+        std::fs::create_dir(&path).ok()?;
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .is_ok_and(|status| status.success());
+        mounted.then_some(Tmpfs { _dir: dir, path })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// Free bytes of the file system holding `path` (`df`).
+fn available_bytes(path: &Path) -> u64 {
+    let out = Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().last().unwrap().trim().parse().unwrap()
+}
+
+/// Takes all but [`LEFT_FREE_BYTES`] of the file system with one file.
+fn fill_disk(root: &Path) -> PathBuf {
+    let filler = root.join("filler");
+    let size = available_bytes(root).saturating_sub(LEFT_FREE_BYTES);
+    let status = Command::new("fallocate")
+        .args(["-l", &size.to_string()])
+        .arg(&filler)
+        .status()
+        .unwrap();
+    assert!(status.success(), "fallocate of {size} bytes failed");
+    filler
+}
+
+/// Waits until `check` holds, polling; panics with `what` and the member's
+/// log after 20 s.
+fn wait_for(what: &str, cluster: &Cluster, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out waiting for {what}\n{}", cluster.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_raises_nospace_and_loses_nothing() {
+    if !support::require_etcd("a_full_disk_raises_nospace_and_loses_nothing") {
+        return;
+    }
+    let Some(disk) = Tmpfs::mount(TMPFS_MIB) else {
+        eprintln!(
+            "SKIPPED a_full_disk_raises_nospace_and_loses_nothing: cannot mount a tmpfs (needs root)"
+        );
+        return;
+    };
+    let mut cluster = Cluster::start_with_data_root(Flavor::Keel, 1, &[], &disk.path).unwrap();
+    let url = cluster.members()[0].client_url.clone();
+    let ctl = cluster.etcdctl();
+    let filler = fill_disk(&disk.path);
+
+    // Fill the WAL segment until the next one cannot be allocated.
+    let mut client = connect(vec![url.clone()]).await;
+    let value = vec![b'v'; VALUE_BYTES];
+    let mut acked = 0;
+    let failure = loop {
+        assert!(acked < 200, "the disk never filled up");
+        match client
+            .put(format!("fill{acked}"), value.clone(), None)
+            .await
+        {
+            Ok(_) => acked += 1,
+            Err(err) => break err.to_string(),
+        }
+    };
+    assert!(
+        failure.contains("etcdserver: request timed out"),
+        "{failure}"
+    );
+    let refused = ctl.run(&["put", "more", "x"]).unwrap();
+    assert!(!refused.success());
+    assert!(
+        refused
+            .stderr
+            .contains("etcdserver: mvcc: database space exceeded"),
+        "{refused:?}"
+    );
+    let alarms = ctl.run(&["alarm", "list"]).unwrap();
+    assert!(alarms.stdout.contains("alarm:NOSPACE"), "{alarms:?}");
+
+    // Free the space: the waiting write commits and raft resumes.
+    std::fs::remove_file(&filler).unwrap();
+    let timed_out_key = format!("fill{acked}");
+    wait_for("the member to resume", &cluster, || {
+        ctl.run(&["get", &timed_out_key, "--keys-only"])
+            .is_ok_and(|out| out.stdout.trim() == timed_out_key)
+    });
+    let alarms = ctl.run(&["alarm", "list"]).unwrap();
+    assert!(alarms.stdout.contains("alarm:NOSPACE"), "{alarms:?}");
+    let refused = ctl.run(&["put", "more", "x"]).unwrap();
+    assert!(
+        refused.stderr.contains("database space exceeded"),
+        "{refused:?}"
+    );
+    assert!(ctl.run(&["alarm", "disarm"]).unwrap().success());
+    assert_eq!(ctl.run(&["put", "after", "disarm"]).unwrap().stdout, "OK\n");
+
+    cluster.kill(0);
+    cluster.restart(0).unwrap();
+    let count = ctl
+        .run(&["get", "fill", "--prefix", "--keys-only"])
+        .unwrap();
+    let keys = count.stdout.lines().filter(|l| !l.is_empty()).count();
+    assert_eq!(keys, acked + 1, "{}", cluster.logs());
+    let after = ctl.run(&["get", "after", "--print-value-only"]).unwrap();
+    assert_eq!(after.stdout, "disarm\n");
+    drop(cluster);
+}
