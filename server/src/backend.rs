@@ -71,6 +71,9 @@ pub struct NodeStatus {
     /// NOSPACE alarm is applied through Raft: the alarm is reported locally
     /// (Status, AlarmList) meanwhile.
     pub disk_full: bool,
+    /// `--quota-backend-bytes` in force, 0 when the quota is disabled
+    /// (etcd's `dbSizeQuota`).
+    pub db_size_quota_bytes: u64,
 }
 
 /// Changes applied at one revision range, in the order they were applied.

@@ -159,7 +159,7 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
             db_size_in_use: db_size,
             is_learner: node.is_learner,
             storage_version: ETCD_VERSION.to_string(),
-            db_size_quota: 0,
+            db_size_quota: i64::try_from(node.db_size_quota_bytes).unwrap_or(i64::MAX),
             downgrade_info: None,
         }))
     }

@@ -146,12 +146,21 @@ async fn services_over_a_real_single_member() {
         total_bytes += chunk.blob.len();
     }
     assert_eq!(total_bytes % 512, 32);
-    let mut cluster = pb::cluster_client::ClusterClient::new(channel);
+    let mut cluster = pb::cluster_client::ClusterClient::new(channel.clone());
     let members = cluster
         .member_list(pb::MemberListRequest { linearizable: true })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(members.members.len(), 1);
+    let mut maintenance = pb::maintenance_client::MaintenanceClient::new(channel);
+    let status = maintenance
+        .status(pb::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    // etcd's default --quota-backend-bytes, 2 GiB.
+    assert_eq!(status.db_size_quota, 2 << 30);
+    assert!(status.errors.is_empty());
     member.stop().await;
 }

@@ -120,6 +120,7 @@ impl Backend for TestBackend {
             is_learner: false,
             db_size_bytes: 4096,
             disk_full: false,
+            db_size_quota_bytes: 0,
         }
     }
 

@@ -125,6 +125,7 @@ impl<S: Storage> Driver<S> {
                 member_id: booted.member_id,
                 cluster_id: booted.cluster_id,
                 db_size_bytes,
+                db_size_quota_bytes: settings.quota_backend_bytes.unwrap_or(0),
                 ..NodeStatus::default()
             }),
             proposals: Mutex::new(Proposals::new(PROPOSALS_MAX)),
