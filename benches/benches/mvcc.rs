@@ -2,8 +2,12 @@
 //! 256-byte values, one version each), single thread:
 //!
 //! * `mvcc/put`: overwrite a pseudo-randomly chosen existing key (a new
-//!   version, its events with prev_kv included). The store is compacted
-//!   every 1M puts outside the timed region, so history does not pile up.
+//!   version, its events with prev_kv included, as apply runs it by
+//!   default). The store is compacted every 1M puts outside the timed
+//!   region, so history does not pile up.
+//! * `mvcc/put_events_without_prev_kv`: the same with
+//!   `Store::set_events_prev_kv(false)` (a server with no watcher asking
+//!   for prev_kv).
 //! * `mvcc/range_single_key`: read one pseudo-randomly chosen key.
 //! * `mvcc/range_single_key_hot`: the same over a 4096-key working set
 //!   (cache-resident index paths), to separate cache misses from code cost.
@@ -61,47 +65,68 @@ fn loaded_store() -> Store {
     store
 }
 
+/// Overwrites of pseudo-random existing keys, compacting every 1M puts
+/// outside the timed region.
+struct Puts {
+    req: PutRequest,
+    n: u64,
+    since_compaction: u64,
+}
+
+impl Puts {
+    /// Runs `iters` puts on `store`; returns the time they took.
+    fn run(&mut self, store: &mut Store, iters: u64) -> Duration {
+        let mut timed = Duration::ZERO;
+        let mut left = iters;
+        while left > 0 {
+            if self.since_compaction >= KEYS {
+                let revision = store.current_revision();
+                store
+                    .compact(&CompactionRequest {
+                        revision,
+                        physical: false,
+                    })
+                    .unwrap();
+                self.since_compaction = 0;
+            }
+            let chunk = left.min(KEYS - self.since_compaction);
+            let start = Instant::now();
+            for _ in 0..chunk {
+                self.n += 1;
+                write_key(&mut self.req.key, mix(self.n) % KEYS);
+                black_box(store.put(&self.req, &|_| true).unwrap());
+            }
+            timed += start.elapsed();
+            self.since_compaction += chunk;
+            left -= chunk;
+        }
+        timed
+    }
+}
+
 fn bench_mvcc(c: &mut Criterion) {
     let mut store = loaded_store();
     let mut group = c.benchmark_group("mvcc");
     group.throughput(Throughput::Elements(1));
     group.measurement_time(Duration::from_secs(5));
 
-    let mut put = PutRequest {
-        value: vec![9; VALUE_BYTES],
-        ..PutRequest::default()
+    let mut puts = Puts {
+        req: PutRequest {
+            value: vec![9; VALUE_BYTES],
+            ..PutRequest::default()
+        },
+        n: 0,
+        since_compaction: 0,
     };
-    let mut n = 0u64;
-    let mut since_compaction = 0u64;
     group.bench_function("put", |b| {
-        b.iter_custom(|iters| {
-            let mut timed = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                if since_compaction >= KEYS {
-                    let revision = store.current_revision();
-                    store
-                        .compact(&CompactionRequest {
-                            revision,
-                            physical: false,
-                        })
-                        .unwrap();
-                    since_compaction = 0;
-                }
-                let chunk = left.min(KEYS - since_compaction);
-                let start = Instant::now();
-                for _ in 0..chunk {
-                    n += 1;
-                    write_key(&mut put.key, mix(n) % KEYS);
-                    black_box(store.put(&put, &|_| true).unwrap());
-                }
-                timed += start.elapsed();
-                since_compaction += chunk;
-                left -= chunk;
-            }
-            timed
-        })
+        b.iter_custom(|iters| puts.run(&mut store, iters))
     });
+    store.set_events_prev_kv(false);
+    group.bench_function("put_events_without_prev_kv", |b| {
+        b.iter_custom(|iters| puts.run(&mut store, iters))
+    });
+    store.set_events_prev_kv(true);
+    let mut n = puts.n;
 
     let mut range = RangeRequest::default();
     group.bench_function("range_single_key", |b| {

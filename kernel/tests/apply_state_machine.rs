@@ -77,7 +77,7 @@ impl Node {
             ..Default::default()
         };
         let response = self.sm.range(None, &request).unwrap();
-        response.kvs.first().map(|kv| kv.value.clone())
+        response.kvs.first().map(|kv| kv.value.to_vec())
     }
 }
 

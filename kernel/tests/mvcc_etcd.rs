@@ -49,7 +49,7 @@ fn revisions_versions_and_generations() {
         (deleted.response.revision, deleted.response.deleted),
         (4, 1)
     );
-    assert_eq!(deleted.response.prev_kvs[0].value, b"b");
+    assert_eq!(deleted.response.prev_kvs[0].value, &b"b"[..]);
     let again = s.delete_range(&del).expect("delete");
     assert_eq!(
         (again.response.revision, again.response.deleted),
@@ -69,7 +69,7 @@ fn revisions_versions_and_generations() {
     };
     let response = s.range(&old).expect("historical get");
     assert_eq!(
-        (response.revision, response.kvs[0].value.as_slice()),
+        (response.revision, &response.kvs[0].value[..]),
         (5, &b"b"[..]),
         "header has the current revision"
     );
@@ -191,7 +191,8 @@ fn txn_semantics() {
         panic!("range response")
     };
     assert_eq!(
-        read.kvs[0].value, b"2",
+        read.kvs[0].value,
+        &b"2"[..],
         "reads inside a txn see its earlier writes"
     );
     let revoke = s.delete_keys(&[b"y".to_vec(), b"x".to_vec(), b"gone".to_vec()]);

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use bytes::Bytes;
 use keel_kernel::mvcc::*;
 use proptest::prelude::*;
 
@@ -111,11 +112,11 @@ impl Model {
         });
         let field = |kv: &KeyValue| -> (Vec<u8>, i64) {
             match r.sort_target {
-                SortTarget::Key => (kv.key.clone(), 0),
+                SortTarget::Key => (kv.key.to_vec(), 0),
                 SortTarget::Version => (vec![], kv.version),
                 SortTarget::Create => (vec![], kv.create_revision),
                 SortTarget::Mod => (vec![], kv.mod_revision),
-                SortTarget::Value => (kv.value.clone(), 0),
+                SortTarget::Value => (kv.value.to_vec(), 0),
             }
         };
         match (r.sort_order, r.sort_target) {
@@ -154,7 +155,7 @@ impl Model {
             None => Event {
                 event_type: EventType::Delete,
                 kv: KeyValue {
-                    key: key.to_vec(),
+                    key: Bytes::copy_from_slice(key),
                     mod_revision: main,
                     ..Default::default()
                 },
@@ -176,11 +177,11 @@ impl Model {
             .as_ref()
             .map_or((main, 1), |p| (p.create_revision, p.version + 1));
         let kv = KeyValue {
-            key: key.to_vec(),
+            key: Bytes::copy_from_slice(key),
             create_revision,
             mod_revision: main,
             version,
-            value,
+            value: value.into(),
             lease,
         };
         self.record(key, Some(kv));
@@ -226,7 +227,7 @@ impl Model {
     fn exec_put(&mut self, p: &PutRequest) -> PutResponse {
         let old = self.live(&p.key, self.view_revision());
         let value = if p.ignore_value {
-            old.as_ref().map(|o| o.value.clone()).unwrap_or_default()
+            old.as_ref().map(|o| o.value.to_vec()).unwrap_or_default()
         } else {
             p.value.clone()
         };
@@ -400,7 +401,7 @@ impl Model {
                     None => Event {
                         event_type: EventType::Delete,
                         kv: KeyValue {
-                            key: key.clone(),
+                            key: key.clone().into(),
                             mod_revision: c.main,
                             ..Default::default()
                         },
@@ -421,7 +422,7 @@ fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
         CompareTarget::Create(v) => kv.create_revision.cmp(v),
         CompareTarget::Mod(v) => kv.mod_revision.cmp(v),
         CompareTarget::Lease(v) => kv.lease.cmp(v),
-        CompareTarget::Value(v) => kv.value.cmp(v),
+        CompareTarget::Value(v) => kv.value[..].cmp(v),
     };
     match c.result {
         CompareResult::Equal => ord.is_eq(),

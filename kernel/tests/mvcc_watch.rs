@@ -147,7 +147,7 @@ fn filters_and_prev_kv() {
         ]
     );
     assert_eq!(
-        puts.events[1].prev_kv.as_ref().map(|kv| kv.value.clone()),
+        puts.events[1].prev_kv.as_ref().map(|kv| kv.value.to_vec()),
         Some(b"a".to_vec())
     );
     let deletes = registry.poll(deletes_only, 100).expect("events");
@@ -159,7 +159,7 @@ fn filters_and_prev_kv() {
         deletes.events[0]
             .prev_kv
             .as_ref()
-            .map(|kv| kv.value.clone()),
+            .map(|kv| kv.value.to_vec()),
         Some(b"b".to_vec())
     );
     assert!(registry.cancel(puts_only));

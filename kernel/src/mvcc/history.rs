@@ -5,7 +5,7 @@ use std::collections::BinaryHeap;
 
 use super::error::MvccError;
 use super::key_index::{KeyIndex, Version};
-use super::kv::{Event, EventType, KeyValue};
+use super::kv::{Event, EventType, KeyValue, shared_parts};
 use super::range::key_span;
 use super::store::Store;
 
@@ -113,20 +113,21 @@ fn push_events(ki: &KeyIndex, from: i64, upto: i64, compacted: i64, out: &mut Ve
 }
 
 fn event_of(key: &[u8], v: &Version<'_>, prev: Option<&Version<'_>>) -> Event {
-    let prev_kv = prev
-        .filter(|p| !p.is_tombstone())
-        .map(|p| p.to_key_value(key, false));
+    let prev = prev.filter(|p| !p.is_tombstone());
+    let prev_value = prev.and_then(|p| p.value).unwrap_or_default();
+    let [key, value, prev_value] = shared_parts([key, v.value.unwrap_or_default(), prev_value]);
+    let prev_kv = prev.map(|p| p.with_bytes(key.clone(), prev_value));
     let (event_type, kv) = if v.is_tombstone() {
         (
             EventType::Delete,
             KeyValue {
-                key: key.to_vec(),
+                key,
                 mod_revision: v.rev.main,
                 ..KeyValue::default()
             },
         )
     } else {
-        (EventType::Put, v.to_key_value(key, false))
+        (EventType::Put, v.with_bytes(key, value))
     };
     Event {
         event_type,

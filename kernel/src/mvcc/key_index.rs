@@ -13,6 +13,8 @@
 //! and `tag = value_len << 1 | is_tombstone`. `latest_offset` points at the
 //! newest record so current reads need not walk the history.
 
+use bytes::Bytes;
+
 use super::kv::KeyValue;
 use super::revision::Revision;
 use super::varint;
@@ -58,15 +60,23 @@ impl<'a> Version<'a> {
         self.value.is_none()
     }
 
-    /// The client view of this version of `key`; the value is left empty
-    /// when `keys_only`.
-    pub fn to_key_value(self, key: &[u8], keys_only: bool) -> KeyValue {
+    /// The client view of this version of `key`; the value (copied out of
+    /// the store) is left empty when `keys_only`.
+    pub fn to_key_value(self, key: Bytes, keys_only: bool) -> KeyValue {
         let value = match (keys_only, self.value) {
-            (false, Some(value)) => value.to_vec(),
-            _ => Vec::new(),
+            (false, Some(value)) => Bytes::copy_from_slice(value),
+            _ => Bytes::new(),
         };
+        self.with_bytes(key, value)
+    }
+
+    /// The client view of this version with `key` and `value` given (the
+    /// caller has them as [`Bytes`] already; `value` should be this
+    /// version's value, or empty).
+    pub fn with_bytes(self, key: Bytes, value: Bytes) -> KeyValue {
+        debug_assert!(value.is_empty() || self.value == Some(&value[..]));
         KeyValue {
-            key: key.to_vec(),
+            key,
             create_revision: self.create_revision,
             mod_revision: self.rev.main,
             version: self.version,

@@ -3,6 +3,8 @@
 
 use std::cmp::Ordering;
 
+use bytes::Bytes;
+
 use super::error::MvccError;
 use super::index::Index;
 use super::key_index::{KeyIndex, Version};
@@ -118,7 +120,7 @@ impl<'a> ReadView<'a> {
         for (key, version) in self.live(&req.key, &req.range_end, at) {
             count += 1;
             if !req.count_only && kvs.len() < fetch_max {
-                kvs.push(version.to_key_value(key, drop_values));
+                kvs.push(version.to_key_value(Bytes::copy_from_slice(key), drop_values));
             }
         }
         kvs.retain(|kv| keep(req, kv));
@@ -132,7 +134,7 @@ impl<'a> ReadView<'a> {
             more = true;
         }
         if req.keys_only {
-            kvs.iter_mut().for_each(|kv| kv.value = Vec::new());
+            kvs.iter_mut().for_each(|kv| kv.value = Bytes::new());
         }
         Ok(RangeResponse {
             revision: self.revision,

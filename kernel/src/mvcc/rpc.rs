@@ -77,7 +77,7 @@ pub struct RangeRequest {
 }
 
 /// Answer to a [`RangeRequest`] (etcd `RangeResponse`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct RangeResponse {
     /// Header revision: the store's current revision.
     pub revision: i64,
@@ -108,7 +108,7 @@ pub struct PutRequest {
 }
 
 /// Answer to a [`PutRequest`] (etcd `PutResponse`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PutResponse {
     /// Header revision: the revision of this write.
     pub revision: i64,
@@ -129,7 +129,7 @@ pub struct DeleteRangeRequest {
 }
 
 /// Answer to a [`DeleteRangeRequest`] (etcd `DeleteRangeResponse`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct DeleteRangeResponse {
     /// Header revision: the new revision, or the unchanged current
     /// revision when nothing was deleted.
@@ -200,7 +200,7 @@ pub enum RequestOp {
 }
 
 /// The result of one [`RequestOp`] (etcd `ResponseOp`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ResponseOp {
     /// Answer to a read.
     Range(RangeResponse),
@@ -225,7 +225,7 @@ pub struct TxnRequest {
 }
 
 /// Answer to a [`TxnRequest`] (etcd `TxnResponse`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct TxnResponse {
     /// Header revision: the txn's revision (unchanged if it wrote nothing).
     pub revision: i64,

@@ -42,6 +42,7 @@ pub struct Store {
     pub(crate) current_revision: i64,
     pub(crate) compact_revision: i64,
     max_txn_ops: usize,
+    events_prev_kv: bool,
 }
 
 impl Default for Store {
@@ -61,6 +62,7 @@ impl Store {
             current_revision: 1,
             compact_revision: -1,
             max_txn_ops: Store::DEFAULT_MAX_TXN_OPS,
+            events_prev_kv: true,
         }
     }
 
@@ -68,6 +70,24 @@ impl Store {
     /// `--max-txn-ops`, default 128).
     pub fn set_max_txn_ops(&mut self, max_txn_ops: usize) {
         self.max_txn_ops = max_txn_ops;
+    }
+
+    /// Sets whether the events of writes carry `prev_kv` (default: yes).
+    ///
+    /// Building `prev_kv` copies the previous value on every write; a
+    /// server with no watcher asking for `prev_kv` may turn it off. It must
+    /// turn it back on before it feeds events to such a watcher: events
+    /// made while it was off have `prev_kv = None` (history replayed by
+    /// [`Store::history`] always has it). Responses are unaffected (a
+    /// request's own `prev_kv` flag decides those).
+    pub fn set_events_prev_kv(&mut self, events_prev_kv: bool) {
+        self.events_prev_kv = events_prev_kv;
+    }
+
+    /// Whether the events of writes carry `prev_kv` (see
+    /// [`Store::set_events_prev_kv`]).
+    pub fn events_prev_kv(&self) -> bool {
+        self.events_prev_kv
     }
 
     /// The current main revision (the last write's revision; 1 initially).
@@ -201,6 +221,7 @@ impl Store {
             &mut self.index,
             self.current_revision,
             self.compact_revision,
+            self.events_prev_kv,
             events_capacity,
         );
         let response = f(&mut w);
@@ -280,14 +301,11 @@ fn exec_put(w: &mut WriteTxn<'_>, req: &PutRequest) -> PutResponse {
     let mut lease = req.lease;
     if req.ignore_value || req.ignore_lease {
         let view = w.view();
-        let current = view
-            .live(&req.key, &[], view.revision)
-            .next()
-            .map(|(k, v)| v.to_key_value(k, false));
+        let current = view.live(&req.key, &[], view.revision).next();
         debug_assert!(current.is_some(), "checked before the txn");
-        if let Some(current) = current {
+        if let Some((_, current)) = current {
             if req.ignore_value {
-                value = Cow::Owned(current.value);
+                value = Cow::Owned(current.value.unwrap_or_default().to_vec());
             }
             if req.ignore_lease {
                 lease = current.lease;

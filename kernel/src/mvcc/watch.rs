@@ -277,8 +277,8 @@ impl WatchRegistry {
         debug_assert!(events.iter().all(|e| e.kv.mod_revision == revision));
         let mut batches: BTreeMap<WatchId, Vec<&Event>> = BTreeMap::new();
         for event in events {
-            let single = self.by_key.get(&event.kv.key).into_iter().flatten();
-            let key = event.kv.key.as_slice();
+            let key: &[u8] = &event.kv.key;
+            let single = self.by_key.get(key).into_iter().flatten();
             let ranged = self
                 .ranged
                 .iter()

@@ -2,9 +2,11 @@
 //! next sub revision (etcd `storeTxnWrite`). Reads inside it see its own
 //! earlier writes.
 
+use bytes::Bytes;
+
 use super::index::Index;
 use super::key_index::{KeyIndex, Version};
-use super::kv::{Event, EventType, KeyValue};
+use super::kv::{Event, EventType, KeyValue, shared_parts};
 use super::range::{ReadView, key_span};
 use super::revision::Revision;
 
@@ -15,23 +17,28 @@ pub(crate) struct WriteTxn<'s> {
     /// The revision before this txn.
     begin: i64,
     compact_revision: i64,
+    /// Whether events carry `prev_kv`.
+    events_prev_kv: bool,
     events: Vec<Event>,
 }
 
 impl<'s> WriteTxn<'s> {
     /// Starts a txn on `index`, whose current revision is `begin`, with
     /// room for `events_capacity` events (a hint: 1 for a put, so the
-    /// common single write allocates exactly one event).
+    /// common single write allocates exactly one event). Events carry
+    /// `prev_kv` when `events_prev_kv`.
     pub fn new(
         index: &'s mut Index,
         begin: i64,
         compact_revision: i64,
+        events_prev_kv: bool,
         events_capacity: usize,
     ) -> WriteTxn<'s> {
         WriteTxn {
             index,
             begin,
             compact_revision,
+            events_prev_kv,
             events: Vec::with_capacity(events_capacity),
         }
     }
@@ -90,7 +97,7 @@ impl<'s> WriteTxn<'s> {
             lease,
             value: Some(value),
         };
-        let (prev, event_prev) = match self.index.get_mut(key) {
+        let (kv, prev, event_prev) = match self.index.get_mut(key) {
             Some(ki) => {
                 let latest = ki.latest();
                 debug_assert!(latest.rev < rev);
@@ -99,25 +106,27 @@ impl<'s> WriteTxn<'s> {
                     next.create_revision = p.create_revision;
                     next.version = p.version + 1;
                 }
-                let event_prev = if latest.rev.main <= self.begin {
-                    live.map(|v| v.to_key_value(key, false))
-                } else {
-                    // Changed earlier in this txn: the event shows the key
-                    // as it was before the txn (etcd reads mod_revision - 1).
-                    ki.live_at(self.begin).map(|v| v.to_key_value(key, false))
+                // The event's prev_kv is `live` too unless this txn wrote
+                // the key already (see `before_txn`).
+                let unchanged = latest.rev.main <= self.begin;
+                let prev = live.filter(|_| want_prev || (self.events_prev_kv && unchanged));
+                let prev_value = prev.and_then(|p| p.value).unwrap_or_default();
+                let [key, value, prev_value] = shared_parts([key, value, prev_value]);
+                let prev = prev.map(|p| p.with_bytes(key.clone(), prev_value));
+                let event_prev = match self.events_prev_kv {
+                    true => before_txn(ki, &latest, prev.as_ref(), &key, self.begin),
+                    false => None,
                 };
-                let prev = live
-                    .filter(|_| want_prev)
-                    .map(|v| v.to_key_value(key, false));
                 ki.push(&next);
-                (prev, event_prev)
+                let kv = next.with_bytes(key, value);
+                (kv, prev.filter(|_| want_prev), event_prev)
             }
             None => {
                 self.index.insert(KeyIndex::new(key, &next));
-                (None, None)
+                let [key, value] = shared_parts([key, value]);
+                (next.with_bytes(key, value), None, None)
             }
         };
-        let kv = next.to_key_value(key, false);
         self.events.push(Event {
             event_type: EventType::Put,
             kv,
@@ -147,11 +156,15 @@ impl<'s> WriteTxn<'s> {
             return None;
         }
         debug_assert!(latest.rev < rev);
-        let prev = latest.to_key_value(key, false);
-        let event_prev = before_txn(ki, &latest, Some(&prev), self.begin);
+        let [key_bytes, value] = shared_parts([key, latest.value.unwrap_or_default()]);
+        let prev = latest.with_bytes(key_bytes.clone(), value);
+        let event_prev = match self.events_prev_kv {
+            true => before_txn(ki, &latest, Some(&prev), &key_bytes, self.begin),
+            false => None,
+        };
         ki.push(&Version::tombstone(rev));
         let kv = KeyValue {
-            key: key.to_vec(),
+            key: key_bytes,
             mod_revision: rev.main,
             ..KeyValue::default()
         };
@@ -171,17 +184,116 @@ impl<'s> WriteTxn<'s> {
 }
 
 /// An event's `prev_kv`: the key as it was before the txn (etcd reads it at
-/// `mod_revision - 1`). That is `latest` unless this txn changed the key
-/// already, which etcd allows only through a delete to the end of the
-/// keyspace (`range_end = "\0"`) next to a put.
+/// `mod_revision - 1`). That is `latest` (whose client view is
+/// `latest_kv`, built if `None`) unless this txn changed the key already,
+/// which etcd allows only through a delete to the end of the keyspace
+/// (`range_end = "\0"`) next to a put.
 fn before_txn(
     ki: &KeyIndex,
     latest: &Version<'_>,
     latest_kv: Option<&KeyValue>,
+    key: &Bytes,
     begin: i64,
 ) -> Option<KeyValue> {
-    if latest.rev.main <= begin {
-        return latest_kv.cloned();
+    if latest.rev.main > begin {
+        return ki
+            .live_at(begin)
+            .map(|v| v.to_key_value(key.clone(), false));
     }
-    ki.live_at(begin).map(|v| v.to_key_value(ki.key(), false))
+    if latest.is_tombstone() {
+        return None;
+    }
+    Some(match latest_kv {
+        Some(kv) => kv.clone(),
+        None => latest.to_key_value(key.clone(), false),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::mvcc::{
+        DeleteRangeRequest, Event, PutRequest, RequestOp, Store, TxnRequest, WriteResult,
+    };
+
+    fn put(key: &str, value: &str, prev_kv: bool) -> PutRequest {
+        PutRequest {
+            key: key.into(),
+            value: value.into(),
+            prev_kv,
+            ..PutRequest::default()
+        }
+    }
+
+    fn without_prev(events: &[Event]) -> Vec<Event> {
+        let strip = |e: &Event| Event {
+            prev_kv: None,
+            ..e.clone()
+        };
+        events.iter().map(strip).collect()
+    }
+
+    /// Runs `op` on both stores; the responses must be equal and the
+    /// events equal but for `prev_kv`. Returns the full store's events.
+    fn both<R: PartialEq + std::fmt::Debug>(
+        stores: &mut [Store; 2],
+        op: impl Fn(&mut Store) -> WriteResult<R>,
+    ) -> Vec<Event> {
+        let [full, lean] = stores;
+        let (full, lean) = (op(full), op(lean));
+        assert_eq!(full.response, lean.response);
+        assert_eq!(without_prev(&full.events), lean.events);
+        assert!(lean.events.iter().all(|e| e.prev_kv.is_none()));
+        full.events
+    }
+
+    #[test]
+    fn events_without_prev_kv_differ_only_there() {
+        let mut lean = Store::new();
+        lean.set_events_prev_kv(false);
+        let mut stores = [Store::new(), lean];
+        let ok = |_: i64| true;
+        both(&mut stores, |s| {
+            s.put(&put("a", "1", false), &ok).expect("written")
+        });
+        let events = both(&mut stores, |s| {
+            s.put(&put("a", "2", true), &ok).expect("written")
+        });
+        assert_eq!(
+            events[0].prev_kv.as_ref().map(|kv| &kv.value[..]),
+            Some(&b"1"[..])
+        );
+        let events = both(&mut stores, |s| {
+            s.put(&put("a", "3", false), &ok).expect("written")
+        });
+        assert_eq!(
+            events[0].prev_kv.as_ref().map(|kv| &kv.value[..]),
+            Some(&b"2"[..])
+        );
+        // A delete to the end of the keyspace, then a put of a deleted key,
+        // in one txn: the put's prev_kv is the key before the txn.
+        let txn = TxnRequest {
+            success: vec![
+                RequestOp::DeleteRange(DeleteRangeRequest {
+                    key: b"a".to_vec(),
+                    range_end: vec![0],
+                    prev_kv: true,
+                }),
+                RequestOp::Put(put("a", "4", true)),
+            ],
+            ..TxnRequest::default()
+        };
+        let events = both(&mut stores, |s| s.txn(&txn, &ok).expect("written"));
+        let prevs: Vec<_> = events
+            .iter()
+            .map(|e| e.prev_kv.clone().map(|kv| kv.value))
+            .collect();
+        assert_eq!(prevs, vec![Some("3".into()), Some("3".into())]);
+        let events = both(&mut stores, |s| s.delete_keys(&[b"a".to_vec()]));
+        assert_eq!(
+            events[0].prev_kv.as_ref().map(|kv| &kv.value[..]),
+            Some(&b"4"[..])
+        );
+        let [full, lean] = &stores;
+        assert_eq!(full.encode_snapshot(), lean.encode_snapshot());
+    }
 }

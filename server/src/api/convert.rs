@@ -127,11 +127,11 @@ pub fn txn_request(req: &pb::TxnRequest) -> TxnRequest {
 /// A stored key-value on the wire (etcd `mvccpb.KeyValue`).
 pub fn key_value(kv: KeyValue) -> mvccpb::KeyValue {
     mvccpb::KeyValue {
-        key: Bytes::from(kv.key),
+        key: kv.key,
         create_revision: kv.create_revision,
         mod_revision: kv.mod_revision,
         version: kv.version,
-        value: Bytes::from(kv.value),
+        value: kv.value,
         lease: kv.lease,
     }
 }
@@ -425,11 +425,11 @@ mod tests {
     #[test]
     fn responses_carry_headers_and_events_their_type() {
         let kv = KeyValue {
-            key: b"k".to_vec(),
+            key: Bytes::from_static(b"k"),
             create_revision: 2,
             mod_revision: 3,
             version: 2,
-            value: b"v".to_vec(),
+            value: Bytes::from_static(b"v"),
             lease: 9,
         };
         let txn = mvcc::TxnResponse {
