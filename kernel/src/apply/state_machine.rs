@@ -91,6 +91,15 @@ impl StateMachine {
         self.now_ms = self.now_ms.max(now_ms);
     }
 
+    /// Sets whether the events of applied writes carry `prev_kv` (default:
+    /// yes; see [`Store::set_events_prev_kv`]). A server may turn it off
+    /// while none of its watchers asks for `prev_kv`, and must turn it on
+    /// before it feeds events to one that does. A restored state machine
+    /// starts with it on.
+    pub fn set_events_prev_kv(&mut self, events_prev_kv: bool) {
+        self.store.set_events_prev_kv(events_prev_kv);
+    }
+
     /// The member's clock as last set, in ms.
     pub fn now_ms(&self) -> u64 {
         self.now_ms
