@@ -29,6 +29,7 @@ pub mod segment;
 pub mod snapshot_file;
 pub mod storage;
 pub mod wal;
+pub mod zero_fill;
 
 pub use error::{Result, WalError};
 pub use group_commit::{SyncJob, SyncOutcome, Ticket};

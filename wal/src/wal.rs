@@ -11,6 +11,7 @@ use crate::record::{self, MAX_PAYLOAD_BYTES, RecordType};
 use crate::recovery::{self, Recovered, Tail};
 use crate::segment::{self, BROKEN_SUFFIX, SegmentName, TEMP_SUFFIX};
 use crate::storage::Storage;
+use crate::zero_fill;
 use keel_kernel::raft::{Entry, HardState};
 
 /// Tunables of a [`Wal`].
@@ -46,6 +47,9 @@ struct Active<S: Storage> {
     /// Durable length of the file: records are only written below it, so a
     /// record running past the end of a file is never a torn write.
     allocated_bytes: u64,
+    /// Bytes below this offset were written (records or zeros), so writing
+    /// there changes no extent (see [`crate::zero_fill`]).
+    zeroed_end: u64,
 }
 
 /// A segmented write-ahead log over a [`Storage`].
@@ -104,6 +108,7 @@ impl<S: Storage> Wal<S> {
             write_offset: opening.len() as u64,
             opening_end: opening.len() as u64,
             allocated_bytes: options.segment_size_bytes.max(opening.len() as u64),
+            zeroed_end: opening.len() as u64,
         };
         Ok(Wal {
             storage,
@@ -153,6 +158,7 @@ impl<S: Storage> Wal<S> {
             write_offset: scan.tail.valid_end,
             opening_end: 0,
             allocated_bytes: 0,
+            zeroed_end: scan.tail.valid_end,
         };
         let mut wal = Wal {
             storage,
@@ -439,8 +445,26 @@ impl<S: Storage> Wal<S> {
             }
             self.active.write_offset += self.buf.len() as u64;
             self.buf.clear();
+            self.zero_fill_ahead()?;
         }
         self.tickets.mark_written();
+        Ok(())
+    }
+
+    /// Once records pass the zero-filled region, zero the next chunk after
+    /// them (before the fsync that follows), see [`crate::zero_fill`].
+    fn zero_fill_ahead(&mut self) -> Result<()> {
+        let a = &mut self.active;
+        if a.write_offset <= a.zeroed_end {
+            return Ok(());
+        }
+        let end = zero_fill::fill_end(a.write_offset, a.allocated_bytes);
+        if let Err(e) = zero_fill::write_zeros(&self.storage, &a.file, a.write_offset, end) {
+            let err = WalError::io("write", &a.file_name, Some(a.write_offset), e);
+            self.poisoned = Some(err.to_string());
+            return Err(err);
+        }
+        a.zeroed_end = end;
         Ok(())
     }
 
@@ -496,6 +520,7 @@ impl<S: Storage> Wal<S> {
             write_offset: opening.len() as u64,
             opening_end: opening.len() as u64,
             allocated_bytes: self.options.segment_size_bytes.max(opening.len() as u64),
+            zeroed_end: opening.len() as u64,
         };
         let old = std::mem::replace(&mut self.active, new);
         self.sealed.push(old.name);

@@ -7,6 +7,7 @@
 use bytes::Bytes;
 use keel_kernel::raft::{ConfState, Entry, EntryType, HardState};
 use keel_wal::storage::Storage;
+use keel_wal::zero_fill::ZERO_FILL_BYTES;
 use keel_wal::{
     FsStorage, Metadata, SimConfig, SimStorage, SnapshotMarker, Ticket, Wal, WalError, WalOptions,
     recover,
@@ -398,6 +399,42 @@ fn a_full_disk_at_a_cut_leaves_the_log_usable_for_a_retry() {
     let rec = recover(&d).unwrap();
     assert_eq!(rec.entries, entries(1..=first + 5, 1));
     assert_eq!(rec.hard_state, hs);
+}
+
+/// Zeros are written one chunk ahead of the last record (so fsyncs of
+/// group commits do not convert fallocated extents): once per chunk, not
+/// per flush, so the log writes at most its own bytes plus one chunk.
+#[test]
+fn the_segment_is_zero_filled_a_chunk_ahead_of_the_records() {
+    let d = disk();
+    let options = WalOptions {
+        segment_size_bytes: 8 * ZERO_FILL_BYTES,
+        write_buffer_bytes: 4096,
+    };
+    let mut wal = Wal::create(d.clone(), options, META).unwrap();
+    let before = d.stats().written_bytes;
+    wal.append(&entries(1..=1, 1), None).unwrap();
+    wal.sync().unwrap();
+    let first = d.stats().written_bytes - before;
+    assert!(first >= ZERO_FILL_BYTES - 4096, "{first}");
+    let mut log_bytes = 0;
+    for i in 2..=40_000 {
+        let e = entry(i, 1);
+        log_bytes += e.data.len() as u64 + 40;
+        wal.append(&[e], None).unwrap();
+        if i % 16 == 0 {
+            wal.sync().unwrap();
+        }
+    }
+    wal.sync().unwrap();
+    let written = d.stats().written_bytes - before;
+    assert!(log_bytes > 2 * ZERO_FILL_BYTES, "{log_bytes}");
+    assert!(
+        written <= 2 * log_bytes + ZERO_FILL_BYTES,
+        "{written} for {log_bytes}"
+    );
+    d.crash();
+    assert_eq!(recover(&d).unwrap().entries, entries(1..=40_000, 1));
 }
 
 #[test]

@@ -59,6 +59,8 @@ pub struct SimStats {
     pub dir_syncs: u64,
     /// Simulated crashes.
     pub crashes: u64,
+    /// Bytes handed to successful writes.
+    pub written_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -378,6 +380,7 @@ impl Storage for SimStorage {
         };
         apply(&mut inode.data, &op, usize::MAX);
         inode.pending.push(op);
+        s.stats.written_bytes += data.len() as u64;
         Ok(())
     }
 
