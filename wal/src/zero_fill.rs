@@ -19,7 +19,7 @@ use crate::storage::Storage;
 pub const ZERO_FILL_BYTES: u64 = 1 << 20;
 
 /// Zeros written per call to the storage.
-const ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
 /// Where the zero-filled region should end once data reaches `data_end`:
 /// the next multiple of [`ZERO_FILL_BYTES`] after it, but never past
