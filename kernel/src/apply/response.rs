@@ -96,7 +96,8 @@ pub struct ApplyResult {
     /// The response, or why the request failed (nothing changed then).
     pub result: Result<Response, ApplyError>,
     /// Changes for watchers, in `(revision, sub revision)` order, with
-    /// `prev_kv` filled in.
+    /// `prev_kv` filled in (unless `StateMachine::set_events_prev_kv`
+    /// turned it off).
     pub events: Vec<Event>,
     /// For conf-change entries: the change and its fate.
     pub conf_change: Option<ConfChangeApplied>,

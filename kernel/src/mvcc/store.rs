@@ -20,8 +20,9 @@ use super::write::WriteTxn;
 pub type LeaseLookup<'a> = &'a dyn Fn(i64) -> bool;
 
 /// What a write returns: the client's response and the events it caused,
-/// in sub revision order, each with `prev_kv` filled in (for watchers and
-/// lease attach/detach). `events` is empty when nothing changed.
+/// in sub revision order (for watchers and lease attach/detach), each with
+/// `prev_kv` filled in unless [`Store::set_events_prev_kv`] turned that
+/// off. `events` is empty when nothing changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WriteResult<R> {
     /// The response for the client.
