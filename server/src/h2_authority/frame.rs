@@ -60,6 +60,21 @@ impl FrameHeader {
     }
 }
 
+/// A whole frame, header then `payload`; tests build client input with it.
+#[cfg(test)]
+pub fn frame(kind: u8, flags: u8, stream_id: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    FrameHeader {
+        length: payload.len(),
+        kind,
+        flags,
+        stream_id,
+    }
+    .write(&mut out);
+    out.extend_from_slice(payload);
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {

@@ -158,19 +158,7 @@ fn encode_literal(name: &[u8], value: &[u8], out: &mut Vec<u8>) {
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
-
-    fn frame(kind: u8, flags: u8, stream_id: u32, payload: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        FrameHeader {
-            length: payload.len(),
-            kind,
-            flags,
-            stream_id,
-        }
-        .write(&mut out);
-        out.extend_from_slice(payload);
-        out
-    }
+    use crate::h2_authority::frame::frame;
 
     fn start(bytes: &[u8]) -> Result<HeaderBlock, FilterError> {
         HeaderBlock::start(FrameHeader::parse(bytes).unwrap(), bytes)

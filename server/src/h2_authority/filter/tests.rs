@@ -1,21 +1,9 @@
 use super::*;
+use crate::h2_authority::frame::frame;
 use crate::h2_authority::frame::{FLAG_END_HEADERS, FLAG_END_STREAM};
 
 const TYPE_DATA: u8 = 0x0;
 const TYPE_SETTINGS: u8 = 0x4;
-
-fn frame(kind: u8, flags: u8, stream_id: u32, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    FrameHeader {
-        length: payload.len(),
-        kind,
-        flags,
-        stream_id,
-    }
-    .write(&mut out);
-    out.extend_from_slice(payload);
-    out
-}
 
 fn request_fields(authority: &[u8], path: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
     vec![
