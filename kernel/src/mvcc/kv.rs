@@ -63,12 +63,10 @@ pub(crate) fn shared_parts<const N: usize>(parts: [&[u8]; N]) -> [Bytes; N] {
     let size_bytes = parts.iter().map(|p| p.len()).sum();
     let mut buffer = Vec::with_capacity(size_bytes);
     parts.iter().for_each(|p| buffer.extend_from_slice(p));
-    let buffer = Bytes::from(buffer);
-    let mut start = 0;
-    parts.map(|p| {
-        start += p.len();
-        buffer.slice(start - p.len()..start)
-    })
+    // Splitting (rather than slicing) moves the last part out without a
+    // reference count update, and empty parts take none.
+    let mut rest = Bytes::from(buffer);
+    parts.map(|p| rest.split_to(p.len()))
 }
 
 #[cfg(test)]

@@ -113,13 +113,17 @@ impl<'s> WriteTxn<'s> {
                 let prev_value = prev.and_then(|p| p.value).unwrap_or_default();
                 let [key, value, prev_value] = shared_parts([key, value, prev_value]);
                 let prev = prev.map(|p| p.with_bytes(key.clone(), prev_value));
-                let event_prev = match self.events_prev_kv {
-                    true => before_txn(ki, &latest, prev.as_ref(), &key, self.begin),
-                    false => None,
+                let (prev, event_prev) = match (self.events_prev_kv, want_prev) {
+                    (false, _) => (prev, None),
+                    // Only the event wants it: hand it over, no clone.
+                    (true, false) if unchanged => (None, prev),
+                    (true, _) => {
+                        let event_prev = before_txn(ki, &latest, prev.as_ref(), &key, self.begin);
+                        (prev.filter(|_| want_prev), event_prev)
+                    }
                 };
                 ki.push(&next);
-                let kv = next.with_bytes(key, value);
-                (kv, prev.filter(|_| want_prev), event_prev)
+                (next.with_bytes(key, value), prev, event_prev)
             }
             None => {
                 self.index.insert(KeyIndex::new(key, &next));
