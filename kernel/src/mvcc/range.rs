@@ -123,7 +123,9 @@ impl<'a> ReadView<'a> {
                 kvs.push(version.to_key_value(Bytes::copy_from_slice(key), drop_values));
             }
         }
-        kvs.retain(|kv| keep(req, kv));
+        if filtered {
+            kvs.retain(|kv| keep(req, kv));
+        }
         sort(&mut kvs, req.sort_order, req.sort_target);
         let mut more = false;
         if let Ok(limit) = usize::try_from(req.limit)
