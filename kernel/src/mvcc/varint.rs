@@ -55,6 +55,13 @@ pub(crate) fn get_u64(bytes: &[u8], pos: &mut usize) -> Option<u64> {
         *pos += 1;
         return Some(u64::from(first));
     }
+    // Two bytes (a 256-byte value's tag, revisions below 16384) inline too.
+    if let Some(&second) = bytes.get(*pos + 1)
+        && second < 0x80
+    {
+        *pos += 2;
+        return Some(u64::from(first & 0x7f) | (u64::from(second) << 7));
+    }
     get_u64_multi_byte(bytes, pos)
 }
 
@@ -114,6 +121,18 @@ mod tests {
             .iter()
             .for_each(|v| write_i64(&mut written, &mut at, *v));
         assert_eq!(&written[..at], buf.as_slice());
+    }
+
+    #[test]
+    fn round_trips_every_one_to_three_byte_value() {
+        let mut buf = Vec::new();
+        for value in (0..1u64 << 15).chain([(1 << 21) - 1, 1 << 21]) {
+            buf.clear();
+            put_u64(&mut buf, value);
+            let mut pos = 0;
+            assert_eq!(get_u64(&buf, &mut pos), Some(value));
+            assert_eq!(pos, buf.len());
+        }
     }
 
     #[test]
