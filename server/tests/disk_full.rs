@@ -151,6 +151,9 @@ async fn a_full_disk_raises_nospace_and_loses_nothing() {
         "{refused:?}"
     );
     assert!(ctl.run(&["alarm", "disarm"]).unwrap().success());
+    // Longer than the driver's alarm check period: a disarmed alarm stays
+    // disarmed.
+    std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(ctl.run(&["put", "after", "disarm"]).unwrap().stdout, "OK\n");
 
     cluster.kill(0);

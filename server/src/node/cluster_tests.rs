@@ -439,6 +439,9 @@ async fn full_disk_refuses_writes_raises_nospace_and_recovers() {
         alarm: AlarmType::NoSpace,
     });
     handle.propose(disarm, None).await.unwrap().result.unwrap();
+    // Longer than the driver's alarm check period: a disarmed alarm stays
+    // disarmed.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     put(&handle, "after", "disarm").await;
     node.stop().await;
 

@@ -311,10 +311,7 @@ impl<S: Storage> Driver<S> {
         if !self.nospace_alarm_wanted || self.leader_id == 0 || self.stalled.is_some() {
             return;
         }
-        if self.nospace_alarm_applied() {
-            self.nospace_alarm_wanted = false;
-            // From now on the applied alarm speaks for the member.
-            self.shared.status().disk_full = false;
+        if self.settle_nospace_alarm() {
             return;
         }
         self.propose_internal(Request::Alarm(AlarmRequest {
@@ -322,6 +319,22 @@ impl<S: Storage> Driver<S> {
             member_id: self.shared.member_id,
             alarm: AlarmType::NoSpace,
         }));
+    }
+
+    /// Once the wanted NOSPACE alarm is applied, stops asking for it, so an
+    /// operator's later `alarm disarm` is not undone; checked right after
+    /// every apply. Returns true when nothing is wanted any more.
+    fn settle_nospace_alarm(&mut self) -> bool {
+        if !self.nospace_alarm_wanted {
+            return true;
+        }
+        if !self.nospace_alarm_applied() {
+            return false;
+        }
+        self.nospace_alarm_wanted = false;
+        // From now on the applied alarm speaks for the member.
+        self.shared.status().disk_full = false;
+        true
     }
 
     fn nospace_alarm_applied(&self) -> bool {
@@ -525,6 +538,7 @@ impl<S: Storage> Driver<S> {
         }
         self.send(std::mem::take(&mut ready.persisted_messages));
         self.apply(&ready.committed_entries);
+        self.settle_nospace_alarm();
         for read_state in &ready.read_states {
             self.reads
                 .on_read_state(&read_state.request_ctx, read_state.index);
