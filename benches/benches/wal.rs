@@ -14,7 +14,9 @@
 //!   on one thread handing entries to one committer that drains every
 //!   queued request into one append and one fsync (the node driver's
 //!   model), and prints entries/s, fsyncs/s and the ratios to the raw rate
-//!   and to one appender for both models.
+//!   and to one appender for both models. Each configuration keeps its log
+//!   across slices, so segment cuts and the zeros written ahead of the log
+//!   are measured in proportion.
 //! - `wal_recovery/replay_1GiB_{warm,cold}`: MB/s of `recover()` over a
 //!   1 GiB log of 1 KiB entries, with the segments in the page cache, and
 //!   after `posix_fadvise(DONTNEED)` on every segment.
@@ -301,7 +303,7 @@ async fn committer(
     mut wal: Wal<FsStorage>,
     mut requests: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<()>>,
     fsyncs: Arc<AtomicU64>,
-) {
+) -> Wal<FsStorage> {
     let data = Bytes::from(vec![0xA5; APPEND_ENTRY_BYTES]);
     let mut waiting = Vec::with_capacity(COMMIT_BATCH_MAX);
     while let Some(first) = requests.recv().await {
@@ -323,14 +325,36 @@ async fn committer(
             let _ = done.send(());
         });
     }
+    wal
 }
 
-/// Runs `appenders` tasks on one thread against a fresh log for `slice`;
+/// A log kept across the summary's slices, so segment cuts (and the zeros
+/// written ahead) fall inside the measured time in proportion.
+struct TaskLog {
+    _dir: tempfile::TempDir,
+    wal: Option<Wal<FsStorage>>,
+}
+
+impl TaskLog {
+    fn new() -> TaskLog {
+        let dir = temp_dir();
+        let storage = FsStorage::open(dir.path()).unwrap();
+        let wal = Wal::create(storage, WalOptions::default(), META).unwrap();
+        TaskLog {
+            _dir: dir,
+            wal: Some(wal),
+        }
+    }
+}
+
+/// Runs `appenders` tasks on one thread against `log` for `slice`;
 /// returns the elapsed time, the fsyncs and the durable appends.
-fn run_task_appenders(appenders: usize, slice: Duration) -> (Duration, u64, u64) {
-    let dir = temp_dir();
-    let storage = FsStorage::open(dir.path()).unwrap();
-    let wal = Wal::create(storage, WalOptions::default(), META).unwrap();
+fn run_task_appenders(
+    log: &mut TaskLog,
+    appenders: usize,
+    slice: Duration,
+) -> (Duration, u64, u64) {
+    let wal = log.wal.take().unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -358,7 +382,7 @@ fn run_task_appenders(appenders: usize, slice: Duration) -> (Duration, u64, u64)
         for task in tasks {
             task.await.unwrap();
         }
-        committer.await.unwrap();
+        log.wal = Some(committer.await.unwrap());
     });
     let elapsed = start.elapsed();
     (
@@ -460,6 +484,7 @@ fn interleaved_summary(raw: &mut RawFile) {
     const ROUNDS: usize = 8;
     const SLICE: Duration = Duration::from_millis(500);
     let groups: Vec<_> = APPENDER_COUNTS.iter().map(|n| (*n, new_group())).collect();
+    let mut task_logs: Vec<TaskLog> = APPENDER_COUNTS.iter().map(|_| TaskLog::new()).collect();
     let mut totals: BTreeMap<usize, (u64, u64, Duration)> = BTreeMap::new();
     for _ in 0..ROUNDS {
         let start = Instant::now();
@@ -484,8 +509,8 @@ fn interleaved_summary(raw: &mut RawFile) {
                 entries as f64 / elapsed.as_secs_f64()
             );
         }
-        for appenders in APPENDER_COUNTS {
-            let (elapsed, fsyncs, entries) = run_task_appenders(appenders, SLICE);
+        for (appenders, log) in APPENDER_COUNTS.into_iter().zip(&mut task_logs) {
+            let (elapsed, fsyncs, entries) = run_task_appenders(log, appenders, SLICE);
             let t = totals.entry(TASKS + appenders).or_default();
             *t = (t.0 + entries, t.1 + fsyncs, t.2 + elapsed);
             line += &format!(
