@@ -96,14 +96,20 @@ impl AppendLog {
     }
 }
 
+/// One batch of `APPEND_BATCH` entries of `APPEND_ENTRY_BYTES`, indexes 1..;
+/// the benchmarks renumber it for each append.
+fn append_batch() -> Vec<Entry> {
+    let data = Bytes::from(vec![0x5A; APPEND_ENTRY_BYTES]);
+    (0..APPEND_BATCH as u64)
+        .map(|i| entry(i + 1, &data))
+        .collect()
+}
+
 fn bench_append(c: &mut Criterion) {
     if !enabled("append") {
         return;
     }
-    let data = Bytes::from(vec![0x5A; APPEND_ENTRY_BYTES]);
-    let mut batch: Vec<Entry> = (0..APPEND_BATCH as u64)
-        .map(|i| entry(i + 1, &data))
-        .collect();
+    let mut batch = append_batch();
     let mut log = AppendLog::new();
     let mut group = c.benchmark_group("wal_append");
     group.throughput(Throughput::Bytes(
@@ -181,10 +187,7 @@ fn bench_append_cpu(c: &mut Criterion) {
     if !enabled("append") {
         return;
     }
-    let data = Bytes::from(vec![0x5A; APPEND_ENTRY_BYTES]);
-    let mut batch: Vec<Entry> = (0..APPEND_BATCH as u64)
-        .map(|i| entry(i + 1, &data))
-        .collect();
+    let mut batch = append_batch();
     let options = WalOptions {
         segment_size_bytes: 1 << 40,
         ..WalOptions::default()

@@ -182,14 +182,14 @@ impl InboundFilter {
     /// rewritten; otherwise the first block decides.
     fn pass_on(&mut self, block: &HeaderBlock, out: &mut Vec<u8>) -> Result<(), FilterError> {
         if let Some(decoder) = self.decoder.as_mut() {
-            let fields = decode(decoder, block.fragment())?;
-            block.write_frames(&repair(fields), out);
+            let (fields, _) = repair(decode(decoder, block.fragment())?);
+            block.write_frames(&fields, out);
             return Ok(());
         }
         let mut decoder = Decoder::new();
-        match decode(&mut decoder, block.fragment()) {
-            Ok(fields) if needs_repair(&fields) => {
-                block.write_frames(&repair(fields), out);
+        match decode(&mut decoder, block.fragment()).map(repair) {
+            Ok((fields, true)) => {
+                block.write_frames(&fields, out);
                 self.decoder = Some(decoder);
             }
             // A valid authority, or a block h2 will reject itself.
@@ -218,14 +218,10 @@ fn decode(decoder: &mut Decoder<'static>, fragment: &[u8]) -> Result<Fields, Fil
         .map_err(|e| FilterError::Hpack(e.to_string()))
 }
 
-fn needs_repair(fields: &Fields) -> bool {
-    fields.iter().any(|(name, value)| {
-        name == b":authority" && repaired_authority(value) != AuthorityRepair::Keep
-    })
-}
-
-fn repair(fields: Fields) -> Fields {
-    fields
+/// The fields with `:authority` repaired, and whether anything changed.
+fn repair(fields: Fields) -> (Fields, bool) {
+    let mut changed = false;
+    let fields = fields
         .into_iter()
         .filter_map(|(name, value)| {
             if name != b":authority" {
@@ -233,11 +229,18 @@ fn repair(fields: Fields) -> Fields {
             }
             match repaired_authority(&value) {
                 AuthorityRepair::Keep => Some((name, value)),
-                AuthorityRepair::Replace(fixed) => Some((name, fixed)),
-                AuthorityRepair::Drop => None,
+                AuthorityRepair::Replace(fixed) => {
+                    changed = true;
+                    Some((name, fixed))
+                }
+                AuthorityRepair::Drop => {
+                    changed = true;
+                    None
+                }
             }
         })
-        .collect()
+        .collect();
+    (fields, changed)
 }
 
 #[cfg(test)]

@@ -24,6 +24,5 @@ mod frame;
 mod header_block;
 mod stream;
 
-pub use authority::repaired_authority;
 pub use filter::{FilterError, InboundFilter};
 pub use stream::{FixedAuthorityStream, incoming};

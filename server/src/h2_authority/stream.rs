@@ -40,11 +40,6 @@ impl<S> FixedAuthorityStream<S> {
         }
     }
 
-    /// True once this connection's header blocks are being rewritten.
-    pub fn is_rewriting(&self) -> bool {
-        self.filter.is_rewriting()
-    }
-
     /// Hands filtered bytes to `buf`; false if there are none.
     fn drain_into(&mut self, buf: &mut ReadBuf<'_>) -> bool {
         let available = &self.out[self.out_pos..];

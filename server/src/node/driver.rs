@@ -98,9 +98,6 @@ pub struct Driver<S: Storage> {
     /// A Ready waiting for disk space; Raft is frozen meanwhile (see
     /// `disk_full.rs`).
     stalled: Option<Stalled>,
-    /// This member's NOSPACE alarm must be proposed (the disk was full)
-    /// and has not been seen applied yet.
-    nospace_alarm_wanted: bool,
     /// No snapshot file is attempted before this time (ms) after a full
     /// disk refused one.
     snapshot_retry_at_ms: u64,
@@ -160,7 +157,6 @@ impl<S: Storage> Driver<S> {
             last_lease_check_ms: 0,
             failed: None,
             stalled: None,
-            nospace_alarm_wanted: false,
             snapshot_retry_at_ms: 0,
         };
         driver.refresh_peers();
@@ -308,7 +304,7 @@ impl<S: Storage> Driver<S> {
     /// After a full disk: proposes this member's NOSPACE alarm until it is
     /// applied (see `disk_full.rs`); the member reports it locally until then.
     fn raise_nospace_alarm(&mut self) {
-        if !self.nospace_alarm_wanted || self.leader_id == 0 || self.stalled.is_some() {
+        if !self.nospace_alarm_wanted() || self.leader_id == 0 || self.stalled.is_some() {
             return;
         }
         if self.settle_nospace_alarm() {
@@ -325,16 +321,22 @@ impl<S: Storage> Driver<S> {
     /// operator's later `alarm disarm` is not undone; checked right after
     /// every apply. Returns true when nothing is wanted any more.
     fn settle_nospace_alarm(&mut self) -> bool {
-        if !self.nospace_alarm_wanted {
+        if !self.nospace_alarm_wanted() {
             return true;
         }
         if !self.nospace_alarm_applied() {
             return false;
         }
-        self.nospace_alarm_wanted = false;
         // From now on the applied alarm speaks for the member.
         self.shared.status().disk_full = false;
         true
+    }
+
+    /// Whether this member's NOSPACE alarm must still be proposed: its disk
+    /// was found full and the alarm has not been seen applied. Kept in the
+    /// shared status (`disk_full`), which also makes the API report it.
+    fn nospace_alarm_wanted(&self) -> bool {
+        self.shared.status().disk_full
     }
 
     fn nospace_alarm_applied(&self) -> bool {
@@ -584,6 +586,7 @@ impl<S: Storage> Driver<S> {
                 retry_ms = DISK_FULL_RETRY_MS,
                 "disk full: writes refused, NOSPACE alarm raised; retrying until space is freed"
             );
+            // Before the waiters wake, so they see the alarm.
             self.shared.status().disk_full = true;
             // Their entries may still commit: the honest answer is a timeout.
             self.shared.proposals().fail_all(&ServerError::Timeout);
@@ -592,7 +595,6 @@ impl<S: Storage> Driver<S> {
                 let _ = reply.send(Err(ServerError::Timeout));
             }
         }
-        self.nospace_alarm_wanted = true;
         self.stalled = Some(Stalled {
             ready,
             retry_at_ms: self.shared.now_ms() + DISK_FULL_RETRY_MS,
@@ -806,7 +808,6 @@ impl<S: Storage> Driver<S> {
                 return Err(err);
             }
             tracing::error!(%err, applied, "disk full: no snapshot taken; NOSPACE alarm raised");
-            self.nospace_alarm_wanted = true;
             self.shared.status().disk_full = true;
             self.snapshot_retry_at_ms = self.shared.now_ms() + DISK_FULL_RETRY_MS;
             return Ok(());

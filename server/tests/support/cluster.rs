@@ -80,11 +80,30 @@ pub struct Member {
     child: Option<Child>,
 }
 
+/// How members are launched, the same at start and on every restart.
+#[derive(Clone, Debug, Default)]
+struct Launch {
+    /// Extra etcd flags for every member.
+    extra_args: Vec<String>,
+    /// Configure through `ETCD_*` variables instead of flags.
+    via_environment: bool,
+    /// Where data directories go; `None`: the cluster's temporary directory.
+    data_root: Option<PathBuf>,
+}
+
+impl Launch {
+    fn with_args(extra_args: &[&str]) -> Launch {
+        Launch {
+            extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
+            ..Launch::default()
+        }
+    }
+}
+
 /// A cluster of real server processes on loopback.
 pub struct Cluster {
     flavor: Flavor,
-    via_environment: bool,
-    extra_args: Vec<String>,
+    launch: Launch,
     members: Vec<Member>,
     initial_cluster: String,
     dir: tempfile::TempDir,
@@ -101,7 +120,7 @@ impl Cluster {
     /// As [`Cluster::start`], passing `extra_args` (etcd flags, e.g.
     /// `--snapshot-count=20`) to every member, also on restart.
     pub fn start_with(flavor: Flavor, size: usize, extra_args: &[&str]) -> io::Result<Cluster> {
-        Self::start_attempts(flavor, size, extra_args, false, None)
+        Self::start_attempts(flavor, size, Launch::with_args(extra_args))
     }
 
     /// As [`Cluster::start_with`], with the members' data directories under
@@ -113,26 +132,28 @@ impl Cluster {
         extra_args: &[&str],
         data_root: &std::path::Path,
     ) -> io::Result<Cluster> {
-        Self::start_attempts(flavor, size, extra_args, false, Some(data_root))
+        let launch = Launch {
+            data_root: Some(data_root.to_owned()),
+            ..Launch::with_args(extra_args)
+        };
+        Self::start_attempts(flavor, size, launch)
     }
 
     /// As [`Cluster::start`], configuring members through `ETCD_*`
     /// environment variables instead of command-line flags.
     pub fn start_via_environment(flavor: Flavor, size: usize) -> io::Result<Cluster> {
-        Self::start_attempts(flavor, size, &[], true, None)
+        let launch = Launch {
+            via_environment: true,
+            ..Launch::default()
+        };
+        Self::start_attempts(flavor, size, launch)
     }
 
-    fn start_attempts(
-        flavor: Flavor,
-        size: usize,
-        extra_args: &[&str],
-        via_environment: bool,
-        data_root: Option<&std::path::Path>,
-    ) -> io::Result<Cluster> {
+    fn start_attempts(flavor: Flavor, size: usize, launch: Launch) -> io::Result<Cluster> {
         assert!(size >= 1, "a cluster has at least one member");
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS_MAX {
-            match Self::start_once(flavor, size, extra_args, via_environment, data_root) {
+            match Self::start_once(flavor, size, launch.clone()) {
                 Ok(cluster) => return Ok(cluster),
                 Err(e) => last_error = Some(e),
             }
@@ -140,18 +161,13 @@ impl Cluster {
         Err(last_error.unwrap_or_else(|| io::Error::other("cluster did not start")))
     }
 
-    fn start_once(
-        flavor: Flavor,
-        size: usize,
-        extra_args: &[&str],
-        via_environment: bool,
-        data_root: Option<&std::path::Path>,
-    ) -> io::Result<Cluster> {
+    fn start_once(flavor: Flavor, size: usize, launch: Launch) -> io::Result<Cluster> {
         let dir = tempfile::tempdir()?;
         let mut members = Vec::with_capacity(size);
         for i in 0..size {
             let name = format!("m{i}");
-            let data_dir = data_root.unwrap_or(dir.path()).join(format!("{name}.data"));
+            let root = launch.data_root.as_deref().unwrap_or(dir.path());
+            let data_dir = root.join(format!("{name}.data"));
             if data_dir.exists() {
                 // A previous attempt on the same data root.
                 std::fs::remove_dir_all(&data_dir)?;
@@ -172,8 +188,7 @@ impl Cluster {
             .join(",");
         let mut cluster = Cluster {
             flavor,
-            via_environment,
-            extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
+            launch,
             members,
             initial_cluster,
             dir,
@@ -250,7 +265,7 @@ impl Cluster {
             ("initial-cluster-state", "new"),
         ];
         for (flag, value) in settings {
-            if self.via_environment {
+            if self.launch.via_environment {
                 // etcd's rule: ETCD_ + the flag in upper case, '-' as '_'.
                 let name = format!("ETCD_{}", flag.to_uppercase().replace('-', "_"));
                 command.env(name, value);
@@ -259,7 +274,7 @@ impl Cluster {
             }
         }
         command
-            .args(&self.extra_args)
+            .args(&self.launch.extra_args)
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
