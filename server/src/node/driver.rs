@@ -192,12 +192,17 @@ impl<S: Storage> Driver<S> {
         self.shutdown();
     }
 
-    fn shutdown(&mut self) {
-        self.shared.proposals().fail_all(&ServerError::Stopped);
-        self.reads.fail_all(&ServerError::Stopped);
+    /// Answers every waiting proposal, read and membership change with `err`.
+    fn fail_waiters(&mut self, err: &ServerError) {
+        self.shared.proposals().fail_all(err);
+        self.reads.fail_all(err);
         for (_, reply) in self.conf_waiters.drain(..) {
-            let _ = reply.send(Err(ServerError::Stopped));
+            let _ = reply.send(Err(err.clone()));
         }
+    }
+
+    fn shutdown(&mut self) {
+        self.fail_waiters(&ServerError::Stopped);
         self.peers.set_members(&BTreeMap::new());
         tracing::info!(member = %format!("{:x}", self.shared.member_id), "member stopped");
     }
@@ -376,21 +381,15 @@ impl<S: Storage> Driver<S> {
     fn on_command(&mut self, command: Command) {
         if let Some(err) = &self.failed {
             let err = err.clone();
-            match command {
-                Command::Propose { id, .. } => {
-                    self.shared.proposals().complete(id, Err(err));
-                }
-                Command::Read(reply) => {
-                    let _ = reply.send(Err(err));
-                }
-                Command::ConfChange { reply, .. } => {
-                    let _ = reply.send(Err(err));
-                }
-            }
+            self.refuse(command, err.clone(), err);
             return;
         }
         if self.stalled.is_some() {
-            self.refuse_while_disk_full(command);
+            // Writes and membership changes were never proposed, so they
+            // are refused outright; linearizable reads time out (Raft is
+            // frozen). See `disk_full.rs`.
+            let nospace = ServerError::Apply(keel_kernel::apply::ApplyError::NoSpace);
+            self.refuse(command, nospace, ServerError::Timeout);
             return;
         }
         match command {
@@ -405,20 +404,18 @@ impl<S: Storage> Driver<S> {
         }
     }
 
-    /// While the disk is full: writes and membership changes are refused
-    /// with etcd's NOSPACE error (never proposed, so never applied);
-    /// linearizable reads time out (Raft is frozen).
-    fn refuse_while_disk_full(&mut self, command: Command) {
-        let nospace = ServerError::Apply(keel_kernel::apply::ApplyError::NoSpace);
+    /// Answers a command without running it: `write_err` for proposals and
+    /// membership changes, `read_err` for reads.
+    fn refuse(&mut self, command: Command, write_err: ServerError, read_err: ServerError) {
         match command {
             Command::Propose { id, .. } => {
-                self.shared.proposals().complete(id, Err(nospace));
+                self.shared.proposals().complete(id, Err(write_err));
             }
             Command::Read(reply) => {
-                let _ = reply.send(Err(ServerError::Timeout));
+                let _ = reply.send(Err(read_err));
             }
             Command::ConfChange { reply, .. } => {
-                let _ = reply.send(Err(nospace));
+                let _ = reply.send(Err(write_err));
             }
         }
     }
@@ -589,11 +586,7 @@ impl<S: Storage> Driver<S> {
             // Before the waiters wake, so they see the alarm.
             self.shared.status().disk_full = true;
             // Their entries may still commit: the honest answer is a timeout.
-            self.shared.proposals().fail_all(&ServerError::Timeout);
-            self.reads.fail_all(&ServerError::Timeout);
-            for (_, reply) in self.conf_waiters.drain(..) {
-                let _ = reply.send(Err(ServerError::Timeout));
-            }
+            self.fail_waiters(&ServerError::Timeout);
         }
         self.stalled = Some(Stalled {
             ready,
@@ -835,11 +828,7 @@ impl<S: Storage> Driver<S> {
             ServerError::Storage(format!("storage failure: {err}"))
         };
         tracing::error!(%err, "storage failed; this member stops taking part in raft");
-        self.shared.proposals().fail_all(&failure);
-        self.reads.fail_all(&failure);
-        for (_, reply) in self.conf_waiters.drain(..) {
-            let _ = reply.send(Err(failure.clone()));
-        }
+        self.fail_waiters(&failure);
         self.failed = Some(failure);
     }
 }
