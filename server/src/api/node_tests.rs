@@ -6,10 +6,10 @@
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tonic::transport::Channel;
 
 use super::ApiLimits;
+use super::tests::{bytes, create_request, next, open_watch};
 use crate::node::serve::{Listeners, Member};
 use crate::node::{NodeSettings, NodeStorage};
 use crate::proto::etcdserverpb as pb;
@@ -51,34 +51,19 @@ async fn single_member() -> (Member, tempfile::TempDir, Channel) {
     panic!("the member never elected itself");
 }
 
-fn bytes(s: &str) -> Bytes {
-    Bytes::from(s.to_string())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_over_a_real_single_member() {
     let (member, _dir, channel) = single_member().await;
     let mut kv = pb::kv_client::KvClient::new(channel.clone());
     let mut lease = pb::lease_client::LeaseClient::new(channel.clone());
-    let mut watch = pb::watch_client::WatchClient::new(channel.clone());
 
-    let (requests, receiver) = tokio::sync::mpsc::channel(4);
-    let mut events = watch
-        .watch(tokio_stream::wrappers::ReceiverStream::new(receiver))
-        .await
-        .unwrap()
-        .into_inner();
+    let (requests, mut events) = open_watch(channel.clone()).await;
     let create = pb::WatchCreateRequest {
         key: bytes("k"),
         ..pb::WatchCreateRequest::default()
     };
-    requests
-        .send(pb::WatchRequest {
-            request_union: Some(pb::watch_request::RequestUnion::CreateRequest(create)),
-        })
-        .await
-        .unwrap();
-    assert!(events.message().await.unwrap().unwrap().created);
+    requests.send(create_request(create)).await.unwrap();
+    assert!(next(&mut events).await.created);
 
     let granted = lease
         .lease_grant(pb::LeaseGrantRequest { ttl: 60, id: 0 })
@@ -108,11 +93,7 @@ async fn services_over_a_real_single_member() {
         .into_inner();
     assert_eq!(got.kvs[0].value, bytes("v"));
     assert_eq!(got.kvs[0].lease, granted.id);
-    let event = tokio::time::timeout(Duration::from_secs(10), events.message())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let event = next(&mut events).await;
     assert_eq!(event.events[0].kv.as_ref().unwrap().value, bytes("v"));
 
     let (keep, receiver) = tokio::sync::mpsc::channel(4);

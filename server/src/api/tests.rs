@@ -30,7 +30,7 @@ async fn start(backend: TestBackend, limits: ApiLimits) -> Channel {
         .unwrap()
 }
 
-fn bytes(s: &str) -> Bytes {
+pub(super) fn bytes(s: &str) -> Bytes {
     Bytes::from(s.to_string())
 }
 
@@ -214,9 +214,12 @@ async fn kv_bad_input_gets_etcds_errors() {
     );
 }
 
-type WatchOut = tonic::Streaming<pb::WatchResponse>;
+pub(super) type WatchOut = tonic::Streaming<pb::WatchResponse>;
 
-async fn open_watch(channel: Channel) -> (tokio::sync::mpsc::Sender<pb::WatchRequest>, WatchOut) {
+/// Opens a watch stream: the sender of its requests and its responses.
+pub(super) async fn open_watch(
+    channel: Channel,
+) -> (tokio::sync::mpsc::Sender<pb::WatchRequest>, WatchOut) {
     let (sender, receiver) = tokio::sync::mpsc::channel(16);
     let mut client = pb::watch_client::WatchClient::new(channel);
     let requests = tokio_stream::wrappers::ReceiverStream::new(receiver);
@@ -224,20 +227,24 @@ async fn open_watch(channel: Channel) -> (tokio::sync::mpsc::Sender<pb::WatchReq
     (sender, responses)
 }
 
-fn create(key: &str, range_end: Bytes, start_revision: i64) -> pb::WatchRequest {
+/// The watch stream request that creates `create`.
+pub(super) fn create_request(create: pb::WatchCreateRequest) -> pb::WatchRequest {
     pb::WatchRequest {
-        request_union: Some(pb::watch_request::RequestUnion::CreateRequest(
-            pb::WatchCreateRequest {
-                key: bytes(key),
-                range_end,
-                start_revision,
-                ..pb::WatchCreateRequest::default()
-            },
-        )),
+        request_union: Some(pb::watch_request::RequestUnion::CreateRequest(create)),
     }
 }
 
-async fn next(responses: &mut WatchOut) -> pb::WatchResponse {
+fn create(key: &str, range_end: Bytes, start_revision: i64) -> pb::WatchRequest {
+    create_request(pb::WatchCreateRequest {
+        key: bytes(key),
+        range_end,
+        start_revision,
+        ..pb::WatchCreateRequest::default()
+    })
+}
+
+/// The next watch response, within 10 s.
+pub(super) async fn next(responses: &mut WatchOut) -> pb::WatchResponse {
     tokio::time::timeout(Duration::from_secs(10), responses.message())
         .await
         .expect("a watch response in time")
@@ -608,12 +615,7 @@ async fn watch_filters_prev_kv_and_progress_notify() {
         filters: vec![pb::watch_create_request::FilterType::Noput as i32],
         ..pb::WatchCreateRequest::default()
     };
-    requests
-        .send(pb::WatchRequest {
-            request_union: Some(pb::watch_request::RequestUnion::CreateRequest(create)),
-        })
-        .await
-        .unwrap();
+    requests.send(create_request(create)).await.unwrap();
     let created = next(&mut responses).await;
     assert!(created.created);
     put(&mut kv, "f", "2").await; // revision 3, filtered out
@@ -650,14 +652,12 @@ async fn watch_filters_prev_kv_and_progress_notify() {
 async fn refused_watch_creates_are_created_and_canceled() {
     let channel = start(TestBackend::new(64), ApiLimits::default()).await;
     let (requests, mut responses) = open_watch(channel).await;
-    let with_id = |watch_id| pb::WatchRequest {
-        request_union: Some(pb::watch_request::RequestUnion::CreateRequest(
-            pb::WatchCreateRequest {
-                key: bytes("k"),
-                watch_id,
-                ..pb::WatchCreateRequest::default()
-            },
-        )),
+    let with_id = |watch_id| {
+        create_request(pb::WatchCreateRequest {
+            key: bytes("k"),
+            watch_id,
+            ..pb::WatchCreateRequest::default()
+        })
     };
     requests.send(with_id(5)).await.unwrap();
     assert_eq!(next(&mut responses).await.watch_id, 5);
