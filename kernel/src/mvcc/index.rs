@@ -15,7 +15,7 @@
 
 use super::chunk::{CHUNK_CAPACITY, Chunk};
 use super::key_index::KeyIndex;
-use super::window::{Probe, common_prefix, window};
+use super::window::{Probe, common_prefix, summarize, window};
 
 /// Ordered map of key -> [`KeyIndex`].
 #[derive(Clone, Debug, Default)]
@@ -25,10 +25,14 @@ pub(crate) struct Index {
     /// `window(separators[i], separator_prefix.len())`, kept apart so the
     /// binary search walks a dense array.
     separator_windows: Vec<u64>,
+    /// Every `BLOCK_KEYS`th separator window (see `window`): a small array
+    /// that stays in cache and narrows a search to one block of windows.
+    separator_summary: Vec<u64>,
     separator_prefix: Box<[u8]>,
-    /// Inline (not boxed): a lookup then misses the cache once less, at
-    /// the price of moving the chunk headers when a chunk is added.
-    chunks: Vec<Chunk>,
+    /// Boxed: adding a chunk moves pointers; a lookup prefetches the
+    /// chunk's header and summary as soon as it knows the chunk.
+    #[allow(clippy::vec_box, reason = "a chunk is 1.2 KiB: splits move pointers")]
+    chunks: Vec<Box<Chunk>>,
     len: usize,
 }
 
@@ -59,9 +63,9 @@ impl Index {
             return 0;
         }
         // Chunk i + 1 starts at separator i: count the separators <= key.
-        match Probe::new(key, &self.separator_prefix)
-            .search(&self.separator_windows, |at| &self.separators[at])
-        {
+        let probe = Probe::new(key, &self.separator_prefix);
+        let span = probe.candidates(&self.separator_summary, self.separators.len());
+        match probe.search_between(&self.separator_windows, span, |at| &self.separators[at]) {
             Ok(at) => at + 1,
             Err(at) => at,
         }
@@ -69,13 +73,17 @@ impl Index {
 
     /// The history of `key`, if the index holds it.
     pub fn get(&self, key: &[u8]) -> Option<&KeyIndex> {
-        self.chunks.get(self.chunk_for(key))?.get(key)
+        let chunk = self.chunks.get(self.chunk_for(key))?;
+        chunk.prefetch();
+        chunk.get(key)
     }
 
     /// Mutable access to the history of `key`.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut KeyIndex> {
         let at = self.chunk_for(key);
-        self.chunks.get_mut(at)?.get_mut(key)
+        let chunk = self.chunks.get_mut(at)?;
+        chunk.prefetch();
+        chunk.get_mut(key)
     }
 
     /// Adds a key that is not in the index yet (debug-asserted).
@@ -113,7 +121,7 @@ impl Index {
     }
 
     /// Puts `chunk` at position `at` (>= 1), its first key as separator.
-    fn add_chunk(&mut self, at: usize, chunk: Chunk) {
+    fn add_chunk(&mut self, at: usize, chunk: Box<Chunk>) {
         debug_assert!(at >= 1 && chunk.len() > 0);
         let key: Box<[u8]> = chunk.first_key().into();
         let prefix_len = if self.separators.is_empty() {
@@ -129,6 +137,9 @@ impl Index {
         self.separator_windows
             .insert(at - 1, window(&key, prefix_len));
         self.separators.insert(at - 1, key);
+        self.separator_summary.clear();
+        let summary = summarize(&self.separator_windows);
+        self.separator_summary.extend(summary);
         self.chunks.insert(at, chunk);
     }
 
@@ -260,6 +271,8 @@ mod tests {
             assert!(sep.starts_with(&index.separator_prefix));
             assert_eq!(*w, window(sep, index.separator_prefix.len()));
         }
+        let summary: Vec<u64> = summarize(&index.separator_windows).collect();
+        assert_eq!(index.separator_summary, summary);
     }
 
     /// Short keys from a small alphabet, often behind a shared prefix, so

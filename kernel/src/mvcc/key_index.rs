@@ -16,6 +16,7 @@
 use bytes::Bytes;
 
 use super::kv::KeyValue;
+use super::prefetch::prefetch_slice;
 use super::revision::Revision;
 use super::varint;
 
@@ -219,6 +220,12 @@ impl KeyIndex {
     /// The encoded form (for snapshots and hashing).
     pub fn blob(&self) -> &[u8] {
         &self.blob
+    }
+
+    /// Hints that the key and its newest records will be read soon (the
+    /// first few cache lines of the blob).
+    pub fn prefetch(&self) {
+        prefetch_slice(&self.blob);
     }
 
     /// The key.

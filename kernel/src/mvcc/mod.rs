@@ -29,6 +29,7 @@ pub mod history;
 mod index;
 mod key_index;
 pub mod kv;
+mod prefetch;
 mod range;
 pub mod revision;
 pub mod rpc;

@@ -101,6 +101,58 @@ impl<'a> Probe<'a> {
     }
 }
 
+/// Windows per summary entry: one cache line of `u64`s.
+pub(crate) const BLOCK_KEYS: usize = 8;
+
+/// The summary of `windows`: `windows[b * BLOCK_KEYS]` for each block `b`.
+pub(crate) fn summarize(windows: &[u64]) -> impl Iterator<Item = u64> + '_ {
+    windows.iter().step_by(BLOCK_KEYS).copied()
+}
+
+impl Probe<'_> {
+    /// Narrows a search with a summary (`summary[b] = windows[b *
+    /// BLOCK_KEYS]` of `len` ascending windows): positions `(low, high)`
+    /// such that the probe's position is in `low..=high`, every stored key
+    /// before `low` being below the probe's key and every one from `high`
+    /// on above it. Without ties between windows, `low..high` lies within
+    /// one block (one cache line of windows).
+    pub fn candidates(&self, summary: &[u64], len: usize) -> (usize, usize) {
+        debug_assert_eq!(summary.len(), len.div_ceil(BLOCK_KEYS));
+        let window = match *self {
+            Probe::Before => return (0, 0),
+            Probe::After => return (len, len),
+            Probe::Within { window, .. } => window,
+        };
+        // Blocks starting below the probe's window, then at or below it.
+        let below = summary.partition_point(|&start| start < window);
+        let ties = summary[below..].iter().take_while(|&&s| s == window);
+        let at_most = below + ties.count();
+        let low = match below {
+            0 => 0,
+            b => (b - 1) * BLOCK_KEYS + 1,
+        };
+        let high = match at_most {
+            b if b == summary.len() => len,
+            b => b * BLOCK_KEYS,
+        };
+        debug_assert!(low <= high && high <= len);
+        (low, high)
+    }
+
+    /// [`Probe::search`] among the stored keys `low..high` of `windows`
+    /// (from [`Probe::candidates`]); positions count from the start of
+    /// `windows`, and `stored_key` takes such positions.
+    pub fn search_between<'k>(
+        &self,
+        windows: &[u64],
+        (low, high): (usize, usize),
+        stored_key: impl Fn(usize) -> &'k [u8],
+    ) -> Result<usize, usize> {
+        let found = self.search(&windows[low..high], |at| stored_key(at + low));
+        found.map(|at| at + low).map_err(|at| at + low)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -117,8 +169,12 @@ mod tests {
             let keys: Vec<Vec<u8>> = tails.into_iter().map(|t| [prefix.clone(), t].concat()).collect();
             let windows: Vec<u64> = keys.iter().map(|k| window(k, prefix.len())).collect();
             let probe = [prefix.clone(), probe].concat();
-            let got = Probe::new(&probe, &prefix).search(&windows, |i| &keys[i]);
+            let probe_at = Probe::new(&probe, &prefix);
+            let got = probe_at.search(&windows, |i| &keys[i]);
             prop_assert_eq!(got, keys.binary_search(&probe));
+            let summary: Vec<u64> = summarize(&windows).collect();
+            let span = probe_at.candidates(&summary, windows.len());
+            prop_assert_eq!(probe_at.search_between(&windows, span, |i| &keys[i]), got);
             prop_assert!(keys.iter().all(|k| common_prefix(k, &probe) >= prefix.len()));
         }
 
