@@ -7,9 +7,11 @@
 //! after [`Storage::sync`] of that file; a created, renamed or removed name
 //! survives only after [`Storage::sync_dir`].
 
+mod direct;
 pub mod fs;
 pub mod sim;
 
+pub use direct::LOG_BLOCK_BYTES;
 pub use fs::FsStorage;
 pub use sim::{SimConfig, SimStorage};
 
@@ -34,6 +36,16 @@ pub trait Storage: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// Writes all of `data` at byte `offset`, growing the file if needed.
     /// Returns `StorageFull` when the disk is full.
     fn write_at(&self, file: &Self::File, offset: u64, data: &[u8]) -> io::Result<()>;
+    /// Writes all of `data` at byte `offset` of a file written as a log: the
+    /// caller needs nothing in the file after its data, so the rest of the
+    /// last [`LOG_BLOCK_BYTES`] block may be overwritten with zeros (never
+    /// past the file's length). Real files use direct I/O here, so the next
+    /// [`Storage::sync`] only has to flush the device (see
+    /// `storage/direct.rs`). Durability as for [`Storage::write_at`].
+    /// Returns `StorageFull` when the disk is full. Default: `write_at`.
+    fn write_log_at(&self, file: &Self::File, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.write_at(file, offset, data)
+    }
     /// The whole content of the named file (the real disk maps it in memory).
     fn read_all(&self, name: &str) -> io::Result<Bytes>;
     /// Makes the data of the file durable (`fdatasync`).

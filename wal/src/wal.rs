@@ -34,6 +34,17 @@ impl Default for WalOptions {
     }
 }
 
+/// How records and zeros reach the active segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WritePath {
+    /// [`Storage::write_at`]: through the page cache, for a full write
+    /// buffer that no fsync is waiting for.
+    PageCache,
+    /// [`Storage::write_log_at`]: for writes an fsync follows at once
+    /// (direct I/O on real files).
+    Log,
+}
+
 /// The segment being appended to.
 #[derive(Debug)]
 struct Active<S: Storage> {
@@ -242,7 +253,7 @@ impl<S: Storage> Wal<S> {
     /// outcome to [`Wal::finish_sync`]. Errors: a poisoned log, write failures.
     pub fn begin_sync(&mut self) -> Result<Option<SyncJob<S>>> {
         self.check_usable()?;
-        self.flush()?;
+        self.flush(WritePath::Log)?;
         if self.tickets.durable == self.tickets.appended {
             return Ok(None);
         }
@@ -409,7 +420,7 @@ impl<S: Storage> Wal<S> {
         }
         let needed = end(&self.active, self.buf.len());
         if needed > self.active.allocated_bytes {
-            self.flush()?;
+            self.flush(WritePath::Log)?;
             let a = &self.active;
             let grown = needed.next_multiple_of(4096);
             // A full disk fails the allocation with nothing written: the
@@ -427,44 +438,61 @@ impl<S: Storage> Wal<S> {
         Ok(())
     }
 
-    /// After each encoded record: hand a full buffer to the storage.
+    /// After each encoded record: hand a full buffer to the storage, through
+    /// the page cache (no fsync is waiting for it: writeback overlaps with
+    /// encoding the next records).
     fn after_record(&mut self) -> Result<()> {
         if self.buf.len() >= self.options.write_buffer_bytes {
-            self.flush()?;
+            self.flush(WritePath::PageCache)?;
         }
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<()> {
+    /// Hands the buffered records to the storage; `path` says how (an
+    /// fsync about to follow wants [`WritePath::Log`]).
+    fn flush(&mut self, path: WritePath) -> Result<()> {
         if !self.buf.is_empty() {
             let offset = self.active.write_offset;
-            if let Err(e) = self.storage.write_at(&self.active.file, offset, &self.buf) {
+            if let Err(e) = self.write(path, offset, &self.buf) {
                 let err = WalError::io("write", &self.active.file_name, Some(offset), e);
                 self.poisoned = Some(err.to_string());
                 return Err(err);
             }
             self.active.write_offset += self.buf.len() as u64;
             self.buf.clear();
-            self.zero_fill_ahead()?;
+            self.zero_fill_ahead(path)?;
         }
         self.tickets.mark_written();
         Ok(())
     }
 
+    /// Writes into the active segment, where nothing after `offset` is
+    /// needed: records are written at the log's end, zeros ahead of it.
+    fn write(&self, path: WritePath, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        let file = &self.active.file;
+        match path {
+            WritePath::PageCache => self.storage.write_at(file, offset, data),
+            WritePath::Log => self.storage.write_log_at(file, offset, data),
+        }
+    }
+
     /// Once records pass the zero-filled region, zero the next chunk after
     /// them (before the fsync that follows), see [`crate::zero_fill`].
-    fn zero_fill_ahead(&mut self) -> Result<()> {
-        let a = &mut self.active;
+    fn zero_fill_ahead(&mut self, path: WritePath) -> Result<()> {
+        let a = &self.active;
         if a.write_offset <= a.zeroed_end {
             return Ok(());
         }
-        let end = zero_fill::fill_end(a.write_offset, a.allocated_bytes);
-        if let Err(e) = zero_fill::write_zeros(&self.storage, &a.file, a.write_offset, end) {
-            let err = WalError::io("write", &a.file_name, Some(a.write_offset), e);
+        let (from, end) = (
+            a.write_offset,
+            zero_fill::fill_end(a.write_offset, a.allocated_bytes),
+        );
+        if let Err(e) = zero_fill::write_zeros(from, end, |at, zeros| self.write(path, at, zeros)) {
+            let err = WalError::io("write", &self.active.file_name, Some(from), e);
             self.poisoned = Some(err.to_string());
             return Err(err);
         }
-        a.zeroed_end = end;
+        self.active.zeroed_end = end;
         Ok(())
     }
 
@@ -476,7 +504,7 @@ impl<S: Storage> Wal<S> {
     /// A full disk while creating the next segment leaves the log as it was
     /// and usable (retry once space is freed); any other failure poisons it.
     fn cut(&mut self) -> Result<()> {
-        self.flush()?;
+        self.flush(WritePath::Log)?;
         let old = &self.active;
         if let Err(e) = self.storage.sync(&old.file) {
             let err = WalError::io("fsync", &old.file_name, None, e);

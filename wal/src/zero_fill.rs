@@ -13,13 +13,12 @@
 
 use std::io;
 
-use crate::storage::Storage;
-
 /// How far ahead of the last record the segment is zero-filled, in bytes.
 pub const ZERO_FILL_BYTES: u64 = 1 << 20;
 
-/// Zeros written per call to the storage.
-static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+/// Zeros written per call to the storage (a whole chunk, so a direct
+/// write moves it in one go).
+static ZEROS: [u8; ZERO_FILL_BYTES as usize] = [0; ZERO_FILL_BYTES as usize];
 
 /// Where the zero-filled region should end once data reaches `data_end`:
 /// the next multiple of [`ZERO_FILL_BYTES`] after it, but never past
@@ -29,14 +28,18 @@ pub fn fill_end(data_end: u64, allocated_bytes: u64) -> u64 {
     chunk_end.min(allocated_bytes).max(data_end)
 }
 
-/// Writes zeros over bytes `[from, to)` of `file`.
+/// Writes zeros over bytes `[from, to)` through `write(offset, bytes)`.
 ///
-/// Errors: the storage's write error (the range may be partly written).
-pub fn write_zeros<S: Storage>(storage: &S, file: &S::File, from: u64, to: u64) -> io::Result<()> {
+/// Errors: the first write error (the range may be partly written).
+pub fn write_zeros(
+    from: u64,
+    to: u64,
+    mut write: impl FnMut(u64, &[u8]) -> io::Result<()>,
+) -> io::Result<()> {
     let mut offset = from;
     while offset < to {
         let n = (to - offset).min(ZEROS.len() as u64);
-        storage.write_at(file, offset, &ZEROS[..n as usize])?;
+        write(offset, &ZEROS[..n as usize])?;
         offset += n;
     }
     Ok(())
@@ -46,7 +49,7 @@ pub fn write_zeros<S: Storage>(storage: &S, file: &S::File, from: u64, to: u64) 
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
-    use crate::storage::{SimConfig, SimStorage};
+    use crate::storage::{SimConfig, SimStorage, Storage};
 
     #[test]
     fn fill_end_is_the_next_chunk_boundary_within_the_allocation() {
@@ -64,11 +67,16 @@ mod tests {
     fn zeros_overwrite_the_range_only() {
         let disk = SimStorage::new(SimConfig::default());
         let file = disk.create("f").unwrap();
-        disk.write_at(&file, 0, &[7; 200_000]).unwrap();
-        write_zeros(&disk, &file, 10, 150_000).unwrap();
+        let len = 2 * ZERO_FILL_BYTES as usize;
+        disk.write_at(&file, 0, &vec![7; len]).unwrap();
+        write_zeros(10, 3 * ZERO_FILL_BYTES / 2, |at, zeros| {
+            disk.write_at(&file, at, zeros)
+        })
+        .unwrap();
         let data = disk.read_all("f").unwrap();
         assert!(data[..10].iter().all(|&b| b == 7));
-        assert!(data[10..150_000].iter().all(|&b| b == 0));
-        assert!(data[150_000..].iter().all(|&b| b == 7));
+        let end = 3 * ZERO_FILL_BYTES as usize / 2;
+        assert!(data[10..end].iter().all(|&b| b == 0));
+        assert!(data[end..].iter().all(|&b| b == 7));
     }
 }

@@ -1,14 +1,16 @@
 //! [`Storage`] over a real directory: `std::fs`, `fdatasync` of files, fsync
-//! of the directory, `fallocate` for preallocation and `mmap` (memmap2) to read
-//! whole segments during recovery without copying them.
+//! of the directory, `fallocate` for preallocation, direct I/O for log
+//! appends (see `direct`) and `mmap` (memmap2) to read whole segments during
+//! recovery without copying them.
 
 use super::Storage;
+use super::direct::DirectLog;
 use bytes::Bytes;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A real directory. Cheap to clone (the path is shared).
 ///
@@ -19,10 +21,43 @@ pub struct FsStorage {
     root: Arc<PathBuf>,
 }
 
-/// An open file of an [`FsStorage`].
+/// An open file of an [`FsStorage`]. Clones share the handle, including
+/// its copy of the last block written by [`Storage::write_log_at`]; a log's
+/// tail must not be written through another handle of the same file.
 #[derive(Clone, Debug)]
 pub struct FsFile {
     file: Arc<File>,
+    /// The file opened again with `O_DIRECT`, where the file system allows.
+    direct: Option<Arc<Mutex<DirectLog>>>,
+}
+
+impl FsFile {
+    fn new(file: File, path: &Path) -> FsFile {
+        FsFile {
+            file: Arc::new(file),
+            direct: DirectLog::open(path).map(|d| Arc::new(Mutex::new(d))),
+        }
+    }
+
+    /// The direct-I/O side, if any (a panic while it was held left it
+    /// consistent: its block copy is only marked current after a write).
+    fn direct(&self) -> Option<MutexGuard<'_, DirectLog>> {
+        let direct = self.direct.as_ref()?;
+        Some(direct.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Forgets the direct side's view of the content and length.
+    fn invalidate_direct(&self) {
+        if let Some(mut direct) = self.direct() {
+            direct.invalidate();
+        }
+    }
+
+    /// Direct writes issued through this handle (0 without direct I/O).
+    #[cfg(test)]
+    pub(crate) fn direct_writes(&self) -> u64 {
+        self.direct().map_or(0, |d| d.writes())
+    }
 }
 
 impl FsStorage {
@@ -69,24 +104,19 @@ impl Storage for FsStorage {
     }
 
     fn create(&self, name: &str) -> io::Result<FsFile> {
+        let path = self.path(name)?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
-            .open(self.path(name)?)?;
-        Ok(FsFile {
-            file: Arc::new(file),
-        })
+            .open(&path)?;
+        Ok(FsFile::new(file, &path))
     }
 
     fn open(&self, name: &str) -> io::Result<FsFile> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(self.path(name)?)?;
-        Ok(FsFile {
-            file: Arc::new(file),
-        })
+        let path = self.path(name)?;
+        let file = OpenOptions::new().read(true).write(true).open(&path)?;
+        Ok(FsFile::new(file, &path))
     }
 
     fn len(&self, file: &FsFile) -> io::Result<u64> {
@@ -94,7 +124,17 @@ impl Storage for FsStorage {
     }
 
     fn write_at(&self, file: &FsFile, offset: u64, data: &[u8]) -> io::Result<()> {
+        file.invalidate_direct();
         file.file.write_all_at(data, offset)
+    }
+
+    fn write_log_at(&self, file: &FsFile, offset: u64, data: &[u8]) -> io::Result<()> {
+        if let Some(mut direct) = file.direct()
+            && direct.write(offset, data, &file.file)?
+        {
+            return Ok(());
+        }
+        self.write_at(file, offset, data)
     }
 
     fn read_all(&self, name: &str) -> io::Result<Bytes> {
@@ -128,6 +168,7 @@ impl Storage for FsStorage {
     }
 
     fn truncate(&self, file: &FsFile, len_bytes: u64) -> io::Result<()> {
+        file.invalidate_direct();
         file.file.set_len(len_bytes)
     }
 
@@ -139,6 +180,7 @@ impl Storage for FsStorage {
         if self.len(file)? >= len_bytes {
             return Ok(());
         }
+        file.invalidate_direct();
         #[cfg(target_os = "linux")]
         {
             let flags = rustix::fs::FallocateFlags::empty();

@@ -384,6 +384,20 @@ impl Storage for SimStorage {
         Ok(())
     }
 
+    /// As a real file's direct write: the rest of the last block (within
+    /// the file) is zero-filled, so a log that relied on bytes after its
+    /// data would lose them here too.
+    fn write_log_at(&self, file: &SimFile, offset: u64, data: &[u8]) -> io::Result<()> {
+        let end = offset.saturating_add(data.len() as u64);
+        let len = self.len(file)?;
+        let padded_end = end
+            .next_multiple_of(super::LOG_BLOCK_BYTES)
+            .min(len.max(end));
+        let mut padded = data.to_vec();
+        padded.resize((padded_end - offset) as usize, 0);
+        self.write_at(file, offset, &padded)
+    }
+
     fn read_all(&self, name: &str) -> io::Result<Bytes> {
         let s = self.lock();
         let inode = s.names.get(name).ok_or_else(|| not_found(name))?;
