@@ -3,15 +3,17 @@
 //! prefix all keys of the chunk share, so a binary search reads the
 //! windows array and dereferences at most one or two keys.
 //!
-//! Cache layout: a chunk is one 64-byte aligned block: the header line
-//! (prefix, entries), then a summary of every [`BLOCK_KEYS`]th window (two
-//! lines), then the windows in blocks of one line each. A search reads the
-//! header and summary (fetched together), then the one windows line that
-//! can hold the key, while the entries of that block are prefetched: three
-//! dependent cache misses instead of one per binary-search step.
+//! Cache layout: what a search needs first, the shared prefix and a
+//! summary of every [`BLOCK_KEYS`]th window, is the chunk's [`ChunkHead`],
+//! of which the index keeps a copy in one dense array that stays in cache.
+//! The chunk itself is one 64-byte aligned block: the windows (one cache
+//! line per block of [`BLOCK_KEYS`]), then the key indexes inline. So a
+//! lookup's misses are: the one windows line that can hold the key together
+//! with that block's key indexes (their addresses known from the head
+//! alone), then the key's blob, prefetched whole.
 
 use super::key_index::KeyIndex;
-use super::prefetch::{CACHE_LINE_BYTES, prefetch, prefetch_slice};
+use super::prefetch::{CACHE_LINE_BYTES, prefetch_slice};
 use super::window::{BLOCK_KEYS, Probe, common_prefix, summarize, window};
 
 /// Most key indexes in one chunk.
@@ -26,40 +28,44 @@ const _: () = assert!(BLOCKS * BLOCK_KEYS == CHUNK_CAPACITY && BLOCKS >= 2);
 /// Shared prefixes up to this long are kept inline (no key dereference).
 const INLINE_PREFIX_BYTES: usize = 16;
 
-/// `N` windows, aligned to a cache line (so each block of [`BLOCK_KEYS`]
-/// is one line).
-#[derive(Clone, Debug)]
+/// `CHUNK_CAPACITY` windows, aligned to a cache line (so each block of
+/// [`BLOCK_KEYS`] is one line).
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[repr(C, align(64))]
-struct Windows<const N: usize>([u64; N]);
+struct Windows([u64; CHUNK_CAPACITY]);
 
-/// A sorted run of key indexes. Invariants: keys strictly ascending;
-/// `prefix_len` = common prefix of the first and last key (so of all);
-/// `windows[i] = window(entries[i].key(), prefix_len)` and
-/// `summary[b] = windows[b * BLOCK_KEYS]` for the entries present (the
-/// slots past them are unused); never empty once in an index.
-#[derive(Clone, Debug)]
-#[repr(C, align(64))]
-pub(crate) struct Chunk {
+/// What a search reads before the chunk: the number of keys, their shared
+/// prefix and the summary of their windows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ChunkHead {
+    len: usize,
     prefix_len: usize,
     /// The shared prefix when it is at most [`INLINE_PREFIX_BYTES`] long.
     prefix_inline: [u8; INLINE_PREFIX_BYTES],
-    entries: Vec<KeyIndex>,
-    summary: Windows<BLOCKS>,
-    windows: Windows<CHUNK_CAPACITY>,
+    /// `summary[b] = windows[b * BLOCK_KEYS]` for the blocks in use.
+    summary: [u64; BLOCKS],
 }
 
-/// Chunks are equal when their entries and the windows in use are.
-impl PartialEq for Chunk {
-    fn eq(&self, other: &Chunk) -> bool {
-        self.prefix_len == other.prefix_len
-            && self.prefix_inline == other.prefix_inline
-            && self.entries == other.entries
-            && self.windows() == other.windows()
-            && self.summary() == other.summary()
+impl ChunkHead {
+    /// The summary entries of the blocks in use.
+    fn summary(&self) -> &[u64] {
+        &self.summary[..self.len.div_ceil(BLOCK_KEYS)]
     }
 }
 
-impl Eq for Chunk {}
+/// A sorted run of key indexes. Invariants: `entries[..head.len]` are all
+/// `Some`, keys strictly ascending, and the slots past them `None`;
+/// `prefix_len` = common prefix of the first and last key (so of all);
+/// `windows[i] = window(key i, prefix_len)` and the summary as in
+/// [`ChunkHead`] for the keys present, zero past them (so equal chunks
+/// compare equal); never empty once in an index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[repr(C, align(64))]
+pub(crate) struct Chunk {
+    windows: Windows,
+    entries: [Option<KeyIndex>; CHUNK_CAPACITY],
+    head: ChunkHead,
+}
 
 impl Chunk {
     /// A chunk of `entries` (ascending, at most [`CHUNK_CAPACITY`]), boxed:
@@ -68,143 +74,165 @@ impl Chunk {
         debug_assert!(entries.len() <= CHUNK_CAPACITY);
         debug_assert!(entries.windows(2).all(|w| w[0].key() < w[1].key()));
         let mut chunk = Box::new(Chunk {
-            prefix_len: 0,
-            prefix_inline: [0; INLINE_PREFIX_BYTES],
-            entries,
-            summary: Windows([0; BLOCKS]),
             windows: Windows([0; CHUNK_CAPACITY]),
+            entries: std::array::from_fn(|_| None),
+            head: ChunkHead {
+                len: entries.len().min(CHUNK_CAPACITY),
+                prefix_len: 0,
+                prefix_inline: [0; INLINE_PREFIX_BYTES],
+                summary: [0; BLOCKS],
+            },
         });
-        chunk
-            .entries
-            .reserve_exact(CHUNK_CAPACITY.saturating_sub(chunk.entries.len()));
+        for (slot, ki) in chunk.entries.iter_mut().zip(entries) {
+            *slot = Some(ki);
+        }
         chunk.reindex();
         chunk
     }
 
+    /// The key at `at` (< len).
+    fn key_at(&self, at: usize) -> &[u8] {
+        self.entries[at]
+            .as_ref()
+            .map(KeyIndex::key)
+            .unwrap_or_default()
+    }
+
     fn reindex(&mut self) {
-        self.prefix_len = match (self.entries.first(), self.entries.last()) {
-            (Some(first), Some(last)) => common_prefix(first.key(), last.key()),
-            _ => 0,
+        let len = self.head.len;
+        let p = match len {
+            0 => 0,
+            n => common_prefix(self.key_at(0), self.key_at(n - 1)),
         };
-        let p = self.prefix_len;
-        self.prefix_inline = [0; INLINE_PREFIX_BYTES];
-        if let Some(first) = self.entries.first()
-            && p <= INLINE_PREFIX_BYTES
-        {
-            self.prefix_inline[..p].copy_from_slice(&first.key()[..p]);
+        let mut prefix_inline = [0; INLINE_PREFIX_BYTES];
+        if len > 0 && p <= INLINE_PREFIX_BYTES {
+            prefix_inline[..p].copy_from_slice(&self.key_at(0)[..p]);
         }
-        for (slot, ki) in self.windows.0.iter_mut().zip(&self.entries) {
-            *slot = window(ki.key(), p);
+        for at in 0..CHUNK_CAPACITY {
+            self.windows.0[at] = if at < len {
+                window(self.key_at(at), p)
+            } else {
+                0
+            };
         }
+        self.head.prefix_len = p;
+        self.head.prefix_inline = prefix_inline;
         self.summarize();
     }
 
     /// Recomputes the summary from the windows.
     fn summarize(&mut self) {
-        let len = self.entries.len();
-        for (slot, start) in self
-            .summary
-            .0
-            .iter_mut()
-            .zip(summarize(&self.windows.0[..len]))
-        {
+        self.head.summary = [0; BLOCKS];
+        let windows = &self.windows.0[..self.head.len];
+        for (slot, start) in self.head.summary.iter_mut().zip(summarize(windows)) {
             *slot = start;
         }
     }
 
-    /// The windows of the entries present.
-    fn windows(&self) -> &[u64] {
-        &self.windows.0[..self.entries.len()]
-    }
-
-    /// The summary entries of the blocks present.
-    fn summary(&self) -> &[u64] {
-        &self.summary.0[..self.entries.len().div_ceil(BLOCK_KEYS)]
-    }
-
-    /// Hints that this chunk's header and summary will be read soon.
-    pub fn prefetch(&self) {
-        let at: *const Chunk = self;
-        prefetch(at);
-        prefetch(&self.summary.0[0]);
-        prefetch(&self.summary.0[BLOCK_KEYS]);
+    /// The chunk's head (the index keeps a copy).
+    pub fn head(&self) -> &ChunkHead {
+        &self.head
     }
 
     /// Number of keys.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.head.len
     }
 
     /// True when full.
     pub fn is_full(&self) -> bool {
-        self.entries.len() >= CHUNK_CAPACITY
+        self.head.len >= CHUNK_CAPACITY
     }
 
     /// The key indexes, ascending.
-    pub fn entries(&self) -> &[KeyIndex] {
-        &self.entries
+    pub fn entries(&self) -> impl DoubleEndedIterator<Item = &KeyIndex> {
+        self.entries[..self.head.len].iter().flatten()
     }
 
-    /// Takes the key indexes out.
-    pub fn into_entries(self) -> Vec<KeyIndex> {
-        self.entries
+    /// The key indexes from position `from` on, ascending.
+    pub fn entries_from(&self, from: usize) -> impl Iterator<Item = &KeyIndex> {
+        let from = from.min(self.head.len);
+        self.entries[from..self.head.len].iter().flatten()
+    }
+
+    /// Takes the key indexes out, ascending.
+    pub fn into_entries(self) -> impl Iterator<Item = KeyIndex> {
+        self.entries.into_iter().flatten()
     }
 
     /// The first key (empty for an empty chunk).
     pub fn first_key(&self) -> &[u8] {
-        self.entries.first().map(KeyIndex::key).unwrap_or_default()
+        self.key_at(0)
+    }
+
+    /// The last key (empty for an empty chunk).
+    pub fn last_key(&self) -> &[u8] {
+        self.key_at(self.head.len.saturating_sub(1))
     }
 
     /// `Ok(position)` of `key`, or `Err(position)` where it would go.
+    pub fn search(&self, key: &[u8]) -> Result<usize, usize> {
+        self.search_with(&self.head, key)
+    }
+
+    /// [`Chunk::search`] reading what it can from `head`, a copy of this
+    /// chunk's head (kept in cache by the index).
     ///
     /// The summary narrows the search to the positions whose windows can
-    /// equal the probe's (usually part of one block); those entries are
-    /// prefetched and the key of each candidate is hinted before it is
-    /// compared, so the key's history arrives with its key bytes.
-    pub fn search(&self, key: &[u8]) -> Result<usize, usize> {
-        let Some(first) = self.entries.first() else {
+    /// equal the probe's (usually part of one block); that windows line and
+    /// those key indexes are fetched together, and each candidate's blob is
+    /// hinted before its key is compared, so the key's history arrives with
+    /// its key bytes.
+    pub fn search_with(&self, head: &ChunkHead, key: &[u8]) -> Result<usize, usize> {
+        debug_assert_eq!(head, &self.head);
+        if head.len == 0 {
             return Err(0);
-        };
-        let prefix = match self.prefix_len {
-            p if p <= INLINE_PREFIX_BYTES => &self.prefix_inline[..p],
-            p => &first.key()[..p],
+        }
+        let prefix = match head.prefix_len {
+            p if p <= INLINE_PREFIX_BYTES => &head.prefix_inline[..p],
+            p => &self.key_at(0)[..p],
         };
         let probe = Probe::new(key, prefix);
-        let (low, high) = probe.candidates(self.summary(), self.entries.len());
+        let (low, high) = probe.candidates(head.summary(), head.len);
+        prefetch_slice(&self.windows.0[low..high]);
         prefetch_slice(&self.entries[low..high]);
-        probe.search_between(self.windows(), (low, high), |at| {
-            let ki = &self.entries[at];
-            ki.prefetch();
-            ki.key()
+        probe.search_between(&self.windows.0[..head.len], (low, high), |at| {
+            let ki = self.entries[at].as_ref();
+            ki.map(KeyIndex::prefetch);
+            ki.map(KeyIndex::key).unwrap_or_default()
         })
     }
 
-    /// The key index of `key`, if present.
-    pub fn get(&self, key: &[u8]) -> Option<&KeyIndex> {
-        self.search(key).ok().map(|at| &self.entries[at])
+    /// The key index of `key`, if present (`head` as in
+    /// [`Chunk::search_with`]).
+    pub fn get(&self, head: &ChunkHead, key: &[u8]) -> Option<&KeyIndex> {
+        let at = self.search_with(head, key).ok()?;
+        self.entries[at].as_ref()
     }
 
     /// Mutable access to the key index of `key`, if present.
-    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut KeyIndex> {
-        let at = self.search(key).ok()?;
-        self.entries.get_mut(at)
+    pub fn get_mut(&mut self, head: &ChunkHead, key: &[u8]) -> Option<&mut KeyIndex> {
+        let at = self.search_with(head, key).ok()?;
+        self.entries[at].as_mut()
     }
 
     /// Inserts at `at` (from [`Chunk::search`]); the chunk must not be full.
     pub fn insert(&mut self, at: usize, key_index: KeyIndex) {
-        debug_assert!(!self.is_full());
-        let len = self.entries.len();
+        let len = self.head.len;
+        debug_assert!(len < CHUNK_CAPACITY && at <= len);
         // For sorted keys a < b <= c, lcp(a, c) <= lcp(b, c): the shared
         // prefix can only shrink, and only when a new first or last key comes.
-        let prefix_len = match (self.entries.first(), self.entries.last()) {
-            (Some(_), Some(last)) if at == 0 => common_prefix(key_index.key(), last.key()),
-            (Some(first), Some(_)) if at == len => common_prefix(first.key(), key_index.key()),
-            (Some(_), Some(_)) => self.prefix_len,
-            _ => key_index.key().len(),
+        let prefix_len = match len {
+            0 => key_index.key().len(),
+            _ if at == 0 => common_prefix(key_index.key(), self.last_key()),
+            _ if at == len => common_prefix(self.first_key(), key_index.key()),
+            _ => self.head.prefix_len,
         };
         let key_window = window(key_index.key(), prefix_len);
-        self.entries.insert(at, key_index);
-        if prefix_len == self.prefix_len && len > 0 {
+        self.entries[at..=len].rotate_right(1);
+        self.entries[at] = Some(key_index);
+        self.head.len = len + 1;
+        if prefix_len == self.head.prefix_len && len > 0 {
             self.windows.0.copy_within(at..len, at + 1);
             self.windows.0[at] = key_window;
             self.summarize();
@@ -215,14 +243,19 @@ impl Chunk {
 
     /// Moves the keys from `at` on into a new chunk.
     pub fn split_off(&mut self, at: usize) -> Box<Chunk> {
-        let upper = self.entries.split_off(at);
+        let at = at.min(self.head.len);
+        let upper = self.entries[at..]
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
+        self.head.len = at;
         self.reindex();
         Chunk::new(upper)
     }
 
     /// Appends a key above every key in the chunk (must not be full).
     pub fn push(&mut self, key_index: KeyIndex) {
-        let at = self.entries.len();
+        let at = self.head.len;
         self.insert(at, key_index);
     }
 }
@@ -262,6 +295,16 @@ mod tests {
             for (i, key) in keys.iter().enumerate() {
                 prop_assert_eq!(chunk.search(key), Ok(i));
             }
+            // Built by inserts and split, the same keys give an equal chunk.
+            let mut built = Chunk::new(Vec::new());
+            for key in keys.iter().rev() {
+                let at = built.search(key).expect_err("a new key");
+                built.insert(at, entry(key));
+            }
+            prop_assert_eq!(&built, &chunk);
+            let upper = built.split_off(keys.len() / 2);
+            prop_assert_eq!(built, Chunk::new(keys[..keys.len() / 2].iter().map(|k| entry(k)).collect()));
+            prop_assert_eq!(upper, Chunk::new(keys[keys.len() / 2..].iter().map(|k| entry(k)).collect()));
         }
     }
 }

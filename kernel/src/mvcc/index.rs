@@ -6,14 +6,14 @@
 //! binary search on inline windows (see `window`), so a lookup touches a
 //! few contiguous arrays and only one or two keys on the heap. Each key is
 //! stored once, inside its [`KeyIndex`]; separators copy about one key in
-//! a hundred. About 43 bytes per key beyond the key index itself.
+//! a hundred. About 45 bytes per key beyond the key index itself.
 //!
 //! Invariants: chunk `i + 1` holds keys `>= separators[i]` and below
 //! `separators[i + 1]`; chunk 0 holds keys below `separators[0]`; the
 //! separators are strictly ascending and all start with `separator_prefix`;
 //! no chunk is empty unless the index is.
 
-use super::chunk::{CHUNK_CAPACITY, Chunk};
+use super::chunk::{CHUNK_CAPACITY, Chunk, ChunkHead};
 use super::key_index::KeyIndex;
 use super::window::{Probe, common_prefix, summarize, window};
 
@@ -29,10 +29,13 @@ pub(crate) struct Index {
     /// that stays in cache and narrows a search to one block of windows.
     separator_summary: Vec<u64>,
     separator_prefix: Box<[u8]>,
-    /// Boxed: adding a chunk moves pointers; a lookup prefetches the
-    /// chunk's header and summary as soon as it knows the chunk.
-    #[allow(clippy::vec_box, reason = "a chunk is 1.2 KiB: splits move pointers")]
+    /// Boxed: adding a chunk moves pointers.
+    #[allow(clippy::vec_box, reason = "a chunk is 4 KiB: splits move pointers")]
     chunks: Vec<Box<Chunk>>,
+    /// `heads[i]` = a copy of `chunks[i].head()`: a dense array (about 1%
+    /// of the store) that stays in cache, so a lookup's first miss in a
+    /// chunk is the one line of windows it needs.
+    heads: Vec<ChunkHead>,
     len: usize,
 }
 
@@ -73,17 +76,14 @@ impl Index {
 
     /// The history of `key`, if the index holds it.
     pub fn get(&self, key: &[u8]) -> Option<&KeyIndex> {
-        let chunk = self.chunks.get(self.chunk_for(key))?;
-        chunk.prefetch();
-        chunk.get(key)
+        let at = self.chunk_for(key);
+        self.chunks.get(at)?.get(self.heads.get(at)?, key)
     }
 
     /// Mutable access to the history of `key`.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut KeyIndex> {
         let at = self.chunk_for(key);
-        let chunk = self.chunks.get_mut(at)?;
-        chunk.prefetch();
-        chunk.get_mut(key)
+        self.chunks.get_mut(at)?.get_mut(self.heads.get(at)?, key)
     }
 
     /// Adds a key that is not in the index yet (debug-asserted).
@@ -91,7 +91,7 @@ impl Index {
         let at = self.chunk_for(key_index.key());
         let is_last = at + 1 == self.chunks.len();
         let Some(chunk) = self.chunks.get_mut(at) else {
-            self.chunks.push(Chunk::new(vec![key_index]));
+            self.push_chunk(Chunk::new(vec![key_index]));
             self.len = 1;
             return;
         };
@@ -102,6 +102,7 @@ impl Index {
         self.len += 1;
         if !chunk.is_full() {
             chunk.insert(position, key_index);
+            self.heads[at] = chunk.head().clone();
             return;
         }
         // Full: an append to the last chunk starts a new chunk (so ascending
@@ -117,7 +118,15 @@ impl Index {
         } else {
             chunk.insert(position, key_index);
         }
+        self.heads[at] = chunk.head().clone();
         self.add_chunk(at + 1, upper);
+    }
+
+    /// Adds the first chunk.
+    fn push_chunk(&mut self, chunk: Box<Chunk>) {
+        debug_assert!(self.chunks.is_empty());
+        self.heads.push(chunk.head().clone());
+        self.chunks.push(chunk);
     }
 
     /// Puts `chunk` at position `at` (>= 1), its first key as separator.
@@ -140,6 +149,7 @@ impl Index {
         self.separator_summary.clear();
         let summary = summarize(&self.separator_windows);
         self.separator_summary.extend(summary);
+        self.heads.insert(at, chunk.head().clone());
         self.chunks.insert(at, chunk);
     }
 
@@ -162,8 +172,8 @@ impl Index {
             .get(first..)
             .unwrap_or_default()
             .iter()
-            .flat_map(|chunk| chunk.entries())
-            .skip(skip)
+            .enumerate()
+            .flat_map(move |(i, chunk)| chunk.entries_from(if i == 0 { skip } else { 0 }))
             .take_while(move |ki| end.is_none_or(|end| ki.key() < end))
     }
 
@@ -206,20 +216,20 @@ impl<'a> Loader<'a> {
     pub fn push(&mut self, key_index: KeyIndex) -> bool {
         let index = &mut *self.index;
         let Some(last) = index.chunks.last_mut() else {
-            index.chunks.push(Chunk::new(vec![key_index]));
+            index.push_chunk(Chunk::new(vec![key_index]));
             index.len = 1;
             return true;
         };
-        if last
-            .entries()
-            .last()
-            .is_some_and(|prev| prev.key() >= key_index.key())
-        {
+        if last.last_key() >= key_index.key() {
             return false;
         }
         index.len += 1;
         if !last.is_full() {
             last.push(key_index);
+            let head = last.head().clone();
+            if let Some(copy) = index.heads.last_mut() {
+                *copy = head;
+            }
         } else {
             let at = index.chunks.len();
             index.add_chunk(at, Chunk::new(vec![key_index]));
@@ -254,17 +264,19 @@ mod tests {
         assert!(keys.windows(2).all(|w| w[0] < w[1]), "ascending");
         assert_eq!(keys.len(), index.len());
         assert_eq!(index.separators.len() + 1, index.chunks.len().max(1));
+        assert_eq!(index.heads.len(), index.chunks.len());
         for (i, chunk) in index.chunks.iter().enumerate() {
             assert!(chunk.len() > 0 && chunk.len() <= CHUNK_CAPACITY);
             assert_eq!(
                 *chunk,
-                Chunk::new(chunk.entries().to_vec()),
+                Chunk::new(chunk.entries().cloned().collect()),
                 "windows and prefix up to date"
             );
+            assert_eq!(&index.heads[i], chunk.head(), "head copy up to date");
             let low = i.checked_sub(1).map(|s| &*index.separators[s]);
             let high = index.separators.get(i).map(|s| &**s);
             let within = |k: &[u8]| low.is_none_or(|l| k >= l) && high.is_none_or(|h| k < h);
-            assert!(chunk.entries().iter().all(|ki| within(ki.key())));
+            assert!(chunk.entries().all(|ki| within(ki.key())));
         }
         assert_eq!(index.separators.len(), index.separator_windows.len());
         for (sep, w) in index.separators.iter().zip(&index.separator_windows) {
