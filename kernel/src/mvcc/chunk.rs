@@ -24,9 +24,12 @@ const BLOCKS: usize = CHUNK_CAPACITY / BLOCK_KEYS;
 
 const _: () = assert!(BLOCK_KEYS * size_of::<u64>() == CACHE_LINE_BYTES);
 const _: () = assert!(BLOCKS * BLOCK_KEYS == CHUNK_CAPACITY && BLOCKS >= 2);
+const _: () = assert!(size_of::<ChunkHead>() == 3 * CACHE_LINE_BYTES);
 
-/// Shared prefixes up to this long are kept inline (no key dereference).
-const INLINE_PREFIX_BYTES: usize = 16;
+/// Shared prefixes up to this long are kept inline (no key dereference):
+/// room for etcd-style paths such as `/registry/services/endpoints/`
+/// followed by a namespace, and the head fills exactly three cache lines.
+const INLINE_PREFIX_BYTES: usize = 48;
 
 /// `CHUNK_CAPACITY` windows, aligned to a cache line (so each block of
 /// [`BLOCK_KEYS`] is one line).
@@ -37,6 +40,7 @@ struct Windows([u64; CHUNK_CAPACITY]);
 /// What a search reads before the chunk: the number of keys, their shared
 /// prefix and the summary of their windows.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[repr(C, align(64))]
 pub(crate) struct ChunkHead {
     len: usize,
     prefix_len: usize,
@@ -281,15 +285,21 @@ mod tests {
 
     proptest! {
         /// Keys that often share whole windows (long runs of equal bytes),
-        /// so summary ties span blocks.
+        /// so summary ties span blocks, behind a shared prefix that is
+        /// either kept inline or too long for that.
         #[test]
         fn search_matches_a_plain_binary_search(
-            keys in prop::collection::btree_set(
+            tails in prop::collection::btree_set(
                 prop::collection::vec(prop::sample::select(vec![0u8, 1, 255]), 1..20),
                 1..=CHUNK_CAPACITY),
             probe in prop::collection::vec(prop::sample::select(vec![0u8, 1, 255]), 1..20),
+            prefix_len in prop::sample::select(vec![0, INLINE_PREFIX_BYTES, INLINE_PREFIX_BYTES + 9]),
+            probe_prefixed in prop::bool::weighted(0.8),
         ) {
-            let keys: Vec<Vec<u8>> = keys.into_iter().collect();
+            let prefix = vec![b'/'; prefix_len];
+            let keys: Vec<Vec<u8>> = tails.into_iter().map(|t| [&prefix[..], &t].concat()).collect();
+            // Unprefixed probes sort before or after every key.
+            let probe = if probe_prefixed { [&prefix[..], &probe].concat() } else { probe };
             let chunk = Chunk::new(keys.iter().map(|k| entry(k)).collect());
             prop_assert_eq!(chunk.search(&probe), keys.binary_search(&probe));
             for (i, key) in keys.iter().enumerate() {
