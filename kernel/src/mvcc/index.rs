@@ -3,15 +3,22 @@
 //! A two-level B+-tree. Leaves are [`Chunk`]s of up to
 //! [`CHUNK_CAPACITY`] key indexes; the top level is a sorted array of
 //! separators (the first key of each chunk but the first), searched by
-//! binary search on inline windows (see `window`), so a lookup touches a
-//! few contiguous arrays and only one or two keys on the heap. Each key is
-//! stored once, inside its [`KeyIndex`]; separators copy about one key in
-//! a hundred. About 45 bytes per key beyond the key index itself.
+//! binary search on inline windows (see `window`), narrowed first by a
+//! summary of every 8th window, so a lookup touches a few contiguous arrays
+//! and only one or two keys on the heap. Each key is stored once, inside
+//! its [`KeyIndex`]; separators copy about one key in a hundred. About 45
+//! bytes per key beyond the key index itself.
+//!
+//! A random lookup in a store much larger than the cache misses: the
+//! separator block and the chunk's head (a copy kept in `heads`, both
+//! usually in the last-level cache), then one windows line with its key
+//! indexes (fetched together), then the key's blob (prefetched whole).
 //!
 //! Invariants: chunk `i + 1` holds keys `>= separators[i]` and below
 //! `separators[i + 1]`; chunk 0 holds keys below `separators[0]`; the
 //! separators are strictly ascending and all start with `separator_prefix`;
-//! no chunk is empty unless the index is.
+//! `heads[i]` equals `chunks[i].head()`; no chunk is empty unless the index
+//! is.
 
 use super::chunk::{CHUNK_CAPACITY, Chunk, ChunkHead};
 use super::key_index::KeyIndex;
