@@ -10,6 +10,7 @@
 //!   Maintenance, Auth, Lock) with etcd's error codes and messages.
 //! - [`transport`]: the member-to-member transport (Raft message batches,
 //!   chunked snapshots, forwarded lease requests).
+//! - [`huge_pages`]: the `keel` binary's heap on transparent huge pages.
 //! - `h2_authority`: repairs the `:authority` etcdctl 3.4 sends as a URL,
 //!   which tonic's HTTP/2 layer would refuse.
 //! - [`proto`]: keel's etcd v3 wire API (`etcdserverpb`, `mvccpb`, `authpb`,
@@ -24,6 +25,7 @@ pub mod backend;
 pub mod config;
 #[cfg(not(madsim))]
 pub mod h2_authority;
+pub mod huge_pages;
 pub mod node;
 pub mod proto;
 pub mod transport;

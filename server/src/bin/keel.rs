@@ -2,7 +2,9 @@
 //! `ETCD_*` variables; with none it starts a single-member cluster named
 //! `default` with data in `./default.keel`, clients on
 //! `http://localhost:2379` and peers on `http://localhost:2380`, as etcd does.
-//! Stops cleanly on SIGINT or SIGTERM.
+//! Stops cleanly on SIGINT or SIGTERM. On Linux it first starts itself
+//! again with glibc's malloc on transparent huge pages (see
+//! `keel_server::huge_pages`; `KEEL_HUGE_PAGES=0` keeps 4 KiB pages).
 
 use std::process::ExitCode;
 
@@ -13,6 +15,7 @@ use keel_server::node::{NodeSettings, NodeStorage};
 use keel_server::transport::TransportLimits;
 
 fn main() -> ExitCode {
+    let huge_pages_error = keel_server::huge_pages::reexec_with_huge_pages();
     let config = match Config::from_args(std::env::args_os()) {
         Ok(config) => config,
         Err(ConfigError::Flags(err)) => err.exit(),
@@ -22,6 +25,9 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(config.log_level);
+    if let Some(err) = huge_pages_error {
+        tracing::warn!(%err, "running without huge pages: cannot re-execute keel");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

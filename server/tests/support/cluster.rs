@@ -235,6 +235,12 @@ impl Cluster {
         Etcdctl::new(&self.members[i].client_url)
     }
 
+    /// Process id of member `i`, if it is running.
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.members[i].child.as_ref().map(Child::id)
+    }
+
     /// Whether member `i`'s process is running (started and not killed).
     pub fn is_running(&self, i: usize) -> bool {
         self.members[i].child.is_some()
