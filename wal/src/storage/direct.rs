@@ -82,16 +82,17 @@ impl DirectLog {
     }
 
     /// Writes `data` at `offset` with direct I/O, zero-filling the rest of
-    /// the last block. Returns `Ok(false)`, with nothing written, when a
+    /// the last block (nothing for empty `data`). Returns `Ok(false)`, with
+    /// nothing written, when a
     /// direct write cannot be used here (the padded write would pass the
     /// end of the file, or the file system refuses direct I/O): the caller
     /// then writes through the page cache. Errors: the device's.
     pub fn write(&mut self, offset: u64, data: &[u8], buffered: &File) -> io::Result<bool> {
+        if data.is_empty() {
+            return Ok(true);
+        }
         let end = offset.saturating_add(data.len() as u64);
-        if !self.usable
-            || data.is_empty()
-            || end.next_multiple_of(LOG_BLOCK_BYTES) > self.len(buffered)?
-        {
+        if !self.usable || end.next_multiple_of(LOG_BLOCK_BYTES) > self.len(buffered)? {
             return Ok(false);
         }
         let (mut at, mut rest) = (offset, data);
