@@ -16,10 +16,10 @@
 //!
 //! Huge pages: a random lookup in a ~400 MB heap misses the TLB at each
 //! step, so on Linux the benchmark re-runs itself with glibc's malloc
-//! asked to back its heap with transparent huge pages
-//! (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`, glibc >= 2.35; THP set to
-//! `madvise` or `always`), as a server would be started. Set
-//! `KEEL_BENCH_HUGE_PAGES=0` to measure with 4 KiB pages.
+//! asked to back its heap with transparent huge pages, as the `keel`
+//! binary does (`keel_server::huge_pages`: glibc >= 2.35, THP set to
+//! `madvise` or `always`). Set `KEEL_HUGE_PAGES=0` to measure with 4 KiB
+//! pages.
 //!
 //! Run: `cargo bench -p keel-bench --bench mvcc`.
 
@@ -155,41 +155,12 @@ fn bench_mvcc(c: &mut Criterion) {
     group.finish();
 }
 
-/// glibc's tunable that makes malloc madvise its heap for huge pages.
-const MALLOC_HUGE_PAGES: &str = "glibc.malloc.hugetlb=1";
-
-/// Re-executes this benchmark with [`MALLOC_HUGE_PAGES`] added to
-/// `GLIBC_TUNABLES` (read by glibc only at start-up), unless it is there
-/// already or `KEEL_BENCH_HUGE_PAGES=0`. Returns (to run as is) when the
-/// re-exec fails or off Linux.
-fn with_malloc_huge_pages() {
-    let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
-    let off = std::env::var("KEEL_BENCH_HUGE_PAGES").is_ok_and(|v| v == "0");
-    if off || tunables.contains("glibc.malloc.hugetlb") || !cfg!(target_os = "linux") {
-        return;
-    }
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        let tunables = match tunables.as_str() {
-            "" => MALLOC_HUGE_PAGES.to_string(),
-            others => format!("{others}:{MALLOC_HUGE_PAGES}"),
-        };
-        let Ok(exe) = std::env::current_exe() else {
-            return;
-        };
-        let error = std::process::Command::new(exe)
-            .args(std::env::args_os().skip(1))
-            .env("GLIBC_TUNABLES", tunables)
-            .exec();
-        eprintln!("mvcc bench: running without huge pages ({error})");
-    }
-}
-
 criterion_group!(benches, bench_mvcc);
 
 fn main() {
-    with_malloc_huge_pages();
+    if let Some(err) = keel_server::huge_pages::reexec_with_huge_pages() {
+        eprintln!("mvcc bench: running without huge pages ({err})");
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
 }
