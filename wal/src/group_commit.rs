@@ -10,9 +10,17 @@
 //! let outcome = job.map(|j| j.run()); // the fsync
 //! wal.finish_sync(outcome)?;          // publishes the durable ticket
 //! ```
+//!
+//! `begin_sync` writes through the page cache, which costs a copy and makes
+//! the fsync write the pages back. An owner that appends nothing while the
+//! job runs (the node driver) uses [`crate::Wal::begin_exclusive_sync`]
+//! instead: the job then also writes the records, with direct I/O on real
+//! files (see `storage/direct.rs`), and the log refuses appends until
+//! `finish_sync`.
 
 use crate::error::{Result, WalError};
 use crate::storage::Storage;
+use crate::zero_fill;
 
 /// Position of an append in the order of appends (1, 2, 3, ...). An append is
 /// durable once [`crate::Wal::durable_ticket`] is at least its ticket.
@@ -27,6 +35,18 @@ pub struct SyncJob<S: Storage> {
     pub(crate) file: S::File,
     pub(crate) file_name: String,
     pub(crate) ticket: Ticket,
+    /// Records (and zeros ahead of them) the job writes before its fsync.
+    pub(crate) write: Option<LogWrite>,
+}
+
+/// The write an exclusive [`SyncJob`] makes before its fsync: `records` at
+/// `offset`, then zeros over `zeros` (see [`crate::zero_fill`]), with
+/// [`Storage::write_log_at`].
+#[derive(Debug)]
+pub(crate) struct LogWrite {
+    pub offset: u64,
+    pub records: Vec<u8>,
+    pub zeros: Option<(u64, u64)>,
 }
 
 /// Result of [`SyncJob::run`], handed back to [`crate::Wal::finish_sync`].
@@ -42,17 +62,35 @@ impl<S: Storage> SyncJob<S> {
         self.ticket
     }
 
-    /// Performs the fsync (blocking). Never touches the log's in-memory
-    /// state, so it may run concurrently with appends.
+    /// Performs the job's write, if any, then the fsync (blocking). Never
+    /// touches the log's in-memory state, so it may run concurrently with
+    /// appends (those of a [`crate::Wal::begin_sync`] job).
     pub fn run(self) -> SyncOutcome {
-        let result = self
-            .storage
-            .sync(&self.file)
-            .map_err(|e| WalError::io("fsync", &self.file_name, None, e));
+        let result = self.write().and_then(|()| {
+            self.storage
+                .sync(&self.file)
+                .map_err(|e| WalError::io("fsync", &self.file_name, None, e))
+        });
         SyncOutcome {
             ticket: self.ticket,
             result,
         }
+    }
+
+    fn write(&self) -> Result<()> {
+        let Some(write) = &self.write else {
+            return Ok(());
+        };
+        let (storage, file) = (&self.storage, &self.file);
+        let at_offset = |offset| move |e| WalError::io("write", &self.file_name, Some(offset), e);
+        storage
+            .write_log_at(file, write.offset, &write.records)
+            .map_err(at_offset(write.offset))?;
+        if let Some((from, to)) = write.zeros {
+            zero_fill::write_zeros(from, to, |at, zeros| storage.write_log_at(file, at, zeros))
+                .map_err(at_offset(from))?;
+        }
+        Ok(())
     }
 }
 
@@ -120,6 +158,7 @@ mod tests {
             file: file.clone(),
             file_name: "f".into(),
             ticket,
+            write: None,
         };
         let ok = job(Ticket(3)).run();
         assert!(ok.is_ok() && ok.ticket() == Ticket(3));

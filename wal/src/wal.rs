@@ -5,7 +5,7 @@
 //! fsync with the next batch.
 
 use crate::error::{Result, WalError};
-use crate::group_commit::{SyncJob, SyncOutcome, Ticket, Tickets};
+use crate::group_commit::{LogWrite, SyncJob, SyncOutcome, Ticket, Tickets};
 use crate::payload::{self, Metadata, SegmentHeader, SnapshotMarker};
 use crate::record::{self, MAX_PAYLOAD_BYTES, RecordType};
 use crate::recovery::{self, Recovered, Tail};
@@ -38,10 +38,11 @@ impl Default for WalOptions {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum WritePath {
     /// [`Storage::write_at`]: through the page cache, for a full write
-    /// buffer that no fsync is waiting for.
+    /// buffer that no fsync is waiting for, or a [`Wal::begin_sync`] whose
+    /// job runs while others append.
     PageCache,
-    /// [`Storage::write_log_at`]: for writes an fsync follows at once
-    /// (direct I/O on real files).
+    /// [`Storage::write_log_at`]: for writes an fsync follows at once in
+    /// the same call (a cut, a grown segment; direct I/O on real files).
     Log,
 }
 
@@ -82,6 +83,9 @@ pub struct Wal<S: Storage> {
     snapshot: SnapshotMarker,
     tickets: Tickets,
     poisoned: Option<String>,
+    /// An exclusive sync job is out: appends and syncs wait for
+    /// [`Wal::finish_sync`].
+    held: bool,
 }
 
 impl<S: Storage> Wal<S> {
@@ -134,6 +138,7 @@ impl<S: Storage> Wal<S> {
             snapshot: SnapshotMarker::default(),
             tickets: Tickets::default(),
             poisoned: None,
+            held: false,
         })
     }
 
@@ -184,6 +189,7 @@ impl<S: Storage> Wal<S> {
             snapshot: scan.latest_snapshot,
             tickets: Tickets::default(),
             poisoned: None,
+            held: false,
         };
         wal.active.allocated_bytes = wal
             .storage
@@ -247,28 +253,63 @@ impl<S: Storage> Wal<S> {
         Ok(self.tickets.next())
     }
 
-    /// Hands buffered records to the storage and returns the fsync that will
-    /// make everything appended so far durable, or `None` if it already is.
-    /// Run the job (possibly without holding the `Wal`), then pass its
-    /// outcome to [`Wal::finish_sync`]. Errors: a poisoned log, write failures.
+    /// Hands buffered records to the storage (through the page cache) and
+    /// returns the fsync that will make everything appended so far durable,
+    /// or `None` if it already is. Run the job (possibly without holding the
+    /// `Wal`, while others append), then pass its outcome to
+    /// [`Wal::finish_sync`]. Errors: a poisoned or held log, write failures.
     pub fn begin_sync(&mut self) -> Result<Option<SyncJob<S>>> {
         self.check_usable()?;
-        self.flush(WritePath::Log)?;
+        self.flush(WritePath::PageCache)?;
         if self.tickets.durable == self.tickets.appended {
             return Ok(None);
         }
-        Ok(Some(SyncJob {
+        Ok(Some(self.job(None)))
+    }
+
+    /// As [`Wal::begin_sync`], but the job also writes the buffered records
+    /// (and the zeros due ahead of them) with
+    /// [`Storage::write_log_at`](crate::Storage::write_log_at): direct I/O
+    /// on real files, so the fsync only flushes the device. For an owner
+    /// that appends nothing while the job runs: until [`Wal::finish_sync`]
+    /// takes its outcome, appends, syncs and purges fail with
+    /// [`WalError::InvalidArgument`]. A job that fails poisons the log.
+    /// Errors: a poisoned or held log.
+    pub fn begin_exclusive_sync(&mut self) -> Result<Option<SyncJob<S>>> {
+        self.check_usable()?;
+        if self.tickets.durable == self.tickets.appended {
+            return Ok(None);
+        }
+        let offset = self.active.write_offset;
+        let records = std::mem::take(&mut self.buf);
+        self.active.write_offset += records.len() as u64;
+        let zeros = self.take_zero_range();
+        self.tickets.mark_written();
+        self.held = true;
+        Ok(Some(self.job(Some(LogWrite {
+            offset,
+            records,
+            zeros,
+        }))))
+    }
+
+    fn job(&self, write: Option<LogWrite>) -> SyncJob<S> {
+        SyncJob {
             storage: self.storage.clone(),
             file: self.active.file.clone(),
             file_name: self.active.file_name.clone(),
             ticket: self.tickets.written,
-        }))
+            write,
+        }
     }
 
-    /// Publishes the result of a [`SyncJob`]: returns the durable ticket.
-    /// Errors: the fsync failed (the log is poisoned from then on: data the
-    /// kernel dropped after a failed fsync cannot be trusted to be on disk).
+    /// Publishes the result of a [`SyncJob`] (and releases a log held by an
+    /// exclusive one): returns the durable ticket.
+    /// Errors: the job's write or fsync failed (the log is poisoned from
+    /// then on: data the kernel dropped after a failed fsync cannot be
+    /// trusted to be on disk).
     pub fn finish_sync(&mut self, outcome: Option<SyncOutcome>) -> Result<Ticket> {
+        self.held = false;
         if let Some(outcome) = outcome {
             if let Err(e) = outcome.result {
                 self.poisoned = Some(e.to_string());
@@ -279,11 +320,11 @@ impl<S: Storage> Wal<S> {
         Ok(self.tickets.durable)
     }
 
-    /// Makes everything appended so far durable with at most one fsync and
-    /// returns the durable ticket. Errors: as [`Wal::begin_sync`] and
-    /// [`Wal::finish_sync`].
+    /// Makes everything appended so far durable with at most one write and
+    /// one fsync (an exclusive job run here) and returns the durable ticket.
+    /// Errors: as [`Wal::begin_exclusive_sync`] and [`Wal::finish_sync`].
     pub fn sync(&mut self) -> Result<Ticket> {
-        let job = self.begin_sync()?;
+        let job = self.begin_exclusive_sync()?;
         self.finish_sync(job.map(SyncJob::run))
     }
 
@@ -361,10 +402,15 @@ impl<S: Storage> Wal<S> {
     }
 
     fn check_usable(&self) -> Result<()> {
-        match &self.poisoned {
-            Some(reason) => Err(WalError::Poisoned(reason.clone())),
-            None => Ok(()),
+        if let Some(reason) = &self.poisoned {
+            return Err(WalError::Poisoned(reason.clone()));
         }
+        if self.held {
+            return Err(WalError::InvalidArgument(
+                "an exclusive sync job holds the log until finish_sync".to_string(),
+            ));
+        }
+        Ok(())
     }
 
     fn check_entries(&self, entries: &[Entry]) -> Result<()> {
@@ -479,21 +525,30 @@ impl<S: Storage> Wal<S> {
     /// Once records pass the zero-filled region, zero the next chunk after
     /// them (before the fsync that follows), see [`crate::zero_fill`].
     fn zero_fill_ahead(&mut self, path: WritePath) -> Result<()> {
-        let a = &self.active;
-        if a.write_offset <= a.zeroed_end {
+        let Some((from, end)) = self.take_zero_range() else {
             return Ok(());
-        }
-        let (from, end) = (
-            a.write_offset,
-            zero_fill::fill_end(a.write_offset, a.allocated_bytes),
-        );
+        };
         if let Err(e) = zero_fill::write_zeros(from, end, |at, zeros| self.write(path, at, zeros)) {
             let err = WalError::io("write", &self.active.file_name, Some(from), e);
             self.poisoned = Some(err.to_string());
             return Err(err);
         }
-        self.active.zeroed_end = end;
         Ok(())
+    }
+
+    /// The range to zero-fill now that records end at `write_offset`, if
+    /// any; counted as done (whoever takes it writes it).
+    fn take_zero_range(&mut self) -> Option<(u64, u64)> {
+        let a = &mut self.active;
+        if a.write_offset <= a.zeroed_end {
+            return None;
+        }
+        let range = (
+            a.write_offset,
+            zero_fill::fill_end(a.write_offset, a.allocated_bytes),
+        );
+        a.zeroed_end = range.1;
+        Some(range)
     }
 
     /// Seals the current segment (fsynced first, so only the last segment

@@ -482,6 +482,31 @@ fn sync_jobs_overlap_with_appends() {
 /// Group commits on real files write whole blocks with direct I/O: many
 /// small synced batches, across segment cuts and a reopen (whose first
 /// write reads its head block back from the disk), recover in full.
+/// An exclusive sync job writes the records itself; the log refuses
+/// appends, syncs and purges until its outcome is back, and a failed job
+/// poisons it.
+#[test]
+fn an_exclusive_sync_job_holds_the_log_until_finished() {
+    let d = disk();
+    let mut wal = Wal::create(d.clone(), small(), META).unwrap();
+    let t1 = wal.append(&entries(1..=3, 1), None).unwrap();
+    let job = wal.begin_exclusive_sync().unwrap().unwrap();
+    assert_eq!(job.ticket(), t1);
+    let held = |r: Result<_, WalError>| matches!(r, Err(WalError::InvalidArgument(_)));
+    assert!(held(wal.append(&entries(4..=4, 1), None).map(|_| ())));
+    assert!(held(wal.begin_sync().map(|_| ())));
+    assert!(held(wal.purge(0).map(|_| ())));
+    assert_eq!(wal.finish_sync(Some(job.run())).unwrap(), t1);
+    assert!(wal.begin_exclusive_sync().unwrap().is_none());
+    wal.append(&entries(4..=6, 1), None).unwrap();
+    d.fail_next_syncs(1);
+    let job = wal.begin_exclusive_sync().unwrap().unwrap();
+    assert!(wal.finish_sync(Some(job.run())).is_err());
+    assert!(wal.is_poisoned());
+    d.crash();
+    assert_eq!(recover(&d).unwrap().entries, entries(1..=3, 1));
+}
+
 #[test]
 fn real_files_small_group_commits_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();

@@ -721,8 +721,11 @@ impl<S: Storage> Driver<S> {
         status.db_size_bytes = self.db_size_bytes;
     }
 
+    /// Writes and fsyncs what the log buffered, off the async workers; the
+    /// driver appends nothing meanwhile, so the job holds the log and writes
+    /// with direct I/O (`Wal::begin_exclusive_sync`).
     async fn sync_wal(&mut self) -> Result<(), WalError> {
-        let job = self.wal.begin_sync()?;
+        let job = self.wal.begin_exclusive_sync()?;
         let started = Instant::now();
         let outcome = run_blocking(move || job.map(SyncJob::run)).await;
         let elapsed = started.elapsed();
