@@ -269,19 +269,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::mvcc::key_index::Version;
-    use crate::mvcc::revision::Revision;
-
-    fn entry(key: &[u8]) -> KeyIndex {
-        let v = Version {
-            rev: Revision::new(1, 0),
-            create_revision: 1,
-            version: 1,
-            lease: 0,
-            value: Some(b"v"),
-        };
-        KeyIndex::new(key, &v)
-    }
+    use crate::mvcc::key_index::test_key_index as entry;
 
     proptest! {
         /// Keys that often share whole windows (long runs of equal bytes),

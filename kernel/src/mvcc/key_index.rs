@@ -389,6 +389,19 @@ impl<'a> Iterator for Versions<'a> {
     }
 }
 
+/// A key with one version (revision 1, value `v`), for index tests.
+#[cfg(test)]
+pub(crate) fn test_key_index(key: &[u8]) -> KeyIndex {
+    let v = Version {
+        rev: Revision::new(1, 0),
+        create_revision: 1,
+        version: 1,
+        lease: 0,
+        value: Some(b"v"),
+    };
+    KeyIndex::new(key, &v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
