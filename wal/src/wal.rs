@@ -307,9 +307,17 @@ impl<S: Storage> Wal<S> {
     /// exclusive one): returns the durable ticket.
     /// Errors: the job's write or fsync failed (the log is poisoned from
     /// then on: data the kernel dropped after a failed fsync cannot be
-    /// trusted to be on disk).
+    /// trusted to be on disk); `None` for an exclusive job that was handed
+    /// out (its records are lost: poisoned too).
     pub fn finish_sync(&mut self, outcome: Option<SyncOutcome>) -> Result<Ticket> {
-        self.held = false;
+        if std::mem::take(&mut self.held) && outcome.is_none() {
+            // The job carried records nobody else holds: they may be lost.
+            let err = WalError::InvalidArgument(
+                "an exclusive sync job was dropped without its outcome".to_string(),
+            );
+            self.poisoned = Some(err.to_string());
+            return Err(err);
+        }
         if let Some(outcome) = outcome {
             if let Err(e) = outcome.result {
                 self.poisoned = Some(e.to_string());

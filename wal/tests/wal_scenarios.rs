@@ -505,6 +505,12 @@ fn an_exclusive_sync_job_holds_the_log_until_finished() {
     assert!(wal.is_poisoned());
     d.crash();
     assert_eq!(recover(&d).unwrap().entries, entries(1..=3, 1));
+    // A job dropped unrun took its records with it: the log refuses to go on.
+    let (mut wal, _) = Wal::open(d.clone(), small()).unwrap();
+    wal.append(&entries(4..=4, 1), None).unwrap();
+    drop(wal.begin_exclusive_sync().unwrap().unwrap());
+    assert!(wal.finish_sync(None).is_err());
+    assert!(wal.is_poisoned());
 }
 
 #[test]
