@@ -34,18 +34,6 @@ impl Default for WalOptions {
     }
 }
 
-/// How records and zeros reach the active segment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum WritePath {
-    /// [`Storage::write_at`]: through the page cache, for a full write
-    /// buffer that no fsync is waiting for, or a [`Wal::begin_sync`] whose
-    /// job runs while others append.
-    PageCache,
-    /// [`Storage::write_log_at`]: for writes an fsync follows at once in
-    /// the same call (a cut, a grown segment; direct I/O on real files).
-    Log,
-}
-
 /// The segment being appended to.
 #[derive(Debug)]
 struct Active<S: Storage> {
@@ -260,7 +248,7 @@ impl<S: Storage> Wal<S> {
     /// [`Wal::finish_sync`]. Errors: a poisoned or held log, write failures.
     pub fn begin_sync(&mut self) -> Result<Option<SyncJob<S>>> {
         self.check_usable()?;
-        self.flush(WritePath::PageCache)?;
+        self.flush()?;
         if self.tickets.durable == self.tickets.appended {
             return Ok(None);
         }
@@ -281,7 +269,10 @@ impl<S: Storage> Wal<S> {
             return Ok(None);
         }
         let offset = self.active.write_offset;
-        let records = std::mem::take(&mut self.buf);
+        // The job takes the records; the next batch starts in a buffer of
+        // this one's size rather than growing from empty again.
+        let next = Vec::with_capacity(self.buf.len());
+        let records = std::mem::replace(&mut self.buf, next);
         self.active.write_offset += records.len() as u64;
         let zeros = self.take_zero_range();
         self.tickets.mark_written();
@@ -474,7 +465,7 @@ impl<S: Storage> Wal<S> {
         }
         let needed = end(&self.active, self.buf.len());
         if needed > self.active.allocated_bytes {
-            self.flush(WritePath::Log)?;
+            self.flush()?;
             let a = &self.active;
             let grown = needed.next_multiple_of(4096);
             // A full disk fails the allocation with nothing written: the
@@ -492,51 +483,43 @@ impl<S: Storage> Wal<S> {
         Ok(())
     }
 
-    /// After each encoded record: hand a full buffer to the storage, through
-    /// the page cache (no fsync is waiting for it: writeback overlaps with
-    /// encoding the next records).
+    /// After each encoded record: hand a full buffer to the storage.
     fn after_record(&mut self) -> Result<()> {
         if self.buf.len() >= self.options.write_buffer_bytes {
-            self.flush(WritePath::PageCache)?;
+            self.flush()?;
         }
         Ok(())
     }
 
-    /// Hands the buffered records to the storage; `path` says how (an
-    /// fsync about to follow wants [`WritePath::Log`]).
-    fn flush(&mut self, path: WritePath) -> Result<()> {
+    /// Hands the buffered records to the storage through the page cache
+    /// (a full buffer, a [`Wal::begin_sync`], a cut or a grown segment; only
+    /// an exclusive sync job writes with [`Storage::write_log_at`]).
+    fn flush(&mut self) -> Result<()> {
         if !self.buf.is_empty() {
             let offset = self.active.write_offset;
-            if let Err(e) = self.write(path, offset, &self.buf) {
+            if let Err(e) = self.storage.write_at(&self.active.file, offset, &self.buf) {
                 let err = WalError::io("write", &self.active.file_name, Some(offset), e);
                 self.poisoned = Some(err.to_string());
                 return Err(err);
             }
             self.active.write_offset += self.buf.len() as u64;
             self.buf.clear();
-            self.zero_fill_ahead(path)?;
+            self.zero_fill_ahead()?;
         }
         self.tickets.mark_written();
         Ok(())
     }
 
-    /// Writes into the active segment, where nothing after `offset` is
-    /// needed: records are written at the log's end, zeros ahead of it.
-    fn write(&self, path: WritePath, offset: u64, data: &[u8]) -> std::io::Result<()> {
-        let file = &self.active.file;
-        match path {
-            WritePath::PageCache => self.storage.write_at(file, offset, data),
-            WritePath::Log => self.storage.write_log_at(file, offset, data),
-        }
-    }
-
     /// Once records pass the zero-filled region, zero the next chunk after
     /// them (before the fsync that follows), see [`crate::zero_fill`].
-    fn zero_fill_ahead(&mut self, path: WritePath) -> Result<()> {
+    fn zero_fill_ahead(&mut self) -> Result<()> {
         let Some((from, end)) = self.take_zero_range() else {
             return Ok(());
         };
-        if let Err(e) = zero_fill::write_zeros(from, end, |at, zeros| self.write(path, at, zeros)) {
+        let (storage, file) = (&self.storage, &self.active.file);
+        if let Err(e) =
+            zero_fill::write_zeros(from, end, |at, zeros| storage.write_at(file, at, zeros))
+        {
             let err = WalError::io("write", &self.active.file_name, Some(from), e);
             self.poisoned = Some(err.to_string());
             return Err(err);
@@ -567,7 +550,7 @@ impl<S: Storage> Wal<S> {
     /// A full disk while creating the next segment leaves the log as it was
     /// and usable (retry once space is freed); any other failure poisons it.
     fn cut(&mut self) -> Result<()> {
-        self.flush(WritePath::Log)?;
+        self.flush()?;
         let old = &self.active;
         if let Err(e) = self.storage.sync(&old.file) {
             let err = WalError::io("fsync", &old.file_name, None, e);

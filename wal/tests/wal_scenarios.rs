@@ -479,9 +479,6 @@ fn sync_jobs_overlap_with_appends() {
     assert_eq!(wal.finish_sync(None).unwrap(), t2);
 }
 
-/// Group commits on real files write whole blocks with direct I/O: many
-/// small synced batches, across segment cuts and a reopen (whose first
-/// write reads its head block back from the disk), recover in full.
 /// An exclusive sync job writes the records itself; the log refuses
 /// appends, syncs and purges until its outcome is back, and a failed job
 /// poisons it.
@@ -513,6 +510,9 @@ fn an_exclusive_sync_job_holds_the_log_until_finished() {
     assert!(wal.is_poisoned());
 }
 
+/// Group commits on real files write whole blocks with direct I/O: many
+/// small synced batches, across segment cuts and a reopen (whose first
+/// write reads its head block back from the disk), recover in full.
 #[test]
 fn real_files_small_group_commits_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
