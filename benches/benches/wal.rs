@@ -13,8 +13,10 @@
 //!   An interleaved summary then measures the same with appenders as tasks
 //!   on one thread handing entries to one committer that drains every
 //!   queued request into one append and one fsync (the node driver's
-//!   model), and prints entries/s, fsyncs/s and the ratios to the raw rate
-//!   and to one appender for both models. Each configuration keeps its log
+//!   model, the next segment prepared on another thread as the driver
+//!   does), and prints entries/s, fsyncs/s and the ratios to the raw rate
+//!   and to one appender for both models, and how long the committer's
+//!   rounds that cut a segment took. Each configuration keeps its log
 //!   across slices, so segment cuts and the zeros written ahead of the log
 //!   are measured in proportion.
 //! - `wal_recovery/replay_1GiB_{warm,cold}`: MB/s of `recover()` over a
@@ -303,10 +305,10 @@ const COMMIT_BATCH_MAX: usize = 4096;
 /// committer and wait for its answer; the committer drains every queued
 /// request into one append and one fsync, then answers them all.
 async fn committer(
-    mut wal: Wal<FsStorage>,
+    mut log: CommitLog,
     mut requests: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<()>>,
     fsyncs: Arc<AtomicU64>,
-) -> Wal<FsStorage> {
+) -> CommitLog {
     let data = Bytes::from(vec![0xA5; APPEND_ENTRY_BYTES]);
     let mut waiting = Vec::with_capacity(COMMIT_BATCH_MAX);
     while let Some(first) = requests.recv().await {
@@ -317,25 +319,70 @@ async fn committer(
                 Err(_) => break,
             }
         }
+        let wal = &mut log.wal;
         let next = wal.last_index() + 1;
         let entries: Vec<Entry> = (0..waiting.len() as u64)
             .map(|i| entry(next + i, &data))
             .collect();
+        log.prepared.poll(wal);
+        let round = Instant::now();
         wal.append(&entries, None).unwrap();
+        // Appending to memory takes microseconds; only a cut takes longer.
+        let cut = round.elapsed() > Duration::from_micros(100)
+            && wal.segment_names().len() > log.segments;
         wal.sync().unwrap();
+        if cut {
+            log.segments += 1;
+            log.cut_rounds.push(round.elapsed());
+        }
         fsyncs.fetch_add(1, Ordering::Relaxed);
         waiting.drain(..).for_each(|done| {
             let _ = done.send(());
         });
     }
-    wal
+    log
+}
+
+/// What the committer keeps across slices: the log, its next segment, its
+/// segment count and how long each round that cut a segment took (append
+/// and sync: every appender of the round waits that long).
+struct CommitLog {
+    wal: Wal<FsStorage>,
+    prepared: NextSegment,
+    segments: usize,
+    cut_rounds: Vec<Duration>,
+}
+
+/// The next segment prepared on another thread, as the node driver does
+/// (`keel_wal::PrepareJob`), so a cut renames a ready file into place.
+#[derive(Default)]
+struct NextSegment {
+    pending: Option<std::sync::mpsc::Receiver<keel_wal::PrepareOutcome<FsStorage>>>,
+}
+
+impl NextSegment {
+    /// Hands a finished job to `wal`; starts one when the log wants it.
+    fn poll(&mut self, wal: &mut Wal<FsStorage>) {
+        if let Some(pending) = &self.pending {
+            match pending.try_recv() {
+                Ok(outcome) => wal.finish_prepare(outcome).unwrap(),
+                Err(_) => return,
+            }
+            self.pending = None;
+        }
+        if let Some(job) = wal.begin_prepare() {
+            let (done, pending) = std::sync::mpsc::channel();
+            std::thread::spawn(move || done.send(job.run()));
+            self.pending = Some(pending);
+        }
+    }
 }
 
 /// A log kept across the summary's slices, so segment cuts (and the zeros
 /// written ahead) fall inside the measured time in proportion.
 struct TaskLog {
     _dir: tempfile::TempDir,
-    wal: Option<Wal<FsStorage>>,
+    log: Option<CommitLog>,
 }
 
 impl TaskLog {
@@ -345,7 +392,12 @@ impl TaskLog {
         let wal = Wal::create(storage, WalOptions::default(), META).unwrap();
         TaskLog {
             _dir: dir,
-            wal: Some(wal),
+            log: Some(CommitLog {
+                wal,
+                prepared: NextSegment::default(),
+                segments: 1,
+                cut_rounds: Vec::new(),
+            }),
         }
     }
 }
@@ -357,7 +409,7 @@ fn run_task_appenders(
     appenders: usize,
     slice: Duration,
 ) -> (Duration, u64, u64) {
-    let wal = log.wal.take().unwrap();
+    let commit_log = log.log.take().unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -366,7 +418,7 @@ fn run_task_appenders(
     let start = Instant::now();
     runtime.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::channel(COMMIT_BATCH_MAX);
-        let committer = tokio::spawn(committer(wal, rx, Arc::clone(&fsyncs)));
+        let committer = tokio::spawn(committer(commit_log, rx, Arc::clone(&fsyncs)));
         let deadline = start + slice;
         let tasks: Vec<_> = (0..appenders)
             .map(|_| {
@@ -385,7 +437,7 @@ fn run_task_appenders(
         for task in tasks {
             task.await.unwrap();
         }
-        log.wal = Some(committer.await.unwrap());
+        log.log = Some(committer.await.unwrap());
     });
     let elapsed = start.elapsed();
     (
@@ -534,6 +586,18 @@ fn interleaved_summary(raw: &mut RawFile) {
         SLICE.as_millis()
     );
     println!("  raw pwrite+fdatasync: {raw_rate:.0} /s");
+    let cuts: Vec<Duration> = task_logs
+        .iter()
+        .filter_map(|log| log.log.as_ref())
+        .flat_map(|log| log.cut_rounds.iter().copied())
+        .collect();
+    if !cuts.is_empty() {
+        let mean_ms = cuts.iter().sum::<Duration>().as_secs_f64() * 1e3 / cuts.len() as f64;
+        println!(
+            "  rounds that cut a segment (tasks): {} taking {mean_ms:.2} ms on average",
+            cuts.len()
+        );
+    }
     for (kind, base) in [("threads", 0), ("tasks", TASKS)] {
         let (one, _) = rate(base + 1);
         for appenders in APPENDER_COUNTS {

@@ -1,7 +1,8 @@
 //! keel's segmented write-ahead log and snapshot files.
 //!
 //! - [`Wal`]: append Raft entries, hard state and snapshot markers; group
-//!   commit through [`Ticket`]s and [`SyncJob`]s; segment cuts and purging.
+//!   commit through [`Ticket`]s and [`SyncJob`]s; segment cuts (into a
+//!   segment made ready ahead by a [`PrepareJob`]) and purging.
 //! - [`recover`] / [`Wal::open`]: rebuild metadata, snapshot marker, hard
 //!   state and entries; repair a torn tail, refuse other damage.
 //! - [`SnapshotFiles`]: state-machine snapshots written atomically with a
@@ -22,6 +23,7 @@
 
 pub mod error;
 pub mod group_commit;
+pub mod next_segment;
 pub mod payload;
 pub mod record;
 pub mod recovery;
@@ -33,6 +35,7 @@ pub mod zero_fill;
 
 pub use error::{Result, WalError};
 pub use group_commit::{SyncJob, SyncOutcome, Ticket};
+pub use next_segment::{PrepareJob, PrepareOutcome};
 pub use payload::{Metadata, SnapshotMarker};
 pub use recovery::{Recovered, recover};
 pub use snapshot_file::SnapshotFiles;

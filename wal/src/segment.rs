@@ -5,7 +5,8 @@
 //! its opening records are written, it is preallocated to the segment size
 //! and fsynced, then renamed into place and the directory fsynced, so a
 //! segment that exists under its final name always starts with a durable,
-//! valid header.
+//! valid header. A segment prepared ahead of the cut follows the same order
+//! (see [`crate::next_segment`]).
 
 use crate::error::{Result, WalError};
 use crate::storage::Storage;

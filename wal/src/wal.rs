@@ -1,11 +1,13 @@
 //! The write-ahead log: appends records to the current segment, cuts a new
-//! segment when it is full, makes appends durable by group commit, and purges
-//! segments a snapshot made unnecessary. Synchronous and thread-free (it runs
+//! segment when it is full (into a file prepared ahead, see
+//! [`crate::next_segment`], or one created there and then), makes appends
+//! durable by group commit, and purges segments a snapshot made unnecessary. Synchronous and thread-free (it runs
 //! on tokio and under madsim); see [`crate::group_commit`] for overlapping an
 //! fsync with the next batch.
 
 use crate::error::{Result, WalError};
 use crate::group_commit::{LogWrite, SyncJob, SyncOutcome, Ticket, Tickets};
+use crate::next_segment::{self, NextSegment, PrepareJob, PrepareOutcome};
 use crate::payload::{self, Metadata, SegmentHeader, SnapshotMarker};
 use crate::record::{self, MAX_PAYLOAD_BYTES, RecordType};
 use crate::recovery::{self, Recovered, Tail};
@@ -74,6 +76,8 @@ pub struct Wal<S: Storage> {
     /// An exclusive sync job is out: appends and syncs wait for
     /// [`Wal::finish_sync`].
     held: bool,
+    /// The segment the next cut switches to, if prepared ahead.
+    next: NextSegment<S::File>,
 }
 
 impl<S: Storage> Wal<S> {
@@ -127,6 +131,7 @@ impl<S: Storage> Wal<S> {
             tickets: Tickets::default(),
             poisoned: None,
             held: false,
+            next: NextSegment::Wanted,
         })
     }
 
@@ -178,6 +183,7 @@ impl<S: Storage> Wal<S> {
             tickets: Tickets::default(),
             poisoned: None,
             held: false,
+            next: NextSegment::Wanted,
         };
         wal.active.allocated_bytes = wal
             .storage
@@ -257,7 +263,7 @@ impl<S: Storage> Wal<S> {
 
     /// As [`Wal::begin_sync`], but the job also writes the buffered records
     /// (and the zeros due ahead of them) with
-    /// [`Storage::write_log_at`](crate::Storage::write_log_at): direct I/O
+    /// [`Storage::write_log_at`]: direct I/O
     /// on real files, so the fsync only flushes the device. For an owner
     /// that appends nothing while the job runs: until [`Wal::finish_sync`]
     /// takes its outcome, appends, syncs and purges fail with
@@ -325,6 +331,45 @@ impl<S: Storage> Wal<S> {
     pub fn sync(&mut self) -> Result<Ticket> {
         let job = self.begin_exclusive_sync()?;
         self.finish_sync(job.map(SyncJob::run))
+    }
+
+    /// A job that prepares the segment the next cut switches to (see
+    /// [`crate::next_segment`]), or `None` when one is prepared or out
+    /// already, the last one failed (until the next cut), or the log is
+    /// poisoned. Run it off the caller's thread if the caller must not
+    /// block, then hand its outcome to [`Wal::finish_prepare`].
+    pub fn begin_prepare(&mut self) -> Option<PrepareJob<S>> {
+        if self.poisoned.is_some() || !matches!(self.next, NextSegment::Wanted) {
+            return None;
+        }
+        self.next = NextSegment::Preparing;
+        Some(PrepareJob {
+            storage: self.storage.clone(),
+            size_bytes: self.options.segment_size_bytes,
+        })
+    }
+
+    /// Takes the outcome of the job [`Wal::begin_prepare`] handed out: the
+    /// next cut uses the prepared file.
+    /// Errors: the job's failure (the log stays usable: the next cut creates
+    /// its segment itself, and no other job is handed out before it), or
+    /// [`WalError::InvalidArgument`] if no job was out.
+    pub fn finish_prepare(&mut self, outcome: PrepareOutcome<S>) -> Result<()> {
+        if !matches!(self.next, NextSegment::Preparing) {
+            return Err(WalError::InvalidArgument(
+                "finish_prepare without a prepare job out".to_string(),
+            ));
+        }
+        match outcome.result {
+            Ok(file) => {
+                self.next = NextSegment::Ready(file);
+                Ok(())
+            }
+            Err(e) => {
+                self.next = NextSegment::Failed;
+                Err(e)
+            }
+        }
     }
 
     /// True once a failure made the log refuse every further write (a failed
@@ -581,12 +626,7 @@ impl<S: Storage> Wal<S> {
             &self.snapshot,
             &self.hard_state,
         );
-        let file = segment::create(
-            &self.storage,
-            &name,
-            &opening,
-            self.options.segment_size_bytes,
-        )?;
+        let (file, zeroed_bytes) = self.open_next_segment(&name, &opening)?;
         let new = Active {
             file_name: name.file_name(),
             name,
@@ -594,7 +634,7 @@ impl<S: Storage> Wal<S> {
             write_offset: opening.len() as u64,
             opening_end: opening.len() as u64,
             allocated_bytes: self.options.segment_size_bytes.max(opening.len() as u64),
-            zeroed_end: opening.len() as u64,
+            zeroed_end: zeroed_bytes.max(opening.len() as u64),
         };
         let old = std::mem::replace(&mut self.active, new);
         self.sealed.push(old.name);
@@ -602,6 +642,27 @@ impl<S: Storage> Wal<S> {
         // Everything before the cut was fsynced with the old segment.
         self.tickets.mark_durable(self.tickets.written);
         Ok(())
+    }
+
+    /// The file of segment `name`, starting with `opening`, durable under
+    /// its final name: the prepared file if one is ready, else a new one.
+    /// Returns it with how many of its first bytes hold zeros or records.
+    fn open_next_segment(&mut self, name: &SegmentName, opening: &[u8]) -> Result<(S::File, u64)> {
+        let size_bytes = self.options.segment_size_bytes;
+        match std::mem::replace(&mut self.next, NextSegment::Wanted) {
+            NextSegment::Ready(file) => {
+                next_segment::install(&self.storage, &file, name, opening)?;
+                Ok((file, next_segment::zeroed_bytes(size_bytes)))
+            }
+            state => {
+                if matches!(state, NextSegment::Preparing) {
+                    // Too late for this cut; its file serves the next one.
+                    self.next = NextSegment::Preparing;
+                }
+                let file = segment::create(&self.storage, name, opening, size_bytes)?;
+                Ok((file, 0))
+            }
+        }
     }
 }
 

@@ -32,6 +32,9 @@ enum Op {
     Sync { overlap: bool },
     /// A snapshot marker `back` entries before the end, then a purge.
     Snapshot { back: u64 },
+    /// Prepare the next segment ahead of the cut: hands out a job, or runs
+    /// and finishes the one out (so cuts may happen while it is out).
+    Prepare,
     /// Power loss.
     Crash,
     /// An fsync that fails (the log must refuse further use), then power loss.
@@ -44,6 +47,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(count, size_bytes, back, hard_state)| Op::Append { count, size_bytes, back, hard_state }),
         3 => any::<bool>().prop_map(|overlap| Op::Sync { overlap }),
         1 => (0..4u64).prop_map(|back| Op::Snapshot { back }),
+        1 => Just(Op::Prepare),
         1 => Just(Op::Crash),
         1 => Just(Op::FailedSync),
     ]
@@ -162,6 +166,7 @@ fn run(seed: u64, write_buffer_bytes: usize, ops: &[Op], bit_flip: bool) -> Resu
         synced: 0,
     };
     let mut term = 1;
+    let mut prepare_job = None;
     for (step, op) in ops.iter().enumerate() {
         match op {
             Op::Append {
@@ -240,7 +245,14 @@ fn run(seed: u64, write_buffer_bytes: usize, ops: &[Op], bit_flip: bool) -> Resu
                     wal.purge(index).map_err(|e| format!("purge: {e}"))?;
                 }
             }
+            Op::Prepare => match prepare_job.take() {
+                None => prepare_job = wal.begin_prepare(),
+                Some(job) => wal
+                    .finish_prepare(keel_wal::PrepareJob::run(job))
+                    .map_err(|e| format!("finish_prepare: {e}"))?,
+            },
             Op::Crash => {
+                prepare_job = None;
                 match crash_and_recover(wal, &disk, write_buffer_bytes, &model, bit_flip, step)? {
                     Some((reopened, got)) => {
                         wal = reopened;
@@ -264,6 +276,7 @@ fn run(seed: u64, write_buffer_bytes: usize, ops: &[Op], bit_flip: bool) -> Resu
                 if !matches!(wal.append(&[], None), Err(keel_wal::WalError::Poisoned(_))) {
                     return Err(format!("step {step}: log usable after a failed fsync"));
                 }
+                prepare_job = None;
                 match crash_and_recover(wal, &disk, write_buffer_bytes, &model, bit_flip, step)? {
                     Some((reopened, got)) => {
                         wal = reopened;

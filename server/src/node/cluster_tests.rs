@@ -4,7 +4,8 @@
 //! log catches up through a snapshot, a member added with `member add` joins
 //! with `--initial-cluster-state existing`; and on keel-wal's simulated disk
 //! a failed fsync fails the request while the member stays up with everything
-//! acknowledged before, and a full disk raises NOSPACE until space is freed.
+//! acknowledged before, a full disk raises NOSPACE until space is freed, and
+//! the WAL's next segment is kept prepared across a cut.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -15,6 +16,8 @@ use keel_kernel::apply::{
 };
 use keel_kernel::lease::LeaseError;
 use keel_kernel::mvcc::{PutRequest, RangeRequest};
+use keel_wal::Storage as _;
+use keel_wal::next_segment::NEXT_TEMP_NAME;
 
 use super::serve::{Listeners, Member};
 use super::{NodeHandle, NodeSettings, NodeStorage};
@@ -303,7 +306,10 @@ async fn failed_fsync_fails_the_request_and_keeps_what_was_acknowledged() {
     let (node, disk) = sim_member(None).await;
     let handle = node.handle();
     put(&handle, "acked", "yes").await;
-    disk.fail_next_syncs(1);
+    // Every fsync fails from now on, as on a failing device: the one the
+    // WAL needs cannot slip past while the background job preparing the
+    // next segment takes the failure instead.
+    disk.fail_next_syncs(u32::MAX);
     let request = Request::Put(PutRequest {
         key: b"lost".to_vec(),
         value: b"maybe".to_vec(),
@@ -322,6 +328,50 @@ async fn failed_fsync_fails_the_request_and_keeps_what_was_acknowledged() {
         handle.propose(request, None).await,
         Err(ServerError::Storage(_))
     ));
+    node.stop().await;
+}
+
+/// Waits (bounded) until the WAL disk holds a prepared next segment.
+async fn wait_for_prepared_segment(disk: &keel_wal::SimStorage) {
+    let prepared = || {
+        let names = disk.list().unwrap();
+        names.iter().any(|n| n == NEXT_TEMP_NAME)
+    };
+    for _ in 0..1000 {
+        if prepared() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no next segment prepared: {:?}", disk.list().unwrap());
+}
+
+/// The driver keeps the WAL's next segment prepared in the background; a
+/// cut takes it, and the driver prepares the one after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_driver_keeps_the_next_wal_segment_prepared() {
+    let (node, disk) = sim_member(None).await;
+    let handle = node.handle();
+    put(&handle, "k", "v").await;
+    wait_for_prepared_segment(&disk).await;
+    let segments = || {
+        let names = disk.list().unwrap();
+        names.iter().filter(|n| n.ends_with(".wal")).count()
+    };
+    assert_eq!(segments(), 1);
+    let value = "v".repeat(1 << 20);
+    let mut i = 0;
+    while segments() < 2 {
+        assert!(i < 100, "no cut after {i} MiB");
+        let applied = handle
+            .propose(put_request(&format!("big{i}"), &value), None)
+            .await
+            .unwrap();
+        assert!(applied.result.is_ok());
+        i += 1;
+    }
+    put(&handle, "after", "cut").await;
+    wait_for_prepared_segment(&disk).await;
     node.stop().await;
 }
 

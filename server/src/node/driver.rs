@@ -37,6 +37,7 @@ use super::handle::{Command, EVENTS_BUFFER, NodeHandle, PROPOSALS_MAX, Shared, u
 use super::peers::{PeerEvent, Peers};
 use super::proposals::{Proposals, RequestIds};
 use super::read_index::ReadBatcher;
+use super::segment_pipeline::SegmentPipeline;
 use super::settings::NodeSettings;
 use crate::backend::{AppliedEvents, NodeStatus, ServerError};
 use crate::transport::{Inbound, TransportLimits};
@@ -72,6 +73,8 @@ pub struct Channels {
 pub struct Driver<S: Storage> {
     raw: RawNode<MemoryStorage>,
     wal: Wal<S>,
+    /// Prepares the WAL's next segment off the driver.
+    segments: SegmentPipeline<S>,
     snapshots: SnapshotFiles<S>,
     shared: Arc<Shared>,
     settings: NodeSettings,
@@ -138,6 +141,7 @@ impl<S: Storage> Driver<S> {
         let mut driver = Driver {
             raw: booted.raw,
             wal: booted.wal,
+            segments: SegmentPipeline::new(),
             snapshots: booted.snapshots,
             shared: shared.clone(),
             settings,
@@ -572,6 +576,7 @@ impl<S: Storage> Driver<S> {
         if ready.must_sync {
             self.sync_wal().await?;
         }
+        self.segments.poll(&mut self.wal);
         Ok(())
     }
 

@@ -10,6 +10,7 @@
 //! - [`proposals`]: request waiters; [`read_index`]: read batching.
 //! - [`peers`]: outbound peer streams; [`handle`]: the `Backend`.
 //! - [`compaction`]: automatic history compaction on the leader.
+//! - `segment_pipeline`: the WAL's next segment prepared in the background.
 //! - [`serve`]: running a whole member (node + API + peer servers).
 
 pub mod bootstrap;
@@ -20,6 +21,7 @@ pub mod handle;
 pub mod peers;
 pub mod proposals;
 pub mod read_index;
+mod segment_pipeline;
 pub mod serve;
 pub mod settings;
 

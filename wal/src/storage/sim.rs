@@ -61,6 +61,8 @@ pub struct SimStats {
     pub crashes: u64,
     /// Bytes handed to successful writes.
     pub written_bytes: u64,
+    /// Files created.
+    pub creates: u64,
 }
 
 #[derive(Debug)]
@@ -350,6 +352,7 @@ impl Storage for SimStorage {
         s.next_inode += 1;
         s.inodes.insert(inode, Inode::default());
         s.names.insert(name.to_string(), inode);
+        s.stats.creates += 1;
         Ok(SimFile {
             inode,
             epoch: s.epoch,
