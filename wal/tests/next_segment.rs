@@ -4,24 +4,15 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use bytes::Bytes;
+use common::{META, small};
 use keel_kernel::raft::{Entry, EntryType};
 use keel_wal::next_segment::NEXT_TEMP_NAME;
 use keel_wal::storage::Storage;
 use keel_wal::zero_fill::ZERO_FILL_BYTES;
-use keel_wal::{FsStorage, Metadata, SimConfig, SimStorage, Wal, WalError, WalOptions, recover};
-
-const META: Metadata = Metadata {
-    cluster_id: 0xC1,
-    node_id: 7,
-};
-
-fn small() -> WalOptions {
-    WalOptions {
-        segment_size_bytes: 4096,
-        write_buffer_bytes: 512,
-    }
-}
+use keel_wal::{FsStorage, SimConfig, SimStorage, Wal, WalError, WalOptions, recover};
 
 fn entries(range: std::ops::RangeInclusive<u64>) -> Vec<Entry> {
     range

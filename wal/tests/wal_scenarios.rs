@@ -4,7 +4,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use bytes::Bytes;
+use common::{META, small};
 use keel_kernel::raft::{ConfState, Entry, EntryType, HardState};
 use keel_wal::storage::{LOG_BLOCK_BYTES, Storage};
 use keel_wal::zero_fill::ZERO_FILL_BYTES;
@@ -12,18 +15,6 @@ use keel_wal::{
     FsStorage, Metadata, SimConfig, SimStorage, SnapshotMarker, Ticket, Wal, WalError, WalOptions,
     recover,
 };
-
-const META: Metadata = Metadata {
-    cluster_id: 0xC1,
-    node_id: 7,
-};
-
-fn small() -> WalOptions {
-    WalOptions {
-        segment_size_bytes: 4096,
-        write_buffer_bytes: 512,
-    }
-}
 
 fn entry(index: u64, term: u64) -> Entry {
     Entry {

@@ -1,0 +1,17 @@
+//! What the log's scenario test files share.
+
+use keel_wal::{Metadata, WalOptions};
+
+/// The member the test logs belong to.
+pub const META: Metadata = Metadata {
+    cluster_id: 0xC1,
+    node_id: 7,
+};
+
+/// Options that make cuts frequent: 4 KiB segments, 512-byte buffer.
+pub fn small() -> WalOptions {
+    WalOptions {
+        segment_size_bytes: 4096,
+        write_buffer_bytes: 512,
+    }
+}
