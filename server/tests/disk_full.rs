@@ -20,9 +20,12 @@ use std::time::{Duration, Instant};
 use support::client::connect;
 use support::cluster::{Cluster, Flavor};
 
-/// Size of the file system holding the data directory: room for two 64 MiB
-/// WAL segments once the filler is gone, for one while it is there.
-const TMPFS_MIB: u64 = 160;
+/// Size of the file system holding the data directory: room for three
+/// 64 MiB WAL segments once the filler is gone. While it is there, the
+/// member has its first segment and (if its job ran before the filler took
+/// the space) the next one prepared ahead; it fills them and fails to
+/// allocate the one after. Freeing the filler leaves room for that one.
+const TMPFS_MIB: u64 = 224;
 /// Space left free after the filler file.
 const LEFT_FREE_BYTES: u64 = 4 << 20;
 /// Value size of the writes that fill the WAL segment.
