@@ -1,9 +1,9 @@
 //! The write-ahead log: appends records to the current segment, cuts a new
 //! segment when it is full (into a file prepared ahead, see
 //! [`crate::next_segment`], or one created there and then), makes appends
-//! durable by group commit, and purges segments a snapshot made unnecessary. Synchronous and thread-free (it runs
-//! on tokio and under madsim); see [`crate::group_commit`] for overlapping an
-//! fsync with the next batch.
+//! durable by group commit, and purges segments a snapshot made unnecessary.
+//! Synchronous and thread-free (it runs on tokio and under madsim); see
+//! [`crate::group_commit`] for overlapping an fsync with the next batch.
 
 use crate::error::{Result, WalError};
 use crate::group_commit::{LogWrite, SyncJob, SyncOutcome, Ticket, Tickets};
