@@ -2,7 +2,8 @@
 //!
 //! - [`Wal`]: append Raft entries, hard state and snapshot markers; group
 //!   commit through [`Ticket`]s and [`SyncJob`]s; segment cuts (into a
-//!   segment made ready ahead by a [`PrepareJob`]) and purging.
+//!   segment made ready ahead by a [`PrepareJob`]) and purging (by a
+//!   [`PurgeJob`] that may run on another thread).
 //! - [`recover`] / [`Wal::open`]: rebuild metadata, snapshot marker, hard
 //!   state and entries; repair a torn tail, refuse other damage.
 //! - [`SnapshotFiles`]: state-machine snapshots written atomically with a
@@ -25,6 +26,7 @@ pub mod error;
 pub mod group_commit;
 pub mod next_segment;
 pub mod payload;
+pub mod purge;
 pub mod record;
 pub mod recovery;
 pub mod segment;
@@ -37,6 +39,7 @@ pub use error::{Result, WalError};
 pub use group_commit::{SyncJob, SyncOutcome, Ticket};
 pub use next_segment::{PrepareJob, PrepareOutcome};
 pub use payload::{Metadata, SnapshotMarker};
+pub use purge::{PurgeJob, PurgeOutcome};
 pub use recovery::{Recovered, recover};
 pub use snapshot_file::SnapshotFiles;
 pub use storage::{FsStorage, SimConfig, SimStorage, Storage};

@@ -9,6 +9,7 @@ use crate::error::{Result, WalError};
 use crate::group_commit::{LogWrite, SyncJob, SyncOutcome, Ticket, Tickets};
 use crate::next_segment::{self, NextSegment, PrepareJob, PrepareOutcome};
 use crate::payload::{self, Metadata, SegmentHeader, SnapshotMarker};
+use crate::purge::{PurgeJob, PurgeOutcome};
 use crate::record::{self, MAX_PAYLOAD_BYTES, RecordType};
 use crate::recovery::{self, Recovered, Tail};
 use crate::segment::{self, BROKEN_SUFFIX, SegmentName, TEMP_SUFFIX};
@@ -78,6 +79,9 @@ pub struct Wal<S: Storage> {
     held: bool,
     /// The segment the next cut switches to, if prepared ahead.
     next: NextSegment<S::File>,
+    /// A [`PurgeJob`] is out: no other is handed out until
+    /// [`Wal::finish_purge`].
+    purging: bool,
 }
 
 impl<S: Storage> Wal<S> {
@@ -131,6 +135,7 @@ impl<S: Storage> Wal<S> {
             tickets: Tickets::default(),
             poisoned: None,
             held: false,
+            purging: false,
             next: NextSegment::Wanted,
         })
     }
@@ -183,6 +188,7 @@ impl<S: Storage> Wal<S> {
             tickets: Tickets::default(),
             poisoned: None,
             held: false,
+            purging: false,
             next: NextSegment::Wanted,
         };
         wal.active.allocated_bytes = wal
@@ -414,12 +420,72 @@ impl<S: Storage> Wal<S> {
     }
 
     /// Removes the oldest segments whose entries all have indexes at or below
-    /// `snapshot_index` (never the segment being written); returns how many.
-    /// Only purge below a snapshot that is durable in a snapshot file.
-    /// Errors: storage failures (segments already removed stay removed; the
-    /// remaining log is still contiguous).
+    /// `snapshot_index` (never the segment being written) with a
+    /// [`PurgeJob`] run here; returns how many. Removes nothing while a job
+    /// from [`Wal::begin_purge`] is out. Only purge below a snapshot that is
+    /// durable in a snapshot file.
+    /// Errors: as [`Wal::begin_purge`] and [`Wal::finish_purge`].
     pub fn purge(&mut self, snapshot_index: u64) -> Result<usize> {
+        match self.begin_purge(snapshot_index)? {
+            Some(job) => self.finish_purge(job.run()),
+            None => Ok(0),
+        }
+    }
+
+    /// Takes the oldest segments whose entries all have indexes at or below
+    /// `snapshot_index` (never the segment being written) out of the log and
+    /// returns the job that removes their files (see [`crate::purge`]), or
+    /// `None` when there are none or a job is out already. Run the job off
+    /// the caller's thread if the caller must not block, then hand its
+    /// outcome to [`Wal::finish_purge`]; the log is appended to, synced and
+    /// cut meanwhile as usual. Only purge below a snapshot that is durable
+    /// in a snapshot file. Errors: a poisoned or held log.
+    pub fn begin_purge(&mut self, snapshot_index: u64) -> Result<Option<PurgeJob<S>>> {
         self.check_usable()?;
+        if self.purging {
+            return Ok(None);
+        }
+        let removable = self.purgeable_below(snapshot_index);
+        if removable == 0 {
+            return Ok(None);
+        }
+        self.purging = true;
+        Ok(Some(PurgeJob {
+            storage: self.storage.clone(),
+            segments: self.sealed.drain(..removable).collect(),
+        }))
+    }
+
+    /// Takes the outcome of the job [`Wal::begin_purge`] handed out; returns
+    /// how many segment files it removed. Segments it could not remove go
+    /// back to the log, and the next purge tries them first.
+    /// Errors: the job's failure (a removal or the directory fsync; the log
+    /// stays usable and contiguous on disk), or [`WalError::InvalidArgument`]
+    /// if no job was out.
+    pub fn finish_purge(&mut self, outcome: PurgeOutcome) -> Result<usize> {
+        if !std::mem::take(&mut self.purging) {
+            return Err(WalError::InvalidArgument(
+                "finish_purge without a purge job out".to_string(),
+            ));
+        }
+        let PurgeOutcome {
+            removed,
+            left,
+            result,
+        } = outcome;
+        debug_assert!(
+            left.last()
+                .zip(self.sealed.first().or(Some(&self.active.name)))
+                .is_none_or(|(l, next)| l.sequence < next.sequence),
+            "segments left by a purge must be older than the log's"
+        );
+        self.sealed.splice(0..0, left);
+        result.map(|()| removed)
+    }
+
+    /// How many of the oldest sealed segments hold only entries at or below
+    /// `snapshot_index`: those whose successor starts at most one past it.
+    fn purgeable_below(&self, snapshot_index: u64) -> usize {
         let mut removable = 0;
         while removable < self.sealed.len() {
             let next_first = self
@@ -431,18 +497,7 @@ impl<S: Storage> Wal<S> {
             }
             removable += 1;
         }
-        for name in self.sealed.drain(..removable) {
-            let file = name.file_name();
-            self.storage
-                .remove(&file)
-                .map_err(|e| WalError::io("remove", &file, None, e))?;
-        }
-        if removable > 0 {
-            self.storage
-                .sync_dir()
-                .map_err(|e| WalError::io("fsync directory", "", None, e))?;
-        }
-        Ok(removable)
+        removable
     }
 
     fn check_usable(&self) -> Result<()> {

@@ -30,7 +30,8 @@ enum Op {
     },
     /// A plain sync, or a begin/append/finish overlap.
     Sync { overlap: bool },
-    /// A snapshot marker `back` entries before the end, then a purge.
+    /// A snapshot marker `back` entries before the end, then a purge job
+    /// (finishing the one out, if any) that stays out until the next one.
     Snapshot { back: u64 },
     /// Prepare the next segment ahead of the cut: hands out a job, or runs
     /// and finishes the one out (so cuts may happen while it is out).
@@ -167,6 +168,9 @@ fn run(seed: u64, write_buffer_bytes: usize, ops: &[Op], bit_flip: bool) -> Resu
     };
     let mut term = 1;
     let mut prepare_job = None;
+    // A purge job stays out until the next snapshot, so appends, syncs and
+    // cuts happen while it is out; a crash finds it run or not run.
+    let mut purge_job: Option<keel_wal::PurgeJob<SimStorage>> = None;
     for (step, op) in ops.iter().enumerate() {
         match op {
             Op::Append {
@@ -242,7 +246,13 @@ fn run(seed: u64, write_buffer_bytes: usize, ops: &[Op], bit_flip: bool) -> Resu
                 if !bit_flip {
                     // Purging, then cutting a damaged segment back to its
                     // opening, yields a state no prefix had: flips test without it.
-                    wal.purge(index).map_err(|e| format!("purge: {e}"))?;
+                    if let Some(job) = purge_job.take() {
+                        wal.finish_purge(job.run())
+                            .map_err(|e| format!("finish_purge: {e}"))?;
+                    }
+                    purge_job = wal
+                        .begin_purge(index)
+                        .map_err(|e| format!("begin_purge: {e}"))?;
                 }
             }
             Op::Prepare => match prepare_job.take() {
@@ -253,6 +263,7 @@ fn run(seed: u64, write_buffer_bytes: usize, ops: &[Op], bit_flip: bool) -> Resu
             },
             Op::Crash => {
                 prepare_job = None;
+                abandon(purge_job.take(), step);
                 match crash_and_recover(wal, &disk, write_buffer_bytes, &model, bit_flip, step)? {
                     Some((reopened, got)) => {
                         wal = reopened;
@@ -277,6 +288,7 @@ fn run(seed: u64, write_buffer_bytes: usize, ops: &[Op], bit_flip: bool) -> Resu
                     return Err(format!("step {step}: log usable after a failed fsync"));
                 }
                 prepare_job = None;
+                abandon(purge_job.take(), step);
                 match crash_and_recover(wal, &disk, write_buffer_bytes, &model, bit_flip, step)? {
                     Some((reopened, got)) => {
                         wal = reopened;
@@ -292,6 +304,16 @@ fn run(seed: u64, write_buffer_bytes: usize, ops: &[Op], bit_flip: bool) -> Resu
         }
     }
     Ok(())
+}
+
+/// A purge job out at a crash ran to its end on its thread (odd steps) or
+/// never started (even steps); either way its outcome is lost.
+fn abandon(job: Option<keel_wal::PurgeJob<SimStorage>>, step: usize) {
+    if let Some(job) = job
+        && step % 2 == 1
+    {
+        drop(job.run());
+    }
 }
 
 /// Crashes the disk (flipping a bit first with `bit_flip`), reopens the log

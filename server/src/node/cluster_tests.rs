@@ -4,8 +4,9 @@
 //! log catches up through a snapshot, a member added with `member add` joins
 //! with `--initial-cluster-state existing`; and on keel-wal's simulated disk
 //! a failed fsync fails the request while the member stays up with everything
-//! acknowledged before, a full disk raises NOSPACE until space is freed, and
-//! the WAL's next segment is kept prepared across a cut.
+//! acknowledged before, a full disk raises NOSPACE until space is freed, the
+//! WAL's next segment is kept prepared across a cut, and a slow removal of a
+//! purged segment does not hold up proposals.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -19,6 +20,7 @@ use keel_kernel::mvcc::{PutRequest, RangeRequest};
 use keel_wal::Storage as _;
 use keel_wal::next_segment::NEXT_TEMP_NAME;
 
+use super::gated_disk::GatedDisk;
 use super::serve::{Listeners, Member};
 use super::{NodeHandle, NodeSettings, NodeStorage};
 use crate::api::ApiLimits;
@@ -291,10 +293,24 @@ async fn sim_member_on(
     storage: NodeStorage<keel_wal::SimStorage>,
     quota_backend_bytes: Option<u64>,
 ) -> super::Node {
+    let mut settings = sim_settings();
+    settings.quota_backend_bytes = quota_backend_bytes;
+    start_sim_member(settings, storage).await
+}
+
+/// Settings of a single member serving no sockets, with fast elections.
+fn sim_settings() -> NodeSettings {
     let mut settings = NodeSettings::single("m0", "http://127.0.0.1:1");
     settings.heartbeat_interval_ms = 20;
     settings.election_timeout_ms = 200;
-    settings.quota_backend_bytes = quota_backend_bytes;
+    settings
+}
+
+/// Starts a single member on `storage` and waits until it leads.
+async fn start_sim_member<S: keel_wal::Storage>(
+    settings: NodeSettings,
+    storage: NodeStorage<S>,
+) -> super::Node {
     let (node, _peer_service) =
         super::Node::start(settings, storage, TransportLimits::default()).unwrap();
     leader(&[node.handle()]).await;
@@ -372,6 +388,72 @@ async fn the_driver_keeps_the_next_wal_segment_prepared() {
     }
     put(&handle, "after", "cut").await;
     wait_for_prepared_segment(&disk).await;
+    node.stop().await;
+}
+
+fn wal_segments<S: keel_wal::Storage>(disk: &S) -> usize {
+    let names = disk.list().unwrap();
+    names.iter().filter(|n| n.ends_with(".wal")).count()
+}
+
+/// A segment removal that takes long (an unlink of a large file) happens
+/// off the driver: proposals keep committing while it waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_segment_removal_does_not_hold_up_proposals() {
+    let disk = GatedDisk::new();
+    let snap = GatedDisk::new();
+    snap.open_gate();
+    let storage = NodeStorage {
+        wal: disk.clone(),
+        snap,
+    };
+    let mut settings = sim_settings();
+    settings.snapshot_count = 100;
+    let node = start_sim_member(settings, storage).await;
+    let handle = node.handle();
+    // One key rewritten with 1 MiB values until the WAL cuts a segment,
+    // then compacted, so the snapshot that purges it stays small.
+    let value = "v".repeat(1 << 20);
+    let mut revision = 0;
+    for i in 0.. {
+        assert!(i < 100, "no cut after {i} MiB");
+        if wal_segments(&disk) == 2 {
+            break;
+        }
+        revision = put(&handle, "big", &value).await;
+    }
+    let compaction = Request::Compaction(keel_kernel::mvcc::CompactionRequest {
+        revision,
+        physical: true,
+    });
+    assert!(
+        handle
+            .propose(compaction, None)
+            .await
+            .unwrap()
+            .result
+            .is_ok()
+    );
+    // Small writes until the snapshot purges the first segment, whose
+    // removal then waits at the gate.
+    for i in 0.. {
+        assert!(i < 200, "no purge after {i} small writes");
+        if disk.waiting() > 0 {
+            break;
+        }
+        put(&handle, &format!("k{i}"), "v").await;
+    }
+    let during = tokio::time::timeout(Duration::from_secs(5), put(&handle, "during", "purge"));
+    assert!(during.await.is_ok(), "a proposal waited for the purge");
+    assert_eq!(wal_segments(&disk), 2);
+    disk.open_gate();
+    for _ in 0..500 {
+        if wal_segments(&disk) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(wal_segments(&disk), 1, "the purge did not finish");
     node.stop().await;
 }
 

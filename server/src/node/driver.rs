@@ -36,6 +36,7 @@ use super::disk_full::{DISK_FULL_RETRY_MS, Stalled, is_retryable_full_disk};
 use super::handle::{Command, EVENTS_BUFFER, NodeHandle, PROPOSALS_MAX, Shared, unix_ms};
 use super::peers::{PeerEvent, Peers};
 use super::proposals::{Proposals, RequestIds};
+use super::purge_pipeline::PurgePipeline;
 use super::read_index::ReadBatcher;
 use super::segment_pipeline::SegmentPipeline;
 use super::settings::NodeSettings;
@@ -75,6 +76,8 @@ pub struct Driver<S: Storage> {
     wal: Wal<S>,
     /// Prepares the WAL's next segment off the driver.
     segments: SegmentPipeline<S>,
+    /// Removes WAL segments below snapshots off the driver.
+    purges: PurgePipeline,
     snapshots: SnapshotFiles<S>,
     shared: Arc<Shared>,
     settings: NodeSettings,
@@ -142,6 +145,7 @@ impl<S: Storage> Driver<S> {
             raw: booted.raw,
             wal: booted.wal,
             segments: SegmentPipeline::new(),
+            purges: PurgePipeline::new(),
             snapshots: booted.snapshots,
             shared: shared.clone(),
             settings,
@@ -577,6 +581,7 @@ impl<S: Storage> Driver<S> {
             self.sync_wal().await?;
         }
         self.segments.poll(&mut self.wal);
+        self.purges.poll(&mut self.wal);
         Ok(())
     }
 
@@ -779,7 +784,8 @@ impl<S: Storage> Driver<S> {
 
     /// Every `--snapshot-count` applied entries: writes a snapshot file,
     /// marks it in the WAL, compacts the in-memory log (keeping
-    /// `snapshot_catchup_entries` for slow followers) and purges old segments.
+    /// `snapshot_catchup_entries` for slow followers) and starts purging the
+    /// WAL segments below it in the background.
     async fn maybe_snapshot(&mut self) -> Result<(), WalError> {
         let (applied, data) = {
             let state = self.shared.read_state();
@@ -823,9 +829,9 @@ impl<S: Storage> Driver<S> {
         {
             tracing::warn!(%err, compact_to, "cannot compact the raft log");
         }
-        let purged = self.wal.purge(applied)?;
+        self.purges.start(&mut self.wal, applied)?;
         self.db_size_bytes = size_bytes;
-        tracing::info!(index = applied, size_bytes, purged, "snapshot taken");
+        tracing::info!(index = applied, size_bytes, "snapshot taken");
         Ok(())
     }
 

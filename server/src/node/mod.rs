@@ -13,6 +13,7 @@
 //! - `segment_pipeline`: the WAL's next segment prepared in the background.
 //! - [`serve`]: running a whole member (node + API + peer servers).
 
+mod background;
 pub mod bootstrap;
 pub mod compaction;
 pub mod disk_full;
@@ -20,6 +21,7 @@ pub mod driver;
 pub mod handle;
 pub mod peers;
 pub mod proposals;
+mod purge_pipeline;
 pub mod read_index;
 mod segment_pipeline;
 pub mod serve;
@@ -144,3 +146,5 @@ impl Node {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod cluster_tests;
+#[cfg(test)]
+mod gated_disk;

@@ -4,61 +4,42 @@
 //! 64 MiB file on the async workers while every proposal waits.
 
 use keel_wal::{PrepareOutcome, Storage, Wal};
-use tokio::sync::oneshot;
-use tokio::sync::oneshot::error::TryRecvError;
+
+use super::background::{BackgroundJob, JobState};
 
 /// The prepare job out, if any.
 pub(super) struct SegmentPipeline<S: Storage> {
-    pending: Option<oneshot::Receiver<PrepareOutcome<S>>>,
+    job: BackgroundJob<PrepareOutcome<S>>,
 }
 
 impl<S: Storage> SegmentPipeline<S> {
     /// A pipeline with no job out.
     pub fn new() -> SegmentPipeline<S> {
-        SegmentPipeline { pending: None }
+        SegmentPipeline {
+            job: BackgroundJob::new(),
+        }
     }
 
     /// Hands a finished job's outcome to `wal`, then starts a job if the log
     /// wants one (after each cut, and at start). Never blocks. A failed job
     /// is logged: the next cut creates its segment itself.
     pub fn poll(&mut self, wal: &mut Wal<S>) {
-        if let Some(pending) = &mut self.pending {
-            match pending.try_recv() {
-                Err(TryRecvError::Empty) => return,
-                Ok(outcome) => {
-                    if let Err(err) = wal.finish_prepare(outcome) {
-                        tracing::warn!(%err, "preparing the next WAL segment failed; the cut will create it");
-                    }
-                }
-                // The job panicked: the log keeps it out, so cuts create
-                // their segments themselves from now on.
-                Err(TryRecvError::Closed) => {
-                    tracing::error!("the job preparing the next WAL segment died");
+        match self.job.try_take() {
+            JobState::Running => return,
+            JobState::Idle => {}
+            JobState::Done(outcome) => {
+                if let Err(err) = wal.finish_prepare(outcome) {
+                    tracing::warn!(%err, "preparing the next WAL segment failed; the cut will create it");
                 }
             }
-            self.pending = None;
+            // The log keeps the job out, so cuts create their segments
+            // themselves from now on.
+            JobState::Died => tracing::error!("the job preparing the next WAL segment died"),
         }
         if let Some(job) = wal.begin_prepare() {
-            let (done, pending) = oneshot::channel();
-            spawn_io(move || {
-                let _ = done.send(job.run());
-            });
-            self.pending = Some(pending);
+            self.job.start(move || job.run());
         }
     }
-}
-
-/// Runs `work` on tokio's blocking pool, detached.
-#[cfg(not(madsim))]
-fn spawn_io(work: impl FnOnce() + Send + 'static) {
-    drop(tokio::task::spawn_blocking(work));
-}
-
-/// Runs `work` inline under madsim, whose simulated disk does not block
-/// (and whose runs must stay deterministic).
-#[cfg(madsim)]
-fn spawn_io(work: impl FnOnce() + Send + 'static) {
-    work();
 }
 
 #[cfg(test)]
@@ -75,15 +56,15 @@ mod tests {
             Wal::create(disk.clone(), WalOptions::default(), Metadata::default()).unwrap();
         let mut pipeline = SegmentPipeline::new();
         pipeline.poll(&mut wal);
-        assert!(pipeline.pending.is_some());
+        assert!(pipeline.job.is_out());
         for _ in 0..5000 {
             pipeline.poll(&mut wal);
-            if pipeline.pending.is_none() {
+            if !pipeline.job.is_out() {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
-        assert!(pipeline.pending.is_none(), "the job never finished");
+        assert!(!pipeline.job.is_out(), "the job never finished");
         let names = disk.list().unwrap();
         assert!(names.iter().any(|n| n == NEXT_TEMP_NAME), "{names:?}");
         // Ready now: no other job until a cut.

@@ -9,7 +9,7 @@
 
 use super::Storage;
 use bytes::Bytes;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -91,6 +91,9 @@ struct SimState {
     names: BTreeMap<String, u64>,
     durable_names: BTreeMap<String, u64>,
     forced_sync_failures: u32,
+    forced_dir_sync_failures: u32,
+    /// Names whose removal fails.
+    unremovable: BTreeSet<String>,
     stats: SimStats,
 }
 
@@ -191,6 +194,8 @@ impl SimStorage {
                 names: BTreeMap::new(),
                 durable_names: BTreeMap::new(),
                 forced_sync_failures: 0,
+                forced_dir_sync_failures: 0,
+                unremovable: BTreeSet::new(),
                 stats: SimStats::default(),
             })),
         }
@@ -314,6 +319,23 @@ impl SimStorage {
         self.lock().forced_sync_failures = count;
     }
 
+    /// Makes the next `count` directory fsyncs fail (the names stay as they
+    /// were last made durable).
+    pub fn fail_next_dir_syncs(&self, count: u32) {
+        self.lock().forced_dir_sync_failures = count;
+    }
+
+    /// Makes removals of `name` fail with a permission error (leaving the
+    /// file in place) while `refuse` is true.
+    pub fn refuse_removal(&self, name: &str, refuse: bool) {
+        let mut s = self.lock();
+        if refuse {
+            s.unremovable.insert(name.to_string());
+        } else {
+            s.unremovable.remove(name);
+        }
+    }
+
     /// Changes the disk capacity (see [`SimConfig::capacity_bytes`]).
     pub fn set_capacity_bytes(&self, capacity_bytes: u64) {
         self.lock().config.capacity_bytes = capacity_bytes;
@@ -426,6 +448,10 @@ impl Storage for SimStorage {
 
     fn sync_dir(&self) -> io::Result<()> {
         let mut s = self.lock();
+        if s.forced_dir_sync_failures > 0 {
+            s.forced_dir_sync_failures -= 1;
+            return Err(io::Error::other("simulated directory fsync failure"));
+        }
         s.durable_names = s.names.clone();
         s.collect_garbage();
         s.stats.dir_syncs += 1;
@@ -452,6 +478,12 @@ impl Storage for SimStorage {
 
     fn remove(&self, name: &str) -> io::Result<()> {
         let mut s = self.lock();
+        if s.unremovable.contains(name) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "simulated removal failure",
+            ));
+        }
         s.names.remove(name).ok_or_else(|| not_found(name))?;
         Ok(())
     }
@@ -541,6 +573,28 @@ mod tests {
                 .len()
                 > 1
         );
+    }
+
+    #[test]
+    fn forced_removal_and_directory_fsync_failures() {
+        let d = SimStorage::new(SimConfig::default());
+        d.create("a").unwrap();
+        d.sync_dir().unwrap();
+        d.refuse_removal("a", true);
+        let err = d.remove("a").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        assert_eq!(d.list().unwrap(), ["a"]);
+        d.refuse_removal("a", false);
+        d.remove("a").unwrap();
+        d.fail_next_dir_syncs(1);
+        assert!(d.sync_dir().is_err());
+        // The failed fsync made nothing durable: the name comes back.
+        d.crash();
+        assert_eq!(d.list().unwrap(), ["a"]);
+        d.remove("a").unwrap();
+        d.sync_dir().unwrap();
+        d.crash();
+        assert!(d.list().unwrap().is_empty());
     }
 
     #[test]
