@@ -72,6 +72,20 @@ pub fn recover<S: Storage>(storage: &S) -> Result<Recovered> {
 /// the marker of that index (which must be in the log, or be 0) instead of the
 /// latest one: used when the newest snapshot file was unreadable.
 pub fn scan<S: Storage>(storage: &S, at_snapshot_index: Option<u64>) -> Result<Scan> {
+    scan_choosing(storage, |_| Ok(at_snapshot_index))
+}
+
+/// As [`scan`], but `choose` picks the marker once the log is read: it gets
+/// every distinct snapshot marker in log order (possibly none) and returns
+/// the index of the one the entries must follow (`Some(0)`: from the start
+/// of the log, `None`: the latest). A node uses it to pick the newest
+/// snapshot file that has a marker, so a crash between writing a snapshot
+/// file and logging its marker leaves a log that opens.
+/// Errors: as [`scan`], and `choose`'s own.
+pub fn scan_choosing<S: Storage>(
+    storage: &S,
+    choose: impl FnOnce(&[SnapshotMarker]) -> Result<Option<u64>>,
+) -> Result<Scan> {
     let names = storage
         .list()
         .map_err(|e| WalError::io("list", "", None, e))?;
@@ -99,7 +113,7 @@ pub fn scan<S: Storage>(storage: &S, at_snapshot_index: Option<u64>) -> Result<S
     let metadata = state
         .metadata
         .ok_or_else(|| WalError::corrupt(&first, 0, "no metadata record"))?;
-    let snapshot = match at_snapshot_index {
+    let snapshot = match choose(&state.markers)? {
         None => state.latest_snapshot.clone(),
         Some(0) => SnapshotMarker::default(),
         Some(index) => state

@@ -162,7 +162,17 @@ impl<S: Storage> SnapshotFiles<S> {
     /// Damaged files met on the way are renamed to `<name>.broken`.
     /// Errors: storage failures.
     pub fn load(&self) -> Result<Option<Snapshot>> {
-        for (_, name) in self.names()?.into_iter().rev() {
+        self.load_newest_of(|_, _| true)
+    }
+
+    /// As [`SnapshotFiles::load`], among the files whose `(index, term)`
+    /// `wanted` accepts (those the WAL holds a marker for, as etcd's
+    /// `LoadNewestAvailable`); the others are left alone, unread.
+    /// Errors: storage failures.
+    pub fn load_newest_of(&self, wanted: impl Fn(u64, u64) -> bool) -> Result<Option<Snapshot>> {
+        let names = self.names()?;
+        let candidates = names.into_iter().filter(|((i, t), _)| wanted(*i, *t));
+        for (_, name) in candidates.rev() {
             let bytes = self
                 .storage
                 .read_all(&name)
@@ -253,6 +263,22 @@ mod tests {
             ]
         );
         assert_eq!(files.load().unwrap().map(|s| s.metadata.index), Some(40));
+    }
+
+    #[test]
+    fn only_wanted_files_are_loaded_and_the_others_left_alone() {
+        let disk = SimStorage::new(SimConfig::default());
+        let files = SnapshotFiles::new(disk.clone(), 3);
+        for index in [10, 20, 30] {
+            files.save(&snap(index, b"x")).unwrap();
+        }
+        let newest = files.names().unwrap().pop().unwrap().1;
+        disk.flip_bit(&newest, 100).unwrap();
+        let loaded = files.load_newest_of(|index, term| index < 30 && term == 2);
+        assert_eq!(loaded.unwrap().map(|s| s.metadata.index), Some(20));
+        // The damaged file was not read, so not renamed either.
+        assert!(disk.list().unwrap().contains(&newest));
+        assert_eq!(files.load_newest_of(|_, term| term == 3).unwrap(), None);
     }
 
     #[test]

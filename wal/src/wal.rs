@@ -157,9 +157,21 @@ impl<S: Storage> Wal<S> {
         options: WalOptions,
         snapshot_index: Option<u64>,
     ) -> Result<(Wal<S>, Recovered)> {
+        Wal::open_choosing(storage, options, |_| Ok(snapshot_index))
+    }
+
+    /// As [`Wal::open`], but `choose` picks the snapshot marker the returned
+    /// entries follow, from every marker in the log (see
+    /// [`recovery::scan_choosing`]): pass one that finds the newest snapshot
+    /// file with a marker. Errors: as [`Wal::open`], and `choose`'s own.
+    pub fn open_choosing(
+        storage: S,
+        options: WalOptions,
+        choose: impl FnOnce(&[SnapshotMarker]) -> Result<Option<u64>>,
+    ) -> Result<(Wal<S>, Recovered)> {
         check_options(&options)?;
         remove_temp_files(&storage)?;
-        let scan = recovery::scan(&storage, snapshot_index)?;
+        let scan = recovery::scan_choosing(&storage, choose)?;
         let file = repair_tail(&storage, &scan.tail, options.segment_size_bytes)?;
         let mut sealed = scan.segments;
         let name = sealed

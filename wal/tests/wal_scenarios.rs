@@ -196,6 +196,36 @@ fn open_at_an_older_marker_returns_the_entries_after_it() {
 }
 
 #[test]
+fn open_choosing_sees_every_marker_and_follows_the_chosen_one() {
+    let d = disk();
+    let mut wal = Wal::create(d.clone(), small(), META).unwrap();
+    wal.append(&entries(1..=10, 1), None).unwrap();
+    for index in [4, 8] {
+        let marker = SnapshotMarker {
+            index,
+            term: 1,
+            ..SnapshotMarker::default()
+        };
+        wal.append_snapshot_marker(&marker).unwrap();
+    }
+    wal.sync().unwrap();
+    let mut seen = Vec::new();
+    let (_, rec) = Wal::open_choosing(d.clone(), small(), |markers| {
+        seen = markers.iter().map(|m| m.index).collect();
+        Ok(Some(4))
+    })
+    .unwrap();
+    assert_eq!(seen, [4, 8]);
+    assert_eq!((rec.snapshot.index, rec.entries), (4, entries(5..=10, 1)));
+    let (_, rec) = Wal::open_choosing(d.clone(), small(), |_| Ok(None)).unwrap();
+    assert_eq!(rec.snapshot.index, 8);
+    let refused = Wal::open_choosing(d.clone(), small(), |_| {
+        Err(WalError::InvalidArgument("no snapshot wanted".into()))
+    });
+    assert!(matches!(refused, Err(WalError::InvalidArgument(m)) if m == "no snapshot wanted"));
+}
+
+#[test]
 fn a_torn_tail_is_cut_and_kept_as_broken() {
     let d = disk();
     let mut wal = Wal::create(d.clone(), small(), META).unwrap();

@@ -336,9 +336,15 @@ fn restart<S: Storage>(
     storage: NodeStorage<S>,
 ) -> Result<Booted<S>, BootError> {
     let snapshots = SnapshotFiles::new(storage.snap, SNAPSHOT_FILES_KEPT);
-    let snapshot = snapshots.load()?;
-    let at = snapshot.as_ref().map(|s| s.metadata.index);
-    let (wal, recovered) = Wal::open_at(storage.wal, WalOptions::default(), at)?;
+    // The newest snapshot file the WAL holds a marker for (etcd's
+    // LoadNewestAvailable): a crash after a snapshot file was written but
+    // before its marker was logged leaves a file the log cannot follow.
+    let mut snapshot = None;
+    let (wal, recovered) = Wal::open_choosing(storage.wal, WalOptions::default(), |markers| {
+        let logged = |index, term| markers.iter().any(|m| (m.index, m.term) == (index, term));
+        snapshot = snapshots.load_newest_of(logged)?;
+        Ok(snapshot.as_ref().map(|s| s.metadata.index))
+    })?;
     if snapshot.is_none() && recovered.snapshot.index > 0 {
         return Err(BootError::Recovered(format!(
             "the WAL follows a snapshot at index {} but no snapshot file is readable",

@@ -457,6 +457,38 @@ async fn a_slow_segment_removal_does_not_hold_up_proposals() {
     node.stop().await;
 }
 
+/// A crash after a snapshot file was written but before its WAL marker was
+/// logged leaves a newer file the log cannot follow: the member restarts
+/// from the newest file that has a marker (etcd's `LoadNewestAvailable`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_file_without_its_wal_marker_is_passed_over() {
+    let (wal, snap) = (
+        keel_wal::SimStorage::new(keel_wal::SimConfig::default()),
+        keel_wal::SimStorage::new(keel_wal::SimConfig::default()),
+    );
+    let storage = || NodeStorage {
+        wal: wal.clone(),
+        snap: snap.clone(),
+    };
+    let mut settings = sim_settings();
+    settings.snapshot_count = 10;
+    let node = start_sim_member(settings.clone(), storage()).await;
+    let handle = node.handle();
+    for i in 0..30 {
+        put(&handle, &format!("k{i}"), "v").await;
+    }
+    node.stop().await;
+    let files = keel_wal::SnapshotFiles::new(snap.clone(), 5);
+    let mut orphan = files.load().unwrap().expect("a snapshot was taken");
+    orphan.metadata.index += 1000;
+    files.save(&orphan).unwrap();
+    let node = start_sim_member(settings, storage()).await;
+    let handle = node.handle();
+    assert_eq!(get(&handle, "k29").await.as_deref(), Some(&b"v"[..]));
+    put(&handle, "after", "restart").await;
+    node.stop().await;
+}
+
 fn put_request(key: &str, value: &str) -> Request {
     Request::Put(PutRequest {
         key: key.as_bytes().to_vec(),
