@@ -281,6 +281,7 @@ fn round_trip_gives_identical_answers_hashes_and_bytes() {
         seeds_with_leases += usize::from(!original.lessor().is_empty());
         assert_leases_match_store(&original);
         let bytes = original.snapshot();
+        assert_eq!(original.snapshot_len_bytes(), bytes.len());
         let restored = StateMachine::restore(config(), &bytes).unwrap();
         assert_same_answers(&original, &restored);
         assert_eq!(restored.snapshot(), bytes, "re-encoding is byte-identical");
@@ -304,6 +305,7 @@ fn round_trip_gives_identical_answers_hashes_and_bytes() {
 #[test]
 fn empty_state_round_trips() {
     let sm = fresh();
+    assert_eq!(sm.snapshot_len_bytes(), sm.snapshot().len());
     let restored = StateMachine::restore(config(), &sm.snapshot()).unwrap();
     assert_same_answers(&sm, &restored);
 }

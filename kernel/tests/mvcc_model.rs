@@ -845,7 +845,12 @@ proptest! {
             let all = RangeRequest { key: vec![0], range_end: vec![0], revision, ..Default::default() };
             prop_assert_eq!(store.range(&all), model.range(&all));
         }
-        let decoded = Store::decode_snapshot(&store.encode_snapshot());
+        let encoded = store.encode_snapshot();
+        prop_assert_eq!(store.snapshot_len_bytes(), encoded.len());
+        let mut appended = b"prefix".to_vec();
+        store.encode_snapshot_into(&mut appended);
+        prop_assert_eq!(&appended[6..], &encoded[..]);
+        let decoded = Store::decode_snapshot(&encoded);
         prop_assert!(decoded.is_ok());
         let decoded = decoded.expect("checked");
         prop_assert_eq!(all_answers(&decoded), all_answers(&store));

@@ -63,9 +63,34 @@ struct Meta {
 
 impl StateMachine {
     /// Encodes the whole replicated state and the consistent index (see the
-    /// module doc for the layout).
+    /// module doc for the layout). The store is encoded in place, into one
+    /// allocation of the final size: on a large state, fresh memory is most
+    /// of the cost.
     pub fn snapshot(&self) -> Vec<u8> {
-        let store = self.store.encode_snapshot();
+        let meta = self.encode_meta();
+        let store_len = self.store.snapshot_len_bytes();
+        let mut out = Vec::with_capacity(snapshot_len(store_len, meta.len()));
+        out.extend_from_slice(MAGIC);
+        out.push(FORMAT);
+        out.extend_from_slice(&self.applied_index.to_le_bytes());
+        out.extend_from_slice(&self.applied_term.to_le_bytes());
+        out.extend_from_slice(&(store_len as u64).to_le_bytes());
+        self.store.encode_snapshot_into(&mut out);
+        put_section(&mut out, &meta);
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        debug_assert_eq!(out.len(), snapshot_len(store_len, meta.len()));
+        out
+    }
+
+    /// Exact length in bytes of [`StateMachine::snapshot`]'s output, without
+    /// encoding the store.
+    pub fn snapshot_len_bytes(&self) -> usize {
+        snapshot_len(self.store.snapshot_len_bytes(), self.encode_meta().len())
+    }
+
+    /// Leases, auth, membership and alarms, encoded with postcard.
+    fn encode_meta(&self) -> Vec<u8> {
         let meta = Meta {
             leases: self.lessor.snapshot(),
             auth: self.auth.snapshot(),
@@ -73,17 +98,7 @@ impl StateMachine {
             alarms: self.alarms.list(),
         };
         // Serializing plain data into a Vec cannot fail.
-        let meta = postcard::to_stdvec(&meta).unwrap_or_default();
-        let mut out = Vec::with_capacity(MAGIC.len() + 33 + store.len() + meta.len() + 4);
-        out.extend_from_slice(MAGIC);
-        out.push(FORMAT);
-        out.extend_from_slice(&self.applied_index.to_le_bytes());
-        out.extend_from_slice(&self.applied_term.to_le_bytes());
-        put_section(&mut out, &store);
-        put_section(&mut out, &meta);
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
+        postcard::to_stdvec(&meta).unwrap_or_default()
     }
 
     /// Rebuilds a state machine from [`StateMachine::snapshot`] bytes. The
@@ -132,6 +147,11 @@ impl StateMachine {
             now_ms: 0,
         })
     }
+}
+
+/// Length of a snapshot whose store and meta sections have these lengths.
+fn snapshot_len(store_len: usize, meta_len: usize) -> usize {
+    MAGIC.len() + 1 + 8 + 8 + 8 + store_len + 8 + meta_len + CHECKSUM_BYTES
 }
 
 fn put_section(out: &mut Vec<u8>, section: &[u8]) {

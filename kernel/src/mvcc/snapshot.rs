@@ -18,20 +18,47 @@ const FORMAT: u8 = 1;
 impl Store {
     /// Encodes the whole store (see the module doc for the format).
     pub fn encode_snapshot(&self) -> Vec<u8> {
-        let blobs: usize = self.index.iter().map(|ki| ki.blob().len() + 5).sum();
-        let mut out = Vec::with_capacity(blobs + 64);
+        let mut out = Vec::with_capacity(self.snapshot_len_bytes());
+        self.encode_snapshot_into(&mut out);
+        out
+    }
+
+    /// Appends the encoding of [`Store::encode_snapshot`] to `out`, whose
+    /// checksum covers only the appended bytes: [`Store::snapshot_len_bytes`]
+    /// of them. Reserve them first to encode without reallocating (a large
+    /// state is hundreds of MiB).
+    pub fn encode_snapshot_into(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.reserve(self.snapshot_len_bytes());
         out.extend_from_slice(MAGIC);
         out.push(FORMAT);
-        varint::put_i64(&mut out, self.current_revision);
-        varint::put_i64(&mut out, self.compact_revision);
-        varint::put_u64(&mut out, self.index.len() as u64);
+        varint::put_i64(out, self.current_revision);
+        varint::put_i64(out, self.compact_revision);
+        varint::put_u64(out, self.index.len() as u64);
         for ki in self.index.iter() {
-            varint::put_u64(&mut out, ki.blob().len() as u64);
+            varint::put_u64(out, ki.blob().len() as u64);
             out.extend_from_slice(ki.blob());
         }
-        let crc = crc32fast::hash(&out);
+        let crc = crc32fast::hash(&out[start..]);
         out.extend_from_slice(&crc.to_le_bytes());
-        out
+        debug_assert_eq!(out.len() - start, self.snapshot_len_bytes());
+    }
+
+    /// Exact length in bytes of [`Store::encode_snapshot`]'s output, without
+    /// encoding (one pass over the index, reading no key history).
+    pub fn snapshot_len_bytes(&self) -> usize {
+        let blobs: usize = self
+            .index
+            .iter()
+            .map(|ki| varint::len_u64(ki.blob().len() as u64) + ki.blob().len())
+            .sum();
+        MAGIC.len()
+            + 1
+            + varint::len_i64(self.current_revision)
+            + varint::len_i64(self.compact_revision)
+            + varint::len_u64(self.index.len() as u64)
+            + blobs
+            + 4
     }
 
     /// Decodes bytes written by [`Store::encode_snapshot`]. The result has
