@@ -1,6 +1,7 @@
-//! One piece of blocking WAL work running off the node driver (tokio's
+//! One piece of blocking storage work running off the node driver (tokio's
 //! blocking pool), whose result the driver picks up without waiting: the
-//! next segment's preparation and the purge of old segments.
+//! next WAL segment's preparation, the purge of old segments, the writing
+//! of a snapshot file.
 
 use tokio::sync::oneshot;
 use tokio::sync::oneshot::error::TryRecvError;
@@ -43,6 +44,17 @@ impl<T: Send + 'static> BackgroundJob<T> {
             let _ = done.send(work());
         });
         self.pending = Some(pending);
+    }
+
+    /// Waits until the job out, if any, finishes, and takes its result.
+    pub async fn wait(&mut self) -> JobState<T> {
+        match self.pending.take() {
+            None => JobState::Idle,
+            Some(pending) => match pending.await {
+                Ok(result) => JobState::Done(result),
+                Err(_) => JobState::Died,
+            },
+        }
     }
 
     /// The job's result if it finished; never blocks.
@@ -95,6 +107,9 @@ mod tests {
                     assert_eq!(value, 7);
                     assert!(!job.is_out());
                     assert!(matches!(job.try_take(), JobState::Idle));
+                    assert!(matches!(job.wait().await, JobState::Idle));
+                    job.start(|| 8);
+                    assert!(matches!(job.wait().await, JobState::Done(8)));
                     return;
                 }
                 JobState::Idle | JobState::Died => panic!("the job was lost"),

@@ -400,8 +400,8 @@ fn wal_segments<S: keel_wal::Storage>(disk: &S) -> usize {
 /// off the driver: proposals keep committing while it waits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_segment_removal_does_not_hold_up_proposals() {
-    let disk = GatedDisk::new();
-    let snap = GatedDisk::new();
+    let disk = GatedDisk::new(".wal");
+    let snap = GatedDisk::new(".wal");
     snap.open_gate();
     let storage = NodeStorage {
         wal: disk.clone(),
@@ -454,6 +454,60 @@ async fn a_slow_segment_removal_does_not_hold_up_proposals() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(wal_segments(&disk), 1, "the purge did not finish");
+    node.stop().await;
+}
+
+/// Writing a large snapshot file happens off the driver: proposals keep
+/// committing while the file waits to be renamed into place, and the
+/// snapshot is finished (marker logged, file loaded on restart) after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_snapshot_file_does_not_hold_up_proposals() {
+    let wal = GatedDisk::new(".wal");
+    wal.open_gate();
+    let snap = GatedDisk::new(".snap.tmp");
+    let storage = || NodeStorage {
+        wal: wal.clone(),
+        snap: snap.clone(),
+    };
+    let mut settings = sim_settings();
+    settings.snapshot_count = 20;
+    let node = start_sim_member(settings.clone(), storage()).await;
+    let handle = node.handle();
+    for i in 0.. {
+        assert!(i < 100, "no snapshot file after {i} writes");
+        if snap.waiting() > 0 {
+            break;
+        }
+        put(&handle, &format!("k{i}"), "v").await;
+    }
+    for i in 0..30 {
+        let key = format!("during{i}");
+        let during = tokio::time::timeout(Duration::from_secs(5), put(&handle, &key, "v"));
+        assert!(
+            during.await.is_ok(),
+            "a proposal waited for the snapshot file"
+        );
+    }
+    snap.open_gate();
+    let snapshot_files = || {
+        let names = snap.list().unwrap();
+        names.iter().filter(|n| n.ends_with(".snap")).count()
+    };
+    for i in 0.. {
+        assert!(i < 500, "the snapshot file never appeared");
+        if snapshot_files() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The next write finishes the snapshot: its marker goes into the WAL.
+    put(&handle, "after", "snapshot").await;
+    node.stop().await;
+    let marked = keel_wal::recover(&wal).unwrap().snapshot.index;
+    assert!(marked >= 20, "no snapshot marker in the WAL");
+    let node = start_sim_member(settings, storage()).await;
+    let handle = node.handle();
+    assert_eq!(get(&handle, "during29").await.as_deref(), Some(&b"v"[..]));
     node.stop().await;
 }
 

@@ -40,6 +40,7 @@ use super::purge_pipeline::PurgePipeline;
 use super::read_index::ReadBatcher;
 use super::segment_pipeline::SegmentPipeline;
 use super::settings::NodeSettings;
+use super::snapshot_saver::{Saving, SnapshotSaver};
 use crate::backend::{AppliedEvents, NodeStatus, ServerError};
 use crate::transport::{Inbound, TransportLimits};
 
@@ -78,6 +79,8 @@ pub struct Driver<S: Storage> {
     segments: SegmentPipeline<S>,
     /// Removes WAL segments below snapshots off the driver.
     purges: PurgePipeline,
+    /// Writes snapshot files off the driver.
+    saver: SnapshotSaver,
     snapshots: SnapshotFiles<S>,
     shared: Arc<Shared>,
     settings: NodeSettings,
@@ -118,7 +121,7 @@ impl<S: Storage> Driver<S> {
         channels: Channels,
     ) -> (Driver<S>, NodeHandle) {
         let (events, _) = broadcast::channel(EVENTS_BUFFER);
-        let db_size_bytes = booted.state.snapshot().len() as u64;
+        let db_size_bytes = booted.state.snapshot_len_bytes() as u64;
         let shared = Arc::new(Shared {
             member_id: booted.member_id,
             cluster_id: booted.cluster_id,
@@ -146,6 +149,7 @@ impl<S: Storage> Driver<S> {
             wal: booted.wal,
             segments: SegmentPipeline::new(),
             purges: PurgePipeline::new(),
+            saver: SnapshotSaver::new(),
             snapshots: booted.snapshots,
             shared: shared.clone(),
             settings,
@@ -748,6 +752,10 @@ impl<S: Storage> Driver<S> {
 
     /// Persists a snapshot received from the leader: the file, then its WAL marker.
     async fn save_snapshot_file(&mut self, snapshot: &Snapshot) -> Result<(), WalError> {
+        // One writer of snapshot files at a time, and markers in order.
+        if let Some(done) = self.saver.wait().await {
+            self.finish_snapshot(done).await?;
+        }
         let files = self.snapshots.clone();
         let to_save = snapshot.clone();
         run_blocking(move || files.save(&to_save)).await?;
@@ -782,11 +790,17 @@ impl<S: Storage> Driver<S> {
         tracing::info!(index, size_bytes, "installed snapshot from the leader");
     }
 
-    /// Every `--snapshot-count` applied entries: writes a snapshot file,
-    /// marks it in the WAL, compacts the in-memory log (keeping
-    /// `snapshot_catchup_entries` for slow followers) and starts purging the
-    /// WAL segments below it in the background.
+    /// Every `--snapshot-count` applied entries: encodes the state, hands it
+    /// to Raft (for followers that need it) and starts writing its file in
+    /// the background; once a file is durable, finishes that snapshot (see
+    /// [`Driver::finish_snapshot`]). One file is written at a time.
     async fn maybe_snapshot(&mut self) -> Result<(), WalError> {
+        if let Some(done) = self.saver.try_finish() {
+            self.finish_snapshot(done).await?;
+        }
+        if self.saver.is_saving() {
+            return Ok(());
+        }
         let (applied, data) = {
             let state = self.shared.read_state();
             let applied = state.applied_index();
@@ -799,29 +813,45 @@ impl<S: Storage> Driver<S> {
         };
         let conf_state = self.raw.storage().conf_state().clone();
         let size_bytes = data.len() as u64;
-        let snapshot = match self
+        match self
             .raw
             .storage_mut()
             .create_snapshot(applied, conf_state, data)
         {
-            Ok(snapshot) => snapshot,
-            Err(err) => {
-                tracing::warn!(%err, applied, "cannot snapshot");
-                return Ok(());
-            }
-        };
-        if let Err(err) = self.save_snapshot_file(&snapshot).await {
+            Ok(snapshot) => self.saver.start(&self.snapshots, snapshot),
+            Err(err) => tracing::warn!(%err, applied, "cannot snapshot"),
+        }
+        self.db_size_bytes = size_bytes;
+        Ok(())
+    }
+
+    /// Once a snapshot file is durable: marks the snapshot in the WAL,
+    /// compacts the in-memory log (keeping `snapshot_catchup_entries` for
+    /// slow followers) and starts purging the WAL segments below it. A full
+    /// disk that refused the file raises NOSPACE and the snapshot is tried
+    /// again later.
+    async fn finish_snapshot(
+        &mut self,
+        (saving, result): (Saving, Result<String, WalError>),
+    ) -> Result<(), WalError> {
+        let index = saving.marker.index;
+        if let Err(err) = result {
             if !is_retryable_full_disk(&err, &self.wal) {
                 return Err(err);
             }
-            tracing::error!(%err, applied, "disk full: no snapshot taken; NOSPACE alarm raised");
+            tracing::error!(%err, index, "disk full: no snapshot taken; NOSPACE alarm raised");
             self.shared.status().disk_full = true;
             self.snapshot_retry_at_ms = self.shared.now_ms() + DISK_FULL_RETRY_MS;
             return Ok(());
         }
+        if index <= self.snapshot_index {
+            // A leader's newer snapshot was installed meanwhile.
+            return Ok(());
+        }
+        self.wal.append_snapshot_marker(&saving.marker)?;
         self.sync_wal().await?;
-        self.snapshot_index = applied;
-        let compact_to = applied.saturating_sub(self.settings.snapshot_catchup_entries);
+        self.snapshot_index = index;
+        let compact_to = index.saturating_sub(self.settings.snapshot_catchup_entries);
         let first_index = self.raw.storage().first_index_or_zero();
         if compact_to >= first_index
             && compact_to > 0
@@ -829,9 +859,8 @@ impl<S: Storage> Driver<S> {
         {
             tracing::warn!(%err, compact_to, "cannot compact the raft log");
         }
-        self.purges.start(&mut self.wal, applied)?;
-        self.db_size_bytes = size_bytes;
-        tracing::info!(index = applied, size_bytes, "snapshot taken");
+        self.purges.start(&mut self.wal, index)?;
+        tracing::info!(index, size_bytes = saving.size_bytes, "snapshot taken");
         Ok(())
     }
 

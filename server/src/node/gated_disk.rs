@@ -1,6 +1,7 @@
-//! Test support: keel-wal's simulated disk on which removing a WAL segment
-//! waits until the test opens a gate, as a slow unlink on a real file system
-//! does (see `purge_pipeline.rs`).
+//! Test support: keel-wal's simulated disk on which removing or renaming
+//! chosen files waits until the test opens a gate, as a slow unlink of a
+//! large file, or the write of a large snapshot file before its rename,
+//! does on a real disk (see `purge_pipeline.rs`, `snapshot_saver.rs`).
 
 use std::io;
 use std::sync::{Arc, Condvar, Mutex};
@@ -20,18 +21,21 @@ struct Gate {
     waiting: usize,
 }
 
-/// A simulated disk whose `.wal` removals wait at a gate (closed at first).
+/// A simulated disk on which removing a file, or renaming it to another
+/// name, waits at a gate (closed at first) when its name ends in `suffix`.
 #[derive(Clone, Debug)]
 pub(super) struct GatedDisk {
     inner: SimStorage,
+    suffix: &'static str,
     gate: Arc<(Mutex<Gate>, Condvar)>,
 }
 
 impl GatedDisk {
-    /// A new empty disk with its gate closed.
-    pub fn new() -> GatedDisk {
+    /// A new empty disk gating names ending in `suffix`, its gate closed.
+    pub fn new(suffix: &'static str) -> GatedDisk {
         GatedDisk {
             inner: SimStorage::new(SimConfig::default()),
+            suffix,
             gate: Arc::default(),
         }
     }
@@ -94,13 +98,16 @@ impl Storage for GatedDisk {
         self.inner.sync_dir()
     }
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        if from.ends_with(self.suffix) {
+            self.wait_at_gate();
+        }
         self.inner.rename(from, to)
     }
     fn truncate(&self, file: &Self::File, len_bytes: u64) -> io::Result<()> {
         self.inner.truncate(file, len_bytes)
     }
     fn remove(&self, name: &str) -> io::Result<()> {
-        if name.ends_with(keel_wal::segment::SEGMENT_SUFFIX) {
+        if name.ends_with(self.suffix) {
             self.wait_at_gate();
         }
         self.inner.remove(name)
