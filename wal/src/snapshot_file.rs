@@ -48,16 +48,40 @@ pub fn parse_name(name: &str) -> Option<(u64, u64)> {
 
 /// Encodes a snapshot file's content.
 pub fn encode(snapshot: &Snapshot) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(snapshot.data.len() + 64);
-    buf.extend_from_slice(SNAPSHOT_MAGIC);
-    buf.extend_from_slice(&snapshot.metadata.index.to_le_bytes());
-    buf.extend_from_slice(&snapshot.metadata.term.to_le_bytes());
-    encode_conf_state(&mut buf, &snapshot.metadata.conf_state);
-    buf.extend_from_slice(&(snapshot.data.len() as u64).to_le_bytes());
+    let (mut buf, crc) = encode_header_and_crc(snapshot);
     buf.extend_from_slice(&snapshot.data);
-    let crc = crc32fast::hash(&buf);
     buf.extend_from_slice(&crc.to_le_bytes());
     buf
+}
+
+/// The bytes of a snapshot file before its data, and the file's CRC (over
+/// those bytes and the data), so the file can be written in three parts
+/// without copying the data.
+fn encode_header_and_crc(snapshot: &Snapshot) -> (Vec<u8>, u32) {
+    let mut header = Vec::with_capacity(64);
+    header.extend_from_slice(SNAPSHOT_MAGIC);
+    header.extend_from_slice(&snapshot.metadata.index.to_le_bytes());
+    header.extend_from_slice(&snapshot.metadata.term.to_le_bytes());
+    encode_conf_state(&mut header, &snapshot.metadata.conf_state);
+    header.extend_from_slice(&(snapshot.data.len() as u64).to_le_bytes());
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&header);
+    hasher.update(&snapshot.data);
+    (header, hasher.finalize())
+}
+
+/// Offset of the data in a snapshot file starting with `header`, read from
+/// the header alone; `None` if it is not one.
+fn data_start(header: &[u8]) -> Option<usize> {
+    let mut r = Reader::new(header);
+    if r.take(8).ok()? != SNAPSHOT_MAGIC {
+        return None;
+    }
+    r.u64().ok()?;
+    r.u64().ok()?;
+    decode_conf_state(&mut r).ok()?;
+    r.u64().ok()?;
+    Some(r.position())
 }
 
 /// Decodes a snapshot file's content; the data is a zero-copy slice of
@@ -149,13 +173,48 @@ impl<S: Storage> SnapshotFiles<S> {
             .storage
             .create(temp)
             .map_err(WalError::io_for("create", temp))?;
-        self.storage
-            .write_at(&file, 0, &encode(snapshot))
-            .map_err(WalError::io_for("write", temp))?;
+        let (header, crc) = encode_header_and_crc(snapshot);
+        let data_at = header.len() as u64;
+        let crc_at = data_at + snapshot.data.len() as u64;
+        for (offset, bytes) in [
+            (0, &header[..]),
+            (data_at, &snapshot.data[..]),
+            (crc_at, &crc.to_le_bytes()[..]),
+        ] {
+            self.storage
+                .write_at(&file, offset, bytes)
+                .map_err(WalError::io_for("write", temp))?;
+        }
         self.storage
             .sync(&file)
             .map_err(WalError::io_for("fsync", temp))?;
         Ok(())
+    }
+
+    /// The data of the snapshot file `name` that [`SnapshotFiles::save`]
+    /// just wrote, without reading it: on real files a zero-copy slice of
+    /// the file mapped in memory, whose pages stay on disk until read, so
+    /// the caller can drop its own copy of a large state. The checksum is
+    /// not verified (the receiver of the data verifies its own).
+    /// Errors: storage failures, a file that is not a snapshot of
+    /// `data_len` bytes.
+    pub fn saved_data(&self, name: &str, data_len: usize) -> Result<Bytes> {
+        let file = self
+            .storage
+            .map(name)
+            .map_err(WalError::io_for("map", name))?;
+        // Reads the header's bytes only.
+        let data_at =
+            data_start(&file).ok_or_else(|| WalError::corrupt(name, 0, "not a snapshot file"))?;
+        let end = data_at + data_len;
+        if file.len() != end + 4 {
+            return Err(WalError::corrupt(
+                name,
+                0,
+                "snapshot file of another length",
+            ));
+        }
+        Ok(file.slice(data_at..end))
     }
 
     /// Loads the newest snapshot that checks out, or `None` if there is none.
@@ -263,6 +322,22 @@ mod tests {
             ]
         );
         assert_eq!(files.load().unwrap().map(|s| s.metadata.index), Some(40));
+    }
+
+    #[test]
+    fn a_saved_file_holds_the_encoding_and_maps_its_data_back() {
+        let disk = SimStorage::new(SimConfig::default());
+        let files = SnapshotFiles::new(disk.clone(), 2);
+        let snapshot = snap(10, b"state machine");
+        let name = files.save(&snapshot).unwrap();
+        assert_eq!(disk.read_all(&name).unwrap(), encode(&snapshot));
+        let data = files.saved_data(&name, snapshot.data.len()).unwrap();
+        assert_eq!(data, snapshot.data);
+        let err = files.saved_data(&name, 3).unwrap_err();
+        assert!(err.to_string().contains("another length"), "{err}");
+        disk.flip_bit(&name, 0).unwrap();
+        let err = files.saved_data(&name, snapshot.data.len()).unwrap_err();
+        assert!(err.to_string().contains("not a snapshot file"), "{err}");
     }
 
     #[test]

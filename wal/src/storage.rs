@@ -46,8 +46,16 @@ pub trait Storage: Clone + Send + Sync + std::fmt::Debug + 'static {
     fn write_log_at(&self, file: &Self::File, offset: u64, data: &[u8]) -> io::Result<()> {
         self.write_at(file, offset, data)
     }
-    /// The whole content of the named file (the real disk maps it in memory).
+    /// The whole content of the named file (the real disk maps it in memory
+    /// and reads it all at once).
     fn read_all(&self, name: &str) -> io::Result<Bytes>;
+    /// As [`Storage::read_all`], for content that may never be read: the
+    /// real disk maps the file without reading it, so its pages are read
+    /// (and resident) only once touched. The file must not be written
+    /// afterwards. Default: `read_all`.
+    fn map(&self, name: &str) -> io::Result<Bytes> {
+        self.read_all(name)
+    }
     /// Makes the data of the file durable (`fdatasync`).
     fn sync(&self, file: &Self::File) -> io::Result<()>;
     /// Makes the directory's names durable (fsync of the directory).

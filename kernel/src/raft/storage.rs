@@ -176,6 +176,18 @@ impl MemoryStorage {
         Ok(self.snapshot.clone())
     }
 
+    /// Replaces the data of the stored snapshot, if it is the one at
+    /// `index`, with `data` holding the same bytes (say, the snapshot's file
+    /// mapped in memory, so the heap copy can be freed). Returns whether it
+    /// did; the caller vouches that the bytes are the same.
+    pub fn replace_snapshot_data(&mut self, index: u64, data: Bytes) -> bool {
+        if self.snapshot.metadata.index != index || self.snapshot.data.len() != data.len() {
+            return false;
+        }
+        self.snapshot.data = data;
+        true
+    }
+
     /// Drops entries up to and including `compact_index`. Only entries a
     /// stored snapshot covers may be dropped, so a lagging follower can
     /// always be sent that snapshot instead.
@@ -315,6 +327,20 @@ mod tests {
         assert_eq!(s.entries(3, 5, u64::MAX), Err(StorageError::Compacted));
         assert_eq!(s.compact(3), Err(StorageError::Compacted));
         assert_eq!(s.snapshot().unwrap().metadata.index, 3);
+    }
+
+    #[test]
+    fn snapshot_data_is_replaced_only_for_the_same_snapshot() {
+        let mut s = MemoryStorage::new();
+        s.append(&ents(1..=5, 1)).unwrap();
+        s.create_snapshot(3, ConfState::default(), Bytes::from(b"sm".to_vec()))
+            .unwrap();
+        assert!(!s.replace_snapshot_data(2, Bytes::from_static(b"sm")));
+        assert!(!s.replace_snapshot_data(3, Bytes::from_static(b"longer")));
+        let mapped = Bytes::from_static(b"sm");
+        assert!(s.replace_snapshot_data(3, mapped.clone()));
+        let data = s.snapshot().unwrap().data;
+        assert_eq!(data.as_ptr(), mapped.as_ptr(), "the new bytes are held");
     }
 
     #[test]

@@ -708,3 +708,37 @@ async fn state_over_quota_raises_nospace_and_refuses_writes() {
     assert!(handle.status().db_size_bytes > 64 * 1024);
     node.stop().await;
 }
+
+/// Once a snapshot's file is written, Raft keeps the snapshot (for lagging
+/// followers) as that file mapped in memory, so the member does not hold
+/// its encoded state on the heap beside the live one.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_snapshot_is_kept_as_its_mapped_file() {
+    let specs = specs(1, 20);
+    let member = start(&specs[0]).await;
+    let handle = member.handle();
+    leader(std::slice::from_ref(&handle)).await;
+    let snap_dir = specs[0].dir.path().join("member").join("snap");
+    let mapped = || {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let dir = snap_dir.to_string_lossy().into_owned();
+        maps.lines()
+            .any(|l| l.contains(&dir) && l.ends_with(".snap"))
+    };
+    for i in 0.. {
+        assert!(i < 200, "no snapshot mapped after {i} writes");
+        if mapped() {
+            break;
+        }
+        put(&handle, &format!("k{i}"), "v").await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The job mapped the file; the next writes finish the snapshot, after
+    // which Raft's copy is what keeps the file mapped.
+    for i in 0..3 {
+        put(&handle, &format!("after{i}"), "v").await;
+    }
+    assert!(mapped(), "the snapshot's file is no longer mapped");
+    member.stop().await;
+}

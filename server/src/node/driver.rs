@@ -40,7 +40,7 @@ use super::purge_pipeline::PurgePipeline;
 use super::read_index::ReadBatcher;
 use super::segment_pipeline::SegmentPipeline;
 use super::settings::NodeSettings;
-use super::snapshot_saver::{Saving, SnapshotSaver};
+use super::snapshot_saver::{SaveResult, Saved, Saving, SnapshotSaver};
 use crate::backend::{AppliedEvents, NodeStatus, ServerError};
 use crate::transport::{Inbound, TransportLimits};
 
@@ -832,17 +832,26 @@ impl<S: Storage> Driver<S> {
     /// again later.
     async fn finish_snapshot(
         &mut self,
-        (saving, result): (Saving, Result<String, WalError>),
+        (saving, result): (Saving, SaveResult),
     ) -> Result<(), WalError> {
         let index = saving.marker.index;
-        if let Err(err) = result {
-            if !is_retryable_full_disk(&err, &self.wal) {
-                return Err(err);
+        let saved = match result {
+            Ok(saved) => saved,
+            Err(err) => {
+                if !is_retryable_full_disk(&err, &self.wal) {
+                    return Err(err);
+                }
+                tracing::error!(%err, index, "disk full: no snapshot taken; NOSPACE alarm raised");
+                self.shared.status().disk_full = true;
+                self.snapshot_retry_at_ms = self.shared.now_ms() + DISK_FULL_RETRY_MS;
+                return Ok(());
             }
-            tracing::error!(%err, index, "disk full: no snapshot taken; NOSPACE alarm raised");
-            self.shared.status().disk_full = true;
-            self.snapshot_retry_at_ms = self.shared.now_ms() + DISK_FULL_RETRY_MS;
-            return Ok(());
+        };
+        let Saved { name, mapped } = saved;
+        if let Some(data) = mapped {
+            // Raft keeps the snapshot for lagging followers: from now on
+            // it reads it from the file, and the heap copy is freed.
+            self.raw.storage_mut().replace_snapshot_data(index, data);
         }
         if index <= self.snapshot_index {
             // A leader's newer snapshot was installed meanwhile.
@@ -860,7 +869,7 @@ impl<S: Storage> Driver<S> {
             tracing::warn!(%err, compact_to, "cannot compact the raft log");
         }
         self.purges.start(&mut self.wal, index)?;
-        tracing::info!(index, size_bytes = saving.size_bytes, "snapshot taken");
+        tracing::info!(index, size_bytes = saving.size_bytes, file = %name, "snapshot taken");
         Ok(())
     }
 

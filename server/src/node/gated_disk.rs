@@ -91,6 +91,9 @@ impl Storage for GatedDisk {
     fn read_all(&self, name: &str) -> io::Result<Bytes> {
         self.inner.read_all(name)
     }
+    fn map(&self, name: &str) -> io::Result<Bytes> {
+        self.inner.map(name)
+    }
     fn sync(&self, file: &Self::File) -> io::Result<()> {
         self.inner.sync(file)
     }

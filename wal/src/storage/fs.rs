@@ -155,6 +155,18 @@ impl Storage for FsStorage {
         Ok(Bytes::from_owner(map))
     }
 
+    fn map(&self, name: &str) -> io::Result<Bytes> {
+        let file = File::open(self.path(name)?)?;
+        if file.metadata()?.len() == 0 {
+            return Ok(Bytes::new());
+        }
+        // SAFETY: as in `read_all`; callers map only complete files that
+        // are never written again (snapshot files).
+        #[allow(unsafe_code)]
+        let map = unsafe { memmap2::Mmap::map(&file)? };
+        Ok(Bytes::from_owner(map))
+    }
+
     fn sync(&self, file: &FsFile) -> io::Result<()> {
         file.file.sync_data()
     }
