@@ -224,6 +224,21 @@ async fn a_member_behind_the_compacted_log_catches_up_by_snapshot() {
         .unwrap()
         .count();
     assert!(snap_files > 0, "catching up wrote a snapshot file");
+    // Raft keeps the leader's snapshot as the saved file, mapped (polled:
+    // the member may be between taking its own snapshot and saving it).
+    #[cfg(target_os = "linux")]
+    {
+        let snap_dir = specs[lagging].dir.path().join("member/snap");
+        let mut mapped = false;
+        for _ in 0..250 {
+            mapped = snapshot_file_mapped(&snap_dir);
+            if mapped {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(mapped, "the installed snapshot is not kept as its file");
+    }
     for member in members.into_iter().flatten() {
         member.stop().await;
     }
@@ -720,12 +735,7 @@ async fn a_finished_snapshot_is_kept_as_its_mapped_file() {
     let handle = member.handle();
     leader(std::slice::from_ref(&handle)).await;
     let snap_dir = specs[0].dir.path().join("member").join("snap");
-    let mapped = || {
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        let dir = snap_dir.to_string_lossy().into_owned();
-        maps.lines()
-            .any(|l| l.contains(&dir) && l.ends_with(".snap"))
-    };
+    let mapped = || snapshot_file_mapped(&snap_dir);
     for i in 0.. {
         assert!(i < 200, "no snapshot mapped after {i} writes");
         if mapped() {
@@ -741,4 +751,13 @@ async fn a_finished_snapshot_is_kept_as_its_mapped_file() {
     }
     assert!(mapped(), "the snapshot's file is no longer mapped");
     member.stop().await;
+}
+
+/// True if this process maps a snapshot file of `snap_dir` (Linux).
+#[cfg(target_os = "linux")]
+fn snapshot_file_mapped(snap_dir: &std::path::Path) -> bool {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let dir = snap_dir.to_string_lossy().into_owned();
+    maps.lines()
+        .any(|l| l.contains(&dir) && l.ends_with(".snap"))
 }

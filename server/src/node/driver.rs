@@ -40,7 +40,7 @@ use super::purge_pipeline::PurgePipeline;
 use super::read_index::ReadBatcher;
 use super::segment_pipeline::SegmentPipeline;
 use super::settings::NodeSettings;
-use super::snapshot_saver::{SaveResult, Saved, Saving, SnapshotSaver};
+use super::snapshot_saver::{SaveResult, Saved, Saving, SnapshotSaver, save_and_map};
 use crate::backend::{AppliedEvents, NodeStatus, ServerError};
 use crate::transport::{Inbound, TransportLimits};
 
@@ -81,6 +81,9 @@ pub struct Driver<S: Storage> {
     purges: PurgePipeline,
     /// Writes snapshot files off the driver.
     saver: SnapshotSaver,
+    /// The file of the leader's snapshot just saved, mapped in memory, for
+    /// Raft to keep instead of the received copy once it is installed.
+    mapped_snapshot: Option<(u64, Bytes)>,
     snapshots: SnapshotFiles<S>,
     shared: Arc<Shared>,
     settings: NodeSettings,
@@ -150,6 +153,7 @@ impl<S: Storage> Driver<S> {
             segments: SegmentPipeline::new(),
             purges: PurgePipeline::new(),
             saver: SnapshotSaver::new(),
+            mapped_snapshot: None,
             snapshots: booted.snapshots,
             shared: shared.clone(),
             settings,
@@ -758,7 +762,9 @@ impl<S: Storage> Driver<S> {
         }
         let files = self.snapshots.clone();
         let to_save = snapshot.clone();
-        run_blocking(move || files.save(&to_save)).await?;
+        let saved = run_blocking(move || save_and_map(&files, &to_save)).await?;
+        let index = snapshot.metadata.index;
+        self.mapped_snapshot = saved.mapped.map(|data| (index, data));
         self.wal.append_snapshot_marker(&SnapshotMarker {
             index: snapshot.metadata.index,
             term: snapshot.metadata.term,
@@ -783,6 +789,13 @@ impl<S: Storage> Driver<S> {
         let size_bytes = snapshot.data.len() as u64;
         if let Err(err) = self.raw.storage_mut().apply_snapshot(snapshot) {
             tracing::warn!(%err, index, "snapshot older than the log");
+        }
+        // Keep the snapshot as its file mapped in memory, not as the
+        // received copy (see `snapshot_saver.rs`).
+        if let Some((saved_index, data)) = self.mapped_snapshot.take()
+            && saved_index == index
+        {
+            self.raw.storage_mut().replace_snapshot_data(index, data);
         }
         self.snapshot_index = index;
         self.db_size_bytes = size_bytes;

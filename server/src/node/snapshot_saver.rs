@@ -75,7 +75,7 @@ impl SnapshotSaver {
             size_bytes: snapshot.data.len() as u64,
         });
         let files = files.clone();
-        self.job.start(move || save(&files, &snapshot));
+        self.job.start(move || save_and_map(&files, &snapshot));
     }
 
     /// The file written and the save's result, once it finished; never
@@ -104,7 +104,10 @@ impl SnapshotSaver {
 }
 
 /// Writes `snapshot` into `files` and maps its data back (blocking).
-fn save<S: Storage>(files: &SnapshotFiles<S>, snapshot: &Snapshot) -> SaveResult {
+pub(super) fn save_and_map<S: Storage>(
+    files: &SnapshotFiles<S>,
+    snapshot: &Snapshot,
+) -> SaveResult {
     let name = files.save(snapshot)?;
     let mapped = match files.saved_data(&name, snapshot.data.len()) {
         Ok(data) => Some(data),
