@@ -8,11 +8,9 @@
 mod common;
 
 use bytes::Bytes;
-use common::{META, small};
+use common::{META, real_files, small};
 use keel_kernel::raft::{Entry, EntryType};
-use keel_wal::{
-    FsStorage, SimConfig, SimStorage, SnapshotMarker, Storage, Wal, WalError, WalOptions, recover,
-};
+use keel_wal::{FsStorage, SimConfig, SimStorage, SnapshotMarker, Storage, Wal, WalError, recover};
 
 fn entry(index: u64) -> Entry {
     Entry {
@@ -42,6 +40,16 @@ fn snapshot<S: Storage>(wal: &mut Wal<S>, index: u64) {
     wal.sync().unwrap();
 }
 
+/// A simulated disk holding a log of 4 KiB segments with entries
+/// `1..=last` and a snapshot marker at `snapshot_at`.
+fn log_with_snapshot(last: u64, snapshot_at: u64) -> (SimStorage, Wal<SimStorage>) {
+    let disk = SimStorage::new(SimConfig::default());
+    let mut wal = Wal::create(disk.clone(), small(), META).unwrap();
+    append(&mut wal, 1, last);
+    snapshot(&mut wal, snapshot_at);
+    (disk, wal)
+}
+
 fn segment_files<S: Storage>(disk: &S) -> Vec<String> {
     let names = disk.list().unwrap();
     names.into_iter().filter(|n| n.ends_with(".wal")).collect()
@@ -56,10 +64,7 @@ fn recovered_entries(disk: &SimStorage) -> (u64, Vec<u64>) {
 
 #[test]
 fn the_log_is_appended_to_synced_and_cut_while_a_job_is_out() {
-    let disk = SimStorage::new(SimConfig::default());
-    let mut wal = Wal::create(disk.clone(), small(), META).unwrap();
-    append(&mut wal, 1, 100);
-    snapshot(&mut wal, 80);
+    let (disk, mut wal) = log_with_snapshot(100, 80);
     let before = wal.segment_names();
     let job = wal.begin_purge(80).unwrap().unwrap();
     let purged = job.file_names();
@@ -89,10 +94,7 @@ fn the_log_is_appended_to_synced_and_cut_while_a_job_is_out() {
 
 #[test]
 fn a_failed_removal_leaves_the_log_contiguous_and_is_retried() {
-    let disk = SimStorage::new(SimConfig::default());
-    let mut wal = Wal::create(disk.clone(), small(), META).unwrap();
-    append(&mut wal, 1, 300);
-    snapshot(&mut wal, 250);
+    let (disk, mut wal) = log_with_snapshot(300, 250);
     let job = wal.begin_purge(250).unwrap().unwrap();
     let purged = job.file_names();
     assert!(purged.len() >= 3, "{purged:?}");
@@ -122,10 +124,7 @@ fn a_failed_removal_leaves_the_log_contiguous_and_is_retried() {
 
 #[test]
 fn a_failed_directory_fsync_is_reported_and_a_crash_brings_the_files_back() {
-    let disk = SimStorage::new(SimConfig::default());
-    let mut wal = Wal::create(disk.clone(), small(), META).unwrap();
-    append(&mut wal, 1, 60);
-    snapshot(&mut wal, 50);
+    let (disk, mut wal) = log_with_snapshot(60, 50);
     let job = wal.begin_purge(50).unwrap().unwrap();
     let purged = job.file_names();
     disk.fail_next_dir_syncs(1);
@@ -143,10 +142,7 @@ fn a_failed_directory_fsync_is_reported_and_a_crash_brings_the_files_back() {
 
 #[test]
 fn an_outcome_without_a_job_out_is_refused() {
-    let disk = SimStorage::new(SimConfig::default());
-    let mut wal = Wal::create(disk.clone(), small(), META).unwrap();
-    append(&mut wal, 1, 60);
-    snapshot(&mut wal, 50);
+    let (_disk, mut wal) = log_with_snapshot(60, 50);
     let outcome = wal.begin_purge(50).unwrap().unwrap().run();
     let mut other = Wal::create(SimStorage::new(SimConfig::default()), small(), META).unwrap();
     let err = other.finish_purge(outcome).unwrap_err();
@@ -157,10 +153,7 @@ fn an_outcome_without_a_job_out_is_refused() {
 fn a_job_on_another_thread_removes_real_files() {
     let dir = tempfile::tempdir().unwrap();
     let storage = FsStorage::open(dir.path()).unwrap();
-    let options = WalOptions {
-        segment_size_bytes: 64 << 10,
-        write_buffer_bytes: 4096,
-    };
+    let options = real_files();
     let mut wal = Wal::create(storage.clone(), options.clone(), META).unwrap();
     append(&mut wal, 1, 2000);
     snapshot(&mut wal, 1900);

@@ -7,7 +7,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{META, small};
+use common::{META, real_files, small};
 use keel_kernel::raft::{ConfState, Entry, EntryType, HardState};
 use keel_wal::storage::{LOG_BLOCK_BYTES, Storage};
 use keel_wal::zero_fill::ZERO_FILL_BYTES;
@@ -570,10 +570,7 @@ fn real_files_small_group_commits_survive_reopen() {
 fn real_files_round_trip_with_mmap_recovery() {
     let dir = tempfile::tempdir().unwrap();
     let storage = FsStorage::open(dir.path()).unwrap();
-    let opts = WalOptions {
-        segment_size_bytes: 64 << 10,
-        write_buffer_bytes: 4096,
-    };
+    let opts = real_files();
     let mut wal = Wal::create(storage.clone(), opts.clone(), META).unwrap();
     wal.append(
         &entries(1..=5000, 1),

@@ -15,3 +15,12 @@ pub fn small() -> WalOptions {
         write_buffer_bytes: 512,
     }
 }
+
+/// Options for logs on real files: 64 KiB segments, 4 KiB buffer.
+#[allow(dead_code)] // not every test file uses it
+pub fn real_files() -> WalOptions {
+    WalOptions {
+        segment_size_bytes: 64 << 10,
+        write_buffer_bytes: 4096,
+    }
+}
