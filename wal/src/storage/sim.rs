@@ -74,11 +74,71 @@ enum PendingOp {
 #[derive(Debug, Default)]
 struct Inode {
     /// What reads see (the page cache).
-    data: Vec<u8>,
+    data: Content,
     /// What survives a crash.
-    durable: Vec<u8>,
+    durable: Content,
     /// Operations since the last fsync, oldest first.
     pending: Vec<PendingOp>,
+}
+
+/// A file's bytes: `bytes`, then zeros up to `len`. Preallocated or
+/// zero-filled space is not held in memory, so a simulated 64 MiB segment
+/// costs what was written into it (a simulation runs many members, and a
+/// sweep many simulations in one process).
+#[derive(Clone, Debug, Default)]
+struct Content {
+    bytes: Vec<u8>,
+    len: usize,
+}
+
+impl Content {
+    fn from_vec(bytes: Vec<u8>) -> Content {
+        let len = bytes.len();
+        Content { bytes, len }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Writes `data` at `offset`, growing the file (with zeros) if needed.
+    fn write(&mut self, offset: usize, data: &[u8]) {
+        let end = offset + data.len();
+        self.len = self.len.max(end);
+        if offset >= self.bytes.len() && data.iter().all(|b| *b == 0) {
+            return;
+        }
+        if self.bytes.len() < end {
+            self.bytes.resize(end, 0);
+        }
+        self.bytes[offset..end].copy_from_slice(data);
+    }
+
+    /// Cuts the file to `len` bytes or extends it with zeros.
+    fn set_len(&mut self, len: usize) {
+        self.bytes.truncate(len);
+        self.len = len;
+    }
+
+    /// Flips bit `bit` of byte `byte`; false if the byte is beyond the end.
+    fn flip(&mut self, byte: usize, bit: u64) -> bool {
+        if byte >= self.len {
+            return false;
+        }
+        if byte >= self.bytes.len() {
+            self.bytes.resize(byte + 1, 0);
+        }
+        self.bytes[byte] ^= 1 << (bit % 8);
+        true
+    }
+
+    /// Every byte, zeros included.
+    fn to_vec(&self) -> Vec<u8> {
+        let mut all = Vec::with_capacity(self.len);
+        all.extend_from_slice(&self.bytes);
+        all.resize(self.len, 0);
+        all
+    }
 }
 
 #[derive(Debug)]
@@ -101,20 +161,13 @@ fn not_found(name: &str) -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, format!("no such file {name:?}"))
 }
 
-fn apply(data: &mut Vec<u8>, op: &PendingOp, keep_bytes: usize) {
+fn apply(data: &mut Content, op: &PendingOp, keep_bytes: usize) {
     match op {
         PendingOp::Write {
             offset,
             data: bytes,
-        } => {
-            let offset = *offset as usize;
-            let bytes = &bytes[..keep_bytes.min(bytes.len())];
-            if data.len() < offset + bytes.len() {
-                data.resize(offset + bytes.len(), 0);
-            }
-            data[offset..offset + bytes.len()].copy_from_slice(bytes);
-        }
-        PendingOp::SetLen(len) => data.resize(*len as usize, 0),
+        } => data.write(*offset as usize, &bytes[..keep_bytes.min(bytes.len())]),
+        PendingOp::SetLen(len) => data.set_len(*len as usize),
     }
 }
 
@@ -213,8 +266,8 @@ impl SimStorage {
                 s.inodes.insert(
                     inode,
                     Inode {
-                        durable: data.clone(),
-                        data,
+                        durable: Content::from_vec(data.clone()),
+                        data: Content::from_vec(data),
                         pending: Vec::new(),
                     },
                 );
@@ -279,16 +332,13 @@ impl SimStorage {
         let inode = *s.names.get(name).ok_or_else(|| not_found(name))?;
         let i = s.inodes.get_mut(&inode).ok_or_else(|| not_found(name))?;
         let byte = (bit / 8) as usize;
-        if byte >= i.data.len() {
+        if !i.data.flip(byte, bit) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "bit beyond end of file",
             ));
         }
-        i.data[byte] ^= 1 << (bit % 8);
-        if byte < i.durable.len() {
-            i.durable[byte] ^= 1 << (bit % 8);
-        }
+        i.durable.flip(byte, bit);
         Ok(())
     }
 
@@ -351,7 +401,7 @@ impl SimStorage {
     pub fn durable_content(&self, name: &str) -> Option<Vec<u8>> {
         let s = self.lock();
         let inode = s.durable_names.get(name)?;
-        s.inodes.get(inode).map(|i| i.durable.clone())
+        s.inodes.get(inode).map(|i| i.durable.to_vec())
     }
 }
 
@@ -427,7 +477,7 @@ impl Storage for SimStorage {
         let s = self.lock();
         let inode = s.names.get(name).ok_or_else(|| not_found(name))?;
         let data = s.inodes.get(inode).ok_or_else(|| not_found(name))?;
-        Ok(Bytes::copy_from_slice(&data.data))
+        Ok(Bytes::from(data.data.to_vec()))
     }
 
     fn sync(&self, file: &SimFile) -> io::Result<()> {
@@ -573,6 +623,31 @@ mod tests {
                 .len()
                 > 1
         );
+    }
+
+    #[test]
+    fn preallocated_and_zero_filled_space_is_not_held_in_memory() {
+        let mut c = Content::default();
+        c.set_len(64 << 20);
+        c.write(0, b"head");
+        c.write(4096, &[0; 1 << 20]);
+        assert_eq!((c.len(), c.bytes.len()), (64 << 20, 4));
+        c.write(10, b"x");
+        assert_eq!(&c.to_vec()[..12], b"head\0\0\0\0\0\0x\0");
+        // Cut back, then extended again: the cut bytes read as zeros.
+        c.set_len(2);
+        c.set_len(8);
+        assert_eq!(c.to_vec(), b"he\0\0\0\0\0\0");
+        assert!(c.flip(7, 1) && !c.flip(8, 0));
+        assert_eq!(c.to_vec(), b"he\0\0\0\0\0\x02");
+        let d = SimStorage::new(SimConfig::default());
+        let f = d.create("seg").unwrap();
+        d.preallocate(&f, 64 << 20).unwrap();
+        d.write_at(&f, 0, b"abc").unwrap();
+        d.sync(&f).unwrap();
+        assert_eq!(d.len(&f).unwrap(), 64 << 20);
+        let all = d.read_all("seg").unwrap();
+        assert_eq!((all.len(), &all[..4]), (64 << 20, &b"abc\0"[..]));
     }
 
     #[test]
