@@ -282,6 +282,8 @@ fn round_trip_gives_identical_answers_hashes_and_bytes() {
         assert_leases_match_store(&original);
         let bytes = original.snapshot();
         assert_eq!(original.snapshot_len_bytes(), bytes.len());
+        let reused = original.snapshot_into(b"old content".repeat(1000));
+        assert_eq!(reused, bytes, "a reused buffer holds the same bytes");
         let restored = StateMachine::restore(config(), &bytes).unwrap();
         assert_same_answers(&original, &restored);
         assert_eq!(restored.snapshot(), bytes, "re-encoding is byte-identical");

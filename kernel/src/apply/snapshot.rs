@@ -67,9 +67,19 @@ impl StateMachine {
     /// allocation of the final size: on a large state, fresh memory is most
     /// of the cost.
     pub fn snapshot(&self) -> Vec<u8> {
+        self.snapshot_into(Vec::new())
+    }
+
+    /// As [`StateMachine::snapshot`], written into `buffer` (cleared first;
+    /// grown only if it is too small): pass memory prepared beforehand, for
+    /// example with its pages touched on another thread, to shorten the
+    /// encoding of a large state.
+    pub fn snapshot_into(&self, buffer: Vec<u8>) -> Vec<u8> {
         let meta = self.encode_meta();
         let store_len = self.store.snapshot_len_bytes();
-        let mut out = Vec::with_capacity(snapshot_len(store_len, meta.len()));
+        let mut out = buffer;
+        out.clear();
+        out.reserve(snapshot_len(store_len, meta.len()));
         out.extend_from_slice(MAGIC);
         out.push(FORMAT);
         out.extend_from_slice(&self.applied_index.to_le_bytes());

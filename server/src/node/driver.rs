@@ -40,6 +40,7 @@ use super::purge_pipeline::PurgePipeline;
 use super::read_index::ReadBatcher;
 use super::segment_pipeline::SegmentPipeline;
 use super::settings::NodeSettings;
+use super::snapshot_buffer::SnapshotBuffer;
 use super::snapshot_saver::{SaveResult, Saved, Saving, SnapshotSaver, save_and_map};
 use crate::backend::{AppliedEvents, NodeStatus, ServerError};
 use crate::transport::{Inbound, TransportLimits};
@@ -81,6 +82,8 @@ pub struct Driver<S: Storage> {
     purges: PurgePipeline,
     /// Writes snapshot files off the driver.
     saver: SnapshotSaver,
+    /// Memory for the next snapshot's encoding, prepared off the driver.
+    snapshot_buffer: SnapshotBuffer,
     /// The file of the leader's snapshot just saved, mapped in memory, for
     /// Raft to keep instead of the received copy once it is installed.
     mapped_snapshot: Option<(u64, Bytes)>,
@@ -153,6 +156,7 @@ impl<S: Storage> Driver<S> {
             segments: SegmentPipeline::new(),
             purges: PurgePipeline::new(),
             saver: SnapshotSaver::new(),
+            snapshot_buffer: SnapshotBuffer::new(),
             mapped_snapshot: None,
             snapshots: booted.snapshots,
             shared: shared.clone(),
@@ -822,7 +826,12 @@ impl<S: Storage> Driver<S> {
             {
                 return Ok(());
             }
-            (applied, Bytes::from(state.snapshot()))
+            // Encode into memory prepared off the driver (see
+            // `snapshot_buffer.rs`); until it is ready, the next Ready asks again.
+            let Some(buffer) = self.snapshot_buffer.take(|| state.snapshot_len_bytes()) else {
+                return Ok(());
+            };
+            (applied, Bytes::from(state.snapshot_into(buffer)))
         };
         let conf_state = self.raw.storage().conf_state().clone();
         let size_bytes = data.len() as u64;

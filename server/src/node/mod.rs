@@ -26,6 +26,7 @@ pub mod read_index;
 mod segment_pipeline;
 pub mod serve;
 pub mod settings;
+mod snapshot_buffer;
 mod snapshot_saver;
 
 pub use bootstrap::{BootError, NodeStorage};
