@@ -130,6 +130,22 @@ async fn put(index: u8, key: &str, value: &str) {
     assert!(response.header.unwrap().revision > 1);
 }
 
+/// The simulated host the test's client runs on.
+fn client_host(handle: &Handle) -> madsim::runtime::NodeHandle {
+    handle
+        .create_node()
+        .name("client")
+        .ip("10.0.1.1".parse().unwrap())
+        .build()
+}
+
+/// Waits for the members' first election; returns the leader's index.
+async fn first_leader() -> u8 {
+    madsim::time::sleep(Duration::from_secs(1)).await;
+    let all: Vec<u8> = (0..MEMBERS).collect();
+    leader_among(&all).await
+}
+
 /// A linearizable read of `key` through member `index`.
 async fn get(index: u8, key: &str) -> Option<Vec<u8>> {
     try_get(index, key).await.unwrap()
@@ -158,19 +174,12 @@ async fn three_members_serve_a_key_after_the_leader_is_killed() {
     let hosts: Vec<NodeId> = (0..MEMBERS)
         .map(|i| start_member(&handle, i, settings(i), disks(i)))
         .collect();
-    let client = handle
-        .create_node()
-        .name("client")
-        .ip("10.0.1.1".parse().unwrap())
-        .build();
-
-    let all: Vec<u8> = (0..MEMBERS).collect();
+    let client = client_host(&handle);
     let first_leader = client
         .spawn(async move {
-            madsim::time::sleep(Duration::from_secs(1)).await;
-            let leader = leader_among(&all).await;
+            let leader = first_leader().await;
             put(leader, "smoke", "v1").await;
-            for i in all {
+            for i in 0..MEMBERS {
                 assert_eq!(
                     get(i, "smoke").await.as_deref(),
                     Some(&b"v1"[..]),
@@ -226,16 +235,10 @@ async fn a_restarted_member_catches_up_through_a_snapshot() {
             start_member(&handle, i, settings, storages[usize::from(i)].clone())
         })
         .collect();
-    let client = handle
-        .create_node()
-        .name("client")
-        .ip("10.0.1.1".parse().unwrap())
-        .build();
-    let all: Vec<u8> = (0..MEMBERS).collect();
+    let client = client_host(&handle);
     let leader = client
         .spawn(async move {
-            madsim::time::sleep(Duration::from_secs(1)).await;
-            let leader = leader_among(&all).await;
+            let leader = first_leader().await;
             for i in 0..30 {
                 put(leader, &format!("k{i}"), "before").await;
             }
