@@ -84,13 +84,12 @@ impl<S: Storage> PrepareOutcome<S> {
 }
 
 fn prepare<S: Storage>(storage: &S, size_bytes: u64) -> Result<S::File> {
-    let listed = storage
-        .list()
-        .map_err(|e| WalError::io("list", "", None, e))?;
-    if listed.iter().any(|n| n == NEXT_TEMP_NAME) {
-        storage
-            .remove(NEXT_TEMP_NAME)
-            .map_err(io_error("remove", None))?;
+    // A leftover of a job that failed to clean up after itself.
+    match storage.remove(NEXT_TEMP_NAME) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io_error("remove", None)(e));
+        }
+        _ => {}
     }
     let file = storage
         .create(NEXT_TEMP_NAME)

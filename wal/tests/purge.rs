@@ -8,9 +8,9 @@
 mod common;
 
 use bytes::Bytes;
-use common::{META, real_files, small};
+use common::{META, marker, real_files, small};
 use keel_kernel::raft::{Entry, EntryType};
-use keel_wal::{FsStorage, SimConfig, SimStorage, SnapshotMarker, Storage, Wal, WalError, recover};
+use keel_wal::{FsStorage, SimConfig, SimStorage, Storage, Wal, WalError, recover};
 
 fn entry(index: u64) -> Entry {
     Entry {
@@ -31,12 +31,7 @@ fn append<S: Storage>(wal: &mut Wal<S>, from: u64, to: u64) {
 
 /// Marks a snapshot at `index` and syncs.
 fn snapshot<S: Storage>(wal: &mut Wal<S>, index: u64) {
-    let marker = SnapshotMarker {
-        index,
-        term: 1,
-        ..SnapshotMarker::default()
-    };
-    wal.append_snapshot_marker(&marker).unwrap();
+    wal.append_snapshot_marker(&marker(index)).unwrap();
     wal.sync().unwrap();
 }
 

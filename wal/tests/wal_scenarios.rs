@@ -7,7 +7,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{META, real_files, small};
+use common::{META, marker, real_files, small};
 use keel_kernel::raft::{ConfState, Entry, EntryType, HardState};
 use keel_wal::storage::{LOG_BLOCK_BYTES, Storage};
 use keel_wal::zero_fill::ZERO_FILL_BYTES;
@@ -87,12 +87,7 @@ fn segments_are_cut_chained_and_purged() {
     assert_eq!(rec.entries, entries(1..=200, 1));
     assert_eq!(rec.hard_state.commit, 199);
 
-    wal.append_snapshot_marker(&SnapshotMarker {
-        index: 150,
-        term: 1,
-        conf_state: ConfState::default(),
-    })
-    .unwrap();
+    wal.append_snapshot_marker(&marker(150)).unwrap();
     wal.sync().unwrap();
     let removed = wal.purge(150).unwrap();
     assert!(removed > 0 && removed < segments.len());
@@ -161,18 +156,8 @@ fn open_at_an_older_marker_returns_the_entries_after_it() {
     let d = disk();
     let mut wal = Wal::create(d.clone(), small(), META).unwrap();
     wal.append(&entries(1..=10, 1), None).unwrap();
-    wal.append_snapshot_marker(&SnapshotMarker {
-        index: 4,
-        term: 1,
-        ..SnapshotMarker::default()
-    })
-    .unwrap();
-    wal.append_snapshot_marker(&SnapshotMarker {
-        index: 8,
-        term: 1,
-        ..SnapshotMarker::default()
-    })
-    .unwrap();
+    wal.append_snapshot_marker(&marker(4)).unwrap();
+    wal.append_snapshot_marker(&marker(8)).unwrap();
     wal.sync().unwrap();
     let (_, rec) = Wal::open_at(d.clone(), small(), Some(4)).unwrap();
     assert_eq!((rec.snapshot.index, rec.entries), (4, entries(5..=10, 1)));
@@ -183,12 +168,7 @@ fn open_at_an_older_marker_returns_the_entries_after_it() {
         Err(WalError::InvalidArgument(_))
     ));
     // A gap right after the chosen marker is refused.
-    wal.append_snapshot_marker(&SnapshotMarker {
-        index: 30,
-        term: 1,
-        ..SnapshotMarker::default()
-    })
-    .unwrap();
+    wal.append_snapshot_marker(&marker(30)).unwrap();
     wal.append(&entries(31..=31, 1), None).unwrap();
     wal.sync().unwrap();
     let err = Wal::open_at(d.clone(), small(), Some(8)).unwrap_err();
@@ -201,12 +181,7 @@ fn open_choosing_sees_every_marker_and_follows_the_chosen_one() {
     let mut wal = Wal::create(d.clone(), small(), META).unwrap();
     wal.append(&entries(1..=10, 1), None).unwrap();
     for index in [4, 8] {
-        let marker = SnapshotMarker {
-            index,
-            term: 1,
-            ..SnapshotMarker::default()
-        };
-        wal.append_snapshot_marker(&marker).unwrap();
+        wal.append_snapshot_marker(&marker(index)).unwrap();
     }
     wal.sync().unwrap();
     let mut seen = Vec::new();
@@ -587,12 +562,7 @@ fn real_files_round_trip_with_mmap_recovery() {
     let (mut wal, rec) = Wal::open(storage.clone(), opts.clone()).unwrap();
     assert_eq!(rec.entries, entries(1..=5000, 1));
     assert_eq!(rec.hard_state.commit, 1000);
-    wal.append_snapshot_marker(&SnapshotMarker {
-        index: 4000,
-        term: 1,
-        ..SnapshotMarker::default()
-    })
-    .unwrap();
+    wal.append_snapshot_marker(&marker(4000)).unwrap();
     wal.sync().unwrap();
     assert!(wal.purge(4000).unwrap() > 0);
     let (_, rec) = Wal::open(storage, opts).unwrap();

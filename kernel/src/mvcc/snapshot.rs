@@ -25,11 +25,11 @@ impl Store {
 
     /// Appends the encoding of [`Store::encode_snapshot`] to `out`, whose
     /// checksum covers only the appended bytes: [`Store::snapshot_len_bytes`]
-    /// of them. Reserve them first to encode without reallocating (a large
-    /// state is hundreds of MiB).
+    /// of them. The caller reserves them first (sizing walks the whole
+    /// index, so it is left to the caller, who often needs the size too) to
+    /// encode without reallocating a buffer of hundreds of MiB.
     pub fn encode_snapshot_into(&self, out: &mut Vec<u8>) {
         let start = out.len();
-        out.reserve(self.snapshot_len_bytes());
         out.extend_from_slice(MAGIC);
         out.push(FORMAT);
         varint::put_i64(out, self.current_revision);

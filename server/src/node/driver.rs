@@ -84,9 +84,6 @@ pub struct Driver<S: Storage> {
     saver: SnapshotSaver,
     /// Memory for the next snapshot's encoding, prepared off the driver.
     snapshot_buffer: SnapshotBuffer,
-    /// The file of the leader's snapshot just saved, mapped in memory, for
-    /// Raft to keep instead of the received copy once it is installed.
-    mapped_snapshot: Option<(u64, Bytes)>,
     snapshots: SnapshotFiles<S>,
     shared: Arc<Shared>,
     settings: NodeSettings,
@@ -157,7 +154,6 @@ impl<S: Storage> Driver<S> {
             purges: PurgePipeline::new(),
             saver: SnapshotSaver::new(),
             snapshot_buffer: SnapshotBuffer::new(),
-            mapped_snapshot: None,
             snapshots: booted.snapshots,
             shared: shared.clone(),
             settings,
@@ -531,7 +527,7 @@ impl<S: Storage> Driver<S> {
             Some(stalled) => stalled.ready,
             None => self.take_ready(),
         };
-        if let Err(err) = self.persist(&ready).await {
+        if let Err(err) = self.persist(&mut ready).await {
             if !is_retryable_full_disk(&err, &self.wal) {
                 return Err(err);
             }
@@ -582,8 +578,8 @@ impl<S: Storage> Driver<S> {
     /// Persists a Ready's snapshot, entries and hard state (fsync when
     /// `must_sync`). Repeating it after a full disk is harmless: the
     /// snapshot file is rewritten and entries overwrite themselves.
-    async fn persist(&mut self, ready: &Ready) -> Result<(), WalError> {
-        if let Some(snapshot) = &ready.snapshot {
+    async fn persist(&mut self, ready: &mut Ready) -> Result<(), WalError> {
+        if let Some(snapshot) = &mut ready.snapshot {
             self.save_snapshot_file(snapshot).await?;
         }
         if !ready.entries.is_empty() || ready.hard_state.is_some() {
@@ -758,8 +754,11 @@ impl<S: Storage> Driver<S> {
         Ok(())
     }
 
-    /// Persists a snapshot received from the leader: the file, then its WAL marker.
-    async fn save_snapshot_file(&mut self, snapshot: &Snapshot) -> Result<(), WalError> {
+    /// Persists a snapshot received from the leader: the file, then its WAL
+    /// marker. The snapshot's data becomes the saved file, mapped in memory,
+    /// so Raft keeps that rather than the received copy (see
+    /// `snapshot_saver.rs`).
+    async fn save_snapshot_file(&mut self, snapshot: &mut Snapshot) -> Result<(), WalError> {
         // One writer of snapshot files at a time, and markers in order.
         if let Some(done) = self.saver.wait().await {
             self.finish_snapshot(done).await?;
@@ -767,8 +766,9 @@ impl<S: Storage> Driver<S> {
         let files = self.snapshots.clone();
         let to_save = snapshot.clone();
         let saved = run_blocking(move || save_and_map(&files, &to_save)).await?;
-        let index = snapshot.metadata.index;
-        self.mapped_snapshot = saved.mapped.map(|data| (index, data));
+        if let Some(data) = saved.mapped {
+            snapshot.data = data;
+        }
         self.wal.append_snapshot_marker(&SnapshotMarker {
             index: snapshot.metadata.index,
             term: snapshot.metadata.term,
@@ -793,13 +793,6 @@ impl<S: Storage> Driver<S> {
         let size_bytes = snapshot.data.len() as u64;
         if let Err(err) = self.raw.storage_mut().apply_snapshot(snapshot) {
             tracing::warn!(%err, index, "snapshot older than the log");
-        }
-        // Keep the snapshot as its file mapped in memory, not as the
-        // received copy (see `snapshot_saver.rs`).
-        if let Some((saved_index, data)) = self.mapped_snapshot.take()
-            && saved_index == index
-        {
-            self.raw.storage_mut().replace_snapshot_data(index, data);
         }
         self.snapshot_index = index;
         self.db_size_bytes = size_bytes;

@@ -24,3 +24,13 @@ pub fn real_files() -> WalOptions {
         write_buffer_bytes: 4096,
     }
 }
+
+/// A snapshot marker at `index`, term 1, with no configuration.
+#[allow(dead_code)] // not every test file uses it
+pub fn marker(index: u64) -> keel_wal::SnapshotMarker {
+    keel_wal::SnapshotMarker {
+        index,
+        term: 1,
+        ..keel_wal::SnapshotMarker::default()
+    }
+}
