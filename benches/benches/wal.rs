@@ -14,11 +14,15 @@
 //!   on one thread handing entries to one committer that drains every
 //!   queued request into one append and one fsync (the node driver's
 //!   model, the next segment prepared on another thread as the driver
-//!   does), and prints entries/s, fsyncs/s and the ratios to the raw rate
-//!   and to one appender for both models, and how long the committer's
-//!   rounds that cut a segment took. Each configuration keeps its log
-//!   across slices, so segment cuts and the zeros written ahead of the log
-//!   are measured in proportion.
+//!   does, and a snapshot marker logged and the segments below it purged
+//!   on another thread whenever more than [`SEGMENTS_KEPT`] are sealed, as
+//!   a member's snapshots do), and prints entries/s, fsyncs/s and the
+//!   ratios to the raw rate and to one appender for both models, and how
+//!   long the committer's rounds that cut a segment took. Each
+//!   configuration keeps its log across slices, so segment cuts, purges
+//!   and the zeros written ahead of the log are measured in proportion; the
+//!   tasks' logs start in a member's steady state, their purges having
+//!   kept files for reuse (see `TaskLog::new`).
 //! - `wal_recovery/replay_1GiB_{warm,cold}`: MB/s of `recover()` over a
 //!   1 GiB log of 1 KiB entries, with the segments in the page cache, and
 //!   after `posix_fadvise(DONTNEED)` on every segment.
@@ -329,10 +333,11 @@ async fn committer(
         wal.append(&entries, None).unwrap();
         // Appending to memory takes microseconds; only a cut takes longer.
         let cut = round.elapsed() > Duration::from_micros(100)
-            && wal.segment_names().len() > log.segments;
+            && wal.segment_names().last() != Some(&log.active);
         wal.sync().unwrap();
+        log.purges.poll(wal);
         if cut {
-            log.segments += 1;
+            log.active = wal.segment_names().pop().unwrap();
             log.cut_rounds.push(round.elapsed());
         }
         fsyncs.fetch_add(1, Ordering::Relaxed);
@@ -349,8 +354,53 @@ async fn committer(
 struct CommitLog {
     wal: Wal<FsStorage>,
     prepared: NextSegment,
-    segments: usize,
+    purges: Purges,
+    /// Name of the segment being written.
+    active: String,
     cut_rounds: Vec<Duration>,
+}
+
+/// Sealed segments a log keeps before a snapshot purges them.
+const SEGMENTS_KEPT: usize = 2;
+
+/// A member's snapshots, modelled: once more than [`SEGMENTS_KEPT`]
+/// segments are sealed, a snapshot marker at the last index is logged (it
+/// becomes durable with the next round), then a purge job below it runs
+/// on another thread, as the node driver's purge pipeline does.
+#[derive(Default)]
+struct Purges {
+    /// A marker logged, not yet known durable.
+    marked: Option<u64>,
+    pending: Option<std::sync::mpsc::Receiver<keel_wal::PurgeOutcome>>,
+}
+
+impl Purges {
+    /// Called after each sync of `wal`.
+    fn poll(&mut self, wal: &mut Wal<FsStorage>) {
+        if let Some(pending) = &self.pending {
+            match pending.try_recv() {
+                Ok(outcome) => wal.finish_purge(outcome).map(|_| ()).unwrap(),
+                Err(_) => return,
+            }
+            self.pending = None;
+        }
+        if let Some(index) = self.marked.take() {
+            if let Some(job) = wal.begin_purge(index).unwrap() {
+                let (done, pending) = std::sync::mpsc::channel();
+                std::thread::spawn(move || done.send(job.run()));
+                self.pending = Some(pending);
+            }
+        } else if wal.segment_names().len() > SEGMENTS_KEPT + 1 {
+            let index = wal.last_index();
+            let marker = keel_wal::SnapshotMarker {
+                index,
+                term: 1,
+                ..keel_wal::SnapshotMarker::default()
+            };
+            wal.append_snapshot_marker(&marker).unwrap();
+            self.marked = Some(index);
+        }
+    }
 }
 
 /// The next segment prepared on another thread, as the node driver does
@@ -386,16 +436,35 @@ struct TaskLog {
 }
 
 impl TaskLog {
+    /// A log in a long-running member's steady state: written through
+    /// [`SEGMENTS_KEPT`] + 3 segments in big unsynced batches and purged,
+    /// so the purges kept files for reuse (up to
+    /// `WalOptions::recycled_segments_max`) and later cuts write over them,
+    /// as they do once a member has taken its first snapshots.
     fn new() -> TaskLog {
         let dir = temp_dir();
         let storage = FsStorage::open(dir.path()).unwrap();
-        let wal = Wal::create(storage, WalOptions::default(), META).unwrap();
+        let mut wal = Wal::create(storage, WalOptions::default(), META).unwrap();
+        let mut purges = Purges::default();
+        let data = Bytes::from(vec![0xA5; APPEND_ENTRY_BYTES]);
+        while wal.segment_names().len() < SEGMENTS_KEPT + 3 {
+            let next = wal.last_index() + 1;
+            let batch: Vec<Entry> = (next..next + 4096).map(|i| entry(i, &data)).collect();
+            wal.append(&batch, None).unwrap();
+        }
+        wal.sync().unwrap();
+        while purges.marked.is_some() || purges.pending.is_some() || wal.segment_names().len() > 1 {
+            purges.poll(&mut wal);
+            wal.sync().unwrap();
+        }
+        let active = wal.segment_names().pop().unwrap();
         TaskLog {
             _dir: dir,
             log: Some(CommitLog {
                 wal,
                 prepared: NextSegment::default(),
-                segments: 1,
+                purges,
+                active,
                 cut_rounds: Vec::new(),
             }),
         }

@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let options = WalOptions {
         segment_size_bytes: 4096,
         write_buffer_bytes: 1024,
+        ..WalOptions::default()
     };
     let Ok((mut wal, recovered)) = Wal::open(disk.clone(), options) else {
         return;

@@ -2,8 +2,9 @@
 //!
 //! - [`Wal`]: append Raft entries, hard state and snapshot markers; group
 //!   commit through [`Ticket`]s and [`SyncJob`]s; segment cuts (into a
-//!   segment made ready ahead by a [`PrepareJob`]) and purging (by a
-//!   [`PurgeJob`] that may run on another thread).
+//!   segment made ready ahead by a [`PrepareJob`], over a purged segment's
+//!   file where one was kept) and purging (by a [`PurgeJob`] that may run
+//!   on another thread).
 //! - [`recover`] / [`Wal::open`]: rebuild metadata, snapshot marker, hard
 //!   state and entries; repair a torn tail, refuse other damage.
 //! - [`SnapshotFiles`]: state-machine snapshots written atomically with a
@@ -16,7 +17,9 @@
 //! Known limits (shared with etcd's WAL): damage to the last record of the
 //! last segment, or to a record holding a zero-filled 512-byte sector, cannot
 //! be told from a torn write and is cut off as one (the damaged file is kept
-//! as `.broken`); a deleted last segment cannot be detected. Entries returned
+//! as `.broken`); a deleted last segment cannot be detected. In a reused
+//! segment file, a last write whose sectors reached the disk out of order
+//! can read as corruption instead of a torn tail (see [`recovery`]). Entries returned
 //! by recovery share memory with the mapped segment files, so a purged
 //! segment's disk space is released when those entries are dropped. Purge
 //! only below the oldest snapshot the node may fall back to

@@ -13,6 +13,13 @@
 //! so a segment under its final name still always starts with a durable
 //! header.
 //!
+//! When a purge kept an old segment's file for reuse (see
+//! [`crate::purge`]), the job renames that file to [`NEXT_TEMP_NAME`]
+//! instead: it is already allocated and written throughout, so it needs no
+//! preallocation and no zeros, and appends into it never change its extents.
+//! Its old records stay behind the new ones; their segment tag tells
+//! recovery they are not part of the log (see [`crate::record`]).
+//!
 //! The prepared file has no sequence or first index yet, so a job that
 //! finishes after the cut it was meant for serves the next one. A crash
 //! leaves at most a `*.wal.tmp` file, which opening the log removes.
@@ -42,7 +49,7 @@ pub(crate) enum NextSegment<F> {
     /// A job is out; [`crate::Wal::finish_prepare`] takes its outcome.
     Preparing,
     /// A prepared file waits for the cut.
-    Ready(F),
+    Ready(Prepared<F>),
     /// The last job failed: no other until the next cut (which creates its
     /// segment itself), so a full disk is not retried on every sync.
     Failed,
@@ -55,24 +62,50 @@ pub(crate) enum NextSegment<F> {
 pub struct PrepareJob<S: Storage> {
     pub(crate) storage: S,
     pub(crate) size_bytes: u64,
+    /// A purged segment's file to reuse, if the log kept one.
+    pub(crate) recycled: Option<String>,
+}
+
+/// A file ready to become the next segment.
+#[derive(Debug)]
+pub(crate) struct Prepared<F> {
+    pub(crate) file: F,
+    /// Its first bytes hold zeros or old records: writing there changes no
+    /// extent (see [`crate::zero_fill`]).
+    pub(crate) written_bytes: u64,
 }
 
 /// Result of [`PrepareJob::run`], handed back to
 /// [`crate::Wal::finish_prepare`].
 #[derive(Debug)]
 pub struct PrepareOutcome<S: Storage> {
-    pub(crate) result: Result<S::File>,
+    pub(crate) result: Result<Prepared<S::File>>,
 }
 
 impl<S: Storage> PrepareJob<S> {
-    /// Creates [`NEXT_TEMP_NAME`] (replacing a leftover), preallocates it
-    /// to the segment size, zero-fills its first chunk and fsyncs it.
-    /// Blocking. On failure the half-made file is removed (best effort), so
-    /// a full disk gets its space back.
+    /// Renames the purged segment's file the log kept for reuse, if any and
+    /// if it has the segment size, to [`NEXT_TEMP_NAME`]; otherwise creates
+    /// [`NEXT_TEMP_NAME`] (replacing a leftover), preallocates it to the
+    /// segment size, zero-fills its first chunk and fsyncs it. Blocking. On
+    /// failure the half-made file is removed (best effort), so a full disk
+    /// gets its space back.
     pub fn run(self) -> PrepareOutcome<S> {
-        PrepareOutcome {
-            result: prepare(&self.storage, self.size_bytes),
-        }
+        let reused = match &self.recycled {
+            Some(name) => reuse(&self.storage, name, self.size_bytes),
+            None => Ok(None),
+        };
+        let result = match reused {
+            Ok(Some(file)) => Ok(Prepared {
+                file,
+                written_bytes: self.size_bytes,
+            }),
+            Ok(None) => prepare(&self.storage, self.size_bytes).map(|file| Prepared {
+                file,
+                written_bytes: zeroed_bytes(self.size_bytes),
+            }),
+            Err(e) => Err(e),
+        };
+        PrepareOutcome { result }
     }
 }
 
@@ -81,6 +114,27 @@ impl<S: Storage> PrepareOutcome<S> {
     pub fn is_ok(&self) -> bool {
         self.result.is_ok()
     }
+}
+
+/// Renames `recycled` to [`NEXT_TEMP_NAME`] and opens it: `None` if it is
+/// gone or not `size_bytes` long (then it is removed).
+fn reuse<S: Storage>(storage: &S, recycled: &str, size_bytes: u64) -> Result<Option<S::File>> {
+    match storage.rename(recycled, NEXT_TEMP_NAME) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        other => other.map_err(|e| WalError::io("rename", recycled, None, e))?,
+    }
+    let file = storage
+        .open(NEXT_TEMP_NAME)
+        .map_err(io_error("open", None))?;
+    let len = storage.len(&file).map_err(io_error("stat", None))?;
+    if len == size_bytes {
+        return Ok(Some(file));
+    }
+    drop(file);
+    storage
+        .remove(NEXT_TEMP_NAME)
+        .map_err(io_error("remove", None))?;
+    Ok(None)
 }
 
 fn prepare<S: Storage>(storage: &S, size_bytes: u64) -> Result<S::File> {
@@ -184,6 +238,7 @@ mod tests {
         let job = PrepareJob {
             storage: disk.clone(),
             size_bytes: 8192,
+            recycled: None,
         };
         assert!(job.run().is_ok());
         // The job leaves the name to the cut's directory fsync.
@@ -214,6 +269,7 @@ mod tests {
         let outcome = PrepareJob {
             storage: disk.clone(),
             size_bytes: 4096,
+            recycled: None,
         }
         .run();
         let err = outcome.result.unwrap_err();
@@ -230,5 +286,45 @@ mod tests {
         let err = install(&disk, &file, &name(), b"opening!").unwrap_err();
         assert!(err.to_string().contains("fsync"), "{err}");
         assert!(disk.list().unwrap().is_empty());
+    }
+
+    /// Runs a job reusing a durable `old.wal.free` of `len_bytes` old
+    /// bytes for segments of 8 KiB; returns the disk and what it prepared.
+    fn prepare_over_recycled(
+        len_bytes: usize,
+    ) -> (SimStorage, Prepared<crate::storage::sim::SimFile>) {
+        let disk = SimStorage::new(SimConfig::default());
+        let file = disk.create("old.wal.free").unwrap();
+        disk.write_at(&file, 0, &vec![0xAB; len_bytes]).unwrap();
+        disk.sync(&file).unwrap();
+        disk.sync_dir().unwrap();
+        let outcome = PrepareJob {
+            storage: disk.clone(),
+            size_bytes: 8192,
+            recycled: Some("old.wal.free".to_string()),
+        }
+        .run();
+        (disk, outcome.result.unwrap())
+    }
+
+    #[test]
+    fn a_recycled_file_of_the_segment_size_is_reused_as_it_is() {
+        let (disk, prepared) = prepare_over_recycled(8192);
+        assert_eq!(prepared.written_bytes, 8192);
+        assert_eq!(disk.list().unwrap(), [NEXT_TEMP_NAME]);
+        // No zeros written: the old bytes are still there.
+        let before = disk.stats();
+        let data = disk.read_all(NEXT_TEMP_NAME).unwrap();
+        assert!(data.iter().all(|b| *b == 0xAB));
+        assert_eq!((before.written_bytes, before.creates), (8192, 1));
+    }
+
+    #[test]
+    fn a_recycled_file_of_another_size_gives_way_to_a_new_one() {
+        let (disk, prepared) = prepare_over_recycled(4096);
+        assert_eq!(prepared.written_bytes, zeroed_bytes(8192));
+        let data = disk.read_all(NEXT_TEMP_NAME).unwrap();
+        assert_eq!(data.len(), 8192);
+        assert!(data.iter().all(|b| *b == 0));
     }
 }

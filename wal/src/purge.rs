@@ -16,6 +16,13 @@
 //! retries them first. A crash during a job leaves some of the oldest
 //! segments, all below the snapshot, which recovery reads past.
 //!
+//! The first files of a job may be kept for reuse instead (at most
+//! [`crate::WalOptions::recycled_segments_max`] in all): each is renamed
+//! to [`SegmentName::recycled_name`], which recovery never reads, and a
+//! later cut writes the next segment over it (see [`crate::next_segment`]).
+//! A rename frees no extents, so it is quick, and the reused file needs no
+//! zeros written ahead of the log.
+//!
 //! ```text
 //! if let Some(job) = wal.begin_purge(snapshot_index)? {
 //!     let outcome = job.run();            // on a blocking thread
@@ -35,6 +42,8 @@ pub struct PurgeJob<S: Storage> {
     pub(crate) storage: S,
     /// The segments to remove, oldest first.
     pub(crate) segments: Vec<SegmentName>,
+    /// How many of them (the oldest) to keep for reuse rather than remove.
+    pub(crate) recycle: usize,
 }
 
 /// Result of [`PurgeJob::run`], handed back to [`crate::Wal::finish_purge`].
@@ -44,6 +53,8 @@ pub struct PurgeOutcome {
     pub(crate) removed: usize,
     /// The job's segments that are still there, oldest first.
     pub(crate) left: Vec<SegmentName>,
+    /// Names of the files kept for reuse.
+    pub(crate) recycled: Vec<String>,
     /// The first failure: a removal, or the directory fsync after them.
     pub(crate) result: Result<()>,
 }
@@ -54,19 +65,32 @@ impl<S: Storage> PurgeJob<S> {
         self.segments.iter().map(SegmentName::file_name).collect()
     }
 
-    /// Removes the job's segment files, oldest first, stopping at the first
-    /// failure, then fsyncs the directory if anything was removed
-    /// (blocking). A file that is already gone counts as removed.
+    /// Removes the job's segment files (or renames the first ones for
+    /// reuse), oldest first, stopping at the first failure, then fsyncs the
+    /// directory if anything was removed (blocking). A file that is already
+    /// gone counts as removed.
     pub fn run(mut self) -> PurgeOutcome {
         let mut result = Ok(());
         let mut removed = 0;
+        let mut recycled = Vec::new();
         for name in &self.segments {
             let file = name.file_name();
-            match self.storage.remove(&file) {
+            let keep = recycled.len() < self.recycle;
+            let done = if keep {
+                self.storage.rename(&file, &name.recycled_name())
+            } else {
+                self.storage.remove(&file)
+            };
+            match done {
+                Ok(()) if keep => {
+                    recycled.push(name.recycled_name());
+                    removed += 1;
+                }
                 Ok(()) => removed += 1,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => removed += 1,
                 Err(e) => {
-                    result = Err(WalError::io("remove", &file, None, e));
+                    let op = if keep { "rename" } else { "remove" };
+                    result = Err(WalError::io(op, &file, None, e));
                     break;
                 }
             }
@@ -81,6 +105,7 @@ impl<S: Storage> PurgeJob<S> {
         PurgeOutcome {
             removed,
             left,
+            recycled,
             result,
         }
     }
@@ -126,6 +151,7 @@ mod tests {
         let job = PurgeJob {
             storage: disk.clone(),
             segments: vec![name(1), name(2)],
+            recycle: 0,
         };
         assert_eq!(job.file_names(), [name(1).file_name(), name(2).file_name()]);
         let outcome = job.run();
@@ -141,6 +167,7 @@ mod tests {
         let outcome = PurgeJob {
             storage: disk.clone(),
             segments: vec![name(1), name(2), name(3)],
+            recycle: 0,
         }
         .run();
         assert!(outcome.is_ok());
@@ -154,6 +181,7 @@ mod tests {
         let job = PurgeJob {
             storage: disk.clone(),
             segments: vec![name(1), name(2), name(3)],
+            recycle: 0,
         };
         disk.refuse_removal(&name(2).file_name(), true);
         let outcome = job.run();
@@ -174,11 +202,37 @@ mod tests {
         let outcome = PurgeJob {
             storage: disk.clone(),
             segments: vec![name(1)],
+            recycle: 0,
         }
         .run();
         assert!(!outcome.is_ok());
         assert_eq!(outcome.removed(), 1);
         let err = outcome.result.unwrap_err().to_string();
         assert!(err.contains("fsync directory"), "{err}");
+    }
+
+    #[test]
+    fn a_job_keeps_its_oldest_segments_for_reuse_durably() {
+        let disk = disk_with(&[1, 2, 3, 4]);
+        let outcome = PurgeJob {
+            storage: disk.clone(),
+            segments: vec![name(1), name(2), name(3)],
+            recycle: 2,
+        }
+        .run();
+        assert!(outcome.is_ok());
+        assert_eq!(outcome.removed(), 3);
+        assert_eq!(
+            outcome.recycled,
+            [name(1).recycled_name(), name(2).recycled_name()]
+        );
+        disk.crash();
+        let mut expected = vec![
+            name(4).file_name(),
+            name(1).recycled_name(),
+            name(2).recycled_name(),
+        ];
+        expected.sort();
+        assert_eq!(disk.list().unwrap(), expected);
     }
 }

@@ -3,9 +3,20 @@
 //! marker, resolving suffixes that Raft overwrote (a later entry with a lower
 //! or equal index truncates the log there; Raft paper §5.3).
 //!
-//! A torn or zero-filled tail of the last segment ends the log (the writer
-//! repairs it, see [`crate::Wal::open`]); damage anywhere else is
-//! [`WalError::Corrupt`] naming the file and offset. Every loop advances by at
+//! A segment's records end at zeros, or at bytes that are not a record of
+//! this segment (a recycled file's old records: their segment tag differs,
+//! see [`crate::record`]), provided no record of this segment follows; a
+//! torn record at the end of the last segment ends the log too (the writer
+//! repairs it, see [`crate::Wal::open`]). A sealed segment that ends early
+//! breaks the CRC chain into the next one. Damage anywhere else is
+//! [`WalError::Corrupt`] naming the file and offset.
+//!
+//! One case is stricter in a recycled file than in a zero-filled one: if a
+//! crash persisted the sectors of the last write out of order, a sector
+//! that missed the disk holds old bytes instead of zeros, so the records
+//! the write put after it read as corruption rather than a torn tail.
+//! Nothing acknowledged is lost either way; the member then refuses to
+//! start until the segment is repaired by hand. Every loop advances by at
 //! least one record header, and nothing is allocated beyond what the files'
 //! sizes allow, so arbitrary bytes yield entries or an error.
 
@@ -39,6 +50,9 @@ pub struct Tail {
     pub valid_end: u64,
     /// CRC of the last valid record (seed of the next).
     pub crc: u32,
+    /// The tag the segment's records carry (see [`record::segment_tag`];
+    /// 0 in a segment written before tags existed).
+    pub tag: u16,
     /// Set when bytes after `valid_end` are a torn write to cut off: the
     /// offset and what was wrong there.
     pub torn: Option<(u64, &'static str)>,
@@ -224,6 +238,18 @@ fn peek_prev_crc(data: &[u8]) -> u32 {
         .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
+/// The tag of segment `name`'s records: its own, or 0 in a segment written
+/// before tags existed (its header says which).
+fn tag_of(name: &SegmentName, data: &[u8]) -> u16 {
+    let legacy = data.get(6..8) == Some(&[0, 0][..]);
+    if legacy {
+        0
+    } else {
+        record::segment_tag(name.sequence)
+    }
+}
+
+/// Reads the segment's header record; returns where the next record starts.
 fn read_header(
     name: &SegmentName,
     file: &str,
@@ -239,7 +265,7 @@ fn read_header(
             "crc chain broken: segment does not follow the previous one",
         ));
     }
-    let Decoded::Record(framed) = record::decode(data, 0, prev_crc) else {
+    let Decoded::Record(framed) = record::decode(data, 0, tag_of(name, data), prev_crc) else {
         return Err(WalError::corrupt(file, 0, "bad segment header"));
     };
     let header = match payload::decode(
@@ -292,14 +318,16 @@ fn read_segment<S: Storage>(
         data
     };
     let mut offset = read_header(name, &file, &data, state, is_first)?;
+    let tag = tag_of(name, &data);
     loop {
         let tail = |torn| Tail {
             name: name.clone(),
             valid_end: offset as u64,
             crc: state.crc,
+            tag,
             torn,
         };
-        match record::decode(&data, offset, state.crc) {
+        match record::decode(&data, offset, tag, state.crc) {
             Decoded::Record(framed) => {
                 let record = payload::decode(
                     framed.record_type,
@@ -315,24 +343,46 @@ fn read_segment<S: Storage>(
                 debug_assert!(framed.next_offset > offset);
                 offset = framed.next_offset;
             }
-            Decoded::Zero if data[offset..].iter().all(|b| *b == 0) => return Ok(tail(None)),
-            Decoded::Zero if is_last => {
-                return Ok(tail(Some((offset as u64, "zero-filled record"))));
+            Decoded::Zero => return end_at(&data, offset, tag, is_last, &file).map(tail),
+            Decoded::Stale => {
+                return match record::first_of_segment(&data, offset + HEADER_BYTES, tag) {
+                    None => Ok(tail(None)),
+                    Some(at) => Err(WalError::corrupt(
+                        &file,
+                        offset as u64,
+                        format!("record of another segment before a record of this one at {at}"),
+                    )),
+                };
             }
-            Decoded::Zero => {
-                return Err(WalError::corrupt(
-                    &file,
-                    offset as u64,
-                    "zero-filled record before data",
-                ));
-            }
-            Decoded::Damaged(damage) if is_last && record::is_torn(&data, offset, &damage) => {
+            Decoded::Damaged(damage) if is_last && record::is_torn(&data, offset, &damage, tag) => {
                 return Ok(tail(Some((offset as u64, damage.reason))));
             }
             Decoded::Damaged(damage) => {
                 return Err(WalError::corrupt(&file, offset as u64, damage.reason));
             }
         }
+    }
+}
+
+/// Where a segment's records meet zeros at `offset`: the end of its log if
+/// no record of the segment follows. If one does, the sector at `offset`
+/// was not written: in the last segment, a torn write to cut off there
+/// (etcd's rule); in a sealed one, corruption.
+fn end_at(
+    data: &[u8],
+    offset: usize,
+    tag: u16,
+    is_last: bool,
+    file: &str,
+) -> Result<Option<(u64, &'static str)>> {
+    match record::first_of_segment(data, offset + HEADER_BYTES, tag) {
+        None => Ok(None),
+        Some(_) if is_last => Ok(Some((offset as u64, "zero-filled record"))),
+        Some(_) => Err(WalError::corrupt(
+            file,
+            offset as u64,
+            "zero-filled record before data",
+        )),
     }
 }
 
@@ -353,8 +403,18 @@ mod tests {
         Hs(u64),
     }
 
-    /// Encodes `records` chained from `prev_crc`; returns bytes and last CRC.
+    /// Encodes `records` chained from `prev_crc`, tagged with the sequence
+    /// of the first (header) record; returns bytes and last CRC.
     fn segment(records: &[R], prev_crc: u32) -> (Vec<u8>, u32) {
+        let tag = match records.first() {
+            Some(R::Header(sequence, _)) => record::segment_tag(*sequence),
+            _ => 0,
+        };
+        segment_tagged(records, prev_crc, tag)
+    }
+
+    /// As `segment`, with every record tagged `tag`.
+    fn segment_tagged(records: &[R], prev_crc: u32, tag: u16) -> (Vec<u8>, u32) {
         let mut buf = Vec::new();
         let mut crc = prev_crc;
         for r in records {
@@ -365,7 +425,7 @@ mod tests {
                         first_index: *first_index,
                         prev_crc,
                     };
-                    encode(&mut buf, RecordType::SegmentHeader, crc, |b| {
+                    encode(&mut buf, RecordType::SegmentHeader, tag, crc, |b| {
                         encode_segment_header(b, &h)
                     })
                 }
@@ -374,7 +434,7 @@ mod tests {
                         cluster_id: *cluster_id,
                         node_id: 1,
                     };
-                    encode(&mut buf, RecordType::Metadata, crc, |b| {
+                    encode(&mut buf, RecordType::Metadata, tag, crc, |b| {
                         encode_metadata(b, &m)
                     })
                 }
@@ -385,7 +445,9 @@ mod tests {
                         entry_type: EntryType::Normal,
                         data: Bytes::new(),
                     };
-                    encode(&mut buf, RecordType::Entry, crc, |b| encode_entry(b, &e))
+                    encode(&mut buf, RecordType::Entry, tag, crc, |b| {
+                        encode_entry(b, &e)
+                    })
                 }
                 R::Hs(commit) => {
                     let hs = HardState {
@@ -393,7 +455,7 @@ mod tests {
                         vote: 0,
                         commit: *commit,
                     };
-                    encode(&mut buf, RecordType::HardState, crc, |b| {
+                    encode(&mut buf, RecordType::HardState, tag, crc, |b| {
                         encode_hard_state(b, &hs)
                     })
                 }
@@ -478,17 +540,94 @@ mod tests {
         }
     }
 
+    /// Overwrites the start of `old` (a recycled file's earlier content)
+    /// with `new`, keeping the 64 zero bytes `segment` ends with.
+    fn recycled(old: &[u8], new: &[u8]) -> Vec<u8> {
+        let mut file = old.to_vec();
+        file[..new.len()].copy_from_slice(new);
+        file
+    }
+
+    /// A file's earlier content: segment 3's records, many of them.
+    fn old_content() -> Vec<u8> {
+        let records: Vec<R> = [R::Header(3, 1), R::Meta(5)]
+            .into_iter()
+            .chain((1..200).map(R::Entry))
+            .collect();
+        segment(&records, 9).0
+    }
+
     #[test]
-    fn a_sealed_segment_must_end_in_zeros_only() {
-        let (mut first, crc) = segment(&[R::Header(0, 1), R::Meta(5), R::Entry(1)], 0);
-        let last = first.len() - 8;
-        first[last] = 1;
+    fn a_sealed_segment_ends_at_zeros_or_another_segments_records() {
+        let (first, crc) = segment(&[R::Header(10, 1), R::Meta(5), R::Entry(1)], 0);
+        let (second, _) = segment(&[R::Header(11, 2), R::Meta(5), R::Entry(2)], crc);
+        let first = recycled(&old_content(), &first);
+        let rec = recover_files(vec![
+            (name(10, 1), first.clone()),
+            (name(11, 2), second.clone()),
+        ]);
+        assert_eq!(rec.unwrap().entries.len(), 2);
+        // Without the zeros, old bytes follow the last new record at once.
+        let (bare, _) = segment(&[R::Header(10, 1), R::Meta(5), R::Entry(1)], 0);
+        let tight = recycled(&old_content(), &bare[..bare.len() - 64]);
+        let rec = recover_files(vec![(name(10, 1), tight), (name(11, 2), second)]);
+        assert_eq!(rec.unwrap().entries.len(), 2);
+    }
+
+    #[test]
+    fn a_record_of_the_segment_after_its_end_is_corruption() {
+        let (head, _) = segment(&[R::Header(0, 1), R::Meta(5)], 0);
+        let (first, crc) = segment(&[R::Header(0, 1), R::Meta(5), R::Entry(1)], 0);
+        let entry = first[head.len() - 64..first.len() - 64].to_vec();
         let (second, _) = segment(&[R::Header(1, 2), R::Meta(5), R::Entry(2)], crc);
+        // Zeros, then a record of this segment: an unwritten gap.
+        let mut gap = first.clone();
+        gap.extend_from_slice(&entry);
         let got = reason(recover_files(vec![
-            (name(0, 1), first),
-            (name(1, 2), second),
+            (name(0, 1), gap),
+            (name(1, 2), second.clone()),
         ]));
         assert_eq!(got, "zero-filled record before data");
+        // An old record, then a record of this segment.
+        let mut file = recycled(&old_content(), &first[..first.len() - 64]);
+        let at = file.len() - 200;
+        let at = at - at % 8;
+        file[at..at + entry.len()].copy_from_slice(&entry);
+        let got = reason(recover_files(vec![
+            (name(0, 1), file),
+            (name(1, 2), second),
+        ]));
+        assert!(
+            got.starts_with("record of another segment before a record of this one at "),
+            "{got}"
+        );
+    }
+
+    #[test]
+    fn the_last_segment_ends_cleanly_before_old_records() {
+        let (seg, _) = segment(&[R::Header(4, 1), R::Meta(5), R::Entry(1), R::Entry(2)], 0);
+        for new in [&seg[..], &seg[..seg.len() - 64]] {
+            let file = recycled(&old_content(), new);
+            let storage = SimStorage::with_files(SimConfig::default(), vec![(name(4, 1), file)]);
+            let scan = scan(&storage, None).unwrap();
+            assert_eq!(scan.recovered.entries.len(), 2);
+            assert_eq!(
+                (scan.tail.torn, scan.tail.tag),
+                (None, record::segment_tag(4))
+            );
+        }
+    }
+
+    #[test]
+    fn a_segment_written_before_tags_reads_with_tag_zero() {
+        let (first, crc) = segment_tagged(&[R::Header(0, 1), R::Meta(5), R::Entry(1)], 0, 0);
+        let (second, _) = segment_tagged(&[R::Header(1, 2), R::Meta(5), R::Entry(2)], crc, 0);
+        let storage = SimStorage::with_files(
+            SimConfig::default(),
+            vec![(name(0, 1), first), (name(1, 2), second)],
+        );
+        let scan = scan(&storage, None).unwrap();
+        assert_eq!((scan.recovered.entries.len(), scan.tail.tag), (2, 0));
     }
 
     #[test]

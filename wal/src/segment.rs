@@ -15,6 +15,9 @@ use crate::storage::Storage;
 pub const SEGMENT_SUFFIX: &str = ".wal";
 /// Suffix of segments being created (removed on open).
 pub const TEMP_SUFFIX: &str = ".wal.tmp";
+/// Suffix of a purged segment's file kept for reuse (see
+/// [`crate::WalOptions::recycled_segments_max`]); never read as a segment.
+pub const RECYCLED_SUFFIX: &str = ".wal.free";
 /// Suffix of damaged copies kept beside a repaired file.
 pub const BROKEN_SUFFIX: &str = ".broken";
 
@@ -39,6 +42,12 @@ impl SegmentName {
     /// The temporary name used while the segment is created.
     pub fn temp_name(&self) -> String {
         format!("{:016x}{TEMP_SUFFIX}", self.sequence)
+    }
+
+    /// The name its file takes when a purge keeps it for reuse, e.g.
+    /// `0000000000000001.wal.free`.
+    pub fn recycled_name(&self) -> String {
+        format!("{:016x}{RECYCLED_SUFFIX}", self.sequence)
     }
 
     /// Parses a segment file name; `None` for any other name.

@@ -12,7 +12,7 @@ use crate::payload::{self, Metadata, SegmentHeader, SnapshotMarker};
 use crate::purge::{PurgeJob, PurgeOutcome};
 use crate::record::{self, MAX_PAYLOAD_BYTES, RecordType};
 use crate::recovery::{self, Recovered, Tail};
-use crate::segment::{self, BROKEN_SUFFIX, SegmentName, TEMP_SUFFIX};
+use crate::segment::{self, BROKEN_SUFFIX, RECYCLED_SUFFIX, SegmentName, TEMP_SUFFIX};
 use crate::storage::Storage;
 use crate::zero_fill;
 use keel_kernel::raft::{Entry, HardState};
@@ -26,6 +26,13 @@ pub struct WalOptions {
     /// Encoded records are handed to the storage once this many bytes are
     /// buffered, or at the next sync (default 1 MiB).
     pub write_buffer_bytes: usize,
+    /// Purged segment files kept for reuse as later segments, at most this
+    /// many (default 2; 0 removes them, as etcd does). A reused file is
+    /// already written, so appends into it need no zeros written ahead (see
+    /// [`crate::zero_fill`]) and a purge renames instead of freeing extents;
+    /// the files keep their disk space meanwhile (PostgreSQL recycles WAL
+    /// files the same way).
+    pub recycled_segments_max: usize,
 }
 
 impl Default for WalOptions {
@@ -33,6 +40,7 @@ impl Default for WalOptions {
         WalOptions {
             segment_size_bytes: 64 << 20,
             write_buffer_bytes: 1 << 20,
+            recycled_segments_max: 2,
         }
     }
 }
@@ -41,6 +49,8 @@ impl Default for WalOptions {
 #[derive(Debug)]
 struct Active<S: Storage> {
     name: SegmentName,
+    /// The tag its records carry (see [`record::segment_tag`]).
+    tag: u16,
     file_name: String,
     file: S::File,
     /// File offset where `Wal::buf` starts.
@@ -82,6 +92,9 @@ pub struct Wal<S: Storage> {
     /// A [`PurgeJob`] is out: no other is handed out until
     /// [`Wal::finish_purge`].
     purging: bool,
+    /// Files of purged segments kept for reuse (see
+    /// [`WalOptions::recycled_segments_max`]), oldest first.
+    recycled: Vec<String>,
 }
 
 impl<S: Storage> Wal<S> {
@@ -112,8 +125,10 @@ impl<S: Storage> Wal<S> {
             &HardState::default(),
         );
         let file = segment::create(&storage, &name, &opening, options.segment_size_bytes)?;
+        let recycled = recycled_files(&storage, &names, options.recycled_segments_max)?;
         let active = Active {
             file_name: name.file_name(),
+            tag: record::segment_tag(name.sequence),
             name,
             file,
             write_offset: opening.len() as u64,
@@ -137,6 +152,7 @@ impl<S: Storage> Wal<S> {
             held: false,
             purging: false,
             next: NextSegment::Wanted,
+            recycled,
         })
     }
 
@@ -173,12 +189,17 @@ impl<S: Storage> Wal<S> {
         remove_temp_files(&storage)?;
         let scan = recovery::scan_choosing(&storage, choose)?;
         let file = repair_tail(&storage, &scan.tail, options.segment_size_bytes)?;
+        let names = storage
+            .list()
+            .map_err(|e| WalError::io("list", "", None, e))?;
+        let recycled = recycled_files(&storage, &names, options.recycled_segments_max)?;
         let mut sealed = scan.segments;
         let name = sealed
             .pop()
             .ok_or_else(|| WalError::Directory("no WAL segments found".to_string()))?;
         let active = Active {
             file_name: name.file_name(),
+            tag: scan.tail.tag,
             name,
             file,
             write_offset: scan.tail.valid_end,
@@ -202,6 +223,7 @@ impl<S: Storage> Wal<S> {
             held: false,
             purging: false,
             next: NextSegment::Wanted,
+            recycled,
         };
         wal.active.allocated_bytes = wal
             .storage
@@ -225,18 +247,26 @@ impl<S: Storage> Wal<S> {
         self.check_entries(entries)?;
         for entry in entries {
             self.reserve(payload::ENTRY_FIXED_BYTES + entry.data.len())?;
-            let crc = record::encode(&mut self.buf, RecordType::Entry, self.crc, |b| {
-                payload::encode_entry(b, entry)
-            });
+            let crc = record::encode(
+                &mut self.buf,
+                RecordType::Entry,
+                self.active.tag,
+                self.crc,
+                |b| payload::encode_entry(b, entry),
+            );
             self.crc = crc;
             self.last_index = entry.index;
             self.after_record()?;
         }
         if let Some(hs) = hard_state {
             self.reserve(payload::HARD_STATE_BYTES)?;
-            self.crc = record::encode(&mut self.buf, RecordType::HardState, self.crc, |b| {
-                payload::encode_hard_state(b, hs)
-            });
+            self.crc = record::encode(
+                &mut self.buf,
+                RecordType::HardState,
+                self.active.tag,
+                self.crc,
+                |b| payload::encode_hard_state(b, hs),
+            );
             self.hard_state = *hs;
             self.after_record()?;
         }
@@ -256,9 +286,13 @@ impl<S: Storage> Wal<S> {
             )));
         }
         self.reserve(payload::snapshot_marker_bytes(marker))?;
-        self.crc = record::encode(&mut self.buf, RecordType::SnapshotMarker, self.crc, |b| {
-            payload::encode_snapshot_marker(b, marker)
-        });
+        self.crc = record::encode(
+            &mut self.buf,
+            RecordType::SnapshotMarker,
+            self.active.tag,
+            self.crc,
+            |b| payload::encode_snapshot_marker(b, marker),
+        );
         self.snapshot = marker.clone();
         self.last_index = self.last_index.max(marker.index);
         self.after_record()?;
@@ -364,6 +398,7 @@ impl<S: Storage> Wal<S> {
         Some(PrepareJob {
             storage: self.storage.clone(),
             size_bytes: self.options.segment_size_bytes,
+            recycled: self.recycled.pop(),
         })
     }
 
@@ -379,8 +414,8 @@ impl<S: Storage> Wal<S> {
             ));
         }
         match outcome.result {
-            Ok(file) => {
-                self.next = NextSegment::Ready(file);
+            Ok(prepared) => {
+                self.next = NextSegment::Ready(prepared);
                 Ok(())
             }
             Err(e) => {
@@ -462,9 +497,14 @@ impl<S: Storage> Wal<S> {
             return Ok(None);
         }
         self.purging = true;
+        let room = self
+            .options
+            .recycled_segments_max
+            .saturating_sub(self.recycled.len());
         Ok(Some(PurgeJob {
             storage: self.storage.clone(),
             segments: self.sealed.drain(..removable).collect(),
+            recycle: room,
         }))
     }
 
@@ -483,8 +523,10 @@ impl<S: Storage> Wal<S> {
         let PurgeOutcome {
             removed,
             left,
+            recycled,
             result,
         } = outcome;
+        self.recycled.extend(recycled);
         debug_assert!(
             left.last()
                 .zip(self.sealed.first().or(Some(&self.active.name)))
@@ -696,6 +738,7 @@ impl<S: Storage> Wal<S> {
         let (file, zeroed_bytes) = self.open_next_segment(&name, &opening)?;
         let new = Active {
             file_name: name.file_name(),
+            tag: record::segment_tag(name.sequence),
             name,
             file,
             write_offset: opening.len() as u64,
@@ -717,9 +760,9 @@ impl<S: Storage> Wal<S> {
     fn open_next_segment(&mut self, name: &SegmentName, opening: &[u8]) -> Result<(S::File, u64)> {
         let size_bytes = self.options.segment_size_bytes;
         match std::mem::replace(&mut self.next, NextSegment::Wanted) {
-            NextSegment::Ready(file) => {
-                next_segment::install(&self.storage, &file, name, opening)?;
-                Ok((file, next_segment::zeroed_bytes(size_bytes)))
+            NextSegment::Ready(prepared) => {
+                next_segment::install(&self.storage, &prepared.file, name, opening)?;
+                Ok((prepared.file, prepared.written_bytes))
             }
             state => {
                 if matches!(state, NextSegment::Preparing) {
@@ -756,19 +799,20 @@ fn write_opening(
         first_index: name.first_index,
         prev_crc,
     };
-    let mut crc = record::encode(buf, RecordType::SegmentHeader, prev_crc, |b| {
+    let tag = record::segment_tag(name.sequence);
+    let mut crc = record::encode(buf, RecordType::SegmentHeader, tag, prev_crc, |b| {
         payload::encode_segment_header(b, &header)
     });
-    crc = record::encode(buf, RecordType::Metadata, crc, |b| {
+    crc = record::encode(buf, RecordType::Metadata, tag, crc, |b| {
         payload::encode_metadata(b, metadata)
     });
     if snapshot.index > 0 {
-        crc = record::encode(buf, RecordType::SnapshotMarker, crc, |b| {
+        crc = record::encode(buf, RecordType::SnapshotMarker, tag, crc, |b| {
             payload::encode_snapshot_marker(b, snapshot)
         });
     }
     if !hs.is_empty() {
-        crc = record::encode(buf, RecordType::HardState, crc, |b| {
+        crc = record::encode(buf, RecordType::HardState, tag, crc, |b| {
             payload::encode_hard_state(b, hs)
         });
     }
@@ -788,6 +832,24 @@ fn remove_temp_files<S: Storage>(storage: &S) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The files of purged segments kept for reuse among `names`, oldest first,
+/// at most `max` of them: the others are removed.
+fn recycled_files<S: Storage>(storage: &S, names: &[String], max: usize) -> Result<Vec<String>> {
+    let mut recycled: Vec<String> = names
+        .iter()
+        .filter(|n| n.ends_with(RECYCLED_SUFFIX))
+        .cloned()
+        .collect();
+    recycled.sort();
+    let extra = recycled.len().saturating_sub(max);
+    for name in recycled.drain(..extra) {
+        storage
+            .remove(&name)
+            .map_err(|e| WalError::io("remove", &name, None, e))?;
+    }
+    Ok(recycled)
 }
 
 /// Opens the last segment; if its tail is torn, keeps a copy as

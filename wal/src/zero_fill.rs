@@ -9,7 +9,9 @@
 //! write+fdatasync). The log therefore writes zeros a [`ZERO_FILL_BYTES`]
 //! chunk ahead of its end, so most fsyncs only flush data — the same reason
 //! PostgreSQL zero-fills new WAL files (`wal_init_zero`). Zeros past the
-//! log's end are what recovery already reads as its end.
+//! log's end are what recovery already reads as its end. A segment written
+//! over a purged segment's file needs none (see [`crate::next_segment`]):
+//! the whole file was written before.
 
 use std::io;
 

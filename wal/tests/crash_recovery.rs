@@ -47,8 +47,8 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (1..6usize, 0..300usize, prop_oneof![8 => Just(0u64), 2 => 1..5u64], any::<bool>())
             .prop_map(|(count, size_bytes, back, hard_state)| Op::Append { count, size_bytes, back, hard_state }),
         3 => any::<bool>().prop_map(|overlap| Op::Sync { overlap }),
-        1 => (0..4u64).prop_map(|back| Op::Snapshot { back }),
-        1 => Just(Op::Prepare),
+        2 => (0..4u64).prop_map(|back| Op::Snapshot { back }),
+        2 => Just(Op::Prepare),
         1 => Just(Op::Crash),
         1 => Just(Op::FailedSync),
     ]
@@ -132,11 +132,19 @@ impl Model {
     }
 }
 
-fn options(write_buffer_bytes: usize) -> WalOptions {
+/// Segments of one 4 KiB block (every direct write zero-fills the rest of
+/// the segment) or of three (a recycled file's old records stay after the
+/// log's end), with purged files kept for reuse (the default).
+fn options(write_buffer_bytes: usize, segment_size_bytes: u64) -> WalOptions {
     WalOptions {
-        segment_size_bytes: 4096,
+        segment_size_bytes,
         write_buffer_bytes,
+        ..WalOptions::default()
     }
+}
+
+fn segment_size() -> impl Strategy<Value = u64> {
+    prop_oneof![Just(4096u64), Just(12288u64)]
 }
 
 const META: Metadata = Metadata {
@@ -154,13 +162,12 @@ fn recovered_state(rec: &keel_wal::Recovered) -> State {
 
 /// Runs `ops`; `bit_flip` flips a random bit before each recovery instead of
 /// requiring recovery to succeed. Returns an error message on a violation.
-fn run(seed: u64, write_buffer_bytes: usize, ops: &[Op], bit_flip: bool) -> Result<(), String> {
+fn run(seed: u64, options: WalOptions, ops: &[Op], bit_flip: bool) -> Result<(), String> {
     let disk = SimStorage::new(SimConfig {
         seed,
         ..SimConfig::default()
     });
-    let mut wal =
-        Wal::create(disk.clone(), options(write_buffer_bytes), META).map_err(|e| e.to_string())?;
+    let mut wal = Wal::create(disk.clone(), options.clone(), META).map_err(|e| e.to_string())?;
     let mut model = Model {
         base: State::default(),
         records: Vec::new(),
@@ -264,7 +271,7 @@ fn run(seed: u64, write_buffer_bytes: usize, ops: &[Op], bit_flip: bool) -> Resu
             Op::Crash => {
                 prepare_job = None;
                 abandon(purge_job.take(), step);
-                match crash_and_recover(wal, &disk, write_buffer_bytes, &model, bit_flip, step)? {
+                match crash_and_recover(wal, &disk, &options, &model, bit_flip, step)? {
                     Some((reopened, got)) => {
                         wal = reopened;
                         model = Model {
@@ -289,7 +296,7 @@ fn run(seed: u64, write_buffer_bytes: usize, ops: &[Op], bit_flip: bool) -> Resu
                 }
                 prepare_job = None;
                 abandon(purge_job.take(), step);
-                match crash_and_recover(wal, &disk, write_buffer_bytes, &model, bit_flip, step)? {
+                match crash_and_recover(wal, &disk, &options, &model, bit_flip, step)? {
                     Some((reopened, got)) => {
                         wal = reopened;
                         model = Model {
@@ -321,7 +328,7 @@ fn abandon(job: Option<keel_wal::PurgeJob<SimStorage>>, step: usize) {
 fn crash_and_recover(
     wal: Wal<SimStorage>,
     disk: &SimStorage,
-    write_buffer_bytes: usize,
+    options: &WalOptions,
     model: &Model,
     bit_flip: bool,
     step: usize,
@@ -331,7 +338,7 @@ fn crash_and_recover(
     if bit_flip {
         disk.flip_random_bit();
     }
-    let (reopened, rec) = match Wal::open(disk.clone(), options(write_buffer_bytes)) {
+    let (reopened, rec) = match Wal::open(disk.clone(), options.clone()) {
         Ok(opened) => opened,
         Err(_) if bit_flip => return Ok(None),
         Err(e) => return Err(format!("step {step}: recovery failed: {e}")),
@@ -362,9 +369,11 @@ proptest! {
     fn crashes_lose_only_unsynced_records(
         seed in any::<u64>(),
         write_buffer_bytes in 64..4096usize,
+        segment_size_bytes in segment_size(),
         ops in proptest::collection::vec(op(), 1..60),
     ) {
-        if let Err(msg) = run(seed, write_buffer_bytes, &ops, false) {
+        let options = options(write_buffer_bytes, segment_size_bytes);
+        if let Err(msg) = run(seed, options, &ops, false) {
             prop_assert!(false, "seed {seed}: {msg}");
         }
     }
@@ -372,9 +381,10 @@ proptest! {
     #[test]
     fn bit_flips_give_an_error_or_a_prefix(
         seed in any::<u64>(),
+        segment_size_bytes in segment_size(),
         ops in proptest::collection::vec(op(), 1..40),
     ) {
-        if let Err(msg) = run(seed, 512, &ops, true) {
+        if let Err(msg) = run(seed, options(512, segment_size_bytes), &ops, true) {
             prop_assert!(false, "seed {seed}: {msg}");
         }
     }

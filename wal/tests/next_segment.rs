@@ -132,6 +132,7 @@ fn real_files_cut_into_prepared_segments_and_reopen() {
     let opts = WalOptions {
         segment_size_bytes: 2 * ZERO_FILL_BYTES,
         write_buffer_bytes: 64 << 10,
+        ..WalOptions::default()
     };
     let mut wal = Wal::create(storage.clone(), opts.clone(), META).unwrap();
     let mut next = 1;

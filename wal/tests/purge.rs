@@ -7,19 +7,8 @@
 
 mod common;
 
-use bytes::Bytes;
-use common::{META, marker, real_files, small};
-use keel_kernel::raft::{Entry, EntryType};
+use common::{META, marker, real_files, small, text_entry as entry};
 use keel_wal::{FsStorage, SimConfig, SimStorage, Storage, Wal, WalError, recover};
-
-fn entry(index: u64) -> Entry {
-    Entry {
-        term: 1,
-        index,
-        entry_type: EntryType::Normal,
-        data: Bytes::from(format!("entry {index} ").repeat(8)),
-    }
-}
 
 /// Appends entries `from..=to` one by one and syncs.
 fn append<S: Storage>(wal: &mut Wal<S>, from: u64, to: u64) {

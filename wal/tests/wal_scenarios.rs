@@ -407,6 +407,7 @@ fn the_segment_is_zero_filled_a_chunk_ahead_of_the_records() {
     let options = WalOptions {
         segment_size_bytes: 8 * ZERO_FILL_BYTES,
         write_buffer_bytes: 4096,
+        ..WalOptions::default()
     };
     let mut wal = Wal::create(d.clone(), options, META).unwrap();
     let before = d.stats().written_bytes;
@@ -516,6 +517,7 @@ fn real_files_small_group_commits_survive_reopen() {
     let opts = WalOptions {
         segment_size_bytes: 16 << 10,
         write_buffer_bytes: 1 << 20,
+        ..WalOptions::default()
     };
     let mut wal = Wal::create(storage.clone(), opts.clone(), META).unwrap();
     let mut next = 1;

@@ -375,8 +375,9 @@ impl SimStorage {
         self.lock().forced_dir_sync_failures = count;
     }
 
-    /// Makes removals of `name` fail with a permission error (leaving the
-    /// file in place) while `refuse` is true.
+    /// Makes removals of `name`, and renames of it to another name, fail
+    /// with a permission error (leaving the file in place) while `refuse` is
+    /// true.
     pub fn refuse_removal(&self, name: &str, refuse: bool) {
         let mut s = self.lock();
         if refuse {
@@ -510,6 +511,12 @@ impl Storage for SimStorage {
 
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         let mut s = self.lock();
+        if s.unremovable.contains(from) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("renaming {from} refused (simulated)"),
+            ));
+        }
         let inode = s.names.remove(from).ok_or_else(|| not_found(from))?;
         s.names.insert(to.to_string(), inode);
         Ok(())
@@ -657,6 +664,8 @@ mod tests {
         d.sync_dir().unwrap();
         d.refuse_removal("a", true);
         let err = d.remove("a").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        let err = d.rename("a", "b").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
         assert_eq!(d.list().unwrap(), ["a"]);
         d.refuse_removal("a", false);
