@@ -4,7 +4,8 @@
 //! Maintenance clients) puts a key through the leader and reads it from every
 //! member; the leader's host is killed; the two survivors elect a new leader
 //! and still serve the key (and a new write). A second scenario restarts a
-//! member after a power loss, behind the others' snapshots.
+//! member after a power loss, behind the others' snapshots, on 4 KiB WAL
+//! segments that every member cuts, purges and reuses.
 //!
 //! Run: `RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/madsim cargo test -p keel-sim --test smoke`
 //! On failure madsim prints the seed; `MADSIM_TEST_SEED=<seed>` replays it,
@@ -25,7 +26,7 @@ use keel_server::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use keel_server::proto::etcdserverpb::{PutRequest, RangeRequest, StatusRequest};
 use keel_server::transport::TransportLimits;
 use keel_sim::NodeAddr;
-use keel_wal::{SimConfig, SimStorage};
+use keel_wal::{SimConfig, SimStorage, Storage};
 use madsim::runtime::Handle;
 use madsim::task::NodeId;
 
@@ -222,7 +223,9 @@ async fn three_members_serve_a_key_after_the_leader_is_killed() {
 /// snapshots and compact their logs comes back from its own snapshot files
 /// and WAL, and catches up through the leader's snapshot: the snapshot jobs
 /// (encode buffer, file, WAL marker, purge), the snapshot's transfer and
-/// install, and the restart's choice of snapshot, under simulation.
+/// install, and the restart's choice of snapshot, under simulation. WAL
+/// segments are 4 KiB, so the logs cut, purge and write segments over the
+/// files their purges kept, before and after the power loss.
 #[madsim::test]
 async fn a_restarted_member_catches_up_through_a_snapshot() {
     let handle = Handle::current();
@@ -232,6 +235,7 @@ async fn a_restarted_member_catches_up_through_a_snapshot() {
             let mut settings = settings(i);
             settings.snapshot_count = 10;
             settings.snapshot_catchup_entries = 5;
+            settings.wal_segment_size_bytes = 4096;
             start_member(&handle, i, settings, storages[usize::from(i)].clone())
         })
         .collect();
@@ -274,4 +278,38 @@ async fn a_restarted_member_catches_up_through_a_snapshot() {
         })
         .await
         .unwrap();
+    // More writes, so every member cuts segments into the files its purges
+    // kept, the restarted one included.
+    client
+        .spawn(async move {
+            for i in 0..150 {
+                put(leader, &format!("more{i}"), "x").await;
+            }
+            for _ in 0..100 {
+                if try_get(lagging, "more149").await.ok().flatten().is_some() {
+                    return;
+                }
+                madsim::time::sleep(Duration::from_millis(200)).await;
+            }
+            panic!("member m{lagging} did not apply the last writes");
+        })
+        .await
+        .unwrap();
+    for (i, disk) in storages.iter().enumerate() {
+        assert!(reused_segments(&disk.wal) > 0, "member m{i} reused no file");
+    }
+}
+
+/// How many of the segments a log has had were written over a kept file:
+/// the segments (the newest one's sequence + 1) less the files the disk
+/// created (each new segment, and each new prepared file, is one).
+fn reused_segments(disk: &SimStorage) -> u64 {
+    let names = disk.list().unwrap();
+    let newest = names
+        .iter()
+        .filter_map(|n| keel_wal::segment::SegmentName::parse(n))
+        .map(|s| s.sequence)
+        .max()
+        .unwrap();
+    (newest + 1).saturating_sub(disk.stats().creates)
 }
