@@ -335,7 +335,7 @@ async fn committer(
         let cut = round.elapsed() > Duration::from_micros(100)
             && wal.segment_names().last() != Some(&log.active);
         wal.sync().unwrap();
-        log.purges.poll(wal);
+        log.purges.poll(wal, cut);
         if cut {
             log.active = wal.segment_names().pop().unwrap();
             log.cut_rounds.push(round.elapsed());
@@ -375,8 +375,9 @@ struct Purges {
 }
 
 impl Purges {
-    /// Called after each sync of `wal`.
-    fn poll(&mut self, wal: &mut Wal<FsStorage>) {
+    /// Called after each sync of `wal`; `cut` says whether the round cut
+    /// a segment (only then can more than [`SEGMENTS_KEPT`] be sealed).
+    fn poll(&mut self, wal: &mut Wal<FsStorage>, cut: bool) {
         if let Some(pending) = &self.pending {
             match pending.try_recv() {
                 Ok(outcome) => wal.finish_purge(outcome).map(|_| ()).unwrap(),
@@ -390,16 +391,20 @@ impl Purges {
                 std::thread::spawn(move || done.send(job.run()));
                 self.pending = Some(pending);
             }
-        } else if wal.segment_names().len() > SEGMENTS_KEPT + 1 {
+        } else if cut && wal.segment_names().len() > SEGMENTS_KEPT + 1 {
             let index = wal.last_index();
-            let marker = keel_wal::SnapshotMarker {
-                index,
-                term: 1,
-                ..keel_wal::SnapshotMarker::default()
-            };
-            wal.append_snapshot_marker(&marker).unwrap();
+            wal.append_snapshot_marker(&snapshot_marker(index)).unwrap();
             self.marked = Some(index);
         }
+    }
+}
+
+/// A snapshot marker at `index`, term 1.
+fn snapshot_marker(index: u64) -> keel_wal::SnapshotMarker {
+    keel_wal::SnapshotMarker {
+        index,
+        term: 1,
+        ..keel_wal::SnapshotMarker::default()
     }
 }
 
@@ -445,25 +450,23 @@ impl TaskLog {
         let dir = temp_dir();
         let storage = FsStorage::open(dir.path()).unwrap();
         let mut wal = Wal::create(storage, WalOptions::default(), META).unwrap();
-        let mut purges = Purges::default();
         let data = Bytes::from(vec![0xA5; APPEND_ENTRY_BYTES]);
         while wal.segment_names().len() < SEGMENTS_KEPT + 3 {
             let next = wal.last_index() + 1;
             let batch: Vec<Entry> = (next..next + 4096).map(|i| entry(i, &data)).collect();
             wal.append(&batch, None).unwrap();
         }
+        let index = wal.last_index();
+        wal.append_snapshot_marker(&snapshot_marker(index)).unwrap();
         wal.sync().unwrap();
-        while purges.marked.is_some() || purges.pending.is_some() || wal.segment_names().len() > 1 {
-            purges.poll(&mut wal);
-            wal.sync().unwrap();
-        }
+        wal.purge(index).unwrap();
         let active = wal.segment_names().pop().unwrap();
         TaskLog {
             _dir: dir,
             log: Some(CommitLog {
                 wal,
                 prepared: NextSegment::default(),
-                purges,
+                purges: Purges::default(),
                 active,
                 cut_rounds: Vec::new(),
             }),

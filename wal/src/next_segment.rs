@@ -90,22 +90,25 @@ impl<S: Storage> PrepareJob<S> {
     /// failure the half-made file is removed (best effort), so a full disk
     /// gets its space back.
     pub fn run(self) -> PrepareOutcome<S> {
-        let reused = match &self.recycled {
-            Some(name) => reuse(&self.storage, name, self.size_bytes),
-            None => Ok(None),
-        };
-        let result = match reused {
-            Ok(Some(file)) => Ok(Prepared {
+        PrepareOutcome {
+            result: self.prepared(),
+        }
+    }
+
+    fn prepared(&self) -> Result<Prepared<S::File>> {
+        if let Some(name) = &self.recycled
+            && let Some(file) = reuse(&self.storage, name, self.size_bytes)?
+        {
+            return Ok(Prepared {
                 file,
                 written_bytes: self.size_bytes,
-            }),
-            Ok(None) => prepare(&self.storage, self.size_bytes).map(|file| Prepared {
-                file,
-                written_bytes: zeroed_bytes(self.size_bytes),
-            }),
-            Err(e) => Err(e),
-        };
-        PrepareOutcome { result }
+            });
+        }
+        let file = prepare(&self.storage, self.size_bytes)?;
+        Ok(Prepared {
+            file,
+            written_bytes: zeroed_bytes(self.size_bytes),
+        })
     }
 }
 
@@ -117,7 +120,7 @@ impl<S: Storage> PrepareOutcome<S> {
 }
 
 /// Renames `recycled` to [`NEXT_TEMP_NAME`] and opens it: `None` if it is
-/// gone or not `size_bytes` long (then it is removed).
+/// gone or not `size_bytes` long (then [`prepare`] replaces it).
 fn reuse<S: Storage>(storage: &S, recycled: &str, size_bytes: u64) -> Result<Option<S::File>> {
     match storage.rename(recycled, NEXT_TEMP_NAME) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -127,14 +130,7 @@ fn reuse<S: Storage>(storage: &S, recycled: &str, size_bytes: u64) -> Result<Opt
         .open(NEXT_TEMP_NAME)
         .map_err(io_error("open", None))?;
     let len = storage.len(&file).map_err(io_error("stat", None))?;
-    if len == size_bytes {
-        return Ok(Some(file));
-    }
-    drop(file);
-    storage
-        .remove(NEXT_TEMP_NAME)
-        .map_err(io_error("remove", None))?;
-    Ok(None)
+    Ok((len == size_bytes).then_some(file))
 }
 
 fn prepare<S: Storage>(storage: &S, size_bytes: u64) -> Result<S::File> {

@@ -49,7 +49,8 @@ pub struct PurgeJob<S: Storage> {
 /// Result of [`PurgeJob::run`], handed back to [`crate::Wal::finish_purge`].
 #[derive(Debug)]
 pub struct PurgeOutcome {
-    /// How many of the job's segments were removed (the oldest ones).
+    /// How many of the job's segments are gone from the log's files (the
+    /// oldest ones): removed, or renamed to be kept for reuse.
     pub(crate) removed: usize,
     /// The job's segments that are still there, oldest first.
     pub(crate) left: Vec<SegmentName>,
@@ -75,21 +76,18 @@ impl<S: Storage> PurgeJob<S> {
         let mut recycled = Vec::new();
         for name in &self.segments {
             let file = name.file_name();
-            let keep = recycled.len() < self.recycle;
-            let done = if keep {
-                self.storage.rename(&file, &name.recycled_name())
-            } else {
-                self.storage.remove(&file)
+            let kept = (recycled.len() < self.recycle).then(|| name.recycled_name());
+            let (op, done) = match &kept {
+                Some(to) => ("rename", self.storage.rename(&file, to)),
+                None => ("remove", self.storage.remove(&file)),
             };
             match done {
-                Ok(()) if keep => {
-                    recycled.push(name.recycled_name());
+                Ok(()) => {
                     removed += 1;
+                    recycled.extend(kept);
                 }
-                Ok(()) => removed += 1,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => removed += 1,
                 Err(e) => {
-                    let op = if keep { "rename" } else { "remove" };
                     result = Err(WalError::io(op, &file, None, e));
                     break;
                 }
@@ -112,7 +110,7 @@ impl<S: Storage> PurgeJob<S> {
 }
 
 impl PurgeOutcome {
-    /// How many segment files the job removed.
+    /// How many segment files the job removed or kept for reuse.
     pub fn removed(&self) -> usize {
         self.removed
     }

@@ -262,9 +262,8 @@ pub fn is_torn(data: &[u8], offset: usize, damage: &Damage, tag: u16) -> bool {
         return false;
     }
     let end = damage.extent_end.max(offset).min(data.len());
-    if first_of_segment(data, end, tag).is_none() {
-        return true;
-    }
+    // The record's own sectors first: a scan of the rest of the file may
+    // read up to a whole segment.
     let mut chunk_start = offset;
     while chunk_start < end {
         let chunk_end = ((chunk_start / SECTOR_BYTES + 1) * SECTOR_BYTES).min(end);
@@ -273,7 +272,7 @@ pub fn is_torn(data: &[u8], offset: usize, damage: &Damage, tag: u16) -> bool {
         }
         chunk_start = chunk_end;
     }
-    false
+    first_of_segment(data, end, tag).is_none()
 }
 
 #[cfg(test)]

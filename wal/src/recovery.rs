@@ -249,11 +249,13 @@ fn tag_of(name: &SegmentName, data: &[u8]) -> u16 {
     }
 }
 
-/// Reads the segment's header record; returns where the next record starts.
+/// Reads the segment's header record (tagged `tag`); returns where the
+/// next record starts.
 fn read_header(
     name: &SegmentName,
     file: &str,
     data: &Bytes,
+    tag: u16,
     state: &mut State,
     is_first: bool,
 ) -> Result<usize> {
@@ -265,7 +267,7 @@ fn read_header(
             "crc chain broken: segment does not follow the previous one",
         ));
     }
-    let Decoded::Record(framed) = record::decode(data, 0, tag_of(name, data), prev_crc) else {
+    let Decoded::Record(framed) = record::decode(data, 0, tag, prev_crc) else {
         return Err(WalError::corrupt(file, 0, "bad segment header"));
     };
     let header = match payload::decode(
@@ -317,8 +319,8 @@ fn read_segment<S: Storage>(
     } else {
         data
     };
-    let mut offset = read_header(name, &file, &data, state, is_first)?;
     let tag = tag_of(name, &data);
+    let mut offset = read_header(name, &file, &data, tag, state, is_first)?;
     loop {
         let tail = |torn| Tail {
             name: name.clone(),

@@ -70,18 +70,23 @@ fn encode_header_and_crc(snapshot: &Snapshot) -> (Vec<u8>, u32) {
     (header, hasher.finalize())
 }
 
-/// Offset of the data in a snapshot file starting with `header`, read from
-/// the header alone; `None` if it is not one.
-fn data_start(header: &[u8]) -> Option<usize> {
-    let mut r = Reader::new(header);
-    if r.take(8).ok()? != SNAPSHOT_MAGIC {
-        return None;
+/// Reads the bytes of a snapshot file before its data: the snapshot's
+/// metadata and the data's length in bytes. Errors: the reason the header
+/// is invalid.
+fn decode_header(r: &mut Reader) -> std::result::Result<(SnapshotMetadata, usize), &'static str> {
+    if r.take(8)? != SNAPSHOT_MAGIC {
+        return Err("bad snapshot magic");
     }
-    r.u64().ok()?;
-    r.u64().ok()?;
-    decode_conf_state(&mut r).ok()?;
-    r.u64().ok()?;
-    Some(r.position())
+    let index = r.u64()?;
+    let term = r.u64()?;
+    let conf_state = decode_conf_state(r)?;
+    let data_len = usize::try_from(r.u64()?).map_err(|_| "snapshot data length too large")?;
+    let metadata = SnapshotMetadata {
+        index,
+        term,
+        conf_state,
+    };
+    Ok((metadata, data_len))
 }
 
 /// Decodes a snapshot file's content; the data is a zero-copy slice of
@@ -93,25 +98,12 @@ pub fn decode(file: &Bytes) -> std::result::Result<Snapshot, &'static str> {
         return Err("snapshot crc mismatch");
     }
     let mut r = Reader::new(body);
-    if r.take(8)? != SNAPSHOT_MAGIC {
-        return Err("bad snapshot magic");
-    }
-    let index = r.u64()?;
-    let term = r.u64()?;
-    let conf_state = decode_conf_state(&mut r)?;
-    let data_len = usize::try_from(r.u64()?).map_err(|_| "snapshot data length too large")?;
+    let (metadata, data_len) = decode_header(&mut r)?;
     let start = r.position();
     r.take(data_len)?;
     r.finish()?;
     let data = file.slice(start..start + data_len);
-    Ok(Snapshot {
-        metadata: SnapshotMetadata {
-            index,
-            term,
-            conf_state,
-        },
-        data,
-    })
+    Ok(Snapshot { metadata, data })
 }
 
 impl<S: Storage> SnapshotFiles<S> {
@@ -204,8 +196,9 @@ impl<S: Storage> SnapshotFiles<S> {
             .map(name)
             .map_err(WalError::io_for("map", name))?;
         // Reads the header's bytes only.
-        let data_at =
-            data_start(&file).ok_or_else(|| WalError::corrupt(name, 0, "not a snapshot file"))?;
+        let mut r = Reader::new(&file);
+        decode_header(&mut r).map_err(|_| WalError::corrupt(name, 0, "not a snapshot file"))?;
+        let data_at = r.position();
         let end = data_at + data_len;
         if file.len() != end + 4 {
             return Err(WalError::corrupt(

@@ -186,13 +186,13 @@ impl<S: Storage> Wal<S> {
         choose: impl FnOnce(&[SnapshotMarker]) -> Result<Option<u64>>,
     ) -> Result<(Wal<S>, Recovered)> {
         check_options(&options)?;
-        remove_temp_files(&storage)?;
-        let scan = recovery::scan_choosing(&storage, choose)?;
-        let file = repair_tail(&storage, &scan.tail, options.segment_size_bytes)?;
         let names = storage
             .list()
             .map_err(|e| WalError::io("list", "", None, e))?;
+        remove_temp_files(&storage, &names)?;
         let recycled = recycled_files(&storage, &names, options.recycled_segments_max)?;
+        let scan = recovery::scan_choosing(&storage, choose)?;
+        let file = repair_tail(&storage, &scan.tail, options.segment_size_bytes)?;
         let mut sealed = scan.segments;
         let name = sealed
             .pop()
@@ -247,26 +247,13 @@ impl<S: Storage> Wal<S> {
         self.check_entries(entries)?;
         for entry in entries {
             self.reserve(payload::ENTRY_FIXED_BYTES + entry.data.len())?;
-            let crc = record::encode(
-                &mut self.buf,
-                RecordType::Entry,
-                self.active.tag,
-                self.crc,
-                |b| payload::encode_entry(b, entry),
-            );
-            self.crc = crc;
+            self.encode_record(RecordType::Entry, |b| payload::encode_entry(b, entry));
             self.last_index = entry.index;
             self.after_record()?;
         }
         if let Some(hs) = hard_state {
             self.reserve(payload::HARD_STATE_BYTES)?;
-            self.crc = record::encode(
-                &mut self.buf,
-                RecordType::HardState,
-                self.active.tag,
-                self.crc,
-                |b| payload::encode_hard_state(b, hs),
-            );
+            self.encode_record(RecordType::HardState, |b| payload::encode_hard_state(b, hs));
             self.hard_state = *hs;
             self.after_record()?;
         }
@@ -286,13 +273,9 @@ impl<S: Storage> Wal<S> {
             )));
         }
         self.reserve(payload::snapshot_marker_bytes(marker))?;
-        self.crc = record::encode(
-            &mut self.buf,
-            RecordType::SnapshotMarker,
-            self.active.tag,
-            self.crc,
-            |b| payload::encode_snapshot_marker(b, marker),
-        );
+        self.encode_record(RecordType::SnapshotMarker, |b| {
+            payload::encode_snapshot_marker(b, marker)
+        });
         self.snapshot = marker.clone();
         self.last_index = self.last_index.max(marker.index);
         self.after_record()?;
@@ -637,6 +620,18 @@ impl<S: Storage> Wal<S> {
         Ok(())
     }
 
+    /// Encodes one record of the active segment into the buffer, chained to
+    /// the last one (call [`Wal::reserve`] for its room first).
+    fn encode_record(&mut self, record_type: RecordType, write_payload: impl FnOnce(&mut Vec<u8>)) {
+        self.crc = record::encode(
+            &mut self.buf,
+            record_type,
+            self.active.tag,
+            self.crc,
+            write_payload,
+        );
+    }
+
     /// After each encoded record: hand a full buffer to the storage.
     fn after_record(&mut self) -> Result<()> {
         if self.buf.len() >= self.options.write_buffer_bytes {
@@ -820,16 +815,11 @@ fn write_opening(
 }
 
 /// Removes segments left half-created by a crash during a cut.
-fn remove_temp_files<S: Storage>(storage: &S) -> Result<()> {
-    for name in storage
-        .list()
-        .map_err(|e| WalError::io("list", "", None, e))?
-    {
-        if name.ends_with(TEMP_SUFFIX) {
-            storage
-                .remove(&name)
-                .map_err(|e| WalError::io("remove", &name, None, e))?;
-        }
+fn remove_temp_files<S: Storage>(storage: &S, names: &[String]) -> Result<()> {
+    for name in names.iter().filter(|n| n.ends_with(TEMP_SUFFIX)) {
+        storage
+            .remove(name)
+            .map_err(|e| WalError::io("remove", name, None, e))?;
     }
     Ok(())
 }

@@ -362,19 +362,25 @@ async fn failed_fsync_fails_the_request_and_keeps_what_was_acknowledged() {
     node.stop().await;
 }
 
+/// Waits until `done` holds, checking every 10 ms for at most 10 s;
+/// panics with `what` then.
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what}");
+}
+
 /// Waits (bounded) until the WAL disk holds a prepared next segment.
 async fn wait_for_prepared_segment(disk: &keel_wal::SimStorage) {
     let prepared = || {
         let names = disk.list().unwrap();
         names.iter().any(|n| n == NEXT_TEMP_NAME)
     };
-    for _ in 0..1000 {
-        if prepared() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("no next segment prepared: {:?}", disk.list().unwrap());
+    wait_until("no next segment prepared", prepared).await;
 }
 
 /// The driver keeps the WAL's next segment prepared in the background; a
@@ -385,14 +391,10 @@ async fn the_driver_keeps_the_next_wal_segment_prepared() {
     let handle = node.handle();
     put(&handle, "k", "v").await;
     wait_for_prepared_segment(&disk).await;
-    let segments = || {
-        let names = disk.list().unwrap();
-        names.iter().filter(|n| n.ends_with(".wal")).count()
-    };
-    assert_eq!(segments(), 1);
+    assert_eq!(wal_segments(&disk), 1);
     let value = "v".repeat(1 << 20);
     let mut i = 0;
-    while segments() < 2 {
+    while wal_segments(&disk) < 2 {
         assert!(i < 100, "no cut after {i} MiB");
         let applied = handle
             .propose(put_request(&format!("big{i}"), &value), None)
@@ -406,6 +408,7 @@ async fn the_driver_keeps_the_next_wal_segment_prepared() {
     node.stop().await;
 }
 
+/// How many WAL segment files `disk` holds.
 fn wal_segments<S: keel_wal::Storage>(disk: &S) -> usize {
     let names = disk.list().unwrap();
     names.iter().filter(|n| n.ends_with(".wal")).count()
@@ -462,13 +465,7 @@ async fn a_slow_segment_removal_does_not_hold_up_proposals() {
     assert!(during.await.is_ok(), "a proposal waited for the purge");
     assert_eq!(wal_segments(&disk), 2);
     disk.open_gate();
-    for _ in 0..500 {
-        if wal_segments(&disk) == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(wal_segments(&disk), 1, "the purge did not finish");
+    wait_until("the purge did not finish", || wal_segments(&disk) == 1).await;
     node.stop().await;
 }
 
@@ -508,13 +505,7 @@ async fn a_slow_snapshot_file_does_not_hold_up_proposals() {
         let names = snap.list().unwrap();
         names.iter().filter(|n| n.ends_with(".snap")).count()
     };
-    for i in 0.. {
-        assert!(i < 500, "the snapshot file never appeared");
-        if snapshot_files() > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until("the snapshot file never appeared", || snapshot_files() > 0).await;
     // The next write finishes the snapshot: its marker goes into the WAL.
     put(&handle, "after", "snapshot").await;
     node.stop().await;

@@ -157,6 +157,15 @@ struct SimState {
     stats: SimStats,
 }
 
+/// The error of an operation on `name` that [`SimStorage::refuse_removal`]
+/// refuses.
+fn refused(doing: &str, name: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!("{doing} {name:?} refused (simulated)"),
+    )
+}
+
 fn not_found(name: &str) -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, format!("no such file {name:?}"))
 }
@@ -512,10 +521,7 @@ impl Storage for SimStorage {
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         let mut s = self.lock();
         if s.unremovable.contains(from) {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!("renaming {from} refused (simulated)"),
-            ));
+            return Err(refused("renaming", from));
         }
         let inode = s.names.remove(from).ok_or_else(|| not_found(from))?;
         s.names.insert(to.to_string(), inode);
@@ -536,10 +542,7 @@ impl Storage for SimStorage {
     fn remove(&self, name: &str) -> io::Result<()> {
         let mut s = self.lock();
         if s.unremovable.contains(name) {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                "simulated removal failure",
-            ));
+            return Err(refused("removing", name));
         }
         s.names.remove(name).ok_or_else(|| not_found(name))?;
         Ok(())
