@@ -11,6 +11,16 @@
 //! * `mvcc/range_single_key`: read one pseudo-randomly chosen key.
 //! * `mvcc/range_single_key_hot`: the same over a 4096-key working set
 //!   (cache-resident index paths), to separate cache misses from code cost.
+//! * `mvcc/put_cache_resident`, `mvcc/range_cache_resident`: the same
+//!   operations on a separate store of 4096 keys (compacted every 4096
+//!   puts, so one or two versions per key as in `mvcc/put`), small enough
+//!   to stay in cache: the code cost with the cache misses gone.
+//! * `mvcc/dependent_load`: the machine's floor, measured in the same run:
+//!   one load whose address depends on the previous one, at random over a
+//!   heap as large as the store's (a pointer chase through 64-byte lines).
+//!   A random single-key read needs at least two such loads one after the
+//!   other (the index leaf that holds the key, then the key's record), so
+//!   no unbatched read is faster than two of them.
 //!
 //! Goals from the issue: >= 1,000,000 puts/s and >= 2,000,000 ranges/s.
 //!
@@ -35,6 +45,11 @@ const KEYS: u64 = 1_000_000;
 const KEY_BYTES: usize = 64;
 const VALUE_BYTES: usize = 256;
 const HOT_KEYS: u64 = 4096;
+/// Bytes the pointer chase of `mvcc/dependent_load` walks: about the
+/// store's heap for 1M keys.
+const CHASE_BYTES: usize = 400 << 20;
+/// Bytes of a cache line: the chase reads one word per line.
+const LINE_BYTES: usize = 64;
 
 /// splitmix64: a fixed pseudo-random sequence.
 fn mix(mut x: u64) -> u64 {
@@ -59,34 +74,49 @@ fn write_key(out: &mut Vec<u8>, i: u64) {
     out.resize(KEY_BYTES, b'k');
 }
 
-fn loaded_store() -> Store {
+/// A store holding keys `0..keys` (see [`write_key`]), one version each.
+fn loaded_store(keys: u64) -> Store {
     let mut store = Store::new();
     let mut req = PutRequest {
         value: vec![7; VALUE_BYTES],
         ..PutRequest::default()
     };
-    for i in 0..KEYS {
+    for i in 0..keys {
         write_key(&mut req.key, i);
         store.put(&req, &|_| true).unwrap();
     }
     store
 }
 
-/// Overwrites of pseudo-random existing keys, compacting every 1M puts
-/// outside the timed region.
+/// Overwrites of pseudo-random existing keys among `0..keys`, compacting
+/// every `keys` puts outside the timed region.
 struct Puts {
     req: PutRequest,
+    keys: u64,
     n: u64,
     since_compaction: u64,
 }
 
 impl Puts {
+    /// Puts of 256-byte values over keys `0..keys`.
+    fn new(keys: u64) -> Puts {
+        Puts {
+            req: PutRequest {
+                value: vec![9; VALUE_BYTES],
+                ..PutRequest::default()
+            },
+            keys,
+            n: 0,
+            since_compaction: 0,
+        }
+    }
+
     /// Runs `iters` puts on `store`; returns the time they took.
     fn run(&mut self, store: &mut Store, iters: u64) -> Duration {
         let mut timed = Duration::ZERO;
         let mut left = iters;
         while left > 0 {
-            if self.since_compaction >= KEYS {
+            if self.since_compaction >= self.keys {
                 let revision = store.current_revision();
                 store
                     .compact(&CompactionRequest {
@@ -96,11 +126,11 @@ impl Puts {
                     .unwrap();
                 self.since_compaction = 0;
             }
-            let chunk = left.min(KEYS - self.since_compaction);
+            let chunk = left.min(self.keys - self.since_compaction);
             let start = Instant::now();
             for _ in 0..chunk {
                 self.n += 1;
-                write_key(&mut self.req.key, mix(self.n) % KEYS);
+                write_key(&mut self.req.key, mix(self.n) % self.keys);
                 black_box(store.put(&self.req, &|_| true).unwrap());
             }
             timed += start.elapsed();
@@ -111,20 +141,33 @@ impl Puts {
     }
 }
 
+/// A random cyclic walk over `bytes` of memory, one word per cache line:
+/// `lines[i * W]` holds the index of the next line's word, every line is
+/// visited once per cycle (Sattolo's shuffle), so each load's address
+/// depends on the previous load and the hardware cannot run ahead.
+fn pointer_chase(bytes: usize) -> Vec<usize> {
+    const WORDS_PER_LINE: usize = LINE_BYTES / size_of::<usize>();
+    let lines = bytes / LINE_BYTES;
+    let mut order: Vec<usize> = (0..lines).collect();
+    for i in (1..lines).rev() {
+        let j = (mix(i as u64) % i as u64) as usize;
+        order.swap(i, j);
+    }
+    let mut chase = vec![0usize; lines * WORDS_PER_LINE];
+    for (i, &line) in order.iter().enumerate() {
+        let next = order[(i + 1) % lines];
+        chase[line * WORDS_PER_LINE] = next * WORDS_PER_LINE;
+    }
+    chase
+}
+
 fn bench_mvcc(c: &mut Criterion) {
-    let mut store = loaded_store();
+    let mut store = loaded_store(KEYS);
     let mut group = c.benchmark_group("mvcc");
     group.throughput(Throughput::Elements(1));
     group.measurement_time(Duration::from_secs(5));
 
-    let mut puts = Puts {
-        req: PutRequest {
-            value: vec![9; VALUE_BYTES],
-            ..PutRequest::default()
-        },
-        n: 0,
-        since_compaction: 0,
-    };
+    let mut puts = Puts::new(KEYS);
     group.bench_function("put", |b| {
         b.iter_custom(|iters| puts.run(&mut store, iters))
     });
@@ -150,6 +193,29 @@ fn bench_mvcc(c: &mut Criterion) {
             n += 1;
             write_key(&mut range.key, mix(n) % HOT_KEYS);
             black_box(store.range(&range).unwrap())
+        })
+    });
+    drop(store);
+
+    let mut small_store = loaded_store(HOT_KEYS);
+    let mut small_puts = Puts::new(HOT_KEYS);
+    group.bench_function("put_cache_resident", |b| {
+        b.iter_custom(|iters| small_puts.run(&mut small_store, iters))
+    });
+    group.bench_function("range_cache_resident", |b| {
+        b.iter(|| {
+            n += 1;
+            write_key(&mut range.key, mix(n) % HOT_KEYS);
+            black_box(small_store.range(&range).unwrap())
+        })
+    });
+
+    let chase = pointer_chase(CHASE_BYTES);
+    let mut at = 0;
+    group.bench_function("dependent_load", |b| {
+        b.iter(|| {
+            at = chase[at];
+            at
         })
     });
     group.finish();
