@@ -14,12 +14,13 @@
 //!
 //! The on-disk format is described in [`record`], [`payload`] and [`segment`].
 //!
-//! Known limits (shared with etcd's WAL): damage to the last record of the
-//! last segment, or to a record holding a zero-filled 512-byte sector, cannot
-//! be told from a torn write and is cut off as one (the damaged file is kept
-//! as `.broken`); a deleted last segment cannot be detected. In a reused
-//! segment file, a last write whose sectors reached the disk out of order
-//! can read as corruption instead of a torn tail (see [`recovery`]). Entries returned
+//! Known limits: damage inside the last write unit of the last segment (the
+//! records of the last sync) cannot be told from a torn write, whose
+//! sectors may reach the disk in any order, and is cut off as one (the
+//! damaged file is kept as `.broken`); etcd's WAL makes the same choice for
+//! a zero-filled sector, and PostgreSQL ends its log at any bad record.
+//! Damage followed by a later unit is corruption. A deleted last segment
+//! cannot be detected. Entries returned
 //! by recovery share memory with the mapped segment files, so a purged
 //! segment's disk space is released when those entries are dropped. Purge
 //! only below the oldest snapshot the node may fall back to

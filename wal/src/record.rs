@@ -3,7 +3,8 @@
 //! ```text
 //! offset 0  u32 LE  payload length in bytes
 //! offset 4  u8      record type (never 0, so zero-filled space is not a record)
-//! offset 5  u8      padding length (0..=7)
+//! offset 5  u8      bits 0-2: padding length (0..=7); bit 7: the record
+//!                   starts a write unit (see below); other bits 0
 //! offset 6  u16 LE  segment tag: 1 + the segment's sequence modulo 65,535
 //!                   (see [`segment_tag`]; 0 in segments written before tags)
 //! offset 8  u32 LE  CRC32 of bytes 0..8 and the payload, seeded with the CRC
@@ -23,6 +24,17 @@
 //! recovery stops there; a record with this segment's tag after that point
 //! ([`first_of_segment`]) means the log was damaged, not merely ended.
 //! Segments written before the tag existed hold 0 there.
+//!
+//! A write unit is what one sync makes durable: the records appended after
+//! the previous sync was started. Its first record carries
+//! [`STARTS_WRITE_UNIT`], and so does every segment header, which is how
+//! recovery knows that a segment marks its units (segments written before
+//! the flag existed do not). A unit is written only after the sync before
+//! it was started, so when the bytes at some offset of the last segment
+//! are missing and no unit starts after them, everything from there on
+//! belongs to the last unit, which no sync acknowledged: a torn write, even
+//! if the disk persisted some of its later sectors and not earlier ones
+//! ([`first_unit_of_segment`]).
 
 use crc32fast::Hasher;
 
@@ -35,6 +47,11 @@ pub const ALIGN_BYTES: usize = 8;
 pub const MAX_PAYLOAD_BYTES: usize = 256 << 20;
 /// Sector size assumed when telling a torn write from corruption (etcd: 512).
 pub const SECTOR_BYTES: usize = 512;
+/// Bit of header byte 5 set on the first record of a write unit (see the
+/// module documentation).
+pub const STARTS_WRITE_UNIT: u8 = 0x80;
+/// Bits of header byte 5 that hold the padding length.
+const PADDING_MASK: u8 = 0x07;
 
 /// The kinds of record in a segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,15 +95,25 @@ pub fn padding_bytes(payload_bytes: usize) -> usize {
     (ALIGN_BYTES - (HEADER_BYTES + payload_bytes) % ALIGN_BYTES) % ALIGN_BYTES
 }
 
-/// Appends one framed record of the segment tagged `tag` to `buf`;
-/// `write_payload` appends the payload. Returns the record's CRC (the seed
-/// of the next record's CRC). `buf.len()` must be 8-aligned relative to the
-/// record's file offset; the payload must not exceed [`MAX_PAYLOAD_BYTES`]
-/// (checked by the caller).
+/// How a record is framed: its type, the tag of its segment (see
+/// [`segment_tag`]) and whether it starts a write unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// The record's type.
+    pub record_type: RecordType,
+    /// The segment's tag.
+    pub tag: u16,
+    /// Sets [`STARTS_WRITE_UNIT`].
+    pub starts_unit: bool,
+}
+
+/// Appends one framed record to `buf`; `write_payload` appends the
+/// payload. Returns the record's CRC (the seed of the next record's CRC).
+/// `buf.len()` must be 8-aligned relative to the record's file offset; the
+/// payload must not exceed [`MAX_PAYLOAD_BYTES`] (checked by the caller).
 pub fn encode(
     buf: &mut Vec<u8>,
-    record_type: RecordType,
-    tag: u16,
+    frame: Frame,
     prev_crc: u32,
     write_payload: impl FnOnce(&mut Vec<u8>),
 ) -> u32 {
@@ -97,9 +124,14 @@ pub fn encode(
     debug_assert!(payload_bytes <= MAX_PAYLOAD_BYTES);
     let pad = padding_bytes(payload_bytes);
     buf[start..start + 4].copy_from_slice(&(payload_bytes as u32).to_le_bytes());
-    buf[start + 4] = record_type as u8;
-    buf[start + 5] = pad as u8;
-    buf[start + 6..start + 8].copy_from_slice(&tag.to_le_bytes());
+    buf[start + 4] = frame.record_type as u8;
+    buf[start + 5] = pad as u8
+        | if frame.starts_unit {
+            STARTS_WRITE_UNIT
+        } else {
+            0
+        };
+    buf[start + 6..start + 8].copy_from_slice(&frame.tag.to_le_bytes());
     let mut hasher = Hasher::new_with_initial(prev_crc);
     hasher.update(&buf[start..start + 8]);
     hasher.update(&buf[start + HEADER_BYTES..]);
@@ -123,6 +155,8 @@ pub struct Framed {
     pub crc: u32,
     /// Offset of the next record.
     pub next_offset: usize,
+    /// The record starts a write unit ([`STARTS_WRITE_UNIT`]).
+    pub starts_unit: bool,
 }
 
 /// Why [`decode`] found no valid record.
@@ -175,7 +209,7 @@ pub fn decode(data: &[u8], offset: usize, tag: u16, prev_crc: u32) -> Decoded {
         return Decoded::Stale;
     }
     let payload_bytes = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-    let pad = header[5] as usize;
+    let pad = usize::from(header[5] & PADDING_MASK);
     let claimed = HEADER_BYTES
         .saturating_add(payload_bytes)
         .saturating_add(pad);
@@ -194,7 +228,7 @@ pub fn decode(data: &[u8], offset: usize, tag: u16, prev_crc: u32) -> Decoded {
     if payload_bytes > MAX_PAYLOAD_BYTES {
         return damaged("record length too large");
     }
-    if pad != padding_bytes(payload_bytes) {
+    if !padding_fits(header[5], payload_bytes) {
         return damaged("bad record padding");
     }
     if claimed > rest.len() {
@@ -220,7 +254,15 @@ pub fn decode(data: &[u8], offset: usize, tag: u16, prev_crc: u32) -> Decoded {
         payload_end: offset + HEADER_BYTES + payload_bytes,
         crc,
         next_offset: offset + claimed,
+        starts_unit: header[5] & STARTS_WRITE_UNIT != 0,
     })
+}
+
+/// True when header byte 5 (`flags`) holds the padding a payload of
+/// `payload_bytes` needs, and no bits but [`STARTS_WRITE_UNIT`] besides.
+fn padding_fits(flags: u8, payload_bytes: usize) -> bool {
+    flags & !(PADDING_MASK | STARTS_WRITE_UNIT) == 0
+        && usize::from(flags & PADDING_MASK) == padding_bytes(payload_bytes)
 }
 
 /// True when an 8-aligned `at` in `data` holds what looks like the header
@@ -235,8 +277,8 @@ pub fn looks_like_record_of(data: &[u8], at: usize, tag: u16) -> bool {
     RecordType::from_u8(header[4]).is_some()
         && header[6..8] == tag.to_le_bytes()
         && payload_bytes <= MAX_PAYLOAD_BYTES
-        && header[5] as usize == padding_bytes(payload_bytes)
-        && at + HEADER_BYTES + payload_bytes + header[5] as usize <= data.len()
+        && padding_fits(header[5], payload_bytes)
+        && at + HEADER_BYTES + payload_bytes + padding_bytes(payload_bytes) <= data.len()
 }
 
 /// The first 8-aligned offset at or after `from` that
@@ -250,15 +292,44 @@ pub fn first_of_segment(data: &[u8], from: usize, tag: u16) -> Option<usize> {
         .find(|at| looks_like_record_of(data, *at, tag))
 }
 
+/// The first 8-aligned offset at or after `from` that looks like a record
+/// of the segment tagged `tag` starting a write unit ([`STARTS_WRITE_UNIT`]),
+/// if any: evidence that a later sync's records follow `from`, so the bytes
+/// there were written before a sync was started. In a segment that marks
+/// its units, bytes of the segment after `from` but no unit start mean the
+/// last unit was torn. One pass over the rest of `data`.
+pub fn first_unit_of_segment(data: &[u8], from: usize, tag: u16) -> Option<usize> {
+    let start = from.div_ceil(ALIGN_BYTES) * ALIGN_BYTES;
+    (start..data.len())
+        .step_by(ALIGN_BYTES)
+        .find(|at| looks_like_record_of(data, *at, tag) && data[*at + 5] & STARTS_WRITE_UNIT != 0)
+}
+
 /// True when the damaged record at `offset` of the segment tagged `tag`
 /// looks like a write that was cut short rather than corrupted data. Never
 /// for a record claiming bytes past the end of the file; otherwise when no
 /// record of this segment follows the bytes it claims (the rest of the write
 /// never reached the disk: what follows is zeros, or a recycled file's older
 /// records), or one of its sector-aligned chunks is entirely zero (a sector
-/// that was not written; the rule etcd uses).
-pub fn is_torn(data: &[u8], offset: usize, damage: &Damage, tag: u16) -> bool {
+/// that was not written; the rule etcd uses). In a segment that
+/// `marks_units`, records of the segment may follow as long as none starts
+/// a write unit: they are the torn unit's own later sectors; and a length
+/// past the end is no proof of corruption there, since the header may be a
+/// recycled file's old bytes that happen to carry this segment's tag.
+///
+/// Either way a damaged record inside the last write unit, with nothing of
+/// a later unit after it, is taken for torn: the log alone cannot tell an
+/// unacknowledged write whose sectors reached the disk out of order from
+/// an acknowledged one damaged since (etcd makes the same choice for a
+/// zero-filled sector).
+pub fn is_torn(data: &[u8], offset: usize, damage: &Damage, tag: u16, marks_units: bool) -> bool {
+    // A later unit is looked for from the damaged header on, not from the
+    // end its (perhaps damaged) length claims.
+    let later_unit = || first_unit_of_segment(data, offset + HEADER_BYTES, tag).is_some();
     if damage.past_end {
+        return marks_units && !later_unit();
+    }
+    if marks_units && later_unit() {
         return false;
     }
     let end = damage.extent_end.max(offset).min(data.len());
@@ -272,7 +343,7 @@ pub fn is_torn(data: &[u8], offset: usize, damage: &Damage, tag: u16) -> bool {
         }
         chunk_start = chunk_end;
     }
-    first_of_segment(data, end, tag).is_none()
+    marks_units || first_of_segment(data, end, tag).is_none()
 }
 
 #[cfg(test)]
@@ -282,9 +353,18 @@ mod tests {
 
     const TAG: u16 = 3;
 
+    /// The frame of an entry record of the segment tagged `tag`.
+    fn entry(tag: u16) -> Frame {
+        Frame {
+            record_type: RecordType::Entry,
+            tag,
+            starts_unit: false,
+        }
+    }
+
     fn one(payload: &[u8], prev_crc: u32) -> (Vec<u8>, u32) {
         let mut buf = Vec::new();
-        let crc = encode(&mut buf, RecordType::Entry, TAG, prev_crc, |b| {
+        let crc = encode(&mut buf, entry(TAG), prev_crc, |b| {
             b.extend_from_slice(payload)
         });
         (buf, crc)
@@ -375,7 +455,7 @@ mod tests {
     fn torn_tail_versus_corruption() {
         let (mut buf, crc) = one(&[5; 100], 0);
         let first_end = buf.len();
-        encode(&mut buf, RecordType::Entry, TAG, crc, |b| {
+        encode(&mut buf, entry(TAG), crc, |b| {
             b.extend_from_slice(&[6; 100])
         });
         let whole = buf.len();
@@ -393,7 +473,7 @@ mod tests {
             let Decoded::Damaged(d) = decode(&torn, first_end, TAG, crc) else {
                 panic!("cut {cut}")
             };
-            assert!(is_torn(&torn, first_end, &d, TAG), "cut {cut}");
+            assert!(is_torn(&torn, first_end, &d, TAG, false), "cut {cut}");
         }
         // A length running past the end of the file is never torn.
         let mut long = buf.clone();
@@ -401,22 +481,20 @@ mod tests {
         let Decoded::Damaged(d) = decode(&long, first_end, TAG, crc) else {
             panic!()
         };
-        assert!(d.past_end && !is_torn(&long, first_end, &d, TAG));
+        assert!(d.past_end && !is_torn(&long, first_end, &d, TAG, false));
         // A flipped bit in the first record, with a record after it, is not.
         let mut flipped = buf.clone();
         flipped[20] ^= 4;
         let Decoded::Damaged(d) = decode(&flipped, 0, TAG, 0) else {
             panic!()
         };
-        assert!(!is_torn(&flipped, 0, &d, TAG));
+        assert!(!is_torn(&flipped, 0, &d, TAG, false));
     }
 
     #[test]
     fn a_record_of_another_segment_is_stale_not_damage() {
         let mut buf = Vec::new();
-        encode(&mut buf, RecordType::Entry, TAG + 1, 0, |b| {
-            b.extend_from_slice(b"old")
-        });
+        encode(&mut buf, entry(TAG + 1), 0, |b| b.extend_from_slice(b"old"));
         assert_eq!(decode(&buf, 0, TAG, 0), Decoded::Stale);
         assert!(matches!(decode(&buf, 0, TAG + 1, 0), Decoded::Record(_)));
         assert_eq!(
@@ -428,13 +506,11 @@ mod tests {
     #[test]
     fn finds_the_first_record_of_the_segment_after_a_point() {
         let mut buf = vec![0xEE; 64];
-        let crc = encode(&mut buf, RecordType::Entry, TAG + 1, 0, |b| {
+        let crc = encode(&mut buf, entry(TAG + 1), 0, |b| {
             b.extend_from_slice(&[1; 20])
         });
         let ours = buf.len();
-        encode(&mut buf, RecordType::Entry, TAG, crc, |b| {
-            b.extend_from_slice(&[2; 20])
-        });
+        encode(&mut buf, entry(TAG), crc, |b| b.extend_from_slice(&[2; 20]));
         assert_eq!(first_of_segment(&buf, 0, TAG), Some(ours));
         assert_eq!(first_of_segment(&buf, ours - 3, TAG), Some(ours));
         assert_eq!(first_of_segment(&buf, ours + 1, TAG), None);
@@ -449,14 +525,14 @@ mod tests {
         let mut old = Vec::new();
         let mut crc = 0;
         while old.len() < 4096 {
-            crc = encode(&mut old, RecordType::Entry, TAG + 7, crc, |b| {
+            crc = encode(&mut old, entry(TAG + 7), crc, |b| {
                 b.extend_from_slice(&[9; 100])
             });
         }
         let (new, crc) = one(&[5; 100], 0);
         let first_end = new.len();
         let mut second = Vec::new();
-        encode(&mut second, RecordType::Entry, TAG, crc, |b| {
+        encode(&mut second, entry(TAG), crc, |b| {
             b.extend_from_slice(&[6; 300])
         });
         let mut file = old.clone();
@@ -469,7 +545,7 @@ mod tests {
             let Decoded::Damaged(d) = decode(&torn, first_end, TAG, crc) else {
                 panic!("cut {cut}")
             };
-            assert!(is_torn(&torn, first_end, &d, TAG), "cut {cut}");
+            assert!(is_torn(&torn, first_end, &d, TAG, false), "cut {cut}");
         }
         // A flipped bit in the first record, with the second after it, is
         // corruption.
@@ -479,6 +555,98 @@ mod tests {
         let Decoded::Damaged(d) = decode(&flipped, 0, TAG, 0) else {
             panic!()
         };
-        assert!(!is_torn(&flipped, 0, &d, TAG));
+        assert!(!is_torn(&flipped, 0, &d, TAG, false));
+    }
+
+    #[test]
+    fn the_unit_flag_round_trips_and_other_bits_are_damage() {
+        for starts_unit in [false, true] {
+            let mut buf = Vec::new();
+            let frame = Frame {
+                starts_unit,
+                ..entry(TAG)
+            };
+            encode(&mut buf, frame, 0, |b| b.extend_from_slice(b"abc"));
+            let Decoded::Record(f) = decode(&buf, 0, TAG, 0) else {
+                panic!()
+            };
+            assert_eq!(f.starts_unit, starts_unit);
+            assert!(looks_like_record_of(&buf, 0, TAG));
+            assert_eq!(first_unit_of_segment(&buf, 0, TAG).is_some(), starts_unit);
+        }
+        let (mut bad, _) = one(b"abc", 0);
+        bad[5] |= 0x40;
+        assert!(
+            matches!(decode(&bad, 0, TAG, 0), Decoded::Damaged(d) if d.reason == "bad record padding")
+        );
+        assert!(!looks_like_record_of(&bad, 0, TAG));
+    }
+
+    #[test]
+    fn later_sectors_of_the_torn_unit_do_not_make_it_corruption() {
+        // A recycled file's old records, then a unit of three records whose
+        // second sector missed the disk while the later ones reached it.
+        let mut file = Vec::new();
+        let mut crc = 0;
+        while file.len() < 4096 {
+            crc = encode(&mut file, entry(TAG + 7), crc, |b| {
+                b.extend_from_slice(&[9; 100])
+            });
+        }
+        let mut unit = Vec::new();
+        let first = Frame {
+            starts_unit: true,
+            ..entry(TAG)
+        };
+        let mut crc = encode(&mut unit, first, 0, |b| b.extend_from_slice(&[1; 600]));
+        for _ in 0..2 {
+            crc = encode(&mut unit, entry(TAG), crc, |b| {
+                b.extend_from_slice(&[2; 600])
+            });
+        }
+        let mut torn = file.clone();
+        torn[..unit.len()].copy_from_slice(&unit);
+        torn[SECTOR_BYTES..2 * SECTOR_BYTES].copy_from_slice(&file[SECTOR_BYTES..2 * SECTOR_BYTES]);
+        let Decoded::Damaged(d) = decode(&torn, 0, TAG, 0) else {
+            panic!("the unit's first record is missing its second sector")
+        };
+        assert!(first_of_segment(&torn, d.extent_end, TAG).is_some());
+        assert!(
+            !is_torn(&torn, 0, &d, TAG, false),
+            "the old rule: corruption"
+        );
+        assert!(is_torn(&torn, 0, &d, TAG, true));
+        // A later unit's start after the damage makes it corruption again.
+        let mut later = Vec::new();
+        encode(&mut later, first, crc, |b| b.extend_from_slice(&[3; 40]));
+        torn[unit.len()..unit.len() + later.len()].copy_from_slice(&later);
+        assert!(!is_torn(&torn, 0, &d, TAG, true));
+    }
+
+    #[test]
+    fn a_length_past_the_end_is_torn_only_without_a_later_unit() {
+        // Old bytes that carry this segment's tag and a huge length.
+        let mut file = vec![4u8; 64];
+        file[4] = RecordType::Entry as u8;
+        file[5] = 0;
+        file[6..8].copy_from_slice(&TAG.to_le_bytes());
+        file.resize(1024, 0);
+        let Decoded::Damaged(d) = decode(&file, 0, TAG, 0) else {
+            panic!()
+        };
+        assert!(d.past_end);
+        assert!(
+            !is_torn(&file, 0, &d, TAG, false),
+            "the old rule: corruption"
+        );
+        assert!(is_torn(&file, 0, &d, TAG, true));
+        let first = Frame {
+            starts_unit: true,
+            ..entry(TAG)
+        };
+        let mut later = Vec::new();
+        encode(&mut later, first, 0, |b| b.extend_from_slice(&[3; 40]));
+        file[512..512 + later.len()].copy_from_slice(&later);
+        assert!(!is_torn(&file, 0, &d, TAG, true));
     }
 }

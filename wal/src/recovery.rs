@@ -11,14 +11,17 @@
 //! breaks the CRC chain into the next one. Damage anywhere else is
 //! [`WalError::Corrupt`] naming the file and offset.
 //!
-//! One case is stricter in a recycled file than in a zero-filled one: if a
-//! crash persisted the sectors of the last write out of order, a sector
-//! that missed the disk holds old bytes instead of zeros, so the records
-//! the write put after it read as corruption rather than a torn tail.
-//! Nothing acknowledged is lost either way; the member then refuses to
-//! start until the segment is repaired by hand. Every loop advances by at
-//! least one record header, and nothing is allocated beyond what the files'
-//! sizes allow, so arbitrary bytes yield entries or an error.
+//! In the last segment, records of the segment after the point where its
+//! log breaks off are the torn write's own later sectors, not corruption,
+//! when none of them starts a write unit ([`record::first_unit_of_segment`]):
+//! a disk may persist the sectors of an unacknowledged write out of order,
+//! and in a recycled file a sector that missed the disk holds old bytes
+//! rather than zeros. Segments written before units were marked (their
+//! header lacks the flag) keep the stricter rule: any record of the
+//! segment after old bytes or a damaged record is corruption. Every loop
+//! advances by at least one record header, and nothing is allocated beyond
+//! what the files' sizes allow, so arbitrary bytes yield entries or an
+//! error.
 
 use crate::error::{Result, WalError};
 use crate::payload::{self, Metadata, Record, SegmentHeader, SnapshotMarker};
@@ -250,7 +253,8 @@ fn tag_of(name: &SegmentName, data: &[u8]) -> u16 {
 }
 
 /// Reads the segment's header record (tagged `tag`); returns where the
-/// next record starts.
+/// next record starts and whether the segment marks its write units (see
+/// [`record::STARTS_WRITE_UNIT`]).
 fn read_header(
     name: &SegmentName,
     file: &str,
@@ -258,7 +262,7 @@ fn read_header(
     tag: u16,
     state: &mut State,
     is_first: bool,
-) -> Result<usize> {
+) -> Result<(usize, bool)> {
     let prev_crc = peek_prev_crc(data);
     if !is_first && prev_crc != state.crc {
         return Err(WalError::corrupt(
@@ -299,7 +303,7 @@ fn read_header(
         ));
     }
     state.crc = framed.crc;
-    Ok(framed.next_offset)
+    Ok((framed.next_offset, framed.starts_unit))
 }
 
 fn read_segment<S: Storage>(
@@ -320,7 +324,7 @@ fn read_segment<S: Storage>(
         data
     };
     let tag = tag_of(name, &data);
-    let mut offset = read_header(name, &file, &data, tag, state, is_first)?;
+    let (mut offset, marks_units) = read_header(name, &file, &data, tag, state, is_first)?;
     loop {
         let tail = |torn| Tail {
             name: name.clone(),
@@ -329,7 +333,8 @@ fn read_segment<S: Storage>(
             tag,
             torn,
         };
-        match record::decode(&data, offset, tag, state.crc) {
+        let decoded = record::decode(&data, offset, tag, state.crc);
+        match decoded {
             Decoded::Record(framed) => {
                 let record = payload::decode(
                     framed.record_type,
@@ -345,18 +350,17 @@ fn read_segment<S: Storage>(
                 debug_assert!(framed.next_offset > offset);
                 offset = framed.next_offset;
             }
-            Decoded::Zero => return end_at(&data, offset, tag, is_last, &file).map(tail),
-            Decoded::Stale => {
-                return match record::first_of_segment(&data, offset + HEADER_BYTES, tag) {
-                    None => Ok(tail(None)),
-                    Some(at) => Err(WalError::corrupt(
-                        &file,
-                        offset as u64,
-                        format!("record of another segment before a record of this one at {at}"),
-                    )),
+            Decoded::Zero | Decoded::Stale => {
+                let gap = Gap {
+                    zeros: matches!(decoded, Decoded::Zero),
+                    is_last,
+                    marks_units,
                 };
+                return end_at(&data, offset, tag, gap, &file).map(tail);
             }
-            Decoded::Damaged(damage) if is_last && record::is_torn(&data, offset, &damage, tag) => {
+            Decoded::Damaged(damage)
+                if is_last && record::is_torn(&data, offset, &damage, tag, marks_units) =>
+            {
                 return Ok(tail(Some((offset as u64, damage.reason))));
             }
             Decoded::Damaged(damage) => {
@@ -366,24 +370,55 @@ fn read_segment<S: Storage>(
     }
 }
 
-/// Where a segment's records meet zeros at `offset`: the end of its log if
-/// no record of the segment follows. If one does, the sector at `offset`
-/// was not written: in the last segment, a torn write to cut off there
-/// (etcd's rule); in a sealed one, corruption.
+/// Where a segment's records break off: zeros, or bytes that are not a
+/// record of the segment (a recycled file's old ones), and what is known
+/// of the segment.
+#[derive(Clone, Copy)]
+struct Gap {
+    /// Zeros rather than old bytes.
+    zeros: bool,
+    /// In the last segment, where a torn write may be.
+    is_last: bool,
+    /// The segment marks its write units (see [`record::STARTS_WRITE_UNIT`]).
+    marks_units: bool,
+}
+
+/// Where a segment's records break off at `offset` (see [`Gap`]): the end
+/// of its log if no record of the segment follows. If one does, the bytes
+/// at `offset` did not reach the disk. In the last segment that is a torn
+/// write to cut off there, provided no later write unit starts after it (a
+/// segment that marks its units), or, in one that does not, provided the
+/// gap is zeros (etcd's rule); anything else is corruption.
 fn end_at(
     data: &[u8],
     offset: usize,
     tag: u16,
-    is_last: bool,
+    gap: Gap,
     file: &str,
 ) -> Result<Option<(u64, &'static str)>> {
-    match record::first_of_segment(data, offset + HEADER_BYTES, tag) {
-        None => Ok(None),
-        Some(_) if is_last => Ok(Some((offset as u64, "zero-filled record"))),
-        Some(_) => Err(WalError::corrupt(
+    let from = offset + HEADER_BYTES;
+    let Some(at) = record::first_of_segment(data, from, tag) else {
+        return Ok(None);
+    };
+    let torn = gap.is_last
+        && if gap.marks_units {
+            record::first_unit_of_segment(data, from, tag).is_none()
+        } else {
+            gap.zeros
+        };
+    let offset = offset as u64;
+    match (torn, gap.zeros) {
+        (true, true) => Ok(Some((offset, "zero-filled record"))),
+        (true, false) => Ok(Some((offset, "old bytes inside the last write"))),
+        (false, true) => Err(WalError::corrupt(
             file,
-            offset as u64,
+            offset,
             "zero-filled record before data",
+        )),
+        (false, false) => Err(WalError::corrupt(
+            file,
+            offset,
+            format!("record of another segment before a record of this one at {at}"),
         )),
     }
 }
@@ -403,15 +438,19 @@ mod tests {
         Meta(u64),
         Entry(u64),
         Hs(u64),
+        /// Every later record starts a write unit (a header so marked says
+        /// the segment marks its units), until `Units(false)`.
+        Units(bool),
     }
 
     /// Encodes `records` chained from `prev_crc`, tagged with the sequence
-    /// of the first (header) record; returns bytes and last CRC.
+    /// of the header record (0 without one); returns bytes and last CRC.
     fn segment(records: &[R], prev_crc: u32) -> (Vec<u8>, u32) {
-        let tag = match records.first() {
-            Some(R::Header(sequence, _)) => record::segment_tag(*sequence),
-            _ => 0,
-        };
+        let header = records.iter().find_map(|r| match r {
+            R::Header(sequence, _) => Some(*sequence),
+            _ => None,
+        });
+        let tag = header.map_or(0, record::segment_tag);
         segment_tagged(records, prev_crc, tag)
     }
 
@@ -419,15 +458,25 @@ mod tests {
     fn segment_tagged(records: &[R], prev_crc: u32, tag: u16) -> (Vec<u8>, u32) {
         let mut buf = Vec::new();
         let mut crc = prev_crc;
+        let mut starts_unit = false;
         for r in records {
+            let frame = |record_type| record::Frame {
+                record_type,
+                tag,
+                starts_unit,
+            };
             crc = match r {
+                R::Units(on) => {
+                    starts_unit = *on;
+                    continue;
+                }
                 R::Header(sequence, first_index) => {
                     let h = SegmentHeader {
                         sequence: *sequence,
                         first_index: *first_index,
                         prev_crc,
                     };
-                    encode(&mut buf, RecordType::SegmentHeader, tag, crc, |b| {
+                    encode(&mut buf, frame(RecordType::SegmentHeader), crc, |b| {
                         encode_segment_header(b, &h)
                     })
                 }
@@ -436,7 +485,7 @@ mod tests {
                         cluster_id: *cluster_id,
                         node_id: 1,
                     };
-                    encode(&mut buf, RecordType::Metadata, tag, crc, |b| {
+                    encode(&mut buf, frame(RecordType::Metadata), crc, |b| {
                         encode_metadata(b, &m)
                     })
                 }
@@ -447,7 +496,7 @@ mod tests {
                         entry_type: EntryType::Normal,
                         data: Bytes::new(),
                     };
-                    encode(&mut buf, RecordType::Entry, tag, crc, |b| {
+                    encode(&mut buf, frame(RecordType::Entry), crc, |b| {
                         encode_entry(b, &e)
                     })
                 }
@@ -457,7 +506,7 @@ mod tests {
                         vote: 0,
                         commit: *commit,
                     };
-                    encode(&mut buf, RecordType::HardState, tag, crc, |b| {
+                    encode(&mut buf, frame(RecordType::HardState), crc, |b| {
                         encode_hard_state(b, &hs)
                     })
                 }
@@ -646,5 +695,115 @@ mod tests {
         assert_eq!(scan.recovered.entries.len(), 1);
         assert!(scan.tail.torn.is_some());
         assert_eq!(scan.last_index, 1);
+    }
+
+    /// A recycled segment `sequence` that marks its units: entries 1 and 2,
+    /// then a unit of entries 3-5 (entry 4 starting a unit of its own with
+    /// `fourth_starts_unit`), whose entry 3 missed the disk: the file holds
+    /// a record of another segment there. Returns the file and the offset
+    /// of entry 3.
+    fn unit_torn_out_of_order(sequence: u64, fourth_starts_unit: bool) -> (Vec<u8>, usize) {
+        let opening = [R::Units(true), R::Header(sequence, 1), R::Units(false)];
+        let before: Vec<R> = opening
+            .into_iter()
+            .chain([R::Meta(5), R::Entry(1), R::Entry(2)])
+            .collect();
+        let at = segment(&before, 0).0.len() - 64;
+        let records: Vec<R> = before
+            .into_iter()
+            .chain([R::Units(true), R::Entry(3), R::Units(fourth_starts_unit)])
+            .chain([R::Entry(4), R::Units(false), R::Entry(5)])
+            .collect();
+        let (seg, _) = segment(&records, 0);
+        let mut file = recycled(&old_content(), &seg[..seg.len() - 64]);
+        let other_tag = record::segment_tag(sequence + 1);
+        file[at + 6..at + 8].copy_from_slice(&other_tag.to_le_bytes());
+        (file, at)
+    }
+
+    /// Options with segments of 16 KiB (the repaired file is preallocated
+    /// to that).
+    fn small_options() -> crate::WalOptions {
+        crate::WalOptions {
+            segment_size_bytes: 16 << 10,
+            ..crate::WalOptions::default()
+        }
+    }
+
+    #[test]
+    fn a_last_write_persisted_out_of_order_is_a_torn_tail() {
+        let (file, at) = unit_torn_out_of_order(4, false);
+        let storage = SimStorage::with_files(SimConfig::default(), vec![(name(4, 1), file)]);
+        let scan = scan(&storage, None).unwrap();
+        assert_eq!(scan.recovered.entries.len(), 2);
+        assert_eq!(
+            scan.tail.torn,
+            Some((at as u64, "old bytes inside the last write"))
+        );
+        // The writer repairs it and goes on from entry 3.
+        let (mut wal, rec) = crate::Wal::open(storage.clone(), small_options()).unwrap();
+        assert_eq!(rec.entries.len(), 2);
+        let entry = Entry {
+            term: 1,
+            index: 3,
+            entry_type: EntryType::Normal,
+            data: Bytes::from_static(b"again"),
+        };
+        wal.append(&[entry], None).unwrap();
+        wal.sync().unwrap();
+        drop(wal);
+        let names = storage.list().unwrap();
+        assert!(
+            names
+                .iter()
+                .any(|n| n.ends_with(crate::segment::BROKEN_SUFFIX))
+        );
+        assert_eq!(recover(&storage).unwrap().entries.len(), 3);
+    }
+
+    #[test]
+    fn a_later_unit_after_old_bytes_is_corruption() {
+        let (file, at) = unit_torn_out_of_order(4, true);
+        let got = reason(recover_files(vec![(name(4, 1), file)]));
+        assert!(
+            got.starts_with("record of another segment before a record of this one at "),
+            "{got}"
+        );
+        // In a sealed segment even the torn unit's own records are.
+        let (file, _) = unit_torn_out_of_order(4, false);
+        let (next, _) = segment(&[R::Header(5, 3), R::Meta(5)], 0);
+        let err = recover_files(vec![(name(4, 1), file), (name(5, 3), next)]).unwrap_err();
+        assert!(
+            matches!(&err, WalError::Corrupt { offset, .. } if *offset == at as u64),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn zeros_before_a_later_unit_are_corruption_in_a_segment_that_marks_units() {
+        let records = [
+            R::Units(true),
+            R::Header(4, 1),
+            R::Units(false),
+            R::Meta(5),
+            R::Entry(1),
+        ];
+        let (head, crc) = segment(&records, 0);
+        let at = head.len() - 64;
+        let later = |starts_unit| {
+            let tail = [R::Units(starts_unit), R::Entry(2)];
+            let (bytes, _) = segment_tagged(&tail, crc, record::segment_tag(4));
+            let mut file = head[..at].to_vec();
+            file.resize(at + 512, 0);
+            file.extend_from_slice(&bytes);
+            file
+        };
+        let got = reason(recover_files(vec![(name(4, 1), later(true))]));
+        assert_eq!(got, "zero-filled record before data");
+        // The torn unit's own later record: a torn tail, cut at the zeros.
+        let storage =
+            SimStorage::with_files(SimConfig::default(), vec![(name(4, 1), later(false))]);
+        let scan = scan(&storage, None).unwrap();
+        assert_eq!(scan.tail.torn, Some((at as u64, "zero-filled record")));
     }
 }

@@ -10,7 +10,7 @@ use crate::group_commit::{LogWrite, SyncJob, SyncOutcome, Ticket, Tickets};
 use crate::next_segment::{self, NextSegment, PrepareJob, PrepareOutcome};
 use crate::payload::{self, Metadata, SegmentHeader, SnapshotMarker};
 use crate::purge::{PurgeJob, PurgeOutcome};
-use crate::record::{self, MAX_PAYLOAD_BYTES, RecordType};
+use crate::record::{self, Frame, MAX_PAYLOAD_BYTES, RecordType};
 use crate::recovery::{self, Recovered, Tail};
 use crate::segment::{self, BROKEN_SUFFIX, RECYCLED_SUFFIX, SegmentName, TEMP_SUFFIX};
 use crate::storage::Storage;
@@ -87,6 +87,10 @@ pub struct Wal<S: Storage> {
     /// An exclusive sync job is out: appends and syncs wait for
     /// [`Wal::finish_sync`].
     held: bool,
+    /// The next record starts a write unit: none was appended since the
+    /// last sync was started, or since the log was opened or cut (see
+    /// [`record::STARTS_WRITE_UNIT`]).
+    unit_starts: bool,
     /// The segment the next cut switches to, if prepared ahead.
     next: NextSegment<S::File>,
     /// A [`PurgeJob`] is out: no other is handed out until
@@ -150,6 +154,7 @@ impl<S: Storage> Wal<S> {
             tickets: Tickets::default(),
             poisoned: None,
             held: false,
+            unit_starts: true,
             purging: false,
             next: NextSegment::Wanted,
             recycled,
@@ -221,6 +226,7 @@ impl<S: Storage> Wal<S> {
             tickets: Tickets::default(),
             poisoned: None,
             held: false,
+            unit_starts: true,
             purging: false,
             next: NextSegment::Wanted,
             recycled,
@@ -293,6 +299,7 @@ impl<S: Storage> Wal<S> {
         if self.tickets.durable == self.tickets.appended {
             return Ok(None);
         }
+        self.unit_starts = true;
         Ok(Some(self.job(None)))
     }
 
@@ -318,6 +325,7 @@ impl<S: Storage> Wal<S> {
         let zeros = self.take_zero_range();
         self.tickets.mark_written();
         self.held = true;
+        self.unit_starts = true;
         Ok(Some(self.job(Some(LogWrite {
             offset,
             records,
@@ -623,13 +631,12 @@ impl<S: Storage> Wal<S> {
     /// Encodes one record of the active segment into the buffer, chained to
     /// the last one (call [`Wal::reserve`] for its room first).
     fn encode_record(&mut self, record_type: RecordType, write_payload: impl FnOnce(&mut Vec<u8>)) {
-        self.crc = record::encode(
-            &mut self.buf,
+        let frame = Frame {
             record_type,
-            self.active.tag,
-            self.crc,
-            write_payload,
-        );
+            tag: self.active.tag,
+            starts_unit: std::mem::take(&mut self.unit_starts),
+        };
+        self.crc = record::encode(&mut self.buf, frame, self.crc, write_payload);
     }
 
     /// After each encoded record: hand a full buffer to the storage.
@@ -744,6 +751,7 @@ impl<S: Storage> Wal<S> {
         let old = std::mem::replace(&mut self.active, new);
         self.sealed.push(old.name);
         self.crc = crc;
+        self.unit_starts = true;
         // Everything before the cut was fsynced with the old segment.
         self.tickets.mark_durable(self.tickets.written);
         Ok(())
@@ -795,19 +803,30 @@ fn write_opening(
         prev_crc,
     };
     let tag = record::segment_tag(name.sequence);
-    let mut crc = record::encode(buf, RecordType::SegmentHeader, tag, prev_crc, |b| {
+    let frame = |record_type| Frame {
+        record_type,
+        tag,
+        starts_unit: false,
+    };
+    // The header starts the opening's own unit, and says the segment marks
+    // its units.
+    let header_frame = Frame {
+        starts_unit: true,
+        ..frame(RecordType::SegmentHeader)
+    };
+    let mut crc = record::encode(buf, header_frame, prev_crc, |b| {
         payload::encode_segment_header(b, &header)
     });
-    crc = record::encode(buf, RecordType::Metadata, tag, crc, |b| {
+    crc = record::encode(buf, frame(RecordType::Metadata), crc, |b| {
         payload::encode_metadata(b, metadata)
     });
     if snapshot.index > 0 {
-        crc = record::encode(buf, RecordType::SnapshotMarker, tag, crc, |b| {
+        crc = record::encode(buf, frame(RecordType::SnapshotMarker), crc, |b| {
             payload::encode_snapshot_marker(b, snapshot)
         });
     }
     if !hs.is_empty() {
-        crc = record::encode(buf, RecordType::HardState, tag, crc, |b| {
+        crc = record::encode(buf, frame(RecordType::HardState), crc, |b| {
             payload::encode_hard_state(b, hs)
         });
     }

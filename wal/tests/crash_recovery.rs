@@ -1,7 +1,8 @@
 //! Property tests: random batches appended to a log on the simulated disk,
 //! synced at random points, the disk crashed at random points (unsynced
 //! writes lost, a random prefix of them kept with the last one torn at any
-//! byte) or bits flipped. After each crash the log must reopen, and what it
+//! byte, or keeping a random subset of its sectors as a disk that persists
+//! a request's sectors out of order) or bits flipped. After each crash the log must reopen, and what it
 //! returns must be exactly the log after some prefix of the appended records
 //! that includes every synced record: synced records are all there, in order,
 //! and nothing after a torn point is returned. Failed fsyncs are injected
@@ -160,11 +161,24 @@ fn recovered_state(rec: &keel_wal::Recovered) -> State {
     }
 }
 
-/// Runs `ops`; `bit_flip` flips a random bit before each recovery instead of
-/// requiring recovery to succeed. Returns an error message on a violation.
-fn run(seed: u64, options: WalOptions, ops: &[Op], bit_flip: bool) -> Result<(), String> {
+/// How the disk fails.
+#[derive(Clone, Copy, Debug)]
+struct Faults {
+    /// Flip a random bit before each recovery instead of requiring
+    /// recovery to succeed.
+    bit_flip: bool,
+    /// A crash keeps a random subset of the last write's sectors instead
+    /// of a prefix (see [`SimConfig::reorder_sectors`]).
+    reorder_sectors: bool,
+}
+
+/// Runs `ops` on a disk failing as `faults` says. Returns an error message
+/// on a violation.
+fn run(seed: u64, options: WalOptions, ops: &[Op], faults: Faults) -> Result<(), String> {
+    let bit_flip = faults.bit_flip;
     let disk = SimStorage::new(SimConfig {
         seed,
+        reorder_sectors: faults.reorder_sectors,
         ..SimConfig::default()
     });
     let mut wal = Wal::create(disk.clone(), options.clone(), META).map_err(|e| e.to_string())?;
@@ -370,10 +384,12 @@ proptest! {
         seed in any::<u64>(),
         write_buffer_bytes in 64..4096usize,
         segment_size_bytes in segment_size(),
+        reorder_sectors in any::<bool>(),
         ops in proptest::collection::vec(op(), 1..60),
     ) {
         let options = options(write_buffer_bytes, segment_size_bytes);
-        if let Err(msg) = run(seed, options, &ops, false) {
+        let faults = Faults { bit_flip: false, reorder_sectors };
+        if let Err(msg) = run(seed, options, &ops, faults) {
             prop_assert!(false, "seed {seed}: {msg}");
         }
     }
@@ -384,7 +400,8 @@ proptest! {
         segment_size_bytes in segment_size(),
         ops in proptest::collection::vec(op(), 1..40),
     ) {
-        if let Err(msg) = run(seed, options(512, segment_size_bytes), &ops, true) {
+        let faults = Faults { bit_flip: true, reorder_sectors: false };
+        if let Err(msg) = run(seed, options(512, segment_size_bytes), &ops, faults) {
             prop_assert!(false, "seed {seed}: {msg}");
         }
     }

@@ -243,17 +243,32 @@ fn corruption_in_a_sealed_segment_names_file_and_offset() {
 }
 
 #[test]
-fn corruption_before_valid_records_of_the_last_segment_is_an_error() {
+fn corruption_before_a_later_write_of_the_last_segment_is_an_error() {
     let d = disk();
     let mut wal = Wal::create(d.clone(), small(), META).unwrap();
     wal.append(&entries(1..=5, 1), None).unwrap();
     wal.sync().unwrap();
     let name = wal.segment_names().pop().unwrap();
+    let first_unit = d.read_all(&name).unwrap();
+    let second_unit_at = (first_unit.iter().rposition(|b| *b != 0).unwrap() as u64 + 8) / 8 * 8;
+    wal.append(&entries(6..=7, 1), None).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let intact = d.read_all(&name).unwrap();
     d.flip_bit(&name, 8 * 120).unwrap();
     assert!(matches!(
         Wal::open(d.clone(), small()),
         Err(WalError::Corrupt { .. })
     ));
+    // Damage inside the last write unit, even with more of that unit after
+    // it, is taken for a torn write: the log cannot tell it from a write
+    // whose sectors reached the disk out of order (see `record::is_torn`).
+    let f = d.open(&name).unwrap();
+    d.write_at(&f, 0, &intact).unwrap();
+    d.sync(&f).unwrap();
+    d.flip_bit(&name, 8 * (second_unit_at + 20)).unwrap();
+    let (_, rec) = Wal::open(d.clone(), small()).unwrap();
+    assert_eq!(rec.entries.last().map(|e| e.index), Some(5));
 }
 
 #[test]

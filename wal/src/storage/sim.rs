@@ -1,7 +1,8 @@
 //! A simulated disk, deterministic from a seed, with the failure modes of a
 //! real one: writes that were not fsynced are lost on [`SimStorage::crash`]
 //! (a random prefix of them may survive, the last surviving one torn at any
-//! byte), names that were not made durable by a directory fsync disappear,
+//! byte, or with [`SimConfig::reorder_sectors`] keeping a random subset of
+//! its sectors), names that were not made durable by a directory fsync disappear,
 //! bits flip in stored data, fsync fails, and the disk fills up (ENOSPC).
 //!
 //! Used by the simulator (madsim's own file system has no crash semantics)
@@ -24,6 +25,11 @@ pub struct SimConfig {
     pub capacity_bytes: u64,
     /// Probability, in parts per million, that an fsync of a file fails.
     pub sync_failure_ppm: u32,
+    /// At a crash, the last surviving write keeps each of its 512-byte
+    /// sectors (aligned in the file) or loses it at random, instead of
+    /// keeping a prefix: a disk that persists a request's sectors out of
+    /// order.
+    pub reorder_sectors: bool,
 }
 
 impl Default for SimConfig {
@@ -32,6 +38,7 @@ impl Default for SimConfig {
             seed: 0,
             capacity_bytes: u64::MAX,
             sync_failure_ppm: 0,
+            reorder_sectors: false,
         }
     }
 }
@@ -170,13 +177,41 @@ fn not_found(name: &str) -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, format!("no such file {name:?}"))
 }
 
-fn apply(data: &mut Content, op: &PendingOp, keep_bytes: usize) {
-    match op {
-        PendingOp::Write {
-            offset,
-            data: bytes,
-        } => data.write(*offset as usize, &bytes[..keep_bytes.min(bytes.len())]),
-        PendingOp::SetLen(len) => data.set_len(*len as usize),
+/// Which bytes of a write survive a crash.
+enum Keep {
+    /// All of them.
+    All,
+    /// The first this many.
+    Prefix(usize),
+    /// The sectors (512 bytes, aligned in the file) whose bit is set in
+    /// the seed's bits, taken in turn from the lowest (repeating every 64).
+    Sectors(u64),
+}
+
+/// Sector size of [`SimConfig::reorder_sectors`].
+const SECTOR_BYTES: usize = 512;
+
+fn apply(data: &mut Content, op: &PendingOp, keep: Keep) {
+    let (offset, bytes) = match op {
+        PendingOp::Write { offset, data } => (*offset as usize, data),
+        PendingOp::SetLen(len) => return data.set_len(*len as usize),
+    };
+    match keep {
+        Keep::All => data.write(offset, bytes),
+        Keep::Prefix(n) => data.write(offset, &bytes[..n.min(bytes.len())]),
+        Keep::Sectors(bits) => {
+            let mut at = 0;
+            let mut sector = 0;
+            while at < bytes.len() {
+                let end = ((offset + at) / SECTOR_BYTES + 1) * SECTOR_BYTES - offset;
+                let end = end.min(bytes.len());
+                if bits >> (sector % 64) & 1 == 1 {
+                    data.write(offset + at, &bytes[at..end]);
+                }
+                at = end;
+                sector += 1;
+            }
+        }
     }
 }
 
@@ -298,7 +333,9 @@ impl SimStorage {
     /// Simulates power loss: every name not made durable by a directory
     /// fsync is gone (removed names come back), and for each file a random
     /// prefix of the writes since its last fsync survives, the last of them
-    /// torn at a random byte. All open handles become stale.
+    /// torn at a random byte (or, with [`SimConfig::reorder_sectors`],
+    /// keeping a random subset of its sectors). All open handles become
+    /// stale.
     pub fn crash(&self) {
         let mut s = self.lock();
         s.epoch += 1;
@@ -320,10 +357,13 @@ impl SimStorage {
                 .unwrap_or_default();
             for (n, op) in pending.iter().take(survivors).enumerate() {
                 let keep = match op {
-                    PendingOp::Write { data, .. } if n + 1 == survivors => {
-                        s.below_or_eq(data.len() as u64) as usize
+                    PendingOp::Write { .. } if n + 1 == survivors && s.config.reorder_sectors => {
+                        Keep::Sectors(s.next_u64())
                     }
-                    _ => usize::MAX,
+                    PendingOp::Write { data, .. } if n + 1 == survivors => {
+                        Keep::Prefix(s.below_or_eq(data.len() as u64) as usize)
+                    }
+                    _ => Keep::All,
                 };
                 apply(&mut data, op, keep);
             }
@@ -463,7 +503,7 @@ impl Storage for SimStorage {
             offset,
             data: data.to_vec(),
         };
-        apply(&mut inode.data, &op, usize::MAX);
+        apply(&mut inode.data, &op, Keep::All);
         inode.pending.push(op);
         s.stats.written_bytes += data.len() as u64;
         Ok(())
@@ -534,7 +574,7 @@ impl Storage for SimStorage {
         s.check_space(file, len_bytes)?;
         let inode = s.inode(file)?;
         let op = PendingOp::SetLen(len_bytes);
-        apply(&mut inode.data, &op, usize::MAX);
+        apply(&mut inode.data, &op, Keep::All);
         inode.pending.push(op);
         Ok(())
     }
@@ -578,6 +618,43 @@ mod tests {
         d.crash();
         assert_eq!(&d.read_all("a").unwrap()[..], b"durable");
         assert!(d.len(&f).is_err(), "handles are stale after a crash");
+    }
+
+    #[test]
+    fn a_reordering_disk_keeps_whole_sectors_of_the_last_write_in_any_order() {
+        let mut kept_a_later_sector_alone = false;
+        for seed in 0..64 {
+            let d = SimStorage::new(SimConfig {
+                seed,
+                reorder_sectors: true,
+                ..SimConfig::default()
+            });
+            let f = d.create("a").unwrap();
+            d.write_at(&f, 0, &[1; 100]).unwrap();
+            d.sync(&f).unwrap();
+            d.sync_dir().unwrap();
+            // Starts mid-sector: sectors are aligned in the file.
+            d.write_at(&f, 100, &[2; 2000]).unwrap();
+            d.crash();
+            let data = d.read_all("a").unwrap();
+            assert_eq!(&data[..100], &[1; 100][..], "seed {seed}");
+            let sector = |n: usize| {
+                &data[(n * 512).max(100).min(data.len())..((n + 1) * 512).min(data.len())]
+            };
+            let whole: Vec<bool> = (0..5).map(|n| sector(n).iter().all(|b| *b == 2)).collect();
+            for n in 0..5 {
+                let s = sector(n);
+                assert!(
+                    s.iter().all(|b| *b == 2) || s.iter().all(|b| *b == 0),
+                    "seed {seed}"
+                );
+            }
+            kept_a_later_sector_alone |= !whole[0] && whole[1..].iter().any(|w| *w);
+        }
+        assert!(
+            kept_a_later_sector_alone,
+            "some crash kept a later sector but not the first"
+        );
     }
 
     #[test]
@@ -689,7 +766,7 @@ mod tests {
         let d = SimStorage::new(SimConfig {
             seed: 3,
             capacity_bytes: 100,
-            sync_failure_ppm: 0,
+            ..SimConfig::default()
         });
         let f = d.create("a").unwrap();
         d.write_at(&f, 0, &[0; 60]).unwrap();
@@ -709,8 +786,8 @@ mod tests {
         assert!(d.flip_random_bit().is_some());
         let always = SimStorage::new(SimConfig {
             seed: 3,
-            capacity_bytes: u64::MAX,
             sync_failure_ppm: 1_000_000,
+            ..SimConfig::default()
         });
         let f = always.create("b").unwrap();
         assert!(always.sync(&f).is_err());
