@@ -39,7 +39,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group};
-use keel_kernel::mvcc::{CompactionRequest, PutRequest, RangeRequest, Store};
+use keel_kernel::mvcc::{CompactionRequest, PutRequest, RangeRequest, RangeResponse, Store};
 
 const KEYS: u64 = 1_000_000;
 const KEY_BYTES: usize = 64;
@@ -141,10 +141,28 @@ impl Puts {
     }
 }
 
+/// Single-key ranges of pseudo-random keys, as apply serves them.
+struct Ranges {
+    req: RangeRequest,
+    n: u64,
+}
+
+impl Ranges {
+    /// Reads the next pseudo-random key among `0..keys` from `store`.
+    fn one(&mut self, store: &Store, keys: u64) -> RangeResponse {
+        self.n += 1;
+        write_key(&mut self.req.key, mix(self.n) % keys);
+        let response = store.range(&self.req).unwrap();
+        debug_assert_eq!(response.kvs.len(), 1);
+        response
+    }
+}
+
 /// A random cyclic walk over `bytes` of memory, one word per cache line:
-/// `lines[i * W]` holds the index of the next line's word, every line is
-/// visited once per cycle (Sattolo's shuffle), so each load's address
-/// depends on the previous load and the hardware cannot run ahead.
+/// the first word of each line holds the index of the next line's first
+/// word, and every line is visited once per cycle (Sattolo's shuffle), so
+/// each load's address depends on the previous load and the hardware cannot
+/// run ahead.
 fn pointer_chase(bytes: usize) -> Vec<usize> {
     const WORDS_PER_LINE: usize = LINE_BYTES / size_of::<usize>();
     let lines = bytes / LINE_BYTES;
@@ -176,24 +194,16 @@ fn bench_mvcc(c: &mut Criterion) {
         b.iter_custom(|iters| puts.run(&mut store, iters))
     });
     store.set_events_prev_kv(true);
-    let mut n = puts.n;
 
-    let mut range = RangeRequest::default();
+    let mut ranges = Ranges {
+        req: RangeRequest::default(),
+        n: puts.n,
+    };
     group.bench_function("range_single_key", |b| {
-        b.iter(|| {
-            n += 1;
-            write_key(&mut range.key, mix(n) % KEYS);
-            let response = store.range(&range).unwrap();
-            debug_assert_eq!(response.kvs.len(), 1);
-            black_box(response)
-        })
+        b.iter(|| black_box(ranges.one(&store, KEYS)))
     });
     group.bench_function("range_single_key_hot", |b| {
-        b.iter(|| {
-            n += 1;
-            write_key(&mut range.key, mix(n) % HOT_KEYS);
-            black_box(store.range(&range).unwrap())
-        })
+        b.iter(|| black_box(ranges.one(&store, HOT_KEYS)))
     });
     drop(store);
 
@@ -203,16 +213,14 @@ fn bench_mvcc(c: &mut Criterion) {
         b.iter_custom(|iters| small_puts.run(&mut small_store, iters))
     });
     group.bench_function("range_cache_resident", |b| {
-        b.iter(|| {
-            n += 1;
-            write_key(&mut range.key, mix(n) % HOT_KEYS);
-            black_box(small_store.range(&range).unwrap())
-        })
+        b.iter(|| black_box(ranges.one(&small_store, HOT_KEYS)))
     });
 
-    let chase = pointer_chase(CHASE_BYTES);
+    // Built on first use (400 MB, a few seconds): not when a filter skips it.
+    let mut chase: Option<Vec<usize>> = None;
     let mut at = 0;
     group.bench_function("dependent_load", |b| {
+        let chase = chase.get_or_insert_with(|| pointer_chase(CHASE_BYTES));
         b.iter(|| {
             at = chase[at];
             at

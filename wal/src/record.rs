@@ -125,12 +125,12 @@ pub fn encode(
     let pad = padding_bytes(payload_bytes);
     buf[start..start + 4].copy_from_slice(&(payload_bytes as u32).to_le_bytes());
     buf[start + 4] = frame.record_type as u8;
-    buf[start + 5] = pad as u8
-        | if frame.starts_unit {
-            STARTS_WRITE_UNIT
-        } else {
-            0
-        };
+    let unit_flag = if frame.starts_unit {
+        STARTS_WRITE_UNIT
+    } else {
+        0
+    };
+    buf[start + 5] = pad as u8 | unit_flag;
     buf[start + 6..start + 8].copy_from_slice(&frame.tag.to_le_bytes());
     let mut hasher = Hasher::new_with_initial(prev_crc);
     hasher.update(&buf[start..start + 8]);
@@ -281,55 +281,61 @@ pub fn looks_like_record_of(data: &[u8], at: usize, tag: u16) -> bool {
         && at + HEADER_BYTES + payload_bytes + padding_bytes(payload_bytes) <= data.len()
 }
 
-/// The first 8-aligned offset at or after `from` that
-/// [looks like a record](looks_like_record_of) of the segment tagged `tag`,
-/// if any: evidence that bytes of this segment follow a point where its log
-/// seemed to end. One pass over the rest of `data`.
-pub fn first_of_segment(data: &[u8], from: usize, tag: u16) -> Option<usize> {
+/// The 8-aligned offsets at or after `from` that
+/// [look like records](looks_like_record_of) of the segment tagged `tag`,
+/// ascending: evidence that bytes of this segment follow a point where its
+/// log seemed to end. Lazy: one pass over the rest of `data` at most.
+pub fn records_of_segment(data: &[u8], from: usize, tag: u16) -> impl Iterator<Item = usize> + '_ {
     let start = from.div_ceil(ALIGN_BYTES) * ALIGN_BYTES;
     (start..data.len())
         .step_by(ALIGN_BYTES)
-        .find(|at| looks_like_record_of(data, *at, tag))
+        .filter(move |at| looks_like_record_of(data, *at, tag))
 }
 
-/// The first 8-aligned offset at or after `from` that looks like a record
-/// of the segment tagged `tag` starting a write unit ([`STARTS_WRITE_UNIT`]),
-/// if any: evidence that a later sync's records follow `from`, so the bytes
-/// there were written before a sync was started. In a segment that marks
-/// its units, bytes of the segment after `from` but no unit start mean the
-/// last unit was torn. One pass over the rest of `data`.
+/// The first of [`records_of_segment`], if any.
+pub fn first_of_segment(data: &[u8], from: usize, tag: u16) -> Option<usize> {
+    records_of_segment(data, from, tag).next()
+}
+
+/// True when the header at `at` carries [`STARTS_WRITE_UNIT`] (false past
+/// the end of `data`).
+pub fn starts_unit_at(data: &[u8], at: usize) -> bool {
+    data.get(at + 5)
+        .is_some_and(|flags| flags & STARTS_WRITE_UNIT != 0)
+}
+
+/// The first of [`records_of_segment`] that starts a write unit, if any:
+/// evidence that a later sync's records follow `from`, so the bytes there
+/// were written before a sync was started. In a segment that marks its
+/// units, bytes of the segment after `from` but no unit start mean the last
+/// unit was torn.
 pub fn first_unit_of_segment(data: &[u8], from: usize, tag: u16) -> Option<usize> {
-    let start = from.div_ceil(ALIGN_BYTES) * ALIGN_BYTES;
-    (start..data.len())
-        .step_by(ALIGN_BYTES)
-        .find(|at| looks_like_record_of(data, *at, tag) && data[*at + 5] & STARTS_WRITE_UNIT != 0)
+    records_of_segment(data, from, tag).find(|at| starts_unit_at(data, *at))
 }
 
 /// True when the damaged record at `offset` of the segment tagged `tag`
-/// looks like a write that was cut short rather than corrupted data. Never
-/// for a record claiming bytes past the end of the file; otherwise when no
-/// record of this segment follows the bytes it claims (the rest of the write
-/// never reached the disk: what follows is zeros, or a recycled file's older
-/// records), or one of its sector-aligned chunks is entirely zero (a sector
-/// that was not written; the rule etcd uses). In a segment that
-/// `marks_units`, records of the segment may follow as long as none starts
-/// a write unit: they are the torn unit's own later sectors; and a length
-/// past the end is no proof of corruption there, since the header may be a
-/// recycled file's old bytes that happen to carry this segment's tag.
+/// looks like a write that was cut short rather than corrupted data.
 ///
-/// Either way a damaged record inside the last write unit, with nothing of
-/// a later unit after it, is taken for torn: the log alone cannot tell an
-/// unacknowledged write whose sectors reached the disk out of order from
-/// an acknowledged one damaged since (etcd makes the same choice for a
-/// zero-filled sector).
+/// In a segment that `marks_units`: when no write unit starts after its
+/// header (looked for from there, not from the end its perhaps damaged
+/// length claims). Records of the segment may follow: they are the torn
+/// unit's own later sectors. A length past the end proves nothing either:
+/// the header may be a recycled file's old bytes that carry this segment's
+/// tag by chance. So damage inside the last unit is taken for torn: the log
+/// alone cannot tell an unacknowledged write whose sectors reached the disk
+/// out of order from an acknowledged one damaged since (etcd makes the same
+/// choice for a zero-filled sector).
+///
+/// In an older segment: never for a record claiming bytes past the end of
+/// the file; otherwise when no record of this segment follows the bytes it
+/// claims (the rest of the write never reached the disk: what follows is
+/// zeros, or a recycled file's older records), or one of its sector-aligned
+/// chunks is entirely zero (a sector that was not written; etcd's rule).
 pub fn is_torn(data: &[u8], offset: usize, damage: &Damage, tag: u16, marks_units: bool) -> bool {
-    // A later unit is looked for from the damaged header on, not from the
-    // end its (perhaps damaged) length claims.
-    let later_unit = || first_unit_of_segment(data, offset + HEADER_BYTES, tag).is_some();
-    if damage.past_end {
-        return marks_units && !later_unit();
+    if marks_units {
+        return first_unit_of_segment(data, offset + HEADER_BYTES, tag).is_none();
     }
-    if marks_units && later_unit() {
+    if damage.past_end {
         return false;
     }
     let end = damage.extent_end.max(offset).min(data.len());
@@ -343,7 +349,7 @@ pub fn is_torn(data: &[u8], offset: usize, damage: &Damage, tag: u16, marks_unit
         }
         chunk_start = chunk_end;
     }
-    marks_units || first_of_segment(data, end, tag).is_none()
+    first_of_segment(data, end, tag).is_none()
 }
 
 #[cfg(test)]
@@ -360,6 +366,19 @@ mod tests {
             tag,
             starts_unit: false,
         }
+    }
+
+    /// A recycled file's earlier content: records of another segment,
+    /// at least 4 KiB of them.
+    fn recycled_file() -> Vec<u8> {
+        let mut old = Vec::new();
+        let mut crc = 0;
+        while old.len() < 4096 {
+            crc = encode(&mut old, entry(TAG + 7), crc, |b| {
+                b.extend_from_slice(&[9; 100])
+            });
+        }
+        old
     }
 
     fn one(payload: &[u8], prev_crc: u32) -> (Vec<u8>, u32) {
@@ -521,14 +540,7 @@ mod tests {
 
     #[test]
     fn torn_tail_over_a_recycled_files_old_records() {
-        // The file's earlier use: records of another segment everywhere.
-        let mut old = Vec::new();
-        let mut crc = 0;
-        while old.len() < 4096 {
-            crc = encode(&mut old, entry(TAG + 7), crc, |b| {
-                b.extend_from_slice(&[9; 100])
-            });
-        }
+        let old = recycled_file();
         let (new, crc) = one(&[5; 100], 0);
         let first_end = new.len();
         let mut second = Vec::new();
@@ -586,13 +598,7 @@ mod tests {
     fn later_sectors_of_the_torn_unit_do_not_make_it_corruption() {
         // A recycled file's old records, then a unit of three records whose
         // second sector missed the disk while the later ones reached it.
-        let mut file = Vec::new();
-        let mut crc = 0;
-        while file.len() < 4096 {
-            crc = encode(&mut file, entry(TAG + 7), crc, |b| {
-                b.extend_from_slice(&[9; 100])
-            });
-        }
+        let file = recycled_file();
         let mut unit = Vec::new();
         let first = Frame {
             starts_unit: true,

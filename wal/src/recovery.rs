@@ -396,16 +396,18 @@ fn end_at(
     gap: Gap,
     file: &str,
 ) -> Result<Option<(u64, &'static str)>> {
-    let from = offset + HEADER_BYTES;
-    let Some(at) = record::first_of_segment(data, from, tag) else {
+    let mut own = record::records_of_segment(data, offset + HEADER_BYTES, tag);
+    let Some(at) = own.next() else {
         return Ok(None);
     };
-    let torn = gap.is_last
-        && if gap.marks_units {
-            record::first_unit_of_segment(data, from, tag).is_none()
-        } else {
-            gap.zeros
-        };
+    let torn = match (gap.is_last, gap.marks_units) {
+        (false, _) => false,
+        // Go on from the record found: one pass over the file.
+        (true, true) => !std::iter::once(at)
+            .chain(own)
+            .any(|r| record::starts_unit_at(data, r)),
+        (true, false) => gap.zeros,
+    };
     let offset = offset as u64;
     match (torn, gap.zeros) {
         (true, true) => Ok(Some((offset, "zero-filled record"))),

@@ -9,6 +9,7 @@
 //! and by the WAL's property tests and fuzz target. No threads, no clock.
 
 use super::Storage;
+use crate::record::SECTOR_BYTES;
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -187,9 +188,6 @@ enum Keep {
     /// the seed's bits, taken in turn from the lowest (repeating every 64).
     Sectors(u64),
 }
-
-/// Sector size of [`SimConfig::reorder_sectors`].
-const SECTOR_BYTES: usize = 512;
 
 fn apply(data: &mut Content, op: &PendingOp, keep: Keep) {
     let (offset, bytes) = match op {
