@@ -17,12 +17,15 @@
 //!   does, and a snapshot marker logged and the segments below it purged
 //!   on another thread whenever more than [`SEGMENTS_KEPT`] are sealed, as
 //!   a member's snapshots do), and prints entries/s, fsyncs/s and the
-//!   ratios to the raw rate and to one appender for both models, and how
-//!   long the committer's rounds that cut a segment took. Each
+//!   ratios to the raw rate and to one appender for both models, how long
+//!   the committer's rounds that cut a segment took, where the tasks'
+//!   rounds spend their time, and the disk's own floor: a direct write +
+//!   fdatasync of one framed entry against one of 64, in the same slices,
+//!   which bounds what 64 appenders can reach over one. Each
 //!   configuration keeps its log across slices, so segment cuts, purges
 //!   and the zeros written ahead of the log are measured in proportion; the
-//!   tasks' logs start in a member's steady state, their purges having
-//!   kept files for reuse (see `TaskLog::new`).
+//!   tasks' logs start in a member's steady state, writing into segment
+//!   files their purges kept for reuse (see `TaskLog::new`).
 //! - `wal_recovery/replay_1GiB_{warm,cold}`: MB/s of `recover()` over a
 //!   1 GiB log of 1 KiB entries, with the segments in the page cache, and
 //!   after `posix_fadvise(DONTNEED)` on every segment.
@@ -39,7 +42,7 @@ use keel_wal::{FsStorage, Metadata, Storage, SyncJob, Wal, WalOptions, recover};
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -307,14 +310,18 @@ const COMMIT_BATCH_MAX: usize = 4096;
 
 /// The node driver's model: appenders are tasks that hand an entry to one
 /// committer and wait for its answer; the committer drains every queued
-/// request into one append and one fsync, then answers them all.
+/// request into one append and one fsync, then answers them all, and ends
+/// the slice (`counters.stop`) with the first round that ends after
+/// `slice_end`.
 async fn committer(
     mut log: CommitLog,
     mut requests: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<()>>,
-    fsyncs: Arc<AtomicU64>,
+    counters: Arc<SliceCounters>,
+    slice_end: Instant,
 ) -> CommitLog {
     let data = Bytes::from(vec![0xA5; APPEND_ENTRY_BYTES]);
     let mut waiting = Vec::with_capacity(COMMIT_BATCH_MAX);
+    let mut last_end = None;
     while let Some(first) = requests.recv().await {
         waiting.push(first);
         while waiting.len() < COMMIT_BATCH_MAX {
@@ -323,29 +330,83 @@ async fn committer(
                 Err(_) => break,
             }
         }
-        let wal = &mut log.wal;
-        let next = wal.last_index() + 1;
-        let entries: Vec<Entry> = (0..waiting.len() as u64)
-            .map(|i| entry(next + i, &data))
-            .collect();
-        log.prepared.poll(wal);
         let round = Instant::now();
-        wal.append(&entries, None).unwrap();
-        // Appending to memory takes microseconds; only a cut takes longer.
-        let cut = round.elapsed() > Duration::from_micros(100)
-            && wal.segment_names().last() != Some(&log.active);
-        wal.sync().unwrap();
-        log.purges.poll(wal, cut);
-        if cut {
-            log.active = wal.segment_names().pop().unwrap();
-            log.cut_rounds.push(round.elapsed());
-        }
-        fsyncs.fetch_add(1, Ordering::Relaxed);
+        let (appended, synced) = log.commit(waiting.len(), &data, round);
+        counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+        let answered = waiting.len() as u64;
+        counters.entries.fetch_add(answered, Ordering::Relaxed);
         waiting.drain(..).for_each(|done| {
             let _ = done.send(());
         });
+        let end = Instant::now();
+        if end >= slice_end {
+            counters.stop.store(true, Ordering::Relaxed);
+        }
+        if let Some(last) = last_end {
+            let phases = [
+                round - last,
+                appended - round,
+                synced - appended,
+                end - synced,
+            ];
+            log.round_times.add(phases);
+        }
+        last_end = Some(end);
     }
     log
+}
+
+impl CommitLog {
+    /// One round: appends `count` entries of `data` and syncs them, cutting
+    /// and purging as a member does. `round` is when the round began;
+    /// returns when the append ended and when the sync did.
+    fn commit(&mut self, count: usize, data: &Bytes, round: Instant) -> (Instant, Instant) {
+        let wal = &mut self.wal;
+        let next = wal.last_index() + 1;
+        let entries: Vec<Entry> = (0..count as u64).map(|i| entry(next + i, data)).collect();
+        self.prepared.poll(wal);
+        wal.append(&entries, None).unwrap();
+        let appended = Instant::now();
+        // Appending to memory takes microseconds; only a cut takes longer.
+        let cut = appended - round > Duration::from_micros(100)
+            && wal.segment_names().last() != Some(&self.active);
+        wal.sync().unwrap();
+        let synced = Instant::now();
+        self.purges.poll(wal, cut);
+        if cut {
+            self.active = wal.segment_names().pop().unwrap();
+            self.cut_rounds.push(round.elapsed());
+        }
+        (appended, synced)
+    }
+}
+
+/// Where a committer's rounds spend their time, summed over rounds.
+#[derive(Default)]
+struct RoundTimes {
+    /// Rounds counted.
+    rounds: u64,
+    /// Per phase: the appenders waking on their answers and asking again
+    /// (from the end of one round to the start of the next; counted only
+    /// between rounds of one slice), building and appending the entries,
+    /// the write and fsync, answering.
+    phases: [Duration; 4],
+}
+
+impl RoundTimes {
+    /// Adds one round's phases.
+    fn add(&mut self, phases: [Duration; 4]) {
+        self.rounds += 1;
+        for (sum, phase) in self.phases.iter_mut().zip(phases) {
+            *sum += phase;
+        }
+    }
+
+    /// Mean microseconds per round of each phase.
+    fn means_us(&self) -> [f64; 4] {
+        let rounds = self.rounds.max(1) as f64;
+        self.phases.map(|d| d.as_secs_f64() * 1e6 / rounds)
+    }
 }
 
 /// What the committer keeps across slices: the log, its next segment, its
@@ -358,6 +419,7 @@ struct CommitLog {
     /// Name of the segment being written.
     active: String,
     cut_rounds: Vec<Duration>,
+    round_times: RoundTimes,
 }
 
 /// Sealed segments a log keeps before a snapshot purges them.
@@ -444,22 +506,25 @@ impl TaskLog {
     /// A log in a long-running member's steady state: written through
     /// [`SEGMENTS_KEPT`] + 3 segments in big unsynced batches and purged,
     /// so the purges kept files for reuse (up to
-    /// `WalOptions::recycled_segments_max`) and later cuts write over them,
-    /// as they do once a member has taken its first snapshots.
+    /// `WalOptions::recycled_segments_max`), then written on into the next
+    /// segment, made from one of those files as the node driver's prepare
+    /// job makes it. Every segment the measurement writes is then a reused
+    /// file, as it is once a member has taken its first snapshots: none of
+    /// them needs zeros written ahead (see `keel_wal::zero_fill`).
     fn new() -> TaskLog {
         let dir = temp_dir();
         let storage = FsStorage::open(dir.path()).unwrap();
         let mut wal = Wal::create(storage, WalOptions::default(), META).unwrap();
-        let data = Bytes::from(vec![0xA5; APPEND_ENTRY_BYTES]);
-        while wal.segment_names().len() < SEGMENTS_KEPT + 3 {
-            let next = wal.last_index() + 1;
-            let batch: Vec<Entry> = (next..next + 4096).map(|i| entry(i, &data)).collect();
-            wal.append(&batch, None).unwrap();
-        }
+        fill_until_segments(&mut wal, SEGMENTS_KEPT + 3);
         let index = wal.last_index();
         wal.append_snapshot_marker(&snapshot_marker(index)).unwrap();
         wal.sync().unwrap();
         wal.purge(index).unwrap();
+        let job = wal.begin_prepare().unwrap();
+        wal.finish_prepare(job.run()).unwrap();
+        let segments = wal.segment_names().len() + 1;
+        fill_until_segments(&mut wal, segments);
+        wal.sync().unwrap();
         let active = wal.segment_names().pop().unwrap();
         TaskLog {
             _dir: dir,
@@ -469,8 +534,19 @@ impl TaskLog {
                 purges: Purges::default(),
                 active,
                 cut_rounds: Vec::new(),
+                round_times: RoundTimes::default(),
             }),
         }
+    }
+}
+
+/// Appends big unsynced batches until `wal` has `segments` segments.
+fn fill_until_segments(wal: &mut Wal<FsStorage>, segments: usize) {
+    let data = Bytes::from(vec![0xA5; APPEND_ENTRY_BYTES]);
+    while wal.segment_names().len() < segments {
+        let next = wal.last_index() + 1;
+        let batch: Vec<Entry> = (next..next + 4096).map(|i| entry(i, &data)).collect();
+        wal.append(&batch, None).unwrap();
     }
 }
 
@@ -485,22 +561,20 @@ fn run_task_appenders(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let fsyncs = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicU64::new(0));
+    let counters = Arc::new(SliceCounters::default());
     let start = Instant::now();
     runtime.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::channel(COMMIT_BATCH_MAX);
-        let committer = tokio::spawn(committer(commit_log, rx, Arc::clone(&fsyncs)));
-        let deadline = start + slice;
+        let slice_end = start + slice;
+        let committer = tokio::spawn(committer(commit_log, rx, Arc::clone(&counters), slice_end));
         let tasks: Vec<_> = (0..appenders)
             .map(|_| {
-                let (tx, done) = (tx.clone(), Arc::clone(&done));
+                let (tx, counters) = (tx.clone(), Arc::clone(&counters));
                 tokio::spawn(async move {
-                    while Instant::now() < deadline {
+                    while !counters.stop.load(Ordering::Relaxed) {
                         let (answer, durable) = tokio::sync::oneshot::channel();
                         tx.send(answer).await.unwrap();
                         durable.await.unwrap();
-                        done.fetch_add(1, Ordering::Relaxed);
                     }
                 })
             })
@@ -514,9 +588,20 @@ fn run_task_appenders(
     let elapsed = start.elapsed();
     (
         elapsed,
-        fsyncs.load(Ordering::Relaxed),
-        done.load(Ordering::Relaxed),
+        counters.fsyncs.load(Ordering::Relaxed),
+        counters.entries.load(Ordering::Relaxed),
     )
+}
+
+/// What one slice of task appenders shares with its committer.
+#[derive(Default)]
+struct SliceCounters {
+    /// Set by the committer once the slice is over: the appenders stop
+    /// asking (one load each, where reading the clock would cost more).
+    stop: AtomicBool,
+    fsyncs: AtomicU64,
+    /// Appends answered durable.
+    entries: AtomicU64,
 }
 
 /// A preallocated file for the raw pwrite + fdatasync rate.
@@ -553,6 +638,71 @@ impl RawFile {
         self.file.write_all_at(&block, self.offset).unwrap();
         self.file.sync_data().unwrap();
         self.offset = (self.offset + block.len() as u64) % (RAW_FILE_BYTES - block.len() as u64);
+    }
+}
+
+/// Bytes a framed 256-byte entry takes in the log, about.
+const FRAMED_ENTRY_BYTES: u64 = APPEND_ENTRY_BYTES as u64 + 32;
+
+/// The disk's own share of a group commit round: a direct write of the
+/// blocks `entries` framed entries cover, the first one rewritten as the
+/// log rewrites the block it ended in, and an `fdatasync`, on a file
+/// written throughout beforehand (so no write changes an extent). No
+/// encoding, no tasks: what a round costs a log whose CPU work is free.
+struct DeviceRounds {
+    _dir: tempfile::TempDir,
+    file: std::fs::File,
+    staging: Vec<u8>,
+    offset: u64,
+}
+
+const DEVICE_FILE_BYTES: u64 = 64 << 20;
+const DEVICE_BLOCK_BYTES: u64 = 4096;
+
+impl DeviceRounds {
+    /// `None` where the file system offers no direct I/O.
+    fn new() -> Option<DeviceRounds> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = temp_dir();
+        let path = dir.path().join("device");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 1 << 20];
+        for _ in 0..DEVICE_FILE_BYTES / chunk.len() as u64 {
+            file.write_all(&chunk).unwrap();
+        }
+        file.sync_all().unwrap();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
+            .open(&path)
+            .ok()?;
+        Some(DeviceRounds {
+            _dir: dir,
+            file,
+            staging: vec![0xA5; 1 << 20],
+            offset: 0,
+        })
+    }
+
+    /// One round of `entries` framed entries; returns its duration.
+    fn round(&mut self, entries: u64) -> Duration {
+        let bytes = entries * FRAMED_ENTRY_BYTES;
+        if self.offset + bytes + DEVICE_BLOCK_BYTES > DEVICE_FILE_BYTES {
+            self.offset = 0;
+        }
+        let start = self.offset - self.offset % DEVICE_BLOCK_BYTES;
+        let len = (self.offset + bytes).next_multiple_of(DEVICE_BLOCK_BYTES) - start;
+        let skew = self
+            .staging
+            .as_ptr()
+            .align_offset(DEVICE_BLOCK_BYTES as usize);
+        let began = Instant::now();
+        let block = &self.staging[skew..skew + len as usize];
+        self.file.write_all_at(block, start).unwrap();
+        self.file.sync_data().unwrap();
+        self.offset += bytes;
+        began.elapsed()
     }
 }
 
@@ -604,6 +754,50 @@ fn bench_group_commit(c: &mut Criterion) {
     interleaved_summary(&mut raw);
 }
 
+/// Device rounds of one framed entry and of 64, in alternating runs of
+/// [`DEVICE_RUN`] (the logs write runs of rounds of one size), summed.
+#[derive(Default)]
+struct DeviceFloor {
+    rounds: u64,
+    one: Duration,
+    sixty_four: Duration,
+}
+
+/// Rounds of one size in a row, in [`DeviceFloor::measure`].
+const DEVICE_RUN: usize = 32;
+
+impl DeviceFloor {
+    /// Alternates runs of rounds of 1 and 64 entries on `device` for
+    /// `slice`.
+    fn measure(&mut self, device: &mut DeviceRounds, slice: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < slice {
+            for _ in 0..DEVICE_RUN {
+                self.one += device.round(1);
+            }
+            for _ in 0..DEVICE_RUN {
+                self.sixty_four += device.round(64);
+            }
+            self.rounds += DEVICE_RUN as u64;
+        }
+    }
+
+    /// The mean round of each size, and the ratio 64 appenders would reach
+    /// over one if nothing but the disk took time.
+    fn print(&self) {
+        if self.rounds == 0 {
+            return;
+        }
+        let mean_us = |d: Duration| d.as_secs_f64() * 1e6 / self.rounds as f64;
+        let (one, sixty_four) = (mean_us(self.one), mean_us(self.sixty_four));
+        println!(
+            "  device floor, direct write + fdatasync: {one:.1} us for 1 framed entry, \
+             {sixty_four:.1} us for 64; with free CPU, 64 appenders would reach {:.1}x one",
+            64.0 * one / sixty_four
+        );
+    }
+}
+
 /// Disk speed on a shared machine drifts by 10x within a minute, so the
 /// ratios are measured in interleaved 0.5 s slices: raw, 1, 16, 64
 /// appenders, repeated; totals per configuration give the rates.
@@ -613,7 +807,12 @@ fn interleaved_summary(raw: &mut RawFile) {
     let groups: Vec<_> = APPENDER_COUNTS.iter().map(|n| (*n, new_group())).collect();
     let mut task_logs: Vec<TaskLog> = APPENDER_COUNTS.iter().map(|_| TaskLog::new()).collect();
     let mut totals: BTreeMap<usize, (u64, u64, Duration)> = BTreeMap::new();
+    let mut device = DeviceRounds::new();
+    let mut device_floor = DeviceFloor::default();
     for _ in 0..ROUNDS {
+        if let Some(device) = &mut device {
+            device_floor.measure(device, SLICE);
+        }
         let start = Instant::now();
         let mut writes = 0;
         while start.elapsed() < SLICE {
@@ -669,6 +868,19 @@ fn interleaved_summary(raw: &mut RawFile) {
             "  rounds that cut a segment (tasks): {} taking {mean_ms:.2} ms on average",
             cuts.len()
         );
+    }
+    device_floor.print();
+    println!(
+        "  task rounds, mean us: appenders waking and asking again, append, write+fsync, answers"
+    );
+    for (appenders, log) in APPENDER_COUNTS.into_iter().zip(&task_logs) {
+        if let Some(log) = &log.log {
+            let [asking, append, sync, answers] = log.round_times.means_us();
+            println!(
+                "    {appenders:>2} tasks: {asking:.1} + {append:.1} + {sync:.1} + {answers:.1} = {:.1}",
+                asking + append + sync + answers
+            );
+        }
     }
     for (kind, base) in [("threads", 0), ("tasks", TASKS)] {
         let (one, _) = rate(base + 1);
