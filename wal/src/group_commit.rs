@@ -35,6 +35,9 @@ pub struct SyncJob<S: Storage> {
     pub(crate) file: S::File,
     pub(crate) file_name: String,
     pub(crate) ticket: Ticket,
+    /// The segment's sequence and how far into it the job makes the file
+    /// durable (the log's end when the job was handed out).
+    pub(crate) durable_end: (u64, u64),
     /// Records (and zeros ahead of them) the job writes before its fsync.
     pub(crate) write: Option<LogWrite>,
 }
@@ -53,6 +56,8 @@ pub(crate) struct LogWrite {
 #[derive(Debug)]
 pub struct SyncOutcome {
     pub(crate) ticket: Ticket,
+    /// As [`SyncJob::durable_end`].
+    pub(crate) durable_end: (u64, u64),
     pub(crate) result: Result<()>,
 }
 
@@ -73,6 +78,7 @@ impl<S: Storage> SyncJob<S> {
         });
         SyncOutcome {
             ticket: self.ticket,
+            durable_end: self.durable_end,
             result,
         }
     }
@@ -158,6 +164,7 @@ mod tests {
             file: file.clone(),
             file_name: "f".into(),
             ticket,
+            durable_end: (0, 0),
             write: None,
         };
         let ok = job(Ticket(3)).run();

@@ -15,12 +15,17 @@
 //! The on-disk format is described in [`record`], [`payload`] and [`segment`].
 //!
 //! Known limits: damage inside the last write unit of the last segment (the
-//! records of the last sync) cannot be told from a torn write, whose
-//! sectors may reach the disk in any order, and is cut off as one (the
-//! damaged file is kept as `.broken`); etcd's WAL makes the same choice for
-//! a zero-filled sector, and PostgreSQL ends its log at any bad record.
-//! Damage followed by a later unit is corruption. A deleted last segment
-//! cannot be detected. Entries returned
+//! records written since everything before them was last durable) cannot
+//! be told from a torn write, whose sectors may reach the disk in any
+//! order, and is cut off as one (the damaged file is kept as `.broken`);
+//! etcd's WAL makes the same choice for a zero-filled sector, and
+//! PostgreSQL ends its log at any bad record. Damage followed by a later
+//! unit is corruption. Whether bytes after a break are a record of the
+//! segment is judged from their header alone (their CRC needs the record
+//! before them), so entry data that holds a well-formed header with the
+//! segment's tag can turn a torn tail into reported corruption: the
+//! member then refuses to start rather than lose data. A deleted last
+//! segment cannot be detected. Entries returned
 //! by recovery share memory with the mapped segment files, so a purged
 //! segment's disk space is released when those entries are dropped. Purge
 //! only below the oldest snapshot the node may fall back to

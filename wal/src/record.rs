@@ -25,18 +25,20 @@
 //! ([`first_of_segment`]) means the log was damaged, not merely ended.
 //! Segments written before the tag existed hold 0 there.
 //!
-//! A write unit is what one sync makes durable: the records appended after
-//! the previous sync was started. Its first record carries
-//! [`STARTS_WRITE_UNIT`], and so does every segment header, which is how
-//! recovery knows that a segment marks its units (segments written before
-//! the flag existed do not). A unit is written only after the sync before
-//! it was started, so when the bytes at some offset of the last segment
-//! are missing and no unit starts after them, everything from there on
-//! belongs to the last unit, which no sync acknowledged: a torn write, even
-//! if the disk persisted some of its later sectors and not earlier ones
-//! ([`first_unit_of_segment`]).
+//! A record starts a write unit, and carries [`STARTS_WRITE_UNIT`], when the
+//! log encoded it while every byte before it in the segment was durable
+//! (fsynced) and nothing was buffered ahead of it; every segment header
+//! carries the flag too, which is how recovery knows that a segment marks
+//! its units (segments written before the flag existed do not). So when the
+//! bytes at some offset of the last segment are missing and no unit starts
+//! after them, nothing written after them was written once they were
+//! durable: they belong to writes no sync acknowledged, a torn tail, even
+//! if the disk persisted some later sectors and not earlier ones
+//! ([`after_break`]). A unit start after them proves they were durable:
+//! corruption.
 
 use crc32fast::Hasher;
+use std::ops::Range;
 
 /// Bytes of the record header.
 pub const HEADER_BYTES: usize = 12;
@@ -285,7 +287,11 @@ pub fn looks_like_record_of(data: &[u8], at: usize, tag: u16) -> bool {
 /// [look like records](looks_like_record_of) of the segment tagged `tag`,
 /// ascending: evidence that bytes of this segment follow a point where its
 /// log seemed to end. Lazy: one pass over the rest of `data` at most.
-pub fn records_of_segment(data: &[u8], from: usize, tag: u16) -> impl Iterator<Item = usize> + '_ {
+pub(crate) fn records_of_segment(
+    data: &[u8],
+    from: usize,
+    tag: u16,
+) -> impl Iterator<Item = usize> + '_ {
     let start = from.div_ceil(ALIGN_BYTES) * ALIGN_BYTES;
     (start..data.len())
         .step_by(ALIGN_BYTES)
@@ -299,18 +305,38 @@ pub fn first_of_segment(data: &[u8], from: usize, tag: u16) -> Option<usize> {
 
 /// True when the header at `at` carries [`STARTS_WRITE_UNIT`] (false past
 /// the end of `data`).
-pub fn starts_unit_at(data: &[u8], at: usize) -> bool {
+fn starts_unit_at(data: &[u8], at: usize) -> bool {
     data.get(at + 5)
         .is_some_and(|flags| flags & STARTS_WRITE_UNIT != 0)
 }
 
-/// The first of [`records_of_segment`] that starts a write unit, if any:
-/// evidence that a later sync's records follow `from`, so the bytes there
-/// were written before a sync was started. In a segment that marks its
-/// units, bytes of the segment after `from` but no unit start mean the last
-/// unit was torn.
-pub fn first_unit_of_segment(data: &[u8], from: usize, tag: u16) -> Option<usize> {
-    records_of_segment(data, from, tag).find(|at| starts_unit_at(data, *at))
+/// What follows a point at or after which a segment's log seems to end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum After {
+    /// No record of the segment.
+    Nothing,
+    /// Records of the segment, the first at this offset, none starting a
+    /// write unit: in the last segment, the torn unit's own later sectors.
+    OwnRecords(usize),
+    /// A record of the segment starting a write unit, at this offset: the
+    /// bytes before it were durable when it was written.
+    LaterUnit(usize),
+}
+
+/// What follows `from` in the segment tagged `tag` (see [`After`]), in one
+/// pass over the rest of `data` at most.
+pub(crate) fn after_break(data: &[u8], from: usize, tag: u16) -> After {
+    let mut own = records_of_segment(data, from, tag);
+    let Some(first) = own.next() else {
+        return After::Nothing;
+    };
+    match std::iter::once(first)
+        .chain(own)
+        .find(|at| starts_unit_at(data, *at))
+    {
+        Some(unit) => After::LaterUnit(unit),
+        None => After::OwnRecords(first),
+    }
 }
 
 /// True when the damaged record at `offset` of the segment tagged `tag`
@@ -333,7 +359,10 @@ pub fn first_unit_of_segment(data: &[u8], from: usize, tag: u16) -> Option<usize
 /// chunks is entirely zero (a sector that was not written; etcd's rule).
 pub fn is_torn(data: &[u8], offset: usize, damage: &Damage, tag: u16, marks_units: bool) -> bool {
     if marks_units {
-        return first_unit_of_segment(data, offset + HEADER_BYTES, tag).is_none();
+        return !matches!(
+            after_break(data, offset + HEADER_BYTES, tag),
+            After::LaterUnit(_)
+        );
     }
     if damage.past_end {
         return false;
@@ -341,15 +370,21 @@ pub fn is_torn(data: &[u8], offset: usize, damage: &Damage, tag: u16, marks_unit
     let end = damage.extent_end.max(offset).min(data.len());
     // The record's own sectors first: a scan of the rest of the file may
     // read up to a whole segment.
-    let mut chunk_start = offset;
-    while chunk_start < end {
-        let chunk_end = ((chunk_start / SECTOR_BYTES + 1) * SECTOR_BYTES).min(end);
-        if data[chunk_start..chunk_end].iter().all(|b| *b == 0) {
-            return true;
-        }
-        chunk_start = chunk_end;
-    }
-    first_of_segment(data, end, tag).is_none()
+    sector_chunks(offset, end).any(|chunk| data[chunk].iter().all(|b| *b == 0))
+        || first_of_segment(data, end, tag).is_none()
+}
+
+/// The file offsets `start..end` cut where [`SECTOR_BYTES`]-aligned sectors
+/// begin: the parts of a write that each land in one sector, in order.
+pub(crate) fn sector_chunks(start: usize, end: usize) -> impl Iterator<Item = Range<usize>> {
+    let mut at = start;
+    std::iter::from_fn(move || {
+        (at < end).then(|| {
+            let chunk = at..((at / SECTOR_BYTES + 1) * SECTOR_BYTES).min(end);
+            at = chunk.end;
+            chunk
+        })
+    })
 }
 
 #[cfg(test)]
@@ -584,7 +619,12 @@ mod tests {
             };
             assert_eq!(f.starts_unit, starts_unit);
             assert!(looks_like_record_of(&buf, 0, TAG));
-            assert_eq!(first_unit_of_segment(&buf, 0, TAG).is_some(), starts_unit);
+            let after = if starts_unit {
+                After::LaterUnit(0)
+            } else {
+                After::OwnRecords(0)
+            };
+            assert_eq!(after_break(&buf, 0, TAG), after);
         }
         let (mut bad, _) = one(b"abc", 0);
         bad[5] |= 0x40;

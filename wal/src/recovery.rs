@@ -13,7 +13,7 @@
 //!
 //! In the last segment, records of the segment after the point where its
 //! log breaks off are the torn write's own later sectors, not corruption,
-//! when none of them starts a write unit ([`record::first_unit_of_segment`]):
+//! when none of them starts a write unit ([`record::after_break`]):
 //! a disk may persist the sectors of an unacknowledged write out of order,
 //! and in a recycled file a sector that missed the disk holds old bytes
 //! rather than zeros. Segments written before units were marked (their
@@ -25,7 +25,7 @@
 
 use crate::error::{Result, WalError};
 use crate::payload::{self, Metadata, Record, SegmentHeader, SnapshotMarker};
-use crate::record::{self, Decoded, HEADER_BYTES};
+use crate::record::{self, After, Decoded, HEADER_BYTES};
 use crate::segment::SegmentName;
 use crate::storage::Storage;
 use bytes::Bytes;
@@ -396,16 +396,14 @@ fn end_at(
     gap: Gap,
     file: &str,
 ) -> Result<Option<(u64, &'static str)>> {
-    let mut own = record::records_of_segment(data, offset + HEADER_BYTES, tag);
-    let Some(at) = own.next() else {
-        return Ok(None);
+    let after = record::after_break(data, offset + HEADER_BYTES, tag);
+    let at = match after {
+        After::Nothing => return Ok(None),
+        After::OwnRecords(at) | After::LaterUnit(at) => at,
     };
     let torn = match (gap.is_last, gap.marks_units) {
         (false, _) => false,
-        // Go on from the record found: one pass over the file.
-        (true, true) => !std::iter::once(at)
-            .chain(own)
-            .any(|r| record::starts_unit_at(data, r)),
+        (true, true) => matches!(after, After::OwnRecords(_)),
         (true, false) => gap.zeros,
     };
     let offset = offset as u64;

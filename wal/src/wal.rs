@@ -63,6 +63,10 @@ struct Active<S: Storage> {
     /// Bytes below this offset were written (records or zeros), so writing
     /// there changes no extent (see [`crate::zero_fill`]).
     zeroed_end: u64,
+    /// Bytes below this offset are known durable (fsynced). A record
+    /// encoded while nothing is buffered and every written byte is durable
+    /// starts a write unit (see [`record::STARTS_WRITE_UNIT`]).
+    durable_end: u64,
 }
 
 /// A segmented write-ahead log over a [`Storage`].
@@ -87,10 +91,6 @@ pub struct Wal<S: Storage> {
     /// An exclusive sync job is out: appends and syncs wait for
     /// [`Wal::finish_sync`].
     held: bool,
-    /// The next record starts a write unit: none was appended since the
-    /// last sync was started, or since the log was opened or cut (see
-    /// [`record::STARTS_WRITE_UNIT`]).
-    unit_starts: bool,
     /// The segment the next cut switches to, if prepared ahead.
     next: NextSegment<S::File>,
     /// A [`PurgeJob`] is out: no other is handed out until
@@ -139,6 +139,8 @@ impl<S: Storage> Wal<S> {
             opening_end: opening.len() as u64,
             allocated_bytes: options.segment_size_bytes.max(opening.len() as u64),
             zeroed_end: opening.len() as u64,
+            // `segment::create` fsynced the opening records.
+            durable_end: opening.len() as u64,
         };
         Ok(Wal {
             storage,
@@ -154,7 +156,6 @@ impl<S: Storage> Wal<S> {
             tickets: Tickets::default(),
             poisoned: None,
             held: false,
-            unit_starts: true,
             purging: false,
             next: NextSegment::Wanted,
             recycled,
@@ -197,7 +198,7 @@ impl<S: Storage> Wal<S> {
         remove_temp_files(&storage, &names)?;
         let recycled = recycled_files(&storage, &names, options.recycled_segments_max)?;
         let scan = recovery::scan_choosing(&storage, choose)?;
-        let file = repair_tail(&storage, &scan.tail, options.segment_size_bytes)?;
+        let file = repair_tail(&storage, &names, &scan.tail, options.segment_size_bytes)?;
         let mut sealed = scan.segments;
         let name = sealed
             .pop()
@@ -211,6 +212,8 @@ impl<S: Storage> Wal<S> {
             opening_end: 0,
             allocated_bytes: 0,
             zeroed_end: scan.tail.valid_end,
+            // `repair_tail` fsynced the recovered records.
+            durable_end: scan.tail.valid_end,
         };
         let mut wal = Wal {
             storage,
@@ -226,7 +229,6 @@ impl<S: Storage> Wal<S> {
             tickets: Tickets::default(),
             poisoned: None,
             held: false,
-            unit_starts: true,
             purging: false,
             next: NextSegment::Wanted,
             recycled,
@@ -299,7 +301,6 @@ impl<S: Storage> Wal<S> {
         if self.tickets.durable == self.tickets.appended {
             return Ok(None);
         }
-        self.unit_starts = true;
         Ok(Some(self.job(None)))
     }
 
@@ -325,7 +326,6 @@ impl<S: Storage> Wal<S> {
         let zeros = self.take_zero_range();
         self.tickets.mark_written();
         self.held = true;
-        self.unit_starts = true;
         Ok(Some(self.job(Some(LogWrite {
             offset,
             records,
@@ -339,6 +339,7 @@ impl<S: Storage> Wal<S> {
             file: self.active.file.clone(),
             file_name: self.active.file_name.clone(),
             ticket: self.tickets.written,
+            durable_end: (self.active.name.sequence, self.active.write_offset),
             write,
         }
     }
@@ -364,6 +365,10 @@ impl<S: Storage> Wal<S> {
                 return Err(e);
             }
             self.tickets.mark_durable(outcome.ticket);
+            let (sequence, end) = outcome.durable_end;
+            if sequence == self.active.name.sequence {
+                self.active.durable_end = self.active.durable_end.max(end);
+            }
         }
         Ok(self.tickets.durable)
     }
@@ -624,6 +629,7 @@ impl<S: Storage> Wal<S> {
                 return Err(err);
             }
             self.active.allocated_bytes = grown;
+            self.active.durable_end = self.active.write_offset;
         }
         Ok(())
     }
@@ -634,7 +640,7 @@ impl<S: Storage> Wal<S> {
         let frame = Frame {
             record_type,
             tag: self.active.tag,
-            starts_unit: std::mem::take(&mut self.unit_starts),
+            starts_unit: self.buf.is_empty() && self.active.write_offset == self.active.durable_end,
         };
         self.crc = record::encode(&mut self.buf, frame, self.crc, write_payload);
     }
@@ -747,11 +753,12 @@ impl<S: Storage> Wal<S> {
             opening_end: opening.len() as u64,
             allocated_bytes: self.options.segment_size_bytes.max(opening.len() as u64),
             zeroed_end: zeroed_bytes.max(opening.len() as u64),
+            // The opening records were fsynced under the final name.
+            durable_end: opening.len() as u64,
         };
         let old = std::mem::replace(&mut self.active, new);
         self.sealed.push(old.name);
         self.crc = crc;
-        self.unit_starts = true;
         // Everything before the cut was fsynced with the old segment.
         self.tickets.mark_durable(self.tickets.written);
         Ok(())
@@ -806,15 +813,11 @@ fn write_opening(
     let frame = |record_type| Frame {
         record_type,
         tag,
-        starts_unit: false,
+        // The header starts the opening's own unit, and says the segment
+        // marks its units.
+        starts_unit: record_type == RecordType::SegmentHeader,
     };
-    // The header starts the opening's own unit, and says the segment marks
-    // its units.
-    let header_frame = Frame {
-        starts_unit: true,
-        ..frame(RecordType::SegmentHeader)
-    };
-    let mut crc = record::encode(buf, header_frame, prev_crc, |b| {
+    let mut crc = record::encode(buf, frame(RecordType::SegmentHeader), prev_crc, |b| {
         payload::encode_segment_header(b, &header)
     });
     crc = record::encode(buf, frame(RecordType::Metadata), crc, |b| {
@@ -861,26 +864,34 @@ fn recycled_files<S: Storage>(storage: &S, names: &[String], max: usize) -> Resu
     Ok(recycled)
 }
 
-/// Opens the last segment; if its tail is torn, keeps a copy as
-/// `<name>.broken`, cuts the segment back to its last valid record and
-/// preallocates it again (zero-filled), durably.
-fn repair_tail<S: Storage>(storage: &S, tail: &Tail, size_bytes: u64) -> Result<S::File> {
+/// Opens the last segment and makes what recovery read of it durable:
+/// records a killed process wrote but never fsynced may still sit in the
+/// page cache only, and the log must not build on them (nor let a later
+/// unit vouch for them, see [`record::STARTS_WRITE_UNIT`]) until they are
+/// on disk. If its tail is torn, first keeps a copy as `<name>.broken`
+/// and cuts the segment back to its last valid record, preallocated again
+/// (zero-filled). `names` is the directory's listing.
+fn repair_tail<S: Storage>(
+    storage: &S,
+    names: &[String],
+    tail: &Tail,
+    size_bytes: u64,
+) -> Result<S::File> {
     let name = tail.name.file_name();
     let file = storage
         .open(&name)
         .map_err(|e| WalError::io("open", &name, None, e))?;
     if tail.torn.is_none() {
+        storage
+            .sync(&file)
+            .map_err(|e| WalError::io("fsync", &name, None, e))?;
         return Ok(file);
     }
     let broken = format!("{name}{BROKEN_SUFFIX}");
     let data = storage
         .read_all(&name)
         .map_err(|e| WalError::io("read", &name, None, e))?;
-    if storage
-        .list()
-        .map_err(|e| WalError::io("list", "", None, e))?
-        .contains(&broken)
-    {
+    if names.contains(&broken) {
         storage
             .remove(&broken)
             .map_err(|e| WalError::io("remove", &broken, None, e))?;

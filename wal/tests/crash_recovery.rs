@@ -39,6 +39,10 @@ enum Op {
     Prepare,
     /// Power loss.
     Crash,
+    /// A sync job handed out but not run, an entry appended and written by
+    /// a second one, then power loss before either finished: the entry's
+    /// write may reach the disk while sectors of the first one do not.
+    CrashInSync,
     /// An fsync that fails (the log must refuse further use), then power loss.
     FailedSync,
 }
@@ -51,6 +55,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..4u64).prop_map(|back| Op::Snapshot { back }),
         2 => Just(Op::Prepare),
         1 => Just(Op::Crash),
+        1 => Just(Op::CrashInSync),
         1 => Just(Op::FailedSync),
     ]
 }
@@ -282,7 +287,10 @@ fn run(seed: u64, options: WalOptions, ops: &[Op], faults: Faults) -> Result<(),
                     .finish_prepare(keel_wal::PrepareJob::run(job))
                     .map_err(|e| format!("finish_prepare: {e}"))?,
             },
-            Op::Crash => {
+            Op::Crash | Op::CrashInSync => {
+                if matches!(op, Op::CrashInSync) {
+                    start_unfinished_syncs(&mut wal, &mut model, term, step)?;
+                }
                 prepare_job = None;
                 abandon(purge_job.take(), step);
                 match crash_and_recover(wal, &disk, &options, &model, bit_flip, step)? {
@@ -324,6 +332,31 @@ fn run(seed: u64, options: WalOptions, ops: &[Op], faults: Faults) -> Result<(),
             }
         }
     }
+    Ok(())
+}
+
+/// Hands out a sync job and drops it unrun, appends one entry and hands
+/// out a second job for it (writing it), also dropped: what a crash in the
+/// middle of overlapping syncs leaves.
+fn start_unfinished_syncs(
+    wal: &mut Wal<SimStorage>,
+    model: &mut Model,
+    term: u64,
+    step: usize,
+) -> Result<(), String> {
+    let first = wal.begin_sync().map_err(|e| format!("begin_sync: {e}"))?;
+    let current = model.current();
+    let entry = Entry {
+        term,
+        index: (current.last_index() + 1).max(current.snapshot_index + 1),
+        entry_type: EntryType::Normal,
+        data: Bytes::from(vec![(step % 251) as u8 + 1; 700]),
+    };
+    wal.append(std::slice::from_ref(&entry), None)
+        .map_err(|e| format!("append: {e}"))?;
+    model.records.push(Rec::Entry(entry));
+    let second = wal.begin_sync().map_err(|e| format!("begin_sync: {e}"))?;
+    drop((first, second));
     Ok(())
 }
 

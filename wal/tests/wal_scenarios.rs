@@ -490,6 +490,40 @@ fn sync_jobs_overlap_with_appends() {
     assert_eq!(wal.finish_sync(None).unwrap(), t2);
 }
 
+/// The write-unit flag of each record in segment `name`, in order (see
+/// `keel_wal::record::STARTS_WRITE_UNIT`).
+fn unit_flags(d: &SimStorage, name: &str, sequence: u64) -> Vec<bool> {
+    use keel_wal::record::{Decoded, decode, segment_tag};
+    let data = d.read_all(name).unwrap();
+    let (mut offset, mut crc, mut flags) = (0, 0, Vec::new());
+    while let Decoded::Record(r) = decode(&data, offset, segment_tag(sequence), crc) {
+        flags.push(r.starts_unit);
+        (offset, crc) = (r.next_offset, r.crc);
+    }
+    flags
+}
+
+/// A record starts a write unit only if every byte before it was durable
+/// when it was encoded: records written while an overlapping sync is still
+/// out belong to that sync's unit, so a crash that loses sectors of the
+/// first write but keeps the second reads as a torn tail.
+#[test]
+fn records_written_while_a_sync_is_out_do_not_start_a_unit() {
+    let d = disk();
+    let mut wal = Wal::create(d.clone(), small(), META).unwrap();
+    let opening = unit_flags(&d, &wal.segment_names()[0], 0).len();
+    wal.append(&entries(1..=1, 1), None).unwrap();
+    let first = wal.begin_sync().unwrap().unwrap();
+    wal.append(&entries(2..=2, 1), None).unwrap();
+    let second = wal.begin_sync().unwrap().unwrap();
+    wal.finish_sync(Some(first.run())).unwrap();
+    wal.finish_sync(Some(second.run())).unwrap();
+    wal.append(&entries(3..=3, 1), None).unwrap();
+    wal.sync().unwrap();
+    let flags = unit_flags(&d, &wal.segment_names()[0], 0);
+    assert_eq!(flags[opening..], [true, false, true]);
+}
+
 /// An exclusive sync job writes the records itself; the log refuses
 /// appends, syncs and purges until its outcome is back, and a failed job
 /// poisons it.

@@ -1,15 +1,15 @@
 //! A simulated disk, deterministic from a seed, with the failure modes of a
 //! real one: writes that were not fsynced are lost on [`SimStorage::crash`]
 //! (a random prefix of them may survive, the last surviving one torn at any
-//! byte, or with [`SimConfig::reorder_sectors`] keeping a random subset of
-//! its sectors), names that were not made durable by a directory fsync disappear,
+//! byte, or with [`SimConfig::reorder_sectors`] each surviving one keeping
+//! a random subset of its sectors), names that were not made durable by a directory fsync disappear,
 //! bits flip in stored data, fsync fails, and the disk fills up (ENOSPC).
 //!
 //! Used by the simulator (madsim's own file system has no crash semantics)
 //! and by the WAL's property tests and fuzz target. No threads, no clock.
 
 use super::Storage;
-use crate::record::SECTOR_BYTES;
+use crate::record::{SECTOR_BYTES, sector_chunks};
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -26,10 +26,10 @@ pub struct SimConfig {
     pub capacity_bytes: u64,
     /// Probability, in parts per million, that an fsync of a file fails.
     pub sync_failure_ppm: u32,
-    /// At a crash, the last surviving write keeps each of its 512-byte
-    /// sectors (aligned in the file) or loses it at random, instead of
-    /// keeping a prefix: a disk that persists a request's sectors out of
-    /// order.
+    /// At a crash, every surviving write since the file's last fsync keeps
+    /// each of its 512-byte sectors (aligned in the file) or loses it at
+    /// random, instead of the last one keeping a prefix: a disk that
+    /// persists unsynced sectors in any order, across requests.
     pub reorder_sectors: bool,
 }
 
@@ -184,9 +184,10 @@ enum Keep {
     All,
     /// The first this many.
     Prefix(usize),
-    /// The sectors (512 bytes, aligned in the file) whose bit is set in
-    /// the seed's bits, taken in turn from the lowest (repeating every 64).
-    Sectors(u64),
+    /// The sectors (512 bytes, aligned in the file; the write's first is
+    /// sector 0) whose bit is set: sector `i` is bit `i % 64` of word
+    /// `i / 64`.
+    Sectors(Vec<u64>),
 }
 
 fn apply(data: &mut Content, op: &PendingOp, keep: Keep) {
@@ -198,16 +199,17 @@ fn apply(data: &mut Content, op: &PendingOp, keep: Keep) {
         Keep::All => data.write(offset, bytes),
         Keep::Prefix(n) => data.write(offset, &bytes[..n.min(bytes.len())]),
         Keep::Sectors(bits) => {
-            let mut at = 0;
-            let mut sector = 0;
-            while at < bytes.len() {
-                let end = ((offset + at) / SECTOR_BYTES + 1) * SECTOR_BYTES - offset;
-                let end = end.min(bytes.len());
-                if bits >> (sector % 64) & 1 == 1 {
-                    data.write(offset + at, &bytes[at..end]);
+            let chunks = sector_chunks(offset, offset + bytes.len());
+            for (sector, chunk) in chunks.enumerate() {
+                if bits
+                    .get(sector / 64)
+                    .is_some_and(|w| w >> (sector % 64) & 1 == 1)
+                {
+                    data.write(
+                        chunk.start,
+                        &bytes[chunk.start - offset..chunk.end - offset],
+                    );
                 }
-                at = end;
-                sector += 1;
             }
         }
     }
@@ -221,6 +223,15 @@ impl SimState {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+
+    /// Random keep bits for the sectors of a write of `len_bytes` at
+    /// `offset` (see [`Keep::Sectors`]).
+    fn sector_bits(&mut self, offset: u64, len_bytes: usize) -> Vec<u64> {
+        let sector = SECTOR_BYTES as u64;
+        let end = offset + len_bytes as u64;
+        let sectors = end.div_ceil(sector).saturating_sub(offset / sector);
+        (0..sectors.div_ceil(64)).map(|_| self.next_u64()).collect()
     }
 
     /// Uniform in `0..=max`.
@@ -332,8 +343,8 @@ impl SimStorage {
     /// fsync is gone (removed names come back), and for each file a random
     /// prefix of the writes since its last fsync survives, the last of them
     /// torn at a random byte (or, with [`SimConfig::reorder_sectors`],
-    /// keeping a random subset of its sectors). All open handles become
-    /// stale.
+    /// each of them keeping a random subset of its sectors). All open
+    /// handles become stale.
     pub fn crash(&self) {
         let mut s = self.lock();
         s.epoch += 1;
@@ -355,8 +366,8 @@ impl SimStorage {
                 .unwrap_or_default();
             for (n, op) in pending.iter().take(survivors).enumerate() {
                 let keep = match op {
-                    PendingOp::Write { .. } if n + 1 == survivors && s.config.reorder_sectors => {
-                        Keep::Sectors(s.next_u64())
+                    PendingOp::Write { offset, data } if s.config.reorder_sectors => {
+                        Keep::Sectors(s.sector_bits(*offset, data.len()))
                     }
                     PendingOp::Write { data, .. } if n + 1 == survivors => {
                         Keep::Prefix(s.below_or_eq(data.len() as u64) as usize)
