@@ -134,7 +134,9 @@ fn reuse<S: Storage>(storage: &S, recycled: &str, size_bytes: u64) -> Result<Opt
 }
 
 fn prepare<S: Storage>(storage: &S, size_bytes: u64) -> Result<S::File> {
-    // A leftover of a job that failed to clean up after itself.
+    // A file already at NEXT_TEMP_NAME is stale: a kept file `reuse`
+    // renamed there but found of the wrong size, or a leftover of a job
+    // that failed to clean up after itself.
     match storage.remove(NEXT_TEMP_NAME) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(io_error("remove", None)(e));

@@ -106,6 +106,33 @@ pub fn decode(file: &Bytes) -> std::result::Result<Snapshot, &'static str> {
     Ok(Snapshot { metadata, data })
 }
 
+/// Where the data of the snapshot file `file` lies, reading the header's
+/// bytes only (not the checksum). Errors: the reason the header does not
+/// decode, or the stored data length or the file's size does not match a
+/// file holding `data_len` bytes of data.
+fn data_range(file: &[u8], data_len: usize) -> std::result::Result<std::ops::Range<usize>, String> {
+    let mut r = Reader::new(file);
+    let (_, stored_len) =
+        decode_header(&mut r).map_err(|why| format!("not a snapshot file: {why}"))?;
+    if stored_len != data_len {
+        return Err(format!(
+            "snapshot data of another length: {stored_len} bytes stored, {data_len} expected"
+        ));
+    }
+    let data_at = r.position();
+    // Header, data, then the CRC's 4 bytes.
+    let end = data_at
+        .checked_add(data_len)
+        .filter(|end| end.checked_add(4) == Some(file.len()));
+    let Some(end) = end else {
+        return Err(format!(
+            "snapshot file of another length: {} bytes for {data_len} bytes of data",
+            file.len()
+        ));
+    };
+    Ok(data_at..end)
+}
+
 impl<S: Storage> SnapshotFiles<S> {
     /// Snapshot files in `storage`, keeping the newest `keep` (at least 1) on save.
     pub fn new(storage: S, keep: usize) -> SnapshotFiles<S> {
@@ -188,26 +215,17 @@ impl<S: Storage> SnapshotFiles<S> {
     /// the file mapped in memory, whose pages stay on disk until read, so
     /// the caller can drop its own copy of a large state. The checksum is
     /// not verified (the receiver of the data verifies its own).
-    /// Errors: storage failures, a file that is not a snapshot of
-    /// `data_len` bytes.
+    /// Errors: storage failures; [`WalError::Corrupt`] for a file whose
+    /// header does not decode, whose header states another data length than
+    /// `data_len`, or whose size is not that of a header, `data_len` bytes
+    /// and a checksum.
     pub fn saved_data(&self, name: &str, data_len: usize) -> Result<Bytes> {
         let file = self
             .storage
             .map(name)
             .map_err(WalError::io_for("map", name))?;
-        // Reads the header's bytes only.
-        let mut r = Reader::new(&file);
-        decode_header(&mut r).map_err(|_| WalError::corrupt(name, 0, "not a snapshot file"))?;
-        let data_at = r.position();
-        let end = data_at + data_len;
-        if file.len() != end + 4 {
-            return Err(WalError::corrupt(
-                name,
-                0,
-                "snapshot file of another length",
-            ));
-        }
-        Ok(file.slice(data_at..end))
+        let data = data_range(&file, data_len).map_err(|why| WalError::corrupt(name, 0, why))?;
+        Ok(file.slice(data))
     }
 
     /// Loads the newest snapshot that checks out, or `None` if there is none.
@@ -331,6 +349,48 @@ mod tests {
         disk.flip_bit(&name, 0).unwrap();
         let err = files.saved_data(&name, snapshot.data.len()).unwrap_err();
         assert!(err.to_string().contains("not a snapshot file"), "{err}");
+        assert!(err.to_string().contains("bad snapshot magic"), "{err}");
+    }
+
+    /// The encoding of `snapshot`, with the data length its header stores
+    /// replaced by `len`.
+    fn with_stored_len(snapshot: &Snapshot, len: u64) -> Vec<u8> {
+        let mut content = encode(snapshot);
+        let len_at = encode_header_and_crc(snapshot).0.len() - 8;
+        content[len_at..len_at + 8].copy_from_slice(&len.to_le_bytes());
+        content
+    }
+
+    #[test]
+    fn saved_data_checks_the_stored_length_and_the_file_size() {
+        let snapshot = snap(10, b"state machine");
+        let len = snapshot.data.len();
+        let name = "0000000000000002-000000000000000a.snap";
+        let disk_with = |content: Vec<u8>| {
+            let disk = SimStorage::with_files(SimConfig::default(), vec![(name.into(), content)]);
+            SnapshotFiles::new(disk, 2)
+        };
+        // The file is as long as `len` bytes of data make it, but its
+        // header says otherwise.
+        let files = disk_with(with_stored_len(&snapshot, len as u64 - 1));
+        let err = files.saved_data(name, len).unwrap_err();
+        assert!(
+            err.to_string().contains("12 bytes stored, 13 expected"),
+            "{err}"
+        );
+        // The header agrees with the caller, the file has a byte too few.
+        let mut short = encode(&snapshot);
+        short.pop();
+        let err = disk_with(short).saved_data(name, len).unwrap_err();
+        assert!(
+            err.to_string().contains("snapshot file of another length"),
+            "{err}"
+        );
+        // A stored length that overflows is refused, not added up.
+        let files = disk_with(with_stored_len(&snapshot, u64::MAX));
+        assert!(files.saved_data(name, usize::MAX).is_err());
+        let data = disk_with(encode(&snapshot)).saved_data(name, len).unwrap();
+        assert_eq!(data, snapshot.data);
     }
 
     #[test]

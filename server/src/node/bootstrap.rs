@@ -20,7 +20,7 @@ use keel_kernel::raft::{
     RawNode,
 };
 use keel_wal::segment::SegmentName;
-use keel_wal::{FsStorage, Metadata, SnapshotFiles, Storage, Wal, WalError, WalOptions};
+use keel_wal::{FsStorage, Metadata, SnapshotFiles, Storage, Wal, WalError};
 
 use super::settings::NodeSettings;
 use crate::config::ClusterState;
@@ -209,7 +209,7 @@ fn bootstrap_join<S: Storage>(
         cluster_id: join.cluster_id,
         node_id: join.member_id,
     };
-    let mut wal = Wal::create(storage.wal, wal_options(settings), metadata)?;
+    let mut wal = Wal::create(storage.wal, settings.wal.clone(), metadata)?;
     wal.sync()?;
     let state = StateMachine::new(state_config(settings), Cluster::empty(join.cluster_id));
     let raw = new_raw_node(settings, join.member_id, 0, MemoryStorage::new())?;
@@ -302,7 +302,7 @@ fn bootstrap_new<S: Storage>(
         cluster_id,
         node_id: member_id,
     };
-    let mut wal = Wal::create(storage.wal, wal_options(settings), metadata)?;
+    let mut wal = Wal::create(storage.wal, settings.wal.clone(), metadata)?;
     wal.append(&entries, Some(&hard_state))?;
     wal.sync()?;
     let mut memory = MemoryStorage::new();
@@ -340,7 +340,7 @@ fn restart<S: Storage>(
     // LoadNewestAvailable): a crash after a snapshot file was written but
     // before its marker was logged leaves a file the log cannot follow.
     let mut snapshot = None;
-    let (wal, recovered) = Wal::open_choosing(storage.wal, wal_options(settings), |markers| {
+    let (wal, recovered) = Wal::open_choosing(storage.wal, settings.wal.clone(), |markers| {
         let logged = |index, term| markers.iter().any(|m| (m.index, m.term) == (index, term));
         snapshot = snapshots.load_newest_of(logged)?;
         Ok(snapshot.as_ref().map(|s| s.metadata.index))
@@ -396,15 +396,6 @@ fn restart<S: Storage>(
         restarted: true,
         known_peers: BTreeMap::new(),
     })
-}
-
-/// The WAL's options: etcd's segment size unless the settings ask for
-/// another (tests and simulation), the rest the log's defaults.
-fn wal_options(settings: &NodeSettings) -> WalOptions {
-    WalOptions {
-        segment_size_bytes: settings.wal_segment_size_bytes,
-        ..WalOptions::default()
-    }
 }
 
 /// The state machine settings every member of the cluster shares.

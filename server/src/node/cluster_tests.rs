@@ -91,19 +91,48 @@ async fn start_all(specs: &[Spec]) -> Vec<Option<Member>> {
     members
 }
 
-/// Waits until every handle agrees on one leader; returns its index.
+/// Waits (10 s at most) until every handle agrees on one leader; returns
+/// its index.
 async fn leader(handles: &[NodeHandle]) -> usize {
-    for _ in 0..500 {
+    let mut found = None;
+    let agreed = || {
+        found = agreed_leader(handles);
+        found.is_some()
+    };
+    wait_until(Duration::from_secs(10), agreed, || {
         let leaders: Vec<u64> = handles.iter().map(|h| h.status().leader_id).collect();
-        if leaders[0] != 0
-            && leaders.iter().all(|&l| l == leaders[0])
-            && let Some(i) = handles.iter().position(|h| h.member_id() == leaders[0])
-        {
-            return i;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        format!("no leader agreed on within 10 s: {leaders:x?}")
+    })
+    .await;
+    found.unwrap()
+}
+
+/// The index of the leader every handle names, if they agree on one among them.
+fn agreed_leader(handles: &[NodeHandle]) -> Option<usize> {
+    let leaders: Vec<u64> = handles.iter().map(|h| h.status().leader_id).collect();
+    let first = *leaders.first()?;
+    if first == 0 || leaders.iter().any(|&l| l != first) {
+        return None;
     }
-    panic!("no leader agreed on within 10 s");
+    handles.iter().position(|h| h.member_id() == first)
+}
+
+/// Waits until `done` holds, checking it every 10 ms for `timeout` at
+/// most; panics then with what `describe` returns (called only then, so
+/// it can report the state at the time).
+async fn wait_until(
+    timeout: Duration,
+    mut done: impl FnMut() -> bool,
+    describe: impl FnOnce() -> String,
+) {
+    const POLL: Duration = Duration::from_millis(10);
+    for _ in 0..timeout.as_millis().div_ceil(POLL.as_millis()) {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    panic!("{}", describe());
 }
 
 async fn put(handle: &NodeHandle, key: &str, value: &str) -> i64 {
@@ -202,8 +231,7 @@ async fn a_member_behind_the_compacted_log_catches_up_by_snapshot() {
     let restarted = start(&specs[lagging]).await;
     let handle = restarted.handle();
     members[lagging] = Some(restarted);
-    let mut caught_up = false;
-    for _ in 0..500 {
+    let caught_up = || {
         let value = handle.with_state(|sm| {
             let request = RangeRequest {
                 key: b"key099".to_vec(),
@@ -213,13 +241,12 @@ async fn a_member_behind_the_compacted_log_catches_up_by_snapshot() {
                 .ok()
                 .and_then(|r| r.kvs.first().map(|kv| kv.value.clone()))
         });
-        if value.as_deref() == Some(&b"value99"[..]) {
-            caught_up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(caught_up, "the restarted member never caught up");
+        value.as_deref() == Some(&b"value99"[..])
+    };
+    wait_until(Duration::from_secs(10), caught_up, || {
+        "the restarted member never caught up".to_owned()
+    })
+    .await;
     let snap_files = std::fs::read_dir(specs[lagging].dir.path().join("member/snap"))
         .unwrap()
         .count();
@@ -229,15 +256,12 @@ async fn a_member_behind_the_compacted_log_catches_up_by_snapshot() {
     #[cfg(target_os = "linux")]
     {
         let snap_dir = specs[lagging].dir.path().join("member/snap");
-        let mut mapped = false;
-        for _ in 0..250 {
-            mapped = snapshot_file_mapped(&snap_dir);
-            if mapped {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(mapped, "the installed snapshot is not kept as its file");
+        wait_until(
+            Duration::from_secs(5),
+            || snapshot_file_mapped(&snap_dir),
+            || "the installed snapshot is not kept as its file".to_owned(),
+        )
+        .await;
     }
     for member in members.into_iter().flatten() {
         member.stop().await;
@@ -362,25 +386,16 @@ async fn failed_fsync_fails_the_request_and_keeps_what_was_acknowledged() {
     node.stop().await;
 }
 
-/// Waits until `done` holds, checking every 10 ms for at most 10 s;
-/// panics with `what` then.
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..1000 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{what}");
-}
-
-/// Waits (bounded) until the WAL disk holds a prepared next segment.
+/// Waits (10 s at most) until the WAL disk holds a prepared next segment.
 async fn wait_for_prepared_segment(disk: &keel_wal::SimStorage) {
     let prepared = || {
         let names = disk.list().unwrap();
         names.iter().any(|n| n == NEXT_TEMP_NAME)
     };
-    wait_until("no next segment prepared", prepared).await;
+    wait_until(Duration::from_secs(10), prepared, || {
+        format!("no next segment prepared: {:?}", disk.list().unwrap())
+    })
+    .await;
 }
 
 /// The driver keeps the WAL's next segment prepared in the background; a
@@ -465,7 +480,12 @@ async fn a_slow_segment_removal_does_not_hold_up_proposals() {
     assert!(during.await.is_ok(), "a proposal waited for the purge");
     assert_eq!(wal_segments(&disk), 2);
     disk.open_gate();
-    wait_until("the purge did not finish", || wal_segments(&disk) == 1).await;
+    wait_until(
+        Duration::from_secs(5),
+        || wal_segments(&disk) == 1,
+        || format!("the purge did not finish: {:?}", disk.list().unwrap()),
+    )
+    .await;
     node.stop().await;
 }
 
@@ -505,7 +525,17 @@ async fn a_slow_snapshot_file_does_not_hold_up_proposals() {
         let names = snap.list().unwrap();
         names.iter().filter(|n| n.ends_with(".snap")).count()
     };
-    wait_until("the snapshot file never appeared", || snapshot_files() > 0).await;
+    wait_until(
+        Duration::from_secs(5),
+        || snapshot_files() > 0,
+        || {
+            format!(
+                "the snapshot file never appeared: {:?}",
+                snap.list().unwrap()
+            )
+        },
+    )
+    .await;
     // The next write finishes the snapshot: its marker goes into the WAL.
     put(&handle, "after", "snapshot").await;
     node.stop().await;
@@ -580,17 +610,20 @@ fn nospace_alarm(handle: &NodeHandle) -> AlarmMember {
     }
 }
 
-/// Waits until the member has recovered from a full disk: Raft runs again
-/// and its NOSPACE alarm is applied.
+/// Waits (10 s at most) until the member has recovered from a full disk:
+/// Raft runs again and its NOSPACE alarm is applied.
 async fn wait_for_applied_nospace_alarm(handle: &NodeHandle) {
-    for _ in 0..500 {
-        let applied = handle.with_state(|sm| sm.alarms().list());
-        if !handle.status().disk_full && applied.contains(&nospace_alarm(handle)) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the member did not recover from the full disk within 10 s");
+    let recovered = || !handle.status().disk_full && nospace_alarm_applied(handle);
+    wait_until(Duration::from_secs(10), recovered, || {
+        "the member did not recover from the full disk within 10 s".to_owned()
+    })
+    .await;
+}
+
+/// True if the member's NOSPACE alarm is in its applied state.
+fn nospace_alarm_applied(handle: &NodeHandle) -> bool {
+    let applied = handle.with_state(|sm| sm.alarms().list());
+    applied.contains(&nospace_alarm(handle))
 }
 
 /// What Maintenance.AlarmList and Maintenance.Status report.
@@ -697,20 +730,17 @@ async fn state_over_quota_raises_nospace_and_refuses_writes() {
     let (node, _disk) = sim_member(Some(64 * 1024)).await;
     let handle = node.handle();
     put(&handle, "big", &"x".repeat(100 * 1024)).await;
-    let mut refused = false;
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let request = Request::Put(PutRequest {
-            key: b"more".to_vec(),
-            value: b"data".to_vec(),
-            ..PutRequest::default()
-        });
-        if handle.propose(request, None).await.unwrap().result == Err(ApplyError::NoSpace) {
-            refused = true;
-            break;
-        }
-    }
-    assert!(refused, "the NOSPACE alarm was never raised");
+    wait_until(
+        Duration::from_secs(5),
+        || nospace_alarm_applied(&handle),
+        || "the NOSPACE alarm was never raised".to_owned(),
+    )
+    .await;
+    let applied = handle
+        .propose(put_request("more", "data"), None)
+        .await
+        .unwrap();
+    assert_eq!(applied.result.unwrap_err(), ApplyError::NoSpace);
     assert!(handle.status().db_size_bytes > 64 * 1024);
     node.stop().await;
 }

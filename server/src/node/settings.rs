@@ -12,7 +12,7 @@ use url::Url;
 use crate::config::{AutoCompaction, ClusterState, Config};
 
 /// Settings of one member's node driver.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct NodeSettings {
     /// This member's name (`--name`).
     pub name: String,
@@ -37,9 +37,10 @@ pub struct NodeSettings {
     pub max_request_bytes: u64,
     /// Entries kept in the log behind a snapshot for slow followers (etcd: 5000).
     pub snapshot_catchup_entries: u64,
-    /// Size of a WAL segment file in bytes (etcd's 64 MiB; smaller only in
-    /// tests and simulations, to cut, purge and reuse segments often).
-    pub wal_segment_size_bytes: u64,
+    /// The WAL's options: [`WalOptions::default`] (etcd's 64 MiB segments)
+    /// except in tests and simulations, which use small segments to cut,
+    /// purge and reuse them often.
+    pub wal: WalOptions,
     /// Mixed into Raft's election-timeout randomness.
     pub seed: u64,
     /// Automatic history compaction.
@@ -73,7 +74,7 @@ impl NodeSettings {
             snapshot_count: config.snapshot_count,
             max_request_bytes: config.max_request_bytes,
             snapshot_catchup_entries: 5000,
-            wal_segment_size_bytes: WalOptions::default().segment_size_bytes,
+            wal: WalOptions::default(),
             seed: 0,
             auto_compaction: config.auto_compaction,
             quota_backend_bytes: config.quota_backend_bytes,
@@ -95,7 +96,7 @@ impl NodeSettings {
             snapshot_count: crate::config::SNAPSHOT_COUNT_DEFAULT,
             max_request_bytes: crate::config::MAX_REQUEST_BYTES_DEFAULT,
             snapshot_catchup_entries: 5000,
-            wal_segment_size_bytes: WalOptions::default().segment_size_bytes,
+            wal: WalOptions::default(),
             seed: 0,
             auto_compaction: AutoCompaction::Disabled,
             quota_backend_bytes: Some(crate::config::QUOTA_BACKEND_BYTES_DEFAULT),
