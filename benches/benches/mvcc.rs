@@ -39,6 +39,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group};
+use keel_bench::mix;
 use keel_kernel::mvcc::{CompactionRequest, PutRequest, RangeRequest, RangeResponse, Store};
 
 const KEYS: u64 = 1_000_000;
@@ -50,14 +51,6 @@ const HOT_KEYS: u64 = 4096;
 const CHASE_BYTES: usize = 400 << 20;
 /// Bytes of a cache line: the chase reads one word per line.
 const LINE_BYTES: usize = 64;
-
-/// splitmix64: a fixed pseudo-random sequence.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
 
 /// Writes the i-th key (64 bytes, distinct per i) into `out`.
 fn write_key(out: &mut Vec<u8>, i: u64) {
@@ -141,17 +134,29 @@ impl Puts {
     }
 }
 
-/// Single-key ranges of pseudo-random keys, as apply serves them.
+/// Single-key ranges of pseudo-random keys among `0..keys`, as apply
+/// serves them.
 struct Ranges {
     req: RangeRequest,
+    keys: u64,
     n: u64,
 }
 
 impl Ranges {
-    /// Reads the next pseudo-random key among `0..keys` from `store`.
-    fn one(&mut self, store: &Store, keys: u64) -> RangeResponse {
+    /// Ranges over keys `0..keys`, continuing the pseudo-random sequence
+    /// after its `n`-th element.
+    fn new(keys: u64, n: u64) -> Ranges {
+        Ranges {
+            req: RangeRequest::default(),
+            keys,
+            n,
+        }
+    }
+
+    /// Reads the next pseudo-random key from `store`.
+    fn one(&mut self, store: &Store) -> RangeResponse {
         self.n += 1;
-        write_key(&mut self.req.key, mix(self.n) % keys);
+        write_key(&mut self.req.key, mix(self.n) % self.keys);
         let response = store.range(&self.req).unwrap();
         debug_assert_eq!(response.kvs.len(), 1);
         response
@@ -195,15 +200,13 @@ fn bench_mvcc(c: &mut Criterion) {
     });
     store.set_events_prev_kv(true);
 
-    let mut ranges = Ranges {
-        req: RangeRequest::default(),
-        n: puts.n,
-    };
+    let mut ranges = Ranges::new(KEYS, puts.n);
     group.bench_function("range_single_key", |b| {
-        b.iter(|| black_box(ranges.one(&store, KEYS)))
+        b.iter(|| black_box(ranges.one(&store)))
     });
+    let mut hot_ranges = Ranges::new(HOT_KEYS, ranges.n);
     group.bench_function("range_single_key_hot", |b| {
-        b.iter(|| black_box(ranges.one(&store, HOT_KEYS)))
+        b.iter(|| black_box(hot_ranges.one(&store)))
     });
     drop(store);
 
@@ -213,7 +216,7 @@ fn bench_mvcc(c: &mut Criterion) {
         b.iter_custom(|iters| small_puts.run(&mut small_store, iters))
     });
     group.bench_function("range_cache_resident", |b| {
-        b.iter(|| black_box(ranges.one(&small_store, HOT_KEYS)))
+        b.iter(|| black_box(hot_ranges.one(&small_store)))
     });
 
     // Built on first use (400 MB, a few seconds): not when a filter skips it.

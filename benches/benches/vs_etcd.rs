@@ -15,9 +15,10 @@
 //!
 //! Drift of a shared disk and CPU is spread over both servers: each
 //! configuration runs in [`SLICES`] slices of [`SLICE`] per server,
-//! alternating keel and etcd. Printed per configuration: requests/s, the
-//! median and 99th percentile latency of each server, and keel's
-//! requests/s as a ratio of etcd's.
+//! alternating keel and etcd (keel first in even slices, etcd first in odd
+//! ones). Printed per configuration: requests/s, the median and 99th
+//! percentile latency of each server, and keel's requests/s as a ratio of
+//! etcd's. Both servers start with the caller's `ETCD_*` variables removed.
 //!
 //! Run: `cargo build --release --bin keel && cargo bench -p keel-bench
 //! --bench vs_etcd` (about 2 minutes). `KEEL_BIN` picks another keel
@@ -30,6 +31,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use etcd_client::{Client, ConnectOptions, GetOptions};
+use keel_bench::mix;
 
 /// Slices per server and configuration.
 const SLICES: usize = 3;
@@ -66,7 +68,7 @@ struct Server {
     name: &'static str,
     child: Child,
     client_url: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Server {
@@ -84,7 +86,9 @@ impl Server {
         let client_url = format!("http://127.0.0.1:{}", port());
         let peer_url = format!("http://127.0.0.1:{}", port());
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(program)
+        let mut command = Command::new(program);
+        remove_etcd_environment(&mut command);
+        let child = command
             .args(["--name", "bench", "--data-dir"])
             .arg(dir.path().join("data"))
             .args(["--listen-client-urls", &client_url])
@@ -101,14 +105,19 @@ impl Server {
             name,
             child,
             client_url,
-            _dir: dir,
+            dir,
         }
     }
 
-    /// Waits until the server answers a put (it has a leader).
-    async fn wait_ready(&self) {
+    /// Waits until the server answers a put (it has a leader); panics,
+    /// with the server's log, if it exits first or takes longer than
+    /// [`START_TIMEOUT`].
+    async fn wait_ready(&mut self) {
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("{} exited with {status}:\n{}", self.name, self.log());
+            }
             if let Ok(mut client) = connect(&self.client_url).await
                 && client.put("ready", "1", None).await.is_ok()
             {
@@ -116,7 +125,28 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("{} did not answer within {START_TIMEOUT:?}", self.name);
+        panic!(
+            "{} did not answer within {START_TIMEOUT:?}:\n{}",
+            self.name,
+            self.log()
+        );
+    }
+
+    /// The server's output so far (for failure messages).
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+/// Keeps a child's environment free of the caller's `ETCD_*`/`ETCDCTL_*`
+/// variables, which both servers read as flags (as the server tests'
+/// `support::remove_etcd_environment` does).
+fn remove_etcd_environment(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if text.starts_with("ETCD_") || text.starts_with("ETCDCTL_") {
+            command.env_remove(&name);
+        }
     }
 }
 
@@ -134,14 +164,7 @@ async fn connect(url: &str) -> Result<Client, etcd_client::Error> {
     Client::connect([url], Some(options)).await
 }
 
-/// splitmix64: a fixed pseudo-random sequence per client.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
+/// The key of a client's `n`-th request: one of [`KEYS`], pseudo-random.
 fn key(n: u64) -> String {
     format!("bench/{:010}", mix(n) % KEYS)
 }
@@ -170,12 +193,14 @@ async fn run_client(
     let mut n = seed << 32;
     while Instant::now() < deadline {
         n += 1;
+        // Built before the clock starts: only the request is timed.
+        let (key, value) = (key(n), value.clone());
         let start = Instant::now();
         let result = match workload {
-            Workload::Put => client.put(key(n), value.clone(), None).await.map(|_| ()),
-            Workload::Get => client.get(key(n), None).await.map(|_| ()),
+            Workload::Put => client.put(key, value, None).await.map(|_| ()),
+            Workload::Get => client.get(key, None).await.map(|_| ()),
             Workload::GetSerializable => client
-                .get(key(n), Some(GetOptions::new().with_serializable()))
+                .get(key, Some(GetOptions::new().with_serializable()))
                 .await
                 .map(|_| ()),
         };
@@ -246,11 +271,11 @@ fn keel_binary() -> PathBuf {
 }
 
 async fn compare() {
-    let servers = [
+    let mut servers = [
         Server::start("keel", &keel_binary()),
         Server::start("etcd", &PathBuf::from("etcd")),
     ];
-    for server in &servers {
+    for server in &mut servers {
         server.wait_ready().await;
         load(&server.client_url).await;
     }
@@ -261,11 +286,14 @@ async fn compare() {
     for workload in [Workload::Put, Workload::Get, Workload::GetSerializable] {
         for clients in [1, 64] {
             let mut all = [(Vec::new(), Duration::ZERO), (Vec::new(), Duration::ZERO)];
-            for _ in 0..SLICES {
-                for (server, total) in servers.iter().zip(all.iter_mut()) {
-                    let (latencies, elapsed) = slice(&server.client_url, workload, clients).await;
-                    total.0.extend(latencies);
-                    total.1 += elapsed;
+            for s in 0..SLICES {
+                // keel first on even slices, etcd first on odd ones.
+                let order = if s % 2 == 0 { [0, 1] } else { [1, 0] };
+                for i in order {
+                    let (latencies, elapsed) =
+                        slice(&servers[i].client_url, workload, clients).await;
+                    all[i].0.extend(latencies);
+                    all[i].1 += elapsed;
                 }
             }
             let [keel, etcd] = all.map(|(latencies, elapsed)| figures(latencies, elapsed));

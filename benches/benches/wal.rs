@@ -5,27 +5,30 @@
 //!   entries in batches of 1024, no fsync (segments of 512 MiB, the log is
 //!   recreated every 256 MiB outside the timed region so no cut and no
 //!   writeback falls into the measurement).
-//! - `wal_group_commit/raw_fdatasync`: 288-byte pwrite + fdatasync on a
-//!   preallocated file (the disk's own durable-write rate), then
-//!   `appenders/{1,16,64}`: that many threads each appending one 256-byte
-//!   entry and waiting until it is durable; one of the waiters runs the
-//!   fsync outside the lock while the others keep appending (group commit).
-//!   An interleaved summary then measures the same with appenders as tasks
-//!   on one thread handing entries to one committer that drains every
-//!   queued request into one append and one fsync (the node driver's
-//!   model, the next segment prepared on another thread as the driver
-//!   does, and a snapshot marker logged and the segments below it purged
-//!   on another thread whenever more than [`SEGMENTS_KEPT`] are sealed, as
-//!   a member's snapshots do), and prints entries/s, fsyncs/s and the
-//!   ratios to the raw rate and to one appender for both models, how long
-//!   the committer's rounds that cut a segment took, where the tasks'
-//!   rounds spend their time, and the disk's own floor: a direct write +
-//!   fdatasync of one framed entry against one of 64, in the same slices,
-//!   which bounds what 64 appenders can reach over one. Each
-//!   configuration keeps its log across slices, so segment cuts, purges
-//!   and the zeros written ahead of the log are measured in proportion; the
-//!   tasks' logs start in a member's steady state, writing into segment
-//!   files their purges kept for reuse (see `TaskLog::new`).
+//! - `wal_group_commit/raw_fdatasync`: a pwrite of one framed 256-byte
+//!   entry's bytes through the page cache + fdatasync, sequentially into a
+//!   file written throughout beforehand and wrapping within it (the disk's
+//!   own durable-write rate), then `appenders/{1,16,64}`: that many threads
+//!   each appending one 256-byte entry and waiting until it is durable; one
+//!   of the waiters runs the fsync outside the lock while the others keep
+//!   appending (group commit). An interleaved summary then measures the same
+//!   with appenders as tasks on one thread handing entries to one committer
+//!   that drains every queued request into one append and one fsync (the node
+//!   driver's model, the next segment prepared on another thread as the
+//!   driver does, and a snapshot marker logged and the segments below it
+//!   purged on another thread whenever more than [`SEGMENTS_KEPT`] are
+//!   sealed, as a member's snapshots do), and prints entries/s, fsyncs/s and
+//!   the ratios to the raw rate and to one appender for both models, how long
+//!   the committer's rounds that cut a segment took, where the tasks' rounds
+//!   spend their time, and the disk's own floor: the bytes of one framed
+//!   entry written as the log writes them (direct I/O where the file system
+//!   offers it) + fdatasync against those of 64, in the same slices, which
+//!   bounds what 64 appenders can reach over one. Each configuration keeps
+//!   its log across slices, so segment cuts, purges and the zeros written
+//!   ahead of the log are measured in proportion; the tasks' logs start in a
+//!   member's steady state, writing into segment files their purges kept for
+//!   reuse (see `TaskLog::new`; the summary prints how many segment files
+//!   they created instead).
 //! - `wal_recovery/replay_1GiB_{warm,cold}`: MB/s of `recover()` over a
 //!   1 GiB log of 1 KiB entries, with the segments in the page cache, and
 //!   after `posix_fadvise(DONTNEED)` on every segment.
@@ -38,9 +41,11 @@
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use keel_kernel::raft::{Entry, EntryType};
+use keel_wal::payload::ENTRY_FIXED_BYTES;
+use keel_wal::record::{HEADER_BYTES, padding_bytes};
+use keel_wal::storage::fs::FsFile;
 use keel_wal::{FsStorage, Metadata, Storage, SyncJob, Wal, WalOptions, recover};
 use std::collections::BTreeMap;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -75,6 +80,13 @@ fn entry(index: u64, data: &Bytes) -> Entry {
         entry_type: EntryType::Normal,
         data: data.clone(),
     }
+}
+
+/// Bytes an entry record with `data_bytes` of data takes in a segment:
+/// header, payload and padding, as `keel_wal` frames it.
+fn framed_entry_bytes(data_bytes: usize) -> usize {
+    let payload_bytes = ENTRY_FIXED_BYTES + data_bytes;
+    HEADER_BYTES + payload_bytes + padding_bytes(payload_bytes)
 }
 
 // ---------------------------------------------------------------- append
@@ -138,7 +150,7 @@ fn bench_append(c: &mut Criterion) {
                 let start = Instant::now();
                 log.wal.append(&batch, None).unwrap();
                 elapsed += start.elapsed();
-                log.written_bytes += (APPEND_BATCH * (APPEND_ENTRY_BYTES + 32)) as u64;
+                log.written_bytes += (APPEND_BATCH * framed_entry_bytes(APPEND_ENTRY_BYTES)) as u64;
             }
             elapsed
         })
@@ -308,39 +320,48 @@ fn run_appenders(
 /// Requests the committer takes into one append and one fsync at most.
 const COMMIT_BATCH_MAX: usize = 4096;
 
+/// How the committer answers an appender: once its entry is durable.
+type Answer = tokio::sync::oneshot::Sender<()>;
+
+/// What the committer did in one slice.
+#[derive(Clone, Copy, Debug, Default)]
+struct SliceCounts {
+    /// Rounds, each one append and one fsync.
+    fsyncs: u64,
+    /// Appends answered durable.
+    entries: u64,
+}
+
 /// The node driver's model: appenders are tasks that hand an entry to one
 /// committer and wait for its answer; the committer drains every queued
-/// request into one append and one fsync, then answers them all, and ends
-/// the slice (`counters.stop`) with the first round that ends after
-/// `slice_end`.
+/// request into one append and one fsync, does the log's bookkeeping (see
+/// [`CommitLog::bookkeeping`]), then answers them all. It sets `stop` with
+/// the first round that ends after `slice_end`, and returns the log and
+/// what it did once every appender has stopped asking.
 async fn committer(
     mut log: CommitLog,
-    mut requests: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<()>>,
-    counters: Arc<SliceCounters>,
+    mut requests: tokio::sync::mpsc::Receiver<Answer>,
+    stop: Arc<AtomicBool>,
     slice_end: Instant,
-) -> CommitLog {
+) -> (CommitLog, SliceCounts) {
     let data = Bytes::from(vec![0xA5; APPEND_ENTRY_BYTES]);
     let mut waiting = Vec::with_capacity(COMMIT_BATCH_MAX);
+    let mut counts = SliceCounts::default();
     let mut last_end = None;
     while let Some(first) = requests.recv().await {
         waiting.push(first);
-        while waiting.len() < COMMIT_BATCH_MAX {
-            match requests.try_recv() {
-                Ok(request) => waiting.push(request),
-                Err(_) => break,
-            }
-        }
+        take_queued(&mut requests, &mut waiting);
         let round = Instant::now();
-        let (appended, synced) = log.commit(waiting.len(), &data, round);
-        counters.fsyncs.fetch_add(1, Ordering::Relaxed);
-        let answered = waiting.len() as u64;
-        counters.entries.fetch_add(answered, Ordering::Relaxed);
+        let (appended, synced) = log.commit(waiting.len(), &data);
+        log.bookkeeping(synced - round);
+        counts.fsyncs += 1;
+        counts.entries += waiting.len() as u64;
         waiting.drain(..).for_each(|done| {
             let _ = done.send(());
         });
         let end = Instant::now();
         if end >= slice_end {
-            counters.stop.store(true, Ordering::Relaxed);
+            stop.store(true, Ordering::Relaxed);
         }
         if let Some(last) = last_end {
             let phases = [
@@ -353,31 +374,47 @@ async fn committer(
         }
         last_end = Some(end);
     }
-    log
+    (log, counts)
+}
+
+/// Moves the requests already queued on `requests` into `waiting`, until
+/// it holds [`COMMIT_BATCH_MAX`].
+fn take_queued(requests: &mut tokio::sync::mpsc::Receiver<Answer>, waiting: &mut Vec<Answer>) {
+    while waiting.len() < COMMIT_BATCH_MAX {
+        match requests.try_recv() {
+            Ok(request) => waiting.push(request),
+            Err(_) => break,
+        }
+    }
 }
 
 impl CommitLog {
-    /// One round: appends `count` entries of `data` and syncs them, cutting
-    /// and purging as a member does. `round` is when the round began;
-    /// returns when the append ended and when the sync did.
-    fn commit(&mut self, count: usize, data: &Bytes, round: Instant) -> (Instant, Instant) {
-        let wal = &mut self.wal;
-        let next = wal.last_index() + 1;
+    /// A round's append and sync: builds `count` entries of `data`,
+    /// appends them (cutting a segment when the active one is full) and
+    /// syncs them; returns when the append ended and when the sync did.
+    fn commit(&mut self, count: usize, data: &Bytes) -> (Instant, Instant) {
+        let next = self.wal.last_index() + 1;
         let entries: Vec<Entry> = (0..count as u64).map(|i| entry(next + i, data)).collect();
-        self.prepared.poll(wal);
-        wal.append(&entries, None).unwrap();
+        self.wal.append(&entries, None).unwrap();
         let appended = Instant::now();
-        // Appending to memory takes microseconds; only a cut takes longer.
-        let cut = appended - round > Duration::from_micros(100)
-            && wal.segment_names().last() != Some(&self.active);
-        wal.sync().unwrap();
-        let synced = Instant::now();
-        self.purges.poll(wal, cut);
+        self.wal.sync().unwrap();
+        (appended, Instant::now())
+    }
+
+    /// What the node driver does after a sync, for a round whose append
+    /// and sync took `append_sync`: notes whether the round cut a segment
+    /// (the last segment is no longer the one being written), hands the
+    /// finished next-segment and purge jobs to the log and starts the next
+    /// ones (see [`NextSegment`] and [`Purges`]).
+    fn bookkeeping(&mut self, append_sync: Duration) {
+        let mut names = self.wal.segment_names();
+        let cut = names.last() != Some(&self.active);
         if cut {
-            self.active = wal.segment_names().pop().unwrap();
-            self.cut_rounds.push(round.elapsed());
+            self.active = names.pop().unwrap();
+            self.cut_rounds.push(append_sync);
         }
-        (appended, synced)
+        self.prepared.poll(&mut self.wal);
+        self.purges.poll(&mut self.wal, cut);
     }
 }
 
@@ -389,7 +426,9 @@ struct RoundTimes {
     /// Per phase: the appenders waking on their answers and asking again
     /// (from the end of one round to the start of the next; counted only
     /// between rounds of one slice), building and appending the entries,
-    /// the write and fsync, answering.
+    /// the write and fsync, then the bookkeeping (cut check, next segment,
+    /// snapshot marker and purge; see [`CommitLog::bookkeeping`]) and the
+    /// answers.
     phases: [Duration; 4],
 }
 
@@ -409,11 +448,12 @@ impl RoundTimes {
     }
 }
 
-/// What the committer keeps across slices: the log, its next segment, its
-/// segment count and how long each round that cut a segment took (append
-/// and sync: every appender of the round waits that long).
+/// What the committer keeps across slices: the log, its next segment and
+/// purges, the segment being written, how long the append and sync of
+/// each round that cut a segment took (every appender of the round waits
+/// that long) and where its rounds spend their time.
 struct CommitLog {
-    wal: Wal<FsStorage>,
+    wal: Wal<CountedFs>,
     prepared: NextSegment,
     purges: Purges,
     /// Name of the segment being written.
@@ -439,7 +479,7 @@ struct Purges {
 impl Purges {
     /// Called after each sync of `wal`; `cut` says whether the round cut
     /// a segment (only then can more than [`SEGMENTS_KEPT`] be sealed).
-    fn poll(&mut self, wal: &mut Wal<FsStorage>, cut: bool) {
+    fn poll(&mut self, wal: &mut Wal<CountedFs>, cut: bool) {
         if let Some(pending) = &self.pending {
             match pending.try_recv() {
                 Ok(outcome) => wal.finish_purge(outcome).map(|_| ()).unwrap(),
@@ -474,12 +514,12 @@ fn snapshot_marker(index: u64) -> keel_wal::SnapshotMarker {
 /// (`keel_wal::PrepareJob`), so a cut renames a ready file into place.
 #[derive(Default)]
 struct NextSegment {
-    pending: Option<std::sync::mpsc::Receiver<keel_wal::PrepareOutcome<FsStorage>>>,
+    pending: Option<std::sync::mpsc::Receiver<keel_wal::PrepareOutcome<CountedFs>>>,
 }
 
 impl NextSegment {
     /// Hands a finished job to `wal`; starts one when the log wants it.
-    fn poll(&mut self, wal: &mut Wal<FsStorage>) {
+    fn poll(&mut self, wal: &mut Wal<CountedFs>) {
         if let Some(pending) = &self.pending {
             match pending.try_recv() {
                 Ok(outcome) => wal.finish_prepare(outcome).unwrap(),
@@ -495,26 +535,108 @@ impl NextSegment {
     }
 }
 
+/// An [`FsStorage`] that counts the files it creates. A log creates a
+/// file only for a new segment (a reused one is renamed and opened), so
+/// the count tells how many segments the task logs did not make from a
+/// purged segment's file.
+#[derive(Clone, Debug)]
+struct CountedFs {
+    fs: FsStorage,
+    /// Files created since the count was last reset.
+    created: Arc<AtomicU64>,
+}
+
+impl Storage for CountedFs {
+    type File = FsFile;
+    fn list(&self) -> std::io::Result<Vec<String>> {
+        self.fs.list()
+    }
+    fn create(&self, name: &str) -> std::io::Result<FsFile> {
+        self.created.fetch_add(1, Ordering::Relaxed);
+        self.fs.create(name)
+    }
+    fn open(&self, name: &str) -> std::io::Result<FsFile> {
+        self.fs.open(name)
+    }
+    fn len(&self, file: &FsFile) -> std::io::Result<u64> {
+        self.fs.len(file)
+    }
+    fn write_at(&self, file: &FsFile, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.fs.write_at(file, offset, data)
+    }
+    fn write_log_at(&self, file: &FsFile, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.fs.write_log_at(file, offset, data)
+    }
+    fn read_all(&self, name: &str) -> std::io::Result<Bytes> {
+        self.fs.read_all(name)
+    }
+    fn map(&self, name: &str) -> std::io::Result<Bytes> {
+        self.fs.map(name)
+    }
+    fn sync(&self, file: &FsFile) -> std::io::Result<()> {
+        self.fs.sync(file)
+    }
+    fn sync_dir(&self) -> std::io::Result<()> {
+        self.fs.sync_dir()
+    }
+    fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
+        self.fs.rename(from, to)
+    }
+    fn truncate(&self, file: &FsFile, len_bytes: u64) -> std::io::Result<()> {
+        self.fs.truncate(file, len_bytes)
+    }
+    fn remove(&self, name: &str) -> std::io::Result<()> {
+        self.fs.remove(name)
+    }
+    fn preallocate(&self, file: &FsFile, len_bytes: u64) -> std::io::Result<()> {
+        self.fs.preallocate(file, len_bytes)
+    }
+}
+
+/// Purged segment files a task log keeps for reuse. A purge frees
+/// [`SEGMENTS_KEPT`] + 1 files at once, after the cut that triggered it
+/// started a prepare job that took the pool's last file; with room for all
+/// of them and one to spare, the pool never runs dry and every cut gets a
+/// reused file. (The default, 2, lets about one cut in three create a new
+/// file, with zeros written ahead inside the rounds' syncs.)
+const TASK_RECYCLED_SEGMENTS_MAX: usize = SEGMENTS_KEPT + 2;
+
+/// The task logs' options: the defaults, keeping
+/// [`TASK_RECYCLED_SEGMENTS_MAX`] purged files for reuse.
+fn task_log_options() -> WalOptions {
+    WalOptions {
+        recycled_segments_max: TASK_RECYCLED_SEGMENTS_MAX,
+        ..WalOptions::default()
+    }
+}
+
 /// A log kept across the summary's slices, so segment cuts (and the zeros
 /// written ahead) fall inside the measured time in proportion.
 struct TaskLog {
     _dir: tempfile::TempDir,
     log: Option<CommitLog>,
+    /// Files the log created since the measurement began.
+    created: Arc<AtomicU64>,
 }
 
 impl TaskLog {
-    /// A log in a long-running member's steady state: written through
-    /// [`SEGMENTS_KEPT`] + 3 segments in big unsynced batches and purged,
-    /// so the purges kept files for reuse (up to
-    /// `WalOptions::recycled_segments_max`), then written on into the next
-    /// segment, made from one of those files as the node driver's prepare
-    /// job makes it. Every segment the measurement writes is then a reused
-    /// file, as it is once a member has taken its first snapshots: none of
-    /// them needs zeros written ahead (see `keel_wal::zero_fill`).
+    /// A log in a long-running member's steady state, with
+    /// [`task_log_options`]: written through [`SEGMENTS_KEPT`] + 3
+    /// segments in big unsynced batches and purged, so the purge kept
+    /// files for reuse, then written on into the next segment, made from
+    /// one of those files as the node driver's prepare job makes it. Every
+    /// segment the measurement writes is then a reused file, as it is once
+    /// a member has taken its first snapshots: none of them needs zeros
+    /// written ahead (see `keel_wal::zero_fill`). `TaskLog::created`
+    /// counts the files made otherwise (the summary prints it).
     fn new() -> TaskLog {
         let dir = temp_dir();
-        let storage = FsStorage::open(dir.path()).unwrap();
-        let mut wal = Wal::create(storage, WalOptions::default(), META).unwrap();
+        let created = Arc::new(AtomicU64::new(0));
+        let storage = CountedFs {
+            fs: FsStorage::open(dir.path()).unwrap(),
+            created: Arc::clone(&created),
+        };
+        let mut wal = Wal::create(storage, task_log_options(), META).unwrap();
         fill_until_segments(&mut wal, SEGMENTS_KEPT + 3);
         let index = wal.last_index();
         wal.append_snapshot_marker(&snapshot_marker(index)).unwrap();
@@ -526,6 +648,7 @@ impl TaskLog {
         fill_until_segments(&mut wal, segments);
         wal.sync().unwrap();
         let active = wal.segment_names().pop().unwrap();
+        created.store(0, Ordering::Relaxed);
         TaskLog {
             _dir: dir,
             log: Some(CommitLog {
@@ -536,12 +659,13 @@ impl TaskLog {
                 cut_rounds: Vec::new(),
                 round_times: RoundTimes::default(),
             }),
+            created,
         }
     }
 }
 
 /// Appends big unsynced batches until `wal` has `segments` segments.
-fn fill_until_segments(wal: &mut Wal<FsStorage>, segments: usize) {
+fn fill_until_segments<S: Storage>(wal: &mut Wal<S>, segments: usize) {
     let data = Bytes::from(vec![0xA5; APPEND_ENTRY_BYTES]);
     while wal.segment_names().len() < segments {
         let next = wal.last_index() + 1;
@@ -561,17 +685,19 @@ fn run_task_appenders(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let counters = Arc::new(SliceCounters::default());
+    // Set by the committer once the slice is over: the appenders stop
+    // asking (one load each, where reading the clock would cost more).
+    let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
-    runtime.block_on(async {
+    let counts = runtime.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::channel(COMMIT_BATCH_MAX);
         let slice_end = start + slice;
-        let committer = tokio::spawn(committer(commit_log, rx, Arc::clone(&counters), slice_end));
+        let committer = tokio::spawn(committer(commit_log, rx, Arc::clone(&stop), slice_end));
         let tasks: Vec<_> = (0..appenders)
             .map(|_| {
-                let (tx, counters) = (tx.clone(), Arc::clone(&counters));
+                let (tx, stop) = (tx.clone(), Arc::clone(&stop));
                 tokio::spawn(async move {
-                    while !counters.stop.load(Ordering::Relaxed) {
+                    while !stop.load(Ordering::Relaxed) {
                         let (answer, durable) = tokio::sync::oneshot::channel();
                         tx.send(answer).await.unwrap();
                         durable.await.unwrap();
@@ -583,125 +709,122 @@ fn run_task_appenders(
         for task in tasks {
             task.await.unwrap();
         }
-        log.log = Some(committer.await.unwrap());
+        let (commit_log, counts) = committer.await.unwrap();
+        log.log = Some(commit_log);
+        counts
     });
-    let elapsed = start.elapsed();
-    (
-        elapsed,
-        counters.fsyncs.load(Ordering::Relaxed),
-        counters.entries.load(Ordering::Relaxed),
-    )
+    (start.elapsed(), counts.fsyncs, counts.entries)
 }
 
-/// What one slice of task appenders shares with its committer.
-#[derive(Default)]
-struct SliceCounters {
-    /// Set by the committer once the slice is over: the appenders stop
-    /// asking (one load each, where reading the clock would cost more).
-    stop: AtomicBool,
-    fsyncs: AtomicU64,
-    /// Appends answered durable.
-    entries: AtomicU64,
-}
+/// Bytes of the files the raw and device rounds write into, wrapping.
+const WRITTEN_FILE_BYTES: u64 = 64 << 20;
 
-/// A preallocated file for the raw pwrite + fdatasync rate.
-struct RawFile {
+/// A file in a temporary directory written throughout with zeros and
+/// made durable beforehand, so no later write into it changes an extent
+/// (no unwritten extent to convert, no journal commit in the fsync), and
+/// a cursor for sequential writes that wraps to its start.
+struct WrittenFile {
     _dir: tempfile::TempDir,
-    file: std::fs::File,
+    storage: FsStorage,
+    file: FsFile,
+    len_bytes: u64,
+    /// Where the next write goes.
     offset: u64,
 }
 
-const RAW_FILE_BYTES: u64 = 256 << 20;
+impl WrittenFile {
+    /// Creates one of `len_bytes`, written in 1 MiB pieces, then fsyncs it
+    /// and the directory.
+    fn new(len_bytes: u64) -> WrittenFile {
+        const PIECE_BYTES: u64 = 1 << 20;
+        let dir = temp_dir();
+        let storage = FsStorage::open(dir.path()).unwrap();
+        let file = storage.create("written").unwrap();
+        let zeros = vec![0u8; PIECE_BYTES as usize];
+        for offset in (0..len_bytes).step_by(PIECE_BYTES as usize) {
+            let piece_bytes = (len_bytes - offset).min(PIECE_BYTES) as usize;
+            storage
+                .write_at(&file, offset, &zeros[..piece_bytes])
+                .unwrap();
+        }
+        storage.sync(&file).unwrap();
+        storage.sync_dir().unwrap();
+        WrittenFile {
+            _dir: dir,
+            storage,
+            file,
+            len_bytes,
+            offset: 0,
+        }
+    }
+
+    /// Where a write of `len_bytes` goes: at the cursor, or at the file's
+    /// start if it would pass the end; moves the cursor past it.
+    fn next_at(&mut self, len_bytes: u64) -> u64 {
+        if self.offset + len_bytes > self.len_bytes {
+            self.offset = 0;
+        }
+        let at = self.offset;
+        self.offset += len_bytes;
+        at
+    }
+}
+
+/// The raw durable-write rate: one framed entry's bytes written through
+/// the page cache (`pwrite`) and `fdatasync`ed, sequentially into a
+/// [`WrittenFile`].
+struct RawFile {
+    written: WrittenFile,
+    /// One framed 256-byte entry's bytes.
+    block: Vec<u8>,
+}
 
 impl RawFile {
     fn new() -> RawFile {
-        let dir = temp_dir();
-        let storage = FsStorage::open(dir.path()).unwrap();
-        let file = storage.create("raw").unwrap();
-        storage.preallocate(&file, RAW_FILE_BYTES).unwrap();
-        storage.sync(&file).unwrap();
-        storage.sync_dir().unwrap();
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(dir.path().join("raw"))
-            .unwrap();
         RawFile {
-            _dir: dir,
-            file,
-            offset: 0,
+            written: WrittenFile::new(WRITTEN_FILE_BYTES),
+            block: vec![0x33; framed_entry_bytes(APPEND_ENTRY_BYTES)],
         }
     }
 
-    /// One durable 288-byte write (the size of a framed 256-byte entry).
+    /// One durable write of the bytes of one framed 256-byte entry.
     fn durable_write(&mut self) {
-        let block = [0x33u8; APPEND_ENTRY_BYTES + 32];
-        self.file.write_all_at(&block, self.offset).unwrap();
-        self.file.sync_data().unwrap();
-        self.offset = (self.offset + block.len() as u64) % (RAW_FILE_BYTES - block.len() as u64);
+        let at = self.written.next_at(self.block.len() as u64);
+        let WrittenFile { storage, file, .. } = &self.written;
+        storage.write_at(file, at, &self.block).unwrap();
+        storage.sync(file).unwrap();
     }
 }
 
-/// Bytes a framed 256-byte entry takes in the log, about.
-const FRAMED_ENTRY_BYTES: u64 = APPEND_ENTRY_BYTES as u64 + 32;
-
-/// The disk's own share of a group commit round: a direct write of the
-/// blocks `entries` framed entries cover, the first one rewritten as the
-/// log rewrites the block it ended in, and an `fdatasync`, on a file
-/// written throughout beforehand (so no write changes an extent). No
-/// encoding, no tasks: what a round costs a log whose CPU work is free.
+/// The disk's own share of a group commit round: the bytes of `entries`
+/// framed entries written as the log writes them (`write_log_at`: direct
+/// I/O where the file system offers it, the first block rewritten as the
+/// log rewrites the block it ended in) and an `fdatasync`, sequentially
+/// into a [`WrittenFile`]. No encoding, no tasks: what a round costs a log
+/// whose CPU work is free.
 struct DeviceRounds {
-    _dir: tempfile::TempDir,
-    file: std::fs::File,
-    staging: Vec<u8>,
-    offset: u64,
+    written: WrittenFile,
+    /// The bytes of [`APPENDERS_MAX`] framed entries.
+    bytes: Vec<u8>,
 }
-
-const DEVICE_FILE_BYTES: u64 = 64 << 20;
-const DEVICE_BLOCK_BYTES: u64 = 4096;
 
 impl DeviceRounds {
-    /// `None` where the file system offers no direct I/O.
-    fn new() -> Option<DeviceRounds> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let dir = temp_dir();
-        let path = dir.path().join("device");
-        let mut file = std::fs::File::create(&path).unwrap();
-        let chunk = vec![0u8; 1 << 20];
-        for _ in 0..DEVICE_FILE_BYTES / chunk.len() as u64 {
-            file.write_all(&chunk).unwrap();
+    fn new() -> DeviceRounds {
+        DeviceRounds {
+            written: WrittenFile::new(WRITTEN_FILE_BYTES),
+            bytes: vec![0xA5; APPENDERS_MAX * framed_entry_bytes(APPEND_ENTRY_BYTES)],
         }
-        file.sync_all().unwrap();
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
-            .open(&path)
-            .ok()?;
-        Some(DeviceRounds {
-            _dir: dir,
-            file,
-            staging: vec![0xA5; 1 << 20],
-            offset: 0,
-        })
     }
 
-    /// One round of `entries` framed entries; returns its duration.
-    fn round(&mut self, entries: u64) -> Duration {
-        let bytes = entries * FRAMED_ENTRY_BYTES;
-        if self.offset + bytes + DEVICE_BLOCK_BYTES > DEVICE_FILE_BYTES {
-            self.offset = 0;
-        }
-        let start = self.offset - self.offset % DEVICE_BLOCK_BYTES;
-        let len = (self.offset + bytes).next_multiple_of(DEVICE_BLOCK_BYTES) - start;
-        let skew = self
-            .staging
-            .as_ptr()
-            .align_offset(DEVICE_BLOCK_BYTES as usize);
+    /// One round of `entries` (at most [`APPENDERS_MAX`]) framed entries;
+    /// returns its duration.
+    fn round(&mut self, entries: usize) -> Duration {
+        let round_bytes = &self.bytes[..entries * framed_entry_bytes(APPEND_ENTRY_BYTES)];
+        let at = self.written.next_at(round_bytes.len() as u64);
+        let WrittenFile { storage, file, .. } = &self.written;
         let began = Instant::now();
-        let block = &self.staging[skew..skew + len as usize];
-        self.file.write_all_at(block, start).unwrap();
-        self.file.sync_data().unwrap();
-        self.offset += bytes;
+        storage.write_log_at(file, at, round_bytes).unwrap();
+        storage.sync(file).unwrap();
         began.elapsed()
     }
 }
@@ -754,53 +877,75 @@ fn bench_group_commit(c: &mut Criterion) {
     interleaved_summary(&mut raw);
 }
 
-/// Device rounds of one framed entry and of 64, in alternating runs of
-/// [`DEVICE_RUN`] (the logs write runs of rounds of one size), summed.
+/// The largest of [`APPENDER_COUNTS`].
+const APPENDERS_MAX: usize = {
+    let mut max = 0;
+    let mut i = 0;
+    while i < APPENDER_COUNTS.len() {
+        if APPENDER_COUNTS[i] > max {
+            max = APPENDER_COUNTS[i];
+        }
+        i += 1;
+    }
+    max
+};
+
+/// Entries per round of the two sizes [`DeviceFloor`] compares: one
+/// appender's round and the largest appender count's.
+const FLOOR_ROUND_ENTRIES: [usize; 2] = [1, APPENDERS_MAX];
+
+/// Device rounds of each size of [`FLOOR_ROUND_ENTRIES`], in alternating
+/// runs of [`DEVICE_RUN`] (the logs write runs of rounds of one size),
+/// summed.
 #[derive(Default)]
 struct DeviceFloor {
+    /// Rounds of each size.
     rounds: u64,
-    one: Duration,
-    sixty_four: Duration,
+    /// Time taken by the rounds of each size.
+    sums: [Duration; 2],
 }
 
 /// Rounds of one size in a row, in [`DeviceFloor::measure`].
 const DEVICE_RUN: usize = 32;
 
 impl DeviceFloor {
-    /// Alternates runs of rounds of 1 and 64 entries on `device` for
-    /// `slice`.
+    /// Alternates runs of rounds of each size on `device` for `slice`.
     fn measure(&mut self, device: &mut DeviceRounds, slice: Duration) {
         let start = Instant::now();
         while start.elapsed() < slice {
-            for _ in 0..DEVICE_RUN {
-                self.one += device.round(1);
-            }
-            for _ in 0..DEVICE_RUN {
-                self.sixty_four += device.round(64);
+            for (sum, entries) in self.sums.iter_mut().zip(FLOOR_ROUND_ENTRIES) {
+                for _ in 0..DEVICE_RUN {
+                    *sum += device.round(entries);
+                }
             }
             self.rounds += DEVICE_RUN as u64;
         }
     }
 
-    /// The mean round of each size, and the ratio 64 appenders would reach
-    /// over one if nothing but the disk took time.
+    /// The mean round of each size, and the ratio the largest appender
+    /// count would reach over one appender if nothing but the disk took
+    /// time.
     fn print(&self) {
         if self.rounds == 0 {
             return;
         }
-        let mean_us = |d: Duration| d.as_secs_f64() * 1e6 / self.rounds as f64;
-        let (one, sixty_four) = (mean_us(self.one), mean_us(self.sixty_four));
+        let [small_us, large_us] = self
+            .sums
+            .map(|d| d.as_secs_f64() * 1e6 / self.rounds as f64);
+        let [small, large] = FLOOR_ROUND_ENTRIES;
         println!(
-            "  device floor, direct write + fdatasync: {one:.1} us for 1 framed entry, \
-             {sixty_four:.1} us for 64; with free CPU, 64 appenders would reach {:.1}x one",
-            64.0 * one / sixty_four
+            "  device floor, log write + fdatasync: {small_us:.1} us for {small} framed entry, \
+             {large_us:.1} us for {large}; with free CPU, {large} appenders would reach {:.1}x one",
+            (large as f64 / large_us) / (small as f64 / small_us)
         );
     }
 }
 
 /// Disk speed on a shared machine drifts by 10x within a minute, so the
-/// ratios are measured in interleaved 0.5 s slices: raw, 1, 16, 64
-/// appenders, repeated; totals per configuration give the rates.
+/// ratios are measured in interleaved 0.5 s slices: the device floor
+/// (alternating rounds of 1 and [`APPENDERS_MAX`] framed entries), raw,
+/// then 1, 16 and 64 appender threads, then 1, 16 and 64 appender tasks,
+/// repeated; totals per configuration give the rates.
 fn interleaved_summary(raw: &mut RawFile) {
     const ROUNDS: usize = 8;
     const SLICE: Duration = Duration::from_millis(500);
@@ -810,9 +955,7 @@ fn interleaved_summary(raw: &mut RawFile) {
     let mut device = DeviceRounds::new();
     let mut device_floor = DeviceFloor::default();
     for _ in 0..ROUNDS {
-        if let Some(device) = &mut device {
-            device_floor.measure(device, SLICE);
-        }
+        device_floor.measure(&mut device, SLICE);
         let start = Instant::now();
         let mut writes = 0;
         while start.elapsed() < SLICE {
@@ -857,31 +1000,8 @@ fn interleaved_summary(raw: &mut RawFile) {
         SLICE.as_millis()
     );
     println!("  raw pwrite+fdatasync: {raw_rate:.0} /s");
-    let cuts: Vec<Duration> = task_logs
-        .iter()
-        .filter_map(|log| log.log.as_ref())
-        .flat_map(|log| log.cut_rounds.iter().copied())
-        .collect();
-    if !cuts.is_empty() {
-        let mean_ms = cuts.iter().sum::<Duration>().as_secs_f64() * 1e3 / cuts.len() as f64;
-        println!(
-            "  rounds that cut a segment (tasks): {} taking {mean_ms:.2} ms on average",
-            cuts.len()
-        );
-    }
     device_floor.print();
-    println!(
-        "  task rounds, mean us: appenders waking and asking again, append, write+fsync, answers"
-    );
-    for (appenders, log) in APPENDER_COUNTS.into_iter().zip(&task_logs) {
-        if let Some(log) = &log.log {
-            let [asking, append, sync, answers] = log.round_times.means_us();
-            println!(
-                "    {appenders:>2} tasks: {asking:.1} + {append:.1} + {sync:.1} + {answers:.1} = {:.1}",
-                asking + append + sync + answers
-            );
-        }
-    }
+    print_task_logs(&task_logs);
     for (kind, base) in [("threads", 0), ("tasks", TASKS)] {
         let (one, _) = rate(base + 1);
         for appenders in APPENDER_COUNTS {
@@ -892,6 +1012,43 @@ fn interleaved_summary(raw: &mut RawFile) {
                 entries / fsyncs.max(1e-9),
                 100.0 * entries / raw_rate.max(1e-9),
                 entries / one.max(1e-9),
+            );
+        }
+    }
+}
+
+/// Prints what the task logs' committers saw: the rounds that cut a
+/// segment (how long their append and sync took on average, and how many
+/// segment files the logs created rather than reused), and where the
+/// rounds spend their time.
+fn print_task_logs(task_logs: &[TaskLog]) {
+    let cuts: Vec<Duration> = task_logs
+        .iter()
+        .filter_map(|log| log.log.as_ref())
+        .flat_map(|log| log.cut_rounds.iter().copied())
+        .collect();
+    let created: u64 = task_logs
+        .iter()
+        .map(|log| log.created.load(Ordering::Relaxed))
+        .sum();
+    if !cuts.is_empty() {
+        let mean_ms = cuts.iter().sum::<Duration>().as_secs_f64() * 1e3 / cuts.len() as f64;
+        println!(
+            "  rounds that cut a segment (tasks): {} taking {mean_ms:.2} ms on average \
+             (append + write+fsync); segment files created rather than reused: {created}",
+            cuts.len()
+        );
+    }
+    println!(
+        "  task rounds, mean us: appenders waking and asking again, append, write+fsync, \
+         bookkeeping and answers"
+    );
+    for (appenders, log) in APPENDER_COUNTS.into_iter().zip(task_logs) {
+        if let Some(log) = &log.log {
+            let [asking, append, sync, answers] = log.round_times.means_us();
+            println!(
+                "    {appenders:>2} tasks: {asking:.1} + {append:.1} + {sync:.1} + {answers:.1} = {:.1}",
+                asking + append + sync + answers
             );
         }
     }
@@ -909,7 +1066,8 @@ fn build_recovery_log() -> (tempfile::TempDir, FsStorage, u64) {
     let mut wal = Wal::create(storage.clone(), WalOptions::default(), META).unwrap();
     let data = Bytes::from(vec![0x77; RECOVERY_ENTRY_BYTES]);
     let per_batch = 1024u64;
-    let batches = RECOVERY_LOG_BYTES / (per_batch * (RECOVERY_ENTRY_BYTES as u64 + 32));
+    let batches =
+        RECOVERY_LOG_BYTES / (per_batch * framed_entry_bytes(RECOVERY_ENTRY_BYTES) as u64);
     for b in 0..batches {
         let batch: Vec<Entry> = (0..per_batch)
             .map(|i| entry(b * per_batch + i + 1, &data))

@@ -16,18 +16,11 @@
 
 use std::time::Instant;
 
+use keel_bench::mix;
 use keel_kernel::mvcc::{PutRequest, Store};
 
 const KEY_BYTES: usize = 64;
 const VALUE_BYTES: usize = 256;
-
-/// splitmix64: a fixed pseudo-random sequence (no global randomness).
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
 
 /// The i-th key: 64 bytes, distinct for distinct i, in scattered order.
 fn key(i: u64) -> Vec<u8> {
