@@ -22,7 +22,7 @@
 //! rather than in the same window every time: the device (on a virtual
 //! machine, the host's I/O thread) has just read the last window, and
 //! writing over those cache lines at once pays for taking them back. On
-//! this project's CI machine, in the WAL benchmark's 64-appender rounds,
+//! this project's development VM, in the WAL benchmark's 64-appender rounds,
 //! staging 20 KiB took 9-11 us in the same window and 2-5 us in a ring.
 
 use std::fs::File;
