@@ -13,7 +13,7 @@ use keel_kernel::lease::{IdGenerator, LeaseError, NO_LEASE};
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status, Streaming};
 
 use super::header::{current, header};
-use super::{ApiLimits, ResponseStream, propose, receiver_stream, request_auth, unexpected};
+use super::{ApiLimits, ResponseStream, propose, request_auth, response_stream, unexpected};
 use crate::backend::{Backend, ServerError};
 use crate::proto::etcdserverpb as pb;
 
@@ -138,7 +138,7 @@ impl<B: Backend> pb::lease_server::Lease for LeaseService<B> {
                 }
             }
         });
-        Ok(GrpcResponse::new(receiver_stream(receiver)))
+        Ok(GrpcResponse::new(response_stream(receiver).await?))
     }
 
     async fn lease_time_to_live(

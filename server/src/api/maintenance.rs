@@ -10,7 +10,7 @@ use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 use super::header::{current, from_status, header};
 use super::status::{apply_error, mvcc_error};
 use super::{
-    ApiLimits, ETCD_VERSION, ResponseStream, convert, propose, receiver_stream, request_auth,
+    ApiLimits, ETCD_VERSION, ResponseStream, convert, propose, request_auth, response_stream,
     unexpected,
 };
 use crate::backend::{Backend, NodeStatus};
@@ -232,7 +232,7 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
                 }
             }
         });
-        Ok(GrpcResponse::new(receiver_stream(receiver)))
+        Ok(GrpcResponse::new(response_stream(receiver).await?))
     }
 
     async fn move_leader(

@@ -205,14 +205,29 @@ pub fn unexpected(response: &Response) -> Status {
 pub type ResponseStream<T> =
     std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-/// The response stream reading from `receiver`.
-pub fn receiver_stream<T: Send + 'static>(
-    receiver: tokio::sync::mpsc::Receiver<Result<T, Status>>,
-) -> ResponseStream<T> {
-    Box::pin(futures_util::stream::unfold(
-        receiver,
-        |mut receiver| async move { receiver.recv().await.map(|item| (item, receiver)) },
-    ))
+/// The response stream reading from `receiver`, returned once the stream
+/// task has produced its first item.
+///
+/// gRPC sends a streaming call's response headers when the handler
+/// returns. grpc-go, and so etcd, sends them with the first message, and
+/// clients rely on it: the `etcd-client` crate's `watch()` returns when
+/// the headers arrive, so against etcd a watcher exists once `watch()`
+/// returns, and a put made next is delivered to it. Returning only after
+/// the first item keeps that order. A first item that is an error is
+/// returned as the call's status (a trailers-only response, as grpc-go
+/// answers an error before any message); a task that ends without an item
+/// gives an empty stream.
+///
+/// Errors: the first item's status.
+pub async fn response_stream<T: Send + 'static>(
+    mut receiver: tokio::sync::mpsc::Receiver<Result<T, Status>>,
+) -> Result<ResponseStream<T>, Status> {
+    let first = receiver.recv().await.transpose()?;
+    let rest = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    });
+    let first = futures_util::stream::iter(first.map(Ok));
+    Ok(Box::pin(futures_util::StreamExt::chain(first, rest)))
 }
 
 #[cfg(all(test, not(madsim)))]

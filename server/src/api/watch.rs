@@ -8,11 +8,14 @@
 //! from `start_revision`; compacted watchers get `compact_revision` and are
 //! canceled; `progress_notify` and RequestProgress send empty responses
 //! whose header revision every event up to has been sent.
+//!
+//! The call returns (and its response headers go out) only with the first
+//! response, as from etcd: see [`super::response_stream`].
 
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status, Streaming};
 
 pub use super::watch_stream::{INVALID_WATCH_ID, WatchStream, fragments};
-use super::{ApiLimits, ResponseStream, receiver_stream, request_auth};
+use super::{ApiLimits, ResponseStream, request_auth, response_stream};
 use crate::backend::Backend;
 use crate::proto::etcdserverpb as pb;
 
@@ -42,6 +45,6 @@ impl<B: Backend> pb::watch_server::Watch for WatchService<B> {
         let (sender, receiver) = tokio::sync::mpsc::channel(self.limits.stream_buffer_responses);
         let stream = WatchStream::new(self.backend.clone(), self.limits, auth, sender);
         tokio::spawn(stream.run(request.into_inner()));
-        Ok(GrpcResponse::new(receiver_stream(receiver)))
+        Ok(GrpcResponse::new(response_stream(receiver).await?))
     }
 }
