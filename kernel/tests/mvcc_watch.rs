@@ -268,6 +268,9 @@ enum Step {
         no_delete: bool,
     },
     Poll(usize, usize),
+    /// A server whose stream missed applied events rewinds the watcher to
+    /// just after the last event it took.
+    Rewind(usize),
     Sync,
     Compact(i64),
 }
@@ -279,6 +282,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (0u8..6, 0u8..7, 0i64..8, prop::bool::weighted(0.2), prop::bool::weighted(0.2))
             .prop_map(|(key, end, start_back, no_put, no_delete)| Step::Watch { key, end, start_back, no_put, no_delete }),
         4 => (0usize..8, 1usize..4).prop_map(|(w, m)| Step::Poll(w, m)),
+        1 => (0usize..8).prop_map(Step::Rewind),
         2 => Just(Step::Sync),
         1 => (0i64..6).prop_map(Step::Compact),
     ]
@@ -301,6 +305,8 @@ struct Tracked {
     id: WatchId,
     spec: WatchCreate,
     got: Vec<Event>,
+    /// The store's compacted revision when each event of `got` was polled.
+    compacted_when_got: Vec<i64>,
     canceled_at: Option<i64>,
 }
 
@@ -345,11 +351,17 @@ proptest! {
                     };
                     let id = registry.create(&store, spec.clone()).expect("create");
                     let spec = WatchCreate { start_revision: if start_revision == 0 { store.current_revision() + 1 } else { start_revision }, ..spec };
-                    tracked.push(Tracked { id, spec, got: Vec::new(), canceled_at: None });
+                    tracked.push(Tracked { id, spec, got: Vec::new(), compacted_when_got: Vec::new(), canceled_at: None });
                 }
                 Step::Poll(w, max) => {
                     if let Some(t) = tracked.get_mut(*w) {
-                        take(&mut registry, t, *max)?;
+                        take(&mut registry, t, *max, store.compact_revision())?;
+                    }
+                }
+                Step::Rewind(w) => {
+                    if let Some(t) = tracked.get(*w) {
+                        let next = t.got.last().map_or(t.spec.start_revision, |e| e.kv.mod_revision + 1);
+                        prop_assert_eq!(registry.rewind(&store, t.id, next), t.canceled_at.is_none());
                     }
                 }
                 Step::Sync => {
@@ -367,7 +379,7 @@ proptest! {
             for _ in 0..10_000 {
                 registry.sync(&store);
                 let before = t.got.len();
-                take(&mut registry, t, 2)?;
+                take(&mut registry, t, 2, store.compact_revision())?;
                 if t.canceled_at.is_some() || (t.got.len() == before && registry.is_synced(t.id)) {
                     break;
                 }
@@ -380,15 +392,16 @@ proptest! {
                 .filter(|e| !(t.spec.no_delete && e.event_type == EventType::Delete))
                 .cloned()
                 .collect();
-            // An event replayed at exactly the compacted revision has lost
-            // its previous version (etcd sends no prev_kv then).
-            let compacted_final = store.compact_revision();
+            // An event replayed at or below the compacted revision of the
+            // moment it was taken has lost its previous version (etcd sends
+            // no prev_kv then); one taken before that compaction has not.
             let got: Vec<Event> = t
                 .got
                 .iter()
+                .zip(&t.compacted_when_got)
                 .zip(&want)
-                .map(|(g, w)| {
-                    let lost = g.prev_kv.is_none() && w.kv.mod_revision <= compacted_final;
+                .map(|((g, compacted), w)| {
+                    let lost = g.prev_kv.is_none() && w.kv.mod_revision <= *compacted;
                     if lost { Event { prev_kv: None, ..w.clone() } } else { w.clone() }
                 })
                 .collect();
@@ -414,7 +427,12 @@ fn in_span(key: &[u8], spec: &WatchCreate) -> bool {
 }
 
 /// Polls once; checks the response shape and records what came.
-fn take(registry: &mut WatchRegistry, t: &mut Tracked, max: usize) -> Result<(), TestCaseError> {
+fn take(
+    registry: &mut WatchRegistry,
+    t: &mut Tracked,
+    max: usize,
+    compacted: i64,
+) -> Result<(), TestCaseError> {
     if t.canceled_at.is_some() {
         return Ok(());
     }
@@ -428,9 +446,34 @@ fn take(registry: &mut WatchRegistry, t: &mut Tracked, max: usize) -> Result<(),
     }
     prop_assert!(!r.events.is_empty());
     let revisions: Vec<i64> = r.events.iter().map(|e| e.kv.mod_revision).collect();
-    prop_assert!(revisions.windows(2).all(|w| w[0] <= w[1]));
-    let distinct = revisions.windows(2).filter(|w| w[0] != w[1]).count() + 1;
-    prop_assert!(r.events.len() <= max || distinct == 1 || r.events.len() - max < r.events.len());
+    prop_assert!(
+        revisions.windows(2).all(|w| w[0] <= w[1]),
+        "ordered: {:?}",
+        revisions
+    );
+    // Atomic: a revision is never split across responses, so this response
+    // starts after the last revision of the previous one (which also makes
+    // delivery unique).
+    let previous = t.got.last().map(|e| e.kv.mod_revision);
+    prop_assert!(
+        previous.is_none_or(|p| p < revisions[0]),
+        "revision {:?} split or repeated: next response starts at {}",
+        previous,
+        revisions[0]
+    );
+    prop_assert_eq!(r.revision, revisions[revisions.len() - 1]);
+    // Bounded: a new revision starts only while fewer than `max` events are
+    // taken; only the last revision may carry the response past `max`.
+    let last = revisions[revisions.len() - 1];
+    let before_last = revisions.iter().filter(|rev| **rev != last).count();
+    prop_assert!(
+        before_last == 0 || before_last < max,
+        "{} events before the last revision, max {}",
+        before_last,
+        max
+    );
+    t.compacted_when_got
+        .extend(r.events.iter().map(|_| compacted));
     t.got.extend(r.events);
     Ok(())
 }

@@ -137,3 +137,72 @@ async fn etcd_delivers_every_event_to_watchers_created_during_writes() {
     }
     every_watcher_gets_every_later_event(Flavor::Etcd).await;
 }
+
+/// Puts in the slow-watcher test: more applied entries than keel's event
+/// channel holds (4096) plus what the stream's buffers take before its
+/// task blocks, so the stream misses events and must resume from history.
+const SLOW_WATCHER_PUTS: usize = 6_000;
+/// Concurrent writers in the slow-watcher test.
+const SLOW_WATCHER_WRITERS: usize = 32;
+
+/// A watcher whose client does not read while thousands of puts are made
+/// falls behind; once it reads, it must receive every put, in order, with
+/// the watch id it was created with.
+async fn slow_watcher_gets_everything(flavor: Flavor) {
+    let cluster = Cluster::start(flavor, 1).unwrap();
+    let mut client = connect(&cluster).await;
+    let mut stream = client.watch("slow", None).await.unwrap();
+    let created = next(&mut stream, "created").await;
+    assert!(created.created());
+    let value = "v".repeat(4096);
+    let mut writers = Vec::new();
+    for w in 0..SLOW_WATCHER_WRITERS {
+        let mut writer = connect(&cluster).await;
+        let value = value.clone();
+        writers.push(tokio::spawn(async move {
+            let mut revisions = Vec::new();
+            for _ in (w..SLOW_WATCHER_PUTS).step_by(SLOW_WATCHER_WRITERS) {
+                let put = writer.put("slow", value.as_str(), None).await.unwrap();
+                revisions.push(put.header().unwrap().revision());
+            }
+            revisions
+        }));
+    }
+    let mut written = Vec::new();
+    for writer in writers {
+        written.extend(writer.await.unwrap());
+    }
+    written.sort_unstable();
+    let last = *written.last().unwrap();
+    let mut seen = Vec::new();
+    while seen.last().is_none_or(|r| *r < last) {
+        let what = format!(
+            "{}: slow watcher at {:?} of {last}",
+            flavor.name(),
+            seen.last()
+        );
+        let response = next(&mut stream, &what).await;
+        assert_eq!(response.watch_id(), created.watch_id(), "{what}");
+        assert!(!response.canceled(), "{what}: {response:?}");
+        seen.extend(
+            response
+                .events()
+                .iter()
+                .map(|e| e.kv().unwrap().mod_revision()),
+        );
+    }
+    assert_eq!(seen, written, "{}", flavor.name());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keel_slow_watcher_gets_every_event() {
+    slow_watcher_gets_everything(Flavor::Keel).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_slow_watcher_gets_every_event() {
+    if !support::require_etcd("etcd_slow_watcher_gets_every_event") {
+        return;
+    }
+    slow_watcher_gets_everything(Flavor::Etcd).await;
+}

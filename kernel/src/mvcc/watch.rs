@@ -263,6 +263,28 @@ impl WatchRegistry {
         true
     }
 
+    /// Restarts watcher `id` at `next_revision`, keeping its id: its queued
+    /// events are dropped and it is replayed from `store`'s history by
+    /// [`WatchRegistry::sync`] (or synced at once when `next_revision` is
+    /// above the current revision). A server whose stream missed applied
+    /// events uses this to resume each watcher after the last revision it
+    /// sent. A `next_revision` below the compacted revision cancels the
+    /// watcher as [`WatchRegistry::create`] would. Returns false if there
+    /// is no such watcher.
+    pub fn rewind(&mut self, store: &Store, id: WatchId, next_revision: i64) -> bool {
+        let Some(w) = self.watchers.get_mut(&id) else {
+            return false;
+        };
+        let compacted = store.compact_revision();
+        w.pending.clear();
+        w.next_revision = next_revision;
+        w.synced = next_revision > store.current_revision();
+        if next_revision < compacted {
+            w.compacted = Some(compacted);
+        }
+        true
+    }
+
     /// Whether the watcher has everything up to the current revision queued.
     pub fn is_synced(&self, id: WatchId) -> bool {
         self.watchers

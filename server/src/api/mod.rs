@@ -239,3 +239,6 @@ mod test_backend;
 #[cfg(all(test, not(madsim)))]
 #[allow(clippy::unwrap_used)]
 mod tests;
+#[cfg(all(test, not(madsim)))]
+#[allow(clippy::unwrap_used)]
+mod watch_random;

@@ -96,15 +96,16 @@ async fn services_over_a_real_single_member() {
     let event = next(&mut events).await;
     assert_eq!(event.events[0].kv.as_ref().unwrap().value, bytes("v"));
 
+    // The call returns with its first answer, as etcd's: ask first.
     let (keep, receiver) = tokio::sync::mpsc::channel(4);
+    keep.send(pb::LeaseKeepAliveRequest { id: granted.id })
+        .await
+        .unwrap();
     let mut answers = lease
         .lease_keep_alive(tokio_stream::wrappers::ReceiverStream::new(receiver))
         .await
         .unwrap()
         .into_inner();
-    keep.send(pb::LeaseKeepAliveRequest { id: granted.id })
-        .await
-        .unwrap();
     assert_eq!(answers.message().await.unwrap().unwrap().ttl, 60);
     let ttl = lease
         .lease_time_to_live(pb::LeaseTimeToLiveRequest {

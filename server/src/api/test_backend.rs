@@ -3,7 +3,14 @@
 //! the leader of a one-member cluster (no Raft, no disk). The node driver
 //! has its own tests; these exercise the gRPC services end to end through a
 //! loopback tonic server.
+//!
+//! As the node driver does, it broadcasts an entry's applied events after
+//! releasing the state lock, so watchers see the same window in which the
+//! state is ahead of the events offered to them. A backend made with
+//! [`TestBackend::with_deferred_events`] keeps that window open until the
+//! test calls [`TestBackend::release_events`].
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -28,6 +35,10 @@ struct Inner {
 pub struct TestBackend {
     inner: Arc<Mutex<Inner>>,
     events: broadcast::Sender<AppliedEvents>,
+    /// Applied events not yet broadcast, in apply order.
+    unsent: Arc<Mutex<VecDeque<AppliedEvents>>>,
+    /// Broadcast only when the test says so.
+    defer_events: bool,
     member_id: u64,
 }
 
@@ -54,8 +65,36 @@ impl TestBackend {
                 next_request_id: 1,
             })),
             events,
+            unsent: Arc::default(),
+            defer_events: false,
             member_id,
         }
+    }
+
+    /// As [`TestBackend::new`], but applied events are broadcast only by
+    /// [`TestBackend::release_events`].
+    pub fn with_deferred_events(event_capacity: usize) -> TestBackend {
+        TestBackend {
+            defer_events: true,
+            ..TestBackend::new(event_capacity)
+        }
+    }
+
+    /// Broadcasts up to `max` applied entries' events, oldest first;
+    /// returns how many were sent.
+    pub fn release_events(&self, max: usize) -> usize {
+        // Held while sending, so concurrent releases keep apply order.
+        let mut unsent = self.unsent.lock().unwrap();
+        let mut sent = 0;
+        while sent < max {
+            let Some(applied) = unsent.pop_front() else {
+                break;
+            };
+            // No receiver is fine: nobody watches.
+            let _ = self.events.send(applied);
+            sent += 1;
+        }
+        sent
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -77,11 +116,15 @@ impl TestBackend {
         };
         let result = inner.state.apply(&entry);
         if !result.events.is_empty() {
-            // No receiver is fine: nobody watches.
-            let _ = self.events.send(AppliedEvents {
+            // Queued under the state lock, so the queue is in apply order.
+            self.unsent.lock().unwrap().push_back(AppliedEvents {
                 revision: result.header.revision,
                 events: result.events.clone(),
             });
+        }
+        drop(inner);
+        if !self.defer_events {
+            self.release_events(usize::MAX);
         }
         Ok(result)
     }

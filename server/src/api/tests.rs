@@ -214,17 +214,47 @@ async fn kv_bad_input_gets_etcds_errors() {
     );
 }
 
-pub(super) type WatchOut = tonic::Streaming<pb::WatchResponse>;
+/// A watch stream's responses as a task reads them. The call returns only
+/// with its first response (as etcd's does), which comes once a request
+/// was sent, so the call runs beside the test.
+pub(super) struct WatchOut(tokio::sync::mpsc::Receiver<Result<pb::WatchResponse, tonic::Status>>);
+
+impl WatchOut {
+    /// The next response; `None` once the stream ended.
+    pub(super) async fn message(&mut self) -> Result<Option<pb::WatchResponse>, tonic::Status> {
+        self.0.recv().await.transpose()
+    }
+}
 
 /// Opens a watch stream: the sender of its requests and its responses.
 pub(super) async fn open_watch(
     channel: Channel,
 ) -> (tokio::sync::mpsc::Sender<pb::WatchRequest>, WatchOut) {
     let (sender, receiver) = tokio::sync::mpsc::channel(16);
+    let (response_tx, responses) = tokio::sync::mpsc::channel(1024);
     let mut client = pb::watch_client::WatchClient::new(channel);
     let requests = tokio_stream::wrappers::ReceiverStream::new(receiver);
-    let responses = client.watch(requests).await.unwrap().into_inner();
-    (sender, responses)
+    tokio::spawn(async move {
+        let mut stream = match client.watch(requests).await {
+            Ok(call) => call.into_inner(),
+            Err(status) => {
+                let _ = response_tx.send(Err(status)).await;
+                return;
+            }
+        };
+        loop {
+            let item = stream.message().await.transpose();
+            let last = !matches!(item, Some(Ok(_)));
+            let sent = match item {
+                Some(item) => response_tx.send(item).await.is_ok(),
+                None => false,
+            };
+            if last || !sent {
+                return;
+            }
+        }
+    });
+    (sender, WatchOut(responses))
 }
 
 /// The watch stream request that creates `create`.
@@ -414,16 +444,17 @@ async fn lease_grant_keepalive_ttl_revoke() {
         .into_inner();
     assert_eq!(unknown.ttl, -1);
 
+    // The call returns with its first answer, as etcd's: ask first.
     let (sender, receiver) = tokio::sync::mpsc::channel(4);
+    sender
+        .send(pb::LeaseKeepAliveRequest { id: granted.id })
+        .await
+        .unwrap();
     let mut answers = lease
         .lease_keep_alive(tokio_stream::wrappers::ReceiverStream::new(receiver))
         .await
         .unwrap()
         .into_inner();
-    sender
-        .send(pb::LeaseKeepAliveRequest { id: granted.id })
-        .await
-        .unwrap();
     let kept = answers.message().await.unwrap().unwrap();
     assert_eq!((kept.id, kept.ttl), (granted.id, 60));
     sender

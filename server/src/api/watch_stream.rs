@@ -5,9 +5,9 @@
 //!
 //! Never blocking writers: the applied-event channel is a bounded
 //! broadcast. A stream that falls behind (slow client) gets
-//! `RecvError::Lagged`; its synced watchers are then restarted just after
-//! the last revision they were sent, and caught up from the store's history
-//! like any watcher that starts in the past. Watchers whose resume point
+//! `RecvError::Lagged`; its synced watchers are then rewound, keeping their
+//! ids, to just after the last revision they were sent, and caught up from
+//! the store's history like any watcher that starts in the past. Watchers whose resume point
 //! was compacted meanwhile are canceled with `compact_revision`, as etcd's.
 
 use std::collections::BTreeMap;
@@ -32,8 +32,6 @@ pub const INVALID_WATCH_ID: i64 = -1;
 /// What the stream remembers of a watcher besides the registry's state.
 #[derive(Clone, Debug)]
 struct WatcherMeta {
-    /// The create request as given to the registry (with its id).
-    spec: WatchCreate,
     /// Send empty progress responses periodically.
     progress_notify: bool,
     /// Split responses larger than the request limit.
@@ -191,10 +189,6 @@ impl<B: Backend> WatchStream<B> {
             revision + 1
         };
         let meta = WatcherMeta {
-            spec: WatchCreate {
-                watch_id: id,
-                ..spec
-            },
             progress_notify: create.progress_notify,
             fragment: create.fragment,
             resume_from,
@@ -266,34 +260,20 @@ impl<B: Backend> WatchStream<B> {
         }
     }
 
-    /// After missing applied events: restart every synced watcher from the
-    /// revision after the last one it was sent; the registry replays the
-    /// gap from history.
+    /// After missing applied events: rewind every synced watcher to the
+    /// revision after the last one it was sent (keeping its id); the
+    /// registry replays the gap from history. Unsynced watchers replay
+    /// from history already.
     fn restart_synced(&mut self) {
-        let ids: Vec<WatchId> = self.watchers.keys().copied().collect();
-        for id in ids {
-            if !self.registry.is_synced(id) {
-                continue;
+        let registry = &mut self.registry;
+        let watchers = &self.watchers;
+        self.backend.with_state(|state| {
+            for (id, meta) in watchers {
+                if registry.is_synced(*id) {
+                    registry.rewind(state.store(), *id, meta.resume_from);
+                }
             }
-            // Queued events would be lost with the watcher: requeue them
-            // through history instead (nothing was sent past resume_from).
-            let Some(meta) = self.watchers.get(&id) else {
-                continue;
-            };
-            let spec = WatchCreate {
-                start_revision: meta.resume_from,
-                ..meta.spec.clone()
-            };
-            self.registry.cancel(id);
-            let registry = &mut self.registry;
-            let recreated = self
-                .backend
-                .with_state(|state| registry.create(state.store(), spec));
-            if recreated.is_err() {
-                // Cannot happen: the id was just freed, the count lowered.
-                self.watchers.remove(&id);
-            }
-        }
+        });
         self.sync();
     }
 
