@@ -290,3 +290,45 @@ fn users_by_ops_by_key_ranges() {
         "{allowed} of {cells} allowed"
     );
 }
+
+/// Issue 28 item 1: changing a password needs the `root` role, also for
+/// the user's own password (etcd `needAdminPermission` lists
+/// `AuthUserChangePassword` in 3.4, 3.5 and 3.6); reading oneself stays
+/// open.
+#[test]
+fn only_root_changes_passwords_even_its_own() {
+    let mut node = node();
+    let change = |name: &str| {
+        Request::Auth(AuthRequest::UserChangePassword {
+            name: name.into(),
+            password_hash: None,
+        })
+    };
+    for user in ["reader", "rw", "nobody"] {
+        let info = AuthInfo {
+            username: user.into(),
+            revision: node.sm.auth().revision(),
+        };
+        let before = node.sm.auth().revision();
+        let own = node.propose(Some(&info), change(user)).result;
+        assert_eq!(
+            own.unwrap_err(),
+            ApplyError::Auth(AuthError::PermissionDenied),
+            "{user} changing its own password"
+        );
+        assert_eq!(node.sm.auth().revision(), before, "nothing changed");
+        let other = node.propose(Some(&info), change(ROOT)).result;
+        assert_eq!(
+            other.unwrap_err(),
+            ApplyError::Auth(AuthError::PermissionDenied)
+        );
+        let get = Request::Auth(AuthRequest::UserGet { name: user.into() });
+        assert!(node.propose(Some(&info), get).result.is_ok(), "{user} get");
+    }
+    let root = AuthInfo {
+        username: ROOT.into(),
+        revision: node.sm.auth().revision(),
+    };
+    node.propose(Some(&root), change("nobody")).result.unwrap();
+    node.propose(Some(&root), change(ROOT)).result.unwrap();
+}

@@ -121,6 +121,7 @@ pub fn membership_error(err: MembershipError) -> Status {
         MembershipError::IdExists
         | MembershipError::PeerUrlExists
         | MembershipError::NotLearner
+        | MembershipError::LearnerNotReady
         | MembershipError::TooManyLearners => Code::FailedPrecondition,
     };
     Status::new(code, err.to_string())
