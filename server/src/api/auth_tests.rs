@@ -1,21 +1,28 @@
 //! In-process tests of who a request comes from and what it may do
 //! (issue 28): tokens under `token` or `authorization` metadata, tokens
-//! while auth is disabled, password changes.
+//! while auth is disabled, password changes, refused watches, logins of
+//! no-password users, AuthStatus.
 
 use tonic::Code;
 use tonic::transport::Channel;
 
 use super::ApiLimits;
 use super::test_backend::TestBackend;
-use super::tests::{bytes, start, with_token};
+use super::tests::{bytes, create_request, next, start, with_token};
 use crate::proto::etcdserverpb as pb;
 
 type AuthClient = pb::auth_client::AuthClient<Channel>;
 type KvClient = pb::kv_client::KvClient<Channel>;
 
 async fn clients() -> (AuthClient, KvClient) {
+    let (auth, kv, _) = clients_and_channel().await;
+    (auth, kv)
+}
+
+async fn clients_and_channel() -> (AuthClient, KvClient, Channel) {
     let channel = start(TestBackend::new(64), ApiLimits::default()).await;
-    (AuthClient::new(channel.clone()), KvClient::new(channel))
+    let auth = AuthClient::new(channel.clone());
+    (auth, KvClient::new(channel.clone()), channel)
 }
 
 async fn add_user(auth: &mut AuthClient, name: &str, password: &str) {
@@ -138,4 +145,127 @@ async fn a_token_is_ignored_while_auth_is_disabled() {
         let request = with_metadata(range("k"), "authorization", token);
         kv.range(request).await.unwrap();
     }
+}
+
+/// Opens a watch stream carrying `token` (if any) and sends one create
+/// for `key`; returns the first response.
+async fn refused_watch(channel: Channel, token: Option<&str>, key: &str) -> pb::WatchResponse {
+    let (sender, receiver) = tokio::sync::mpsc::channel(4);
+    let create = create_request(pb::WatchCreateRequest {
+        key: bytes(key),
+        ..pb::WatchCreateRequest::default()
+    });
+    sender.send(create).await.unwrap();
+    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(receiver));
+    if let Some(token) = token {
+        let value = token.parse().unwrap();
+        request
+            .metadata_mut()
+            .insert(super::TOKEN_METADATA_KEY, value);
+    }
+    let mut client = pb::watch_client::WatchClient::new(channel);
+    let mut responses = client.watch(request).await.unwrap().into_inner();
+    let response = next(&mut responses).await;
+    drop(sender);
+    response
+}
+
+/// Item 5: a refused watch is created then canceled with Go's status text
+/// as its reason; a bad token does not fail the stream.
+#[tokio::test]
+async fn refused_watches_carry_etcds_cancel_reasons() {
+    let (mut auth, _, channel) = clients_and_channel().await;
+    root_and_carol(&mut auth).await;
+    let carol = login(&mut auth, "carol", "carolpw").await;
+    let cases = [
+        (
+            Some(carol.as_str()),
+            "rpc error: code = PermissionDenied desc = etcdserver: permission denied",
+        ),
+        (
+            Some("made.up"),
+            "rpc error: code = Unauthenticated desc = etcdserver: invalid auth token",
+        ),
+        (
+            None,
+            "rpc error: code = InvalidArgument desc = etcdserver: user name is empty",
+        ),
+    ];
+    for (token, reason) in cases {
+        let response = refused_watch(channel.clone(), token, "k").await;
+        assert!(response.created && response.canceled, "{token:?}");
+        assert_eq!(response.watch_id, super::watch::INVALID_WATCH_ID);
+        assert_eq!(response.cancel_reason, reason, "{token:?}");
+    }
+    let root = login(&mut auth, "root", "rootpw").await;
+    let allowed = refused_watch(channel, Some(&root), "k").await;
+    assert!(allowed.created && !allowed.canceled);
+}
+
+/// Item 7: a password login of a `--no-password` user gets etcd's own
+/// (untranslated) error.
+#[tokio::test]
+async fn a_no_password_user_cannot_log_in_with_a_password() {
+    let (mut auth, _) = clients().await;
+    let add = pb::AuthUserAddRequest {
+        name: "np".into(),
+        options: Some(crate::proto::authpb::UserAddOptions { no_password: true }),
+        ..pb::AuthUserAddRequest::default()
+    };
+    auth.user_add(add).await.unwrap();
+    root_and_carol(&mut auth).await;
+    let request = pb::AuthenticateRequest {
+        name: "np".into(),
+        password: "x".into(),
+    };
+    let refused = auth.authenticate(request).await.unwrap_err();
+    assert_eq!(
+        (refused.code(), refused.message()),
+        (
+            Code::Unknown,
+            "auth: authentication failed, password was given for no password user"
+        )
+    );
+}
+
+/// Item 8: AuthStatus answers root only while auth is enabled (etcd 3.5
+/// applies it as an admin request), and anyone while it is disabled.
+#[tokio::test]
+async fn auth_status_needs_root_while_enabled() {
+    let (mut auth, _) = clients().await;
+    auth.auth_status(pb::AuthStatusRequest {}).await.unwrap();
+    root_and_carol(&mut auth).await;
+    let carol = login(&mut auth, "carol", "carolpw").await;
+    let refusals = [
+        (
+            Some(carol.as_str()),
+            Code::PermissionDenied,
+            "etcdserver: permission denied",
+        ),
+        (
+            Some("made.up"),
+            Code::Unauthenticated,
+            "etcdserver: invalid auth token",
+        ),
+        (
+            None,
+            Code::InvalidArgument,
+            "etcdserver: user name is empty",
+        ),
+    ];
+    for (token, code, message) in refusals {
+        let request = match token {
+            Some(token) => with_token(pb::AuthStatusRequest {}, token),
+            None => tonic::Request::new(pb::AuthStatusRequest {}),
+        };
+        let refused = auth.auth_status(request).await.unwrap_err();
+        assert_eq!((refused.code(), refused.message()), (code, message));
+    }
+    let root = login(&mut auth, "root", "rootpw").await;
+    let status = auth
+        .auth_status(with_token(pb::AuthStatusRequest {}, &root))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(status.enabled);
 }

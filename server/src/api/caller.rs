@@ -47,14 +47,13 @@ pub fn request_token(metadata: &MetadataMap) -> Result<Option<&str>, AuthError> 
 /// that still send their token); etcd 3.4.23 refused it instead (see
 /// `docs/auth-compat.md`).
 ///
-/// Errors: auth enabled and an unknown or expired token → Unauthenticated
-/// "etcdserver: invalid auth token".
-pub fn request_auth<B: Backend, T>(
+/// Errors: auth enabled and an unknown or expired token →
+/// [`AuthError::InvalidAuthToken`].
+pub fn request_caller<B: Backend, T>(
     backend: &B,
     request: &GrpcRequest<T>,
-) -> Result<AuthInfo, Status> {
-    let token = request_token(request.metadata()).map_err(status::auth_error)?;
-    let Some(token) = token else {
+) -> Result<AuthInfo, AuthError> {
+    let Some(token) = request_token(request.metadata())? else {
         return Ok(AuthInfo::default());
     };
     // Checking under the shared read lock first keeps token-carrying
@@ -66,8 +65,19 @@ pub fn request_auth<B: Backend, T>(
         if !state.auth().is_enabled() {
             return Ok(AuthInfo::default());
         }
-        state.authenticate_token(token).map_err(status::auth_error)
+        state.authenticate_token(token)
     })
+}
+
+/// [`request_caller`] for unary requests: a bad token fails the call.
+///
+/// Errors: auth enabled and an unknown or expired token → Unauthenticated
+/// "etcdserver: invalid auth token".
+pub fn request_auth<B: Backend, T>(
+    backend: &B,
+    request: &GrpcRequest<T>,
+) -> Result<AuthInfo, Status> {
+    request_caller(backend, request).map_err(status::auth_error)
 }
 
 #[cfg(test)]

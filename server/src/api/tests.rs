@@ -585,7 +585,7 @@ async fn auth_enable_login_and_token_checks() {
         (Code::Unauthenticated, "etcdserver: invalid auth token")
     );
     let status = auth
-        .auth_status(pb::AuthStatusRequest {})
+        .auth_status(with_token(pb::AuthStatusRequest {}, &token))
         .await
         .unwrap()
         .into_inner();
