@@ -269,3 +269,49 @@ async fn auth_status_needs_root_while_enabled() {
         .into_inner();
     assert!(status.enabled);
 }
+
+/// Item 4: Status, MemberList, LeaseLeases and alarm listing are open to
+/// every user but not to anonymous callers (etcd 3.6.9+ `requireAuthInfo`).
+#[tokio::test]
+async fn status_member_list_and_lease_list_need_a_user() {
+    let (mut auth, _, channel) = clients_and_channel().await;
+    root_and_carol(&mut auth).await;
+    let carol = login(&mut auth, "carol", "carolpw").await;
+    let mut maintenance = pb::maintenance_client::MaintenanceClient::new(channel.clone());
+    let mut cluster = pb::cluster_client::ClusterClient::new(channel.clone());
+    let mut lease = pb::lease_client::LeaseClient::new(channel);
+    let empty = (Code::InvalidArgument, "etcdserver: user name is empty");
+    let status = maintenance.status(pb::StatusRequest {}).await.unwrap_err();
+    assert_eq!((status.code(), status.message()), empty);
+    let members = cluster
+        .member_list(pb::MemberListRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!((members.code(), members.message()), empty);
+    let leases = lease
+        .lease_leases(pb::LeaseLeasesRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!((leases.code(), leases.message()), empty);
+    let alarms = maintenance
+        .alarm(pb::AlarmRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!((alarms.code(), alarms.message()), empty);
+    maintenance
+        .status(with_token(pb::StatusRequest {}, &carol))
+        .await
+        .unwrap();
+    cluster
+        .member_list(with_token(pb::MemberListRequest::default(), &carol))
+        .await
+        .unwrap();
+    lease
+        .lease_leases(with_token(pb::LeaseLeasesRequest {}, &carol))
+        .await
+        .unwrap();
+    maintenance
+        .alarm(with_token(pb::AlarmRequest::default(), &carol))
+        .await
+        .unwrap();
+}
