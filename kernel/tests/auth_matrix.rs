@@ -290,3 +290,100 @@ fn users_by_ops_by_key_ranges() {
         "{allowed} of {cells} allowed"
     );
 }
+
+/// Issue 28 item 1: changing a password needs the `root` role, also for
+/// the user's own password (etcd `needAdminPermission` lists
+/// `AuthUserChangePassword` in 3.4, 3.5 and 3.6); reading oneself stays
+/// open.
+#[test]
+fn only_root_changes_passwords_even_its_own() {
+    let mut node = node();
+    let change = |name: &str| {
+        Request::Auth(AuthRequest::UserChangePassword {
+            name: name.into(),
+            password_hash: None,
+        })
+    };
+    for user in ["reader", "rw", "nobody"] {
+        let info = AuthInfo {
+            username: user.into(),
+            revision: node.sm.auth().revision(),
+        };
+        let before = node.sm.auth().revision();
+        let own = node.propose(Some(&info), change(user)).result;
+        assert_eq!(
+            own.unwrap_err(),
+            ApplyError::Auth(AuthError::PermissionDenied),
+            "{user} changing its own password"
+        );
+        assert_eq!(node.sm.auth().revision(), before, "nothing changed");
+        let other = node.propose(Some(&info), change(ROOT)).result;
+        assert_eq!(
+            other.unwrap_err(),
+            ApplyError::Auth(AuthError::PermissionDenied)
+        );
+        let get = Request::Auth(AuthRequest::UserGet { name: user.into() });
+        assert!(node.propose(Some(&info), get).result.is_ok(), "{user} get");
+    }
+    let root = AuthInfo {
+        username: ROOT.into(),
+        revision: node.sm.auth().revision(),
+    };
+    node.propose(Some(&root), change("nobody")).result.unwrap();
+    node.propose(Some(&root), change(ROOT)).result.unwrap();
+}
+
+/// Issue 28 item 4: the requests etcd 3.4.23 left open follow the newest
+/// etcd (3.6.9+, 3.5.28+, 3.4.42+): compaction and alarm changes need
+/// root, listing alarms and lease TTLs needs a user.
+#[test]
+fn compaction_alarms_and_lease_queries_follow_the_newest_etcd() {
+    use keel_kernel::apply::{AlarmAction, AlarmRequest, AlarmType};
+    let mut node = node();
+    let info = |user: &str, node: &Node| AuthInfo {
+        username: user.into(),
+        revision: node.sm.auth().revision(),
+    };
+    let compact = || {
+        Request::Compaction(keel_kernel::mvcc::CompactionRequest {
+            revision: 2,
+            physical: false,
+        })
+    };
+    let alarm = |action| {
+        Request::Alarm(AlarmRequest {
+            action,
+            member_id: 1,
+            alarm: AlarmType::NoSpace,
+        })
+    };
+    let denied = ApplyError::Auth(AuthError::PermissionDenied);
+    let empty = ApplyError::Auth(AuthError::UserEmpty);
+    let anonymous = AuthInfo::default();
+    let rw = info("rw", &node);
+    let outcome =
+        |node: &mut Node, who: &AuthInfo, request| node.propose(Some(who), request).result;
+    assert_eq!(outcome(&mut node, &rw, compact()).unwrap_err(), denied);
+    assert_eq!(
+        outcome(&mut node, &anonymous, compact()).unwrap_err(),
+        empty
+    );
+    for action in [AlarmAction::Activate, AlarmAction::Deactivate] {
+        assert_eq!(outcome(&mut node, &rw, alarm(action)).unwrap_err(), denied);
+    }
+    let nobody = info("nobody", &node);
+    outcome(&mut node, &nobody, alarm(AlarmAction::Get)).unwrap();
+    let get = outcome(&mut node, &anonymous, alarm(AlarmAction::Get));
+    assert_eq!(get.unwrap_err(), empty);
+    let ttl = node.sm.lease_time_to_live(Some(&anonymous), LEASE, false);
+    assert_eq!(ttl.unwrap_err(), empty);
+    let nobody = info("nobody", &node);
+    assert!(
+        node.sm
+            .lease_time_to_live(Some(&nobody), LEASE, false)
+            .is_ok()
+    );
+    let root = info(ROOT, &node);
+    outcome(&mut node, &root, compact()).unwrap();
+    outcome(&mut node, &root, alarm(AlarmAction::Activate)).unwrap();
+}

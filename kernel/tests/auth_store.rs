@@ -305,7 +305,10 @@ fn login_issues_tokens_that_expire_and_die_with_password_changes() {
         store.check_password("ghost", "pw"),
         Err(AuthError::AuthFailed)
     );
-    assert_eq!(store.check_password("nopw", ""), Err(AuthError::AuthFailed));
+    assert_eq!(
+        store.check_password("nopw", ""),
+        Err(AuthError::NoPasswordUser)
+    );
     let checked = store.check_password(ROOT, "pw").unwrap();
     let token = store
         .authenticate(ROOT, checked, "tok.7".into(), 0)

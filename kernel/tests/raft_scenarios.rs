@@ -766,3 +766,42 @@ fn pipelining_is_bounded_by_inflight_count_and_bytes() {
     );
     assert_eq!(by_bytes, 3);
 }
+
+fn single(change_type: ConfChangeType, node_id: NodeId) -> ConfChange {
+    ConfChange {
+        changes: vec![ConfChangeSingle {
+            change_type,
+            node_id,
+        }],
+        context: Bytes::new(),
+    }
+}
+
+/// Issue 28 item 9: a learner that never started (or lags) is not promoted,
+/// neither through the leader (etcd's "can only promote a learner member
+/// which is in sync with leader") nor through a follower that forwards the
+/// change; once it has caught up, it is.
+#[test]
+fn a_learner_is_promoted_only_once_in_sync_with_the_leader() {
+    let mut c = three();
+    let add = single(ConfChangeType::AddLearnerNode, 4);
+    c.node_mut(1).raw.propose_conf_change(&add).unwrap();
+    c.tick_settle(3);
+    assert_eq!(c.node(1).raft().conf_state().learners, vec![4]);
+    c.propose(1, b"a").unwrap();
+    c.tick_settle(2);
+    let promote = single(ConfChangeType::AddNode, 4);
+    let refused = c.node_mut(1).raw.propose_conf_change(&promote);
+    assert_eq!(refused, Err(RaftError::LearnerNotReady { id: 4 }));
+    c.node_mut(2).raw.propose_conf_change(&promote).unwrap();
+    c.tick_settle(3);
+    assert_eq!(c.node(1).raft().conf_state().voters, vec![1, 2, 3]);
+    assert_eq!(c.node(1).raft().conf_state().learners, vec![4]);
+
+    c.add_joining_node(4, &[1, 2, 3]);
+    c.tick_settle(5);
+    c.node_mut(1).raw.propose_conf_change(&promote).unwrap();
+    c.tick_settle(3);
+    assert_eq!(c.node(4).raft().conf_state().voters, vec![1, 2, 3, 4]);
+    c.check().unwrap();
+}

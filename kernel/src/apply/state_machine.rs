@@ -208,6 +208,15 @@ impl StateMachine {
         Ok(self.auth.check_admin(auth)?)
     }
 
+    /// Checks that `auth` names a user while auth is enabled, for requests
+    /// open to every user (Status, MemberList, lease queries; etcd
+    /// `requireAuthInfo`).
+    ///
+    /// Errors: [`AuthError::UserEmpty`].
+    pub fn require_user(&self, auth: &AuthInfo) -> Result<(), ApplyError> {
+        Ok(self.auth.require_user(auth)?)
+    }
+
     /// Checks a login before proposing it (see [`AuthStore::check_password`]).
     ///
     /// Errors: [`AuthError::AuthNotEnabled`], [`AuthError::AuthFailed`].
@@ -240,6 +249,9 @@ impl StateMachine {
         id: LeaseId,
         keys: bool,
     ) -> Result<LeaseStatus, ApplyError> {
+        if let Some(info) = auth {
+            self.auth.require_user(info)?;
+        }
         let mut status = self.lessor.time_to_live(id, self.now_ms)?;
         if keys {
             if let Some(info) = auth {

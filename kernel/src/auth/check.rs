@@ -70,6 +70,19 @@ impl AuthStore {
         }
     }
 
+    /// Checks that a request names a user at all while auth is enabled
+    /// (etcd 3.6.9+/3.5.28+/3.4.42+ `requireAuthInfo`: status, member
+    /// list, alarm list, lease requests); the user's permissions are not
+    /// looked at.
+    ///
+    /// Errors: enabled and no user → [`AuthError::UserEmpty`].
+    pub fn require_user(&self, info: &AuthInfo) -> Result<(), AuthError> {
+        if self.enabled && info.username.is_empty() {
+            return Err(AuthError::UserEmpty);
+        }
+        Ok(())
+    }
+
     /// `None` while disabled (anything goes); else the user `info` names,
     /// `Some(None)` if it does not exist.
     fn checked_user(&self, info: &AuthInfo) -> Result<Option<Option<&User>>, AuthError> {

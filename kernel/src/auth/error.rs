@@ -22,9 +22,12 @@ pub enum AuthError {
     RoleNotFound,
     /// Empty role name.
     RoleEmpty,
-    /// Wrong user name or password (or a password login of a
-    /// `no_password` user).
+    /// Wrong user name or password.
     AuthFailed,
+    /// A password login of a `no_password` user (etcd `ErrNoPasswordUser`,
+    /// which etcd's gRPC layer does not translate: clients see code
+    /// Unknown and the `auth:` text).
+    NoPasswordUser,
     /// The user's roles do not allow the operation.
     PermissionDenied,
     /// Revoking a role the user does not have.
@@ -57,6 +60,9 @@ impl fmt::Display for AuthError {
             AuthError::RoleEmpty => "etcdserver: role name is empty",
             AuthError::AuthFailed => {
                 "etcdserver: authentication failed, invalid user ID or password"
+            }
+            AuthError::NoPasswordUser => {
+                "auth: authentication failed, password was given for no password user"
             }
             AuthError::PermissionDenied => "etcdserver: permission denied",
             AuthError::RoleNotGranted => "etcdserver: role is not granted to the user",

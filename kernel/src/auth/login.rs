@@ -12,8 +12,9 @@ impl AuthStore {
     /// shared with apply should use [`AuthStore::login_check`] and verify
     /// after releasing it.
     ///
-    /// Errors: disabled → [`AuthError::AuthNotEnabled`]; unknown user, wrong
-    /// password or a `no_password` user → [`AuthError::AuthFailed`].
+    /// Errors: disabled → [`AuthError::AuthNotEnabled`]; unknown user or
+    /// wrong password → [`AuthError::AuthFailed`]; a `no_password` user →
+    /// [`AuthError::NoPasswordUser`] (etcd `CheckPassword`).
     pub fn check_password(&self, name: &str, password: &str) -> Result<u64, AuthError> {
         self.login_check(name)?.verify(password)
     }
@@ -22,14 +23,18 @@ impl AuthStore {
     /// needs, copied out of the store so the bcrypt work can run without
     /// holding the store.
     ///
-    /// Errors: disabled → [`AuthError::AuthNotEnabled`]; unknown user or a
-    /// `no_password` user → [`AuthError::AuthFailed`].
+    /// Errors: disabled → [`AuthError::AuthNotEnabled`]; unknown user →
+    /// [`AuthError::AuthFailed`]; a `no_password` user →
+    /// [`AuthError::NoPasswordUser`].
     pub fn login_check(&self, name: &str) -> Result<LoginCheck, AuthError> {
         if !self.enabled {
             return Err(AuthError::AuthNotEnabled);
         }
         let user = self.users.get(name).ok_or(AuthError::AuthFailed)?;
-        let hash = user.password_hash.clone().ok_or(AuthError::AuthFailed)?;
+        let hash = user
+            .password_hash
+            .clone()
+            .ok_or(AuthError::NoPasswordUser)?;
         Ok(LoginCheck {
             hash,
             revision: self.revision,

@@ -17,6 +17,8 @@ pub enum MembershipError {
     PeerUrlExists,
     /// Promoting a member that is not a learner.
     NotLearner,
+    /// Promoting a learner that has not caught up with the leader.
+    LearnerNotReady,
     /// Adding a learner beyond [`super::MAX_LEARNERS`].
     TooManyLearners,
     /// No peer URL, or an empty one.
@@ -35,6 +37,9 @@ impl fmt::Display for MembershipError {
             MembershipError::IdExists => "etcdserver: member ID already exist",
             MembershipError::PeerUrlExists => "etcdserver: Peer URLs already exists",
             MembershipError::NotLearner => "etcdserver: can only promote a learner member",
+            MembershipError::LearnerNotReady => {
+                "etcdserver: can only promote a learner member which is in sync with leader"
+            }
             MembershipError::TooManyLearners => "etcdserver: too many learner members in cluster",
             MembershipError::BadUrls => "etcdserver: given member URLs are invalid",
             MembershipError::InvalidContext => "etcdserver: invalid conf change context",

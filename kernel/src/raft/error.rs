@@ -67,6 +67,12 @@ pub enum RaftError {
     },
     /// A membership change was refused; the message says why.
     ConfChangeRejected(String),
+    /// Promoting a learner that has not caught up with the leader (etcd
+    /// `ErrLearnerNotReady`).
+    LearnerNotReady {
+        /// The learner.
+        id: NodeId,
+    },
     /// The message cannot be stepped (e.g. from an unknown peer or of a
     /// local-only kind).
     StepRejected(&'static str),
@@ -80,6 +86,9 @@ impl fmt::Display for RaftError {
             RaftError::ProposalDropped => write!(f, "raft proposal dropped"),
             RaftError::NotLeader { leader } => write!(f, "not leader (leader is {leader})"),
             RaftError::ConfChangeRejected(why) => write!(f, "conf change rejected: {why}"),
+            RaftError::LearnerNotReady { id } => {
+                write!(f, "learner {id:x} is not in sync with the leader")
+            }
             RaftError::StepRejected(why) => write!(f, "raft: cannot step message: {why}"),
         }
     }

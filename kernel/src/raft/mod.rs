@@ -27,6 +27,7 @@ mod log;
 mod log_unstable;
 mod message;
 mod progress;
+mod promotion;
 pub mod quorum;
 #[allow(clippy::module_inception)]
 mod raft;

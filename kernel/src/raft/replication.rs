@@ -157,6 +157,7 @@ impl<S: Storage> Raft<S> {
                 return Err(RaftError::ConfChangeRejected("not in joint config".into()));
             }
             confchange::apply(&self.tracker.config, &cc)?;
+            self.check_promotions(&cc)?;
         }
         Ok(())
     }

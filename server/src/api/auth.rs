@@ -13,7 +13,7 @@ use rand::distr::Alphanumeric;
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
 use super::header::{current, header};
-use super::status::auth_error;
+use super::status::{apply_error, auth_error};
 use super::{convert, propose, request_auth, unexpected};
 use crate::backend::Backend;
 use crate::proto::etcdserverpb as pb;
@@ -106,13 +106,20 @@ impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
         Ok(GrpcResponse::new(pb::AuthDisableResponse { header }))
     }
 
+    /// Answers root only while auth is enabled (etcd 3.5/3.6 apply
+    /// AuthStatus through `needAdminPermission`); a bad token is refused.
     async fn auth_status(
         &self,
-        _request: GrpcRequest<pb::AuthStatusRequest>,
+        request: GrpcRequest<pb::AuthStatusRequest>,
     ) -> Result<GrpcResponse<pb::AuthStatusResponse>, Status> {
+        let auth = request_auth(&self.backend, &request)?;
         let (enabled, auth_revision) = self
             .backend
-            .with_state(|state| (state.auth().is_enabled(), state.auth().revision()));
+            .with_state(|state| {
+                state.check_admin(&auth)?;
+                Ok((state.auth().is_enabled(), state.auth().revision()))
+            })
+            .map_err(|err| apply_error(&err))?;
         Ok(GrpcResponse::new(pb::AuthStatusResponse {
             header: current(&self.backend),
             enabled,

@@ -96,6 +96,11 @@ impl<B: Backend> pb::cluster_server::Cluster for ClusterService<B> {
         if request.get_ref().linearizable {
             self.backend.linearizable_barrier().await?;
         }
+        // Any user, but a user, while auth is enabled (etcd 3.6.9+).
+        let auth = request_auth(&self.backend, &request)?;
+        self.backend
+            .with_state(|state| state.require_user(&auth))
+            .map_err(|err| apply_error(&err))?;
         let members = self.backend.with_state(|state| {
             let members = state.cluster().members();
             members.into_iter().map(convert::member).collect()

@@ -178,9 +178,33 @@ impl<B: Backend> LockService<B> {
     }
 }
 
+/// etcd's lock server runs the recipe through an in-process client and
+/// returns that client's error as is, so the gRPC code is lost: clients
+/// see code Unknown with etcd's message (`etcdserver: permission denied`,
+/// `etcdserver: invalid auth token`, ...), in 3.4, 3.5 and 3.6 alike.
+fn as_client_error(status: Status) -> Status {
+    Status::unknown(status.message())
+}
+
 #[tonic::async_trait]
 impl<B: Backend> pb::lock_server::Lock for LockService<B> {
     async fn lock(
+        &self,
+        request: GrpcRequest<pb::LockRequest>,
+    ) -> Result<GrpcResponse<pb::LockResponse>, Status> {
+        self.lock_inner(request).await.map_err(as_client_error)
+    }
+
+    async fn unlock(
+        &self,
+        request: GrpcRequest<pb::UnlockRequest>,
+    ) -> Result<GrpcResponse<pb::UnlockResponse>, Status> {
+        self.unlock_inner(request).await.map_err(as_client_error)
+    }
+}
+
+impl<B: Backend> LockService<B> {
+    async fn lock_inner(
         &self,
         request: GrpcRequest<pb::LockRequest>,
     ) -> Result<GrpcResponse<pb::LockResponse>, Status> {
@@ -215,7 +239,7 @@ impl<B: Backend> pb::lock_server::Lock for LockService<B> {
         }))
     }
 
-    async fn unlock(
+    async fn unlock_inner(
         &self,
         request: GrpcRequest<pb::UnlockRequest>,
     ) -> Result<GrpcResponse<pb::UnlockResponse>, Status> {

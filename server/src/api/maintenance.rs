@@ -39,6 +39,16 @@ impl<B: Backend> MaintenanceService<B> {
     }
 }
 
+impl<B: Backend> MaintenanceService<B> {
+    /// etcd 3.6.9+ `requireAuthInfo`: any user, but a user, while auth is
+    /// enabled.
+    fn require_user(&self, auth: &keel_kernel::auth::AuthInfo) -> Result<(), Status> {
+        self.backend
+            .with_state(|state| state.require_user(auth))
+            .map_err(|err| apply_error(&err))
+    }
+}
+
 /// Snapshot bodies are padded with zero bytes to a multiple of this:
 /// etcdctl 3.4 only accepts a download whose size is `k * 512 + 32` (a
 /// bbolt file plus the SHA-256), "sha256 checksum not found" otherwise.
@@ -114,6 +124,7 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
         let alarm = convert::alarm_request(request.get_ref());
         let node = self.backend.status();
         if alarm.action == AlarmAction::Get && node.disk_full {
+            self.require_user(&auth)?;
             // Raft is frozen while the disk is full: answer from here.
             let (revision, applied) = self
                 .backend
@@ -135,10 +146,12 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
         }
     }
 
+    /// Open to every user (etcd 3.6.9+ `requireAuthInfo`).
     async fn status(
         &self,
-        _request: GrpcRequest<pb::StatusRequest>,
+        request: GrpcRequest<pb::StatusRequest>,
     ) -> Result<GrpcResponse<pb::StatusResponse>, Status> {
+        self.require_user(&request_auth(&self.backend, &request)?)?;
         let node = self.backend.status();
         let (revision, alarms) = self
             .backend

@@ -10,6 +10,7 @@
 //! The binary mounts everything with [`add_services`].
 
 pub mod auth;
+pub mod caller;
 pub mod cluster;
 pub mod convert;
 pub mod header;
@@ -23,9 +24,11 @@ mod watch_stream;
 
 use keel_kernel::apply::{Request, Response};
 use keel_kernel::auth::AuthInfo;
+use tonic::Status;
 use tonic::transport::Server;
 use tonic::transport::server::Router;
-use tonic::{Request as GrpcRequest, Status};
+
+pub use caller::{AUTHORIZATION_METADATA_KEY, TOKEN_METADATA_KEY, request_auth};
 
 use crate::backend::Backend;
 use crate::proto::etcdserverpb as pb;
@@ -145,39 +148,6 @@ pub fn add_services<B: Backend>(server: &mut Server, backend: B, limits: ApiLimi
         )
 }
 
-/// gRPC metadata key of the simple token (etcd `rpctypes.TokenFieldNameGRPC`).
-pub const TOKEN_METADATA_KEY: &str = "token";
-
-/// Who sent `request`: the user its `token` metadata stands for while auth
-/// is enabled, else "no user" (`AuthInfo::default()`, which the kernel
-/// refuses while auth is enabled with etcd's "user name is empty").
-///
-/// Errors: auth enabled and an unknown or expired token → Unauthenticated
-/// "etcdserver: invalid auth token".
-pub fn request_auth<B: Backend, T>(
-    backend: &B,
-    request: &GrpcRequest<T>,
-) -> Result<AuthInfo, Status> {
-    let Some(token) = request.metadata().get(TOKEN_METADATA_KEY) else {
-        return Ok(AuthInfo::default());
-    };
-    let token = token
-        .to_str()
-        .map_err(|_| status::auth_error(keel_kernel::auth::AuthError::InvalidAuthToken))?;
-    // Tokens are ignored while auth is disabled (etcd); checking that under
-    // the shared read lock first keeps token-carrying clients off the
-    // write lock then.
-    if !backend.with_state(|state| state.auth().is_enabled()) {
-        return Ok(AuthInfo::default());
-    }
-    backend.with_state_mut(|state| {
-        if !state.auth().is_enabled() {
-            return Ok(AuthInfo::default());
-        }
-        state.authenticate_token(token).map_err(status::auth_error)
-    })
-}
-
 /// Proposes `request` for `auth` and returns the state machine's answer
 /// with the store revision after it (the response header's revision).
 ///
@@ -230,6 +200,9 @@ pub async fn response_stream<T: Send + 'static>(
     Ok(Box::pin(futures_util::StreamExt::chain(first, rest)))
 }
 
+#[cfg(all(test, not(madsim)))]
+#[allow(clippy::unwrap_used)]
+mod auth_tests;
 #[cfg(all(test, not(madsim)))]
 #[allow(clippy::unwrap_used)]
 mod node_tests;

@@ -88,7 +88,8 @@ pub fn lease_error(err: LeaseError) -> Status {
 }
 
 /// Auth errors, with etcd's codes (`ErrGRPCPermissionDenied`
-/// PermissionDenied, `ErrGRPCInvalidAuthToken` Unauthenticated, ...).
+/// PermissionDenied, `ErrGRPCInvalidAuthToken` Unauthenticated, ...;
+/// `auth.ErrNoPasswordUser` has no gRPC twin in etcd, so Unknown).
 pub fn auth_error(err: AuthError) -> Status {
     let code = match err {
         AuthError::UserEmpty
@@ -108,6 +109,7 @@ pub fn auth_error(err: AuthError) -> Status {
         AuthError::PermissionDenied => Code::PermissionDenied,
         AuthError::InvalidAuthToken => Code::Unauthenticated,
         AuthError::PasswordHashFailed => Code::Internal,
+        AuthError::NoPasswordUser => Code::Unknown,
     };
     Status::new(code, err.to_string())
 }
@@ -121,9 +123,35 @@ pub fn membership_error(err: MembershipError) -> Status {
         MembershipError::IdExists
         | MembershipError::PeerUrlExists
         | MembershipError::NotLearner
+        | MembershipError::LearnerNotReady
         | MembershipError::TooManyLearners => Code::FailedPrecondition,
     };
     Status::new(code, err.to_string())
+}
+
+/// What Go's `status.Error(...).Error()` prints for `status`:
+/// `rpc error: code = <Code> desc = <message>`. etcd puts this text in a
+/// refused watch's `cancel_reason` (`rpctypes.ErrGRPCPermissionDenied.Error()`
+/// and friends), and clients print it as is.
+pub fn go_error_text(status: &Status) -> String {
+    let code = match status.code() {
+        Code::Ok => "OK".to_string(),
+        Code::Cancelled => "Canceled".to_string(),
+        other => format!("{other:?}"),
+    };
+    format!("rpc error: code = {code} desc = {}", status.message())
+}
+
+/// The `cancel_reason` of a watch create refused for `err` (etcd
+/// `watch.go` `recvLoop`: invalid token, old auth revision and empty user
+/// keep their own status text, every other refusal is reported as
+/// "permission denied").
+pub fn watch_refusal(err: AuthError) -> String {
+    let reported = match err {
+        AuthError::InvalidAuthToken | AuthError::AuthOldRevision | AuthError::UserEmpty => err,
+        _ => AuthError::PermissionDenied,
+    };
+    go_error_text(&auth_error(reported))
 }
 
 impl From<ServerError> for Status {
@@ -208,6 +236,30 @@ mod tests {
                 "storage failure: x".into()
             ))),
             (Code::Internal, "etcdserver: storage failure: x")
+        );
+    }
+
+    #[test]
+    fn watch_refusals_carry_gos_status_text() {
+        assert_eq!(
+            watch_refusal(AuthError::PermissionDenied),
+            "rpc error: code = PermissionDenied desc = etcdserver: permission denied"
+        );
+        assert_eq!(
+            watch_refusal(AuthError::InvalidAuthToken),
+            "rpc error: code = Unauthenticated desc = etcdserver: invalid auth token"
+        );
+        assert_eq!(
+            watch_refusal(AuthError::UserEmpty),
+            "rpc error: code = InvalidArgument desc = etcdserver: user name is empty"
+        );
+        assert_eq!(
+            watch_refusal(AuthError::UserNotFound),
+            watch_refusal(AuthError::PermissionDenied)
+        );
+        assert_eq!(
+            go_error_text(&Status::cancelled("x")),
+            "rpc error: code = Canceled desc = x"
         );
     }
 

@@ -18,7 +18,7 @@ use keel_kernel::apply::Request;
 use keel_kernel::mvcc::PutRequest;
 
 /// Starts a server on an ephemeral loopback port; returns its channel.
-async fn start(backend: TestBackend, limits: ApiLimits) -> Channel {
+pub(super) async fn start(backend: TestBackend, limits: ApiLimits) -> Channel {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let router = add_services(&mut Server::builder(), backend, limits);
@@ -550,7 +550,7 @@ async fn maintenance_and_cluster() {
     assert_eq!(members.members[0].peer_ur_ls, vec!["http://127.0.0.1:2380"]);
 }
 
-fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+pub(super) fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request
         .metadata_mut()
@@ -616,7 +616,7 @@ async fn auth_enable_login_and_token_checks() {
         (Code::Unauthenticated, "etcdserver: invalid auth token")
     );
     let status = auth
-        .auth_status(pb::AuthStatusRequest {})
+        .auth_status(with_token(pb::AuthStatusRequest {}, &token))
         .await
         .unwrap()
         .into_inner();

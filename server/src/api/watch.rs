@@ -15,7 +15,7 @@
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status, Streaming};
 
 pub use super::watch_stream::{INVALID_WATCH_ID, WatchStream, fragments};
-use super::{ApiLimits, ResponseStream, request_auth, response_stream};
+use super::{ApiLimits, ResponseStream, caller::request_caller, response_stream};
 use crate::backend::Backend;
 use crate::proto::etcdserverpb as pb;
 
@@ -41,7 +41,9 @@ impl<B: Backend> pb::watch_server::Watch for WatchService<B> {
         &self,
         request: GrpcRequest<Streaming<pb::WatchRequest>>,
     ) -> Result<GrpcResponse<Self::WatchStream>, Status> {
-        let auth = request_auth(&self.backend, &request)?;
+        // A bad token does not fail the stream: every create on it is
+        // refused instead (etcd `isWatchPermitted` runs per create).
+        let auth = request_caller(&self.backend, &request);
         let (sender, receiver) = tokio::sync::mpsc::channel(self.limits.stream_buffer_responses);
         let stream = WatchStream::new(self.backend.clone(), self.limits, auth, sender);
         tokio::spawn(stream.run(request.into_inner()));

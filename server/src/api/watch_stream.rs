@@ -13,7 +13,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use keel_kernel::auth::AuthInfo;
+use keel_kernel::apply::ApplyError;
+use keel_kernel::auth::{AuthError, AuthInfo};
 use keel_kernel::mvcc::{WatchCreate, WatchId, WatchLimits, WatchRegistry, WatchResponse};
 use prost::Message;
 use tokio::sync::broadcast::error::RecvError;
@@ -23,6 +24,7 @@ use tonic::{Status, Streaming};
 use super::ApiLimits;
 use super::convert;
 use super::header::from_status;
+use super::status::watch_refusal;
 use crate::backend::{AppliedEvents, Backend};
 use crate::proto::etcdserverpb as pb;
 
@@ -45,7 +47,8 @@ struct WatcherMeta {
 pub struct WatchStream<B> {
     backend: B,
     limits: ApiLimits,
-    auth: AuthInfo,
+    /// The caller, or why every watch create is refused (a bad token).
+    auth: Result<AuthInfo, AuthError>,
     registry: WatchRegistry,
     watchers: BTreeMap<WatchId, WatcherMeta>,
     /// Every revision up to this one has been offered to the registry
@@ -63,11 +66,12 @@ pub struct WatchStream<B> {
 struct Closed;
 
 impl<B: Backend> WatchStream<B> {
-    /// A stream for the caller `auth`, sending its responses to `sender`.
+    /// A stream for the caller `auth` (an error refuses every create, as
+    /// etcd does for a bad token), sending its responses to `sender`.
     pub fn new(
         backend: B,
         limits: ApiLimits,
-        auth: AuthInfo,
+        auth: Result<AuthInfo, AuthError>,
         sender: mpsc::Sender<Result<pb::WatchResponse, Status>>,
     ) -> WatchStream<B> {
         let registry = WatchRegistry::new(WatchLimits {
@@ -170,9 +174,13 @@ impl<B: Backend> WatchStream<B> {
         let registry = &mut self.registry;
         let auth = &self.auth;
         let created = self.backend.with_state(|state| {
+            let auth = auth.as_ref().map_err(|err| watch_refusal(*err))?;
             state
                 .check_watch(auth, &spec.key, &spec.range_end)
-                .map_err(|err| err.to_string())?;
+                .map_err(|err| match err {
+                    ApplyError::Auth(err) => watch_refusal(err),
+                    other => other.to_string(),
+                })?;
             let store = state.store();
             let id = registry
                 .create(store, spec.clone())

@@ -2,7 +2,8 @@
 //! directories): three members elect a leader, replicate writes, survive the
 //! leader being stopped, a member that fell behind the leader's compacted
 //! log catches up through a snapshot, a member added with `member add` joins
-//! with `--initial-cluster-state existing`; and on keel-wal's simulated disk
+//! with `--initial-cluster-state existing`, a learner that never started is
+//! not promoted; and on keel-wal's simulated disk
 //! a failed fsync fails the request while the member stays up with everything
 //! acknowledged before, a full disk raises NOSPACE until space is freed, the
 //! WAL's next segment is kept prepared across a cut, and a slow removal of a
@@ -315,6 +316,38 @@ async fn a_member_added_with_member_add_joins_with_state_existing() {
     assert_eq!(get(&h1, "after").await.as_deref(), Some(&b"join"[..]));
     second.stop().await;
     first.stop().await;
+}
+
+/// Issue 28 item 9: promoting a learner that never started is refused with
+/// etcd's error, and the one-member cluster keeps its quorum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_that_never_started_is_not_promoted() {
+    let specs = specs(1, 10_000);
+    let only = start(&specs[0]).await;
+    let handle = only.handle();
+    leader(std::slice::from_ref(&handle)).await;
+    put(&handle, "before", "promote").await;
+    let add = crate::backend::MemberChange::Add {
+        peer_urls: vec![format!("http://{}", free_addr())],
+        is_learner: true,
+    };
+    let (learner, _) = handle.change_membership(add).await.unwrap();
+    let promote = crate::backend::MemberChange::Promote {
+        member_id: learner.id,
+    };
+    let refused = handle.change_membership(promote).await.unwrap_err();
+    let status = crate::api::status::server_error(&refused);
+    assert_eq!(
+        (status.code(), status.message()),
+        (
+            tonic::Code::FailedPrecondition,
+            "etcdserver: can only promote a learner member which is in sync with leader"
+        )
+    );
+    put(&handle, "after", "promote").await;
+    let learners = handle.with_state(|sm| sm.cluster().member(learner.id).map(|m| m.is_learner));
+    assert_eq!(learners, Some(true));
+    only.stop().await;
 }
 
 /// A single member on keel-wal's simulated disk, serving no sockets.

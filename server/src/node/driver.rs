@@ -21,11 +21,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use keel_kernel::apply::{
-    AlarmAction, AlarmMember, AlarmRequest, AlarmType, ApplyResult, ConfChangeApplied, Request,
-    RequestEnvelope, StateMachine,
+    AlarmAction, AlarmMember, AlarmRequest, AlarmType, ApplyError, ApplyResult, ConfChangeApplied,
+    Request, RequestEnvelope, StateMachine,
 };
+use keel_kernel::membership::MembershipError;
 use keel_kernel::raft::{
-    ConfChange, Entry, MemoryStorage, Message, RawNode, Ready, Snapshot, SoftState, StateRole,
+    ConfChange, Entry, MemoryStorage, Message, RaftError, RawNode, Ready, Snapshot, SoftState,
+    StateRole,
 };
 use keel_wal::{SnapshotFiles, SnapshotMarker, Storage, SyncJob, Wal, WalError};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -447,6 +449,11 @@ impl<S: Storage> Driver<S> {
         }
         match self.raw.propose_conf_change(&change) {
             Ok(()) => self.conf_waiters.push((change, reply)),
+            Err(RaftError::LearnerNotReady { id }) => {
+                tracing::info!(learner = %format!("{id:x}"), "promotion refused: learner not in sync");
+                let refusal = ApplyError::Membership(MembershipError::LearnerNotReady);
+                let _ = reply.send(Err(ServerError::Apply(refusal)));
+            }
             Err(err) => {
                 tracing::info!(%err, "membership change refused by raft");
                 let _ = reply.send(Err(self.no_leader_error()));

@@ -1,0 +1,109 @@
+//! Who sent a request: the simple token a client puts in its gRPC
+//! metadata, under `token` (etcd's own clients) or `authorization`
+//! (grpc-gateway forwards the HTTP `Authorization` header there), and the
+//! user it stands for (etcd `auth/store.go` `AuthInfoFromCtx`).
+
+use keel_kernel::auth::{AuthError, AuthInfo};
+use tonic::metadata::MetadataMap;
+use tonic::{Request as GrpcRequest, Status};
+
+use super::status;
+use crate::backend::Backend;
+
+/// gRPC metadata key of the simple token (etcd `rpctypes.TokenFieldNameGRPC`).
+pub const TOKEN_METADATA_KEY: &str = "token";
+
+/// The metadata key etcd reads a token from when `token` is absent (etcd
+/// `rpctypes.TokenFieldNameSwagger`).
+pub const AUTHORIZATION_METADATA_KEY: &str = "authorization";
+
+/// Scheme prefix a gateway client may put before the token in an HTTP
+/// `Authorization` header; etcd 3.5.10+/3.6 strip it.
+const BEARER_PREFIX: &str = "Bearer ";
+
+/// The token `metadata` carries: the first `token` value, else the first
+/// `authorization` value without a leading `"Bearer "`; `None` when
+/// neither key is present.
+///
+/// Errors: a value that is not visible ASCII → [`AuthError::InvalidAuthToken`]
+/// (no token has such bytes).
+pub fn request_token(metadata: &MetadataMap) -> Result<Option<&str>, AuthError> {
+    let value = metadata
+        .get(TOKEN_METADATA_KEY)
+        .or_else(|| metadata.get(AUTHORIZATION_METADATA_KEY));
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let token = value.to_str().map_err(|_| AuthError::InvalidAuthToken)?;
+    Ok(Some(token.strip_prefix(BEARER_PREFIX).unwrap_or(token)))
+}
+
+/// Who sent `request`: the user its token stands for while auth is
+/// enabled, else "no user" (`AuthInfo::default()`, which the kernel
+/// refuses while auth is enabled with etcd's "user name is empty").
+///
+/// A token is ignored while auth is disabled, as in etcd 3.4.28+,
+/// 3.5.10+ and 3.6 (etcd PR 13577: disabling auth must not break clients
+/// that still send their token); etcd 3.4.23 refused it instead (see
+/// `docs/auth-compat.md`).
+///
+/// Errors: auth enabled and an unknown or expired token →
+/// [`AuthError::InvalidAuthToken`].
+pub fn request_caller<B: Backend, T>(
+    backend: &B,
+    request: &GrpcRequest<T>,
+) -> Result<AuthInfo, AuthError> {
+    let Some(token) = request_token(request.metadata())? else {
+        return Ok(AuthInfo::default());
+    };
+    // Checking under the shared read lock first keeps token-carrying
+    // clients off the write lock while auth is disabled.
+    if !backend.with_state(|state| state.auth().is_enabled()) {
+        return Ok(AuthInfo::default());
+    }
+    backend.with_state_mut(|state| {
+        if !state.auth().is_enabled() {
+            return Ok(AuthInfo::default());
+        }
+        state.authenticate_token(token)
+    })
+}
+
+/// [`request_caller`] for unary requests: a bad token fails the call.
+///
+/// Errors: auth enabled and an unknown or expired token → Unauthenticated
+/// "etcdserver: invalid auth token".
+pub fn request_auth<B: Backend, T>(
+    backend: &B,
+    request: &GrpcRequest<T>,
+) -> Result<AuthInfo, Status> {
+    request_caller(backend, request).map_err(status::auth_error)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn metadata(pairs: &[(&'static str, &str)]) -> MetadataMap {
+        let mut map = MetadataMap::new();
+        for (key, value) in pairs {
+            map.append(*key, value.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn token_then_authorization_then_none() {
+        assert_eq!(request_token(&metadata(&[])), Ok(None));
+        let both = metadata(&[("authorization", "b.2"), ("token", "a.1")]);
+        assert_eq!(request_token(&both), Ok(Some("a.1")));
+        let gateway = metadata(&[("authorization", "b.2")]);
+        assert_eq!(request_token(&gateway), Ok(Some("b.2")));
+        let bearer = metadata(&[("authorization", "Bearer b.2")]);
+        assert_eq!(request_token(&bearer), Ok(Some("b.2")));
+        let first = metadata(&[("token", "a.1"), ("token", "c.3")]);
+        assert_eq!(request_token(&first), Ok(Some("a.1")));
+        assert_eq!(request_token(&metadata(&[("token", "")])), Ok(Some("")));
+    }
+}
