@@ -19,7 +19,7 @@ mod raft_support;
 
 use bytes::Bytes;
 use keel_kernel::raft::*;
-use raft_support::{Cluster, Faults, default_config};
+use raft_support::{Cluster, Coverage, Faults, default_config};
 
 const CHAOS_STEPS: usize = 300;
 const HEAL_STEPS: usize = 400;
@@ -60,8 +60,9 @@ fn config_for(seed: u64) -> fn(NodeId) -> Config {
     BUILDERS[(seed % 4) as usize]
 }
 
-/// Runs one seed; on success returns a fingerprint of the final state.
-fn run_seed(seed: u64) -> Result<String, String> {
+/// Runs one seed; on success returns a fingerprint of the final state and
+/// what the run exercised.
+fn run_seed(seed: u64) -> Result<(String, Coverage), String> {
     let size = if seed.is_multiple_of(2) { 3 } else { 5 };
     let voters: Vec<NodeId> = (1..=size).collect();
     let mut c = Cluster::new(&voters, seed, config_for(seed / 2));
@@ -83,7 +84,7 @@ fn run_seed(seed: u64) -> Result<String, String> {
         c.check()?;
     }
     heal_and_check_progress(&mut c)?;
-    Ok(fingerprint(&c))
+    Ok((fingerprint(&c), c.coverage))
 }
 
 /// Every node's hard state, log end, applied index and state digest.
@@ -123,6 +124,7 @@ fn chaos_action(c: &mut Cluster, rng: &mut SplitMix64, ids: &[NodeId], proposals
                 group.extend(ids.iter().copied().filter(|id| *id != leader).take(extra));
                 c.heal();
                 c.partition(&group);
+                c.coverage.isolated_leaders += 1;
             }
         }
         6..=9 => c.heal(),
@@ -310,10 +312,10 @@ fn heal_and_check_progress(c: &mut Cluster) -> Result<(), String> {
     ))
 }
 
-fn check_seed(seed: u64) -> String {
+fn check_seed(seed: u64) -> (String, Coverage) {
     let _guard = SeedGuard(seed);
     match run_seed(seed) {
-        Ok(fingerprint) => fingerprint,
+        Ok(outcome) => outcome,
         Err(e) => panic!("seed {seed}: {e}"),
     }
 }
@@ -329,8 +331,24 @@ fn random_clusters_stay_safe_and_make_progress() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(500);
     // Both cluster sizes: even seeds run 3 nodes, odd seeds 5.
+    let mut sweep = Coverage::default();
     for seed in 0..seeds * 2 {
-        check_seed(seed);
+        sweep.add(&check_seed(seed).1);
+    }
+    eprintln!("raft_random: {} seeds exercised {sweep:?}", seeds * 2);
+    // A generator that stops reaching a fault path must fail the sweep.
+    let counts = [
+        ("elections", sweep.elections),
+        (
+            "partitions isolating a leader with a minority",
+            sweep.isolated_leaders,
+        ),
+        ("snapshot installs", sweep.snapshot_installs),
+        ("leader transfers", sweep.transfers),
+        ("joint configurations", sweep.joint_configs),
+    ];
+    for (what, count) in counts {
+        assert!(count > 0, "the sweep had no {what}: {sweep:?}");
     }
 }
 

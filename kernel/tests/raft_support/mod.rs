@@ -63,6 +63,35 @@ pub struct Checker {
     digests: BTreeMap<u64, u64>,
 }
 
+/// What a run exercised, so a randomized sweep can fail when its
+/// generator stops reaching a fault path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Coverage {
+    /// Distinct terms in which some node became leader.
+    pub elections: u64,
+    /// Snapshots installed from a leader (Ready carried a snapshot).
+    pub snapshot_installs: u64,
+    /// `TimeoutNow` messages delivered: leader transfers that reached the
+    /// transferee.
+    pub transfers: u64,
+    /// Ready rounds after which a node was in a joint configuration.
+    pub joint_configs: u64,
+    /// Partitions that left a leader with a minority (counted by the
+    /// test that makes them).
+    pub isolated_leaders: u64,
+}
+
+impl Coverage {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &Coverage) {
+        self.elections += other.elections;
+        self.snapshot_installs += other.snapshot_installs;
+        self.transfers += other.transfers;
+        self.joint_configs += other.joint_configs;
+        self.isolated_leaders += other.isolated_leaders;
+    }
+}
+
 pub struct Cluster {
     pub nodes: BTreeMap<NodeId, TestNode>,
     /// Persisted storage of crashed nodes.
@@ -82,6 +111,10 @@ pub struct Cluster {
     /// return an earlier read index).
     reads: BTreeMap<Bytes, u64>,
     seq: u64,
+    /// What this run exercised so far.
+    pub coverage: Coverage,
+    /// Terms in which a leader was seen (for `coverage.elections`).
+    leader_terms: BTreeSet<u64>,
 }
 
 pub fn default_config(id: NodeId) -> Config {
@@ -118,6 +151,8 @@ impl Cluster {
             snapshot_every: 0,
             reads: BTreeMap::new(),
             seq: 0,
+            coverage: Coverage::default(),
+            leader_terms: BTreeSet::new(),
         };
         let cs = ConfState {
             voters: voters.to_vec(),
@@ -323,6 +358,9 @@ impl Cluster {
             // Every message crosses the wire format.
             let m = Message::decode(&m.encode()).unwrap();
             let (from, to, is_snapshot) = (m.from, m.to, m.msg_type == MessageType::Snapshot);
+            if m.msg_type == MessageType::TimeoutNow {
+                self.coverage.transfers += 1;
+            }
             let _ = self.node_mut(to).raw.step(m);
             self.process(to);
             if is_snapshot {
@@ -383,6 +421,7 @@ impl Cluster {
             store.set_hard_state(hs);
         }
         if let Some(snap) = &rd.snapshot {
+            self.coverage.snapshot_installs += 1;
             node.applied_index = snap.metadata.index;
             node.digest = decode_digest(&snap.data);
             let seen = self.checker.digests.get(&snap.metadata.index);
@@ -405,6 +444,13 @@ impl Cluster {
         }
         node.read_states.extend(rd.read_states);
         node.raw.advance();
+        let raft = node.raw.raft();
+        if !raft.conf_state().voters_outgoing.is_empty() {
+            self.coverage.joint_configs += 1;
+        }
+        if node.raw.is_leader() && self.leader_terms.insert(raft.term) {
+            self.coverage.elections += 1;
+        }
         self.maybe_snapshot(id);
         self.send(rd.persisted_messages);
     }
