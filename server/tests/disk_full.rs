@@ -6,8 +6,8 @@
 //! still there. (etcd itself exits when its WAL cannot be written, so there
 //! is no etcd run to compare with.)
 //!
-//! Mounting a tmpfs needs root (CI runs as root); elsewhere the test says
-//! SKIPPED and returns.
+//! Mounting a tmpfs needs root (CI runs as root); elsewhere the test fails
+//! unless `KEEL_ALLOW_UNPRIVILEGED=1`, with which it says SKIPPED.
 #![cfg(not(madsim))]
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
@@ -100,9 +100,9 @@ async fn a_full_disk_raises_nospace_and_loses_nothing() {
         return;
     }
     let Some(disk) = Tmpfs::mount(TMPFS_MIB) else {
-        eprintln!(
-            "SKIPPED a_full_disk_raises_nospace_and_loses_nothing: cannot mount a tmpfs (needs root)"
-        );
+        let test = "a_full_disk_raises_nospace_and_loses_nothing";
+        let why = "cannot mount a tmpfs (needs root)";
+        support::cannot_run(test, why, support::ALLOW_UNPRIVILEGED_ENV);
         return;
     };
     let mut cluster = Cluster::start_with_data_root(Flavor::Keel, 1, &[], &disk.path).unwrap();

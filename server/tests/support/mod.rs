@@ -58,11 +58,23 @@ pub fn require_etcd(test: &str) -> bool {
         return true;
     }
     let why = "etcd/etcdctl not installed (scripts/setup.sh installs Debian's etcd-server and etcd-client)";
-    if std::env::var(ALLOW_MISSING_ETCD_ENV).as_deref() == Ok("1") {
+    cannot_run(test, why, ALLOW_MISSING_ETCD_ENV);
+    false
+}
+
+/// Set to `1` to let tests that need root (a tmpfs mount) skip, with a
+/// message, instead of failing.
+pub const ALLOW_UNPRIVILEGED_ENV: &str = "KEEL_ALLOW_UNPRIVILEGED";
+
+/// `test` cannot run here because of `why`: panics, so that no test passes
+/// without running, unless the variable `allow` is `1`; then prints
+/// `SKIPPED test: why` and returns (the caller returns too).
+pub fn cannot_run(test: &str, why: &str, allow: &str) {
+    if std::env::var(allow).as_deref() == Ok("1") {
         eprintln!("SKIPPED {test}: {why}");
-        return false;
+        return;
     }
-    panic!("{test}: {why}; set {ALLOW_MISSING_ETCD_ENV}=1 to skip instead");
+    panic!("{test}: {why}; set {allow}=1 to skip instead");
 }
 
 /// Starts etcd, or returns `None` when etcd/etcdctl are missing and
