@@ -702,46 +702,54 @@ async fn refused_watch_creates_are_created_and_canceled() {
     );
 }
 
-#[tokio::test]
-async fn lock_waits_for_the_holder_to_unlock() {
-    use crate::proto::v3lockpb;
-    let channel = start(TestBackend::new(64), ApiLimits::default()).await;
-    let mut lease = pb::lease_client::LeaseClient::new(channel.clone());
-    let mut grant = async || {
-        let req = pb::LeaseGrantRequest { ttl: 60, id: 0 };
-        lease.lease_grant(req).await.unwrap().into_inner().id
-    };
-    let (first, second) = (grant().await, grant().await);
-    let mut locks = v3lockpb::lock_client::LockClient::new(channel.clone());
-    let held = locks
-        .lock(v3lockpb::LockRequest {
-            name: bytes("m"),
-            lease: first,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(held.key, Bytes::from(format!("m/{first:x}")));
+/// Contenders for one lock name in [`lock_is_held_by_one_contender_at_a_time`].
+const LOCK_CONTENDERS: usize = 8;
+/// Times each contender takes the lock.
+const LOCK_ROUNDS: usize = 5;
 
-    let mut waiter = v3lockpb::lock_client::LockClient::new(channel);
-    let waiting = tokio::spawn(async move {
-        let req = v3lockpb::LockRequest {
-            name: bytes("m"),
-            lease: second,
-        };
-        waiter.lock(req).await.unwrap().into_inner()
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!waiting.is_finished(), "the lock is held");
-    locks
-        .unlock(v3lockpb::UnlockRequest { key: held.key })
-        .await
-        .unwrap();
-    let acquired = tokio::time::timeout(Duration::from_secs(10), waiting)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(acquired.key, Bytes::from(format!("m/{second:x}")));
+/// Many contenders take and release one lock, each several times: the
+/// lock must never have two holders at once, and every request is granted.
+/// Exclusion is checked by the holders themselves (a shared "held" flag set
+/// while a contender holds the lock), not by a sleep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_is_held_by_one_contender_at_a_time() {
+    use crate::proto::v3lockpb;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let channel = start(TestBackend::new(64), ApiLimits::default()).await;
+    let held = Arc::new(AtomicBool::new(false));
+    let grants = Arc::new(AtomicUsize::new(0));
+    let mut contenders = Vec::new();
+    for _ in 0..LOCK_CONTENDERS {
+        let (channel, held, grants) = (channel.clone(), held.clone(), grants.clone());
+        contenders.push(tokio::spawn(async move {
+            let mut lease = pb::lease_client::LeaseClient::new(channel.clone());
+            let request = pb::LeaseGrantRequest { ttl: 60, id: 0 };
+            let id = lease.lease_grant(request).await.unwrap().into_inner().id;
+            let mut locks = v3lockpb::lock_client::LockClient::new(channel);
+            for _ in 0..LOCK_ROUNDS {
+                let request = v3lockpb::LockRequest {
+                    name: bytes("m"),
+                    lease: id,
+                };
+                let key = locks.lock(request).await.unwrap().into_inner().key;
+                assert_eq!(key, Bytes::from(format!("m/{id:x}")));
+                assert!(!held.swap(true, Ordering::SeqCst), "two holders at once");
+                grants.fetch_add(1, Ordering::SeqCst);
+                // Holding a while widens the window a second holder would hit.
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                held.store(false, Ordering::SeqCst);
+                locks.unlock(v3lockpb::UnlockRequest { key }).await.unwrap();
+            }
+        }));
+    }
+    for contender in contenders {
+        tokio::time::timeout(Duration::from_secs(30), contender)
+            .await
+            .expect("every lock request granted in time")
+            .unwrap();
+    }
+    assert_eq!(grants.load(Ordering::SeqCst), LOCK_CONTENDERS * LOCK_ROUNDS);
 }
 
 #[tokio::test]

@@ -25,26 +25,26 @@ pub async fn leader(cluster: &Cluster) -> usize {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut last = String::new();
     while Instant::now() < deadline {
-        let mut ids = Vec::new();
-        let mut leaders = Vec::new();
+        // (member index, member id, the leader it names) of every running
+        // member that answered.
+        let mut answers = Vec::new();
+        let mut running = 0;
         for (i, member) in cluster.members().iter().enumerate() {
             if !cluster.is_running(i) {
                 continue;
             }
+            running += 1;
             let mut client = connect(vec![member.client_url.clone()]).await;
             match client.status().await {
-                Ok(s) => {
-                    ids.push(s.header().map_or(0, |h| h.member_id()));
-                    leaders.push(s.leader());
-                }
+                Ok(s) => answers.push((i, s.header().map_or(0, |h| h.member_id()), s.leader())),
                 Err(e) => last = e.to_string(),
             }
         }
-        let agreed = leaders.len() == ids.len() && leaders.windows(2).all(|w| w[0] == w[1]);
-        if let (true, Some(&id)) = (agreed, leaders.first())
-            && let Some(i) = ids.iter().position(|&m| m == id)
-        {
-            return i;
+        let leader = answers.first().map_or(0, |a| a.2);
+        let agreed =
+            answers.len() == running && leader != 0 && answers.iter().all(|a| a.2 == leader);
+        if let (true, Some(answer)) = (agreed, answers.iter().find(|a| a.1 == leader)) {
+            return answer.0;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
