@@ -318,3 +318,88 @@ fn reused_segments(disk: &SimStorage) -> u64 {
         .unwrap();
     (newest + 1).saturating_sub(disk.stats().creates)
 }
+
+/// Member `index`'s disks as [`disks`] makes them, but persisting unsynced
+/// sectors in any order at a crash.
+fn reordering_disks(index: u8) -> NodeStorage<SimStorage> {
+    let seed = u64::from(index);
+    let config = |seed| SimConfig {
+        seed,
+        reorder_sectors: true,
+        ..SimConfig::default()
+    };
+    NodeStorage {
+        wal: SimStorage::new(config(seed)),
+        snap: SimStorage::new(config(seed + 100)),
+    }
+}
+
+/// Disk faults: every member's disks persist unsynced sectors in any
+/// order at a crash. A follower's WAL fsync fails: it stops taking part in
+/// Raft (what reached its disk is unknown) while the other two serve every
+/// acknowledged write. Then it loses power, so its torn and reordered
+/// unsynced tail must be repaired, and it restarts on the same disks,
+/// fsyncs healthy again, and catches up.
+#[madsim::test]
+async fn a_member_whose_fsync_fails_stops_and_recovers_after_a_power_loss() {
+    let handle = Handle::current();
+    let storages: Vec<NodeStorage<SimStorage>> = (0..MEMBERS).map(reordering_disks).collect();
+    let hosts: Vec<NodeId> = (0..MEMBERS)
+        .map(|i| start_member(&handle, i, settings(i), storages[usize::from(i)].clone()))
+        .collect();
+    let client = client_host(&handle);
+    let leader = client
+        .spawn(async move {
+            let leader = first_leader().await;
+            put(leader, "before", "v").await;
+            leader
+        })
+        .await
+        .unwrap();
+    let faulty = (leader + 1) % MEMBERS;
+    let faulty_disk = storages[usize::from(faulty)].clone();
+    let syncs_before = faulty_disk.wal.stats().syncs;
+    faulty_disk.wal.fail_next_syncs(1);
+    client
+        .spawn(async move {
+            for i in 0..20 {
+                put(leader, &format!("k{i}"), "during").await;
+            }
+        })
+        .await
+        .unwrap();
+    // Its one failed fsync stopped it: no later fsync succeeded.
+    let syncs_after = faulty_disk.wal.stats().syncs;
+    assert_eq!(
+        syncs_after, syncs_before,
+        "m{faulty} went on syncing its WAL"
+    );
+    client
+        .spawn(async move {
+            let err = try_get(faulty, "k19").await;
+            assert!(
+                err.is_err(),
+                "m{faulty} served after its fsync failed: {err:?}"
+            );
+            for i in (0..MEMBERS).filter(|i| *i != faulty) {
+                assert_eq!(get(i, "k19").await.as_deref(), Some(&b"during"[..]));
+            }
+        })
+        .await
+        .unwrap();
+    handle.kill(hosts[usize::from(faulty)]);
+    faulty_disk.wal.crash();
+    faulty_disk.snap.crash();
+    handle.restart(hosts[usize::from(faulty)]);
+    client
+        .spawn(async move {
+            put(leader, "after", "v").await;
+            wait_for_value(faulty, "after", "v").await;
+            for i in 0..20 {
+                let key = format!("k{i}");
+                assert_eq!(get(faulty, &key).await.as_deref(), Some(&b"during"[..]));
+            }
+        })
+        .await
+        .unwrap();
+}
