@@ -77,13 +77,20 @@ pub struct NodeStatus {
 }
 
 /// Changes applied at one revision range, in the order they were applied.
-/// Broadcast to watch streams after every applied entry that produced events.
+/// Broadcast to watch streams after every applied entry that produced
+/// events, and after the state was replaced by a leader's snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppliedEvents {
     /// The store's revision after applying (the last event's revision).
     pub revision: i64,
     /// The events with `prev_kv` filled in, in `(revision, sub)` order.
     pub events: Vec<Event>,
+    /// True when the state machine was replaced by a leader's snapshot at
+    /// `revision` (`events` is empty): the changes up to it were never
+    /// offered as events, so a watcher resumes from the store's history, as
+    /// after missed events (etcd `watchableStore.Restore` moves every
+    /// synced watcher to the unsynced set).
+    pub restored: bool,
 }
 
 /// A membership change requested through the Cluster service.

@@ -113,6 +113,8 @@ async fn wait_delete(
 ) -> Result<(), Status> {
     loop {
         match events.recv().await {
+            // The state was replaced: read again.
+            Ok(applied) if applied.restored => return Ok(()),
             Ok(applied) => {
                 let deleted = applied.events.iter().any(|e| {
                     e.event_type == EventType::Delete

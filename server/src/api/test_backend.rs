@@ -101,6 +101,28 @@ impl TestBackend {
         self.inner.lock().unwrap()
     }
 
+    /// Replaces the state with `other`'s, as a follower installs its
+    /// leader's snapshot (the node driver's `install_snapshot`), and
+    /// queues the restore notice for the watch streams.
+    pub fn install_snapshot_of(&self, other: &TestBackend) {
+        let data = other.lock().state.snapshot();
+        let mut inner = self.lock();
+        let mut restored = StateMachine::restore(StateMachineConfig::new(1000), &data).unwrap();
+        restored.set_now_ms(1);
+        restored.lease_promote(0);
+        let revision = restored.store().current_revision();
+        inner.state = restored;
+        self.unsent.lock().unwrap().push_back(AppliedEvents {
+            revision,
+            events: Vec::new(),
+            restored: true,
+        });
+        drop(inner);
+        if !self.defer_events {
+            self.release_events(usize::MAX);
+        }
+    }
+
     fn apply(&self, request: Request, auth: Option<AuthInfo>) -> Result<ApplyResult, ServerError> {
         let mut inner = self.lock();
         let id = inner.next_request_id;
@@ -120,6 +142,7 @@ impl TestBackend {
             self.unsent.lock().unwrap().push_back(AppliedEvents {
                 revision: result.header.revision,
                 events: result.events.clone(),
+                restored: false,
             });
         }
         drop(inner);

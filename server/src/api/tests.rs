@@ -752,6 +752,42 @@ async fn lock_is_held_by_one_contender_at_a_time() {
     assert_eq!(grants.load(Ordering::SeqCst), LOCK_CONTENDERS * LOCK_ROUNDS);
 }
 
+/// A follower that installs its leader's snapshot jumps past revisions it
+/// never offered as events: its watchers get them from the new store's
+/// history (etcd `watchableStore.Restore`), they are not skipped.
+#[tokio::test]
+async fn watchers_resume_from_history_after_a_snapshot_install() {
+    let follower = TestBackend::new(64);
+    let leader = TestBackend::new(64);
+    let channel = start(follower.clone(), ApiLimits::default()).await;
+    let (requests, mut responses) = open_watch(channel.clone()).await;
+    requests.send(create("k", Bytes::new(), 0)).await.unwrap();
+    assert!(next(&mut responses).await.created);
+    for i in 0..5 {
+        let request = Request::Put(PutRequest {
+            key: b"k".to_vec(),
+            value: i.to_string().into_bytes(),
+            ..PutRequest::default()
+        });
+        leader.propose(request, None).await.unwrap();
+    }
+    follower.install_snapshot_of(&leader);
+    let mut kv = pb::kv_client::KvClient::new(channel);
+    let last = put(&mut kv, "k", "after").await;
+    let mut revisions = Vec::new();
+    while revisions.last().is_none_or(|r| *r < last) {
+        let response = next(&mut responses).await;
+        assert!(!response.canceled, "{response:?}");
+        revisions.extend(
+            response
+                .events
+                .iter()
+                .map(|e| e.kv.as_ref().unwrap().mod_revision),
+        );
+    }
+    assert_eq!(revisions, (2..=last).collect::<Vec<i64>>());
+}
+
 #[tokio::test]
 async fn watch_keeps_sending_after_the_client_closes_its_side() {
     let channel = start(TestBackend::new(64), ApiLimits::default()).await;

@@ -246,6 +246,11 @@ impl<B: Backend> WatchStream<B> {
     /// Offers applied events to the registry, one revision at a time.
     fn on_applied(&mut self, applied: Result<AppliedEvents, RecvError>) -> Result<(), Closed> {
         match applied {
+            Ok(applied) if applied.restored => {
+                self.known_revision = self.known_revision.max(applied.revision);
+                self.restart_synced();
+                Ok(())
+            }
             Ok(applied) => {
                 let mut events = applied.events.as_slice();
                 while let Some(first) = events.first() {
@@ -268,10 +273,11 @@ impl<B: Backend> WatchStream<B> {
         }
     }
 
-    /// After missing applied events: rewind every synced watcher to the
-    /// revision after the last one it was sent (keeping its id); the
-    /// registry replays the gap from history. Unsynced watchers replay
-    /// from history already.
+    /// After missing applied events, or a state replaced by a leader's
+    /// snapshot: rewind every synced watcher to the revision after the last
+    /// one it was sent (keeping its id); the registry replays the gap from
+    /// history (or cancels a watcher whose gap was compacted). Unsynced
+    /// watchers replay from history already.
     fn restart_synced(&mut self) {
         let registry = &mut self.registry;
         let watchers = &self.watchers;

@@ -672,6 +672,7 @@ impl<S: Storage> Driver<S> {
                 let _ = self.shared.events.send(AppliedEvents {
                     revision: result.header.revision,
                     events: result.events.clone(),
+                    restored: false,
                 });
             }
             if result.request_id != 0 {
@@ -790,7 +791,14 @@ impl<S: Storage> Driver<S> {
         match StateMachine::restore(state_config(&self.settings), &snapshot.data) {
             Ok(mut restored) => {
                 restored.set_now_ms(self.shared.now_ms());
+                let revision = restored.store().current_revision();
                 *self.shared.write_state() = restored;
+                // Watchers resume from the new store's history.
+                let _ = self.shared.events.send(AppliedEvents {
+                    revision,
+                    events: Vec::new(),
+                    restored: true,
+                });
             }
             Err(err) => {
                 tracing::error!(%err, index, "leader's snapshot does not decode");
