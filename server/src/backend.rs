@@ -74,6 +74,9 @@ pub struct NodeStatus {
     /// `--quota-backend-bytes` in force, 0 when the quota is disabled
     /// (etcd's `dbSizeQuota`).
     pub db_size_quota_bytes: u64,
+    /// Leader snapshots this member installed since it started (etcd's
+    /// `etcd_network_snapshot_receive_success` counts the same event).
+    pub snapshots_installed: u64,
 }
 
 /// Changes applied at one revision range, in the order they were applied.

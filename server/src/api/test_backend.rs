@@ -187,6 +187,7 @@ impl Backend for TestBackend {
             db_size_bytes: 4096,
             disk_full: false,
             db_size_quota_bytes: 0,
+            snapshots_installed: 0,
         }
     }
 

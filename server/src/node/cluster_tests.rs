@@ -248,6 +248,8 @@ async fn a_member_behind_the_compacted_log_catches_up_by_snapshot() {
         "the restarted member never caught up".to_owned()
     })
     .await;
+    let installed = handle.status().snapshots_installed;
+    assert!(installed > 0, "the member caught up without a leader snapshot");
     let snap_files = std::fs::read_dir(specs[lagging].dir.path().join("member/snap"))
         .unwrap()
         .count();

@@ -812,6 +812,7 @@ impl<S: Storage> Driver<S> {
         self.snapshot_index = index;
         self.db_size_bytes = size_bytes;
         self.refresh_peers();
+        self.shared.status().snapshots_installed += 1;
         tracing::info!(index, size_bytes, "installed snapshot from the leader");
     }
 
