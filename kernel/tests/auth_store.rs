@@ -360,6 +360,8 @@ mod model {
     //! interval end inside `[s, e)` are each inside some interval (the first
     //! uncovered key, if any, is one of those points).
 
+    use std::collections::BTreeMap;
+
     use super::*;
     use proptest::prelude::*;
 
@@ -411,12 +413,67 @@ mod model {
         prop_oneof![Just(Read), Just(Write), Just(ReadWrite)]
     }
 
+    /// One permission change the test sends to the store.
+    #[derive(Clone, Debug)]
+    enum Change {
+        Grant(PermissionType, Vec<u8>, Vec<u8>),
+        Revoke(Vec<u8>, Vec<u8>),
+    }
+
+    fn change() -> impl Strategy<Value = Change> {
+        prop_oneof![
+            3 => (perm_type(), key(), range_end()).prop_map(|(t, k, e)| Change::Grant(t, k, e)),
+            1 => (key(), range_end()).prop_map(|(k, e)| Change::Revoke(k, e)),
+        ]
+    }
+
+    /// etcd's `isValidPermissionRange` (auth/store.go), restated: a
+    /// non-empty key with no end, the end `"\0"` (from the key on), or an
+    /// end above the key.
+    fn model_valid(key: &[u8], range_end: &[u8]) -> bool {
+        !key.is_empty() && (range_end.is_empty() || range_end == [0] || range_end > key)
+    }
+
+    /// A role's permissions as the requests define them, built without the
+    /// store: one entry per exact `(key, range_end)`, a later grant of the
+    /// same range replacing its type, a revoke removing it. Returns whether
+    /// the change must succeed.
+    fn model_apply(
+        model: &mut BTreeMap<(Vec<u8>, Vec<u8>), PermissionType>,
+        change: &Change,
+    ) -> bool {
+        match change {
+            Change::Grant(perm_type, key, end) if model_valid(key, end) => {
+                model.insert((key.clone(), end.clone()), *perm_type);
+                true
+            }
+            Change::Grant(..) => false,
+            Change::Revoke(key, end) => model.remove(&(key.clone(), end.clone())).is_some(),
+        }
+    }
+
+    fn store_apply(store: &mut AuthStore, change: &Change) -> bool {
+        match change {
+            Change::Grant(perm_type, key, range_end) => {
+                let permission = Permission {
+                    perm_type: *perm_type,
+                    key: key.clone(),
+                    range_end: range_end.clone(),
+                };
+                store.role_grant_permission("r", permission).is_ok()
+            }
+            Change::Revoke(key, range_end) => {
+                store.role_revoke_permission("r", key, range_end).is_ok()
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
         #[test]
         fn check_permission_matches_the_model(
-            perms in proptest::collection::vec((perm_type(), key(), range_end()), 0..6),
+            changes in proptest::collection::vec(change(), 0..8),
             requests in proptest::collection::vec((key(), range_end(), prop_oneof![Just(Read), Just(Write)]), 1..10),
         ) {
             let mut store = AuthStore::new(TTL_MS);
@@ -425,21 +482,21 @@ mod model {
             store.user_add("u", None).unwrap();
             store.role_add("r").unwrap();
             store.user_grant_role("u", "r").unwrap();
-            for (perm_type, key, range_end) in &perms {
-                let permission = Permission { perm_type: *perm_type, key: key.clone(), range_end: range_end.clone() };
-                let _ = store.role_grant_permission("r", permission);
+            let mut model = BTreeMap::new();
+            for change in &changes {
+                let expected = model_apply(&mut model, change);
+                prop_assert_eq!(store_apply(&mut store, change), expected, "{:?}", change);
             }
             store.enable().unwrap();
-            let held = store.role_get("r").unwrap().permissions.clone();
             for (key, range_end, need) in requests {
-                let granted: Vec<_> = held
+                let granted: Vec<_> = model
                     .iter()
-                    .filter(|p| p.perm_type == ReadWrite || p.perm_type == need)
-                    .map(|p| interval(&p.key, &p.range_end))
+                    .filter(|(_, t)| **t == ReadWrite || **t == need)
+                    .map(|((k, e), _)| interval(k, e))
                     .collect();
                 let expected = model_allows(&granted, &interval(&key, &range_end));
                 let actual = store.check_permission(&info(&store, "u"), &key, &range_end, need);
-                prop_assert_eq!(actual.is_ok(), expected, "{:?} [{:?}, {:?}) with {:?}", need, key, range_end, held);
+                prop_assert_eq!(actual.is_ok(), expected, "{:?} [{:?}, {:?}) with {:?}", need, key, range_end, model);
             }
         }
     }

@@ -4,6 +4,14 @@
 //! versions, database sizes, Raft terms and indexes, lease ids (mapped to
 //! `<lease-N>` in the order they were granted), log-line timestamps and
 //! durations. Revisions, keys, values, counts and errors are left as printed.
+//! A lease's remaining TTL is hidden only when it counted down by about the
+//! time that passed since the lease was granted or renewed
+//! ([`remaining_ttl_band`]); otherwise it stays as printed (with the band it
+//! missed), so a TTL that never counts down shows up as a difference.
+
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+use std::time::{Duration, Instant};
 
 /// How one command's output is normalised besides the rules every output gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,33 +37,93 @@ pub enum Norm {
     SortLines,
 }
 
-/// What the normaliser knows about one run: URLs and paths to hide and the
-/// lease ids seen so far.
+/// When something happened, as far as the test can tell: between `from`
+/// (before the request was sent) and `to` (after its answer arrived).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// Before the request was sent.
+    pub from: Instant,
+    /// After the answer arrived.
+    pub to: Instant,
+}
+
+impl Window {
+    /// From `from` until now.
+    pub fn since(from: Instant) -> Window {
+        Window {
+            from,
+            to: Instant::now(),
+        }
+    }
+}
+
+/// Extra seconds allowed below the band (one tick of a server's lease
+/// clock, rounding of the printed seconds).
+pub const TTL_SLACK_SECS: i64 = 1;
+
+/// The remaining TTLs (in whole seconds) a server may report for a lease of
+/// `granted_secs` whose countdown (re)started during `started` and which was
+/// asked during `asked`: `granted - elapsed`, rounded down or up, for any
+/// elapsed time the two windows allow, and [`TTL_SLACK_SECS`] lower. A TTL
+/// that does not count down leaves the band once a full second surely
+/// passed.
+pub fn remaining_ttl_band(
+    granted_secs: i64,
+    started: Window,
+    asked: Window,
+) -> RangeInclusive<i64> {
+    let elapsed_min = asked.from.saturating_duration_since(started.to);
+    let elapsed_max = asked.to.saturating_duration_since(started.from);
+    let ceil_secs = |d: Duration| d.as_secs() as i64 + i64::from(d.subsec_nanos() > 0);
+    let low = granted_secs - ceil_secs(elapsed_max) - TTL_SLACK_SECS;
+    let high = granted_secs - elapsed_min.as_secs() as i64;
+    low..=high
+}
+
+/// What the normaliser knows about one run: URLs and paths to hide, the
+/// lease ids seen so far and when each lease's countdown last (re)started.
 #[derive(Clone, Debug, Default)]
 pub struct Context {
     /// `(text, placeholder)` pairs replaced verbatim (URLs, temporary paths).
     pub literals: Vec<(String, String)>,
     /// Lease ids in the order they were granted.
     pub leases: Vec<i64>,
+    /// When each lease was last granted or renewed (keep-alive).
+    pub renewed: BTreeMap<i64, Window>,
+    /// When the command whose output is being normalised was started; the
+    /// window ends when [`Context::normalize`] is called.
+    pub command_started: Option<Instant>,
 }
 
 impl Context {
-    /// Learns lease ids from `lease grant` output: `lease <hex id> granted
-    /// with TTL(..)` lines, or `"ID":<decimal>,"TTL":` in JSON.
-    pub fn learn_leases(&mut self, stdout: &str) {
+    /// Learns lease ids from `lease grant` output (`lease <hex id> granted
+    /// with TTL(..)` lines, or `"ID":<decimal>,"TTL":` in JSON), and that
+    /// leases granted or renewed (`lease <hex id> keepalived with TTL(..)`)
+    /// restarted their countdown during the command that ran in `when`.
+    pub fn learn_leases(&mut self, stdout: &str, when: Window) {
         for line in stdout.lines() {
+            // `lease timetolive` prints the same words, then `, remaining(`.
             let hex = line
                 .strip_prefix("lease ")
                 .and_then(|rest| rest.split_once(" granted with TTL("))
+                .filter(|(_, ttl)| ttl.ends_with("s)") && !ttl.contains(','))
                 .and_then(|(hex, _)| i64::from_str_radix(hex, 16).ok());
             let json = line
                 .split_once("\"ID\":")
                 .and_then(|(_, rest)| rest.split_once(",\"TTL\":"))
                 .and_then(|(id, _)| id.parse().ok());
-            if let Some(id) = hex.or(json)
-                && !self.leases.contains(&id)
-            {
-                self.leases.push(id);
+            if let Some(id) = hex.or(json) {
+                if !self.leases.contains(&id) {
+                    self.leases.push(id);
+                }
+                self.renewed.insert(id, when);
+            }
+            let renewed = line
+                .strip_prefix("lease ")
+                .and_then(|rest| rest.split_once(" keepalived with TTL("))
+                .and_then(|(hex, _)| i64::from_str_radix(hex, 16).ok());
+            if let Some(id) = renewed {
+                self.renewed.insert(id, when);
             }
         }
     }
@@ -76,6 +144,7 @@ impl Context {
         for (literal, placeholder) in &self.literals {
             text = text.replace(literal.as_str(), placeholder);
         }
+        text = self.judge_remaining_ttls(&text);
         text = self.hide_leases(&text);
         text = hide_json_fields(&text);
         let lines = text.lines().map(|line| normalize_line(line, norm));
@@ -87,6 +156,47 @@ impl Context {
             lines.sort();
         }
         lines.iter().map(|l| format!("{l}\n")).collect()
+    }
+
+    /// Applies [`Context::judge_remaining_ttl`] to each line.
+    fn judge_remaining_ttls(&self, text: &str) -> String {
+        let asked = Window::since(self.command_started.unwrap_or_else(Instant::now));
+        let lines: Vec<String> = text
+            .lines()
+            .map(|line| self.judge_remaining_ttl(line, asked))
+            .collect();
+        let mut out = lines.join("\n");
+        if text.ends_with('\n') {
+            out.push('\n');
+        }
+        out
+    }
+
+    /// `lease <id> granted with TTL(60s), remaining(57s)`: the remaining TTL
+    /// becomes `remaining(<ttl>)` when it lies in [`remaining_ttl_band`] for
+    /// the lease's last grant or renewal and `asked`; otherwise it stays,
+    /// followed by the band it missed (or `[countdown start unknown]`).
+    fn judge_remaining_ttl(&self, line: &str, asked: Window) -> String {
+        let (Some(granted), Some(remaining)) = (
+            number_between(line, "TTL(", "s)"),
+            number_between(line, "remaining(", "s)"),
+        ) else {
+            return line.to_owned();
+        };
+        let printed = format!("remaining({remaining}s)");
+        let id = line
+            .strip_prefix("lease ")
+            .and_then(|rest| rest.split_once(' '))
+            .and_then(|(hex, _)| i64::from_str_radix(hex, 16).ok());
+        let Some(started) = id.and_then(|id| self.renewed.get(&id)) else {
+            return line.replace(&printed, &format!("{printed} [countdown start unknown]"));
+        };
+        let band = remaining_ttl_band(granted, *started, asked);
+        if band.contains(&remaining) {
+            return line.replace(&printed, "remaining(<ttl>)");
+        }
+        let missed = format!("{printed} [expected {}..={}]", band.start(), band.end());
+        line.replace(&printed, &missed)
     }
 
     /// Replaces each lease id (hex as etcdctl prints it, and decimal as JSON
@@ -107,7 +217,7 @@ fn normalize_line(line: &str, norm: Norm) -> String {
     if line.starts_with("{\"level\":") {
         return summarize_log_line(line);
     }
-    let line = sort_attached_keys(&hide_remaining_ttl(line));
+    let line = sort_attached_keys(line);
     match norm {
         Norm::Plain | Norm::SortLines => line,
         Norm::EndpointStatus => replace_fields(
@@ -179,22 +289,6 @@ fn json_string_field(line: &str, name: &str) -> Option<String> {
         }
     }
     None
-}
-
-/// `remaining(57s)` next to `granted with TTL(60s)` becomes `remaining(<ttl>)`
-/// when it is within 10 s of the granted TTL (time passes between grant and
-/// query, differently on each server); anything else stays as printed.
-fn hide_remaining_ttl(line: &str) -> String {
-    let (Some(granted), Some(remaining)) = (
-        number_between(line, "TTL(", "s)"),
-        number_between(line, "remaining(", "s)"),
-    ) else {
-        return line.to_owned();
-    };
-    if remaining <= 0 || remaining > granted || granted - remaining > 10 {
-        return line.to_owned();
-    }
-    line.replace(&format!("remaining({remaining}s)"), "remaining(<ttl>)")
 }
 
 /// `attached keys([k2 k1])` lists keys in etcd's map order, which is not
@@ -331,21 +425,106 @@ mod tests {
         );
     }
 
+    /// A window of `len_ms` that ended `ago_ms` before `now`.
+    fn window_ago(now: Instant, ago_ms: u64, len_ms: u64) -> Window {
+        let to = now - Duration::from_millis(ago_ms);
+        Window {
+            from: to - Duration::from_millis(len_ms),
+            to,
+        }
+    }
+
+    /// A context that saw lease `694d7a4e5e2f2a0c` granted (60 s) during a
+    /// 100 ms command that ended `ago_ms` ago, and is asked right now.
+    fn granted_ago(ago_ms: u64) -> Context {
+        let now = Instant::now();
+        let mut ctx = Context::default();
+        let grant = window_ago(now, ago_ms, 100);
+        ctx.learn_leases("lease 694d7a4e5e2f2a0c granted with TTL(60s)\n", grant);
+        ctx.command_started = Some(now);
+        ctx
+    }
+
+    const TTL_LINE: &str =
+        "lease 694d7a4e5e2f2a0c granted with TTL(60s), remaining({}s), attached keys([a])";
+
+    fn ttl_line(remaining: i64) -> String {
+        TTL_LINE.replace("{}", &remaining.to_string())
+    }
+
     #[test]
     fn leases_map_in_grant_order() {
-        let mut ctx = Context::default();
-        ctx.learn_leases("lease 694d7a4e5e2f2a0c granted with TTL(60s)\n");
+        let ctx = granted_ago(2_500);
         assert_eq!(
             ctx.substitute("--lease={lease1}"),
             "--lease=694d7a4e5e2f2a0c"
         );
-        let out = ctx.normalize(
-            "lease 694d7a4e5e2f2a0c granted with TTL(60s), remaining(58s), attached keys([a])",
-            Norm::Plain,
-        );
+        let out = ctx.normalize(&ttl_line(57), Norm::Plain);
         assert_eq!(
             out,
             "lease <lease-1> granted with TTL(60s), remaining(<ttl>), attached keys([a])\n"
+        );
+    }
+
+    #[test]
+    fn band_follows_elapsed_time() {
+        let now = Instant::now();
+        let asked = Window { from: now, to: now };
+        // Granted 2.5-2.6 s ago: 60 - 2.6 rounded down, less the slack, up to
+        // 60 - 2.5 rounded up.
+        assert_eq!(
+            remaining_ttl_band(60, window_ago(now, 2_500, 100), asked),
+            56..=58
+        );
+        // Just granted: nothing can be told apart from "not counting down".
+        assert_eq!(
+            remaining_ttl_band(60, window_ago(now, 0, 100), asked),
+            58..=60
+        );
+    }
+
+    #[test]
+    fn ttl_that_did_not_count_down_is_not_hidden() {
+        let ctx = granted_ago(2_500);
+        let out = ctx.normalize(&ttl_line(60), Norm::Plain);
+        assert!(out.contains("remaining(60s) [expected 56..=58]"), "{out}");
+        assert_ne!(out, ctx.normalize(&ttl_line(57), Norm::Plain));
+    }
+
+    #[test]
+    fn ttl_that_counted_down_too_fast_is_not_hidden() {
+        let ctx = granted_ago(2_500);
+        assert_ne!(
+            ctx.normalize(&ttl_line(50), Norm::Plain),
+            ctx.normalize(&ttl_line(57), Norm::Plain)
+        );
+    }
+
+    #[test]
+    fn renewal_restarts_the_countdown() {
+        let now = Instant::now();
+        let mut ctx = granted_ago(30_000);
+        let renewal = window_ago(now, 1_000, 100);
+        ctx.learn_leases("lease 694d7a4e5e2f2a0c keepalived with TTL(60)\n", renewal);
+        let out = ctx.normalize(&ttl_line(59), Norm::Plain);
+        assert!(out.contains("remaining(<ttl>)"), "{out}");
+    }
+
+    #[test]
+    fn time_to_live_output_is_not_a_grant() {
+        let mut ctx = granted_ago(2_500);
+        let before = ctx.renewed.clone();
+        ctx.learn_leases(&ttl_line(57), Window::since(Instant::now()));
+        assert_eq!(ctx.renewed, before);
+    }
+
+    #[test]
+    fn ttl_of_an_unknown_lease_is_left_as_printed() {
+        let ctx = Context::default();
+        let out = ctx.normalize(&ttl_line(59), Norm::Plain);
+        assert!(
+            out.contains("remaining(59s) [countdown start unknown]"),
+            "{out}"
         );
     }
 

@@ -6,10 +6,10 @@
 //! `{lease2}`, ... and the session's scratch directory as `{dir}`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::cluster::{Cluster, Flavor};
-use super::normalize::{Context, Norm, line_diff};
+use super::normalize::{Context, Norm, Window, line_diff};
 use super::{Background, Etcdctl};
 
 /// How long a background watch may take to print what it is expected to.
@@ -151,7 +151,9 @@ struct Player<'a> {
     cluster: &'a Cluster,
     etcdctl: Etcdctl,
     context: Context,
-    watches: BTreeMap<String, (String, Background)>,
+    /// Background commands by name: the command as written, when it was
+    /// started, the process.
+    watches: BTreeMap<String, (String, Instant, Background)>,
     transcript: String,
 }
 
@@ -202,9 +204,12 @@ impl<'a> Player<'a> {
             .push_str(&format!("$ etcdctl {}\n", template.join(" ")));
         let args = self.args(template);
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let started = Instant::now();
+        self.context.command_started = Some(started);
         match self.etcdctl.run_with_stdin(&argv, stdin) {
             Ok(out) => {
-                self.context.learn_leases(&out.stdout);
+                self.context
+                    .learn_leases(&out.stdout, Window::since(started));
                 self.record(&out.stdout, &out.stderr, norm);
                 if !out.success() {
                     self.transcript
@@ -226,10 +231,11 @@ impl<'a> Player<'a> {
     fn start_watch(&mut self, name: &str, template: &[String], settle: bool) {
         let args = self.args(template);
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let started = Instant::now();
         match self.etcdctl.spawn(&argv) {
             Ok(watch) => {
                 self.watches
-                    .insert(name.to_owned(), (template.join(" "), watch));
+                    .insert(name.to_owned(), (template.join(" "), started, watch));
                 if settle {
                     std::thread::sleep(WATCH_SETTLE);
                 }
@@ -241,7 +247,7 @@ impl<'a> Player<'a> {
     }
 
     fn collect_watch(&mut self, name: &str, lines: usize) {
-        let Some((command, mut watch)) = self.watches.remove(name) else {
+        let Some((command, started, mut watch)) = self.watches.remove(name) else {
             self.transcript
                 .push_str(&format!("[no watch named {name}]\n"));
             return;
@@ -256,6 +262,10 @@ impl<'a> Player<'a> {
         }
         let (stdout, stderr) = (watch.stdout(), watch.stderr());
         drop(watch);
+        // A background keep-alive renewed its lease at some point since it
+        // was started.
+        self.context.learn_leases(&stdout, Window::since(started));
+        self.context.command_started = Some(started);
         self.record(&stdout, &stderr, Norm::Plain);
     }
 }
