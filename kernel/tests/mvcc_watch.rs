@@ -477,3 +477,54 @@ fn take(
     t.got.extend(r.events);
     Ok(())
 }
+
+/// A txn that deletes a key and puts it again creates it anew: etcd sends
+/// no `prev_kv` with a create event (`create_revision == mod_revision`,
+/// `isCreateEvent` in etcd's `v3rpc/watch.go`), neither live nor replayed
+/// from history.
+#[test]
+fn a_key_deleted_and_put_again_in_one_txn_is_a_create_without_prev_kv() {
+    let mut store = Store::new();
+    let mut live = WatchRegistry::new(WatchLimits::default());
+    let watch_prev = |start_revision| WatchCreate {
+        prev_kv: true,
+        ..watch("c", "", start_revision)
+    };
+    let id = live.create(&store, watch_prev(0)).expect("create");
+    put(&mut store, &mut live, "c", "1");
+    let txn = TxnRequest {
+        success: vec![
+            RequestOp::DeleteRange(DeleteRangeRequest {
+                key: b"c".to_vec(),
+                range_end: vec![0],
+                prev_kv: false,
+            }),
+            RequestOp::Put(PutRequest {
+                key: b"c".to_vec(),
+                value: b"2".to_vec(),
+                ..Default::default()
+            }),
+        ],
+        ..Default::default()
+    };
+    let w = store.txn(&txn, &no_leases).expect("txn");
+    live.notify(w.response.revision, &w.events);
+    let mut replay = WatchRegistry::new(WatchLimits::default());
+    let replayed = replay.create(&store, watch_prev(1)).expect("create");
+    for (registry, id) in [(&mut live, id), (&mut replay, replayed)] {
+        let events: Vec<Event> = drain(&store, registry, id, 100)
+            .into_iter()
+            .flat_map(|r| r.events)
+            .collect();
+        let shape: Vec<(EventType, bool)> = events
+            .iter()
+            .map(|e| (e.event_type, e.prev_kv.is_some()))
+            .collect();
+        let want = vec![
+            (EventType::Put, false),
+            (EventType::Delete, true),
+            (EventType::Put, false),
+        ];
+        assert_eq!(shape, want, "{events:?}");
+    }
+}

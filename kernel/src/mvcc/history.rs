@@ -113,7 +113,10 @@ fn push_events(ki: &KeyIndex, from: i64, upto: i64, compacted: i64, out: &mut Ve
 }
 
 fn event_of(key: &[u8], v: &Version<'_>, prev: Option<&Version<'_>>) -> Event {
-    let prev = prev.filter(|p| !p.is_tombstone());
+    // A put that creates the key is a create event: etcd sends no prev_kv
+    // with it (`isCreateEvent`), even after a delete in the same txn.
+    let creates = !v.is_tombstone() && v.create_revision == v.rev.main;
+    let prev = prev.filter(|p| !p.is_tombstone() && !creates);
     let prev_value = prev.and_then(|p| p.value).unwrap_or_default();
     let [key, value, prev_value] = shared_parts([key, v.value.unwrap_or_default(), prev_value]);
     let prev_kv = prev.map(|p| p.with_bytes(key.clone(), prev_value));

@@ -102,6 +102,10 @@ impl<'s> WriteTxn<'s> {
                 let latest = ki.latest();
                 debug_assert!(latest.rev < rev);
                 let live = Some(latest).filter(|v| !v.is_tombstone());
+                // A put that creates the key (again) is a create event: etcd
+                // sends no prev_kv with it (`isCreateEvent`), even when this
+                // txn deleted a live value just before.
+                let creates = live.is_none();
                 if let Some(p) = live {
                     next.create_revision = p.create_revision;
                     next.version = p.version + 1;
@@ -123,6 +127,7 @@ impl<'s> WriteTxn<'s> {
                     }
                 };
                 ki.push(&next);
+                let event_prev = event_prev.filter(|_| !creates);
                 (next.with_bytes(key, value), prev, event_prev)
             }
             None => {
@@ -274,7 +279,9 @@ mod tests {
             Some(&b"2"[..])
         );
         // A delete to the end of the keyspace, then a put of a deleted key,
-        // in one txn: the put's prev_kv is the key before the txn.
+        // in one txn: the delete's prev_kv is the key before the txn; the
+        // put creates the key again, a create event without prev_kv (etcd
+        // `isCreateEvent`).
         let txn = TxnRequest {
             success: vec![
                 RequestOp::DeleteRange(DeleteRangeRequest {
@@ -291,7 +298,7 @@ mod tests {
             .iter()
             .map(|e| e.prev_kv.clone().map(|kv| kv.value))
             .collect();
-        assert_eq!(prevs, vec![Some("3".into()), Some("3".into())]);
+        assert_eq!(prevs, vec![Some("3".into()), None]);
         let events = both(&mut stores, |s| s.delete_keys(&[b"a".to_vec()]));
         assert_eq!(
             events[0].prev_kv.as_ref().map(|kv| &kv.value[..]),
