@@ -57,8 +57,11 @@ fn specs(count: usize, snapshot_count: u64) -> Vec<Spec> {
             let mut settings = NodeSettings::single(&format!("m{i}"), &format!("http://{peer}"));
             settings.initial_cluster = initial_cluster.clone();
             settings.client_urls = vec![format!("http://{client}")];
-            settings.heartbeat_interval_ms = 20;
-            settings.election_timeout_ms = 200;
+            // Ten heartbeats per election timeout, as etcd's defaults, at
+            // half their length: elections stay quick, and a busy 2-core
+            // machine does not miss heartbeats for 500 ms.
+            settings.heartbeat_interval_ms = 50;
+            settings.election_timeout_ms = 500;
             settings.snapshot_count = snapshot_count;
             settings.snapshot_catchup_entries = 5;
             Spec {
@@ -136,13 +139,32 @@ async fn wait_until(
     panic!("{}", describe());
 }
 
+/// How long [`put`] retries a write that a leader change turned away.
+const PUT_RETRY: Duration = Duration::from_secs(10);
+/// Pause between two tries of [`put`].
+const PUT_RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// Writes `key = value` through `handle`, retrying (bounded) when no
+/// leader is known or a leader change dropped the proposal, as a client
+/// would; returns the write's revision.
 async fn put(handle: &NodeHandle, key: &str, value: &str) -> i64 {
     let request = Request::Put(PutRequest {
         key: key.as_bytes().to_vec(),
         value: value.as_bytes().to_vec(),
         ..PutRequest::default()
     });
-    let applied = handle.propose(request, None).await.unwrap();
+    let deadline = tokio::time::Instant::now() + PUT_RETRY;
+    let applied = loop {
+        match handle.propose(request.clone(), None).await {
+            Ok(applied) => break applied,
+            Err(ServerError::NoLeader | ServerError::ProposalDropped)
+                if tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(PUT_RETRY_PAUSE).await;
+            }
+            Err(err) => panic!("put {key}: {err:?}"),
+        }
+    };
     match applied.result.unwrap() {
         Response::Put(put) => put.revision,
         other => panic!("unexpected {other:?}"),
@@ -249,7 +271,10 @@ async fn a_member_behind_the_compacted_log_catches_up_by_snapshot() {
     })
     .await;
     let installed = handle.status().snapshots_installed;
-    assert!(installed > 0, "the member caught up without a leader snapshot");
+    assert!(
+        installed > 0,
+        "the member caught up without a leader snapshot"
+    );
     let snap_files = std::fs::read_dir(specs[lagging].dir.path().join("member/snap"))
         .unwrap()
         .count();
