@@ -3,7 +3,8 @@
 //! leader being stopped, a member that fell behind the leader's compacted
 //! log catches up through a snapshot, a member added with `member add` joins
 //! with `--initial-cluster-state existing`, a learner that never started is
-//! not promoted; and on keel-wal's simulated disk
+//! not promoted, a change that would cost the active quorum is refused;
+//! and on keel-wal's simulated disk
 //! a failed fsync fails the request while the member stays up with everything
 //! acknowledged before, a full disk raises NOSPACE until space is freed, the
 //! WAL's next segment is kept prepared across a cut, and a slow removal of a
@@ -351,6 +352,64 @@ async fn a_learner_that_never_started_is_not_promoted() {
 }
 
 /// A single member on keel-wal's simulated disk, serving no sockets.
+/// The status a refused membership change answers with.
+fn change_refusal(err: &ServerError) -> (tonic::Code, String) {
+    let status = crate::api::status::server_error(err);
+    (status.code(), status.message().to_owned())
+}
+
+/// Issue 28 item 9 (etcd `mayRemoveMember`, `mayAddMember` with
+/// `--strict-reconfig-check`): with one of three members down, removing a
+/// live member or adding a voter would cost the active quorum, so both are
+/// refused with etcd's "unhealthy cluster" and the cluster keeps serving;
+/// the member that is down may be removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_would_cost_the_active_quorum_is_refused() {
+    let specs = specs(3, 10_000);
+    let mut members = start_all(&specs).await;
+    let handles: Vec<NodeHandle> = members.iter().flatten().map(Member::handle).collect();
+    let first = leader(&handles).await;
+    let (live, down) = ((first + 1) % 3, (first + 2) % 3);
+    if let Some(member) = members[down].take() {
+        member.stop().await;
+    }
+    // Ten election timeouts: the leader has long stopped hearing from it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let unhealthy = (
+        tonic::Code::Unavailable,
+        "etcdserver: unhealthy cluster".to_owned(),
+    );
+    let leader_handle = &handles[first];
+    for id in [handles[live].member_id(), leader_handle.member_id()] {
+        let remove = crate::backend::MemberChange::Remove { member_id: id };
+        let refused = leader_handle.change_membership(remove).await.unwrap_err();
+        assert_eq!(change_refusal(&refused), unhealthy);
+    }
+    let add = crate::backend::MemberChange::Add {
+        peer_urls: vec![format!("http://{}", free_addr())],
+        is_learner: false,
+    };
+    let refused = leader_handle.change_membership(add).await.unwrap_err();
+    assert_eq!(change_refusal(&refused), unhealthy);
+    put(leader_handle, "after", "refusals").await;
+    assert_eq!(
+        get(&handles[live], "after").await.as_deref(),
+        Some(&b"refusals"[..])
+    );
+    let voters = leader_handle.with_state(|sm| sm.cluster().members().len());
+    assert_eq!(voters, 3);
+
+    let remove_down = crate::backend::MemberChange::Remove {
+        member_id: handles[down].member_id(),
+    };
+    let (_, left) = leader_handle.change_membership(remove_down).await.unwrap();
+    assert_eq!(left.len(), 2);
+    put(leader_handle, "after", "removal").await;
+    for member in members.into_iter().flatten() {
+        member.stop().await;
+    }
+}
+
 async fn sim_member(quota_backend_bytes: Option<u64>) -> (super::Node, keel_wal::SimStorage) {
     let disk = keel_wal::SimStorage::new(keel_wal::SimConfig::default());
     let storage = NodeStorage {

@@ -279,8 +279,14 @@ impl NodeHandle {
             changes,
             context: context.encode(),
         };
-        self.with_state(|sm| sm.cluster().validate_conf_change(&change))
-            .map_err(|e| ServerError::Apply(ApplyError::Membership(e)))?;
+        // etcd's strict reconfiguration check (`mayAddMember`,
+        // `mayRemoveMember`), before the change itself is validated.
+        self.with_state(|sm| {
+            let cluster = sm.cluster();
+            cluster.check_started_quorum(&change)?;
+            cluster.validate_conf_change(&change)
+        })
+        .map_err(|e| ServerError::Apply(ApplyError::Membership(e)))?;
         Ok((change, id))
     }
 
