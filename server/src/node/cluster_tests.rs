@@ -361,8 +361,11 @@ fn change_refusal(err: &ServerError) -> (tonic::Code, String) {
 /// Issue 28 item 9 (etcd `mayRemoveMember`, `mayAddMember` with
 /// `--strict-reconfig-check`): with one of three members down, removing a
 /// live member or adding a voter would cost the active quorum, so both are
-/// refused with etcd's "unhealthy cluster" and the cluster keeps serving;
-/// the member that is down may be removed.
+/// refused with etcd's "unhealthy cluster", whether asked of the leader or
+/// of a follower (which forwards the change to the leader), and the cluster
+/// keeps serving; the member that is down may be removed. Before that, a
+/// follower adds a learner and is refused its promotion with etcd's error
+/// rather than timing out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_that_would_cost_the_active_quorum_is_refused() {
     let specs = specs(3, 10_000);
@@ -370,6 +373,22 @@ async fn a_change_that_would_cost_the_active_quorum_is_refused() {
     let handles: Vec<NodeHandle> = members.iter().flatten().map(Member::handle).collect();
     let first = leader(&handles).await;
     let (live, down) = ((first + 1) % 3, (first + 2) % 3);
+    let add_learner = crate::backend::MemberChange::Add {
+        peer_urls: vec![format!("http://{}", free_addr())],
+        is_learner: true,
+    };
+    let (learner, listed) = handles[live].change_membership(add_learner).await.unwrap();
+    assert!(listed.iter().any(|m| m.id == learner.id && m.is_learner));
+    let promote = crate::backend::MemberChange::Promote {
+        member_id: learner.id,
+    };
+    let refused = handles[live].change_membership(promote).await.unwrap_err();
+    let not_ready = (
+        tonic::Code::FailedPrecondition,
+        "etcdserver: can only promote a learner member which is in sync with leader".to_owned(),
+    );
+    assert_eq!(change_refusal(&refused), not_ready);
+
     if let Some(member) = members[down].take() {
         member.stop().await;
     }
@@ -380,10 +399,15 @@ async fn a_change_that_would_cost_the_active_quorum_is_refused() {
         "etcdserver: unhealthy cluster".to_owned(),
     );
     let leader_handle = &handles[first];
-    for id in [handles[live].member_id(), leader_handle.member_id()] {
+    let (live_id, leader_id) = (handles[live].member_id(), leader_handle.member_id());
+    for (via, id) in [(first, live_id), (first, leader_id), (live, live_id)] {
         let remove = crate::backend::MemberChange::Remove { member_id: id };
-        let refused = leader_handle.change_membership(remove).await.unwrap_err();
-        assert_eq!(change_refusal(&refused), unhealthy);
+        let refused = handles[via].change_membership(remove).await.unwrap_err();
+        assert_eq!(
+            change_refusal(&refused),
+            unhealthy,
+            "via {via}, removing {id:x}"
+        );
     }
     let add = crate::backend::MemberChange::Add {
         peer_urls: vec![format!("http://{}", free_addr())],
@@ -397,13 +421,13 @@ async fn a_change_that_would_cost_the_active_quorum_is_refused() {
         Some(&b"refusals"[..])
     );
     let voters = leader_handle.with_state(|sm| sm.cluster().members().len());
-    assert_eq!(voters, 3);
+    assert_eq!(voters, 4, "three voters and the learner");
 
     let remove_down = crate::backend::MemberChange::Remove {
         member_id: handles[down].member_id(),
     };
     let (_, left) = leader_handle.change_membership(remove_down).await.unwrap();
-    assert_eq!(left.len(), 2);
+    assert_eq!(left.len(), 3, "two voters and the learner");
     put(leader_handle, "after", "removal").await;
     for member in members.into_iter().flatten() {
         member.stop().await;
