@@ -3,7 +3,8 @@
 //! leader being stopped, a member that fell behind the leader's compacted
 //! log catches up through a snapshot, a member added with `member add` joins
 //! with `--initial-cluster-state existing`, a learner that never started is
-//! not promoted, a change that would cost the active quorum is refused;
+//! not promoted, a change that would cost the active quorum or leave too
+//! few started voters is refused;
 //! and on keel-wal's simulated disk
 //! a failed fsync fails the request while the member stays up with everything
 //! acknowledged before, a full disk raises NOSPACE until space is freed, the
@@ -432,6 +433,34 @@ async fn a_change_that_would_cost_the_active_quorum_is_refused() {
     for member in members.into_iter().flatten() {
         member.stop().await;
     }
+}
+
+/// etcd `IsReadyToAddVotingMember`: a one-member cluster may add a voter
+/// (etcd's restore procedure) even before it starts, but a second voter
+/// added while the first has not started would leave one started voter of
+/// three: FailedPrecondition "etcdserver: re-configuration failed due to
+/// not enough started members" (what etcd 3.4.23 answers too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_is_not_added_beside_one_that_never_started() {
+    let specs = specs(1, 10_000);
+    let only = start(&specs[0]).await;
+    let handle = only.handle();
+    leader(std::slice::from_ref(&handle)).await;
+    let add = || crate::backend::MemberChange::Add {
+        peer_urls: vec![format!("http://{}", free_addr())],
+        is_learner: false,
+    };
+    let (unstarted, members) = handle.change_membership(add()).await.unwrap();
+    assert_eq!((unstarted.name.as_str(), members.len()), ("", 2));
+    let refused = handle.change_membership(add()).await.unwrap_err();
+    let not_started = (
+        tonic::Code::FailedPrecondition,
+        "etcdserver: re-configuration failed due to not enough started members".to_owned(),
+    );
+    assert_eq!(change_refusal(&refused), not_started);
+    let voters = handle.with_state(|sm| sm.cluster().members().len());
+    assert_eq!(voters, 2);
+    only.stop().await;
 }
 
 async fn sim_member(quota_backend_bytes: Option<u64>) -> (super::Node, keel_wal::SimStorage) {
