@@ -387,3 +387,73 @@ fn compaction_alarms_and_lease_queries_follow_the_newest_etcd() {
     outcome(&mut node, &root, compact()).unwrap();
     outcome(&mut node, &root, alarm(AlarmAction::Activate)).unwrap();
 }
+
+/// Issue 28: a keep-alive needs a user and, unless root, WRITE on every
+/// key of its lease; listing leases needs a user and, unless root, READ on
+/// every key of every lease (etcd 3.6.9+ `checkLeaseRenew`,
+/// `checkLeaseLeases`). `LEASE` holds "a/y"; lease 78 holds no key.
+#[test]
+fn keep_alive_and_lease_listing_check_the_leases_keys() {
+    let mut node = node();
+    let info = |user: &str, node: &Node| AuthInfo {
+        username: user.into(),
+        revision: node.sm.auth().revision(),
+    };
+    let bare = 78;
+    node.propose(
+        Some(&info(ROOT, &node)),
+        Request::LeaseGrant {
+            id: bare,
+            ttl_secs: 60,
+        },
+    )
+    .result
+    .unwrap();
+    let denied = ApplyError::Auth(AuthError::PermissionDenied);
+    let empty = ApplyError::Auth(AuthError::UserEmpty);
+    let anonymous = AuthInfo::default();
+    let renew = |who: &AuthInfo, id| node.sm.check_lease_renew(who, id);
+    assert_eq!(renew(&anonymous, bare), Err(empty.clone()));
+    assert_eq!(renew(&anonymous, LEASE), Err(empty.clone()));
+    for (user, allowed) in [
+        (ROOT, true),
+        ("writer", true),
+        ("rw", true),
+        ("reader", false),
+        ("nobody", false),
+    ] {
+        let who = info(user, &node);
+        let expected = if allowed { Ok(()) } else { Err(denied.clone()) };
+        assert_eq!(renew(&who, LEASE), expected, "{user} renews");
+        assert_eq!(
+            renew(&who, bare),
+            Ok(()),
+            "{user} renews a lease without keys"
+        );
+        assert_eq!(renew(&who, 999), Ok(()), "{user} renews an unknown lease");
+    }
+    let list = |who: &AuthInfo| node.sm.lease_leases(who);
+    assert_eq!(list(&anonymous), Err(empty));
+    for (user, allowed) in [
+        (ROOT, true),
+        ("reader", true),
+        ("rw", true),
+        ("writer", false),
+        ("nobody", false),
+    ] {
+        let expected = if allowed {
+            Ok(vec![LEASE, bare])
+        } else {
+            Err(denied.clone())
+        };
+        assert_eq!(list(&info(user, &node)), expected, "{user} lists");
+    }
+    node.propose(
+        Some(&info(ROOT, &node)),
+        Request::Auth(AuthRequest::Disable),
+    )
+    .result
+    .unwrap();
+    assert_eq!(node.sm.check_lease_renew(&anonymous, LEASE), Ok(()));
+    assert_eq!(node.sm.lease_leases(&anonymous), Ok(vec![LEASE, bare]));
+}

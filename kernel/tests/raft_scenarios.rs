@@ -805,3 +805,98 @@ fn a_learner_is_promoted_only_once_in_sync_with_the_leader() {
     assert_eq!(c.node(4).raft().conf_state().voters, vec![1, 2, 3, 4]);
     c.check().unwrap();
 }
+
+fn unhealthy(change_type: ConfChangeType, node_id: NodeId) -> Result<(), RaftError> {
+    Err(RaftError::Unhealthy {
+        change: ConfChangeSingle {
+            change_type,
+            node_id,
+        },
+    })
+}
+
+/// Issue 28 item 9 (etcd `mayAddMember`, strict reconfiguration): with a
+/// voter down, adding a voter would raise the quorum to three of four with
+/// only two able to vote; the leader refuses it, whoever proposes it.
+/// Learners may still be added; once the voter is back, voters may too.
+#[test]
+fn a_voter_is_added_only_while_every_voter_is_active() {
+    let mut c = three();
+    c.crash(3);
+    // Two check-quorum windows (election_tick 10) without word from 3.
+    c.tick_settle(21);
+    assert_eq!(c.leader(), Some(1));
+    let add = single(ConfChangeType::AddNode, 4);
+    let refused = c.node_mut(1).raw.propose_conf_change(&add);
+    assert_eq!(refused, unhealthy(ConfChangeType::AddNode, 4));
+    c.node_mut(2).raw.propose_conf_change(&add).unwrap();
+    c.tick_settle(3);
+    assert_eq!(c.node(1).raft().conf_state().voters, vec![1, 2, 3]);
+    let learner = single(ConfChangeType::AddLearnerNode, 4);
+    c.node_mut(1).raw.propose_conf_change(&learner).unwrap();
+    c.tick_settle(3);
+    assert_eq!(c.node(1).raft().conf_state().learners, vec![4]);
+
+    c.restart(3);
+    c.tick_settle(3);
+    let add = single(ConfChangeType::AddNode, 5);
+    c.node_mut(1).raw.propose_conf_change(&add).unwrap();
+    c.tick_settle(3);
+    assert_eq!(c.node(1).raft().conf_state().voters, vec![1, 2, 3, 5]);
+    c.check().unwrap();
+}
+
+/// A peer that answers every heartbeat stays active when a check-quorum
+/// window starts and the leader has not heard from it yet in the new one.
+#[test]
+fn a_new_check_quorum_window_does_not_make_live_peers_inactive() {
+    let mut c = three();
+    c.tick_settle(3);
+    // Ten leader ticks without delivering anything: the tenth starts a new
+    // window, clearing every peer's recent activity.
+    for _ in 0..10 {
+        c.node_mut(1).raw.tick();
+    }
+    let add = single(ConfChangeType::AddNode, 4);
+    c.node_mut(1).raw.propose_conf_change(&add).unwrap();
+    c.settle();
+    c.check().unwrap();
+}
+
+/// Issue 28 item 9 (etcd `mayRemoveMember`): with one of three voters
+/// down, removing a live voter (leader included) would leave one active
+/// voter of two: refused, and the cluster keeps committing. The voter
+/// that is down may be removed.
+#[test]
+fn a_voter_is_removed_only_if_an_active_quorum_remains() {
+    let mut c = three();
+    c.crash(3);
+    c.tick_settle(21);
+    for id in [2, 1] {
+        let remove = single(ConfChangeType::RemoveNode, id);
+        let refused = c.node_mut(1).raw.propose_conf_change(&remove);
+        assert_eq!(refused, unhealthy(ConfChangeType::RemoveNode, id));
+    }
+    c.propose(1, b"still serving").unwrap();
+    c.settle();
+    assert_eq!(
+        c.applied_data(2).last(),
+        Some(&Bytes::from_static(b"still serving"))
+    );
+    let remove_down = single(ConfChangeType::RemoveNode, 3);
+    c.node_mut(1).raw.propose_conf_change(&remove_down).unwrap();
+    c.tick_settle(3);
+    assert_eq!(c.node(1).raft().conf_state().voters, vec![1, 2]);
+    c.check().unwrap();
+}
+
+/// All voters live: a voter may be removed.
+#[test]
+fn a_live_voter_is_removed_from_a_healthy_cluster() {
+    let mut c = three();
+    c.tick_settle(21);
+    let remove = single(ConfChangeType::RemoveNode, 2);
+    c.node_mut(1).raw.propose_conf_change(&remove).unwrap();
+    c.tick_settle(3);
+    assert_eq!(c.node(1).raft().conf_state().voters, vec![1, 3]);
+}

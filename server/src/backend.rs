@@ -42,6 +42,11 @@ pub enum ServerError {
     /// The member is shutting down or was removed: "etcdserver: server stopped"
     /// (gRPC Unavailable).
     Stopped,
+    /// A membership change refused because it would leave the voters
+    /// without an active quorum (etcd `ErrUnhealthy`, strict
+    /// reconfiguration check): "etcdserver: unhealthy cluster" (gRPC
+    /// Unavailable).
+    Unhealthy,
     /// A local storage failure (a failed write or fsync) that stopped this
     /// member; the message names the cause (gRPC Internal, "etcdserver: ...").
     /// A full disk is answered with `Apply(ApplyError::NoSpace)` instead.

@@ -11,6 +11,7 @@
 //! ([`lease`]).
 
 pub mod batch;
+pub mod conf_change;
 pub mod lease;
 pub mod receive;
 pub mod send;

@@ -16,6 +16,7 @@
 mod alarm;
 mod auth_request;
 mod authorize;
+mod authorize_lease;
 mod error;
 mod request;
 mod response;

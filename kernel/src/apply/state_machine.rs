@@ -263,6 +263,27 @@ impl StateMachine {
         Ok(status)
     }
 
+    /// Checks that `auth` may keep lease `id` alive (etcd 3.6.9+
+    /// `checkLeaseRenew`): a user while auth is enabled, and, unless root,
+    /// WRITE on every key attached to the lease. Checked by the member a
+    /// client sends its keep-alive to, before it renews or forwards.
+    ///
+    /// Errors: [`AuthError::UserEmpty`], [`AuthError::AuthOldRevision`],
+    /// [`AuthError::PermissionDenied`].
+    pub fn check_lease_renew(&self, auth: &AuthInfo, id: LeaseId) -> Result<(), ApplyError> {
+        Ok(self.authorizer(auth).lease_renew(id)?)
+    }
+
+    /// Ids of every lease, ascending, if `auth` may list them (etcd 3.6.9+
+    /// `LeaseLeases` / `checkLeaseLeases`): a user while auth is enabled,
+    /// and, unless root, READ on every key attached to any lease.
+    ///
+    /// Errors: as [`StateMachine::check_lease_renew`].
+    pub fn lease_leases(&self, auth: &AuthInfo) -> Result<Vec<LeaseId>, ApplyError> {
+        self.authorizer(auth).lease_list()?;
+        Ok(self.lessor.leases())
+    }
+
     /// Keep-alive, on the leader (see [`Lessor::renew`]); propose the
     /// returned checkpoint if there is one.
     ///

@@ -21,6 +21,9 @@ pub enum MembershipError {
     LearnerNotReady,
     /// Adding a learner beyond [`super::MAX_LEARNERS`].
     TooManyLearners,
+    /// The change would leave fewer started voters than a quorum (etcd
+    /// `ErrNotEnoughStartedMembers`, strict reconfiguration check).
+    NotEnoughStartedMembers,
     /// No peer URL, or an empty one.
     BadUrls,
     /// The conf change's context is missing, undecodable, or names
@@ -41,6 +44,9 @@ impl fmt::Display for MembershipError {
                 "etcdserver: can only promote a learner member which is in sync with leader"
             }
             MembershipError::TooManyLearners => "etcdserver: too many learner members in cluster",
+            MembershipError::NotEnoughStartedMembers => {
+                "etcdserver: re-configuration failed due to not enough started members"
+            }
             MembershipError::BadUrls => "etcdserver: given member URLs are invalid",
             MembershipError::InvalidContext => "etcdserver: invalid conf change context",
         })

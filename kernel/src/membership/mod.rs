@@ -8,6 +8,8 @@
 //!   normal entries.
 //! * [`Cluster::from_initial_cluster`]: bootstrapping from etcd's
 //!   `--initial-cluster` and `--initial-cluster-token` flags.
+//! * [`Cluster::check_started_quorum`]: etcd's strict reconfiguration
+//!   check on started members (a change must leave a started quorum).
 //! * [`ConfChangeContext`]: what a conf-change entry's `context` carries
 //!   (the member being added or promoted), as etcd's `ConfigChangeContext`.
 
@@ -16,6 +18,7 @@ mod cluster;
 mod context;
 mod error;
 mod member;
+mod started_quorum;
 
 pub use bootstrap::{INITIAL_CLUSTER_MEMBERS_MAX, parse_initial_cluster};
 pub use cluster::{Cluster, ClusterSnapshot, MAX_LEARNERS, cluster_id};

@@ -1,6 +1,6 @@
 //! Errors returned by the Raft API and by [`Storage`](super::Storage).
 
-use super::NodeId;
+use super::{ConfChangeSingle, NodeId};
 use std::fmt;
 
 /// Errors a [`Storage`](super::Storage) implementation reports (the same
@@ -73,6 +73,13 @@ pub enum RaftError {
         /// The learner.
         id: NodeId,
     },
+    /// A membership change that would leave the voters without an active
+    /// quorum (etcd `ErrUnhealthy`, strict reconfiguration check; see
+    /// `active_quorum`).
+    Unhealthy {
+        /// The refused change.
+        change: ConfChangeSingle,
+    },
     /// The message cannot be stepped (e.g. from an unknown peer or of a
     /// local-only kind).
     StepRejected(&'static str),
@@ -89,6 +96,11 @@ impl fmt::Display for RaftError {
             RaftError::LearnerNotReady { id } => {
                 write!(f, "learner {id:x} is not in sync with the leader")
             }
+            RaftError::Unhealthy { change } => write!(
+                f,
+                "{:?} {:x} would leave no active quorum",
+                change.change_type, change.node_id
+            ),
             RaftError::StepRejected(why) => write!(f, "raft: cannot step message: {why}"),
         }
     }

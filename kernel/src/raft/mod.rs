@@ -17,6 +17,7 @@
 //! `KEEL_RAFT_SEED`/`KEEL_RAFT_SEEDS`), `raft_step_arbitrary.rs` (no panic on
 //! malformed peer input). Benchmark: `cargo bench -p keel-bench --bench raft`.
 
+mod active_quorum;
 mod codec;
 pub mod confchange;
 mod config;

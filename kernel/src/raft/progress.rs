@@ -31,6 +31,11 @@ pub struct Progress {
     /// Whether the peer was heard from in the current election timeout
     /// (used by check-quorum).
     pub recent_active: bool,
+    /// Whether the peer was heard from in the previous election timeout:
+    /// with `recent_active`, whether it is active now (a peer that
+    /// answers every heartbeat is never seen as down when a window
+    /// starts). Read by the strict reconfiguration check.
+    pub active_last_window: bool,
     /// In Probe: an append was sent and its answer is awaited.
     pub probe_sent: bool,
     /// Unacknowledged appends (Replicate).
@@ -48,6 +53,7 @@ impl Progress {
             state: ProgressState::Probe,
             pending_snapshot: 0,
             recent_active: false,
+            active_last_window: false,
             probe_sent: false,
             inflights,
             is_learner: false,

@@ -312,6 +312,7 @@ impl<S: Storage> Raft<S> {
                 }
                 let self_id = self.id;
                 for (id, pr) in self.tracker.progress.iter_mut() {
+                    pr.active_last_window = pr.recent_active;
                     pr.recent_active = *id == self_id;
                 }
             }

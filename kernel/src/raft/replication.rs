@@ -158,6 +158,7 @@ impl<S: Storage> Raft<S> {
             }
             confchange::apply(&self.tracker.config, &cc)?;
             self.check_promotions(&cc)?;
+            self.check_active_quorum(&cc)?;
         }
         Ok(())
     }

@@ -75,6 +75,7 @@ impl ProgressTracker {
         let mut pr = Progress::new(next_idx, inflights);
         pr.is_learner = is_learner;
         pr.recent_active = true;
+        pr.active_last_window = true;
         pr
     }
 

@@ -19,13 +19,13 @@ async fn clients() -> (AuthClient, KvClient) {
     (auth, kv)
 }
 
-async fn clients_and_channel() -> (AuthClient, KvClient, Channel) {
+pub(super) async fn clients_and_channel() -> (AuthClient, KvClient, Channel) {
     let channel = start(TestBackend::new(64), ApiLimits::default()).await;
     let auth = AuthClient::new(channel.clone());
     (auth, KvClient::new(channel.clone()), channel)
 }
 
-async fn add_user(auth: &mut AuthClient, name: &str, password: &str) {
+pub(super) async fn add_user(auth: &mut AuthClient, name: &str, password: &str) {
     let add = pb::AuthUserAddRequest {
         name: name.into(),
         password: password.into(),
@@ -46,7 +46,7 @@ async fn root_and_carol(auth: &mut AuthClient) {
     auth.auth_enable(pb::AuthEnableRequest {}).await.unwrap();
 }
 
-async fn login(auth: &mut AuthClient, name: &str, password: &str) -> String {
+pub(super) async fn login(auth: &mut AuthClient, name: &str, password: &str) -> String {
     let request = pb::AuthenticateRequest {
         name: name.into(),
         password: password.into(),

@@ -53,7 +53,18 @@ pub fn request_caller<B: Backend, T>(
     backend: &B,
     request: &GrpcRequest<T>,
 ) -> Result<AuthInfo, AuthError> {
-    let Some(token) = request_token(request.metadata())? else {
+    token_caller(backend, request_token(request.metadata())?)
+}
+
+/// Who a request carrying `token` (as [`request_token`] read it) comes
+/// from; see [`request_caller`]. Streams that check every message (lease
+/// keep-alives) call this once per message, as etcd reads the caller from
+/// the stream's context each time.
+///
+/// Errors: auth enabled and an unknown or expired token →
+/// [`AuthError::InvalidAuthToken`].
+pub fn token_caller<B: Backend>(backend: &B, token: Option<&str>) -> Result<AuthInfo, AuthError> {
+    let Some(token) = token else {
         return Ok(AuthInfo::default());
     };
     // Checking under the shared read lock first keeps token-carrying

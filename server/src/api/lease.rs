@@ -9,11 +9,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use keel_kernel::apply::{ApplyError, Request, Response};
+use keel_kernel::auth::AuthError;
 use keel_kernel::lease::{IdGenerator, LeaseError, NO_LEASE};
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status, Streaming};
 
+use super::caller::{request_token, token_caller};
 use super::header::{current, header};
-use super::status::apply_error;
+use super::status::{apply_error, auth_error};
 use super::{ApiLimits, ResponseStream, propose, request_auth, response_stream, unexpected};
 use crate::backend::{Backend, ServerError};
 use crate::proto::etcdserverpb as pb;
@@ -59,14 +61,31 @@ impl<B: Backend> LeaseService<B> {
     }
 }
 
+/// The token a keep-alive stream was opened with: read once from the
+/// stream's metadata, resolved to a caller for every keep-alive.
+type StreamToken = Result<Option<String>, AuthError>;
+
 /// One keep-alive answer: the granted TTL, or TTL 0 for an unknown lease
-/// (etcd answers rather than failing the stream).
+/// (etcd answers rather than failing the stream). The caller `token`
+/// stands for must be allowed to renew lease `id` (etcd 3.6.9+
+/// `checkLeaseRenew`, on the member the client talks to, before the
+/// renewal is forwarded to the leader).
 ///
-/// Errors: anything else the backend reports (no leader, timeout...).
+/// Errors (they end the stream, as in etcd): a bad token →
+/// Unauthenticated "etcdserver: invalid auth token"; no user →
+/// InvalidArgument "etcdserver: user name is empty"; a key of the lease
+/// the caller may not write → PermissionDenied "etcdserver: permission
+/// denied"; anything else the backend reports (no leader, timeout...).
 async fn keep_alive_once<B: Backend>(
     backend: &B,
+    token: &StreamToken,
     id: i64,
 ) -> Result<pb::LeaseKeepAliveResponse, Status> {
+    let token = token.as_ref().map_err(|err| auth_error(*err))?;
+    let caller = token_caller(backend, token.as_deref()).map_err(auth_error)?;
+    backend
+        .with_state(|state| state.check_lease_renew(&caller, id))
+        .map_err(|err| apply_error(&err))?;
     let ttl = match backend.lease_renew(id).await {
         Ok(renewal) => renewal.ttl_secs,
         Err(ServerError::Apply(ApplyError::Lease(LeaseError::NotFound))) => 0,
@@ -127,12 +146,13 @@ impl<B: Backend> pb::lease_server::Lease for LeaseService<B> {
         &self,
         request: GrpcRequest<Streaming<pb::LeaseKeepAliveRequest>>,
     ) -> Result<GrpcResponse<Self::LeaseKeepAliveStream>, Status> {
+        let token: StreamToken = request_token(request.metadata()).map(|t| t.map(str::to_owned));
         let mut requests = request.into_inner();
         let (sender, receiver) = tokio::sync::mpsc::channel(self.limits.stream_buffer_responses);
         let backend = self.backend.clone();
         tokio::spawn(async move {
             while let Ok(Some(req)) = requests.message().await {
-                let answer = keep_alive_once(&backend, req.id).await;
+                let answer = keep_alive_once(&backend, &token, req.id).await;
                 let failed = answer.is_err();
                 if sender.send(answer).await.is_err() || failed {
                     break;
@@ -175,9 +195,9 @@ impl<B: Backend> pb::lease_server::Lease for LeaseService<B> {
         Ok(GrpcResponse::new(resp))
     }
 
-    /// Any user, but a user, while auth is enabled (etcd 3.6.9+; etcd also
-    /// checks READ over every listed lease's keys for non-root users,
-    /// which keel does not yet: see `docs/auth-compat.md`).
+    /// Every lease id; while auth is enabled the caller must be a user and,
+    /// unless root, may read every key attached to any lease (etcd 3.6.9+
+    /// `checkLeaseLeases`): the whole listing is refused otherwise.
     async fn lease_leases(
         &self,
         request: GrpcRequest<pb::LeaseLeasesRequest>,
@@ -185,10 +205,7 @@ impl<B: Backend> pb::lease_server::Lease for LeaseService<B> {
         let auth = request_auth(&self.backend, &request)?;
         let ids = self
             .backend
-            .with_state(|state| {
-                state.require_user(&auth)?;
-                Ok(state.lessor().leases())
-            })
+            .with_state(|state| state.lease_leases(&auth))
             .map_err(|err| apply_error(&err))?;
         Ok(GrpcResponse::new(pb::LeaseLeasesResponse {
             header: current(&self.backend),

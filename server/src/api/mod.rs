@@ -205,6 +205,9 @@ pub async fn response_stream<T: Send + 'static>(
 mod auth_tests;
 #[cfg(all(test, not(madsim)))]
 #[allow(clippy::unwrap_used)]
+mod lease_auth_tests;
+#[cfg(all(test, not(madsim)))]
+#[allow(clippy::unwrap_used)]
 mod node_tests;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -38,6 +38,7 @@ pub fn server_error(err: &ServerError) -> Status {
         ServerError::RequestTooLarge => Status::invalid_argument(REQUEST_TOO_LARGE),
         ServerError::TooManyRequests => Status::resource_exhausted("etcdserver: too many requests"),
         ServerError::Stopped => Status::unavailable("etcdserver: server stopped"),
+        ServerError::Unhealthy => Status::unavailable("etcdserver: unhealthy cluster"),
         ServerError::Storage(why) => Status::internal(format!("etcdserver: {why}")),
     }
 }
@@ -124,6 +125,7 @@ pub fn membership_error(err: MembershipError) -> Status {
         | MembershipError::PeerUrlExists
         | MembershipError::NotLearner
         | MembershipError::LearnerNotReady
+        | MembershipError::NotEnoughStartedMembers
         | MembershipError::TooManyLearners => Code::FailedPrecondition,
     };
     Status::new(code, err.to_string())
@@ -222,6 +224,18 @@ mod tests {
         assert_eq!(
             pair(&server_error(&ServerError::TooManyRequests)),
             (Code::ResourceExhausted, "etcdserver: too many requests")
+        );
+        assert_eq!(
+            pair(&server_error(&ServerError::Unhealthy)),
+            (Code::Unavailable, "etcdserver: unhealthy cluster")
+        );
+        let not_started = MembershipError::NotEnoughStartedMembers;
+        assert_eq!(
+            pair(&membership_error(not_started)),
+            (
+                Code::FailedPrecondition,
+                "etcdserver: re-configuration failed due to not enough started members"
+            )
         );
         let nospace = server_error(&ServerError::Apply(ApplyError::NoSpace));
         assert_eq!(

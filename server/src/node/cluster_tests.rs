@@ -3,7 +3,9 @@
 //! leader being stopped, a member that fell behind the leader's compacted
 //! log catches up through a snapshot, a member added with `member add` joins
 //! with `--initial-cluster-state existing`, a learner that never started is
-//! not promoted; and on keel-wal's simulated disk
+//! not promoted, a change that would cost the active quorum or leave too
+//! few started voters is refused;
+//! and on keel-wal's simulated disk
 //! a failed fsync fails the request while the member stays up with everything
 //! acknowledged before, a full disk raises NOSPACE until space is freed, the
 //! WAL's next segment is kept prepared across a cut, and a slow removal of a
@@ -378,6 +380,116 @@ async fn a_learner_that_never_started_is_not_promoted() {
 }
 
 /// A single member on keel-wal's simulated disk, serving no sockets.
+/// The status a refused membership change answers with.
+fn change_refusal(err: &ServerError) -> (tonic::Code, String) {
+    let status = crate::api::status::server_error(err);
+    (status.code(), status.message().to_owned())
+}
+
+/// Issue 28 item 9 (etcd `mayRemoveMember`, `mayAddMember` with
+/// `--strict-reconfig-check`): with one of three members down, removing a
+/// live member or adding a voter would cost the active quorum, so both are
+/// refused with etcd's "unhealthy cluster", whether asked of the leader or
+/// of a follower (which forwards the change to the leader), and the cluster
+/// keeps serving; the member that is down may be removed. Before that, a
+/// follower adds a learner and is refused its promotion with etcd's error
+/// rather than timing out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_would_cost_the_active_quorum_is_refused() {
+    let specs = specs(3, 10_000);
+    let mut members = start_all(&specs).await;
+    let handles: Vec<NodeHandle> = members.iter().flatten().map(Member::handle).collect();
+    let first = leader(&handles).await;
+    let (live, down) = ((first + 1) % 3, (first + 2) % 3);
+    let add_learner = crate::backend::MemberChange::Add {
+        peer_urls: vec![format!("http://{}", free_addr())],
+        is_learner: true,
+    };
+    let (learner, listed) = handles[live].change_membership(add_learner).await.unwrap();
+    assert!(listed.iter().any(|m| m.id == learner.id && m.is_learner));
+    let promote = crate::backend::MemberChange::Promote {
+        member_id: learner.id,
+    };
+    let refused = handles[live].change_membership(promote).await.unwrap_err();
+    let not_ready = (
+        tonic::Code::FailedPrecondition,
+        "etcdserver: can only promote a learner member which is in sync with leader".to_owned(),
+    );
+    assert_eq!(change_refusal(&refused), not_ready);
+
+    if let Some(member) = members[down].take() {
+        member.stop().await;
+    }
+    // Ten election timeouts: the leader has long stopped hearing from it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let unhealthy = (
+        tonic::Code::Unavailable,
+        "etcdserver: unhealthy cluster".to_owned(),
+    );
+    let leader_handle = &handles[first];
+    let (live_id, leader_id) = (handles[live].member_id(), leader_handle.member_id());
+    for (via, id) in [(first, live_id), (first, leader_id), (live, live_id)] {
+        let remove = crate::backend::MemberChange::Remove { member_id: id };
+        let refused = handles[via].change_membership(remove).await.unwrap_err();
+        assert_eq!(
+            change_refusal(&refused),
+            unhealthy,
+            "via {via}, removing {id:x}"
+        );
+    }
+    let add = crate::backend::MemberChange::Add {
+        peer_urls: vec![format!("http://{}", free_addr())],
+        is_learner: false,
+    };
+    let refused = leader_handle.change_membership(add).await.unwrap_err();
+    assert_eq!(change_refusal(&refused), unhealthy);
+    put(leader_handle, "after", "refusals").await;
+    assert_eq!(
+        get(&handles[live], "after").await.as_deref(),
+        Some(&b"refusals"[..])
+    );
+    let voters = leader_handle.with_state(|sm| sm.cluster().members().len());
+    assert_eq!(voters, 4, "three voters and the learner");
+
+    let remove_down = crate::backend::MemberChange::Remove {
+        member_id: handles[down].member_id(),
+    };
+    let (_, left) = leader_handle.change_membership(remove_down).await.unwrap();
+    assert_eq!(left.len(), 3, "two voters and the learner");
+    put(leader_handle, "after", "removal").await;
+    for member in members.into_iter().flatten() {
+        member.stop().await;
+    }
+}
+
+/// etcd `IsReadyToAddVotingMember`: a one-member cluster may add a voter
+/// (etcd's restore procedure) even before it starts, but a second voter
+/// added while the first has not started would leave one started voter of
+/// three: FailedPrecondition "etcdserver: re-configuration failed due to
+/// not enough started members" (what etcd 3.4.23 answers too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_is_not_added_beside_one_that_never_started() {
+    let specs = specs(1, 10_000);
+    let only = start(&specs[0]).await;
+    let handle = only.handle();
+    leader(std::slice::from_ref(&handle)).await;
+    let add = || crate::backend::MemberChange::Add {
+        peer_urls: vec![format!("http://{}", free_addr())],
+        is_learner: false,
+    };
+    let (unstarted, members) = handle.change_membership(add()).await.unwrap();
+    assert_eq!((unstarted.name.as_str(), members.len()), ("", 2));
+    let refused = handle.change_membership(add()).await.unwrap_err();
+    let not_started = (
+        tonic::Code::FailedPrecondition,
+        "etcdserver: re-configuration failed due to not enough started members".to_owned(),
+    );
+    assert_eq!(change_refusal(&refused), not_started);
+    let voters = handle.with_state(|sm| sm.cluster().members().len());
+    assert_eq!(voters, 2);
+    only.stop().await;
+}
+
 async fn sim_member(quota_backend_bytes: Option<u64>) -> (super::Node, keel_wal::SimStorage) {
     let disk = keel_wal::SimStorage::new(keel_wal::SimConfig::default());
     let storage = NodeStorage {

@@ -454,6 +454,10 @@ impl<S: Storage> Driver<S> {
                 let refusal = ApplyError::Membership(MembershipError::LearnerNotReady);
                 let _ = reply.send(Err(ServerError::Apply(refusal)));
             }
+            Err(err @ RaftError::Unhealthy { .. }) => {
+                tracing::warn!(%err, "membership change refused: it would cost the active quorum");
+                let _ = reply.send(Err(ServerError::Unhealthy));
+            }
             Err(err) => {
                 tracing::info!(%err, "membership change refused by raft");
                 let _ = reply.send(Err(self.no_leader_error()));

@@ -21,6 +21,7 @@ use super::read_index::ReadOutcome;
 use super::settings::NodeSettings;
 use crate::backend::{AppliedEvents, Backend, MemberChange, NodeStatus, ServerError};
 use crate::proto::keelpeerpb::peer_client::PeerClient;
+use crate::transport::conf_change::{ConfChangeReceiver, forward_conf_change};
 use crate::transport::lease::{LeaseAuthority, forward_renew, forward_time_to_live};
 
 /// Proposals waiting for apply at once, per member.
@@ -279,8 +280,14 @@ impl NodeHandle {
             changes,
             context: context.encode(),
         };
-        self.with_state(|sm| sm.cluster().validate_conf_change(&change))
-            .map_err(|e| ServerError::Apply(ApplyError::Membership(e)))?;
+        // etcd's strict reconfiguration check (`mayAddMember`,
+        // `mayRemoveMember`), before the change itself is validated.
+        self.with_state(|sm| {
+            let cluster = sm.cluster();
+            cluster.check_started_quorum(&change)?;
+            cluster.validate_conf_change(&change)
+        })
+        .map_err(|e| ServerError::Apply(ApplyError::Membership(e)))?;
         Ok((change, id))
     }
 
@@ -402,18 +409,15 @@ impl Backend for NodeHandle {
         }
         let (conf_change, id) = self.conf_change_for(&change)?;
         let removed = self.with_state(|sm| sm.cluster().member(id).cloned());
-        let (tx, rx) = oneshot::channel();
-        self.shared
-            .commands
-            .try_send(Command::ConfChange {
-                change: conf_change,
-                reply: tx,
-            })
-            .map_err(|_| ServerError::TooManyRequests)?;
-        match tokio::time::timeout(self.shared.settings.request_timeout(), rx).await {
-            Ok(Ok(outcome)) => outcome?,
-            Ok(Err(_)) => return Err(ServerError::Stopped),
-            Err(_) => return Err(ServerError::Timeout),
+        if self.is_leader() {
+            let rx = self.send_conf_change(conf_change)?;
+            match tokio::time::timeout(self.shared.settings.request_timeout(), rx).await {
+                Ok(Ok(outcome)) => outcome?,
+                Ok(Err(_)) => return Err(ServerError::Stopped),
+                Err(_) => return Err(ServerError::Timeout),
+            }
+        } else {
+            self.change_at_leader(&conf_change).await?;
         }
         Ok(self.members_after(id, removed))
     }
@@ -441,6 +445,20 @@ impl LeaseAuthority for NodeHandle {
         self.with_state(|sm| sm.cluster().members().into_iter().cloned().collect())
     }
 
+    fn propose_conf_change_here(
+        &self,
+        change: ConfChange,
+    ) -> Result<ConfChangeReceiver, ServerError> {
+        if !self.is_leader() {
+            return Err(self.not_leader_error());
+        }
+        self.send_conf_change(change)
+    }
+
+    fn request_timeout(&self) -> Duration {
+        self.shared.settings.request_timeout()
+    }
+
     fn time_to_live_here(&self, id: LeaseId, keys: bool) -> Result<LeaseStatus, ServerError> {
         if !self.is_leader() {
             return Err(self.not_leader_error());
@@ -451,6 +469,34 @@ impl LeaseAuthority for NodeHandle {
 }
 
 impl NodeHandle {
+    /// Hands a membership change to this member's driver; the receiver
+    /// answers once it is applied, or refused.
+    /// Errors: `TooManyRequests` when the driver's queue is full.
+    fn send_conf_change(&self, change: ConfChange) -> Result<ConfChangeReceiver, ServerError> {
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .commands
+            .try_send(Command::ConfChange { change, reply: tx })
+            .map_err(|_| ServerError::TooManyRequests)?;
+        Ok(rx)
+    }
+
+    /// A follower's membership change: the leader checks and makes it (see
+    /// `transport::conf_change`); then this member catches up with the
+    /// leader's commit so the member list it answers includes the change
+    /// (best effort: a member that removed itself stops meanwhile).
+    /// Errors: the leader's refusal; `NoLeader`, `ProposalDropped`, `Timeout`.
+    async fn change_at_leader(&self, change: &ConfChange) -> Result<(), ServerError> {
+        let mut client = self.leader_client().await?;
+        let cluster_id = self.shared.cluster_id;
+        self.with_timeout(forward_conf_change(&mut client, cluster_id, change))
+            .await?;
+        if let Err(err) = self.linearizable_barrier().await {
+            tracing::debug!(?err, "membership change made; local catch-up failed");
+        }
+        Ok(())
+    }
+
     /// A peer client to the current leader (cached per peer URL).
     /// Errors: `NoLeader` when no leader is known or it cannot be reached.
     async fn leader_client(&self) -> Result<PeerClient<Channel>, ServerError> {

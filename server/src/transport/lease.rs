@@ -2,13 +2,18 @@
 //! (`keelpeerpb.Peer/LeaseRenew`, `LeaseTimeToLive`): only the leader's
 //! lessor renews leases and knows their exact remaining TTL (etcd forwards
 //! keep-alives to the leader over its peer HTTP API the same way). The same
-//! [`LeaseAuthority`] lists the members for a joining member (`Members`).
+//! [`LeaseAuthority`] lists the members for a joining member (`Members`)
+//! and proposes membership changes followers forward (`ConfChange`).
 
 use keel_kernel::apply::ApplyError;
 use keel_kernel::lease::{LeaseError, LeaseId, LeaseRenewal, LeaseStatus};
+use std::time::Duration;
+
 use keel_kernel::membership::Member;
+use keel_kernel::raft::ConfChange;
 use tonic::transport::Channel;
 
+use super::conf_change::ConfChangeReceiver;
 use crate::backend::ServerError;
 use crate::proto::keelpeerpb::peer_client::PeerClient;
 use crate::proto::keelpeerpb::{
@@ -28,6 +33,20 @@ pub trait LeaseAuthority: Send + Sync + 'static {
 
     /// The members this member knows (for a member joining the cluster).
     fn members_here(&self) -> Vec<Member>;
+
+    /// Proposes a membership change a follower forwarded, if this member
+    /// is the leader (see [`super::conf_change`]); the receiver answers
+    /// once the change is applied here, or with the leader's refusal.
+    ///
+    /// Errors: `NoLeader` or `Apply(Lease(NotPrimary))` when this member is
+    /// not the leader; `TooManyRequests`, `Stopped`.
+    fn propose_conf_change_here(
+        &self,
+        change: ConfChange,
+    ) -> Result<ConfChangeReceiver, ServerError>;
+
+    /// How long a forwarded request may take (`--request-timeout`).
+    fn request_timeout(&self) -> Duration;
 }
 
 fn failure_of(error: &ServerError) -> Option<LeaseFailure> {
@@ -155,6 +174,17 @@ mod tests {
         }
         fn members_here(&self) -> Vec<Member> {
             Vec::new()
+        }
+
+        fn propose_conf_change_here(
+            &self,
+            _change: ConfChange,
+        ) -> Result<ConfChangeReceiver, ServerError> {
+            Err(ServerError::NoLeader)
+        }
+
+        fn request_timeout(&self) -> Duration {
+            Duration::from_secs(1)
         }
 
         fn time_to_live_here(&self, id: LeaseId, _keys: bool) -> Result<LeaseStatus, ServerError> {

@@ -5,13 +5,17 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
+use keel_kernel::raft::ConfChange;
+
+use super::conf_change::answer_conf_change;
 use super::lease::{LeaseAuthority, answer_renew, answer_time_to_live};
 use super::snapshot::SnapshotAssembler;
 use super::{Inbound, TransportLimits};
 use crate::proto::keelpeerpb::peer_server::{Peer, PeerServer};
 use crate::proto::keelpeerpb::{
-    LeaseRenewReply, LeaseRenewRequest, LeaseTimeToLiveReply, LeaseTimeToLiveRequest, MembersReply,
-    MembersRequest, PeerMember, RaftAck, RaftBatch, SnapshotAck, SnapshotChunk,
+    ConfChangeForward, ConfChangeReply, LeaseRenewReply, LeaseRenewRequest, LeaseTimeToLiveReply,
+    LeaseTimeToLiveRequest, MembersReply, MembersRequest, PeerMember, RaftAck, RaftBatch,
+    SnapshotAck, SnapshotChunk,
 };
 
 /// The tonic server wrapping [`PeerService`], as `Server::add_service` takes it.
@@ -228,6 +232,21 @@ impl Peer for PeerService {
         let request = request.into_inner();
         let authority = self.lease_authority(request.cluster_id)?;
         answer_time_to_live(authority, &request).map(Response::new)
+    }
+
+    /// Proposes a membership change a follower forwarded, if this member
+    /// leads, and answers once it is applied or refused.
+    async fn conf_change(
+        &self,
+        request: Request<ConfChangeForward>,
+    ) -> Result<Response<ConfChangeReply>, Status> {
+        let request = request.into_inner();
+        let authority = self.lease_authority(request.cluster_id)?;
+        let change = ConfChange::decode(&request.conf_change)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let pending = authority.propose_conf_change_here(change);
+        let reply = answer_conf_change(pending, authority.request_timeout()).await;
+        Ok(Response::new(reply))
     }
 
     /// Lists the members this member knows, for a joining member.

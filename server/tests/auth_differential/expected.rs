@@ -44,9 +44,8 @@ pub fn why(principal: &str, step: &str) -> Option<&'static str> {
         "TxnPutWithLeaseB" | "WatchAFromKey" => principal == "alice",
         "TxnPutWPrevKv" => principal == "wally(write-only)",
         "LeaseTtlKeys" => !root && principal != "bob",
-        "LeaseTtlNoKeys" | "LeaseLeases" | "Status" | "MemberList" | "AlarmList" => {
-            anonymous || bad_token
-        }
+        "LeaseLeases" | "LeaseKeepAliveB" => !root,
+        "LeaseTtlNoKeys" | "Status" | "MemberList" | "AlarmList" => anonymous || bad_token,
         "LeaseGrantRevokeOwn" => anonymous,
         _ => false,
     };
@@ -71,6 +70,14 @@ fn reason(step: &str) -> &'static str {
         "LeaseTtlKeys" => {
             "etcd 3.6 checks READ over the lease's keys (\"protect lease \
                            timetolive with auth\"); 3.4.23 does not"
+        }
+        "LeaseLeases" => {
+            "etcd 3.6.9+ needs a user and, but for root, READ over every key of every \
+             lease (checkLeaseLeases); no other principal may read all the leases' keys"
+        }
+        "LeaseKeepAliveB" => {
+            "etcd 3.6.9+ needs a user and, but for root, WRITE over the lease's keys \
+             (checkLeaseRenew); no one but root may write /b/lease"
         }
         _ => NEWEST,
     }

@@ -44,6 +44,7 @@ pub enum Step {
     LeaseTtlKeys,
     LeaseTtlNoKeys,
     LeaseLeases,
+    LeaseKeepAliveB,
     LockA,
     LockB,
     ElectionLeaderA,
@@ -100,6 +101,7 @@ pub const STEPS: &[Step] = &[
     Step::LeaseTtlKeys,
     Step::LeaseTtlNoKeys,
     Step::LeaseLeases,
+    Step::LeaseKeepAliveB,
     Step::LockA,
     Step::LockB,
     Step::ElectionLeaderA,
@@ -259,6 +261,7 @@ impl Step {
                     .lease_leases(authed(pb::LeaseLeasesRequest {}, token))
                     .await,
             ),
+            Step::LeaseKeepAliveB => keep_alive(&mut lease, token, LEASE_B).await,
             Step::LockA => lock(ctx, token, "/a/lock").await,
             Step::LockB => lock(ctx, token, "/b/lock").await,
             Step::ElectionLeaderA => {
@@ -430,6 +433,26 @@ async fn watch(ctx: &Context<'_>, token: Option<&str>, key: &str, end: &str) -> 
         Ok(Some(r)) if r.canceled => Outcome::WatchCanceled(r.cancel_reason),
         Ok(Some(_)) => Outcome::Ok,
         Ok(None) => Outcome::Refused(tonic::Code::Unknown, "stream ended".into()),
+        Err(status) => Outcome::of::<()>(Err(status)),
+    }
+}
+
+/// One keep-alive of lease `id` on a stream opened with `token`: served
+/// when its first answer arrives, refused when the stream ends with a
+/// status.
+async fn keep_alive(
+    lease: &mut pb::lease_client::LeaseClient<Channel>,
+    token: Option<&str>,
+    id: i64,
+) -> Outcome {
+    let requests = tokio_stream::iter(vec![pb::LeaseKeepAliveRequest { id }]);
+    let mut answers = match lease.lease_keep_alive(authed(requests, token)).await {
+        Ok(answers) => answers.into_inner(),
+        Err(status) => return Outcome::of::<()>(Err(status)),
+    };
+    match answers.message().await {
+        Ok(Some(_)) => Outcome::Ok,
+        Ok(None) => Outcome::Refused(tonic::Code::Ok, "stream ended without answer".into()),
         Err(status) => Outcome::of::<()>(Err(status)),
     }
 }
