@@ -34,11 +34,12 @@ use keel_kernel::mvcc::{
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
-use tonic::transport::{Channel, Server};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
 
+use super::ApiLimits;
 use super::test_backend::TestBackend;
-use super::{ApiLimits, add_services};
+use super::tests::start;
 use crate::backend::Backend;
 use crate::proto::etcdserverpb as pb;
 use pb::watch_request::RequestUnion;
@@ -126,18 +127,6 @@ struct World {
     value: u64,
 }
 
-async fn start_server(backend: TestBackend) -> Channel {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let router = add_services(&mut Server::builder(), backend, limits());
-    tokio::spawn(router.serve_with_incoming(TcpListenerStream::new(listener)));
-    Channel::from_shared(format!("http://{address}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
 /// Opens a watch stream whose responses a reader task forwards.
 ///
 /// The call returns with the first response, so it is spawned; the first
@@ -166,7 +155,7 @@ fn open_stream(channel: &Channel) -> WatchStreamClient {
 impl World {
     async fn new(seed: u64) -> World {
         let backend = TestBackend::with_deferred_events(EVENT_CAPACITY);
-        let channel = start_server(backend.clone()).await;
+        let channel = start(backend.clone(), limits()).await;
         World {
             seed,
             rng: StdRng::seed_from_u64(seed),
@@ -308,7 +297,7 @@ impl World {
         let created = self.await_created(stream).await;
         let from_revision = match start_revision {
             0 => created.header.map_or(0, |h| h.revision) + 1,
-            start => start,
+            revision => revision,
         };
         let index = self.tracked.len();
         self.by_id.insert((stream, created.watch_id), index);
