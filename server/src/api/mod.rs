@@ -13,6 +13,8 @@ pub mod auth;
 pub mod caller;
 pub mod cluster;
 pub mod convert;
+#[cfg(not(madsim))]
+pub mod deadline;
 pub mod header;
 pub mod kv;
 pub mod lease;
@@ -97,11 +99,30 @@ impl ApiLimits {
     }
 }
 
+/// The tonic server etcd's API is served by: with [`deadline::DeadlineLayer`],
+/// so an expired client deadline is answered as etcd answers it.
+#[cfg(not(madsim))]
+pub type ClientServer = Server<tower_layer::Stack<deadline::DeadlineLayer, tower_layer::Identity>>;
+
+/// The router of a [`ClientServer`].
+#[cfg(not(madsim))]
+pub type ClientRouter = Router<tower_layer::Stack<deadline::DeadlineLayer, tower_layer::Identity>>;
+
+/// A [`ClientServer`] with tonic's defaults.
+#[cfg(not(madsim))]
+pub fn client_server() -> ClientServer {
+    Server::builder().layer(deadline::DeadlineLayer)
+}
+
 /// Mounts etcd's services (KV, Watch, Lease, Cluster, Maintenance, Auth,
 /// and `v3lockpb.Lock`) served by `backend` on `server`, each decoding messages up to
 /// [`ApiLimits::max_decoding_message_size`]. Add further services (peer
 /// transport, health) to the returned router and serve it.
-pub fn add_services<B: Backend>(server: &mut Server, backend: B, limits: ApiLimits) -> Router {
+pub fn add_services<B: Backend, L: Clone>(
+    server: &mut Server<L>,
+    backend: B,
+    limits: ApiLimits,
+) -> Router<L> {
     use crate::proto::v3lockpb::lock_server::LockServer;
     use pb::auth_server::AuthServer;
     use pb::cluster_server::ClusterServer;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::Code;
-use tonic::transport::{Channel, Server};
+use tonic::transport::Channel;
 
 use super::test_backend::TestBackend;
 use super::{ApiLimits, ETCD_VERSION, add_services};
@@ -21,7 +21,7 @@ use keel_kernel::mvcc::PutRequest;
 pub(super) async fn start(backend: TestBackend, limits: ApiLimits) -> Channel {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let router = add_services(&mut Server::builder(), backend, limits);
+    let router = add_services(&mut super::client_server(), backend, limits);
     tokio::spawn(router.serve_with_incoming(TcpListenerStream::new(listener)));
     Channel::from_shared(format!("http://{address}"))
         .unwrap()
@@ -786,6 +786,35 @@ async fn watchers_resume_from_history_after_a_snapshot_install() {
         );
     }
     assert_eq!(revisions, (2..=last).collect::<Vec<i64>>());
+}
+
+/// A call still waiting when the client's deadline (`grpc-timeout`)
+/// passes is answered `DEADLINE_EXCEEDED` "context deadline exceeded", as
+/// grpc-go (etcd) answers it, not tonic's `CANCELLED` "Timeout expired".
+#[tokio::test]
+async fn an_expired_deadline_is_deadline_exceeded() {
+    use crate::proto::v3lockpb;
+    let channel = start(TestBackend::new(64), ApiLimits::default()).await;
+    let mut lease = pb::lease_client::LeaseClient::new(channel.clone());
+    let mut leases = Vec::new();
+    for _ in 0..2 {
+        let request = pb::LeaseGrantRequest { ttl: 60, id: 0 };
+        leases.push(lease.lease_grant(request).await.unwrap().into_inner().id);
+    }
+    let mut locks = v3lockpb::lock_client::LockClient::new(channel);
+    let lock = |lease| v3lockpb::LockRequest {
+        name: bytes("m"),
+        lease,
+    };
+    locks.lock(lock(leases[0])).await.unwrap();
+    // The lock is held: the second request waits until its deadline.
+    let mut waiting = tonic::Request::new(lock(leases[1]));
+    waiting.set_timeout(Duration::from_millis(300));
+    let expired = locks.lock(waiting).await.unwrap_err();
+    assert_eq!(
+        (expired.code(), expired.message()),
+        (Code::DeadlineExceeded, "context deadline exceeded")
+    );
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use keel_wal::Storage;
 use tokio::sync::{mpsc, watch};
 use tonic::transport::Server;
+#[cfg(madsim)]
 use tonic::transport::server::Router;
 
 use super::{BootError, Node, NodeHandle, NodeSettings, NodeStorage};
@@ -67,6 +68,9 @@ impl Member {
             );
         }
         for addr in listeners.client_addrs {
+            #[cfg(not(madsim))]
+            let mut server = api::client_server();
+            #[cfg(madsim)]
             let mut server = Server::builder();
             let router = api::add_services(&mut server, node.handle(), listeners.api_limits);
             let mut published = node.published();
@@ -124,7 +128,7 @@ type ServeError = Box<dyn std::error::Error + Send + Sync>;
 /// (etcdctl 3.4's `endpoint status`) are served as etcd serves them.
 #[cfg(not(madsim))]
 async fn serve_clients(
-    router: Router,
+    router: api::ClientRouter,
     addr: SocketAddr,
     signal: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
