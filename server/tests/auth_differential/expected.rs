@@ -2,21 +2,7 @@
 //! (principal, step), each with its reason (`docs/auth-compat.md`).
 
 use super::steps::STEPS;
-
-/// Every principal name the matrix uses.
-const PRINCIPALS: &[&str] = &[
-    "alice",
-    "bob",
-    "carol",
-    "wally(write-only)",
-    "dave(deleted)",
-    "erin(role revoked)",
-    "frank(permission revoked)",
-    "gina(password changed)",
-    "anonymous",
-    "made-up",
-    "root",
-];
+use super::world::{OTHER_PRINCIPALS, USER_PRINCIPALS};
 
 /// Steps run once more after auth is disabled.
 const AFTER_DISABLE: &str = "GetA(auth disabled)";
@@ -90,8 +76,9 @@ pub fn listed() -> Vec<(&'static str, String)> {
         .map(|step| format!("{step:?}"))
         .chain([AFTER_DISABLE.to_string()]);
     let steps: Vec<String> = steps.collect();
-    PRINCIPALS
+    USER_PRINCIPALS
         .iter()
+        .chain(&OTHER_PRINCIPALS)
         .flat_map(|p| steps.iter().map(move |s| (*p, s.clone())))
         .filter(|(p, s)| why(p, s).is_some())
         .collect()

@@ -127,6 +127,27 @@ pub async fn login(channel: &Channel, user: &str) -> String {
     must(auth.authenticate(request.clone()).await).token
 }
 
+/// The principals that log in as a user, named `user` or `user(what
+/// happens to it)`.
+pub const USER_PRINCIPALS: [&str; 8] = [
+    "alice",
+    "bob",
+    "carol",
+    "wally(write-only)",
+    "dave(deleted)",
+    "erin(role revoked)",
+    "frank(permission revoked)",
+    "gina(password changed)",
+];
+
+/// The principals without a user of their own.
+pub const OTHER_PRINCIPALS: [&str; 3] = ["anonymous", "made-up", "root"];
+
+/// The user a principal's name stands for.
+fn user_of(name: &str) -> &str {
+    name.split('(').next().unwrap_or(name)
+}
+
 /// Every principal, root last (its admin steps change what follows):
 /// users with prefix, single-key, read-only and write-only grants, one
 /// without roles, anonymous, a made-up token and stale tokens of a deleted
@@ -134,23 +155,11 @@ pub async fn login(channel: &Channel, user: &str) -> String {
 /// permission and a user whose password changed.
 pub async fn principals(channel: &Channel, root: &str) -> Vec<Principal> {
     let mut tokens = Vec::new();
-    for user in [
-        "alice", "bob", "carol", "wally", "dave", "erin", "frank", "gina",
-    ] {
-        tokens.push(login(channel, user).await);
+    for name in USER_PRINCIPALS {
+        tokens.push(login(channel, user_of(name)).await);
     }
     make_stale(channel, root).await;
-    let names = [
-        "alice",
-        "bob",
-        "carol",
-        "wally(write-only)",
-        "dave(deleted)",
-        "erin(role revoked)",
-        "frank(permission revoked)",
-        "gina(password changed)",
-    ];
-    let mut principals: Vec<Principal> = names
+    let mut principals: Vec<Principal> = USER_PRINCIPALS
         .into_iter()
         .zip(tokens)
         .map(|(name, token)| Principal {
