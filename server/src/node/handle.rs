@@ -21,7 +21,7 @@ use super::read_index::ReadOutcome;
 use super::settings::NodeSettings;
 use crate::backend::{AppliedEvents, Backend, MemberChange, NodeStatus, ServerError};
 use crate::proto::keelpeerpb::peer_client::PeerClient;
-use crate::transport::conf_change::{ConfChangeReceiver, forward_conf_change};
+use crate::transport::conf_change::{ConfChangeReceiver, forward_conf_change, wait_conf_change};
 use crate::transport::lease::{LeaseAuthority, forward_renew, forward_time_to_live};
 
 /// Proposals waiting for apply at once, per member.
@@ -411,11 +411,7 @@ impl Backend for NodeHandle {
         let removed = self.with_state(|sm| sm.cluster().member(id).cloned());
         if self.is_leader() {
             let rx = self.send_conf_change(conf_change)?;
-            match tokio::time::timeout(self.shared.settings.request_timeout(), rx).await {
-                Ok(Ok(outcome)) => outcome?,
-                Ok(Err(_)) => return Err(ServerError::Stopped),
-                Err(_) => return Err(ServerError::Timeout),
-            }
+            wait_conf_change(rx, self.shared.settings.request_timeout()).await?;
         } else {
             self.change_at_leader(&conf_change).await?;
         }

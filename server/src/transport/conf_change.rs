@@ -45,6 +45,22 @@ fn outcome_of(failure: i32) -> Result<(), ServerError> {
     }
 }
 
+/// Waits (`timeout` at most) for what this member's driver answers on
+/// `receiver` about a membership change it was handed.
+///
+/// Errors: the driver's refusal; `Stopped` when the driver went away;
+/// `Timeout` (the change may still be applied later).
+pub async fn wait_conf_change(
+    receiver: ConfChangeReceiver,
+    timeout: Duration,
+) -> Result<(), ServerError> {
+    match tokio::time::timeout(timeout, receiver).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(_)) => Err(ServerError::Stopped),
+        Err(_) => Err(ServerError::Timeout),
+    }
+}
+
 /// Answers a forwarded change (leader side): waits on `pending` (what the
 /// leader's driver answers, `timeout` at most).
 ///
@@ -55,11 +71,7 @@ pub async fn answer_conf_change(
     timeout: Duration,
 ) -> ConfChangeReply {
     let outcome = match pending {
-        Ok(receiver) => match tokio::time::timeout(timeout, receiver).await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(_)) => Err(ServerError::Stopped),
-            Err(_) => Err(ServerError::Timeout),
-        },
+        Ok(receiver) => wait_conf_change(receiver, timeout).await,
         Err(err) => Err(err),
     };
     ConfChangeReply {

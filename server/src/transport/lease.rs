@@ -5,10 +5,10 @@
 //! [`LeaseAuthority`] lists the members for a joining member (`Members`)
 //! and proposes membership changes followers forward (`ConfChange`).
 
-use keel_kernel::apply::ApplyError;
-use keel_kernel::lease::{LeaseError, LeaseId, LeaseRenewal, LeaseStatus};
 use std::time::Duration;
 
+use keel_kernel::apply::ApplyError;
+use keel_kernel::lease::{LeaseError, LeaseId, LeaseRenewal, LeaseStatus};
 use keel_kernel::membership::Member;
 use keel_kernel::raft::ConfChange;
 use tonic::transport::Channel;
