@@ -8,6 +8,7 @@
 //! works.
 
 use std::future::Future;
+use std::time::Duration;
 
 use bytes::Bytes;
 use keel_kernel::apply::{ApplyError, ApplyResult, Request, StateMachine};
@@ -15,6 +16,38 @@ use keel_kernel::auth::AuthInfo;
 use keel_kernel::lease::{LeaseId, LeaseRenewal, LeaseStatus};
 use keel_kernel::membership::Member;
 use keel_kernel::mvcc::Event;
+
+tokio::task_local! {
+    /// When the API layer answers the current call itself (its client's
+    /// gRPC deadline, see [`crate::api::deadline`]); unset when the call has
+    /// no deadline.
+    static CALL_EXPIRES: tokio::time::Instant;
+}
+
+/// How much earlier than the API layer's own expiry a wait in the node
+/// gives up: a write that is not applied in time is answered as etcd
+/// answers it (`etcdserver: request timed out`, gRPC Unavailable; etcd
+/// `parseProposeCtxErr`), before the API layer would answer
+/// `DEADLINE_EXCEEDED`.
+pub const CALL_EXPIRY_MARGIN: Duration = Duration::from_millis(3);
+
+/// Runs `call` knowing that its caller stops waiting at `expires`: waits
+/// for apply inside it end by [`bounded_by_call_expiry`].
+pub async fn with_call_expiry<F: Future>(expires: tokio::time::Instant, call: F) -> F::Output {
+    CALL_EXPIRES.scope(expires, call).await
+}
+
+/// `timeout`, shortened so that it ends [`CALL_EXPIRY_MARGIN`] before the
+/// current call expires (see [`with_call_expiry`]); `timeout` itself
+/// outside such a call. Never negative: zero once the expiry is near.
+pub fn bounded_by_call_expiry(timeout: Duration) -> Duration {
+    let left = CALL_EXPIRES.try_with(|expires| {
+        expires
+            .saturating_duration_since(tokio::time::Instant::now())
+            .saturating_sub(CALL_EXPIRY_MARGIN)
+    });
+    left.map_or(timeout, |left| left.min(timeout))
+}
 
 /// Why the node could not serve a request. The API layer maps each variant
 /// to etcd's gRPC status code and message.

@@ -10,6 +10,13 @@
 //! the call [`DEADLINE_MARGIN`] earlier with etcd's status, so tonic's
 //! timer never fires first. Like tonic's, it bounds the call until its
 //! response headers: a stream's later messages are not cut.
+//!
+//! etcd answers one kind of call differently: a write (a Raft proposal)
+//! still waiting for apply when its deadline passes is answered
+//! `UNAVAILABLE` "etcdserver: request timed out" (`parseProposeCtxErr`).
+//! The layer therefore runs the call under
+//! [`crate::backend::with_call_expiry`], and the node stops waiting for a
+//! proposal just before the layer would answer.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -72,8 +79,9 @@ where
             let Some(timeout) = timeout else {
                 return call.await;
             };
-            let expires = timeout.saturating_sub(DEADLINE_MARGIN);
-            match tokio::time::timeout(expires, call).await {
+            let expires = tokio::time::Instant::now() + timeout.saturating_sub(DEADLINE_MARGIN);
+            let call = crate::backend::with_call_expiry(expires, call);
+            match tokio::time::timeout_at(expires, call).await {
                 Ok(answered) => answered,
                 Err(_) => Ok(Status::deadline_exceeded(DEADLINE_MESSAGE).into_http()),
             }

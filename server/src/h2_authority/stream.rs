@@ -2,7 +2,6 @@
 //! for tonic's `serve_with_incoming_shutdown`.
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -124,14 +123,13 @@ impl<S: Connected> Connected for FixedAuthorityStream<S> {
     }
 }
 
-/// Binds `addr` and yields accepted TCP connections (TCP_NODELAY set, as
-/// tonic's own listener does) wrapped in [`FixedAuthorityStream`].
-///
-/// Errors: binding fails (address in use, permission); accept errors are
-/// yielded as items, which tonic logs and skips.
+/// Accepts TCP connections on a bound `listener` (TCP_NODELAY set, as
+/// tonic's own listener does) and yields them wrapped in
+/// [`FixedAuthorityStream`]. Accept errors are yielded as items, which
+/// tonic logs and skips.
 pub fn incoming(
-    addr: SocketAddr,
-) -> io::Result<impl Stream<Item = io::Result<FixedAuthorityStream<TcpStream>>>> {
-    let listener = TcpIncoming::bind(addr)?.with_nodelay(Some(true));
-    Ok(listener.map(|accepted| accepted.map(FixedAuthorityStream::new)))
+    listener: tokio::net::TcpListener,
+) -> impl Stream<Item = io::Result<FixedAuthorityStream<TcpStream>>> {
+    let listener = TcpIncoming::from(listener).with_nodelay(Some(true));
+    listener.map(|accepted| accepted.map(FixedAuthorityStream::new))
 }

@@ -63,6 +63,17 @@ pub enum BootError {
     /// file does not decode).
     #[error("keel: recovered state is unusable: {0}")]
     Recovered(String),
+    /// A client or peer address could not be bound (in use, not a local
+    /// address, no permission).
+    #[error("keel: cannot listen for {kind} traffic on {addr}: {reason}")]
+    Listen {
+        /// `client` or `peer`.
+        kind: &'static str,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The operating system's error.
+        reason: String,
+    },
 }
 
 /// Everything the node driver starts with.

@@ -30,7 +30,7 @@ use keel_kernel::raft::{
     StateRole,
 };
 use keel_wal::{SnapshotFiles, SnapshotMarker, Storage, SyncJob, Wal, WalError};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::bootstrap::{Booted, state_config};
@@ -145,6 +145,7 @@ impl<S: Storage> Driver<S> {
             events,
             started: Instant::now(),
             lease_clients: Mutex::new(BTreeMap::new()),
+            leader: watch::channel(0).0,
         });
         let (event_tx, peer_events) = mpsc::channel(1024);
         let peers = Peers::new(booted.cluster_id, booted.member_id, limits, event_tx);
@@ -629,6 +630,12 @@ impl<S: Storage> Driver<S> {
         self.is_leader = soft_state.role == StateRole::Leader;
         let member = format!("{:x}", self.shared.member_id);
         if old_leader != self.leader_id {
+            let leader_id = self.leader_id;
+            self.shared.leader.send_if_modified(|known| {
+                let changed = *known != leader_id;
+                *known = leader_id;
+                changed
+            });
             let term = self.raw.raft().term;
             if self.leader_id == 0 {
                 tracing::info!(%member, term, "lost the leader");

@@ -19,7 +19,9 @@ use tonic::transport::{Channel, Endpoint};
 use super::proposals::{Proposals, RequestIds};
 use super::read_index::ReadOutcome;
 use super::settings::NodeSettings;
-use crate::backend::{AppliedEvents, Backend, MemberChange, NodeStatus, ServerError};
+use crate::backend::{
+    AppliedEvents, Backend, MemberChange, NodeStatus, ServerError, bounded_by_call_expiry,
+};
 use crate::proto::keelpeerpb::peer_client::PeerClient;
 use crate::transport::conf_change::{ConfChangeReceiver, forward_conf_change, wait_conf_change};
 use crate::transport::lease::{LeaseAuthority, forward_renew, forward_time_to_live};
@@ -28,6 +30,9 @@ use crate::transport::lease::{LeaseAuthority, forward_renew, forward_time_to_liv
 pub const PROPOSALS_MAX: usize = 16 * 1024;
 /// Applied-event batches buffered for slow watch streams.
 pub const EVENTS_BUFFER: usize = 4096;
+/// Longest wait between two attempts to publish this member's attributes
+/// while the leader stays the same.
+pub const PUBLISH_RETRY_MS: u64 = 500;
 
 /// What the handle asks of the driver.
 #[derive(Debug)]
@@ -74,6 +79,9 @@ pub struct Shared {
     pub started: Instant,
     /// Peer clients to leaders, by peer URL, for forwarded lease requests.
     pub lease_clients: Mutex<BTreeMap<String, PeerClient<Channel>>>,
+    /// The leader this member knows (0: none); the driver sends every
+    /// change, so a task can wait for a leader instead of polling.
+    pub leader: watch::Sender<u64>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -165,7 +173,8 @@ impl NodeHandle {
                 mpsc::error::TrySendError::Closed(_) => ServerError::Stopped,
             });
         }
-        match tokio::time::timeout(self.shared.settings.request_timeout(), rx).await {
+        let wait = bounded_by_call_expiry(self.shared.settings.request_timeout());
+        match tokio::time::timeout(wait, rx).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => Err(ServerError::Stopped),
             Err(_) => {
@@ -191,36 +200,53 @@ impl NodeHandle {
     }
 
     /// Publishes this member's name and client URLs through Raft once a
-    /// leader exists (etcd `publishV3`, on every start), retrying every
-    /// 500 ms until it is applied or the member stops.
+    /// leader exists (etcd `publishV3`, on every start): proposes as soon as
+    /// a leader is known and again at each leader change or failed attempt,
+    /// until it is applied or the member stops.
     ///
     /// Returns a receiver that turns `true` once the attributes are applied
     /// (etcd's `ReadyNotify`: clients are served only from then on); its
     /// sender is dropped without turning `true` if the member stops first.
     pub fn publish_attributes_in_background(&self) -> watch::Receiver<bool> {
         let handle = self.clone();
-        let settings = &self.shared.settings;
-        let (name, client_urls) = (settings.name.clone(), settings.client_urls.clone());
         let (published_tx, published_rx) = watch::channel(false);
         tokio::spawn(async move {
+            let mut leader = handle.shared.leader.subscribe();
             loop {
-                let request = Request::MemberAttrSet {
-                    member_id: handle.member_id(),
-                    name: name.clone(),
-                    client_urls: client_urls.clone(),
-                };
-                match handle.propose_request(request, None).await {
+                if leader.wait_for(|id| *id != 0).await.is_err() {
+                    return;
+                }
+                match handle.propose_request(handle.attributes(), None).await {
                     Ok(_) => {
-                        tracing::info!(name = %name, "published member attributes");
+                        let name = &handle.shared.settings.name;
+                        tracing::info!(%name, "published member attributes; ready to serve client requests");
                         let _ = published_tx.send(true);
                         return;
                     }
                     Err(ServerError::Stopped) => return,
-                    Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                    Err(err) => handle.before_publishing_again(&err, &mut leader).await,
                 }
             }
         });
         published_rx
+    }
+
+    /// This member's attributes as a `MemberAttrSet` request.
+    fn attributes(&self) -> Request {
+        Request::MemberAttrSet {
+            member_id: self.member_id(),
+            name: self.shared.settings.name.clone(),
+            client_urls: self.shared.settings.client_urls.clone(),
+        }
+    }
+
+    /// Waits after a failed attempt to publish: until the leader changes
+    /// (at once if it changed during the attempt), at most
+    /// [`PUBLISH_RETRY_MS`] (the leader may be known yet unreachable).
+    async fn before_publishing_again(&self, err: &ServerError, leader: &mut watch::Receiver<u64>) {
+        tracing::debug!(?err, "publishing member attributes failed; retrying");
+        let _ =
+            tokio::time::timeout(Duration::from_millis(PUBLISH_RETRY_MS), leader.changed()).await;
     }
 
     fn is_leader(&self) -> bool {
@@ -411,7 +437,7 @@ impl Backend for NodeHandle {
         let removed = self.with_state(|sm| sm.cluster().member(id).cloned());
         if self.is_leader() {
             let rx = self.send_conf_change(conf_change)?;
-            wait_conf_change(rx, self.shared.settings.request_timeout()).await?;
+            wait_conf_change(rx, bounded_by_call_expiry(self.request_timeout())).await?;
         } else {
             self.change_at_leader(&conf_change).await?;
         }

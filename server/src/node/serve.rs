@@ -1,13 +1,19 @@
 //! Running a whole member: the node driver, the etcd API on the client
 //! addresses and the peer transport on the peer addresses. Used by the
 //! `keel` binary, the in-process cluster tests and the madsim smoke test.
+//!
+//! As etcd does (`embed.StartEtcd` binds every listener before
+//! `etcdserver.NewServer` replays the WAL), a member binds all its sockets
+//! first, then boots, then serves: a client that connects while the member
+//! replays its log or waits for a leader is queued by the kernel and served
+//! once the member is ready, instead of being refused.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 
 use keel_wal::Storage;
 use tokio::sync::{mpsc, watch};
 use tonic::transport::Server;
-#[cfg(madsim)]
 use tonic::transport::server::Router;
 
 use super::{BootError, Node, NodeHandle, NodeSettings, NodeStorage};
@@ -47,44 +53,47 @@ impl Member {
         storage: NodeStorage<S>,
         listeners: Listeners,
     ) -> Result<Member, BootError> {
+        let bound = BoundListeners::bind(&listeners).await?;
         let started = Node::launch(settings, storage, listeners.transport_limits).await?;
-        Ok(Member::serve(started, listeners))
+        Ok(Member::serve(started, bound, listeners.api_limits))
     }
 
-    fn serve((node, peer_service): (Node, PeerService), listeners: Listeners) -> Member {
+    fn serve(
+        (node, peer_service): (Node, PeerService),
+        bound: BoundListeners,
+        api_limits: ApiLimits,
+    ) -> Member {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (error_tx, server_errors) = mpsc::channel(16);
-        for addr in listeners.peer_addrs {
+        for socket in bound.peer {
             let router = Server::builder().add_service(peer_service.clone().into_server());
             spawn_server(
-                addr,
+                socket,
                 "peer",
                 shutdown_rx.clone(),
                 error_tx.clone(),
-                move |addr, signal| async move {
-                    router.serve_with_shutdown(addr, signal).await?;
-                    Ok(())
-                },
+                serve_peers(router),
             );
         }
-        for addr in listeners.client_addrs {
+        for socket in bound.client {
             #[cfg(not(madsim))]
             let mut server = api::client_server();
             #[cfg(madsim)]
             let mut server = Server::builder();
-            let router = api::add_services(&mut server, node.handle(), listeners.api_limits);
+            let router = api::add_services(&mut server, node.handle(), api_limits);
             let mut published = node.published();
             // As etcd, clients are served once the member's name and client
-            // URLs are published through Raft, so `member list` never shows
-            // a serving member without them.
-            let serve_when_published = move |addr, signal| async move {
+            // URLs are published through Raft (`ReadyNotify`), so `member
+            // list` never shows a serving member without them. Until then
+            // the bound socket holds arriving connections in its backlog.
+            let serve_when_published = move |socket, signal| async move {
                 if published.wait_for(|done| *done).await.is_err() {
                     return Ok(());
                 }
-                serve_clients(router, addr, signal).await
+                serve_clients(router, socket, signal).await
             };
             spawn_server(
-                addr,
+                socket,
                 "client",
                 shutdown_rx.clone(),
                 error_tx.clone(),
@@ -123,55 +132,149 @@ impl Member {
 /// failed.
 type ServeError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Serves the etcd API on `addr` until `signal`. Connections go through
+/// Serves the etcd API on `socket` until `signal`. Connections go through
 /// [`crate::h2_authority`], so clients that send a URL as `:authority`
 /// (etcdctl 3.4's `endpoint status`) are served as etcd serves them.
 #[cfg(not(madsim))]
 async fn serve_clients(
     router: api::ClientRouter,
-    addr: SocketAddr,
+    socket: Socket,
     signal: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let incoming = crate::h2_authority::incoming(addr)?;
+    let incoming = crate::h2_authority::incoming(socket);
     router
         .serve_with_incoming_shutdown(incoming, signal)
         .await?;
     Ok(())
 }
 
-/// Serves the etcd API on `addr` until `signal`: under madsim the simulated
-/// network carries requests, not HTTP/2 bytes, so there is nothing to
-/// repair.
+/// Serves the etcd API on `socket` until `signal`: under madsim the
+/// simulated network carries requests, not HTTP/2 bytes, so there is
+/// nothing to repair.
 #[cfg(madsim)]
 async fn serve_clients(
     router: Router,
-    addr: SocketAddr,
+    socket: Socket,
     signal: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    router.serve_with_shutdown(addr, signal).await?;
+    router.serve_with_shutdown(socket, signal).await?;
     Ok(())
 }
 
+/// Serves the peer transport on a bound socket until the signal.
+#[cfg(not(madsim))]
+fn serve_peers(router: Router) -> impl FnOnce(Socket, Signal) -> ServeFuture + Send + 'static {
+    move |socket, signal| {
+        Box::pin(async move {
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(socket).with_nodelay(Some(true));
+            router
+                .serve_with_incoming_shutdown(incoming, signal)
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+/// Serves the peer transport on a simulated address until the signal.
+#[cfg(madsim)]
+fn serve_peers(router: Router) -> impl FnOnce(Socket, Signal) -> ServeFuture + Send + 'static {
+    move |addr, signal| {
+        Box::pin(async move {
+            router.serve_with_shutdown(addr, signal).await?;
+            Ok(())
+        })
+    }
+}
+
+/// Resolves when the member stops its servers.
+type Signal = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// A server run to its end.
+type ServeFuture = Pin<Box<dyn Future<Output = Result<(), ServeError>> + Send>>;
+
 fn spawn_server<F>(
-    addr: SocketAddr,
+    socket: Socket,
     kind: &'static str,
     mut shutdown: watch::Receiver<bool>,
     errors: mpsc::Sender<String>,
-    serve: impl FnOnce(SocketAddr, std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> F
-    + Send
-    + 'static,
+    serve: impl FnOnce(Socket, Signal) -> F + Send + 'static,
 ) where
     F: Future<Output = Result<(), ServeError>> + Send + 'static,
 {
-    let signal: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
+    let signal: Signal = Box::pin(async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     });
+    let addr = local_addr(&socket);
     tokio::spawn(async move {
         tracing::info!(%addr, kind, "serving");
-        if let Err(err) = serve(addr, signal).await {
+        if let Err(err) = serve(socket, signal).await {
             let message = format!("keel: cannot serve {kind} traffic on {addr}: {err}");
             tracing::error!("{message}");
             let _ = errors.send(message).await;
         }
     });
+}
+
+/// A bound listening socket: a real TCP listener, or under madsim the
+/// address the simulated server binds when it starts.
+#[cfg(not(madsim))]
+type Socket = tokio::net::TcpListener;
+/// A bound listening socket: a real TCP listener, or under madsim the
+/// address the simulated server binds when it starts.
+#[cfg(madsim)]
+type Socket = SocketAddr;
+
+#[cfg(not(madsim))]
+fn local_addr(socket: &Socket) -> String {
+    socket
+        .local_addr()
+        .map_or_else(|err| format!("?({err})"), |addr| addr.to_string())
+}
+
+#[cfg(madsim)]
+fn local_addr(socket: &Socket) -> String {
+    socket.to_string()
+}
+
+/// Every socket of a member, bound before it boots.
+struct BoundListeners {
+    client: Vec<Socket>,
+    peer: Vec<Socket>,
+}
+
+impl BoundListeners {
+    /// Binds every client and peer address of `listeners`.
+    ///
+    /// Errors: [`BootError::Listen`] naming the first address that cannot
+    /// be bound (in use, not local, no permission).
+    async fn bind(listeners: &Listeners) -> Result<BoundListeners, BootError> {
+        let mut bound = BoundListeners {
+            client: Vec::with_capacity(listeners.client_addrs.len()),
+            peer: Vec::with_capacity(listeners.peer_addrs.len()),
+        };
+        for &addr in &listeners.client_addrs {
+            bound.client.push(bind(addr, "client").await?);
+        }
+        for &addr in &listeners.peer_addrs {
+            bound.peer.push(bind(addr, "peer").await?);
+        }
+        Ok(bound)
+    }
+}
+
+#[cfg(not(madsim))]
+async fn bind(addr: SocketAddr, kind: &'static str) -> Result<Socket, BootError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|err| BootError::Listen {
+            kind,
+            addr,
+            reason: err.to_string(),
+        })
+}
+
+/// Under madsim the simulated server binds when it starts serving.
+#[cfg(madsim)]
+async fn bind(addr: SocketAddr, _kind: &'static str) -> Result<Socket, BootError> {
+    Ok(addr)
 }

@@ -298,6 +298,42 @@ impl Cluster {
         }
     }
 
+    /// Starts killed member `i` again on the same ports and data directory
+    /// without waiting for it to be healthy (a test that watches it start).
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn launch(&mut self, i: usize) -> io::Result<()> {
+        self.spawn(i)
+    }
+
+    /// Stops member `i` with SIGSTOP (`kill -STOP`): it keeps its sockets
+    /// and state but answers nothing until [`Cluster::resume`].
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn pause(&self, i: usize) -> io::Result<()> {
+        self.signal(i, "STOP")
+    }
+
+    /// Continues member `i` after [`Cluster::pause`] (SIGCONT).
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn resume(&self, i: usize) -> io::Result<()> {
+        self.signal(i, "CONT")
+    }
+
+    fn signal(&self, i: usize, signal: &str) -> io::Result<()> {
+        let pid = self.members[i]
+            .child
+            .as_ref()
+            .map(Child::id)
+            .ok_or_else(|| io::Error::other(format!("member {i} is not running")))?;
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()?;
+        match status.success() {
+            true => Ok(()),
+            false => Err(io::Error::other(format!("kill -{signal} {pid}: {status}"))),
+        }
+    }
+
     /// Kills every member with SIGKILL.
     pub fn kill_all(&mut self) {
         for i in 0..self.members.len() {
