@@ -32,6 +32,9 @@ use std::time::{Duration, Instant};
 
 use etcd_client::{Client, ConnectOptions, GetOptions};
 use keel_bench::mix;
+use support::remove_etcd_environment;
+
+mod support;
 
 /// Slices per server and configuration.
 const SLICES: usize = 3;
@@ -135,18 +138,6 @@ impl Server {
     /// The server's output so far (for failure messages).
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
-    }
-}
-
-/// Keeps a child's environment free of the caller's `ETCD_*`/`ETCDCTL_*`
-/// variables, which both servers read as flags (as the server tests'
-/// `support::remove_etcd_environment` does).
-fn remove_etcd_environment(command: &mut Command) {
-    for (name, _) in std::env::vars_os() {
-        let text = name.to_string_lossy();
-        if text.starts_with("ETCD_") || text.starts_with("ETCDCTL_") {
-            command.env_remove(&name);
-        }
     }
 }
 

@@ -115,6 +115,10 @@ pub struct NodeStatus {
     /// Leader snapshots this member installed since it started (etcd's
     /// `etcd_network_snapshot_receive_success` counts the same event).
     pub snapshots_installed: u64,
+    /// Periodic alarm checks (quota and NOSPACE) this member's driver has
+    /// run since it started: a test can wait for the next check instead of
+    /// sleeping past its period.
+    pub alarm_checks: u64,
 }
 
 /// Changes applied at one revision range, in the order they were applied.

@@ -188,6 +188,7 @@ impl Backend for TestBackend {
             disk_full: false,
             db_size_quota_bytes: 0,
             snapshots_installed: 0,
+            alarm_checks: 0,
         }
     }
 

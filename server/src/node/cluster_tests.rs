@@ -868,9 +868,15 @@ async fn full_disk_refuses_writes_raises_nospace_and_recovers() {
         alarm: AlarmType::NoSpace,
     });
     handle.propose(disarm, None).await.unwrap().result.unwrap();
-    // Longer than the driver's alarm check period: a disarmed alarm stays
-    // disarmed.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // A disarmed alarm stays disarmed: two more alarm checks run, and
+    // writes are taken.
+    let checks = handle.status().alarm_checks;
+    let checked = || handle.status().alarm_checks >= checks + 2;
+    wait_until(Duration::from_secs(10), checked, || {
+        "the driver ran no alarm check in 10 s".to_owned()
+    })
+    .await;
+    assert_eq!(reported_alarms(&handle).await.0, vec![]);
     put(&handle, "after", "disarm").await;
     node.stop().await;
 

@@ -274,6 +274,7 @@ impl<S: Storage> Driver<S> {
             }
             self.check_quota();
             self.raise_nospace_alarm();
+            self.shared.status().alarm_checks += 1;
         }
     }
 
