@@ -21,6 +21,8 @@ pub mod lease;
 pub mod lock;
 pub mod maintenance;
 pub mod status;
+#[cfg(not(madsim))]
+pub mod too_large;
 pub mod watch;
 mod watch_stream;
 
@@ -99,19 +101,30 @@ impl ApiLimits {
     }
 }
 
-/// The tonic server etcd's API is served by: with [`deadline::DeadlineLayer`],
-/// so an expired client deadline is answered as etcd answers it.
+/// The layers of the tonic server etcd's API is served by:
+/// [`deadline::DeadlineLayer`] (an expired client deadline is answered as
+/// etcd answers it) inside [`too_large::TooLargeLayer`] (so is a request
+/// over the message limit).
 #[cfg(not(madsim))]
-pub type ClientServer = Server<tower_layer::Stack<deadline::DeadlineLayer, tower_layer::Identity>>;
+pub type ClientLayers = tower_layer::Stack<
+    deadline::DeadlineLayer,
+    tower_layer::Stack<too_large::TooLargeLayer, tower_layer::Identity>,
+>;
+
+/// The tonic server etcd's API is served by, with [`ClientLayers`].
+#[cfg(not(madsim))]
+pub type ClientServer = Server<ClientLayers>;
 
 /// The router of a [`ClientServer`].
 #[cfg(not(madsim))]
-pub type ClientRouter = Router<tower_layer::Stack<deadline::DeadlineLayer, tower_layer::Identity>>;
+pub type ClientRouter = Router<ClientLayers>;
 
 /// A [`ClientServer`] with tonic's defaults.
 #[cfg(not(madsim))]
 pub fn client_server() -> ClientServer {
-    Server::builder().layer(deadline::DeadlineLayer)
+    Server::builder()
+        .layer(too_large::TooLargeLayer)
+        .layer(deadline::DeadlineLayer)
 }
 
 /// Mounts etcd's services (KV, Watch, Lease, Cluster, Maintenance, Auth,
