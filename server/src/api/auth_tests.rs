@@ -1,4 +1,5 @@
-//! In-process tests of who a request comes from and what it may do
+//! Tests over a real single member (node driver, Raft, WAL, loopback
+//! gRPC) of who a request comes from and what it may do
 //! (issue 28): tokens under `token` or `authorization` metadata, tokens
 //! while auth is disabled, password changes, refused watches, logins of
 //! no-password users, AuthStatus.
@@ -6,23 +7,26 @@
 use tonic::Code;
 use tonic::transport::Channel;
 
-use super::ApiLimits;
-use super::test_backend::TestBackend;
-use super::tests::{bytes, create_request, start, with_token};
+use super::node_tests::{RealNode, real_node};
+use super::tests::{bytes, create_request, with_token};
 use crate::proto::etcdserverpb as pb;
 
 type AuthClient = pb::auth_client::AuthClient<Channel>;
 type KvClient = pb::kv_client::KvClient<Channel>;
 
-async fn clients() -> (AuthClient, KvClient) {
-    let (auth, kv, _) = clients_and_channel().await;
-    (auth, kv)
+/// Auth and KV clients of a real single member (kept running while the
+/// returned [`RealNode`] lives).
+async fn clients() -> (AuthClient, KvClient, RealNode) {
+    let (auth, kv, channel, node) = clients_and_channel().await;
+    drop(channel);
+    (auth, kv, node)
 }
 
-pub(super) async fn clients_and_channel() -> (AuthClient, KvClient, Channel) {
-    let channel = start(TestBackend::new(64), ApiLimits::default()).await;
+/// As [`clients`], with the channel for other services.
+pub(super) async fn clients_and_channel() -> (AuthClient, KvClient, Channel, RealNode) {
+    let (node, channel) = real_node().await;
     let auth = AuthClient::new(channel.clone());
-    (auth, KvClient::new(channel.clone()), channel)
+    (auth, KvClient::new(channel.clone()), channel, node)
 }
 
 pub(super) async fn add_user(auth: &mut AuthClient, name: &str, password: &str) {
@@ -80,7 +84,7 @@ fn change_password(name: &str, password: &str) -> pb::AuthUserChangePasswordRequ
 /// works afterwards.
 #[tokio::test]
 async fn a_user_without_root_cannot_change_its_own_password() {
-    let (mut auth, _) = clients().await;
+    let (mut auth, _, _node) = clients().await;
     root_and_carol(&mut auth).await;
     let carol = login(&mut auth, "carol", "carolpw").await;
     let refused = auth
@@ -104,7 +108,7 @@ async fn a_user_without_root_cannot_change_its_own_password() {
 /// `token`; a bad one is refused the same way.
 #[tokio::test]
 async fn a_token_in_authorization_metadata_is_read() {
-    let (mut auth, mut kv) = clients().await;
+    let (mut auth, mut kv, _node) = clients().await;
     root_and_carol(&mut auth).await;
     let root = login(&mut auth, "root", "rootpw").await;
     let bearer = format!("Bearer {root}");
@@ -134,7 +138,7 @@ async fn a_token_in_authorization_metadata_is_read() {
 /// `docs/auth-compat.md`).
 #[tokio::test]
 async fn a_token_is_ignored_while_auth_is_disabled() {
-    let (mut auth, mut kv) = clients().await;
+    let (mut auth, mut kv, _node) = clients().await;
     root_and_carol(&mut auth).await;
     let root = login(&mut auth, "root", "rootpw").await;
     auth.auth_disable(with_token(pb::AuthDisableRequest {}, &root))
@@ -176,7 +180,7 @@ async fn refused_watch(channel: Channel, token: Option<&str>, key: &str) -> pb::
 /// as its reason; a bad token does not fail the stream.
 #[tokio::test]
 async fn refused_watches_carry_etcds_cancel_reasons() {
-    let (mut auth, _, channel) = clients_and_channel().await;
+    let (mut auth, _, channel, _node) = clients_and_channel().await;
     root_and_carol(&mut auth).await;
     let carol = login(&mut auth, "carol", "carolpw").await;
     let cases = [
@@ -208,7 +212,7 @@ async fn refused_watches_carry_etcds_cancel_reasons() {
 /// (untranslated) error.
 #[tokio::test]
 async fn a_no_password_user_cannot_log_in_with_a_password() {
-    let (mut auth, _) = clients().await;
+    let (mut auth, _, _node) = clients().await;
     let add = pb::AuthUserAddRequest {
         name: "np".into(),
         options: Some(crate::proto::authpb::UserAddOptions { no_password: true }),
@@ -234,7 +238,7 @@ async fn a_no_password_user_cannot_log_in_with_a_password() {
 /// applies it as an admin request), and anyone while it is disabled.
 #[tokio::test]
 async fn auth_status_needs_root_while_enabled() {
-    let (mut auth, _) = clients().await;
+    let (mut auth, _, _node) = clients().await;
     auth.auth_status(pb::AuthStatusRequest {}).await.unwrap();
     root_and_carol(&mut auth).await;
     let carol = login(&mut auth, "carol", "carolpw").await;
@@ -276,7 +280,7 @@ async fn auth_status_needs_root_while_enabled() {
 /// every user but not to anonymous callers (etcd 3.6.9+ `requireAuthInfo`).
 #[tokio::test]
 async fn status_member_list_and_lease_list_need_a_user() {
-    let (mut auth, _, channel) = clients_and_channel().await;
+    let (mut auth, _, channel, _node) = clients_and_channel().await;
     root_and_carol(&mut auth).await;
     let carol = login(&mut auth, "carol", "carolpw").await;
     let mut maintenance = pb::maintenance_client::MaintenanceClient::new(channel.clone());

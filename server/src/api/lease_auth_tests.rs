@@ -7,6 +7,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use super::auth_tests::{add_user, clients_and_channel, login};
+use super::node_tests::RealNode;
 use super::tests::{bytes, with_token};
 use crate::proto::authpb;
 use crate::proto::etcdserverpb as pb;
@@ -41,11 +42,12 @@ async fn grant_k(auth: &mut AuthClient, user: &str, perm_type: authpb::permissio
     auth.user_grant_role(role).await.unwrap();
 }
 
-/// Users root, wendy (WRITE on "k"), rita (READ on "k") and carol (no
-/// role); lease `KEYED` holding "k", lease `BARE`; auth enabled. Returns
-/// the lease client and the tokens of root, wendy, rita and carol.
-async fn setup() -> (LeaseClient, [String; 4]) {
-    let (mut auth, mut kv, channel) = clients_and_channel().await;
+/// On a real single member: users root, wendy (WRITE on "k"), rita (READ
+/// on "k") and carol (no role); lease `KEYED` holding "k", lease `BARE`;
+/// auth enabled. Returns the lease client, the tokens of root, wendy, rita
+/// and carol, and the member.
+async fn setup() -> (LeaseClient, [String; 4], RealNode) {
+    let (mut auth, mut kv, channel, node) = clients_and_channel().await;
     let mut lease = LeaseClient::new(channel);
     for user in ["root", "wendy", "rita", "carol"] {
         add_user(&mut auth, user, "pw").await;
@@ -75,7 +77,7 @@ async fn setup() -> (LeaseClient, [String; 4]) {
     for user in ["root", "wendy", "rita", "carol"] {
         tokens.push(login(&mut auth, user, "pw").await);
     }
-    (lease, tokens.try_into().unwrap())
+    (lease, tokens.try_into().unwrap(), node)
 }
 
 /// The first answer of a keep-alive stream sending one renewal of `id`
@@ -101,7 +103,7 @@ fn code_and_message(status: &Status) -> (Code, &str) {
 
 #[tokio::test]
 async fn keep_alive_needs_write_on_the_leases_keys() {
-    let (mut lease, [root, wendy, rita, carol]) = setup().await;
+    let (mut lease, [root, wendy, rita, carol], _node) = setup().await;
     let denied = (Code::PermissionDenied, "etcdserver: permission denied");
     for token in [&root, &wendy] {
         assert_eq!(
@@ -131,7 +133,7 @@ async fn keep_alive_needs_write_on_the_leases_keys() {
 
 #[tokio::test]
 async fn listing_leases_needs_read_on_every_leases_keys() {
-    let (mut lease, [root, wendy, rita, carol]) = setup().await;
+    let (mut lease, [root, wendy, rita, carol], _node) = setup().await;
     for token in [&root, &rita] {
         let listed = lease
             .lease_leases(with_token(pb::LeaseLeasesRequest {}, token))

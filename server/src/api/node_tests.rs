@@ -20,6 +20,24 @@ fn free_addr() -> SocketAddr {
     listener.local_addr().unwrap()
 }
 
+/// A running single member for a test: the services over the real node
+/// driver, Raft and WAL. Stopped (its directory removed) when dropped.
+pub(super) struct RealNode {
+    _member: Member,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts a single member; returns it and a channel to its client address
+/// once it has a leader.
+pub(super) async fn real_node() -> (RealNode, Channel) {
+    let (member, dir, channel) = single_member().await;
+    let node = RealNode {
+        _member: member,
+        _dir: dir,
+    };
+    (node, channel)
+}
+
 /// Starts a single member; returns it, its data directory and a channel
 /// to its client address once it has a leader.
 async fn single_member() -> (Member, tempfile::TempDir, Channel) {

@@ -716,7 +716,7 @@ async fn lock_is_held_by_one_contender_at_a_time() {
     use crate::proto::v3lockpb;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    let channel = start(TestBackend::new(64), ApiLimits::default()).await;
+    let (_node, channel) = super::node_tests::real_node().await;
     let held = Arc::new(AtomicBool::new(false));
     let grants = Arc::new(AtomicUsize::new(0));
     let mut contenders = Vec::new();
