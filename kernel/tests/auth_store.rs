@@ -285,6 +285,104 @@ fn user_and_role_management_errors() {
     assert_eq!(store.user_list(), Vec::<String>::new());
 }
 
+/// While auth is enabled only root's own `root` role is protected: another
+/// user holding `root` may lose it, root may lose another role, and with
+/// auth disabled root may lose `root` too (etcd `UserRevokeRole`).
+#[test]
+fn only_roots_own_root_role_is_protected_while_enabled() {
+    let mut store = populated_store();
+    assert_eq!(
+        store.user_revoke_role(ROOT, ROOT),
+        Err(AuthError::InvalidAuthMgmt)
+    );
+    store.user_add("admin", None).unwrap();
+    store.user_grant_role("admin", ROOT).unwrap();
+    store.user_revoke_role("admin", ROOT).unwrap();
+    store.user_grant_role(ROOT, "read_foo").unwrap();
+    store.user_revoke_role(ROOT, "read_foo").unwrap();
+    assert_eq!(
+        store
+            .user_get(ROOT)
+            .unwrap()
+            .roles
+            .iter()
+            .collect::<Vec<_>>(),
+        vec![ROOT]
+    );
+    store.disable();
+    store.user_revoke_role(ROOT, ROOT).unwrap();
+    assert!(store.user_get(ROOT).unwrap().roles.is_empty());
+}
+
+#[test]
+fn user_list_names_every_user_in_order() {
+    let store = populated_store();
+    let expected = ["alice", "bob", "carol", "dave", "erin", "root"];
+    assert_eq!(store.user_list(), expected.map(String::from).to_vec());
+}
+
+/// A revoke removes exactly the permission over the given `(key,
+/// range_end)`, whatever its type, and nothing else; a range that matches
+/// only by key or only by end is not granted.
+#[test]
+fn revoking_a_permission_removes_exactly_that_range() {
+    let mut store = AuthStore::new(TTL_MS);
+    store.role_add("r").unwrap();
+    for permission in [
+        perm(Read, "a", ""),
+        perm(Write, "b", ""),
+        perm(Read, "a", "c"),
+        perm(ReadWrite, "d", "e"),
+    ] {
+        store.role_grant_permission("r", permission).unwrap();
+    }
+    store.role_revoke_permission("r", b"a", b"").unwrap();
+    let kept = vec![
+        perm(Read, "a", "c"),
+        perm(Write, "b", ""),
+        perm(ReadWrite, "d", "e"),
+    ];
+    let mut permissions = store.role_get("r").unwrap().permissions.clone();
+    permissions.sort_by(|x, y| (&x.key, &x.range_end).cmp(&(&y.key, &y.range_end)));
+    assert_eq!(permissions, kept);
+    for (key, end) in [("b", "c"), ("x", "e"), ("a", "")] {
+        assert_eq!(
+            store.role_revoke_permission("r", key.as_bytes(), end.as_bytes()),
+            Err(AuthError::PermissionNotGranted),
+            "[{key}, {end})"
+        );
+    }
+    assert_eq!(store.role_get("r").unwrap().permissions.len(), 3);
+}
+
+/// etcd's `isValidPermissionRange`, one case per rule: a single key needs a
+/// non-empty key, `"\0"` means "from the key on" (also from the empty
+/// key: every key), a range needs a non-empty key and an end above it.
+#[test]
+fn permission_ranges_are_checked_as_etcd_checks_them() {
+    let cases = [
+        ("a", "", true),
+        ("", "", false),
+        ("a", "\0", true),
+        ("", "\0", true),
+        ("a", "b", true),
+        ("a", "a", false),
+        ("b", "a", false),
+        ("", "b", false),
+    ];
+    for (key, end, valid) in cases {
+        let mut store = AuthStore::new(TTL_MS);
+        store.role_add("r").unwrap();
+        let granted = store.role_grant_permission("r", perm(Read, key, end));
+        let expected = if valid {
+            Ok(())
+        } else {
+            Err(AuthError::InvalidAuthMgmt)
+        };
+        assert_eq!(granted, expected, "[{key:?}, {end:?})");
+    }
+}
+
 #[test]
 fn login_issues_tokens_that_expire_and_die_with_password_changes() {
     let mut store = AuthStore::new(1_000);

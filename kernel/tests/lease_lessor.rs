@@ -383,3 +383,55 @@ mod model {
         }
     }
 }
+
+#[test]
+fn only_a_promoted_lessor_is_primary() {
+    let mut lessor = follower();
+    assert!(!lessor.is_primary());
+    lessor.promote(0, 0);
+    assert!(lessor.is_primary());
+    lessor.demote();
+    assert!(!lessor.is_primary());
+}
+
+/// A renewal proposes a checkpoint only to clear a remaining TTL recorded
+/// by an earlier checkpoint, and only while checkpoints are enabled (etcd
+/// 3.5 `Renew`); it is refused once the lease has expired.
+#[test]
+fn renew_checkpoints_only_to_clear_a_recorded_remaining_ttl() {
+    let mut lessor = leader();
+    lessor.grant(1, 10, 0).unwrap();
+    let fresh = lessor.renew(1, 1_000).unwrap();
+    assert_eq!((fresh.ttl_secs, fresh.checkpoint), (10, None));
+    let recorded = LeaseCheckpoint {
+        id: 1,
+        remaining_ttl_secs: 4,
+    };
+    lessor.checkpoint(recorded, 2_000);
+    let cleared = lessor.renew(1, 3_000).unwrap();
+    let clear = LeaseCheckpoint {
+        id: 1,
+        remaining_ttl_secs: 0,
+    };
+    assert_eq!(cleared.checkpoint, Some(clear));
+    assert_eq!(lessor.renew(1, 4_000).unwrap().checkpoint, None);
+    // Alive until its deadline (14 s), expired from it on.
+    assert_eq!(lessor.renew(1, 13_999).map(|r| r.ttl_secs), Ok(10));
+    assert_eq!(lessor.renew(1, 23_999), Err(LeaseError::NotFound));
+
+    let config = LessorConfig {
+        checkpoint_interval_ms: 0,
+        ..LessorConfig::new(ELECTION_TIMEOUT_MS)
+    };
+    let mut unchecked = Lessor::new(config);
+    unchecked.promote(0, 0);
+    unchecked.grant(2, 10, 0).unwrap();
+    unchecked.checkpoint(
+        LeaseCheckpoint {
+            id: 2,
+            remaining_ttl_secs: 4,
+        },
+        0,
+    );
+    assert_eq!(unchecked.renew(2, 1_000).unwrap().checkpoint, None);
+}
