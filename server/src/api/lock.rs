@@ -7,6 +7,11 @@
 //! oldest key. Waiting watches for the deletion of the next older key (a
 //! release, or the expiry of its lease). Unlock(key) deletes the key. A
 //! lease of 0 gets a fresh 60-second lease, as etcd's session does.
+//!
+//! After waiting, the key must still exist: if its lease expired while the
+//! request waited, the lock is not granted (etcd 3.4.4+ `Mutex.Lock`, the
+//! fix for the bug Jepsen found in etcd 3.4.3: "mutex: session is
+//! expired").
 
 use keel_kernel::apply::{Request, Response};
 use keel_kernel::auth::AuthInfo;
@@ -28,6 +33,10 @@ use crate::proto::v3lockpb as pb;
 /// TTL of the lease granted for a Lock request without one (etcd's
 /// default session TTL).
 pub const SESSION_TTL_SECS: i64 = 60;
+
+/// etcd's `concurrency.ErrSessionExpired`: the waiter's key was deleted
+/// (its lease expired) before it became the oldest.
+pub const SESSION_EXPIRED: &str = "mutex: session is expired";
 
 /// The Lock service over a backend.
 #[derive(Clone, Debug)]
@@ -52,7 +61,11 @@ pub fn prefix_range_end(prefix: &[u8]) -> Vec<u8> {
 
 /// A range over `prefix` returning the one key with the lowest
 /// (`Ascend`) or highest (`Descend`) create revision.
-fn first_created(prefix: &[u8], order: SortOrder, max_create_revision: i64) -> RangeRequest {
+pub(super) fn first_created(
+    prefix: &[u8],
+    order: SortOrder,
+    max_create_revision: i64,
+) -> RangeRequest {
     RangeRequest {
         key: prefix.to_vec(),
         range_end: prefix_range_end(prefix),
@@ -66,7 +79,7 @@ fn first_created(prefix: &[u8], order: SortOrder, max_create_revision: i64) -> R
 
 /// The txn that queues `key` for the lock (etcd `Mutex.tryAcquire`):
 /// create it if absent, and read the oldest key under `prefix`.
-fn acquire_txn(prefix: &[u8], key: &[u8], lease: i64) -> TxnRequest {
+pub(super) fn acquire_txn(prefix: &[u8], key: &[u8], lease: i64, value: &[u8]) -> TxnRequest {
     let owner = RequestOp::Range(first_created(prefix, SortOrder::Ascend, 0));
     TxnRequest {
         compare: vec![Compare {
@@ -78,6 +91,7 @@ fn acquire_txn(prefix: &[u8], key: &[u8], lease: i64) -> TxnRequest {
         success: vec![
             RequestOp::Put(PutRequest {
                 key: key.to_vec(),
+                value: value.to_vec(),
                 lease,
                 ..PutRequest::default()
             }),
@@ -95,7 +109,7 @@ fn acquire_txn(prefix: &[u8], key: &[u8], lease: i64) -> TxnRequest {
 
 /// The first key-value of the `n`th response of a txn, if it is a range
 /// that found one.
-fn range_kv(resp: &TxnResponse, n: usize) -> Option<&KeyValue> {
+pub(super) fn range_kv(resp: &TxnResponse, n: usize) -> Option<&KeyValue> {
     match resp.responses.get(n) {
         Some(ResponseOp::Range(range)) => range.kvs.first(),
         _ => None,
@@ -137,54 +151,79 @@ impl<B: Backend> LockService<B> {
     pub fn new(backend: B, ids: LeaseIds) -> LockService<B> {
         LockService { backend, ids }
     }
+}
 
-    /// `lease`, or a fresh session lease when it is 0.
-    async fn session_lease(&self, lease: i64, auth: &AuthInfo) -> Result<i64, Status> {
-        if lease != 0 {
-            return Ok(lease);
-        }
-        let grant = Request::LeaseGrant {
-            id: self.ids.next(),
-            ttl_secs: SESSION_TTL_SECS,
+/// `lease`, or a fresh [`SESSION_TTL_SECS`] lease with an id from `ids`
+/// when it is 0 (etcd `concurrency.NewSession`).
+///
+/// Errors: the grant's refusal.
+pub async fn session_lease<B: Backend>(
+    backend: &B,
+    ids: &LeaseIds,
+    lease: i64,
+    auth: &AuthInfo,
+) -> Result<i64, Status> {
+    if lease != 0 {
+        return Ok(lease);
+    }
+    let grant = Request::LeaseGrant {
+        id: ids.next(),
+        ttl_secs: SESSION_TTL_SECS,
+    };
+    match propose(backend, grant, auth.clone()).await? {
+        (Response::LeaseGrant { id, .. }, _) => Ok(id),
+        (other, _) => Err(unexpected(&other)),
+    }
+}
+
+/// Waits until no key under `prefix` was created at or below
+/// `max_create_revision` (etcd `waitDeletes`); returns the revision of the
+/// linearizable read that found none. Each turn waits for one deletion; a
+/// client that gives up cancels the call.
+///
+/// Errors: the read's refusal (permission), the node stopped.
+pub async fn wait_deletes<B: Backend>(
+    backend: &B,
+    prefix: &[u8],
+    max_create_revision: i64,
+    auth: &AuthInfo,
+) -> Result<i64, Status> {
+    let older = first_created(prefix, SortOrder::Descend, max_create_revision);
+    loop {
+        // Subscribe before reading so no deletion after the read is missed.
+        let mut events = backend.subscribe_events();
+        backend.linearizable_barrier().await?;
+        let found = backend
+            .with_state(|state| state.range(Some(auth), &older))
+            .map_err(|err| apply_error(&err))?;
+        let Some(last) = found.kvs.first() else {
+            return Ok(found.revision);
         };
-        match propose(&self.backend, grant, auth.clone()).await? {
-            (Response::LeaseGrant { id, .. }, _) => Ok(id),
-            (other, _) => Err(unexpected(&other)),
-        }
+        wait_delete(&mut events, &last.key, found.revision).await?;
     }
+}
 
-    /// Waits until no key under `prefix` was created at or below
-    /// `max_create_revision` (etcd `waitDeletes`); returns the revision of
-    /// the read that found none. Each turn waits for one deletion; a
-    /// client that gives up cancels the call.
-    async fn wait_deletes(
-        &self,
-        prefix: &[u8],
-        max_create_revision: i64,
-        auth: &AuthInfo,
-    ) -> Result<i64, Status> {
-        let older = first_created(prefix, SortOrder::Descend, max_create_revision);
-        loop {
-            // Subscribe before reading so no deletion after the read is missed.
-            let mut events = self.backend.subscribe_events();
-            self.backend.linearizable_barrier().await?;
-            let found = self
-                .backend
-                .with_state(|state| state.range(Some(auth), &older))
-                .map_err(|err| apply_error(&err))?;
-            let Some(last) = found.kvs.first() else {
-                return Ok(found.revision);
-            };
-            wait_delete(&mut events, &last.key, found.revision).await?;
-        }
-    }
+/// Whether `key` exists in the applied state (read after a
+/// [`wait_deletes`], which passed a linearizable barrier).
+///
+/// Errors: the read's refusal (permission).
+fn key_exists<B: Backend>(backend: &B, key: &[u8], auth: &AuthInfo) -> Result<bool, Status> {
+    let read = RangeRequest {
+        key: key.to_vec(),
+        count_only: true,
+        ..RangeRequest::default()
+    };
+    let found = backend
+        .with_state(|state| state.range(Some(auth), &read))
+        .map_err(|err| apply_error(&err))?;
+    Ok(found.count > 0)
 }
 
 /// etcd's lock server runs the recipe through an in-process client and
 /// returns that client's error as is, so the gRPC code is lost: clients
 /// see code Unknown with etcd's message (`etcdserver: permission denied`,
 /// `etcdserver: invalid auth token`, ...), in 3.4, 3.5 and 3.6 alike.
-fn as_client_error(status: Status) -> Status {
+pub(super) fn as_client_error(status: Status) -> Status {
     Status::unknown(status.message())
 }
 
@@ -215,11 +254,11 @@ impl<B: Backend> LockService<B> {
         if req.name.is_empty() {
             return Err(Status::invalid_argument(EMPTY_KEY));
         }
-        let lease = self.session_lease(req.lease, &auth).await?;
+        let lease = session_lease(&self.backend, &self.ids, req.lease, &auth).await?;
         let mut prefix = req.name.to_vec();
         prefix.push(b'/');
         let key = [prefix.as_slice(), format!("{lease:x}").as_bytes()].concat();
-        let txn = Request::Txn(acquire_txn(&prefix, &key, lease));
+        let txn = Request::Txn(acquire_txn(&prefix, &key, lease, b""));
         let resp = match propose(&self.backend, txn, auth.clone()).await? {
             (Response::Txn(resp), _) => resp,
             (other, _) => return Err(unexpected(&other)),
@@ -233,7 +272,13 @@ impl<B: Backend> LockService<B> {
         let revision = match owner {
             None => resp.revision,
             Some(owner) if owner == my_revision => resp.revision,
-            Some(_) => self.wait_deletes(&prefix, my_revision - 1, &auth).await?,
+            Some(_) => {
+                let revision = wait_deletes(&self.backend, &prefix, my_revision - 1, &auth).await?;
+                if !key_exists(&self.backend, &key, &auth)? {
+                    return Err(Status::unknown(SESSION_EXPIRED));
+                }
+                revision
+            }
         };
         Ok(GrpcResponse::new(pb::LockResponse {
             header: header(&self.backend, revision),
@@ -275,7 +320,7 @@ mod tests {
 
     #[test]
     fn acquire_txn_creates_or_reads_and_finds_the_owner() {
-        let txn = acquire_txn(b"l/", b"l/7", 7);
+        let txn = acquire_txn(b"l/", b"l/7", 7, b"");
         assert_eq!(txn.compare[0].target, CompareTarget::Create(0));
         assert!(matches!(&txn.success[0], RequestOp::Put(p) if p.lease == 7 && p.key == b"l/7"));
         let RequestOp::Range(owner) = &txn.failure[1] else {

@@ -15,6 +15,8 @@ pub mod cluster;
 pub mod convert;
 #[cfg(not(madsim))]
 pub mod deadline;
+pub mod election;
+mod election_observe;
 pub mod header;
 pub mod kv;
 pub mod lease;
@@ -128,7 +130,7 @@ pub fn client_server() -> ClientServer {
 }
 
 /// Mounts etcd's services (KV, Watch, Lease, Cluster, Maintenance, Auth,
-/// and `v3lockpb.Lock`) served by `backend` on `server`, each decoding messages up to
+/// `v3lockpb.Lock` and `v3electionpb.Election`) served by `backend` on `server`, each decoding messages up to
 /// [`ApiLimits::max_decoding_message_size`]. Add further services (peer
 /// transport, health) to the returned router and serve it.
 pub fn add_services<B: Backend, L: Clone>(
@@ -136,6 +138,7 @@ pub fn add_services<B: Backend, L: Clone>(
     backend: B,
     limits: ApiLimits,
 ) -> Router<L> {
+    use crate::proto::v3electionpb::election_server::ElectionServer;
     use crate::proto::v3lockpb::lock_server::LockServer;
     use pb::auth_server::AuthServer;
     use pb::cluster_server::ClusterServer;
@@ -177,7 +180,11 @@ pub fn add_services<B: Backend, L: Clone>(
             AuthServer::new(auth::AuthService::new(backend.clone())).max_decoding_message_size(max),
         )
         .add_service(
-            LockServer::new(lock::LockService::new(backend, lease_ids))
+            LockServer::new(lock::LockService::new(backend.clone(), lease_ids.clone()))
+                .max_decoding_message_size(max),
+        )
+        .add_service(
+            ElectionServer::new(election::ElectionService::new(backend, lease_ids))
                 .max_decoding_message_size(max),
         )
 }

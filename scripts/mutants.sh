@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Mutation testing of keel's kernel and WAL recovery with cargo-mutants.
+# Not part of CI: every mutant is a rebuild and a test run, hours for the
+# whole set on a 2-core machine. Each module's tests are its crate's own
+# tests (the whole keel-kernel or keel-wal suite).
+#
+#   scripts/mutants.sh                      # every module below
+#   scripts/mutants.sh auth lease           # some of them
+#   MUTANTS_SHARD=1/8 scripts/mutants.sh    # a sample: every 8th mutant
+#
+# Results: target/mutants/<module>/mutants.out (caught.txt, missed.txt,
+# timeout.txt, unviable.txt), and a table printed at the end in the form of
+# docs/mutation-testing.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+version=27.1.0
+if ! cargo mutants --version 2>/dev/null | grep -q "$version"; then
+  cargo install cargo-mutants --locked --version "$version"
+fi
+
+declare -A files=(
+  [raft]='kernel/src/raft/**'
+  [mvcc]='kernel/src/mvcc/**'
+  [lease]='kernel/src/lease/**'
+  [auth]='kernel/src/auth/**'
+  [recovery]='wal/src/recovery.rs'
+)
+declare -A package=(
+  [raft]=keel-kernel [mvcc]=keel-kernel [lease]=keel-kernel [auth]=keel-kernel
+  [recovery]=keel-wal
+)
+modules=("$@")
+if [ ${#modules[@]} -eq 0 ]; then
+  modules=(raft recovery mvcc lease auth)
+fi
+
+shard=()
+if [ -n "${MUTANTS_SHARD:-}" ]; then
+  shard=(--shard "$MUTANTS_SHARD" --sharding round-robin)
+fi
+
+count() { if [ -f "$1" ]; then wc -l < "$1" | tr -d ' '; else echo 0; fi; }
+
+rows=()
+for module in "${modules[@]}"; do
+  if [ -z "${files[$module]:-}" ]; then
+    echo "scripts/mutants.sh: unknown module '$module' (raft mvcc lease auth recovery)" >&2
+    exit 2
+  fi
+  out="target/mutants/$module"
+  echo "== cargo mutants: $module (${files[$module]})"
+  # Exit 2 (missed mutants) and 3 (timeouts) are results, not failures.
+  status=0
+  cargo mutants -p "${package[$module]}" -f "${files[$module]}" --timeout 300 \
+    "${shard[@]}" -o "$out" || status=$?
+  if [ "$status" -ne 0 ] && [ "$status" -ne 2 ] && [ "$status" -ne 3 ]; then
+    echo "scripts/mutants.sh: cargo mutants failed for $module (exit $status)" >&2
+    exit "$status"
+  fi
+  dir="$out/mutants.out"
+  caught=$(count "$dir/caught.txt"); missed=$(count "$dir/missed.txt")
+  timeout=$(count "$dir/timeout.txt"); unviable=$(count "$dir/unviable.txt")
+  viable=$((caught + missed + timeout))
+  score=$(( viable > 0 ? (100 * (caught + timeout)) / viable : 100 ))
+  rows+=("| $module | $caught | $missed | $timeout | $unviable | $score % |")
+done
+
+echo
+echo "| module | caught | missed | timeout | unviable | caught (timeouts count as caught) |"
+echo "|---|---|---|---|---|---|"
+printf '%s\n' "${rows[@]}"
