@@ -3,7 +3,7 @@
 //!
 //! * [`revision`]: `(main, sub)` revisions.
 //! * [`kv`]: [`KeyValue`] and [`Event`].
-//! * [`rpc`]: etcd-shaped KV requests and responses.
+//! * [`ops`]: the store's operations: etcd-shaped KV requests and responses.
 //! * [`error`]: [`MvccError`] with etcd's messages.
 //! * [`store`]: the [`Store`]: range, put, delete, txn, compaction, lease
 //!   revoke deletes, HashKV, snapshots and history for watchers.
@@ -32,7 +32,7 @@ pub mod kv;
 mod prefetch;
 mod range;
 pub mod revision;
-pub mod rpc;
+pub mod ops;
 mod snapshot;
 pub mod store;
 mod txn;
@@ -45,7 +45,7 @@ pub use error::MvccError;
 pub use history::HistoryBatch;
 pub use kv::{Event, EventType, KeyValue};
 pub use revision::Revision;
-pub use rpc::{
+pub use ops::{
     CompactionRequest, CompactionResponse, Compare, CompareResult, CompareTarget,
     DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
     RequestOp, ResponseOp, SortOrder, SortTarget, TxnRequest, TxnResponse,

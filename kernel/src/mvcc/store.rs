@@ -8,7 +8,7 @@ use super::error::MvccError;
 use super::index::Index;
 use super::kv::Event;
 use super::range::ReadView;
-use super::rpc::{
+use super::ops::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
     PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseOp, TxnRequest, TxnResponse,
 };
