@@ -13,42 +13,38 @@
 //!
 //! Layout (designed for 1M keys of 64 bytes with 256-byte values in under
 //! 420 MB): each key and all its uncompacted versions live in one compact
-//! allocation (`key_index`); the ordered index (`index`, `chunk`) is a
-//! two-level B+-tree of such key indexes whose searches compare inline
-//! 8-byte key windows (`window`) instead of dereferencing keys. Measure with
+//! allocation (`index::key_index`); the ordered index (`index`, its leaves
+//! in `index::chunk`) is a two-level B+-tree of such key indexes whose
+//! searches compare inline 8-byte key windows (`index::window`) instead of
+//! dereferencing keys. Measure with
 //! `cargo run --release -p keel-bench --bin mvcc_memory`.
 //!
 //! One deliberate difference from etcd: compaction at revision `r` keeps a
 //! delete made at exactly `r`, so a watcher starting at `r` still receives
 //! it (etcd drops it); reads are unaffected.
 
-mod chunk;
 pub mod error;
 mod hash;
 pub mod history;
 mod index;
-mod key_index;
 pub mod kv;
-mod prefetch;
+pub mod ops;
 mod range;
 pub mod revision;
-pub mod ops;
 mod snapshot;
 pub mod store;
 mod txn;
-mod varint;
 pub mod watch;
-mod window;
 mod write;
 
 pub use error::MvccError;
 pub use history::HistoryBatch;
 pub use kv::{Event, EventType, KeyValue};
-pub use revision::Revision;
 pub use ops::{
     CompactionRequest, CompactionResponse, Compare, CompareResult, CompareTarget,
     DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
     RequestOp, ResponseOp, SortOrder, SortTarget, TxnRequest, TxnResponse,
 };
+pub use revision::Revision;
 pub use store::{LeaseLookup, Store, WriteResult};
 pub use watch::{WatchCreate, WatchError, WatchId, WatchLimits, WatchRegistry, WatchResponse};

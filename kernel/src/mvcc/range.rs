@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::error::MvccError;
 use super::index::Index;
-use super::key_index::{KeyIndex, Version};
+use super::index::key_index::{KeyIndex, Version};
 use super::kv::KeyValue;
 use super::ops::{RangeRequest, RangeResponse, SortOrder, SortTarget};
 

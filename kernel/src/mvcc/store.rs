@@ -7,11 +7,11 @@ use std::borrow::Cow;
 use super::error::MvccError;
 use super::index::Index;
 use super::kv::Event;
-use super::range::ReadView;
 use super::ops::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
     PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseOp, TxnRequest, TxnResponse,
 };
+use super::range::ReadView;
 use super::txn::{check_put, check_txn, compares_hold};
 use super::write::WriteTxn;
 

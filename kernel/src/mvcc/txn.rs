@@ -5,9 +5,9 @@
 use std::cmp::Ordering;
 
 use super::error::MvccError;
-use super::key_index::Version;
-use super::range::ReadView;
+use super::index::key_index::Version;
 use super::ops::{Compare, CompareResult, CompareTarget, PutRequest, RequestOp, TxnRequest};
+use super::range::ReadView;
 
 /// Checks a put's own fields (etcd `checkPutRequest`).
 pub(crate) fn check_put(req: &PutRequest) -> Result<(), MvccError> {

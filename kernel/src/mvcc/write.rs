@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use super::index::Index;
-use super::key_index::{KeyIndex, Version};
+use super::index::key_index::{KeyIndex, Version};
 use super::kv::{Event, EventType, KeyValue, shared_parts};
 use super::range::{ReadView, key_span};
 use super::revision::Revision;

@@ -269,7 +269,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::mvcc::key_index::test_key_index as entry;
+    use crate::mvcc::index::key_index::test_key_index as entry;
 
     proptest! {
         /// Keys that often share whole windows (long runs of equal bytes),

@@ -14,15 +14,27 @@
 //! usually in the last-level cache), then one windows line with its key
 //! indexes (fetched together), then the key's blob (prefetched whole).
 //!
+//! Internals, one file each: `key_index` (a key and its versions in one
+//! allocation), `chunk` (a leaf of up to [`CHUNK_CAPACITY`] key indexes),
+//! `window` (inline 8-byte key windows and their search), `prefetch`
+//! (cache-line prefetch hints) and `varint` (LEB128, shared with the
+//! snapshot format).
+//!
 //! Invariants: chunk `i + 1` holds keys `>= separators[i]` and below
 //! `separators[i + 1]`; chunk 0 holds keys below `separators[0]`; the
 //! separators are strictly ascending and all start with `separator_prefix`;
 //! `heads[i]` equals `chunks[i].head()`; no chunk is empty unless the index
 //! is.
 
-use super::chunk::{CHUNK_CAPACITY, Chunk, ChunkHead};
-use super::key_index::KeyIndex;
-use super::window::{Probe, common_prefix, summarize, window};
+mod chunk;
+pub(crate) mod key_index;
+mod prefetch;
+pub(crate) mod varint;
+mod window;
+
+use chunk::{CHUNK_CAPACITY, Chunk, ChunkHead};
+use key_index::KeyIndex;
+use window::{Probe, common_prefix, summarize, window};
 
 /// Ordered map of key -> [`KeyIndex`].
 #[derive(Clone, Debug, Default)]
@@ -252,7 +264,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::mvcc::key_index::test_key_index as entry;
+    use crate::mvcc::index::key_index::test_key_index as entry;
 
     fn check_invariants(index: &Index) {
         let keys: Vec<&[u8]> = index.iter().map(KeyIndex::key).collect();
