@@ -15,8 +15,6 @@
 
 mod alarm;
 mod auth_request;
-mod authorize;
-mod authorize_lease;
 mod error;
 mod request;
 mod response;

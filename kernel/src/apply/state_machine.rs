@@ -8,11 +8,11 @@ use crate::membership::Cluster;
 use crate::mvcc::{Event, EventType, RangeRequest, RangeResponse, RequestOp, Store, TxnRequest};
 use crate::raft::{ConfChange, Entry, EntryType};
 
-use super::authorize::Authorizer;
 use super::{
     AlarmType, Alarms, ApplyError, ApplyResult, ConfChangeApplied, Request, RequestEnvelope,
     Response, ResponseHeader,
 };
+use crate::auth::Authorizer;
 
 /// Settings of a [`StateMachine`]; the same on every member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
