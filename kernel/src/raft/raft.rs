@@ -19,6 +19,7 @@ use super::rng::SplitMix64;
 use super::storage::Storage;
 use super::tracker::ProgressTracker;
 use super::{ConfChange, ConfState, Entry, EntryType, HardState, NO_NODE, NodeId, RaftError};
+use crate::invariant::{InvariantViolation, ensure};
 use bytes::Bytes;
 use std::collections::VecDeque;
 
@@ -160,6 +161,32 @@ impl<S: Storage> Raft<S> {
         Ok(())
     }
 
+    /// Checks every invariant of the node: the log's and the progress
+    /// tracker's, a leader names itself leader, a candidate voted for
+    /// itself. O(unstable entries + members).
+    ///
+    /// Errors: the first rule broken, as an [`InvariantViolation`].
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        self.log.check_invariants()?;
+        self.tracker.check_invariants()?;
+        let (id, role) = (self.id, self.role);
+        ensure(
+            role != StateRole::Leader || self.leader_id == id,
+            "raft",
+            || format!("leader {id} names {} as leader", self.leader_id),
+        )?;
+        ensure(
+            role != StateRole::Candidate || self.vote == id,
+            "raft",
+            || {
+                format!(
+                    "candidate {id} voted for {} in term {}",
+                    self.vote, self.term
+                )
+            },
+        )
+    }
+
     /// The state to persist.
     pub fn hard_state(&self) -> HardState {
         HardState {
@@ -196,9 +223,9 @@ impl<S: Storage> Raft<S> {
 
     pub(crate) fn reset(&mut self, term: u64) {
         if self.term != term {
-            debug_assert!(
+            assert!(
                 term > self.term,
-                "term must not decrease: {} -> {term}",
+                "raft: term must not decrease: {} -> {term}",
                 self.term
             );
             self.term = term;
