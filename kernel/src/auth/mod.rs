@@ -8,6 +8,7 @@
 //!   range `[key, range_end)` or everything from a key (`range_end = "\0"`).
 //! * `authorize`: every authorization rule: what a user may do, which
 //!   permission each request needs, and the lease checks answered locally.
+//! * `invariants`: [`AuthStore::check_invariants`].
 //! * [`SimpleTokens`]: etcd's "simple" tokens with a TTL, issued and checked
 //!   from instants passed in.
 //!
@@ -16,6 +17,7 @@
 
 mod authorize;
 mod error;
+mod invariants;
 mod login;
 mod password;
 mod permission;
