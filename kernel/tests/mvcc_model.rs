@@ -839,6 +839,7 @@ proptest! {
         let mut model = Model::new();
         for op in &ops {
             run(&mut store, &mut model, op)?;
+            prop_assert_eq!(store.check_invariants(), Ok(()));
         }
         // A full read at every revision agrees too.
         for revision in 0..=model.revision + 1 {
@@ -853,6 +854,7 @@ proptest! {
         let decoded = Store::decode_snapshot(&encoded);
         prop_assert!(decoded.is_ok());
         let decoded = decoded.expect("checked");
+        prop_assert_eq!(decoded.check_invariants(), Ok(()));
         prop_assert_eq!(all_answers(&decoded), all_answers(&store));
         prop_assert_eq!(decoded.encode_snapshot(), store.encode_snapshot());
     }

@@ -146,14 +146,16 @@ impl StateMachine {
             conf_change: None,
         };
         if entry.index > self.applied_index {
-            debug_assert_eq!(
+            assert_eq!(
                 entry.index,
                 self.applied_index + 1,
-                "entries apply in order"
+                "state machine: entries apply in order"
             );
-            debug_assert!(
+            assert!(
                 entry.term >= self.applied_term,
-                "terms never decrease in the log"
+                "state machine: term {} applied after term {}",
+                entry.term,
+                self.applied_term
             );
             self.applied_index = entry.index;
             self.applied_term = entry.term;

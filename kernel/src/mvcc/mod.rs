@@ -8,6 +8,7 @@
 //! * [`store`]: the [`Store`]: range, put, delete, txn, compaction, lease
 //!   revoke deletes, HashKV, snapshots and history for watchers.
 //! * [`watch`]: the [`WatchRegistry`] fed with the store's events.
+//! * `invariants`: [`Store::check_invariants`] (revisions and the index).
 //!
 //! Everything is in memory, sans-IO and deterministic.
 //!
@@ -27,6 +28,7 @@ pub mod error;
 mod hash;
 pub mod history;
 mod index;
+mod invariants;
 pub mod kv;
 pub mod ops;
 mod range;

@@ -227,7 +227,11 @@ impl Store {
         );
         let response = f(&mut w);
         let (revision, events) = w.finish();
-        debug_assert!(revision == self.current_revision || revision == self.current_revision + 1);
+        assert!(
+            revision == self.current_revision || revision == self.current_revision + 1,
+            "mvcc store: a write moved the revision from {} to {revision}",
+            self.current_revision
+        );
         debug_assert!(
             events
                 .iter()

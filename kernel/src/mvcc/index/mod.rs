@@ -32,6 +32,7 @@ mod prefetch;
 pub(crate) mod varint;
 mod window;
 
+use crate::invariant::{InvariantViolation, ensure};
 use chunk::{CHUNK_CAPACITY, Chunk, ChunkHead};
 use key_index::KeyIndex;
 use window::{Probe, common_prefix, summarize, window};
@@ -219,6 +220,83 @@ impl Index {
     }
 }
 
+const STRUCTURE: &str = "mvcc index";
+
+impl Index {
+    /// Checks every invariant in this module's doc: keys ascending and
+    /// counted, one separator per chunk after the first, chunks non-empty
+    /// and within capacity with their windows, prefix and head copies up
+    /// to date, each chunk's keys within its separators, separator windows
+    /// and summary up to date. O(number of keys).
+    ///
+    /// Errors: the first rule broken, as an [`InvariantViolation`].
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        let keys: Vec<&[u8]> = self.iter().map(KeyIndex::key).collect();
+        ensure(keys.windows(2).all(|w| w[0] < w[1]), STRUCTURE, || {
+            "keys not strictly ascending".into()
+        })?;
+        ensure(keys.len() == self.len, STRUCTURE, || {
+            format!("len {} but {} keys", self.len, keys.len())
+        })?;
+        let (separators, chunks) = (self.separators.len(), self.chunks.len());
+        ensure(separators + 1 == chunks.max(1), STRUCTURE, || {
+            format!("{separators} separators for {chunks} chunks")
+        })?;
+        ensure(self.heads.len() == chunks, STRUCTURE, || {
+            format!("{} head copies for {chunks} chunks", self.heads.len())
+        })?;
+        for at in 0..chunks {
+            self.check_chunk(at)?;
+        }
+        self.check_separators()
+    }
+
+    /// Chunk `at`: non-empty, within capacity, windows and head up to
+    /// date, keys within its separators.
+    fn check_chunk(&self, at: usize) -> Result<(), InvariantViolation> {
+        let chunk = &self.chunks[at];
+        let len = chunk.len();
+        ensure(len > 0 && len <= CHUNK_CAPACITY, STRUCTURE, || {
+            format!("chunk {at} holds {len} keys")
+        })?;
+        let rebuilt = Chunk::new(chunk.entries().cloned().collect());
+        ensure(**chunk == *rebuilt, STRUCTURE, || {
+            format!("chunk {at} windows or prefix out of date")
+        })?;
+        ensure(self.heads[at] == *chunk.head(), STRUCTURE, || {
+            format!("head copy of chunk {at} out of date")
+        })?;
+        let low = at.checked_sub(1).map(|s| &*self.separators[s]);
+        let high = self.separators.get(at).map(|s| &**s);
+        let within = |k: &[u8]| low.is_none_or(|l| k >= l) && high.is_none_or(|h| k < h);
+        ensure(
+            chunk.entries().all(|ki| within(ki.key())),
+            STRUCTURE,
+            || format!("chunk {at} holds a key outside its separators"),
+        )
+    }
+
+    /// Separators share the prefix; their windows and summary are up to date.
+    fn check_separators(&self) -> Result<(), InvariantViolation> {
+        ensure(
+            self.separators.len() == self.separator_windows.len(),
+            STRUCTURE,
+            || "separator windows out of step".into(),
+        )?;
+        let prefix_len = self.separator_prefix.len();
+        for (sep, w) in self.separators.iter().zip(&self.separator_windows) {
+            let fresh = sep.starts_with(&self.separator_prefix) && *w == window(sep, prefix_len);
+            ensure(fresh, STRUCTURE, || {
+                format!("separator {sep:?} window or prefix out of date")
+            })?;
+        }
+        let summary: Vec<u64> = summarize(&self.separator_windows).collect();
+        ensure(self.separator_summary == summary, STRUCTURE, || {
+            "separator summary out of date".into()
+        })
+    }
+}
+
 /// Appends keys in ascending order to an index, filling chunks fully.
 pub(crate) struct Loader<'a> {
     index: &'a mut Index,
@@ -267,31 +345,7 @@ mod tests {
     use crate::mvcc::index::key_index::test_key_index as entry;
 
     fn check_invariants(index: &Index) {
-        let keys: Vec<&[u8]> = index.iter().map(KeyIndex::key).collect();
-        assert!(keys.windows(2).all(|w| w[0] < w[1]), "ascending");
-        assert_eq!(keys.len(), index.len());
-        assert_eq!(index.separators.len() + 1, index.chunks.len().max(1));
-        assert_eq!(index.heads.len(), index.chunks.len());
-        for (i, chunk) in index.chunks.iter().enumerate() {
-            assert!(chunk.len() > 0 && chunk.len() <= CHUNK_CAPACITY);
-            assert_eq!(
-                *chunk,
-                Chunk::new(chunk.entries().cloned().collect()),
-                "windows and prefix up to date"
-            );
-            assert_eq!(&index.heads[i], chunk.head(), "head copy up to date");
-            let low = i.checked_sub(1).map(|s| &*index.separators[s]);
-            let high = index.separators.get(i).map(|s| &**s);
-            let within = |k: &[u8]| low.is_none_or(|l| k >= l) && high.is_none_or(|h| k < h);
-            assert!(chunk.entries().all(|ki| within(ki.key())));
-        }
-        assert_eq!(index.separators.len(), index.separator_windows.len());
-        for (sep, w) in index.separators.iter().zip(&index.separator_windows) {
-            assert!(sep.starts_with(&index.separator_prefix));
-            assert_eq!(*w, window(sep, index.separator_prefix.len()));
-        }
-        let summary: Vec<u64> = summarize(&index.separator_windows).collect();
-        assert_eq!(index.separator_summary, summary);
+        assert_eq!(index.check_invariants(), Ok(()));
     }
 
     /// Short keys from a small alphabet, often behind a shared prefix, so
@@ -334,6 +388,25 @@ mod tests {
             check_invariants(&index);
             prop_assert_eq!(index.len(), model.iter().filter(|k| k.last().is_some_and(|b| b % 2 == 0)).count());
         }
+    }
+
+    #[test]
+    fn a_stale_head_or_a_misplaced_key_is_reported() {
+        let mut index = Index::new();
+        for i in 0..(CHUNK_CAPACITY * 2) as u32 {
+            index.insert(entry(&i.to_be_bytes()));
+        }
+        check_invariants(&index);
+        let mut stale = index.clone();
+        stale.heads.swap(0, 1);
+        let err = stale.check_invariants().err().map(|e| e.detail);
+        assert_eq!(err.as_deref(), Some("head copy of chunk 0 out of date"));
+        let mut miscounted = index.clone();
+        miscounted.len += 1;
+        assert!(miscounted.check_invariants().is_err());
+        let mut misplaced = index;
+        misplaced.separators[0] = vec![0xff; 4].into();
+        assert!(misplaced.check_invariants().is_err());
     }
 
     #[test]
