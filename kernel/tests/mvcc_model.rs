@@ -149,7 +149,7 @@ impl Model {
             Some(kv) => Event {
                 event_type: EventType::Put,
                 kv: kv.clone(),
-                prev_kv: prev,
+                prev_kv: prev.filter(|_| !is_create(kv)),
                 sub_revision: sub,
             },
             None => Event {
@@ -395,7 +395,7 @@ impl Model {
                     Some(kv) => Event {
                         event_type: EventType::Put,
                         kv: kv.clone(),
-                        prev_kv,
+                        prev_kv: prev_kv.filter(|_| !is_create(kv)),
                         sub_revision: c.sub,
                     },
                     None => Event {
@@ -799,6 +799,13 @@ fn check_history(
     }
     prop_assert_eq!(got, model.history(key, end, from));
     Ok(())
+}
+
+/// A put that creates its key (etcd `isCreateEvent`: create revision ==
+/// mod revision) carries no prev_kv, even when the txn that made it deleted
+/// a live value first.
+fn is_create(kv: &KeyValue) -> bool {
+    kv.create_revision == kv.mod_revision
 }
 
 /// Every range at every readable revision over a set of spans, plus hashes.
