@@ -263,10 +263,10 @@ impl<S: Storage> Raft<S> {
     }
 
     pub(crate) fn become_pre_candidate(&mut self) {
-        debug_assert_ne!(
+        assert_ne!(
             self.role,
             StateRole::Leader,
-            "leader cannot become pre-candidate"
+            "raft: a leader cannot become pre-candidate"
         );
         self.tracker.reset_votes();
         self.leader_id = NO_NODE;
@@ -274,10 +274,10 @@ impl<S: Storage> Raft<S> {
     }
 
     pub(crate) fn become_candidate(&mut self) {
-        debug_assert_ne!(
+        assert_ne!(
             self.role,
             StateRole::Leader,
-            "leader cannot become candidate"
+            "raft: a leader cannot become candidate"
         );
         self.reset(self.term + 1);
         self.vote = self.id;
@@ -285,10 +285,10 @@ impl<S: Storage> Raft<S> {
     }
 
     pub(crate) fn become_leader(&mut self) {
-        debug_assert_ne!(
+        assert_ne!(
             self.role,
             StateRole::Follower,
-            "follower cannot become leader"
+            "raft: a follower cannot become leader"
         );
         self.reset(self.term);
         self.leader_id = self.id;

@@ -106,7 +106,8 @@ impl Index {
         self.chunks.get_mut(at)?.get_mut(self.heads.get(at)?, key)
     }
 
-    /// Adds a key that is not in the index yet (debug-asserted).
+    /// Adds a key that is not in the index yet. Panics if it is there: the
+    /// store looks a key up before inserting it.
     pub fn insert(&mut self, key_index: KeyIndex) {
         let at = self.chunk_for(key_index.key());
         let is_last = at + 1 == self.chunks.len();
@@ -116,8 +117,7 @@ impl Index {
             return;
         };
         let Err(position) = chunk.search(key_index.key()) else {
-            debug_assert!(false, "insert of a key already present");
-            return;
+            panic!("mvcc index: insert of a key already present");
         };
         self.len += 1;
         if !chunk.is_full() {
@@ -144,14 +144,21 @@ impl Index {
 
     /// Adds the first chunk.
     fn push_chunk(&mut self, chunk: Box<Chunk>) {
-        debug_assert!(self.chunks.is_empty());
+        assert!(
+            self.chunks.is_empty(),
+            "mvcc index: first chunk added twice"
+        );
         self.heads.push(chunk.head().clone());
         self.chunks.push(chunk);
     }
 
     /// Puts `chunk` at position `at` (>= 1), its first key as separator.
     fn add_chunk(&mut self, at: usize, chunk: Box<Chunk>) {
-        debug_assert!(at >= 1 && chunk.len() > 0);
+        assert!(
+            at >= 1 && chunk.len() > 0,
+            "mvcc index: chunk added at {at} with {} keys",
+            chunk.len()
+        );
         let key: Box<[u8]> = chunk.first_key().into();
         let prefix_len = if self.separators.is_empty() {
             key.len()
