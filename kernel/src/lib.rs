@@ -5,6 +5,8 @@
 //! * [`lease`]: leases, their expiry and checkpoints.
 //! * [`auth`]: users, roles, permissions and tokens.
 //! * [`membership`]: cluster members and cluster id.
+//! * [`invariant`]: [`InvariantViolation`], what every `check_invariants`
+//!   reports.
 //! * [`apply`]: the replicated state machine that applies committed entries,
 //!   and its snapshots.
 //!
@@ -13,7 +15,10 @@
 
 pub mod apply;
 pub mod auth;
+pub mod invariant;
 pub mod lease;
 pub mod membership;
 pub mod mvcc;
 pub mod raft;
+
+pub use invariant::InvariantViolation;

@@ -1,5 +1,6 @@
 //! The replicated state machine end to end: committed entries in, client
-//! responses and watch events out.
+//! responses and watch events out; every applied entry is followed by
+//! `StateMachine::check_invariants`.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap (project guide)
 
@@ -46,6 +47,7 @@ impl Node {
         self.next_index += 1;
         let result = self.sm.apply(&entry);
         assert_eq!(self.sm.applied_index(), entry.index);
+        assert_eq!(self.sm.check_invariants(), Ok(()));
         result
     }
 

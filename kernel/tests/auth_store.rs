@@ -1,5 +1,6 @@
 //! Auth store: permission matrix (users x roles x ops x key ranges),
-//! management rules and errors, logins and tokens.
+//! management rules and errors, logins and tokens; the permission property
+//! test checks `AuthStore::check_invariants` after every change.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap (project guide)
 
@@ -444,8 +445,10 @@ fn login_issues_tokens_that_expire_and_die_with_password_changes() {
 #[test]
 fn snapshot_round_trip() {
     let store = populated_store();
+    assert_eq!(store.check_invariants(), Ok(()));
     let restored = AuthStore::restore(store.snapshot(), TTL_MS).unwrap();
     assert_eq!(restored.snapshot(), store.snapshot());
+    assert_eq!(restored.check_invariants(), Ok(()));
     assert_eq!(
         restored.check_permission(&info(&restored, "alice"), b"foo", b"", Read),
         Ok(())
@@ -584,8 +587,10 @@ mod model {
             for change in &changes {
                 let expected = model_apply(&mut model, change);
                 prop_assert_eq!(store_apply(&mut store, change), expected, "{:?}", change);
+                prop_assert_eq!(store.check_invariants(), Ok(()));
             }
             store.enable().unwrap();
+            prop_assert_eq!(store.check_invariants(), Ok(()));
             for (key, range_end, need) in requests {
                 let granted: Vec<_> = model
                     .iter()

@@ -1,6 +1,7 @@
 //! Lessor scenarios with a fake clock: expiry on the leader, extension on
 //! leader change, checkpoints carrying the remaining TTL across a change,
-//! keep-alive, revoke with attached keys, snapshot round-trip.
+//! keep-alive, revoke with attached keys, snapshot round-trip. The
+//! property test checks `Lessor::check_invariants` after every operation.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap (project guide)
 
@@ -203,6 +204,7 @@ fn attached_keys_move_between_leases_and_come_back_on_revoke() {
     assert_eq!(lessor.revoke(2).unwrap(), vec![b"b".to_vec()]);
     assert_eq!(lessor.revoke(2), Err(LeaseError::NotFound));
     assert_eq!(lessor.lease_of(b"b"), NO_LEASE);
+    assert_eq!(lessor.check_invariants(), Ok(()));
 }
 
 #[test]
@@ -223,6 +225,7 @@ fn snapshot_round_trip_keeps_replicated_state() {
     assert_eq!(restored.snapshot(), snapshot);
     assert!(!restored.is_primary());
     assert_eq!(restored.lease_of(b"k1"), 1);
+    assert_eq!(restored.check_invariants(), Ok(()));
     let mut duplicate = snapshot.clone();
     duplicate.push(snapshot[0].clone());
     assert!(Lessor::restore(lessor.config(), duplicate).is_err());
@@ -370,6 +373,7 @@ mod model {
                         prop_assert_eq!(actual, expected);
                     }
                 }
+                prop_assert_eq!(lessor.check_invariants(), Ok(()));
                 prop_assert_eq!(lessor.leases(), model.leases.keys().copied().collect::<Vec<_>>());
                 for (id, lease) in &model.leases {
                     let expected_ttl = match lease.expiry_ms {

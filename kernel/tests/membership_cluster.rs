@@ -1,5 +1,6 @@
 //! Membership: etcd-compatible member and cluster ids, conf-change
-//! validation and application, snapshot round-trip.
+//! validation and application, snapshot round-trip; each scenario ends by
+//! checking `Cluster::check_invariants`.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap (project guide)
 
@@ -167,6 +168,7 @@ fn add_promote_remove_with_etcd_errors() {
         MembershipError::NotFound.to_string(),
         "etcdserver: member not found"
     );
+    assert_eq!(cluster.check_invariants(), Ok(()));
 }
 
 #[test]
@@ -200,6 +202,7 @@ fn conf_change_is_all_or_nothing_and_context_is_checked() {
     assert_eq!(cluster, before);
     assert_eq!(cluster.validate_conf_change(&add(&new)), Ok(()));
     assert_eq!(cluster, before, "validation changes nothing");
+    assert_eq!(cluster.check_invariants(), Ok(()));
 }
 
 #[test]
@@ -232,6 +235,7 @@ fn attributes_and_peer_url_updates() {
     );
     let restored = Cluster::restore(cluster.snapshot()).unwrap();
     assert_eq!(restored, cluster);
+    assert_eq!(restored.check_invariants(), Ok(()));
 }
 
 #[test]

@@ -149,7 +149,7 @@ impl Model {
             Some(kv) => Event {
                 event_type: EventType::Put,
                 kv: kv.clone(),
-                prev_kv: prev,
+                prev_kv: prev.filter(|_| !is_create(kv)),
                 sub_revision: sub,
             },
             None => Event {
@@ -395,7 +395,7 @@ impl Model {
                     Some(kv) => Event {
                         event_type: EventType::Put,
                         kv: kv.clone(),
-                        prev_kv,
+                        prev_kv: prev_kv.filter(|_| !is_create(kv)),
                         sub_revision: c.sub,
                     },
                     None => Event {
@@ -801,6 +801,13 @@ fn check_history(
     Ok(())
 }
 
+/// A put that creates its key (etcd `isCreateEvent`: create revision ==
+/// mod revision) carries no prev_kv, even when the txn that made it deleted
+/// a live value first.
+fn is_create(kv: &KeyValue) -> bool {
+    kv.create_revision == kv.mod_revision
+}
+
 /// Every range at every readable revision over a set of spans, plus hashes.
 fn all_answers(store: &Store) -> Vec<String> {
     let spans: [(&[u8], &[u8]); 4] = [(b"a", b""), (b"b", b"\0"), (b"\0", b"\0"), (b"a", b"c")];
@@ -839,6 +846,7 @@ proptest! {
         let mut model = Model::new();
         for op in &ops {
             run(&mut store, &mut model, op)?;
+            prop_assert_eq!(store.check_invariants(), Ok(()));
         }
         // A full read at every revision agrees too.
         for revision in 0..=model.revision + 1 {
@@ -853,6 +861,7 @@ proptest! {
         let decoded = Store::decode_snapshot(&encoded);
         prop_assert!(decoded.is_ok());
         let decoded = decoded.expect("checked");
+        prop_assert_eq!(decoded.check_invariants(), Ok(()));
         prop_assert_eq!(all_answers(&decoded), all_answers(&store));
         prop_assert_eq!(decoded.encode_snapshot(), store.encode_snapshot());
     }

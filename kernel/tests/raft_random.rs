@@ -6,8 +6,9 @@
 //! transfers, membership changes (learners, promotion, removal, joint
 //! consensus) with a spare node, partitions (including an old leader isolated
 //! with a minority) and crashes/restarts that keep only persisted state. After every step it
-//! checks election safety, log matching, leader completeness, state-machine
-//! safety and monotonic commit. A liveness phase then heals every fault and
+//! checks each node's own invariants (`RawNode::check_invariants`: log
+//! positions, progress tracker, inflights), election safety, log matching,
+//! leader completeness, state-machine safety and monotonic commit. A liveness phase then heals every fault and
 //! requires a new entry to be applied on every node.
 //!
 //! * `KEEL_RAFT_SEED=N cargo test -p keel-kernel --test raft_random` replays one seed.

@@ -10,14 +10,15 @@
 //!   membership, advances the consistent index, and returns an
 //!   [`ApplyResult`]: the client's response with its header revision, and
 //!   the events for watchers.
+//! * [`StateMachine::check_invariants`]: the store's, lessor's, auth
+//!   store's and cluster's invariants at once.
 //! * [`StateMachine::snapshot`] / [`StateMachine::restore`]: the whole
 //!   replicated state as checksummed bytes.
 
 mod alarm;
 mod auth_request;
-mod authorize;
-mod authorize_lease;
 mod error;
+mod invariants;
 mod request;
 mod response;
 mod snapshot;

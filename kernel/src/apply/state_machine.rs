@@ -8,11 +8,11 @@ use crate::membership::Cluster;
 use crate::mvcc::{Event, EventType, RangeRequest, RangeResponse, RequestOp, Store, TxnRequest};
 use crate::raft::{ConfChange, Entry, EntryType};
 
-use super::authorize::Authorizer;
 use super::{
     AlarmType, Alarms, ApplyError, ApplyResult, ConfChangeApplied, Request, RequestEnvelope,
     Response, ResponseHeader,
 };
+use crate::auth::Authorizer;
 
 /// Settings of a [`StateMachine`]; the same on every member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,14 +146,16 @@ impl StateMachine {
             conf_change: None,
         };
         if entry.index > self.applied_index {
-            debug_assert_eq!(
+            assert_eq!(
                 entry.index,
                 self.applied_index + 1,
-                "entries apply in order"
+                "state machine: entries apply in order"
             );
-            debug_assert!(
+            assert!(
                 entry.term >= self.applied_term,
-                "terms never decrease in the log"
+                "state machine: term {} applied after term {}",
+                entry.term,
+                self.applied_term
             );
             self.applied_index = entry.index;
             self.applied_term = entry.term;

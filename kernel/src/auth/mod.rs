@@ -6,14 +6,18 @@
 //!   an older revision are refused). Changes are applied through Raft.
 //! * [`Permission`] / [`KeyRange`]: READ, WRITE, READWRITE over a key, a
 //!   range `[key, range_end)` or everything from a key (`range_end = "\0"`).
+//! * `authorize`: every authorization rule: what a user may do, which
+//!   permission each request needs, and the lease checks answered locally.
+//! * `invariants`: [`AuthStore::check_invariants`].
 //! * [`SimpleTokens`]: etcd's "simple" tokens with a TTL, issued and checked
 //!   from instants passed in.
 //!
 //! Password hashing uses bcrypt; the salt (or the finished hash) is passed in
 //! so every member stores the same bytes.
 
-mod check;
+mod authorize;
 mod error;
+mod invariants;
 mod login;
 mod password;
 mod permission;
@@ -22,6 +26,7 @@ mod store;
 mod token;
 mod user;
 
+pub(crate) use authorize::Authorizer;
 pub use error::AuthError;
 pub use login::LoginCheck;
 pub use password::{MIN_BCRYPT_COST, hash_password};

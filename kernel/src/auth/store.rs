@@ -1,6 +1,7 @@
 //! The auth store: users, roles, the enabled flag and the auth revision,
 //! with their management operations (etcd `auth/store.go`). Logins are in
-//! `login.rs`, permission checks in `check.rs`.
+//! `login.rs`, permission checks in `authorize/`, invariants in
+//! `invariants.rs`.
 
 use std::collections::BTreeMap;
 
@@ -327,7 +328,11 @@ impl AuthStore {
                 }
             }
         }
-        debug_assert_eq!(self.range_perms.len(), self.users.len());
+        assert_eq!(
+            self.range_perms.len(),
+            self.users.len(),
+            "auth store: cached permission sets must match the users"
+        );
     }
 
     /// Names of the users holding `role`.

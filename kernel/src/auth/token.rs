@@ -49,7 +49,11 @@ impl SimpleTokens {
             expires_ms: now_ms.saturating_add(self.ttl_ms),
         };
         self.tokens.insert(token, entry);
-        debug_assert!(self.tokens.len() <= SIMPLE_TOKENS_MAX);
+        assert!(
+            self.tokens.len() <= SIMPLE_TOKENS_MAX,
+            "simple tokens: {} held, limit {SIMPLE_TOKENS_MAX}",
+            self.tokens.len()
+        );
     }
 
     /// The user of a valid `token` at `now_ms`, restarting its TTL; `None`

@@ -30,7 +30,10 @@ impl Lessor {
                 .get(&id)
                 .and_then(|lease| lease.expiry_ms)
                 .is_some_and(|expiry_ms| expiry_ms <= now_ms);
-            debug_assert!(due, "lease {id} queued for expiry but not expired");
+            assert!(
+                due,
+                "lessor: lease {id} queued for expiry at {at_ms} ms but not expired at {now_ms} ms"
+            );
             if due {
                 expired.push(id);
                 self.schedule_expiry_check(id, now_ms.saturating_add(EXPIRED_RETRY_INTERVAL_MS));
@@ -134,7 +137,11 @@ impl Lessor {
             self.expiry_queue.remove(&(old_ms, id));
         }
         self.expiry_queue.insert((at_ms, id));
-        debug_assert_eq!(self.expiry_queue.len(), self.expiry_check_ms.len());
+        assert_eq!(
+            self.expiry_queue.len(),
+            self.expiry_check_ms.len(),
+            "lessor: expiry queue and expiry instants out of step"
+        );
     }
 
     /// Queues a checkpoint of lease `id` one interval from `now_ms` if the

@@ -12,10 +12,12 @@
 //!   ([`Lessor::checkpoints_due`] on the leader, [`Lessor::checkpoint`] in
 //!   apply) record the remaining TTL through Raft so it survives the change;
 //!   promotion also spreads expiries that would pile up in one second.
+//! * `invariants`: [`Lessor::check_invariants`].
 //! * [`IdGenerator`] assigns ids as etcd's `idutil.Generator` does.
 
 mod error;
 mod id;
+mod invariants;
 mod leader;
 mod lessor;
 mod record;

@@ -40,9 +40,9 @@ pub struct ClusterSnapshot {
 /// Members of the cluster and ids removed from it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cluster {
-    cluster_id: u64,
-    members: BTreeMap<u64, Member>,
-    removed: BTreeSet<u64>,
+    pub(super) cluster_id: u64,
+    pub(super) members: BTreeMap<u64, Member>,
+    pub(super) removed: BTreeSet<u64>,
 }
 
 impl Cluster {
@@ -117,6 +117,7 @@ impl Cluster {
         for single in &change.changes {
             next.apply_single(single, &context)?;
         }
+        debug_assert_eq!(next.check_invariants(), Ok(()));
         *self = next;
         Ok(())
     }

@@ -10,6 +10,8 @@
 //!   `--initial-cluster` and `--initial-cluster-token` flags.
 //! * [`Cluster::check_started_quorum`]: etcd's strict reconfiguration
 //!   check on started members (a change must leave a started quorum).
+//! * [`Cluster::check_invariants`]: member ids and peer URLs are unique,
+//!   removed ids stay out.
 //! * [`ConfChangeContext`]: what a conf-change entry's `context` carries
 //!   (the member being added or promoted), as etcd's `ConfigChangeContext`.
 
@@ -17,6 +19,7 @@ mod bootstrap;
 mod cluster;
 mod context;
 mod error;
+mod invariants;
 mod member;
 mod started_quorum;
 

@@ -4,7 +4,7 @@
 use std::collections::BinaryHeap;
 
 use super::error::MvccError;
-use super::key_index::{KeyIndex, Version};
+use super::index::key_index::{KeyIndex, Version};
 use super::kv::{Event, EventType, KeyValue, shared_parts};
 use super::range::key_span;
 use super::store::Store;

@@ -3,52 +3,50 @@
 //!
 //! * [`revision`]: `(main, sub)` revisions.
 //! * [`kv`]: [`KeyValue`] and [`Event`].
-//! * [`rpc`]: etcd-shaped KV requests and responses.
+//! * [`ops`]: the store's operations: etcd-shaped KV requests and responses.
 //! * [`error`]: [`MvccError`] with etcd's messages.
 //! * [`store`]: the [`Store`]: range, put, delete, txn, compaction, lease
 //!   revoke deletes, HashKV, snapshots and history for watchers.
 //! * [`watch`]: the [`WatchRegistry`] fed with the store's events.
+//! * `invariants`: [`Store::check_invariants`] (revisions and the index).
 //!
 //! Everything is in memory, sans-IO and deterministic.
 //!
 //! Layout (designed for 1M keys of 64 bytes with 256-byte values in under
 //! 420 MB): each key and all its uncompacted versions live in one compact
-//! allocation (`key_index`); the ordered index (`index`, `chunk`) is a
-//! two-level B+-tree of such key indexes whose searches compare inline
-//! 8-byte key windows (`window`) instead of dereferencing keys. Measure with
+//! allocation (`index::key_index`); the ordered index (`index`, its leaves
+//! in `index::chunk`) is a two-level B+-tree of such key indexes whose
+//! searches compare inline 8-byte key windows (`index::window`) instead of
+//! dereferencing keys. Measure with
 //! `cargo run --release -p keel-bench --bin mvcc_memory`.
 //!
 //! One deliberate difference from etcd: compaction at revision `r` keeps a
 //! delete made at exactly `r`, so a watcher starting at `r` still receives
 //! it (etcd drops it); reads are unaffected.
 
-mod chunk;
 pub mod error;
 mod hash;
 pub mod history;
 mod index;
-mod key_index;
+mod invariants;
 pub mod kv;
-mod prefetch;
+pub mod ops;
 mod range;
 pub mod revision;
-pub mod rpc;
 mod snapshot;
 pub mod store;
 mod txn;
-mod varint;
 pub mod watch;
-mod window;
 mod write;
 
 pub use error::MvccError;
 pub use history::HistoryBatch;
 pub use kv::{Event, EventType, KeyValue};
-pub use revision::Revision;
-pub use rpc::{
+pub use ops::{
     CompactionRequest, CompactionResponse, Compare, CompareResult, CompareTarget,
     DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
     RequestOp, ResponseOp, SortOrder, SortTarget, TxnRequest, TxnResponse,
 };
+pub use revision::Revision;
 pub use store::{LeaseLookup, Store, WriteResult};
 pub use watch::{WatchCreate, WatchError, WatchId, WatchLimits, WatchRegistry, WatchResponse};

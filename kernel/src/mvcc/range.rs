@@ -7,9 +7,9 @@ use bytes::Bytes;
 
 use super::error::MvccError;
 use super::index::Index;
-use super::key_index::{KeyIndex, Version};
+use super::index::key_index::{KeyIndex, Version};
 use super::kv::KeyValue;
-use super::rpc::{RangeRequest, RangeResponse, SortOrder, SortTarget};
+use super::ops::{RangeRequest, RangeResponse, SortOrder, SortTarget};
 
 /// A consistent read view: the index as of main revision `revision`
 /// (the view's current revision), with history below `compact_revision`

@@ -7,10 +7,10 @@
 //! keys in ascending order. Equal stores give equal bytes.
 
 use super::error::MvccError;
+use super::index::key_index::KeyIndex;
+use super::index::varint;
 use super::index::{Index, Loader};
-use super::key_index::KeyIndex;
 use super::store::Store;
-use super::varint;
 
 const MAGIC: &[u8; 8] = b"KEELMVCC";
 const FORMAT: u8 = 1;

@@ -7,11 +7,11 @@ use std::borrow::Cow;
 use super::error::MvccError;
 use super::index::Index;
 use super::kv::Event;
-use super::range::ReadView;
-use super::rpc::{
+use super::ops::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
     PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseOp, TxnRequest, TxnResponse,
 };
+use super::range::ReadView;
 use super::txn::{check_put, check_txn, compares_hold};
 use super::write::WriteTxn;
 
@@ -227,7 +227,11 @@ impl Store {
         );
         let response = f(&mut w);
         let (revision, events) = w.finish();
-        debug_assert!(revision == self.current_revision || revision == self.current_revision + 1);
+        assert!(
+            revision == self.current_revision || revision == self.current_revision + 1,
+            "mvcc store: a write moved the revision from {} to {revision}",
+            self.current_revision
+        );
         debug_assert!(
             events
                 .iter()

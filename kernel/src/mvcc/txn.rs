@@ -5,9 +5,9 @@
 use std::cmp::Ordering;
 
 use super::error::MvccError;
-use super::key_index::Version;
+use super::index::key_index::Version;
+use super::ops::{Compare, CompareResult, CompareTarget, PutRequest, RequestOp, TxnRequest};
 use super::range::ReadView;
-use super::rpc::{Compare, CompareResult, CompareTarget, PutRequest, RequestOp, TxnRequest};
 
 /// Checks a put's own fields (etcd `checkPutRequest`).
 pub(crate) fn check_put(req: &PutRequest) -> Result<(), MvccError> {
@@ -175,7 +175,7 @@ fn compare_version(compare: &Compare, version: &Version<'_>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mvcc::rpc::DeleteRangeRequest;
+    use crate::mvcc::ops::DeleteRangeRequest;
 
     fn put(key: &str) -> RequestOp {
         RequestOp::Put(PutRequest {

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use super::index::Index;
-use super::key_index::{KeyIndex, Version};
+use super::index::key_index::{KeyIndex, Version};
 use super::kv::{Event, EventType, KeyValue, shared_parts};
 use super::range::{ReadView, key_span};
 use super::revision::Revision;
@@ -100,7 +100,11 @@ impl<'s> WriteTxn<'s> {
         let (kv, prev, event_prev) = match self.index.get_mut(key) {
             Some(ki) => {
                 let latest = ki.latest();
-                debug_assert!(latest.rev < rev);
+                assert!(
+                    latest.rev < rev,
+                    "mvcc write: put at {rev:?} not after the key's latest {:?}",
+                    latest.rev
+                );
                 let live = Some(latest).filter(|v| !v.is_tombstone());
                 // A put that creates the key (again) is a create event: etcd
                 // sends no prev_kv with it (`isCreateEvent`), even when this
@@ -164,7 +168,11 @@ impl<'s> WriteTxn<'s> {
         if latest.is_tombstone() {
             return None;
         }
-        debug_assert!(latest.rev < rev);
+        assert!(
+            latest.rev < rev,
+            "mvcc write: delete at {rev:?} not after the key's latest {:?}",
+            latest.rev
+        );
         let [key_bytes, value] = shared_parts([key, latest.value.unwrap_or_default()]);
         let prev = latest.with_bytes(key_bytes.clone(), value);
         let event_prev = match self.events_prev_kv {

@@ -121,26 +121,10 @@ fn check(config: &TrackerConfig) -> Result<(), RaftError> {
     if config.voters.incoming.is_empty() {
         return Err(reject("removed all voters"));
     }
-    if let Some(id) = config
-        .learners
-        .iter()
-        .find(|id| config.voters.contains(**id))
-    {
-        return Err(reject(format!("{id} is in learners and voters")));
+    match config.inconsistency() {
+        Some(why) => Err(reject(why)),
+        None => Ok(()),
     }
-    let bad_next = config
-        .learners_next
-        .iter()
-        .find(|id| !config.voters.outgoing.contains(id) || config.voters.incoming.contains(id));
-    if let Some(id) = bad_next {
-        return Err(reject(format!(
-            "{id} is in learners_next but not only an outgoing voter"
-        )));
-    }
-    if !config.voters.is_joint() && config.auto_leave {
-        return Err(reject("auto_leave set outside a joint config"));
-    }
-    Ok(())
 }
 
 /// The configuration described by a persisted [`ConfState`] (restart or

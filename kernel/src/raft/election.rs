@@ -104,6 +104,13 @@ impl<S: Storage> Raft<S> {
             self.msgs
                 .push(Message::new(resp_type, self.id, m.from, m.term));
             if !pre {
+                assert!(
+                    self.vote == NO_NODE || self.vote == m.from,
+                    "raft: vote for {} in term {} after voting for {}",
+                    m.from,
+                    self.term,
+                    self.vote
+                );
                 self.election_elapsed = 0;
                 self.vote = m.from;
             }

@@ -4,6 +4,10 @@
 
 use std::collections::VecDeque;
 
+use crate::invariant::{InvariantViolation, ensure};
+
+const STRUCTURE: &str = "inflights";
+
 /// Unacknowledged appends to one follower: `(last index, size in bytes)` in
 /// sending order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,7 +22,7 @@ impl Inflights {
     /// An empty window holding at most `max_count` messages and
     /// `max_size_bytes` bytes (`max_count >= 1`).
     pub fn new(max_count: usize, max_size_bytes: u64) -> Inflights {
-        debug_assert!(max_count >= 1);
+        assert!(max_count >= 1, "inflights: max_count must be at least 1");
         Inflights {
             window: VecDeque::with_capacity(max_count.min(256)),
             size_bytes: 0,
@@ -30,8 +34,17 @@ impl Inflights {
     /// Records an append whose last entry is `last_index` and whose
     /// entries total `size_bytes`. Indexes must increase.
     pub fn add(&mut self, last_index: u64, size_bytes: u64) {
-        debug_assert!(!self.full(), "inflights overflow");
-        debug_assert!(self.window.back().is_none_or(|(i, _)| *i < last_index));
+        assert!(
+            !self.full(),
+            "inflights: add of {last_index} to a full window ({} messages, {} bytes)",
+            self.window.len(),
+            self.size_bytes
+        );
+        let back = self.window.back().map(|(i, _)| *i);
+        assert!(
+            back.is_none_or(|i| i < last_index),
+            "inflights: index {last_index} added after {back:?}; indexes must increase"
+        );
         self.window.push_back((last_index, size_bytes));
         self.size_bytes += size_bytes;
     }
@@ -65,6 +78,35 @@ impl Inflights {
         self.window.len()
     }
 
+    /// Index of the last unacknowledged append, if any.
+    pub fn last_index(&self) -> Option<u64> {
+        self.window.back().map(|(i, _)| *i)
+    }
+
+    /// Checks that indexes strictly increase, that at most `max_count`
+    /// appends are held, and that `size_bytes` is the sum of their sizes.
+    /// O(window).
+    ///
+    /// Errors: the first rule broken, as an [`InvariantViolation`].
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        let count = self.window.len();
+        ensure(count <= self.max_count, STRUCTURE, || {
+            format!("{count} appends held, capacity {}", self.max_count)
+        })?;
+        let unordered = self
+            .window
+            .iter()
+            .zip(self.window.iter().skip(1))
+            .find(|(a, b)| a.0 >= b.0);
+        ensure(unordered.is_none(), STRUCTURE, || {
+            format!("indexes not increasing: {unordered:?}")
+        })?;
+        let sum: u64 = self.window.iter().map(|(_, size)| size).sum();
+        ensure(sum == self.size_bytes, STRUCTURE, || {
+            format!("size_bytes {} but appends total {sum}", self.size_bytes)
+        })
+    }
+
     /// Forgets every unacknowledged append.
     pub fn reset(&mut self) {
         self.window.clear();
@@ -95,5 +137,30 @@ mod tests {
         f.add(11, 5);
         f.reset();
         assert!(!f.full());
+        assert_eq!(f.check_invariants(), Ok(()));
+    }
+
+    #[test]
+    fn disorder_overflow_and_miscounted_bytes_are_reported() {
+        let mut f = Inflights::new(3, 1000);
+        f.add(1, 10);
+        f.add(2, 10);
+        f.window.push_back((2, 0));
+        assert!(f.check_invariants().is_err(), "indexes must increase");
+        f.window.pop_back();
+        f.window.extend([(3, 0), (4, 0)]);
+        let err = f.check_invariants().err().map(|e| e.detail);
+        assert_eq!(err.as_deref(), Some("4 appends held, capacity 3"));
+        f.window.truncate(2);
+        f.size_bytes = 5;
+        assert!(f.check_invariants().is_err(), "size miscounted");
+    }
+
+    #[test]
+    #[should_panic(expected = "indexes must increase")]
+    fn adding_an_older_index_stops_the_member() {
+        let mut f = Inflights::new(3, 1000);
+        f.add(5, 10);
+        f.add(5, 10);
     }
 }

@@ -2,13 +2,18 @@
 //! [`Storage`], unpersisted ones in [`Unstable`], and the commit, applying,
 //! applied and persisted positions.
 //!
-//! Invariants (asserted in debug builds): `applied <= applying <= committed
-//! <= last_index`; the commit index never decreases; committed entries are
-//! never truncated.
+//! Invariants: `applied <= applying <= committed <= last_index`; the commit
+//! index never decreases; committed entries are never truncated; no gap
+//! between the stable and unstable parts. The O(1) ones are asserted in
+//! release builds where the log changes; [`RaftLog::check_invariants`]
+//! checks them all.
 
 use super::log_unstable::Unstable;
 use super::storage::{Storage, count_within_size};
 use super::{Entry, Snapshot, StorageError};
+use crate::invariant::{InvariantViolation, ensure};
+
+const STRUCTURE: &str = "raft log";
 
 /// The log of one node.
 pub struct RaftLog<S: Storage> {
@@ -146,9 +151,10 @@ impl<S: Storage> RaftLog<S> {
         let last_new = prev_index + entries.len() as u64;
         let conflict = self.find_conflict(&entries);
         if conflict != 0 {
-            debug_assert!(
+            assert!(
                 conflict > self.committed,
-                "conflict with committed entry {conflict}"
+                "raft log: append conflicts with committed entry {conflict} (commit {})",
+                self.committed
             );
             let start = (conflict - prev_index - 1) as usize;
             entries.drain(..start);
@@ -180,18 +186,20 @@ impl<S: Storage> RaftLog<S> {
             return self.last_index();
         };
         let after = first.index - 1;
-        debug_assert!(
+        assert!(
             after >= self.committed,
-            "append at {after} below commit {}",
+            "raft log: append after {after} would truncate committed entries (commit {})",
             self.committed
         );
-        debug_assert!(
-            after <= self.last_index(),
-            "append leaves a gap after {after}"
+        let last = self.last_index();
+        assert!(
+            after <= last,
+            "raft log: append after {after} leaves a gap after last index {last}"
         );
-        debug_assert!(
+        assert!(
             after < self.first_index() || self.term(after).is_ok_and(|t| t <= first.term),
-            "log terms must not decrease at {after}"
+            "raft log: term {} appended after index {after} of a later term",
+            first.term
         );
         debug_assert!(
             entries
@@ -207,9 +215,10 @@ impl<S: Storage> RaftLog<S> {
     /// Raises the commit index to `index` (never lowers it).
     pub(crate) fn commit_to(&mut self, index: u64) {
         if index > self.committed {
-            debug_assert!(
-                index <= self.last_index(),
-                "commit {index} beyond last index"
+            let last = self.last_index();
+            assert!(
+                index <= last,
+                "raft log: commit {index} beyond last index {last}"
             );
             self.committed = index;
         }
@@ -227,7 +236,11 @@ impl<S: Storage> RaftLog<S> {
 
     /// Records that the application applied everything up to `index`.
     pub(crate) fn applied_to(&mut self, index: u64) {
-        debug_assert!(index <= self.committed, "applied {index} beyond commit");
+        assert!(
+            index <= self.committed,
+            "raft log: applied {index} beyond commit {}",
+            self.committed
+        );
         if index > self.applied {
             self.applied = index;
             self.applying = self.applying.max(index);
@@ -318,10 +331,56 @@ impl<S: Storage> RaftLog<S> {
     /// Replaces the log with `snapshot` (follower catch-up).
     pub(crate) fn restore(&mut self, snapshot: Snapshot) {
         let index = snapshot.metadata.index;
-        debug_assert!(index >= self.committed, "snapshot {index} below commit");
+        assert!(
+            index >= self.committed,
+            "raft log: restoring snapshot {index} below commit {}",
+            self.committed
+        );
         self.committed = index;
         self.persisted = self.persisted.min(index);
         self.unstable.restore(snapshot);
+    }
+
+    /// Checks every invariant of the log: `applied <= applying <= committed
+    /// <= last_index`, `persisted <= last_index`, the committed entry's term
+    /// is known (`committed >= first_index - 1`), no gap between storage
+    /// and the unstable part, and the unstable part's own rules. O(number of
+    /// unstable entries).
+    ///
+    /// Errors: the first rule broken, as an [`InvariantViolation`].
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        let (applied, applying, committed) = (self.applied, self.applying, self.committed);
+        let (first, last) = (self.first_index(), self.last_index());
+        ensure(applied <= applying, STRUCTURE, || {
+            format!("applied {applied} > applying {applying}")
+        })?;
+        ensure(applying <= committed, STRUCTURE, || {
+            format!("applying {applying} > committed {committed}")
+        })?;
+        ensure(committed <= last, STRUCTURE, || {
+            format!("committed {committed} > last index {last}")
+        })?;
+        ensure(committed + 1 >= first, STRUCTURE, || {
+            format!("committed {committed} below first index {first} - 1")
+        })?;
+        ensure(self.persisted <= last, STRUCTURE, || {
+            format!("persisted {} > last index {last}", self.persisted)
+        })?;
+        self.check_boundary()?;
+        self.unstable.check_invariants()
+    }
+
+    /// Without a pending snapshot, the unstable part starts at most one
+    /// past the stored entries (it may overlap entries it replaces).
+    fn check_boundary(&self) -> Result<(), InvariantViolation> {
+        if self.unstable.snapshot.is_some() {
+            return Ok(());
+        }
+        let stored = self.store.last_index().unwrap_or(0);
+        let offset = self.unstable.offset;
+        ensure(offset <= stored + 1, STRUCTURE, || {
+            format!("gap between stored last index {stored} and unstable offset {offset}")
+        })
     }
 
     /// Marks entries up to `(index, term)` as persisted.
@@ -374,6 +433,38 @@ mod tests {
         assert_eq!((log.last_index(), log.committed), (4, 4));
         assert_eq!(log.find_conflict_by_term(4, 1), 3);
         assert!(!log.maybe_commit(4, 1));
+        assert_eq!(log.check_invariants(), Ok(()));
+    }
+
+    #[test]
+    fn broken_positions_are_reported() {
+        let mut log = log_with(&ents(1..=3, 1), &ents(4..=5, 1));
+        log.commit_to(4);
+        log.applied_to(3);
+        assert_eq!(log.check_invariants(), Ok(()));
+        log.applied = 4;
+        let err = log.check_invariants().err().map(|e| e.detail);
+        assert_eq!(err.as_deref(), Some("applied 4 > applying 3"));
+        log.applied = 3;
+        log.committed = 6;
+        log.applying = 6;
+        let err = log.check_invariants().err().map(|e| e.detail);
+        assert_eq!(err.as_deref(), Some("committed 6 > last index 5"));
+        log.committed = 4;
+        log.applying = 4;
+        log.unstable.offset = 6;
+        let err = log.check_invariants().err().map(|e| e.detail);
+        assert_eq!(
+            err.as_deref(),
+            Some("gap between stored last index 3 and unstable offset 6")
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "raft log: commit 9 beyond last index 5")]
+    fn committing_past_the_log_stops_the_member() {
+        let mut log = log_with(&ents(1..=3, 1), &ents(4..=5, 1));
+        log.commit_to(9);
     }
 
     #[test]

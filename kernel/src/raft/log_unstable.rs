@@ -2,6 +2,9 @@
 //! entries from `offset` on (etcd-io/raft `unstable`).
 
 use super::{Entry, Snapshot};
+use crate::invariant::{InvariantViolation, ensure};
+
+const STRUCTURE: &str = "unstable log";
 
 /// Entries (and possibly a snapshot) that the application has not yet
 /// written to stable storage.
@@ -90,10 +93,11 @@ impl Unstable {
         } else if first < next {
             self.entries.truncate((first - self.offset) as usize);
         }
-        debug_assert_eq!(
+        assert_eq!(
             first,
             self.offset + self.entries.len() as u64,
-            "unstable gap"
+            "unstable log: appended entries must follow the last one (offset {})",
+            self.offset
         );
         if self.entries.is_empty() {
             // The common case: take the vector as is, no per-entry copy.
@@ -103,10 +107,41 @@ impl Unstable {
         }
     }
 
+    /// Checks that `entries[i]` has index `offset + i`, that terms do not
+    /// decrease, and that a pending snapshot lies before the entries.
+    /// O(number of unstable entries).
+    ///
+    /// Errors: the first rule broken, as an [`InvariantViolation`].
+    pub(crate) fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        if let Some(snap) = &self.snapshot {
+            let index = snap.metadata.index;
+            ensure(self.offset > index, STRUCTURE, || {
+                format!("offset {} not after snapshot {index}", self.offset)
+            })?;
+        }
+        for (i, entry) in self.entries.iter().enumerate() {
+            let want = self.offset + i as u64;
+            ensure(entry.index == want, STRUCTURE, || {
+                format!("entry {i} has index {} instead of {want}", entry.index)
+            })?;
+        }
+        let decreasing = self.entries.windows(2).find(|w| w[1].term < w[0].term);
+        ensure(decreasing.is_none(), STRUCTURE, || {
+            format!(
+                "term decreases after index {:?}",
+                decreasing.map(|w| w[0].index)
+            )
+        })
+    }
+
     /// Entries `[low, high)`; callers keep the range within this part.
     pub(crate) fn slice(&self, low: u64, high: u64) -> &[Entry] {
-        debug_assert!(self.offset <= low && low <= high);
-        debug_assert!(high <= self.offset + self.entries.len() as u64);
+        assert!(
+            self.offset <= low && low <= high && high <= self.offset + self.entries.len() as u64,
+            "unstable log: slice [{low}, {high}) outside [{}, {})",
+            self.offset,
+            self.offset + self.entries.len() as u64
+        );
         &self.entries[(low - self.offset) as usize..(high - self.offset) as usize]
     }
 }
@@ -130,5 +165,18 @@ mod tests {
         assert_eq!(u.offset, 8);
         u.truncate_and_append(ents(3..=3, 3));
         assert_eq!((u.offset, u.entries.len()), (3, 1));
+        assert_eq!(u.check_invariants(), Ok(()));
+    }
+
+    #[test]
+    fn a_gap_or_a_falling_term_is_reported() {
+        let mut u = Unstable::new(5);
+        u.truncate_and_append(ents(5..=7, 2));
+        u.entries[1].index = 9;
+        let err = u.check_invariants().err().map(|e| e.detail);
+        assert_eq!(err.as_deref(), Some("entry 1 has index 9 instead of 6"));
+        u.entries[1].index = 6;
+        u.entries[2].term = 1;
+        assert!(u.check_invariants().is_err(), "term decreases");
     }
 }

@@ -5,6 +5,9 @@
 //! (waiting for a snapshot to be installed).
 
 use super::inflights::Inflights;
+use crate::invariant::{InvariantViolation, ensure};
+
+const STRUCTURE: &str = "progress";
 
 /// How the leader currently replicates to a follower.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +70,45 @@ impl Progress {
         self.inflights.reset();
     }
 
+    /// Asserts the O(1) rule that holds after every change: the next index
+    /// to send is past the match (`matched < next_idx`). Panics otherwise.
+    fn assert_match_below_next(&self) {
+        assert!(
+            self.matched < self.next_idx,
+            "progress: matched {} must stay below next {}",
+            self.matched,
+            self.next_idx
+        );
+    }
+
+    /// Checks `matched < next_idx`, that only Probe has a probe in flight,
+    /// that only Replicate holds inflight appends, all below `next_idx`,
+    /// and the inflight window's own rules.
+    ///
+    /// Errors: the first rule broken, as an [`InvariantViolation`].
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        let (matched, next, state) = (self.matched, self.next_idx, self.state);
+        ensure(matched < next, STRUCTURE, || {
+            format!("matched {matched} >= next {next}")
+        })?;
+        ensure(
+            !self.probe_sent || state == ProgressState::Probe,
+            STRUCTURE,
+            || format!("probe_sent in state {state:?}"),
+        )?;
+        let inflight = self.inflights.count();
+        ensure(
+            inflight == 0 || state == ProgressState::Replicate,
+            STRUCTURE,
+            || format!("{inflight} inflight appends in state {state:?}"),
+        )?;
+        let last = self.inflights.last_index();
+        ensure(last.is_none_or(|i| i < next), STRUCTURE, || {
+            format!("inflight index {last:?} not below next {next}")
+        })?;
+        self.inflights.check_invariants()
+    }
+
     /// Switches to Probe, restarting after the match (or after the snapshot).
     pub fn become_probe(&mut self) {
         if self.state == ProgressState::Snapshot {
@@ -77,6 +119,7 @@ impl Progress {
             self.reset_state(ProgressState::Probe);
             self.next_idx = self.matched + 1;
         }
+        self.assert_match_below_next();
     }
 
     /// Switches to Replicate, streaming from after the match.
@@ -100,12 +143,14 @@ impl Progress {
             self.probe_sent = false;
         }
         self.next_idx = self.next_idx.max(index + 1);
+        self.assert_match_below_next();
         updated
     }
 
     /// Records that entries up to `last_index` were sent (Replicate).
     pub fn optimistic_update(&mut self, last_index: u64) {
         self.next_idx = last_index + 1;
+        self.assert_match_below_next();
     }
 
     /// Handles a rejected append for `rejected` (the append's previous
@@ -125,6 +170,7 @@ impl Progress {
         self.next_idx = (rejected.min(match_hint.saturating_add(1)))
             .max(self.matched + 1)
             .max(1);
+        self.assert_match_below_next();
         self.probe_sent = false;
         true
     }
@@ -176,5 +222,31 @@ mod tests {
         assert!(p.is_paused());
         p.become_probe();
         assert_eq!(p.next_idx, 21);
+        assert_eq!(p.check_invariants(), Ok(()));
+    }
+
+    #[test]
+    fn a_match_at_next_or_stray_inflights_are_reported() {
+        let mut p = pr(5);
+        p.matched = 5;
+        let err = p.check_invariants().err().map(|e| e.detail);
+        assert_eq!(err.as_deref(), Some("matched 5 >= next 5"));
+        p.matched = 4;
+        p.inflights.add(4, 1);
+        let err = p.check_invariants().err().map(|e| e.detail);
+        assert_eq!(err.as_deref(), Some("1 inflight appends in state Probe"));
+        p.state = ProgressState::Replicate;
+        p.inflights.reset();
+        p.probe_sent = true;
+        assert!(p.check_invariants().is_err(), "probe_sent outside Probe");
+    }
+
+    #[test]
+    #[should_panic(expected = "progress: matched 7 must stay below next 6")]
+    fn sending_below_the_match_stops_the_member() {
+        let mut p = pr(1);
+        p.maybe_update(7);
+        p.become_replicate();
+        p.optimistic_update(5);
     }
 }

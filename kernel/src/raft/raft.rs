@@ -19,6 +19,7 @@ use super::rng::SplitMix64;
 use super::storage::Storage;
 use super::tracker::ProgressTracker;
 use super::{ConfChange, ConfState, Entry, EntryType, HardState, NO_NODE, NodeId, RaftError};
+use crate::invariant::{InvariantViolation, ensure};
 use bytes::Bytes;
 use std::collections::VecDeque;
 
@@ -160,6 +161,32 @@ impl<S: Storage> Raft<S> {
         Ok(())
     }
 
+    /// Checks every invariant of the node: the log's and the progress
+    /// tracker's, a leader names itself leader, a candidate voted for
+    /// itself. O(unstable entries + members).
+    ///
+    /// Errors: the first rule broken, as an [`InvariantViolation`].
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        self.log.check_invariants()?;
+        self.tracker.check_invariants()?;
+        let (id, role) = (self.id, self.role);
+        ensure(
+            role != StateRole::Leader || self.leader_id == id,
+            "raft",
+            || format!("leader {id} names {} as leader", self.leader_id),
+        )?;
+        ensure(
+            role != StateRole::Candidate || self.vote == id,
+            "raft",
+            || {
+                format!(
+                    "candidate {id} voted for {} in term {}",
+                    self.vote, self.term
+                )
+            },
+        )
+    }
+
     /// The state to persist.
     pub fn hard_state(&self) -> HardState {
         HardState {
@@ -196,9 +223,9 @@ impl<S: Storage> Raft<S> {
 
     pub(crate) fn reset(&mut self, term: u64) {
         if self.term != term {
-            debug_assert!(
+            assert!(
                 term > self.term,
-                "term must not decrease: {} -> {term}",
+                "raft: term must not decrease: {} -> {term}",
                 self.term
             );
             self.term = term;
@@ -236,10 +263,10 @@ impl<S: Storage> Raft<S> {
     }
 
     pub(crate) fn become_pre_candidate(&mut self) {
-        debug_assert_ne!(
+        assert_ne!(
             self.role,
             StateRole::Leader,
-            "leader cannot become pre-candidate"
+            "raft: a leader cannot become pre-candidate"
         );
         self.tracker.reset_votes();
         self.leader_id = NO_NODE;
@@ -247,10 +274,10 @@ impl<S: Storage> Raft<S> {
     }
 
     pub(crate) fn become_candidate(&mut self) {
-        debug_assert_ne!(
+        assert_ne!(
             self.role,
             StateRole::Leader,
-            "leader cannot become candidate"
+            "raft: a leader cannot become candidate"
         );
         self.reset(self.term + 1);
         self.vote = self.id;
@@ -258,10 +285,10 @@ impl<S: Storage> Raft<S> {
     }
 
     pub(crate) fn become_leader(&mut self) {
-        debug_assert_ne!(
+        assert_ne!(
             self.role,
             StateRole::Follower,
-            "follower cannot become leader"
+            "raft: a follower cannot become leader"
         );
         self.reset(self.term);
         self.leader_id = self.id;

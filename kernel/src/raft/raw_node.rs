@@ -20,7 +20,10 @@ use super::message::{Message, MessageType};
 use super::raft::{Raft, SoftState, StateRole};
 use super::read_only::ReadState;
 use super::storage::Storage;
-use super::{ConfChange, ConfState, Entry, EntryType, HardState, NodeId, RaftError, Snapshot};
+use super::{
+    ConfChange, ConfState, Entry, EntryType, HardState, NO_NODE, NodeId, RaftError, Snapshot,
+};
+use crate::invariant::InvariantViolation;
 use bytes::Bytes;
 
 /// Everything the application must do after the node changed state.
@@ -63,6 +66,39 @@ pub struct RawNode<S: Storage> {
     prev_soft_state: SoftState,
     prev_hard_state: HardState,
     in_flight: Option<InFlightReady>,
+}
+
+/// Asserts that committed entries `[first, last]` are the next ones to
+/// apply after `applying` and are committed: entries apply once, in order.
+fn assert_in_order(applying: u64, first: u64, last: u64, committed: u64) {
+    assert!(
+        first == applying + 1 && last <= committed,
+        "raw node: entries {first}..={last} handed to apply after {applying} (commit {committed})"
+    );
+}
+
+/// Asserts the hard state rules between two Readys: the term and the
+/// commit index never decrease, and a vote once cast is not changed
+/// within its term.
+fn assert_hard_state_follows(prev: &HardState, next: &HardState) {
+    assert!(
+        next.term >= prev.term,
+        "hard state: term went back {} -> {}",
+        prev.term,
+        next.term
+    );
+    assert!(
+        next.commit >= prev.commit,
+        "hard state: commit went back {} -> {}",
+        prev.commit,
+        next.commit
+    );
+    let revoted = next.term == prev.term && prev.vote != NO_NODE && next.vote != prev.vote;
+    assert!(
+        !revoted,
+        "hard state: second vote in term {}: {} then {}",
+        next.term, prev.vote, next.vote
+    );
 }
 
 /// Whether a message promises state that must be durable before it is sent.
@@ -208,24 +244,33 @@ impl<S: Storage> RawNode<S> {
     /// Collects the pending work. The caller must call [`RawNode::advance`]
     /// before asking for the next Ready.
     pub fn ready(&mut self) -> Ready {
-        debug_assert!(
+        assert!(
             self.in_flight.is_none(),
-            "ready() called twice without advance()"
+            "raw node: ready() called twice without advance()"
         );
         let raft = &mut self.raft;
         let log = &raft.log;
-        debug_assert!(log.applied() <= log.committed(), "applied beyond commit");
-        debug_assert!(log.committed() <= log.last_index(), "commit beyond the log");
-        debug_assert!(
-            log.committed() >= self.prev_hard_state.commit,
-            "commit index went backwards"
+        let (applied, committed, last) = (log.applied(), log.committed(), log.last_index());
+        assert!(
+            applied <= committed,
+            "raw node: applied {applied} beyond commit {committed}"
+        );
+        assert!(
+            committed <= last,
+            "raw node: commit {committed} beyond last index {last}"
         );
         let entries = raft.log.unstable.entries.clone();
         let snapshot = raft.log.unstable.snapshot.clone();
         let committed_entries = raft
             .log
             .next_committed_entries(raft.config().max_committed_size_per_ready_bytes);
-        if let Some(last) = committed_entries.last() {
+        if let (Some(first), Some(last)) = (committed_entries.first(), committed_entries.last()) {
+            assert_in_order(
+                raft.log.applying,
+                first.index,
+                last.index,
+                raft.log.committed,
+            );
             raft.log.applying = last.index;
             raft.reduce_uncommitted_size(&committed_entries);
         }
@@ -238,6 +283,7 @@ impl<S: Storage> RawNode<S> {
             }
         }
         let hard_state = raft.hard_state();
+        assert_hard_state_follows(&self.prev_hard_state, &hard_state);
         let hs_changed = hard_state != self.prev_hard_state;
         let vote_changed = hard_state.term != self.prev_hard_state.term
             || hard_state.vote != self.prev_hard_state.vote;
@@ -285,8 +331,55 @@ impl<S: Storage> RawNode<S> {
         }
     }
 
+    /// Checks every invariant of the node (see [`Raft::check_invariants`]).
+    ///
+    /// Errors: the first rule broken, as an [`InvariantViolation`].
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        self.raft.check_invariants()
+    }
+
     /// Whether this node is the leader.
     pub fn is_leader(&self) -> bool {
         self.raft.role == StateRole::Leader
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hs(term: u64, vote: NodeId, commit: u64) -> HardState {
+        HardState { term, vote, commit }
+    }
+
+    #[test]
+    fn a_new_term_may_vote_anew() {
+        assert_hard_state_follows(&hs(2, 1, 5), &hs(3, 2, 5));
+        assert_hard_state_follows(&hs(2, NO_NODE, 5), &hs(2, 3, 6));
+        assert_in_order(4, 5, 7, 7);
+    }
+
+    #[test]
+    #[should_panic(expected = "hard state: second vote in term 2: 1 then 3")]
+    fn a_second_vote_in_a_term_stops_the_member() {
+        assert_hard_state_follows(&hs(2, 1, 5), &hs(2, 3, 5));
+    }
+
+    #[test]
+    #[should_panic(expected = "hard state: term went back 3 -> 2")]
+    fn a_falling_term_stops_the_member() {
+        assert_hard_state_follows(&hs(3, 1, 5), &hs(2, 1, 5));
+    }
+
+    #[test]
+    #[should_panic(expected = "hard state: commit went back 5 -> 4")]
+    fn a_falling_commit_stops_the_member() {
+        assert_hard_state_follows(&hs(3, 1, 5), &hs(3, 1, 4));
+    }
+
+    #[test]
+    #[should_panic(expected = "raw node: entries 6..=7 handed to apply after 4")]
+    fn skipping_an_entry_stops_the_member() {
+        assert_in_order(4, 6, 7, 7);
     }
 }

@@ -127,7 +127,11 @@ impl<S: Storage> Raft<S> {
             }
         }
         // A leader only appends: it never overwrites its own log (§5.3).
-        debug_assert_eq!(entries[0].index, last + 1);
+        assert_eq!(
+            entries[0].index,
+            last + 1,
+            "raft: a leader appends right after its last index"
+        );
         self.log.append(entries);
         self.bcast_append();
         Ok(())

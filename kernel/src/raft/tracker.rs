@@ -6,6 +6,7 @@ use super::inflights::Inflights;
 use super::progress::Progress;
 use super::quorum::{JointConfig, VoteResult};
 use super::{ConfState, NodeId};
+use crate::invariant::{InvariantViolation, ensure};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A membership configuration (Raft thesis §4.3).
@@ -30,6 +31,44 @@ impl TrackerConfig {
             voters_outgoing: self.voters.outgoing.iter().copied().collect(),
             learners_next: self.learners_next.iter().copied().collect(),
             auto_leave: self.auto_leave,
+        }
+    }
+
+    /// The first rule of a configuration that does not hold, if any:
+    /// learners and voters are disjoint, `learners_next` holds only
+    /// outgoing voters that are not incoming ones, and `auto_leave` is set
+    /// only while joint. (A configuration may have no voters: a node that
+    /// has not joined yet; a change that removes every voter is refused by
+    /// `confchange`.)
+    pub fn inconsistency(&self) -> Option<String> {
+        if let Some(id) = self.learners.iter().find(|id| self.voters.contains(**id)) {
+            return Some(format!("{id} is in learners and voters"));
+        }
+        let bad_next = self
+            .learners_next
+            .iter()
+            .find(|id| !self.voters.outgoing.contains(id) || self.voters.incoming.contains(id));
+        if let Some(id) = bad_next {
+            return Some(format!(
+                "{id} is in learners_next but not only an outgoing voter"
+            ));
+        }
+        if !self.voters.is_joint() && self.auto_leave {
+            return Some("auto_leave set outside a joint config".into());
+        }
+        None
+    }
+
+    /// Checks the configuration's rules (see [`TrackerConfig::inconsistency`]).
+    ///
+    /// Errors: the first rule broken, as an [`InvariantViolation`].
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        match self.inconsistency() {
+            Some(detail) => Err(InvariantViolation {
+                structure: "tracker config",
+                detail,
+            }),
+            None => Ok(()),
         }
     }
 
@@ -92,6 +131,36 @@ impl ProgressTracker {
         self.config = config;
     }
 
+    /// Checks the configuration, that exactly its members have a progress,
+    /// that each progress knows whether its peer is a learner, and each
+    /// progress's own rules. O(members).
+    ///
+    /// Errors: the first rule broken, as an [`InvariantViolation`].
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        const STRUCTURE: &str = "progress tracker";
+        self.config.check_invariants()?;
+        let members = self.config.members();
+        let tracked: BTreeSet<NodeId> = self.progress.keys().copied().collect();
+        ensure(members == tracked, STRUCTURE, || {
+            format!("members {members:?} but progress for {tracked:?}")
+        })?;
+        for (id, pr) in &self.progress {
+            let learner =
+                self.config.learners.contains(id) || self.config.learners_next.contains(id);
+            ensure(pr.is_learner == learner, STRUCTURE, || {
+                format!(
+                    "progress of {id} says learner {}, config {learner}",
+                    pr.is_learner
+                )
+            })?;
+            pr.check_invariants().map_err(|e| InvariantViolation {
+                structure: STRUCTURE,
+                detail: format!("peer {id}: {e}"),
+            })?;
+        }
+        Ok(())
+    }
+
     /// Whether `id` is a voter (in either half).
     pub fn is_voter(&self, id: NodeId) -> bool {
         self.config.voters.contains(id)
@@ -130,5 +199,64 @@ impl ProgressTracker {
             .map(|(id, p)| (*id, p.recent_active || *id == self_id))
             .collect();
         self.config.voters.vote_result(&votes) == VoteResult::Won
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn tracker() -> ProgressTracker {
+        let mut t = ProgressTracker::new(4, 1 << 20);
+        let config = TrackerConfig {
+            voters: JointConfig {
+                incoming: [1, 2].into(),
+                outgoing: BTreeSet::new(),
+            },
+            learners: [3].into(),
+            ..TrackerConfig::default()
+        };
+        t.apply_config(config, 1);
+        t
+    }
+
+    #[test]
+    fn a_consistent_tracker_passes() {
+        assert_eq!(tracker().check_invariants(), Ok(()));
+        assert_eq!(
+            ProgressTracker::new(1, 1).check_invariants(),
+            Ok(()),
+            "a node that has not joined"
+        );
+    }
+
+    #[test]
+    fn overlapping_sets_and_stray_progress_are_reported() {
+        let mut t = tracker();
+        t.config.learners.insert(2);
+        let err = t.check_invariants().err().map(|e| e.detail);
+        assert_eq!(err.as_deref(), Some("2 is in learners and voters"));
+
+        let mut t = tracker();
+        t.config.auto_leave = true;
+        assert!(t.check_invariants().is_err(), "auto_leave outside joint");
+
+        let mut t = tracker();
+        let extra = t.new_progress(1, false);
+        t.progress.insert(9, extra);
+        assert!(t.check_invariants().is_err(), "progress of a non-member");
+
+        let mut t = tracker();
+        t.progress.get_mut(&3).unwrap().is_learner = false;
+        assert!(t.check_invariants().is_err(), "learner flag out of date");
+
+        let mut t = tracker();
+        t.progress.get_mut(&1).unwrap().matched = 1;
+        let err = t.check_invariants().err().map(|e| e.detail);
+        assert_eq!(
+            err.as_deref(),
+            Some("peer 1: progress invariant violated: matched 1 >= next 1")
+        );
     }
 }

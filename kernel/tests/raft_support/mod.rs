@@ -542,6 +542,9 @@ impl Cluster {
     pub fn check(&mut self) -> Result<(), String> {
         let checker = &mut self.checker;
         for (id, node) in self.nodes.iter_mut() {
+            node.raw
+                .check_invariants()
+                .map_err(|e| format!("node {id}: {e}"))?;
             let raft = node.raw.raft();
             if raft.role == StateRole::Leader {
                 let prev = checker.leaders.entry(raft.term).or_insert(*id);

@@ -14,15 +14,28 @@
 //! usually in the last-level cache), then one windows line with its key
 //! indexes (fetched together), then the key's blob (prefetched whole).
 //!
+//! Internals, one file each: `key_index` (a key and its versions in one
+//! allocation), `chunk` (a leaf of up to [`CHUNK_CAPACITY`] key indexes),
+//! `window` (inline 8-byte key windows and their search), `prefetch`
+//! (cache-line prefetch hints) and `varint` (LEB128, shared with the
+//! snapshot format).
+//!
 //! Invariants: chunk `i + 1` holds keys `>= separators[i]` and below
 //! `separators[i + 1]`; chunk 0 holds keys below `separators[0]`; the
 //! separators are strictly ascending and all start with `separator_prefix`;
 //! `heads[i]` equals `chunks[i].head()`; no chunk is empty unless the index
 //! is.
 
-use super::chunk::{CHUNK_CAPACITY, Chunk, ChunkHead};
-use super::key_index::KeyIndex;
-use super::window::{Probe, common_prefix, summarize, window};
+mod chunk;
+pub(crate) mod key_index;
+mod prefetch;
+pub(crate) mod varint;
+mod window;
+
+use crate::invariant::{InvariantViolation, ensure};
+use chunk::{CHUNK_CAPACITY, Chunk, ChunkHead};
+use key_index::KeyIndex;
+use window::{Probe, common_prefix, summarize, window};
 
 /// Ordered map of key -> [`KeyIndex`].
 #[derive(Clone, Debug, Default)]
@@ -93,7 +106,8 @@ impl Index {
         self.chunks.get_mut(at)?.get_mut(self.heads.get(at)?, key)
     }
 
-    /// Adds a key that is not in the index yet (debug-asserted).
+    /// Adds a key that is not in the index yet. Panics if it is there: the
+    /// store looks a key up before inserting it.
     pub fn insert(&mut self, key_index: KeyIndex) {
         let at = self.chunk_for(key_index.key());
         let is_last = at + 1 == self.chunks.len();
@@ -103,8 +117,7 @@ impl Index {
             return;
         };
         let Err(position) = chunk.search(key_index.key()) else {
-            debug_assert!(false, "insert of a key already present");
-            return;
+            panic!("mvcc index: insert of a key already present");
         };
         self.len += 1;
         if !chunk.is_full() {
@@ -131,14 +144,21 @@ impl Index {
 
     /// Adds the first chunk.
     fn push_chunk(&mut self, chunk: Box<Chunk>) {
-        debug_assert!(self.chunks.is_empty());
+        assert!(
+            self.chunks.is_empty(),
+            "mvcc index: first chunk added twice"
+        );
         self.heads.push(chunk.head().clone());
         self.chunks.push(chunk);
     }
 
     /// Puts `chunk` at position `at` (>= 1), its first key as separator.
     fn add_chunk(&mut self, at: usize, chunk: Box<Chunk>) {
-        debug_assert!(at >= 1 && chunk.len() > 0);
+        assert!(
+            at >= 1 && chunk.len() > 0,
+            "mvcc index: chunk added at {at} with {} keys",
+            chunk.len()
+        );
         let key: Box<[u8]> = chunk.first_key().into();
         let prefix_len = if self.separators.is_empty() {
             key.len()
@@ -207,6 +227,83 @@ impl Index {
     }
 }
 
+const STRUCTURE: &str = "mvcc index";
+
+impl Index {
+    /// Checks every invariant in this module's doc: keys ascending and
+    /// counted, one separator per chunk after the first, chunks non-empty
+    /// and within capacity with their windows, prefix and head copies up
+    /// to date, each chunk's keys within its separators, separator windows
+    /// and summary up to date. O(number of keys).
+    ///
+    /// Errors: the first rule broken, as an [`InvariantViolation`].
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        let keys: Vec<&[u8]> = self.iter().map(KeyIndex::key).collect();
+        ensure(keys.windows(2).all(|w| w[0] < w[1]), STRUCTURE, || {
+            "keys not strictly ascending".into()
+        })?;
+        ensure(keys.len() == self.len, STRUCTURE, || {
+            format!("len {} but {} keys", self.len, keys.len())
+        })?;
+        let (separators, chunks) = (self.separators.len(), self.chunks.len());
+        ensure(separators + 1 == chunks.max(1), STRUCTURE, || {
+            format!("{separators} separators for {chunks} chunks")
+        })?;
+        ensure(self.heads.len() == chunks, STRUCTURE, || {
+            format!("{} head copies for {chunks} chunks", self.heads.len())
+        })?;
+        for at in 0..chunks {
+            self.check_chunk(at)?;
+        }
+        self.check_separators()
+    }
+
+    /// Chunk `at`: non-empty, within capacity, windows and head up to
+    /// date, keys within its separators.
+    fn check_chunk(&self, at: usize) -> Result<(), InvariantViolation> {
+        let chunk = &self.chunks[at];
+        let len = chunk.len();
+        ensure(len > 0 && len <= CHUNK_CAPACITY, STRUCTURE, || {
+            format!("chunk {at} holds {len} keys")
+        })?;
+        let rebuilt = Chunk::new(chunk.entries().cloned().collect());
+        ensure(**chunk == *rebuilt, STRUCTURE, || {
+            format!("chunk {at} windows or prefix out of date")
+        })?;
+        ensure(self.heads[at] == *chunk.head(), STRUCTURE, || {
+            format!("head copy of chunk {at} out of date")
+        })?;
+        let low = at.checked_sub(1).map(|s| &*self.separators[s]);
+        let high = self.separators.get(at).map(|s| &**s);
+        let within = |k: &[u8]| low.is_none_or(|l| k >= l) && high.is_none_or(|h| k < h);
+        ensure(
+            chunk.entries().all(|ki| within(ki.key())),
+            STRUCTURE,
+            || format!("chunk {at} holds a key outside its separators"),
+        )
+    }
+
+    /// Separators share the prefix; their windows and summary are up to date.
+    fn check_separators(&self) -> Result<(), InvariantViolation> {
+        ensure(
+            self.separators.len() == self.separator_windows.len(),
+            STRUCTURE,
+            || "separator windows out of step".into(),
+        )?;
+        let prefix_len = self.separator_prefix.len();
+        for (sep, w) in self.separators.iter().zip(&self.separator_windows) {
+            let fresh = sep.starts_with(&self.separator_prefix) && *w == window(sep, prefix_len);
+            ensure(fresh, STRUCTURE, || {
+                format!("separator {sep:?} window or prefix out of date")
+            })?;
+        }
+        let summary: Vec<u64> = summarize(&self.separator_windows).collect();
+        ensure(self.separator_summary == summary, STRUCTURE, || {
+            "separator summary out of date".into()
+        })
+    }
+}
+
 /// Appends keys in ascending order to an index, filling chunks fully.
 pub(crate) struct Loader<'a> {
     index: &'a mut Index,
@@ -252,34 +349,10 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::mvcc::key_index::test_key_index as entry;
+    use crate::mvcc::index::key_index::test_key_index as entry;
 
     fn check_invariants(index: &Index) {
-        let keys: Vec<&[u8]> = index.iter().map(KeyIndex::key).collect();
-        assert!(keys.windows(2).all(|w| w[0] < w[1]), "ascending");
-        assert_eq!(keys.len(), index.len());
-        assert_eq!(index.separators.len() + 1, index.chunks.len().max(1));
-        assert_eq!(index.heads.len(), index.chunks.len());
-        for (i, chunk) in index.chunks.iter().enumerate() {
-            assert!(chunk.len() > 0 && chunk.len() <= CHUNK_CAPACITY);
-            assert_eq!(
-                *chunk,
-                Chunk::new(chunk.entries().cloned().collect()),
-                "windows and prefix up to date"
-            );
-            assert_eq!(&index.heads[i], chunk.head(), "head copy up to date");
-            let low = i.checked_sub(1).map(|s| &*index.separators[s]);
-            let high = index.separators.get(i).map(|s| &**s);
-            let within = |k: &[u8]| low.is_none_or(|l| k >= l) && high.is_none_or(|h| k < h);
-            assert!(chunk.entries().all(|ki| within(ki.key())));
-        }
-        assert_eq!(index.separators.len(), index.separator_windows.len());
-        for (sep, w) in index.separators.iter().zip(&index.separator_windows) {
-            assert!(sep.starts_with(&index.separator_prefix));
-            assert_eq!(*w, window(sep, index.separator_prefix.len()));
-        }
-        let summary: Vec<u64> = summarize(&index.separator_windows).collect();
-        assert_eq!(index.separator_summary, summary);
+        assert_eq!(index.check_invariants(), Ok(()));
     }
 
     /// Short keys from a small alphabet, often behind a shared prefix, so
@@ -322,6 +395,25 @@ mod tests {
             check_invariants(&index);
             prop_assert_eq!(index.len(), model.iter().filter(|k| k.last().is_some_and(|b| b % 2 == 0)).count());
         }
+    }
+
+    #[test]
+    fn a_stale_head_or_a_misplaced_key_is_reported() {
+        let mut index = Index::new();
+        for i in 0..(CHUNK_CAPACITY * 2) as u32 {
+            index.insert(entry(&i.to_be_bytes()));
+        }
+        check_invariants(&index);
+        let mut stale = index.clone();
+        stale.heads.swap(0, 1);
+        let err = stale.check_invariants().err().map(|e| e.detail);
+        assert_eq!(err.as_deref(), Some("head copy of chunk 0 out of date"));
+        let mut miscounted = index.clone();
+        miscounted.len += 1;
+        assert!(miscounted.check_invariants().is_err());
+        let mut misplaced = index;
+        misplaced.separators[0] = vec![0xff; 4].into();
+        assert!(misplaced.check_invariants().is_err());
     }
 
     #[test]

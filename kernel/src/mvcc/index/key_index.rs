@@ -15,10 +15,10 @@
 
 use bytes::Bytes;
 
-use super::kv::KeyValue;
 use super::prefetch::prefetch_slice;
-use super::revision::Revision;
 use super::varint;
+use crate::mvcc::kv::KeyValue;
+use crate::mvcc::revision::Revision;
 
 /// Bytes of the fixed-width latest-record offset.
 const OFFSET_BYTES: usize = 8;

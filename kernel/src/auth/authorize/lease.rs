@@ -7,7 +7,7 @@
 use crate::auth::{AuthError, PermissionType};
 use crate::lease::LeaseId;
 
-use super::authorize::Authorizer;
+use super::request::Authorizer;
 
 impl Authorizer<'_> {
     /// Checks a keep-alive of lease `id` (etcd `checkLeaseRenew`): any

@@ -1,5 +1,6 @@
-//! Requests and responses of the KV service, shaped like etcd's
-//! `etcdserverpb` messages (etcd API reference, "KV service").
+//! The store's operations: range, put, delete-range, txn and compaction
+//! requests and their responses, shaped like etcd's `etcdserverpb` messages
+//! (etcd API reference, "KV service"), so the server maps them one to one.
 //!
 //! `revision` fields in responses are what etcd puts in `header.revision`:
 //! the store revision after the operation (for reads: the current

@@ -223,7 +223,10 @@ impl Chunk {
     /// Inserts at `at` (from [`Chunk::search`]); the chunk must not be full.
     pub fn insert(&mut self, at: usize, key_index: KeyIndex) {
         let len = self.head.len;
-        debug_assert!(len < CHUNK_CAPACITY && at <= len);
+        assert!(
+            len < CHUNK_CAPACITY && at <= len,
+            "mvcc chunk: insert at {at} into {len} keys (capacity {CHUNK_CAPACITY})"
+        );
         // For sorted keys a < b <= c, lcp(a, c) <= lcp(b, c): the shared
         // prefix can only shrink, and only when a new first or last key comes.
         let prefix_len = match len {
@@ -269,7 +272,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::mvcc::key_index::test_key_index as entry;
+    use crate::mvcc::index::key_index::test_key_index as entry;
 
     proptest! {
         /// Keys that often share whole windows (long runs of equal bytes),

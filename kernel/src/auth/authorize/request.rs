@@ -6,14 +6,14 @@ use crate::auth::{AuthError, AuthInfo, AuthStore, PermissionType};
 use crate::lease::{LeaseId, Lessor};
 use crate::mvcc::{Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest};
 
-use super::{AlarmAction, AuthRequest, Request};
+use crate::apply::{AlarmAction, AuthRequest, Request};
 
 /// Largest txn nesting depth walked; deeper txns are refused (the store
 /// caps txn sizes too, this keeps the walk bounded).
 const TXN_DEPTH_MAX: usize = 64;
 
 /// The checks for one request against the auth store and lessor.
-pub(super) struct Authorizer<'a> {
+pub(crate) struct Authorizer<'a> {
     pub auth: &'a AuthStore,
     pub lessor: &'a Lessor,
     pub info: &'a AuthInfo,

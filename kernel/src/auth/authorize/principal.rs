@@ -1,7 +1,7 @@
 //! Permission checks of requests against the caller's roles (etcd
 //! `auth/store.go` `isOpPermitted`, `IsAdminPermitted`).
 
-use super::{AuthError, AuthInfo, AuthStore, KeyRange, PermissionType, User};
+use crate::auth::{AuthError, AuthInfo, AuthStore, KeyRange, PermissionType, User};
 
 impl AuthStore {
     /// Checks that `info` may do a `need` (`Read` or `Write`) operation on
