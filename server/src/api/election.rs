@@ -95,7 +95,9 @@ impl<B: Backend> ElectionService<B> {
             lease: leader.lease,
             ..PutRequest::default()
         });
-        let resp = self.txn(while_leader(&leader.key, leader.rev, put), auth).await?;
+        let resp = self
+            .txn(while_leader(&leader.key, leader.rev, put), auth)
+            .await?;
         match resp.succeeded {
             true => Ok(resp.revision),
             false => Err(Status::unknown(NOT_LEADER)),
@@ -109,7 +111,9 @@ impl<B: Backend> ElectionService<B> {
             key: leader.key.to_vec(),
             ..DeleteRangeRequest::default()
         });
-        let resp = self.txn(while_leader(&leader.key, leader.rev, delete), auth).await?;
+        let resp = self
+            .txn(while_leader(&leader.key, leader.rev, delete), auth)
+            .await?;
         Ok(resp.revision)
     }
 
@@ -185,7 +189,9 @@ impl<B: Backend> pb::election_server::Election for ElectionService<B> {
         let run = async {
             let auth = request_auth(&self.backend, &request)?;
             let req = request.into_inner();
-            let leader = req.leader.ok_or_else(|| Status::unknown(MISSING_LEADER_KEY))?;
+            let leader = req
+                .leader
+                .ok_or_else(|| Status::unknown(MISSING_LEADER_KEY))?;
             let revision = self.proclaim_as(&leader, &req.value, &auth).await?;
             Ok(GrpcResponse::new(pb::ProclaimResponse {
                 header: header(&self.backend, revision),

@@ -19,15 +19,17 @@ use keel_kernel::mvcc::PutRequest;
 
 /// Starts a server on an ephemeral loopback port; returns its channel.
 pub(super) async fn start(backend: TestBackend, limits: ApiLimits) -> Channel {
+    let url = start_serving(backend, limits).await;
+    Channel::from_shared(url).unwrap().connect().await.unwrap()
+}
+
+/// Starts a server on an ephemeral loopback port; returns its URL.
+async fn start_serving(backend: TestBackend, limits: ApiLimits) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let router = add_services(&mut super::client_server(), backend, limits);
     tokio::spawn(router.serve_with_incoming(TcpListenerStream::new(listener)));
-    Channel::from_shared(format!("http://{address}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
+    format!("http://{address}")
 }
 
 pub(super) fn bytes(s: &str) -> Bytes {
@@ -794,20 +796,28 @@ async fn watchers_resume_from_history_after_a_snapshot_install() {
 #[tokio::test]
 async fn an_expired_deadline_is_deadline_exceeded() {
     use crate::proto::v3lockpb;
-    let channel = start(TestBackend::new(64), ApiLimits::default()).await;
+    let url = start_serving(TestBackend::new(64), ApiLimits::default()).await;
+    let channel = Channel::from_shared(url.clone()).unwrap().connect().await;
+    let channel = channel.unwrap();
     let mut lease = pb::lease_client::LeaseClient::new(channel.clone());
     let mut leases = Vec::new();
     for _ in 0..2 {
         let request = pb::LeaseGrantRequest { ttl: 60, id: 0 };
         leases.push(lease.lease_grant(request).await.unwrap().into_inner().id);
     }
-    let mut locks = v3lockpb::lock_client::LockClient::new(channel);
     let lock = |lease| v3lockpb::LockRequest {
         name: bytes("m"),
         lease,
     };
+    let mut locks = v3lockpb::lock_client::LockClient::new(channel);
     locks.lock(lock(leases[0])).await.unwrap();
-    // The lock is held: the second request waits until its deadline.
+    // The lock is held: the second request waits until its deadline. A
+    // plain HTTP/2 client sends it: tonic's channel would also time the
+    // call out itself (CANCELLED) and, on a busy machine, first.
+    let http2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let mut locks = v3lockpb::lock_client::LockClient::with_origin(http2, url.parse().unwrap());
     let mut waiting = tonic::Request::new(lock(leases[1]));
     waiting.set_timeout(Duration::from_millis(300));
     let expired = locks.lock(waiting).await.unwrap_err();
