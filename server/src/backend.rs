@@ -80,6 +80,16 @@ pub enum ServerError {
     /// reconfiguration check): "etcdserver: unhealthy cluster" (gRPC
     /// Unavailable).
     Unhealthy,
+    /// MoveLeader sent to a member that is not the leader: "etcdserver: not
+    /// leader" (gRPC FailedPrecondition).
+    NotLeader,
+    /// MoveLeader to a member that does not exist or is a learner:
+    /// "etcdserver: bad leader transferee" (gRPC FailedPrecondition).
+    BadLeaderTransferee,
+    /// The transferee did not become leader in time: "etcdserver: request
+    /// timed out, leader transfer took too long" (gRPC Unknown, as etcd's
+    /// `togRPCError` answers it).
+    LeaderTransferTimeout,
     /// A local storage failure (a failed write or fsync) that stopped this
     /// member; the message names the cause (gRPC Internal, "etcdserver: ...").
     /// A full disk is answered with `Apply(ApplyError::NoSpace)` instead.
@@ -234,4 +244,10 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// An encoded state-machine snapshot of the applied state (the kernel's
     /// checksummed encoding), for Maintenance.Snapshot.
     fn snapshot(&self) -> Bytes;
+
+    /// Hands leadership to voting member `transferee` (Raft thesis §3.10,
+    /// etcd `MoveLeader`) and waits until it leads. Errors: `NotLeader`
+    /// when this member does not lead, `BadLeaderTransferee`,
+    /// `LeaderTransferTimeout`, `Stopped`.
+    fn move_leader(&self, transferee: u64) -> impl Future<Output = Result<(), ServerError>> + Send;
 }

@@ -248,11 +248,18 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
         Ok(GrpcResponse::new(response_stream(receiver).await?))
     }
 
+    /// etcd `MoveLeader`: only the leader hands leadership over, to a
+    /// voting member, and answers once the transferee leads. Auth-free, as
+    /// in etcd 3.4 and 3.5.
     async fn move_leader(
         &self,
-        _request: GrpcRequest<pb::MoveLeaderRequest>,
+        request: GrpcRequest<pb::MoveLeaderRequest>,
     ) -> Result<GrpcResponse<pb::MoveLeaderResponse>, Status> {
-        Err(Status::unimplemented("keel: move-leader is not supported"))
+        let transferee = request.into_inner().target_id;
+        self.backend.move_leader(transferee).await?;
+        Ok(GrpcResponse::new(pb::MoveLeaderResponse {
+            header: current(&self.backend),
+        }))
     }
 
     async fn downgrade(

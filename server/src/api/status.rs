@@ -39,6 +39,13 @@ pub fn server_error(err: &ServerError) -> Status {
         ServerError::TooManyRequests => Status::resource_exhausted("etcdserver: too many requests"),
         ServerError::Stopped => Status::unavailable("etcdserver: server stopped"),
         ServerError::Unhealthy => Status::unavailable("etcdserver: unhealthy cluster"),
+        ServerError::NotLeader => Status::failed_precondition("etcdserver: not leader"),
+        ServerError::BadLeaderTransferee => {
+            Status::failed_precondition("etcdserver: bad leader transferee")
+        }
+        ServerError::LeaderTransferTimeout => {
+            Status::unknown("etcdserver: request timed out, leader transfer took too long")
+        }
         ServerError::Storage(why) => Status::internal(format!("etcdserver: {why}")),
     }
 }

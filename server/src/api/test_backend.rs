@@ -227,4 +227,13 @@ impl Backend for TestBackend {
     fn snapshot(&self) -> Bytes {
         Bytes::from(self.lock().state.snapshot())
     }
+
+    /// The only member leads already: moving leadership to it is done,
+    /// to anyone else refused.
+    async fn move_leader(&self, transferee: u64) -> Result<(), ServerError> {
+        match transferee == self.member_id {
+            true => Ok(()),
+            false => Err(ServerError::BadLeaderTransferee),
+        }
+    }
 }

@@ -421,6 +421,10 @@ impl<S: Storage> Driver<S> {
             }
             Command::Read(reply) => self.reads.push(reply),
             Command::ConfChange { change, reply } => self.propose_conf_change(change, reply),
+            Command::TransferLeader { transferee } => {
+                tracing::info!(transferee = %format!("{transferee:x}"), "leadership transfer starting");
+                self.raw.transfer_leader(transferee);
+            }
         }
     }
 
@@ -437,6 +441,8 @@ impl<S: Storage> Driver<S> {
             Command::ConfChange { reply, .. } => {
                 let _ = reply.send(Err(write_err));
             }
+            // Its caller times out waiting for the new leader.
+            Command::TransferLeader { .. } => {}
         }
     }
 

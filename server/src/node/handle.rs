@@ -46,6 +46,11 @@ pub enum Command {
     },
     /// A linearizable read waiting for a ReadIndex round.
     Read(oneshot::Sender<ReadOutcome>),
+    /// Hand leadership to a member (answered by watching the leader).
+    TransferLeader {
+        /// The member to lead next.
+        transferee: u64,
+    },
     /// A membership change, answered once applied.
     ConfChange {
         /// The change.
@@ -446,6 +451,34 @@ impl Backend for NodeHandle {
 
     fn snapshot(&self) -> Bytes {
         Bytes::from(self.with_state(StateMachine::snapshot))
+    }
+
+    async fn move_leader(&self, transferee: u64) -> Result<(), ServerError> {
+        if !self.is_leader() {
+            return Err(ServerError::NotLeader);
+        }
+        let voter = self.with_state(|state| {
+            let member = state.cluster().member(transferee);
+            member.is_some_and(|member| !member.is_learner)
+        });
+        if !voter {
+            return Err(ServerError::BadLeaderTransferee);
+        }
+        let mut leader = self.shared.leader.subscribe();
+        let command = Command::TransferLeader { transferee };
+        self.shared
+            .commands
+            .try_send(command)
+            .map_err(|err| match err {
+                mpsc::error::TrySendError::Full(_) => ServerError::TooManyRequests,
+                mpsc::error::TrySendError::Closed(_) => ServerError::Stopped,
+            })?;
+        let wait = bounded_by_call_expiry(self.request_timeout());
+        match tokio::time::timeout(wait, leader.wait_for(|id| *id == transferee)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(ServerError::Stopped),
+            Err(_) => Err(ServerError::LeaderTransferTimeout),
+        }
     }
 }
 
