@@ -89,6 +89,13 @@ pub struct Shared {
     pub leader: watch::Sender<u64>,
 }
 
+/// A panic while the state machine was locked (a broken invariant in
+/// apply) may have left it half-applied: nothing may be served from it.
+/// Release builds abort on the panic itself; this covers unwinding builds.
+fn state_poisoned() -> ! {
+    panic!("keel: the state machine was poisoned by a panic while it was locked; stopping")
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
@@ -98,16 +105,18 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     /// Read access to the applied state.
     pub fn read_state(&self) -> RwLockReadGuard<'_, StateMachine> {
-        self.state
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        match self.state.read() {
+            Ok(state) => state,
+            Err(_) => state_poisoned(),
+        }
     }
 
     /// Write access to the applied state (apply, lease timing, tokens).
     pub fn write_state(&self) -> RwLockWriteGuard<'_, StateMachine> {
-        self.state
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        match self.state.write() {
+            Ok(state) => state,
+            Err(_) => state_poisoned(),
+        }
     }
 
     /// The status record.
