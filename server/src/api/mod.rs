@@ -105,13 +105,17 @@ impl ApiLimits {
 
 /// The layers of the tonic server etcd's API is served by:
 /// [`deadline::DeadlineLayer`] (an expired client deadline is answered as
-/// etcd answers it) inside [`too_large::TooLargeLayer`] (so is a request
-/// over the message limit).
+/// etcd answers it) inside [`too_large::rewrite`] (so is a request over the
+/// message limit).
 #[cfg(not(madsim))]
 pub type ClientLayers = tower_layer::Stack<
     deadline::DeadlineLayer,
-    tower_layer::Stack<too_large::TooLargeLayer, tower_layer::Identity>,
+    tower_layer::Stack<tower::util::MapResponseLayer<ResponseMap>, tower_layer::Identity>,
 >;
+
+/// A rewrite of every response of the client server.
+#[cfg(not(madsim))]
+pub type ResponseMap = fn(http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body>;
 
 /// The tonic server etcd's API is served by, with [`ClientLayers`].
 #[cfg(not(madsim))]
@@ -124,8 +128,9 @@ pub type ClientRouter = Router<ClientLayers>;
 /// A [`ClientServer`] with tonic's defaults.
 #[cfg(not(madsim))]
 pub fn client_server() -> ClientServer {
+    let rewrite: ResponseMap = too_large::rewrite;
     Server::builder()
-        .layer(too_large::TooLargeLayer)
+        .layer(tower::util::MapResponseLayer::new(rewrite))
         .layer(deadline::DeadlineLayer)
 }
 

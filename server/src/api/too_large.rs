@@ -6,63 +6,24 @@
 //! answers `OUT_OF_RANGE` "Error, decoded message length too large: found
 //! <found> bytes, the limit is: <limit> bytes". Clients branch on the code
 //! (Go's clientv3 and python `etcd3` treat `RESOURCE_EXHAUSTED` as a
-//! request that must be made smaller), so [`TooLargeLayer`] rewrites
-//! tonic's answer into etcd's. Only answers sent as headers are rewritten
+//! request that must be made smaller), so [`rewrite`] turns tonic's answer
+//! into etcd's. Only answers sent as headers are rewritten
 //! (unary calls, and streams refused before their first message); a
 //! stream's later refusal travels in trailers and keeps tonic's status.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use tonic::Status;
 use tonic::body::Body;
-use tower_layer::Layer;
-use tower_service::Service;
 
-/// Wraps a gRPC service in [`TooLarge`].
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TooLargeLayer;
-
-impl<S> Layer<S> for TooLargeLayer {
-    type Service = TooLarge<S>;
-
-    fn layer(&self, inner: S) -> TooLarge<S> {
-        TooLarge { inner }
-    }
-}
-
-/// A gRPC service whose "message too large" answers carry etcd's code and
-/// message.
-#[derive(Clone, Debug)]
-pub struct TooLarge<S> {
-    inner: S,
-}
-
-impl<S, B> Service<http::Request<B>> for TooLarge<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<Body>>,
-    S::Future: Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let call = self.inner.call(request);
-        Box::pin(async move {
-            let response = call.await?;
-            let refused =
-                Status::from_header_map(response.headers()).and_then(|status| etcd_status(&status));
-            Ok(match refused {
-                Some(status) => status.into_http(),
-                None => response,
-            })
-        })
+/// The response as etcd would send it: tonic's "message too large" status
+/// (carried in the headers of a trailers-only response) replaced by
+/// grpc-go's; any other response unchanged. The client server maps every
+/// response through it (`tower::util::MapResponseLayer`).
+pub fn rewrite(response: http::Response<Body>) -> http::Response<Body> {
+    let refused =
+        Status::from_header_map(response.headers()).and_then(|status| etcd_status(&status));
+    match refused {
+        Some(status) => status.into_http(),
+        None => response,
     }
 }
 
