@@ -6,6 +6,7 @@
 //! [`Config`] or a [`ConfigError`] naming the bad flag. Sources: etcd v3.4/v3.5
 //! `etcdmain/config.go`, `embed/config.go` and the etcd configuration docs.
 
+mod file;
 mod retention;
 mod urls;
 
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use url::Url;
 
+pub use file::{CONFIG_FILE_ENV, FileArgs, config_file_path, read_config_file};
 pub use retention::{AutoCompaction, AutoCompactionMode};
 pub use urls::{bind_addr, parse_initial_cluster, parse_url_list};
 
@@ -37,6 +39,10 @@ pub const SNAPSHOT_COUNT_DEFAULT: u64 = 100_000;
     about = "keel: an etcd-compatible, strongly consistent key-value store"
 )]
 pub struct Flags {
+    /// Path to a YAML configuration file (keys named as these flags); when
+    /// given, every other flag and `ETCD_*` variable is ignored, as in etcd.
+    #[arg(long, env = "ETCD_CONFIG_FILE")]
+    pub config_file: Option<PathBuf>,
     /// Human-readable name for this member.
     #[arg(long, env = "ETCD_NAME", default_value = "default")]
     pub name: String,
@@ -189,6 +195,9 @@ pub struct Config {
     pub auto_compaction: AutoCompaction,
     /// Log verbosity.
     pub log_level: LogLevel,
+    /// Keys of `--config-file` that keel does not know and ignored (to be
+    /// logged as warnings).
+    pub config_file_ignored: Vec<String>,
 }
 
 /// Why a configuration was rejected; every variant names the flag concerned.
@@ -237,6 +246,14 @@ pub enum ConfigError {
         /// What was expected.
         reason: String,
     },
+    /// `--config-file` cannot be read or does not describe settings.
+    #[error("--config-file {path}: {reason}")]
+    ConfigFile {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl Config {
@@ -250,7 +267,28 @@ impl Config {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        Flags::try_parse_from(args)?.validate()
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let env = std::env::var_os(CONFIG_FILE_ENV);
+        let Some(path) = config_file_path(&args, env) else {
+            return Flags::try_parse_from(args)?.validate();
+        };
+        Config::from_file(&path)
+    }
+
+    /// The configuration of the YAML file at `path` alone: as etcd, other
+    /// flags and `ETCD_*` variables are ignored when a file is given.
+    ///
+    /// Errors: [`ConfigError::ConfigFile`], or any error its settings give
+    /// as flags.
+    pub fn from_file(path: &std::path::Path) -> Result<Config, ConfigError> {
+        use clap::{CommandFactory, FromArgMatches};
+        let command = Flags::command().mut_args(|arg| arg.env(None));
+        let known = |key: &str| command.get_arguments().any(|a| a.get_long() == Some(key));
+        let file = read_config_file(path, known)?;
+        let matches = command.clone().try_get_matches_from(file.args)?;
+        let mut config = Flags::from_arg_matches(&matches)?.validate()?;
+        config.config_file_ignored = file.ignored;
+        Ok(config)
     }
 
     /// Socket addresses to bind for clients (`localhost` binds 127.0.0.1).
@@ -345,6 +383,7 @@ impl Flags {
             election_timeout_ms: self.election_timeout,
             max_request_bytes: self.max_request_bytes,
             log_level: self.log_level,
+            config_file_ignored: Vec::new(),
         })
     }
 }

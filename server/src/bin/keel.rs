@@ -25,6 +25,9 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(config.log_level);
+    for key in &config.config_file_ignored {
+        tracing::warn!(%key, "--config-file: keel does not know this setting; ignored");
+    }
     if let Some(err) = huge_pages_error {
         tracing::warn!(%err, "running without huge pages: cannot re-execute keel");
     }

@@ -199,3 +199,41 @@ fn bad_values_are_rejected_with_the_flag_named() {
     assert!(err_text(&["--name", ""]).contains("--name"));
     assert!(err_text(&["--no-such-flag"]).contains("--no-such-flag"));
 }
+
+/// A YAML file as etcd's docs write it configures the member alone: the
+/// flags beside `--config-file` are ignored, as in etcd.
+#[test]
+fn a_config_file_sets_the_flags_and_others_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keel.yml");
+    let yaml = "name: 'infra0'\n\
+                data-dir: /var/lib/infra0\n\
+                listen-client-urls: http://127.0.0.1:12379\n\
+                advertise-client-urls: http://127.0.0.1:12379\n\
+                listen-peer-urls: http://127.0.0.1:12380\n\
+                initial-advertise-peer-urls: http://127.0.0.1:12380\n\
+                initial-cluster: infra0=http://127.0.0.1:12380\n\
+                initial-cluster-state: 'new'\n\
+                heartbeat-interval: 50\n\
+                election-timeout: 500\n\
+                enable-v2: false\n\
+                client-transport-security:\n  cert-file:\n";
+    std::fs::write(&path, yaml).unwrap();
+    let path_text = path.to_str().unwrap();
+    let cfg = Config::from_args(["keel", "--name", "cli", "--config-file", path_text]).unwrap();
+    assert_eq!(cfg.name, "infra0");
+    assert_eq!(cfg.data_dir.to_str(), Some("/var/lib/infra0"));
+    assert_eq!(cfg.heartbeat_interval_ms, 50);
+    assert_eq!(cfg.election_timeout_ms, 500);
+    assert_eq!(
+        cfg.listen_client_urls[0].as_str(),
+        "http://127.0.0.1:12379/"
+    );
+    assert_eq!(cfg.config_file_ignored, ["enable-v2"]);
+
+    std::fs::write(&path, "heartbeat-interval: fast\n").unwrap();
+    assert!(Config::from_args(["keel", "--config-file", path_text]).is_err());
+    let missing = dir.path().join("missing.yml");
+    let err = Config::from_args(["keel", &format!("--config-file={}", missing.display())]);
+    assert!(matches!(err, Err(ConfigError::ConfigFile { .. })));
+}
