@@ -123,6 +123,18 @@ pub fn add_services<B: Backend, L: Clone>(
     backend: B,
     limits: ApiLimits,
 ) -> Router<L> {
+    let lease_ids = lease::LeaseIds::new(backend.status().member_id);
+    add_services_sharing(server, backend, limits, lease_ids)
+}
+
+/// [`add_services`] granting lease ids from `lease_ids`, shared with other
+/// servers of the same member (the HTTP/JSON gateway).
+pub fn add_services_sharing<B: Backend, L: Clone>(
+    server: &mut Server<L>,
+    backend: B,
+    limits: ApiLimits,
+    lease_ids: lease::LeaseIds,
+) -> Router<L> {
     use crate::proto::v3lockpb::lock_server::LockServer;
     use pb::auth_server::AuthServer;
     use pb::cluster_server::ClusterServer;
@@ -131,7 +143,6 @@ pub fn add_services<B: Backend, L: Clone>(
     use pb::maintenance_server::MaintenanceServer;
     use pb::watch_server::WatchServer;
     let max = limits.max_decoding_message_size();
-    let lease_ids = lease::LeaseIds::new(backend.status().member_id);
     server
         .add_service(
             KvServer::new(kv::KvService::new(backend.clone(), limits))

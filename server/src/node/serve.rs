@@ -72,7 +72,20 @@ impl Member {
             let mut server = api::client_server();
             #[cfg(madsim)]
             let mut server = Server::builder();
-            let router = api::add_services(&mut server, node.handle(), listeners.api_limits);
+            let lease_ids = api::lease::LeaseIds::new(
+                crate::backend::Backend::status(&node.handle()).member_id,
+            );
+            let router = api::add_services_sharing(
+                &mut server,
+                node.handle(),
+                listeners.api_limits,
+                lease_ids.clone(),
+            );
+            #[cfg(not(madsim))]
+            let router = (
+                router,
+                crate::gateway::router(node.handle(), listeners.api_limits, lease_ids),
+            );
             let mut published = node.published();
             // As etcd, clients are served once the member's name and client
             // URLs are published through Raft, so `member list` never shows
@@ -123,20 +136,21 @@ impl Member {
 /// failed.
 type ServeError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Serves the etcd API on `addr` until `signal`. Connections go through
+/// Serves the etcd API on `addr` until `signal`: gRPC, and the HTTP/JSON
+/// gateway with `/version`, `/health` and `/metrics` on the same port
+/// ([`crate::gateway::serve`]). gRPC connections go through
 /// [`crate::h2_authority`], so clients that send a URL as `:authority`
 /// (etcdctl 3.4's `endpoint status`) are served as etcd serves them.
 #[cfg(not(madsim))]
 async fn serve_clients(
-    router: api::ClientRouter,
+    (router, http): (
+        api::ClientRouter,
+        prometheus::Result<crate::gateway::GatewayRouter>,
+    ),
     addr: SocketAddr,
     signal: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let incoming = crate::h2_authority::incoming(addr)?;
-    router
-        .serve_with_incoming_shutdown(incoming, signal)
-        .await?;
-    Ok(())
+    crate::gateway::serve(router, http?, addr, signal).await
 }
 
 /// Serves the etcd API on `addr` until `signal`: under madsim the simulated

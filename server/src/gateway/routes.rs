@@ -1,0 +1,221 @@
+//! The gateway's routes: etcd 3.4's `google.api.http` annotations
+//! (`etcdserverpb/rpc.proto`, `v3lockpb/v3lock.proto`), every one `POST`
+//! with the whole request as the body, under `/v3/` and, as etcd's
+//! `accessController` rewrites it, `/v3beta/`. Each route calls the same
+//! service implementation the gRPC server mounts ([`crate::api`]).
+//!
+//! As etcd: a known path with another method answers 405 `Method Not
+//! Allowed`, an unknown path under `/v3/` 404 `Not Found`.
+//! `v3electionpb.Election` is not implemented by keel: its routes answer
+//! `UNIMPLEMENTED`, as keel's gRPC server does.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::post;
+
+use super::call::{bidi_stream, server_stream, unary};
+use super::errors::{error_response, plain_error};
+use crate::api::ApiLimits;
+use crate::api::auth::AuthService;
+use crate::api::cluster::ClusterService;
+use crate::api::kv::KvService;
+use crate::api::lease::{LeaseIds, LeaseService};
+use crate::api::lock::LockService;
+use crate::api::maintenance::MaintenanceService;
+use crate::api::watch::WatchService;
+use crate::backend::Backend;
+use crate::proto::etcdserverpb::auth_server::Auth;
+use crate::proto::etcdserverpb::cluster_server::Cluster;
+use crate::proto::etcdserverpb::kv_server::Kv;
+use crate::proto::etcdserverpb::lease_server::Lease;
+use crate::proto::etcdserverpb::maintenance_server::Maintenance;
+use crate::proto::etcdserverpb::watch_server::Watch;
+use crate::proto::v3lockpb::lock_server::Lock;
+
+/// The service implementations the routes call, one set per member.
+pub struct Services<B> {
+    backend: B,
+    pub(super) kv: KvService<B>,
+    watch: WatchService<B>,
+    lease: LeaseService<B>,
+    cluster: ClusterService<B>,
+    pub(super) maintenance: MaintenanceService<B>,
+    auth: AuthService<B>,
+    lock: LockService<B>,
+    /// Largest request body accepted, in bytes.
+    pub(super) body_limit_bytes: usize,
+}
+
+impl<B: Backend> Services<B> {
+    /// The services over `backend` within `limits`; `lease_ids` must be the
+    /// generator the gRPC services use, so granted ids never collide.
+    pub fn new(backend: B, limits: ApiLimits, lease_ids: LeaseIds) -> Services<B> {
+        Services {
+            backend: backend.clone(),
+            kv: KvService::new(backend.clone(), limits),
+            watch: WatchService::new(backend.clone(), limits),
+            lease: LeaseService::new(backend.clone(), limits, lease_ids.clone()),
+            cluster: ClusterService::new(backend.clone()),
+            maintenance: MaintenanceService::new(backend.clone(), limits),
+            auth: AuthService::new(backend.clone()),
+            lock: LockService::new(backend, lease_ids),
+            body_limit_bytes: body_limit_bytes(&limits),
+        }
+    }
+}
+
+impl<B: Backend> Services<B> {
+    /// The member's status (leader, indexes, sizes).
+    pub fn backend_status(&self) -> crate::backend::NodeStatus {
+        self.backend.status()
+    }
+
+    /// Number of keys in the store.
+    pub fn key_count(&self) -> usize {
+        self.backend.with_state(|state| state.store().key_count())
+    }
+
+    /// The store's current revision.
+    pub fn current_revision(&self) -> i64 {
+        self.backend
+            .with_state(|state| state.store().current_revision())
+    }
+}
+
+/// Largest JSON body: the gRPC message limit, grown by a third for base64
+/// and by 64 KiB for field names and punctuation.
+pub fn body_limit_bytes(limits: &ApiLimits) -> usize {
+    let grpc = limits.max_decoding_message_size();
+    grpc.saturating_add(grpc / 3).saturating_add(64 * 1024)
+}
+
+/// A `POST` route calling `$method` of service `$field` (a unary call
+/// unless a call helper from [`super::call`] is named).
+macro_rules! route {
+    ($services:expr, $field:ident, $method:ident) => {
+        route!($services, $field, $method, unary)
+    };
+    ($services:expr, $field:ident, $method:ident, $helper:ident) => {{
+        let services = Arc::clone(&$services);
+        post(move |headers: HeaderMap, body: Body| async move {
+            let limit = services.body_limit_bytes;
+            $helper(headers, body, limit, |request| async move {
+                services.$field.$method(request).await
+            })
+            .await
+        })
+        .fallback(method_not_allowed)
+    }};
+}
+
+/// The routes under one version prefix (`/v3`), relative to it.
+pub fn v3_routes<B: Backend>(services: Arc<Services<B>>) -> Router {
+    let s = services;
+    Router::new()
+        .route("/kv/range", route!(s, kv, range))
+        .route("/kv/put", route!(s, kv, put))
+        .route("/kv/deleterange", route!(s, kv, delete_range))
+        .route("/kv/txn", route!(s, kv, txn))
+        .route("/kv/compaction", route!(s, kv, compact))
+        .route("/watch", route!(s, watch, watch, bidi_stream))
+        .route("/lease/grant", route!(s, lease, lease_grant))
+        .route("/lease/revoke", route!(s, lease, lease_revoke))
+        .route("/kv/lease/revoke", route!(s, lease, lease_revoke))
+        .route(
+            "/lease/keepalive",
+            route!(s, lease, lease_keep_alive, bidi_stream),
+        )
+        .route("/lease/timetolive", route!(s, lease, lease_time_to_live))
+        .route("/kv/lease/timetolive", route!(s, lease, lease_time_to_live))
+        .route("/lease/leases", route!(s, lease, lease_leases))
+        .route("/kv/lease/leases", route!(s, lease, lease_leases))
+        .route("/cluster/member/add", route!(s, cluster, member_add))
+        .route("/cluster/member/remove", route!(s, cluster, member_remove))
+        .route("/cluster/member/update", route!(s, cluster, member_update))
+        .route("/cluster/member/list", route!(s, cluster, member_list))
+        .route(
+            "/cluster/member/promote",
+            route!(s, cluster, member_promote),
+        )
+        .merge(maintenance_routes(&s))
+        .merge(auth_routes(&s))
+        .route("/lock/lock", route!(s, lock, lock))
+        .route("/lock/unlock", route!(s, lock, unlock))
+        .merge(election_routes())
+        .fallback(not_found)
+}
+
+fn maintenance_routes<B: Backend>(s: &Arc<Services<B>>) -> Router {
+    Router::new()
+        .route("/maintenance/alarm", route!(s, maintenance, alarm))
+        .route("/maintenance/status", route!(s, maintenance, status))
+        .route(
+            "/maintenance/defragment",
+            route!(s, maintenance, defragment),
+        )
+        // etcd 3.4 maps both Hash and HashKV to this path; Hash answers it.
+        .route("/maintenance/hash", route!(s, maintenance, hash))
+        // etcd 3.5's path for HashKV.
+        .route("/maintenance/hashkv", route!(s, maintenance, hash_kv))
+        .route(
+            "/maintenance/snapshot",
+            route!(s, maintenance, snapshot, server_stream),
+        )
+        .route(
+            "/maintenance/transfer-leadership",
+            route!(s, maintenance, move_leader),
+        )
+}
+
+fn auth_routes<B: Backend>(s: &Arc<Services<B>>) -> Router {
+    Router::new()
+        .route("/auth/enable", route!(s, auth, auth_enable))
+        .route("/auth/disable", route!(s, auth, auth_disable))
+        // etcd 3.5's path for AuthStatus.
+        .route("/auth/status", route!(s, auth, auth_status))
+        .route("/auth/authenticate", route!(s, auth, authenticate))
+        .route("/auth/user/add", route!(s, auth, user_add))
+        .route("/auth/user/get", route!(s, auth, user_get))
+        .route("/auth/user/list", route!(s, auth, user_list))
+        .route("/auth/user/delete", route!(s, auth, user_delete))
+        .route("/auth/user/changepw", route!(s, auth, user_change_password))
+        .route("/auth/user/grant", route!(s, auth, user_grant_role))
+        .route("/auth/user/revoke", route!(s, auth, user_revoke_role))
+        .route("/auth/role/add", route!(s, auth, role_add))
+        .route("/auth/role/get", route!(s, auth, role_get))
+        .route("/auth/role/list", route!(s, auth, role_list))
+        .route("/auth/role/delete", route!(s, auth, role_delete))
+        .route("/auth/role/grant", route!(s, auth, role_grant_permission))
+        .route("/auth/role/revoke", route!(s, auth, role_revoke_permission))
+}
+
+/// `v3electionpb.Election`'s paths: keel does not serve the service.
+fn election_routes() -> Router {
+    let unimplemented = || {
+        post(|| async {
+            error_response(&tonic::Status::unimplemented(
+                "unknown service v3electionpb.Election",
+            ))
+        })
+        .fallback(method_not_allowed)
+    };
+    ["campaign", "proclaim", "leader", "observe", "resign"]
+        .into_iter()
+        .fold(Router::new(), |router, name| {
+            router.route(&format!("/election/{name}"), unimplemented())
+        })
+}
+
+/// etcd's answer to a known path with a method other than `POST`.
+pub async fn method_not_allowed() -> Response {
+    plain_error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+}
+
+/// etcd's answer to an unknown path under `/v3/` (grpc-gateway's).
+async fn not_found() -> Response {
+    plain_error(StatusCode::NOT_FOUND, "Not Found")
+}
