@@ -99,19 +99,39 @@ impl ApiLimits {
     }
 }
 
-/// The tonic server etcd's API is served by: with [`deadline::DeadlineLayer`],
-/// so an expired client deadline is answered as etcd answers it.
+/// The layers of a [`ClientServer`]: the deadline checked outermost (its
+/// timer must start with tonic's own), then calls counted
+/// ([`crate::gateway::grpc_metrics`]; a call cut by its deadline is
+/// counted as started only).
 #[cfg(not(madsim))]
-pub type ClientServer = Server<tower_layer::Stack<deadline::DeadlineLayer, tower_layer::Identity>>;
+pub type ClientLayers = tower_layer::Stack<
+    crate::gateway::grpc_metrics::GrpcMetricsLayer,
+    tower_layer::Stack<deadline::DeadlineLayer, tower_layer::Identity>,
+>;
+
+/// The tonic server etcd's API is served by: with [`deadline::DeadlineLayer`],
+/// so an expired client deadline is answered as etcd answers it, and calls
+/// counted for `/metrics`.
+#[cfg(not(madsim))]
+pub type ClientServer = Server<ClientLayers>;
 
 /// The router of a [`ClientServer`].
 #[cfg(not(madsim))]
-pub type ClientRouter = Router<tower_layer::Stack<deadline::DeadlineLayer, tower_layer::Identity>>;
+pub type ClientRouter = Router<ClientLayers>;
 
-/// A [`ClientServer`] with tonic's defaults.
+/// A [`ClientServer`] with tonic's defaults, counting into counters no
+/// registry shows.
 #[cfg(not(madsim))]
 pub fn client_server() -> ClientServer {
-    Server::builder().layer(deadline::DeadlineLayer)
+    counted_client_server(crate::gateway::GrpcMetrics::new())
+}
+
+/// A [`ClientServer`] counting its calls into `metrics`.
+#[cfg(not(madsim))]
+pub fn counted_client_server(metrics: crate::gateway::GrpcMetrics) -> ClientServer {
+    Server::builder()
+        .layer(deadline::DeadlineLayer)
+        .layer(crate::gateway::grpc_metrics::GrpcMetricsLayer::new(metrics))
 }
 
 /// Mounts etcd's services (KV, Watch, Lease, Cluster, Maintenance, Auth,

@@ -67,13 +67,27 @@ pub fn error_body(status: &Status) -> Vec<u8> {
 
 /// The response for a unary call that failed with `status`: its mapped
 /// HTTP status and [`error_body`], as `application/json`.
+///
+/// The response carries the gRPC code as an extension ([`grpc_code`]).
 pub fn error_response(status: &Status) -> Response {
-    (
+    let mut response = (
         http_status(status.code()),
         [(header::CONTENT_TYPE, "application/json")],
         Body::from(error_body(status)),
     )
-        .into_response()
+        .into_response();
+    response.extensions_mut().insert(status.code());
+    response
+}
+
+/// The gRPC code a gateway answer stands for: the one [`error_response`]
+/// recorded, else `OK` (streams are counted when they start).
+pub fn grpc_code(response: &Response) -> Code {
+    response
+        .extensions()
+        .get::<Code>()
+        .copied()
+        .unwrap_or(Code::Ok)
 }
 
 /// One newline-terminated line reporting `status` inside a streamed

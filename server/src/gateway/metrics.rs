@@ -15,6 +15,7 @@
 //! | `etcd_mvcc_db_total_size_in_bytes` | gauge | approximate state size |
 //! | `etcd_debugging_mvcc_keys_total` | gauge | live keys |
 //! | `etcd_debugging_mvcc_current_revision` | gauge | store revision |
+//! | `grpc_server_started_total` / `grpc_server_handled_total` | counter | calls by type, service, method (and code), gRPC and gateway ([`super::grpc_metrics`]) |
 //!
 //! As in etcd, the `_total` proposal metrics are gauges.
 
@@ -22,6 +23,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prometheus::{Encoder, IntCounter, IntGauge, Registry, TextEncoder};
 
+use super::grpc_metrics::GrpcMetrics;
 use super::routes::Services;
 use crate::backend::Backend;
 
@@ -52,11 +54,13 @@ where
 }
 
 impl Metrics {
-    /// A fresh registry with every metric at zero.
+    /// A fresh registry with every metric at zero, and `grpc`'s counters.
     ///
-    /// Errors: a metric name the `prometheus` crate refuses (a bug).
-    pub fn new() -> prometheus::Result<Metrics> {
+    /// Errors: a metric name the `prometheus` crate refuses, or `grpc`
+    /// already in another member's registry (a bug).
+    pub fn new(grpc: &GrpcMetrics) -> prometheus::Result<Metrics> {
         let r = Registry::new();
+        grpc.register(&r)?;
         let gauge = |name: &str, help: &str| register(&r, IntGauge::new(name, help));
         let counter = |name: &str, help: &str| register(&r, IntCounter::new(name, help));
         Ok(Metrics {

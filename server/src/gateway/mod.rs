@@ -16,6 +16,7 @@
 
 pub mod call;
 pub mod errors;
+pub mod grpc_metrics;
 pub mod health;
 pub mod json;
 pub mod listener;
@@ -36,6 +37,7 @@ use crate::api::ClientRouter;
 use crate::api::lease::LeaseIds;
 use crate::backend::Backend;
 use errors::plain_error;
+pub use grpc_metrics::GrpcMetrics;
 use metrics::Metrics;
 use routes::Services;
 
@@ -49,16 +51,19 @@ pub type ServeError = Box<dyn std::error::Error + Send + Sync>;
 /// `/health`, `/metrics`; everything else answers Go's `404 page not
 /// found`. Every answer carries etcd's CORS headers.
 ///
-/// `lease_ids` must be the generator the member's gRPC services use.
+/// `lease_ids` must be the generator the member's gRPC services use, and
+/// `grpc_metrics` the counters its gRPC server counts into (see
+/// [`crate::api::counted_client_server`]); `/metrics` shows them.
 ///
 /// Errors: the metrics registry cannot be built (a bug).
 pub fn router<B: Backend>(
     backend: B,
     limits: ApiLimits,
     lease_ids: LeaseIds,
+    grpc_metrics: GrpcMetrics,
 ) -> prometheus::Result<Router> {
-    let services = Arc::new(Services::new(backend, limits, lease_ids));
-    let metrics = Arc::new(Metrics::new()?);
+    let metrics = Arc::new(Metrics::new(&grpc_metrics)?);
+    let services = Arc::new(Services::new(backend, limits, lease_ids, grpc_metrics));
     let v3 = routes::v3_routes(Arc::clone(&services));
     let state = (Arc::clone(&services), Arc::clone(&metrics));
     let scrape = move || {

@@ -18,7 +18,8 @@ use axum::response::Response;
 use axum::routing::post;
 
 use super::call::{bidi_stream, server_stream, unary};
-use super::errors::{error_response, plain_error};
+use super::errors::{error_response, grpc_code, plain_error};
+use super::grpc_metrics::GrpcMetrics;
 use crate::api::ApiLimits;
 use crate::api::auth::AuthService;
 use crate::api::cluster::ClusterService;
@@ -48,12 +49,20 @@ pub struct Services<B> {
     lock: LockService<B>,
     /// Largest request body accepted, in bytes.
     pub(super) body_limit_bytes: usize,
+    /// Where gateway calls are counted, as etcd counts them (gRPC calls).
+    grpc_metrics: GrpcMetrics,
 }
 
 impl<B: Backend> Services<B> {
     /// The services over `backend` within `limits`; `lease_ids` must be the
-    /// generator the gRPC services use, so granted ids never collide.
-    pub fn new(backend: B, limits: ApiLimits, lease_ids: LeaseIds) -> Services<B> {
+    /// generator the gRPC services use, so granted ids never collide;
+    /// calls are counted in `grpc_metrics`.
+    pub fn new(
+        backend: B,
+        limits: ApiLimits,
+        lease_ids: LeaseIds,
+        grpc_metrics: GrpcMetrics,
+    ) -> Services<B> {
         Services {
             backend: backend.clone(),
             kv: KvService::new(backend.clone(), limits),
@@ -64,6 +73,7 @@ impl<B: Backend> Services<B> {
             auth: AuthService::new(backend.clone()),
             lock: LockService::new(backend, lease_ids),
             body_limit_bytes: body_limit_bytes(&limits),
+            grpc_metrics,
         }
     }
 }
@@ -96,17 +106,21 @@ pub fn body_limit_bytes(limits: &ApiLimits) -> usize {
 /// A `POST` route calling `$method` of service `$field` (a unary call
 /// unless a call helper from [`super::call`] is named).
 macro_rules! route {
-    ($services:expr, $field:ident, $method:ident) => {
-        route!($services, $field, $method, unary)
+    ($services:expr, $field:ident, $method:ident, $grpc:literal) => {
+        route!($services, $field, $method, $grpc, unary)
     };
-    ($services:expr, $field:ident, $method:ident, $helper:ident) => {{
+    ($services:expr, $field:ident, $method:ident, $grpc:literal, $helper:ident) => {{
         let services = Arc::clone(&$services);
         post(move |headers: HeaderMap, body: Body| async move {
             let limit = services.body_limit_bytes;
-            $helper(headers, body, limit, |request| async move {
+            let grpc = services.grpc_metrics.clone();
+            grpc.started($grpc);
+            let response = $helper(headers, body, limit, |request| async move {
                 services.$field.$method(request).await
             })
-            .await
+            .await;
+            grpc.handled($grpc, grpc_code(&response));
+            response
         })
         .fallback(method_not_allowed)
     }};
@@ -116,81 +130,256 @@ macro_rules! route {
 pub fn v3_routes<B: Backend>(services: Arc<Services<B>>) -> Router {
     let s = services;
     Router::new()
-        .route("/kv/range", route!(s, kv, range))
-        .route("/kv/put", route!(s, kv, put))
-        .route("/kv/deleterange", route!(s, kv, delete_range))
-        .route("/kv/txn", route!(s, kv, txn))
-        .route("/kv/compaction", route!(s, kv, compact))
-        .route("/watch", route!(s, watch, watch, bidi_stream))
-        .route("/lease/grant", route!(s, lease, lease_grant))
-        .route("/lease/revoke", route!(s, lease, lease_revoke))
-        .route("/kv/lease/revoke", route!(s, lease, lease_revoke))
+        .route("/kv/range", route!(s, kv, range, "/etcdserverpb.KV/Range"))
+        .route("/kv/put", route!(s, kv, put, "/etcdserverpb.KV/Put"))
+        .route(
+            "/kv/deleterange",
+            route!(s, kv, delete_range, "/etcdserverpb.KV/DeleteRange"),
+        )
+        .route("/kv/txn", route!(s, kv, txn, "/etcdserverpb.KV/Txn"))
+        .route(
+            "/kv/compaction",
+            route!(s, kv, compact, "/etcdserverpb.KV/Compact"),
+        )
+        .route(
+            "/watch",
+            route!(s, watch, watch, "/etcdserverpb.Watch/Watch", bidi_stream),
+        )
+        .route(
+            "/lease/grant",
+            route!(s, lease, lease_grant, "/etcdserverpb.Lease/LeaseGrant"),
+        )
+        .route(
+            "/lease/revoke",
+            route!(s, lease, lease_revoke, "/etcdserverpb.Lease/LeaseRevoke"),
+        )
+        .route(
+            "/kv/lease/revoke",
+            route!(s, lease, lease_revoke, "/etcdserverpb.Lease/LeaseRevoke"),
+        )
         .route(
             "/lease/keepalive",
-            route!(s, lease, lease_keep_alive, bidi_stream),
+            route!(
+                s,
+                lease,
+                lease_keep_alive,
+                "/etcdserverpb.Lease/LeaseKeepAlive",
+                bidi_stream
+            ),
         )
-        .route("/lease/timetolive", route!(s, lease, lease_time_to_live))
-        .route("/kv/lease/timetolive", route!(s, lease, lease_time_to_live))
-        .route("/lease/leases", route!(s, lease, lease_leases))
-        .route("/kv/lease/leases", route!(s, lease, lease_leases))
-        .route("/cluster/member/add", route!(s, cluster, member_add))
-        .route("/cluster/member/remove", route!(s, cluster, member_remove))
-        .route("/cluster/member/update", route!(s, cluster, member_update))
-        .route("/cluster/member/list", route!(s, cluster, member_list))
+        .route(
+            "/lease/timetolive",
+            route!(
+                s,
+                lease,
+                lease_time_to_live,
+                "/etcdserverpb.Lease/LeaseTimeToLive"
+            ),
+        )
+        .route(
+            "/kv/lease/timetolive",
+            route!(
+                s,
+                lease,
+                lease_time_to_live,
+                "/etcdserverpb.Lease/LeaseTimeToLive"
+            ),
+        )
+        .route(
+            "/lease/leases",
+            route!(s, lease, lease_leases, "/etcdserverpb.Lease/LeaseLeases"),
+        )
+        .route(
+            "/kv/lease/leases",
+            route!(s, lease, lease_leases, "/etcdserverpb.Lease/LeaseLeases"),
+        )
+        .route(
+            "/cluster/member/add",
+            route!(s, cluster, member_add, "/etcdserverpb.Cluster/MemberAdd"),
+        )
+        .route(
+            "/cluster/member/remove",
+            route!(
+                s,
+                cluster,
+                member_remove,
+                "/etcdserverpb.Cluster/MemberRemove"
+            ),
+        )
+        .route(
+            "/cluster/member/update",
+            route!(
+                s,
+                cluster,
+                member_update,
+                "/etcdserverpb.Cluster/MemberUpdate"
+            ),
+        )
+        .route(
+            "/cluster/member/list",
+            route!(s, cluster, member_list, "/etcdserverpb.Cluster/MemberList"),
+        )
         .route(
             "/cluster/member/promote",
-            route!(s, cluster, member_promote),
+            route!(
+                s,
+                cluster,
+                member_promote,
+                "/etcdserverpb.Cluster/MemberPromote"
+            ),
         )
         .merge(maintenance_routes(&s))
         .merge(auth_routes(&s))
-        .route("/lock/lock", route!(s, lock, lock))
-        .route("/lock/unlock", route!(s, lock, unlock))
+        .route("/lock/lock", route!(s, lock, lock, "/v3lockpb.Lock/Lock"))
+        .route(
+            "/lock/unlock",
+            route!(s, lock, unlock, "/v3lockpb.Lock/Unlock"),
+        )
         .merge(election_routes())
         .fallback(not_found)
 }
 
 fn maintenance_routes<B: Backend>(s: &Arc<Services<B>>) -> Router {
     Router::new()
-        .route("/maintenance/alarm", route!(s, maintenance, alarm))
-        .route("/maintenance/status", route!(s, maintenance, status))
+        .route(
+            "/maintenance/alarm",
+            route!(s, maintenance, alarm, "/etcdserverpb.Maintenance/Alarm"),
+        )
+        .route(
+            "/maintenance/status",
+            route!(s, maintenance, status, "/etcdserverpb.Maintenance/Status"),
+        )
         .route(
             "/maintenance/defragment",
-            route!(s, maintenance, defragment),
+            route!(
+                s,
+                maintenance,
+                defragment,
+                "/etcdserverpb.Maintenance/Defragment"
+            ),
         )
         // etcd 3.4 maps both Hash and HashKV to this path; Hash answers it.
-        .route("/maintenance/hash", route!(s, maintenance, hash))
+        .route(
+            "/maintenance/hash",
+            route!(s, maintenance, hash, "/etcdserverpb.Maintenance/Hash"),
+        )
         // etcd 3.5's path for HashKV.
-        .route("/maintenance/hashkv", route!(s, maintenance, hash_kv))
+        .route(
+            "/maintenance/hashkv",
+            route!(s, maintenance, hash_kv, "/etcdserverpb.Maintenance/HashKV"),
+        )
         .route(
             "/maintenance/snapshot",
-            route!(s, maintenance, snapshot, server_stream),
+            route!(
+                s,
+                maintenance,
+                snapshot,
+                "/etcdserverpb.Maintenance/Snapshot",
+                server_stream
+            ),
         )
         .route(
             "/maintenance/transfer-leadership",
-            route!(s, maintenance, move_leader),
+            route!(
+                s,
+                maintenance,
+                move_leader,
+                "/etcdserverpb.Maintenance/MoveLeader"
+            ),
         )
 }
 
 fn auth_routes<B: Backend>(s: &Arc<Services<B>>) -> Router {
     Router::new()
-        .route("/auth/enable", route!(s, auth, auth_enable))
-        .route("/auth/disable", route!(s, auth, auth_disable))
+        .route(
+            "/auth/enable",
+            route!(s, auth, auth_enable, "/etcdserverpb.Auth/AuthEnable"),
+        )
+        .route(
+            "/auth/disable",
+            route!(s, auth, auth_disable, "/etcdserverpb.Auth/AuthDisable"),
+        )
         // etcd 3.5's path for AuthStatus.
-        .route("/auth/status", route!(s, auth, auth_status))
-        .route("/auth/authenticate", route!(s, auth, authenticate))
-        .route("/auth/user/add", route!(s, auth, user_add))
-        .route("/auth/user/get", route!(s, auth, user_get))
-        .route("/auth/user/list", route!(s, auth, user_list))
-        .route("/auth/user/delete", route!(s, auth, user_delete))
-        .route("/auth/user/changepw", route!(s, auth, user_change_password))
-        .route("/auth/user/grant", route!(s, auth, user_grant_role))
-        .route("/auth/user/revoke", route!(s, auth, user_revoke_role))
-        .route("/auth/role/add", route!(s, auth, role_add))
-        .route("/auth/role/get", route!(s, auth, role_get))
-        .route("/auth/role/list", route!(s, auth, role_list))
-        .route("/auth/role/delete", route!(s, auth, role_delete))
-        .route("/auth/role/grant", route!(s, auth, role_grant_permission))
-        .route("/auth/role/revoke", route!(s, auth, role_revoke_permission))
+        .route(
+            "/auth/status",
+            route!(s, auth, auth_status, "/etcdserverpb.Auth/AuthStatus"),
+        )
+        .route(
+            "/auth/authenticate",
+            route!(s, auth, authenticate, "/etcdserverpb.Auth/Authenticate"),
+        )
+        .route(
+            "/auth/user/add",
+            route!(s, auth, user_add, "/etcdserverpb.Auth/UserAdd"),
+        )
+        .route(
+            "/auth/user/get",
+            route!(s, auth, user_get, "/etcdserverpb.Auth/UserGet"),
+        )
+        .route(
+            "/auth/user/list",
+            route!(s, auth, user_list, "/etcdserverpb.Auth/UserList"),
+        )
+        .route(
+            "/auth/user/delete",
+            route!(s, auth, user_delete, "/etcdserverpb.Auth/UserDelete"),
+        )
+        .route(
+            "/auth/user/changepw",
+            route!(
+                s,
+                auth,
+                user_change_password,
+                "/etcdserverpb.Auth/UserChangePassword"
+            ),
+        )
+        .route(
+            "/auth/user/grant",
+            route!(s, auth, user_grant_role, "/etcdserverpb.Auth/UserGrantRole"),
+        )
+        .route(
+            "/auth/user/revoke",
+            route!(
+                s,
+                auth,
+                user_revoke_role,
+                "/etcdserverpb.Auth/UserRevokeRole"
+            ),
+        )
+        .route(
+            "/auth/role/add",
+            route!(s, auth, role_add, "/etcdserverpb.Auth/RoleAdd"),
+        )
+        .route(
+            "/auth/role/get",
+            route!(s, auth, role_get, "/etcdserverpb.Auth/RoleGet"),
+        )
+        .route(
+            "/auth/role/list",
+            route!(s, auth, role_list, "/etcdserverpb.Auth/RoleList"),
+        )
+        .route(
+            "/auth/role/delete",
+            route!(s, auth, role_delete, "/etcdserverpb.Auth/RoleDelete"),
+        )
+        .route(
+            "/auth/role/grant",
+            route!(
+                s,
+                auth,
+                role_grant_permission,
+                "/etcdserverpb.Auth/RoleGrantPermission"
+            ),
+        )
+        .route(
+            "/auth/role/revoke",
+            route!(
+                s,
+                auth,
+                role_revoke_permission,
+                "/etcdserverpb.Auth/RoleRevokePermission"
+            ),
+        )
 }
 
 /// `v3electionpb.Election`'s paths: keel does not serve the service.

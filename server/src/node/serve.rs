@@ -69,7 +69,9 @@ impl Member {
         }
         for addr in listeners.client_addrs {
             #[cfg(not(madsim))]
-            let mut server = api::client_server();
+            let grpc_metrics = crate::gateway::GrpcMetrics::new();
+            #[cfg(not(madsim))]
+            let mut server = api::counted_client_server(grpc_metrics.clone());
             #[cfg(madsim)]
             let mut server = Server::builder();
             let lease_ids = api::lease::LeaseIds::new(
@@ -84,7 +86,12 @@ impl Member {
             #[cfg(not(madsim))]
             let router = (
                 router,
-                crate::gateway::router(node.handle(), listeners.api_limits, lease_ids),
+                crate::gateway::router(
+                    node.handle(),
+                    listeners.api_limits,
+                    lease_ids,
+                    grpc_metrics,
+                ),
             );
             let mut published = node.published();
             // As etcd, clients are served once the member's name and client
