@@ -11,6 +11,8 @@
 //!   decoders, are compared by code only).
 //! - `gateway_shares_the_port_with_grpc`: gRPC (etcd-client) and HTTP on one
 //!   port of one keel; `/version`, `/health`, `/metrics` and status shapes.
+//! - `health_is_false_without_a_quorum`: `/health` of a member whose two
+//!   peers were killed answers 503 with a reason.
 //! - `etcd3gw_runs_against_keel`: python `etcd3gw` (PyPI; `scripts/setup.sh`
 //!   installs it) runs `gateway_scripts/etcd3gw_session.py` against keel and
 //!   against etcd; both must print the same transcript.
@@ -436,6 +438,42 @@ async fn gateway_shares_the_port_with_grpc() {
         .await;
     assert_eq!(after.body["count"], json!("1"));
     eprintln!("gateway_shares_the_port_with_grpc: {:?}", started.elapsed());
+}
+
+/// A member that lost its quorum answers `/health` 503 with etcd 3.5's
+/// reason, and `/metrics` shows no leader once it has stepped down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_false_without_a_quorum() {
+    let started = Instant::now();
+    let keel = tokio::task::spawn_blocking(|| Cluster::start(Flavor::Keel, 3));
+    let mut keel = keel.await.unwrap().unwrap();
+    let gateway = Gateway::new(&keel.client_urls()[0]);
+    let healthy = gateway.send("GET", "/health", "", None).await;
+    assert_eq!(healthy.status, 200, "{:?}", healthy.body);
+    keel.kill(1);
+    keel.kill(2);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let unhealthy = loop {
+        let answer = gateway.send("GET", "/health", "", None).await;
+        if answer.status != 200 || Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(unhealthy.status, 503, "{:?}", unhealthy.body);
+    assert_eq!(unhealthy.body["health"], json!("false"));
+    let reason = unhealthy.body["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        reason == "RAFT NO LEADER" || reason.starts_with("RANGE ERROR:"),
+        "{reason}"
+    );
+    eprintln!(
+        "health_is_false_without_a_quorum: {:?} ({reason})",
+        started.elapsed()
+    );
 }
 
 /// Runs the etcd3gw script against `url`; its stdout.

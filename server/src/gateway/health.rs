@@ -23,11 +23,10 @@ use tonic::{Code, Request as GrpcRequest};
 use super::errors::plain_error;
 use super::metrics::Metrics;
 use super::routes::Services;
-use crate::api::ETCD_VERSION;
+use crate::api::{ETCD_VERSION, convert};
 use crate::backend::Backend;
 use crate::proto::etcdserverpb as pb;
 use crate::proto::etcdserverpb::kv_server::Kv;
-use crate::proto::etcdserverpb::maintenance_server::Maintenance;
 
 /// The cluster version keel reports: the server version's major.minor.0
 /// (etcd's `etcdcluster`).
@@ -87,7 +86,7 @@ pub async fn check<B: Backend>(services: &Services<B>, query: &str) -> Health {
     let serializable = pairs
         .iter()
         .any(|(k, v)| k == "serializable" && v == "true");
-    if let Some(alarm) = active_alarm(services, &excluded).await {
+    if let Some(alarm) = active_alarm(services, &excluded) {
         return Health::unhealthy(format!("ALARM {alarm}"));
     }
     if !serializable && services.backend_status().leader_id == 0 {
@@ -103,26 +102,23 @@ pub async fn check<B: Backend>(services: &Services<B>, query: &str) -> Health {
 }
 
 /// The first active alarm's name (`NOSPACE`, `CORRUPT`) that `excluded`
-/// does not name.
-async fn active_alarm<B: Backend>(
+/// does not name, read from this member's applied state without Raft
+/// (etcd `srv.Alarms()`), plus its own NOSPACE while its disk is full.
+fn active_alarm<B: Backend>(
     services: &Services<B>,
     excluded: &impl Fn(&str) -> bool,
 ) -> Option<String> {
-    let request = pb::AlarmRequest {
-        action: pb::alarm_request::AlarmAction::Get as i32,
-        ..Default::default()
-    };
-    let alarms = match services.maintenance.alarm(GrpcRequest::new(request)).await {
-        Ok(response) => response.into_inner().alarms,
-        Err(status) => return Some(format!("UNKNOWN ({})", status.message())),
-    };
+    let mut alarms: Vec<pb::AlarmType> = services
+        .applied_alarms()
+        .into_iter()
+        .map(|member| convert::alarm_member(member).alarm())
+        .collect();
+    if services.backend_status().disk_full {
+        alarms.push(pb::AlarmType::Nospace);
+    }
     alarms
-        .iter()
-        .map(|member| {
-            pb::AlarmType::try_from(member.alarm)
-                .map_or("UNKNOWN", |alarm| alarm.as_str_name())
-                .to_owned()
-        })
+        .into_iter()
+        .map(|alarm| alarm.as_str_name().to_owned())
         .find(|name| !excluded(name))
 }
 

@@ -44,7 +44,7 @@ pub struct Services<B> {
     watch: WatchService<B>,
     lease: LeaseService<B>,
     cluster: ClusterService<B>,
-    pub(super) maintenance: MaintenanceService<B>,
+    maintenance: MaintenanceService<B>,
     auth: AuthService<B>,
     lock: LockService<B>,
     /// Largest request body accepted, in bytes.
@@ -82,6 +82,11 @@ impl<B: Backend> Services<B> {
     /// The member's status (leader, indexes, sizes).
     pub fn backend_status(&self) -> crate::backend::NodeStatus {
         self.backend.status()
+    }
+
+    /// The alarms applied through Raft, as this member knows them.
+    pub fn applied_alarms(&self) -> Vec<keel_kernel::apply::AlarmMember> {
+        self.backend.with_state(|state| state.alarms().list())
     }
 
     /// Number of keys in the store.
