@@ -67,9 +67,10 @@ impl Member {
                 },
             );
         }
+        // One member's gRPC calls are counted together, on every address.
+        #[cfg(not(madsim))]
+        let grpc_metrics = crate::gateway::GrpcMetrics::new();
         for addr in listeners.client_addrs {
-            #[cfg(not(madsim))]
-            let grpc_metrics = crate::gateway::GrpcMetrics::new();
             #[cfg(not(madsim))]
             let mut server = api::counted_client_server(grpc_metrics.clone());
             #[cfg(madsim)]
@@ -90,7 +91,7 @@ impl Member {
                     node.handle(),
                     listeners.api_limits,
                     lease_ids,
-                    grpc_metrics,
+                    grpc_metrics.clone(),
                 ),
             );
             let mut published = node.published();
