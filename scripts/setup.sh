@@ -13,12 +13,23 @@ command -v etcdctl >/dev/null || need_apt+=(etcd-client)
 # protoc for the `etcd-client` crate's build script (keel-server dev-dependency);
 # keel's own protos use the vendored protoc from the protoc-bin-vendored crate.
 command -v protoc >/dev/null || need_apt+=(protobuf-compiler)
+# python3 and pip for etcd3gw, the etcd gateway client the HTTP/JSON gateway
+# is tested with (server/tests/gateway.rs).
+command -v python3 >/dev/null || need_apt+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_apt[@]}"
+fi
+
+# etcd3gw from PyPI (not packaged by Debian); --break-system-packages only
+# where pip refuses user installs on an externally managed Python.
+if ! python3 -c 'import etcd3gw' 2>/dev/null; then
+  python3 -m pip install --user --quiet etcd3gw ||
+    python3 -m pip install --user --quiet --break-system-packages etcd3gw
 fi
 
 if command -v rustup >/dev/null; then

@@ -8,6 +8,8 @@
 //! - [`backend`]: the seam between the driver and the API layer.
 //! - [`api`]: etcd's v3 gRPC services (KV, Watch, Lease, Cluster,
 //!   Maintenance, Auth, Lock) with etcd's error codes and messages.
+//! - `gateway`: etcd's HTTP/JSON gateway, `/version`, `/health` and
+//!   `/metrics` on the client port beside gRPC.
 //! - [`transport`]: the member-to-member transport (Raft message batches,
 //!   chunked snapshots, forwarded lease requests).
 //! - [`huge_pages`]: the `keel` binary's heap on transparent huge pages.
@@ -23,6 +25,8 @@
 pub mod api;
 pub mod backend;
 pub mod config;
+#[cfg(not(madsim))]
+pub mod gateway;
 #[cfg(not(madsim))]
 pub mod h2_authority;
 pub mod huge_pages;

@@ -103,14 +103,18 @@ impl ApiLimits {
     }
 }
 
-/// The layers of the tonic server etcd's API is served by:
-/// [`deadline::DeadlineLayer`] (an expired client deadline is answered as
-/// etcd answers it) inside [`too_large::rewrite`] (so is a request over the
-/// message limit).
+/// The layers of a [`ClientServer`], outermost first: the deadline (its
+/// timer must start with tonic's own), then calls counted
+/// ([`crate::gateway::grpc_metrics`]; a call cut by its deadline is counted
+/// as started only), then [`too_large::rewrite`] (a request over the
+/// message limit answered as etcd answers it, and counted so).
 #[cfg(not(madsim))]
 pub type ClientLayers = tower_layer::Stack<
-    deadline::DeadlineLayer,
-    tower_layer::Stack<tower::util::MapResponseLayer<ResponseMap>, tower_layer::Identity>,
+    tower::util::MapResponseLayer<ResponseMap>,
+    tower_layer::Stack<
+        crate::gateway::grpc_metrics::GrpcMetricsLayer,
+        tower_layer::Stack<deadline::DeadlineLayer, tower_layer::Identity>,
+    >,
 >;
 
 /// A rewrite of every response of the client server.
@@ -125,13 +129,21 @@ pub type ClientServer = Server<ClientLayers>;
 #[cfg(not(madsim))]
 pub type ClientRouter = Router<ClientLayers>;
 
-/// A [`ClientServer`] with tonic's defaults.
+/// A [`ClientServer`] with tonic's defaults, counting into counters no
+/// registry shows.
 #[cfg(not(madsim))]
 pub fn client_server() -> ClientServer {
+    counted_client_server(crate::gateway::GrpcMetrics::new())
+}
+
+/// A [`ClientServer`] counting its calls into `metrics`.
+#[cfg(not(madsim))]
+pub fn counted_client_server(metrics: crate::gateway::GrpcMetrics) -> ClientServer {
     let rewrite: ResponseMap = too_large::rewrite;
     Server::builder()
-        .layer(tower::util::MapResponseLayer::new(rewrite))
         .layer(deadline::DeadlineLayer)
+        .layer(crate::gateway::grpc_metrics::GrpcMetricsLayer::new(metrics))
+        .layer(tower::util::MapResponseLayer::new(rewrite))
 }
 
 /// Mounts etcd's services (KV, Watch, Lease, Cluster, Maintenance, Auth,
@@ -143,6 +155,18 @@ pub fn add_services<B: Backend, L: Clone>(
     backend: B,
     limits: ApiLimits,
 ) -> Router<L> {
+    let lease_ids = lease::LeaseIds::new(backend.status().member_id);
+    add_services_sharing(server, backend, limits, lease_ids)
+}
+
+/// [`add_services`] granting lease ids from `lease_ids`, shared with other
+/// servers of the same member (the HTTP/JSON gateway).
+pub fn add_services_sharing<B: Backend, L: Clone>(
+    server: &mut Server<L>,
+    backend: B,
+    limits: ApiLimits,
+    lease_ids: lease::LeaseIds,
+) -> Router<L> {
     use crate::proto::v3electionpb::election_server::ElectionServer;
     use crate::proto::v3lockpb::lock_server::LockServer;
     use pb::auth_server::AuthServer;
@@ -152,7 +176,6 @@ pub fn add_services<B: Backend, L: Clone>(
     use pb::maintenance_server::MaintenanceServer;
     use pb::watch_server::WatchServer;
     let max = limits.max_decoding_message_size();
-    let lease_ids = lease::LeaseIds::new(backend.status().member_id);
     server
         .add_service(
             KvServer::new(kv::KvService::new(backend.clone(), limits))

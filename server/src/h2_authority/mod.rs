@@ -16,7 +16,8 @@
 //! through `loona-hpack`), replaces the URL by its `host:port` part, and
 //! re-encodes the block with literals only, so `h2`'s HPACK table is never
 //! out of step with what it receives. [`FixedAuthorityStream`] applies the
-//! filter to a socket; [`incoming`] accepts TCP connections wrapped in it.
+//! filter to a socket (the gateway's listener wraps every gRPC connection
+//! in it).
 
 mod authority;
 mod filter;
@@ -25,4 +26,4 @@ mod header_block;
 mod stream;
 
 pub use filter::{FilterError, InboundFilter};
-pub use stream::{FixedAuthorityStream, incoming};
+pub use stream::FixedAuthorityStream;

@@ -5,10 +5,8 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
-use tonic::transport::server::{Connected, TcpIncoming};
+use tonic::transport::server::Connected;
 
 use super::filter::InboundFilter;
 
@@ -121,15 +119,4 @@ impl<S: Connected> Connected for FixedAuthorityStream<S> {
     fn connect_info(&self) -> Self::ConnectInfo {
         self.inner.connect_info()
     }
-}
-
-/// Accepts TCP connections on a bound `listener` (TCP_NODELAY set, as
-/// tonic's own listener does) and yields them wrapped in
-/// [`FixedAuthorityStream`]. Accept errors are yielded as items, which
-/// tonic logs and skips.
-pub fn incoming(
-    listener: tokio::net::TcpListener,
-) -> impl Stream<Item = io::Result<FixedAuthorityStream<TcpStream>>> {
-    let listener = TcpIncoming::from(listener).with_nodelay(Some(true));
-    listener.map(|accepted| accepted.map(FixedAuthorityStream::new))
 }

@@ -75,12 +75,28 @@ impl Member {
                 serve_peers(router),
             );
         }
+        // One member's gRPC calls are counted together, on every address.
+        #[cfg(not(madsim))]
+        let grpc_metrics = crate::gateway::GrpcMetrics::new();
         for socket in bound.client {
             #[cfg(not(madsim))]
-            let mut server = api::client_server();
+            let mut server = api::counted_client_server(grpc_metrics.clone());
             #[cfg(madsim)]
             let mut server = Server::builder();
-            let router = api::add_services(&mut server, node.handle(), api_limits);
+            let lease_ids = api::lease::LeaseIds::new(
+                crate::backend::Backend::status(&node.handle()).member_id,
+            );
+            let router = api::add_services_sharing(
+                &mut server,
+                node.handle(),
+                api_limits,
+                lease_ids.clone(),
+            );
+            #[cfg(not(madsim))]
+            let router = (
+                router,
+                crate::gateway::router(node.handle(), api_limits, lease_ids, grpc_metrics.clone()),
+            );
             let mut published = node.published();
             // As etcd, clients are served once the member's name and client
             // URLs are published through Raft (`ReadyNotify`), so `member
@@ -132,20 +148,21 @@ impl Member {
 /// failed.
 type ServeError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Serves the etcd API on `socket` until `signal`. Connections go through
+/// Serves the etcd API on `socket` until `signal`: gRPC, and the HTTP/JSON
+/// gateway with `/version`, `/health` and `/metrics` on the same port
+/// ([`crate::gateway::serve`]). gRPC connections go through
 /// [`crate::h2_authority`], so clients that send a URL as `:authority`
 /// (etcdctl 3.4's `endpoint status`) are served as etcd serves them.
 #[cfg(not(madsim))]
 async fn serve_clients(
-    router: api::ClientRouter,
+    (router, http): (
+        api::ClientRouter,
+        prometheus::Result<crate::gateway::GatewayRouter>,
+    ),
     socket: Socket,
     signal: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let incoming = crate::h2_authority::incoming(socket);
-    router
-        .serve_with_incoming_shutdown(incoming, signal)
-        .await?;
-    Ok(())
+    crate::gateway::serve(router, http?, socket, signal).await
 }
 
 /// Serves the etcd API on `socket` until `signal`: under madsim the

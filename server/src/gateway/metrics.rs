@@ -1,0 +1,159 @@
+//! `GET /metrics`: Prometheus text format (`prometheus` crate), with etcd's
+//! metric names where keel measures the same thing. Values are read from
+//! the member at scrape time ([`crate::backend::NodeStatus`], the store),
+//! so the node driver carries no metric code.
+//!
+//! | name | type | value |
+//! |---|---|---|
+//! | `etcd_server_has_leader` | gauge | 1 when a leader is known |
+//! | `etcd_server_is_leader` | gauge | 1 on the leader |
+//! | `etcd_server_is_learner` | gauge | 1 on a learner |
+//! | `etcd_server_proposals_committed_total` | gauge | last Raft index (etcd sets it to the commit index) |
+//! | `etcd_server_proposals_applied_total` | gauge | applied Raft index |
+//! | `etcd_server_quota_backend_bytes` | gauge | `--quota-backend-bytes` |
+//! | `etcd_server_health_success` / `_failures` | counter | `/health` answers |
+//! | `etcd_mvcc_db_total_size_in_bytes` | gauge | approximate state size |
+//! | `etcd_debugging_mvcc_keys_total` | gauge | live keys |
+//! | `etcd_debugging_mvcc_current_revision` | gauge | store revision |
+//! | `grpc_server_started_total` / `grpc_server_handled_total` | counter | calls by type, service, method (and code), gRPC and gateway ([`super::grpc_metrics`]) |
+//!
+//! As in etcd, the `_total` proposal metrics are gauges.
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prometheus::{Encoder, IntCounter, IntGauge, Registry, TextEncoder};
+
+use super::grpc_metrics::GrpcMetrics;
+use super::routes::Services;
+use crate::backend::Backend;
+
+/// One member's metrics registry.
+pub struct Metrics {
+    registry: Registry,
+    has_leader: IntGauge,
+    is_leader: IntGauge,
+    is_learner: IntGauge,
+    proposals_committed: IntGauge,
+    proposals_applied: IntGauge,
+    quota_backend_bytes: IntGauge,
+    health_success: IntCounter,
+    health_failures: IntCounter,
+    db_total_size_bytes: IntGauge,
+    keys_total: IntGauge,
+    current_revision: IntGauge,
+}
+
+/// Registers a new metric built by `make` in `registry`.
+fn register<M>(registry: &Registry, metric: prometheus::Result<M>) -> prometheus::Result<M>
+where
+    M: prometheus::core::Collector + Clone + 'static,
+{
+    let metric = metric?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+impl Metrics {
+    /// A fresh registry with every metric at zero, and `grpc`'s counters.
+    ///
+    /// Errors: a metric name the `prometheus` crate refuses, or `grpc`
+    /// already in another member's registry (a bug).
+    pub fn new(grpc: &GrpcMetrics) -> prometheus::Result<Metrics> {
+        let r = Registry::new();
+        grpc.register(&r)?;
+        let gauge = |name: &str, help: &str| register(&r, IntGauge::new(name, help));
+        let counter = |name: &str, help: &str| register(&r, IntCounter::new(name, help));
+        Ok(Metrics {
+            has_leader: gauge(
+                "etcd_server_has_leader",
+                "Whether or not a leader exists. 1 is existence, 0 is not.",
+            )?,
+            is_leader: gauge(
+                "etcd_server_is_leader",
+                "Whether or not this member is a leader. 1 if is, 0 otherwise.",
+            )?,
+            is_learner: gauge(
+                "etcd_server_is_learner",
+                "Whether or not this member is a learner. 1 if is, 0 otherwise.",
+            )?,
+            proposals_committed: gauge(
+                "etcd_server_proposals_committed_total",
+                "The total number of consensus proposals committed.",
+            )?,
+            proposals_applied: gauge(
+                "etcd_server_proposals_applied_total",
+                "The total number of consensus proposals applied.",
+            )?,
+            quota_backend_bytes: gauge(
+                "etcd_server_quota_backend_bytes",
+                "Current backend storage quota size in bytes.",
+            )?,
+            health_success: counter(
+                "etcd_server_health_success",
+                "The total number of successful health checks",
+            )?,
+            health_failures: counter(
+                "etcd_server_health_failures",
+                "The total number of failed health checks",
+            )?,
+            db_total_size_bytes: gauge(
+                "etcd_mvcc_db_total_size_in_bytes",
+                "Total size of the underlying database physically allocated in bytes.",
+            )?,
+            keys_total: gauge("etcd_debugging_mvcc_keys_total", "Total number of keys.")?,
+            current_revision: gauge(
+                "etcd_debugging_mvcc_current_revision",
+                "The current revision of store.",
+            )?,
+            registry: r,
+        })
+    }
+
+    /// Counts one `/health` answer.
+    pub fn count_health(&self, healthy: bool) {
+        if healthy {
+            self.health_success.inc();
+        } else {
+            self.health_failures.inc();
+        }
+    }
+
+    /// Reads the member's current values into the gauges.
+    pub fn refresh<B: Backend>(&self, services: &Services<B>) {
+        let status = services.backend_status();
+        let flag = |on: bool| i64::from(on);
+        self.has_leader.set(flag(status.leader_id != 0));
+        self.is_leader
+            .set(flag(status.leader_id == status.member_id));
+        self.is_learner.set(flag(status.is_learner));
+        self.proposals_committed
+            .set(saturating_i64(status.raft_index));
+        self.proposals_applied
+            .set(saturating_i64(status.raft_applied_index));
+        self.quota_backend_bytes
+            .set(saturating_i64(status.db_size_quota_bytes));
+        self.db_total_size_bytes
+            .set(saturating_i64(status.db_size_bytes));
+        self.keys_total
+            .set(saturating_i64(services.key_count() as u64));
+        self.current_revision.set(services.current_revision());
+    }
+
+    /// The registry in Prometheus text format.
+    pub fn render(&self) -> Response {
+        let encoder = TextEncoder::new();
+        let mut body = Vec::new();
+        if let Err(err) = encoder.encode(&self.registry.gather(), &mut body) {
+            return (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response();
+        }
+        (
+            [(header::CONTENT_TYPE, encoder.format_type().to_owned())],
+            body,
+        )
+            .into_response()
+    }
+}
+
+fn saturating_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,132 @@
+//! etcd's HTTP/JSON gateway, `/version`, `/health` and `/metrics`, served
+//! on the client port beside gRPC (etcd `embed/serve.go`: `cmux` splits one
+//! listener; grpc-gateway v1 translates JSON to the gRPC services).
+//!
+//! - [`listener`]: one port, HTTP/2 (gRPC) and HTTP/1.x connections told
+//!   apart by their first bytes.
+//! - [`routes`]: `POST /v3/...` (and `/v3beta/...`) calling the same
+//!   service implementations as the gRPC server, with the `Authorization`
+//!   header as the token.
+//! - [`call`], [`json`], [`errors`]: bodies in grpc-gateway's JSON mapping,
+//!   streams as one JSON object per line, errors in its shape.
+//! - [`health`]: `/version`, `/health`; [`metrics`]: `/metrics`.
+//!
+//! Not served: HTTP/2 JSON (`h2c` gateway requests go to gRPC), TLS, and
+//! etcd's v2 API.
+
+pub mod call;
+pub mod errors;
+pub mod grpc_metrics;
+pub mod health;
+pub mod json;
+pub mod listener;
+pub mod metrics;
+pub mod routes;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use tokio::sync::watch;
+
+use crate::api::ApiLimits;
+use crate::api::ClientRouter;
+use crate::api::lease::LeaseIds;
+use crate::backend::Backend;
+use errors::plain_error;
+pub use grpc_metrics::GrpcMetrics;
+use metrics::Metrics;
+use routes::Services;
+
+/// The HTTP router [`router`] builds.
+pub type GatewayRouter = Router;
+
+/// Why serving stopped: the address could not be bound, or tonic failed.
+pub type ServeError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The HTTP router of one member: `/v3/...`, `/v3beta/...`, `/version`,
+/// `/health`, `/metrics`; everything else answers Go's `404 page not
+/// found`. Every answer carries etcd's CORS headers.
+///
+/// `lease_ids` must be the generator the member's gRPC services use, and
+/// `grpc_metrics` the counters its gRPC server counts into (see
+/// [`crate::api::counted_client_server`]); `/metrics` shows them.
+///
+/// Errors: the metrics registry cannot be built (a bug).
+pub fn router<B: Backend>(
+    backend: B,
+    limits: ApiLimits,
+    lease_ids: LeaseIds,
+    grpc_metrics: GrpcMetrics,
+) -> prometheus::Result<Router> {
+    let metrics = Arc::new(Metrics::new(&grpc_metrics)?);
+    let services = Arc::new(Services::new(backend, limits, lease_ids, grpc_metrics));
+    let v3 = routes::v3_routes(Arc::clone(&services));
+    let state = (Arc::clone(&services), Arc::clone(&metrics));
+    let scrape = move || {
+        let (services, metrics) = (Arc::clone(&services), Arc::clone(&metrics));
+        async move {
+            metrics.refresh(&services);
+            metrics.render()
+        }
+    };
+    let plain = Router::new()
+        .route(
+            "/version",
+            get(health::version).fallback(routes::method_not_allowed),
+        )
+        .route(
+            "/health",
+            get(health::health::<B>).fallback(routes::method_not_allowed),
+        )
+        .route("/metrics", get(scrape))
+        .with_state(state);
+    Ok(Router::new()
+        .nest("/v3", v3.clone())
+        .nest("/v3beta", v3)
+        .merge(plain)
+        .fallback(page_not_found)
+        .layer(axum::middleware::map_response(cors_headers)))
+}
+
+/// Go's `http.ServeMux` answer to a path nothing handles.
+async fn page_not_found() -> Response {
+    plain_error(StatusCode::NOT_FOUND, "404 page not found")
+}
+
+/// The headers etcd's client handler adds to every answer.
+async fn cors_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    headers.insert(
+        "access-control-allow-methods",
+        HeaderValue::from_static("POST, GET, OPTIONS, PUT, DELETE"),
+    );
+    headers.insert(
+        "access-control-allow-headers",
+        HeaderValue::from_static("accept, content-type, authorization"),
+    );
+    response
+}
+
+/// Serves gRPC (`grpc`) and HTTP/1.x (`http`) on the bound `socket` until
+/// `signal` (see [`listener`]).
+///
+/// Errors: tonic fails.
+pub async fn serve(
+    grpc: ClientRouter,
+    http: Router,
+    socket: tokio::net::TcpListener,
+    signal: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let incoming = listener::incoming(socket, http, stop_rx);
+    let signal = async move {
+        signal.await;
+        let _ = stop_tx.send(true);
+    };
+    grpc.serve_with_incoming_shutdown(incoming, signal).await?;
+    Ok(())
+}
