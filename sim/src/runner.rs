@@ -1,0 +1,91 @@
+//! Runs one seed of a scenario in its own madsim runtime (on its own
+//! thread, so std's hash seeds are the seed's too), and many seeds as a
+//! sweep.
+
+use std::time::{Duration, Instant};
+
+use madsim::Config;
+use madsim::runtime::Runtime;
+
+use crate::event_log::EventLog;
+use crate::options::RunOptions;
+use crate::report::RunReport;
+use crate::run::run_scenario;
+use crate::scenario::Scenario;
+
+/// Simulated time after which madsim stops a run that hangs.
+pub const SIMULATED_LIMIT_S: u64 = 600;
+
+/// Runs `scenario` for `seed`; returns its report and the wall time it
+/// took. A panic inside the simulation becomes a failed report.
+pub fn run_seed(scenario: Scenario, seed: u64, options: RunOptions) -> (RunReport, Duration) {
+    let started = Instant::now();
+    let outcome = std::thread::spawn(move || {
+        let mut runtime = Runtime::with_seed_and_config(seed, Config::default());
+        runtime.set_time_limit(Duration::from_secs(SIMULATED_LIMIT_S));
+        runtime.block_on(run_scenario(scenario, options))
+    })
+    .join();
+    let report = outcome.unwrap_or_else(|payload| RunReport {
+        scenario,
+        seed,
+        simulated_ms: 0,
+        operations_checked: 0,
+        outcomes: (0, 0, 0),
+        history_digest: 0,
+        failures: vec![format!(
+            "the simulation panicked: {}",
+            panic_text(&*payload)
+        )],
+        notes: Vec::new(),
+        events: EventLog::new(0),
+    });
+    (report, started.elapsed())
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+/// What a sweep of one scenario found.
+#[derive(Debug, Clone, Default)]
+pub struct SweepRow {
+    /// Seeds run.
+    pub seeds: u64,
+    /// Seeds whose run failed.
+    pub failed_seeds: Vec<u64>,
+    /// Simulated milliseconds, summed.
+    pub simulated_ms: u64,
+    /// Wall time, summed.
+    pub wall: Duration,
+    /// Operations checked, summed.
+    pub operations_checked: u64,
+}
+
+/// Runs seeds `first..first + count` of `scenario`; `on_report` sees each
+/// report (to print failures as they happen).
+pub fn sweep(
+    scenario: Scenario,
+    first: u64,
+    count: u64,
+    options: RunOptions,
+    mut on_report: impl FnMut(&RunReport, Duration),
+) -> SweepRow {
+    let mut row = SweepRow::default();
+    for seed in first..first.saturating_add(count) {
+        let (report, wall) = run_seed(scenario, seed, options);
+        on_report(&report, wall);
+        row.seeds += 1;
+        row.simulated_ms += report.simulated_ms;
+        row.wall += wall;
+        row.operations_checked += report.operations_checked as u64;
+        if !report.passed() {
+            row.failed_seeds.push(seed);
+        }
+    }
+    row
+}
