@@ -15,6 +15,7 @@ use madsim::runtime::{Handle, NodeHandle};
 use madsim::task::NodeId;
 
 use crate::NodeAddr;
+use crate::sim_log::SharedLog;
 
 /// How long a control-plane request (status, hash) may take.
 pub const CONTROL_TIMEOUT_MS: u64 = 500;
@@ -90,6 +91,7 @@ fn start_member(
     index: u8,
     settings: NodeSettings,
     host_disks: NodeStorage<SimStorage>,
+    log: SharedLog,
 ) -> NodeId {
     let addr = NodeAddr::member(index);
     handle
@@ -97,7 +99,7 @@ fn start_member(
         .name(format!("m{index}"))
         .ip(addr.ip)
         .init(move || {
-            let (settings, storage) = (settings.clone(), host_disks.clone());
+            let (settings, storage, log) = (settings.clone(), host_disks.clone(), log.clone());
             async move {
                 let listeners = Listeners {
                     client_addrs: vec![addr.client()],
@@ -107,9 +109,13 @@ fn start_member(
                 };
                 // A member that cannot start or stops serving (a failed
                 // fsync) leaves its host idle until the nemesis restarts it;
-                // the checks judge what clients saw.
-                if let Ok(mut member) = Member::start(settings, storage, listeners).await {
-                    let _error = member.server_error().await;
+                // the checks judge what clients saw, the log says why.
+                match Member::start(settings, storage, listeners).await {
+                    Ok(mut member) => {
+                        let error = member.server_error().await;
+                        log.push(format!("m{index} stopped serving: {error}"));
+                    }
+                    Err(error) => log.push(format!("m{index} did not start: {error}")),
                 }
             }
         })
@@ -118,13 +124,15 @@ fn start_member(
 }
 
 impl Cluster {
-    /// Starts `members` members in the current madsim runtime.
-    pub fn start(members: u8, seed: u64) -> Cluster {
+    /// Starts `members` members in the current madsim runtime; members
+    /// that stop serving say why in `log`.
+    pub fn start(members: u8, seed: u64, log: &SharedLog) -> Cluster {
         let handle = Handle::current();
         let hosts = (0..members)
             .map(|i| {
                 let storage = disks(i, seed);
-                let node = start_member(&handle, i, settings(i, members, seed), storage.clone());
+                let settings = settings(i, members, seed);
+                let node = start_member(&handle, i, settings, storage.clone(), log.clone());
                 Host {
                     node,
                     storage,

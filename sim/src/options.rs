@@ -27,7 +27,7 @@ impl RunOptions {
             processes: 5,
             keys: 3,
             request_timeout_ms: 1_000,
-            states_max: 200_000,
+            states_max: 2_000_000,
         }
     }
 

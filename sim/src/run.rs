@@ -34,7 +34,7 @@ pub async fn run_scenario(scenario: Scenario, options: RunOptions) -> RunReport 
     let seed = Handle::current().seed();
     let log = SharedLog::new();
     let mut failures = Vec::new();
-    let mut cluster = Cluster::start(scenario.members(), seed);
+    let mut cluster = Cluster::start(scenario.members(), seed, &log);
     log.push(format!(
         "{} members started; scenario {scenario}",
         cluster.size()
@@ -105,7 +105,12 @@ pub async fn run_scenario(scenario: Scenario, options: RunOptions) -> RunReport 
                 Err(_) => failures.push("hash: the checking task ended abnormally".into()),
             }
         }
-        Ok(Err(failure)) => failures.push(failure),
+        Ok(Err(failure)) => {
+            failures.push(failure);
+            for (index, status) in cluster.statuses().await {
+                log.push(format!("after the liveness bound: m{index} {status:?}"));
+            }
+        }
         Err(_) => failures.push("liveness: the writer task ended abnormally".into()),
     }
     stop_monitor.store(true, Ordering::Relaxed);

@@ -13,6 +13,28 @@ use crate::report::RunReport;
 use crate::run::run_scenario;
 use crate::scenario::Scenario;
 
+/// The planted bugs (keel-sim features) this build has, by name.
+pub fn planted_bugs() -> Vec<&'static str> {
+    let bugs = [
+        (
+            cfg!(feature = "planted-bug-ack-before-fsync"),
+            "planted-bug-ack-before-fsync",
+        ),
+        (
+            cfg!(feature = "planted-bug-vote-without-log-check"),
+            "planted-bug-vote-without-log-check",
+        ),
+        (
+            cfg!(feature = "planted-bug-read-without-readindex"),
+            "planted-bug-read-without-readindex",
+        ),
+    ];
+    bugs.into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| name)
+        .collect()
+}
+
 /// Simulated time after which madsim stops a run that hangs.
 pub const SIMULATED_LIMIT_S: u64 = 600;
 
@@ -64,15 +86,18 @@ pub struct SweepRow {
     pub wall: Duration,
     /// Operations checked, summed.
     pub operations_checked: u64,
+    /// Seeds whose linearizability check hit its search bound.
+    pub undecided: u64,
 }
 
-/// Runs seeds `first..first + count` of `scenario`; `on_report` sees each
-/// report (to print failures as they happen).
+/// Runs seeds `first..first + count` of `scenario` (stopping after the
+/// first failing seed if `stop_at_failure`); `on_report` sees each report
+/// (to print failures as they happen).
 pub fn sweep(
     scenario: Scenario,
-    first: u64,
-    count: u64,
+    (first, count): (u64, u64),
     options: RunOptions,
+    stop_at_failure: bool,
     mut on_report: impl FnMut(&RunReport, Duration),
 ) -> SweepRow {
     let mut row = SweepRow::default();
@@ -83,8 +108,12 @@ pub fn sweep(
         row.simulated_ms += report.simulated_ms;
         row.wall += wall;
         row.operations_checked += report.operations_checked as u64;
+        row.undecided += u64::from(!report.notes.is_empty());
         if !report.passed() {
             row.failed_seeds.push(seed);
+            if stop_at_failure {
+                break;
+            }
         }
     }
     row

@@ -70,24 +70,38 @@ pub fn lock(history: &SharedHistory) -> std::sync::MutexGuard<'_, History> {
     history.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// How long a client avoids a member after an error through it (as
+/// etcd's client balancer fails over to another endpoint).
+pub const AVOID_MEMBER_MS: u64 = 2_000;
+
+/// A random member not avoided at `now_ms` (any member if all are).
+fn pick_member(avoid_until_ms: &[u64], now_ms: u64) -> u8 {
+    let mut rng = madsim::rand::thread_rng();
+    let usable: Vec<u8> = (0..avoid_until_ms.len() as u8)
+        .filter(|&i| avoid_until_ms[usize::from(i)] <= now_ms)
+        .collect();
+    if usable.is_empty() {
+        rng.gen_range(0..avoid_until_ms.len() as u8)
+    } else {
+        usable[rng.gen_range(0..usable.len())]
+    }
+}
+
 /// Client process `process`: random operations until `stop`.
 pub async fn client(process: u64, workload: Workload, context: ClientContext) {
-    let mut clients: Vec<MemberClient> = (0..workload.members)
-        .map(|_| MemberClient::default())
-        .collect();
+    let members = usize::from(workload.members);
+    let mut clients: Vec<MemberClient> = (0..members).map(|_| MemberClient::default()).collect();
+    let mut avoid_until_ms = vec![0; members];
     let mut seen: Vec<Option<Value>> = vec![None; usize::from(workload.keys)];
     let mut counter: Value = 0;
     while !context.stop.load(Ordering::Relaxed) {
-        let (index, key_index, dice) = {
+        let index = pick_member(&avoid_until_ms, context.log.now_ms());
+        let (key_index, dice) = {
             let mut rng = madsim::rand::thread_rng();
-            (
-                rng.gen_range(0..workload.members),
-                rng.gen_range(0..workload.keys),
-                rng.gen_range(0..100u32),
-            )
+            (rng.gen_range(0..workload.keys), rng.gen_range(0..100u32))
         };
         counter += 1;
-        let value = (process << 32) | counter;
+        let value = process * 1_000_000 + counter;
         let key = format!("r{key_index}");
         let last = &mut seen[usize::from(key_index)];
         let op = match dice {
@@ -107,7 +121,9 @@ pub async fn client(process: u64, workload: Workload, context: ClientContext) {
             *last = value;
         }
         if !matches!(outcome, Outcome::Ok(_)) {
-            // Back off a little after an error, as a client would.
+            // Fail over to other members for a while, and back off a
+            // little, as a client would.
+            avoid_until_ms[usize::from(index)] = context.log.now_ms() + AVOID_MEMBER_MS;
             madsim::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }

@@ -26,7 +26,7 @@ fn main() {
 #[cfg(madsim)]
 mod cli {
     use clap::{Parser, Subcommand};
-    use keel_sim::runner::{SweepRow, run_seed, sweep};
+    use keel_sim::runner::{SweepRow, planted_bugs, run_seed, sweep};
     use keel_sim::{RunOptions, Scenario};
 
     /// Deterministic simulation of keel clusters: scenarios, seeds, replay.
@@ -58,6 +58,9 @@ mod cli {
         /// The shortened runs of the CI seed set.
         #[arg(long)]
         ci: bool,
+        /// Search states the linearizability check may explore per key.
+        #[arg(long)]
+        states_max: Option<u64>,
     }
 
     #[derive(clap::Args)]
@@ -74,18 +77,33 @@ mod cli {
         /// The shortened runs of the CI seed set.
         #[arg(long)]
         ci: bool,
+        /// Search states the linearizability check may explore per key.
+        #[arg(long)]
+        states_max: Option<u64>,
+        /// Stop each scenario at its first failing seed (to measure seeds
+        /// to first failure of a planted bug).
+        #[arg(long)]
+        stop_at_failure: bool,
     }
 
-    fn options(ci: bool) -> RunOptions {
-        if ci {
+    fn options(ci: bool, states_max: Option<u64>) -> RunOptions {
+        let options = if ci {
             RunOptions::ci()
         } else {
             RunOptions::full()
+        };
+        RunOptions {
+            states_max: states_max.unwrap_or(options.states_max),
+            ..options
         }
     }
 
     /// Runs the command line; returns the exit code (1: a run failed).
     pub fn main() -> i32 {
+        let bugs = planted_bugs();
+        if !bugs.is_empty() {
+            println!("this build has planted bugs: {}", bugs.join(", "));
+        }
         match Cli::parse().command {
             Command::Run(args) | Command::Replay(args) => run(&args),
             Command::Sweep(args) => run_sweep(&args),
@@ -93,7 +111,7 @@ mod cli {
     }
 
     fn run(args: &RunArgs) -> i32 {
-        let (report, wall) = run_seed(args.scenario, args.seed, options(args.ci));
+        let (report, wall) = run_seed(args.scenario, args.seed, options(args.ci, args.states_max));
         println!("event log:\n{}", report.events);
         println!("{report}");
         println!(
@@ -118,14 +136,18 @@ mod cli {
         };
         let mut rows = Vec::new();
         for scenario in scenarios {
+            let seeds = (args.first, args.seeds);
             let row = sweep(
                 scenario,
-                args.first,
-                args.seeds,
-                options(args.ci),
+                seeds,
+                options(args.ci, args.states_max),
+                args.stop_at_failure,
                 |report, _| {
                     if !report.passed() {
                         println!("{report}");
+                    }
+                    for note in &report.notes {
+                        println!("{} seed {}: {note}", report.scenario, report.seed);
                     }
                 },
             );
@@ -139,24 +161,32 @@ mod cli {
 
     fn print_table(rows: &[(Scenario, SweepRow)]) {
         println!(
-            "{:<14} {:>6} {:>8} {:>12} {:>9} {:>11} {:>12}",
-            "scenario", "seeds", "failures", "simulated s", "wall s", "sim/wall", "ops checked"
+            "{:<14} {:>6} {:>8} {:>12} {:>9} {:>9} {:>12} {:>10}",
+            "scenario",
+            "seeds",
+            "failures",
+            "simulated s",
+            "wall s",
+            "sim/wall",
+            "ops checked",
+            "undecided"
         );
         for (scenario, row) in rows {
             let simulated_s = row.simulated_ms as f64 / 1000.0;
             let wall_s = row.wall.as_secs_f64();
             println!(
-                "{:<14} {:>6} {:>8} {:>12.1} {:>9.1} {:>11.1} {:>12}",
+                "{:<14} {:>6} {:>8} {:>12.1} {:>9.1} {:>9.1} {:>12} {:>10}",
                 scenario.name(),
                 row.seeds,
                 row.failed_seeds.len(),
                 simulated_s,
                 wall_s,
                 simulated_s / wall_s.max(1e-9),
-                row.operations_checked
+                row.operations_checked,
+                row.undecided
             );
-            if !row.failed_seeds.is_empty() {
-                println!("  failing seeds: {:?}", row.failed_seeds);
+            if let Some(first) = row.failed_seeds.first() {
+                println!("  failing seeds: {:?} (first: {first})", row.failed_seeds);
             }
         }
     }
