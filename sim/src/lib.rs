@@ -78,6 +78,8 @@ pub mod runner;
 #[cfg(madsim)]
 pub mod sim_log;
 #[cfg(madsim)]
+pub mod watcher;
+#[cfg(madsim)]
 pub mod workload;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

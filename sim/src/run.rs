@@ -5,10 +5,13 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use keel_jepsen::{History, Verdict, check_linearizable};
+use keel_jepsen::{
+    CommittedWrite, History, Op, Outcome, Ret, Verdict, WatchEventKind, WatchLog,
+    check_linearizable, check_watches,
+};
 use madsim::runtime::{Handle, NodeHandle};
 
 use crate::checks::{commit_within, hashes_agree};
@@ -19,6 +22,7 @@ use crate::options::RunOptions;
 use crate::report::{Fnv, RunReport};
 use crate::scenario::Scenario;
 use crate::sim_log::SharedLog;
+use crate::watcher::{SharedWatchLog, new_log, watch};
 use crate::workload::{ClientContext, HISTORY_OPERATIONS_MAX, Workload, client, final_reads, lock};
 
 /// Process id of the liveness write's client.
@@ -65,6 +69,13 @@ pub async fn run_scenario(scenario: Scenario, options: RunOptions) -> RunReport 
     let tasks: Vec<_> = (0..workload.processes)
         .map(|p| clients.spawn(client(p, workload, context.clone())))
         .collect();
+    let watch_logs: Vec<SharedWatchLog> = (0..u64::from(workload.keys) * WATCHERS_PER_KEY)
+        .map(|w| new_log(w, &format!("r{}", w / WATCHERS_PER_KEY)))
+        .collect();
+    let watchers: Vec<_> = watch_logs
+        .iter()
+        .map(|log| clients.spawn(watch(workload.members, log.clone(), context.stop.clone())))
+        .collect();
     log.push(format!(
         "safety phase: {} ms of faults",
         options.safety_phase_ms
@@ -73,9 +84,22 @@ pub async fn run_scenario(scenario: Scenario, options: RunOptions) -> RunReport 
         .run(&mut cluster, options.safety_phase_ms)
         .await;
     context.stop.store(true, Ordering::Relaxed);
-    for task in tasks {
+    for task in tasks.into_iter().chain(watchers) {
         let _ = task.await;
     }
+    let watched: usize = watch_logs
+        .iter()
+        .map(|log| {
+            log.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .events
+                .len()
+        })
+        .sum();
+    log.push(format!(
+        "{} watchers recorded {watched} events",
+        watch_logs.len()
+    ));
     log.push("liveness phase: every fault healed, clients stopped");
     let liveness = clients
         .spawn(commit_within(
@@ -116,7 +140,48 @@ pub async fn run_scenario(scenario: Scenario, options: RunOptions) -> RunReport 
     stop_monitor.store(true, Ordering::Relaxed);
     let _ = monitor.await;
     let history = lock(&context.history).clone();
+    failures.extend(check_watch_logs(&watch_logs, &history));
     finish(scenario, seed, options, &history, failures, &log)
+}
+
+/// Watchers per register key (two, so that their agreement is checked).
+const WATCHERS_PER_KEY: u64 = 2;
+/// Most watch violations a report lists.
+const WATCH_VIOLATIONS_SHOWN: usize = 5;
+
+/// Checks the watchers' logs against the acknowledged writes of `history`
+/// (each write's response carried its revision); returns the failures.
+fn check_watch_logs(logs: &[SharedWatchLog], history: &History) -> Vec<String> {
+    let committed: Vec<CommittedWrite> = history
+        .operations()
+        .iter()
+        .filter_map(
+            |operation| match (&operation.op, operation.effective_outcome()) {
+                (
+                    Op::Write { key, value },
+                    Outcome::Ok(Ret::Write {
+                        revision: Some(revision),
+                    }),
+                ) => Some(CommittedWrite {
+                    revision: *revision,
+                    key: key.clone(),
+                    kind: WatchEventKind::Put(*value),
+                }),
+                _ => None,
+            },
+        )
+        .collect();
+    let logs: Vec<WatchLog> = logs
+        .iter()
+        .map(|log| log.lock().unwrap_or_else(PoisonError::into_inner).clone())
+        .collect();
+    let violations = check_watches(&logs, &committed);
+    let shown = violations.iter().take(WATCH_VIOLATIONS_SHOWN);
+    let mut failures: Vec<String> = shown.map(|v| format!("watch: {v}")).collect();
+    if violations.len() > WATCH_VIOLATIONS_SHOWN {
+        failures.push(format!("watch: {} violations in all", violations.len()));
+    }
+    failures
 }
 
 /// Builds the report: runs the linearizability check on `history`.
