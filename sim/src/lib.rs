@@ -35,8 +35,27 @@
 //! workload, a liveness phase with faults healed (a write must commit
 //! within [`RunOptions::liveness_bound_ms`]), then final reads of every key
 //! through every member, the linearizability check of the whole history
-//! (which covers acknowledged writes that went missing), and HashKV
-//! equality at the liveness write's revision.
+//! (which covers acknowledged writes that went missing), the watch checks
+//! of two resuming watchers per key, and HashKV equality at the liveness
+//! write's revision.
+//!
+//! # Planted bugs
+//!
+//! keel-sim's features `planted-bug-ack-before-fsync`,
+//! `planted-bug-vote-without-log-check` and
+//! `planted-bug-read-without-readindex` (off by default) build keel with
+//! that bug; `KEEL_SIM_FEATURES=<feature> scripts/sim.sh sweep ...
+//! --stop-at-failure` measures the seeds to the first failure, and
+//! `scripts/sim-planted-bugs.sh` does it for all of them.
+//!
+//! # Determinism
+//!
+//! Every choice (faults, timings, client operations, members' election
+//! jitter, disks) comes from the seed. Some dependencies initialise
+//! process-wide state lazily through `getrandom`, which madsim answers from
+//! the running seed, so [`runner::warm_up`] runs every scenario once per
+//! process before the first real run: a seed then replays the same alone,
+//! in a sweep, and in madsim's determinism check.
 //!
 //! # Tests
 //!

@@ -111,7 +111,7 @@ pub struct SweepRow {
     pub failed_seeds: Vec<u64>,
     /// Simulated milliseconds, summed.
     pub simulated_ms: u64,
-    /// Wall time, summed.
+    /// Wall time of the whole sweep.
     pub wall: Duration,
     /// Operations checked, summed.
     pub operations_checked: u64,
@@ -119,31 +119,69 @@ pub struct SweepRow {
     pub undecided: u64,
 }
 
-/// Runs seeds `first..first + count` of `scenario` (stopping after the
-/// first failing seed if `stop_at_failure`); `on_report` sees each report
-/// (to print failures as they happen).
+/// How a sweep runs: which seeds, how many at once, when to stop.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepPlan {
+    /// The first seed.
+    pub first: u64,
+    /// How many seeds.
+    pub count: u64,
+    /// Seeds run at once, each on its own thread and madsim runtime.
+    pub jobs: usize,
+    /// Stop at the first failing seed (seeds already started finish).
+    pub stop_at_failure: bool,
+}
+
+/// Runs the seeds of `plan` for `scenario`; `on_report` sees each report
+/// as it arrives (to print failures as they happen). The row's failing
+/// seeds are sorted; with `jobs > 1` reports arrive out of seed order.
 pub fn sweep(
     scenario: Scenario,
-    (first, count): (u64, u64),
+    plan: SweepPlan,
     options: RunOptions,
-    stop_at_failure: bool,
     mut on_report: impl FnMut(&RunReport, Duration),
 ) -> SweepRow {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    warm_up();
+    let started = Instant::now();
+    let end = plan.first.saturating_add(plan.count);
+    let next = AtomicU64::new(plan.first);
+    let failed = AtomicBool::new(false);
+    let (sender, receiver) = std::sync::mpsc::channel();
     let mut row = SweepRow::default();
-    for seed in first..first.saturating_add(count) {
-        let (report, wall) = run_seed(scenario, seed, options);
-        on_report(&report, wall);
-        row.seeds += 1;
-        row.simulated_ms += report.simulated_ms;
-        row.wall += wall;
-        row.operations_checked += report.operations_checked as u64;
-        row.undecided += u64::from(!report.notes.is_empty());
-        if !report.passed() {
-            row.failed_seeds.push(seed);
-            if stop_at_failure {
-                break;
+    std::thread::scope(|scope| {
+        for _ in 0..plan.jobs.max(1) {
+            let sender = sender.clone();
+            let (next, failed) = (&next, &failed);
+            scope.spawn(move || {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= end || (plan.stop_at_failure && failed.load(Ordering::Relaxed)) {
+                        return;
+                    }
+                    let (report, wall) = run_seed(scenario, seed, options);
+                    if !report.passed() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    if sender.send((report, wall)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(sender);
+        for (report, wall) in receiver {
+            on_report(&report, wall);
+            row.seeds += 1;
+            row.simulated_ms += report.simulated_ms;
+            row.operations_checked += report.operations_checked as u64;
+            row.undecided += u64::from(!report.notes.is_empty());
+            if !report.passed() {
+                row.failed_seeds.push(report.seed);
             }
         }
-    }
+    });
+    row.failed_seeds.sort_unstable();
+    row.wall = started.elapsed();
     row
 }

@@ -26,7 +26,7 @@ fn main() {
 #[cfg(madsim)]
 mod cli {
     use clap::{Parser, Subcommand};
-    use keel_sim::runner::{SweepRow, planted_bugs, run_seed, sweep};
+    use keel_sim::runner::{SweepPlan, SweepRow, planted_bugs, run_seed, sweep};
     use keel_sim::{RunOptions, Scenario};
 
     /// Deterministic simulation of keel clusters: scenarios, seeds, replay.
@@ -84,6 +84,9 @@ mod cli {
         /// to first failure of a planted bug).
         #[arg(long)]
         stop_at_failure: bool,
+        /// Seeds run at once (each on its own thread and runtime).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
     }
 
     fn options(ci: bool, states_max: Option<u64>) -> RunOptions {
@@ -136,21 +139,21 @@ mod cli {
         };
         let mut rows = Vec::new();
         for scenario in scenarios {
-            let seeds = (args.first, args.seeds);
-            let row = sweep(
-                scenario,
-                seeds,
-                options(args.ci, args.states_max),
-                args.stop_at_failure,
-                |report, _| {
-                    if !report.passed() {
-                        println!("{report}");
-                    }
-                    for note in &report.notes {
-                        println!("{} seed {}: {note}", report.scenario, report.seed);
-                    }
-                },
-            );
+            let plan = SweepPlan {
+                first: args.first,
+                count: args.seeds,
+                jobs: args.jobs,
+                stop_at_failure: args.stop_at_failure,
+            };
+            let options = options(args.ci, args.states_max);
+            let row = sweep(scenario, plan, options, |report, _| {
+                if !report.passed() {
+                    println!("{report}");
+                }
+                for note in &report.notes {
+                    println!("{} seed {}: {note}", report.scenario, report.seed);
+                }
+            });
             print_table(&[(scenario, row.clone())]);
             rows.push((scenario, row));
         }
