@@ -1,1 +1,40 @@
-//! Empty until its issue lands; see the workspace README and ../shared/DESIGN.md.
+//! keel-jepsen: the history model and the checkers keel's simulator
+//! (`keel-sim`) and its real-process fault tests share.
+//!
+//! Pure code: no tokio, no sockets, no clock. A test records a
+//! [`History`] of client operations against the etcd KV API (invoke, then
+//! ok, fail or unknown), and the checkers judge it against a model built
+//! only from the requests and responses, never from keel's implementation:
+//!
+//! - [`check_linearizable`]: Wing–Gong–Lowe search with memoization on
+//!   (linearized set, model state), split per key (single-key register
+//!   operations are independent, so the history is linearizable if and only
+//!   if every key's sub-history is). Operations with an unknown outcome
+//!   (timeout, lost connection) may or may not have taken effect. A bound on
+//!   the states explored answers [`Verdict::Unknown`] instead of hanging.
+//! - [`check_watches`]: every watcher's events are ordered by revision,
+//!   unique, without a gap against the committed writes, and watchers of the
+//!   same key range see the same sequence.
+//!
+//! ```
+//! use keel_jepsen::{History, Op, Outcome, Ret, check_linearizable, Verdict};
+//! let mut history = History::new(100);
+//! let put = history.invoke(1, Op::write("k", 1), 0).unwrap();
+//! history.complete(put, Outcome::Ok(Ret::Write { revision: Some(2) }), 10).unwrap();
+//! let get = history.invoke(2, Op::read("k"), 20).unwrap();
+//! history.complete(get, Outcome::Ok(Ret::Read(Some(1))), 30).unwrap();
+//! assert!(matches!(check_linearizable(&history, 10_000), Verdict::Linearizable { .. }));
+//! ```
+
+mod bitset;
+mod history;
+mod linearizability;
+mod model;
+mod watch;
+
+pub use history::{History, HistoryError, Op, OpId, Operation, Outcome, Ret, Value};
+pub use linearizability::{KeyFailure, Verdict, check_linearizable};
+pub use model::Register;
+pub use watch::{
+    CommittedWrite, WatchEvent, WatchEventKind, WatchLog, WatchViolation, check_watches,
+};

@@ -1,17 +1,105 @@
 //! keel-sim: deterministic simulation of keel clusters under madsim.
 //!
-//! Build and run it with madsim's simulated tokio and tonic:
+//! Real `keel-server` members (node driver, etcd gRPC API, peer transport)
+//! run on simulated hosts over madsim's simulated network, each on
+//! keel-wal's simulated disks (a crash loses unsynced writes). Client
+//! processes drive a register workload through the real gRPC clients and
+//! record a history; a nemesis draws faults from the seed; the history is
+//! checked by `keel-jepsen` (linearizability), and the members' stores by
+//! HashKV.
+//!
+//! # Running
+//!
+//! The simulation only exists in the madsim build (`RUSTFLAGS="--cfg
+//! madsim"`, which swaps tokio and tonic for madsim's simulated ones; keep
+//! its own target dir so the normal build stays warm). `scripts/sim.sh`
+//! sets both and passes its arguments to the `keel-sim` binary:
 //!
 //! ```text
-//! RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target-madsim cargo test -p keel-sim
+//! scripts/sim.sh run --scenario split-brain --seed 1234
+//! scripts/sim.sh sweep --scenario all --seeds 1000 [--first 1]
 //! ```
 //!
-//! `MADSIM_TEST_SEED=<n>` replays one seed, `MADSIM_TEST_NUM=<k>` runs k seeds.
-//! The cluster simulator itself arrives with its own issue; for now the
-//! crate's tests check the seam: real keel-server services running on
-//! simulated nodes over madsim's simulated network (`tests/peer_transport.rs`),
-//! and a smoke test of a whole 3-member keel cluster (`tests/smoke.rs`).
-//! [`NodeAddr`] names the simulated hosts those tests use.
+//! Built without `--cfg madsim`, `keel-sim` says so and exits with 2.
+//! Every failure prints the scenario, the seed, the event log (faults,
+//! heals, leadership claims, phases), the offending operations and the
+//! command that replays it: `run` with the same scenario and seed is the
+//! replay, bit for bit (every random choice comes from the seed).
+//!
+//! # Scenarios
+//!
+//! [`Scenario`]: `split-brain` (isolate the leader with a minority, random
+//! halves; 5 members), `leader-loss` (crash or pause the leader; 3),
+//! `crash-restart` (power loss of any member or the leader; 3), `random`
+//! (all of them; 5). Each runs a safety phase under faults with the
+//! workload, a liveness phase with faults healed (a write must commit
+//! within [`RunOptions::liveness_bound_ms`]), then final reads of every key
+//! through every member, the linearizability check of the whole history
+//! (which covers acknowledged writes that went missing), the watch checks
+//! of two resuming watchers per key, and HashKV equality at the liveness
+//! write's revision.
+//!
+//! # Planted bugs
+//!
+//! keel-sim's features `planted-bug-ack-before-fsync`,
+//! `planted-bug-vote-without-log-check` and
+//! `planted-bug-read-without-readindex` (off by default) build keel with
+//! that bug; `KEEL_SIM_FEATURES=<feature> scripts/sim.sh sweep ...
+//! --stop-at-failure` measures the seeds to the first failure, and
+//! `scripts/sim-planted-bugs.sh` does it for all of them.
+//!
+//! # Determinism
+//!
+//! Every choice (faults, timings, client operations, members' election
+//! jitter, disks) comes from the seed. Some dependencies initialise
+//! process-wide state lazily through `getrandom`, which madsim answers from
+//! the running seed, so [`runner::warm_up`] runs every scenario once per
+//! process before the first real run: a seed then replays the same alone,
+//! in a sweep, and in madsim's determinism check.
+//!
+//! # Tests
+//!
+//! ```text
+//! RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/madsim cargo test -p keel-sim
+//! ```
+//!
+//! `MADSIM_TEST_SEED=<n>` replays one seed, `MADSIM_TEST_NUM=<k>` runs k
+//! seeds: `tests/scenarios.rs` runs every scenario (shortened,
+//! [`RunOptions::ci`]) per seed, and checks that one seed run twice gives
+//! the same event log and history. `tests/smoke.rs` and
+//! `tests/peer_transport.rs` test the seam. [`NodeAddr`] names the
+//! simulated hosts.
+
+mod event_log;
+mod options;
+mod report;
+mod scenario;
+
+pub use event_log::{EventLog, LogEntry};
+pub use options::RunOptions;
+pub use report::{Fnv, RunReport};
+pub use scenario::{FaultKind, Scenario};
+
+#[cfg(madsim)]
+pub mod checks;
+#[cfg(madsim)]
+pub mod cluster;
+#[cfg(madsim)]
+pub mod kv_ops;
+#[cfg(madsim)]
+pub mod monitor;
+#[cfg(madsim)]
+pub mod nemesis;
+#[cfg(madsim)]
+pub mod run;
+#[cfg(madsim)]
+pub mod runner;
+#[cfg(madsim)]
+pub mod sim_log;
+#[cfg(madsim)]
+pub mod watcher;
+#[cfg(madsim)]
+pub mod workload;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 

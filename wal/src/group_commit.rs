@@ -72,6 +72,11 @@ impl<S: Storage> SyncJob<S> {
     /// appends (those of a [`crate::Wal::begin_sync`] job).
     pub fn run(self) -> SyncOutcome {
         let result = self.write().and_then(|()| {
+            // Planted bug (off by default, for the simulator to find): the
+            // batch is acknowledged as durable without its fsync.
+            if cfg!(feature = "planted-bug-ack-before-fsync") {
+                return Ok(());
+            }
             self.storage
                 .sync(&self.file)
                 .map_err(|e| WalError::io("fsync", &self.file_name, None, e))

@@ -100,7 +100,11 @@ impl<S: Storage> Raft<S> {
         let can_vote = self.vote == m.from
             || (self.vote == NO_NODE && self.leader_id == NO_NODE)
             || (pre && m.term > self.term);
-        if can_vote && self.log.is_up_to_date(m.index, m.log_term) {
+        // Planted bug (off by default, for the simulator to find): the vote
+        // is granted without Raft's log up-to-date check.
+        let up_to_date = cfg!(feature = "planted-bug-vote-without-log-check")
+            || self.log.is_up_to_date(m.index, m.log_term);
+        if can_vote && up_to_date {
             self.msgs
                 .push(Message::new(resp_type, self.id, m.from, m.term));
             if !pre {

@@ -88,7 +88,9 @@ impl<B: Backend> pb::kv_server::Kv for KvService<B> {
         let auth = request_auth(&self.backend, &request)?;
         let req = request.into_inner();
         check_key(&req.key)?;
-        if !req.serializable {
+        // Planted bug (off by default, for the simulator to find): a
+        // linearizable read is served from local state without ReadIndex.
+        if !req.serializable && !cfg!(feature = "planted-bug-read-without-readindex") {
             self.backend.linearizable_barrier().await?;
         }
         let range = convert::range_request(&req);

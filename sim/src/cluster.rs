@@ -1,0 +1,255 @@
+//! A cluster of real keel members on simulated hosts, each on keel-wal's
+//! simulated disks, and a control host that asks them for their status.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use keel_server::api::ApiLimits;
+use keel_server::node::serve::{Listeners, Member};
+use keel_server::node::{NodeSettings, NodeStorage};
+use keel_server::proto::etcdserverpb::StatusRequest;
+use keel_server::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use keel_server::transport::TransportLimits;
+use keel_wal::{SimConfig, SimStorage};
+use madsim::runtime::{Handle, NodeHandle};
+use madsim::task::NodeId;
+
+use crate::NodeAddr;
+use crate::sim_log::SharedLog;
+
+/// How long a control-plane request (status, hash) may take.
+pub const CONTROL_TIMEOUT_MS: u64 = 500;
+
+/// One member's host and disks.
+#[derive(Clone)]
+pub struct Host {
+    /// madsim's id of the member's host.
+    pub node: NodeId,
+    /// Its WAL and snapshot disks; they outlive kills and restarts.
+    pub storage: NodeStorage<SimStorage>,
+    /// False between a kill and the restart.
+    pub running: bool,
+    /// True between a pause and the resume.
+    pub paused: bool,
+}
+
+/// A member's answer to Maintenance.Status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberStatus {
+    /// The member's Raft id.
+    pub member_id: u64,
+    /// The leader it follows (0: none).
+    pub leader: u64,
+    /// Its current term.
+    pub term: u64,
+}
+
+/// A running cluster of `members` keel members on hosts `10.0.0.1..`.
+pub struct Cluster {
+    /// The members' hosts, by member index.
+    pub hosts: Vec<Host>,
+    /// The host control-plane requests run on (`10.0.2.1`).
+    pub control: NodeHandle,
+    handle: Handle,
+    ids: BTreeMap<u64, u8>,
+}
+
+/// Settings of member `index` of a `members`-member cluster.
+pub fn settings(index: u8, members: u8, seed: u64) -> NodeSettings {
+    let initial_cluster: BTreeMap<String, Vec<String>> = (0..members)
+        .map(|i| (format!("m{i}"), vec![NodeAddr::member(i).peer_url()]))
+        .collect();
+    let addr = NodeAddr::member(index);
+    let mut settings = NodeSettings::single(&format!("m{index}"), &addr.peer_url());
+    settings.initial_cluster = initial_cluster;
+    settings.client_urls = vec![addr.client_url()];
+    settings.seed = seed.wrapping_mul(31).wrapping_add(u64::from(index));
+    settings.snapshot_count = 200;
+    settings.snapshot_catchup_entries = 50;
+    settings.wal.segment_size_bytes = 64 * 1024;
+    settings
+}
+
+/// Member `index`'s fresh simulated disks, seeded from the run's `seed`.
+fn disks(index: u8, seed: u64) -> NodeStorage<SimStorage> {
+    let disk = |salt: u64| {
+        SimStorage::new(SimConfig {
+            seed: seed ^ (u64::from(index) << 8 | salt),
+            ..SimConfig::default()
+        })
+    };
+    NodeStorage {
+        wal: disk(1),
+        snap: disk(2),
+    }
+}
+
+/// Starts member `index` on its own host; `Handle::restart` starts it
+/// again on the same disks.
+fn start_member(
+    handle: &Handle,
+    index: u8,
+    settings: NodeSettings,
+    host_disks: NodeStorage<SimStorage>,
+    log: SharedLog,
+) -> NodeId {
+    let addr = NodeAddr::member(index);
+    handle
+        .create_node()
+        .name(format!("m{index}"))
+        .ip(addr.ip)
+        .init(move || {
+            let (settings, storage, log) = (settings.clone(), host_disks.clone(), log.clone());
+            async move {
+                let listeners = Listeners {
+                    client_addrs: vec![addr.client()],
+                    peer_addrs: vec![addr.peer()],
+                    api_limits: ApiLimits::default(),
+                    transport_limits: TransportLimits::default(),
+                };
+                // A member that cannot start or stops serving (a failed
+                // fsync) leaves its host idle until the nemesis restarts it;
+                // the checks judge what clients saw, the log says why.
+                match Member::start(settings, storage, listeners).await {
+                    Ok(mut member) => {
+                        let error = member.server_error().await;
+                        log.push(format!("m{index} stopped serving: {error}"));
+                    }
+                    Err(error) => log.push(format!("m{index} did not start: {error}")),
+                }
+            }
+        })
+        .build()
+        .id()
+}
+
+impl Cluster {
+    /// Starts `members` members in the current madsim runtime; members
+    /// that stop serving say why in `log`.
+    pub fn start(members: u8, seed: u64, log: &SharedLog) -> Cluster {
+        let handle = Handle::current();
+        let hosts = (0..members)
+            .map(|i| {
+                let storage = disks(i, seed);
+                let settings = settings(i, members, seed);
+                let node = start_member(&handle, i, settings, storage.clone(), log.clone());
+                Host {
+                    node,
+                    storage,
+                    running: true,
+                    paused: false,
+                }
+            })
+            .collect();
+        let control = handle
+            .create_node()
+            .name("control")
+            .ip(std::net::IpAddr::from([10, 0, 2, 1]))
+            .build();
+        Cluster {
+            hosts,
+            control,
+            handle,
+            ids: BTreeMap::new(),
+        }
+    }
+
+    /// How many members the cluster has.
+    pub fn size(&self) -> u8 {
+        self.hosts.len() as u8
+    }
+
+    /// Kills member `index`'s host and crashes its disks (unsynced writes
+    /// are lost, the last one may be torn).
+    pub fn crash(&mut self, index: u8) {
+        let host = &mut self.hosts[usize::from(index)];
+        self.handle.kill(host.node);
+        host.storage.wal.crash();
+        host.storage.snap.crash();
+        host.running = false;
+        host.paused = false;
+    }
+
+    /// Restarts member `index` on its disks, if it was crashed.
+    pub fn restart(&mut self, index: u8) {
+        let host = &mut self.hosts[usize::from(index)];
+        if !host.running {
+            self.handle.restart(host.node);
+            host.running = true;
+        }
+    }
+
+    /// Pauses member `index`'s host: its tasks stop running.
+    pub fn pause(&mut self, index: u8) {
+        let host = &mut self.hosts[usize::from(index)];
+        if host.running && !host.paused {
+            self.handle.pause(host.node);
+            host.paused = true;
+        }
+    }
+
+    /// Resumes member `index`'s host if paused.
+    pub fn resume(&mut self, index: u8) {
+        let host = &mut self.hosts[usize::from(index)];
+        if host.paused {
+            self.handle.resume(host.node);
+            host.paused = false;
+        }
+    }
+
+    /// Member `index`'s status (asked from the control host), or `None`
+    /// if it does not answer in time.
+    pub async fn status(&self, index: u8) -> Option<MemberStatus> {
+        self.control
+            .spawn(member_status(index))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Every answering member's status, by index.
+    pub async fn statuses(&mut self) -> BTreeMap<u8, MemberStatus> {
+        let mut seen = BTreeMap::new();
+        for index in 0..self.size() {
+            let host = &self.hosts[usize::from(index)];
+            if !host.running || host.paused {
+                continue;
+            }
+            if let Some(status) = self.status(index).await {
+                self.ids.insert(status.member_id, index);
+                seen.insert(index, status);
+            }
+        }
+        seen
+    }
+
+    /// The leader of the highest term any answering member knows, as a
+    /// member index, and that term.
+    pub async fn leader(&mut self) -> Option<(u8, u64)> {
+        let statuses = self.statuses().await;
+        statuses
+            .values()
+            .filter(|s| s.leader != 0)
+            .max_by_key(|s| s.term)
+            .and_then(|s| Some((*self.ids.get(&s.leader)?, s.term)))
+    }
+}
+
+/// Member `index`'s status, or `None` if it does not answer within
+/// [`CONTROL_TIMEOUT_MS`]. Runs on the calling task's host.
+pub async fn member_status(index: u8) -> Option<MemberStatus> {
+    let url = NodeAddr::member(index).client_url();
+    let ask = async move {
+        let mut client = MaintenanceClient::connect(url).await.ok()?;
+        let status = client.status(StatusRequest {}).await.ok()?.into_inner();
+        Some(MemberStatus {
+            member_id: status.header.map_or(0, |h| h.member_id),
+            leader: status.leader,
+            term: status.raft_term,
+        })
+    };
+    madsim::time::timeout(Duration::from_millis(CONTROL_TIMEOUT_MS), ask)
+        .await
+        .ok()
+        .flatten()
+}

@@ -1,0 +1,252 @@
+//! One run of a scenario inside the current madsim runtime: start the
+//! cluster, run the workload under the nemesis (safety phase), heal and
+//! require progress (liveness phase), then check the history and the
+//! members' stores.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use keel_jepsen::{
+    CommittedWrite, History, Op, Outcome, Ret, Verdict, WatchEventKind, WatchLog,
+    check_linearizable, check_watches,
+};
+use madsim::runtime::{Handle, NodeHandle};
+
+use crate::checks::{commit_within, hashes_agree};
+use crate::cluster::Cluster;
+use crate::monitor::watch_leaders;
+use crate::nemesis::Nemesis;
+use crate::options::RunOptions;
+use crate::report::{Fnv, RunReport};
+use crate::scenario::Scenario;
+use crate::sim_log::SharedLog;
+use crate::watcher::{SharedWatchLog, new_log, watch};
+use crate::workload::{ClientContext, HISTORY_OPERATIONS_MAX, Workload, client, final_reads, lock};
+
+/// Process id of the liveness write's client.
+const LIVENESS_PROCESS: u64 = 1_000;
+/// Process id of the final reads.
+const FINAL_READS_PROCESS: u64 = 1_001;
+/// How long the first election may take.
+const FIRST_LEADER_BOUND_MS: u64 = 10_000;
+
+/// Runs `scenario` with `options` in the current madsim runtime (its seed
+/// drives every choice) and reports what the checks found.
+pub async fn run_scenario(scenario: Scenario, options: RunOptions) -> RunReport {
+    let seed = Handle::current().seed();
+    let log = SharedLog::new();
+    let mut failures = Vec::new();
+    let mut cluster = Cluster::start(scenario.members(), seed, &log);
+    log.push(format!(
+        "{} members started; scenario {scenario}",
+        cluster.size()
+    ));
+    let stop_monitor = Arc::new(AtomicBool::new(false));
+    let monitor = cluster.control.spawn(watch_leaders(
+        cluster.size(),
+        log.clone(),
+        stop_monitor.clone(),
+    ));
+    if !first_leader(&mut cluster).await {
+        failures.push(format!(
+            "no leader within {FIRST_LEADER_BOUND_MS} ms of start"
+        ));
+    }
+    let workload = Workload {
+        processes: options.processes,
+        keys: options.keys,
+        members: cluster.size(),
+        timeout_ms: options.request_timeout_ms,
+    };
+    let context = ClientContext {
+        history: Arc::new(Mutex::new(History::new(HISTORY_OPERATIONS_MAX))),
+        log: log.clone(),
+        stop: Arc::new(AtomicBool::new(false)),
+    };
+    let clients = client_host();
+    let tasks: Vec<_> = (0..workload.processes)
+        .map(|p| clients.spawn(client(p, workload, context.clone())))
+        .collect();
+    let watch_logs: Vec<SharedWatchLog> = (0..u64::from(workload.keys) * WATCHERS_PER_KEY)
+        .map(|w| new_log(w, &format!("r{}", w / WATCHERS_PER_KEY)))
+        .collect();
+    let watchers: Vec<_> = watch_logs
+        .iter()
+        .map(|log| clients.spawn(watch(workload.members, log.clone(), context.stop.clone())))
+        .collect();
+    log.push(format!(
+        "safety phase: {} ms of faults",
+        options.safety_phase_ms
+    ));
+    Nemesis::new(scenario.faults(), log.clone())
+        .run(&mut cluster, options.safety_phase_ms)
+        .await;
+    context.stop.store(true, Ordering::Relaxed);
+    for task in tasks.into_iter().chain(watchers) {
+        let _ = task.await;
+    }
+    let watched: usize = watch_logs
+        .iter()
+        .map(|log| {
+            log.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .events
+                .len()
+        })
+        .sum();
+    log.push(format!(
+        "{} watchers recorded {watched} events",
+        watch_logs.len()
+    ));
+    log.push("liveness phase: every fault healed, clients stopped");
+    let liveness = clients
+        .spawn(commit_within(
+            context.clone(),
+            LIVENESS_PROCESS,
+            cluster.size(),
+            options.liveness_bound_ms,
+        ))
+        .await;
+    match liveness {
+        Ok(Ok((elapsed_ms, revision))) => {
+            log.push(format!(
+                "liveness: write committed at revision {revision} after {elapsed_ms} ms"
+            ));
+            clients
+                .spawn(final_reads(
+                    FINAL_READS_PROCESS,
+                    workload,
+                    context.clone(),
+                    20,
+                ))
+                .await
+                .ok();
+            let hashes = hashes_agree(cluster.size(), revision, options.liveness_bound_ms);
+            match cluster.control.spawn(hashes).await {
+                Ok(found) => failures.extend(found),
+                Err(_) => failures.push("hash: the checking task ended abnormally".into()),
+            }
+        }
+        Ok(Err(failure)) => {
+            failures.push(failure);
+            for (index, status) in cluster.statuses().await {
+                log.push(format!("after the liveness bound: m{index} {status:?}"));
+            }
+        }
+        Err(_) => failures.push("liveness: the writer task ended abnormally".into()),
+    }
+    stop_monitor.store(true, Ordering::Relaxed);
+    let _ = monitor.await;
+    let history = lock(&context.history).clone();
+    failures.extend(check_watch_logs(&watch_logs, &history));
+    finish(scenario, seed, options, &history, failures, &log)
+}
+
+/// Watchers per register key (two, so that their agreement is checked).
+const WATCHERS_PER_KEY: u64 = 2;
+/// Most watch violations a report lists.
+const WATCH_VIOLATIONS_SHOWN: usize = 5;
+
+/// Checks the watchers' logs against the acknowledged writes of `history`
+/// (each write's response carried its revision); returns the failures.
+fn check_watch_logs(logs: &[SharedWatchLog], history: &History) -> Vec<String> {
+    let committed: Vec<CommittedWrite> = history
+        .operations()
+        .iter()
+        .filter_map(
+            |operation| match (&operation.op, operation.effective_outcome()) {
+                (
+                    Op::Write { key, value },
+                    Outcome::Ok(Ret::Write {
+                        revision: Some(revision),
+                    }),
+                ) => Some(CommittedWrite {
+                    revision: *revision,
+                    key: key.clone(),
+                    kind: WatchEventKind::Put(*value),
+                }),
+                _ => None,
+            },
+        )
+        .collect();
+    let logs: Vec<WatchLog> = logs
+        .iter()
+        .map(|log| log.lock().unwrap_or_else(PoisonError::into_inner).clone())
+        .collect();
+    let violations = check_watches(&logs, &committed);
+    let shown = violations.iter().take(WATCH_VIOLATIONS_SHOWN);
+    let mut failures: Vec<String> = shown.map(|v| format!("watch: {v}")).collect();
+    if violations.len() > WATCH_VIOLATIONS_SHOWN {
+        failures.push(format!("watch: {} violations in all", violations.len()));
+    }
+    failures
+}
+
+/// Builds the report: runs the linearizability check on `history`.
+fn finish(
+    scenario: Scenario,
+    seed: u64,
+    options: RunOptions,
+    history: &History,
+    mut failures: Vec<String>,
+    log: &SharedLog,
+) -> RunReport {
+    let mut notes = Vec::new();
+    let operations_checked = match check_linearizable(history, options.states_max) {
+        Verdict::Linearizable { operations, .. } => operations,
+        Verdict::NotLinearizable(failure) => {
+            failures.push(format!("linearizability: {failure}"));
+            0
+        }
+        Verdict::Unknown { key, states } => {
+            notes.push(format!(
+                "linearizability of key {key:?} undecided after {states} states"
+            ));
+            0
+        }
+    };
+    RunReport {
+        scenario,
+        seed,
+        simulated_ms: log.now_ms(),
+        operations_checked,
+        outcomes: history.outcome_counts(),
+        history_digest: history_digest(history),
+        failures,
+        notes,
+        events: log.snapshot(),
+    }
+}
+
+/// Waits until some member leads; false if none does within the bound.
+async fn first_leader(cluster: &mut Cluster) -> bool {
+    let deadline = madsim::time::Instant::now() + Duration::from_millis(FIRST_LEADER_BOUND_MS);
+    while madsim::time::Instant::now() < deadline {
+        if cluster.leader().await.is_some() {
+            return true;
+        }
+        madsim::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+/// The host the client processes run on (`10.0.1.1`).
+fn client_host() -> NodeHandle {
+    Handle::current()
+        .create_node()
+        .name("clients")
+        .ip(IpAddr::from([10, 0, 1, 1]))
+        .build()
+}
+
+/// FNV-1a over the history's operations as `Debug` prints them.
+fn history_digest(history: &History) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = Fnv::default();
+    for operation in history.operations() {
+        hasher.write(format!("{operation:?}").as_bytes());
+    }
+    hasher.finish()
+}

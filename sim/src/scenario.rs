@@ -1,0 +1,115 @@
+//! The named scenarios a user runs, and the faults each lets the nemesis
+//! draw.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A named simulation scenario: a safety phase under its faults, then a
+/// liveness phase with every fault healed, then the end-of-run checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scenario {
+    /// Partitions that isolate the current leader with a minority (split
+    /// brain), and partitions into random halves.
+    SplitBrain,
+    /// The leader is killed (and restarted later) or paused.
+    LeaderLoss,
+    /// Members lose power (unsynced writes lost) and restart.
+    CrashRestart,
+    /// Every fault of the other scenarios, drawn at random.
+    Random,
+}
+
+/// The kinds of fault the nemesis draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FaultKind {
+    /// Split the members into two random halves.
+    PartitionHalves,
+    /// Cut the current leader off together with a minority.
+    IsolateLeader,
+    /// Kill a random member, crash its disks, restart it at heal.
+    CrashMember,
+    /// Kill the leader, crash its disks, restart it at heal.
+    CrashLeader,
+    /// Pause the leader's host, resume it at heal.
+    PauseLeader,
+}
+
+impl Scenario {
+    /// Every scenario, in the order `sweep --scenario all` runs them.
+    pub const ALL: [Scenario; 4] = [
+        Scenario::SplitBrain,
+        Scenario::LeaderLoss,
+        Scenario::CrashRestart,
+        Scenario::Random,
+    ];
+
+    /// The scenario's command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::SplitBrain => "split-brain",
+            Scenario::LeaderLoss => "leader-loss",
+            Scenario::CrashRestart => "crash-restart",
+            Scenario::Random => "random",
+        }
+    }
+
+    /// The faults the nemesis may draw in this scenario.
+    pub fn faults(self) -> &'static [FaultKind] {
+        use FaultKind::*;
+        match self {
+            Scenario::SplitBrain => &[IsolateLeader, IsolateLeader, PartitionHalves],
+            Scenario::LeaderLoss => &[CrashLeader, PauseLeader],
+            Scenario::CrashRestart => &[CrashMember, CrashLeader],
+            Scenario::Random => &[
+                PartitionHalves,
+                IsolateLeader,
+                CrashMember,
+                CrashLeader,
+                PauseLeader,
+            ],
+        }
+    }
+
+    /// How many members the scenario's cluster has: split brain needs a
+    /// minority of two beside the leader, so it runs five.
+    pub fn members(self) -> u8 {
+        match self {
+            Scenario::SplitBrain | Scenario::Random => 5,
+            Scenario::LeaderLoss | Scenario::CrashRestart => 3,
+        }
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Scenario {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Scenario, String> {
+        Scenario::ALL
+            .into_iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+                format!("unknown scenario {name:?}; known: {}", names.join(", "))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for scenario in Scenario::ALL {
+            assert_eq!(scenario.name().parse::<Scenario>(), Ok(scenario));
+            assert!(!scenario.faults().is_empty());
+        }
+        assert!("nope".parse::<Scenario>().is_err());
+    }
+}
