@@ -333,6 +333,38 @@ fn only_root_changes_passwords_even_its_own() {
     node.propose(Some(&root), change(ROOT)).result.unwrap();
 }
 
+/// A user may read the roles it holds and no other (etcd `RoleGet`).
+#[test]
+fn users_read_only_the_roles_they_hold() {
+    let mut node = node();
+    let info = AuthInfo {
+        username: "nobody".into(),
+        revision: node.sm.auth().revision(),
+    };
+    let get = |name: &str| Request::Auth(AuthRequest::RoleGet { name: name.into() });
+    let other = node.propose(Some(&info), get(ROOT)).result;
+    assert_eq!(
+        other.unwrap_err(),
+        ApplyError::Auth(AuthError::PermissionDenied)
+    );
+    let reader = AuthInfo {
+        username: "reader".into(),
+        revision: node.sm.auth().revision(),
+    };
+    let roles = node.sm.auth().user_get("reader").unwrap().roles.clone();
+    for role in roles {
+        assert!(
+            node.propose(Some(&reader), get(&role)).result.is_ok(),
+            "{role}"
+        );
+    }
+    let root_role = node.propose(Some(&reader), get(ROOT)).result;
+    assert_eq!(
+        root_role.unwrap_err(),
+        ApplyError::Auth(AuthError::PermissionDenied)
+    );
+}
+
 /// Issue 28 item 4: the requests etcd 3.4.23 left open follow the newest
 /// etcd (3.6.9+, 3.5.28+, 3.4.42+): compaction and alarm changes need
 /// root, listing alarms and lease TTLs needs a user.

@@ -21,14 +21,22 @@ struct TokenEntry {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SimpleTokens {
     ttl_ms: u64,
+    tokens_max: usize,
     tokens: BTreeMap<String, TokenEntry>,
 }
 
 impl SimpleTokens {
     /// An empty token table whose tokens live `ttl_ms` after their last use.
     pub fn new(ttl_ms: u64) -> SimpleTokens {
+        SimpleTokens::with_tokens_max(ttl_ms, SIMPLE_TOKENS_MAX)
+    }
+
+    /// As [`SimpleTokens::new`], keeping at most `tokens_max` tokens
+    /// (tests use a small table; members use [`SIMPLE_TOKENS_MAX`]).
+    pub fn with_tokens_max(ttl_ms: u64, tokens_max: usize) -> SimpleTokens {
         SimpleTokens {
             ttl_ms,
+            tokens_max: tokens_max.max(1),
             tokens: BTreeMap::new(),
         }
     }
@@ -41,7 +49,7 @@ impl SimpleTokens {
 
     /// Records `token` for `username`, valid until `now_ms + ttl`.
     pub fn assign(&mut self, token: String, username: &str, now_ms: u64) {
-        if self.tokens.len() >= SIMPLE_TOKENS_MAX && !self.tokens.contains_key(&token) {
+        if self.tokens.len() >= self.tokens_max && !self.tokens.contains_key(&token) {
             self.make_room(now_ms);
         }
         let entry = TokenEntry {
@@ -50,9 +58,10 @@ impl SimpleTokens {
         };
         self.tokens.insert(token, entry);
         assert!(
-            self.tokens.len() <= SIMPLE_TOKENS_MAX,
-            "simple tokens: {} held, limit {SIMPLE_TOKENS_MAX}",
-            self.tokens.len()
+            self.tokens.len() <= self.tokens_max,
+            "simple tokens: {} held, limit {}",
+            self.tokens.len(),
+            self.tokens_max
         );
     }
 
@@ -90,7 +99,7 @@ impl SimpleTokens {
 
     fn make_room(&mut self, now_ms: u64) {
         self.tokens.retain(|_, entry| entry.expires_ms > now_ms);
-        if self.tokens.len() < SIMPLE_TOKENS_MAX {
+        if self.tokens.len() < self.tokens_max {
             return;
         }
         let oldest = self
@@ -123,5 +132,43 @@ mod tests {
         tokens.invalidate_user("alice");
         assert_eq!(tokens.validate(&token, 1), None);
         assert_eq!(tokens.validate("unknown", 1), None);
+    }
+
+    /// A full table drops the token closest to expiry for a new one; the
+    /// table never grows past its limit.
+    #[test]
+    fn a_full_table_drops_the_token_closest_to_expiry() {
+        let mut tokens = SimpleTokens::with_tokens_max(1000, 4);
+        for (i, at) in [0, 10, 20, 30].into_iter().enumerate() {
+            tokens.assign(format!("t{i}"), "alice", at);
+        }
+        assert_eq!(tokens.len(), 4);
+        tokens.assign("t4".into(), "bob", 40);
+        assert_eq!(tokens.len(), 4);
+        assert_eq!(tokens.validate("t0", 50), None, "closest to expiry");
+        for token in ["t1", "t2", "t3"] {
+            assert_eq!(tokens.validate(token, 50).as_deref(), Some("alice"));
+        }
+        assert_eq!(tokens.validate("t4", 50).as_deref(), Some("bob"));
+        // Re-assigning a held token needs no room.
+        tokens.assign("t4".into(), "bob", 60);
+        assert_eq!(tokens.len(), 4);
+    }
+
+    /// Expired tokens make the room first; a valid token is dropped only
+    /// when that is not enough.
+    #[test]
+    fn expired_tokens_make_room_before_valid_ones() {
+        let mut tokens = SimpleTokens::with_tokens_max(1000, 4);
+        tokens.assign("old".into(), "alice", 0);
+        for token in ["a", "b", "c"] {
+            tokens.assign(token.into(), "alice", 500);
+        }
+        tokens.assign("new".into(), "bob", 1200);
+        assert_eq!(tokens.len(), 4);
+        for token in ["a", "b", "c"] {
+            assert_eq!(tokens.validate(token, 1300).as_deref(), Some("alice"));
+        }
+        assert_eq!(tokens.validate("new", 1300).as_deref(), Some("bob"));
     }
 }

@@ -76,4 +76,18 @@ mod tests {
             assert_eq!(id, b.next_lease_id());
         }
     }
+
+    /// etcd's `idutil.Generator` layout, lease ids masked to 63 bits:
+    /// member 0x8e9e, started at 1,700,000,000,123 ms.
+    #[test]
+    fn lease_ids_follow_etcds_layout() {
+        let (member, unix_ms) = (0x8e9e_u64, 1_700_000_000_123_u64);
+        let mut generator = IdGenerator::new(member, unix_ms);
+        let suffix = ((unix_ms & ((1 << 40) - 1)) << 8) + 1;
+        let expected = ((member << 48) | suffix) & (u64::MAX >> 1);
+        assert_eq!(generator.next_lease_id(), i64::try_from(expected).unwrap());
+        let mut high = IdGenerator::new(0xffff, unix_ms);
+        let id = high.next_lease_id();
+        assert_eq!(id >> 48, 0x7fff, "the sign bit is masked off");
+    }
 }

@@ -80,4 +80,24 @@ mod tests {
             "spread over several seconds: {per_second:?}"
         );
     }
+
+    /// A lease exactly one second after the window's start still counts
+    /// in that window (etcd compares with `>`): with the window full, it
+    /// is delayed.
+    #[test]
+    fn the_window_includes_its_last_millisecond() {
+        let mut sorted: Vec<(u64, LeaseId)> = (0..1000).map(|id| (5_000, id)).collect();
+        sorted.push((6_000, 1000));
+        let delays = spread_delays_ms(&sorted);
+        assert!(
+            delays.iter().any(|&(id, _)| id == 1000),
+            "{:?}",
+            delays.last()
+        );
+    }
+
+    #[test]
+    fn etcds_checkpoint_interval_is_five_minutes() {
+        assert_eq!(super::super::DEFAULT_CHECKPOINT_INTERVAL_MS, 300_000);
+    }
 }
