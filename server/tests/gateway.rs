@@ -450,6 +450,13 @@ async fn health_is_false_without_a_quorum() {
     let gateway = Gateway::new(&keel.client_urls()[0]);
     let healthy = gateway.send("GET", "/health", "", None).await;
     assert_eq!(healthy.status, 200, "{:?}", healthy.body);
+    let text = |answer: Answer| (answer.status, answer.body.as_str().unwrap_or("").to_owned());
+    let ok = (200, "ok\n".to_owned());
+    assert_eq!(text(gateway.send("GET", "/readyz", "", None).await), ok);
+    assert_eq!(text(gateway.send("GET", "/livez", "", None).await), ok);
+    let verbose = text(gateway.send("GET", "/readyz?verbose", "", None).await);
+    let all_ok = "[+]data_corruption ok\n[+]serializable_read ok\n[+]linearizable_read ok\nok\n";
+    assert_eq!(verbose, (200, all_ok.to_owned()));
     keel.kill(1);
     keel.kill(2);
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -470,6 +477,16 @@ async fn health_is_false_without_a_quorum() {
         reason == "RAFT NO LEADER" || reason.starts_with("RANGE ERROR:"),
         "{reason}"
     );
+    // Alive, not ready: the linearizable read fails, the local one works.
+    let (status, report) = text(gateway.send("GET", "/readyz", "", None).await);
+    assert_eq!(status, 503, "{report}");
+    assert!(
+        report.contains("[+]serializable_read ok\n[-]linearizable_read failed: "),
+        "{report}"
+    );
+    assert_eq!(text(gateway.send("GET", "/livez", "", None).await), ok);
+    let excluded = gateway.send("GET", "/readyz?exclude=linearizable_read", "", None);
+    assert_eq!(text(excluded.await), ok);
     eprintln!(
         "health_is_false_without_a_quorum: {:?} ({reason})",
         started.elapsed()

@@ -123,7 +123,11 @@ fn active_alarm<B: Backend>(
 }
 
 /// A one-key, keys-only range; auth refusals count as success, as etcd's.
-async fn check_range<B: Backend>(services: &Services<B>, serializable: bool) -> Result<(), String> {
+/// Also `/livez` and `/readyz`'s read checks ([`super::probes`]).
+pub(super) async fn check_range<B: Backend>(
+    services: &Services<B>,
+    serializable: bool,
+) -> Result<(), String> {
     let request = pb::RangeRequest {
         key: vec![0].into(),
         range_end: vec![0].into(),

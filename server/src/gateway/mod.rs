@@ -21,6 +21,7 @@ pub mod health;
 pub mod json;
 pub mod listener;
 pub mod metrics;
+pub mod probes;
 pub mod routes;
 
 use std::sync::Arc;
@@ -64,6 +65,7 @@ pub fn router<B: Backend>(
     let metrics = Arc::new(Metrics::new(&grpc_metrics)?);
     let services = Arc::new(Services::new(backend, limits, lease_ids, grpc_metrics));
     let v3 = routes::v3_routes(Arc::clone(&services));
+    let probes = probes::probe_routes(Arc::clone(&services));
     let state = (Arc::clone(&services), Arc::clone(&metrics));
     let scrape = move || {
         let (services, metrics) = (Arc::clone(&services), Arc::clone(&metrics));
@@ -87,6 +89,7 @@ pub fn router<B: Backend>(
         .nest("/v3", v3.clone())
         .nest("/v3beta", v3)
         .merge(plain)
+        .merge(probes)
         .fallback(page_not_found)
         .layer(axum::middleware::map_response(cors_headers)))
 }

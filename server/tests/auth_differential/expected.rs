@@ -22,7 +22,7 @@ pub fn why(principal: &str, step: &str) -> Option<&'static str> {
     let user = !root && !anonymous && !bad_token;
     let listed = match step {
         AFTER_DISABLE => !anonymous,
-        "AuthStatus" | "ElectionLeaderA" => true,
+        "AuthStatus" => true,
         "Hash" | "HashKv" | "Defragment" | "Snapshot" | "AlarmDisarm" => !root,
         // A bad token is refused before anything else by every release.
         "Compact" | "TxnNestedPutB" => user || anonymous,
@@ -44,7 +44,6 @@ fn reason(step: &str) -> &'static str {
             "tokens are ignored while auth is disabled, as in etcd 3.4.28+/3.5.10+/3.6 (PR 13577)"
         }
         "AuthStatus" => "etcd 3.4 has no AuthStatus; keel answers as 3.5/3.6 (root only)",
-        "ElectionLeaderA" => "keel has no Election service yet",
         "Hash" | "HashKv" | "Defragment" | "Snapshot" => {
             "etcd 3.6.9+ translates these refusals to gRPC codes; 3.4/3.5 answer Unknown"
         }
