@@ -69,20 +69,49 @@ fn available_bytes(path: &Path) -> u64 {
 }
 
 /// Takes all but [`LEFT_FREE_BYTES`] of the file system with one file.
+/// The member may still be preparing its next WAL segment (zeros written
+/// into a preallocated file), so the free space can shrink between `df`
+/// and `fallocate`: a failed attempt is retried with a fresh reading
+/// (bounded).
 fn fill_disk(root: &Path) -> PathBuf {
     let filler = root.join("filler");
-    let size = available_bytes(root).saturating_sub(LEFT_FREE_BYTES);
-    let status = Command::new("fallocate")
-        .args(["-l", &size.to_string()])
-        .arg(&filler)
-        .status()
-        .unwrap();
-    assert!(status.success(), "fallocate of {size} bytes failed");
-    filler
+    for _ in 0..50 {
+        let size = available_bytes(root).saturating_sub(LEFT_FREE_BYTES);
+        let status = Command::new("fallocate")
+            .args(["-l", &size.to_string()])
+            .arg(&filler)
+            .status()
+            .unwrap();
+        if status.success() {
+            return filler;
+        }
+        let _ = std::fs::remove_file(&filler);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("fallocate never took the free space of {}", root.display());
 }
 
 /// Waits until `check` holds, polling; panics with `what` and the member's
 /// log after 20 s.
+/// keel's `keel_server_alarm_checks_total` from `GET <url>/metrics` (0 when
+/// it cannot be read).
+fn alarm_checks(url: &str) -> u64 {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return 0;
+    };
+    let request = format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    let mut text = String::new();
+    if stream.write_all(request.as_bytes()).is_err() || stream.read_to_string(&mut text).is_err() {
+        return 0;
+    }
+    text.lines()
+        .find_map(|line| line.strip_prefix("keel_server_alarm_checks_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn wait_for(what: &str, cluster: &Cluster, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
@@ -154,9 +183,15 @@ async fn a_full_disk_raises_nospace_and_loses_nothing() {
         "{refused:?}"
     );
     assert!(ctl.run(&["alarm", "disarm"]).unwrap().success());
-    // Longer than the driver's alarm check period: a disarmed alarm stays
-    // disarmed.
-    std::thread::sleep(Duration::from_millis(1200));
+    // A disarmed alarm stays disarmed: two more alarm checks run (keel's
+    // `/metrics` counts them), and writes are taken.
+    let url = &cluster.members()[0].client_url;
+    let checks = alarm_checks(url);
+    wait_for("two alarm checks after the disarm", &cluster, || {
+        alarm_checks(url) >= checks + 2
+    });
+    let alarms = ctl.run(&["alarm", "list"]).unwrap();
+    assert_eq!(alarms.stdout, "", "{alarms:?}");
     assert_eq!(ctl.run(&["put", "after", "disarm"]).unwrap().stdout, "OK\n");
 
     cluster.kill(0);

@@ -15,6 +15,7 @@
 //! | `etcd_mvcc_db_total_size_in_bytes` | gauge | approximate state size |
 //! | `etcd_debugging_mvcc_keys_total` | gauge | live keys |
 //! | `etcd_debugging_mvcc_current_revision` | gauge | store revision |
+//! | `keel_server_alarm_checks_total` | counter | periodic quota/NOSPACE checks the node driver ran (keel's own: a test or operator can wait for the next check) |
 //! | `grpc_server_started_total` / `grpc_server_handled_total` | counter | calls by type, service, method (and code), gRPC and gateway ([`super::grpc_metrics`]) |
 //!
 //! As in etcd, the `_total` proposal metrics are gauges.
@@ -41,6 +42,7 @@ pub struct Metrics {
     db_total_size_bytes: IntGauge,
     keys_total: IntGauge,
     current_revision: IntGauge,
+    alarm_checks: IntCounter,
 }
 
 /// Registers a new metric built by `make` in `registry`.
@@ -105,6 +107,10 @@ impl Metrics {
                 "etcd_debugging_mvcc_current_revision",
                 "The current revision of store.",
             )?,
+            alarm_checks: counter(
+                "keel_server_alarm_checks_total",
+                "Periodic quota and NOSPACE alarm checks run by the node driver.",
+            )?,
             registry: r,
         })
     }
@@ -137,6 +143,9 @@ impl Metrics {
         self.keys_total
             .set(saturating_i64(services.key_count() as u64));
         self.current_revision.set(services.current_revision());
+        let checks = status.alarm_checks;
+        self.alarm_checks
+            .inc_by(checks.saturating_sub(self.alarm_checks.get()));
     }
 
     /// The registry in Prometheus text format.
