@@ -279,15 +279,34 @@ impl BoundListeners {
     }
 }
 
+/// How long an address in use is retried: a member stopped and started
+/// again in one process (tests, an embedding program) may still be closing
+/// its previous listener for a moment.
+#[cfg(not(madsim))]
+pub const ADDR_IN_USE_RETRY_MS: u64 = 2_000;
+
 #[cfg(not(madsim))]
 async fn bind(addr: SocketAddr, kind: &'static str) -> Result<Socket, BootError> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|err| BootError::Listen {
-            kind,
-            addr,
-            reason: err.to_string(),
-        })
+    let deadline =
+        tokio::time::Instant::now() + std::time::Duration::from_millis(ADDR_IN_USE_RETRY_MS);
+    loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(socket) => return Ok(socket),
+            Err(err)
+                if err.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(err) => {
+                return Err(BootError::Listen {
+                    kind,
+                    addr,
+                    reason: err.to_string(),
+                });
+            }
+        }
+    }
 }
 
 /// Under madsim the simulated server binds when it starts serving.
