@@ -171,17 +171,21 @@ async fn expired_waiter(flavor: Flavor) -> String {
         let options = LockOptions::new().with_lease(waiter_lease);
         waiter_locks.lock("m", Some(options)).await
     });
-    // Until the waiter's key is gone (its lease expired).
+    // Until the waiter has queued its key, then until the key is gone (its
+    // lease expired) while the waiter still waits.
     let mut kv = client.kv_client();
     let waiter_key = format!("m/{waiter_lease:x}");
-    let deadline = tokio::time::Instant::now() + WAIT_MAX;
-    while kv.get(waiter_key.as_str(), None).await.unwrap().count() > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the waiter's lease never expired"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    for present in [true, false] {
+        let deadline = tokio::time::Instant::now() + WAIT_MAX;
+        while (kv.get(waiter_key.as_str(), None).await.unwrap().count() > 0) != present {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the waiter's key never became present={present}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
+    assert!(!waiter.is_finished(), "the waiter stopped waiting");
     locks.unlock(held.key()).await.unwrap();
     let answer = tokio::time::timeout(WAIT_MAX, waiter)
         .await
