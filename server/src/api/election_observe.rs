@@ -94,7 +94,10 @@ impl<B: Backend> Observer<B> {
             let (leader, revision) = self.read_leader().await?;
             let (leader, at) = match leader {
                 Some(kv) => (kv, revision),
-                None => match first_candidate(&mut events, &self.prefix, revision).await {
+                None => match self
+                    .until_client_leaves(first_candidate(&mut events, &self.prefix, revision))
+                    .await?
+                {
                     Next::Value(kv, at) => (kv, at),
                     Next::Deleted | Next::Reread => continue,
                 },
@@ -126,10 +129,22 @@ impl<B: Backend> Observer<B> {
         revision: i64,
     ) -> Result<(), Stop> {
         loop {
-            match next_change(events, key, revision).await {
+            match self
+                .until_client_leaves(next_change(events, key, revision))
+                .await?
+            {
                 Next::Value(kv, at) => self.send(kv, at).await?,
                 Next::Deleted | Next::Reread => return Ok(()),
             }
+        }
+    }
+
+    /// `wait`'s outcome, or [`Stop::ClientGone`] as soon as the client
+    /// drops the stream (a quiet election must not keep the task alive).
+    async fn until_client_leaves<T>(&self, wait: impl Future<Output = T>) -> Result<T, Stop> {
+        tokio::select! {
+            value = wait => Ok(value),
+            () = self.sender.closed() => Err(Stop::ClientGone),
         }
     }
 

@@ -180,12 +180,9 @@ impl NodeHandle {
             return Err(ServerError::RequestTooLarge);
         }
         let rx = self.shared.proposals().register(id)?;
-        if let Err(err) = self.shared.commands.try_send(Command::Propose { id, data }) {
+        if let Err(err) = self.send_command(Command::Propose { id, data }) {
             self.shared.proposals().cancel(id);
-            return Err(match err {
-                mpsc::error::TrySendError::Full(_) => ServerError::TooManyRequests,
-                mpsc::error::TrySendError::Closed(_) => ServerError::Stopped,
-            });
+            return Err(err);
         }
         let wait = bounded_by_call_expiry(self.shared.settings.request_timeout());
         match tokio::time::timeout(wait, rx).await {
@@ -362,13 +359,7 @@ impl Backend for NodeHandle {
 
     async fn linearizable_barrier(&self) -> Result<(), ServerError> {
         let (tx, rx) = oneshot::channel();
-        self.shared
-            .commands
-            .try_send(Command::Read(tx))
-            .map_err(|err| match err {
-                mpsc::error::TrySendError::Full(_) => ServerError::TooManyRequests,
-                mpsc::error::TrySendError::Closed(_) => ServerError::Stopped,
-            })?;
+        self.send_command(Command::Read(tx))?;
         match tokio::time::timeout(self.shared.settings.request_timeout(), rx).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => Err(ServerError::Stopped),
@@ -475,13 +466,7 @@ impl Backend for NodeHandle {
         }
         let mut leader = self.shared.leader.subscribe();
         let command = Command::TransferLeader { transferee };
-        self.shared
-            .commands
-            .try_send(command)
-            .map_err(|err| match err {
-                mpsc::error::TrySendError::Full(_) => ServerError::TooManyRequests,
-                mpsc::error::TrySendError::Closed(_) => ServerError::Stopped,
-            })?;
+        self.send_command(command)?;
         let wait = bounded_by_call_expiry(self.request_timeout());
         match tokio::time::timeout(wait, leader.wait_for(|id| *id == transferee)).await {
             Ok(Ok(_)) => Ok(()),
@@ -535,14 +520,24 @@ impl LeaseAuthority for NodeHandle {
 impl NodeHandle {
     /// Hands a membership change to this member's driver; the receiver
     /// answers once it is applied, or refused.
-    /// Errors: `TooManyRequests` when the driver's queue is full.
+    /// Errors: `TooManyRequests` when the driver's queue is full, `Stopped`.
     fn send_conf_change(&self, change: ConfChange) -> Result<ConfChangeReceiver, ServerError> {
         let (tx, rx) = oneshot::channel();
+        self.send_command(Command::ConfChange { change, reply: tx })?;
+        Ok(rx)
+    }
+
+    /// Queues `command` for the driver without waiting.
+    /// Errors: `TooManyRequests` when its queue is full, `Stopped` when the
+    /// driver is gone.
+    fn send_command(&self, command: Command) -> Result<(), ServerError> {
         self.shared
             .commands
-            .try_send(Command::ConfChange { change, reply: tx })
-            .map_err(|_| ServerError::TooManyRequests)?;
-        Ok(rx)
+            .try_send(command)
+            .map_err(|err| match err {
+                mpsc::error::TrySendError::Full(_) => ServerError::TooManyRequests,
+                mpsc::error::TrySendError::Closed(_) => ServerError::Stopped,
+            })
     }
 
     /// A follower's membership change: the leader checks and makes it (see
