@@ -16,11 +16,13 @@
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keel_server::api::ApiLimits;
+use keel_server::backend::Backend;
 use keel_server::node::serve::{Listeners, Member};
-use keel_server::node::{NodeSettings, NodeStorage};
+use keel_server::node::{NodeHandle, NodeSettings, NodeStorage};
 use keel_server::proto::etcdserverpb::kv_client::KvClient;
 use keel_server::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use keel_server::proto::etcdserverpb::{PutRequest, RangeRequest, StatusRequest};
@@ -58,6 +60,10 @@ fn disks(index: u8) -> NodeStorage<SimStorage> {
     }
 }
 
+/// The running process of a simulated member, replaced at each restart, so
+/// the test can read what the member itself reports (its `NodeStatus`).
+type RunningMember = Arc<Mutex<Option<NodeHandle>>>;
+
 /// Starts member `index` on its own simulated host, serving from `storage`;
 /// `Handle::restart` starts it again on the same disks.
 fn start_member(
@@ -66,6 +72,18 @@ fn start_member(
     settings: NodeSettings,
     storage: NodeStorage<SimStorage>,
 ) -> NodeId {
+    start_observed_member(handle, index, settings, storage, RunningMember::default())
+}
+
+/// As [`start_member`]; each time the member starts, `running` is set to
+/// its handle.
+fn start_observed_member(
+    handle: &Handle,
+    index: u8,
+    settings: NodeSettings,
+    storage: NodeStorage<SimStorage>,
+    running: RunningMember,
+) -> NodeId {
     let addr = NodeAddr::member(index);
     let node = handle
         .create_node()
@@ -73,6 +91,7 @@ fn start_member(
         .ip(addr.ip)
         .init(move || {
             let (settings, storage) = (settings.clone(), storage.clone());
+            let running = running.clone();
             async move {
                 let listeners = Listeners {
                     client_addrs: vec![addr.client()],
@@ -81,6 +100,7 @@ fn start_member(
                     transport_limits: TransportLimits::default(),
                 };
                 let mut member = Member::start(settings, storage, listeners).await.unwrap();
+                *running.lock().unwrap() = Some(member.handle());
                 let error = member.server_error().await;
                 panic!("member m{index} stopped serving: {error}");
             }
@@ -243,13 +263,15 @@ async fn three_members_serve_a_key_after_the_leader_is_killed() {
 async fn a_restarted_member_catches_up_through_a_snapshot() {
     let handle = Handle::current();
     let storages: Vec<NodeStorage<SimStorage>> = (0..MEMBERS).map(disks).collect();
+    let running: Vec<RunningMember> = (0..MEMBERS).map(|_| RunningMember::default()).collect();
     let hosts: Vec<NodeId> = (0..MEMBERS)
         .map(|i| {
             let mut settings = settings(i);
             settings.snapshot_count = 10;
             settings.snapshot_catchup_entries = 5;
             settings.wal.segment_size_bytes = 4096;
-            start_member(&handle, i, settings, storages[usize::from(i)].clone())
+            let (storage, running) = (&storages[usize::from(i)], &running[usize::from(i)]);
+            start_observed_member(&handle, i, settings, storage.clone(), running.clone())
         })
         .collect();
     let client = client_host(&handle);
@@ -284,6 +306,18 @@ async fn a_restarted_member_catches_up_through_a_snapshot() {
         })
         .await
         .unwrap();
+    // It caught up through the leader's snapshot, not by log replay: the
+    // leader's log no longer held what it missed.
+    let restarted = running[usize::from(lagging)]
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap();
+    let installed = restarted.status().snapshots_installed;
+    assert!(
+        installed > 0,
+        "m{lagging} caught up without installing a snapshot"
+    );
     // More writes (150 at most), until every member has cut a segment into
     // a file its purges kept, the restarted one included.
     let wals: Vec<SimStorage> = storages.iter().map(|s| s.wal.clone()).collect();
