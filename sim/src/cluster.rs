@@ -15,6 +15,7 @@ use madsim::runtime::{Handle, NodeHandle};
 use madsim::task::NodeId;
 
 use crate::NodeAddr;
+use crate::scenario::Scenario;
 use crate::sim_log::SharedLog;
 
 /// How long a control-plane request (status, hash) may take.
@@ -70,11 +71,14 @@ pub fn settings(index: u8, members: u8, seed: u64) -> NodeSettings {
     settings
 }
 
-/// Member `index`'s fresh simulated disks, seeded from the run's `seed`.
-fn disks(index: u8, seed: u64) -> NodeStorage<SimStorage> {
+/// Member `index`'s fresh simulated disks, seeded from the run's `seed`;
+/// with `reorder_sectors`, a power loss persists the unsynced sectors of
+/// the last writes in any order.
+fn disks(index: u8, seed: u64, reorder_sectors: bool) -> NodeStorage<SimStorage> {
     let disk = |salt: u64| {
         SimStorage::new(SimConfig {
             seed: seed ^ (u64::from(index) << 8 | salt),
+            reorder_sectors,
             ..SimConfig::default()
         })
     };
@@ -123,15 +127,39 @@ fn start_member(
         .id()
 }
 
+/// Slowest and fastest clock rate a drifting member gets, in per mille of
+/// real time (1000: exact).
+const CLOCK_RATE_PER_MILLE: std::ops::Range<u64> = 600..1600;
+
+/// `settings` for a member whose clock runs at a rate drawn from the seed:
+/// its heartbeat interval and election timeout, which it measures with its
+/// own clock, scale inversely with the rate. Logs the rate.
+fn with_clock_drift(mut settings: NodeSettings, index: u8, log: &SharedLog) -> NodeSettings {
+    use madsim::rand::Rng;
+    let rate = madsim::rand::thread_rng().gen_range(CLOCK_RATE_PER_MILLE);
+    settings.heartbeat_interval_ms = settings.heartbeat_interval_ms * 1000 / rate;
+    settings.election_timeout_ms = settings.election_timeout_ms * 1000 / rate;
+    log.push(format!(
+        "m{index}'s clock runs at {rate}/1000: heartbeat {} ms, election timeout {} ms",
+        settings.heartbeat_interval_ms, settings.election_timeout_ms
+    ));
+    settings
+}
+
 impl Cluster {
-    /// Starts `members` members in the current madsim runtime; members
-    /// that stop serving say why in `log`.
-    pub fn start(members: u8, seed: u64, log: &SharedLog) -> Cluster {
+    /// Starts the `scenario`'s members in the current madsim runtime, on
+    /// the disks and clocks it asks for; members that stop serving say why
+    /// in `log`.
+    pub fn start(scenario: Scenario, seed: u64, log: &SharedLog) -> Cluster {
         let handle = Handle::current();
+        let members = scenario.members();
         let hosts = (0..members)
             .map(|i| {
-                let storage = disks(i, seed);
-                let settings = settings(i, members, seed);
+                let storage = disks(i, seed, scenario.reordering_disks());
+                let mut settings = settings(i, members, seed);
+                if scenario.clock_drift() {
+                    settings = with_clock_drift(settings, i, log);
+                }
                 let node = start_member(&handle, i, settings, storage.clone(), log.clone());
                 Host {
                     node,

@@ -29,9 +29,13 @@
 //! # Scenarios
 //!
 //! [`Scenario`]: `split-brain` (isolate the leader with a minority, random
-//! halves; 5 members), `leader-loss` (crash or pause the leader; 3),
-//! `crash-restart` (power loss of any member or the leader; 3), `random`
-//! (all of them; 5). Each runs a safety phase under faults with the
+//! halves, a bridge, a ring, one-way links from or to the leader; 5
+//! members), `leader-loss` (crash or pause the leader; 3), `crash-restart`
+//! (power loss of any member or the leader; 3), `disk-faults` (failed WAL
+//! fsyncs, power loss on disks that persist unsynced sectors in any order;
+//! 3), `clock-skew` (each member's clock ticks 0.6-1.6x as fast, under
+//! leader pauses, slow networks and split brain; 5), `random` (all of
+//! them; 5). Each runs a safety phase under faults with the
 //! workload, a liveness phase with faults healed (a write must commit
 //! within [`RunOptions::liveness_bound_ms`]), then final reads of every key
 //! through every member, the linearizability check of the whole history
@@ -90,6 +94,8 @@ pub mod kv_ops;
 pub mod monitor;
 #[cfg(madsim)]
 pub mod nemesis;
+#[cfg(madsim)]
+pub mod partition;
 #[cfg(madsim)]
 pub mod run;
 #[cfg(madsim)]

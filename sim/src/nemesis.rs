@@ -8,17 +8,15 @@ use madsim::rand::Rng;
 use madsim::rand::seq::SliceRandom;
 
 use crate::cluster::Cluster;
+use crate::partition::{self, Shape};
 use crate::scenario::FaultKind;
 use crate::sim_log::SharedLog;
 
 /// A fault in force, remembered so that `heal` undoes exactly it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
-    /// Links between the two sides are cut both ways.
-    Partition {
-        /// One side (the other side is every other member).
-        side: Vec<u8>,
-    },
+    /// The partition's links are cut.
+    Partition(Shape),
     /// The member was killed and its disks crashed.
     Crashed {
         /// The member.
@@ -29,7 +27,20 @@ pub enum Fault {
         /// The member.
         member: u8,
     },
+    /// Every message between hosts takes 20-200 ms instead of 1-10 ms.
+    SlowNetwork,
+    /// The member's next WAL fsync fails: it stops taking part (what
+    /// reached its disk is unknown). Healed by a power loss and restart.
+    FsyncFailed {
+        /// The member.
+        member: u8,
+    },
 }
+
+/// Latency of every message while [`Fault::SlowNetwork`] is in force.
+const SLOW_LATENCY_MS: std::ops::Range<u64> = 20..200;
+/// madsim's default message latency, restored at heal.
+const NORMAL_LATENCY_MS: std::ops::Range<u64> = 1..10;
 
 /// Draws and applies faults of the scenario's kinds.
 pub struct Nemesis {
@@ -49,26 +60,8 @@ impl Nemesis {
             .kinds
             .choose(&mut madsim::rand::thread_rng())
             .unwrap_or(&FaultKind::PartitionHalves);
-        let size = cluster.size();
         let leader = cluster.leader().await.map(|(index, _)| index);
-        let random_member = madsim::rand::thread_rng().gen_range(0..size);
-        let fault = match kind {
-            FaultKind::PartitionHalves => Fault::Partition {
-                side: random_side(size),
-            },
-            FaultKind::IsolateLeader => Fault::Partition {
-                side: leader_minority(size, leader.unwrap_or(random_member)),
-            },
-            FaultKind::CrashMember => Fault::Crashed {
-                member: random_member,
-            },
-            FaultKind::CrashLeader => Fault::Crashed {
-                member: leader.unwrap_or(random_member),
-            },
-            FaultKind::PauseLeader => Fault::Paused {
-                member: leader.unwrap_or(random_member),
-            },
-        };
+        let fault = draw(kind, cluster.size(), leader);
         let leader_text = leader.map_or("none".into(), |m| format!("m{m}"));
         self.log.push(format!(
             "nemesis: {kind:?} (leader {leader_text}) -> {fault:?}"
@@ -80,9 +73,18 @@ impl Nemesis {
     /// Undoes `fault`.
     pub fn heal(&self, cluster: &mut Cluster, fault: &Fault) {
         match fault {
-            Fault::Partition { side } => set_partition(cluster, side, false),
+            Fault::Partition(shape) => set_links(cluster, shape, false),
             Fault::Crashed { member } => cluster.restart(*member),
             Fault::Paused { member } => cluster.resume(*member),
+            Fault::SlowNetwork => set_latency_ms(NORMAL_LATENCY_MS),
+            Fault::FsyncFailed { member } => {
+                cluster.hosts[usize::from(*member)]
+                    .storage
+                    .wal
+                    .fail_next_syncs(0);
+                cluster.crash(*member);
+                cluster.restart(*member);
+            }
         }
         self.log.push(format!("nemesis: healed {fault:?}"));
     }
@@ -100,60 +102,68 @@ impl Nemesis {
     }
 }
 
-fn apply(cluster: &mut Cluster, fault: &Fault) {
-    match fault {
-        Fault::Partition { side } => set_partition(cluster, side, true),
-        Fault::Crashed { member } => cluster.crash(*member),
-        Fault::Paused { member } => cluster.pause(*member),
+/// The fault of `kind` for a cluster of `size` members whose leader (by
+/// index) is `leader`, if one is known; faults aimed at the leader hit a
+/// random member when none is.
+fn draw(kind: FaultKind, size: u8, leader: Option<u8>) -> Fault {
+    let random_member = madsim::rand::thread_rng().gen_range(0..size);
+    let target = leader.unwrap_or(random_member);
+    match kind {
+        FaultKind::PartitionHalves => Fault::Partition(partition::random_halves(size)),
+        FaultKind::IsolateLeader => Fault::Partition(partition::leader_minority(size, target)),
+        FaultKind::Bridge => Fault::Partition(partition::bridge(size)),
+        FaultKind::Ring => Fault::Partition(partition::ring(size)),
+        FaultKind::LeaderCannotSend => Fault::Partition(Shape::OneWayFrom { from: target }),
+        FaultKind::LeaderCannotHear => Fault::Partition(Shape::OneWayTo { to: target }),
+        FaultKind::CrashMember => Fault::Crashed {
+            member: random_member,
+        },
+        FaultKind::CrashLeader => Fault::Crashed { member: target },
+        FaultKind::PauseLeader => Fault::Paused { member: target },
+        FaultKind::SlowNetwork => Fault::SlowNetwork,
+        FaultKind::FsyncFailure => Fault::FsyncFailed {
+            member: random_member,
+        },
     }
 }
 
-/// Cuts (or restores) every link between `side` and the other members,
-/// both ways.
-fn set_partition(cluster: &Cluster, side: &[u8], cut: bool) {
-    let net = NetSim::current();
-    for a in 0..cluster.size() {
-        for b in 0..cluster.size() {
-            if side.contains(&a) == side.contains(&b) {
-                continue;
-            }
-            let (na, nb) = (
-                cluster.hosts[usize::from(a)].node,
-                cluster.hosts[usize::from(b)].node,
-            );
-            if cut {
-                net.clog_link(na, nb);
-            } else {
-                net.unclog_link(na, nb);
-            }
+fn apply(cluster: &mut Cluster, fault: &Fault) {
+    match fault {
+        Fault::Partition(shape) => set_links(cluster, shape, true),
+        Fault::Crashed { member } => cluster.crash(*member),
+        Fault::Paused { member } => cluster.pause(*member),
+        Fault::SlowNetwork => set_latency_ms(SLOW_LATENCY_MS),
+        Fault::FsyncFailed { member } => {
+            cluster.hosts[usize::from(*member)]
+                .storage
+                .wal
+                .fail_next_syncs(1);
         }
     }
 }
 
-/// A random side of at most half the members (at least one).
-fn random_side(size: u8) -> Vec<u8> {
-    let mut members: Vec<u8> = (0..size).collect();
-    members.shuffle(&mut madsim::rand::thread_rng());
-    let count = madsim::rand::thread_rng().gen_range(1..=(size / 2).max(1));
-    members.truncate(usize::from(count));
-    members.sort_unstable();
-    members
+/// Cuts (or restores) every link `shape` cuts.
+fn set_links(cluster: &Cluster, shape: &Shape, cut: bool) {
+    let net = NetSim::current();
+    for (a, b) in shape.cut_links(cluster.size()) {
+        let (from, to) = (
+            cluster.hosts[usize::from(a)].node,
+            cluster.hosts[usize::from(b)].node,
+        );
+        if cut {
+            net.clog_link(from, to);
+        } else {
+            net.unclog_link(from, to);
+        }
+    }
 }
 
-/// `leader` and as many other random members as keep the side a minority:
-/// the old leader keeps followers that still hear it, while the majority
-/// elects a new leader (split brain).
-fn leader_minority(size: u8, leader: u8) -> Vec<u8> {
-    let mut others: Vec<u8> = (0..size).filter(|&m| m != leader).collect();
-    others.shuffle(&mut madsim::rand::thread_rng());
-    let minority = usize::from((size - 1) / 2);
-    let mut side: Vec<u8> = others
-        .into_iter()
-        .take(minority.saturating_sub(1))
-        .collect();
-    side.push(leader);
-    side.sort_unstable();
-    side
+/// Sets the latency of every message between hosts to `range_ms`.
+fn set_latency_ms(range_ms: std::ops::Range<u64>) {
+    NetSim::current().update_config(|config| {
+        config.send_latency =
+            Duration::from_millis(range_ms.start)..Duration::from_millis(range_ms.end);
+    });
 }
 
 /// Sleeps a random time in `[low_ms, high_ms)`.

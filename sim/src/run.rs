@@ -38,7 +38,7 @@ pub async fn run_scenario(scenario: Scenario, options: RunOptions) -> RunReport 
     let seed = Handle::current().seed();
     let log = SharedLog::new();
     let mut failures = Vec::new();
-    let mut cluster = Cluster::start(scenario.members(), seed, &log);
+    let mut cluster = Cluster::start(scenario, seed, &log);
     log.push(format!(
         "{} members started; scenario {scenario}",
         cluster.size()

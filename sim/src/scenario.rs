@@ -15,6 +15,12 @@ pub enum Scenario {
     LeaderLoss,
     /// Members lose power (unsynced writes lost) and restart.
     CrashRestart,
+    /// A member's WAL fsync fails (it stops), and members lose power on
+    /// disks that persist unsynced sectors in any order.
+    DiskFaults,
+    /// Each member's clock runs at its own rate (0.6-1.6x), under leader
+    /// pauses, slow networks and split brain.
+    ClockSkew,
     /// Every fault of the other scenarios, drawn at random.
     Random,
 }
@@ -32,14 +38,29 @@ pub enum FaultKind {
     CrashLeader,
     /// Pause the leader's host, resume it at heal.
     PauseLeader,
+    /// Two random halves joined only through one bridge member.
+    Bridge,
+    /// Each member reaches only its two neighbours around a random ring.
+    Ring,
+    /// Nothing the leader sends arrives; it still hears the others.
+    LeaderCannotSend,
+    /// The leader hears nobody; what it sends still arrives.
+    LeaderCannotHear,
+    /// Every message takes 20-200 ms.
+    SlowNetwork,
+    /// A random member's next WAL fsync fails; at heal it loses power and
+    /// restarts.
+    FsyncFailure,
 }
 
 impl Scenario {
     /// Every scenario, in the order `sweep --scenario all` runs them.
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::SplitBrain,
         Scenario::LeaderLoss,
         Scenario::CrashRestart,
+        Scenario::DiskFaults,
+        Scenario::ClockSkew,
         Scenario::Random,
     ];
 
@@ -49,6 +70,8 @@ impl Scenario {
             Scenario::SplitBrain => "split-brain",
             Scenario::LeaderLoss => "leader-loss",
             Scenario::CrashRestart => "crash-restart",
+            Scenario::DiskFaults => "disk-faults",
+            Scenario::ClockSkew => "clock-skew",
             Scenario::Random => "random",
         }
     }
@@ -57,15 +80,32 @@ impl Scenario {
     pub fn faults(self) -> &'static [FaultKind] {
         use FaultKind::*;
         match self {
-            Scenario::SplitBrain => &[IsolateLeader, IsolateLeader, PartitionHalves],
+            Scenario::SplitBrain => &[
+                IsolateLeader,
+                IsolateLeader,
+                IsolateLeader,
+                PartitionHalves,
+                Bridge,
+                Ring,
+                LeaderCannotSend,
+                LeaderCannotHear,
+            ],
             Scenario::LeaderLoss => &[CrashLeader, PauseLeader],
             Scenario::CrashRestart => &[CrashMember, CrashLeader],
+            Scenario::DiskFaults => &[FsyncFailure, FsyncFailure, CrashMember, CrashLeader],
+            Scenario::ClockSkew => &[PauseLeader, SlowNetwork, IsolateLeader],
             Scenario::Random => &[
                 PartitionHalves,
                 IsolateLeader,
+                Bridge,
+                Ring,
+                LeaderCannotSend,
+                LeaderCannotHear,
                 CrashMember,
                 CrashLeader,
                 PauseLeader,
+                SlowNetwork,
+                FsyncFailure,
             ],
         }
     }
@@ -74,9 +114,22 @@ impl Scenario {
     /// minority of two beside the leader, so it runs five.
     pub fn members(self) -> u8 {
         match self {
-            Scenario::SplitBrain | Scenario::Random => 5,
-            Scenario::LeaderLoss | Scenario::CrashRestart => 3,
+            Scenario::SplitBrain | Scenario::ClockSkew | Scenario::Random => 5,
+            Scenario::LeaderLoss | Scenario::CrashRestart | Scenario::DiskFaults => 3,
         }
+    }
+
+    /// Whether the members' simulated disks persist the unsynced sectors
+    /// of their last writes in any order at a power loss (rather than in
+    /// order, the last one torn).
+    pub fn reordering_disks(self) -> bool {
+        matches!(self, Scenario::DiskFaults | Scenario::Random)
+    }
+
+    /// Whether each member's clock runs at its own rate, drawn from the
+    /// seed.
+    pub fn clock_drift(self) -> bool {
+        matches!(self, Scenario::ClockSkew | Scenario::Random)
     }
 }
 

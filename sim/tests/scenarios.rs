@@ -35,6 +35,14 @@ async fn crash_restart_run() {
     check(Scenario::CrashRestart).await;
 }
 
+async fn disk_faults_run() {
+    check(Scenario::DiskFaults).await;
+}
+
+async fn clock_skew_run() {
+    check(Scenario::ClockSkew).await;
+}
+
 async fn random_run() {
     check(Scenario::Random).await;
 }
@@ -58,6 +66,18 @@ fn crash_restart() {
 }
 
 #[test]
+fn disk_faults() {
+    warm_up();
+    Builder::from_env().run(disk_faults_run);
+}
+
+#[test]
+fn clock_skew() {
+    warm_up();
+    Builder::from_env().run(clock_skew_run);
+}
+
+#[test]
 fn random() {
     warm_up();
     Builder::from_env().run(random_run);
@@ -66,7 +86,11 @@ fn random() {
 /// The same seed twice: identical event logs, outcomes and verdicts.
 #[test]
 fn a_seed_replays_identically() {
-    for scenario in [Scenario::SplitBrain, Scenario::CrashRestart] {
+    for scenario in [
+        Scenario::SplitBrain,
+        Scenario::DiskFaults,
+        Scenario::ClockSkew,
+    ] {
         let (first, _) = run_seed(scenario, 7, RunOptions::ci());
         let (second, _) = run_seed(scenario, 7, RunOptions::ci());
         assert!(first.passed(), "{first}");
