@@ -272,3 +272,33 @@ fn range_sorting_and_limits() {
         (4, 2, 0)
     );
 }
+
+/// etcd's HashKV accepts the current revision itself (only a later one is
+/// a future revision), and hashes there what revision 0 hashes.
+#[test]
+fn hash_kv_at_the_current_revision_is_the_current_hash() {
+    let mut s = Store::new();
+    s.put(&put("a", "1"), &any_lease).expect("put");
+    s.put(&put("b", "2"), &any_lease).expect("put");
+    let current = s.current_revision();
+    assert_eq!(s.hash_kv(current), s.hash_kv(0));
+    assert_eq!(s.hash_kv(current + 1), Err(MvccError::FutureRevision));
+}
+
+/// A history batch with no room for events covers nothing: replay goes on
+/// from where it was asked to start, so no event is skipped. Past the
+/// present, it continues from the requested revision.
+#[test]
+fn an_empty_history_batch_does_not_move_replay_forward() {
+    let mut s = Store::new();
+    for value in ["1", "2", "3"] {
+        s.put(&put("a", value), &any_lease).expect("put");
+    }
+    let batch = s.history(b"a", b"", 2, 0).expect("history");
+    assert!(batch.events.is_empty());
+    assert_eq!(batch.next_revision, 2);
+    let past = s.history(b"a", b"", 9, 10).expect("history");
+    assert_eq!((past.events.len(), past.next_revision), (0, 9));
+    let all = s.history(b"a", b"", 2, 10).expect("history");
+    assert_eq!((all.events.len(), all.next_revision), (3, 5));
+}

@@ -42,14 +42,12 @@ impl Store {
             return Err(MvccError::Compacted);
         }
         let from = from_revision.max(1);
-        let done = HistoryBatch {
-            events: Vec::new(),
-            next_revision: self.current_revision + 1,
-        };
         if from > self.current_revision || max_events == 0 {
+            // Nothing to replay, or no room for it: nothing is covered, so
+            // replay continues from `from`.
             return Ok(HistoryBatch {
-                next_revision: from.max(done.next_revision),
-                ..done
+                events: Vec::new(),
+                next_revision: from,
             });
         }
         let upto = self.cutoff(key, range_end, from, max_events);
