@@ -302,3 +302,20 @@ fn an_empty_history_batch_does_not_move_replay_forward() {
     let all = s.history(b"a", b"", 2, 10).expect("history");
     assert_eq!((all.events.len(), all.next_revision), (3, 5));
 }
+
+/// A replay batch holds the oldest `max_events` changes of the span, even
+/// when the keys that changed last come first in key order.
+#[test]
+fn a_history_batch_takes_the_oldest_revisions_across_keys() {
+    let mut s = Store::new();
+    for (key, value) in [("b", "1"), ("b", "2"), ("a", "1"), ("a", "2"), ("a", "3")] {
+        s.put(&put(key, value), &any_lease).expect("put");
+    }
+    let batch = s.history(b"a", b"c", 1, 2).expect("history");
+    let revisions: Vec<i64> = batch.events.iter().map(|e| e.kv.mod_revision).collect();
+    assert_eq!(revisions, vec![2, 3]);
+    assert_eq!(batch.next_revision, 4);
+    let rest = s.history(b"a", b"c", 4, 2).expect("history");
+    let revisions: Vec<i64> = rest.events.iter().map(|e| e.kv.mod_revision).collect();
+    assert_eq!((revisions, rest.next_revision), (vec![4, 5], 6));
+}
