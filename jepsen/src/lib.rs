@@ -15,6 +15,8 @@
 //! - [`check_watches`]: every watcher's events are ordered by revision,
 //!   unique, without a gap against the committed writes, and watchers of the
 //!   same key range see the same sequence.
+//! - [`check_leases`]: a key attached to a lease is never gone before the
+//!   lease's TTL has run out since the last accepted keep-alive.
 //!
 //! ```
 //! use keel_jepsen::{History, Op, Outcome, Ret, check_linearizable, Verdict};
@@ -28,11 +30,13 @@
 
 mod bitset;
 mod history;
+mod lease;
 mod linearizability;
 mod model;
 mod watch;
 
 pub use history::{History, HistoryError, Op, OpId, Operation, Outcome, Ret, Value};
+pub use lease::{EarlyExpiry, LeaseLog, LeaseRead, check_leases};
 pub use linearizability::{KeyFailure, Verdict, check_linearizable};
 pub use model::Register;
 pub use watch::{

@@ -91,6 +91,8 @@ pub mod cluster;
 #[cfg(madsim)]
 pub mod kv_ops;
 #[cfg(madsim)]
+pub mod lease_client;
+#[cfg(madsim)]
 pub mod monitor;
 #[cfg(madsim)]
 pub mod nemesis;

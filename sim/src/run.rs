@@ -9,13 +9,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use keel_jepsen::{
-    CommittedWrite, History, Op, Outcome, Ret, Verdict, WatchEventKind, WatchLog,
+    CommittedWrite, History, Op, Outcome, Ret, Verdict, WatchEventKind, WatchLog, check_leases,
     check_linearizable, check_watches,
 };
 use madsim::runtime::{Handle, NodeHandle};
 
 use crate::checks::{commit_within, hashes_agree};
 use crate::cluster::Cluster;
+use crate::lease_client::{SharedLeaseLogs, lease_client};
 use crate::monitor::watch_leaders;
 use crate::nemesis::Nemesis;
 use crate::options::RunOptions;
@@ -76,6 +77,19 @@ pub async fn run_scenario(scenario: Scenario, options: RunOptions) -> RunReport 
         .iter()
         .map(|log| clients.spawn(watch(workload.members, log.clone(), context.stop.clone())))
         .collect();
+    let lease_logs = SharedLeaseLogs::default();
+    let leases: Vec<_> = (0..LEASE_CLIENTS)
+        .map(|client| {
+            let (logs, stop) = (lease_logs.clone(), context.stop.clone());
+            clients.spawn(lease_client(
+                client,
+                workload.members,
+                log.clone(),
+                logs,
+                stop,
+            ))
+        })
+        .collect();
     log.push(format!(
         "safety phase: {} ms of faults",
         options.safety_phase_ms
@@ -84,7 +98,7 @@ pub async fn run_scenario(scenario: Scenario, options: RunOptions) -> RunReport 
         .run(&mut cluster, options.safety_phase_ms)
         .await;
     context.stop.store(true, Ordering::Relaxed);
-    for task in tasks.into_iter().chain(watchers) {
+    for task in tasks.into_iter().chain(watchers).chain(leases) {
         let _ = task.await;
     }
     let watched: usize = watch_logs
@@ -141,6 +155,7 @@ pub async fn run_scenario(scenario: Scenario, options: RunOptions) -> RunReport 
     let _ = monitor.await;
     let history = lock(&context.history).clone();
     failures.extend(check_watch_logs(&watch_logs, &history));
+    failures.extend(check_lease_logs(&lease_logs, &log));
     finish(scenario, seed, options, &history, failures, &log)
 }
 
@@ -180,6 +195,29 @@ fn check_watch_logs(logs: &[SharedWatchLog], history: &History) -> Vec<String> {
     let mut failures: Vec<String> = shown.map(|v| format!("watch: {v}")).collect();
     if violations.len() > WATCH_VIOLATIONS_SHOWN {
         failures.push(format!("watch: {} violations in all", violations.len()));
+    }
+    failures
+}
+
+/// Clients running the lease workload.
+const LEASE_CLIENTS: usize = 2;
+/// Most early lease expiries a report lists.
+const LEASE_VIOLATIONS_SHOWN: usize = 5;
+
+/// Checks what the lease client saw (`keel-jepsen`'s lease check); logs
+/// how many leases it checked; returns the failures.
+fn check_lease_logs(logs: &SharedLeaseLogs, log: &SharedLog) -> Vec<String> {
+    let logs = logs.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let reads: usize = logs.iter().map(|lease| lease.reads.len()).sum();
+    log.push(format!(
+        "lease check: {} leases, {reads} reads of their keys",
+        logs.len()
+    ));
+    let violations = check_leases(&logs);
+    let shown = violations.iter().take(LEASE_VIOLATIONS_SHOWN);
+    let mut failures: Vec<String> = shown.map(|v| format!("lease: {v}")).collect();
+    if violations.len() > LEASE_VIOLATIONS_SHOWN {
+        failures.push(format!("lease: {} early expiries in all", violations.len()));
     }
     failures
 }
