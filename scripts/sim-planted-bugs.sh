@@ -6,7 +6,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seeds="${1:-100}"
-for bug in planted-bug-read-without-readindex planted-bug-vote-without-log-check planted-bug-ack-before-fsync; do
+bugs=(
+  planted-bug-read-without-readindex
+  planted-bug-vote-without-log-check
+  planted-bug-ack-before-fsync
+  planted-bug-commit-previous-term
+  planted-bug-keep-conflicting-suffix
+  planted-bug-watch-misses-start-revision
+  planted-bug-follower-expires-leases
+)
+for bug in "${bugs[@]}"; do
   echo "== $bug"
   KEEL_SIM_FEATURES="$bug" bash scripts/sim.sh sweep --scenario all --seeds "$seeds" --stop-at-failure \
     | sed -n '/^summary:/,$p' || true

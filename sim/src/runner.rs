@@ -28,6 +28,22 @@ pub fn planted_bugs() -> Vec<&'static str> {
             cfg!(feature = "planted-bug-read-without-readindex"),
             "planted-bug-read-without-readindex",
         ),
+        (
+            cfg!(feature = "planted-bug-commit-previous-term"),
+            "planted-bug-commit-previous-term",
+        ),
+        (
+            cfg!(feature = "planted-bug-keep-conflicting-suffix"),
+            "planted-bug-keep-conflicting-suffix",
+        ),
+        (
+            cfg!(feature = "planted-bug-watch-misses-start-revision"),
+            "planted-bug-watch-misses-start-revision",
+        ),
+        (
+            cfg!(feature = "planted-bug-follower-expires-leases"),
+            "planted-bug-follower-expires-leases",
+        ),
     ];
     bugs.into_iter()
         .filter(|(on, _)| *on)

@@ -131,7 +131,9 @@ impl Lessor {
             keys: BTreeSet::new(),
         };
         self.leases.insert(id, lease);
-        if self.primary {
+        // The planted bug lets every member's lessor time leases by its own
+        // clock, followers included (they never see keep-alives).
+        if self.primary || cfg!(feature = "planted-bug-follower-expires-leases") {
             self.refresh(id, now_ms, 0);
             self.schedule_checkpoint(id, now_ms);
         }

@@ -194,7 +194,12 @@ impl WatchRegistry {
         }
         let id = self.pick_id(spec.watch_id)?;
         let current = store.current_revision();
-        let next_revision = if spec.start_revision <= 0 {
+        // The planted bug treats a watcher starting at the current revision
+        // as registered after it: that revision's events, already
+        // dispatched, never reach it.
+        let late = cfg!(feature = "planted-bug-watch-misses-start-revision")
+            && spec.start_revision == current;
+        let next_revision = if spec.start_revision <= 0 || late {
             current + 1
         } else {
             spec.start_revision

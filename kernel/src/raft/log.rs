@@ -156,9 +156,16 @@ impl<S: Storage> RaftLog<S> {
                 "raft log: append conflicts with committed entry {conflict} (commit {})",
                 self.committed
             );
-            let start = (conflict - prev_index - 1) as usize;
-            entries.drain(..start);
-            self.append(entries);
+            let mut start = (conflict - prev_index - 1) as usize;
+            if cfg!(feature = "planted-bug-keep-conflicting-suffix") {
+                // The planted bug keeps the conflicting entries it holds and
+                // appends only what lies past its last index.
+                start = start.max(self.last_index().saturating_sub(prev_index) as usize);
+            }
+            if start < entries.len() {
+                entries.drain(..start);
+                self.append(entries);
+            }
         }
         self.commit_to(leader_commit.min(last_new));
         Some(last_new)
@@ -227,7 +234,11 @@ impl<S: Storage> RaftLog<S> {
     /// Commits `index` if the entry there has `term` (only current-term
     /// entries are committed by counting replicas, Raft paper §5.4.2).
     pub(crate) fn maybe_commit(&mut self, index: u64, term: u64) -> bool {
-        if index > self.committed && self.match_term(index, term) {
+        // The planted bug commits an entry of an earlier term by counting
+        // its replicas (the paper's Figure 8).
+        let current_term =
+            cfg!(feature = "planted-bug-commit-previous-term") || self.match_term(index, term);
+        if index > self.committed && current_term {
             self.commit_to(index);
             return true;
         }

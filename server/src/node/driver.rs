@@ -269,7 +269,7 @@ impl<S: Storage> Driver<S> {
         self.reads.retry_stale(self.ticks, false);
         if now_ms >= self.last_lease_check_ms + LEASE_CHECK_INTERVAL_MS {
             self.last_lease_check_ms = now_ms;
-            if self.is_leader {
+            if self.is_leader || cfg!(feature = "planted-bug-follower-expires-leases") {
                 self.lease_duties();
             }
             self.check_quota();
