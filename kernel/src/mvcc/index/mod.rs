@@ -417,6 +417,35 @@ mod tests {
     }
 
     #[test]
+    fn a_stale_separator_window_is_reported() {
+        let mut index = Index::new();
+        for i in 0..(CHUNK_CAPACITY * 2) as u32 {
+            index.insert(entry(&i.to_be_bytes()));
+        }
+        let mut stale = index;
+        stale.separator_windows[0] ^= 1;
+        let err = stale.check_invariants().err().map(|e| e.detail);
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.ends_with("window or prefix out of date")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_loader_fills_chunks() {
+        let mut index = Index::new();
+        let mut loader = Loader::new(&mut index);
+        for i in 0..(CHUNK_CAPACITY * 2 + 1) as u32 {
+            assert!(loader.push(entry(&i.to_be_bytes())));
+        }
+        assert!(!loader.push(entry(&0u32.to_be_bytes())), "keys must ascend");
+        check_invariants(&index);
+        assert_eq!(index.chunks.len(), 3);
+        assert_eq!(index.len(), CHUNK_CAPACITY * 2 + 1);
+    }
+
+    #[test]
     fn ascending_loads_fill_chunks() {
         let mut index = Index::new();
         for i in 0..(CHUNK_CAPACITY * 4) as u32 {
