@@ -52,7 +52,9 @@ for module in "${modules[@]}"; do
   echo "== cargo mutants: $module (${files[$module]})"
   # Exit 2 (missed mutants) and 3 (timeouts) are results, not failures.
   status=0
-  cargo mutants -p "${package[$module]}" -f "${files[$module]}" --timeout 300 \
+  # No debug info: linking each mutant's test binaries is most of its cost.
+  CARGO_PROFILE_DEV_DEBUG=0 CARGO_PROFILE_TEST_DEBUG=0 \
+  cargo mutants -p "${package[$module]}" -f "${files[$module]}" --timeout 120 \
     "${shard[@]}" -o "$out" || status=$?
   if [ "$status" -ne 0 ] && [ "$status" -ne 2 ] && [ "$status" -ne 3 ]; then
     echo "scripts/mutants.sh: cargo mutants failed for $module (exit $status)" >&2
