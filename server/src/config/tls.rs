@@ -171,13 +171,12 @@ fn check_side(info: &TlsInfo, prefix: &str, kind: &str, listen: &[Url]) -> Resul
             shown(info.cert_file.as_ref()),
         )));
     }
-    if let Some(url) = listen.iter().find(|u| u.scheme() == "https") {
-        if !info.can_serve_tls() {
-            return Err(ConfigError::Tls(format!(
-                "TLS key/cert (--{prefix}cert-file, --{prefix}key-file) must be provided for {kind} url {} with HTTPS scheme",
-                crate::node::settings::url_text(url)
-            )));
-        }
+    let https = listen.iter().find(|u| u.scheme() == "https");
+    if let Some(url) = https.filter(|_| !info.can_serve_tls()) {
+        return Err(ConfigError::Tls(format!(
+            "TLS key/cert (--{prefix}cert-file, --{prefix}key-file) must be provided for {kind} url {} with HTTPS scheme",
+            crate::node::settings::url_text(url)
+        )));
     }
     if info.client_cert_auth && info.trusted_ca_file.is_none() {
         return Err(ConfigError::Tls(format!(
