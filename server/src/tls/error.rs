@@ -33,6 +33,10 @@ pub enum TlsError {
         /// rustls' reason.
         reason: String,
     },
+    /// The settings cannot work together (e.g. `https://` peers and a peer
+    /// certificate, but no CA to verify the peers with).
+    #[error("keel: {0}")]
+    Settings(String),
     /// A self-signed certificate could not be generated or stored.
     #[error("keel: cannot generate a self-signed certificate in {dir}: {reason}")]
     Generate {

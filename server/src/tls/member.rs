@@ -50,7 +50,7 @@ impl MemberTls {
     ///
     /// Errors: [`TlsError`] naming the file that is missing, unreadable
     /// or unusable, or the certificate that cannot be generated; and
-    /// [`TlsError::Rustls`] when peers would be dialed over TLS without a
+    /// [`TlsError::Settings`] when peers would be dialed over TLS without a
     /// CA to verify them (`--peer-cert-file` without
     /// `--peer-trusted-ca-file`).
     pub fn load(config: &Config) -> Result<MemberTls, TlsError> {
@@ -72,7 +72,13 @@ impl MemberTls {
         )?;
         let mut tls = MemberTls::default();
         if let Some(files) = &client_cert {
-            let acceptor = acceptor(&config.tls.client, files, &CLIENT_ALPN, "client")?;
+            let cert_user = config.tls.client.client_cert_auth;
+            let acceptor = acceptor(
+                &config.tls.client,
+                files,
+                &CLIENT_ALPN,
+                (cert_user, "client"),
+            )?;
             tls.serve.client = https_addrs(
                 &config.listen_client_urls,
                 &acceptor,
@@ -80,7 +86,7 @@ impl MemberTls {
             );
         }
         if let Some(files) = &peer_cert {
-            let acceptor = acceptor(&config.tls.peer, files, &PEER_ALPN, "peer")?;
+            let acceptor = acceptor(&config.tls.peer, files, &PEER_ALPN, (false, "peer"))?;
             tls.serve.peer = https_addrs(&config.listen_peer_urls, &acceptor, "--listen-peer-urls");
             if let Some(dialer) = dialer(&config.tls.peer, files, dials_https_peers(config))? {
                 tls.dialer = dialer;
@@ -119,11 +125,13 @@ fn resolve(
     }))
 }
 
+/// The acceptor serving `files` with `info`'s client certificate check;
+/// `cert_user` and `kind` as in [`Acceptor::new`].
 fn acceptor(
     info: &TlsInfo,
     files: &CertFiles,
     alpn: &[&[u8]],
-    kind: &'static str,
+    (cert_user, kind): (bool, &'static str),
 ) -> Result<Acceptor, TlsError> {
     let server_files = ServerFiles {
         cert_file: &files.cert_file,
@@ -131,7 +139,6 @@ fn acceptor(
         trusted_ca_file: info.trusted_ca_file.as_deref(),
     };
     let config = server_config(&server_files, alpn)?;
-    let cert_user = kind == "client" && info.client_cert_auth;
     Ok(Acceptor::new(config, cert_user, kind))
 }
 
@@ -160,7 +167,7 @@ fn dials_https_peers(config: &Config) -> bool {
 /// CA, or with auto TLS and no CA, any certificate (as etcd); `None`
 /// when there is no CA and no `https://` peer (`needed` false).
 ///
-/// Errors: as [`peer_client_config`]; [`TlsError::Rustls`] when `https://`
+/// Errors: as [`peer_client_config`]; [`TlsError::Settings`] when `https://`
 /// peers would be dialed with no CA to verify them.
 fn dialer(info: &TlsInfo, files: &CertFiles, needed: bool) -> Result<Option<PeerDialer>, TlsError> {
     let trust = match (&info.trusted_ca_file, info.auto_tls && !info.has_cert()) {
@@ -168,11 +175,9 @@ fn dialer(info: &TlsInfo, files: &CertFiles, needed: bool) -> Result<Option<Peer
         (None, true) => PeerTrust::SelfSigned,
         (None, false) if !needed => return Ok(None),
         (None, false) => {
-            return Err(TlsError::Rustls {
-                context: "--peer-cert-file".to_owned(),
-                reason: "peers' certificates cannot be verified without --peer-trusted-ca-file"
-                    .to_owned(),
-            });
+            return Err(TlsError::Settings(
+                "--peer-cert-file with https:// peers needs --peer-trusted-ca-file to verify the peers' certificates".to_owned(),
+            ));
         }
     };
     let config = peer_client_config(&files.cert_file, &files.key_file, trust)?;

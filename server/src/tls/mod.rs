@@ -32,6 +32,10 @@ pub mod pem;
 pub mod server_config;
 pub mod stream;
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests;
+
 pub use acceptor::Acceptor;
 pub use error::TlsError;
 pub use member::MemberTls;
