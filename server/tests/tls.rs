@@ -7,7 +7,7 @@
 //!   logged, and the member keeps serving;
 //! - the HTTP/JSON gateway answers curl over `https://` on the same port,
 //!   configured through `--config-file`'s `client-transport-security`;
-//!   plain HTTP on that port gets Go's 400 answer;
+//!   plain HTTP on that port is told it reached an HTTPS server;
 //! - with auth enabled, a client certificate's common name is the user
 //!   (etcd's CN auth), the same session giving the same answers from
 //!   real etcd 3.4 and keel;

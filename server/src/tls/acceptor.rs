@@ -4,9 +4,11 @@
 //!
 //! A connection that fails its handshake (plain HTTP or gRPC on a TLS
 //! port, an untrusted, expired or missing client certificate) is logged
-//! and closed; the listener keeps serving. A plain HTTP/1.x request gets
-//! Go's answer first, as etcd's clients see it: `400 Bad Request`,
-//! "Client sent an HTTP request to an HTTPS server.".
+//! and closed; the listener keeps serving. A plain HTTP/1.x request is
+//! told why first, in the words of Go's `net/http` server: `400 Bad
+//! Request`, "Client sent an HTTP request to an HTTPS server." (etcd 3.4
+//! closes such a connection without an answer; curl then reports an empty
+//! reply, which says less.)
 
 use std::io;
 use std::net::SocketAddr;
@@ -31,7 +33,7 @@ const QUEUE_CONNECTIONS: usize = 64;
 /// The first byte of a TLS handshake record (RFC 8446 §5.1).
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
-/// Go's answer to plain HTTP on a TLS port (`net/http` server).
+/// The answer to plain HTTP on a TLS port (Go `net/http`'s words).
 const PLAIN_HTTP_ANSWER: &[u8] =
     b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
 
