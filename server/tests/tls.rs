@@ -17,7 +17,8 @@
 //!   without it);
 //! - `--auto-tls --peer-auto-tls` members form a cluster over
 //!   self-signed certificates;
-//! - a missing certificate file stops keel at start with the file named.
+//! - a missing certificate file (named by `ETCD_CERT_FILE`) stops keel at
+//!   start with the file named.
 #![cfg(not(madsim))]
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
@@ -378,13 +379,9 @@ fn a_missing_certificate_file_stops_keel_at_start() {
     let mut procs = Procs::new(Flavor::Keel, 1, "https", "http");
     let missing = procs.dir().join("missing.pem");
     let key = procs.dir().join("missing-key.pem");
-    procs.start(
-        0,
-        &[
-            format!("--cert-file={}", missing.display()),
-            format!("--key-file={}", key.display()),
-        ],
-    );
+    // Through the ETCD_* spelling of --cert-file and --key-file.
+    let env = [("ETCD_CERT_FILE", &*missing), ("ETCD_KEY_FILE", &*key)];
+    procs.start_with_env(0, &[], &env);
     let status = procs.wait_exit(0, Duration::from_secs(20));
     assert!(
         status.is_some_and(|s| !s.success()),

@@ -3,7 +3,7 @@
 //! bounded.
 
 use std::fs::OpenOptions;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -74,11 +74,14 @@ impl Procs {
 
     /// Starts member `i` with its flags and `extra` ones, without waiting.
     pub fn start(&mut self, i: usize, extra: &[String]) {
-        let child = self
-            .command(i, &self.initial_cluster(), extra)
-            .spawn()
-            .unwrap();
-        self.nodes[i].child = Some(child);
+        self.start_with_env(i, extra, &[]);
+    }
+
+    /// As [`Procs::start`], with `env` (`ETCD_*` variables) set.
+    pub fn start_with_env(&mut self, i: usize, extra: &[String], env: &[(&str, &Path)]) {
+        let mut command = self.command(i, &self.initial_cluster(), extra);
+        command.envs(env.iter().copied());
+        self.nodes[i].child = Some(command.spawn().unwrap());
     }
 
     /// Waits until member `i` exits on its own; `None` when `timeout`
