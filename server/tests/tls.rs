@@ -12,9 +12,10 @@
 //!   (etcd's CN auth), the same session giving the same answers from
 //!   real etcd 3.4 and keel;
 //! - three members with `https://` peer URLs and peer certificates form a
-//!   cluster and replicate; a member whose certificate no CA vouches for
-//!   cannot join (the others log its refused handshakes and serve
-//!   without it);
+//!   cluster and replicate; a member added later joins over TLS, and
+//!   keep-alives on followers reach the leader over TLS; a member whose
+//!   certificate no CA vouches for cannot join (the others log its
+//!   refused handshakes and serve without it);
 //! - `--auto-tls --peer-auto-tls` members form a cluster over
 //!   self-signed certificates;
 //! - a missing certificate file (named by `ETCD_CERT_FILE`) stops keel at
@@ -305,6 +306,44 @@ fn members_with_peer_certificates_form_a_cluster_and_replicate() {
         3,
         "{members}"
     );
+}
+
+#[test]
+fn a_member_with_a_trusted_peer_certificate_joins_over_tls() {
+    if !require_etcd("a_member_with_a_trusted_peer_certificate_joins_over_tls") {
+        return;
+    }
+    let mut procs = Procs::new(Flavor::Keel, 3, "http", "https");
+    let pki = Pki::new(procs.dir(), "peers");
+    let certs: Vec<CertFiles> = (0..3)
+        .map(|i| pki.leaf(&format!("peer{i}"), &format!("m{i}")))
+        .collect();
+    for i in 0..2 {
+        procs.start_in(i, 2, &peer_tls_flags(&certs[i], &pki.ca));
+    }
+    for i in 0..2 {
+        let ctl = procs.ctl(i, &[]);
+        procs.wait_healthy(i, &ctl);
+    }
+    let first = procs.ctl(0, &[]);
+    assert_eq!(first.ok(&["put", "before", "join"]).trim(), "OK");
+    let peer_urls = format!("--peer-urls={}", procs.nodes[2].peer_url);
+    first.ok(&["member", "add", "m2", &peer_urls]);
+    // The newcomer asks its peers for the cluster over TLS, then catches up.
+    procs.start_joining(2, &peer_tls_flags(&certs[2], &pki.ca));
+    let joined = procs.ctl(2, &[]);
+    procs.wait_healthy(2, &joined);
+    let value = joined.ok(&["get", "before", "--print-value-only"]);
+    assert_eq!(value.trim(), "join");
+    // A keep-alive on a follower is forwarded to the leader over TLS.
+    let lease = joined.ok(&["lease", "grant", "60"]);
+    let id = lease.split_whitespace().nth(1).unwrap().to_owned();
+    for i in 0..3 {
+        let kept = procs
+            .ctl(i, &[])
+            .ok(&["lease", "keep-alive", "--once", &id]);
+        assert!(kept.contains("keepalived with TTL"), "member {i}: {kept}");
+    }
 }
 
 #[test]

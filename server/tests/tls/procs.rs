@@ -65,7 +65,12 @@ impl Procs {
 
     /// `--initial-cluster` of every member.
     pub fn initial_cluster(&self) -> String {
-        self.nodes
+        self.initial_cluster_of(self.nodes.len())
+    }
+
+    /// `--initial-cluster` of the first `count` members.
+    pub fn initial_cluster_of(&self, count: usize) -> String {
+        self.nodes[..count]
             .iter()
             .map(|n| format!("{}={}", n.name, n.peer_url))
             .collect::<Vec<_>>()
@@ -75,6 +80,25 @@ impl Procs {
     /// Starts member `i` with its flags and `extra` ones, without waiting.
     pub fn start(&mut self, i: usize, extra: &[String]) {
         self.start_with_env(i, extra, &[]);
+    }
+
+    /// Starts member `i` as one of a new cluster of the first `count`
+    /// members, with `extra` flags, without waiting.
+    pub fn start_in(&mut self, i: usize, count: usize, extra: &[String]) {
+        let command = self.command(i, &self.initial_cluster_of(count), extra);
+        self.spawn(i, command);
+    }
+
+    /// Starts member `i` joining the cluster of the members before it
+    /// (added beforehand with `member add`), with `extra` flags.
+    pub fn start_joining(&mut self, i: usize, extra: &[String]) {
+        let mut command = self.command(i, &self.initial_cluster_of(i + 1), extra);
+        command.arg("--initial-cluster-state=existing");
+        self.spawn(i, command);
+    }
+
+    fn spawn(&mut self, i: usize, mut command: Command) {
+        self.nodes[i].child = Some(command.spawn().unwrap());
     }
 
     /// As [`Procs::start`], with `env` (`ETCD_*` variables) set.
