@@ -318,8 +318,8 @@ fn a_member_with_a_trusted_peer_certificate_joins_over_tls() {
     let certs: Vec<CertFiles> = (0..3)
         .map(|i| pki.leaf(&format!("peer{i}"), &format!("m{i}")))
         .collect();
-    for i in 0..2 {
-        procs.start_in(i, 2, &peer_tls_flags(&certs[i], &pki.ca));
+    for (i, cert) in certs.iter().take(2).enumerate() {
+        procs.start_in(i, 2, &peer_tls_flags(cert, &pki.ca));
     }
     for i in 0..2 {
         let ctl = procs.ctl(i, &[]);
