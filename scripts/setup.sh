@@ -17,6 +17,8 @@ command -v protoc >/dev/null || need_apt+=(protobuf-compiler)
 # is tested with (server/tests/gateway.rs).
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+# curl for the HTTP/JSON gateway over https (server/tests/tls.rs).
+command -v curl >/dev/null || need_apt+=(curl)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo_cmd=""

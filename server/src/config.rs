@@ -8,6 +8,7 @@
 
 mod file;
 mod retention;
+mod tls;
 mod urls;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use url::Url;
 
 pub use file::{CONFIG_FILE_ENV, FileArgs, config_file_path, read_config_file};
 pub use retention::{AutoCompaction, AutoCompactionMode};
+pub use tls::{SELF_SIGNED_CERT_VALIDITY_YEARS_MAX, TlsConfig, TlsFlags, TlsInfo, TlsUrls};
 pub use urls::{bind_addr, parse_initial_cluster, parse_url_list};
 
 /// etcd's default `--max-request-bytes`: 1.5 MiB.
@@ -131,6 +133,10 @@ pub struct Flags {
     /// Log level: debug, info, warn, error, panic or fatal.
     #[arg(long, env = "ETCD_LOG_LEVEL", value_enum, default_value = "info")]
     pub log_level: LogLevel,
+
+    /// Client and peer TLS (`--cert-file`, `--peer-cert-file`, ...).
+    #[command(flatten)]
+    pub tls: TlsFlags,
 }
 
 /// `--initial-cluster-state`.
@@ -198,6 +204,9 @@ pub struct Config {
     /// Keys of `--config-file` that keel does not know and ignored (to be
     /// logged as warnings).
     pub config_file_ignored: Vec<String>,
+
+    /// Client and peer TLS settings.
+    pub tls: TlsConfig,
 }
 
 /// Why a configuration was rejected; every variant names the flag concerned.
@@ -246,6 +255,10 @@ pub enum ConfigError {
         /// What was expected.
         reason: String,
     },
+    /// The TLS flags are inconsistent (a certificate without its key, an
+    /// `https://` URL without a certificate, ...).
+    #[error("{0}")]
+    Tls(String),
     /// `--config-file` cannot be read or does not describe settings.
     #[error("--config-file {path}: {reason}")]
     ConfigFile {
@@ -349,6 +362,10 @@ impl Flags {
             None => BTreeMap::from([(self.name.clone(), initial_advertise_peer_urls.clone())]),
         };
         check_self_in_cluster(&self.name, &initial_cluster, &initial_advertise_peer_urls)?;
+        let tls = self.tls.validate(&TlsUrls {
+            listen_client: &listen_client_urls,
+            listen_peer: &listen_peer_urls,
+        })?;
         Ok(Config {
             data_dir: self
                 .data_dir
@@ -384,6 +401,7 @@ impl Flags {
             max_request_bytes: self.max_request_bytes,
             log_level: self.log_level,
             config_file_ignored: Vec::new(),
+            tls,
         })
     }
 }

@@ -12,6 +12,8 @@
 //!   `/metrics` on the client port beside gRPC.
 //! - [`transport`]: the member-to-member transport (Raft message batches,
 //!   chunked snapshots, forwarded lease requests).
+//! - `tls`: TLS on the client and peer ports (rustls), and the peer
+//!   transport's TLS connector.
 //! - [`huge_pages`]: the `keel` binary's heap on transparent huge pages.
 //! - `h2_authority`: repairs the `:authority` etcdctl 3.4 sends as a URL,
 //!   which tonic's HTTP/2 layer would refuse.
@@ -32,4 +34,6 @@ pub mod h2_authority;
 pub mod huge_pages;
 pub mod node;
 pub mod proto;
+#[cfg(not(madsim))]
+pub mod tls;
 pub mod transport;

@@ -6,12 +6,14 @@
 //! ([`receive::PeerService`]) checks cluster and member ids and the limits in
 //! [`TransportLimits`], then hands what arrived to the node driver through a
 //! bounded channel of [`Inbound`] items, so a slow driver slows its senders
-//! down instead of growing a queue. The send side is [`send::PeerClient`].
+//! down instead of growing a queue. The send side is [`send::PeerClient`],
+//! dialing through [`dial::PeerDialer`] (TLS for `https://` peers).
 //! Followers forward lease keep-alives and TTL queries to the leader
 //! ([`lease`]).
 
 pub mod batch;
 pub mod conf_change;
+pub mod dial;
 pub mod lease;
 pub mod receive;
 pub mod send;

@@ -1,7 +1,11 @@
 //! Who sent a request: the simple token a client puts in its gRPC
 //! metadata, under `token` (etcd's own clients) or `authorization`
 //! (grpc-gateway forwards the HTTP `Authorization` header there), and the
-//! user it stands for (etcd `auth/store.go` `AuthInfoFromCtx`).
+//! user it stands for (etcd `auth/store.go` `AuthInfoFromCtx`); without a
+//! token, with `--client-cert-auth`, the common name of the client's
+//! verified TLS certificate (etcd `AuthInfoFromTLS`). Requests through the
+//! HTTP/JSON gateway carry no certificate user, as etcd ignores the common
+//! name of gateway requests.
 
 use keel_kernel::auth::{AuthError, AuthInfo};
 use tonic::metadata::MetadataMap;
@@ -38,7 +42,59 @@ pub fn request_token(metadata: &MetadataMap) -> Result<Option<&str>, AuthError> 
     Ok(Some(token.strip_prefix(BEARER_PREFIX).unwrap_or(token)))
 }
 
-/// Who sent `request`: the user its token stands for while auth is
+/// What a request presents to be identified.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// The token of its metadata ([`request_token`]).
+    pub token: Option<String>,
+    /// With `--client-cert-auth`, the common name of its connection's
+    /// verified client certificate.
+    pub cert_user: Option<String>,
+}
+
+/// The credentials of `request`: its token, and the certificate user
+/// tonic put in its extensions (`crate::tls::ConnInfo`).
+///
+/// Errors: as [`request_token`].
+pub fn request_credentials<T>(request: &GrpcRequest<T>) -> Result<Credentials, AuthError> {
+    let token = request_token(request.metadata())?.map(str::to_owned);
+    #[cfg(not(madsim))]
+    let cert_user = request
+        .extensions()
+        .get::<crate::tls::ConnInfo>()
+        .and_then(|info| info.cert_user.clone());
+    #[cfg(madsim)]
+    let cert_user = None;
+    Ok(Credentials { token, cert_user })
+}
+
+/// Who presents `credentials`: the user of the token if there is one
+/// ([`token_caller`]), else the certificate user while auth is enabled
+/// (etcd: a token wins; the common name is used only without one), else
+/// "no user".
+///
+/// Errors: as [`token_caller`].
+pub fn credentials_caller<B: Backend>(
+    backend: &B,
+    credentials: &Credentials,
+) -> Result<AuthInfo, AuthError> {
+    if credentials.token.is_some() {
+        return token_caller(backend, credentials.token.as_deref());
+    }
+    let Some(user) = &credentials.cert_user else {
+        return Ok(AuthInfo::default());
+    };
+    Ok(backend.with_state(|state| match state.auth().is_enabled() {
+        true => AuthInfo {
+            username: user.clone(),
+            revision: state.auth().revision(),
+        },
+        false => AuthInfo::default(),
+    }))
+}
+
+/// Who sent `request`: the user its token (or, without one, its client
+/// certificate, see [`credentials_caller`]) stands for while auth is
 /// enabled, else "no user" (`AuthInfo::default()`, which the kernel
 /// refuses while auth is enabled with etcd's "user name is empty").
 ///
@@ -53,7 +109,7 @@ pub fn request_caller<B: Backend, T>(
     backend: &B,
     request: &GrpcRequest<T>,
 ) -> Result<AuthInfo, AuthError> {
-    token_caller(backend, request_token(request.metadata())?)
+    credentials_caller(backend, &request_credentials(request)?)
 }
 
 /// Who a request carrying `token` (as [`request_token`] read it) comes

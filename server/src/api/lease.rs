@@ -13,7 +13,7 @@ use keel_kernel::auth::AuthError;
 use keel_kernel::lease::{IdGenerator, LeaseError, NO_LEASE};
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status, Streaming};
 
-use super::caller::{request_token, token_caller};
+use super::caller::{Credentials, credentials_caller, request_credentials};
 use super::header::{current, header};
 use super::status::{apply_error, auth_error};
 use super::{ApiLimits, ResponseStream, propose, request_auth, response_stream, unexpected};
@@ -61,9 +61,10 @@ impl<B: Backend> LeaseService<B> {
     }
 }
 
-/// The token a keep-alive stream was opened with: read once from the
-/// stream's metadata, resolved to a caller for every keep-alive.
-type StreamToken = Result<Option<String>, AuthError>;
+/// The token (or client certificate user) a keep-alive stream was opened
+/// with: read once from the stream's metadata, resolved to a caller for
+/// every keep-alive.
+type StreamToken = Result<Credentials, AuthError>;
 
 /// One keep-alive answer: the granted TTL, or TTL 0 for an unknown lease
 /// (etcd answers rather than failing the stream). The caller `token`
@@ -82,7 +83,7 @@ async fn keep_alive_once<B: Backend>(
     id: i64,
 ) -> Result<pb::LeaseKeepAliveResponse, Status> {
     let token = token.as_ref().map_err(|err| auth_error(*err))?;
-    let caller = token_caller(backend, token.as_deref()).map_err(auth_error)?;
+    let caller = credentials_caller(backend, token).map_err(auth_error)?;
     backend
         .with_state(|state| state.check_lease_renew(&caller, id))
         .map_err(|err| apply_error(&err))?;
@@ -146,7 +147,7 @@ impl<B: Backend> pb::lease_server::Lease for LeaseService<B> {
         &self,
         request: GrpcRequest<Streaming<pb::LeaseKeepAliveRequest>>,
     ) -> Result<GrpcResponse<Self::LeaseKeepAliveStream>, Status> {
-        let token: StreamToken = request_token(request.metadata()).map(|t| t.map(str::to_owned));
+        let token: StreamToken = request_credentials(&request);
         let mut requests = request.into_inner();
         let (sender, receiver) = tokio::sync::mpsc::channel(self.limits.stream_buffer_responses);
         let backend = self.backend.clone();

@@ -12,6 +12,7 @@ use keel_server::api::ApiLimits;
 use keel_server::config::{Config, ConfigError, LogLevel};
 use keel_server::node::serve::{Listeners, Member};
 use keel_server::node::{NodeSettings, NodeStorage};
+use keel_server::tls::MemberTls;
 use keel_server::transport::TransportLimits;
 
 fn main() -> ExitCode {
@@ -74,6 +75,7 @@ async fn run(config: Config) -> Result<(), String> {
             config.data_dir.display()
         )
     })?;
+    let tls = MemberTls::load(&config).map_err(|e| e.to_string())?;
     let max_request_bytes = usize::try_from(config.max_request_bytes).unwrap_or(usize::MAX);
     let listeners = Listeners {
         client_addrs,
@@ -89,7 +91,9 @@ async fn run(config: Config) -> Result<(), String> {
         data_dir = %config.data_dir.display(),
         "starting keel"
     );
-    let mut member = Member::start(NodeSettings::from_config(&config), storage, listeners)
+    let mut settings = NodeSettings::from_config(&config);
+    settings.peer_dialer = tls.dialer;
+    let mut member = Member::start_tls(settings, storage, listeners, tls.serve)
         .await
         .map_err(|e| e.to_string())?;
     let outcome = tokio::select! {

@@ -5,10 +5,13 @@
 //! `etcdmain/config.go`, "--config-file").
 //!
 //! Keys keel does not know are reported (the caller logs them) and
-//! otherwise ignored, as etcd ignores keys its struct lacks, except the TLS
-//! sections (`client-transport-security`, `peer-transport-security`) with
-//! a certificate set: keel has no TLS yet, and running in plain text when
-//! a file asks for TLS would be worse than refusing to start.
+//! otherwise ignored, as etcd ignores keys its struct lacks. The TLS
+//! sections (`client-transport-security`, `peer-transport-security`) are
+//! mappings whose keys (`cert-file`, `key-file`, `trusted-ca-file`,
+//! `client-cert-auth`, `auto-tls`) become the TLS flags (`--cert-file`,
+//! `--peer-cert-file`, ...). A key keel does not serve in a TLS section
+//! (`crl-file`, `allowed-cn`...) is refused when set: running with a
+//! weaker check than the file asks for would be worse than not starting.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -24,6 +27,15 @@ pub const CONFIG_FILE_FLAG: &str = "--config-file";
 pub const CONFIG_FILE_ENV: &str = "ETCD_CONFIG_FILE";
 /// Largest configuration file read, in bytes.
 pub const CONFIG_FILE_BYTES_MAX: u64 = 1024 * 1024;
+
+/// The keys of a TLS section keel maps to flags (etcd `securityConfig`).
+const TLS_SECTION_KEYS: [&str; 5] = [
+    "cert-file",
+    "key-file",
+    "trusted-ca-file",
+    "client-cert-auth",
+    "auto-tls",
+];
 
 /// The command line a configuration file stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +67,7 @@ pub fn config_file_path(args: &[OsString], env: Option<OsString>) -> Option<Path
 ///
 /// Errors: [`ConfigError::ConfigFile`] when the file cannot be read, is
 /// larger than [`CONFIG_FILE_BYTES_MAX`], is not a YAML mapping, gives a
-/// known key a list or mapping, or asks for TLS.
+/// known key a list or mapping, or sets a TLS option keel does not serve.
 pub fn read_config_file(
     path: &Path,
     known: impl Fn(&str) -> bool,
@@ -86,8 +98,8 @@ pub fn file_args(text: &str, known: impl Fn(&str) -> bool) -> Result<FileArgs, S
         ignored: Vec::new(),
     };
     for (key, value) in entries {
-        if key.ends_with("transport-security") {
-            refuse_tls(&key, &value)?;
+        if let Some(prefix) = tls_flag_prefix(&key) {
+            file.args.extend(tls_section_args(&key, prefix, &value)?);
             continue;
         }
         if !known(&key) || key == "config-file" {
@@ -114,22 +126,42 @@ fn scalar(key: &str, value: &Value) -> Result<Option<String>, String> {
     }
 }
 
-/// Refuses a TLS section that sets any certificate or asks for client
-/// certificates; an empty section is fine.
-fn refuse_tls(key: &str, value: &Value) -> Result<(), String> {
-    let Value::Mapping(section) = value else {
-        return Ok(());
-    };
-    let set = section.iter().any(|(_, v)| match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::String(s) => !s.is_empty(),
-        _ => true,
-    });
-    match set {
-        true => Err(format!("{key}: TLS is not supported by keel yet")),
-        false => Ok(()),
+/// The flag prefix of a TLS section: `""` for `client-transport-security`,
+/// `"peer-"` for `peer-transport-security`; `None` for other keys.
+fn tls_flag_prefix(key: &str) -> Option<&'static str> {
+    match key {
+        "client-transport-security" => Some(""),
+        "peer-transport-security" => Some("peer-"),
+        _ => None,
     }
+}
+
+/// The flags a TLS section `key` stands for (`cert-file: /c.pem` in
+/// `peer-transport-security` → `--peer-cert-file=/c.pem`); null values
+/// keep the defaults.
+///
+/// Errors: the section is not a mapping, a value is not a scalar, or a key
+/// keel does not serve is set (`crl-file`, `allowed-cn`, ...).
+fn tls_section_args(key: &str, prefix: &str, value: &Value) -> Result<Vec<OsString>, String> {
+    let section = match value {
+        Value::Null => return Ok(Vec::new()),
+        Value::Mapping(section) => section,
+        _ => return Err(format!("{key}: expected a mapping of TLS settings")),
+    };
+    let mut args = Vec::new();
+    for (name, setting) in section {
+        let name = name.as_str().unwrap_or_default();
+        let path = format!("{key}.{name}");
+        let Some(text) = scalar(&path, setting)? else {
+            continue;
+        };
+        if TLS_SECTION_KEYS.contains(&name) {
+            args.push(OsString::from(format!("--{prefix}{name}={text}")));
+        } else if !text.is_empty() && text != "false" {
+            return Err(format!("{path}: not supported by keel"));
+        }
+    }
+    Ok(args)
 }
 
 #[cfg(test)]
@@ -190,15 +222,40 @@ mod tests {
     }
 
     #[test]
-    fn tls_sections_are_refused_unless_empty() {
-        let tls = "client-transport-security:\n  cert-file: /c.pem\n  key-file: /k.pem\n";
-        let err = file_args(tls, known).unwrap_err();
+    fn tls_sections_become_tls_flags() {
+        let tls = "client-transport-security:\n  cert-file: /c.pem\n  key-file: /k.pem\n  \
+                   trusted-ca-file: /ca.pem\n  client-cert-auth: true\n\
+                   peer-transport-security:\n  auto-tls: true\n  cert-file:\n";
         assert_eq!(
-            err,
-            "client-transport-security: TLS is not supported by keel yet"
+            args(&file_args(tls, known).unwrap()),
+            [
+                "keel",
+                "--cert-file=/c.pem",
+                "--key-file=/k.pem",
+                "--trusted-ca-file=/ca.pem",
+                "--client-cert-auth=true",
+                "--peer-auto-tls=true"
+            ]
         );
         let empty = "peer-transport-security:\n  cert-file:\n  client-cert-auth: false\n";
-        assert_eq!(args(&file_args(empty, known).unwrap()), ["keel"]);
+        assert_eq!(
+            args(&file_args(empty, known).unwrap()),
+            ["keel", "--peer-client-cert-auth=false"]
+        );
+    }
+
+    #[test]
+    fn tls_options_keel_does_not_serve_are_refused_when_set() {
+        let crl = "client-transport-security:\n  crl-file: /crl.pem\n";
+        let err = file_args(crl, known).unwrap_err();
+        assert_eq!(
+            err,
+            "client-transport-security.crl-file: not supported by keel"
+        );
+        let unset = "client-transport-security:\n  crl-file: \"\"\n  allowed-cn:\n";
+        assert_eq!(args(&file_args(unset, known).unwrap()), ["keel"]);
+        let list = "peer-transport-security: [a]\n";
+        assert!(file_args(list, known).is_err());
     }
 
     #[test]

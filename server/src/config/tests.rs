@@ -237,3 +237,46 @@ fn a_config_file_sets_the_flags_and_others_are_ignored() {
     let err = Config::from_args(["keel", &format!("--config-file={}", missing.display())]);
     assert!(matches!(err, Err(ConfigError::ConfigFile { .. })));
 }
+
+/// etcd's TLS flags: both forms of the booleans, the `ETCD_*` spelling in
+/// a config file, and the checks against the URLs.
+#[test]
+fn tls_flags_are_read_and_checked() {
+    let cfg = parse(&[
+        "--listen-client-urls",
+        "https://127.0.0.1:12379",
+        "--cert-file",
+        "/c.pem",
+        "--key-file",
+        "/k.pem",
+        "--trusted-ca-file",
+        "/ca.pem",
+        "--client-cert-auth",
+        "--peer-auto-tls=true",
+    ])
+    .unwrap();
+    assert_eq!(cfg.tls.client.cert_file.as_deref(), Some("/c.pem".as_ref()));
+    assert!(cfg.tls.client.client_cert_auth && cfg.tls.client.requires_client_cert());
+    assert!(cfg.tls.peer.auto_tls && !cfg.tls.peer.has_cert());
+    assert_eq!(cfg.tls.self_signed_cert_validity_years, 1);
+    assert_eq!(
+        parse(&[]).unwrap().tls,
+        crate::config::TlsConfig {
+            self_signed_cert_validity_years: 1,
+            ..Default::default()
+        }
+    );
+
+    let https = ["--listen-client-urls", "https://127.0.0.1:12379"];
+    assert_eq!(
+        err_text(&https),
+        "TLS key/cert (--cert-file, --key-file) must be provided for client url \
+         https://127.0.0.1:12379 with HTTPS scheme"
+    );
+    let peer = ["--listen-peer-urls", "https://127.0.0.1:12380"];
+    assert!(err_text(&peer).contains("(--peer-cert-file, --peer-key-file)"));
+    assert!(parse(&["--listen-client-urls", "https://127.0.0.1:1", "--auto-tls"]).is_ok());
+    assert!(err_text(&["--cert-file", "/c.pem"]).contains("must both be present"));
+    assert!(err_text(&["--peer-client-cert-auth"]).contains("--peer-trusted-ca-file"));
+    assert!(err_text(&["--self-signed-cert-validity", "0"]).contains("validity"));
+}

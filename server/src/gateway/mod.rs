@@ -11,7 +11,11 @@
 //!   streams as one JSON object per line, errors in its shape.
 //! - [`health`]: `/version`, `/health`; [`metrics`]: `/metrics`.
 //!
-//! Not served: HTTP/2 JSON (`h2c` gateway requests go to gRPC), TLS, and
+//! Over TLS ([`crate::tls`]) the handshake comes first, then the same
+//! routing on the decrypted bytes.
+//!
+//! Not served: HTTP/2 JSON (HTTP/2 gateway requests go to gRPC; over TLS
+//! a client offering both HTTP/1.1 and HTTP/2 is given HTTP/1.1), and
 //! etcd's v2 API.
 
 pub mod call;
@@ -115,17 +119,18 @@ async fn cors_headers(mut response: Response) -> Response {
 }
 
 /// Serves gRPC (`grpc`) and HTTP/1.x (`http`) on the bound `socket` until
-/// `signal` (see [`listener`]).
+/// `signal` (see [`listener`]); over TLS when `tls` is given (each
+/// connection's handshake first, then the same routing).
 ///
 /// Errors: tonic fails.
 pub async fn serve(
     grpc: ClientRouter,
     http: Router,
-    socket: tokio::net::TcpListener,
+    (socket, tls): (tokio::net::TcpListener, Option<crate::tls::Acceptor>),
     signal: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let incoming = listener::incoming(socket, http, stop_rx);
+    let incoming = listener::incoming(socket, http, tls, stop_rx);
     let signal = async move {
         signal.await;
         let _ = stop_tx.send(true);

@@ -136,7 +136,7 @@ pub async fn discover(settings: &NodeSettings) -> Result<JoinInfo, BootError> {
             continue;
         }
         for url in urls {
-            let Some(reply) = ask_members(url).await else {
+            let Some(reply) = ask_members(&settings.peer_dialer, url).await else {
                 continue;
             };
             let own = reply.members.iter().find(|m| {
@@ -168,12 +168,20 @@ pub async fn discover(settings: &NodeSettings) -> Result<JoinInfo, BootError> {
     ))
 }
 
-async fn ask_members(url: &str) -> Option<crate::proto::keelpeerpb::MembersReply> {
+async fn ask_members(
+    dialer: &crate::transport::dial::PeerDialer,
+    url: &str,
+) -> Option<crate::proto::keelpeerpb::MembersReply> {
     use crate::proto::keelpeerpb::MembersRequest;
     use crate::proto::keelpeerpb::peer_client::PeerClient;
-    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned()).ok()?;
     let ask = async {
-        let channel = endpoint.connect().await.ok()?;
+        let channel = match dialer.connect(url).await {
+            Ok(channel) => channel,
+            Err(err) => {
+                tracing::warn!(%url, %err, "cannot ask peer for the cluster's members");
+                return None;
+            }
+        };
         let reply = PeerClient::new(channel)
             .members(MembersRequest {})
             .await

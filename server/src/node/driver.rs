@@ -148,7 +148,8 @@ impl<S: Storage> Driver<S> {
             leader: watch::channel(0).0,
         });
         let (event_tx, peer_events) = mpsc::channel(1024);
-        let peers = Peers::new(booted.cluster_id, booted.member_id, limits, event_tx);
+        let peers = Peers::new(booted.cluster_id, booted.member_id, limits, event_tx)
+            .with_dialer(settings.peer_dialer.clone());
         let round_ticks = settings.election_ticks();
         let mut driver = Driver {
             raw: booted.raw,

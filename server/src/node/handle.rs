@@ -14,7 +14,7 @@ use keel_kernel::membership::{ConfChangeContext, Member};
 use keel_kernel::raft::{ConfChange, ConfChangeSingle, ConfChangeType};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::proposals::{Proposals, RequestIds};
 use super::read_index::ReadOutcome;
@@ -573,9 +573,14 @@ impl NodeHandle {
         if let Some(client) = lock(&self.shared.lease_clients).get(&url) {
             return Ok(client.clone());
         }
-        let endpoint = Endpoint::from_shared(url.clone()).map_err(|_| ServerError::NoLeader)?;
+        let dialer = &self.shared.settings.peer_dialer;
         let channel = self
-            .with_timeout(async { endpoint.connect().await.map_err(|_| ServerError::NoLeader) })
+            .with_timeout(async {
+                dialer
+                    .connect(&url)
+                    .await
+                    .map_err(|_| ServerError::NoLeader)
+            })
             .await?;
         let client = PeerClient::new(channel);
         lock(&self.shared.lease_clients).insert(url, client.clone());

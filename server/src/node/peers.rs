@@ -16,6 +16,7 @@ use keel_kernel::raft::{Message, MessageType};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::transport::TransportLimits;
+use crate::transport::dial::PeerDialer;
 use crate::transport::send::PeerSender;
 
 /// Message groups queued per peer before messages are dropped.
@@ -46,6 +47,7 @@ pub struct Peers {
     limits: TransportLimits,
     queues: BTreeMap<u64, PeerQueue>,
     events: mpsc::Sender<PeerEvent>,
+    dialer: PeerDialer,
 }
 
 impl Peers {
@@ -62,7 +64,14 @@ impl Peers {
             limits,
             queues: BTreeMap::new(),
             events,
+            dialer: PeerDialer::plain(),
         }
+    }
+
+    /// Dials peers through `dialer` (TLS for `https://` peer URLs).
+    pub fn with_dialer(mut self, dialer: PeerDialer) -> Peers {
+        self.dialer = dialer;
+        self
     }
 
     /// Makes the set of peers `members` (id -> first peer URL, this member
@@ -83,6 +92,7 @@ impl Peers {
                 to: id,
                 limits: self.limits,
                 events: self.events.clone(),
+                dialer: self.dialer.clone(),
             };
             tokio::spawn(task.run(Arc::new(Mutex::new(rx))));
             self.queues.insert(
@@ -139,15 +149,15 @@ impl Peers {
         let data = std::mem::take(&mut snapshot.data);
         let (index, term) = (snapshot.metadata.index, snapshot.metadata.term);
         let encoded = Bytes::from(message.encode());
-        let (url, cluster_id, from, limits) = (
+        let (url, ids, limits) = (
             queue.url.clone(),
-            self.cluster_id,
-            self.member_id,
+            (self.cluster_id, self.member_id, to),
             self.limits,
         );
+        let dialer = self.dialer.clone();
         tokio::spawn(async move {
             let result = async {
-                let mut sender = PeerSender::connect(&url, cluster_id, from, to, limits).await?;
+                let mut sender = PeerSender::connect_with(&dialer, &url, ids, limits).await?;
                 sender.send_snapshot(index, term, encoded, data).await
             }
             .await;
@@ -174,15 +184,15 @@ struct PeerTask {
     to: u64,
     limits: TransportLimits,
     events: mpsc::Sender<PeerEvent>,
+    dialer: PeerDialer,
 }
 
 impl PeerTask {
     async fn run(self, queue: Arc<Mutex<mpsc::Receiver<Vec<Bytes>>>>) {
         let mut backoff = BACKOFF_MIN;
         loop {
-            match PeerSender::connect(&self.url, self.cluster_id, self.from, self.to, self.limits)
-                .await
-            {
+            let ids = (self.cluster_id, self.from, self.to);
+            match PeerSender::connect_with(&self.dialer, &self.url, ids, self.limits).await {
                 Ok(mut sender) => {
                     backoff = BACKOFF_MIN;
                     let stream = futures_util::stream::unfold(queue.clone(), |queue| async move {

@@ -53,7 +53,20 @@ impl Member {
         storage: NodeStorage<S>,
         listeners: Listeners,
     ) -> Result<Member, BootError> {
-        let bound = BoundListeners::bind(&listeners).await?;
+        Member::start_tls(settings, storage, listeners, ServeTls::default()).await
+    }
+
+    /// As [`Member::start`], serving the addresses `tls` lists over TLS
+    /// (see [`crate::tls::MemberTls`]; the peer dialer is in `settings`).
+    ///
+    /// Errors: see [`BootError`].
+    pub async fn start_tls<S: Storage>(
+        settings: NodeSettings,
+        storage: NodeStorage<S>,
+        listeners: Listeners,
+        tls: ServeTls,
+    ) -> Result<Member, BootError> {
+        let bound = BoundListeners::bind(&listeners, &tls).await?;
         let started = Node::launch(settings, storage, listeners.transport_limits).await?;
         Ok(Member::serve(started, bound, listeners.api_limits))
     }
@@ -65,20 +78,20 @@ impl Member {
     ) -> Member {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (error_tx, server_errors) = mpsc::channel(16);
-        for socket in bound.peer {
+        for (socket, tls) in bound.peer {
             let router = Server::builder().add_service(peer_service.clone().into_server());
             spawn_server(
                 socket,
                 "peer",
                 shutdown_rx.clone(),
                 error_tx.clone(),
-                serve_peers(router),
+                serve_peers(router, tls),
             );
         }
         // One member's gRPC calls are counted together, on every address.
         #[cfg(not(madsim))]
         let grpc_metrics = crate::gateway::GrpcMetrics::new();
-        for socket in bound.client {
+        for (socket, tls) in bound.client {
             #[cfg(not(madsim))]
             let mut server = api::counted_client_server(grpc_metrics.clone());
             #[cfg(madsim)]
@@ -106,7 +119,7 @@ impl Member {
                 if published.wait_for(|done| *done).await.is_err() {
                     return Ok(());
                 }
-                serve_clients(router, socket, signal).await
+                serve_clients(router, (socket, tls), signal).await
             };
             spawn_server(
                 socket,
@@ -159,10 +172,10 @@ async fn serve_clients(
         api::ClientRouter,
         prometheus::Result<crate::gateway::GatewayRouter>,
     ),
-    socket: Socket,
+    (socket, tls): (Socket, Tls),
     signal: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    crate::gateway::serve(router, http?, socket, signal).await
+    crate::gateway::serve(router, http?, (socket, tls), signal).await
 }
 
 /// Serves the etcd API on `socket` until `signal`: under madsim the
@@ -171,18 +184,29 @@ async fn serve_clients(
 #[cfg(madsim)]
 async fn serve_clients(
     router: Router,
-    socket: Socket,
+    (socket, _tls): (Socket, Tls),
     signal: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     router.serve_with_shutdown(socket, signal).await?;
     Ok(())
 }
 
-/// Serves the peer transport on a bound socket until the signal.
+/// Serves the peer transport on a bound socket until the signal, over
+/// TLS when `tls` is given.
 #[cfg(not(madsim))]
-fn serve_peers(router: Router) -> impl FnOnce(Socket, Signal) -> ServeFuture + Send + 'static {
+fn serve_peers(
+    router: Router,
+    tls: Tls,
+) -> impl FnOnce(Socket, Signal) -> ServeFuture + Send + 'static {
     move |socket, signal| {
         Box::pin(async move {
+            if let Some(acceptor) = tls {
+                let incoming = crate::tls::acceptor::incoming(socket, acceptor);
+                router
+                    .serve_with_incoming_shutdown(incoming, signal)
+                    .await?;
+                return Ok(());
+            }
             let incoming =
                 tonic::transport::server::TcpIncoming::from(socket).with_nodelay(Some(true));
             router
@@ -195,7 +219,10 @@ fn serve_peers(router: Router) -> impl FnOnce(Socket, Signal) -> ServeFuture + S
 
 /// Serves the peer transport on a simulated address until the signal.
 #[cfg(madsim)]
-fn serve_peers(router: Router) -> impl FnOnce(Socket, Signal) -> ServeFuture + Send + 'static {
+fn serve_peers(
+    router: Router,
+    _tls: Tls,
+) -> impl FnOnce(Socket, Signal) -> ServeFuture + Send + 'static {
     move |addr, signal| {
         Box::pin(async move {
             router.serve_with_shutdown(addr, signal).await?;
@@ -253,10 +280,35 @@ fn local_addr(socket: &Socket) -> String {
     socket.to_string()
 }
 
-/// Every socket of a member, bound before it boots.
+/// The TLS side of a listening address: its acceptor, or `None` to serve
+/// it in the clear.
+#[cfg(not(madsim))]
+type Tls = Option<crate::tls::Acceptor>;
+/// Under madsim every address is served in the clear.
+#[cfg(madsim)]
+type Tls = Option<std::convert::Infallible>;
+
+/// The TLS acceptors of a member's listening addresses.
+#[cfg(not(madsim))]
+pub use crate::tls::member::ServeTls;
+
+/// Under madsim nothing is served over TLS.
+#[cfg(madsim)]
+#[derive(Debug, Clone, Default)]
+pub struct ServeTls;
+
+#[cfg(not(madsim))]
+fn tls_of(
+    addrs: &std::collections::BTreeMap<SocketAddr, crate::tls::Acceptor>,
+    addr: SocketAddr,
+) -> Tls {
+    addrs.get(&addr).cloned()
+}
+
+/// Every socket of a member, bound before it boots, with its TLS side.
 struct BoundListeners {
-    client: Vec<Socket>,
-    peer: Vec<Socket>,
+    client: Vec<(Socket, Tls)>,
+    peer: Vec<(Socket, Tls)>,
 }
 
 impl BoundListeners {
@@ -264,16 +316,31 @@ impl BoundListeners {
     ///
     /// Errors: [`BootError::Listen`] naming the first address that cannot
     /// be bound (in use, not local, no permission).
-    async fn bind(listeners: &Listeners) -> Result<BoundListeners, BootError> {
+    async fn bind(listeners: &Listeners, tls: &ServeTls) -> Result<BoundListeners, BootError> {
+        #[cfg(madsim)]
+        let (client_tls, peer_tls) = {
+            let _ = tls;
+            (
+                |_: SocketAddr| -> Tls { None },
+                |_: SocketAddr| -> Tls { None },
+            )
+        };
+        #[cfg(not(madsim))]
+        let (client_tls, peer_tls) = (
+            |addr| tls_of(&tls.client, addr),
+            |addr| tls_of(&tls.peer, addr),
+        );
         let mut bound = BoundListeners {
             client: Vec::with_capacity(listeners.client_addrs.len()),
             peer: Vec::with_capacity(listeners.peer_addrs.len()),
         };
         for &addr in &listeners.client_addrs {
-            bound.client.push(bind(addr, "client").await?);
+            bound
+                .client
+                .push((bind(addr, "client").await?, client_tls(addr)));
         }
         for &addr in &listeners.peer_addrs {
-            bound.peer.push(bind(addr, "peer").await?);
+            bound.peer.push((bind(addr, "peer").await?, peer_tls(addr)));
         }
         Ok(bound)
     }

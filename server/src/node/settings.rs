@@ -10,6 +10,7 @@ use keel_wal::WalOptions;
 use url::Url;
 
 use crate::config::{AutoCompaction, ClusterState, Config};
+use crate::transport::dial::PeerDialer;
 
 /// Settings of one member's node driver.
 #[derive(Debug, Clone)]
@@ -47,6 +48,9 @@ pub struct NodeSettings {
     pub auto_compaction: AutoCompaction,
     /// State size that raises the NOSPACE alarm; `None` when disabled.
     pub quota_backend_bytes: Option<u64>,
+    /// How this member dials its peers (TLS for `https://` peer URLs);
+    /// plain unless the binary sets up peer TLS (`crate::tls::MemberTls`).
+    pub peer_dialer: PeerDialer,
 }
 
 /// A URL as etcd prints it: without the trailing `/` the url crate adds.
@@ -78,6 +82,7 @@ impl NodeSettings {
             seed: 0,
             auto_compaction: config.auto_compaction,
             quota_backend_bytes: config.quota_backend_bytes,
+            peer_dialer: PeerDialer::plain(),
         }
     }
 
@@ -100,6 +105,7 @@ impl NodeSettings {
             seed: 0,
             auto_compaction: AutoCompaction::Disabled,
             quota_backend_bytes: Some(crate::config::QUOTA_BACKEND_BYTES_DEFAULT),
+            peer_dialer: PeerDialer::plain(),
         }
     }
 

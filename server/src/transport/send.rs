@@ -2,10 +2,11 @@
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::TransportLimits;
 use super::batch::{MessageTooLarge, split_into_batches};
+use super::dial::{DialError, PeerDialer};
 use super::snapshot::{SnapshotHeader, cut_chunks};
 use crate::proto::keelpeerpb::peer_client::PeerClient;
 use crate::proto::keelpeerpb::{RaftAck, RaftBatch, SnapshotAck};
@@ -19,7 +20,7 @@ pub enum SendError {
         /// The peer URL.
         url: String,
         /// What went wrong.
-        source: tonic::transport::Error,
+        source: DialError,
     },
     /// The peer answered with an error status (it rejected the stream).
     #[error("keel: peer rejected the stream: {0}")]
@@ -40,7 +41,7 @@ pub struct PeerSender {
 }
 
 impl PeerSender {
-    /// Connects to a peer URL such as `http://10.0.0.2:2380`.
+    /// Connects to a peer URL such as `http://10.0.0.2:2380` in the clear.
     ///
     /// Errors: [`SendError::Connect`] for a malformed URL or a failed connection.
     pub async fn connect(
@@ -50,12 +51,27 @@ impl PeerSender {
         to: u64,
         limits: TransportLimits,
     ) -> Result<PeerSender, SendError> {
-        let connect_error = |source| SendError::Connect {
-            url: url.to_owned(),
-            source,
-        };
-        let endpoint = Endpoint::from_shared(url.to_owned()).map_err(connect_error)?;
-        let channel = endpoint.connect().await.map_err(connect_error)?;
+        PeerSender::connect_with(&PeerDialer::plain(), url, (cluster_id, from, to), limits).await
+    }
+
+    /// Connects to a peer URL through `dialer` (TLS for `https://`);
+    /// `ids` is (cluster id, sending member id, receiving member id).
+    ///
+    /// Errors: [`SendError::Connect`] for a malformed URL, a failed
+    /// connection or TLS handshake.
+    pub async fn connect_with(
+        dialer: &PeerDialer,
+        url: &str,
+        (cluster_id, from, to): (u64, u64, u64),
+        limits: TransportLimits,
+    ) -> Result<PeerSender, SendError> {
+        let channel = dialer
+            .connect(url)
+            .await
+            .map_err(|source| SendError::Connect {
+                url: url.to_owned(),
+                source,
+            })?;
         let client = PeerClient::new(channel)
             .max_decoding_message_size(limits.grpc_message_size_bytes_max())
             .max_encoding_message_size(limits.grpc_message_size_bytes_max());
