@@ -7,6 +7,7 @@
 //! `etcdmain/config.go`, `embed/config.go` and the etcd configuration docs.
 
 mod file;
+mod operations;
 mod retention;
 mod urls;
 
@@ -18,6 +19,7 @@ use clap::Parser;
 use url::Url;
 
 pub use file::{CONFIG_FILE_ENV, FileArgs, config_file_path, read_config_file};
+pub use operations::{AuthTokenSpec, JwtSpec, OperationFlags, Operations, parse_auth_token};
 pub use retention::{AutoCompaction, AutoCompactionMode};
 pub use urls::{bind_addr, parse_initial_cluster, parse_url_list};
 
@@ -131,6 +133,9 @@ pub struct Flags {
     /// Log level: debug, info, warn, error, panic or fatal.
     #[arg(long, env = "ETCD_LOG_LEVEL", value_enum, default_value = "info")]
     pub log_level: LogLevel,
+    /// Auth token, lease checkpoint and snapshot catch-up flags.
+    #[command(flatten)]
+    pub operations: OperationFlags,
 }
 
 /// `--initial-cluster-state`.
@@ -198,6 +203,8 @@ pub struct Config {
     /// Keys of `--config-file` that keel does not know and ignored (to be
     /// logged as warnings).
     pub config_file_ignored: Vec<String>,
+    /// Auth token, lease checkpoint and snapshot catch-up settings.
+    pub operations: Operations,
 }
 
 /// Why a configuration was rejected; every variant names the flag concerned.
@@ -349,6 +356,7 @@ impl Flags {
             None => BTreeMap::from([(self.name.clone(), initial_advertise_peer_urls.clone())]),
         };
         check_self_in_cluster(&self.name, &initial_cluster, &initial_advertise_peer_urls)?;
+        let operations = self.operations.validate()?;
         Ok(Config {
             data_dir: self
                 .data_dir
@@ -384,6 +392,7 @@ impl Flags {
             max_request_bytes: self.max_request_bytes,
             log_level: self.log_level,
             config_file_ignored: Vec::new(),
+            operations,
         })
     }
 }

@@ -92,12 +92,17 @@ async fn run(config: Config) -> Result<(), String> {
     let mut member = Member::start(NodeSettings::from_config(&config), storage, listeners)
         .await
         .map_err(|e| e.to_string())?;
+    let removed = member.removed();
     let outcome = tokio::select! {
         signal = shutdown_signal() => {
             tracing::info!(signal, "received signal; shutting down");
             Ok(())
         }
         error = member.server_error() => Err(error),
+        () = removed => {
+            tracing::info!("removed from the cluster; shutting down");
+            Ok(())
+        }
     };
     member.stop().await;
     outcome

@@ -51,6 +51,10 @@ pub enum Command {
         /// The member to lead next.
         transferee: u64,
     },
+    /// A leader that is shutting down hands leadership to its most
+    /// up-to-date voter; answered with that voter (`None`: not the leader,
+    /// or no other voter). See `shutdown.rs`.
+    TransferOnShutdown(oneshot::Sender<Option<u64>>),
     /// A membership change, answered once applied.
     ConfChange {
         /// The change.
@@ -87,6 +91,9 @@ pub struct Shared {
     /// The leader this member knows (0: none); the driver sends every
     /// change, so a task can wait for a leader instead of polling.
     pub leader: watch::Sender<u64>,
+    /// Turns `true` when the member stops because it was removed from the
+    /// cluster (see `removal.rs`).
+    pub removed: watch::Sender<bool>,
 }
 
 /// A panic while the state machine was locked (a broken invariant in
@@ -508,6 +515,10 @@ impl LeaseAuthority for NodeHandle {
         self.shared.settings.request_timeout()
     }
 
+    fn is_removed_here(&self, id: u64) -> bool {
+        self.with_state(|sm| sm.cluster().is_removed(id))
+    }
+
     fn time_to_live_here(&self, id: LeaseId, keys: bool) -> Result<LeaseStatus, ServerError> {
         if !self.is_leader() {
             return Err(self.not_leader_error());
@@ -530,7 +541,7 @@ impl NodeHandle {
     /// Queues `command` for the driver without waiting.
     /// Errors: `TooManyRequests` when its queue is full, `Stopped` when the
     /// driver is gone.
-    fn send_command(&self, command: Command) -> Result<(), ServerError> {
+    pub(super) fn send_command(&self, command: Command) -> Result<(), ServerError> {
         self.shared
             .commands
             .try_send(command)

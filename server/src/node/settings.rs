@@ -9,7 +9,7 @@ use keel_kernel::membership::Member;
 use keel_wal::WalOptions;
 use url::Url;
 
-use crate::config::{AutoCompaction, ClusterState, Config};
+use crate::config::{AutoCompaction, ClusterState, Config, Operations};
 
 /// Settings of one member's node driver.
 #[derive(Debug, Clone)]
@@ -47,6 +47,8 @@ pub struct NodeSettings {
     pub auto_compaction: AutoCompaction,
     /// State size that raises the NOSPACE alarm; `None` when disabled.
     pub quota_backend_bytes: Option<u64>,
+    /// Auth token, lease checkpoint settings (`config/operations.rs`).
+    pub operations: Operations,
 }
 
 /// A URL as etcd prints it: without the trailing `/` the url crate adds.
@@ -73,11 +75,12 @@ impl NodeSettings {
             election_timeout_ms: config.election_timeout_ms,
             snapshot_count: config.snapshot_count,
             max_request_bytes: config.max_request_bytes,
-            snapshot_catchup_entries: 5000,
+            snapshot_catchup_entries: config.operations.snapshot_catchup_entries,
             wal: WalOptions::default(),
             seed: 0,
             auto_compaction: config.auto_compaction,
             quota_backend_bytes: config.quota_backend_bytes,
+            operations: config.operations.clone(),
         }
     }
 
@@ -100,6 +103,7 @@ impl NodeSettings {
             seed: 0,
             auto_compaction: AutoCompaction::Disabled,
             quota_backend_bytes: Some(crate::config::QUOTA_BACKEND_BYTES_DEFAULT),
+            operations: Operations::default(),
         }
     }
 
