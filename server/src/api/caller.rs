@@ -72,6 +72,9 @@ pub fn token_caller<B: Backend>(backend: &B, token: Option<&str>) -> Result<Auth
     if !backend.with_state(|state| state.auth().is_enabled()) {
         return Ok(AuthInfo::default());
     }
+    if let Some(jwt) = backend.jwt() {
+        return jwt.verify(token);
+    }
     backend.with_state_mut(|state| {
         if !state.auth().is_enabled() {
             return Ok(AuthInfo::default());

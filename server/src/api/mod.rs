@@ -15,9 +15,11 @@ pub mod cluster;
 pub mod convert;
 #[cfg(not(madsim))]
 pub mod deadline;
+pub mod downgrade;
 pub mod election;
 mod election_observe;
 pub mod header;
+pub mod jwt;
 pub mod kv;
 pub mod lease;
 pub mod lock;

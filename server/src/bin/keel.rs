@@ -9,7 +9,8 @@
 use std::process::ExitCode;
 
 use keel_server::api::ApiLimits;
-use keel_server::config::{Config, ConfigError, LogLevel};
+use keel_server::api::jwt::JwtTokens;
+use keel_server::config::{AuthTokenSpec, Config, ConfigError, LogLevel};
 use keel_server::node::serve::{Listeners, Member};
 use keel_server::node::{NodeSettings, NodeStorage};
 use keel_server::transport::TransportLimits;
@@ -89,7 +90,12 @@ async fn run(config: Config) -> Result<(), String> {
         data_dir = %config.data_dir.display(),
         "starting keel"
     );
-    let mut member = Member::start(NodeSettings::from_config(&config), storage, listeners)
+    let mut settings = NodeSettings::from_config(&config);
+    if let AuthTokenSpec::Jwt(spec) = &config.operations.auth_token {
+        let jwt = JwtTokens::load(spec).map_err(|e| format!("keel: --auth-token: {e}"))?;
+        settings.jwt = Some(std::sync::Arc::new(jwt));
+    }
+    let mut member = Member::start(settings, storage, listeners)
         .await
         .map_err(|e| e.to_string())?;
     let removed = member.removed();

@@ -460,6 +460,14 @@ impl Backend for NodeHandle {
         Bytes::from(self.with_state(StateMachine::snapshot))
     }
 
+    fn jwt(&self) -> Option<Arc<crate::api::jwt::JwtTokens>> {
+        self.shared.settings.jwt.clone()
+    }
+
+    fn bcrypt_cost(&self) -> u32 {
+        self.shared.settings.operations.bcrypt_cost
+    }
+
     async fn move_leader(&self, transferee: u64) -> Result<(), ServerError> {
         if !self.is_leader() {
             return Err(ServerError::NotLeader);

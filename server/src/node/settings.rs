@@ -49,6 +49,9 @@ pub struct NodeSettings {
     pub quota_backend_bytes: Option<u64>,
     /// Auth token, lease checkpoint settings (`config/operations.rs`).
     pub operations: Operations,
+    /// The JWT keys read from `--auth-token jwt,...` files (by the binary,
+    /// at start); `None`: simple tokens.
+    pub jwt: Option<std::sync::Arc<crate::api::jwt::JwtTokens>>,
 }
 
 /// A URL as etcd prints it: without the trailing `/` the url crate adds.
@@ -81,6 +84,7 @@ impl NodeSettings {
             auto_compaction: config.auto_compaction,
             quota_backend_bytes: config.quota_backend_bytes,
             operations: config.operations.clone(),
+            jwt: None,
         }
     }
 
@@ -104,6 +108,7 @@ impl NodeSettings {
             auto_compaction: AutoCompaction::Disabled,
             quota_backend_bytes: Some(crate::config::QUOTA_BACKEND_BYTES_DEFAULT),
             operations: Operations::default(),
+            jwt: None,
         }
     }
 
