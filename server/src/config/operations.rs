@@ -182,6 +182,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn defaults_are_etcds_and_the_flags_are_read() {
+        let config = crate::config::Config::from_args(["keel"]).unwrap();
+        assert_eq!(config.operations, Operations::default());
+        assert!(!config.operations.lease_checkpoint, "off, as in etcd");
+        assert_eq!(config.operations.auth_token_ttl_secs, 300);
+        let config = crate::config::Config::from_args([
+            "keel",
+            "--experimental-enable-lease-checkpoint",
+            "--bcrypt-cost=4",
+            "--auth-token-ttl=60",
+            "--experimental-snapshot-catchup-entries=7",
+        ])
+        .unwrap();
+        let operations = config.operations;
+        assert!(operations.lease_checkpoint);
+        assert_eq!(operations.bcrypt_cost, 4);
+        assert_eq!(operations.auth_token_ttl_secs, 60);
+        assert_eq!(operations.snapshot_catchup_entries, 7);
+        for bad in [
+            "--bcrypt-cost=3",
+            "--auth-token-ttl=0",
+            "--auth-token=opaque",
+        ] {
+            assert!(
+                crate::config::Config::from_args(["keel", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn simple_and_jwt_specs_parse_as_in_etcd() {
         assert_eq!(parse_auth_token("simple").unwrap(), AuthTokenSpec::Simple);
         let jwt = "jwt,pub-key=a.pub,priv-key=a.key,sign-method=RS256,ttl=10m";
