@@ -32,11 +32,14 @@ async fn sigterm_on_the_leader_costs_no_election_timeout() {
         attempts += 1;
         match client.put("after", "sigterm", None).await {
             Ok(_) => break,
-            Err(err) => assert!(
-                signalled.elapsed() < WRITE_WAIT,
-                "no write succeeded after SIGTERM: {err}\n{}",
-                cluster.logs()
-            ),
+            Err(err) => {
+                assert!(
+                    signalled.elapsed() < WRITE_WAIT,
+                    "no write succeeded after SIGTERM: {err}\n{}",
+                    cluster.logs()
+                );
+                eprintln!("write attempt {attempts} after SIGTERM failed: {err}");
+            }
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
