@@ -217,9 +217,11 @@ fn session(flavor: Flavor) -> Vec<String> {
             cluster.log(m3)
         );
     }
-    // A duplicate peer URL (as a learner: etcd checks voters' health first).
+    // A duplicate peer URL. etcd first wants every voter connected for 5 s
+    // ("unhealthy cluster"), which m3 may not be yet.
     let dup = format!("--peer-urls={}", cluster.members()[0].peer_url);
-    let out = run(&ctl, &["member", "add", "m9", "--learner", &dup]);
+    let args = ["member", "add", "m9", "--learner", &dup];
+    let out = run_until(&ctl, &args, "unhealthy cluster");
     seen.push(format!("duplicate peer url: {}", shown(&cluster, &out)));
     // A learner: refused promotion until it caught up.
     let m4 = add_and_start(&mut cluster, &mut seen, "m4", true);
