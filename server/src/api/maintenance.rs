@@ -151,7 +151,8 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
         &self,
         request: GrpcRequest<pb::StatusRequest>,
     ) -> Result<GrpcResponse<pb::StatusResponse>, Status> {
-        self.require_user(&request_auth(&self.backend, &request)?)?;
+        let auth = super::caller::request_auth_on_learner(&self.backend, &request)?;
+        self.require_user(&auth)?;
         let node = self.backend.status();
         let (revision, alarms) = self
             .backend

@@ -21,6 +21,7 @@ mod election_observe;
 pub mod header;
 pub mod jwt;
 pub mod kv;
+pub mod learner;
 pub mod lease;
 pub mod lock;
 pub mod maintenance;

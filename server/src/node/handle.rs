@@ -460,6 +460,10 @@ impl Backend for NodeHandle {
         Bytes::from(self.with_state(StateMachine::snapshot))
     }
 
+    fn is_learner(&self) -> bool {
+        self.shared.status().is_learner
+    }
+
     fn jwt(&self) -> Option<Arc<crate::api::jwt::JwtTokens>> {
         self.shared.settings.jwt.clone()
     }
