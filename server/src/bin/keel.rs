@@ -69,6 +69,12 @@ fn init_tracing(level: LogLevel) {
 async fn run(config: Config) -> Result<(), String> {
     let client_addrs = config.client_bind_addrs().map_err(|e| e.to_string())?;
     let peer_addrs = config.peer_bind_addrs().map_err(|e| e.to_string())?;
+    // Key files first: a bad one stops keel before it touches the data.
+    let mut settings = NodeSettings::from_config(&config);
+    if let AuthTokenSpec::Jwt(spec) = &config.operations.auth_token {
+        let jwt = JwtTokens::load(spec).map_err(|e| format!("keel: --auth-token: {e}"))?;
+        settings.jwt = Some(std::sync::Arc::new(jwt));
+    }
     let storage = NodeStorage::on_disk(&config.data_dir).map_err(|e| {
         format!(
             "keel: cannot use data directory {}: {e}",
@@ -90,11 +96,6 @@ async fn run(config: Config) -> Result<(), String> {
         data_dir = %config.data_dir.display(),
         "starting keel"
     );
-    let mut settings = NodeSettings::from_config(&config);
-    if let AuthTokenSpec::Jwt(spec) = &config.operations.auth_token {
-        let jwt = JwtTokens::load(spec).map_err(|e| format!("keel: --auth-token: {e}"))?;
-        settings.jwt = Some(std::sync::Arc::new(jwt));
-    }
     let mut member = Member::start(settings, storage, listeners)
         .await
         .map_err(|e| e.to_string())?;
