@@ -250,4 +250,22 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// when this member does not lead, `BadLeaderTransferee`,
     /// `LeaderTransferTimeout`, `Stopped`.
     fn move_leader(&self, transferee: u64) -> impl Future<Output = Result<(), ServerError>> + Send;
+
+    /// Whether this member is a learner (it then serves only Status and
+    /// serializable Range, see `api/learner.rs`).
+    fn is_learner(&self) -> bool {
+        self.status().is_learner
+    }
+
+    /// The JWT keys when the member runs with `--auth-token jwt,...`
+    /// (tokens are then signed and verified there); `None`: simple tokens.
+    fn jwt(&self) -> Option<std::sync::Arc<crate::api::jwt::JwtTokens>> {
+        None
+    }
+
+    /// bcrypt cost of the password hashes this member computes
+    /// (`--bcrypt-cost`, etcd's default 10).
+    fn bcrypt_cost(&self) -> u32 {
+        crate::api::auth::BCRYPT_COST
+    }
 }

@@ -7,6 +7,7 @@
 //! `etcdmain/config.go`, `embed/config.go` and the etcd configuration docs.
 
 mod file;
+mod operations;
 mod retention;
 mod tls;
 mod urls;
@@ -19,6 +20,7 @@ use clap::Parser;
 use url::Url;
 
 pub use file::{CONFIG_FILE_ENV, FileArgs, config_file_path, read_config_file};
+pub use operations::{AuthTokenSpec, JwtSpec, OperationFlags, Operations, parse_auth_token};
 pub use retention::{AutoCompaction, AutoCompactionMode};
 pub use tls::{SELF_SIGNED_CERT_VALIDITY_YEARS_MAX, TlsConfig, TlsFlags, TlsInfo, TlsUrls};
 pub use urls::{bind_addr, parse_initial_cluster, parse_url_list};
@@ -137,6 +139,9 @@ pub struct Flags {
     /// Client and peer TLS (`--cert-file`, `--peer-cert-file`, ...).
     #[command(flatten)]
     pub tls: TlsFlags,
+    /// Auth token, lease checkpoint and snapshot catch-up flags.
+    #[command(flatten)]
+    pub operations: OperationFlags,
 }
 
 /// `--initial-cluster-state`.
@@ -207,6 +212,8 @@ pub struct Config {
 
     /// Client and peer TLS settings.
     pub tls: TlsConfig,
+    /// Auth token, lease checkpoint and snapshot catch-up settings.
+    pub operations: Operations,
 }
 
 /// Why a configuration was rejected; every variant names the flag concerned.
@@ -366,6 +373,7 @@ impl Flags {
             listen_client: &listen_client_urls,
             listen_peer: &listen_peer_urls,
         })?;
+        let operations = self.operations.validate()?;
         Ok(Config {
             data_dir: self
                 .data_dir
@@ -402,6 +410,7 @@ impl Flags {
             log_level: self.log_level,
             config_file_ignored: Vec::new(),
             tls,
+            operations,
         })
     }
 }

@@ -174,6 +174,20 @@ impl ProgressTracker {
             .committed_index(|id| progress.get(&id).map_or(0, |p| p.matched))
     }
 
+    /// The voter other than `self_id` whose log is the most up to date: among
+    /// the recently active voters (any, if none is), the highest match
+    /// index, then the lowest id: where a leader that is shutting down hands leadership
+    /// (etcd `TryTransferLeadershipOnShutdown` picks the longest-connected
+    /// voter; keel prefers the one that needs the fewest entries to win).
+    /// `None` when `self_id` is the only voter.
+    pub fn most_up_to_date_voter(&self, self_id: NodeId) -> Option<NodeId> {
+        self.progress
+            .iter()
+            .filter(|(id, _)| **id != self_id && self.is_voter(**id))
+            .max_by_key(|(id, p)| (p.recent_active, p.matched, std::cmp::Reverse(**id)))
+            .map(|(id, _)| *id)
+    }
+
     /// Clears the votes of the last election.
     pub fn reset_votes(&mut self) {
         self.votes.clear();
@@ -219,6 +233,26 @@ mod tests {
         };
         t.apply_config(config, 1);
         t
+    }
+
+    #[test]
+    fn the_most_up_to_date_voter_is_chosen_and_never_a_learner() {
+        let mut t = tracker();
+        assert_eq!(t.most_up_to_date_voter(1), Some(2));
+        assert_eq!(t.most_up_to_date_voter(2), Some(1));
+        t.progress.get_mut(&3).unwrap().matched = 100;
+        t.progress.get_mut(&2).unwrap().matched = 7;
+        assert_eq!(t.most_up_to_date_voter(1), Some(2), "3 is a learner");
+        let mut alone = ProgressTracker::new(4, 1 << 20);
+        let config = TrackerConfig {
+            voters: JointConfig {
+                incoming: [1].into(),
+                outgoing: BTreeSet::new(),
+            },
+            ..TrackerConfig::default()
+        };
+        alone.apply_config(config, 1);
+        assert_eq!(alone.most_up_to_date_voter(1), None);
     }
 
     #[test]

@@ -35,17 +35,26 @@ pub struct AuthService<B> {
 /// Errors: bcrypt refused the input → Internal "etcdserver: failed to hash
 /// password".
 pub fn new_password_hash(password: &str) -> Result<String, Status> {
+    new_password_hash_with_cost(password, BCRYPT_COST)
+}
+
+/// As [`new_password_hash`] at bcrypt `cost` (`--bcrypt-cost`).
+///
+/// Errors: as [`new_password_hash`].
+pub fn new_password_hash_with_cost(password: &str, cost: u32) -> Result<String, Status> {
     let salt: [u8; 16] = rand::rng().random();
-    hash_password(password, BCRYPT_COST, salt).map_err(auth_error)
+    hash_password(password, cost, salt).map_err(auth_error)
 }
 
 /// The hash to store for a user: none for a `no_password` user, the
 /// client's own bcrypt hash if it sent one (etcd 3.5 clients may), else a
 /// fresh hash of the password.
-fn password_hash(
+/// Fresh hashes use bcrypt `cost` (`--bcrypt-cost`).
+fn password_hash_with_cost(
     password: &str,
     hashed_password: &str,
     no_password: bool,
+    cost: u32,
 ) -> Result<Option<String>, Status> {
     if no_password {
         return Ok(None);
@@ -53,7 +62,7 @@ fn password_hash(
     if !hashed_password.is_empty() {
         return Ok(Some(hashed_password.to_string()));
     }
-    new_password_hash(password).map(Some)
+    new_password_hash_with_cost(password, cost).map(Some)
 }
 
 impl<B: Backend> AuthService<B> {
@@ -144,6 +153,7 @@ impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
             .take(TOKEN_RANDOM_LEN)
             .map(char::from)
             .collect();
+        let name = req.name.clone();
         let login = AuthRequest::Authenticate {
             name: req.name,
             checked_revision,
@@ -152,6 +162,12 @@ impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
         let answer = propose(&self.backend, Request::Auth(login), AuthInfo::default()).await?;
         match answer {
             (Response::Authenticate { token }, revision) => {
+                // With JWT the applied login is answered with a signed
+                // token instead (etcd `tokenJWT.assign`).
+                let token = match self.backend.jwt() {
+                    Some(jwt) => jwt.sign(&name, checked_revision).map_err(auth_error)?,
+                    None => token,
+                };
                 Ok(GrpcResponse::new(pb::AuthenticateResponse {
                     header: header(&self.backend, revision),
                     token,
@@ -170,7 +186,9 @@ impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
             return Err(auth_error(AuthError::UserEmpty));
         }
         let no_password = req.options.as_ref().is_some_and(|o| o.no_password);
-        let password_hash = password_hash(&req.password, &req.hashed_password, no_password)?;
+        let cost = self.backend.bcrypt_cost();
+        let password_hash =
+            password_hash_with_cost(&req.password, &req.hashed_password, no_password, cost)?;
         let add = AuthRequest::UserAdd {
             name: req.name.clone(),
             password_hash,
@@ -225,7 +243,12 @@ impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
         let req = request.get_ref();
         let change = AuthRequest::UserChangePassword {
             name: req.name.clone(),
-            password_hash: password_hash(&req.password, &req.hashed_password, false)?,
+            password_hash: password_hash_with_cost(
+                &req.password,
+                &req.hashed_password,
+                false,
+                self.backend.bcrypt_cost(),
+            )?,
         };
         let header = self.run_done(&request, change).await?;
         Ok(GrpcResponse::new(pb::AuthUserChangePasswordResponse {
@@ -346,6 +369,10 @@ impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn password_hash(pw: &str, hashed: &str, no_password: bool) -> Result<Option<String>, Status> {
+        password_hash_with_cost(pw, hashed, no_password, BCRYPT_COST)
+    }
 
     #[test]
     fn password_hash_choices() {

@@ -128,6 +128,9 @@ pub fn token_caller<B: Backend>(backend: &B, token: Option<&str>) -> Result<Auth
     if !backend.with_state(|state| state.auth().is_enabled()) {
         return Ok(AuthInfo::default());
     }
+    if let Some(jwt) = backend.jwt() {
+        return jwt.verify(token);
+    }
     backend.with_state_mut(|state| {
         if !state.auth().is_enabled() {
             return Ok(AuthInfo::default());
@@ -140,7 +143,20 @@ pub fn token_caller<B: Backend>(backend: &B, token: Option<&str>) -> Result<Auth
 ///
 /// Errors: auth enabled and an unknown or expired token → Unauthenticated
 /// "etcdserver: invalid auth token".
+/// Also refuses every call on a learner (see [`super::learner`]).
 pub fn request_auth<B: Backend, T>(
+    backend: &B,
+    request: &GrpcRequest<T>,
+) -> Result<AuthInfo, Status> {
+    super::learner::refuse_on_learner(backend)?;
+    request_auth_on_learner(backend, request)
+}
+
+/// [`request_auth`] for the calls a learner serves too (Status,
+/// serializable Range).
+///
+/// Errors: as [`request_auth`], but never the learner refusal.
+pub fn request_auth_on_learner<B: Backend, T>(
     backend: &B,
     request: &GrpcRequest<T>,
 ) -> Result<AuthInfo, Status> {

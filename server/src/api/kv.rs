@@ -85,8 +85,11 @@ impl<B: Backend> pb::kv_server::Kv for KvService<B> {
         &self,
         request: GrpcRequest<pb::RangeRequest>,
     ) -> Result<GrpcResponse<pb::RangeResponse>, Status> {
-        let auth = request_auth(&self.backend, &request)?;
+        let auth = super::caller::request_auth_on_learner(&self.backend, &request)?;
         let req = request.into_inner();
+        if !req.serializable {
+            super::learner::refuse_on_learner(&self.backend)?;
+        }
         check_key(&req.key)?;
         // Planted bug (off by default, for the simulator to find): a
         // linearizable read is served from local state without ReadIndex.

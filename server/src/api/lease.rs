@@ -147,6 +147,7 @@ impl<B: Backend> pb::lease_server::Lease for LeaseService<B> {
         &self,
         request: GrpcRequest<Streaming<pb::LeaseKeepAliveRequest>>,
     ) -> Result<GrpcResponse<Self::LeaseKeepAliveStream>, Status> {
+        super::learner::refuse_on_learner(&self.backend)?;
         let token: StreamToken = request_credentials(&request);
         let mut requests = request.into_inner();
         let (sender, receiver) = tokio::sync::mpsc::channel(self.limits.stream_buffer_responses);

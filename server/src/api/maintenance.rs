@@ -1,6 +1,6 @@
 //! The Maintenance service (etcd `etcdserverpb.Maintenance`): Status, Hash,
-//! HashKV, Snapshot, Alarm, Defragment. MoveLeader and Downgrade are not
-//! supported yet and answer Unimplemented.
+//! HashKV, Snapshot, Alarm, Defragment, MoveLeader, and Downgrade as etcd
+//! 3.5 answers it for a cluster at its only version (`downgrade.rs`).
 
 use bytes::Bytes;
 use keel_kernel::apply::{AlarmAction, AlarmMember, AlarmType, Request, Response};
@@ -151,7 +151,8 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
         &self,
         request: GrpcRequest<pb::StatusRequest>,
     ) -> Result<GrpcResponse<pb::StatusResponse>, Status> {
-        self.require_user(&request_auth(&self.backend, &request)?)?;
+        let auth = super::caller::request_auth_on_learner(&self.backend, &request)?;
+        self.require_user(&auth)?;
         let node = self.backend.status();
         let (revision, alarms) = self
             .backend
@@ -262,11 +263,20 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
         }))
     }
 
+    /// etcd 3.5's answers for a cluster at keel's only version (see
+    /// `downgrade.rs`), after a linearizable barrier as etcd reads its
+    /// downgrade state.
     async fn downgrade(
         &self,
-        _request: GrpcRequest<pb::DowngradeRequest>,
+        request: GrpcRequest<pb::DowngradeRequest>,
     ) -> Result<GrpcResponse<pb::DowngradeResponse>, Status> {
-        Err(Status::unimplemented("keel: downgrade is not supported"))
+        let request = request.into_inner();
+        self.backend.linearizable_barrier().await?;
+        let version = super::downgrade::answer(request.action, &request.version)?;
+        Ok(GrpcResponse::new(pb::DowngradeResponse {
+            header: current(&self.backend),
+            version,
+        }))
     }
 }
 

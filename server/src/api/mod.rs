@@ -15,10 +15,13 @@ pub mod cluster;
 pub mod convert;
 #[cfg(not(madsim))]
 pub mod deadline;
+pub mod downgrade;
 pub mod election;
 mod election_observe;
 pub mod header;
+pub mod jwt;
 pub mod kv;
+pub mod learner;
 pub mod lease;
 pub mod lock;
 pub mod maintenance;

@@ -552,6 +552,42 @@ async fn maintenance_and_cluster() {
     assert_eq!(members.members[0].peer_ur_ls, vec!["http://127.0.0.1:2380"]);
 }
 
+/// Maintenance.Downgrade over gRPC: etcd 3.5's answers for a cluster at
+/// its only version (`downgrade.rs`).
+#[tokio::test]
+async fn downgrade_answers_as_etcd_for_a_cluster_at_its_only_version() {
+    use pb::downgrade_request::DowngradeAction;
+    let channel = start(TestBackend::new(64), ApiLimits::default()).await;
+    let mut maintenance = pb::maintenance_client::MaintenanceClient::new(channel);
+    let mut call = async |action: DowngradeAction, version: &str| {
+        let request = pb::DowngradeRequest {
+            action: action as i32,
+            version: version.to_owned(),
+        };
+        match maintenance.downgrade(request).await {
+            Ok(response) => format!("ok {}", response.into_inner().version),
+            Err(status) => format!("{:?} {}", status.code(), status.message()),
+        }
+    };
+    assert_eq!(call(DowngradeAction::Validate, "3.4").await, "ok 3.5.0");
+    assert_eq!(
+        call(DowngradeAction::Validate, "3.3").await,
+        "InvalidArgument etcdserver: invalid downgrade target version"
+    );
+    assert_eq!(
+        call(DowngradeAction::Enable, "3.x").await,
+        "InvalidArgument etcdserver: wrong downgrade target version format"
+    );
+    assert_eq!(
+        call(DowngradeAction::Enable, "3.4").await,
+        "InvalidArgument etcdserver: invalid downgrade target version"
+    );
+    assert_eq!(
+        call(DowngradeAction::Cancel, "").await,
+        "FailedPrecondition etcdserver: no inflight downgrade job"
+    );
+}
+
 pub(super) fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request

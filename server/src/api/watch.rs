@@ -41,6 +41,7 @@ impl<B: Backend> pb::watch_server::Watch for WatchService<B> {
         &self,
         request: GrpcRequest<Streaming<pb::WatchRequest>>,
     ) -> Result<GrpcResponse<Self::WatchStream>, Status> {
+        super::learner::refuse_on_learner(&self.backend)?;
         // A bad token does not fail the stream: every create on it is
         // refused instead (etcd `isWatchPermitted` runs per create).
         let auth = request_caller(&self.backend, &request);

@@ -9,7 +9,8 @@
 use std::process::ExitCode;
 
 use keel_server::api::ApiLimits;
-use keel_server::config::{Config, ConfigError, LogLevel};
+use keel_server::api::jwt::JwtTokens;
+use keel_server::config::{AuthTokenSpec, Config, ConfigError, LogLevel};
 use keel_server::node::serve::{Listeners, Member};
 use keel_server::node::{NodeSettings, NodeStorage};
 use keel_server::tls::MemberTls;
@@ -69,12 +70,19 @@ fn init_tracing(level: LogLevel) {
 async fn run(config: Config) -> Result<(), String> {
     let client_addrs = config.client_bind_addrs().map_err(|e| e.to_string())?;
     let peer_addrs = config.peer_bind_addrs().map_err(|e| e.to_string())?;
+    // Key files first: a bad one stops keel before it touches the data.
+    let mut settings = NodeSettings::from_config(&config);
+    if let AuthTokenSpec::Jwt(spec) = &config.operations.auth_token {
+        let jwt = JwtTokens::load(spec).map_err(|e| format!("keel: --auth-token: {e}"))?;
+        settings.jwt = Some(std::sync::Arc::new(jwt));
+    }
     let storage = NodeStorage::on_disk(&config.data_dir).map_err(|e| {
         format!(
             "keel: cannot use data directory {}: {e}",
             config.data_dir.display()
         )
     })?;
+    // After the data dir exists: auto TLS keeps its certificates there.
     let tls = MemberTls::load(&config).map_err(|e| e.to_string())?;
     let max_request_bytes = usize::try_from(config.max_request_bytes).unwrap_or(usize::MAX);
     let listeners = Listeners {
@@ -91,17 +99,21 @@ async fn run(config: Config) -> Result<(), String> {
         data_dir = %config.data_dir.display(),
         "starting keel"
     );
-    let mut settings = NodeSettings::from_config(&config);
     settings.peer_dialer = tls.dialer;
     let mut member = Member::start_tls(settings, storage, listeners, tls.serve)
         .await
         .map_err(|e| e.to_string())?;
+    let removed = member.removed();
     let outcome = tokio::select! {
         signal = shutdown_signal() => {
             tracing::info!(signal, "received signal; shutting down");
             Ok(())
         }
         error = member.server_error() => Err(error),
+        () = removed => {
+            tracing::info!("removed from the cluster; shutting down");
+            Ok(())
+        }
     };
     member.stop().await;
     outcome

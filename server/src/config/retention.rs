@@ -78,7 +78,7 @@ pub fn parse_auto_compaction(
 
 /// Parses a non-negative Go `time.ParseDuration` string: one or more
 /// `<decimal><unit>` terms, unit one of ns, us, µs, ms, s, m, h.
-fn parse_go_duration(text: &str) -> Result<Duration, String> {
+pub(super) fn parse_go_duration(text: &str) -> Result<Duration, String> {
     if text.is_empty() || text.len() > DURATION_TEXT_BYTES_MAX {
         return Err("expected a duration such as 1h or 30m".to_owned());
     }

@@ -419,7 +419,13 @@ fn restart<S: Storage>(
 
 /// The state machine settings every member of the cluster shares.
 pub fn state_config(settings: &NodeSettings) -> StateMachineConfig {
-    StateMachineConfig::new(settings.election_timeout_ms)
+    let mut config = StateMachineConfig::new(settings.election_timeout_ms);
+    config.token_ttl_ms = settings.operations.auth_token_ttl_secs.saturating_mul(1000);
+    if !settings.operations.lease_checkpoint {
+        // etcd's default: no checkpoints (`--experimental-enable-lease-checkpoint`).
+        config.lessor.checkpoint_interval_ms = 0;
+    }
+    config
 }
 
 fn new_raw_node(

@@ -26,8 +26,8 @@ use keel_kernel::apply::{
 };
 use keel_kernel::membership::MembershipError;
 use keel_kernel::raft::{
-    ConfChange, Entry, MemoryStorage, Message, RaftError, RawNode, Ready, Snapshot, SoftState,
-    StateRole,
+    ConfChange, ConfChangeType, Entry, MemoryStorage, Message, RaftError, RawNode, Ready, Snapshot,
+    SoftState, StateRole,
 };
 use keel_wal::{SnapshotFiles, SnapshotMarker, Storage, SyncJob, Wal, WalError};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -40,6 +40,7 @@ use super::peers::{PeerEvent, Peers};
 use super::proposals::{Proposals, RequestIds};
 use super::purge_pipeline::PurgePipeline;
 use super::read_index::ReadBatcher;
+use super::removal::Removal;
 use super::segment_pipeline::SegmentPipeline;
 use super::settings::NodeSettings;
 use super::snapshot_buffer::SnapshotBuffer;
@@ -115,6 +116,8 @@ pub struct Driver<S: Storage> {
     /// No snapshot file is attempted before this time (ms) after a full
     /// disk refused one.
     snapshot_retry_at_ms: u64,
+    /// Set once this member learns it was removed from the cluster.
+    removal: Removal,
 }
 
 impl<S: Storage> Driver<S> {
@@ -146,6 +149,7 @@ impl<S: Storage> Driver<S> {
             started: Instant::now(),
             lease_clients: Mutex::new(BTreeMap::new()),
             leader: watch::channel(0).0,
+            removed: watch::channel(false).0,
         });
         let (event_tx, peer_events) = mpsc::channel(1024);
         let peers = Peers::new(booted.cluster_id, booted.member_id, limits, event_tx)
@@ -178,6 +182,7 @@ impl<S: Storage> Driver<S> {
             failed: None,
             stalled: None,
             snapshot_retry_at_ms: 0,
+            removal: Removal::default(),
         };
         driver.refresh_peers();
         (driver, NodeHandle::new(shared))
@@ -208,8 +213,25 @@ impl<S: Storage> Driver<S> {
                 Some(event) = self.peer_events.recv() => self.on_peer_event(event),
             }
             self.process().await;
+            if self.removal.must_stop(self.shared.now_ms()) {
+                self.shared.removed.send_replace(true);
+                break;
+            }
         }
+        self.sync_before_stopping().await;
         self.shutdown();
+    }
+
+    /// Makes whatever the WAL buffered durable before the member stops
+    /// (what was acknowledged is durable already; this covers entries
+    /// appended since the last Ready).
+    async fn sync_before_stopping(&mut self) {
+        if self.failed.is_some() || self.stalled.is_some() {
+            return;
+        }
+        if let Err(err) = self.sync_wal().await {
+            tracing::warn!(%err, "final WAL sync failed while stopping");
+        }
     }
 
     /// Answers every waiting proposal, read and membership change with `err`.
@@ -426,7 +448,27 @@ impl<S: Storage> Driver<S> {
                 tracing::info!(transferee = %format!("{transferee:x}"), "leadership transfer starting");
                 self.raw.transfer_leader(transferee);
             }
+            Command::TransferOnShutdown(reply) => {
+                let _ = reply.send(self.transfer_on_shutdown());
+            }
         }
+    }
+
+    /// A leader about to stop starts handing leadership to its most
+    /// up-to-date voter and returns it; `None` when this member does not
+    /// lead or leads alone.
+    fn transfer_on_shutdown(&mut self) -> Option<u64> {
+        if !self.is_leader {
+            return None;
+        }
+        let member_id = self.shared.member_id;
+        let transferee = self.raw.raft().tracker.most_up_to_date_voter(member_id)?;
+        tracing::info!(
+            transferee = %format!("{transferee:x}"),
+            "stopping as leader; leadership transfer starting"
+        );
+        self.raw.transfer_leader(transferee);
+        Some(transferee)
     }
 
     /// Answers a command without running it: `write_err` for proposals and
@@ -444,6 +486,9 @@ impl<S: Storage> Driver<S> {
             }
             // Its caller times out waiting for the new leader.
             Command::TransferLeader { .. } => {}
+            Command::TransferOnShutdown(reply) => {
+                let _ = reply.send(None);
+            }
         }
     }
 
@@ -526,6 +571,10 @@ impl<S: Storage> Driver<S> {
         match event {
             PeerEvent::Unreachable(id) => self.raw.report_unreachable(id),
             PeerEvent::SnapshotSent(id, ok) => self.raw.report_snapshot(id, ok),
+            PeerEvent::Removed(by) => {
+                let how = format!("peer {by:x} refused its messages");
+                self.learn_removed(&how);
+            }
         }
     }
 
@@ -716,6 +765,12 @@ impl<S: Storage> Driver<S> {
                 changes = ?applied.change.changes,
                 "applied membership change"
             );
+            let removes_self = applied.change.changes.iter().any(|c| {
+                c.change_type == ConfChangeType::RemoveNode && c.node_id == self.shared.member_id
+            });
+            if removes_self {
+                self.learn_removed("applied its own removal");
+            }
         }
         let position = self
             .conf_waiters
@@ -729,6 +784,16 @@ impl<S: Storage> Driver<S> {
             };
             let _ = reply.send(outcome);
         }
+    }
+
+    /// This member was removed from the cluster: it stops one election
+    /// timeout later (etcd `stopWithDelay`: ten ticks), leaving time to
+    /// answer the client that removed it.
+    fn learn_removed(&mut self, how: &str) {
+        let now_ms = self.shared.now_ms();
+        let delay_ms = self.settings.election_timeout_ms;
+        self.removal
+            .removed(self.shared.member_id, how, now_ms, delay_ms);
     }
 
     /// Points the peer senders at the current members' first peer URLs.

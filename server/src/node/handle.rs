@@ -51,6 +51,10 @@ pub enum Command {
         /// The member to lead next.
         transferee: u64,
     },
+    /// A leader that is shutting down hands leadership to its most
+    /// up-to-date voter; answered with that voter (`None`: not the leader,
+    /// or no other voter). See `shutdown.rs`.
+    TransferOnShutdown(oneshot::Sender<Option<u64>>),
     /// A membership change, answered once applied.
     ConfChange {
         /// The change.
@@ -87,6 +91,9 @@ pub struct Shared {
     /// The leader this member knows (0: none); the driver sends every
     /// change, so a task can wait for a leader instead of polling.
     pub leader: watch::Sender<u64>,
+    /// Turns `true` when the member stops because it was removed from the
+    /// cluster (see `removal.rs`).
+    pub removed: watch::Sender<bool>,
 }
 
 /// A panic while the state machine was locked (a broken invariant in
@@ -453,6 +460,18 @@ impl Backend for NodeHandle {
         Bytes::from(self.with_state(StateMachine::snapshot))
     }
 
+    fn is_learner(&self) -> bool {
+        self.shared.status().is_learner
+    }
+
+    fn jwt(&self) -> Option<Arc<crate::api::jwt::JwtTokens>> {
+        self.shared.settings.jwt.clone()
+    }
+
+    fn bcrypt_cost(&self) -> u32 {
+        self.shared.settings.operations.bcrypt_cost
+    }
+
     async fn move_leader(&self, transferee: u64) -> Result<(), ServerError> {
         if !self.is_leader() {
             return Err(ServerError::NotLeader);
@@ -508,6 +527,10 @@ impl LeaseAuthority for NodeHandle {
         self.shared.settings.request_timeout()
     }
 
+    fn is_removed_here(&self, id: u64) -> bool {
+        self.with_state(|sm| sm.cluster().is_removed(id))
+    }
+
     fn time_to_live_here(&self, id: LeaseId, keys: bool) -> Result<LeaseStatus, ServerError> {
         if !self.is_leader() {
             return Err(self.not_leader_error());
@@ -530,7 +553,7 @@ impl NodeHandle {
     /// Queues `command` for the driver without waiting.
     /// Errors: `TooManyRequests` when its queue is full, `Stopped` when the
     /// driver is gone.
-    fn send_command(&self, command: Command) -> Result<(), ServerError> {
+    pub(super) fn send_command(&self, command: Command) -> Result<(), ServerError> {
         self.shared
             .commands
             .try_send(command)

@@ -23,9 +23,11 @@ pub mod peers;
 pub mod proposals;
 mod purge_pipeline;
 pub mod read_index;
+pub mod removal;
 mod segment_pipeline;
 pub mod serve;
 pub mod settings;
+pub mod shutdown;
 mod snapshot_buffer;
 mod snapshot_saver;
 
@@ -133,6 +135,23 @@ impl Node {
     /// Raft (etcd's `ReadyNotify`); closed if the member stops before.
     pub fn published(&self) -> watch::Receiver<bool> {
         self.published.clone()
+    }
+
+    /// Resolves once this member stopped because it was removed from the
+    /// cluster (see [`removal`]); pending forever otherwise.
+    pub fn removed(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut removed = self.handle.shared().removed.subscribe();
+        async move {
+            if removed.wait_for(|removed| *removed).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// If this member leads and has other voters, hands leadership to the
+    /// most up-to-date one before stopping (see [`shutdown`]); bounded.
+    pub async fn transfer_leadership_on_shutdown(&self) -> Option<u64> {
+        shutdown::transfer_leadership(&self.handle).await
     }
 
     /// Stops the driver: waiting requests fail with `Stopped`; what was

@@ -15,9 +15,10 @@ use bytes::Bytes;
 use keel_kernel::raft::{Message, MessageType};
 use tokio::sync::{Mutex, mpsc};
 
+use super::removal::is_removed_status;
 use crate::transport::TransportLimits;
 use crate::transport::dial::PeerDialer;
-use crate::transport::send::PeerSender;
+use crate::transport::send::{PeerSender, SendError};
 
 /// Message groups queued per peer before messages are dropped.
 pub const PEER_QUEUE_GROUPS_MAX: usize = 1024;
@@ -33,6 +34,9 @@ pub enum PeerEvent {
     Unreachable(u64),
     /// A snapshot to the peer was delivered (`true`) or failed.
     SnapshotSent(u64, bool),
+    /// The peer refused this member's messages: this member was removed
+    /// from the cluster (see `removal.rs`).
+    Removed(u64),
 }
 
 struct PeerQueue {
@@ -202,6 +206,10 @@ impl PeerTask {
                     match sender.stream_raft(stream).await {
                         // The queue was closed: this peer left or the node stopped.
                         Ok(_) => return,
+                        Err(SendError::Rejected(status)) if is_removed_status(&status) => {
+                            let _ = self.events.send(PeerEvent::Removed(self.to)).await;
+                            return;
+                        }
                         Err(err) => {
                             tracing::debug!(to = %format!("{:x}", self.to), %err, "peer stream broke");
                         }

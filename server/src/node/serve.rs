@@ -34,10 +34,19 @@ pub struct Listeners {
     pub transport_limits: TransportLimits,
 }
 
+/// How long a stopping member lets in-flight client requests finish after
+/// it stopped accepting (etcd waits up to its request timeout; long-lived
+/// watch streams would otherwise hold a stop that long).
+pub const CLIENT_DRAIN_MS: u64 = 2_000;
+
 /// A running member: node driver plus its gRPC servers.
 pub struct Member {
     node: Node,
-    shutdown: watch::Sender<bool>,
+    /// Stops the client servers (they stop accepting, then drain).
+    client_shutdown: watch::Sender<bool>,
+    /// Stops the peer servers, last.
+    peer_shutdown: watch::Sender<bool>,
+    client_servers: Vec<tokio::task::JoinHandle<()>>,
     server_errors: mpsc::Receiver<String>,
 }
 
@@ -76,14 +85,16 @@ impl Member {
         bound: BoundListeners,
         api_limits: ApiLimits,
     ) -> Member {
-        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (peer_shutdown, peer_shutdown_rx) = watch::channel(false);
+        let (client_shutdown, client_shutdown_rx) = watch::channel(false);
         let (error_tx, server_errors) = mpsc::channel(16);
+        let mut client_servers = Vec::with_capacity(bound.client.len());
         for (socket, tls) in bound.peer {
             let router = Server::builder().add_service(peer_service.clone().into_server());
             spawn_server(
                 socket,
                 "peer",
-                shutdown_rx.clone(),
+                peer_shutdown_rx.clone(),
                 error_tx.clone(),
                 serve_peers(router, tls),
             );
@@ -121,17 +132,19 @@ impl Member {
                 }
                 serve_clients(router, (socket, tls), signal).await
             };
-            spawn_server(
+            client_servers.push(spawn_server(
                 socket,
                 "client",
-                shutdown_rx.clone(),
+                client_shutdown_rx.clone(),
                 error_tx.clone(),
                 serve_when_published,
-            );
+            ));
         }
         Member {
             node,
-            shutdown,
+            client_shutdown,
+            peer_shutdown,
+            client_servers,
             server_errors,
         }
     }
@@ -150,10 +163,28 @@ impl Member {
         }
     }
 
-    /// Stops the servers and the node driver.
+    /// Resolves once the member stopped because it was removed from the
+    /// cluster; its servers must then be stopped ([`Member::stop`]).
+    pub fn removed(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.node.removed()
+    }
+
+    /// Stops gracefully (SIGTERM/SIGINT, etcd `Etcd.Close`): the client
+    /// servers stop accepting; a leader with other voters hands leadership
+    /// to the most up-to-date one ([`super::shutdown`]); in-flight client
+    /// requests get [`CLIENT_DRAIN_MS`] to finish; the driver syncs the WAL
+    /// and fails what still waits; the peer servers stop last. Every step
+    /// is bounded.
     pub async fn stop(self) {
-        let _ = self.shutdown.send(true);
+        let _ = self.client_shutdown.send(true);
+        self.node.transfer_leadership_on_shutdown().await;
+        let drain = futures_util::future::join_all(self.client_servers);
+        let drain_bound = std::time::Duration::from_millis(CLIENT_DRAIN_MS);
+        if tokio::time::timeout(drain_bound, drain).await.is_err() {
+            tracing::info!("client requests still in flight after the drain; they fail");
+        }
         self.node.stop().await;
+        let _ = self.peer_shutdown.send(true);
     }
 }
 
@@ -242,7 +273,8 @@ fn spawn_server<F>(
     mut shutdown: watch::Receiver<bool>,
     errors: mpsc::Sender<String>,
     serve: impl FnOnce(Socket, Signal) -> F + Send + 'static,
-) where
+) -> tokio::task::JoinHandle<()>
+where
     F: Future<Output = Result<(), ServeError>> + Send + 'static,
 {
     let signal: Signal = Box::pin(async move {
@@ -256,7 +288,7 @@ fn spawn_server<F>(
             tracing::error!("{message}");
             let _ = errors.send(message).await;
         }
-    });
+    })
 }
 
 /// A bound listening socket: a real TCP listener, or under madsim the

@@ -9,7 +9,7 @@ use keel_kernel::membership::Member;
 use keel_wal::WalOptions;
 use url::Url;
 
-use crate::config::{AutoCompaction, ClusterState, Config};
+use crate::config::{AutoCompaction, ClusterState, Config, Operations};
 use crate::transport::dial::PeerDialer;
 
 /// Settings of one member's node driver.
@@ -51,6 +51,11 @@ pub struct NodeSettings {
     /// How this member dials its peers (TLS for `https://` peer URLs);
     /// plain unless the binary sets up peer TLS (`crate::tls::MemberTls`).
     pub peer_dialer: PeerDialer,
+    /// Auth token, lease checkpoint settings (`config/operations.rs`).
+    pub operations: Operations,
+    /// The JWT keys read from `--auth-token jwt,...` files (by the binary,
+    /// at start); `None`: simple tokens.
+    pub jwt: Option<std::sync::Arc<crate::api::jwt::JwtTokens>>,
 }
 
 /// A URL as etcd prints it: without the trailing `/` the url crate adds.
@@ -77,12 +82,14 @@ impl NodeSettings {
             election_timeout_ms: config.election_timeout_ms,
             snapshot_count: config.snapshot_count,
             max_request_bytes: config.max_request_bytes,
-            snapshot_catchup_entries: 5000,
+            snapshot_catchup_entries: config.operations.snapshot_catchup_entries,
             wal: WalOptions::default(),
             seed: 0,
             auto_compaction: config.auto_compaction,
             quota_backend_bytes: config.quota_backend_bytes,
             peer_dialer: PeerDialer::plain(),
+            operations: config.operations.clone(),
+            jwt: None,
         }
     }
 
@@ -106,6 +113,8 @@ impl NodeSettings {
             auto_compaction: AutoCompaction::Disabled,
             quota_backend_bytes: Some(crate::config::QUOTA_BACKEND_BYTES_DEFAULT),
             peer_dialer: PeerDialer::plain(),
+            operations: Operations::default(),
+            jwt: None,
         }
     }
 

@@ -47,6 +47,13 @@ pub trait LeaseAuthority: Send + Sync + 'static {
 
     /// How long a forwarded request may take (`--request-timeout`).
     fn request_timeout(&self) -> Duration;
+
+    /// Whether member `id` was removed from the cluster, as far as this
+    /// member has applied (its messages are then refused).
+    fn is_removed_here(&self, id: u64) -> bool {
+        let _ = id;
+        false
+    }
 }
 
 fn failure_of(error: &ServerError) -> Option<LeaseFailure> {

@@ -146,6 +146,18 @@ impl PeerService {
         Ok(())
     }
 
+    /// Refuses a member removed from the cluster with the status that
+    /// makes it stop (etcd's rafthttp answers it `410 Gone`).
+    fn check_not_removed(&self, from: u64) -> Result<(), Status> {
+        match &self.leases {
+            Some(authority) if authority.is_removed_here(from) => {
+                tracing::warn!(from = %format!("{from:x}"), "refused raft messages from a removed member");
+                Err(crate::node::removal::removed_status())
+            }
+            _ => Ok(()),
+        }
+    }
+
     async fn deliver(&self, item: Inbound) -> Result<(), Status> {
         self.inbound
             .send(item)
@@ -167,6 +179,7 @@ impl Peer for PeerService {
         let mut ack = RaftAck::default();
         while let Some(batch) = stream.message().await? {
             self.check_batch(&batch)?;
+            self.check_not_removed(batch.from)?;
             ack.batches += 1;
             ack.messages += batch.messages.len() as u64;
             if !batch.messages.is_empty() {

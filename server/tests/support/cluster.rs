@@ -9,7 +9,7 @@
 use std::fs::OpenOptions;
 use std::io;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -77,6 +77,9 @@ pub struct Member {
     pub data_dir: PathBuf,
     /// Where the process's stdout and stderr go (appended across restarts).
     pub log_path: PathBuf,
+    /// For a member added at runtime: the `--initial-cluster` it joins
+    /// with (`--initial-cluster-state existing`); `None` for the founders.
+    join: Option<String>,
     child: Option<Child>,
 }
 
@@ -178,6 +181,7 @@ impl Cluster {
                 data_dir,
                 log_path: dir.path().join(format!("{name}.{}.log", flavor.name())),
                 name,
+                join: None,
                 child: None,
             });
         }
@@ -259,6 +263,10 @@ impl Cluster {
         let mut command = Command::new(self.flavor.program());
         remove_etcd_environment(&mut command);
         let data_dir = member.data_dir.display().to_string();
+        let (initial_cluster, state) = match &member.join {
+            Some(initial_cluster) => (initial_cluster.as_str(), "existing"),
+            None => (self.initial_cluster.as_str(), "new"),
+        };
         let settings = [
             ("name", member.name.as_str()),
             ("data-dir", data_dir.as_str()),
@@ -266,9 +274,9 @@ impl Cluster {
             ("advertise-client-urls", member.client_url.as_str()),
             ("listen-peer-urls", member.peer_url.as_str()),
             ("initial-advertise-peer-urls", member.peer_url.as_str()),
-            ("initial-cluster", self.initial_cluster.as_str()),
+            ("initial-cluster", initial_cluster),
             ("initial-cluster-token", "keel-e2e"),
-            ("initial-cluster-state", "new"),
+            ("initial-cluster-state", state),
         ];
         for (flag, value) in settings {
             if self.launch.via_environment {
@@ -288,6 +296,66 @@ impl Cluster {
         let child = command.spawn()?;
         self.members[i].child = Some(child);
         Ok(())
+    }
+
+    /// Names a member to add at runtime (`name`) with fresh ports, not yet
+    /// started: its URLs go to `etcdctl member add`, then
+    /// [`Cluster::join`] starts it. Returns its index.
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn reserve_member(&mut self, name: &str) -> io::Result<usize> {
+        self.members.push(Member {
+            client_url: format!("http://127.0.0.1:{}", free_port()?),
+            peer_url: format!("http://127.0.0.1:{}", free_port()?),
+            data_dir: self.dir.path().join(format!("{name}.data")),
+            log_path: self
+                .dir
+                .path()
+                .join(format!("{name}.{}.log", self.flavor.name())),
+            name: name.to_owned(),
+            join: None,
+            child: None,
+        });
+        Ok(self.members.len() - 1)
+    }
+
+    /// Starts reserved member `i` with `--initial-cluster-state existing`
+    /// and `initial_cluster` (what `member add` printed), without waiting.
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn join(&mut self, i: usize, initial_cluster: &str) -> io::Result<()> {
+        self.members[i].join = Some(initial_cluster.to_owned());
+        self.spawn(i)
+    }
+
+    /// Sends SIGTERM to member `i` (a graceful stop).
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn terminate(&self, i: usize) -> io::Result<()> {
+        self.signal(i, "TERM")
+    }
+
+    /// Waits (at most `timeout`) for member `i`'s process to exit on its
+    /// own, and reaps it. Returns its exit status, `None` if it still runs.
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn wait_exit(&mut self, i: usize, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let Some(child) = self.members[i].child.as_mut() else {
+                return Err(io::Error::other(format!("member {i} is not running")));
+            };
+            if let Some(status) = child.try_wait()? {
+                self.members[i].child = None;
+                return Ok(Some(status));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Member `i`'s log so far.
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.members[i].log_path).unwrap_or_default()
     }
 
     /// Kills member `i` with SIGKILL (nothing is flushed) and reaps it.
