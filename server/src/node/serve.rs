@@ -327,7 +327,9 @@ pub use crate::tls::member::ServeTls;
 /// Under madsim nothing is served over TLS.
 #[cfg(madsim)]
 #[derive(Debug, Clone, Default)]
-pub struct ServeTls;
+pub struct ServeTls {
+    _plain: (),
+}
 
 #[cfg(not(madsim))]
 fn tls_of(
