@@ -7,8 +7,8 @@ use std::time::Duration;
 use keel_server::api::ApiLimits;
 use keel_server::node::serve::{Listeners, Member};
 use keel_server::node::{NodeSettings, NodeStorage};
-use keel_server::proto::etcdserverpb::StatusRequest;
 use keel_server::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use keel_server::proto::etcdserverpb::{MoveLeaderRequest, StatusRequest};
 use keel_server::transport::TransportLimits;
 use keel_wal::{SimConfig, SimStorage};
 use madsim::runtime::{Handle, NodeHandle};
@@ -20,6 +20,8 @@ use crate::sim_log::SharedLog;
 
 /// How long a control-plane request (status, hash) may take.
 pub const CONTROL_TIMEOUT_MS: u64 = 500;
+/// How long a leader transfer may take (two election timeouts and some).
+pub const MOVE_LEADER_TIMEOUT_MS: u64 = 3_000;
 
 /// One member's host and disks.
 #[derive(Clone)]
@@ -249,6 +251,45 @@ impl Cluster {
             }
         }
         seen
+    }
+
+    /// Member `index`'s Raft id, once a status answer named it.
+    pub fn member_id(&self, index: u8) -> Option<u64> {
+        self.ids
+            .iter()
+            .find(|(_, i)| **i == index)
+            .map(|(id, _)| *id)
+    }
+
+    /// Asks member `leader` to hand leadership to member `transferee`
+    /// (Maintenance.MoveLeader, from the control host); the answer, or why
+    /// there was none.
+    pub async fn move_leader(&self, leader: u8, transferee: u8) -> Result<(), String> {
+        let target_id = self
+            .member_id(transferee)
+            .ok_or_else(|| format!("m{transferee}'s id is not known yet"))?;
+        let url = NodeAddr::member(leader).client_url();
+        let ask = async move {
+            let mut client = MaintenanceClient::connect(url)
+                .await
+                .map_err(|e| e.to_string())?;
+            let request = MoveLeaderRequest { target_id };
+            client
+                .move_leader(request)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("{}: {}", e.code(), e.message()))
+        };
+        let timeout = Duration::from_millis(MOVE_LEADER_TIMEOUT_MS);
+        let call = async move {
+            madsim::time::timeout(timeout, ask)
+                .await
+                .unwrap_or_else(|_| Err("timed out".into()))
+        };
+        self.control
+            .spawn(call)
+            .await
+            .unwrap_or_else(|_| Err("the control task ended abnormally".into()))
     }
 
     /// The leader of the highest term any answering member knows, as a

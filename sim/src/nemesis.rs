@@ -35,6 +35,14 @@ pub enum Fault {
         /// The member.
         member: u8,
     },
+    /// The leader was asked to hand leadership over (MoveLeader); nothing
+    /// to heal.
+    LeaderMoved {
+        /// The leader asked.
+        from: u8,
+        /// The member asked to take over.
+        to: u8,
+    },
 }
 
 /// Latency of every message while [`Fault::SlowNetwork`] is in force.
@@ -66,6 +74,11 @@ impl Nemesis {
         self.log.push(format!(
             "nemesis: {kind:?} (leader {leader_text}) -> {fault:?}"
         ));
+        if let Fault::LeaderMoved { from, to } = fault {
+            let answer = cluster.move_leader(from, to).await;
+            self.log
+                .push(format!("nemesis: MoveLeader m{from} -> m{to}: {answer:?}"));
+        }
         apply(cluster, &fault);
         fault
     }
@@ -85,6 +98,7 @@ impl Nemesis {
                 cluster.crash(*member);
                 cluster.restart(*member);
             }
+            Fault::LeaderMoved { .. } => {}
         }
         self.log.push(format!("nemesis: healed {fault:?}"));
     }
@@ -124,6 +138,10 @@ fn draw(kind: FaultKind, size: u8, leader: Option<u8>) -> Fault {
         FaultKind::FsyncFailure => Fault::FsyncFailed {
             member: random_member,
         },
+        FaultKind::TransferLeader => Fault::LeaderMoved {
+            from: target,
+            to: (target + madsim::rand::thread_rng().gen_range(1..size.max(2))) % size,
+        },
     }
 }
 
@@ -139,6 +157,7 @@ fn apply(cluster: &mut Cluster, fault: &Fault) {
                 .wal
                 .fail_next_syncs(1);
         }
+        Fault::LeaderMoved { .. } => {}
     }
 }
 

@@ -51,6 +51,9 @@ pub enum FaultKind {
     /// A random member's next WAL fsync fails; at heal it loses power and
     /// restarts.
     FsyncFailure,
+    /// The leader is asked to hand leadership to a random other member
+    /// (Maintenance.MoveLeader).
+    TransferLeader,
 }
 
 impl Scenario {
@@ -90,7 +93,7 @@ impl Scenario {
                 LeaderCannotSend,
                 LeaderCannotHear,
             ],
-            Scenario::LeaderLoss => &[CrashLeader, PauseLeader],
+            Scenario::LeaderLoss => &[CrashLeader, PauseLeader, TransferLeader],
             Scenario::CrashRestart => &[CrashMember, CrashLeader],
             Scenario::DiskFaults => &[FsyncFailure, FsyncFailure, CrashMember, CrashLeader],
             Scenario::ClockSkew => &[PauseLeader, SlowNetwork, IsolateLeader],
@@ -106,6 +109,7 @@ impl Scenario {
                 PauseLeader,
                 SlowNetwork,
                 FsyncFailure,
+                TransferLeader,
             ],
         }
     }
