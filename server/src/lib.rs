@@ -12,6 +12,8 @@
 //!   `/metrics` on the client port beside gRPC.
 //! - [`transport`]: the member-to-member transport (Raft message batches,
 //!   chunked snapshots, forwarded lease requests).
+//! - [`observe`]: the seam through which the node reports durations
+//!   (WAL fsync, snapshot files, peer round trips) to `/metrics`.
 //! - [`huge_pages`]: the `keel` binary's heap on transparent huge pages.
 //! - `h2_authority`: repairs the `:authority` etcdctl 3.4 sends as a URL,
 //!   which tonic's HTTP/2 layer would refuse.
@@ -31,5 +33,6 @@ pub mod gateway;
 pub mod h2_authority;
 pub mod huge_pages;
 pub mod node;
+pub mod observe;
 pub mod proto;
 pub mod transport;

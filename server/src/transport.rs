@@ -8,11 +8,12 @@
 //! bounded channel of [`Inbound`] items, so a slow driver slows its senders
 //! down instead of growing a queue. The send side is [`send::PeerClient`].
 //! Followers forward lease keep-alives and TTL queries to the leader
-//! ([`lease`]).
+//! ([`lease`]). Each member probes the round trip to its peers ([`probe`]).
 
 pub mod batch;
 pub mod conf_change;
 pub mod lease;
+pub mod probe;
 pub mod receive;
 pub mod send;
 pub mod snapshot;

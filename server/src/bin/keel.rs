@@ -68,6 +68,7 @@ fn init_tracing(level: LogLevel) {
 async fn run(config: Config) -> Result<(), String> {
     let client_addrs = config.client_bind_addrs().map_err(|e| e.to_string())?;
     let peer_addrs = config.peer_bind_addrs().map_err(|e| e.to_string())?;
+    let metrics_addrs = config.metrics_bind_addrs().map_err(|e| e.to_string())?;
     let storage = NodeStorage::on_disk(&config.data_dir).map_err(|e| {
         format!(
             "keel: cannot use data directory {}: {e}",
@@ -92,6 +93,10 @@ async fn run(config: Config) -> Result<(), String> {
     let mut member = Member::start(NodeSettings::from_config(&config), storage, listeners)
         .await
         .map_err(|e| e.to_string())?;
+    if let Err(err) = member.serve_metrics(&metrics_addrs).await {
+        member.stop().await;
+        return Err(err.to_string());
+    }
     let outcome = tokio::select! {
         signal = shutdown_signal() => {
             tracing::info!(signal, "received signal; shutting down");

@@ -15,7 +15,9 @@ use bytes::Bytes;
 use keel_kernel::raft::{Message, MessageType};
 use tokio::sync::{Mutex, mpsc};
 
+use crate::observe::Observer;
 use crate::transport::TransportLimits;
+use crate::transport::probe::probe_forever;
 use crate::transport::send::PeerSender;
 
 /// Message groups queued per peer before messages are dropped.
@@ -46,15 +48,18 @@ pub struct Peers {
     limits: TransportLimits,
     queues: BTreeMap<u64, PeerQueue>,
     events: mpsc::Sender<PeerEvent>,
+    observer: Observer,
 }
 
 impl Peers {
-    /// No peers yet; tasks report to `events`.
+    /// No peers yet; tasks report to `events`, and the round trips their
+    /// probes measure to `observer`.
     pub fn new(
         cluster_id: u64,
         member_id: u64,
         limits: TransportLimits,
         events: mpsc::Sender<PeerEvent>,
+        observer: Observer,
     ) -> Peers {
         Peers {
             cluster_id,
@@ -62,6 +67,7 @@ impl Peers {
             limits,
             queues: BTreeMap::new(),
             events,
+            observer,
         }
     }
 
@@ -83,6 +89,7 @@ impl Peers {
                 to: id,
                 limits: self.limits,
                 events: self.events.clone(),
+                observer: self.observer.clone(),
             };
             tokio::spawn(task.run(Arc::new(Mutex::new(rx))));
             self.queues.insert(
@@ -174,6 +181,7 @@ struct PeerTask {
     to: u64,
     limits: TransportLimits,
     events: mpsc::Sender<PeerEvent>,
+    observer: Observer,
 }
 
 impl PeerTask {
@@ -185,11 +193,17 @@ impl PeerTask {
             {
                 Ok(mut sender) => {
                     backoff = BACKOFF_MIN;
+                    let probes = probe_forever(sender.clone(), self.to, self.observer.clone());
                     let stream = futures_util::stream::unfold(queue.clone(), |queue| async move {
                         let next = queue.lock().await.recv().await;
                         next.map(|group| (group, queue))
                     });
-                    match sender.stream_raft(stream).await {
+                    // Probes run on the same connection while it streams.
+                    let streamed = tokio::select! {
+                        streamed = sender.stream_raft(stream) => streamed,
+                        never = probes => match never {},
+                    };
+                    match streamed {
                         // The queue was closed: this peer left or the node stopped.
                         Ok(_) => return,
                         Err(err) => {

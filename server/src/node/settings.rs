@@ -10,6 +10,7 @@ use keel_wal::WalOptions;
 use url::Url;
 
 use crate::config::{AutoCompaction, ClusterState, Config};
+use crate::observe::Observer;
 
 /// Settings of one member's node driver.
 #[derive(Debug, Clone)]
@@ -47,6 +48,11 @@ pub struct NodeSettings {
     pub auto_compaction: AutoCompaction,
     /// State size that raises the NOSPACE alarm; `None` when disabled.
     pub quota_backend_bytes: Option<u64>,
+
+    /// Where the node reports measured durations (WAL fsyncs, snapshot
+    /// files, peer round trips); ignores them by default. A running
+    /// member's `/metrics` installs its own ([`crate::node::serve`]).
+    pub observer: Observer,
 }
 
 /// A URL as etcd prints it: without the trailing `/` the url crate adds.
@@ -78,6 +84,7 @@ impl NodeSettings {
             seed: 0,
             auto_compaction: config.auto_compaction,
             quota_backend_bytes: config.quota_backend_bytes,
+            observer: Observer::default(),
         }
     }
 
@@ -100,6 +107,7 @@ impl NodeSettings {
             seed: 0,
             auto_compaction: AutoCompaction::Disabled,
             quota_backend_bytes: Some(crate::config::QUOTA_BACKEND_BYTES_DEFAULT),
+            observer: Observer::default(),
         }
     }
 
