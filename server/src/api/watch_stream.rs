@@ -22,10 +22,10 @@ use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 
 use super::ApiLimits;
-use super::watch_gauges::StreamCount;
 use super::convert;
 use super::header::from_status;
 use super::status::watch_refusal;
+use super::watch_gauges::StreamCount;
 use crate::backend::{AppliedEvents, Backend};
 use crate::proto::etcdserverpb as pb;
 

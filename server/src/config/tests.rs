@@ -244,7 +244,8 @@ fn a_config_file_sets_the_flags_and_others_are_ignored() {
 #[test]
 fn metrics_urls_come_from_the_flag_or_the_config_file() {
     assert!(parse(&[]).unwrap().metrics_bind_addrs().unwrap().is_empty());
-    let cfg = parse(&["--listen-metrics-urls=http://127.0.0.1:2381,http://localhost:2382"]).unwrap();
+    let cfg =
+        parse(&["--listen-metrics-urls=http://127.0.0.1:2381,http://localhost:2382"]).unwrap();
     assert_eq!(
         cfg.metrics_bind_addrs().unwrap(),
         vec![
@@ -252,7 +253,11 @@ fn metrics_urls_come_from_the_flag_or_the_config_file() {
             "127.0.0.1:2382".parse().unwrap()
         ]
     );
-    for bad in ["https://127.0.0.1:2381", "http://127.0.0.1", "http://example.com:2381"] {
+    for bad in [
+        "https://127.0.0.1:2381",
+        "http://127.0.0.1",
+        "http://example.com:2381",
+    ] {
         let text = err_text(&["--listen-metrics-urls", bad]);
         assert!(text.contains("--listen-metrics-urls"), "{bad}: {text}");
     }
