@@ -198,8 +198,10 @@ impl PeerTask {
                         let next = queue.lock().await.recv().await;
                         next.map(|group| (group, queue))
                     });
-                    // Probes run on the same connection while it streams.
+                    // Probes run on the same connection while it streams;
+                    // `biased`: no random branch order, so simulations replay.
                     let streamed = tokio::select! {
+                        biased;
                         streamed = sender.stream_raft(stream) => streamed,
                         never = probes => match never {},
                     };
