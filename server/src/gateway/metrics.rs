@@ -33,7 +33,7 @@
 //! As in etcd, `proposals_committed_total` and `proposals_applied_total`
 //! are gauges despite their names.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -67,6 +67,10 @@ pub struct Metrics {
     watchers: IntGauge,
     timings: Arc<Timings>,
     grpc: GrpcMetrics,
+    /// Held while the values are read in: two scrapes at once (client port
+    /// and metrics port) would otherwise both raise a counter to the same
+    /// total, counting the difference twice.
+    refreshing: Mutex<()>,
 }
 
 /// Registers a new metric built by `make` in `registry`.
@@ -158,6 +162,7 @@ impl Metrics {
             )?,
             timings,
             grpc: grpc.clone(),
+            refreshing: Mutex::new(()),
             registry: r,
         })
     }
@@ -183,6 +188,10 @@ impl Metrics {
 
     /// Reads the member's current values into the gauges.
     pub fn refresh<B: Backend>(&self, services: &Services<B>) {
+        let _one_at_a_time = self
+            .refreshing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let status = services.backend_status();
         let flag = |on: bool| i64::from(on);
         self.has_leader.set(flag(status.leader_id != 0));
