@@ -17,6 +17,8 @@ use keel_kernel::lease::{LeaseId, LeaseRenewal, LeaseStatus};
 use keel_kernel::membership::Member;
 use keel_kernel::mvcc::Event;
 
+use crate::api::watch_gauges::WatchGauges;
+
 tokio::task_local! {
     /// When the API layer answers the current call itself (its client's
     /// gRPC deadline, see [`crate::api::deadline`]); unset when the call has
@@ -111,6 +113,9 @@ pub struct NodeStatus {
     pub raft_index: u64,
     /// Highest applied index (etcd's `raftAppliedIndex`).
     pub raft_applied_index: u64,
+    /// Highest index this member knows committed (etcd's
+    /// `etcd_server_proposals_committed_total`: the hard state's commit).
+    pub raft_commit_index: u64,
     /// True when this member is a learner.
     pub is_learner: bool,
     /// Approximate size of the state in bytes (etcd's `dbSize`/`dbSizeInUse`).
@@ -129,6 +134,23 @@ pub struct NodeStatus {
     /// run since it started: a test can wait for the next check instead of
     /// sleeping past its period.
     pub alarm_checks: u64,
+    /// Times this member saw a new leader since it started, the first one
+    /// included (etcd's `etcd_server_leader_changes_seen_total`: a change
+    /// to a known leader other than the last one; losing the leader alone
+    /// is not counted).
+    pub leader_changes_seen: u64,
+}
+
+/// The proposal waiters of a member, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProposalCounts {
+    /// Proposals waiting for their apply result now (etcd's
+    /// `etcd_server_proposals_pending`).
+    pub pending: u64,
+    /// Proposals that ended without an apply result since the member
+    /// started: dropped, refused by Raft, timed out, failed at a leader
+    /// change (etcd's `etcd_server_proposals_failed_total`).
+    pub failed_total: u64,
 }
 
 /// Changes applied at one revision range, in the order they were applied.
@@ -209,6 +231,13 @@ pub trait Backend: Clone + Send + Sync + 'static {
 
     /// This member's status as of now.
     fn status(&self) -> NodeStatus;
+
+    /// This member's proposal waiters as of now (for `/metrics`).
+    fn proposal_counts(&self) -> ProposalCounts;
+
+    /// The gauges of this member's open watch streams and watchers, which
+    /// every watch stream counts itself into.
+    fn watch_gauges(&self) -> std::sync::Arc<WatchGauges>;
 
     /// Subscribes to the events of every entry applied from now on. The
     /// channel is bounded; a receiver that lags gets `RecvError::Lagged` and

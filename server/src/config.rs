@@ -121,6 +121,11 @@ pub struct Flags {
         allow_negative_numbers = true
     )]
     pub quota_backend_bytes: i64,
+    /// List of URLs to listen on for the metrics and health endpoints
+    /// (`/metrics`, `/health`) alone, over plain HTTP; none by default.
+    #[arg(long, env = "ETCD_LISTEN_METRICS_URLS", default_value = "")]
+    pub listen_metrics_urls: String,
+
     /// Interpret auto-compaction-retention as `periodic` (hours or a duration) or `revision`.
     #[arg(
         long,
@@ -202,6 +207,9 @@ pub struct Config {
     pub max_request_bytes: u64,
     /// Backend size that raises the NOSPACE alarm; `None` when disabled.
     pub quota_backend_bytes: Option<u64>,
+    /// Extra URLs serving `/metrics` and `/health` alone (empty: none).
+    pub listen_metrics_urls: Vec<Url>,
+
     /// Automatic compaction policy.
     pub auto_compaction: AutoCompaction,
     /// Log verbosity.
@@ -321,6 +329,17 @@ impl Config {
             .collect()
     }
 
+    /// Socket addresses to bind for `--listen-metrics-urls` (`localhost`
+    /// binds 127.0.0.1); empty when none are given.
+    ///
+    /// Errors: [`ConfigError::BadUrl`] when a host is a name other than `localhost`.
+    pub fn metrics_bind_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+        self.listen_metrics_urls
+            .iter()
+            .map(|u| bind_addr(METRICS_URLS_FLAG, u))
+            .collect()
+    }
+
     /// Socket addresses to bind for peers (`localhost` binds 127.0.0.1).
     ///
     /// Errors: [`ConfigError::BadUrl`] when a host is a name other than `localhost`.
@@ -352,6 +371,7 @@ impl Flags {
                 "--max-request-bytes must be greater than 0".to_owned(),
             ));
         }
+        let listen_metrics_urls = metrics_urls(&self.listen_metrics_urls)?;
         let listen_client_urls = parse_url_list("--listen-client-urls", &self.listen_client_urls)?;
         let listen_peer_urls = parse_url_list("--listen-peer-urls", &self.listen_peer_urls)?;
         for url in &listen_client_urls {
@@ -398,6 +418,7 @@ impl Flags {
                 self.snapshot_count
             },
             name: self.name,
+            listen_metrics_urls,
             listen_client_urls,
             listen_peer_urls,
             initial_advertise_peer_urls,
@@ -413,6 +434,30 @@ impl Flags {
             operations,
         })
     }
+}
+
+/// The flag naming the metrics listeners.
+const METRICS_URLS_FLAG: &str = "--listen-metrics-urls";
+
+/// `--listen-metrics-urls`: none when empty, else `http://` URLs that bind
+/// an IP or `localhost`. `https://` is refused: the metrics listener
+/// serves plain HTTP only.
+fn metrics_urls(text: &str) -> Result<Vec<Url>, ConfigError> {
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let urls = parse_url_list(METRICS_URLS_FLAG, text)?;
+    for url in &urls {
+        if url.scheme() != "http" {
+            return Err(ConfigError::BadUrl {
+                flag: METRICS_URLS_FLAG,
+                url: url.to_string(),
+                reason: "keel serves metrics over plain HTTP only (http://)".to_owned(),
+            });
+        }
+        bind_addr(METRICS_URLS_FLAG, url)?;
+    }
+    Ok(urls)
 }
 
 fn check_timing(heartbeat_ms: u64, election_ms: u64) -> Result<(), ConfigError> {

@@ -14,6 +14,8 @@
 //!   chunked snapshots, forwarded lease requests).
 //! - `tls`: TLS on the client and peer ports (rustls), and the peer
 //!   transport's TLS connector.
+//! - [`observe`]: the seam through which the node reports durations
+//!   (WAL fsync, snapshot files, peer round trips) to `/metrics`.
 //! - [`huge_pages`]: the `keel` binary's heap on transparent huge pages.
 //! - `h2_authority`: repairs the `:authority` etcdctl 3.4 sends as a URL,
 //!   which tonic's HTTP/2 layer would refuse.
@@ -33,6 +35,7 @@ pub mod gateway;
 pub mod h2_authority;
 pub mod huge_pages;
 pub mod node;
+pub mod observe;
 pub mod proto;
 #[cfg(not(madsim))]
 pub mod tls;

@@ -9,12 +9,13 @@
 //! down instead of growing a queue. The send side is [`send::PeerClient`],
 //! dialing through [`dial::PeerDialer`] (TLS for `https://` peers).
 //! Followers forward lease keep-alives and TTL queries to the leader
-//! ([`lease`]).
+//! ([`lease`]). Each member probes the round trip to its peers ([`probe`]).
 
 pub mod batch;
 pub mod conf_change;
 pub mod dial;
 pub mod lease;
+pub mod probe;
 pub mod receive;
 pub mod send;
 pub mod snapshot;

@@ -29,6 +29,7 @@ pub mod status;
 #[cfg(not(madsim))]
 pub mod too_large;
 pub mod watch;
+pub mod watch_gauges;
 mod watch_stream;
 
 use keel_kernel::apply::{Request, Response};

@@ -23,7 +23,10 @@ use keel_kernel::membership::{Cluster, Member};
 use keel_kernel::raft::{Entry, EntryType};
 use tokio::sync::broadcast;
 
-use crate::backend::{AppliedEvents, Backend, MemberChange, NodeStatus, ServerError};
+use crate::api::watch_gauges::WatchGauges;
+use crate::backend::{
+    AppliedEvents, Backend, MemberChange, NodeStatus, ProposalCounts, ServerError,
+};
 
 struct Inner {
     state: StateMachine,
@@ -40,6 +43,7 @@ pub struct TestBackend {
     /// Broadcast only when the test says so.
     defer_events: bool,
     member_id: u64,
+    watch_gauges: Arc<WatchGauges>,
 }
 
 impl TestBackend {
@@ -68,6 +72,7 @@ impl TestBackend {
             unsent: Arc::default(),
             defer_events: false,
             member_id,
+            watch_gauges: WatchGauges::new(),
         }
     }
 
@@ -183,13 +188,23 @@ impl Backend for TestBackend {
             raft_term: 1,
             raft_index: inner.state.applied_index(),
             raft_applied_index: inner.state.applied_index(),
+            raft_commit_index: inner.state.applied_index(),
             is_learner: false,
             db_size_bytes: 4096,
             disk_full: false,
             db_size_quota_bytes: 0,
             snapshots_installed: 0,
             alarm_checks: 0,
+            leader_changes_seen: 1,
         }
+    }
+
+    fn proposal_counts(&self) -> ProposalCounts {
+        ProposalCounts::default()
+    }
+
+    fn watch_gauges(&self) -> Arc<WatchGauges> {
+        Arc::clone(&self.watch_gauges)
     }
 
     fn subscribe_events(&self) -> broadcast::Receiver<AppliedEvents> {

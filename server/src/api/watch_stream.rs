@@ -25,6 +25,7 @@ use super::ApiLimits;
 use super::convert;
 use super::header::from_status;
 use super::status::watch_refusal;
+use super::watch_gauges::StreamCount;
 use crate::backend::{AppliedEvents, Backend};
 use crate::proto::etcdserverpb as pb;
 
@@ -60,6 +61,8 @@ pub struct WatchStream<B> {
     /// any are, replay continues without waiting for the sync tick.
     unsynced_watchers: usize,
     sender: mpsc::Sender<Result<pb::WatchResponse, Status>>,
+    /// This stream and its watchers in the member's watch gauges.
+    count: StreamCount,
 }
 
 /// The stream ended: the client went away or the node stopped.
@@ -79,6 +82,7 @@ impl<B: Backend> WatchStream<B> {
             max_pending_events: limits.watch_max_pending_events,
             max_sync_events: limits.watch_max_events_per_response,
         });
+        let count = backend.watch_gauges().open_stream();
         WatchStream {
             backend,
             limits,
@@ -89,6 +93,7 @@ impl<B: Backend> WatchStream<B> {
             progress_requested: false,
             unsynced_watchers: 0,
             sender,
+            count,
         }
     }
 
@@ -202,6 +207,7 @@ impl<B: Backend> WatchStream<B> {
             resume_from,
         };
         self.watchers.insert(id, meta);
+        self.count.set_watchers(self.watchers.len());
         self.send(pb::WatchResponse {
             header: Some(self.header(revision)),
             watch_id: id,
@@ -233,6 +239,7 @@ impl<B: Backend> WatchStream<B> {
             return Ok(());
         }
         self.watchers.remove(&id);
+        self.count.set_watchers(self.watchers.len());
         let revision = self.current_revision();
         self.send(pb::WatchResponse {
             header: Some(self.header(revision)),
@@ -323,6 +330,7 @@ impl<B: Backend> WatchStream<B> {
         };
         if response.canceled {
             self.watchers.remove(&response.watch_id);
+            self.count.set_watchers(self.watchers.len());
         }
         let wire = pb::WatchResponse {
             header: Some(self.header(response.revision)),

@@ -70,6 +70,7 @@ fn init_tracing(level: LogLevel) {
 async fn run(config: Config) -> Result<(), String> {
     let client_addrs = config.client_bind_addrs().map_err(|e| e.to_string())?;
     let peer_addrs = config.peer_bind_addrs().map_err(|e| e.to_string())?;
+    let metrics_addrs = config.metrics_bind_addrs().map_err(|e| e.to_string())?;
     // Key files first: a bad one stops keel before it touches the data.
     let mut settings = NodeSettings::from_config(&config);
     if let AuthTokenSpec::Jwt(spec) = &config.operations.auth_token {
@@ -103,6 +104,10 @@ async fn run(config: Config) -> Result<(), String> {
     let mut member = Member::start_tls(settings, storage, listeners, tls.serve)
         .await
         .map_err(|e| e.to_string())?;
+    if let Err(err) = member.serve_metrics(&metrics_addrs).await {
+        member.stop().await;
+        return Err(err.to_string());
+    }
     let removed = member.removed();
     let outcome = tokio::select! {
         signal = shutdown_signal() => {

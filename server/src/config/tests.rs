@@ -280,3 +280,38 @@ fn tls_flags_are_read_and_checked() {
     assert!(err_text(&["--peer-client-cert-auth"]).contains("--peer-trusted-ca-file"));
     assert!(err_text(&["--self-signed-cert-validity", "0"]).contains("validity"));
 }
+
+/// `--listen-metrics-urls` (and its `--config-file` key) as etcd's: none by
+/// default, a comma-separated list of `http://` URLs binding IPs or
+/// `localhost`.
+#[test]
+fn metrics_urls_come_from_the_flag_or_the_config_file() {
+    assert!(parse(&[]).unwrap().metrics_bind_addrs().unwrap().is_empty());
+    let cfg =
+        parse(&["--listen-metrics-urls=http://127.0.0.1:2381,http://localhost:2382"]).unwrap();
+    assert_eq!(
+        cfg.metrics_bind_addrs().unwrap(),
+        vec![
+            "127.0.0.1:2381".parse().unwrap(),
+            "127.0.0.1:2382".parse().unwrap()
+        ]
+    );
+    for bad in [
+        "https://127.0.0.1:2381",
+        "http://127.0.0.1",
+        "http://example.com:2381",
+    ] {
+        let text = err_text(&["--listen-metrics-urls", bad]);
+        assert!(text.contains("--listen-metrics-urls"), "{bad}: {text}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keel.yml");
+    std::fs::write(&path, "listen-metrics-urls: http://127.0.0.1:12381\n").unwrap();
+    let cfg = Config::from_file(&path).unwrap();
+    assert_eq!(
+        cfg.metrics_bind_addrs().unwrap(),
+        vec!["127.0.0.1:12381".parse().unwrap()]
+    );
+    assert!(cfg.config_file_ignored.is_empty());
+}

@@ -1,24 +1,39 @@
 //! `GET /metrics`: Prometheus text format (`prometheus` crate), with etcd's
-//! metric names where keel measures the same thing. Values are read from
-//! the member at scrape time ([`crate::backend::NodeStatus`], the store),
-//! so the node driver carries no metric code.
+//! metric names where keel measures the same thing. Gauges and counters are
+//! read from the member at scrape time ([`crate::backend::NodeStatus`],
+//! [`crate::backend::ProposalCounts`], the watch gauges, the store), so
+//! the node driver carries no metric code; durations are reported as they
+//! are measured through the [`crate::observe`] seam into
+//! [`super::timings::Timings`]. One registry per member, shared by every
+//! client address and `--listen-metrics-urls` ([`super::metrics_listener`]).
 //!
 //! | name | type | value |
 //! |---|---|---|
 //! | `etcd_server_has_leader` | gauge | 1 when a leader is known |
 //! | `etcd_server_is_leader` | gauge | 1 on the leader |
 //! | `etcd_server_is_learner` | gauge | 1 on a learner |
-//! | `etcd_server_proposals_committed_total` | gauge | last Raft index (etcd sets it to the commit index) |
+//! | `etcd_server_leader_changes_seen_total` | counter | new leaders this member saw since it started, the first included |
+//! | `etcd_server_proposals_committed_total` | gauge | Raft commit index (etcd sets it to the hard state's commit) |
 //! | `etcd_server_proposals_applied_total` | gauge | applied Raft index |
+//! | `etcd_server_proposals_pending` | gauge | client proposals waiting for their apply result |
+//! | `etcd_server_proposals_failed_total` | counter | proposals that ended without an apply result: no leader, dropped at a leader change, timed out, storage failure |
 //! | `etcd_server_quota_backend_bytes` | gauge | `--quota-backend-bytes` |
 //! | `etcd_server_health_success` / `_failures` | counter | `/health` answers |
+//! | `etcd_disk_wal_fsync_duration_seconds` | histogram | each WAL sync job (direct-I/O write + `fdatasync`); buckets 1 ms x2, 14 |
+//! | `etcd_disk_backend_snapshot_duration_seconds` | histogram | each state-machine snapshot file written (keel's equivalent of etcd's backend commit: keel has no bbolt); buckets 10 ms x2, 17 |
+//! | `etcd_network_peer_round_trip_time_seconds{To}` | histogram | each answered probe to peer `To` (member id, hex) on its Raft connection, every 5 s; buckets 0.1 ms x2, 16 |
 //! | `etcd_mvcc_db_total_size_in_bytes` | gauge | approximate state size |
 //! | `etcd_debugging_mvcc_keys_total` | gauge | live keys |
 //! | `etcd_debugging_mvcc_current_revision` | gauge | store revision |
+//! | `etcd_debugging_mvcc_watch_stream_total` | gauge | open watch streams (gRPC and `/v3/watch`) |
+//! | `etcd_debugging_mvcc_watcher_total` | gauge | registered watchers over all streams |
 //! | `keel_server_alarm_checks_total` | counter | periodic quota/NOSPACE checks the node driver ran (keel's own: a test or operator can wait for the next check) |
 //! | `grpc_server_started_total` / `grpc_server_handled_total` | counter | calls by type, service, method (and code), gRPC and gateway ([`super::grpc_metrics`]) |
 //!
-//! As in etcd, the `_total` proposal metrics are gauges.
+//! As in etcd, `proposals_committed_total` and `proposals_applied_total`
+//! are gauges despite their names.
+
+use std::sync::{Arc, Mutex};
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -26,7 +41,9 @@ use prometheus::{Encoder, IntCounter, IntGauge, Registry, TextEncoder};
 
 use super::grpc_metrics::GrpcMetrics;
 use super::routes::Services;
+use super::timings::Timings;
 use crate::backend::Backend;
+use crate::observe::Observer;
 
 /// One member's metrics registry.
 pub struct Metrics {
@@ -43,6 +60,17 @@ pub struct Metrics {
     keys_total: IntGauge,
     current_revision: IntGauge,
     alarm_checks: IntCounter,
+    leader_changes: IntCounter,
+    proposals_pending: IntGauge,
+    proposals_failed: IntCounter,
+    watch_streams: IntGauge,
+    watchers: IntGauge,
+    timings: Arc<Timings>,
+    grpc: GrpcMetrics,
+    /// Held while the values are read in: two scrapes at once (client port
+    /// and metrics port) would otherwise both raise a counter to the same
+    /// total, counting the difference twice.
+    refreshing: Mutex<()>,
 }
 
 /// Registers a new metric built by `make` in `registry`.
@@ -63,6 +91,7 @@ impl Metrics {
     pub fn new(grpc: &GrpcMetrics) -> prometheus::Result<Metrics> {
         let r = Registry::new();
         grpc.register(&r)?;
+        let timings = Timings::register(&r)?;
         let gauge = |name: &str, help: &str| register(&r, IntGauge::new(name, help));
         let counter = |name: &str, help: &str| register(&r, IntCounter::new(name, help));
         Ok(Metrics {
@@ -111,8 +140,41 @@ impl Metrics {
                 "keel_server_alarm_checks_total",
                 "Periodic quota and NOSPACE alarm checks run by the node driver.",
             )?,
+            leader_changes: counter(
+                "etcd_server_leader_changes_seen_total",
+                "The number of leader changes seen.",
+            )?,
+            proposals_pending: gauge(
+                "etcd_server_proposals_pending",
+                "The current number of pending proposals to commit.",
+            )?,
+            proposals_failed: counter(
+                "etcd_server_proposals_failed_total",
+                "The total number of failed proposals seen.",
+            )?,
+            watch_streams: gauge(
+                "etcd_debugging_mvcc_watch_stream_total",
+                "Total number of watch streams.",
+            )?,
+            watchers: gauge(
+                "etcd_debugging_mvcc_watcher_total",
+                "Total number of watchers.",
+            )?,
+            timings,
+            grpc: grpc.clone(),
+            refreshing: Mutex::new(()),
             registry: r,
         })
+    }
+
+    /// The observer the member's node reports its durations to.
+    pub fn observer(&self) -> Observer {
+        self.timings.observer()
+    }
+
+    /// The gRPC call counters in this registry.
+    pub fn grpc(&self) -> &GrpcMetrics {
+        &self.grpc
     }
 
     /// Counts one `/health` answer.
@@ -126,6 +188,10 @@ impl Metrics {
 
     /// Reads the member's current values into the gauges.
     pub fn refresh<B: Backend>(&self, services: &Services<B>) {
+        let _one_at_a_time = self
+            .refreshing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let status = services.backend_status();
         let flag = |on: bool| i64::from(on);
         self.has_leader.set(flag(status.leader_id != 0));
@@ -133,7 +199,7 @@ impl Metrics {
             .set(flag(status.leader_id == status.member_id));
         self.is_learner.set(flag(status.is_learner));
         self.proposals_committed
-            .set(saturating_i64(status.raft_index));
+            .set(saturating_i64(status.raft_commit_index));
         self.proposals_applied
             .set(saturating_i64(status.raft_applied_index));
         self.quota_backend_bytes
@@ -143,9 +209,15 @@ impl Metrics {
         self.keys_total
             .set(saturating_i64(services.key_count() as u64));
         self.current_revision.set(services.current_revision());
-        let checks = status.alarm_checks;
-        self.alarm_checks
-            .inc_by(checks.saturating_sub(self.alarm_checks.get()));
+        catch_up(&self.alarm_checks, status.alarm_checks);
+        catch_up(&self.leader_changes, status.leader_changes_seen);
+        let proposals = services.proposal_counts();
+        self.proposals_pending
+            .set(saturating_i64(proposals.pending));
+        catch_up(&self.proposals_failed, proposals.failed_total);
+        let watch = services.watch_gauges();
+        self.watch_streams.set(saturating_i64(watch.streams()));
+        self.watchers.set(saturating_i64(watch.watchers()));
     }
 
     /// The registry in Prometheus text format.
@@ -161,6 +233,12 @@ impl Metrics {
         )
             .into_response()
     }
+}
+
+/// Raises `counter` to `total`, a count the member keeps itself (never
+/// lowers it: counters only grow).
+fn catch_up(counter: &IntCounter, total: u64) {
+    counter.inc_by(total.saturating_sub(counter.get()));
 }
 
 fn saturating_i64(value: u64) -> i64 {

@@ -9,7 +9,9 @@
 //!   header as the token.
 //! - [`call`], [`json`], [`errors`]: bodies in grpc-gateway's JSON mapping,
 //!   streams as one JSON object per line, errors in its shape.
-//! - [`health`]: `/version`, `/health`; [`metrics`]: `/metrics`.
+//! - [`health`]: `/version`, `/health`; [`metrics`]: `/metrics`, with the
+//!   histograms of [`timings`]; [`metrics_listener`]: `/metrics` and
+//!   `/health` alone on `--listen-metrics-urls`.
 //!
 //! Over TLS ([`crate::tls`]) the handshake comes first, then the same
 //! routing on the decrypted bytes.
@@ -25,12 +27,15 @@ pub mod health;
 pub mod json;
 pub mod listener;
 pub mod metrics;
+pub mod metrics_listener;
 pub mod probes;
 pub mod routes;
+pub mod timings;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
@@ -42,7 +47,8 @@ use crate::api::lease::LeaseIds;
 use crate::backend::Backend;
 use errors::plain_error;
 pub use grpc_metrics::GrpcMetrics;
-use metrics::Metrics;
+pub use metrics::Metrics;
+pub use metrics_listener::{metrics_router, serve_metrics};
 use routes::Services;
 
 /// The HTTP router [`router`] builds.
@@ -56,28 +62,20 @@ pub type ServeError = Box<dyn std::error::Error + Send + Sync>;
 /// found`. Every answer carries etcd's CORS headers.
 ///
 /// `lease_ids` must be the generator the member's gRPC services use, and
-/// `grpc_metrics` the counters its gRPC server counts into (see
-/// [`crate::api::counted_client_server`]); `/metrics` shows them.
-///
-/// Errors: the metrics registry cannot be built (a bug).
+/// `metrics` the member's registry, whose gRPC counters its gRPC server
+/// counts into (see [`crate::api::counted_client_server`]); `/metrics`
+/// shows it.
 pub fn router<B: Backend>(
     backend: B,
     limits: ApiLimits,
     lease_ids: LeaseIds,
-    grpc_metrics: GrpcMetrics,
-) -> prometheus::Result<Router> {
-    let metrics = Arc::new(Metrics::new(&grpc_metrics)?);
+    metrics: Arc<Metrics>,
+) -> Router {
+    let grpc_metrics = metrics.grpc().clone();
     let services = Arc::new(Services::new(backend, limits, lease_ids, grpc_metrics));
     let v3 = routes::v3_routes(Arc::clone(&services));
     let probes = probes::probe_routes(Arc::clone(&services));
-    let state = (Arc::clone(&services), Arc::clone(&metrics));
-    let scrape = move || {
-        let (services, metrics) = (Arc::clone(&services), Arc::clone(&metrics));
-        async move {
-            metrics.refresh(&services);
-            metrics.render()
-        }
-    };
+    let state = (Arc::clone(&services), metrics);
     let plain = Router::new()
         .route(
             "/version",
@@ -87,15 +85,23 @@ pub fn router<B: Backend>(
             "/health",
             get(health::health::<B>).fallback(routes::method_not_allowed),
         )
-        .route("/metrics", get(scrape))
+        .route("/metrics", get(scrape::<B>))
         .with_state(state);
-    Ok(Router::new()
+    Router::new()
         .nest("/v3", v3.clone())
         .nest("/v3beta", v3)
         .merge(plain)
         .merge(probes)
         .fallback(page_not_found)
-        .layer(axum::middleware::map_response(cors_headers)))
+        .layer(axum::middleware::map_response(cors_headers))
+}
+
+/// `GET /metrics`: the member's current values in Prometheus text format.
+async fn scrape<B: Backend>(
+    State((services, metrics)): State<(Arc<Services<B>>, Arc<Metrics>)>,
+) -> Response {
+    metrics.refresh(&services);
+    metrics.render()
 }
 
 /// Go's `http.ServeMux` answer to a path nothing handles.

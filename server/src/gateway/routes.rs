@@ -93,6 +93,16 @@ impl<B: Backend> Services<B> {
         self.backend.with_state(|state| state.alarms().list())
     }
 
+    /// The member's proposal waiters (pending, failed so far).
+    pub fn proposal_counts(&self) -> crate::backend::ProposalCounts {
+        self.backend.proposal_counts()
+    }
+
+    /// The member's open watch streams and watchers.
+    pub fn watch_gauges(&self) -> Arc<crate::api::watch_gauges::WatchGauges> {
+        self.backend.watch_gauges()
+    }
+
     /// Number of keys in the store.
     pub fn key_count(&self) -> usize {
         self.backend.with_state(|state| state.store().key_count())

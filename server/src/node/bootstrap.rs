@@ -63,11 +63,15 @@ pub enum BootError {
     /// file does not decode).
     #[error("keel: recovered state is unusable: {0}")]
     Recovered(String),
+    /// The member's metrics registry could not be built (a bug: a metric
+    /// name the `prometheus` crate refuses, or registered twice).
+    #[error("keel: cannot build the metrics registry: {0}")]
+    Metrics(String),
     /// A client or peer address could not be bound (in use, not a local
     /// address, no permission).
     #[error("keel: cannot listen for {kind} traffic on {addr}: {reason}")]
     Listen {
-        /// `client` or `peer`.
+        /// `client`, `peer` or `metrics`.
         kind: &'static str,
         /// The address.
         addr: std::net::SocketAddr,

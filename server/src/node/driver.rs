@@ -45,6 +45,7 @@ use super::segment_pipeline::SegmentPipeline;
 use super::settings::NodeSettings;
 use super::snapshot_buffer::SnapshotBuffer;
 use super::snapshot_saver::{SaveResult, Saved, Saving, SnapshotSaver, save_and_map};
+use crate::api::watch_gauges::WatchGauges;
 use crate::backend::{AppliedEvents, NodeStatus, ServerError};
 use crate::transport::{Inbound, TransportLimits};
 
@@ -150,10 +151,17 @@ impl<S: Storage> Driver<S> {
             lease_clients: Mutex::new(BTreeMap::new()),
             leader: watch::channel(0).0,
             removed: watch::channel(false).0,
+            watch_gauges: WatchGauges::new(),
         });
         let (event_tx, peer_events) = mpsc::channel(1024);
-        let peers = Peers::new(booted.cluster_id, booted.member_id, limits, event_tx)
-            .with_dialer(settings.peer_dialer.clone());
+        let peers = Peers::new(
+            booted.cluster_id,
+            booted.member_id,
+            limits,
+            event_tx,
+            settings.observer.clone(),
+        )
+        .with_dialer(settings.peer_dialer.clone());
         let round_ticks = settings.election_ticks();
         let mut driver = Driver {
             raw: booted.raw,
@@ -687,6 +695,9 @@ impl<S: Storage> Driver<S> {
         self.is_leader = soft_state.role == StateRole::Leader;
         let member = format!("{:x}", self.shared.member_id);
         if old_leader != self.leader_id {
+            if self.leader_id != 0 {
+                self.shared.status().leader_changes_seen += 1;
+            }
             let leader_id = self.leader_id;
             self.shared.leader.send_if_modified(|known| {
                 let changed = *known != leader_id;
@@ -827,6 +838,7 @@ impl<S: Storage> Driver<S> {
         status.leader_id = self.leader_id;
         status.raft_term = raft.term;
         status.raft_index = raft.log.last_index();
+        status.raft_commit_index = raft.log.committed();
         status.is_learner = is_learner;
         status.db_size_bytes = self.db_size_bytes;
     }
@@ -836,11 +848,15 @@ impl<S: Storage> Driver<S> {
     /// with direct I/O (`Wal::begin_exclusive_sync`).
     async fn sync_wal(&mut self) -> Result<(), WalError> {
         let job = self.wal.begin_exclusive_sync()?;
+        let synced = job.is_some();
         let started = Instant::now();
         let outcome = run_blocking(move || job.map(SyncJob::run)).await;
         let elapsed = started.elapsed();
         if elapsed > SLOW_FSYNC {
             tracing::warn!(took_ms = elapsed.as_millis() as u64, "slow fsync");
+        }
+        if synced {
+            self.settings.observer.wal_fsynced(elapsed);
         }
         self.wal.finish_sync(outcome)?;
         Ok(())
@@ -858,6 +874,7 @@ impl<S: Storage> Driver<S> {
         let files = self.snapshots.clone();
         let to_save = snapshot.clone();
         let saved = run_blocking(move || save_and_map(&files, &to_save)).await?;
+        self.settings.observer.snapshot_saved(saved.elapsed);
         if let Some(data) = saved.mapped {
             snapshot.data = data;
         }
@@ -962,7 +979,12 @@ impl<S: Storage> Driver<S> {
                 return Ok(());
             }
         };
-        let Saved { name, mapped } = saved;
+        let Saved {
+            name,
+            mapped,
+            elapsed,
+        } = saved;
+        self.settings.observer.snapshot_saved(elapsed);
         if let Some(data) = mapped {
             // Raft keeps the snapshot for lagging followers: from now on
             // it reads it from the file, and the heap copy is freed.

@@ -19,8 +19,10 @@ use tonic::transport::Channel;
 use super::proposals::{Proposals, RequestIds};
 use super::read_index::ReadOutcome;
 use super::settings::NodeSettings;
+use crate::api::watch_gauges::WatchGauges;
 use crate::backend::{
-    AppliedEvents, Backend, MemberChange, NodeStatus, ServerError, bounded_by_call_expiry,
+    AppliedEvents, Backend, MemberChange, NodeStatus, ProposalCounts, ServerError,
+    bounded_by_call_expiry,
 };
 use crate::proto::keelpeerpb::peer_client::PeerClient;
 use crate::transport::conf_change::{ConfChangeReceiver, forward_conf_change, wait_conf_change};
@@ -94,6 +96,8 @@ pub struct Shared {
     /// Turns `true` when the member stops because it was removed from the
     /// cluster (see `removal.rs`).
     pub removed: watch::Sender<bool>,
+    /// Open watch streams and watchers (counted by the watch streams).
+    pub watch_gauges: Arc<WatchGauges>,
 }
 
 /// A panic while the state machine was locked (a broken invariant in
@@ -388,6 +392,18 @@ impl Backend for NodeHandle {
         let mut status = self.shared.status().clone();
         status.raft_applied_index = self.shared.read_state().applied_index();
         status
+    }
+
+    fn proposal_counts(&self) -> ProposalCounts {
+        let proposals = self.shared.proposals();
+        ProposalCounts {
+            pending: proposals.len() as u64,
+            failed_total: proposals.failed_total(),
+        }
+    }
+
+    fn watch_gauges(&self) -> Arc<WatchGauges> {
+        Arc::clone(&self.shared.watch_gauges)
     }
 
     fn subscribe_events(&self) -> broadcast::Receiver<AppliedEvents> {

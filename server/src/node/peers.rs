@@ -16,8 +16,10 @@ use keel_kernel::raft::{Message, MessageType};
 use tokio::sync::{Mutex, mpsc};
 
 use super::removal::is_removed_status;
+use crate::observe::Observer;
 use crate::transport::TransportLimits;
 use crate::transport::dial::PeerDialer;
+use crate::transport::probe::probe_forever;
 use crate::transport::send::{PeerSender, SendError};
 
 /// Message groups queued per peer before messages are dropped.
@@ -52,15 +54,18 @@ pub struct Peers {
     queues: BTreeMap<u64, PeerQueue>,
     events: mpsc::Sender<PeerEvent>,
     dialer: PeerDialer,
+    observer: Observer,
 }
 
 impl Peers {
-    /// No peers yet; tasks report to `events`.
+    /// No peers yet; tasks report to `events`, and the round trips their
+    /// probes measure to `observer`.
     pub fn new(
         cluster_id: u64,
         member_id: u64,
         limits: TransportLimits,
         events: mpsc::Sender<PeerEvent>,
+        observer: Observer,
     ) -> Peers {
         Peers {
             cluster_id,
@@ -69,6 +74,7 @@ impl Peers {
             queues: BTreeMap::new(),
             events,
             dialer: PeerDialer::plain(),
+            observer,
         }
     }
 
@@ -97,6 +103,7 @@ impl Peers {
                 limits: self.limits,
                 events: self.events.clone(),
                 dialer: self.dialer.clone(),
+                observer: self.observer.clone(),
             };
             tokio::spawn(task.run(Arc::new(Mutex::new(rx))));
             self.queues.insert(
@@ -189,6 +196,7 @@ struct PeerTask {
     limits: TransportLimits,
     events: mpsc::Sender<PeerEvent>,
     dialer: PeerDialer,
+    observer: Observer,
 }
 
 impl PeerTask {
@@ -199,11 +207,19 @@ impl PeerTask {
             match PeerSender::connect_with(&self.dialer, &self.url, ids, self.limits).await {
                 Ok(mut sender) => {
                     backoff = BACKOFF_MIN;
+                    let probes = probe_forever(sender.clone(), self.to, self.observer.clone());
                     let stream = futures_util::stream::unfold(queue.clone(), |queue| async move {
                         let next = queue.lock().await.recv().await;
                         next.map(|group| (group, queue))
                     });
-                    match sender.stream_raft(stream).await {
+                    // Probes run on the same connection while it streams;
+                    // `biased`: no random branch order, so simulations replay.
+                    let streamed = tokio::select! {
+                        biased;
+                        streamed = sender.stream_raft(stream) => streamed,
+                        never = probes => match never {},
+                    };
+                    match streamed {
                         // The queue was closed: this peer left or the node stopped.
                         Ok(_) => return,
                         Err(SendError::Rejected(status)) if is_removed_status(&status) => {

@@ -49,6 +49,9 @@ impl RequestIds {
 pub struct Proposals {
     waiters: BTreeMap<u64, oneshot::Sender<Outcome>>,
     waiters_max: usize,
+    /// Waiters that ended without an apply result (see
+    /// [`Proposals::failed_total`]).
+    failed_total: u64,
 }
 
 impl Proposals {
@@ -58,6 +61,7 @@ impl Proposals {
         Proposals {
             waiters: BTreeMap::new(),
             waiters_max,
+            failed_total: 0,
         }
     }
 
@@ -76,10 +80,14 @@ impl Proposals {
         Ok(rx)
     }
 
-    /// Completes the waiter of `id` if there is one; returns whether there was.
+    /// Completes the waiter of `id` if there is one; returns whether there
+    /// was. An `Err` outcome counts as a failed proposal.
     pub fn complete(&mut self, id: u64, outcome: Outcome) -> bool {
         match self.waiters.remove(&id) {
             Some(tx) => {
+                if outcome.is_err() {
+                    self.failed_total += 1;
+                }
                 // The client may have given up (timeout); nothing to do then.
                 let _ = tx.send(outcome);
                 true
@@ -88,13 +96,18 @@ impl Proposals {
         }
     }
 
-    /// Forgets the waiter of `id` (its client timed out).
+    /// Forgets the waiter of `id` (its client timed out, or the proposal
+    /// could not be queued); counts as a failed proposal.
     pub fn cancel(&mut self, id: u64) {
-        self.waiters.remove(&id);
+        if self.waiters.remove(&id).is_some() {
+            self.failed_total += 1;
+        }
     }
 
-    /// Completes every waiter with `error` (leader change, shutdown, storage failure).
+    /// Completes every waiter with `error` (leader change, shutdown,
+    /// storage failure); each counts as a failed proposal.
     pub fn fail_all(&mut self, error: &ServerError) {
+        self.failed_total += self.waiters.len() as u64;
         for (_, tx) in std::mem::take(&mut self.waiters) {
             let _ = tx.send(Err(error.clone()));
         }
@@ -108,6 +121,14 @@ impl Proposals {
     /// True when nobody waits.
     pub fn is_empty(&self) -> bool {
         self.waiters.is_empty()
+    }
+
+    /// Proposals that ended without an apply result since the member
+    /// started: refused or dropped by Raft, failed at a leader change or
+    /// storage failure, timed out (etcd's `proposals_failed_total`). A
+    /// request the state machine applied and refused is not one.
+    pub fn failed_total(&self) -> u64 {
+        self.failed_total
     }
 }
 
@@ -165,5 +186,19 @@ mod tests {
         p.register(3).unwrap();
         p.cancel(3);
         assert!(p.is_empty());
+        assert_eq!(p.failed_total(), 3, "two dropped, one canceled");
+    }
+
+    #[test]
+    fn only_proposals_without_a_result_count_as_failed() {
+        let mut p = Proposals::new(4);
+        let _rx1 = p.register(1).unwrap();
+        let _rx2 = p.register(2).unwrap();
+        assert!(p.complete(1, Ok(result(1))));
+        assert_eq!(p.failed_total(), 0);
+        assert!(p.complete(2, Err(ServerError::NoLeader)));
+        assert!(!p.complete(2, Err(ServerError::NoLeader)), "already done");
+        p.cancel(9);
+        assert_eq!(p.failed_total(), 1, "unknown ids count nothing");
     }
 }

@@ -48,6 +48,43 @@ pub struct Member {
     peer_shutdown: watch::Sender<bool>,
     client_servers: Vec<tokio::task::JoinHandle<()>>,
     server_errors: mpsc::Receiver<String>,
+    /// Where servers started later report their failure.
+    #[cfg_attr(madsim, allow(dead_code))]
+    error_tx: mpsc::Sender<String>,
+    #[cfg_attr(madsim, allow(dead_code))]
+    api_limits: ApiLimits,
+    #[cfg_attr(madsim, allow(dead_code))]
+    metrics: MemberMetrics,
+}
+
+/// One member's metrics registry, shared by all its client addresses and
+/// metrics listeners; madsim builds serve no `/metrics`.
+#[cfg(not(madsim))]
+type MemberMetrics = std::sync::Arc<crate::gateway::Metrics>;
+/// One member's metrics registry; madsim builds serve no `/metrics`.
+#[cfg(madsim)]
+#[derive(Debug, Clone, Default)]
+struct MemberMetrics {
+    _none: (),
+}
+
+/// The member's metrics registry, its node's durations reported into it
+/// (`settings.observer`).
+///
+/// Errors: [`BootError::Metrics`] when the registry cannot be built (a bug).
+#[cfg(not(madsim))]
+fn member_metrics(settings: &mut NodeSettings) -> Result<MemberMetrics, BootError> {
+    let grpc = crate::gateway::GrpcMetrics::new();
+    let metrics =
+        crate::gateway::Metrics::new(&grpc).map_err(|err| BootError::Metrics(err.to_string()))?;
+    settings.observer = metrics.observer();
+    Ok(std::sync::Arc::new(metrics))
+}
+
+/// No registry under madsim: the node keeps its default observer.
+#[cfg(madsim)]
+fn member_metrics(_settings: &mut NodeSettings) -> Result<MemberMetrics, BootError> {
+    Ok(MemberMetrics::default())
 }
 
 impl Member {
@@ -70,20 +107,22 @@ impl Member {
     ///
     /// Errors: see [`BootError`].
     pub async fn start_tls<S: Storage>(
-        settings: NodeSettings,
+        mut settings: NodeSettings,
         storage: NodeStorage<S>,
         listeners: Listeners,
         tls: ServeTls,
     ) -> Result<Member, BootError> {
         let bound = BoundListeners::bind(&listeners, &tls).await?;
+        let metrics = member_metrics(&mut settings)?;
         let started = Node::launch(settings, storage, listeners.transport_limits).await?;
-        Ok(Member::serve(started, bound, listeners.api_limits))
+        Ok(Member::serve(started, bound, listeners.api_limits, metrics))
     }
 
     fn serve(
         (node, peer_service): (Node, PeerService),
         bound: BoundListeners,
         api_limits: ApiLimits,
+        metrics: MemberMetrics,
     ) -> Member {
         let (peer_shutdown, peer_shutdown_rx) = watch::channel(false);
         let (client_shutdown, client_shutdown_rx) = watch::channel(false);
@@ -100,11 +139,9 @@ impl Member {
             );
         }
         // One member's gRPC calls are counted together, on every address.
-        #[cfg(not(madsim))]
-        let grpc_metrics = crate::gateway::GrpcMetrics::new();
         for (socket, tls) in bound.client {
             #[cfg(not(madsim))]
-            let mut server = api::counted_client_server(grpc_metrics.clone());
+            let mut server = api::counted_client_server(metrics.grpc().clone());
             #[cfg(madsim)]
             let mut server = Server::builder();
             let lease_ids = api::lease::LeaseIds::new(
@@ -119,7 +156,7 @@ impl Member {
             #[cfg(not(madsim))]
             let router = (
                 router,
-                crate::gateway::router(node.handle(), api_limits, lease_ids, grpc_metrics.clone()),
+                crate::gateway::router(node.handle(), api_limits, lease_ids, metrics.clone()),
             );
             let mut published = node.published();
             // As etcd, clients are served once the member's name and client
@@ -146,7 +183,39 @@ impl Member {
             peer_shutdown,
             client_servers,
             server_errors,
+            error_tx,
+            api_limits,
+            metrics,
         }
+    }
+
+    /// Serves `/metrics` and `/health` alone, over plain HTTP, on `addrs`
+    /// (`--listen-metrics-urls`) until the member stops; a server that
+    /// fails later reports through [`Member::server_error`].
+    ///
+    /// Errors: [`BootError::Listen`] naming the first address that cannot
+    /// be bound (nothing is served then).
+    #[cfg(not(madsim))]
+    pub async fn serve_metrics(&self, addrs: &[SocketAddr]) -> Result<(), BootError> {
+        let mut sockets = Vec::with_capacity(addrs.len());
+        for &addr in addrs {
+            sockets.push(bind(addr, "metrics").await?);
+        }
+        for socket in sockets {
+            let router = crate::gateway::metrics_router(
+                self.handle(),
+                self.api_limits,
+                std::sync::Arc::clone(&self.metrics),
+            );
+            spawn_server(
+                socket,
+                "metrics",
+                self.client_shutdown.subscribe(),
+                self.error_tx.clone(),
+                move |socket, signal| crate::gateway::serve_metrics(router, socket, signal),
+            );
+        }
+        Ok(())
     }
 
     /// The node's handle.
@@ -199,14 +268,11 @@ type ServeError = Box<dyn std::error::Error + Send + Sync>;
 /// (etcdctl 3.4's `endpoint status`) are served as etcd serves them.
 #[cfg(not(madsim))]
 async fn serve_clients(
-    (router, http): (
-        api::ClientRouter,
-        prometheus::Result<crate::gateway::GatewayRouter>,
-    ),
+    (router, http): (api::ClientRouter, crate::gateway::GatewayRouter),
     (socket, tls): (Socket, Tls),
     signal: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    crate::gateway::serve(router, http?, (socket, tls), signal).await
+    crate::gateway::serve(router, http, (socket, tls), signal).await
 }
 
 /// Serves the etcd API on `socket` until `signal`: under madsim the

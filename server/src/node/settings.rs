@@ -10,6 +10,7 @@ use keel_wal::WalOptions;
 use url::Url;
 
 use crate::config::{AutoCompaction, ClusterState, Config, Operations};
+use crate::observe::Observer;
 use crate::transport::dial::PeerDialer;
 
 /// Settings of one member's node driver.
@@ -56,6 +57,11 @@ pub struct NodeSettings {
     /// The JWT keys read from `--auth-token jwt,...` files (by the binary,
     /// at start); `None`: simple tokens.
     pub jwt: Option<std::sync::Arc<crate::api::jwt::JwtTokens>>,
+
+    /// Where the node reports measured durations (WAL fsyncs, snapshot
+    /// files, peer round trips); ignores them by default. A running
+    /// member's `/metrics` installs its own ([`crate::node::serve`]).
+    pub observer: Observer,
 }
 
 /// A URL as etcd prints it: without the trailing `/` the url crate adds.
@@ -90,6 +96,7 @@ impl NodeSettings {
             peer_dialer: PeerDialer::plain(),
             operations: config.operations.clone(),
             jwt: None,
+            observer: Observer::default(),
         }
     }
 
@@ -115,6 +122,7 @@ impl NodeSettings {
             peer_dialer: PeerDialer::plain(),
             operations: Operations::default(),
             jwt: None,
+            observer: Observer::default(),
         }
     }
 

@@ -15,9 +15,12 @@
 //! file is durable; a crash in between leaves a file without a marker,
 //! which a restart passes over (`bootstrap.rs`).
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use keel_kernel::raft::Snapshot;
 use keel_wal::{SnapshotFiles, SnapshotMarker, Storage, WalError};
+use tokio::time::Instant;
 
 use super::background::{BackgroundJob, JobState};
 
@@ -36,6 +39,9 @@ pub(super) struct Saved {
     pub name: String,
     /// The snapshot's data, read from the file on demand.
     pub mapped: Option<Bytes>,
+    /// How long writing, syncing and renaming the file took (mapping it
+    /// back excluded).
+    pub elapsed: Duration,
 }
 
 /// What a save ended with.
@@ -108,7 +114,9 @@ pub(super) fn save_and_map<S: Storage>(
     files: &SnapshotFiles<S>,
     snapshot: &Snapshot,
 ) -> SaveResult {
+    let started = Instant::now();
     let name = files.save(snapshot)?;
+    let elapsed = started.elapsed();
     let mapped = match files.saved_data(&name, snapshot.data.len()) {
         Ok(data) => Some(data),
         Err(err) => {
@@ -116,7 +124,11 @@ pub(super) fn save_and_map<S: Storage>(
             None
         }
     };
-    Ok(Saved { name, mapped })
+    Ok(Saved {
+        name,
+        mapped,
+        elapsed,
+    })
 }
 
 #[cfg(test)]

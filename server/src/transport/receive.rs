@@ -14,8 +14,8 @@ use super::{Inbound, TransportLimits};
 use crate::proto::keelpeerpb::peer_server::{Peer, PeerServer};
 use crate::proto::keelpeerpb::{
     ConfChangeForward, ConfChangeReply, LeaseRenewReply, LeaseRenewRequest, LeaseTimeToLiveReply,
-    LeaseTimeToLiveRequest, MembersReply, MembersRequest, PeerMember, RaftAck, RaftBatch,
-    SnapshotAck, SnapshotChunk,
+    LeaseTimeToLiveRequest, MembersReply, MembersRequest, PeerMember, ProbeReply, ProbeRequest,
+    RaftAck, RaftBatch, SnapshotAck, SnapshotChunk,
 };
 
 /// The tonic server wrapping [`PeerService`], as `Server::add_service` takes it.
@@ -283,5 +283,18 @@ impl Peer for PeerService {
             cluster_id: self.cluster_id,
             members,
         }))
+    }
+
+    /// Answers a peer's round-trip probe at once; `FAILED_PRECONDITION`
+    /// for a sender from another cluster.
+    async fn probe(&self, request: Request<ProbeRequest>) -> Result<Response<ProbeReply>, Status> {
+        let cluster_id = request.into_inner().cluster_id;
+        if cluster_id != self.cluster_id {
+            return Err(Status::failed_precondition(format!(
+                "keel: probe from cluster {cluster_id:x}, this member belongs to {:x}",
+                self.cluster_id
+            )));
+        }
+        Ok(Response::new(ProbeReply {}))
     }
 }

@@ -9,7 +9,7 @@ use super::batch::{MessageTooLarge, split_into_batches};
 use super::dial::{DialError, PeerDialer};
 use super::snapshot::{SnapshotHeader, cut_chunks};
 use crate::proto::keelpeerpb::peer_client::PeerClient;
-use crate::proto::keelpeerpb::{RaftAck, RaftBatch, SnapshotAck};
+use crate::proto::keelpeerpb::{ProbeRequest, RaftAck, RaftBatch, SnapshotAck};
 
 /// Why sending to a peer failed.
 #[derive(Debug, thiserror::Error)]
@@ -163,5 +163,19 @@ impl PeerSender {
         let chunks = cut_chunks(header, message, data, self.limits.snapshot_chunk_size_bytes);
         let stream = futures_util::stream::iter(chunks);
         Ok(self.client.snapshot(stream).await?.into_inner())
+    }
+
+    /// Sends one probe and waits for its answer on this connection;
+    /// returns the round trip.
+    ///
+    /// Errors: [`SendError::Rejected`] if the peer refused the probe (another
+    /// cluster, a keel without probes) or the connection broke.
+    pub async fn probe(&mut self) -> Result<std::time::Duration, SendError> {
+        let request = ProbeRequest {
+            cluster_id: self.cluster_id,
+        };
+        let started = tokio::time::Instant::now();
+        self.client.probe(request).await?;
+        Ok(started.elapsed())
     }
 }

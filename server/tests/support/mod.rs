@@ -8,6 +8,8 @@
 //! - [`session`]: etcdctl sessions played against a fresh etcd and a fresh
 //!   keel, transcripts compared after [`normalize`].
 //! - [`client`]: etcd-client helpers (connect, find the leader).
+//! - [`metrics`]: `GET /metrics` (and other plain HTTP) and bounded waits
+//!   on the values.
 //!
 //! etcd and etcdctl come from Debian's `etcd-server` and `etcd-client`
 //! packages, installed by `scripts/setup.sh`; tests fail when they are missing
@@ -17,6 +19,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod metrics;
 pub mod normalize;
 pub mod session;
 

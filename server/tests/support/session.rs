@@ -9,14 +9,18 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::cluster::{Cluster, Flavor};
+use super::metrics;
 use super::normalize::{Context, Norm, Window, line_diff};
 use super::{Background, Etcdctl};
 
 /// How long a background watch may take to print what it is expected to.
 pub const WATCH_COLLECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time given to a watch started without `--rev` to register before the
-/// session goes on (it only sees changes made after it is created).
-pub const WATCH_SETTLE: Duration = Duration::from_millis(1500);
+/// Longest wait for a watch started without `--rev` to register before
+/// the session goes on (it only sees changes made after it is created).
+pub const WATCH_REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The gauge of registered watchers, which etcd 3.4 and keel both serve on
+/// their client ports' `/metrics`.
+pub const WATCHER_GAUGE: &str = "etcd_debugging_mvcc_watcher_total";
 
 #[derive(Clone, Debug)]
 enum Step {
@@ -99,7 +103,8 @@ impl Session {
 
     /// Starts `etcdctl <command>` (a `watch`) in the background as `name`.
     /// Without `--rev` it only sees later changes, so the session waits
-    /// [`WATCH_SETTLE`] for it to register.
+    /// (at most [`WATCH_REGISTER_TIMEOUT`]) until the servers' watcher
+    /// gauge ([`WATCHER_GAUGE`]) counts one more watcher.
     pub fn watch(&mut self, name: &str, command: &str) -> &mut Session {
         self.steps.push(Step::WatchStart {
             name: name.to_owned(),
@@ -231,19 +236,47 @@ impl<'a> Player<'a> {
     fn start_watch(&mut self, name: &str, template: &[String], settle: bool) {
         let args = self.args(template);
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let watchers_before = self.watchers();
         let started = Instant::now();
         match self.etcdctl.spawn(&argv) {
             Ok(watch) => {
                 self.watches
                     .insert(name.to_owned(), (template.join(" "), started, watch));
                 if settle {
-                    std::thread::sleep(WATCH_SETTLE);
+                    self.wait_registered(name, watchers_before + 1.0);
                 }
             }
             Err(e) => self
                 .transcript
                 .push_str(&format!("[failed to start watch {name}: {e}]\n")),
         }
+    }
+
+    /// Registered watchers over every member of the cluster (the watch may
+    /// have gone to any of them); a member that cannot be read counts 0.
+    fn watchers(&self) -> f64 {
+        self.cluster
+            .members()
+            .iter()
+            .map(|m| metrics::value_at(&m.client_url, WATCHER_GAUGE))
+            .sum()
+    }
+
+    /// Waits until the cluster counts `expected` watchers. Panics when it
+    /// never does: every later step would race the watch's registration.
+    fn wait_registered(&self, name: &str, expected: f64) {
+        let (seen, registered) = metrics::wait_for_value(
+            WATCH_REGISTER_TIMEOUT,
+            || self.watchers(),
+            |n| n >= expected,
+        );
+        assert!(
+            registered,
+            "{}: watch {name} not registered within {WATCH_REGISTER_TIMEOUT:?}: \
+             {WATCHER_GAUGE} summed to {seen} over the members, expected {expected}\n{}",
+            self.cluster.flavor().name(),
+            self.cluster.logs()
+        );
     }
 
     fn collect_watch(&mut self, name: &str, lines: usize) {
