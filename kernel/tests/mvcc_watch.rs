@@ -78,6 +78,27 @@ fn summary(responses: &[WatchResponse]) -> Vec<(i64, EventType, String)> {
         .collect()
 }
 
+/// etcd's header revisions: replayed events carry the store's revision at
+/// replay time (`syncWatchers`' `curRev`), live ones their own revision.
+#[test]
+fn replayed_events_carry_the_store_revision_live_ones_their_own() {
+    let mut store = Store::new();
+    let mut registry = WatchRegistry::new(WatchLimits::default());
+    put(&mut store, &mut registry, "a", "1"); // rev 2
+    put(&mut store, &mut registry, "b", "1"); // rev 3
+    let id = registry.create(&store, watch("a", "", 2)).expect("create");
+    registry.sync(&store);
+    let replayed = registry.poll(id, 100).expect("replayed");
+    assert_eq!(summary(std::slice::from_ref(&replayed)).len(), 1);
+    assert_eq!(
+        replayed.revision, 3,
+        "the store's revision, not the event's 2"
+    );
+    put(&mut store, &mut registry, "a", "2"); // rev 4, live
+    let live = registry.poll(id, 100).expect("live");
+    assert_eq!(live.revision, 4);
+}
+
 #[test]
 fn replays_history_then_follows_live_writes() {
     let mut store = Store::new();
@@ -228,6 +249,10 @@ fn compaction_cancels_watchers_that_need_compacted_history() {
     let at_compaction = registry.create(&store, watch("a", "", 5)).expect("create");
     let canceled = registry.poll(old, 10).expect("cancel notice");
     assert!(canceled.canceled && canceled.compact_revision == 5 && canceled.events.is_empty());
+    assert_eq!(
+        canceled.revision, 0,
+        "etcd's compaction notice has no revision"
+    );
     assert_eq!(registry.poll(old, 10), None, "removed after the notice");
     let got = drain(&store, &mut registry, at_compaction, 10);
     assert_eq!(
@@ -355,7 +380,8 @@ proptest! {
                 }
                 Step::Poll(w, max) => {
                     if let Some(t) = tracked.get_mut(*w) {
-                        take(&mut registry, t, *max, store.compact_revision())?;
+                        let revisions = (store.compact_revision(), store.current_revision());
+                        take(&mut registry, t, *max, revisions)?;
                     }
                 }
                 Step::Rewind(w) => {
@@ -379,7 +405,8 @@ proptest! {
             for _ in 0..10_000 {
                 registry.sync(&store);
                 let before = t.got.len();
-                take(&mut registry, t, 2, store.compact_revision())?;
+                let revisions = (store.compact_revision(), store.current_revision());
+                take(&mut registry, t, 2, revisions)?;
                 if t.canceled_at.is_some() || (t.got.len() == before && registry.is_synced(t.id)) {
                     break;
                 }
@@ -431,7 +458,7 @@ fn take(
     registry: &mut WatchRegistry,
     t: &mut Tracked,
     max: usize,
-    compacted: i64,
+    (compacted, store_revision): (i64, i64),
 ) -> Result<(), TestCaseError> {
     if t.canceled_at.is_some() {
         return Ok(());
@@ -461,7 +488,10 @@ fn take(
         previous,
         revisions[0]
     );
-    prop_assert_eq!(r.revision, revisions[revisions.len() - 1]);
+    // Header: the last event's revision, or (replayed events, etcd's
+    // `curRev`) a later revision the store had reached.
+    prop_assert!(r.revision >= revisions[revisions.len() - 1]);
+    prop_assert!(r.revision <= store_revision);
     // Bounded: a new revision starts only while fewer than `max` events are
     // taken; only the last revision may carry the response past `max`.
     let last = revisions[revisions.len() - 1];

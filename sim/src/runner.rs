@@ -13,42 +13,27 @@ use crate::report::RunReport;
 use crate::run::run_scenario;
 use crate::scenario::Scenario;
 
+/// The names among `$feature`s that this build enables.
+macro_rules! enabled_features {
+    ($($feature:literal),* $(,)?) => {
+        [$((cfg!(feature = $feature), $feature)),*]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect()
+    };
+}
+
 /// The planted bugs (keel-sim features) this build has, by name.
 pub fn planted_bugs() -> Vec<&'static str> {
-    let bugs = [
-        (
-            cfg!(feature = "planted-bug-ack-before-fsync"),
-            "planted-bug-ack-before-fsync",
-        ),
-        (
-            cfg!(feature = "planted-bug-vote-without-log-check"),
-            "planted-bug-vote-without-log-check",
-        ),
-        (
-            cfg!(feature = "planted-bug-read-without-readindex"),
-            "planted-bug-read-without-readindex",
-        ),
-        (
-            cfg!(feature = "planted-bug-commit-previous-term"),
-            "planted-bug-commit-previous-term",
-        ),
-        (
-            cfg!(feature = "planted-bug-keep-conflicting-suffix"),
-            "planted-bug-keep-conflicting-suffix",
-        ),
-        (
-            cfg!(feature = "planted-bug-watch-misses-start-revision"),
-            "planted-bug-watch-misses-start-revision",
-        ),
-        (
-            cfg!(feature = "planted-bug-follower-expires-leases"),
-            "planted-bug-follower-expires-leases",
-        ),
-    ];
-    bugs.into_iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, name)| name)
-        .collect()
+    enabled_features![
+        "planted-bug-ack-before-fsync",
+        "planted-bug-vote-without-log-check",
+        "planted-bug-read-without-readindex",
+        "planted-bug-commit-previous-term",
+        "planted-bug-keep-conflicting-suffix",
+        "planted-bug-watch-misses-start-revision",
+        "planted-bug-follower-expires-leases",
+    ]
 }
 
 /// Runs every scenario once (seed 0, short) before the first real run of

@@ -53,8 +53,9 @@ pub struct WatchCreate {
 pub struct WatchResponse {
     /// The watcher.
     pub watch_id: WatchId,
-    /// Header revision: the revision of the last event (or the compacted
-    /// revision for a cancel).
+    /// Header revision, as etcd's watch sets it: the last event's revision
+    /// for live events, the store's revision at replay time for replayed
+    /// ones (`syncWatchers`' `curRev`), 0 for a compaction cancel.
     pub revision: i64,
     /// Whole revisions of events, oldest first.
     pub events: Vec<Event>,
@@ -114,6 +115,11 @@ struct Watcher {
     next_revision: i64,
     synced: bool,
     pending: VecDeque<Event>,
+    /// The store's revision at the last replay that queued events: the
+    /// header revision of responses carrying replayed events (etcd's
+    /// `syncWatchers` sends `curRev`); 0 before any replay. Live events
+    /// always have later revisions, so it never raises theirs.
+    replayed_at: i64,
     /// Set once the watcher is canceled by compaction.
     compacted: Option<i64>,
 }
@@ -210,6 +216,7 @@ impl WatchRegistry {
             next_revision,
             synced: next_revision > current,
             pending: VecDeque::new(),
+            replayed_at: 0,
             compacted,
             spec: WatchCreate {
                 watch_id: id,
@@ -282,6 +289,7 @@ impl WatchRegistry {
         };
         let compacted = store.compact_revision();
         w.pending.clear();
+        w.replayed_at = 0;
         w.next_revision = next_revision;
         w.synced = next_revision > store.current_revision();
         if next_revision < compacted {
@@ -361,6 +369,9 @@ impl WatchRegistry {
                 Ok(batch) => {
                     let shaped: Vec<Event> =
                         batch.events.iter().filter_map(|e| w.shape(e)).collect();
+                    if !shaped.is_empty() {
+                        w.replayed_at = current;
+                    }
                     w.pending.extend(shaped);
                     w.next_revision = batch.next_revision;
                     w.synced = w.next_revision > current;
@@ -399,16 +410,17 @@ impl WatchRegistry {
             }
             return Some(WatchResponse {
                 watch_id: id,
-                revision,
+                revision: revision.max(w.replayed_at),
                 events,
                 ..WatchResponse::default()
             });
         }
         let compact_revision = w.compacted?;
         self.cancel(id);
+        // etcd's compaction notice carries no revision of its own.
         Some(WatchResponse {
             watch_id: id,
-            revision: compact_revision,
+            revision: 0,
             compact_revision,
             canceled: true,
             ..WatchResponse::default()
