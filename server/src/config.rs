@@ -39,7 +39,9 @@ pub const SNAPSHOT_COUNT_DEFAULT: u64 = 100_000;
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "keel",
-    version,
+    // keel's version and the etcd API version it serves (`api::ETCD_VERSION`,
+    // checked by a test).
+    version = concat!(env!("CARGO_PKG_VERSION"), " (etcd API 3.5.0)"),
     about = "keel: an etcd-compatible, strongly consistent key-value store"
 )]
 pub struct Flags {

@@ -315,3 +315,17 @@ fn metrics_urls_come_from_the_flag_or_the_config_file() {
     );
     assert!(cfg.config_file_ignored.is_empty());
 }
+
+/// `keel --version` names keel's version and the etcd API version it
+/// serves (the one Maintenance.Status reports).
+#[test]
+fn the_version_names_the_etcd_api_version() {
+    use clap::CommandFactory;
+    let command = Flags::command();
+    let version = command.get_version().unwrap_or_default();
+    assert!(version.starts_with(env!("CARGO_PKG_VERSION")), "{version}");
+    assert!(
+        version.contains(&format!("etcd API {}", crate::api::ETCD_VERSION)),
+        "{version}"
+    );
+}

@@ -284,6 +284,19 @@ pub struct Background {
 }
 
 impl Background {
+    /// Sends SIGINT (what Ctrl-C sends): etcdctl's `lock` and `elect`
+    /// then release the lock or resign, and exit.
+    pub fn interrupt(&self) -> io::Result<()> {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!("kill -INT exited with {status}")))
+        }
+    }
+
     /// Spawns `command` with empty stdin, collecting stdout and stderr.
     pub fn spawn(mut command: Command) -> io::Result<Background> {
         let mut child = command

@@ -35,6 +35,10 @@ pub enum Norm {
     /// Lines are sorted (for output whose order the server does not define,
     /// e.g. `lease list`, which etcd prints in map order).
     SortLines,
+    /// Keys of `etcdctl lock` and `elect` (`<name>/<lease id in hex>`): the
+    /// lease id of etcdctl's own session, never printed by a `lease grant`,
+    /// is replaced by `<session>`.
+    SessionKeys,
 }
 
 /// When something happened, as far as the test can tell: between `from`
@@ -248,6 +252,20 @@ fn normalize_line(line: &str, norm: Norm) -> String {
             Some((head, _)) => format!("{head}took = <duration>"),
             None => line,
         },
+        Norm::SessionKeys => hide_session_lease(&line),
+    }
+}
+
+/// `name/694d7a4e5e2f2a0c` (a key of etcdctl's `lock` or `elect`: the
+/// prefix, then the session's lease id in hex) → `name/<session>`.
+fn hide_session_lease(line: &str) -> String {
+    match line.rsplit_once('/') {
+        Some((prefix, id))
+            if (8..=16).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            format!("{prefix}/<session>")
+        }
+        _ => line.to_owned(),
     }
 }
 
@@ -526,6 +544,15 @@ mod tests {
             out.contains("remaining(59s) [countdown start unknown]"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn session_lease_ids_in_lock_keys_are_hidden() {
+        let hide = |line| normalize_line(line, Norm::SessionKeys);
+        assert_eq!(hide("mylock/694d7a4e5e2f2a0c"), "mylock/<session>");
+        assert_eq!(hide("a/b/7587893ba7c0e404"), "a/b/<session>");
+        assert_eq!(hide("p1"), "p1");
+        assert_eq!(hide("mylock/not-hex"), "mylock/not-hex");
     }
 
     #[test]

@@ -37,6 +37,14 @@ enum Step {
     WatchCollect {
         name: String,
         lines: usize,
+        norm: Norm,
+    },
+    WaitLines {
+        name: String,
+        lines: usize,
+    },
+    Interrupt {
+        name: String,
     },
     Pause(Duration),
 }
@@ -128,7 +136,33 @@ impl Session {
     /// Waits (bounded) until watch `name` printed `lines` lines or exited,
     /// stops it and records what it printed.
     pub fn collect(&mut self, name: &str, lines: usize) -> &mut Session {
+        self.collect_norm(name, lines, Norm::Plain)
+    }
+
+    /// As [`Session::collect`], with an extra normalisation of the output.
+    pub fn collect_norm(&mut self, name: &str, lines: usize, norm: Norm) -> &mut Session {
         self.steps.push(Step::WatchCollect {
+            name: name.to_owned(),
+            lines,
+            norm,
+        });
+        self
+    }
+
+    /// Sends SIGINT to background command `name` (etcdctl `lock` releases
+    /// its lock, `elect` resigns); [`Session::collect`] then waits for it.
+    pub fn interrupt(&mut self, name: &str) -> &mut Session {
+        self.steps.push(Step::Interrupt {
+            name: name.to_owned(),
+        });
+        self
+    }
+
+    /// Waits (bounded) until background command `name` printed `lines`
+    /// lines, leaving it running (e.g. until a lock is held); the
+    /// transcript says whether it did.
+    pub fn wait_lines(&mut self, name: &str, lines: usize) -> &mut Session {
+        self.steps.push(Step::WaitLines {
             name: name.to_owned(),
             lines,
         });
@@ -198,7 +232,9 @@ impl<'a> Player<'a> {
         match step {
             Step::Run { args, stdin, norm } => self.run(args, stdin, *norm),
             Step::WatchStart { name, args, settle } => self.start_watch(name, args, *settle),
-            Step::WatchCollect { name, lines } => self.collect_watch(name, *lines),
+            Step::WatchCollect { name, lines, norm } => self.collect_watch(name, *lines, *norm),
+            Step::WaitLines { name, lines } => self.wait_lines(name, *lines),
+            Step::Interrupt { name } => self.interrupt(name),
             Step::Pause(duration) => std::thread::sleep(*duration),
         }
     }
@@ -279,7 +315,33 @@ impl<'a> Player<'a> {
         );
     }
 
-    fn collect_watch(&mut self, name: &str, lines: usize) {
+    fn interrupt(&mut self, name: &str) {
+        let sent = match self.watches.get(name) {
+            Some((_, _, background)) => background.interrupt().map_err(|e| e.to_string()),
+            None => Err("no such background command".to_owned()),
+        };
+        if let Err(error) = sent {
+            self.transcript
+                .push_str(&format!("[cannot interrupt {name}: {error}]\n"));
+        }
+    }
+
+    fn wait_lines(&mut self, name: &str, lines: usize) {
+        let Some((command, _, background)) = self.watches.get_mut(name) else {
+            self.transcript
+                .push_str(&format!("[no background command named {name}]\n"));
+            return;
+        };
+        let outcome = match background.wait_lines(lines, WATCH_COLLECT_TIMEOUT) {
+            super::Waited::Lines => "printed",
+            super::Waited::Exited => "exited before printing",
+            super::Waited::TimedOut => "timed out before printing",
+        };
+        self.transcript
+            .push_str(&format!("[etcdctl {command}: {outcome} {lines} lines]\n"));
+    }
+
+    fn collect_watch(&mut self, name: &str, lines: usize, norm: Norm) {
         let Some((command, started, mut watch)) = self.watches.remove(name) else {
             self.transcript
                 .push_str(&format!("[no watch named {name}]\n"));
@@ -299,7 +361,7 @@ impl<'a> Player<'a> {
         // was started.
         self.context.learn_leases(&stdout, Window::since(started));
         self.context.command_started = Some(started);
-        self.record(&stdout, &stderr, Norm::Plain);
+        self.record(&stdout, &stderr, norm);
     }
 }
 
