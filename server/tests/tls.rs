@@ -275,16 +275,23 @@ fn start_all(
     }
 }
 
+/// Three keel members with plain client and https peer URLs, a CA, and
+/// peer certificates from it for the first `trusted` members (`m0`...).
+fn peer_tls_cluster(trusted: usize) -> (Procs, Pki, Vec<CertFiles>) {
+    let procs = Procs::new(Flavor::Keel, 3, "http", "https");
+    let pki = Pki::new(procs.dir(), "peers");
+    let certs = (0..trusted)
+        .map(|i| pki.leaf(&format!("peer{i}"), &format!("m{i}")))
+        .collect();
+    (procs, pki, certs)
+}
+
 #[test]
 fn members_with_peer_certificates_form_a_cluster_and_replicate() {
     if !require_etcd("members_with_peer_certificates_form_a_cluster_and_replicate") {
         return;
     }
-    let mut procs = Procs::new(Flavor::Keel, 3, "http", "https");
-    let pki = Pki::new(procs.dir(), "peers");
-    let certs: Vec<CertFiles> = (0..3)
-        .map(|i| pki.leaf(&format!("peer{i}"), &format!("m{i}")))
-        .collect();
+    let (mut procs, pki, certs) = peer_tls_cluster(3);
     start_all(
         &mut procs,
         |i| peer_tls_flags(&certs[i], &pki.ca),
@@ -313,11 +320,7 @@ fn a_member_with_a_trusted_peer_certificate_joins_over_tls() {
     if !require_etcd("a_member_with_a_trusted_peer_certificate_joins_over_tls") {
         return;
     }
-    let mut procs = Procs::new(Flavor::Keel, 3, "http", "https");
-    let pki = Pki::new(procs.dir(), "peers");
-    let certs: Vec<CertFiles> = (0..3)
-        .map(|i| pki.leaf(&format!("peer{i}"), &format!("m{i}")))
-        .collect();
+    let (mut procs, pki, certs) = peer_tls_cluster(3);
     for (i, cert) in certs.iter().take(2).enumerate() {
         procs.start_in(i, 2, &peer_tls_flags(cert, &pki.ca));
     }
@@ -351,11 +354,7 @@ fn a_member_with_an_untrusted_peer_certificate_cannot_join() {
     if !require_etcd("a_member_with_an_untrusted_peer_certificate_cannot_join") {
         return;
     }
-    let mut procs = Procs::new(Flavor::Keel, 3, "http", "https");
-    let pki = Pki::new(procs.dir(), "peers");
-    let trusted: Vec<CertFiles> = (0..2)
-        .map(|i| pki.leaf(&format!("peer{i}"), &format!("m{i}")))
-        .collect();
+    let (mut procs, pki, trusted) = peer_tls_cluster(2);
     let intruder = self_signed(procs.dir(), "intruder", "m2");
     let flags = |i: usize| match trusted.get(i) {
         Some(cert) => peer_tls_flags(cert, &pki.ca),
