@@ -2,7 +2,7 @@
 //! leader hands leadership to a follower, which then leads on every
 //! member; a follower asked to move leadership refuses ("etcdserver: not
 //! leader"), and so does the leader for an unknown member ("etcdserver:
-//! bad leader transferee").
+//! bad leader transferee"); then `etcdctl move-leader` moves it back.
 #![cfg(not(madsim))]
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
@@ -44,6 +44,22 @@ async fn session(flavor: Flavor) -> Vec<String> {
         "transferee leads: {}",
         leader(&cluster).await == target
     ));
+    // etcdctl move-leader: finds the leader among its endpoints and moves
+    // leadership back; member ids are named by role.
+    let old_id = member_id(&mut at_leader).await;
+    let hide_ids = |text: String| {
+        text.replace(&format!("{target_id:x}"), "<transferee>")
+            .replace(&format!("{old_id:x}"), "<old leader>")
+    };
+    let back = cluster
+        .etcdctl()
+        .run(&["move-leader", &format!("{old_id:x}")])
+        .unwrap();
+    seen.push(hide_ids(format!("{}{}", back.stdout, back.stderr)));
+    seen.push(format!(
+        "old leader leads: {}",
+        leader(&cluster).await == old
+    ));
     seen
 }
 
@@ -61,6 +77,8 @@ async fn leadership_moves_as_in_etcd() {
             "FailedPrecondition etcdserver: bad leader transferee",
             "ok",
             "transferee leads: true",
+            "Leadership transferred from <transferee> to <old leader>\n",
+            "old leader leads: true",
         ]
     );
     assert_eq!(keel, etcd);
