@@ -81,13 +81,15 @@ pub fn check_leases(logs: &[LeaseLog]) -> Vec<EarlyExpiry> {
 }
 
 fn early_expiries(log: &LeaseLog) -> Vec<EarlyExpiry> {
-    let ttl_ns = u64::try_from(log.ttl_secs.max(0)).unwrap_or(0) * 1_000_000_000;
+    let ttl_ns = u64::try_from(log.ttl_secs.max(0))
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000);
     // The lease lived at least TTL past the sending of its last accepted
     // request, and its key as long as the lease.
     let Some(last_sent) = log.accepted_ns.iter().max() else {
         return Vec::new();
     };
-    let alive_until_ns = last_sent + ttl_ns;
+    let alive_until_ns = last_sent.saturating_add(ttl_ns);
     log.reads
         .iter()
         .filter(|read| !read.present && read.invoke_ns >= log.attached_ns)

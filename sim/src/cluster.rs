@@ -57,8 +57,10 @@ pub struct Cluster {
     ids: BTreeMap<u64, u8>,
 }
 
-/// Settings of member `index` of a `members`-member cluster.
-pub fn settings(index: u8, members: u8, seed: u64) -> NodeSettings {
+/// keel's default settings for member `index` (`m<index>` on
+/// [`NodeAddr::member`]) of a `members`-member cluster bootstrapped
+/// together.
+pub fn member_settings(index: u8, members: u8) -> NodeSettings {
     let initial_cluster: BTreeMap<String, Vec<String>> = (0..members)
         .map(|i| (format!("m{i}"), vec![NodeAddr::member(i).peer_url()]))
         .collect();
@@ -66,6 +68,14 @@ pub fn settings(index: u8, members: u8, seed: u64) -> NodeSettings {
     let mut settings = NodeSettings::single(&format!("m{index}"), &addr.peer_url());
     settings.initial_cluster = initial_cluster;
     settings.client_urls = vec![addr.client_url()];
+    settings
+}
+
+/// Settings of member `index` of a scenario's `members`-member cluster:
+/// [`member_settings`] with a per-member seed drawn from the run's
+/// `seed`, and snapshots and WAL segments small enough to be exercised.
+pub fn settings(index: u8, members: u8, seed: u64) -> NodeSettings {
+    let mut settings = member_settings(index, members);
     settings.seed = seed.wrapping_mul(31).wrapping_add(u64::from(index));
     settings.snapshot_count = 200;
     settings.snapshot_catchup_entries = 50;

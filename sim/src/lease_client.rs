@@ -93,7 +93,9 @@ async fn lease_life(
         read(random_member(members), log, &mut lease).await;
         madsim::time::sleep(Duration::from_millis(KEEP_ALIVE_EVERY_MS)).await;
     }
-    let ttl_ns = u64::try_from(lease.ttl_secs).unwrap_or(0) * 1_000_000_000;
+    let ttl_ns = u64::try_from(lease.ttl_secs)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000);
     let read_until_ns = log.now_ns() + ttl_ns + 2_000_000_000;
     while log.now_ns() < read_until_ns && !stop.load(Ordering::Relaxed) {
         read(random_member(members), log, &mut lease).await;

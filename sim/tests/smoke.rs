@@ -28,6 +28,7 @@ use keel_server::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use keel_server::proto::etcdserverpb::{PutRequest, RangeRequest, StatusRequest};
 use keel_server::transport::TransportLimits;
 use keel_sim::NodeAddr;
+use keel_sim::cluster::member_settings;
 use keel_wal::{SimConfig, SimStorage, Storage};
 use madsim::runtime::Handle;
 use madsim::task::NodeId;
@@ -35,14 +36,7 @@ use madsim::task::NodeId;
 const MEMBERS: u8 = 3;
 
 fn settings(index: u8) -> NodeSettings {
-    let initial_cluster: BTreeMap<String, Vec<String>> = (0..MEMBERS)
-        .map(|i| (format!("m{i}"), vec![NodeAddr::member(i).peer_url()]))
-        .collect();
-    let addr = NodeAddr::member(index);
-    let mut settings = NodeSettings::single(&format!("m{index}"), &addr.peer_url());
-    settings.initial_cluster = initial_cluster;
-    settings.client_urls = vec![addr.client_url()];
-    settings
+    member_settings(index, MEMBERS)
 }
 
 /// Member `index`'s simulated disks (its WAL and its snapshot directory).
