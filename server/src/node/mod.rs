@@ -4,21 +4,30 @@
 //!
 //! - [`settings`]: what the driver needs from the configuration.
 //! - [`bootstrap`]: fresh start or restart from the data directory.
-//! - [`driver`]: the loop (ticks, peer messages, proposals, ReadIndex) and
-//!   the handling of each Raft `Ready` (send, persist with group commit,
-//!   send after fsync, apply, release reads, advance), snapshots, leases.
+//! - [`driver`]: the Ready loop (ticks, peer messages, proposals, ReadIndex;
+//!   send, persist with group commit, send after fsync, apply, release
+//!   reads, advance) and what it calls.
+//! - The driver's decisions, pure and tested alone: [`mode`] (running,
+//!   stalled, failed), [`alarm_policy`] (NOSPACE), [`lease_duties`] (the
+//!   leader's revocations and checkpoints), [`snapshot_policy`] (when to
+//!   snapshot, how much log to keep), [`db_size`], [`conf_waiters`].
 //! - [`proposals`]: request waiters; [`read_index`]: read batching.
 //! - [`peers`]: outbound peer streams; [`handle`]: the `Backend`.
 //! - [`compaction`]: automatic history compaction on the leader.
 //! - `segment_pipeline`: the WAL's next segment prepared in the background.
 //! - [`serve`]: running a whole member (node + API + peer servers).
 
+pub mod alarm_policy;
 mod background;
 pub mod bootstrap;
 pub mod compaction;
+pub mod conf_waiters;
+pub mod db_size;
 pub mod disk_full;
 pub mod driver;
 pub mod handle;
+pub mod lease_duties;
+pub mod mode;
 pub mod peers;
 pub mod proposals;
 mod purge_pipeline;
@@ -29,6 +38,7 @@ pub mod serve;
 pub mod settings;
 pub mod shutdown;
 mod snapshot_buffer;
+pub mod snapshot_policy;
 mod snapshot_saver;
 
 pub use bootstrap::{BootError, NodeStorage};
