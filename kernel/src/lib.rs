@@ -9,6 +9,8 @@
 //!   reports.
 //! * [`apply`]: the replicated state machine that applies committed entries,
 //!   and its snapshots.
+//! * [`limits`]: [`Limits`], the request limits the API checks early and
+//!   the state machine applies.
 //!
 //! Nothing here reads a clock, a socket or a file, or spawns a thread: time
 //! arrives as ticks or as instants passed in, randomness as seeds.
@@ -17,8 +19,10 @@ pub mod apply;
 pub mod auth;
 pub mod invariant;
 pub mod lease;
+pub mod limits;
 pub mod membership;
 pub mod mvcc;
 pub mod raft;
 
 pub use invariant::InvariantViolation;
+pub use limits::Limits;

@@ -26,7 +26,7 @@ pub use tls::{SELF_SIGNED_CERT_VALIDITY_YEARS_MAX, TlsConfig, TlsFlags, TlsInfo,
 pub use urls::{bind_addr, parse_initial_cluster, parse_url_list};
 
 /// etcd's default `--max-request-bytes`: 1.5 MiB.
-pub const MAX_REQUEST_BYTES_DEFAULT: u64 = 1024 * 1024 * 3 / 2;
+pub const MAX_REQUEST_BYTES_DEFAULT: u64 = keel_kernel::limits::DEFAULT_MAX_REQUEST_BYTES;
 /// Backend quota used when `--quota-backend-bytes` is 0 (etcd: 2 GiB).
 pub const QUOTA_BACKEND_BYTES_DEFAULT: u64 = 2 * 1024 * 1024 * 1024;
 /// Longest election timeout etcd accepts, in milliseconds.
@@ -287,6 +287,16 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The request limits this configuration sets: `--max-request-bytes`,
+    /// and etcd's txn operation limit (not a flag in keel: the state
+    /// machine applies it, so every member must use the same value).
+    pub fn limits(&self) -> keel_kernel::Limits {
+        keel_kernel::Limits {
+            max_request_bytes: self.max_request_bytes,
+            ..keel_kernel::Limits::default()
+        }
+    }
+
     /// Parses a full command line (`args[0]` is the program name) plus the
     /// `ETCD_*` environment, then validates it.
     ///

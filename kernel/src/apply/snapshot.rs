@@ -129,7 +129,7 @@ impl StateMachine {
         let applied_index = reader.u64()?;
         let applied_term = reader.u64()?;
         let mut store = Store::decode_snapshot(reader.section()?).map_err(SnapshotError::Store)?;
-        store.set_max_txn_ops(config.max_txn_ops);
+        store.set_max_txn_ops(config.limits.max_txn_ops);
         let meta: Meta = match postcard::take_from_bytes(reader.section()?) {
             Ok((meta, [])) => meta,
             Ok(_) => return Err(SnapshotError::Invalid("metadata: trailing bytes".into())),

@@ -4,6 +4,7 @@
 
 use crate::auth::{AuthError, AuthInfo, AuthStore, PermissionType, SIMPLE_TOKEN_TTL_MS};
 use crate::lease::{LeaseCheckpoint, LeaseId, LeaseRenewal, LeaseStatus, Lessor, LessorConfig};
+use crate::limits::Limits;
 use crate::membership::Cluster;
 use crate::mvcc::{Event, EventType, RangeRequest, RangeResponse, RequestOp, Store, TxnRequest};
 use crate::raft::{ConfChange, Entry, EntryType};
@@ -21,8 +22,9 @@ pub struct StateMachineConfig {
     pub lessor: LessorConfig,
     /// Simple-token TTL in milliseconds (etcd `--auth-token-ttl`).
     pub token_ttl_ms: u64,
-    /// Most compares or operations per txn branch (etcd `--max-txn-ops`).
-    pub max_txn_ops: usize,
+    /// Request limits; the txn operation limit decides at apply whether a
+    /// txn runs, so it must be the same on every member.
+    pub limits: Limits,
 }
 
 impl StateMachineConfig {
@@ -31,7 +33,7 @@ impl StateMachineConfig {
         StateMachineConfig {
             lessor: LessorConfig::new(election_timeout_ms),
             token_ttl_ms: SIMPLE_TOKEN_TTL_MS,
-            max_txn_ops: Store::DEFAULT_MAX_TXN_OPS,
+            limits: Limits::default(),
         }
     }
 }
@@ -56,7 +58,7 @@ impl StateMachine {
     /// disabled) for `cluster`, at applied index 0.
     pub fn new(config: StateMachineConfig, cluster: Cluster) -> StateMachine {
         let mut store = Store::new();
-        store.set_max_txn_ops(config.max_txn_ops);
+        store.set_max_txn_ops(config.limits.max_txn_ops);
         StateMachine {
             config,
             store,

@@ -12,10 +12,13 @@
 //!   check on started members (a change must leave a started quorum).
 //! * [`Cluster::check_invariants`]: member ids and peer URLs are unique,
 //!   removed ids stay out.
+//! * [`Cluster::conf_change_for`]: a client's [`MembershipRequest`] turned
+//!   into the conf change to propose, checked as apply will check it.
 //! * [`ConfChangeContext`]: what a conf-change entry's `context` carries
 //!   (the member being added or promoted), as etcd's `ConfigChangeContext`.
 
 mod bootstrap;
+mod change;
 mod cluster;
 mod context;
 mod error;
@@ -24,6 +27,7 @@ mod member;
 mod started_quorum;
 
 pub use bootstrap::{INITIAL_CLUSTER_MEMBERS_MAX, parse_initial_cluster};
+pub use change::MembershipRequest;
 pub use cluster::{Cluster, ClusterSnapshot, MAX_LEARNERS, cluster_id};
 pub use context::ConfChangeContext;
 pub use error::MembershipError;

@@ -49,4 +49,5 @@ pub use ops::{
 };
 pub use revision::Revision;
 pub use store::{LeaseLookup, Store, WriteResult};
+pub use txn::check_txn;
 pub use watch::{WatchCreate, WatchError, WatchId, WatchLimits, WatchRegistry, WatchResponse};

@@ -53,16 +53,13 @@ impl Default for Store {
 }
 
 impl Store {
-    /// etcd's default `--max-txn-ops`.
-    pub const DEFAULT_MAX_TXN_OPS: usize = 128;
-
     /// An empty store at revision 1.
     pub fn new() -> Store {
         Store {
             index: Index::new(),
             current_revision: 1,
             compact_revision: -1,
-            max_txn_ops: Store::DEFAULT_MAX_TXN_OPS,
+            max_txn_ops: crate::limits::DEFAULT_MAX_TXN_OPS,
             events_prev_kv: true,
         }
     }
@@ -185,7 +182,8 @@ impl Store {
     ) -> Result<WriteResult<TxnResponse>, MvccError> {
         check_txn(req, self.max_txn_ops)?;
         check_branch(&self.view(), req, lease_exists, &mut Vec::new())?;
-        let ops = (req.success.len().max(req.failure.len())).min(Store::DEFAULT_MAX_TXN_OPS);
+        let ops =
+            (req.success.len().max(req.failure.len())).min(crate::limits::DEFAULT_MAX_TXN_OPS);
         Ok(self.write(ops, |w| exec_txn(w, req)))
     }
 

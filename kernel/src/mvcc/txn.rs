@@ -23,13 +23,15 @@ pub(crate) fn check_put(req: &PutRequest) -> Result<(), MvccError> {
     Ok(())
 }
 
-/// Checks a txn's shape, recursively: at most `max_ops` compares and ops
+/// Checks a txn's shape, recursively (etcd's `checkTxnRequest` and
+/// `checkIntervals`, which the API runs before proposing and the store runs
+/// again at apply): at most `max_ops` compares and ops
 /// per branch (nested txns get what their parent leaves), no empty keys,
 /// and no two writes to one key in a branch.
 ///
 /// Errors: `TooManyOps`, `EmptyKey`, `ValueProvided`, `LeaseProvided`,
 /// `DuplicateKey`.
-pub(crate) fn check_txn(req: &TxnRequest, max_ops: usize) -> Result<(), MvccError> {
+pub fn check_txn(req: &TxnRequest, max_ops: usize) -> Result<(), MvccError> {
     check_txn_fields(req, max_ops)?;
     check_intervals(&req.success)?;
     check_intervals(&req.failure)?;

@@ -13,13 +13,10 @@ use prost::Message;
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
 use super::header::header;
-use super::status::{EMPTY_KEY, REQUEST_TOO_LARGE, TOO_MANY_OPS};
+use super::status::{EMPTY_KEY, REQUEST_TOO_LARGE};
 use super::{ApiLimits, convert, propose, request_auth, unexpected};
 use crate::backend::Backend;
 use crate::proto::etcdserverpb as pb;
-
-/// Deepest txn nesting accepted (prost itself stops decoding at 100).
-const TXN_DEPTH_MAX: usize = 64;
 
 /// The KV service over a backend.
 #[derive(Clone, Debug)]
@@ -35,7 +32,7 @@ impl<B: Backend> KvService<B> {
     }
 
     fn check_size(&self, message: &impl Message) -> Result<(), Status> {
-        if message.encoded_len() > self.limits.max_request_bytes {
+        if self.limits.request.is_too_large(message.encoded_len()) {
             return Err(Status::invalid_argument(REQUEST_TOO_LARGE));
         }
         Ok(())
@@ -51,32 +48,15 @@ fn check_key(key: &[u8]) -> Result<(), Status> {
     Ok(())
 }
 
-/// etcd's `checkTxnRequest`: at most `max_ops` compares and operations per
-/// branch, every op (and nested txn) with a key.
+/// etcd's `checkTxnRequest` and `checkIntervals`, run before proposing:
+/// the state machine's own shape check ([`keel_kernel::mvcc::check_txn`]),
+/// so a txn is refused early exactly when apply would refuse it.
 ///
 /// Errors: InvalidArgument "etcdserver: too many operations in txn
-/// request" or "etcdserver: key is not provided".
-pub fn check_txn(txn: &pb::TxnRequest, max_ops: usize, depth: usize) -> Result<(), Status> {
-    let too_many = [txn.compare.len(), txn.success.len(), txn.failure.len()]
-        .iter()
-        .any(|&n| n > max_ops);
-    if too_many || depth > TXN_DEPTH_MAX {
-        return Err(Status::invalid_argument(TOO_MANY_OPS));
-    }
-    for cmp in &txn.compare {
-        check_key(&cmp.key)?;
-    }
-    for op in txn.success.iter().chain(&txn.failure) {
-        use pb::request_op::Request as Op;
-        match &op.request {
-            Some(Op::RequestRange(r)) => check_key(&r.key)?,
-            Some(Op::RequestPut(r)) => check_key(&r.key)?,
-            Some(Op::RequestDeleteRange(r)) => check_key(&r.key)?,
-            Some(Op::RequestTxn(r)) => check_txn(r, max_ops, depth + 1)?,
-            None => {}
-        }
-    }
-    Ok(())
+/// request", "etcdserver: key is not provided", "etcdserver: duplicate key
+/// given in txn request", and the put flag errors.
+fn check_txn(txn: &keel_kernel::mvcc::TxnRequest, max_ops: usize) -> Result<(), Status> {
+    keel_kernel::mvcc::check_txn(txn, max_ops).map_err(|err| super::status::mvcc_error(&err))
 }
 
 #[tonic::async_trait]
@@ -149,9 +129,10 @@ impl<B: Backend> pb::kv_server::Kv for KvService<B> {
     ) -> Result<GrpcResponse<pb::TxnResponse>, Status> {
         let auth = request_auth(&self.backend, &request)?;
         let req = request.into_inner();
-        check_txn(&req, self.limits.max_txn_ops, 0)?;
+        let txn = convert::txn_request(&req);
+        check_txn(&txn, self.limits.request.max_txn_ops)?;
         self.check_size(&req)?;
-        let request = Request::Txn(convert::txn_request(&req));
+        let request = Request::Txn(txn);
         match propose(&self.backend, request, auth).await?.0 {
             Response::Txn(resp) => {
                 let header = header(&self.backend, resp.revision);
@@ -183,38 +164,68 @@ impl<B: Backend> pb::kv_server::Kv for KvService<B> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use super::super::status::TOO_MANY_OPS;
     use super::*;
     use bytes::Bytes;
     use pb::request_op::Request as Op;
 
-    fn put_op(key: &'static [u8]) -> pb::RequestOp {
+    fn put_op(key: &[u8]) -> pb::RequestOp {
         pb::RequestOp {
             request: Some(Op::RequestPut(pb::PutRequest {
-                key: Bytes::from_static(key),
+                key: Bytes::copy_from_slice(key),
                 ..pb::PutRequest::default()
             })),
         }
     }
 
-    #[test]
-    fn txn_over_max_ops_is_refused_with_etcds_message() {
-        let txn = pb::TxnRequest {
-            success: vec![put_op(b"k"); 129],
-            ..pb::TxnRequest::default()
-        };
-        let err = check_txn(&txn, 128, 0).unwrap_err();
-        assert_eq!(err.code(), tonic::Code::InvalidArgument);
-        assert_eq!(err.message(), TOO_MANY_OPS);
-        let ok = pb::TxnRequest {
-            success: vec![put_op(b"k"); 128],
-            failure: vec![put_op(b"k"); 128],
-            ..pb::TxnRequest::default()
-        };
-        assert!(check_txn(&ok, 128, 0).is_ok());
+    fn puts(n: usize) -> Vec<pb::RequestOp> {
+        (0..n).map(|i| put_op(format!("k{i}").as_bytes())).collect()
+    }
+
+    fn check(txn: &pb::TxnRequest, max_ops: usize) -> Result<(), Status> {
+        check_txn(&convert::txn_request(txn), max_ops)
     }
 
     #[test]
-    fn txn_ops_without_keys_are_refused() {
+    fn txn_over_max_ops_is_refused_with_etcds_message() {
+        let txn = pb::TxnRequest {
+            success: puts(129),
+            ..pb::TxnRequest::default()
+        };
+        let err = check(&txn, 128).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert_eq!(err.message(), TOO_MANY_OPS);
+        let ok = pb::TxnRequest {
+            success: puts(128),
+            failure: puts(128),
+            ..pb::TxnRequest::default()
+        };
+        assert!(check(&ok, 128).is_ok());
+    }
+
+    #[test]
+    fn a_nested_txn_gets_what_its_parent_leaves_as_in_etcd() {
+        let nested = |ops: usize| pb::RequestOp {
+            request: Some(Op::RequestTxn(pb::TxnRequest {
+                success: puts(ops),
+                ..pb::TxnRequest::default()
+            })),
+        };
+        // The parent uses 2 of 4 operations: a nested txn may use 2 more.
+        let fits = pb::TxnRequest {
+            success: vec![put_op(b"a"), nested(2)],
+            ..pb::TxnRequest::default()
+        };
+        assert!(check(&fits, 4).is_ok());
+        let over = pb::TxnRequest {
+            success: vec![put_op(b"a"), nested(3)],
+            ..pb::TxnRequest::default()
+        };
+        assert_eq!(check(&over, 4).unwrap_err().message(), TOO_MANY_OPS);
+    }
+
+    #[test]
+    fn txn_ops_without_keys_or_with_duplicate_writes_are_refused() {
         let nested = pb::RequestOp {
             request: Some(Op::RequestTxn(pb::TxnRequest {
                 failure: vec![put_op(b"")],
@@ -225,9 +236,17 @@ mod tests {
             success: vec![put_op(b"a"), nested],
             ..pb::TxnRequest::default()
         };
-        let err = check_txn(&txn, 128, 0).unwrap_err();
+        let err = check(&txn, 128).unwrap_err();
         assert_eq!(err.message(), EMPTY_KEY);
         assert_eq!(check_key(b"").unwrap_err().message(), EMPTY_KEY);
         assert!(check_key(b"x").is_ok());
+        let twice = pb::TxnRequest {
+            success: vec![put_op(b"a"), put_op(b"a")],
+            ..pb::TxnRequest::default()
+        };
+        assert_eq!(
+            check(&twice, 128).unwrap_err().message(),
+            super::super::status::DUPLICATE_KEY
+        );
     }
 }

@@ -40,15 +40,14 @@ use tonic::transport::server::Router;
 
 pub use caller::{AUTHORIZATION_METADATA_KEY, TOKEN_METADATA_KEY, request_auth};
 
+use keel_kernel::Limits;
+
 use crate::backend::Backend;
 use crate::proto::etcdserverpb as pb;
 
 /// The etcd version keel reports (Maintenance.Status, snapshot
 /// `version`): clients accept it as an etcd 3.5 server.
 pub const ETCD_VERSION: &str = "3.5.0";
-
-/// etcd's default `--max-request-bytes`: 1.5 MiB.
-pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
 
 /// gRPC framing allowance etcd adds to `--max-request-bytes` for the
 /// server's maximum received message size: 512 KiB.
@@ -57,11 +56,9 @@ pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 /// Limits and timings of the API layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ApiLimits {
-    /// Largest request accepted, in bytes (etcd `--max-request-bytes`).
-    pub max_request_bytes: usize,
-    /// Most compares, or operations per branch, in a txn (etcd
-    /// `--max-txn-ops`, default 128).
-    pub max_txn_ops: usize,
+    /// Request limits (etcd `--max-request-bytes`, `--max-txn-ops`), the
+    /// same value the node's state machine is configured with.
+    pub request: Limits,
     /// Interval of progress notifications to watchers that asked for
     /// them, in milliseconds (etcd: 10 minutes).
     pub watch_progress_notify_interval_ms: u64,
@@ -86,8 +83,7 @@ pub struct ApiLimits {
 impl Default for ApiLimits {
     fn default() -> ApiLimits {
         ApiLimits {
-            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
-            max_txn_ops: 128,
+            request: Limits::default(),
             watch_progress_notify_interval_ms: 10 * 60 * 1000,
             watch_sync_interval_ms: 100,
             watch_max_watchers_per_stream: 10_000,
@@ -103,7 +99,12 @@ impl ApiLimits {
     /// Largest gRPC message the server decodes: `max_request_bytes` plus
     /// etcd's 512 KiB gRPC overhead.
     pub fn max_decoding_message_size(&self) -> usize {
-        self.max_request_bytes.saturating_add(GRPC_OVERHEAD_BYTES)
+        self.max_request_bytes().saturating_add(GRPC_OVERHEAD_BYTES)
+    }
+
+    /// `--max-request-bytes` as a `usize` (saturating on 32-bit targets).
+    pub fn max_request_bytes(&self) -> usize {
+        usize::try_from(self.request.max_request_bytes).unwrap_or(usize::MAX)
     }
 }
 

@@ -166,7 +166,10 @@ async fn kv_put_range_delete_txn_compact() {
 #[tokio::test]
 async fn kv_bad_input_gets_etcds_errors() {
     let limits = ApiLimits {
-        max_request_bytes: 1024,
+        request: keel_kernel::Limits {
+            max_request_bytes: 1024,
+            ..keel_kernel::Limits::default()
+        },
         ..ApiLimits::default()
     };
     let channel = start(TestBackend::new(64), limits).await;

@@ -343,7 +343,7 @@ impl<B: Backend> WatchStream<B> {
             events: response.events.into_iter().map(convert::event).collect(),
         };
         if fragment {
-            for part in fragments(wire, self.limits.max_request_bytes) {
+            for part in fragments(wire, self.limits.max_request_bytes()) {
                 self.send(part).await?;
             }
             Ok(())

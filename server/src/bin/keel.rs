@@ -85,12 +85,11 @@ async fn run(config: Config) -> Result<(), String> {
     })?;
     // After the data dir exists: auto TLS keeps its certificates there.
     let tls = MemberTls::load(&config).map_err(|e| e.to_string())?;
-    let max_request_bytes = usize::try_from(config.max_request_bytes).unwrap_or(usize::MAX);
     let listeners = Listeners {
         client_addrs,
         peer_addrs,
         api_limits: ApiLimits {
-            max_request_bytes,
+            request: config.limits(),
             ..ApiLimits::default()
         },
         transport_limits: TransportLimits::default(),

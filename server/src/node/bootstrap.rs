@@ -425,6 +425,7 @@ fn restart<S: Storage>(
 pub fn state_config(settings: &NodeSettings) -> StateMachineConfig {
     let mut config = StateMachineConfig::new(settings.election_timeout_ms);
     config.token_ttl_ms = settings.operations.auth_token_ttl_secs.saturating_mul(1000);
+    config.limits = settings.limits;
     if !settings.operations.lease_checkpoint {
         // etcd's default: no checkpoints (`--experimental-enable-lease-checkpoint`).
         config.lessor.checkpoint_interval_ms = 0;

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use keel_kernel::apply::{ApplyError, ApplyResult, Request, RequestEnvelope, StateMachine};
 use keel_kernel::auth::AuthInfo;
 use keel_kernel::lease::{LeaseId, LeaseRenewal, LeaseStatus};
-use keel_kernel::membership::{ConfChangeContext, Member};
-use keel_kernel::raft::{ConfChange, ConfChangeSingle, ConfChangeType};
+use keel_kernel::membership::{Member, MembershipRequest};
+use keel_kernel::raft::ConfChange;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tonic::transport::Channel;
@@ -187,7 +187,7 @@ impl NodeHandle {
         let data = envelope
             .encode()
             .map_err(|_| ServerError::RequestTooLarge)?;
-        if data.len() as u64 > self.shared.settings.max_request_bytes {
+        if self.shared.settings.limits.is_too_large(data.len()) {
             return Err(ServerError::RequestTooLarge);
         }
         let rx = self.shared.proposals().register(id)?;
@@ -276,67 +276,35 @@ impl NodeHandle {
         status.leader_id == self.shared.member_id
     }
 
+    /// The conf change for a client's membership change, checked against
+    /// the applied cluster (`keel_kernel::membership`'s rules).
     fn conf_change_for(&self, change: &MemberChange) -> Result<(ConfChange, u64), ServerError> {
-        let single = |change_type, node_id| ConfChangeSingle {
-            change_type,
-            node_id,
-        };
-        let (changes, context, id) = match change {
+        let request = match change {
             MemberChange::Add {
                 peer_urls,
                 is_learner,
-            } => {
-                let member = Member::new(
-                    "",
-                    peer_urls,
-                    &self.shared.settings.initial_cluster_token,
-                    Some(unix_ms() / 1000),
-                    *is_learner,
-                );
-                let change_type = if *is_learner {
-                    ConfChangeType::AddLearnerNode
-                } else {
-                    ConfChangeType::AddNode
-                };
-                let id = member.id;
-                let context = ConfChangeContext {
-                    members: vec![member],
-                    is_promote: false,
-                };
-                (vec![single(change_type, id)], context, id)
-            }
-            MemberChange::Remove { member_id } => (
-                vec![single(ConfChangeType::RemoveNode, *member_id)],
-                ConfChangeContext::default(),
-                *member_id,
-            ),
-            MemberChange::Promote { member_id } => (
-                vec![single(ConfChangeType::AddNode, *member_id)],
-                ConfChangeContext {
-                    members: Vec::new(),
-                    is_promote: true,
-                },
-                *member_id,
-            ),
+            } => MembershipRequest::Add {
+                peer_urls: peer_urls.clone(),
+                is_learner: *is_learner,
+            },
+            MemberChange::Remove { member_id } => MembershipRequest::Remove {
+                member_id: *member_id,
+            },
+            MemberChange::Promote { member_id } => MembershipRequest::Promote {
+                member_id: *member_id,
+            },
             MemberChange::Update { .. } => {
                 return Err(ServerError::Apply(ApplyError::BadEntry(
                     "member update is not a conf change".to_owned(),
                 )));
             }
         };
-        let change = ConfChange {
-            changes,
-            context: context.encode(),
-        };
-        // etcd's strict reconfiguration check (`mayAddMember`,
-        // `mayRemoveMember`), before the change itself is validated.
+        let token = &self.shared.settings.initial_cluster_token;
         self.with_state(|sm| {
-            let cluster = sm.cluster();
-            cluster.check_started_quorum(&change)?;
-            cluster.validate_conf_change(&change)
+            sm.cluster()
+                .conf_change_for(&request, token, unix_ms() / 1000)
         })
-        .map_err(|e| ServerError::Apply(ApplyError::Membership(e)))?;
-        Ok((change, id))
+        .map_err(|e| ServerError::Apply(ApplyError::Membership(e)))
     }
 
     fn members_after(&self, id: u64, removed: Option<Member>) -> (Member, Vec<Member>) {

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use keel_kernel::Limits;
 use keel_kernel::membership::Member;
 use keel_wal::WalOptions;
 use url::Url;
@@ -35,8 +36,9 @@ pub struct NodeSettings {
     pub election_timeout_ms: u64,
     /// Applied entries between state-machine snapshots.
     pub snapshot_count: u64,
-    /// Largest encoded client request, in bytes.
-    pub max_request_bytes: u64,
+    /// Request limits (`--max-request-bytes`, the txn operation limit):
+    /// the one value the API's early checks and the state machine read.
+    pub limits: Limits,
     /// Entries kept in the log behind a snapshot for slow followers (etcd: 5000).
     pub snapshot_catchup_entries: u64,
     /// The WAL's options: [`WalOptions::default`] (etcd's 64 MiB segments)
@@ -87,7 +89,7 @@ impl NodeSettings {
             heartbeat_interval_ms: config.heartbeat_interval_ms,
             election_timeout_ms: config.election_timeout_ms,
             snapshot_count: config.snapshot_count,
-            max_request_bytes: config.max_request_bytes,
+            limits: config.limits(),
             snapshot_catchup_entries: config.operations.snapshot_catchup_entries,
             wal: WalOptions::default(),
             seed: 0,
@@ -113,7 +115,7 @@ impl NodeSettings {
             heartbeat_interval_ms: 100,
             election_timeout_ms: 1000,
             snapshot_count: crate::config::SNAPSHOT_COUNT_DEFAULT,
-            max_request_bytes: crate::config::MAX_REQUEST_BYTES_DEFAULT,
+            limits: Limits::default(),
             snapshot_catchup_entries: 5000,
             wal: WalOptions::default(),
             seed: 0,
