@@ -14,6 +14,42 @@
 //!
 //! The on-disk format is described in [`record`], [`payload`] and [`segment`].
 //!
+//! # On disk
+//!
+//! A log is a directory of files (keel keeps its WAL in
+//! `<data-dir>/member/wal/` and its snapshot files in
+//! `<data-dir>/member/snap/`):
+//!
+//! ```text
+//! {sequence:016x}-{first_index:016x}.wal   a segment, 64 MiB preallocated by default
+//!                                          (WalOptions::segment_size_bytes)
+//! {sequence:016x}.wal.free                 a purged segment kept for reuse (purge)
+//! next.wal.tmp, {sequence:016x}.wal.tmp    a segment being prepared or created;
+//!                                          removed when the log opens (next_segment, segment)
+//! *.broken                                 a damaged file set aside by recovery
+//! {term:016x}-{index:016x}.snap            a state-machine snapshot (snapshot_file)
+//! ```
+//!
+//! Segments form one chain of records (framing: [`record`]): every record
+//! is 8-byte aligned, typed, tagged with its segment, and carries a CRC32
+//! chained from the record before it, across segments. A segment opens with
+//! a `SegmentHeader` (magic, sequence, first index, the previous segment's
+//! last CRC), the `Metadata` (cluster and member id), and the last
+//! `SnapshotMarker` and `HardState` if there are any, so recovery can start
+//! at any segment; after that come `Entry`, `HardState` and `SnapshotMarker`
+//! records in the order they were appended (payloads: [`payload`]).
+//!
+//! Recovery ([`recover`], read-only; [`Wal::open`], which also repairs)
+//! reads the segments in sequence order and stops at the log's end: zeros,
+//! or a record with another segment's tag (the old contents of a reused
+//! file). Damage in the last write unit of the last segment is a torn write
+//! and is ignored, and cut off by [`Wal::open`] (which keeps the damaged
+//! segment as `.broken` first); any other damage (a bad CRC or a gap before
+//! a later unit, a missing segment in the sequence) is refused with the
+//! file and offset. Opening a log fsyncs its last segment before appending, so
+//! records a killed process left only in the page cache are durable before
+//! anything builds on them.
+//!
 //! Known limits: damage inside the last write unit of the last segment (the
 //! records written since everything before them was last durable) cannot
 //! be told from a torn write, whose sectors may reach the disk in any

@@ -34,7 +34,7 @@
 //! after them, nothing written after them was written once they were
 //! durable: they belong to writes no sync acknowledged, a torn tail, even
 //! if the disk persisted some later sectors and not earlier ones
-//! ([`after_break`]). A unit start after them proves they were durable:
+//! (`after_break`). A unit start after them proves they were durable:
 //! corruption.
 
 use crc32fast::Hasher;
@@ -298,7 +298,7 @@ pub(crate) fn records_of_segment(
         .filter(move |at| looks_like_record_of(data, *at, tag))
 }
 
-/// The first of [`records_of_segment`], if any.
+/// The first of `records_of_segment`, if any.
 pub fn first_of_segment(data: &[u8], from: usize, tag: u16) -> Option<usize> {
     records_of_segment(data, from, tag).next()
 }

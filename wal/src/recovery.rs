@@ -13,7 +13,7 @@
 //!
 //! In the last segment, records of the segment after the point where its
 //! log breaks off are the torn write's own later sectors, not corruption,
-//! when none of them starts a write unit ([`record::after_break`]):
+//! when none of them starts a write unit (`record::after_break`):
 //! a disk may persist the sectors of an unacknowledged write out of order,
 //! and in a recycled file a sector that missed the disk holds old bytes
 //! rather than zeros. Segments written before units were marked (their
