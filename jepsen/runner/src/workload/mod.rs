@@ -1,0 +1,4 @@
+//! Client workloads. Each client is bound to one member (round robin), so
+//! that a minority member's answers are tested too.
+
+pub mod register;
