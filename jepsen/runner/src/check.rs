@@ -4,6 +4,9 @@
 use std::path::Path;
 
 use keel_jepsen::{History, Verdict, check_linearizable};
+
+use crate::workload::lock::{Hold, check_holds};
+use crate::workload::watch::WatchOutput;
 use serde::Serialize;
 use serde_json::{Value as Json, json};
 
@@ -71,7 +74,9 @@ pub fn check_register(history: &History, states_max: u64) -> WorkloadVerdict {
             states,
         } => WorkloadVerdict {
             validity: Validity::Valid,
-            summary: format!("linearizable: {keys} keys, {ok} ok / {fail} fail / {unknown} unknown operations"),
+            summary: format!(
+                "linearizable: {keys} keys, {ok} ok / {fail} fail / {unknown} unknown operations"
+            ),
             details: json!({"operations": counts, "keys": keys, "searched_operations": operations, "states": states}),
         },
         Verdict::NotLinearizable(failure) => WorkloadVerdict {
@@ -87,9 +92,85 @@ pub fn check_register(history: &History, states_max: u64) -> WorkloadVerdict {
     }
 }
 
+/// Checks the lock workload's holds: `invalid` when two clients held the
+/// lock at the same time (with how often), `unknown` without any hold.
+pub fn check_lock(holds: &[Hold]) -> WorkloadVerdict {
+    let report = check_holds(holds);
+    let details = serde_json::to_value(&report).unwrap_or(Json::Null);
+    let (validity, summary) = match (report.holds, report.overlapping_pairs) {
+        (0, _) => (Validity::Unknown, "no client ever held the lock".to_owned()),
+        (n, 0) => (
+            Validity::Valid,
+            format!("mutual exclusion held over {n} holds"),
+        ),
+        (n, pairs) => (
+            Validity::Invalid,
+            format!(
+                "mutual exclusion failed: {} of {n} holds ({:.1} %) overlapped another ({pairs} pairs)",
+                report.holds_overlapping,
+                report.overlap_rate * 100.0
+            ),
+        ),
+    };
+    WorkloadVerdict {
+        validity,
+        summary,
+        details,
+    }
+}
+
+/// Violations listed in `verdict.json` at most.
+const VIOLATIONS_SHOWN_MAX: usize = 20;
+
+/// Checks the watch workload with keel-jepsen's watch checks: `invalid`
+/// with the first violations, `unknown` when no write was acknowledged or
+/// no watcher received anything.
+pub fn check_watch(output: &WatchOutput) -> WorkloadVerdict {
+    let events: usize = output.logs.iter().map(|l| l.events.len()).sum();
+    let counts = json!({
+        "watchers": output.logs.len(),
+        "events": events,
+        "committed_writes": output.committed.len(),
+    });
+    if output.committed.is_empty() || events == 0 {
+        return WorkloadVerdict {
+            validity: Validity::Unknown,
+            summary: "no acknowledged write or no event received: nothing was tested".into(),
+            details: counts,
+        };
+    }
+    let violations = keel_jepsen::check_watches(&output.logs, &output.committed);
+    if violations.is_empty() {
+        return WorkloadVerdict {
+            validity: Validity::Valid,
+            summary: format!(
+                "{} watchers, {events} events, {} acknowledged writes: ordered, unique, no gaps, agreed",
+                output.logs.len(),
+                output.committed.len()
+            ),
+            details: counts,
+        };
+    }
+    let shown: Vec<String> = violations
+        .iter()
+        .take(VIOLATIONS_SHOWN_MAX)
+        .map(|v| v.to_string())
+        .collect();
+    WorkloadVerdict {
+        validity: Validity::Invalid,
+        summary: format!("{} watch violations, first: {}", violations.len(), shown[0]),
+        details: json!({"counts": counts, "violations": violations.len(), "explanation": shown.join("\n")}),
+    }
+}
+
 /// Writes `verdict` (plus `extra` fields) as pretty JSON to `path`.
 /// Errors: the file could not be written.
-pub fn write_verdict(path: &Path, workload: &str, verdict: &WorkloadVerdict, extra: Json) -> std::io::Result<()> {
+pub fn write_verdict(
+    path: &Path,
+    workload: &str,
+    verdict: &WorkloadVerdict,
+    extra: Json,
+) -> std::io::Result<()> {
     let document = json!({
         "workload": workload,
         "verdict": verdict.validity,

@@ -30,6 +30,24 @@ pub enum WorkloadKind {
     /// Read / write / compare-and-set of single keys, checked for
     /// linearizability (Wing–Gong–Lowe, per key).
     Register,
+    /// etcd's lease-based lock (Lock with a kept-alive lease); measures how
+    /// often two clients held it at once.
+    Lock,
+    /// Writers put unique values under a prefix; one watcher per member
+    /// (resuming after breaks) must see every acknowledged write, in order,
+    /// the same sequence as the other watchers.
+    Watch,
+}
+
+impl WorkloadKind {
+    /// Lower-case name used in messages, file and directory names.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Register => "register",
+            WorkloadKind::Lock => "lock",
+            WorkloadKind::Watch => "watch",
+        }
+    }
 }
 
 /// Runs client workloads against an etcd-compatible cluster under faults and

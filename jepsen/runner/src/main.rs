@@ -22,7 +22,10 @@ use crate::check::Validity;
 fn main() {
     let args = cli::Args::parse();
     cleanup::install_panic_hook();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("keel-jepsen: cannot start the async runtime: {e}");

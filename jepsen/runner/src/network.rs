@@ -75,7 +75,9 @@ impl Network {
     /// by [`cleanup::cleanup_all`] or when the value drops).
     pub fn create(members: usize) -> Result<Network, String> {
         if members == 0 || members > MEMBERS_MAX {
-            return Err(format!("a namespace network holds 1 to {MEMBERS_MAX} members"));
+            return Err(format!(
+                "a namespace network holds 1 to {MEMBERS_MAX} members"
+            ));
         }
         let id = std::process::id();
         let prefix = free_prefix()?;
@@ -143,7 +145,14 @@ impl Network {
             return Ok(());
         }
         let target = format!("{}/32", self.member_ip(to));
-        ip(&["-n", &self.namespaces[from], "route", "add", "blackhole", &target])
+        ip(&[
+            "-n",
+            &self.namespaces[from],
+            "route",
+            "add",
+            "blackhole",
+            &target,
+        ])
     }
 
     /// Removes every cut. Errors name the route that could not be removed.
@@ -152,7 +161,14 @@ impl Network {
         let mut first_error = Ok(());
         for (from, to) in cut {
             let target = format!("{}/32", self.member_ip(to));
-            let result = ip(&["-n", &self.namespaces[from], "route", "del", "blackhole", &target]);
+            let result = ip(&[
+                "-n",
+                &self.namespaces[from],
+                "route",
+                "del",
+                "blackhole",
+                &target,
+            ]);
             if first_error.is_ok() {
                 first_error = result;
             }

@@ -19,7 +19,10 @@ fn require_etcd() {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    assert!(found, "etcd is not installed (apt-get install etcd-server, or scripts/setup.sh)");
+    assert!(
+        found,
+        "etcd is not installed (apt-get install etcd-server, or scripts/setup.sh)"
+    );
 }
 
 #[test]
@@ -27,12 +30,24 @@ fn etcd_started_by_the_runner_under_kill_and_partition_is_valid() {
     require_etcd();
     let results = tempfile::tempdir().expect("temporary directory");
     let args = [
-        "--server", "etcd", "--time-limit", "10", "--nemesis", "kill,partition",
-        "--nemesis-interval", "2", "--concurrency", "6",
+        "--server",
+        "etcd",
+        "--time-limit",
+        "10",
+        "--nemesis",
+        "kill,partition",
+        "--nemesis-interval",
+        "2",
+        "--concurrency",
+        "6",
     ];
     let output = run(&args, results.path(), RUN_LIMIT);
     assert_verdict(&output, "valid");
-    assert!(output.stdout.contains("network: namespaces"), "{}", output.stdout);
+    assert!(
+        output.stdout.contains("network: namespaces"),
+        "{}",
+        output.stdout
+    );
 }
 
 fn free_port() -> u16 {
@@ -60,8 +75,18 @@ fn etcd_through_endpoints_is_valid() {
     let child = Command::new("etcd")
         .args(["--name", "solo", "--data-dir"])
         .arg(dir.path().join("solo.data"))
-        .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
-        .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+        .args([
+            "--listen-client-urls",
+            &client,
+            "--advertise-client-urls",
+            &client,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+        ])
         .args(["--initial-cluster", &format!("solo={peer}")])
         .stdout(log.try_clone().expect("log file"))
         .stderr(log)
@@ -69,8 +94,19 @@ fn etcd_through_endpoints_is_valid() {
         .expect("start etcd");
     let _etcd = EtcdGuard(child);
     let results = dir.path().join("results");
-    let args = ["--endpoints", &client, "--time-limit", "5", "--concurrency", "4"];
+    let args = [
+        "--endpoints",
+        &client,
+        "--time-limit",
+        "5",
+        "--concurrency",
+        "4",
+    ];
     let output = run(&args, &results, RUN_LIMIT);
     assert_verdict(&output, "valid");
-    assert!(output.stdout.contains("network: external endpoints"), "{}", output.stdout);
+    assert!(
+        output.stdout.contains("network: external endpoints"),
+        "{}",
+        output.stdout
+    );
 }

@@ -4,7 +4,8 @@
 //! reads. Building that keel costs a full server build, so the test runs
 //! only with `KEEL_JEPSEN_PLANTED_BUG=1` (scripts/jepsen.sh sets it); it
 //! builds into `$KEEL_JEPSEN_PLANTED_TARGET` (default
-//! `target/jepsen-planted`). Without the variable it says it did not run.
+//! `target/jepsen-planted`), or takes a prebuilt one from
+//! `KEEL_JEPSEN_PLANTED_BIN`. Without the variable it says it did not run.
 
 mod support;
 
@@ -38,14 +39,27 @@ fn build_planted_keel() -> PathBuf {
 #[test]
 fn read_without_readindex_is_invalid_under_partitions() {
     if std::env::var_os(ENABLE_ENV).is_none() {
-        eprintln!("NOT RUN: set {ENABLE_ENV}=1 to build the planted-bug keel and run this test (scripts/jepsen.sh)");
+        eprintln!(
+            "NOT RUN: set {ENABLE_ENV}=1 to build the planted-bug keel and run this test (scripts/jepsen.sh)"
+        );
         return;
     }
-    let keel = build_planted_keel();
+    let keel = match std::env::var_os("KEEL_JEPSEN_PLANTED_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => build_planted_keel(),
+    };
     let results = tempfile::tempdir().expect("temporary directory");
     let args = [
-        "--time-limit", "20", "--nemesis", "partition", "--nemesis-interval", "3",
-        "--concurrency", "9", "--keel-bin", keel.to_str().expect("utf-8 path"),
+        "--time-limit",
+        "20",
+        "--nemesis",
+        "partition",
+        "--nemesis-interval",
+        "3",
+        "--concurrency",
+        "9",
+        "--keel-bin",
+        keel.to_str().expect("utf-8 path"),
     ];
     let output = run(&args, results.path(), RUN_LIMIT);
     assert_verdict(&output, "invalid");

@@ -16,18 +16,38 @@ fn register_run(nemesis: &str) {
     let results = tempfile::tempdir().expect("temporary directory");
     let keel = keel_binary();
     let args = [
-        "--time-limit", "10", "--nemesis", nemesis, "--nemesis-interval", "2",
-        "--concurrency", "6", "--keel-bin", keel.to_str().expect("utf-8 path"),
+        "--time-limit",
+        "10",
+        "--nemesis",
+        nemesis,
+        "--nemesis-interval",
+        "2",
+        "--concurrency",
+        "6",
+        "--keel-bin",
+        keel.to_str().expect("utf-8 path"),
     ];
     let output = run(&args, results.path(), RUN_LIMIT);
     assert_verdict(&output, "valid");
     let run_dir = output.run_dir.expect("the run printed its directory");
-    for file in ["history.jsonl", "verdict.json", "faults.json", "n1.keel.log"] {
-        assert!(run_dir.join(file).exists(), "{file} missing in {}", run_dir.display());
+    for file in [
+        "history.jsonl",
+        "verdict.json",
+        "faults.json",
+        "n1.keel.log",
+    ] {
+        assert!(
+            run_dir.join(file).exists(),
+            "{file} missing in {}",
+            run_dir.display()
+        );
     }
     let faults = std::fs::read_to_string(run_dir.join("faults.json")).expect("faults.json");
     if nemesis != "none" {
-        assert!(faults.contains("start_ns"), "no fault was injected: {faults}");
+        assert!(
+            faults.contains("start_ns"),
+            "no fault was injected: {faults}"
+        );
     }
 }
 
@@ -88,8 +108,13 @@ fn sigterm_cleans_up_members_and_namespaces() {
     std::thread::sleep(Duration::from_secs(6));
     let prefix = format!("kj{pid}-");
     let bridge = format!("kjb{pid}");
-    assert!(!support::nothing_left_of(&prefix), "the run made no namespaces");
-    let _ = std::process::Command::new("kill").arg(pid.to_string()).status();
+    assert!(
+        !support::nothing_left_of(&prefix),
+        "the run made no namespaces"
+    );
+    let _ = std::process::Command::new("kill")
+        .arg(pid.to_string())
+        .status();
     let status = child.wait().expect("wait for keel-jepsen");
     assert_eq!(status.code(), Some(2), "an interrupted run is unknown");
     assert!(support::nothing_left_of(&prefix), "namespaces left behind");

@@ -16,7 +16,10 @@ use crate::recorder::Recorder;
 
 /// Values are drawn from 0..VALUES_MAX (few values: CAS often succeeds).
 const VALUES_MAX: u64 = 5;
-/// Pause after a failed connect, in milliseconds.
+/// The error tonic reports when the TCP connection to the member could not
+/// be opened: the request was never sent.
+const CONNECT_FAILED: &str = "tcp connect error";
+/// Pause after a failed connect or operation, in milliseconds.
 const RECONNECT_PAUSE_MS: u64 = 100;
 
 /// The workload's settings.
@@ -26,6 +29,9 @@ pub struct RegisterConfig {
     pub urls: Vec<String>,
     /// Concurrent clients.
     pub concurrency: usize,
+    /// Prefix of every key (unique per run: the checker's keys start
+    /// absent, also on a cluster that earlier runs wrote to).
+    pub key_prefix: String,
     /// Keys in use at the same time.
     pub keys: usize,
     /// Operations per key before it is retired.
@@ -43,7 +49,11 @@ struct Shared {
 }
 
 /// Runs the clients until `deadline`; returns every key used.
-pub async fn run(config: RegisterConfig, recorder: Arc<Recorder>, deadline: Instant) -> Vec<String> {
+pub async fn run(
+    config: RegisterConfig,
+    recorder: Arc<Recorder>,
+    deadline: Instant,
+) -> Vec<String> {
     let clients = config.concurrency;
     let shared = Arc::new(Shared {
         config,
@@ -68,7 +78,7 @@ fn key_of(config: &RegisterConfig, n: u64) -> String {
     let per_generation = keys * config.ops_per_key.max(1) as u64;
     let generation = n / per_generation;
     let slot = fastrand::u64(0..keys);
-    format!("jepsen/register/{}", generation * keys + slot)
+    format!("{}{}", config.key_prefix, generation * keys + slot)
 }
 
 fn keys_used(config: &RegisterConfig, operations: u64) -> Vec<String> {
@@ -76,7 +86,7 @@ fn keys_used(config: &RegisterConfig, operations: u64) -> Vec<String> {
     let per_generation = keys * config.ops_per_key.max(1) as u64;
     let generations = operations / per_generation + 1;
     (0..generations * keys)
-        .map(|k| format!("jepsen/register/{k}"))
+        .map(|k| format!("{}{k}", config.key_prefix))
         .collect()
 }
 
@@ -84,7 +94,11 @@ fn random_op(key: &str) -> Op {
     match fastrand::u8(0..3) {
         0 => Op::read(key),
         1 => Op::write(key, fastrand::u64(0..VALUES_MAX)),
-        _ => Op::cas(key, fastrand::u64(0..VALUES_MAX), fastrand::u64(0..VALUES_MAX)),
+        _ => Op::cas(
+            key,
+            fastrand::u64(0..VALUES_MAX),
+            fastrand::u64(0..VALUES_MAX),
+        ),
     }
 }
 
@@ -115,25 +129,34 @@ async fn client_loop(shared: Arc<Shared>, c: usize) {
             return; // history full
         };
         let (outcome, error) = execute(connected, &op, timeout_ms).await;
+        let failed = !matches!(outcome, Outcome::Ok(_));
         if outcome == Outcome::Unknown {
             process += shared.config.concurrency as u64;
             client = None;
         }
         shared.recorder.complete(id, outcome, error);
+        if failed {
+            tokio::time::sleep(Duration::from_millis(RECONNECT_PAUSE_MS)).await;
+        }
     }
 }
 
 /// Executes `op` on `client`, bounded by `timeout_ms`. A read that fails
-/// certainly changed nothing (`Fail`); a failed or timed-out mutation may
-/// have taken effect (`Unknown`).
+/// certainly changed nothing (`Fail`), and so did a request whose TCP
+/// connection could not even be opened; any other failed or timed-out
+/// mutation may have taken effect (`Unknown`).
 pub async fn execute(client: &mut Client, op: &Op, timeout_ms: u64) -> (Outcome, Option<String>) {
     let bounded = tokio::time::timeout(Duration::from_millis(timeout_ms), request(client, op));
-    let error = match bounded.await {
+    let (error, never_sent) = match bounded.await {
         Ok(Ok(ret)) => return (Outcome::Ok(ret), None),
-        Ok(Err(e)) => e,
-        Err(_) => format!("timed out after {timeout_ms} ms"),
+        Ok(Err(e)) => {
+            let text = e.to_string();
+            let never_sent = text.contains(CONNECT_FAILED);
+            (text, never_sent)
+        }
+        Err(_) => (format!("timed out after {timeout_ms} ms"), false),
     };
-    match op.is_mutation() {
+    match op.is_mutation() && !never_sent {
         true => (Outcome::Unknown, Some(error)),
         false => (Outcome::Fail, Some(error)),
     }
@@ -149,7 +172,10 @@ fn parse_value(bytes: &[u8]) -> Result<Value, String> {
 async fn request(client: &mut Client, op: &Op) -> Result<Ret, String> {
     match op {
         Op::Read { key } => {
-            let response = client.get(key.as_str(), None).await.map_err(|e| e.to_string())?;
+            let response = client
+                .get(key.as_str(), None)
+                .await
+                .map_err(|e| e.to_string())?;
             match response.kvs().first() {
                 Some(kv) => Ok(Ret::Read(Some(parse_value(kv.value())?))),
                 None => Ok(Ret::Read(None)),
@@ -165,7 +191,11 @@ async fn request(client: &mut Client, op: &Op) -> Result<Ret, String> {
         }
         Op::Cas { key, expected, new } => {
             let txn = Txn::new()
-                .when([Compare::value(key.as_str(), CompareOp::Equal, expected.to_string())])
+                .when([Compare::value(
+                    key.as_str(),
+                    CompareOp::Equal,
+                    expected.to_string(),
+                )])
                 .and_then([TxnOp::put(key.as_str(), new.to_string(), None)]);
             let response = client.txn(txn).await.map_err(|e| e.to_string())?;
             Ok(Ret::Cas {
@@ -173,7 +203,10 @@ async fn request(client: &mut Client, op: &Op) -> Result<Ret, String> {
             })
         }
         Op::Delete { key } => {
-            let response = client.delete(key.as_str(), None).await.map_err(|e| e.to_string())?;
+            let response = client
+                .delete(key.as_str(), None)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(Ret::Delete {
                 deleted: u64::try_from(response.deleted()).unwrap_or(0),
             })

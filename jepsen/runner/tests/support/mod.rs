@@ -117,7 +117,10 @@ pub fn assert_verdict(output: &RunOutput, expected: &str) {
             if name.ends_with(".log") {
                 let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
                 let tail: Vec<&str> = text.lines().rev().take(20).collect();
-                logs += &format!("--- {name} (last lines, newest first)\n{}\n", tail.join("\n"));
+                logs += &format!(
+                    "--- {name} (last lines, newest first)\n{}\n",
+                    tail.join("\n")
+                );
             }
         }
     }
