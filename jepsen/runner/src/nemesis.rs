@@ -216,3 +216,39 @@ pub fn heal(cluster: &mut Cluster) -> Result<(), String> {
     }
     first_error
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn plans_parse_and_leader_alone_means_kill_and_pause() {
+        let plan = NemesisPlan::parse(&names(&["kill", "partition"])).expect("known faults");
+        assert_eq!(plan.faults, vec![Fault::Kill, Fault::Partition]);
+        assert!(!plan.target_leader && plan.needs_network());
+        let plan = NemesisPlan::parse(&names(&["leader"])).expect("leader");
+        assert_eq!(plan.faults, vec![Fault::Kill, Fault::Pause]);
+        assert!(plan.target_leader && !plan.needs_network());
+        assert!(
+            NemesisPlan::parse(&names(&["none"]))
+                .expect("none")
+                .faults
+                .is_empty()
+        );
+        assert!(NemesisPlan::parse(&names(&["flood"])).is_err());
+    }
+
+    #[test]
+    fn a_minority_holds_the_target_and_at_most_half_minus_one() {
+        for _ in 0..100 {
+            let minority = pick_minority(5, 3, false);
+            assert!(minority.contains(&3) && (1..=2).contains(&minority.len()));
+            assert_eq!(pick_minority(3, 1, false), vec![1]);
+            assert_eq!(pick_minority(5, 4, true), vec![4]);
+        }
+    }
+}

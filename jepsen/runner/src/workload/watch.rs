@@ -232,3 +232,15 @@ async fn watch_from(config: &WatchConfig, member: usize, revision: i64, log: &mu
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_end_increments_the_last_byte() {
+        assert_eq!(prefix_end("jepsen/watch/"), "jepsen/watch0");
+        assert_eq!(prefix_end("a"), "b");
+        assert_eq!(prefix_end(""), "\0");
+    }
+}
