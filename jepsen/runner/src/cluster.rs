@@ -1,0 +1,260 @@
+//! A cluster of real server processes (keel or etcd) that the runner starts,
+//! kills (SIGKILL) and restarts on the same data directory, pauses
+//! (SIGSTOP) and resumes (SIGCONT). Members listen on free loopback ports,
+//! or, with a [`Network`], on their own namespace's address. Every process
+//! is registered with [`crate::cleanup`] and killed when the cluster drops.
+
+use std::fs::OpenOptions;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::cleanup;
+use crate::network::Network;
+
+/// How to start one kind of server: the program and the cluster token.
+#[derive(Debug, Clone)]
+pub struct ServerProgram {
+    /// The binary (keel or etcd); both take etcd's flags.
+    pub path: PathBuf,
+    /// Lower-case name for log file names (`keel`, `etcd`).
+    pub name: &'static str,
+}
+
+/// One member's fixed identity: the same across restarts.
+#[derive(Debug)]
+pub struct Member {
+    /// Name (`n1`, `n2`, ...).
+    pub name: String,
+    /// Client URL.
+    pub client_url: String,
+    /// Peer URL.
+    pub peer_url: String,
+    /// `--data-dir`.
+    pub data_dir: PathBuf,
+    /// stdout and stderr, appended across restarts.
+    pub log_path: PathBuf,
+    child: Option<Child>,
+    paused: bool,
+}
+
+/// The started cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    program: ServerProgram,
+    members: Vec<Member>,
+    initial_cluster: String,
+    network: Option<Network>,
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn pid_of(child: &Child) -> Option<Pid> {
+    i32::try_from(child.id()).ok().map(Pid::from_raw)
+}
+
+impl Cluster {
+    /// Starts `size` members of `program` with data directories and logs
+    /// under `dir`, without waiting for them to be healthy. With `network`,
+    /// member `i` runs in its namespace on its address, ports 2379/2380.
+    /// Errors: a port, log file or process could not be had.
+    pub fn start(
+        program: ServerProgram,
+        size: usize,
+        dir: &Path,
+        network: Option<Network>,
+    ) -> std::io::Result<Cluster> {
+        let mut members = Vec::with_capacity(size);
+        for i in 0..size {
+            let name = format!("n{}", i + 1);
+            let (client_url, peer_url) = match &network {
+                Some(net) => (
+                    format!("http://{}:2379", net.member_ip(i)),
+                    format!("http://{}:2380", net.member_ip(i)),
+                ),
+                None => (
+                    format!("http://127.0.0.1:{}", free_port()?),
+                    format!("http://127.0.0.1:{}", free_port()?),
+                ),
+            };
+            members.push(Member {
+                data_dir: dir.join(format!("{name}.data")),
+                log_path: dir.join(format!("{name}.{}.log", program.name)),
+                name,
+                client_url,
+                peer_url,
+                child: None,
+                paused: false,
+            });
+        }
+        let initial_cluster = members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = Cluster {
+            program,
+            members,
+            initial_cluster,
+            network,
+        };
+        for i in 0..size {
+            cluster.spawn(i)?;
+        }
+        Ok(cluster)
+    }
+
+    /// The members, in start order.
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    /// Every member's client URL.
+    pub fn client_urls(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.client_url.clone()).collect()
+    }
+
+    /// The namespace network, when members run in namespaces.
+    pub fn network_mut(&mut self) -> Option<&mut Network> {
+        self.network.as_mut()
+    }
+
+    fn command(&self, i: usize) -> Command {
+        match &self.network {
+            Some(net) => {
+                let mut command = Command::new("ip");
+                command
+                    .args(["netns", "exec", net.namespace(i)])
+                    .arg(&self.program.path);
+                command
+            }
+            None => Command::new(&self.program.path),
+        }
+    }
+
+    fn spawn(&mut self, i: usize) -> std::io::Result<()> {
+        let member = &self.members[i];
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&member.log_path)?;
+        let data_dir = member.data_dir.display().to_string();
+        let flags = [
+            ("name", member.name.as_str()),
+            ("data-dir", data_dir.as_str()),
+            ("listen-client-urls", member.client_url.as_str()),
+            ("advertise-client-urls", member.client_url.as_str()),
+            ("listen-peer-urls", member.peer_url.as_str()),
+            ("initial-advertise-peer-urls", member.peer_url.as_str()),
+            ("initial-cluster", self.initial_cluster.as_str()),
+            ("initial-cluster-token", "keel-jepsen"),
+            ("initial-cluster-state", "new"),
+        ];
+        let mut command = self.command(i);
+        for (flag, value) in flags {
+            command.arg(format!("--{flag}")).arg(value);
+        }
+        // The member is configured by flags only.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("ETCD_") {
+                command.env_remove(key);
+            }
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        cleanup::register_pid(child.id());
+        self.members[i].child = Some(child);
+        self.members[i].paused = false;
+        Ok(())
+    }
+
+    /// Whether member `i` runs (started, not killed).
+    pub fn is_running(&self, i: usize) -> bool {
+        self.members[i].child.is_some()
+    }
+
+    /// Whether member `i` is paused.
+    pub fn is_paused(&self, i: usize) -> bool {
+        self.members[i].paused
+    }
+
+    /// Kills member `i` with SIGKILL (nothing flushed) and reaps it.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].child.take() {
+            if let Some(pid) = pid_of(&child) {
+                let _ = kill(pid, Signal::SIGCONT);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            cleanup::forget_pid(child.id());
+        }
+        self.members[i].paused = false;
+    }
+
+    /// Starts killed member `i` again on its data directory and URLs.
+    /// Errors: the process could not be started. A running member is left
+    /// alone.
+    pub fn restart(&mut self, i: usize) -> std::io::Result<()> {
+        if self.is_running(i) {
+            return Ok(());
+        }
+        self.spawn(i)
+    }
+
+    /// Stops member `i` with SIGSTOP. Errors: not running, or kill(2) failed.
+    pub fn pause(&mut self, i: usize) -> Result<(), String> {
+        self.signal(i, Signal::SIGSTOP)?;
+        self.members[i].paused = true;
+        Ok(())
+    }
+
+    /// Continues member `i` with SIGCONT. Errors as [`Cluster::pause`].
+    pub fn resume(&mut self, i: usize) -> Result<(), String> {
+        self.signal(i, Signal::SIGCONT)?;
+        self.members[i].paused = false;
+        Ok(())
+    }
+
+    fn signal(&self, i: usize, signal: Signal) -> Result<(), String> {
+        let pid = self.members[i]
+            .child
+            .as_ref()
+            .and_then(pid_of)
+            .ok_or_else(|| format!("member {} is not running", self.members[i].name))?;
+        kill(pid, signal).map_err(|e| format!("kill -{signal} {pid}: {e}"))
+    }
+
+    /// Member `i` exited on its own (crashed, or refused to start):
+    /// reaps it and returns its status.
+    pub fn exited(&mut self, i: usize) -> Option<std::process::ExitStatus> {
+        let child = self.members[i].child.as_mut()?;
+        let status = child.try_wait().ok().flatten()?;
+        cleanup::forget_pid(child.id());
+        self.members[i].child = None;
+        Some(status)
+    }
+
+    /// Kills every member.
+    pub fn kill_all(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Processes first: a namespace with a process inside outlives `ip
+        // netns del`.
+        self.kill_all();
+    }
+}

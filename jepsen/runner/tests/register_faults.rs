@@ -1,0 +1,127 @@
+//! The register workload against 3 real keel members under each fault, a
+//! short run each (10 s): every run must be `valid`. Also: bad arguments
+//! are refused with exit 2, and an interrupted run (SIGTERM) leaves no
+//! member process or namespace behind.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{assert_verdict, keel_binary, run};
+
+/// Wall-time bound of one 10 s run (start, recovery, check included).
+const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+fn register_run(nemesis: &str) {
+    let results = tempfile::tempdir().expect("temporary directory");
+    let keel = keel_binary();
+    let args = [
+        "--time-limit",
+        "10",
+        "--nemesis",
+        nemesis,
+        "--nemesis-interval",
+        "2",
+        "--concurrency",
+        "6",
+        "--keel-bin",
+        keel.to_str().expect("utf-8 path"),
+    ];
+    let output = run(&args, results.path(), RUN_LIMIT);
+    assert_verdict(&output, "valid");
+    let run_dir = output.run_dir.expect("the run printed its directory");
+    for file in [
+        "history.jsonl",
+        "verdict.json",
+        "faults.json",
+        "n1.keel.log",
+    ] {
+        assert!(
+            run_dir.join(file).exists(),
+            "{file} missing in {}",
+            run_dir.display()
+        );
+    }
+    let faults = std::fs::read_to_string(run_dir.join("faults.json")).expect("faults.json");
+    if nemesis != "none" {
+        assert!(
+            faults.contains("start_ns"),
+            "no fault was injected: {faults}"
+        );
+    }
+}
+
+#[test]
+fn no_faults_is_valid() {
+    register_run("none");
+}
+
+#[test]
+fn kill_is_valid() {
+    register_run("kill");
+}
+
+#[test]
+fn pause_is_valid() {
+    register_run("pause");
+}
+
+#[test]
+fn partition_is_valid() {
+    register_run("partition");
+}
+
+#[test]
+fn leader_kill_pause_partition_is_valid() {
+    register_run("leader,kill,pause,partition");
+}
+
+#[test]
+fn unknown_fault_and_faults_on_endpoints_are_refused() {
+    let results = tempfile::tempdir().expect("temporary directory");
+    let output = run(&["--nemesis", "flood"], results.path(), RUN_LIMIT);
+    assert_eq!(output.code, Some(2), "{output:?}");
+    assert!(output.stderr.contains("unknown fault"), "{output:?}");
+    let output = run(
+        &["--endpoints", "http://127.0.0.1:1", "--nemesis", "kill"],
+        results.path(),
+        RUN_LIMIT,
+    );
+    assert_eq!(output.code, Some(2), "{output:?}");
+    assert!(output.stderr.contains("refused"), "{output:?}");
+}
+
+#[test]
+fn sigterm_cleans_up_members_and_namespaces() {
+    let results = tempfile::tempdir().expect("temporary directory");
+    let keel = keel_binary();
+    let mut child = std::process::Command::new(support::runner_binary())
+        .args(["--time-limit", "60", "--nemesis", "partition", "--keel-bin"])
+        .arg(&keel)
+        .arg("--results")
+        .arg(results.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start keel-jepsen");
+    let pid = child.id();
+    std::thread::sleep(Duration::from_secs(6));
+    let prefix = format!("kj{pid}-");
+    let bridge = format!("kjb{pid}");
+    assert!(
+        !support::nothing_left_of(&prefix),
+        "the run made no namespaces"
+    );
+    let _ = std::process::Command::new("kill")
+        .arg(pid.to_string())
+        .status();
+    let status = child.wait().expect("wait for keel-jepsen");
+    assert_eq!(status.code(), Some(2), "an interrupted run is unknown");
+    assert!(support::nothing_left_of(&prefix), "namespaces left behind");
+    assert!(support::nothing_left_of(&bridge), "bridge left behind");
+    let members = std::process::Command::new("pgrep")
+        .args(["-f", &results.path().display().to_string()])
+        .output()
+        .expect("pgrep");
+    assert!(members.stdout.is_empty(), "member processes left behind");
+}
