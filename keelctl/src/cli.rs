@@ -6,14 +6,18 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::cmd::{
-    compaction::CompactionArgs, endpoint::EndpointCommand, kv::DelArgs, kv::GetArgs,
-    kv::PutArgs, lease::LeaseCommand, maintenance::AlarmCommand, maintenance::DefragArgs,
-    member::MemberCommand, txn::TxnArgs, watch::WatchArgs,
+    compaction::CompactionArgs, endpoint::EndpointCommand, kv::DelArgs, kv::GetArgs, kv::PutArgs,
+    lease::LeaseCommand, maintenance::AlarmCommand, maintenance::DefragArgs, member::MemberCommand,
+    txn::TxnArgs, watch::WatchArgs,
 };
 
 /// keelctl: etcdctl 3.4's commands and output, for keel and etcd.
 #[derive(Debug, Parser)]
-#[command(name = "keelctl", version, about = "A simple command line client for keel and etcd3.")]
+#[command(
+    name = "keelctl",
+    version,
+    about = "A simple command line client for keel and etcd3."
+)]
 pub struct Cli {
     /// Flags every command takes.
     #[command(flatten)]
@@ -27,7 +31,13 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// gRPC endpoints (comma-separated; `host:port` or a URL).
-    #[arg(long, global = true, env = "ETCDCTL_ENDPOINTS", value_delimiter = ',', default_value = "127.0.0.1:2379")]
+    #[arg(
+        long,
+        global = true,
+        env = "ETCDCTL_ENDPOINTS",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:2379"
+    )]
     pub endpoints: Vec<String>,
     /// username[:password] for authentication (prompt if password is not supplied).
     #[arg(long, global = true, env = "ETCDCTL_USER")]
@@ -63,7 +73,13 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "ETCDCTL_KEEPALIVE_TIMEOUT", default_value = "6s", value_parser = parse_duration)]
     pub keepalive_timeout: Duration,
     /// set the output format (fields, json, simple, table).
-    #[arg(short = 'w', long, global = true, env = "ETCDCTL_WRITE_OUT", default_value = "simple")]
+    #[arg(
+        short = 'w',
+        long,
+        global = true,
+        env = "ETCDCTL_WRITE_OUT",
+        default_value = "simple"
+    )]
     pub write_out: String,
     /// print byte strings as hex encoded strings.
     #[arg(long, global = true, env = "ETCDCTL_HEX")]

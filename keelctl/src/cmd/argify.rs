@@ -85,10 +85,16 @@ mod tests {
 
     #[test]
     fn splits_like_etcdctl() {
-        assert_eq!(argify("put k v").unwrap(), ["put", "k", "v"]);
-        assert_eq!(argify("put k \"a b\"").unwrap(), ["put", "k", "a b"]);
-        assert_eq!(argify("get  k  --prefix").unwrap(), ["get", "k", "--prefix"]);
+        assert_eq!(argify("put k v").expect("argify"), ["put", "k", "v"]);
+        assert_eq!(
+            argify("put k \"a b\"").expect("argify"),
+            ["put", "k", "a b"]
+        );
+        assert_eq!(
+            argify("get  k  --prefix").expect("argify"),
+            ["get", "k", "--prefix"]
+        );
         // etcdctl's slice [1 : len(args)-1]: with three arguments, one character.
-        assert_eq!(argify("put k 'value'").unwrap(), ["put", "k", "v"]);
+        assert_eq!(argify("put k 'value'").expect("argify"), ["put", "k", "v"]);
     }
 }

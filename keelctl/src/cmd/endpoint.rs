@@ -64,7 +64,11 @@ pub async fn run(global: &GlobalArgs, command: EndpointCommand) -> Result<(), Ct
 /// The member list cannot be read.
 pub async fn endpoints(global: &GlobalArgs, cluster: bool) -> Result<Vec<String>, CtlError> {
     if !cluster {
-        return Ok(global.endpoints.iter().map(|e| e.trim().to_owned()).collect());
+        return Ok(global
+            .endpoints
+            .iter()
+            .map(|e| e.trim().to_owned())
+            .collect());
     }
     let ctl = connect(global).await?;
     let mut client = ctl.client.cluster_client();
@@ -74,7 +78,12 @@ pub async fn endpoints(global: &GlobalArgs, cluster: bool) -> Result<Vec<String>
             e.message
         ))
     })?;
-    Ok(members.0.members.iter().flat_map(|m| m.client_ur_ls.clone()).collect())
+    Ok(members
+        .0
+        .members
+        .iter()
+        .flat_map(|m| m.client_ur_ls.clone())
+        .collect())
 }
 
 /// `global` aimed at one endpoint.
@@ -97,17 +106,34 @@ async fn check(global: &GlobalArgs, endpoint: &str) -> Health {
     let result = match connect(&one).await {
         Ok(ctl) => {
             let mut kv = ctl.client.kv_client();
-            with_timeout(global.dial_timeout + global.command_timeout, kv.get("health", None)).await
+            with_timeout(
+                global.dial_timeout + global.command_timeout,
+                kv.get("health", None),
+            )
+            .await
         }
         Err(e) => Err(e),
     };
     let took = go::duration(started.elapsed());
     match result {
-        Ok(_) => Health { endpoint: endpoint.to_owned(), health: true, took, error: String::new() },
-        Err(e) if e.message.contains("permission denied") => {
-            Health { endpoint: endpoint.to_owned(), health: true, took, error: String::new() }
-        }
-        Err(e) => Health { endpoint: endpoint.to_owned(), health: false, took, error: e.message },
+        Ok(_) => Health {
+            endpoint: endpoint.to_owned(),
+            health: true,
+            took,
+            error: String::new(),
+        },
+        Err(e) if e.message.contains("permission denied") => Health {
+            endpoint: endpoint.to_owned(),
+            health: true,
+            took,
+            error: String::new(),
+        },
+        Err(e) => Health {
+            endpoint: endpoint.to_owned(),
+            health: false,
+            took,
+            error: e.message,
+        },
     }
 }
 
@@ -163,9 +189,19 @@ async fn health(global: &GlobalArgs, cluster: bool) -> Result<(), CtlError> {
         Format::Table => {
             let rows: Vec<Vec<String>> = checks
                 .iter()
-                .map(|h| vec![h.endpoint.clone(), h.health.to_string(), h.took.clone(), h.error.clone()])
+                .map(|h| {
+                    vec![
+                        h.endpoint.clone(),
+                        h.health.to_string(),
+                        h.took.clone(),
+                        h.error.clone(),
+                    ]
+                })
                 .collect();
-            emit(&table::render(&["endpoint", "health", "took", "error"], &rows));
+            emit(&table::render(
+                &["endpoint", "health", "took", "error"],
+                &rows,
+            ));
         }
     }
     if checks.iter().any(|h| !h.error.is_empty()) {
@@ -234,7 +270,10 @@ async fn status(global: &GlobalArgs, cluster: bool) -> Result<(), CtlError> {
             .iter()
             .map(|(ep, r)| format!("{}\n", status_row(ep, r).join(", ")))
             .collect(),
-        Format::Fields => statuses.iter().map(|(ep, r)| status_fields(ep, r)).collect(),
+        Format::Fields => statuses
+            .iter()
+            .map(|(ep, r)| status_fields(ep, r))
+            .collect(),
         Format::Json => {
             let list = statuses
                 .iter()
@@ -251,8 +290,16 @@ async fn status(global: &GlobalArgs, cluster: bool) -> Result<(), CtlError> {
             let rows: Vec<Vec<String>> = statuses.iter().map(|(ep, r)| status_row(ep, r)).collect();
             table::render(
                 &[
-                    "endpoint", "ID", "version", "db size", "is leader", "is learner", "raft term",
-                    "raft index", "raft applied index", "errors",
+                    "endpoint",
+                    "ID",
+                    "version",
+                    "db size",
+                    "is leader",
+                    "is learner",
+                    "raft term",
+                    "raft index",
+                    "raft applied index",
+                    "errors",
                 ],
                 &rows,
             )
@@ -268,15 +315,24 @@ async fn status(global: &GlobalArgs, cluster: bool) -> Result<(), CtlError> {
 fn status_fields(endpoint: &str, r: &PbStatusResponse) -> String {
     let mut out = String::new();
     fields::header(&mut out, r.header.as_ref());
-    out.push_str(&format!("\"Version\" : {}\n", go::quote(r.version.as_bytes())));
+    out.push_str(&format!(
+        "\"Version\" : {}\n",
+        go::quote(r.version.as_bytes())
+    ));
     out.push_str(&format!("\"DBSize\" : {}\n", r.db_size));
     out.push_str(&format!("\"Leader\" : {}\n", r.leader));
     out.push_str(&format!("\"IsLearner\" : {}\n", r.is_learner));
     out.push_str(&format!("\"RaftIndex\" : {}\n", r.raft_index));
     out.push_str(&format!("\"RaftTerm\" : {}\n", r.raft_term));
-    out.push_str(&format!("\"RaftAppliedIndex\" : {}\n", r.raft_applied_index));
+    out.push_str(&format!(
+        "\"RaftAppliedIndex\" : {}\n",
+        r.raft_applied_index
+    ));
     out.push_str(&format!("\"Errors\" : [{}]\n", r.errors.join(" ")));
-    out.push_str(&format!("\"Endpoint\" : {}\n\n", go::quote(endpoint.as_bytes())));
+    out.push_str(&format!(
+        "\"Endpoint\" : {}\n\n",
+        go::quote(endpoint.as_bytes())
+    ));
     out
 }
 
@@ -304,13 +360,20 @@ async fn hash_kv(global: &GlobalArgs, cluster: bool, revision: i64) -> Result<()
         }
     }
     let text = match printer.format {
-        Format::Simple => hashes.iter().map(|(ep, r)| format!("{ep}, {}\n", r.hash)).collect(),
+        Format::Simple => hashes
+            .iter()
+            .map(|(ep, r)| format!("{ep}, {}\n", r.hash))
+            .collect(),
         Format::Fields => hashes
             .iter()
             .map(|(ep, r)| {
                 let mut out = String::new();
                 fields::header(&mut out, r.header.as_ref());
-                out + &format!("\"Endpoint\" : {}\n\"Hash\" : {}\n\n", go::quote(ep.as_bytes()), r.hash)
+                out + &format!(
+                    "\"Endpoint\" : {}\n\"Hash\" : {}\n\n",
+                    go::quote(ep.as_bytes()),
+                    r.hash
+                )
             })
             .collect(),
         Format::Json => {
@@ -331,7 +394,10 @@ async fn hash_kv(global: &GlobalArgs, cluster: bool, revision: i64) -> Result<()
             json::line(&Value::Array(list))
         }
         Format::Table => {
-            let rows: Vec<Vec<String>> = hashes.iter().map(|(ep, r)| vec![ep.clone(), r.hash.to_string()]).collect();
+            let rows: Vec<Vec<String>> = hashes
+                .iter()
+                .map(|(ep, r)| vec![ep.clone(), r.hash.to_string()])
+                .collect();
             table::render(&["endpoint", "hash"], &rows)
         }
     };

@@ -19,7 +19,12 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 /// The `(key, range_end)` a command asks for: `range_end` given as a
 /// second argument, or implied by `--prefix` / `--from-key` (an empty key
 /// then means every key, `\0`), or empty (a single key).
-pub fn key_range(key: &str, range_end: Option<&str>, prefix: bool, from_key: bool) -> (Vec<u8>, Vec<u8>) {
+pub fn key_range(
+    key: &str,
+    range_end: Option<&str>,
+    prefix: bool,
+    from_key: bool,
+) -> (Vec<u8>, Vec<u8>) {
     let key = key.as_bytes().to_vec();
     if let Some(end) = range_end {
         return (key, end.as_bytes().to_vec());
@@ -53,7 +58,10 @@ mod tests {
     fn ranges() {
         assert_eq!(key_range("", None, true, false), (vec![0], vec![0]));
         assert_eq!(key_range("k", None, false, true), (b"k".to_vec(), vec![0]));
-        assert_eq!(key_range("a", Some("c"), false, false), (b"a".to_vec(), b"c".to_vec()));
+        assert_eq!(
+            key_range("a", Some("c"), false, false),
+            (b"a".to_vec(), b"c".to_vec())
+        );
         assert_eq!(key_range("a", None, false, false), (b"a".to_vec(), vec![]));
     }
 }

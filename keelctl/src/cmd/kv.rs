@@ -96,7 +96,12 @@ impl GetArgs {
             "ASCEND" => SortOrder::Ascend,
             "DESCEND" => SortOrder::Descend,
             "" => SortOrder::None,
-            _ => return Err(CtlError::bad_feature(format!("bad sort order {}", self.order))),
+            _ => {
+                return Err(CtlError::bad_feature(format!(
+                    "bad sort order {}",
+                    self.order
+                )));
+            }
         };
         let target = match self.sort_by.to_uppercase().as_str() {
             "CREATE" => SortTarget::Create,
@@ -104,7 +109,12 @@ impl GetArgs {
             "MODIFY" => SortTarget::Mod,
             "VALUE" => SortTarget::Value,
             "VERSION" => SortTarget::Version,
-            _ => return Err(CtlError::bad_feature(format!("bad sort target {}", self.sort_by))),
+            _ => {
+                return Err(CtlError::bad_feature(format!(
+                    "bad sort target {}",
+                    self.sort_by
+                )));
+            }
         };
         options = options.with_sort(target, order);
         let (key, end) = key_range(key, range_end, self.prefix, self.from_key);
@@ -148,7 +158,10 @@ impl PutArgs {
     ///
     /// # Errors
     /// etcdctl's argument errors (exit 128).
-    pub fn op(&self, stdin: impl FnOnce() -> Option<String>) -> Result<(String, String, PutOptions), CtlError> {
+    pub fn op(
+        &self,
+        stdin: impl FnOnce() -> Option<String>,
+    ) -> Result<(String, String, PutOptions), CtlError> {
         let Some(key) = self.args.first() else {
             return Err(CtlError::bad_args(PUT_USAGE));
         };
@@ -161,12 +174,13 @@ impl PutArgs {
         if !self.ignore_value {
             value = match self.args.get(1) {
                 Some(v) => v.clone(),
-                None => stdin().filter(|s| !s.is_empty()).ok_or_else(|| CtlError::bad_args(PUT_USAGE))?,
+                None => stdin()
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| CtlError::bad_args(PUT_USAGE))?,
             };
         }
-        let lease = parse_lease_hex(&self.lease).map_err(|e| {
-            CtlError::bad_args(format!("bad lease ID ({e}), expecting ID in Hex"))
-        })?;
+        let lease = parse_lease_hex(&self.lease)
+            .map_err(|e| CtlError::bad_args(format!("bad lease ID ({e}), expecting ID in Hex")))?;
         let mut options = PutOptions::new();
         if lease != 0 {
             options = options.with_lease(lease);
@@ -195,12 +209,15 @@ pub fn parse_lease_hex(text: &str) -> Result<i64, String> {
     };
     let quoted = crate::output::go::quote(text.as_bytes());
     if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(format!("strconv.ParseInt: parsing {quoted}: invalid syntax"));
+        return Err(format!(
+            "strconv.ParseInt: parsing {quoted}: invalid syntax"
+        ));
     }
     let magnitude = i128::from_str_radix(digits, 16)
         .map_err(|_| format!("strconv.ParseInt: parsing {quoted}: value out of range"))?;
     let value = if negative { -magnitude } else { magnitude };
-    i64::try_from(value).map_err(|_| format!("strconv.ParseInt: parsing {quoted}: value out of range"))
+    i64::try_from(value)
+        .map_err(|_| format!("strconv.ParseInt: parsing {quoted}: value out of range"))
 }
 
 /// `del [options] <key> [range_end]`.
@@ -348,7 +365,10 @@ mod tests {
     #[test]
     fn lease_ids_in_hex() {
         assert_eq!(parse_lease_hex("0"), Ok(0));
-        assert_eq!(parse_lease_hex("694d77aa9e38260f"), Ok(0x694d_77aa_9e38_260f));
+        assert_eq!(
+            parse_lease_hex("694d77aa9e38260f"),
+            Ok(0x694d_77aa_9e38_260f)
+        );
         assert_eq!(
             parse_lease_hex("zz"),
             Err("strconv.ParseInt: parsing \"zz\": invalid syntax".to_owned())

@@ -137,7 +137,11 @@ async fn revoke(global: &GlobalArgs, args: &[String]) -> Result<(), CtlError> {
             fields::header(&mut out, r.header.as_ref());
             out
         }
-        Format::Json => json::line(&Object::new().object("header", json::header(r.header.as_ref())).value()),
+        Format::Json => json::line(
+            &Object::new()
+                .object("header", json::header(r.header.as_ref()))
+                .value(),
+        ),
         Format::Table => return Err(printer.format.unsupported()),
     };
     emit(&text);
@@ -164,7 +168,9 @@ async fn time_to_live(global: &GlobalArgs, args: &TimeToLiveArgs) -> Result<(), 
     let options = args.keys.then(|| LeaseTimeToLiveOptions::new().with_keys());
     let r = unbounded(lease.time_to_live(id, options)).await?.0;
     let text = match printer.format {
-        Format::Simple => simple_time_to_live(r.id, r.granted_ttl, r.ttl, args.keys.then_some(&r.keys)),
+        Format::Simple => {
+            simple_time_to_live(r.id, r.granted_ttl, r.ttl, args.keys.then_some(&r.keys))
+        }
         Format::Fields => {
             let mut out = String::new();
             fields::header(&mut out, r.header.as_ref());
@@ -181,7 +187,12 @@ async fn time_to_live(global: &GlobalArgs, args: &TimeToLiveArgs) -> Result<(), 
             let keys = if r.keys.is_empty() {
                 Value::Null
             } else {
-                Value::Array(r.keys.iter().map(|k| Object::new().bytes("k", k).value()["k"].clone()).collect())
+                Value::Array(
+                    r.keys
+                        .iter()
+                        .map(|k| Object::new().bytes("k", k).value()["k"].clone())
+                        .collect(),
+                )
             };
             json::line(
                 &json::header_fields(r.header.as_ref())
@@ -204,7 +215,10 @@ fn simple_time_to_live(id: i64, granted: i64, ttl: i64, keys: Option<&Vec<Vec<u8
     }
     let mut text = format!("lease {id:016x} granted with TTL({granted}s), remaining({ttl}s)");
     if let Some(keys) = keys {
-        let names: Vec<String> = keys.iter().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
+        let names: Vec<String> = keys
+            .iter()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect();
         text.push_str(&format!(", attached keys([{}])", names.join(" ")));
     }
     text + "\n"
@@ -232,7 +246,11 @@ async fn list(global: &GlobalArgs) -> Result<(), CtlError> {
             out
         }
         Format::Json => {
-            let leases = r.leases.iter().map(|l| Object::new().always("id", Value::from(l.id)).value()).collect();
+            let leases = r
+                .leases
+                .iter()
+                .map(|l| Object::new().always("id", Value::from(l.id)).value())
+                .collect();
             json::line(
                 &json::header_fields(r.header.as_ref())
                     .always("leases", Value::Array(leases))
@@ -245,7 +263,12 @@ async fn list(global: &GlobalArgs) -> Result<(), CtlError> {
     Ok(())
 }
 
-fn keep_alive_text(printer: Printer, header: Option<&PbResponseHeader>, id: i64, ttl: i64) -> Result<String, CtlError> {
+fn keep_alive_text(
+    printer: Printer,
+    header: Option<&PbResponseHeader>,
+    id: i64,
+    ttl: i64,
+) -> Result<String, CtlError> {
     Ok(match printer.format {
         Format::Simple => format!("lease {id:016x} keepalived with TTL({ttl})\n"),
         Format::Fields => {
@@ -264,17 +287,29 @@ fn keep_alive_text(printer: Printer, header: Option<&PbResponseHeader>, id: i64,
 }
 
 async fn keep_alive(global: &GlobalArgs, args: &KeepAliveArgs) -> Result<(), CtlError> {
-    let id = lease_id(one_arg(&args.args, "lease keep-alive command needs lease ID as argument")?)?;
+    let id = lease_id(one_arg(
+        &args.args,
+        "lease keep-alive command needs lease ID as argument",
+    )?)?;
     let printer = super::printer(global)?;
     let ctl = connect(global).await?;
     if args.once {
         return keep_alive_once(&ctl, printer, id).await;
     }
     let mut lease = ctl.client.lease_client();
-    let (mut keeper, mut stream) = unbounded(lease.keep_alive(id)).await?;
+    // etcd-client reads the first answer itself and reports a lease the
+    // server does not have as its own error; clientv3 then just closes
+    // the channel, and etcdctl says the lease expired.
+    let (mut keeper, mut stream) = match lease.keep_alive(id).await {
+        Ok(pair) => pair,
+        Err(etcd_client::Error::LeaseKeepAliveError(_)) => return expired(printer, id),
+        Err(e) => return Err(CtlError::new(EXIT_BAD_CONNECTION, client_message(&e))),
+    };
     loop {
         unbounded(keeper.keep_alive()).await?;
-        let Ok(Some(r)) = stream.message().await else { break };
+        let Ok(Some(r)) = stream.message().await else {
+            break;
+        };
         let r = r.0;
         if r.ttl <= 0 {
             break;
@@ -283,6 +318,10 @@ async fn keep_alive(global: &GlobalArgs, args: &KeepAliveArgs) -> Result<(), Ctl
         let wait_ms = u64::try_from(r.ttl).unwrap_or(1).saturating_mul(1000) / 3;
         tokio::time::sleep(std::time::Duration::from_millis(wait_ms.max(500))).await;
     }
+    expired(printer, id)
+}
+
+fn expired(printer: Printer, id: i64) -> Result<(), CtlError> {
     if printer.format == Format::Simple {
         emit(&format!("lease {id:016x} expired or revoked.\n"));
     }
@@ -290,17 +329,21 @@ async fn keep_alive(global: &GlobalArgs, args: &KeepAliveArgs) -> Result<(), Ctl
 }
 
 async fn keep_alive_once(ctl: &Ctl, printer: Printer, id: i64) -> Result<(), CtlError> {
+    let not_found = || CtlError::new(EXIT_BAD_CONNECTION, "etcdserver: requested lease not found");
     let mut lease = ctl.client.lease_client();
-    let (mut keeper, mut stream) = unbounded(lease.keep_alive(id)).await?;
+    let (mut keeper, mut stream) = match lease.keep_alive(id).await {
+        Ok(pair) => pair,
+        Err(etcd_client::Error::LeaseKeepAliveError(_)) => return Err(not_found()),
+        Err(e) => return Err(CtlError::new(EXIT_BAD_CONNECTION, client_message(&e))),
+    };
+    // etcd-client kept the first answer to itself: ask once more to have
+    // one to print (the lease is renewed twice, to the same TTL).
     unbounded(keeper.keep_alive()).await?;
     // etcd-client reports a lease the server no longer has as its own
     // error; etcdctl names etcd's.
     let response = stream.message().await.ok().flatten();
     let Some(r) = response.map(|r| r.0).filter(|r| r.ttl > 0) else {
-        return Err(CtlError::new(
-            EXIT_BAD_CONNECTION,
-            "etcdserver: requested lease not found",
-        ));
+        return Err(not_found());
     };
     emit(&keep_alive_text(printer, r.header.as_ref(), r.id, r.ttl)?);
     Ok(())

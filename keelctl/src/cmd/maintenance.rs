@@ -59,20 +59,32 @@ pub async fn alarm(global: &GlobalArgs, command: AlarmCommand) -> Result<(), Ctl
     };
     if !args.is_empty() {
         let name = if disarm { "disarm" } else { "list" };
-        return Err(CtlError::bad_args(format!("alarm {name} command accepts no arguments")));
+        return Err(CtlError::bad_args(format!(
+            "alarm {name} command accepts no arguments"
+        )));
     }
     let printer = super::printer(global)?;
     let ctl = connect(global).await?;
     let mut maintenance = ctl.client.maintenance_client();
-    let mut r = ctl.call(maintenance.alarm(AlarmAction::Get, AlarmType::None, None)).await?.0;
+    let mut r = ctl
+        .call(maintenance.alarm(AlarmAction::Get, AlarmType::None, None))
+        .await?
+        .0;
     if disarm {
         // clientv3's AlarmDisarm of the zero member: disarm every raised alarm.
         let raised = std::mem::take(&mut r.alarms);
         for a in raised {
             let mut options = AlarmOptions::new();
             options.with_member(a.member_id);
-            let alarm_type = if a.alarm == 2 { AlarmType::Corrupt } else { AlarmType::Nospace };
-            let done = ctl.call(maintenance.alarm(AlarmAction::Deactivate, alarm_type, Some(options))).await?.0;
+            let alarm_type = if a.alarm == 2 {
+                AlarmType::Corrupt
+            } else {
+                AlarmType::Nospace
+            };
+            let done = ctl
+                .call(maintenance.alarm(AlarmAction::Deactivate, alarm_type, Some(options)))
+                .await?
+                .0;
             r.header = done.header;
             r.alarms.extend(done.alarms);
         }
@@ -88,7 +100,12 @@ pub async fn alarm(global: &GlobalArgs, command: AlarmCommand) -> Result<(), Ctl
             let alarms = r
                 .alarms
                 .iter()
-                .map(|a| Object::new().uint("memberID", a.member_id).int("alarm", i64::from(a.alarm)).value())
+                .map(|a| {
+                    Object::new()
+                        .uint("memberID", a.member_id)
+                        .int("alarm", i64::from(a.alarm))
+                        .value()
+                })
                 .collect();
             json::line(
                 &Object::new()

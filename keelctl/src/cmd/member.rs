@@ -64,7 +64,9 @@ pub async fn run(global: &GlobalArgs, command: MemberCommand) -> Result<(), CtlE
     match command {
         MemberCommand::Add(args) => add(global, args).await,
         MemberCommand::Remove(args) => change(global, Change::Remove, &args.args, "").await,
-        MemberCommand::Update(args) => change(global, Change::Update, &args.args, &args.peer_urls).await,
+        MemberCommand::Update(args) => {
+            change(global, Change::Update, &args.args, &args.peer_urls).await
+        }
         MemberCommand::List(_) => list(global).await,
         MemberCommand::Promote(args) => change(global, Change::Promote, &args.args, "").await,
     }
@@ -76,7 +78,11 @@ pub fn member_rows(members: &[PbMember]) -> Vec<Vec<String>> {
     members
         .iter()
         .map(|m| {
-            let status = if m.name.is_empty() { "unstarted" } else { "started" };
+            let status = if m.name.is_empty() {
+                "unstarted"
+            } else {
+                "started"
+            };
             vec![
                 format!("{:x}", m.id),
                 status.to_owned(),
@@ -90,7 +96,14 @@ pub fn member_rows(members: &[PbMember]) -> Vec<Vec<String>> {
 }
 
 /// The member list table's header.
-pub const MEMBER_HEADER: [&str; 6] = ["ID", "Status", "Name", "Peer Addrs", "Client Addrs", "Is Learner"];
+pub const MEMBER_HEADER: [&str; 6] = [
+    "ID",
+    "Status",
+    "Name",
+    "Peer Addrs",
+    "Client Addrs",
+    "Is Learner",
+];
 
 async fn list(global: &GlobalArgs) -> Result<(), CtlError> {
     let printer = super::printer(global)?;
@@ -106,7 +119,11 @@ async fn list(global: &GlobalArgs) -> Result<(), CtlError> {
             let mut out = String::new();
             fields::header(&mut out, r.header.as_ref());
             for m in &r.members {
-                out.push_str(&format!("\"ID\" : {}\n\"Name\" : {}\n", m.id, go::quote(m.name.as_bytes())));
+                out.push_str(&format!(
+                    "\"ID\" : {}\n\"Name\" : {}\n",
+                    m.id,
+                    go::quote(m.name.as_bytes())
+                ));
                 for u in &m.peer_ur_ls {
                     out.push_str(&format!("\"PeerURL\" : {}\n", go::quote(u.as_bytes())));
                 }
@@ -124,7 +141,11 @@ async fn list(global: &GlobalArgs) -> Result<(), CtlError> {
     Ok(())
 }
 
-fn members_json(header: Option<&PbResponseHeader>, member: Option<&PbMember>, members: &[PbMember]) -> serde_json::Value {
+fn members_json(
+    header: Option<&PbResponseHeader>,
+    member: Option<&PbMember>,
+    members: &[PbMember],
+) -> serde_json::Value {
     Object::new()
         .object("header", json::header(header))
         .object("member", member.map(json::member))
@@ -153,23 +174,35 @@ async fn add(global: &GlobalArgs, args: MemberAddArgs) -> Result<(), CtlError> {
     let printer = super::printer(global)?;
     let ctl = connect(global).await?;
     let mut cluster = ctl.client.cluster_client();
-    let options = args.learner.then(|| MemberAddOptions::new().with_is_learner());
+    let options = args
+        .learner
+        .then(|| MemberAddOptions::new().with_is_learner());
     let r = ctl.call(cluster.member_add(urls, options)).await?.0;
     let new_member = r.member.clone().unwrap_or_default();
     let cluster_id = r.header.as_ref().map_or(0, |h| h.cluster_id);
     let text = match printer.format {
         Format::Simple => {
-            let mut out = format!("Member {:16x} added to cluster {cluster_id:16x}\n", new_member.id);
+            let mut out = format!(
+                "Member {:16x} added to cluster {cluster_id:16x}\n",
+                new_member.id
+            );
             let mut conf = Vec::new();
             for m in &r.members {
                 for u in &m.peer_ur_ls {
-                    let n = if m.id == new_member.id { &name } else { &m.name };
+                    let n = if m.id == new_member.id {
+                        &name
+                    } else {
+                        &m.name
+                    };
                     conf.push(format!("{n}={u}"));
                 }
             }
             out.push('\n');
             out.push_str(&format!("ETCD_NAME={}\n", go::quote(name.as_bytes())));
-            out.push_str(&format!("ETCD_INITIAL_CLUSTER={}\n", go::quote(conf.join(",").as_bytes())));
+            out.push_str(&format!(
+                "ETCD_INITIAL_CLUSTER={}\n",
+                go::quote(conf.join(",").as_bytes())
+            ));
             out.push_str(&format!(
                 "ETCD_INITIAL_ADVERTISE_PEER_URLS={}\n",
                 go::quote(args.peer_urls.as_bytes())
@@ -177,7 +210,11 @@ async fn add(global: &GlobalArgs, args: MemberAddArgs) -> Result<(), CtlError> {
             out.push_str("ETCD_INITIAL_CLUSTER_STATE=\"existing\"\n");
             out
         }
-        Format::Json => json::line(&members_json(r.header.as_ref(), r.member.as_ref(), &r.members)),
+        Format::Json => json::line(&members_json(
+            r.header.as_ref(),
+            r.member.as_ref(),
+            &r.members,
+        )),
         Format::Fields | Format::Table => return Err(printer.format.unsupported()),
     };
     emit(&text);
@@ -191,7 +228,12 @@ enum Change {
     Promote,
 }
 
-async fn change(global: &GlobalArgs, change: Change, args: &[String], peer_urls: &str) -> Result<(), CtlError> {
+async fn change(
+    global: &GlobalArgs,
+    change: Change,
+    args: &[String],
+    peer_urls: &str,
+) -> Result<(), CtlError> {
     let [id] = args else {
         return Err(CtlError::bad_args("member ID is not provided"));
     };

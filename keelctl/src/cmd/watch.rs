@@ -52,7 +52,10 @@ impl WatchArgs {
         let args: Vec<String> = if env_key.is_empty() {
             self.args.clone()
         } else {
-            [env_key, env_range].into_iter().filter(|s| !s.is_empty()).collect()
+            [env_key, env_range]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect()
         };
         let Some(key) = args.first() else {
             return Err(CtlError::bad_args("bad number of arguments"));
@@ -116,7 +119,8 @@ fn print(printer: Printer, r: &PbWatchResponse) -> Result<(), CtlError> {
     }
     let revision = r.header.as_ref().map_or(0, |h| h.revision);
     let mut out = String::new();
-    if r.events.is_empty() && !r.canceled && !r.created && r.compact_revision == 0 && revision != 0 {
+    if r.events.is_empty() && !r.canceled && !r.created && r.compact_revision == 0 && revision != 0
+    {
         out.push_str(&format!("progress notify: {revision}\n"));
     }
     match printer.format {
@@ -143,7 +147,11 @@ fn watch_json(r: &PbWatchResponse) -> Value {
                 .value()
         })
         .collect();
-    let events = if events.is_empty() { Value::Null } else { Value::Array(events) };
+    let events = if events.is_empty() {
+        Value::Null
+    } else {
+        Value::Array(events)
+    };
     Object::new()
         .always("Header", json::header_fields(r.header.as_ref()).value())
         .always("Events", events)

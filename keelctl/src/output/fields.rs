@@ -12,7 +12,10 @@ use super::simple::event_type;
 /// A key-value pair, each field prefixed with `prefix` (`Prev` or ``).
 pub fn kv(out: &mut String, prefix: &str, kv: &PbKeyValue) {
     out.push_str(&format!("\"{prefix}Key\" : {}\n", quote(&kv.key)));
-    out.push_str(&format!("\"{prefix}CreateRevision\" : {}\n", kv.create_revision));
+    out.push_str(&format!(
+        "\"{prefix}CreateRevision\" : {}\n",
+        kv.create_revision
+    ));
     out.push_str(&format!("\"{prefix}ModRevision\" : {}\n", kv.mod_revision));
     out.push_str(&format!("\"{prefix}Version\" : {}\n", kv.version));
     out.push_str(&format!("\"{prefix}Value\" : {}\n", quote(&kv.value)));
@@ -64,7 +67,10 @@ pub fn txn(out: &mut String, r: &PbTxnResponse) {
             Some(PbTxnOpResponse::ResponseRange(r)) => range(out, r),
             Some(PbTxnOpResponse::ResponsePut(r)) => put(out, r),
             Some(PbTxnOpResponse::ResponseDeleteRange(r)) => delete(out, r),
-            other => out.push_str(&format!("\"Unknown\" : {}\n", quote(format!("{other:?}").as_bytes()))),
+            other => out.push_str(&format!(
+                "\"Unknown\" : {}\n",
+                quote(format!("{other:?}").as_bytes())
+            )),
         }
     }
 }

@@ -109,35 +109,6 @@ pub fn humanize_bytes(size: u64) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quotes_like_go() {
-        assert_eq!(quote(b"bar"), "\"bar\"");
-        assert_eq!(quote(b"a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
-        assert_eq!(quote(&[0x00, 0xff]), "\"\\x00\\xff\"");
-        assert_eq!(quote("é".as_bytes()), "\"é\"");
-    }
-
-    #[test]
-    fn durations_like_go() {
-        assert_eq!(duration(Duration::from_nanos(2_117_950)), "2.11795ms");
-        assert_eq!(duration(Duration::from_secs(90)), "1m30s");
-        assert_eq!(duration(Duration::from_millis(1500)), "1.5s");
-        assert_eq!(duration(Duration::from_micros(800)), "800µs");
-    }
-
-    #[test]
-    fn bytes_like_humanize() {
-        assert_eq!(humanize_bytes(24_576), "25 kB");
-        assert_eq!(humanize_bytes(20_480), "20 kB");
-        assert_eq!(humanize_bytes(1_234_567), "1.2 MB");
-        assert_eq!(humanize_bytes(512), "512 B");
-    }
-}
-
 /// Reads a Go string literal at the start of `text` (double-quoted with
 /// escapes, or back-quoted raw), as `fmt.Sscanf("%q")` does after leading
 /// spaces; returns the string and the rest of `text`.
@@ -175,7 +146,9 @@ pub fn unquote(text: &str) -> Result<(String, &str), String> {
                     '"' => out.push(b'"'),
                     '\'' => out.push(b'\''),
                     'x' => {
-                        let hex: String = (0..2).filter_map(|_| chars.next().map(|(_, h)| h)).collect();
+                        let hex: String = (0..2)
+                            .filter_map(|_| chars.next().map(|(_, h)| h))
+                            .collect();
                         let byte = u8::from_str_radix(&hex, 16).map_err(|_| "invalid syntax")?;
                         out.push(byte);
                     }
@@ -189,4 +162,33 @@ pub fn unquote(text: &str) -> Result<(String, &str), String> {
         }
     }
     Err("unexpected EOF".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_like_go() {
+        assert_eq!(quote(b"bar"), "\"bar\"");
+        assert_eq!(quote(b"a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
+        assert_eq!(quote(&[0x00, 0xff]), "\"\\x00\\xff\"");
+        assert_eq!(quote("é".as_bytes()), "\"é\"");
+    }
+
+    #[test]
+    fn durations_like_go() {
+        assert_eq!(duration(Duration::from_nanos(2_117_950)), "2.11795ms");
+        assert_eq!(duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(duration(Duration::from_micros(800)), "800µs");
+    }
+
+    #[test]
+    fn bytes_like_humanize() {
+        assert_eq!(humanize_bytes(24_576), "25 kB");
+        assert_eq!(humanize_bytes(20_480), "20 kB");
+        assert_eq!(humanize_bytes(1_234_567), "1.2 MB");
+        assert_eq!(humanize_bytes(512), "512 B");
+    }
 }

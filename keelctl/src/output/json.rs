@@ -51,7 +51,8 @@ impl Object {
     /// Adds `name` as base64 unless `value` is empty.
     pub fn bytes(mut self, name: &str, value: &[u8]) -> Object {
         if !value.is_empty() {
-            self.0.insert(name.to_owned(), Value::from(STANDARD.encode(value)));
+            self.0
+                .insert(name.to_owned(), Value::from(STANDARD.encode(value)));
         }
         self
     }
@@ -167,9 +168,9 @@ pub fn txn(r: &PbTxnResponse) -> Value {
                 Some(PbTxnOpResponse::ResponsePut(r)) => {
                     Object::new().always("ResponsePut", put(r)).value()
                 }
-                Some(PbTxnOpResponse::ResponseDeleteRange(r)) => {
-                    Object::new().always("ResponseDeleteRange", delete(r)).value()
-                }
+                Some(PbTxnOpResponse::ResponseDeleteRange(r)) => Object::new()
+                    .always("ResponseDeleteRange", delete(r))
+                    .value(),
                 Some(PbTxnOpResponse::ResponseTxn(r)) => {
                     Object::new().always("ResponseTxn", txn(r)).value()
                 }

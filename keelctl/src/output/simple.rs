@@ -50,7 +50,11 @@ pub fn delete(out: &mut String, hex: bool, value_only: bool, r: &PbDeleteRespons
 
 /// `txn`: `SUCCESS`/`FAILURE`, then each response after an empty line.
 pub fn txn(out: &mut String, hex: bool, r: &PbTxnResponse) {
-    out.push_str(if r.succeeded { "SUCCESS\n" } else { "FAILURE\n" });
+    out.push_str(if r.succeeded {
+        "SUCCESS\n"
+    } else {
+        "FAILURE\n"
+    });
     for op in &r.responses {
         out.push('\n');
         match &op.response {
@@ -75,6 +79,11 @@ pub fn events(out: &mut String, hex: bool, events: &[PbEvent]) {
         if let Some(prev) = &event.prev_kv {
             kv(out, hex, false, prev);
         }
-        kv(out, hex, false, event.kv.as_ref().unwrap_or(&PbKeyValue::default()));
+        kv(
+            out,
+            hex,
+            false,
+            event.kv.as_ref().unwrap_or(&PbKeyValue::default()),
+        );
     }
 }

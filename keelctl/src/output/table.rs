@@ -13,7 +13,10 @@ const TABLEWRITER_STYLE: &str = "||--+-++|    ++++++";
 /// Renders `header` and `rows` as etcdctl's table, ending in a newline.
 pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut table = Table::new();
-    let titles: Vec<String> = header.iter().map(|h| h.to_uppercase().replace('_', " ")).collect();
+    let titles: Vec<String> = header
+        .iter()
+        .map(|h| h.to_uppercase().replace('_', " "))
+        .collect();
     let widths: Vec<usize> = titles
         .iter()
         .enumerate()

@@ -51,7 +51,7 @@ pub struct Comparison {
 
 /// A background command (a `watch`) on both sides.
 pub struct Background {
-    children: Vec<(Child, Arc<Mutex<Vec<u8>>>, Arc<Mutex<Vec<u8>>>)>,
+    children: Vec<Running>,
     command: String,
 }
 
@@ -98,6 +98,17 @@ impl Comparison {
         self
     }
 
+    /// Runs a read-only `command` with etcdctl and with keelctl against the
+    /// same server (keelctl's): for answers that differ between two servers
+    /// even after the same commands (database size, KV hash, member order).
+    pub fn run_same(&mut self, command: &str) -> &mut Comparison {
+        let args: Vec<&str> = command.split_whitespace().collect();
+        let expected = self.keelctl.run_program("etcdctl", &args, "");
+        let actual = self.keelctl.run(&args, "");
+        self.compare(&format!("{command} (same server)"), &expected, &actual);
+        self
+    }
+
     /// Runs `command` on both sides comparing only stderr and the exit
     /// code (flag-parsing errors: etcdctl prints cobra's usage on stdout).
     pub fn run_stderr(&mut self, command: &str) -> &mut Comparison {
@@ -140,40 +151,34 @@ impl Comparison {
         }
     }
 
-    /// Waits (bounded) until both sides of `background` printed `lines`
-    /// lines or exited, stops them and compares their output.
+    /// Collects what both sides of `background` print: etcdctl's side until
+    /// it printed `lines` lines (exactly what the test expects it to print;
+    /// another count is a mismatch), exited, or went quiet for [`QUIET`];
+    /// keelctl's side until it printed as many lines as etcdctl's, exited,
+    /// or [`COMMAND_TIMEOUT`] passed. Stops both and compares.
     pub fn collect(&mut self, background: Background, lines: usize) -> &mut Comparison {
-        let mut outcomes = Vec::new();
-        for ((mut child, stdout, stderr), side) in background
-            .children
-            .into_iter()
-            .zip([&self.etcdctl, &self.keelctl])
-        {
-            let deadline = Instant::now() + COMMAND_TIMEOUT;
-            let mut code = None;
-            while Instant::now() < deadline {
-                let printed = stdout.lock().map(|b| count_lines(&b)).unwrap_or(0);
-                if printed >= lines {
-                    break;
-                }
-                if let Ok(Some(status)) = child.try_wait() {
-                    thread::sleep(Duration::from_millis(100));
-                    code = status.code();
-                    break;
-                }
-                thread::sleep(Duration::from_millis(20));
-            }
-            if code.is_none() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-            thread::sleep(Duration::from_millis(50));
-            let out = String::from_utf8_lossy(&stdout.lock().map(|b| b.clone()).unwrap_or_default()).into_owned();
-            let err = String::from_utf8_lossy(&stderr.lock().map(|b| b.clone()).unwrap_or_default()).into_owned();
-            outcomes.push(side.outcome(&out, &err, code));
+        let mut children = background.children.into_iter();
+        let (Some(etcdctl), Some(keelctl)) = (children.next(), children.next()) else {
+            panic!("a background command runs on both sides");
+        };
+        let expected_raw = finish(etcdctl, lines, true, false);
+        let printed = expected_raw.0.lines().count();
+        if printed != lines {
+            self.mismatches.push(format!(
+                "$ {} (background): etcdctl printed {printed} lines, the test expects {lines}:\n{}",
+                background.command, expected_raw.0
+            ));
         }
+        let exited = expected_raw.2.is_some();
+        let actual_raw = finish(keelctl, printed, false, exited);
+        let expected = self
+            .etcdctl
+            .outcome(&expected_raw.0, &expected_raw.1, expected_raw.2);
+        let actual = self
+            .keelctl
+            .outcome(&actual_raw.0, &actual_raw.1, actual_raw.2);
         let command = format!("{} (background)", background.command);
-        self.compare(&command, &outcomes[0], &outcomes[1]);
+        self.compare(&command, &expected, &actual);
         self
     }
 
@@ -189,6 +194,58 @@ impl Comparison {
     }
 }
 
+/// How long a background command may print nothing before its output is
+/// taken as complete.
+pub const QUIET: Duration = Duration::from_millis(1500);
+
+type Running = (Child, Arc<Mutex<Vec<u8>>>, Arc<Mutex<Vec<u8>>>);
+
+/// Waits until `child` printed `lines` lines (and, when `wait_exit`, also
+/// exited), exited, or (when `quiet_ends`) printed nothing new for
+/// [`QUIET`]; stops it; returns stdout, stderr and the exit code (`None`
+/// when it was stopped).
+fn finish(
+    (mut child, stdout, stderr): Running,
+    lines: usize,
+    quiet_ends: bool,
+    wait_exit: bool,
+) -> (String, String, Option<i32>) {
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    let mut code = None;
+    let mut seen = 0;
+    let mut changed = Instant::now();
+    loop {
+        let length = stdout.lock().map(|b| b.len()).unwrap_or(0);
+        if length != seen {
+            seen = length;
+            changed = Instant::now();
+        }
+        let printed = stdout.lock().map(|b| count_lines(&b)).unwrap_or(0);
+        // Zero lines expected: wait for the exit (or quiet) instead.
+        if (printed >= lines && lines > 0 && !wait_exit) || Instant::now() >= deadline {
+            break;
+        }
+        if (quiet_ends || lines == 0) && changed.elapsed() >= QUIET {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            code = status.code();
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    if code.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // Let the reader threads take what the pipes still hold.
+    thread::sleep(Duration::from_millis(100));
+    let text = |sink: &Arc<Mutex<Vec<u8>>>| {
+        String::from_utf8_lossy(&sink.lock().map(|b| b.clone()).unwrap_or_default()).into_owned()
+    };
+    (text(&stdout), text(&stderr), code)
+}
+
 fn prefixed(stderr: &str) -> String {
     stderr.lines().map(|l| format!("! {l}\n")).collect()
 }
@@ -201,13 +258,14 @@ impl Side {
     fn new(program: String, server: Server) -> Side {
         let url = server.client_url.clone();
         let host = url.trim_start_matches("http://").to_owned();
+        let peer = server.peer_url.clone();
         Side {
             program,
             server,
             literals: vec![
                 (url, "<client-url>".to_owned()),
                 (host, "<client>".to_owned()),
-                (server.peer_url.clone(), "<peer-url>".to_owned()),
+                (peer, "<peer-url>".to_owned()),
             ],
             leases: Vec::new(),
             members: Vec::new(),
@@ -215,7 +273,11 @@ impl Side {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(&self.program);
+        self.command_of(&self.program, args)
+    }
+
+    fn command_of(&self, program: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(program);
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("ETCDCTL_") {
                 command.env_remove(&name);
@@ -244,8 +306,13 @@ impl Side {
     }
 
     fn run(&mut self, args: &[&str], stdin: &str) -> Outcome {
+        let program = self.program.clone();
+        self.run_program(&program, args, stdin)
+    }
+
+    fn run_program(&mut self, program: &str, args: &[&str], stdin: &str) -> Outcome {
         let mut child = self
-            .command(args)
+            .command_of(program, args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -274,7 +341,7 @@ impl Side {
         self.outcome(&stdout, &stderr, code)
     }
 
-    fn spawn(&self, args: &[&str]) -> (Child, Arc<Mutex<Vec<u8>>>, Arc<Mutex<Vec<u8>>>) {
+    fn spawn(&self, args: &[&str]) -> Running {
         let mut child = self
             .command(args)
             .stdin(Stdio::null())
@@ -291,38 +358,47 @@ impl Side {
     fn learn_ids(&mut self) {
         let out = self.run(&["member", "list", "-w", "json"], "");
         assert_eq!(out.code, Some(0), "member list failed: {out:?}");
-        let json: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("member list json");
+        let json: serde_json::Value =
+            serde_json::from_str(out.stdout.trim()).expect("member list json");
         let cluster = json["header"]["cluster_id"].as_u64().expect("cluster_id");
         let member = json["header"]["member_id"].as_u64().expect("member_id");
         for (id, name) in [(cluster, "cluster"), (member, "member")] {
             self.literals.push((id.to_string(), format!("<{name}-id>")));
-            self.literals.push((format!("{id:016x}"), format!("<{name}-hex>")));
-            self.literals.push((format!("{id:x}"), format!("<{name}-hex>")));
+            self.literals
+                .push((format!("{id:016x}"), format!("<{name}-hex>")));
+            self.literals
+                .push((format!("{id:x}"), format!("<{name}-hex>")));
         }
     }
 
     fn learn_leases(&mut self, stdout: &str) {
         for line in stdout.lines() {
-            if let Some(rest) = line.strip_prefix("Member ") {
-                if let Some((id, _)) = rest.split_once(" added to cluster") {
-                    let id = id.trim().to_owned();
-                    self.members.push(id.clone());
-                    let n = self.members.len() + 1;
-                    let decimal = u64::from_str_radix(&id, 16).unwrap_or_default();
-                    self.literals.push((id, format!("<member{n}-hex>")));
-                    self.literals.push((decimal.to_string(), format!("<member{n}-id>")));
-                }
+            if let Some((id, _)) = line
+                .strip_prefix("Member ")
+                .and_then(|rest| rest.split_once(" added to cluster"))
+            {
+                let id = id.trim().to_owned();
+                self.members.push(id.clone());
+                let n = self.members.len() + 1;
+                let decimal = u64::from_str_radix(&id, 16).unwrap_or_default();
+                self.literals.push((id, format!("<member{n}-hex>")));
+                self.literals
+                    .push((decimal.to_string(), format!("<member{n}-id>")));
             }
-            if let Some(rest) = line.strip_prefix("lease ") {
-                if let Some((id, _)) = rest.split_once(" granted with TTL(") {
-                    if !self.leases.iter().any(|l| l == id) && !line.contains("remaining(") {
-                        self.leases.push(id.to_owned());
-                        let n = self.leases.len();
-                        let decimal = i64::from_str_radix(id, 16).unwrap_or_default();
-                        self.literals.push((id.to_owned(), format!("<lease{n}>")));
-                        self.literals.push((decimal.to_string(), format!("<lease{n}-id>")));
-                    }
-                }
+            let granted = line
+                .strip_prefix("lease ")
+                .and_then(|rest| rest.split_once(" granted with TTL("))
+                .map(|(id, _)| id.to_owned());
+            if let Some(id) = granted
+                && !self.leases.contains(&id)
+                && !line.contains("remaining(")
+            {
+                self.leases.push(id.clone());
+                let n = self.leases.len();
+                let decimal = i64::from_str_radix(&id, 16).unwrap_or_default();
+                self.literals.push((id, format!("<lease{n}>")));
+                self.literals
+                    .push((decimal.to_string(), format!("<lease{n}-id>")));
             }
         }
     }
@@ -360,12 +436,16 @@ impl Side {
 
 /// Replaces the (signed) number after every `needle` by `placeholder`.
 fn hide_number_after(text: &str, needle: &str, placeholder: &str) -> String {
-    hide_after(text, needle, placeholder, |c| c.is_ascii_digit() || c == '-')
+    hide_after(text, needle, placeholder, |c| {
+        c.is_ascii_digit() || c == '-'
+    })
 }
 
 /// Replaces what follows every `needle` up to a space, quote or line end.
 fn hide_word_after(text: &str, needle: &str, placeholder: &str) -> String {
-    hide_after(text, needle, placeholder, |c| !matches!(c, ' ' | '"' | '\n' | '|'))
+    hide_after(text, needle, placeholder, |c| {
+        !matches!(c, ' ' | '"' | '\n' | '|')
+    })
 }
 
 fn hide_after(text: &str, needle: &str, placeholder: &str, part: impl Fn(char) -> bool) -> String {
@@ -386,8 +466,26 @@ fn hide_after(text: &str, needle: &str, placeholder: &str, part: impl Fn(char) -
 
 /// Collapses runs of spaces and of dashes: tables whose columns hold IDs
 /// of different lengths (a hex ID with a leading zero is one digit
-/// shorter) then compare equal when their cells do.
+/// shorter) then compare equal when their cells do. Also sorts the lines
+/// and the members of `ETCD_INITIAL_CLUSTER` (member order follows the
+/// random member IDs).
 pub fn collapse_padding(text: &str) -> String {
+    let mut lines: Vec<String> = collapse_runs(text)
+        .lines()
+        .map(|line| match line.strip_prefix("ETCD_INITIAL_CLUSTER=\"") {
+            Some(rest) => {
+                let mut parts: Vec<&str> = rest.trim_end_matches('"').split(',').collect();
+                parts.sort_unstable();
+                format!("ETCD_INITIAL_CLUSTER=\"{}\"", parts.join(","))
+            }
+            None => line.to_owned(),
+        })
+        .collect();
+    lines.sort();
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+fn collapse_runs(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut last = None;
     for c in text.chars() {

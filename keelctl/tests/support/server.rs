@@ -99,7 +99,10 @@ impl Server {
             }
             thread::sleep(Duration::from_millis(100));
         }
-        panic!("keel at {} did not serve within {START_TIMEOUT:?}", self.client_url);
+        panic!(
+            "keel at {} did not serve within {START_TIMEOUT:?}",
+            self.client_url
+        );
     }
 }
 
