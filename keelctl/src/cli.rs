@@ -6,9 +6,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::cmd::{
-    compaction::CompactionArgs, endpoint::EndpointCommand, kv::DelArgs, kv::GetArgs, kv::PutArgs,
-    lease::LeaseCommand, maintenance::AlarmCommand, maintenance::DefragArgs, member::MemberCommand,
-    txn::TxnArgs, watch::WatchArgs,
+    auth::AuthCommand, auth::RoleCommand, compaction::CompactionArgs, endpoint::EndpointCommand,
+    kv::DelArgs, kv::GetArgs, kv::PutArgs, lease::LeaseCommand, maintenance::AlarmCommand,
+    maintenance::DefragArgs, member::MemberCommand, txn::TxnArgs, user::UserCommand,
+    watch::WatchArgs,
 };
 
 /// keelctl: etcdctl 3.4's commands and output, for keel and etcd.
@@ -115,6 +116,15 @@ pub enum Command {
     Alarm(AlarmCommand),
     /// Defragments the storage of the etcd members with given endpoints
     Defrag(DefragArgs),
+    /// Enable or disable authentication
+    #[command(subcommand)]
+    Auth(AuthCommand),
+    /// Role related commands
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// User related commands
+    #[command(subcommand)]
+    User(UserCommand),
 }
 
 /// Parses a Go duration (`time.ParseDuration`: `2s`, `500ms`, `1m30s`,

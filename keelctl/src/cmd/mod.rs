@@ -1,6 +1,7 @@
 //! The commands, one module per group; [`run`] dispatches.
 
 pub mod argify;
+pub mod auth;
 pub mod compaction;
 pub mod endpoint;
 pub mod keys;
@@ -9,6 +10,7 @@ pub mod lease;
 pub mod maintenance;
 pub mod member;
 pub mod txn;
+pub mod user;
 pub mod watch;
 
 use crate::cli::{Cli, Command};
@@ -33,6 +35,9 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Endpoint(command) => endpoint::run(global, command).await,
         Command::Alarm(command) => maintenance::alarm(global, command).await,
         Command::Defrag(args) => maintenance::defrag(global, args).await,
+        Command::Auth(command) => auth::auth(global, command).await,
+        Command::Role(command) => auth::role(global, command).await,
+        Command::User(command) => user::run(global, command).await,
     }
 }
 
