@@ -6,8 +6,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::cmd::{
-    auth::AuthCommand, auth::RoleCommand, compaction::CompactionArgs, endpoint::EndpointCommand,
-    kv::DelArgs, kv::GetArgs, kv::PutArgs, lease::LeaseCommand, maintenance::AlarmCommand,
+    auth::AuthCommand, auth::RoleCommand, compaction::CompactionArgs, concurrency::ElectArgs,
+    concurrency::LockArgs, concurrency::MoveLeaderArgs, endpoint::EndpointCommand, kv::DelArgs,
+    kv::GetArgs, kv::PutArgs, lease::LeaseCommand, maintenance::AlarmCommand,
     maintenance::DefragArgs, member::MemberCommand, txn::TxnArgs, user::UserCommand,
     watch::WatchArgs,
 };
@@ -125,6 +126,13 @@ pub enum Command {
     /// User related commands
     #[command(subcommand)]
     User(UserCommand),
+    /// Acquires a named lock
+    Lock(LockArgs),
+    /// Observes and participates in leader election
+    Elect(ElectArgs),
+    /// Transfers leadership to another etcd cluster member.
+    #[command(name = "move-leader")]
+    MoveLeader(MoveLeaderArgs),
 }
 
 /// Parses a Go duration (`time.ParseDuration`: `2s`, `500ms`, `1m30s`,

@@ -217,33 +217,109 @@ fn auth_role_user_match_etcdctl() {
     }
     let mut c = Comparison::start(keelctl());
     // roles
-    c.run("role add r1").run("role add r1").run("role add r2").run("role list");
-    c.run("role list -w json").run("role list -w fields").run("role add");
-    c.run("role grant-permission r1 read a").run("role grant-permission r1 readwrite b --prefix");
-    c.run("role grant-permission r1 write c e").run("role grant-permission r1 READ k --from-key");
-    c.run_full(&["role", "grant-permission", "r2", "write", "", "--from-key"], "");
-    c.run("role grant-permission r1 bogus a").run("role grant-permission r1 read");
+    c.run("role add r1")
+        .run("role add r1")
+        .run("role add r2")
+        .run("role list");
+    c.run("role list -w json")
+        .run("role list -w fields")
+        .run("role add");
+    c.run("role grant-permission r1 read a")
+        .run("role grant-permission r1 readwrite b --prefix");
+    c.run("role grant-permission r1 write c e")
+        .run("role grant-permission r1 READ k --from-key");
+    c.run_full(
+        &["role", "grant-permission", "r2", "write", "", "--from-key"],
+        "",
+    );
+    c.run("role grant-permission r1 bogus a")
+        .run("role grant-permission r1 read");
     c.run("role grant-permission r1 read a b --prefix");
-    c.run("role get r1").run("role get r1 -w json").run("role get r1 -w fields").run("role get r2");
+    c.run("role get r1")
+        .run("role get r1 -w json")
+        .run("role get r1 -w fields")
+        .run("role get r2");
     c.run("role get nope");
-    c.run("role revoke-permission r1 a").run("role revoke-permission r1 b --prefix");
-    c.run("role revoke-permission r1 c e").run("role revoke-permission r1 k --from-key");
-    c.run("role revoke-permission r1 zz").run("role revoke-permission r1").run("role get r1");
+    c.run("role revoke-permission r1 a")
+        .run("role revoke-permission r1 b --prefix");
+    c.run("role revoke-permission r1 c e")
+        .run("role revoke-permission r1 k --from-key");
+    c.run("role revoke-permission r1 zz")
+        .run("role revoke-permission r1")
+        .run("role get r1");
     // users
-    c.run("user add u1:pw").run("user add u1:pw").run("user add u2 --new-user-password=pw2");
-    c.run_stdin("user add u3 --interactive=false", "pw3\n").run("user add :pw");
-    c.run("user add u4 --no-password -w json").run("user list").run("user list -w json");
-    c.run("user grant-role u1 r1").run("user grant-role u1 r2").run("user grant-role u1 nope");
-    c.run("user get u1").run("user get u1 --detail").run("user get u1 -w json");
-    c.run("user revoke-role u1 r2").run("user revoke-role u1 r2").run("user get u1");
+    c.run("user add u1:pw")
+        .run("user add u1:pw")
+        .run("user add u2 --new-user-password=pw2");
+    c.run_stdin("user add u3 --interactive=false", "pw3\n")
+        .run("user add :pw");
+    c.run("user add u4 --no-password -w json")
+        .run("user list")
+        .run("user list -w json");
+    c.run("user grant-role u1 r1")
+        .run("user grant-role u1 r2")
+        .run("user grant-role u1 nope");
+    c.run("user get u1")
+        .run("user get u1 --detail")
+        .run("user get u1 -w json");
+    c.run("user revoke-role u1 r2")
+        .run("user revoke-role u1 r2")
+        .run("user get u1");
     c.run_stdin("user passwd u2 --interactive=false", "new2\n");
-    c.run("user delete u3").run("user delete u3").run("user get nope").run("user grant-role u1");
+    c.run("user delete u3")
+        .run("user delete u3")
+        .run("user get nope")
+        .run("user grant-role u1");
     // authentication
-    c.run("user add root:rootpw").run("auth enable").run("get a");
-    c.run("--user=root:rootpw put a 1").run("--user=root --password=rootpw get a");
-    c.run("--user=u1:pw get a").run("--user=u1:pw put a 2").run("--user=u2:new2 get a");
-    c.run("--user=root:wrong get a").run("--user=nobody:x get a");
-    c.run("--user=root:rootpw auth disable").run("get a").run("auth disable extra");
+    c.run("user add root:rootpw")
+        .run("auth enable")
+        .run("get a");
+    c.run("--user=root:rootpw put a 1")
+        .run("--user=root --password=rootpw get a");
+    c.run("--user=u1:pw get a")
+        .run("--user=u1:pw put a 2")
+        .run("--user=u2:new2 get a");
+    c.run("--user=root:wrong get a")
+        .run("--user=nobody:x get a");
+    c.run("--user=root:rootpw auth disable")
+        .run("get a")
+        .run("auth disable extra");
     c.run("role delete r2").run("role delete r2");
     c.assert_same("auth_role_user_match_etcdctl");
+}
+
+/// lock, elect and move-leader.
+#[test]
+fn lock_elect_move_leader_match_etcdctl() {
+    if !support::require_etcdctl("lock_elect_move_leader_match_etcdctl") {
+        return;
+    }
+    let mut c = Comparison::start(keelctl());
+    let lock = c.background("lock lock1");
+    c.collect(lock, 2);
+    c.run_full(
+        &[
+            "lock",
+            "lock2",
+            "--",
+            "sh",
+            "-c",
+            "echo held $ETCD_LOCK_KEY",
+        ],
+        "",
+    );
+    c.run("get lock1 --prefix --keys-only")
+        .run("get lock2 --prefix");
+    let campaign = c.background("elect elect1 p1");
+    c.collect(campaign, 2);
+    let observer = c.background("elect -l elect1");
+    c.collect(observer, 2);
+    c.run("lock")
+        .run("elect")
+        .run("elect x")
+        .run("elect -l x p");
+    c.run("move-leader")
+        .run("move-leader zz")
+        .run("move-leader 1");
+    c.assert_same("lock_elect_move_leader_match_etcdctl");
 }

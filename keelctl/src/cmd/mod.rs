@@ -3,6 +3,7 @@
 pub mod argify;
 pub mod auth;
 pub mod compaction;
+pub mod concurrency;
 pub mod endpoint;
 pub mod keys;
 pub mod kv;
@@ -38,6 +39,9 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Auth(command) => auth::auth(global, command).await,
         Command::Role(command) => auth::role(global, command).await,
         Command::User(command) => user::run(global, command).await,
+        Command::Lock(args) => concurrency::lock(global, args).await,
+        Command::Elect(args) => concurrency::elect(global, args).await,
+        Command::MoveLeader(args) => concurrency::move_leader(global, args).await,
     }
 }
 

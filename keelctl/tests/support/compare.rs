@@ -430,7 +430,12 @@ impl Side {
         let text = hide_number_after(&text, "\"TTL\" : ", "<ttl>");
         let text = hide_word_after(&text, "took = ", "<took>");
         let text = hide_word_after(&text, "\"took\":\"", "<took>");
-        hide_word_after(&text, "\"Took\" : ", "<took>")
+        let mut text = hide_word_after(&text, "\"Took\" : ", "<took>");
+        // Lock and election keys end in the session's lease ID.
+        for name in ["lock1/", "lock2/", "elect1/"] {
+            text = hide_word_after(&text, name, "<session>");
+        }
+        text
     }
 }
 
