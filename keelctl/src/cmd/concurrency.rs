@@ -224,7 +224,7 @@ async fn observe(ctl: &Ctl, printer: Printer, name: &str) -> Result<(), CtlError
                     return Err(CtlError::error("elect: observer lost"));
                 };
                 let r = etcd_client::proto::PbRangeResponse {
-                    header: leader.0.header.clone(),
+                    header: leader.0.header,
                     kvs: leader.0.kv.clone().into_iter().collect(),
                     more: false,
                     count: 1,
