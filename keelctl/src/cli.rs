@@ -9,8 +9,8 @@ use crate::cmd::{
     auth::AuthCommand, auth::RoleCommand, compaction::CompactionArgs, concurrency::ElectArgs,
     concurrency::LockArgs, concurrency::MoveLeaderArgs, endpoint::EndpointCommand, kv::DelArgs,
     kv::GetArgs, kv::PutArgs, lease::LeaseCommand, maintenance::AlarmCommand,
-    maintenance::DefragArgs, member::MemberCommand, txn::TxnArgs, user::UserCommand,
-    watch::WatchArgs,
+    maintenance::DefragArgs, member::MemberCommand, snapshot::SnapshotCommand, txn::TxnArgs,
+    user::UserCommand, watch::WatchArgs,
 };
 
 /// keelctl: etcdctl 3.4's commands and output, for keel and etcd.
@@ -133,6 +133,9 @@ pub enum Command {
     /// Transfers leadership to another etcd cluster member.
     #[command(name = "move-leader")]
     MoveLeader(MoveLeaderArgs),
+    /// Manages etcd node snapshots
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
 }
 
 /// Parses a Go duration (`time.ParseDuration`: `2s`, `500ms`, `1m30s`,

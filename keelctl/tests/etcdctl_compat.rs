@@ -321,5 +321,16 @@ fn lock_elect_move_leader_match_etcdctl() {
     c.run("move-leader")
         .run("move-leader zz")
         .run("move-leader 1");
+    // snapshot save: etcdctl, then keelctl, into the same file of the same server.
+    c.run_same("snapshot save snap.db")
+        .run("snapshot save")
+        .run("snapshot save a b");
+    c.run("snapshot save missing-dir/snap.db");
+    let saved = std::fs::read(c.keelctl_dir().join("snap.db")).expect("keelctl's snapshot file");
+    assert!(saved.len() > 32, "snapshot of {} bytes", saved.len());
+    assert!(
+        !c.keelctl_dir().join("snap.db.part").exists(),
+        "the .part file is left behind"
+    );
     c.assert_same("lock_elect_move_leader_match_etcdctl");
 }

@@ -10,6 +10,7 @@ pub mod kv;
 pub mod lease;
 pub mod maintenance;
 pub mod member;
+pub mod snapshot;
 pub mod txn;
 pub mod user;
 pub mod watch;
@@ -42,6 +43,7 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Lock(args) => concurrency::lock(global, args).await,
         Command::Elect(args) => concurrency::elect(global, args).await,
         Command::MoveLeader(args) => concurrency::move_leader(global, args).await,
+        Command::Snapshot(command) => snapshot::run(global, command).await,
     }
 }
 

@@ -182,6 +182,11 @@ impl Comparison {
         self
     }
 
+    /// The directory keelctl runs in (its server's temporary directory).
+    pub fn keelctl_dir(&self) -> &std::path::Path {
+        self.keelctl.server.dir()
+    }
+
     /// Panics with every mismatch found.
     pub fn assert_same(&self, test: &str) {
         assert!(
