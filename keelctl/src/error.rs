@@ -85,7 +85,13 @@ pub fn client_message(error: &etcd_client::Error) -> String {
 fn grpc_message(status: &tonic_status::Status) -> String {
     use tonic_status::Code;
     match status.code() {
-        Code::Unavailable | Code::Unknown if status.message().contains("transport") => {
+        // A member that cannot be reached (etcd-client: `tcp connect error`,
+        // `transport error`); etcdctl retries until its deadline and says so.
+        // Unavailable errors from etcd itself start with `etcdserver:`.
+        Code::Unavailable if !status.message().starts_with("etcdserver:") => {
+            "context deadline exceeded".to_owned()
+        }
+        Code::Unknown if status.message().contains("transport") => {
             "context deadline exceeded".to_owned()
         }
         Code::DeadlineExceeded if status.message().is_empty() => {
