@@ -1,0 +1,67 @@
+//! Key ranges as etcdctl builds them: `--prefix`, `--from-key` and an
+//! explicit range end (clientv3's `WithPrefix`, `WithFromKey`,
+//! `WithRange`).
+
+/// The range end that selects every key starting with `prefix`
+/// (clientv3's `GetPrefixRangeEnd`): the prefix with its last byte below
+/// 0xff incremented; `\0` (no end) when every byte is 0xff.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+/// The `(key, range_end)` a command asks for: `range_end` given as a
+/// second argument, or implied by `--prefix` / `--from-key` (an empty key
+/// then means every key, `\0`), or empty (a single key).
+pub fn key_range(
+    key: &str,
+    range_end: Option<&str>,
+    prefix: bool,
+    from_key: bool,
+) -> (Vec<u8>, Vec<u8>) {
+    let key = key.as_bytes().to_vec();
+    if let Some(end) = range_end {
+        return (key, end.as_bytes().to_vec());
+    }
+    if prefix {
+        if key.is_empty() {
+            return (vec![0], vec![0]);
+        }
+        let end = prefix_end(&key);
+        return (key, end);
+    }
+    if from_key {
+        let key = if key.is_empty() { vec![0] } else { key };
+        return (key, vec![0]);
+    }
+    (key, Vec::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_ends() {
+        assert_eq!(prefix_end(b"a"), b"b".to_vec());
+        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
+        assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(key_range("", None, true, false), (vec![0], vec![0]));
+        assert_eq!(key_range("k", None, false, true), (b"k".to_vec(), vec![0]));
+        assert_eq!(
+            key_range("a", Some("c"), false, false),
+            (b"a".to_vec(), b"c".to_vec())
+        );
+        assert_eq!(key_range("a", None, false, false), (b"a".to_vec(), vec![]));
+    }
+}

@@ -1,0 +1,336 @@
+//! keelctl against etcdctl 3.4: the same commands, run with etcdctl
+//! against one in-process keel and with keelctl against another that went
+//! through the same commands, must print the same stdout and stderr and
+//! exit with the same code (after normalising server IDs, URLs and lease
+//! IDs; see `support::compare`).
+
+mod support;
+
+use support::compare::Comparison;
+
+fn keelctl() -> &'static str {
+    env!("CARGO_BIN_EXE_keelctl")
+}
+
+/// put, get (every flag and format), del, txn, compaction and watch.
+#[test]
+fn kv_txn_compaction_watch_match_etcdctl() {
+    if !support::require_etcdctl("kv_txn_compaction_watch_match_etcdctl") {
+        return;
+    }
+    let mut c = Comparison::start(keelctl());
+    // put
+    c.run("put a 1")
+        .run("put b 2")
+        .run("put ab 3")
+        .run("put c 4")
+        .run("put a 5");
+    c.run("put a 6 --prev-kv").run("put fresh 1 --prev-kv");
+    c.run("put a 7 --prev-kv -w fields")
+        .run("put a 8 --prev-kv -w json");
+    c.run_full(&["put", "spaced", "a value with spaces"], "");
+    c.run_full(&["put", "piped"], "from stdin\n");
+    c.run("put")
+        .run("put k v --lease=zz")
+        .run("put k --ignore-value v");
+    c.run("put a --ignore-value").run("put a 9 -w table");
+    c.run("put a 10 --lease=1234");
+    // get
+    c.run("get a")
+        .run("get a --prefix")
+        .run("get a c")
+        .run("get nothing");
+    c.run("get --from-key b").run("get a --prefix --limit=2");
+    c.run_full(&["get", "", "--prefix", "--keys-only"], "");
+    c.run_full(&["get", "", "--prefix", "-w", "json"], "");
+    c.run_full(&["get", "", "--from-key", "-w", "fields"], "");
+    c.run("get a --rev=2")
+        .run("get a --rev=1")
+        .run("get a --rev=100");
+    c.run("get a --prefix --print-value-only")
+        .run("get a --print-value-only -w json");
+    c.run("get a -w json")
+        .run("get a -w fields")
+        .run("get a -w table")
+        .run("get a -w bogus");
+    c.run("get a --consistency=s").run("get a --consistency=x");
+    c.run("get a --hex").run("get spaced -w fields");
+    c.run("get")
+        .run("get a --prefix --from-key")
+        .run("get a b --prefix");
+    for target in ["KEY", "CREATE", "MODIFY", "VALUE", "VERSION", "bogus"] {
+        for order in ["ASCEND", "DESCEND"] {
+            c.run_full(
+                &[
+                    "get",
+                    "",
+                    "--prefix",
+                    &format!("--sort-by={target}"),
+                    &format!("--order={order}"),
+                ],
+                "",
+            );
+        }
+    }
+    c.run_full(
+        &["get", "", "--from-key", "--order=DESCEND", "--limit=2"],
+        "",
+    );
+    c.run("get a --order=sideways");
+    // txn
+    let txn = "value(\"a\") = \"8\"\n\nput x 1 --prev-kv\nget a\ndel nope\n\nget b\n\n";
+    c.run_stdin("txn", txn)
+        .run_stdin("txn -w json", txn)
+        .run_stdin("txn -w fields", txn);
+    c.run_stdin(
+        "txn -i",
+        "mod(\"x\") > \"0\"\nver(\"b\") = \"1\"\n\nput x 2\n\n\n",
+    );
+    c.run_stdin("txn", "create(\"nope\") = \"0\"\n\nget x\n\n\n");
+    c.run_stdin("txn", "value(\"a\") = \"8\"\n\nput x \"a b\"\n\n\n");
+    c.run_stdin("txn", "bogus(\"a\") = \"1\"\n\n\n\n");
+    c.run_stdin("txn", "ver(\"a\") = \"x\"\n\n\n\n");
+    c.run_stdin("txn", "value a = b\n\n\n\n");
+    c.run_stdin("txn", "\nfrob x\n\n\n");
+    c.run_stdin("txn", "\nget\n\n\n");
+    c.run_stdin("txn", "\nput x 3\n");
+    c.run_stdin("txn extra", "\n\n\n");
+    // del
+    c.run("del nothing")
+        .run("del b --prev-kv")
+        .run("del a c")
+        .run("del k --prefix --prev-kv -w json");
+    c.run("put z 1")
+        .run("del z --prev-kv -w fields")
+        .run("del")
+        .run("del a b --prefix");
+    // watch from a past revision: history, then live events.
+    let watch = c.background("watch a --prefix --rev=1 --prev-kv");
+    c.run("put a 11").run("del a");
+    c.collect(watch, 54);
+    let watch = c.background("watch a --rev=2 -w json");
+    c.collect(watch, 1);
+    let watch = c.background("watch b --rev=2 -w fields");
+    c.collect(watch, 18);
+    c.run("watch").run("watch a b --prefix");
+    // compaction, then reads and watches below it.
+    c.run("compaction 5")
+        .run("compaction 3")
+        .run("compaction 6 --physical");
+    c.run("compaction")
+        .run("compaction x")
+        .run("compaction 1000");
+    c.run("get a --rev=2");
+    let watch = c.background("watch a --rev=2");
+    c.collect(watch, 0);
+    c.assert_same("kv_txn_compaction_watch_match_etcdctl");
+}
+
+/// lease, member, endpoint, alarm, defrag and flag errors.
+#[test]
+fn lease_member_endpoint_match_etcdctl() {
+    if !support::require_etcdctl("lease_member_endpoint_match_etcdctl") {
+        return;
+    }
+    let mut c = Comparison::start(keelctl());
+    // lease
+    c.run("lease grant 100")
+        .run("lease grant 200")
+        .run("lease list");
+    c.run("lease list -w json").run("lease list -w fields");
+    c.run("put k1 v --lease={lease1}")
+        .run("put k2 v --lease={lease1}");
+    c.run("lease timetolive {lease1}")
+        .run("lease timetolive {lease1} --keys");
+    c.run("lease timetolive {lease1} --keys -w json")
+        .run("lease timetolive {lease2} -w json");
+    c.run("lease timetolive {lease1} --keys -w fields");
+    c.run("lease keep-alive --once {lease1}")
+        .run("lease keep-alive --once {lease1} -w json");
+    c.run("lease keep-alive --once {lease1} -w fields");
+    c.run("put k3 v --lease={lease2}")
+        .run("put k3 w --ignore-lease")
+        .run("get k3 -w json");
+    c.run("lease revoke {lease2}")
+        .run("lease revoke {lease2}")
+        .run("lease timetolive {lease2}");
+    c.run("lease keep-alive --once {lease2}")
+        .run("lease revoke {lease1} -w json");
+    c.run("get k --prefix").run("lease list");
+    c.run("lease grant")
+        .run("lease grant x")
+        .run("lease revoke zz")
+        .run("lease timetolive");
+    c.run("lease keep-alive").run("lease grant 100 -w table");
+    // member
+    c.run("member list")
+        .run("member list -w json")
+        .run("member list -w fields");
+    c.run("member list -w table");
+    c.run_loose("member add m2 --peer-urls=http://127.0.0.1:1 --learner");
+    c.run_same("member list -w table")
+        .run_same("member list")
+        .run_same("member list -w json");
+    c.run_same("member list -w fields");
+    c.run_loose("member update {member2} --peer-urls=http://127.0.0.1:2");
+    c.run_same("member list -w json");
+    c.run_loose("member remove {member2}")
+        .run_loose("member remove {member2}");
+    c.run("member add")
+        .run("member add m3")
+        .run("member add m3 http://x");
+    c.run("member remove")
+        .run("member remove zz")
+        .run("member update 1");
+    c.run_same("member list -w table");
+    // endpoint, alarm, defrag
+    c.run("endpoint health")
+        .run("endpoint health -w json")
+        .run("endpoint health -w fields");
+    c.run("endpoint health --cluster");
+    // Database size and KV hash differ between two servers: same server.
+    c.run_same("endpoint status")
+        .run_same("endpoint status -w json");
+    c.run_same("endpoint status -w fields")
+        .run_same("endpoint status -w table");
+    c.run_same("endpoint status --cluster");
+    c.run_same("endpoint hashkv")
+        .run_same("endpoint hashkv -w json");
+    c.run_same("endpoint hashkv -w table")
+        .run_same("endpoint hashkv --cluster -w fields");
+    c.run_same("endpoint hashkv --rev=2");
+    c.run("alarm list")
+        .run("alarm list -w json")
+        .run("alarm disarm")
+        .run("alarm list extra");
+    c.run("defrag").run("defrag --cluster");
+    // flag errors
+    c.run_stderr("get a --bogus").run_stderr("put --nope a b");
+    c.assert_same("lease_member_endpoint_match_etcdctl");
+}
+
+/// role, user, auth enable/disable and authenticated requests.
+#[test]
+fn auth_role_user_match_etcdctl() {
+    if !support::require_etcdctl("auth_role_user_match_etcdctl") {
+        return;
+    }
+    let mut c = Comparison::start(keelctl());
+    // roles
+    c.run("role add r1")
+        .run("role add r1")
+        .run("role add r2")
+        .run("role list");
+    c.run("role list -w json")
+        .run("role list -w fields")
+        .run("role add");
+    c.run("role grant-permission r1 read a")
+        .run("role grant-permission r1 readwrite b --prefix");
+    c.run("role grant-permission r1 write c e")
+        .run("role grant-permission r1 READ k --from-key");
+    c.run_full(
+        &["role", "grant-permission", "r2", "write", "", "--from-key"],
+        "",
+    );
+    c.run("role grant-permission r1 bogus a")
+        .run("role grant-permission r1 read");
+    c.run("role grant-permission r1 read a b --prefix");
+    c.run("role get r1")
+        .run("role get r1 -w json")
+        .run("role get r1 -w fields")
+        .run("role get r2");
+    c.run("role get nope");
+    c.run("role revoke-permission r1 a")
+        .run("role revoke-permission r1 b --prefix");
+    c.run("role revoke-permission r1 c e")
+        .run("role revoke-permission r1 k --from-key");
+    c.run("role revoke-permission r1 zz")
+        .run("role revoke-permission r1")
+        .run("role get r1");
+    // users
+    c.run("user add u1:pw")
+        .run("user add u1:pw")
+        .run("user add u2 --new-user-password=pw2");
+    c.run_stdin("user add u3 --interactive=false", "pw3\n")
+        .run("user add :pw");
+    c.run("user add u4 --no-password -w json")
+        .run("user list")
+        .run("user list -w json");
+    c.run("user grant-role u1 r1")
+        .run("user grant-role u1 r2")
+        .run("user grant-role u1 nope");
+    c.run("user get u1")
+        .run("user get u1 --detail")
+        .run("user get u1 -w json");
+    c.run("user revoke-role u1 r2")
+        .run("user revoke-role u1 r2")
+        .run("user get u1");
+    c.run_stdin("user passwd u2 --interactive=false", "new2\n");
+    c.run("user delete u3")
+        .run("user delete u3")
+        .run("user get nope")
+        .run("user grant-role u1");
+    // authentication
+    c.run("user add root:rootpw")
+        .run("auth enable")
+        .run("get a");
+    c.run("--user=root:rootpw put a 1")
+        .run("--user=root --password=rootpw get a");
+    c.run("--user=u1:pw get a")
+        .run("--user=u1:pw put a 2")
+        .run("--user=u2:new2 get a");
+    c.run("--user=root:wrong get a")
+        .run("--user=nobody:x get a");
+    c.run("--user=root:rootpw auth disable")
+        .run("get a")
+        .run("auth disable extra");
+    c.run("role delete r2").run("role delete r2");
+    c.assert_same("auth_role_user_match_etcdctl");
+}
+
+/// lock, elect and move-leader.
+#[test]
+fn lock_elect_move_leader_match_etcdctl() {
+    if !support::require_etcdctl("lock_elect_move_leader_match_etcdctl") {
+        return;
+    }
+    let mut c = Comparison::start(keelctl());
+    let lock = c.background("lock lock1");
+    c.collect(lock, 2);
+    c.run_full(
+        &[
+            "lock",
+            "lock2",
+            "--",
+            "sh",
+            "-c",
+            "echo held $ETCD_LOCK_KEY",
+        ],
+        "",
+    );
+    c.run("get lock1 --prefix --keys-only")
+        .run("get lock2 --prefix");
+    let campaign = c.background("elect elect1 p1");
+    c.collect(campaign, 2);
+    let observer = c.background("elect -l elect1");
+    c.collect(observer, 2);
+    c.run("lock")
+        .run("elect")
+        .run("elect x")
+        .run("elect -l x p");
+    c.run("move-leader")
+        .run("move-leader zz")
+        .run("move-leader 1");
+    // snapshot save: etcdctl, then keelctl, into the same file of the same server.
+    c.run_same("snapshot save snap.db")
+        .run("snapshot save")
+        .run("snapshot save a b");
+    c.run("snapshot save missing-dir/snap.db");
+    let saved = std::fs::read(c.keelctl_dir().join("snap.db")).expect("keelctl's snapshot file");
+    assert!(saved.len() > 32, "snapshot of {} bytes", saved.len());
+    assert!(
+        !c.keelctl_dir().join("snap.db.part").exists(),
+        "the .part file is left behind"
+    );
+    c.assert_same("lock_elect_move_leader_match_etcdctl");
+}
