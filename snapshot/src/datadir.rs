@@ -44,7 +44,11 @@ pub fn is_taken(data_dir: &Path) -> Result<bool, SnapshotError> {
 /// applied term 1), everything fsynced.
 ///
 /// Errors: [`SnapshotError::Io`] or [`SnapshotError::Write`].
-pub fn write(data_dir: &Path, cluster: &NewCluster<'_>, state: Vec<u8>) -> Result<(), SnapshotError> {
+pub fn write(
+    data_dir: &Path,
+    cluster: &NewCluster<'_>,
+    state: Vec<u8>,
+) -> Result<(), SnapshotError> {
     let member = data_dir.join("member");
     let open = |name: &str| {
         let path = member.join(name);

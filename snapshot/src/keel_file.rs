@@ -25,7 +25,8 @@ pub fn has_magic(bytes: &[u8]) -> bool {
 /// Errors: [`SnapshotError::Truncated`] when the sections run past the
 /// end; [`SnapshotError::CorruptKeel`] when the padding is not zeros.
 pub fn unpadded(bytes: &[u8]) -> Result<&[u8], SnapshotError> {
-    let truncated = |what: &str| SnapshotError::Truncated(format!("keel snapshot ends inside {what}"));
+    let truncated =
+        |what: &str| SnapshotError::Truncated(format!("keel snapshot ends inside {what}"));
     let store_len = length_at(bytes, HEADER_BYTES).ok_or_else(|| truncated("the header"))?;
     let meta_at = (HEADER_BYTES + LENGTH_BYTES)
         .checked_add(store_len)

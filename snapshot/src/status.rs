@@ -104,7 +104,12 @@ pub fn render_status(status: &SnapshotStatus, write_out: WriteOut) -> String {
         ),
         WriteOut::Table => table(
             &["HASH", "REVISION", "TOTAL KEYS", "TOTAL SIZE"],
-            &[hash, status.revision.to_string(), status.total_keys.to_string(), size],
+            &[
+                hash,
+                status.revision.to_string(),
+                status.total_keys.to_string(),
+                size,
+            ],
         ),
     }
 }
@@ -128,7 +133,12 @@ fn table(headers: &[&str], row: &[String]) -> String {
     for (header, width) in headers.iter().zip(&widths) {
         let gap = width - header.len();
         let left = gap / 2;
-        let _ = write!(line, " {}{header}{} |", " ".repeat(left), " ".repeat(gap - left));
+        let _ = write!(
+            line,
+            " {}{header}{} |",
+            " ".repeat(left),
+            " ".repeat(gap - left)
+        );
     }
     let _ = writeln!(out, "{line}\n{rule}");
     let mut line = "|".to_owned();

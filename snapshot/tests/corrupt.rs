@@ -38,7 +38,11 @@ fn restore_bytes(bytes: &[u8], skip_hash_check: bool) -> Result<(), SnapshotErro
     };
     let result = restore(&file, &opts).map(|_| ());
     if result.is_err() {
-        assert!(!data_dir.exists(), "a failed restore left {}", data_dir.display());
+        assert!(
+            !data_dir.exists(),
+            "a failed restore left {}",
+            data_dir.display()
+        );
     }
     result
 }
@@ -52,7 +56,10 @@ fn good_files_restore() {
 #[test]
 fn a_truncated_etcd_file_is_refused() {
     let cut = &ETCD_DB[..ETCD_DB.len() - 4096 - 32];
-    assert!(matches!(restore_bytes(cut, false), Err(SnapshotError::MissingHash)));
+    assert!(matches!(
+        restore_bytes(cut, false),
+        Err(SnapshotError::MissingHash)
+    ));
     let err = restore_bytes(cut, true).expect_err("truncated");
     assert!(matches!(err, SnapshotError::CorruptBolt(_)), "{err}");
 }
@@ -69,7 +76,13 @@ fn a_damaged_etcd_file_fails_its_hash() {
 fn a_truncated_or_damaged_keel_file_is_refused() {
     let good = keel_file();
     let err = restore_bytes(&good[..good.len() - 1], true).expect_err("cut");
-    assert!(matches!(err, SnapshotError::CorruptKeel(_) | SnapshotError::Truncated(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            SnapshotError::CorruptKeel(_) | SnapshotError::Truncated(_)
+        ),
+        "{err}"
+    );
     let mut damaged = good.clone();
     damaged[40] ^= 1;
     assert!(matches!(
@@ -77,7 +90,13 @@ fn a_truncated_or_damaged_keel_file_is_refused() {
         Err(SnapshotError::HashMismatch { .. })
     ));
     let err = restore_bytes(&damaged, true).expect_err("damaged");
-    assert!(matches!(err, SnapshotError::CorruptKeel(_) | SnapshotError::Truncated(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            SnapshotError::CorruptKeel(_) | SnapshotError::Truncated(_)
+        ),
+        "{err}"
+    );
     let err = restore_bytes(&good[..30], true).expect_err("cut in the header");
     assert!(matches!(err, SnapshotError::Truncated(_)), "{err}");
 }
@@ -86,7 +105,10 @@ fn a_truncated_or_damaged_keel_file_is_refused() {
 fn other_files_are_not_snapshots() {
     let mut text = b"hello, this is not a database".repeat(20);
     text.resize(512, b' ');
-    assert!(matches!(restore_bytes(&text, true), Err(SnapshotError::NotASnapshot)));
+    assert!(matches!(
+        restore_bytes(&text, true),
+        Err(SnapshotError::NotASnapshot)
+    ));
     assert_eq!(
         status_of(&text).expect_err("text").to_string(),
         "invalid database: neither a keel snapshot nor an etcd v3 snapshot"
@@ -121,14 +143,22 @@ fn bad_membership_options_are_refused() {
         ..RestoreOptions::new()
     };
     let err = restore(&file, &opts).expect_err("name not in the cluster");
-    assert!(err.to_string().contains("couldn't find local name \"nobody\""), "{err}");
+    assert!(
+        err.to_string()
+            .contains("couldn't find local name \"nobody\""),
+        "{err}"
+    );
     let opts = RestoreOptions {
         data_dir: dir.path().join("d"),
         initial_advertise_peer_urls: vec!["http://10.0.0.1:2380".to_owned()],
         ..RestoreOptions::new()
     };
     let err = restore(&file, &opts).expect_err("urls differ");
-    assert!(err.to_string().contains("missing from --initial-advertise-peer-urls"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("missing from --initial-advertise-peer-urls"),
+        "{err}"
+    );
     assert!(!Path::new(&dir.path().join("d")).exists());
 }
 

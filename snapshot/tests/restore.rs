@@ -29,7 +29,10 @@ fn fill(endpoints: &str, seed: u64) -> i64 {
                 etcdctl_ok(endpoints, &["del", &key]);
             }
             _ => {
-                etcdctl_ok(endpoints, &["put", &key, &format!("value-{i}-{}", next() % 1000)]);
+                etcdctl_ok(
+                    endpoints,
+                    &["put", &key, &format!("value-{i}-{}", next() % 1000)],
+                );
             }
         }
     }
@@ -41,16 +44,27 @@ fn fill(endpoints: &str, seed: u64) -> i64 {
         .spawn()
         .and_then(|mut child| {
             use std::io::Write;
-            child.stdin.take().expect("stdin").write_all(txn.as_bytes())?;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(txn.as_bytes())?;
             child.wait()
         })
         .expect("etcdctl txn");
     assert!(out.success());
     let middle = current_revision(endpoints);
     let lease = etcdctl_ok(endpoints, &["lease", "grant", "600"]);
-    let lease_id = lease.split_whitespace().nth(1).expect("lease id").to_owned();
+    let lease_id = lease
+        .split_whitespace()
+        .nth(1)
+        .expect("lease id")
+        .to_owned();
     for i in 0..3 {
-        etcdctl_ok(endpoints, &["put", &format!("leased/{i}"), "v", "--lease", &lease_id]);
+        etcdctl_ok(
+            endpoints,
+            &["put", &format!("leased/{i}"), "v", "--lease", &lease_id],
+        );
     }
     etcdctl_ok(endpoints, &["lease", "grant", "900"]);
     for i in 40..60 {
@@ -62,16 +76,31 @@ fn fill(endpoints: &str, seed: u64) -> i64 {
 
 /// Auth users and roles (auth stays disabled so reads need no token).
 fn add_auth(endpoints: &str) {
-    etcdctl_ok(endpoints, &["user", "add", "alice", "--new-user-password=secret"]);
+    etcdctl_ok(
+        endpoints,
+        &["user", "add", "alice", "--new-user-password=secret"],
+    );
     etcdctl_ok(endpoints, &["role", "add", "reader"]);
-    etcdctl_ok(endpoints, &["role", "grant-permission", "reader", "--prefix", "read", "key/"]);
+    etcdctl_ok(
+        endpoints,
+        &[
+            "role",
+            "grant-permission",
+            "reader",
+            "--prefix",
+            "read",
+            "key/",
+        ],
+    );
     etcdctl_ok(endpoints, &["user", "grant-role", "alice", "reader"]);
 }
 
 /// Every answer compared between the source and the restored cluster.
 fn answers(endpoints: &str, from_revision: i64) -> Vec<String> {
     let last = current_revision(endpoints);
-    let mut out: Vec<String> = (from_revision..=last).map(|rev| range_at(endpoints, rev)).collect();
+    let mut out: Vec<String> = (from_revision..=last)
+        .map(|rev| range_at(endpoints, rev))
+        .collect();
     // A limited range still counts every key (etcd's `count`, `more`).
     out.push(support::without_header(&etcdctl_ok(
         endpoints,
@@ -80,10 +109,19 @@ fn answers(endpoints: &str, from_revision: i64) -> Vec<String> {
     let leases = etcdctl_ok(endpoints, &["lease", "list"]);
     out.push(leases.clone());
     for id in leases.lines().skip(1) {
-        let ttl = etcdctl_ok(endpoints, &["lease", "timetolive", id, "--keys", "-w", "json"]);
+        let ttl = etcdctl_ok(
+            endpoints,
+            &["lease", "timetolive", id, "--keys", "-w", "json"],
+        );
         let value: serde_json::Value = serde_json::from_str(&ttl).expect("json");
-        assert!(value["granted-ttl"].as_i64().is_some_and(|t| t >= 600), "{ttl}");
-        out.push(format!("{} {} {}", value["ID"], value["grantedTTL"], value["keys"]));
+        assert!(
+            value["granted-ttl"].as_i64().is_some_and(|t| t >= 600),
+            "{ttl}"
+        );
+        out.push(format!(
+            "{} {} {}",
+            value["ID"], value["grantedTTL"], value["keys"]
+        ));
     }
     out.push(etcdctl_ok(endpoints, &["user", "list"]));
     out.push(etcdctl_ok(endpoints, &["role", "list"]));
@@ -114,11 +152,23 @@ fn an_etcd_snapshot_restored_into_keel_answers_like_etcd() {
     add_auth(&etcd.endpoints);
     etcdctl_ok(&etcd.endpoints, &["compact", &compact_at.to_string()]);
     let file = dir.path().join("etcd.db");
-    etcdctl_ok(&etcd.endpoints, &["snapshot", "save", &file.display().to_string()]);
+    etcdctl_ok(
+        &etcd.endpoints,
+        &["snapshot", "save", &file.display().to_string()],
+    );
     let expected = answers(&etcd.endpoints, compact_at);
     drop(etcd);
 
-    let printed = etcdctl_ok("127.0.0.1:1", &["snapshot", "status", &file.display().to_string(), "-w", "json"]);
+    let printed = etcdctl_ok(
+        "127.0.0.1:1",
+        &[
+            "snapshot",
+            "status",
+            &file.display().to_string(),
+            "-w",
+            "json",
+        ],
+    );
     let ours = status(&file).expect("status");
     assert_eq!(ours.format, SnapshotFormat::Etcd);
     assert_eq!(
@@ -135,8 +185,18 @@ fn an_etcd_snapshot_restored_into_keel_answers_like_etcd() {
     for (i, (got, expected)) in got.iter().zip(&expected).enumerate() {
         assert_eq!(got, expected, "answer {i}");
     }
-    let too_old = support::etcdctl(&keel.endpoints, &["get", "key/", "--prefix", &format!("--rev={}", compact_at - 1)]);
-    assert!(String::from_utf8_lossy(&too_old.stderr).contains("required revision has been compacted"));
+    let too_old = support::etcdctl(
+        &keel.endpoints,
+        &[
+            "get",
+            "key/",
+            "--prefix",
+            &format!("--rev={}", compact_at - 1),
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&too_old.stderr).contains("required revision has been compacted")
+    );
 }
 
 /// Saves a keel cluster with etcdctl, restores it into `size` members and
@@ -148,7 +208,10 @@ fn keel_round_trip(size: usize) {
     fill(&keel.endpoints, 0x0019_5eed + size as u64);
     add_auth(&keel.endpoints);
     let file = dir.path().join("keel.snap");
-    etcdctl_ok(&keel.endpoints, &["snapshot", "save", &file.display().to_string()]);
+    etcdctl_ok(
+        &keel.endpoints,
+        &["snapshot", "save", &file.display().to_string()],
+    );
     let expected = answers(&keel.endpoints, 1);
     drop(keel);
     assert_eq!(status(&file).expect("status").format, SnapshotFormat::Keel);

@@ -61,8 +61,8 @@ impl StateMachine {
         store.set_max_txn_ops(config.max_txn_ops);
         let lessor =
             Lessor::restore(config.lessor, parts.leases).map_err(|e| invalid("leases", &e))?;
-        let auth = AuthStore::restore(parts.auth, config.token_ttl_ms)
-            .map_err(|e| invalid("auth", &e))?;
+        let auth =
+            AuthStore::restore(parts.auth, config.token_ttl_ms).map_err(|e| invalid("auth", &e))?;
         let cluster = Cluster::restore(parts.cluster).map_err(|e| invalid("membership", &e))?;
         Ok(StateMachine {
             config,

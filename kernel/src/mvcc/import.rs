@@ -107,13 +107,13 @@ impl<'a> KeyBuilder<'a> {
             return Err("an empty key".to_owned());
         }
         let version = imported.as_version();
-        if let Some(current) = &mut self.current {
-            if current.key() == imported.key.as_slice() {
-                check_successor(Some(&current.latest()), &version)
-                    .map_err(|why| format!("key {:?}: {why}", name()))?;
-                current.push(&version);
-                return Ok(());
-            }
+        if let Some(current) = &mut self.current
+            && current.key() == imported.key.as_slice()
+        {
+            check_successor(Some(&current.latest()), &version)
+                .map_err(|why| format!("key {:?}: {why}", name()))?;
+            current.push(&version);
+            return Ok(());
         }
         check_successor(None, &version).map_err(|why| format!("key {:?}: {why}", name()))?;
         self.flush()
@@ -207,12 +207,15 @@ mod tests {
         let store = Store::import(4, 4, versions).unwrap();
         assert_eq!(get(&store, "a", 4), Some((2, 4, 2)));
         assert_eq!(get(&store, "b", 4), Some((3, 3, 1)));
-        assert!(store.range(&RangeRequest {
-            key: b"a".to_vec(),
-            revision: 3,
-            ..RangeRequest::default()
-        })
-        .is_err());
+        assert!(
+            store
+                .range(&RangeRequest {
+                    key: b"a".to_vec(),
+                    revision: 3,
+                    ..RangeRequest::default()
+                })
+                .is_err()
+        );
     }
 
     #[test]
@@ -226,7 +229,10 @@ mod tests {
             vec![put("", 2, 2, 1)],
         ];
         for versions in cases {
-            assert!(Store::import(5, -1, versions.clone()).is_err(), "{versions:?}");
+            assert!(
+                Store::import(5, -1, versions.clone()).is_err(),
+                "{versions:?}"
+            );
         }
     }
 }

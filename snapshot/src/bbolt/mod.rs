@@ -283,7 +283,15 @@ mod tests {
             .iter()
             .map(|(n, _)| String::from_utf8_lossy(n).into_owned())
             .collect();
-        for wanted in ["auth", "authRoles", "authUsers", "key", "lease", "members", "meta"] {
+        for wanted in [
+            "auth",
+            "authRoles",
+            "authUsers",
+            "key",
+            "lease",
+            "members",
+            "meta",
+        ] {
             assert!(names.iter().any(|n| n == wanted), "{wanted} in {names:?}");
         }
         assert_eq!(db.size_bytes(), 24576);

@@ -55,7 +55,12 @@ impl<'a> Page<'a> {
     /// mark (with its overflow), and carrying its own id.
     ///
     /// Errors: [`BoltError::PageOutOfBounds`], [`BoltError::BadPage`].
-    pub fn at(data: &'a [u8], id: u64, page_size: u32, high_water: u64) -> Result<Page<'a>, BoltError> {
+    pub fn at(
+        data: &'a [u8],
+        id: u64,
+        page_size: u32,
+        high_water: u64,
+    ) -> Result<Page<'a>, BoltError> {
         let out = || BoltError::PageOutOfBounds(id);
         if id < 2 || id >= high_water {
             return Err(out());
@@ -64,7 +69,10 @@ impl<'a> Page<'a> {
         let start = id.checked_mul(size).ok_or_else(out)?;
         let header = slice(data, start, PAGE_HEADER_BYTES as u64).ok_or_else(out)?;
         let overflow = u64::from(u32_at(header, 12).ok_or_else(out)?);
-        if id.checked_add(overflow).is_none_or(|last| last >= high_water) {
+        if id
+            .checked_add(overflow)
+            .is_none_or(|last| last >= high_water)
+        {
             return Err(out());
         }
         let len = (overflow + 1).checked_mul(size).ok_or_else(out)?;
@@ -166,7 +174,9 @@ impl<'a> Page<'a> {
         let end = start.and_then(|s| s.checked_add(len));
         match (start, end) {
             (Some(start), Some(end)) if end <= self.bytes.len() => Ok(&self.bytes[start..end]),
-            _ => Err(self.bad(format!("element data at +{pos} ({len} bytes) outside the page"))),
+            _ => Err(self.bad(format!(
+                "element data at +{pos} ({len} bytes) outside the page"
+            ))),
         }
     }
 

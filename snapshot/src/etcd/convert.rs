@@ -120,7 +120,8 @@ fn read_leases(
     let mut leases: BTreeMap<i64, LeaseSnapshot> = BTreeMap::new();
     if let Some(bucket) = bucket {
         db.for_each(bucket, |_, value| {
-            let lease = proto::Lease::decode(value).map_err(|e| invalid(format!("a lease: {e}")))?;
+            let lease =
+                proto::Lease::decode(value).map_err(|e| invalid(format!("a lease: {e}")))?;
             if lease.id == 0 {
                 return Err(invalid("a lease with id 0".to_owned()));
             }
@@ -154,7 +155,10 @@ fn current_versions(sorted: &[ImportedVersion]) -> impl Iterator<Item = &Importe
 }
 
 /// Users, roles, the enabled flag and the auth revision.
-fn read_auth(db: &Db<'_>, buckets: &BTreeMap<&[u8], Bucket<'_>>) -> Result<AuthSnapshot, SnapshotError> {
+fn read_auth(
+    db: &Db<'_>,
+    buckets: &BTreeMap<&[u8], Bucket<'_>>,
+) -> Result<AuthSnapshot, SnapshotError> {
     let mut auth = AuthSnapshot {
         enabled: false,
         revision: 1,
@@ -264,11 +268,20 @@ mod tests {
         let keys: Vec<_> = all
             .kvs
             .iter()
-            .map(|kv| (String::from_utf8_lossy(&kv.key).into_owned(), kv.mod_revision))
+            .map(|kv| {
+                (
+                    String::from_utf8_lossy(&kv.key).into_owned(),
+                    kv.mod_revision,
+                )
+            })
             .collect();
         assert_eq!(
             keys,
-            [("k1".to_owned(), 2), ("k3".to_owned(), 4), ("lk".to_owned(), 6)]
+            [
+                ("k1".to_owned(), 2),
+                ("k3".to_owned(), 4),
+                ("lk".to_owned(), 6)
+            ]
         );
         assert_eq!(parts.leases.len(), 1);
         assert_eq!(parts.leases[0].ttl_secs, 100);
@@ -277,6 +290,9 @@ mod tests {
         assert_eq!(users, ["root", "u1"]);
         assert!(parts.auth.users[1].roles.contains("r1"));
         assert_eq!(parts.auth.roles[0].name, "r1");
-        assert_eq!(parts.auth.roles[0].permissions[0].perm_type, PermissionType::ReadWrite);
+        assert_eq!(
+            parts.auth.roles[0].permissions[0].perm_type,
+            PermissionType::ReadWrite
+        );
     }
 }

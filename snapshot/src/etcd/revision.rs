@@ -54,7 +54,10 @@ mod tests {
         key.push(b'_');
         key.extend_from_slice(&2i64.to_be_bytes());
         let put = parse(&key).unwrap();
-        assert_eq!((put.revision.main, put.revision.sub, put.tombstone), (5, 2, false));
+        assert_eq!(
+            (put.revision.main, put.revision.sub, put.tombstone),
+            (5, 2, false)
+        );
         key.push(b't');
         assert!(parse(&key).unwrap().tombstone);
         key.pop();

@@ -5,8 +5,8 @@
 //! bbolt's transaction size.
 
 use crate::bbolt::Db;
-use crate::etcd::revision;
 use crate::error::SnapshotError;
+use crate::etcd::revision;
 
 /// etcd's `snapshot status` numbers for an etcd database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -23,7 +23,10 @@ pub fn keel_binary() -> PathBuf {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().expect("the test's own path");
-    let target = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let target = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
     let keel = target.join("keel");
     assert!(
         keel.exists(),
@@ -107,8 +110,9 @@ impl Servers {
                 Flavor::Etcd => PathBuf::from("etcd"),
                 Flavor::Keel => keel_binary(),
             };
-            let log = std::fs::File::create(log_dir.join(format!("{}.{flavor:?}.log", member.name)))
-                .expect("create the log");
+            let log =
+                std::fs::File::create(log_dir.join(format!("{}.{flavor:?}.log", member.name)))
+                    .expect("create the log");
             let child = Command::new(program)
                 .args(["--name", &member.name])
                 .arg("--data-dir")
@@ -157,7 +161,14 @@ fn wait_healthy(endpoint: &str) {
 pub fn etcdctl(endpoints: &str, args: &[&str]) -> Output {
     let mut child = Command::new("etcdctl")
         .env("ETCDCTL_API", "3")
-        .args(["--endpoints", endpoints, "--dial-timeout", "3s", "--command-timeout", "10s"])
+        .args([
+            "--endpoints",
+            endpoints,
+            "--dial-timeout",
+            "3s",
+            "--command-timeout",
+            "10s",
+        ])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -190,7 +201,10 @@ pub fn etcdctl_ok(endpoints: &str, args: &[&str]) -> String {
 /// response header (ids and the server's revision differ between servers).
 pub fn range_at(endpoints: &str, revision: i64) -> String {
     let rev = format!("--rev={revision}");
-    without_header(&etcdctl_ok(endpoints, &["get", "", "--prefix", "-w", "json", &rev]))
+    without_header(&etcdctl_ok(
+        endpoints,
+        &["get", "", "--prefix", "-w", "json", &rev],
+    ))
 }
 
 /// etcdctl's json answer without its `header`.
@@ -206,5 +220,7 @@ pub fn without_header(json: &str) -> String {
 pub fn current_revision(endpoints: &str) -> i64 {
     let json = etcdctl_ok(endpoints, &["get", "x", "-w", "json"]);
     let value: serde_json::Value = serde_json::from_str(&json).expect("etcdctl's json");
-    value["header"]["revision"].as_i64().expect("a header revision")
+    value["header"]["revision"]
+        .as_i64()
+        .expect("a header revision")
 }
