@@ -165,6 +165,8 @@ impl<'a> Db<'a> {
                 return Ok(());
             }
             if let Err(err) = visit(element.key, element.value) {
+                // Stop the walk; the placeholder error is replaced by
+                // `visit`'s own below.
                 failed = Some(err);
                 return Err(BoltError::Cycle(u64::MAX));
             }
