@@ -13,10 +13,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AlarmMember, Alarms, StateMachine, StateMachineConfig};
-use crate::auth::{AuthSnapshot, AuthStore};
-use crate::lease::{LeaseSnapshot, Lessor};
-use crate::membership::{Cluster, ClusterSnapshot};
+use super::{AlarmMember, StateMachine, StateMachineConfig, StateParts};
+use crate::auth::AuthSnapshot;
+use crate::lease::LeaseSnapshot;
+use crate::membership::ClusterSnapshot;
 use crate::mvcc::{MvccError, Store};
 
 const MAGIC: &[u8; 8] = b"KEELSNAP";
@@ -128,8 +128,7 @@ impl StateMachine {
         };
         let applied_index = reader.u64()?;
         let applied_term = reader.u64()?;
-        let mut store = Store::decode_snapshot(reader.section()?).map_err(SnapshotError::Store)?;
-        store.set_max_txn_ops(config.limits.max_txn_ops);
+        let store = Store::decode_snapshot(reader.section()?).map_err(SnapshotError::Store)?;
         let meta: Meta = match postcard::take_from_bytes(reader.section()?) {
             Ok((meta, [])) => meta,
             Ok(_) => return Err(SnapshotError::Invalid("metadata: trailing bytes".into())),
@@ -138,24 +137,18 @@ impl StateMachine {
         if reader.pos != body.len() {
             return Err(SnapshotError::Invalid("trailing bytes".into()));
         }
-        let invalid =
-            |what: &str, err: &dyn fmt::Display| SnapshotError::Invalid(format!("{what}: {err}"));
-        let lessor =
-            Lessor::restore(config.lessor, meta.leases).map_err(|e| invalid("leases", &e))?;
-        let auth =
-            AuthStore::restore(meta.auth, config.token_ttl_ms).map_err(|e| invalid("auth", &e))?;
-        let cluster = Cluster::restore(meta.cluster).map_err(|e| invalid("membership", &e))?;
-        Ok(StateMachine {
+        StateMachine::from_parts(
             config,
-            store,
-            lessor,
-            auth,
-            cluster,
-            alarms: Alarms::restore(meta.alarms),
-            applied_index,
-            applied_term,
-            now_ms: 0,
-        })
+            StateParts {
+                store,
+                leases: meta.leases,
+                auth: meta.auth,
+                cluster: meta.cluster,
+                alarms: meta.alarms,
+                applied_index,
+                applied_term,
+            },
+        )
     }
 }
 

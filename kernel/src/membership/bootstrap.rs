@@ -5,7 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{Cluster, Member, MembershipError};
+use super::{Cluster, ConfChangeContext, Member, MembershipError};
+use crate::raft::{ConfChange, ConfChangeSingle, ConfChangeType, Entry, EntryType};
 
 /// Most members an `--initial-cluster` value may name.
 pub const INITIAL_CLUSTER_MEMBERS_MAX: usize = 1024;
@@ -58,4 +59,35 @@ impl Cluster {
             .collect();
         Cluster::bootstrap(members)
     }
+}
+
+/// The log a new cluster starts with, as etcd writes it at bootstrap and at
+/// `snapshot restore`: one `AddNode` conf-change entry per member (in the
+/// order given, normally ascending id), term 1, indexes from 1, each
+/// carrying the member's attributes in its context. Every initial member
+/// writes the same entries, so their logs match.
+pub fn bootstrap_entries(members: &[Member]) -> Vec<Entry> {
+    members
+        .iter()
+        .enumerate()
+        .map(|(i, member)| {
+            let change = ConfChange {
+                changes: vec![ConfChangeSingle {
+                    change_type: ConfChangeType::AddNode,
+                    node_id: member.id,
+                }],
+                context: ConfChangeContext {
+                    members: vec![member.clone()],
+                    is_promote: false,
+                }
+                .encode(),
+            };
+            Entry {
+                term: 1,
+                index: i as u64 + 1,
+                entry_type: EntryType::ConfChange,
+                data: change.encode(),
+            }
+        })
+        .collect()
 }

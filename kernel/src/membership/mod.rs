@@ -26,7 +26,7 @@ mod invariants;
 mod member;
 mod started_quorum;
 
-pub use bootstrap::{INITIAL_CLUSTER_MEMBERS_MAX, parse_initial_cluster};
+pub use bootstrap::{INITIAL_CLUSTER_MEMBERS_MAX, bootstrap_entries, parse_initial_cluster};
 pub use change::MembershipRequest;
 pub use cluster::{Cluster, ClusterSnapshot, MAX_LEARNERS, cluster_id};
 pub use context::ConfChangeContext;

@@ -27,6 +27,7 @@
 pub mod error;
 mod hash;
 pub mod history;
+mod import;
 mod index;
 mod invariants;
 pub mod kv;
@@ -41,6 +42,7 @@ mod write;
 
 pub use error::MvccError;
 pub use history::HistoryBatch;
+pub use import::ImportedVersion;
 pub use kv::{Event, EventType, KeyValue};
 pub use ops::{
     CompactionRequest, CompactionResponse, Compare, CompareResult, CompareTarget,

@@ -14,11 +14,8 @@ use std::io;
 use std::path::Path;
 
 use keel_kernel::apply::{StateMachine, StateMachineConfig};
-use keel_kernel::membership::{Cluster, ConfChangeContext, Member};
-use keel_kernel::raft::{
-    self, ConfChange, ConfChangeSingle, ConfChangeType, Entry, EntryType, HardState, MemoryStorage,
-    RawNode,
-};
+use keel_kernel::membership::{Cluster, Member};
+use keel_kernel::raft::{self, Entry, HardState, MemoryStorage, RawNode};
 use keel_wal::segment::SegmentName;
 use keel_wal::{FsStorage, Metadata, SnapshotFiles, Storage, Wal, WalError};
 
@@ -269,31 +266,10 @@ pub fn initial_members(
     Ok(cluster.members().into_iter().cloned().collect())
 }
 
-/// The bootstrap entries: one `AddNode` per member, term 1, indexes from 1.
+/// The bootstrap entries: one `AddNode` per member, term 1, indexes from 1
+/// (see [`keel_kernel::membership::bootstrap_entries`]).
 pub fn bootstrap_entries(members: &[Member]) -> Vec<Entry> {
-    members
-        .iter()
-        .enumerate()
-        .map(|(i, member)| {
-            let change = ConfChange {
-                changes: vec![ConfChangeSingle {
-                    change_type: ConfChangeType::AddNode,
-                    node_id: member.id,
-                }],
-                context: ConfChangeContext {
-                    members: vec![member.clone()],
-                    is_promote: false,
-                }
-                .encode(),
-            };
-            Entry {
-                term: 1,
-                index: i as u64 + 1,
-                entry_type: EntryType::ConfChange,
-                data: change.encode(),
-            }
-        })
-        .collect()
+    keel_kernel::membership::bootstrap_entries(members)
 }
 
 fn bootstrap_new<S: Storage>(
@@ -451,6 +427,7 @@ fn new_raw_node(
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
+    use keel_kernel::raft::EntryType;
     use keel_wal::{SimConfig, SimStorage};
 
     fn sim() -> NodeStorage<SimStorage> {

@@ -336,7 +336,10 @@ impl KeyIndex {
 /// Checks that `next` may follow `prev` in one key's history: strictly
 /// ascending revisions, versions counting up within a generation, the
 /// create revision fixed within a generation, no tombstone after a tombstone.
-fn check_successor(prev: Option<&Version<'_>>, next: &Version<'_>) -> Result<(), String> {
+pub(crate) fn check_successor(
+    prev: Option<&Version<'_>>,
+    next: &Version<'_>,
+) -> Result<(), String> {
     if next.rev.main <= 0 || next.rev.sub < 0 {
         return Err("non-positive revision".into());
     }
