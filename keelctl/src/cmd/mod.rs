@@ -11,6 +11,7 @@ pub mod lease;
 pub mod maintenance;
 pub mod member;
 pub mod snapshot;
+pub mod snapshot_file;
 pub mod txn;
 pub mod user;
 pub mod watch;

@@ -3,8 +3,8 @@
 //! `<filename>.part` (mode 0600), checks the sha256 the server appends to
 //! the stream (the last 32 bytes hash everything before them), fsyncs and
 //! renames the file into place. A progress bar goes to stderr when it is
-//! a terminal. `snapshot status` and `snapshot restore` live in
-//! keel-snapshot.
+//! a terminal. `snapshot status` and `snapshot restore` read files through
+//! keel-snapshot (`snapshot_file.rs`).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -26,6 +26,10 @@ pub const SHA256_LEN_BYTES: usize = 32;
 pub enum SnapshotCommand {
     /// Stores an etcd node backend snapshot to a given file
     Save(SaveArgs),
+    /// Gets backend snapshot status of a given file
+    Status(super::snapshot_file::StatusArgs),
+    /// Restores an etcd member snapshot to an etcd directory
+    Restore(super::snapshot_file::RestoreArgs),
 }
 
 /// `snapshot save <filename>`.
@@ -38,10 +42,13 @@ pub struct SaveArgs {
 /// Runs a snapshot command.
 ///
 /// # Errors
-/// See [`save`].
+/// See [`save`], [`super::snapshot_file::status`] and
+/// [`super::snapshot_file::restore`].
 pub async fn run(global: &GlobalArgs, command: SnapshotCommand) -> Result<(), CtlError> {
     match command {
         SnapshotCommand::Save(args) => save(global, args).await,
+        SnapshotCommand::Status(args) => super::snapshot_file::status(global, args),
+        SnapshotCommand::Restore(args) => super::snapshot_file::restore(args),
     }
 }
 
@@ -140,7 +147,7 @@ async fn download(client: &etcd_client::Client, part: &Path) -> Result<(), Strin
 }
 
 /// Go's wording of common file errors (`no such file or directory`).
-fn go_io_error(e: &std::io::Error) -> String {
+pub(super) fn go_io_error(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or directory".to_owned(),
         std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
