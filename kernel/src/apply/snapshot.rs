@@ -34,7 +34,9 @@ pub enum SnapshotError {
     BadHeader,
     /// The store section is corrupt.
     Store(MvccError),
-    /// The leases, auth, membership or alarms section is malformed.
+    /// The leases, auth, membership or alarms section is malformed, or the
+    /// state they restore breaks an invariant
+    /// ([`StateMachine::check_invariants`]).
     Invalid(String),
 }
 
@@ -145,7 +147,7 @@ impl StateMachine {
         let auth =
             AuthStore::restore(meta.auth, config.token_ttl_ms).map_err(|e| invalid("auth", &e))?;
         let cluster = Cluster::restore(meta.cluster).map_err(|e| invalid("membership", &e))?;
-        Ok(StateMachine {
+        let machine = StateMachine {
             config,
             store,
             lessor,
@@ -155,7 +157,14 @@ impl StateMachine {
             applied_index,
             applied_term,
             now_ms: 0,
-        })
+        };
+        // Sections that decode may still break a rule between their parts
+        // (a key attached to a lease that does not list it, a removed id
+        // still a member): refuse them rather than serve from them.
+        machine
+            .check_invariants()
+            .map_err(|violation| SnapshotError::Invalid(violation.to_string()))?;
+        Ok(machine)
     }
 }
 
