@@ -293,34 +293,29 @@ pub fn decode(data: &[u8], offset: usize, tag: u16, prev_crc: u32) -> Decoded {
     {
         return damaged("bad record padding");
     }
-    let framed = Framed {
+    let (payload_end, next_offset) = (offset + HEADER_BYTES + payload_bytes, offset + claimed);
+    assert_framed(offset, payload_end, next_offset, data.len());
+    Decoded::Record(Framed {
         record_type,
         payload_start: offset + HEADER_BYTES,
-        payload_end: offset + HEADER_BYTES + payload_bytes,
+        payload_end,
         crc,
-        next_offset: offset + claimed,
+        next_offset,
         starts_unit: header[5] & STARTS_WRITE_UNIT != 0,
-    };
-    assert_framed(&framed, offset, data.len());
-    Decoded::Record(framed)
+    })
 }
 
-/// Asserts, after a record at `offset` of a buffer of `data_bytes` bytes
-/// was decoded, that what it tells the reader lies where the reader may
-/// look: the payload right after the header, at most [`MAX_PAYLOAD_BYTES`]
+/// Asserts, after the record at `offset` of a buffer of `data_bytes` bytes
+/// was decoded with its payload ending at `payload_end` and the next record
+/// at `next_offset`, that what it tells the reader lies where the reader
+/// may look: a payload after the header, at most [`MAX_PAYLOAD_BYTES`]
 /// long, the next record 8-aligned after the padding, inside the buffer.
 /// Panics otherwise, so a decoding bug never hands recovery bytes outside
 /// the record (or makes it loop on one offset).
-fn assert_framed(framed: &Framed, offset: usize, data_bytes: usize) {
-    let Framed {
-        payload_start,
-        payload_end,
-        next_offset,
-        ..
-    } = *framed;
+fn assert_framed(offset: usize, payload_end: usize, next_offset: usize, data_bytes: usize) {
+    let payload_start = offset + HEADER_BYTES;
     assert!(
-        payload_start == offset + HEADER_BYTES
-            && payload_start <= payload_end
+        payload_start <= payload_end
             && payload_end - payload_start <= MAX_PAYLOAD_BYTES
             && payload_end <= next_offset
             && next_offset - payload_end < ALIGN_BYTES
@@ -797,17 +792,6 @@ mod tests {
         assert_payload_fits(MAX_PAYLOAD_BYTES + 1);
     }
 
-    fn framed(payload_end: usize, next_offset: usize) -> Framed {
-        Framed {
-            record_type: RecordType::Entry,
-            payload_start: 8 + HEADER_BYTES,
-            payload_end,
-            crc: 0,
-            next_offset,
-            starts_unit: false,
-        }
-    }
-
     #[test]
     fn a_decoded_record_inside_the_buffer_passes() {
         let (rec, _) = one(b"abc", 0);
@@ -816,24 +800,29 @@ mod tests {
         let Decoded::Record(f) = decode(&data, 8, TAG, 0) else {
             panic!("not a record")
         };
-        let want = Framed {
-            crc: f.crc,
-            ..framed(8 + HEADER_BYTES + 3, 8 + rec.len())
-        };
-        assert_eq!(f, want);
-        assert_framed(&f, 8, data.len());
+        assert_eq!(
+            (f.payload_start, f.payload_end, f.next_offset),
+            (8 + HEADER_BYTES, 8 + HEADER_BYTES + 3, 8 + rec.len())
+        );
+        assert_framed(8, f.payload_end, f.next_offset, data.len());
     }
 
     #[test]
     #[should_panic(expected = "next record at 48, in 40 bytes")]
     fn a_record_claimed_past_the_buffer_stops_the_reader() {
-        assert_framed(&framed(40, 48), 8, 40);
+        assert_framed(8, 40, 48, 40);
     }
 
     #[test]
     #[should_panic(expected = "next record at 36")]
     fn an_unaligned_next_record_stops_the_reader() {
-        assert_framed(&framed(36, 36), 8, 64);
+        assert_framed(8, 36, 36, 64);
+    }
+
+    #[test]
+    #[should_panic(expected = "payload 20..12")]
+    fn a_payload_ending_before_it_starts_stops_the_reader() {
+        assert_framed(8, 12, 16, 64);
     }
 
     #[test]
