@@ -140,11 +140,11 @@ pub fn encode(
     let crc = hasher.finalize();
     buf[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
     buf.resize(buf.len() + pad, 0);
-    assert_eq!(
-        (buf.len() - start) % ALIGN_BYTES,
-        0,
-        "wal record: encoded record of {payload_bytes} payload bytes is not 8-aligned"
-    );
+    if (buf.len() - start) % ALIGN_BYTES != 0 {
+        broken(format_args!(
+            "encoded record of {payload_bytes} payload bytes is not 8-aligned"
+        ));
+    }
     debug_assert!(
         reads_back(&buf[start..], frame, prev_crc, crc),
         "wal record: an encoded {:?} record does not decode to itself",
@@ -158,11 +158,23 @@ pub fn encode(
 /// ([`MAX_PAYLOAD_BYTES`]; the log refuses larger entries with an error
 /// first, so a larger one here is a bug). Panics otherwise: a record that
 /// recovery would take for damage must never reach the disk.
+#[inline(always)]
 fn assert_payload_fits(payload_bytes: usize) {
-    assert!(
-        payload_bytes <= MAX_PAYLOAD_BYTES,
-        "wal record: payload of {payload_bytes} bytes exceeds {MAX_PAYLOAD_BYTES}"
-    );
+    if payload_bytes > MAX_PAYLOAD_BYTES {
+        broken(format_args!(
+            "payload of {payload_bytes} bytes exceeds {MAX_PAYLOAD_BYTES}"
+        ));
+    }
+}
+
+/// Stops the process on a broken rule of record framing (see the callers'
+/// checks): kept out of line, so each check costs a comparison and a branch
+/// where records are encoded and decoded.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn broken(rule: std::fmt::Arguments<'_>) -> ! {
+    panic!("wal record: {rule}")
 }
 
 /// True when `record` (one encoded record, from its header to the end of
@@ -233,11 +245,9 @@ pub enum Decoded {
 ///
 /// Panics if `offset` is not 8-aligned (the reader's bug, not the data's).
 pub fn decode(data: &[u8], offset: usize, tag: u16, prev_crc: u32) -> Decoded {
-    assert_eq!(
-        offset % ALIGN_BYTES,
-        0,
-        "wal record: decoding at unaligned offset {offset}"
-    );
+    if offset % ALIGN_BYTES != 0 {
+        broken(format_args!("decoding at unaligned offset {offset}"));
+    }
     let rest = data.get(offset..).unwrap_or(&[]);
     if rest.len() < HEADER_BYTES {
         // The writer never starts a record it cannot finish in the file.
@@ -308,22 +318,23 @@ pub fn decode(data: &[u8], offset: usize, tag: u16, prev_crc: u32) -> Decoded {
 /// Asserts, after the record at `offset` of a buffer of `data_bytes` bytes
 /// was decoded with its payload ending at `payload_end` and the next record
 /// at `next_offset`, that what it tells the reader lies where the reader
-/// may look: a payload after the header, at most [`MAX_PAYLOAD_BYTES`]
-/// long, the next record 8-aligned after the padding, inside the buffer.
-/// Panics otherwise, so a decoding bug never hands recovery bytes outside
-/// the record (or makes it loop on one offset).
+/// may look: a payload after the header, the next record 8-aligned after
+/// it and inside the buffer. Panics otherwise, so a decoding bug never
+/// hands recovery bytes outside the record (or makes it loop on one
+/// offset). A few comparisons per record: inlined into [`decode`].
+#[inline(always)]
 fn assert_framed(offset: usize, payload_end: usize, next_offset: usize, data_bytes: usize) {
     let payload_start = offset + HEADER_BYTES;
-    assert!(
-        payload_start <= payload_end
-            && payload_end - payload_start <= MAX_PAYLOAD_BYTES
-            && payload_end <= next_offset
-            && next_offset - payload_end < ALIGN_BYTES
-            && next_offset % ALIGN_BYTES == 0
-            && next_offset <= data_bytes,
-        "wal record: record at {offset} decoded as payload {payload_start}..{payload_end}, \
-         next record at {next_offset}, in {data_bytes} bytes"
-    );
+    let inside = payload_start <= payload_end
+        && payload_end <= next_offset
+        && next_offset <= data_bytes
+        && next_offset % ALIGN_BYTES == 0;
+    if !inside {
+        broken(format_args!(
+            "record at {offset} decoded as payload {payload_start}..{payload_end}, \
+             next record at {next_offset}, in {data_bytes} bytes"
+        ));
+    }
 }
 
 /// True when header byte 5 (`flags`) holds the padding a payload of
