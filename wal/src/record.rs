@@ -140,7 +140,7 @@ pub fn encode(
     let crc = hasher.finalize();
     buf[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
     buf.resize(buf.len() + pad, 0);
-    if (buf.len() - start) % ALIGN_BYTES != 0 {
+    if !(buf.len() - start).is_multiple_of(ALIGN_BYTES) {
         broken(format_args!(
             "encoded record of {payload_bytes} payload bytes is not 8-aligned"
         ));
@@ -245,7 +245,7 @@ pub enum Decoded {
 ///
 /// Panics if `offset` is not 8-aligned (the reader's bug, not the data's).
 pub fn decode(data: &[u8], offset: usize, tag: u16, prev_crc: u32) -> Decoded {
-    if offset % ALIGN_BYTES != 0 {
+    if !offset.is_multiple_of(ALIGN_BYTES) {
         broken(format_args!("decoding at unaligned offset {offset}"));
     }
     let rest = data.get(offset..).unwrap_or(&[]);
@@ -328,7 +328,7 @@ fn assert_framed(offset: usize, payload_end: usize, next_offset: usize, data_byt
     let inside = payload_start <= payload_end
         && payload_end <= next_offset
         && next_offset <= data_bytes
-        && next_offset % ALIGN_BYTES == 0;
+        && next_offset.is_multiple_of(ALIGN_BYTES);
     if !inside {
         broken(format_args!(
             "record at {offset} decoded as payload {payload_start}..{payload_end}, \

@@ -642,7 +642,7 @@ impl<S: Storage> Wal<S> {
     fn encode_record(&mut self, record_type: RecordType, write_payload: impl FnOnce(&mut Vec<u8>)) {
         let at = self.active.write_offset + self.buf.len() as u64;
         assert!(
-            at % record::ALIGN_BYTES as u64 == 0,
+            at.is_multiple_of(record::ALIGN_BYTES as u64),
             "wal: record at unaligned offset {at} of {}",
             self.active.file_name
         );
