@@ -365,3 +365,22 @@ proptest! {
         prop_assert!(StateMachine::restore(config(), &bytes).is_err());
     }
 }
+
+#[test]
+fn a_snapshot_whose_sections_break_an_invariant_is_refused() {
+    let mut cluster = fresh().cluster().snapshot();
+    let shared = cluster.members[0].peer_urls.clone();
+    cluster.members[1].peer_urls = shared;
+    let broken = Cluster::restore(cluster).unwrap();
+    assert!(broken.check_invariants().is_err());
+    let bytes = StateMachine::new(config(), broken).snapshot();
+    let got = StateMachine::restore(config(), &bytes)
+        .err()
+        .map(|e| e.to_string());
+    let got = got.unwrap_or_default();
+    assert!(
+        got.starts_with("snapshot: invalid state: cluster invariant violated: peer URL"),
+        "{got}"
+    );
+    assert!(StateMachine::restore(config(), &fresh().snapshot()).is_ok());
+}

@@ -123,7 +123,7 @@ pub fn encode(
     buf.extend_from_slice(&[0; HEADER_BYTES]);
     write_payload(buf);
     let payload_bytes = buf.len() - start - HEADER_BYTES;
-    debug_assert!(payload_bytes <= MAX_PAYLOAD_BYTES);
+    assert_payload_fits(payload_bytes);
     let pad = padding_bytes(payload_bytes);
     buf[start..start + 4].copy_from_slice(&(payload_bytes as u32).to_le_bytes());
     buf[start + 4] = frame.record_type as u8;
@@ -140,8 +140,57 @@ pub fn encode(
     let crc = hasher.finalize();
     buf[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
     buf.resize(buf.len() + pad, 0);
-    debug_assert_eq!((buf.len() - start) % ALIGN_BYTES, 0);
+    if !(buf.len() - start).is_multiple_of(ALIGN_BYTES) {
+        broken(format_args!(
+            "encoded record of {payload_bytes} payload bytes is not 8-aligned"
+        ));
+    }
+    debug_assert!(
+        reads_back(&buf[start..], frame, prev_crc, crc),
+        "wal record: an encoded {:?} record does not decode to itself",
+        frame.record_type
+    );
     crc
+}
+
+/// Asserts, before a record is written, that its payload of
+/// `payload_bytes` bytes fits the length field's bound
+/// ([`MAX_PAYLOAD_BYTES`]; the log refuses larger entries with an error
+/// first, so a larger one here is a bug). Panics otherwise: a record that
+/// recovery would take for damage must never reach the disk.
+#[inline(always)]
+fn assert_payload_fits(payload_bytes: usize) {
+    if payload_bytes > MAX_PAYLOAD_BYTES {
+        broken(format_args!(
+            "payload of {payload_bytes} bytes exceeds {MAX_PAYLOAD_BYTES}"
+        ));
+    }
+}
+
+/// Stops the process on a broken rule of record framing (see the callers'
+/// checks): kept out of line, so each check costs a comparison and a branch
+/// where records are encoded and decoded.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn broken(rule: std::fmt::Arguments<'_>) -> ! {
+    panic!("wal record: {rule}")
+}
+
+/// True when `record` (one encoded record, from its header to the end of
+/// its padding) decodes as a record framed by `frame`, chained to
+/// `prev_crc`, with CRC `crc`, that ends where `record` ends. O(record
+/// bytes): checked in debug builds only.
+fn reads_back(record: &[u8], frame: Frame, prev_crc: u32, crc: u32) -> bool {
+    match decode(record, 0, frame.tag, prev_crc) {
+        Decoded::Record(framed) => {
+            framed.record_type == frame.record_type
+                && framed.starts_unit == frame.starts_unit
+                && framed.crc == crc
+                && framed.next_offset == record.len()
+        }
+        _ => false,
+    }
 }
 
 /// A record read back by [`decode`].
@@ -193,8 +242,12 @@ pub enum Decoded {
 /// Decodes the record at `offset` of `data` (8-aligned) of the segment
 /// tagged `tag`, with the CRC chain seed `prev_crc`. Reads at most the
 /// record's own bytes; never allocates.
+///
+/// Panics if `offset` is not 8-aligned (the reader's bug, not the data's).
 pub fn decode(data: &[u8], offset: usize, tag: u16, prev_crc: u32) -> Decoded {
-    debug_assert_eq!(offset % ALIGN_BYTES, 0);
+    if !offset.is_multiple_of(ALIGN_BYTES) {
+        broken(format_args!("decoding at unaligned offset {offset}"));
+    }
     let rest = data.get(offset..).unwrap_or(&[]);
     if rest.len() < HEADER_BYTES {
         // The writer never starts a record it cannot finish in the file.
@@ -250,14 +303,38 @@ pub fn decode(data: &[u8], offset: usize, tag: u16, prev_crc: u32) -> Decoded {
     {
         return damaged("bad record padding");
     }
+    let (payload_end, next_offset) = (offset + HEADER_BYTES + payload_bytes, offset + claimed);
+    assert_framed(offset, payload_end, next_offset, data.len());
     Decoded::Record(Framed {
         record_type,
         payload_start: offset + HEADER_BYTES,
-        payload_end: offset + HEADER_BYTES + payload_bytes,
+        payload_end,
         crc,
-        next_offset: offset + claimed,
+        next_offset,
         starts_unit: header[5] & STARTS_WRITE_UNIT != 0,
     })
+}
+
+/// Asserts, after the record at `offset` of a buffer of `data_bytes` bytes
+/// was decoded with its payload ending at `payload_end` and the next record
+/// at `next_offset`, that what it tells the reader lies where the reader
+/// may look: a payload after the header, the next record 8-aligned after
+/// it and inside the buffer. Panics otherwise, so a decoding bug never
+/// hands recovery bytes outside the record (or makes it loop on one
+/// offset). A few comparisons per record: inlined into [`decode`].
+#[inline(always)]
+fn assert_framed(offset: usize, payload_end: usize, next_offset: usize, data_bytes: usize) {
+    let payload_start = offset + HEADER_BYTES;
+    let inside = payload_start <= payload_end
+        && payload_end <= next_offset
+        && next_offset <= data_bytes
+        && next_offset.is_multiple_of(ALIGN_BYTES);
+    if !inside {
+        broken(format_args!(
+            "record at {offset} decoded as payload {payload_start}..{payload_end}, \
+             next record at {next_offset}, in {data_bytes} bytes"
+        ));
+    }
 }
 
 /// True when header byte 5 (`flags`) holds the padding a payload of
@@ -694,5 +771,74 @@ mod tests {
         encode(&mut later, first, 0, |b| b.extend_from_slice(&[3; 40]));
         file[512..512 + later.len()].copy_from_slice(&later);
         assert!(!is_torn(&file, 0, &d, TAG, true));
+    }
+
+    #[test]
+    fn an_encoded_record_reads_back_and_a_changed_one_does_not() {
+        let (rec, crc) = one(b"payload", 11);
+        assert!(reads_back(&rec, entry(TAG), 11, crc));
+        assert!(!reads_back(&rec, entry(TAG), 12, crc), "another chain seed");
+        let unit = Frame {
+            starts_unit: true,
+            ..entry(TAG)
+        };
+        assert!(!reads_back(&rec, unit, 11, crc), "another unit flag");
+        let mut flipped = rec.clone();
+        flipped[HEADER_BYTES] ^= 1;
+        assert!(!reads_back(&flipped, entry(TAG), 11, crc), "a flipped bit");
+        let mut longer = rec;
+        longer.extend_from_slice(&[0; ALIGN_BYTES]);
+        assert!(!reads_back(&longer, entry(TAG), 11, crc), "bytes past it");
+    }
+
+    #[test]
+    fn payloads_up_to_the_bound_may_be_written() {
+        assert_payload_fits(0);
+        assert_payload_fits(MAX_PAYLOAD_BYTES);
+    }
+
+    #[test]
+    #[should_panic(expected = "exceeds")]
+    fn a_payload_past_the_bound_stops_the_writer() {
+        assert_payload_fits(MAX_PAYLOAD_BYTES + 1);
+    }
+
+    #[test]
+    fn a_decoded_record_inside_the_buffer_passes() {
+        let (rec, _) = one(b"abc", 0);
+        let mut data = vec![0; 8];
+        data.extend_from_slice(&rec);
+        let Decoded::Record(f) = decode(&data, 8, TAG, 0) else {
+            panic!("not a record")
+        };
+        assert_eq!(
+            (f.payload_start, f.payload_end, f.next_offset),
+            (8 + HEADER_BYTES, 8 + HEADER_BYTES + 3, 8 + rec.len())
+        );
+        assert_framed(8, f.payload_end, f.next_offset, data.len());
+    }
+
+    #[test]
+    #[should_panic(expected = "next record at 48, in 40 bytes")]
+    fn a_record_claimed_past_the_buffer_stops_the_reader() {
+        assert_framed(8, 40, 48, 40);
+    }
+
+    #[test]
+    #[should_panic(expected = "next record at 36")]
+    fn an_unaligned_next_record_stops_the_reader() {
+        assert_framed(8, 36, 36, 64);
+    }
+
+    #[test]
+    #[should_panic(expected = "payload 20..12")]
+    fn a_payload_ending_before_it_starts_stops_the_reader() {
+        assert_framed(8, 12, 16, 64);
+    }
+
+    #[test]
+    #[should_panic(expected = "unaligned offset 4")]
+    fn decoding_at_an_unaligned_offset_stops_the_reader() {
+        decode(&[0; 64], 4, TAG, 0);
     }
 }

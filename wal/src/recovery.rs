@@ -226,6 +226,11 @@ impl State {
                 }
                 let keep = self.entries.partition_point(|x| x.index < e.index);
                 self.entries.truncate(keep);
+                assert!(
+                    self.entries.last().is_none_or(|last| last.index < e.index),
+                    "wal recovery: entry {} recovered after a later one",
+                    e.index
+                );
                 self.entries.push(e);
             }
         }
@@ -347,7 +352,10 @@ fn read_segment<S: Storage>(
                     .apply(record)
                     .map_err(|reason| WalError::corrupt(&file, offset as u64, reason))?;
                 state.crc = framed.crc;
-                debug_assert!(framed.next_offset > offset);
+                assert!(
+                    framed.next_offset > offset,
+                    "wal recovery: record at {offset} of {file} does not advance"
+                );
                 offset = framed.next_offset;
             }
             Decoded::Zero | Decoded::Stale => {

@@ -636,7 +636,16 @@ impl<S: Storage> Wal<S> {
 
     /// Encodes one record of the active segment into the buffer, chained to
     /// the last one (call [`Wal::reserve`] for its room first).
+    ///
+    /// Panics if the record would start off the 8-byte grid, where
+    /// recovery never looks for one.
     fn encode_record(&mut self, record_type: RecordType, write_payload: impl FnOnce(&mut Vec<u8>)) {
+        let at = self.active.write_offset + self.buf.len() as u64;
+        assert!(
+            at.is_multiple_of(record::ALIGN_BYTES as u64),
+            "wal: record at unaligned offset {at} of {}",
+            self.active.file_name
+        );
         let frame = Frame {
             record_type,
             tag: self.active.tag,

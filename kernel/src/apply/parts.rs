@@ -50,7 +50,8 @@ impl StateMachine {
     ///
     /// Errors: [`SnapshotError::Invalid`] when the leases, auth or
     /// membership parts are inconsistent (duplicate ids or names, a key
-    /// attached to two leases, ...).
+    /// attached to two leases, ...) or the whole breaks an invariant
+    /// ([`StateMachine::check_invariants`]).
     pub fn from_parts(
         config: StateMachineConfig,
         parts: StateParts,
@@ -64,7 +65,7 @@ impl StateMachine {
         let auth =
             AuthStore::restore(parts.auth, config.token_ttl_ms).map_err(|e| invalid("auth", &e))?;
         let cluster = Cluster::restore(parts.cluster).map_err(|e| invalid("membership", &e))?;
-        Ok(StateMachine {
+        let machine = StateMachine {
             config,
             store,
             lessor,
@@ -74,7 +75,14 @@ impl StateMachine {
             applied_index: parts.applied_index,
             applied_term: parts.applied_term,
             now_ms: 0,
-        })
+        };
+        // Parts that decode may still break a rule between them (a key
+        // attached to a lease that does not list it, a removed id still a
+        // member): refuse them rather than serve from them.
+        machine
+            .check_invariants()
+            .map_err(|violation| SnapshotError::Invalid(violation.to_string()))?;
+        Ok(machine)
     }
 }
 

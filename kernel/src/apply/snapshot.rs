@@ -34,7 +34,9 @@ pub enum SnapshotError {
     BadHeader,
     /// The store section is corrupt.
     Store(MvccError),
-    /// The leases, auth, membership or alarms section is malformed.
+    /// The leases, auth, membership or alarms section is malformed, or the
+    /// state they restore breaks an invariant
+    /// ([`StateMachine::check_invariants`]).
     Invalid(String),
 }
 

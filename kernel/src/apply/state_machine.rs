@@ -2,7 +2,9 @@
 //! the MVCC store, lessor, auth store, membership and alarms (etcd
 //! `etcdserver/apply.go` with its auth and alarm appliers).
 
-use crate::auth::{AuthError, AuthInfo, AuthStore, PermissionType, SIMPLE_TOKEN_TTL_MS};
+use crate::auth::{
+    AuthError, AuthInfo, AuthStore, MemberCall, PermissionType, SIMPLE_TOKEN_TTL_MS,
+};
 use crate::lease::{LeaseCheckpoint, LeaseId, LeaseRenewal, LeaseStatus, Lessor, LessorConfig};
 use crate::limits::Limits;
 use crate::membership::Cluster;
@@ -204,21 +206,13 @@ impl StateMachine {
             .check_permission(auth, key, range_end, PermissionType::Read)?)
     }
 
-    /// Checks that `auth` is an administrator (membership changes,
-    /// defragment, snapshot download).
+    /// Checks that `auth` may make `call`, one the member answers itself
+    /// (maintenance, membership, AuthStatus; see
+    /// [`crate::auth::MemberCall::needs`]).
     ///
-    /// Errors: as [`AuthStore::check_admin`].
-    pub fn check_admin(&self, auth: &AuthInfo) -> Result<(), ApplyError> {
-        Ok(self.auth.check_admin(auth)?)
-    }
-
-    /// Checks that `auth` names a user while auth is enabled, for requests
-    /// open to every user (Status, MemberList, lease queries; etcd
-    /// `requireAuthInfo`).
-    ///
-    /// Errors: [`AuthError::UserEmpty`].
-    pub fn require_user(&self, auth: &AuthInfo) -> Result<(), ApplyError> {
-        Ok(self.auth.require_user(auth)?)
+    /// Errors: as [`AuthStore::authorize_call`].
+    pub fn authorize_call(&self, auth: &AuthInfo, call: MemberCall) -> Result<(), ApplyError> {
+        Ok(self.auth.authorize_call(auth, call)?)
     }
 
     /// Checks a login before proposing it (see [`AuthStore::check_password`]).

@@ -27,6 +27,7 @@ mod token;
 mod user;
 
 pub(crate) use authorize::Authorizer;
+pub use authorize::{CallerNeeds, MemberCall};
 pub use error::AuthError;
 pub use login::LoginCheck;
 pub use password::{MIN_BCRYPT_COST, hash_password};

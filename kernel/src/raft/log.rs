@@ -355,8 +355,9 @@ impl<S: Storage> RaftLog<S> {
     /// Checks every invariant of the log: `applied <= applying <= committed
     /// <= last_index`, `persisted <= last_index`, the committed entry's term
     /// is known (`committed >= first_index - 1`), no gap between storage
-    /// and the unstable part, and the unstable part's own rules. O(number of
-    /// unstable entries).
+    /// and the unstable part, the stable part's own rules
+    /// ([`Storage::check_invariants`]) and the unstable part's. O(number of
+    /// entries).
     ///
     /// Errors: the first rule broken, as an [`InvariantViolation`].
     pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
@@ -378,6 +379,7 @@ impl<S: Storage> RaftLog<S> {
             format!("persisted {} > last index {last}", self.persisted)
         })?;
         self.check_boundary()?;
+        self.store.check_invariants()?;
         self.unstable.check_invariants()
     }
 

@@ -163,7 +163,7 @@ impl<S: Storage> Raft<S> {
 
     /// Checks every invariant of the node: the log's and the progress
     /// tracker's, a leader names itself leader, a candidate voted for
-    /// itself. O(unstable entries + members).
+    /// itself. O(log entries + members).
     ///
     /// Errors: the first rule broken, as an [`InvariantViolation`].
     pub fn check_invariants(&self) -> Result<(), InvariantViolation> {

@@ -4,7 +4,10 @@
 //! appended here, so Raft can read entries back without disk I/O.
 
 use super::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata, StorageError};
+use crate::invariant::{InvariantViolation, ensure};
 use bytes::Bytes;
+
+const STRUCTURE: &str = "raft storage";
 
 /// What a node recovers on start: hard state and configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -44,6 +47,14 @@ pub trait Storage {
     /// The most recent snapshot; `SnapshotTemporarilyUnavailable` if none
     /// can be given right now.
     fn snapshot(&self) -> Result<Snapshot, StorageError>;
+
+    /// Checks the stable log's own rules (for [`MemoryStorage`], see
+    /// [`MemoryStorage::check_invariants`]); part of
+    /// `RaftLog::check_invariants`. For tests and the simulator: may walk
+    /// every entry.
+    ///
+    /// Errors: the first rule broken, as an [`InvariantViolation`].
+    fn check_invariants(&self) -> Result<(), InvariantViolation>;
 }
 
 /// An in-memory [`Storage`]. Entries are kept in a vector that starts right
@@ -125,6 +136,8 @@ impl MemoryStorage {
                 got: first,
             });
         }
+        let prev_term = self.term(first - 1)?;
+        assert_appendable(first, prev_term, entries);
         self.entries
             .truncate((first - self.base_index - 1) as usize);
         self.entries.extend_from_slice(entries);
@@ -209,6 +222,88 @@ impl MemoryStorage {
     }
 }
 
+/// Asserts the O(1) rules of entries about to follow index `first - 1`
+/// (of term `prev_term`): the last is `len - 1` past the first, and the
+/// first's term is not below `prev_term`. The whole run is checked in debug
+/// builds only. Panics otherwise: a log that skips or reorders entries, or
+/// whose terms fall, must never be stored.
+fn assert_appendable(first: u64, prev_term: u64, entries: &[Entry]) {
+    let (Some(head), Some(tail)) = (entries.first(), entries.last()) else {
+        return;
+    };
+    assert!(
+        tail.index == first + entries.len() as u64 - 1 && head.term >= prev_term,
+        "raft storage: appending {}..={} (first term {}) after term {prev_term}",
+        head.index,
+        tail.index,
+        head.term
+    );
+    debug_assert!(
+        entries
+            .windows(2)
+            .all(|w| w[1].index == w[0].index + 1 && w[1].term >= w[0].term),
+        "raft storage: appended entries out of order"
+    );
+}
+
+impl MemoryStorage {
+    /// Checks the stored log: entries follow the base position one index
+    /// at a time with terms that never fall; the stored snapshot lies
+    /// between the base and the last index with the term the log has
+    /// there; the hard state commits no entry past the last; the
+    /// configuration's voters and learners are consistent (see
+    /// [`crate::raft::confchange::restore`]). O(entries).
+    ///
+    /// Errors: the first rule broken, as an [`InvariantViolation`].
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        self.check_entries()?;
+        let (base, last) = (self.base_index, self.last());
+        let snap = &self.snapshot.metadata;
+        ensure(base <= snap.index && snap.index <= last, STRUCTURE, || {
+            format!(
+                "snapshot {} outside base {base} ..= last {last}",
+                snap.index
+            )
+        })?;
+        let term = self.term(snap.index).ok();
+        ensure(
+            snap.index == 0 || term == Some(snap.term),
+            STRUCTURE,
+            || {
+                format!(
+                    "snapshot {} of term {} where the log has term {term:?}",
+                    snap.index, snap.term
+                )
+            },
+        )?;
+        let commit = self.hard_state.commit;
+        ensure(commit <= last, STRUCTURE, || {
+            format!("hard state commits {commit} past last index {last}")
+        })?;
+        super::confchange::restore(&self.conf_state)
+            .map(|_| ())
+            .map_err(|e| InvariantViolation {
+                structure: STRUCTURE,
+                detail: format!("conf state {:?}: {e}", self.conf_state),
+            })
+    }
+
+    fn check_entries(&self) -> Result<(), InvariantViolation> {
+        let (mut want, mut prev_term) = (self.base_index + 1, self.base_term);
+        for entry in &self.entries {
+            ensure(entry.index == want, STRUCTURE, || {
+                format!("entry {} where {want} belongs", entry.index)
+            })?;
+            ensure(entry.term >= prev_term, STRUCTURE, || {
+                format!("entry {want} of term {} after term {prev_term}", entry.term)
+            })?;
+            want += 1;
+            prev_term = entry.term;
+        }
+        Ok(())
+    }
+}
+
 impl Storage for MemoryStorage {
     fn initial_state(&self) -> Result<RaftState, StorageError> {
         Ok(RaftState {
@@ -263,6 +358,10 @@ impl Storage for MemoryStorage {
 
     fn snapshot(&self) -> Result<Snapshot, StorageError> {
         Ok(self.snapshot.clone())
+    }
+
+    fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        MemoryStorage::check_invariants(self)
     }
 }
 
@@ -367,5 +466,84 @@ mod tests {
             ..snap
         };
         assert_eq!(s.apply_snapshot(old), Err(StorageError::SnapshotOutOfDate));
+    }
+
+    fn detail(s: &MemoryStorage) -> Option<String> {
+        s.check_invariants().err().map(|e| e.detail)
+    }
+
+    /// A log of entries 1..=5 (terms 1, 1, 2, 2, 2) with a snapshot at 3
+    /// compacted away, voters 1-3, commit 4.
+    fn compacted() -> MemoryStorage {
+        let mut s = MemoryStorage::new_with_voters(&[1, 2, 3]);
+        s.append(&ents(1..=2, 1)).unwrap();
+        s.append(&ents(3..=5, 2)).unwrap();
+        s.set_hard_state(HardState {
+            term: 2,
+            vote: 1,
+            commit: 4,
+        });
+        let voters = s.conf_state().clone();
+        s.create_snapshot(3, voters, Bytes::new()).unwrap();
+        s.compact(2).unwrap();
+        s
+    }
+
+    #[test]
+    fn a_kept_log_passes_its_checks() {
+        assert_eq!(MemoryStorage::new().check_invariants(), Ok(()));
+        let s = compacted();
+        assert_eq!(s.check_invariants(), Ok(()));
+        assert_eq!(Storage::check_invariants(&s), Ok(()));
+    }
+
+    #[test]
+    fn a_broken_stored_log_is_reported() {
+        let mut s = compacted();
+        s.entries[1].index = 7;
+        assert_eq!(detail(&s).as_deref(), Some("entry 7 where 4 belongs"));
+        let mut s = compacted();
+        s.entries[2].term = 1;
+        assert_eq!(
+            detail(&s).as_deref(),
+            Some("entry 5 of term 1 after term 2")
+        );
+        let mut s = compacted();
+        s.snapshot.metadata.term = 1;
+        assert_eq!(
+            detail(&s).as_deref(),
+            Some("snapshot 3 of term 1 where the log has term Some(2)")
+        );
+        let mut s = compacted();
+        s.snapshot.metadata.index = 1;
+        assert_eq!(
+            detail(&s).as_deref(),
+            Some("snapshot 1 outside base 2 ..= last 5")
+        );
+        let mut s = compacted();
+        s.hard_state.commit = 6;
+        assert_eq!(
+            detail(&s).as_deref(),
+            Some("hard state commits 6 past last index 5")
+        );
+        let mut s = compacted();
+        s.conf_state.learners = vec![3];
+        assert!(detail(&s).is_some_and(|d| d.contains("3 is in learners and voters")));
+    }
+
+    #[test]
+    #[should_panic(expected = "appending 6..=8 (first term 1) after term 2")]
+    fn appending_a_falling_term_stops_the_member() {
+        let mut s = compacted();
+        let _ = s.append(&ents(6..=8, 1));
+    }
+
+    #[test]
+    #[should_panic(expected = "appending 6..=9")]
+    fn appending_a_run_with_a_hole_stops_the_member() {
+        let mut s = compacted();
+        let mut run = ents(6..=8, 2);
+        run[2].index = 9;
+        let _ = s.append(&run);
     }
 }

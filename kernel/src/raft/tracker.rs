@@ -120,7 +120,15 @@ impl ProgressTracker {
 
     /// Installs `config`, creating progress for new members (next index
     /// `next_idx`) and dropping it for members that left.
+    ///
+    /// Panics if `config` breaks a rule of [`TrackerConfig::inconsistency`]
+    /// (say, a node both voter and learner): `confchange` never builds one,
+    /// so a member holding one must stop rather than count votes by it.
+    /// O(members), once per configuration change, so checked in release.
     pub fn apply_config(&mut self, config: TrackerConfig, next_idx: u64) {
+        if let Some(why) = config.inconsistency() {
+            panic!("progress tracker: installing an inconsistent configuration: {why}");
+        }
         let members = config.members();
         self.progress.retain(|id, _| members.contains(id));
         for id in &members {
@@ -292,5 +300,14 @@ mod tests {
             err.as_deref(),
             Some("peer 1: progress invariant violated: matched 1 >= next 1")
         );
+    }
+
+    #[test]
+    #[should_panic(expected = "inconsistent configuration: 3 is in learners and voters")]
+    fn installing_a_voter_that_is_a_learner_stops_the_member() {
+        let mut t = tracker();
+        let mut config = t.config.clone();
+        config.voters.incoming.insert(3);
+        t.apply_config(config, 1);
     }
 }

@@ -7,7 +7,7 @@
 //! every member learns the token (etcd simple tokens).
 
 use keel_kernel::apply::{AuthRequest, Request, Response};
-use keel_kernel::auth::{AuthError, AuthInfo, hash_password};
+use keel_kernel::auth::{AuthError, AuthInfo, MemberCall, hash_password};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
@@ -125,7 +125,7 @@ impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
         let (enabled, auth_revision) = self
             .backend
             .with_state(|state| {
-                state.check_admin(&auth)?;
+                state.authorize_call(&auth, MemberCall::AuthStatus)?;
                 Ok((state.auth().is_enabled(), state.auth().revision()))
             })
             .map_err(|err| apply_error(&err))?;

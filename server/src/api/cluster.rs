@@ -4,6 +4,7 @@
 //! is enabled, as in etcd. Response headers carry no revision: etcd's
 //! cluster server fills only the cluster id, member id and term.
 
+use keel_kernel::auth::MemberCall;
 use keel_kernel::membership::Member;
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
@@ -35,7 +36,7 @@ impl<B: Backend> ClusterService<B> {
     ) -> Result<(Member, Vec<pb::Member>), Status> {
         let auth = request_auth(&self.backend, request)?;
         self.backend
-            .with_state(|state| state.check_admin(&auth))
+            .with_state(|state| state.authorize_call(&auth, MemberCall::MemberChange))
             .map_err(|err| apply_error(&err))?;
         let (member, members) = self.backend.change_membership(change).await?;
         Ok((member, members.iter().map(convert::member).collect()))
@@ -99,7 +100,7 @@ impl<B: Backend> pb::cluster_server::Cluster for ClusterService<B> {
         // Any user, but a user, while auth is enabled (etcd 3.6.9+).
         let auth = request_auth(&self.backend, &request)?;
         self.backend
-            .with_state(|state| state.require_user(&auth))
+            .with_state(|state| state.authorize_call(&auth, MemberCall::MemberList))
             .map_err(|err| apply_error(&err))?;
         let members = self.backend.with_state(|state| {
             let members = state.cluster().members();

@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use keel_kernel::apply::{AlarmAction, AlarmMember, AlarmType, Request, Response};
+use keel_kernel::auth::{AuthInfo, MemberCall};
 use sha2::{Digest, Sha256};
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
@@ -29,22 +30,18 @@ impl<B: Backend> MaintenanceService<B> {
         MaintenanceService { backend, limits }
     }
 
-    /// etcd's maintenance auth: hashes, snapshots and defragment need the
-    /// `root` role while auth is enabled.
-    fn check_admin<T>(&self, request: &GrpcRequest<T>) -> Result<(), Status> {
+    /// Checks that the caller of `request` may make `call` (etcd's
+    /// maintenance auth: hashes, snapshots and defragment need the `root`
+    /// role while auth is enabled; the kernel's [`MemberCall::needs`]).
+    fn check_call<T>(&self, request: &GrpcRequest<T>, call: MemberCall) -> Result<(), Status> {
         let auth = request_auth(&self.backend, request)?;
-        self.backend
-            .with_state(|state| state.check_admin(&auth))
-            .map_err(|err| apply_error(&err))
+        self.authorize(&auth, call)
     }
-}
 
-impl<B: Backend> MaintenanceService<B> {
-    /// etcd 3.6.9+ `requireAuthInfo`: any user, but a user, while auth is
-    /// enabled.
-    fn require_user(&self, auth: &keel_kernel::auth::AuthInfo) -> Result<(), Status> {
+    /// Checks that `auth` may make `call` ([`MemberCall::needs`]).
+    fn authorize(&self, auth: &AuthInfo, call: MemberCall) -> Result<(), Status> {
         self.backend
-            .with_state(|state| state.require_user(auth))
+            .with_state(|state| state.authorize_call(auth, call))
             .map_err(|err| apply_error(&err))
     }
 }
@@ -124,7 +121,7 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
         let alarm = convert::alarm_request(request.get_ref());
         let node = self.backend.status();
         if alarm.action == AlarmAction::Get && node.disk_full {
-            self.require_user(&auth)?;
+            self.authorize(&auth, MemberCall::AlarmList)?;
             // Raft is frozen while the disk is full: answer from here.
             let (revision, applied) = self
                 .backend
@@ -152,7 +149,7 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
         request: GrpcRequest<pb::StatusRequest>,
     ) -> Result<GrpcResponse<pb::StatusResponse>, Status> {
         let auth = super::caller::request_auth_on_learner(&self.backend, &request)?;
-        self.require_user(&auth)?;
+        self.authorize(&auth, MemberCall::Status)?;
         let node = self.backend.status();
         let (revision, alarms) = self
             .backend
@@ -183,7 +180,7 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
         request: GrpcRequest<pb::DefragmentRequest>,
     ) -> Result<GrpcResponse<pb::DefragmentResponse>, Status> {
         // The store lives in memory: there is nothing to defragment.
-        self.check_admin(&request)?;
+        self.check_call(&request, MemberCall::Defragment)?;
         Ok(GrpcResponse::new(pb::DefragmentResponse {
             header: current(&self.backend),
         }))
@@ -193,7 +190,7 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
         &self,
         request: GrpcRequest<pb::HashRequest>,
     ) -> Result<GrpcResponse<pb::HashResponse>, Status> {
-        self.check_admin(&request)?;
+        self.check_call(&request, MemberCall::Hash)?;
         let (revision, hashed) = self.backend.with_state(|state| {
             let store = state.store();
             (store.current_revision(), store.hash_kv(0))
@@ -209,7 +206,7 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
         &self,
         request: GrpcRequest<pb::HashKvRequest>,
     ) -> Result<GrpcResponse<pb::HashKvResponse>, Status> {
-        self.check_admin(&request)?;
+        self.check_call(&request, MemberCall::HashKv)?;
         let asked = request.get_ref().revision;
         let (current_revision, hashed) = self.backend.with_state(|state| {
             let store = state.store();
@@ -231,7 +228,7 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
         &self,
         request: GrpcRequest<pb::SnapshotRequest>,
     ) -> Result<GrpcResponse<Self::SnapshotStream>, Status> {
-        self.check_admin(&request)?;
+        self.check_call(&request, MemberCall::Snapshot)?;
         let data = pad_snapshot(self.backend.snapshot());
         let chunks = snapshot_chunks(
             &data,

@@ -1,6 +1,6 @@
 //! Every authorization rule, in one place (etcd `auth/store.go`
 //! `isOpPermitted`/`IsAdminPermitted`, `etcdserver/apply_auth.go` and
-//! `v3_server.go`'s lease checks):
+//! `v3_server.go`'s lease and admin checks, `v3rpc/maintenance.go`):
 //!
 //! * `principal`: what the caller is allowed as a user ([`AuthStore`]'s
 //!   `check_permission`, `check_admin`, `check_user`, `require_user`).
@@ -8,11 +8,15 @@
 //!   op of a txn ([`Authorizer::request`]).
 //! * `lease`: the lease requests a member answers without Raft
 //!   (keep-alive, lease listing).
+//! * `call`: who may make the other calls a member answers itself
+//!   (maintenance, membership, AuthStatus): [`MemberCall`].
 //!
 //! [`AuthStore`]: crate::auth::AuthStore
 
+mod call;
 mod lease;
 mod principal;
 mod request;
 
+pub use call::{CallerNeeds, MemberCall};
 pub(crate) use request::Authorizer;
