@@ -5,7 +5,7 @@
 //!   validated into a typed [`config::Config`].
 //! - [`node`]: the node driver (Raft + WAL + state machine, group commit,
 //!   ReadIndex, snapshots, leases) and [`node::serve`], a whole member.
-//! - [`backend`]: the seam between the driver and the API layer.
+//! - [`replica`]: the seam between the driver and the API layer.
 //! - [`api`]: etcd's v3 gRPC services (KV, Watch, Lease, Cluster,
 //!   Maintenance, Auth, Lock) with etcd's error codes and messages.
 //! - `gateway`: etcd's HTTP/JSON gateway, `/version`, `/health` and
@@ -27,7 +27,6 @@
 //! madsim's deterministic simulator.
 
 pub mod api;
-pub mod backend;
 pub mod config;
 #[cfg(not(madsim))]
 pub mod gateway;
@@ -37,6 +36,7 @@ pub mod huge_pages;
 pub mod node;
 pub mod observe;
 pub mod proto;
+pub mod replica;
 #[cfg(not(madsim))]
 pub mod tls;
 pub mod transport;

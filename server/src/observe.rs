@@ -9,7 +9,7 @@
 //! Counters and gauges that are cheaper to read than to report (leader
 //! changes, pending and failed proposals, open watchers) are not here: the
 //! metrics read them from the member at scrape time
-//! ([`crate::backend::NodeStatus`], [`crate::backend::Backend`]).
+//! ([`crate::replica::NodeStatus`], [`crate::replica::Replica`]).
 
 use std::fmt;
 use std::sync::Arc;

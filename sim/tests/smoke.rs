@@ -20,12 +20,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keel_server::api::ApiLimits;
-use keel_server::backend::Backend;
 use keel_server::node::serve::{Listeners, Member};
 use keel_server::node::{NodeHandle, NodeSettings, NodeStorage};
 use keel_server::proto::etcdserverpb::kv_client::KvClient;
 use keel_server::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use keel_server::proto::etcdserverpb::{PutRequest, RangeRequest, StatusRequest};
+use keel_server::replica::Replica;
 use keel_server::transport::TransportLimits;
 use keel_sim::NodeAddr;
 use keel_sim::cluster::member_settings;

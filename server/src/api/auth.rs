@@ -15,8 +15,8 @@ use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 use super::header::{current, header};
 use super::status::{apply_error, auth_error};
 use super::{convert, propose, request_auth, unexpected};
-use crate::backend::Backend;
 use crate::proto::etcdserverpb as pb;
+use crate::replica::Replica;
 
 /// bcrypt cost of new password hashes (etcd `--bcrypt-cost` default).
 pub const BCRYPT_COST: u32 = 10;
@@ -24,10 +24,10 @@ pub const BCRYPT_COST: u32 = 10;
 /// Length of the random part of a simple token (etcd: 16 letters).
 const TOKEN_RANDOM_LEN: usize = 16;
 
-/// The Auth service over a backend.
+/// The Auth service over a replica.
 #[derive(Clone, Debug)]
 pub struct AuthService<B> {
-    backend: B,
+    replica: B,
 }
 
 /// A bcrypt hash of `password` with a fresh random salt.
@@ -65,10 +65,10 @@ fn password_hash_with_cost(
     new_password_hash_with_cost(password, cost).map(Some)
 }
 
-impl<B: Backend> AuthService<B> {
-    /// An Auth service over `backend`.
-    pub fn new(backend: B) -> AuthService<B> {
-        AuthService { backend }
+impl<B: Replica> AuthService<B> {
+    /// An Auth service over `replica`.
+    pub fn new(replica: B) -> AuthService<B> {
+        AuthService { replica }
     }
 
     /// Proposes an auth request for the caller of `request`; returns the
@@ -78,10 +78,10 @@ impl<B: Backend> AuthService<B> {
         request: &GrpcRequest<T>,
         auth_request: AuthRequest,
     ) -> Result<(Response, Option<pb::ResponseHeader>), Status> {
-        let auth = request_auth(&self.backend, request)?;
+        let auth = request_auth(&self.replica, request)?;
         let (response, revision) =
-            propose(&self.backend, Request::Auth(auth_request), auth).await?;
-        Ok((response, header(&self.backend, revision)))
+            propose(&self.replica, Request::Auth(auth_request), auth).await?;
+        Ok((response, header(&self.replica, revision)))
     }
 
     /// Like [`AuthService::run`] for requests whose answer is empty.
@@ -98,7 +98,7 @@ impl<B: Backend> AuthService<B> {
 }
 
 #[tonic::async_trait]
-impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
+impl<B: Replica> pb::auth_server::Auth for AuthService<B> {
     async fn auth_enable(
         &self,
         request: GrpcRequest<pb::AuthEnableRequest>,
@@ -121,16 +121,16 @@ impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
         &self,
         request: GrpcRequest<pb::AuthStatusRequest>,
     ) -> Result<GrpcResponse<pb::AuthStatusResponse>, Status> {
-        let auth = request_auth(&self.backend, &request)?;
+        let auth = request_auth(&self.replica, &request)?;
         let (enabled, auth_revision) = self
-            .backend
+            .replica
             .with_state(|state| {
                 state.authorize_call(&auth, MemberCall::AuthStatus)?;
                 Ok((state.auth().is_enabled(), state.auth().revision()))
             })
             .map_err(|err| apply_error(&err))?;
         Ok(GrpcResponse::new(pb::AuthStatusResponse {
-            header: current(&self.backend),
+            header: current(&self.replica),
             enabled,
             auth_revision,
         }))
@@ -144,7 +144,7 @@ impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
         // bcrypt runs after the state is released, so a login never holds
         // up apply for the length of a password hash.
         let checked_revision = self
-            .backend
+            .replica
             .with_state(|state| state.login_check(&req.name))
             .and_then(|check| check.verify(&req.password))
             .map_err(auth_error)?;
@@ -159,17 +159,17 @@ impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
             checked_revision,
             token_random,
         };
-        let answer = propose(&self.backend, Request::Auth(login), AuthInfo::default()).await?;
+        let answer = propose(&self.replica, Request::Auth(login), AuthInfo::default()).await?;
         match answer {
             (Response::Authenticate { token }, revision) => {
                 // With JWT the applied login is answered with a signed
                 // token instead (etcd `tokenJWT.assign`).
-                let token = match self.backend.jwt() {
+                let token = match self.replica.jwt() {
                     Some(jwt) => jwt.sign(&name, checked_revision).map_err(auth_error)?,
                     None => token,
                 };
                 Ok(GrpcResponse::new(pb::AuthenticateResponse {
-                    header: header(&self.backend, revision),
+                    header: header(&self.replica, revision),
                     token,
                 }))
             }
@@ -186,7 +186,7 @@ impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
             return Err(auth_error(AuthError::UserEmpty));
         }
         let no_password = req.options.as_ref().is_some_and(|o| o.no_password);
-        let cost = self.backend.bcrypt_cost();
+        let cost = self.replica.bcrypt_cost();
         let password_hash =
             password_hash_with_cost(&req.password, &req.hashed_password, no_password, cost)?;
         let add = AuthRequest::UserAdd {
@@ -247,7 +247,7 @@ impl<B: Backend> pb::auth_server::Auth for AuthService<B> {
                 &req.password,
                 &req.hashed_password,
                 false,
-                self.backend.bcrypt_cost(),
+                self.replica.bcrypt_cost(),
             )?,
         };
         let header = self.run_done(&request, change).await?;

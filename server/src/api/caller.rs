@@ -12,7 +12,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request as GrpcRequest, Status};
 
 use super::status;
-use crate::backend::Backend;
+use crate::replica::Replica;
 
 /// gRPC metadata key of the simple token (etcd `rpctypes.TokenFieldNameGRPC`).
 pub const TOKEN_METADATA_KEY: &str = "token";
@@ -74,17 +74,17 @@ pub fn request_credentials<T>(request: &GrpcRequest<T>) -> Result<Credentials, A
 /// "no user".
 ///
 /// Errors: as [`token_caller`].
-pub fn credentials_caller<B: Backend>(
-    backend: &B,
+pub fn credentials_caller<B: Replica>(
+    replica: &B,
     credentials: &Credentials,
 ) -> Result<AuthInfo, AuthError> {
     if credentials.token.is_some() {
-        return token_caller(backend, credentials.token.as_deref());
+        return token_caller(replica, credentials.token.as_deref());
     }
     let Some(user) = &credentials.cert_user else {
         return Ok(AuthInfo::default());
     };
-    Ok(backend.with_state(|state| match state.auth().is_enabled() {
+    Ok(replica.with_state(|state| match state.auth().is_enabled() {
         true => AuthInfo {
             username: user.clone(),
             revision: state.auth().revision(),
@@ -105,11 +105,11 @@ pub fn credentials_caller<B: Backend>(
 ///
 /// Errors: auth enabled and an unknown or expired token →
 /// [`AuthError::InvalidAuthToken`].
-pub fn request_caller<B: Backend, T>(
-    backend: &B,
+pub fn request_caller<B: Replica, T>(
+    replica: &B,
     request: &GrpcRequest<T>,
 ) -> Result<AuthInfo, AuthError> {
-    credentials_caller(backend, &request_credentials(request)?)
+    credentials_caller(replica, &request_credentials(request)?)
 }
 
 /// Who a request carrying `token` (as [`request_token`] read it) comes
@@ -119,19 +119,19 @@ pub fn request_caller<B: Backend, T>(
 ///
 /// Errors: auth enabled and an unknown or expired token →
 /// [`AuthError::InvalidAuthToken`].
-pub fn token_caller<B: Backend>(backend: &B, token: Option<&str>) -> Result<AuthInfo, AuthError> {
+pub fn token_caller<B: Replica>(replica: &B, token: Option<&str>) -> Result<AuthInfo, AuthError> {
     let Some(token) = token else {
         return Ok(AuthInfo::default());
     };
     // Checking under the shared read lock first keeps token-carrying
     // clients off the write lock while auth is disabled.
-    if !backend.with_state(|state| state.auth().is_enabled()) {
+    if !replica.with_state(|state| state.auth().is_enabled()) {
         return Ok(AuthInfo::default());
     }
-    if let Some(jwt) = backend.jwt() {
+    if let Some(jwt) = replica.jwt() {
         return jwt.verify(token);
     }
-    backend.with_state_mut(|state| {
+    replica.with_state_mut(|state| {
         if !state.auth().is_enabled() {
             return Ok(AuthInfo::default());
         }
@@ -144,23 +144,23 @@ pub fn token_caller<B: Backend>(backend: &B, token: Option<&str>) -> Result<Auth
 /// Errors: auth enabled and an unknown or expired token → Unauthenticated
 /// "etcdserver: invalid auth token".
 /// Also refuses every call on a learner (see [`super::learner`]).
-pub fn request_auth<B: Backend, T>(
-    backend: &B,
+pub fn request_auth<B: Replica, T>(
+    replica: &B,
     request: &GrpcRequest<T>,
 ) -> Result<AuthInfo, Status> {
-    super::learner::refuse_on_learner(backend)?;
-    request_auth_on_learner(backend, request)
+    super::learner::refuse_on_learner(replica)?;
+    request_auth_on_learner(replica, request)
 }
 
 /// [`request_auth`] for the calls a learner serves too (Status,
 /// serializable Range).
 ///
 /// Errors: as [`request_auth`], but never the learner refusal.
-pub fn request_auth_on_learner<B: Backend, T>(
-    backend: &B,
+pub fn request_auth_on_learner<B: Replica, T>(
+    replica: &B,
     request: &GrpcRequest<T>,
 ) -> Result<AuthInfo, Status> {
-    request_caller(backend, request).map_err(status::auth_error)
+    request_caller(replica, request).map_err(status::auth_error)
 }
 
 #[cfg(test)]

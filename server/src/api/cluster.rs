@@ -1,6 +1,6 @@
 //! The Cluster service (etcd `etcdserverpb.Cluster`): MemberList, and
 //! MemberAdd/Remove/Update/Promote through Raft configuration changes
-//! (`Backend::change_membership`). Changes need the `root` role while auth
+//! (`Replica::change_membership`). Changes need the `root` role while auth
 //! is enabled, as in etcd. Response headers carry no revision: etcd's
 //! cluster server fills only the cluster id, member id and term.
 
@@ -11,40 +11,40 @@ use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 use super::header::header;
 use super::status::apply_error;
 use super::{convert, request_auth};
-use crate::backend::{Backend, MemberChange};
 use crate::proto::etcdserverpb as pb;
+use crate::replica::{MemberChange, Replica};
 
-/// The Cluster service over a backend.
+/// The Cluster service over a replica.
 #[derive(Clone, Debug)]
 pub struct ClusterService<B> {
-    backend: B,
+    replica: B,
 }
 
-impl<B: Backend> ClusterService<B> {
-    /// A Cluster service over `backend`.
-    pub fn new(backend: B) -> ClusterService<B> {
-        ClusterService { backend }
+impl<B: Replica> ClusterService<B> {
+    /// A Cluster service over `replica`.
+    pub fn new(replica: B) -> ClusterService<B> {
+        ClusterService { replica }
     }
 
     /// Checks the caller is an administrator, then applies `change`.
     ///
-    /// Errors: permission errors; the backend's (`member not found`, ...).
+    /// Errors: permission errors; the replica's (`member not found`, ...).
     async fn change<T>(
         &self,
         request: &GrpcRequest<T>,
         change: MemberChange,
     ) -> Result<(Member, Vec<pb::Member>), Status> {
-        let auth = request_auth(&self.backend, request)?;
-        self.backend
+        let auth = request_auth(&self.replica, request)?;
+        self.replica
             .with_state(|state| state.authorize_call(&auth, MemberCall::MemberChange))
             .map_err(|err| apply_error(&err))?;
-        let (member, members) = self.backend.change_membership(change).await?;
+        let (member, members) = self.replica.change_membership(change).await?;
         Ok((member, members.iter().map(convert::member).collect()))
     }
 }
 
 #[tonic::async_trait]
-impl<B: Backend> pb::cluster_server::Cluster for ClusterService<B> {
+impl<B: Replica> pb::cluster_server::Cluster for ClusterService<B> {
     async fn member_add(
         &self,
         request: GrpcRequest<pb::MemberAddRequest>,
@@ -55,7 +55,7 @@ impl<B: Backend> pb::cluster_server::Cluster for ClusterService<B> {
         };
         let (member, members) = self.change(&request, change).await?;
         Ok(GrpcResponse::new(pb::MemberAddResponse {
-            header: header(&self.backend, 0),
+            header: header(&self.replica, 0),
             member: Some(convert::member(&member)),
             members,
         }))
@@ -70,7 +70,7 @@ impl<B: Backend> pb::cluster_server::Cluster for ClusterService<B> {
             .change(&request, MemberChange::Remove { member_id })
             .await?;
         Ok(GrpcResponse::new(pb::MemberRemoveResponse {
-            header: header(&self.backend, 0),
+            header: header(&self.replica, 0),
             members,
         }))
     }
@@ -85,7 +85,7 @@ impl<B: Backend> pb::cluster_server::Cluster for ClusterService<B> {
         };
         let (_, members) = self.change(&request, change).await?;
         Ok(GrpcResponse::new(pb::MemberUpdateResponse {
-            header: header(&self.backend, 0),
+            header: header(&self.replica, 0),
             members,
         }))
     }
@@ -95,19 +95,19 @@ impl<B: Backend> pb::cluster_server::Cluster for ClusterService<B> {
         request: GrpcRequest<pb::MemberListRequest>,
     ) -> Result<GrpcResponse<pb::MemberListResponse>, Status> {
         if request.get_ref().linearizable {
-            self.backend.linearizable_barrier().await?;
+            self.replica.linearizable_barrier().await?;
         }
         // Any user, but a user, while auth is enabled (etcd 3.6.9+).
-        let auth = request_auth(&self.backend, &request)?;
-        self.backend
+        let auth = request_auth(&self.replica, &request)?;
+        self.replica
             .with_state(|state| state.authorize_call(&auth, MemberCall::MemberList))
             .map_err(|err| apply_error(&err))?;
-        let members = self.backend.with_state(|state| {
+        let members = self.replica.with_state(|state| {
             let members = state.cluster().members();
             members.into_iter().map(convert::member).collect()
         });
         Ok(GrpcResponse::new(pb::MemberListResponse {
-            header: header(&self.backend, 0),
+            header: header(&self.replica, 0),
             members,
         }))
     }
@@ -121,7 +121,7 @@ impl<B: Backend> pb::cluster_server::Cluster for ClusterService<B> {
             .change(&request, MemberChange::Promote { member_id })
             .await?;
         Ok(GrpcResponse::new(pb::MemberPromoteResponse {
-            header: header(&self.backend, 0),
+            header: header(&self.replica, 0),
             members,
         }))
     }

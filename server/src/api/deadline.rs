@@ -15,7 +15,7 @@
 //! still waiting for apply when its deadline passes is answered
 //! `UNAVAILABLE` "etcdserver: request timed out" (`parseProposeCtxErr`).
 //! The layer therefore runs the call under
-//! [`crate::backend::with_call_expiry`], and the node stops waiting for a
+//! [`crate::replica::with_call_expiry`], and the node stops waiting for a
 //! proposal just before the layer would answer.
 
 use std::future::Future;
@@ -80,7 +80,7 @@ where
                 return call.await;
             };
             let expires = tokio::time::Instant::now() + timeout.saturating_sub(DEADLINE_MARGIN);
-            let call = crate::backend::with_call_expiry(expires, call);
+            let call = crate::replica::with_call_expiry(expires, call);
             match tokio::time::timeout_at(expires, call).await {
                 Ok(answered) => answered,
                 Err(_) => Ok(Status::deadline_exceeded(DEADLINE_MESSAGE).into_http()),

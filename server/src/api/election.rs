@@ -29,8 +29,8 @@ use super::lock::{
 };
 use super::status::apply_error;
 use super::{ResponseStream, propose, request_auth, unexpected};
-use crate::backend::Backend;
 use crate::proto::v3electionpb as pb;
+use crate::replica::Replica;
 
 /// etcd's `concurrency.ErrElectionNotLeader`.
 pub const NOT_LEADER: &str = "election: not leader";
@@ -39,10 +39,10 @@ pub const NO_LEADER: &str = "election: no leader";
 /// etcd's `v3election.ErrMissingLeaderKey`.
 pub const MISSING_LEADER_KEY: &str = "\"leader\" field must be provided";
 
-/// The Election service over a backend.
+/// The Election service over a replica.
 #[derive(Clone, Debug)]
 pub struct ElectionService<B> {
-    backend: B,
+    replica: B,
     ids: LeaseIds,
 }
 
@@ -66,15 +66,15 @@ fn while_leader(key: &[u8], revision: i64, op: RequestOp) -> TxnRequest {
     }
 }
 
-impl<B: Backend> ElectionService<B> {
-    /// An Election service over `backend`, granting session leases with
+impl<B: Replica> ElectionService<B> {
+    /// An Election service over `replica`, granting session leases with
     /// ids from `ids`.
-    pub fn new(backend: B, ids: LeaseIds) -> ElectionService<B> {
-        ElectionService { backend, ids }
+    pub fn new(replica: B, ids: LeaseIds) -> ElectionService<B> {
+        ElectionService { replica, ids }
     }
 
     async fn txn(&self, txn: TxnRequest, auth: &AuthInfo) -> Result<TxnResponse, Status> {
-        match propose(&self.backend, Request::Txn(txn), auth.clone()).await? {
+        match propose(&self.replica, Request::Txn(txn), auth.clone()).await? {
             (Response::Txn(resp), _) => Ok(resp),
             (other, _) => Err(unexpected(&other)),
         }
@@ -121,9 +121,9 @@ impl<B: Backend> ElectionService<B> {
         &self,
         request: GrpcRequest<pb::CampaignRequest>,
     ) -> Result<GrpcResponse<pb::CampaignResponse>, Status> {
-        let auth = request_auth(&self.backend, &request)?;
+        let auth = request_auth(&self.replica, &request)?;
         let req = request.into_inner();
-        let lease = session_lease(&self.backend, &self.ids, req.lease, &auth).await?;
+        let lease = session_lease(&self.replica, &self.ids, req.lease, &auth).await?;
         let prefix = election_prefix(&req.name);
         let key = [prefix.as_slice(), format!("{lease:x}").as_bytes()].concat();
         let resp = self
@@ -145,9 +145,9 @@ impl<B: Backend> ElectionService<B> {
                 return Err(refused);
             }
         }
-        wait_deletes(&self.backend, &prefix, leader.rev - 1, &auth).await?;
+        wait_deletes(&self.replica, &prefix, leader.rev - 1, &auth).await?;
         Ok(GrpcResponse::new(pb::CampaignResponse {
-            header: header(&self.backend, resp.revision),
+            header: header(&self.replica, resp.revision),
             leader: Some(leader),
         }))
     }
@@ -156,25 +156,25 @@ impl<B: Backend> ElectionService<B> {
         &self,
         request: GrpcRequest<pb::LeaderRequest>,
     ) -> Result<GrpcResponse<pb::LeaderResponse>, Status> {
-        let auth = request_auth(&self.backend, &request)?;
+        let auth = request_auth(&self.replica, &request)?;
         let prefix = election_prefix(&request.into_inner().name);
-        self.backend.linearizable_barrier().await?;
+        self.replica.linearizable_barrier().await?;
         let first = first_created(&prefix, SortOrder::Ascend, 0);
         let found = self
-            .backend
+            .replica
             .with_state(|state| state.range(Some(&auth), &first))
             .map_err(|err| apply_error(&err))?;
         let kv = found.kvs.into_iter().next();
         let kv = kv.ok_or_else(|| Status::unknown(NO_LEADER))?;
         Ok(GrpcResponse::new(pb::LeaderResponse {
-            header: header(&self.backend, found.revision),
+            header: header(&self.replica, found.revision),
             kv: Some(key_value(kv)),
         }))
     }
 }
 
 #[tonic::async_trait]
-impl<B: Backend> pb::election_server::Election for ElectionService<B> {
+impl<B: Replica> pb::election_server::Election for ElectionService<B> {
     async fn campaign(
         &self,
         request: GrpcRequest<pb::CampaignRequest>,
@@ -187,14 +187,14 @@ impl<B: Backend> pb::election_server::Election for ElectionService<B> {
         request: GrpcRequest<pb::ProclaimRequest>,
     ) -> Result<GrpcResponse<pb::ProclaimResponse>, Status> {
         let run = async {
-            let auth = request_auth(&self.backend, &request)?;
+            let auth = request_auth(&self.replica, &request)?;
             let req = request.into_inner();
             let leader = req
                 .leader
                 .ok_or_else(|| Status::unknown(MISSING_LEADER_KEY))?;
             let revision = self.proclaim_as(&leader, &req.value, &auth).await?;
             Ok(GrpcResponse::new(pb::ProclaimResponse {
-                header: header(&self.backend, revision),
+                header: header(&self.replica, revision),
             }))
         };
         run.await.map_err(as_client_error)
@@ -213,9 +213,9 @@ impl<B: Backend> pb::election_server::Election for ElectionService<B> {
         &self,
         request: GrpcRequest<pb::LeaderRequest>,
     ) -> Result<GrpcResponse<Self::ObserveStream>, Status> {
-        let auth = request_auth(&self.backend, &request).map_err(as_client_error)?;
+        let auth = request_auth(&self.replica, &request).map_err(as_client_error)?;
         let prefix = election_prefix(&request.into_inner().name);
-        let stream = observe(self.backend.clone(), prefix, auth).await?;
+        let stream = observe(self.replica.clone(), prefix, auth).await?;
         Ok(GrpcResponse::new(stream))
     }
 
@@ -224,12 +224,12 @@ impl<B: Backend> pb::election_server::Election for ElectionService<B> {
         request: GrpcRequest<pb::ResignRequest>,
     ) -> Result<GrpcResponse<pb::ResignResponse>, Status> {
         let run = async {
-            let auth = request_auth(&self.backend, &request)?;
+            let auth = request_auth(&self.replica, &request)?;
             let leader = request.into_inner().leader;
             let leader = leader.ok_or_else(|| Status::unknown(MISSING_LEADER_KEY))?;
             let revision = self.resign_as(&leader, &auth).await?;
             Ok(GrpcResponse::new(pb::ResignResponse {
-                header: header(&self.backend, revision),
+                header: header(&self.replica, revision),
             }))
         };
         run.await.map_err(as_client_error)

@@ -21,8 +21,8 @@ use super::header::header;
 use super::lock::{first_created, prefix_range_end};
 use super::status::apply_error;
 use super::{ResponseStream, response_stream};
-use crate::backend::{AppliedEvents, Backend};
 use crate::proto::v3electionpb as pb;
+use crate::replica::{AppliedEvents, Replica};
 
 /// Responses an Observe stream buffers for a slow client.
 pub const OBSERVE_BUFFER: usize = 16;
@@ -32,15 +32,15 @@ pub const OBSERVE_BUFFER: usize = 16;
 /// first candidate) is ready.
 ///
 /// Errors: the first read's refusal (permission), the node stopped.
-pub async fn observe<B: Backend>(
-    backend: B,
+pub async fn observe<B: Replica>(
+    replica: B,
     prefix: Vec<u8>,
     auth: AuthInfo,
 ) -> Result<ResponseStream<pb::LeaderResponse>, Status> {
     let (sender, receiver) = mpsc::channel(OBSERVE_BUFFER);
     tokio::spawn(async move {
         let observer = Observer {
-            backend,
+            replica,
             prefix,
             auth,
             sender,
@@ -69,7 +69,7 @@ impl Stop {
 }
 
 struct Observer<B> {
-    backend: B,
+    replica: B,
     prefix: Vec<u8>,
     auth: AuthInfo,
     sender: mpsc::Sender<Result<pb::LeaderResponse, Status>>,
@@ -87,10 +87,10 @@ enum Next {
     Reread,
 }
 
-impl<B: Backend> Observer<B> {
+impl<B: Replica> Observer<B> {
     async fn run(mut self) -> Result<(), Stop> {
         loop {
-            let mut events = self.backend.subscribe_events();
+            let mut events = self.replica.subscribe_events();
             let (leader, revision) = self.read_leader().await?;
             let (leader, at) = match leader {
                 Some(kv) => (kv, revision),
@@ -110,11 +110,11 @@ impl<B: Backend> Observer<B> {
     /// The first-created key under the prefix and the read's revision.
     async fn read_leader(&self) -> Result<(Option<KeyValue>, i64), Stop> {
         let failed = |status: Status| Stop::Failed(status, self.sender.clone());
-        let barrier = self.backend.linearizable_barrier().await;
+        let barrier = self.replica.linearizable_barrier().await;
         barrier.map_err(|err| failed(err.into()))?;
         let first = first_created(&self.prefix, SortOrder::Ascend, 0);
         let found = self
-            .backend
+            .replica
             .with_state(|state| state.range(Some(&self.auth), &first))
             .map_err(|err| failed(apply_error(&err)))?;
         Ok((found.kvs.into_iter().next(), found.revision))
@@ -154,7 +154,7 @@ impl<B: Backend> Observer<B> {
             return Ok(());
         }
         let response = pb::LeaderResponse {
-            header: header(&self.backend, revision),
+            header: header(&self.replica, revision),
             kv: Some(key_value(kv)),
         };
         self.sender

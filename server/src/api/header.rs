@@ -2,8 +2,8 @@
 //! the cluster id, the answering member's id and Raft term, and the store
 //! revision the answer reflects.
 
-use crate::backend::{Backend, NodeStatus};
 use crate::proto::etcdserverpb as pb;
+use crate::replica::{NodeStatus, Replica};
 
 /// The header of a response reflecting store revision `revision`, with the
 /// member's ids and term from `status`.
@@ -17,16 +17,16 @@ pub fn from_status(status: &NodeStatus, revision: i64) -> pb::ResponseHeader {
 }
 
 /// The header of a response reflecting store revision `revision`, with the
-/// backend's current ids and term.
-pub fn header<B: Backend>(backend: &B, revision: i64) -> Option<pb::ResponseHeader> {
-    Some(from_status(&backend.status(), revision))
+/// replica's current ids and term.
+pub fn header<B: Replica>(replica: &B, revision: i64) -> Option<pb::ResponseHeader> {
+    Some(from_status(&replica.status(), revision))
 }
 
 /// The header of a response that is not about a particular write: the
 /// store's current revision.
-pub fn current<B: Backend>(backend: &B) -> Option<pb::ResponseHeader> {
-    let revision = backend.with_state(|state| state.store().current_revision());
-    header(backend, revision)
+pub fn current<B: Replica>(replica: &B) -> Option<pb::ResponseHeader> {
+    let revision = replica.with_state(|state| state.store().current_revision());
+    header(replica, revision)
 }
 
 #[cfg(test)]

@@ -15,20 +15,20 @@ use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 use super::header::header;
 use super::status::{EMPTY_KEY, REQUEST_TOO_LARGE};
 use super::{ApiLimits, convert, propose, request_auth, unexpected};
-use crate::backend::Backend;
 use crate::proto::etcdserverpb as pb;
+use crate::replica::Replica;
 
-/// The KV service over a backend.
+/// The KV service over a replica.
 #[derive(Clone, Debug)]
 pub struct KvService<B> {
-    backend: B,
+    replica: B,
     limits: ApiLimits,
 }
 
-impl<B: Backend> KvService<B> {
-    /// A KV service answering from `backend` within `limits`.
-    pub fn new(backend: B, limits: ApiLimits) -> KvService<B> {
-        KvService { backend, limits }
+impl<B: Replica> KvService<B> {
+    /// A KV service answering from `replica` within `limits`.
+    pub fn new(replica: B, limits: ApiLimits) -> KvService<B> {
+        KvService { replica, limits }
     }
 
     fn check_size(&self, message: &impl Message) -> Result<(), Status> {
@@ -60,28 +60,28 @@ fn check_txn(txn: &keel_kernel::mvcc::TxnRequest, max_ops: usize) -> Result<(), 
 }
 
 #[tonic::async_trait]
-impl<B: Backend> pb::kv_server::Kv for KvService<B> {
+impl<B: Replica> pb::kv_server::Kv for KvService<B> {
     async fn range(
         &self,
         request: GrpcRequest<pb::RangeRequest>,
     ) -> Result<GrpcResponse<pb::RangeResponse>, Status> {
-        let auth = super::caller::request_auth_on_learner(&self.backend, &request)?;
+        let auth = super::caller::request_auth_on_learner(&self.replica, &request)?;
         let req = request.into_inner();
         if !req.serializable {
-            super::learner::refuse_on_learner(&self.backend)?;
+            super::learner::refuse_on_learner(&self.replica)?;
         }
         check_key(&req.key)?;
         // Planted bug (off by default, for the simulator to find): a
         // linearizable read is served from local state without ReadIndex.
         if !req.serializable && !cfg!(feature = "planted-bug-read-without-readindex") {
-            self.backend.linearizable_barrier().await?;
+            self.replica.linearizable_barrier().await?;
         }
         let range = convert::range_request(&req);
         let resp = self
-            .backend
+            .replica
             .with_state(|state| state.range(Some(&auth), &range))
             .map_err(|err| super::status::apply_error(&err))?;
-        let header = header(&self.backend, resp.revision);
+        let header = header(&self.replica, resp.revision);
         Ok(GrpcResponse::new(convert::range_response(resp, header)))
     }
 
@@ -89,14 +89,14 @@ impl<B: Backend> pb::kv_server::Kv for KvService<B> {
         &self,
         request: GrpcRequest<pb::PutRequest>,
     ) -> Result<GrpcResponse<pb::PutResponse>, Status> {
-        let auth = request_auth(&self.backend, &request)?;
+        let auth = request_auth(&self.replica, &request)?;
         let req = request.into_inner();
         check_key(&req.key)?;
         self.check_size(&req)?;
         let request = Request::Put(convert::put_request(&req));
-        match propose(&self.backend, request, auth).await?.0 {
+        match propose(&self.replica, request, auth).await?.0 {
             Response::Put(resp) => {
-                let header = header(&self.backend, resp.revision);
+                let header = header(&self.replica, resp.revision);
                 Ok(GrpcResponse::new(convert::put_response(resp, header)))
             }
             other => Err(unexpected(&other)),
@@ -107,14 +107,14 @@ impl<B: Backend> pb::kv_server::Kv for KvService<B> {
         &self,
         request: GrpcRequest<pb::DeleteRangeRequest>,
     ) -> Result<GrpcResponse<pb::DeleteRangeResponse>, Status> {
-        let auth = request_auth(&self.backend, &request)?;
+        let auth = request_auth(&self.replica, &request)?;
         let req = request.into_inner();
         check_key(&req.key)?;
         self.check_size(&req)?;
         let request = Request::DeleteRange(convert::delete_range_request(&req));
-        match propose(&self.backend, request, auth).await?.0 {
+        match propose(&self.replica, request, auth).await?.0 {
             Response::DeleteRange(resp) => {
-                let header = header(&self.backend, resp.revision);
+                let header = header(&self.replica, resp.revision);
                 Ok(GrpcResponse::new(convert::delete_range_response(
                     resp, header,
                 )))
@@ -127,15 +127,15 @@ impl<B: Backend> pb::kv_server::Kv for KvService<B> {
         &self,
         request: GrpcRequest<pb::TxnRequest>,
     ) -> Result<GrpcResponse<pb::TxnResponse>, Status> {
-        let auth = request_auth(&self.backend, &request)?;
+        let auth = request_auth(&self.replica, &request)?;
         let req = request.into_inner();
         let txn = convert::txn_request(&req);
         check_txn(&txn, self.limits.request.max_txn_ops)?;
         self.check_size(&req)?;
         let request = Request::Txn(txn);
-        match propose(&self.backend, request, auth).await?.0 {
+        match propose(&self.replica, request, auth).await?.0 {
             Response::Txn(resp) => {
-                let header = header(&self.backend, resp.revision);
+                let header = header(&self.replica, resp.revision);
                 Ok(GrpcResponse::new(convert::txn_response(resp, header)))
             }
             other => Err(unexpected(&other)),
@@ -146,15 +146,15 @@ impl<B: Backend> pb::kv_server::Kv for KvService<B> {
         &self,
         request: GrpcRequest<pb::CompactionRequest>,
     ) -> Result<GrpcResponse<pb::CompactionResponse>, Status> {
-        let auth = request_auth(&self.backend, &request)?;
+        let auth = request_auth(&self.replica, &request)?;
         let req = request.into_inner();
         let request = Request::Compaction(CompactionRequest {
             revision: req.revision,
             physical: req.physical,
         });
-        match propose(&self.backend, request, auth).await?.0 {
+        match propose(&self.replica, request, auth).await?.0 {
             Response::Compaction(resp) => Ok(GrpcResponse::new(pb::CompactionResponse {
-                header: header(&self.backend, resp.revision),
+                header: header(&self.replica, resp.revision),
             })),
             other => Err(unexpected(&other)),
         }

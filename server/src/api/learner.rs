@@ -7,7 +7,7 @@
 
 use tonic::Status;
 
-use crate::backend::Backend;
+use crate::replica::Replica;
 
 /// etcd's message for a call a learner does not serve.
 pub const NOT_SUPPORTED_FOR_LEARNER: &str = "etcdserver: rpc not supported for learner";
@@ -15,8 +15,8 @@ pub const NOT_SUPPORTED_FOR_LEARNER: &str = "etcdserver: rpc not supported for l
 /// Refuses the call when this member is a learner.
 ///
 /// Errors: Unavailable "etcdserver: rpc not supported for learner".
-pub fn refuse_on_learner<B: Backend>(backend: &B) -> Result<(), Status> {
-    match backend.is_learner() {
+pub fn refuse_on_learner<B: Replica>(replica: &B) -> Result<(), Status> {
+    match replica.is_learner() {
         true => Err(Status::unavailable(NOT_SUPPORTED_FOR_LEARNER)),
         false => Ok(()),
     }

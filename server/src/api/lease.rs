@@ -2,7 +2,7 @@
 //! LeaseKeepAlive (bidirectional stream), LeaseTimeToLive, LeaseLeases.
 //!
 //! Grants and revokes go through Raft; keep-alives and TTL queries are
-//! answered by the leader's lessor (the backend forwards them there).
+//! answered by the leader's lessor (the replica forwards them there).
 
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,8 +17,8 @@ use super::caller::{Credentials, credentials_caller, request_credentials};
 use super::header::{current, header};
 use super::status::{apply_error, auth_error};
 use super::{ApiLimits, ResponseStream, propose, request_auth, response_stream, unexpected};
-use crate::backend::{Backend, ServerError};
 use crate::proto::etcdserverpb as pb;
+use crate::replica::{Replica, ServerError};
 
 /// Server-assigned lease ids (etcd's `idutil` generator), shared by every
 /// service of a member that grants leases so they never collide.
@@ -42,19 +42,19 @@ impl LeaseIds {
     }
 }
 
-/// The Lease service over a backend.
+/// The Lease service over a replica.
 #[derive(Debug)]
 pub struct LeaseService<B> {
-    backend: B,
+    replica: B,
     limits: ApiLimits,
     ids: LeaseIds,
 }
 
-impl<B: Backend> LeaseService<B> {
-    /// A Lease service over `backend` assigning ids from `ids`.
-    pub fn new(backend: B, limits: ApiLimits, ids: LeaseIds) -> LeaseService<B> {
+impl<B: Replica> LeaseService<B> {
+    /// A Lease service over `replica` assigning ids from `ids`.
+    pub fn new(replica: B, limits: ApiLimits, ids: LeaseIds) -> LeaseService<B> {
         LeaseService {
-            backend,
+            replica,
             limits,
             ids,
         }
@@ -76,36 +76,36 @@ type StreamToken = Result<Credentials, AuthError>;
 /// Unauthenticated "etcdserver: invalid auth token"; no user →
 /// InvalidArgument "etcdserver: user name is empty"; a key of the lease
 /// the caller may not write → PermissionDenied "etcdserver: permission
-/// denied"; anything else the backend reports (no leader, timeout...).
-async fn keep_alive_once<B: Backend>(
-    backend: &B,
+/// denied"; anything else the replica reports (no leader, timeout...).
+async fn keep_alive_once<B: Replica>(
+    replica: &B,
     token: &StreamToken,
     id: i64,
 ) -> Result<pb::LeaseKeepAliveResponse, Status> {
     let token = token.as_ref().map_err(|err| auth_error(*err))?;
-    let caller = credentials_caller(backend, token).map_err(auth_error)?;
-    backend
+    let caller = credentials_caller(replica, token).map_err(auth_error)?;
+    replica
         .with_state(|state| state.check_lease_renew(&caller, id))
         .map_err(|err| apply_error(&err))?;
-    let ttl = match backend.lease_renew(id).await {
+    let ttl = match replica.lease_renew(id).await {
         Ok(renewal) => renewal.ttl_secs,
         Err(ServerError::Apply(ApplyError::Lease(LeaseError::NotFound))) => 0,
         Err(err) => return Err(err.into()),
     };
     Ok(pb::LeaseKeepAliveResponse {
-        header: current(backend),
+        header: current(replica),
         id,
         ttl,
     })
 }
 
 #[tonic::async_trait]
-impl<B: Backend> pb::lease_server::Lease for LeaseService<B> {
+impl<B: Replica> pb::lease_server::Lease for LeaseService<B> {
     async fn lease_grant(
         &self,
         request: GrpcRequest<pb::LeaseGrantRequest>,
     ) -> Result<GrpcResponse<pb::LeaseGrantResponse>, Status> {
-        let auth = request_auth(&self.backend, &request)?;
+        let auth = request_auth(&self.replica, &request)?;
         let req = request.into_inner();
         let id = if req.id == NO_LEASE {
             self.ids.next()
@@ -116,10 +116,10 @@ impl<B: Backend> pb::lease_server::Lease for LeaseService<B> {
             id,
             ttl_secs: req.ttl,
         };
-        match propose(&self.backend, request, auth).await? {
+        match propose(&self.replica, request, auth).await? {
             (Response::LeaseGrant { id, ttl_secs }, revision) => {
                 Ok(GrpcResponse::new(pb::LeaseGrantResponse {
-                    header: header(&self.backend, revision),
+                    header: header(&self.replica, revision),
                     id,
                     ttl: ttl_secs,
                     error: String::new(),
@@ -133,11 +133,11 @@ impl<B: Backend> pb::lease_server::Lease for LeaseService<B> {
         &self,
         request: GrpcRequest<pb::LeaseRevokeRequest>,
     ) -> Result<GrpcResponse<pb::LeaseRevokeResponse>, Status> {
-        let auth = request_auth(&self.backend, &request)?;
+        let auth = request_auth(&self.replica, &request)?;
         let id = request.into_inner().id;
-        let (_, revision) = propose(&self.backend, Request::LeaseRevoke { id }, auth).await?;
+        let (_, revision) = propose(&self.replica, Request::LeaseRevoke { id }, auth).await?;
         Ok(GrpcResponse::new(pb::LeaseRevokeResponse {
-            header: header(&self.backend, revision),
+            header: header(&self.replica, revision),
         }))
     }
 
@@ -147,14 +147,14 @@ impl<B: Backend> pb::lease_server::Lease for LeaseService<B> {
         &self,
         request: GrpcRequest<Streaming<pb::LeaseKeepAliveRequest>>,
     ) -> Result<GrpcResponse<Self::LeaseKeepAliveStream>, Status> {
-        super::learner::refuse_on_learner(&self.backend)?;
+        super::learner::refuse_on_learner(&self.replica)?;
         let token: StreamToken = request_credentials(&request);
         let mut requests = request.into_inner();
         let (sender, receiver) = tokio::sync::mpsc::channel(self.limits.stream_buffer_responses);
-        let backend = self.backend.clone();
+        let replica = self.replica.clone();
         tokio::spawn(async move {
             while let Ok(Some(req)) = requests.message().await {
-                let answer = keep_alive_once(&backend, &token, req.id).await;
+                let answer = keep_alive_once(&replica, &token, req.id).await;
                 let failed = answer.is_err();
                 if sender.send(answer).await.is_err() || failed {
                     break;
@@ -168,15 +168,15 @@ impl<B: Backend> pb::lease_server::Lease for LeaseService<B> {
         &self,
         request: GrpcRequest<pb::LeaseTimeToLiveRequest>,
     ) -> Result<GrpcResponse<pb::LeaseTimeToLiveResponse>, Status> {
-        let auth = request_auth(&self.backend, &request)?;
+        let auth = request_auth(&self.replica, &request)?;
         let req = request.into_inner();
         let answer = self
-            .backend
+            .replica
             .lease_time_to_live(Some(auth), req.id, req.keys)
             .await;
         let resp = match answer {
             Ok(status) => pb::LeaseTimeToLiveResponse {
-                header: current(&self.backend),
+                header: current(&self.replica),
                 id: status.id,
                 ttl: status.ttl_secs,
                 granted_ttl: status.granted_ttl_secs,
@@ -185,7 +185,7 @@ impl<B: Backend> pb::lease_server::Lease for LeaseService<B> {
             // etcd answers an unknown lease with TTL -1 ("already expired").
             Err(ServerError::Apply(ApplyError::Lease(LeaseError::NotFound))) => {
                 pb::LeaseTimeToLiveResponse {
-                    header: current(&self.backend),
+                    header: current(&self.replica),
                     id: req.id,
                     ttl: -1,
                     granted_ttl: 0,
@@ -204,13 +204,13 @@ impl<B: Backend> pb::lease_server::Lease for LeaseService<B> {
         &self,
         request: GrpcRequest<pb::LeaseLeasesRequest>,
     ) -> Result<GrpcResponse<pb::LeaseLeasesResponse>, Status> {
-        let auth = request_auth(&self.backend, &request)?;
+        let auth = request_auth(&self.replica, &request)?;
         let ids = self
-            .backend
+            .replica
             .with_state(|state| state.lease_leases(&auth))
             .map_err(|err| apply_error(&err))?;
         Ok(GrpcResponse::new(pb::LeaseLeasesResponse {
-            header: current(&self.backend),
+            header: current(&self.replica),
             leases: ids.into_iter().map(|id| pb::LeaseStatus { id }).collect(),
         }))
     }

@@ -27,8 +27,8 @@ use super::header::header;
 use super::lease::LeaseIds;
 use super::status::{EMPTY_KEY, apply_error};
 use super::{propose, request_auth, unexpected};
-use crate::backend::{AppliedEvents, Backend, ServerError};
 use crate::proto::v3lockpb as pb;
+use crate::replica::{AppliedEvents, Replica, ServerError};
 
 /// TTL of the lease granted for a Lock request without one (etcd's
 /// default session TTL).
@@ -38,10 +38,10 @@ pub const SESSION_TTL_SECS: i64 = 60;
 /// (its lease expired) before it became the oldest.
 pub const SESSION_EXPIRED: &str = "mutex: session is expired";
 
-/// The Lock service over a backend.
+/// The Lock service over a replica.
 #[derive(Clone, Debug)]
 pub struct LockService<B> {
-    backend: B,
+    replica: B,
     ids: LeaseIds,
 }
 
@@ -145,11 +145,11 @@ async fn wait_delete(
     }
 }
 
-impl<B: Backend> LockService<B> {
-    /// A Lock service over `backend`, granting session leases with ids
+impl<B: Replica> LockService<B> {
+    /// A Lock service over `replica`, granting session leases with ids
     /// from `ids`.
-    pub fn new(backend: B, ids: LeaseIds) -> LockService<B> {
-        LockService { backend, ids }
+    pub fn new(replica: B, ids: LeaseIds) -> LockService<B> {
+        LockService { replica, ids }
     }
 }
 
@@ -157,8 +157,8 @@ impl<B: Backend> LockService<B> {
 /// when it is 0 (etcd `concurrency.NewSession`).
 ///
 /// Errors: the grant's refusal.
-pub async fn session_lease<B: Backend>(
-    backend: &B,
+pub async fn session_lease<B: Replica>(
+    replica: &B,
     ids: &LeaseIds,
     lease: i64,
     auth: &AuthInfo,
@@ -170,7 +170,7 @@ pub async fn session_lease<B: Backend>(
         id: ids.next(),
         ttl_secs: SESSION_TTL_SECS,
     };
-    match propose(backend, grant, auth.clone()).await? {
+    match propose(replica, grant, auth.clone()).await? {
         (Response::LeaseGrant { id, .. }, _) => Ok(id),
         (other, _) => Err(unexpected(&other)),
     }
@@ -182,8 +182,8 @@ pub async fn session_lease<B: Backend>(
 /// client that gives up cancels the call.
 ///
 /// Errors: the read's refusal (permission), the node stopped.
-pub async fn wait_deletes<B: Backend>(
-    backend: &B,
+pub async fn wait_deletes<B: Replica>(
+    replica: &B,
     prefix: &[u8],
     max_create_revision: i64,
     auth: &AuthInfo,
@@ -191,9 +191,9 @@ pub async fn wait_deletes<B: Backend>(
     let older = first_created(prefix, SortOrder::Descend, max_create_revision);
     loop {
         // Subscribe before reading so no deletion after the read is missed.
-        let mut events = backend.subscribe_events();
-        backend.linearizable_barrier().await?;
-        let found = backend
+        let mut events = replica.subscribe_events();
+        replica.linearizable_barrier().await?;
+        let found = replica
             .with_state(|state| state.range(Some(auth), &older))
             .map_err(|err| apply_error(&err))?;
         let Some(last) = found.kvs.first() else {
@@ -207,13 +207,13 @@ pub async fn wait_deletes<B: Backend>(
 /// [`wait_deletes`], which passed a linearizable barrier).
 ///
 /// Errors: the read's refusal (permission).
-fn key_exists<B: Backend>(backend: &B, key: &[u8], auth: &AuthInfo) -> Result<bool, Status> {
+fn key_exists<B: Replica>(replica: &B, key: &[u8], auth: &AuthInfo) -> Result<bool, Status> {
     let read = RangeRequest {
         key: key.to_vec(),
         count_only: true,
         ..RangeRequest::default()
     };
-    let found = backend
+    let found = replica
         .with_state(|state| state.range(Some(auth), &read))
         .map_err(|err| apply_error(&err))?;
     Ok(found.count > 0)
@@ -228,7 +228,7 @@ pub(super) fn as_client_error(status: Status) -> Status {
 }
 
 #[tonic::async_trait]
-impl<B: Backend> pb::lock_server::Lock for LockService<B> {
+impl<B: Replica> pb::lock_server::Lock for LockService<B> {
     async fn lock(
         &self,
         request: GrpcRequest<pb::LockRequest>,
@@ -244,22 +244,22 @@ impl<B: Backend> pb::lock_server::Lock for LockService<B> {
     }
 }
 
-impl<B: Backend> LockService<B> {
+impl<B: Replica> LockService<B> {
     async fn lock_inner(
         &self,
         request: GrpcRequest<pb::LockRequest>,
     ) -> Result<GrpcResponse<pb::LockResponse>, Status> {
-        let auth = request_auth(&self.backend, &request)?;
+        let auth = request_auth(&self.replica, &request)?;
         let req = request.into_inner();
         if req.name.is_empty() {
             return Err(Status::invalid_argument(EMPTY_KEY));
         }
-        let lease = session_lease(&self.backend, &self.ids, req.lease, &auth).await?;
+        let lease = session_lease(&self.replica, &self.ids, req.lease, &auth).await?;
         let mut prefix = req.name.to_vec();
         prefix.push(b'/');
         let key = [prefix.as_slice(), format!("{lease:x}").as_bytes()].concat();
         let txn = Request::Txn(acquire_txn(&prefix, &key, lease, b""));
-        let resp = match propose(&self.backend, txn, auth.clone()).await? {
+        let resp = match propose(&self.replica, txn, auth.clone()).await? {
             (Response::Txn(resp), _) => resp,
             (other, _) => return Err(unexpected(&other)),
         };
@@ -273,15 +273,15 @@ impl<B: Backend> LockService<B> {
             None => resp.revision,
             Some(owner) if owner == my_revision => resp.revision,
             Some(_) => {
-                let revision = wait_deletes(&self.backend, &prefix, my_revision - 1, &auth).await?;
-                if !key_exists(&self.backend, &key, &auth)? {
+                let revision = wait_deletes(&self.replica, &prefix, my_revision - 1, &auth).await?;
+                if !key_exists(&self.replica, &key, &auth)? {
                     return Err(Status::unknown(SESSION_EXPIRED));
                 }
                 revision
             }
         };
         Ok(GrpcResponse::new(pb::LockResponse {
-            header: header(&self.backend, revision),
+            header: header(&self.replica, revision),
             key: key.into(),
         }))
     }
@@ -290,7 +290,7 @@ impl<B: Backend> LockService<B> {
         &self,
         request: GrpcRequest<pb::UnlockRequest>,
     ) -> Result<GrpcResponse<pb::UnlockResponse>, Status> {
-        let auth = request_auth(&self.backend, &request)?;
+        let auth = request_auth(&self.replica, &request)?;
         let key = request.into_inner().key;
         if key.is_empty() {
             return Err(Status::invalid_argument(EMPTY_KEY));
@@ -299,9 +299,9 @@ impl<B: Backend> LockService<B> {
             key: key.to_vec(),
             ..DeleteRangeRequest::default()
         });
-        let (_, revision) = propose(&self.backend, delete, auth).await?;
+        let (_, revision) = propose(&self.replica, delete, auth).await?;
         Ok(GrpcResponse::new(pb::UnlockResponse {
-            header: header(&self.backend, revision),
+            header: header(&self.replica, revision),
         }))
     }
 }

@@ -14,33 +14,33 @@ use super::{
     ApiLimits, ETCD_VERSION, ResponseStream, convert, propose, request_auth, response_stream,
     unexpected,
 };
-use crate::backend::{Backend, NodeStatus};
 use crate::proto::etcdserverpb as pb;
+use crate::replica::{NodeStatus, Replica};
 
-/// The Maintenance service over a backend.
+/// The Maintenance service over a replica.
 #[derive(Clone, Debug)]
 pub struct MaintenanceService<B> {
-    backend: B,
+    replica: B,
     limits: ApiLimits,
 }
 
-impl<B: Backend> MaintenanceService<B> {
-    /// A Maintenance service over `backend`.
-    pub fn new(backend: B, limits: ApiLimits) -> MaintenanceService<B> {
-        MaintenanceService { backend, limits }
+impl<B: Replica> MaintenanceService<B> {
+    /// A Maintenance service over `replica`.
+    pub fn new(replica: B, limits: ApiLimits) -> MaintenanceService<B> {
+        MaintenanceService { replica, limits }
     }
 
     /// Checks that the caller of `request` may make `call` (etcd's
     /// maintenance auth: hashes, snapshots and defragment need the `root`
     /// role while auth is enabled; the kernel's [`MemberCall::needs`]).
     fn check_call<T>(&self, request: &GrpcRequest<T>, call: MemberCall) -> Result<(), Status> {
-        let auth = request_auth(&self.backend, request)?;
+        let auth = request_auth(&self.replica, request)?;
         self.authorize(&auth, call)
     }
 
     /// Checks that `auth` may make `call` ([`MemberCall::needs`]).
     fn authorize(&self, auth: &AuthInfo, call: MemberCall) -> Result<(), Status> {
-        self.backend
+        self.replica
             .with_state(|state| state.authorize_call(auth, call))
             .map_err(|err| apply_error(&err))
     }
@@ -112,19 +112,19 @@ fn reported_alarms(mut applied: Vec<AlarmMember>, node: &NodeStatus) -> Vec<Alar
 }
 
 #[tonic::async_trait]
-impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
+impl<B: Replica> pb::maintenance_server::Maintenance for MaintenanceService<B> {
     async fn alarm(
         &self,
         request: GrpcRequest<pb::AlarmRequest>,
     ) -> Result<GrpcResponse<pb::AlarmResponse>, Status> {
-        let auth = request_auth(&self.backend, &request)?;
+        let auth = request_auth(&self.replica, &request)?;
         let alarm = convert::alarm_request(request.get_ref());
-        let node = self.backend.status();
+        let node = self.replica.status();
         if alarm.action == AlarmAction::Get && node.disk_full {
             self.authorize(&auth, MemberCall::AlarmList)?;
             // Raft is frozen while the disk is full: answer from here.
             let (revision, applied) = self
-                .backend
+                .replica
                 .with_state(|state| (state.store().current_revision(), state.alarms().list()));
             let alarms = reported_alarms(applied, &node)
                 .into_iter()
@@ -134,9 +134,9 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
                 alarms: alarms.map(convert::alarm_member).collect(),
             }));
         }
-        match propose(&self.backend, Request::Alarm(alarm), auth).await? {
+        match propose(&self.replica, Request::Alarm(alarm), auth).await? {
             (Response::Alarm(alarms), revision) => Ok(GrpcResponse::new(pb::AlarmResponse {
-                header: header(&self.backend, revision),
+                header: header(&self.replica, revision),
                 alarms: alarms.into_iter().map(convert::alarm_member).collect(),
             })),
             (other, _) => Err(unexpected(&other)),
@@ -148,11 +148,11 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
         &self,
         request: GrpcRequest<pb::StatusRequest>,
     ) -> Result<GrpcResponse<pb::StatusResponse>, Status> {
-        let auth = super::caller::request_auth_on_learner(&self.backend, &request)?;
+        let auth = super::caller::request_auth_on_learner(&self.replica, &request)?;
         self.authorize(&auth, MemberCall::Status)?;
-        let node = self.backend.status();
+        let node = self.replica.status();
         let (revision, alarms) = self
-            .backend
+            .replica
             .with_state(|state| (state.store().current_revision(), state.alarms().list()));
         let db_size = i64::try_from(node.db_size_bytes).unwrap_or(i64::MAX);
         Ok(GrpcResponse::new(pb::StatusResponse {
@@ -182,7 +182,7 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
         // The store lives in memory: there is nothing to defragment.
         self.check_call(&request, MemberCall::Defragment)?;
         Ok(GrpcResponse::new(pb::DefragmentResponse {
-            header: current(&self.backend),
+            header: current(&self.replica),
         }))
     }
 
@@ -191,13 +191,13 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
         request: GrpcRequest<pb::HashRequest>,
     ) -> Result<GrpcResponse<pb::HashResponse>, Status> {
         self.check_call(&request, MemberCall::Hash)?;
-        let (revision, hashed) = self.backend.with_state(|state| {
+        let (revision, hashed) = self.replica.with_state(|state| {
             let store = state.store();
             (store.current_revision(), store.hash_kv(0))
         });
         let (hash, _) = hashed.map_err(|err| mvcc_error(&err))?;
         Ok(GrpcResponse::new(pb::HashResponse {
-            header: header(&self.backend, revision),
+            header: header(&self.replica, revision),
             hash,
         }))
     }
@@ -208,14 +208,14 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
     ) -> Result<GrpcResponse<pb::HashKvResponse>, Status> {
         self.check_call(&request, MemberCall::HashKv)?;
         let asked = request.get_ref().revision;
-        let (current_revision, hashed) = self.backend.with_state(|state| {
+        let (current_revision, hashed) = self.replica.with_state(|state| {
             let store = state.store();
             (store.current_revision(), store.hash_kv(asked))
         });
         let (hash, compact_revision) = hashed.map_err(|err| mvcc_error(&err))?;
         let hash_revision = if asked > 0 { asked } else { current_revision };
         Ok(GrpcResponse::new(pb::HashKvResponse {
-            header: header(&self.backend, current_revision),
+            header: header(&self.replica, current_revision),
             hash,
             compact_revision,
             hash_revision,
@@ -229,11 +229,11 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
         request: GrpcRequest<pb::SnapshotRequest>,
     ) -> Result<GrpcResponse<Self::SnapshotStream>, Status> {
         self.check_call(&request, MemberCall::Snapshot)?;
-        let data = pad_snapshot(self.backend.snapshot());
+        let data = pad_snapshot(self.replica.snapshot());
         let chunks = snapshot_chunks(
             &data,
             self.limits.snapshot_chunk_bytes,
-            current(&self.backend),
+            current(&self.replica),
         );
         let (sender, receiver) = tokio::sync::mpsc::channel(self.limits.stream_buffer_responses);
         tokio::spawn(async move {
@@ -254,9 +254,9 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
         request: GrpcRequest<pb::MoveLeaderRequest>,
     ) -> Result<GrpcResponse<pb::MoveLeaderResponse>, Status> {
         let transferee = request.into_inner().target_id;
-        self.backend.move_leader(transferee).await?;
+        self.replica.move_leader(transferee).await?;
         Ok(GrpcResponse::new(pb::MoveLeaderResponse {
-            header: current(&self.backend),
+            header: current(&self.replica),
         }))
     }
 
@@ -268,10 +268,10 @@ impl<B: Backend> pb::maintenance_server::Maintenance for MaintenanceService<B> {
         request: GrpcRequest<pb::DowngradeRequest>,
     ) -> Result<GrpcResponse<pb::DowngradeResponse>, Status> {
         let request = request.into_inner();
-        self.backend.linearizable_barrier().await?;
+        self.replica.linearizable_barrier().await?;
         let version = super::downgrade::answer(request.action, &request.version)?;
         Ok(GrpcResponse::new(pb::DowngradeResponse {
-            header: current(&self.backend),
+            header: current(&self.replica),
             version,
         }))
     }

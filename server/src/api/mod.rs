@@ -1,10 +1,10 @@
-//! etcd's v3 gRPC services over the [`Backend`] seam (etcd
+//! etcd's v3 gRPC services over the [`Replica`] seam (etcd
 //! `etcdserver/api/v3rpc`): KV, Watch, Lease, Cluster, Maintenance and Auth.
 //!
 //! Each service is a thin translation: validate the request as etcd's
 //! gRPC layer does (empty keys, txn size, request size), convert it to a
 //! kernel request ([`convert`]), propose it or read the applied state
-//! through the backend, and convert the answer back with a response header
+//! through the replica, and convert the answer back with a response header
 //! ([`header`]). Errors carry etcd's gRPC codes and messages ([`status`]).
 //!
 //! The binary mounts everything with [`add_services`].
@@ -42,8 +42,8 @@ pub use caller::{AUTHORIZATION_METADATA_KEY, TOKEN_METADATA_KEY, request_auth};
 
 use keel_kernel::Limits;
 
-use crate::backend::Backend;
 use crate::proto::etcdserverpb as pb;
+use crate::replica::Replica;
 
 /// The etcd version keel reports (Maintenance.Status, snapshot
 /// `version`): clients accept it as an etcd 3.5 server.
@@ -152,23 +152,23 @@ pub fn counted_client_server(metrics: crate::gateway::GrpcMetrics) -> ClientServ
 }
 
 /// Mounts etcd's services (KV, Watch, Lease, Cluster, Maintenance, Auth,
-/// `v3lockpb.Lock` and `v3electionpb.Election`) served by `backend` on `server`, each decoding messages up to
+/// `v3lockpb.Lock` and `v3electionpb.Election`) served by `replica` on `server`, each decoding messages up to
 /// [`ApiLimits::max_decoding_message_size`]. Add further services (peer
 /// transport, health) to the returned router and serve it.
-pub fn add_services<B: Backend, L: Clone>(
+pub fn add_services<B: Replica, L: Clone>(
     server: &mut Server<L>,
-    backend: B,
+    replica: B,
     limits: ApiLimits,
 ) -> Router<L> {
-    let lease_ids = lease::LeaseIds::new(backend.status().member_id);
-    add_services_sharing(server, backend, limits, lease_ids)
+    let lease_ids = lease::LeaseIds::new(replica.status().member_id);
+    add_services_sharing(server, replica, limits, lease_ids)
 }
 
 /// [`add_services`] granting lease ids from `lease_ids`, shared with other
 /// servers of the same member (the HTTP/JSON gateway).
-pub fn add_services_sharing<B: Backend, L: Clone>(
+pub fn add_services_sharing<B: Replica, L: Clone>(
     server: &mut Server<L>,
-    backend: B,
+    replica: B,
     limits: ApiLimits,
     lease_ids: lease::LeaseIds,
 ) -> Router<L> {
@@ -183,41 +183,41 @@ pub fn add_services_sharing<B: Backend, L: Clone>(
     let max = limits.max_decoding_message_size();
     server
         .add_service(
-            KvServer::new(kv::KvService::new(backend.clone(), limits))
+            KvServer::new(kv::KvService::new(replica.clone(), limits))
                 .max_decoding_message_size(max),
         )
         .add_service(
-            WatchServer::new(watch::WatchService::new(backend.clone(), limits))
+            WatchServer::new(watch::WatchService::new(replica.clone(), limits))
                 .max_decoding_message_size(max),
         )
         .add_service(
             LeaseServer::new(lease::LeaseService::new(
-                backend.clone(),
+                replica.clone(),
                 limits,
                 lease_ids.clone(),
             ))
             .max_decoding_message_size(max),
         )
         .add_service(
-            ClusterServer::new(cluster::ClusterService::new(backend.clone()))
+            ClusterServer::new(cluster::ClusterService::new(replica.clone()))
                 .max_decoding_message_size(max),
         )
         .add_service(
             MaintenanceServer::new(maintenance::MaintenanceService::new(
-                backend.clone(),
+                replica.clone(),
                 limits,
             ))
             .max_decoding_message_size(max),
         )
         .add_service(
-            AuthServer::new(auth::AuthService::new(backend.clone())).max_decoding_message_size(max),
+            AuthServer::new(auth::AuthService::new(replica.clone())).max_decoding_message_size(max),
         )
         .add_service(
-            LockServer::new(lock::LockService::new(backend.clone(), lease_ids.clone()))
+            LockServer::new(lock::LockService::new(replica.clone(), lease_ids.clone()))
                 .max_decoding_message_size(max),
         )
         .add_service(
-            ElectionServer::new(election::ElectionService::new(backend, lease_ids))
+            ElectionServer::new(election::ElectionService::new(replica, lease_ids))
                 .max_decoding_message_size(max),
         )
 }
@@ -227,12 +227,12 @@ pub fn add_services_sharing<B: Backend, L: Clone>(
 ///
 /// Errors: the node's ([`status::server_error`]) or the state machine's
 /// refusal ([`status::apply_error`]).
-pub async fn propose<B: Backend>(
-    backend: &B,
+pub async fn propose<B: Replica>(
+    replica: &B,
     request: Request,
     auth: AuthInfo,
 ) -> Result<(Response, i64), Status> {
-    let applied = backend.propose(request, Some(auth)).await?;
+    let applied = replica.propose(request, Some(auth)).await?;
     let revision = applied.header.revision;
     let response = applied.result.map_err(|err| status::apply_error(&err))?;
     Ok((response, revision))
@@ -285,7 +285,7 @@ mod lease_auth_tests;
 mod node_tests;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod test_backend;
+mod test_replica;
 #[cfg(all(test, not(madsim)))]
 #[allow(clippy::unwrap_used)]
 mod tests;

@@ -10,7 +10,7 @@ use keel_kernel::membership::MembershipError;
 use keel_kernel::mvcc::MvccError;
 use tonic::{Code, Status};
 
-use crate::backend::ServerError;
+use crate::replica::ServerError;
 
 /// etcd's `ErrGRPCEmptyKey`.
 pub const EMPTY_KEY: &str = "etcdserver: key is not provided";

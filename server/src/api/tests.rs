@@ -1,5 +1,5 @@
 //! In-process tests of every service: a loopback tonic server mounted with
-//! [`add_services`] over a [`TestBackend`], driven by the generated tonic
+//! [`add_services`] over a [`TestReplica`], driven by the generated tonic
 //! clients as etcd clients would drive it.
 
 use std::time::Duration;
@@ -9,25 +9,25 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::Code;
 use tonic::transport::Channel;
 
-use super::test_backend::TestBackend;
+use super::test_replica::TestReplica;
 use super::{ApiLimits, ETCD_VERSION, add_services};
-use crate::backend::Backend;
 use crate::proto::etcdserverpb as pb;
 use crate::proto::mvccpb;
+use crate::replica::Replica;
 use keel_kernel::apply::Request;
 use keel_kernel::mvcc::PutRequest;
 
 /// Starts a server on an ephemeral loopback port; returns its channel.
-pub(super) async fn start(backend: TestBackend, limits: ApiLimits) -> Channel {
-    let url = start_serving(backend, limits).await;
+pub(super) async fn start(replica: TestReplica, limits: ApiLimits) -> Channel {
+    let url = start_serving(replica, limits).await;
     Channel::from_shared(url).unwrap().connect().await.unwrap()
 }
 
 /// Starts a server on an ephemeral loopback port; returns its URL.
-async fn start_serving(backend: TestBackend, limits: ApiLimits) -> String {
+async fn start_serving(replica: TestReplica, limits: ApiLimits) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let router = add_services(&mut super::client_server(), backend, limits);
+    let router = add_services(&mut super::client_server(), replica, limits);
     tokio::spawn(router.serve_with_incoming(TcpListenerStream::new(listener)));
     format!("http://{address}")
 }
@@ -59,8 +59,8 @@ fn prefix_end(prefix: &str) -> Bytes {
 
 #[tokio::test]
 async fn kv_put_range_delete_txn_compact() {
-    let backend = TestBackend::new(64);
-    let channel = start(backend.clone(), ApiLimits::default()).await;
+    let replica = TestReplica::new(64);
+    let channel = start(replica.clone(), ApiLimits::default()).await;
     let mut kv = pb::kv_client::KvClient::new(channel);
     assert_eq!(put(&mut kv, "a/1", "x").await, 2);
     assert_eq!(put(&mut kv, "a/2", "y").await, 3);
@@ -77,7 +77,7 @@ async fn kv_put_range_delete_txn_compact() {
         .into_inner();
     let header = range.header.unwrap();
     assert_eq!(header.revision, 4);
-    assert_eq!(header.member_id, backend.status().member_id);
+    assert_eq!(header.member_id, replica.status().member_id);
     assert_eq!(range.count, 2);
     assert_eq!(range.kvs[1].value, bytes("y"));
 
@@ -172,7 +172,7 @@ async fn kv_bad_input_gets_etcds_errors() {
         },
         ..ApiLimits::default()
     };
-    let channel = start(TestBackend::new(64), limits).await;
+    let channel = start(TestReplica::new(64), limits).await;
     let mut kv = pb::kv_client::KvClient::new(channel);
     let empty = kv.put(pb::PutRequest::default()).await.unwrap_err();
     assert_eq!(
@@ -289,8 +289,8 @@ pub(super) async fn next(responses: &mut WatchOut) -> pb::WatchResponse {
 
 #[tokio::test]
 async fn watch_live_history_cancel_and_progress() {
-    let backend = TestBackend::new(64);
-    let channel = start(backend, ApiLimits::default()).await;
+    let replica = TestReplica::new(64);
+    let channel = start(replica, ApiLimits::default()).await;
     let mut kv = pb::kv_client::KvClient::new(channel.clone());
     put(&mut kv, "w/a", "1").await; // revision 2
     let (requests, mut responses) = open_watch(channel).await;
@@ -350,7 +350,7 @@ async fn watch_live_history_cancel_and_progress() {
 
 #[tokio::test]
 async fn watch_from_compacted_revision_is_canceled() {
-    let channel = start(TestBackend::new(64), ApiLimits::default()).await;
+    let channel = start(TestReplica::new(64), ApiLimits::default()).await;
     let mut kv = pb::kv_client::KvClient::new(channel.clone());
     for i in 0..4 {
         put(&mut kv, "k", &i.to_string()).await;
@@ -373,18 +373,18 @@ async fn watch_from_compacted_revision_is_canceled() {
 /// cannot read) still sends every revision exactly once, in order.
 #[tokio::test]
 async fn lagging_watch_stream_catches_up_from_history() {
-    let backend = TestBackend::new(2);
+    let replica = TestReplica::new(2);
     let limits = ApiLimits {
         stream_buffer_responses: 1,
         watch_max_events_per_response: 7,
         ..ApiLimits::default()
     };
-    let channel = start(backend.clone(), limits).await;
+    let channel = start(replica.clone(), limits).await;
     let mut kv = pb::kv_client::KvClient::new(channel.clone());
     let (requests, mut responses) = open_watch(channel).await;
     requests.send(create("k", Bytes::new(), 0)).await.unwrap();
     assert!(next(&mut responses).await.created);
-    // Written straight to the backend without yielding: on this
+    // Written straight to the replica without yielding: on this
     // single-threaded runtime the stream task cannot read meanwhile, so
     // its event channel overflows (Lagged) for certain.
     let writes = 300;
@@ -394,7 +394,7 @@ async fn lagging_watch_stream_catches_up_from_history() {
             value: i.to_string().into_bytes(),
             ..PutRequest::default()
         });
-        backend.propose(request, None).await.unwrap();
+        replica.propose(request, None).await.unwrap();
     }
     put(&mut kv, "k", "last").await;
     let writes = writes + 1;
@@ -413,7 +413,7 @@ async fn lagging_watch_stream_catches_up_from_history() {
 
 #[tokio::test]
 async fn lease_grant_keepalive_ttl_revoke() {
-    let channel = start(TestBackend::new(64), ApiLimits::default()).await;
+    let channel = start(TestReplica::new(64), ApiLimits::default()).await;
     let mut lease = pb::lease_client::LeaseClient::new(channel.clone());
     let mut kv = pb::kv_client::KvClient::new(channel);
     let granted = lease
@@ -500,8 +500,8 @@ async fn lease_grant_keepalive_ttl_revoke() {
 
 #[tokio::test]
 async fn maintenance_and_cluster() {
-    let backend = TestBackend::new(64);
-    let channel = start(backend.clone(), ApiLimits::default()).await;
+    let replica = TestReplica::new(64);
+    let channel = start(replica.clone(), ApiLimits::default()).await;
     let mut kv = pb::kv_client::KvClient::new(channel.clone());
     put(&mut kv, "k", "v").await;
     let mut maintenance = pb::maintenance_client::MaintenanceClient::new(channel.clone());
@@ -511,7 +511,7 @@ async fn maintenance_and_cluster() {
         .unwrap()
         .into_inner();
     assert_eq!(status.version, ETCD_VERSION);
-    assert_eq!(status.leader, backend.status().member_id);
+    assert_eq!(status.leader, replica.status().member_id);
     assert!(status.raft_index > 0);
 
     let hash = maintenance
@@ -532,7 +532,7 @@ async fn maintenance_and_cluster() {
     }
     let (digest, body) = blobs.split_last().unwrap();
     let data: Vec<u8> = body.iter().flat_map(|c| c.blob.to_vec()).collect();
-    let snapshot = backend.snapshot();
+    let snapshot = replica.snapshot();
     assert_eq!(data[..snapshot.len()], snapshot[..]);
     assert_eq!(data.len() % 512, 0);
     use sha2::Digest;
@@ -560,7 +560,7 @@ async fn maintenance_and_cluster() {
 #[tokio::test]
 async fn downgrade_answers_as_etcd_for_a_cluster_at_its_only_version() {
     use pb::downgrade_request::DowngradeAction;
-    let channel = start(TestBackend::new(64), ApiLimits::default()).await;
+    let channel = start(TestReplica::new(64), ApiLimits::default()).await;
     let mut maintenance = pb::maintenance_client::MaintenanceClient::new(channel);
     let mut call = async |action: DowngradeAction, version: &str| {
         let request = pb::DowngradeRequest {
@@ -601,7 +601,7 @@ pub(super) fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
 
 #[tokio::test]
 async fn auth_enable_login_and_token_checks() {
-    let channel = start(TestBackend::new(64), ApiLimits::default()).await;
+    let channel = start(TestReplica::new(64), ApiLimits::default()).await;
     let mut auth = pb::auth_client::AuthClient::new(channel.clone());
     let mut kv = pb::kv_client::KvClient::new(channel);
     auth.user_add(pb::AuthUserAddRequest {
@@ -676,7 +676,7 @@ async fn watch_filters_prev_kv_and_progress_notify() {
         watch_progress_notify_interval_ms: 50,
         ..ApiLimits::default()
     };
-    let channel = start(TestBackend::new(64), limits).await;
+    let channel = start(TestReplica::new(64), limits).await;
     let mut kv = pb::kv_client::KvClient::new(channel.clone());
     put(&mut kv, "f", "1").await; // revision 2
     let (requests, mut responses) = open_watch(channel).await;
@@ -722,7 +722,7 @@ async fn watch_filters_prev_kv_and_progress_notify() {
 
 #[tokio::test]
 async fn refused_watch_creates_are_created_and_canceled() {
-    let channel = start(TestBackend::new(64), ApiLimits::default()).await;
+    let channel = start(TestReplica::new(64), ApiLimits::default()).await;
     let (requests, mut responses) = open_watch(channel).await;
     let with_id = |watch_id| {
         create_request(pb::WatchCreateRequest {
@@ -798,8 +798,8 @@ async fn lock_is_held_by_one_contender_at_a_time() {
 /// history (etcd `watchableStore.Restore`), they are not skipped.
 #[tokio::test]
 async fn watchers_resume_from_history_after_a_snapshot_install() {
-    let follower = TestBackend::new(64);
-    let leader = TestBackend::new(64);
+    let follower = TestReplica::new(64);
+    let leader = TestReplica::new(64);
     let channel = start(follower.clone(), ApiLimits::default()).await;
     let (requests, mut responses) = open_watch(channel.clone()).await;
     requests.send(create("k", Bytes::new(), 0)).await.unwrap();
@@ -835,7 +835,7 @@ async fn watchers_resume_from_history_after_a_snapshot_install() {
 #[tokio::test]
 async fn an_expired_deadline_is_deadline_exceeded() {
     use crate::proto::v3lockpb;
-    let url = start_serving(TestBackend::new(64), ApiLimits::default()).await;
+    let url = start_serving(TestReplica::new(64), ApiLimits::default()).await;
     let channel = Channel::from_shared(url.clone()).unwrap().connect().await;
     let channel = channel.unwrap();
     let mut lease = pb::lease_client::LeaseClient::new(channel.clone());
@@ -868,7 +868,7 @@ async fn an_expired_deadline_is_deadline_exceeded() {
 
 #[tokio::test]
 async fn watch_keeps_sending_after_the_client_closes_its_side() {
-    let channel = start(TestBackend::new(64), ApiLimits::default()).await;
+    let channel = start(TestReplica::new(64), ApiLimits::default()).await;
     let mut kv = pb::kv_client::KvClient::new(channel.clone());
     let (requests, mut responses) = open_watch(channel).await;
     requests.send(create("h", Bytes::new(), 0)).await.unwrap();

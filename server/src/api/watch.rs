@@ -16,37 +16,37 @@ use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status, Streaming}
 
 pub use super::watch_stream::{INVALID_WATCH_ID, WatchStream, fragments};
 use super::{ApiLimits, ResponseStream, caller::request_caller, response_stream};
-use crate::backend::Backend;
 use crate::proto::etcdserverpb as pb;
+use crate::replica::Replica;
 
-/// The Watch service over a backend.
+/// The Watch service over a replica.
 #[derive(Clone, Debug)]
 pub struct WatchService<B> {
-    backend: B,
+    replica: B,
     limits: ApiLimits,
 }
 
-impl<B: Backend> WatchService<B> {
-    /// A Watch service over `backend` within `limits`.
-    pub fn new(backend: B, limits: ApiLimits) -> WatchService<B> {
-        WatchService { backend, limits }
+impl<B: Replica> WatchService<B> {
+    /// A Watch service over `replica` within `limits`.
+    pub fn new(replica: B, limits: ApiLimits) -> WatchService<B> {
+        WatchService { replica, limits }
     }
 }
 
 #[tonic::async_trait]
-impl<B: Backend> pb::watch_server::Watch for WatchService<B> {
+impl<B: Replica> pb::watch_server::Watch for WatchService<B> {
     type WatchStream = ResponseStream<pb::WatchResponse>;
 
     async fn watch(
         &self,
         request: GrpcRequest<Streaming<pb::WatchRequest>>,
     ) -> Result<GrpcResponse<Self::WatchStream>, Status> {
-        super::learner::refuse_on_learner(&self.backend)?;
+        super::learner::refuse_on_learner(&self.replica)?;
         // A bad token does not fail the stream: every create on it is
         // refused instead (etcd `isWatchPermitted` runs per create).
-        let auth = request_caller(&self.backend, &request);
+        let auth = request_caller(&self.replica, &request);
         let (sender, receiver) = tokio::sync::mpsc::channel(self.limits.stream_buffer_responses);
-        let stream = WatchStream::new(self.backend.clone(), self.limits, auth, sender);
+        let stream = WatchStream::new(self.replica.clone(), self.limits, auth, sender);
         tokio::spawn(stream.run(request.into_inner()));
         Ok(GrpcResponse::new(response_stream(receiver).await?))
     }

@@ -4,11 +4,11 @@
 //! cancels and compactions.
 //!
 //! Each seed starts the Watch service over loopback gRPC on a
-//! [`TestBackend`] whose applied events are broadcast only when the test
+//! [`TestReplica`] whose applied events are broadcast only when the test
 //! releases them, so the state is often ahead of the events offered to
 //! the streams, as in the node driver between apply and broadcast; the
 //! small event channel makes streams lag and restart from history.
-//! Writes (puts, deletes, two-key txns) go straight to the backend and
+//! Writes (puts, deletes, two-key txns) go straight to the replica and
 //! their events form the history; watchers (a key, a range or a prefix,
 //! from now or from a past revision, with or without `prev_kv`) are
 //! created and canceled through the streams.
@@ -38,10 +38,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
 use super::ApiLimits;
-use super::test_backend::TestBackend;
+use super::test_replica::TestReplica;
 use super::tests::start;
-use crate::backend::Backend;
 use crate::proto::etcdserverpb as pb;
+use crate::replica::Replica;
 use pb::watch_request::RequestUnion;
 
 /// Seeds run by default.
@@ -119,7 +119,7 @@ impl Tracked {
 struct World {
     seed: u64,
     rng: StdRng,
-    backend: TestBackend,
+    replica: TestReplica,
     streams: Vec<WatchStreamClient>,
     tracked: Vec<Tracked>,
     by_id: BTreeMap<(usize, i64), usize>,
@@ -154,12 +154,12 @@ fn open_stream(channel: &Channel) -> WatchStreamClient {
 
 impl World {
     async fn new(seed: u64) -> World {
-        let backend = TestBackend::with_deferred_events(EVENT_CAPACITY);
-        let channel = start(backend.clone(), limits()).await;
+        let replica = TestReplica::with_deferred_events(EVENT_CAPACITY);
+        let channel = start(replica.clone(), limits()).await;
         World {
             seed,
             rng: StdRng::seed_from_u64(seed),
-            backend,
+            replica,
             streams: (0..STREAMS).map(|_| open_stream(&channel)).collect(),
             tracked: Vec::new(),
             by_id: BTreeMap::new(),
@@ -176,7 +176,7 @@ impl World {
     }
 
     async fn write(&mut self, request: Request) {
-        let applied = self.backend.propose(request, None).await.unwrap();
+        let applied = self.replica.propose(request, None).await.unwrap();
         assert!(applied.result.is_ok(), "{}: {:?}", self.replay(), applied);
         self.history.extend(applied.events);
     }
@@ -227,7 +227,7 @@ impl World {
             }
             44..62 => {
                 let count = self.rng.random_range(1..=2 * EVENT_CAPACITY);
-                self.backend.release_events(count);
+                self.replica.release_events(count);
             }
             62..78 => self.create().await,
             78..84 => self.cancel().await,
@@ -238,12 +238,12 @@ impl World {
     }
 
     fn current_revision(&self) -> i64 {
-        self.backend
+        self.replica
             .with_state(|state| state.store().current_revision())
     }
 
     fn compact_revision(&self) -> i64 {
-        self.backend
+        self.replica
             .with_state(|state| state.store().compact_revision())
     }
 
@@ -393,7 +393,7 @@ impl World {
             ..TxnRequest::default()
         };
         self.write(Request::Txn(txn)).await;
-        self.backend.release_events(usize::MAX);
+        self.replica.release_events(usize::MAX);
         let last = self.current_revision();
         let deadline = tokio::time::Instant::now() + WAIT;
         while !self.all_delivered(last) {

@@ -1,6 +1,6 @@
 //! One gRPC watch stream: its watchers (a kernel [`WatchRegistry`] per
 //! stream, so watch ids follow etcd's per-stream rules), fed with the
-//! backend's applied events, replaying history from the store, and sending
+//! replica's applied events, replaying history from the store, and sending
 //! responses in order through a bounded channel.
 //!
 //! Never blocking writers: the applied-event channel is a bounded
@@ -26,8 +26,8 @@ use super::convert;
 use super::header::from_status;
 use super::status::watch_refusal;
 use super::watch_gauges::StreamCount;
-use crate::backend::{AppliedEvents, Backend};
 use crate::proto::etcdserverpb as pb;
+use crate::replica::{AppliedEvents, Replica};
 
 /// etcd's watch id for responses not about one watcher (`clientv3.InvalidWatchID`).
 pub const INVALID_WATCH_ID: i64 = -1;
@@ -46,7 +46,7 @@ struct WatcherMeta {
 
 /// The state of one watch stream (runs as one task).
 pub struct WatchStream<B> {
-    backend: B,
+    replica: B,
     limits: ApiLimits,
     /// The caller, or why every watch create is refused (a bad token).
     auth: Result<AuthInfo, AuthError>,
@@ -68,11 +68,11 @@ pub struct WatchStream<B> {
 /// The stream ended: the client went away or the node stopped.
 struct Closed;
 
-impl<B: Backend> WatchStream<B> {
+impl<B: Replica> WatchStream<B> {
     /// A stream for the caller `auth` (an error refuses every create, as
     /// etcd does for a bad token), sending its responses to `sender`.
     pub fn new(
-        backend: B,
+        replica: B,
         limits: ApiLimits,
         auth: Result<AuthInfo, AuthError>,
         sender: mpsc::Sender<Result<pb::WatchResponse, Status>>,
@@ -82,9 +82,9 @@ impl<B: Backend> WatchStream<B> {
             max_pending_events: limits.watch_max_pending_events,
             max_sync_events: limits.watch_max_events_per_response,
         });
-        let count = backend.watch_gauges().open_stream();
+        let count = replica.watch_gauges().open_stream();
         WatchStream {
-            backend,
+            replica,
             limits,
             auth,
             registry,
@@ -102,9 +102,9 @@ impl<B: Backend> WatchStream<B> {
     pub async fn run(mut self, mut requests: Streaming<pb::WatchRequest>) {
         // Subscribe before reading the revision: every later write comes
         // through `events`, every earlier one is in the store.
-        let mut events = self.backend.subscribe_events();
+        let mut events = self.replica.subscribe_events();
         self.known_revision = self
-            .backend
+            .replica
             .with_state(|state| state.store().current_revision());
         let mut sync_tick = tokio::time::interval(millis(self.limits.watch_sync_interval_ms));
         let mut progress_tick =
@@ -178,7 +178,7 @@ impl<B: Backend> WatchStream<B> {
         };
         let registry = &mut self.registry;
         let auth = &self.auth;
-        let created = self.backend.with_state(|state| {
+        let created = self.replica.with_state(|state| {
             let auth = auth.as_ref().map_err(|err| watch_refusal(*err))?;
             state
                 .check_watch(auth, &spec.key, &spec.range_end)
@@ -288,7 +288,7 @@ impl<B: Backend> WatchStream<B> {
     fn restart_synced(&mut self) {
         let registry = &mut self.registry;
         let watchers = &self.watchers;
-        self.backend.with_state(|state| {
+        self.replica.with_state(|state| {
             for (id, meta) in watchers {
                 if registry.is_synced(*id) {
                     registry.rewind(state.store(), *id, meta.resume_from);
@@ -302,7 +302,7 @@ impl<B: Backend> WatchStream<B> {
     fn sync(&mut self) {
         let registry = &mut self.registry;
         self.unsynced_watchers = self
-            .backend
+            .replica
             .with_state(|state| registry.sync(state.store()));
     }
 
@@ -398,11 +398,11 @@ impl<B: Backend> WatchStream<B> {
     }
 
     fn header(&self, revision: i64) -> pb::ResponseHeader {
-        from_status(&self.backend.status(), revision)
+        from_status(&self.replica.status(), revision)
     }
 
     fn current_revision(&self) -> i64 {
-        self.backend
+        self.replica
             .with_state(|state| state.store().current_revision())
     }
 }

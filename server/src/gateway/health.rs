@@ -24,9 +24,9 @@ use super::errors::plain_error;
 use super::metrics::Metrics;
 use super::routes::Services;
 use crate::api::{ETCD_VERSION, convert};
-use crate::backend::Backend;
 use crate::proto::etcdserverpb as pb;
 use crate::proto::etcdserverpb::kv_server::Kv;
+use crate::replica::Replica;
 
 /// The cluster version keel reports: the server version's major.minor.0
 /// (etcd's `etcdcluster`).
@@ -78,7 +78,7 @@ const RANGE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The health of the member behind `services`; `query` is the request's
 /// query string (`exclude=NOSPACE`, `serializable=true`).
-pub async fn check<B: Backend>(services: &Services<B>, query: &str) -> Health {
+pub async fn check<B: Replica>(services: &Services<B>, query: &str) -> Health {
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
@@ -89,7 +89,7 @@ pub async fn check<B: Backend>(services: &Services<B>, query: &str) -> Health {
     if let Some(alarm) = active_alarm(services, &excluded) {
         return Health::unhealthy(format!("ALARM {alarm}"));
     }
-    if !serializable && services.backend_status().leader_id == 0 {
+    if !serializable && services.replica_status().leader_id == 0 {
         return Health::unhealthy("RAFT NO LEADER".to_owned());
     }
     if let Err(why) = check_range(services, serializable).await {
@@ -104,7 +104,7 @@ pub async fn check<B: Backend>(services: &Services<B>, query: &str) -> Health {
 /// The first active alarm's name (`NOSPACE`, `CORRUPT`) that `excluded`
 /// does not name, read from this member's applied state without Raft
 /// (etcd `srv.Alarms()`), plus its own NOSPACE while its disk is full.
-fn active_alarm<B: Backend>(
+fn active_alarm<B: Replica>(
     services: &Services<B>,
     excluded: &impl Fn(&str) -> bool,
 ) -> Option<String> {
@@ -113,7 +113,7 @@ fn active_alarm<B: Backend>(
         .into_iter()
         .map(|member| convert::alarm_member(member).alarm())
         .collect();
-    if services.backend_status().disk_full {
+    if services.replica_status().disk_full {
         alarms.push(pb::AlarmType::Nospace);
     }
     alarms
@@ -124,7 +124,7 @@ fn active_alarm<B: Backend>(
 
 /// A one-key, keys-only range; auth refusals count as success, as etcd's.
 /// Also `/livez` and `/readyz`'s read checks ([`super::probes`]).
-pub(super) async fn check_range<B: Backend>(
+pub(super) async fn check_range<B: Replica>(
     services: &Services<B>,
     serializable: bool,
 ) -> Result<(), String> {
@@ -147,7 +147,7 @@ pub(super) async fn check_range<B: Backend>(
 }
 
 /// `GET /health` (see the module docs); counts the answer in `metrics`.
-pub async fn health<B: Backend>(
+pub async fn health<B: Replica>(
     State((services, metrics)): State<(Arc<Services<B>>, Arc<Metrics>)>,
     RawQuery(query): RawQuery,
 ) -> Response {

@@ -1,7 +1,7 @@
 //! `GET /metrics`: Prometheus text format (`prometheus` crate), with etcd's
 //! metric names where keel measures the same thing. Gauges and counters are
-//! read from the member at scrape time ([`crate::backend::NodeStatus`],
-//! [`crate::backend::ProposalCounts`], the watch gauges, the store), so
+//! read from the member at scrape time ([`crate::replica::NodeStatus`],
+//! [`crate::replica::ProposalCounts`], the watch gauges, the store), so
 //! the node driver carries no metric code; durations are reported as they
 //! are measured through the [`crate::observe`] seam into
 //! [`super::timings::Timings`]. One registry per member, shared by every
@@ -17,7 +17,7 @@
 //! | `etcd_server_proposals_applied_total` | gauge | applied Raft index |
 //! | `etcd_server_proposals_pending` | gauge | client proposals waiting for their apply result |
 //! | `etcd_server_proposals_failed_total` | counter | proposals that ended without an apply result: no leader, dropped at a leader change, timed out, storage failure |
-//! | `etcd_server_quota_backend_bytes` | gauge | `--quota-backend-bytes` |
+//! | `etcd_server_quota_backend_bytes` | gauge | `--quota-replica-bytes` |
 //! | `etcd_server_health_success` / `_failures` | counter | `/health` answers |
 //! | `etcd_disk_wal_fsync_duration_seconds` | histogram | each WAL sync job (direct-I/O write + `fdatasync`); buckets 1 ms x2, 14 |
 //! | `etcd_disk_backend_snapshot_duration_seconds` | histogram | each state-machine snapshot file written (keel's equivalent of etcd's backend commit: keel has no bbolt); buckets 10 ms x2, 17 |
@@ -42,8 +42,8 @@ use prometheus::{Encoder, IntCounter, IntGauge, Registry, TextEncoder};
 use super::grpc_metrics::GrpcMetrics;
 use super::routes::Services;
 use super::timings::Timings;
-use crate::backend::Backend;
 use crate::observe::Observer;
+use crate::replica::Replica;
 
 /// One member's metrics registry.
 pub struct Metrics {
@@ -117,7 +117,7 @@ impl Metrics {
             )?,
             quota_backend_bytes: gauge(
                 "etcd_server_quota_backend_bytes",
-                "Current backend storage quota size in bytes.",
+                "Current replica storage quota size in bytes.",
             )?,
             health_success: counter(
                 "etcd_server_health_success",
@@ -187,12 +187,12 @@ impl Metrics {
     }
 
     /// Reads the member's current values into the gauges.
-    pub fn refresh<B: Backend>(&self, services: &Services<B>) {
+    pub fn refresh<B: Replica>(&self, services: &Services<B>) {
         let _one_at_a_time = self
             .refreshing
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let status = services.backend_status();
+        let status = services.replica_status();
         let flag = |on: bool| i64::from(on);
         self.has_leader.set(flag(status.leader_id != 0));
         self.is_leader

@@ -24,19 +24,19 @@ use super::routes::{Services, method_not_allowed};
 use super::{ServeError, health};
 use crate::api::ApiLimits;
 use crate::api::lease::LeaseIds;
-use crate::backend::Backend;
+use crate::replica::Replica;
 
 /// Pause after a failed accept.
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
 /// The router of a metrics address: `GET /metrics` and `GET /health` of the
-/// member behind `backend`, counted and rendered by its `metrics`.
-pub fn metrics_router<B: Backend>(backend: B, limits: ApiLimits, metrics: Arc<Metrics>) -> Router {
-    let member_id = backend.status().member_id;
+/// member behind `replica`, counted and rendered by its `metrics`.
+pub fn metrics_router<B: Replica>(replica: B, limits: ApiLimits, metrics: Arc<Metrics>) -> Router {
+    let member_id = replica.status().member_id;
     // `/health` only reads; its services never grant leases.
     let lease_ids = LeaseIds::new(member_id);
     let grpc = metrics.grpc().clone();
-    let services = Arc::new(Services::new(backend, limits, lease_ids, grpc));
+    let services = Arc::new(Services::new(replica, limits, lease_ids, grpc));
     Router::new()
         .route(
             "/health",

@@ -44,7 +44,7 @@ use tokio::sync::watch;
 use crate::api::ApiLimits;
 use crate::api::ClientRouter;
 use crate::api::lease::LeaseIds;
-use crate::backend::Backend;
+use crate::replica::Replica;
 use errors::plain_error;
 pub use grpc_metrics::GrpcMetrics;
 pub use metrics::Metrics;
@@ -65,14 +65,14 @@ pub type ServeError = Box<dyn std::error::Error + Send + Sync>;
 /// `metrics` the member's registry, whose gRPC counters its gRPC server
 /// counts into (see [`crate::api::counted_client_server`]); `/metrics`
 /// shows it.
-pub fn router<B: Backend>(
-    backend: B,
+pub fn router<B: Replica>(
+    replica: B,
     limits: ApiLimits,
     lease_ids: LeaseIds,
     metrics: Arc<Metrics>,
 ) -> Router {
     let grpc_metrics = metrics.grpc().clone();
-    let services = Arc::new(Services::new(backend, limits, lease_ids, grpc_metrics));
+    let services = Arc::new(Services::new(replica, limits, lease_ids, grpc_metrics));
     let v3 = routes::v3_routes(Arc::clone(&services));
     let probes = probes::probe_routes(Arc::clone(&services));
     let state = (Arc::clone(&services), metrics);
@@ -97,7 +97,7 @@ pub fn router<B: Backend>(
 }
 
 /// `GET /metrics`: the member's current values in Prometheus text format.
-async fn scrape<B: Backend>(
+async fn scrape<B: Replica>(
     State((services, metrics)): State<(Arc<Services<B>>, Arc<Metrics>)>,
 ) -> Response {
     metrics.refresh(&services);

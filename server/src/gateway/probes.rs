@@ -22,8 +22,8 @@ use super::errors::plain_error;
 use super::health::check_range;
 use super::routes::{Services, method_not_allowed};
 use crate::api::convert;
-use crate::backend::Backend;
 use crate::proto::etcdserverpb as pb;
+use crate::replica::Replica;
 
 /// `/livez`'s checks, in the order they run.
 pub const LIVEZ_CHECKS: [&str; 1] = ["serializable_read"];
@@ -31,7 +31,7 @@ pub const LIVEZ_CHECKS: [&str; 1] = ["serializable_read"];
 pub const READYZ_CHECKS: [&str; 3] = ["data_corruption", "serializable_read", "linearizable_read"];
 
 /// The routes of both probes and of each of their checks.
-pub fn probe_routes<B: Backend>(services: Arc<Services<B>>) -> Router {
+pub fn probe_routes<B: Replica>(services: Arc<Services<B>>) -> Router {
     let mut router = Router::new();
     for (probe, checks) in [("livez", &LIVEZ_CHECKS[..]), ("readyz", &READYZ_CHECKS[..])] {
         router = router.route(&format!("/{probe}"), probe_route(&services, checks, true));
@@ -46,7 +46,7 @@ pub fn probe_routes<B: Backend>(services: Arc<Services<B>>) -> Router {
     router
 }
 
-fn probe_route<B: Backend>(
+fn probe_route<B: Replica>(
     services: &Arc<Services<B>>,
     checks: &'static [&'static str],
     excludable: bool,
@@ -67,7 +67,7 @@ fn query_has(query: &str, key: &str, value: Option<&str>) -> bool {
         .any(|(k, v)| k == key && value.is_none_or(|value| v == value))
 }
 
-async fn answer<B: Backend>(services: &Services<B>, checks: &[&str], verbose: bool) -> Response {
+async fn answer<B: Replica>(services: &Services<B>, checks: &[&str], verbose: bool) -> Response {
     let mut report = String::new();
     let mut failed = false;
     for &name in checks {
@@ -93,7 +93,7 @@ async fn answer<B: Backend>(services: &Services<B>, checks: &[&str], verbose: bo
     (StatusCode::OK, headers, body).into_response()
 }
 
-async fn run_check<B: Backend>(services: &Services<B>, name: &str) -> Result<(), String> {
+async fn run_check<B: Replica>(services: &Services<B>, name: &str) -> Result<(), String> {
     match name {
         "data_corruption" => corruption(services),
         "serializable_read" => check_range(services, true).await,
@@ -102,7 +102,7 @@ async fn run_check<B: Backend>(services: &Services<B>, name: &str) -> Result<(),
 }
 
 /// etcd `activeAlarmCheck(CORRUPT)`.
-fn corruption<B: Backend>(services: &Services<B>) -> Result<(), String> {
+fn corruption<B: Replica>(services: &Services<B>) -> Result<(), String> {
     let corrupt = services
         .applied_alarms()
         .into_iter()

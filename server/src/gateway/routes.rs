@@ -29,7 +29,6 @@ use crate::api::lease::{LeaseIds, LeaseService};
 use crate::api::lock::LockService;
 use crate::api::maintenance::MaintenanceService;
 use crate::api::watch::WatchService;
-use crate::backend::Backend;
 use crate::proto::etcdserverpb::auth_server::Auth;
 use crate::proto::etcdserverpb::cluster_server::Cluster;
 use crate::proto::etcdserverpb::kv_server::Kv;
@@ -38,10 +37,11 @@ use crate::proto::etcdserverpb::maintenance_server::Maintenance;
 use crate::proto::etcdserverpb::watch_server::Watch;
 use crate::proto::v3electionpb::election_server::Election;
 use crate::proto::v3lockpb::lock_server::Lock;
+use crate::replica::Replica;
 
 /// The service implementations the routes call, one set per member.
 pub struct Services<B> {
-    backend: B,
+    replica: B,
     pub(super) kv: KvService<B>,
     watch: WatchService<B>,
     lease: LeaseService<B>,
@@ -56,61 +56,61 @@ pub struct Services<B> {
     grpc_metrics: GrpcMetrics,
 }
 
-impl<B: Backend> Services<B> {
-    /// The services over `backend` within `limits`; `lease_ids` must be the
+impl<B: Replica> Services<B> {
+    /// The services over `replica` within `limits`; `lease_ids` must be the
     /// generator the gRPC services use, so granted ids never collide;
     /// calls are counted in `grpc_metrics`.
     pub fn new(
-        backend: B,
+        replica: B,
         limits: ApiLimits,
         lease_ids: LeaseIds,
         grpc_metrics: GrpcMetrics,
     ) -> Services<B> {
         Services {
-            backend: backend.clone(),
-            kv: KvService::new(backend.clone(), limits),
-            watch: WatchService::new(backend.clone(), limits),
-            lease: LeaseService::new(backend.clone(), limits, lease_ids.clone()),
-            cluster: ClusterService::new(backend.clone()),
-            maintenance: MaintenanceService::new(backend.clone(), limits),
-            auth: AuthService::new(backend.clone()),
-            lock: LockService::new(backend.clone(), lease_ids.clone()),
-            election: ElectionService::new(backend, lease_ids),
+            replica: replica.clone(),
+            kv: KvService::new(replica.clone(), limits),
+            watch: WatchService::new(replica.clone(), limits),
+            lease: LeaseService::new(replica.clone(), limits, lease_ids.clone()),
+            cluster: ClusterService::new(replica.clone()),
+            maintenance: MaintenanceService::new(replica.clone(), limits),
+            auth: AuthService::new(replica.clone()),
+            lock: LockService::new(replica.clone(), lease_ids.clone()),
+            election: ElectionService::new(replica, lease_ids),
             body_limit_bytes: body_limit_bytes(&limits),
             grpc_metrics,
         }
     }
 }
 
-impl<B: Backend> Services<B> {
+impl<B: Replica> Services<B> {
     /// The member's status (leader, indexes, sizes).
-    pub fn backend_status(&self) -> crate::backend::NodeStatus {
-        self.backend.status()
+    pub fn replica_status(&self) -> crate::replica::NodeStatus {
+        self.replica.status()
     }
 
     /// The alarms applied through Raft, as this member knows them.
     pub fn applied_alarms(&self) -> Vec<keel_kernel::apply::AlarmMember> {
-        self.backend.with_state(|state| state.alarms().list())
+        self.replica.with_state(|state| state.alarms().list())
     }
 
     /// The member's proposal waiters (pending, failed so far).
-    pub fn proposal_counts(&self) -> crate::backend::ProposalCounts {
-        self.backend.proposal_counts()
+    pub fn proposal_counts(&self) -> crate::replica::ProposalCounts {
+        self.replica.proposal_counts()
     }
 
     /// The member's open watch streams and watchers.
     pub fn watch_gauges(&self) -> Arc<crate::api::watch_gauges::WatchGauges> {
-        self.backend.watch_gauges()
+        self.replica.watch_gauges()
     }
 
     /// Number of keys in the store.
     pub fn key_count(&self) -> usize {
-        self.backend.with_state(|state| state.store().key_count())
+        self.replica.with_state(|state| state.store().key_count())
     }
 
     /// The store's current revision.
     pub fn current_revision(&self) -> i64 {
-        self.backend
+        self.replica
             .with_state(|state| state.store().current_revision())
     }
 }
@@ -146,7 +146,7 @@ macro_rules! route {
 }
 
 /// The routes under one version prefix (`/v3`), relative to it.
-pub fn v3_routes<B: Backend>(services: Arc<Services<B>>) -> Router {
+pub fn v3_routes<B: Replica>(services: Arc<Services<B>>) -> Router {
     let s = services;
     Router::new()
         .route("/kv/range", route!(s, kv, range, "/etcdserverpb.KV/Range"))
@@ -258,7 +258,7 @@ pub fn v3_routes<B: Backend>(services: Arc<Services<B>>) -> Router {
         .fallback(not_found)
 }
 
-fn maintenance_routes<B: Backend>(s: &Arc<Services<B>>) -> Router {
+fn maintenance_routes<B: Replica>(s: &Arc<Services<B>>) -> Router {
     Router::new()
         .route(
             "/maintenance/alarm",
@@ -308,7 +308,7 @@ fn maintenance_routes<B: Backend>(s: &Arc<Services<B>>) -> Router {
         )
 }
 
-fn auth_routes<B: Backend>(s: &Arc<Services<B>>) -> Router {
+fn auth_routes<B: Replica>(s: &Arc<Services<B>>) -> Router {
     Router::new()
         .route(
             "/auth/enable",
@@ -402,7 +402,7 @@ fn auth_routes<B: Backend>(s: &Arc<Services<B>>) -> Router {
 }
 
 /// `v3electionpb.Election`'s paths.
-fn election_routes<B: Backend>(s: &Arc<Services<B>>) -> Router {
+fn election_routes<B: Replica>(s: &Arc<Services<B>>) -> Router {
     Router::new()
         .route(
             "/election/campaign",

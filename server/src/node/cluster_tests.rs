@@ -28,8 +28,8 @@ use super::serve::{Listeners, Member};
 use super::{NodeHandle, NodeSettings, NodeStorage};
 use crate::api::ApiLimits;
 use crate::api::maintenance::MaintenanceService;
-use crate::backend::{Backend, ServerError};
 use crate::proto::etcdserverpb as pb;
+use crate::replica::{Replica, ServerError};
 use crate::transport::TransportLimits;
 
 struct Spec {
@@ -328,7 +328,7 @@ async fn a_member_added_with_member_add_joins_with_state_existing() {
     let h0 = first.handle();
     leader(std::slice::from_ref(&h0)).await;
     put(&h0, "before", "join").await;
-    let change = crate::backend::MemberChange::Add {
+    let change = crate::replica::MemberChange::Add {
         peer_urls: specs[1].settings.peer_urls.clone(),
         is_learner: false,
     };
@@ -356,12 +356,12 @@ async fn a_learner_that_never_started_is_not_promoted() {
     let handle = only.handle();
     leader(std::slice::from_ref(&handle)).await;
     put(&handle, "before", "promote").await;
-    let add = crate::backend::MemberChange::Add {
+    let add = crate::replica::MemberChange::Add {
         peer_urls: vec![format!("http://{}", free_addr())],
         is_learner: true,
     };
     let (learner, _) = handle.change_membership(add).await.unwrap();
-    let promote = crate::backend::MemberChange::Promote {
+    let promote = crate::replica::MemberChange::Promote {
         member_id: learner.id,
     };
     let refused = handle.change_membership(promote).await.unwrap_err();
@@ -401,13 +401,13 @@ async fn a_change_that_would_cost_the_active_quorum_is_refused() {
     let handles: Vec<NodeHandle> = members.iter().flatten().map(Member::handle).collect();
     let first = leader(&handles).await;
     let (live, down) = ((first + 1) % 3, (first + 2) % 3);
-    let add_learner = crate::backend::MemberChange::Add {
+    let add_learner = crate::replica::MemberChange::Add {
         peer_urls: vec![format!("http://{}", free_addr())],
         is_learner: true,
     };
     let (learner, listed) = handles[live].change_membership(add_learner).await.unwrap();
     assert!(listed.iter().any(|m| m.id == learner.id && m.is_learner));
-    let promote = crate::backend::MemberChange::Promote {
+    let promote = crate::replica::MemberChange::Promote {
         member_id: learner.id,
     };
     let refused = handles[live].change_membership(promote).await.unwrap_err();
@@ -429,7 +429,7 @@ async fn a_change_that_would_cost_the_active_quorum_is_refused() {
     let leader_handle = &handles[first];
     let (live_id, leader_id) = (handles[live].member_id(), leader_handle.member_id());
     for (via, id) in [(first, live_id), (first, leader_id), (live, live_id)] {
-        let remove = crate::backend::MemberChange::Remove { member_id: id };
+        let remove = crate::replica::MemberChange::Remove { member_id: id };
         let refused = handles[via].change_membership(remove).await.unwrap_err();
         assert_eq!(
             change_refusal(&refused),
@@ -437,7 +437,7 @@ async fn a_change_that_would_cost_the_active_quorum_is_refused() {
             "via {via}, removing {id:x}"
         );
     }
-    let add = crate::backend::MemberChange::Add {
+    let add = crate::replica::MemberChange::Add {
         peer_urls: vec![format!("http://{}", free_addr())],
         is_learner: false,
     };
@@ -451,7 +451,7 @@ async fn a_change_that_would_cost_the_active_quorum_is_refused() {
     let voters = leader_handle.with_state(|sm| sm.cluster().members().len());
     assert_eq!(voters, 4, "three voters and the learner");
 
-    let remove_down = crate::backend::MemberChange::Remove {
+    let remove_down = crate::replica::MemberChange::Remove {
         member_id: handles[down].member_id(),
     };
     let (_, left) = leader_handle.change_membership(remove_down).await.unwrap();
@@ -473,7 +473,7 @@ async fn a_voter_is_not_added_beside_one_that_never_started() {
     let only = start(&specs[0]).await;
     let handle = only.handle();
     leader(std::slice::from_ref(&handle)).await;
-    let add = || crate::backend::MemberChange::Add {
+    let add = || crate::replica::MemberChange::Add {
         peer_urls: vec![format!("http://{}", free_addr())],
         is_learner: false,
     };

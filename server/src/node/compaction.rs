@@ -17,8 +17,8 @@ use keel_kernel::apply::{Request, Response};
 use keel_kernel::mvcc::CompactionRequest;
 
 use super::NodeHandle;
-use crate::backend::Backend;
 use crate::config::AutoCompaction;
+use crate::replica::Replica;
 
 /// How often revision mode compacts (etcd: 5 minutes).
 pub const REVISION_MODE_INTERVAL_MS: u64 = 5 * 60 * 1000;

@@ -7,7 +7,7 @@
 use keel_kernel::raft::ConfChange;
 use tokio::sync::oneshot;
 
-use crate::backend::ServerError;
+use crate::replica::ServerError;
 
 /// Membership changes waiting at once.
 pub const CONF_CHANGES_MAX: usize = 16;

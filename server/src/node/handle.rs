@@ -1,5 +1,5 @@
 //! [`NodeHandle`]: what the API layer holds to reach a running member. It
-//! implements [`Backend`] by registering waiters, sending commands to the
+//! implements [`Replica`] by registering waiters, sending commands to the
 //! node driver's bounded queue and reading the shared applied state.
 
 use std::collections::BTreeMap;
@@ -20,11 +20,11 @@ use super::proposals::{Proposals, RequestIds};
 use super::read_index::ReadOutcome;
 use super::settings::NodeSettings;
 use crate::api::watch_gauges::WatchGauges;
-use crate::backend::{
-    AppliedEvents, Backend, MemberChange, NodeStatus, ProposalCounts, ServerError,
+use crate::proto::keelpeerpb::peer_client::PeerClient;
+use crate::replica::{
+    AppliedEvents, MemberChange, NodeStatus, ProposalCounts, Replica, ServerError,
     bounded_by_call_expiry,
 };
-use crate::proto::keelpeerpb::peer_client::PeerClient;
 use crate::transport::conf_change::{ConfChangeReceiver, forward_conf_change, wait_conf_change};
 use crate::transport::lease::{LeaseAuthority, forward_renew, forward_time_to_live};
 
@@ -327,7 +327,7 @@ impl NodeHandle {
     }
 }
 
-impl Backend for NodeHandle {
+impl Replica for NodeHandle {
     async fn propose(
         &self,
         request: Request,

@@ -1,6 +1,6 @@
 //! The node driver: one task per member that owns the Raft node, the WAL and
 //! the state machine, and a cheap [`NodeHandle`] implementing
-//! [`Backend`](crate::backend::Backend) for the API layer.
+//! [`Replica`](crate::replica::Replica) for the API layer.
 //!
 //! - [`settings`]: what the driver needs from the configuration.
 //! - [`bootstrap`]: fresh start or restart from the data directory.
@@ -12,7 +12,7 @@
 //!   leader's revocations and checkpoints), [`snapshot_policy`] (when to
 //!   snapshot, how much log to keep), [`db_size`], [`conf_waiters`].
 //! - [`proposals`]: request waiters; [`read_index`]: read batching.
-//! - [`peers`]: outbound peer streams; [`handle`]: the `Backend`.
+//! - [`peers`]: outbound peer streams; [`handle`]: the `Replica`.
 //! - [`compaction`]: automatic history compaction on the leader.
 //! - `segment_pipeline`: the WAL's next segment prepared in the background.
 //! - [`serve`]: running a whole member (node + API + peer servers).

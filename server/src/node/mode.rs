@@ -7,7 +7,7 @@
 use keel_kernel::apply::ApplyError;
 
 use super::disk_full::Stalled;
-use crate::backend::ServerError;
+use crate::replica::ServerError;
 
 /// What the member's Raft node may do.
 pub enum Mode {

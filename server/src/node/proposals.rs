@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use keel_kernel::apply::ApplyResult;
 use tokio::sync::oneshot;
 
-use crate::backend::ServerError;
+use crate::replica::ServerError;
 
 /// The answer a waiter gets.
 pub type Outcome = Result<ApplyResult, ServerError>;

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use crate::backend::ServerError;
+use crate::replica::ServerError;
 
 /// What a waiting read is told: go ahead, or why not.
 pub type ReadOutcome = Result<(), ServerError>;

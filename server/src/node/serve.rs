@@ -145,7 +145,7 @@ impl Member {
             #[cfg(madsim)]
             let mut server = Server::builder();
             let lease_ids = api::lease::LeaseIds::new(
-                crate::backend::Backend::status(&node.handle()).member_id,
+                crate::replica::Replica::status(&node.handle()).member_id,
             );
             let router = api::add_services_sharing(
                 &mut server,

@@ -15,9 +15,9 @@ use keel_kernel::raft::ConfChange;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
-use crate::backend::ServerError;
 use crate::proto::keelpeerpb::peer_client::PeerClient;
 use crate::proto::keelpeerpb::{ConfChangeFailure, ConfChangeForward, ConfChangeReply};
+use crate::replica::ServerError;
 
 /// Where a change proposed for a follower is waited for: the leader's
 /// driver answers on it once the change is applied, or refused.

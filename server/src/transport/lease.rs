@@ -14,11 +14,11 @@ use keel_kernel::raft::ConfChange;
 use tonic::transport::Channel;
 
 use super::conf_change::ConfChangeReceiver;
-use crate::backend::ServerError;
 use crate::proto::keelpeerpb::peer_client::PeerClient;
 use crate::proto::keelpeerpb::{
     LeaseFailure, LeaseRenewReply, LeaseRenewRequest, LeaseTimeToLiveReply, LeaseTimeToLiveRequest,
 };
+use crate::replica::ServerError;
 
 /// The leader's side: answers forwarded lease requests from its own lessor.
 pub trait LeaseAuthority: Send + Sync + 'static {

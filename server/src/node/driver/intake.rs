@@ -7,10 +7,10 @@ use keel_kernel::raft::Message;
 use keel_wal::Storage;
 
 use super::{COMMANDS_PER_ROUND_MAX, Driver, INBOUND_PER_ROUND_MAX};
-use crate::backend::ServerError;
 use crate::node::handle::Command;
 use crate::node::mode::Refusal;
 use crate::node::peers::PeerEvent;
+use crate::replica::ServerError;
 use crate::transport::Inbound;
 
 impl<S: Storage> Driver<S> {

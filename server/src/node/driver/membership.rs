@@ -12,8 +12,8 @@ use keel_kernel::raft::{ConfChange, ConfChangeType, RaftError};
 use keel_wal::Storage;
 
 use super::Driver;
-use crate::backend::ServerError;
 use crate::node::conf_waiters::ConfReply;
+use crate::replica::ServerError;
 
 impl<S: Storage> Driver<S> {
     /// Proposes `change`; `reply` is answered once it is applied, or now

@@ -55,7 +55,7 @@ use super::removal::Removal;
 use super::segment_pipeline::SegmentPipeline;
 use super::settings::NodeSettings;
 use crate::api::watch_gauges::WatchGauges;
-use crate::backend::{AppliedEvents, NodeStatus, ServerError};
+use crate::replica::{AppliedEvents, NodeStatus, ServerError};
 use crate::transport::{Inbound, TransportLimits};
 use snapshots::SnapshotWork;
 
@@ -69,6 +69,9 @@ pub const READIES_PER_ROUND_MAX: usize = 64;
 pub const READS_MAX: usize = 64 * 1024;
 /// An fsync slower than this is logged.
 pub const SLOW_FSYNC: Duration = Duration::from_secs(1);
+/// Debug and simulation builds check every invariant of the Raft node and
+/// the state machine once per this many Readies.
+pub const INVARIANT_CHECK_READIES: u64 = 64;
 
 /// The channels a driver reads.
 pub struct Channels {
@@ -113,6 +116,8 @@ pub struct Driver<S: Storage> {
     mode: Mode,
     /// Set once this member learns it was removed from the cluster.
     removal: Removal,
+    /// Readies handled (for the sampled invariant checks).
+    readies: u64,
 }
 
 impl<S: Storage> Driver<S> {
@@ -177,6 +182,7 @@ impl<S: Storage> Driver<S> {
             duties: Cadence::new(DUTY_INTERVAL_MS),
             mode: Mode::Running,
             removal: Removal::default(),
+            readies: 0,
         };
         driver.refresh_peers();
         (driver, NodeHandle::new(shared))
@@ -327,6 +333,7 @@ impl<S: Storage> Driver<S> {
         let applied = self.shared.read_state().applied_index();
         self.reads.release(applied);
         self.raw.advance();
+        self.check_invariants_sampled();
         self.refresh_status();
         self.maybe_snapshot().await
     }
@@ -456,6 +463,30 @@ impl<S: Storage> Driver<S> {
                 let id = result.request_id;
                 self.shared.proposals().complete(id, Ok(result));
             }
+        }
+    }
+
+    /// In debug and simulation builds, every [`INVARIANT_CHECK_READIES`]
+    /// Readies: checks the Raft node's and the state machine's invariants
+    /// (`check_invariants`, O(state)). A violation panics while holding the
+    /// state's write lock, which poisons it: the member stops and nothing
+    /// is served from that state afterwards, not even serializable reads.
+    fn check_invariants_sampled(&mut self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        self.readies += 1;
+        if !self.readies.is_multiple_of(INVARIANT_CHECK_READIES) {
+            return;
+        }
+        let state = self.shared.write_state();
+        let broken = self
+            .raw
+            .check_invariants()
+            .err()
+            .or_else(|| state.check_invariants().err());
+        if let Some(violation) = broken {
+            panic!("keel: invariant broken, member stops: {violation}");
         }
     }
 

@@ -10,13 +10,13 @@ use keel_kernel::raft::{MemoryStorage, Snapshot};
 use keel_wal::{SnapshotFiles, SnapshotMarker, Storage, WalError};
 
 use super::{Driver, run_blocking};
-use crate::backend::AppliedEvents;
 use crate::node::bootstrap::state_config;
 use crate::node::disk_full::{DISK_FULL_RETRY_MS, is_retryable_full_disk};
 use crate::node::settings::NodeSettings;
 use crate::node::snapshot_buffer::SnapshotBuffer;
 use crate::node::snapshot_policy::SnapshotPolicy;
 use crate::node::snapshot_saver::{SaveResult, Saved, Saving, SnapshotSaver, save_and_map};
+use crate::replica::AppliedEvents;
 
 /// The driver's snapshot files, their writer and their schedule.
 pub(super) struct SnapshotWork<S: Storage> {

@@ -3,7 +3,7 @@
 //!
 //! The API layer turns etcd requests into kernel requests and answers; the node
 //! driver decides how they are ordered and made durable. Everything the API
-//! layer needs from a running member goes through [`Backend`], so the services
+//! layer needs from a running member goes through [`Replica`], so the services
 //! can be read (and tested against a real node) without knowing how the driver
 //! works.
 
@@ -124,7 +124,7 @@ pub struct NodeStatus {
     /// NOSPACE alarm is applied through Raft: the alarm is reported locally
     /// (Status, AlarmList) meanwhile.
     pub disk_full: bool,
-    /// `--quota-backend-bytes` in force, 0 when the quota is disabled
+    /// `--quota-replica-bytes` in force, 0 when the quota is disabled
     /// (etcd's `dbSizeQuota`).
     pub db_size_quota_bytes: u64,
     /// Leader snapshots this member installed since it started (etcd's
@@ -199,9 +199,13 @@ pub enum MemberChange {
     },
 }
 
-/// What a running member offers the API layer. Implemented by the node
-/// driver's handle; cheap to clone (one per gRPC service).
-pub trait Backend: Clone + Send + Sync + 'static {
+/// What a running member offers the API layer: this member's replica of
+/// the replicated state machine, and the way to change it (proposals
+/// through Raft) or read it linearizably (ReadIndex). Implemented by the
+/// node driver's handle; cheap to clone (one per gRPC service). (Called
+/// `Backend` before; etcd uses that word for its bbolt store, which this
+/// is not.)
+pub trait Replica: Clone + Send + Sync + 'static {
     /// Proposes `request` through Raft on behalf of `auth` (None only for the
     /// server's own requests) and waits until this member has applied it.
     ///
@@ -254,7 +258,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
 
     /// Remaining TTL of a lease as the leader knows it (forwarded to the leader
     /// when this member is a follower), with its keys when `keys`.
-    /// Errors: as [`Backend::lease_renew`], plus `Apply(Auth(..))`.
+    /// Errors: as [`Replica::lease_renew`], plus `Apply(Auth(..))`.
     fn lease_time_to_live(
         &self,
         auth: Option<AuthInfo>,

@@ -1,4 +1,4 @@
-//! A single-member [`Backend`] for the API layer's own tests: requests are
+//! A single-member [`Replica`] for the API layer's own tests: requests are
 //! applied at once to a real kernel [`StateMachine`] as if this member were
 //! the leader of a one-member cluster (no Raft, no disk). The node driver
 //! has its own tests; these exercise the gRPC services end to end through a
@@ -6,9 +6,9 @@
 //!
 //! As the node driver does, it broadcasts an entry's applied events after
 //! releasing the state lock, so watchers see the same window in which the
-//! state is ahead of the events offered to them. A backend made with
-//! [`TestBackend::with_deferred_events`] keeps that window open until the
-//! test calls [`TestBackend::release_events`].
+//! state is ahead of the events offered to them. A replica made with
+//! [`TestReplica::with_deferred_events`] keeps that window open until the
+//! test calls [`TestReplica::release_events`].
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,8 +24,8 @@ use keel_kernel::raft::{Entry, EntryType};
 use tokio::sync::broadcast;
 
 use crate::api::watch_gauges::WatchGauges;
-use crate::backend::{
-    AppliedEvents, Backend, MemberChange, NodeStatus, ProposalCounts, ServerError,
+use crate::replica::{
+    AppliedEvents, MemberChange, NodeStatus, ProposalCounts, Replica, ServerError,
 };
 
 struct Inner {
@@ -33,9 +33,9 @@ struct Inner {
     next_request_id: u64,
 }
 
-/// The test backend; clones share one state machine.
+/// The test replica; clones share one state machine.
 #[derive(Clone)]
-pub struct TestBackend {
+pub struct TestReplica {
     inner: Arc<Mutex<Inner>>,
     events: broadcast::Sender<AppliedEvents>,
     /// Applied events not yet broadcast, in apply order.
@@ -46,10 +46,10 @@ pub struct TestBackend {
     watch_gauges: Arc<WatchGauges>,
 }
 
-impl TestBackend {
+impl TestReplica {
     /// A fresh single-member cluster whose event channel holds
     /// `event_capacity` applied entries.
-    pub fn new(event_capacity: usize) -> TestBackend {
+    pub fn new(event_capacity: usize) -> TestReplica {
         let member = Member::new(
             "default",
             &["http://127.0.0.1:2380".to_string()],
@@ -63,7 +63,7 @@ impl TestBackend {
         state.set_now_ms(1);
         state.lease_promote(0);
         let (events, _) = broadcast::channel(event_capacity);
-        TestBackend {
+        TestReplica {
             inner: Arc::new(Mutex::new(Inner {
                 state,
                 next_request_id: 1,
@@ -76,12 +76,12 @@ impl TestBackend {
         }
     }
 
-    /// As [`TestBackend::new`], but applied events are broadcast only by
-    /// [`TestBackend::release_events`].
-    pub fn with_deferred_events(event_capacity: usize) -> TestBackend {
-        TestBackend {
+    /// As [`TestReplica::new`], but applied events are broadcast only by
+    /// [`TestReplica::release_events`].
+    pub fn with_deferred_events(event_capacity: usize) -> TestReplica {
+        TestReplica {
             defer_events: true,
-            ..TestBackend::new(event_capacity)
+            ..TestReplica::new(event_capacity)
         }
     }
 
@@ -109,7 +109,7 @@ impl TestBackend {
     /// Replaces the state with `other`'s, as a follower installs its
     /// leader's snapshot (the node driver's `install_snapshot`), and
     /// queues the restore notice for the watch streams.
-    pub fn install_snapshot_of(&self, other: &TestBackend) {
+    pub fn install_snapshot_of(&self, other: &TestReplica) {
         let data = other.lock().state.snapshot();
         let mut inner = self.lock();
         let mut restored = StateMachine::restore(StateMachineConfig::new(1000), &data).unwrap();
@@ -158,7 +158,7 @@ impl TestBackend {
     }
 }
 
-impl Backend for TestBackend {
+impl Replica for TestReplica {
     async fn propose(
         &self,
         request: Request,
