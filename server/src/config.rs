@@ -27,7 +27,7 @@ pub use urls::{bind_addr, parse_initial_cluster, parse_url_list};
 
 /// etcd's default `--max-request-bytes`: 1.5 MiB.
 pub const MAX_REQUEST_BYTES_DEFAULT: u64 = keel_kernel::limits::DEFAULT_MAX_REQUEST_BYTES;
-/// Replica quota used when `--quota-replica-bytes` is 0 (etcd: 2 GiB).
+/// Backend quota used when `--quota-backend-bytes` is 0 (etcd: 2 GiB).
 pub const QUOTA_BACKEND_BYTES_DEFAULT: u64 = 2 * 1024 * 1024 * 1024;
 /// Longest election timeout etcd accepts, in milliseconds.
 pub const ELECTION_TIMEOUT_MS_MAX: u64 = 50_000;
@@ -114,7 +114,7 @@ pub struct Flags {
     /// Maximum client request size in bytes the server will accept.
     #[arg(long, env = "ETCD_MAX_REQUEST_BYTES", default_value_t = MAX_REQUEST_BYTES_DEFAULT)]
     pub max_request_bytes: u64,
-    /// Raise alarms when replica size exceeds the given quota (0 defaults to
+    /// Raise alarms when backend size exceeds the given quota (0 defaults to
     /// 2 GiB, a negative value disables the quota).
     #[arg(
         long,
@@ -207,7 +207,7 @@ pub struct Config {
     pub snapshot_count: u64,
     /// Largest accepted client request, in bytes.
     pub max_request_bytes: u64,
-    /// Replica size that raises the NOSPACE alarm; `None` when disabled.
+    /// Backend size that raises the NOSPACE alarm; `None` when disabled.
     pub quota_backend_bytes: Option<u64>,
     /// Extra URLs serving `/metrics` and `/health` alone (empty: none).
     pub listen_metrics_urls: Vec<Url>,

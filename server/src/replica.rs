@@ -124,7 +124,7 @@ pub struct NodeStatus {
     /// NOSPACE alarm is applied through Raft: the alarm is reported locally
     /// (Status, AlarmList) meanwhile.
     pub disk_full: bool,
-    /// `--quota-replica-bytes` in force, 0 when the quota is disabled
+    /// `--quota-backend-bytes` in force, 0 when the quota is disabled
     /// (etcd's `dbSizeQuota`).
     pub db_size_quota_bytes: u64,
     /// Leader snapshots this member installed since it started (etcd's

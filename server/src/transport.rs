@@ -69,7 +69,7 @@ pub struct TransportLimits {
 impl Default for TransportLimits {
     /// 4096 messages or 4 MiB per batch, messages up to 16 MiB (well above
     /// etcd's 1.5 MiB request limit plus entry framing), snapshots up to 8 GiB
-    /// (etcd's largest recommended replica) in 1 MiB chunks.
+    /// (etcd's largest recommended backend) in 1 MiB chunks.
     fn default() -> Self {
         TransportLimits {
             batch_messages_max: 4096,

@@ -20,7 +20,7 @@ pub enum SnapshotFormat {
     /// keel's state-machine snapshot (`KEELSNAP`, written by keel's
     /// Maintenance.Snapshot).
     Keel,
-    /// An etcd v3 replica: a bbolt database (etcd's Maintenance.Snapshot,
+    /// An etcd v3 backend: a bbolt database (etcd's Maintenance.Snapshot,
     /// or a copy of `member/snap/db`).
     Etcd,
 }

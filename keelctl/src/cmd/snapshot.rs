@@ -24,9 +24,9 @@ pub const SHA256_LEN_BYTES: usize = 32;
 /// The snapshot commands.
 #[derive(Debug, Subcommand)]
 pub enum SnapshotCommand {
-    /// Stores an etcd node replica snapshot to a given file
+    /// Stores an etcd node backend snapshot to a given file
     Save(SaveArgs),
-    /// Gets replica snapshot status of a given file
+    /// Gets backend snapshot status of a given file
     Status(super::snapshot_file::StatusArgs),
     /// Restores an etcd member snapshot to an etcd directory
     Restore(super::snapshot_file::RestoreArgs),

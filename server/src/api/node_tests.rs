@@ -159,7 +159,7 @@ async fn services_over_a_real_single_member() {
         .await
         .unwrap()
         .into_inner();
-    // etcd's default --quota-replica-bytes, 2 GiB.
+    // etcd's default --quota-backend-bytes, 2 GiB.
     assert_eq!(status.db_size_quota, 2 << 30);
     assert!(status.errors.is_empty());
     member.stop().await;

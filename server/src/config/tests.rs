@@ -89,7 +89,7 @@ fn every_flag_is_read() {
         "--election-timeout=500",
         "--snapshot-count=10",
         "--max-request-bytes=100",
-        "--quota-replica-bytes=-1",
+        "--quota-backend-bytes=-1",
         "--auto-compaction-mode=revision",
         "--auto-compaction-retention=1000",
         "--log-level=debug",
@@ -114,7 +114,7 @@ fn every_flag_is_read() {
 
 #[test]
 fn quota_and_snapshot_count_zero_mean_defaults() {
-    let cfg = parse(&["--quota-replica-bytes", "4096", "--snapshot-count", "0"]).unwrap();
+    let cfg = parse(&["--quota-backend-bytes", "4096", "--snapshot-count", "0"]).unwrap();
     assert_eq!(cfg.quota_backend_bytes, Some(4096));
     assert_eq!(cfg.snapshot_count, SNAPSHOT_COUNT_DEFAULT);
 }

@@ -17,7 +17,7 @@
 //! | `etcd_server_proposals_applied_total` | gauge | applied Raft index |
 //! | `etcd_server_proposals_pending` | gauge | client proposals waiting for their apply result |
 //! | `etcd_server_proposals_failed_total` | counter | proposals that ended without an apply result: no leader, dropped at a leader change, timed out, storage failure |
-//! | `etcd_server_quota_backend_bytes` | gauge | `--quota-replica-bytes` |
+//! | `etcd_server_quota_backend_bytes` | gauge | `--quota-backend-bytes` |
 //! | `etcd_server_health_success` / `_failures` | counter | `/health` answers |
 //! | `etcd_disk_wal_fsync_duration_seconds` | histogram | each WAL sync job (direct-I/O write + `fdatasync`); buckets 1 ms x2, 14 |
 //! | `etcd_disk_backend_snapshot_duration_seconds` | histogram | each state-machine snapshot file written (keel's equivalent of etcd's backend commit: keel has no bbolt); buckets 10 ms x2, 17 |
@@ -117,7 +117,7 @@ impl Metrics {
             )?,
             quota_backend_bytes: gauge(
                 "etcd_server_quota_backend_bytes",
-                "Current replica storage quota size in bytes.",
+                "Current backend storage quota size in bytes.",
             )?,
             health_success: counter(
                 "etcd_server_health_success",

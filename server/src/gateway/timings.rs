@@ -59,7 +59,7 @@ impl Timings {
         )?)?;
         let snapshot_save = Histogram::with_opts(histogram_opts(
             "etcd_disk_backend_snapshot_duration_seconds",
-            "The latency distribution of replica snapshots.",
+            "The latency distribution of backend snapshots.",
             0.01,
             2.0,
             17,

@@ -1,7 +1,7 @@
 //! When a member proposes its NOSPACE alarm.
 //!
 //! Two conditions raise it, both etcd's: the state grew over
-//! `--quota-replica-bytes` (etcd's quota check), or the disk was found full
+//! `--quota-backend-bytes` (etcd's quota check), or the disk was found full
 //! (see `disk_full.rs`; the member reports the alarm locally until the
 //! replicated one is applied). The alarm is replicated state, so it is only
 //! ever proposed through Raft, and only while a leader is known. Once a
@@ -16,7 +16,7 @@ use keel_kernel::apply::{AlarmAction, AlarmRequest, AlarmType, Request};
 pub struct AlarmView {
     /// The estimated state size (bytes).
     pub db_size_bytes: u64,
-    /// `--quota-replica-bytes`; `None` when the member checks no quota.
+    /// `--quota-backend-bytes`; `None` when the member checks no quota.
     pub quota_bytes: Option<u64>,
     /// A leader is known (a proposal can be forwarded).
     pub has_leader: bool,

@@ -1,5 +1,5 @@
 //! The member's estimate of its state size, reported as `dbSize` by
-//! Maintenance.Status and compared with `--quota-replica-bytes`.
+//! Maintenance.Status and compared with `--quota-backend-bytes`.
 //!
 //! It is the size of the last snapshot (taken or installed) plus the bytes
 //! of every entry applied since: it never shrinks between snapshots, as

@@ -1,5 +1,5 @@
 //! A small read-only reader of bbolt's file format (go.etcd.io/bbolt, the
-//! database behind etcd's v3 replica), written from the format's
+//! database behind etcd's v3 backend), written from the format's
 //! description: enough to list the buckets of the newest committed
 //! transaction and walk their keys in order.
 //!

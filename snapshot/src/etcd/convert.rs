@@ -20,7 +20,7 @@ use crate::bbolt::{Bucket, Db};
 use crate::error::SnapshotError;
 
 /// Most versions read from the `key` bucket (each costs memory while the
-/// store is built; 2^32 is far beyond etcd's 8 GiB replica limit).
+/// store is built; 2^32 is far beyond etcd's 8 GiB backend limit).
 const VERSIONS_MAX: usize = 1 << 32;
 
 fn invalid(why: String) -> SnapshotError {

@@ -1,6 +1,6 @@
 //! etcd v3 snapshot files: what `etcdctl snapshot save` writes against
 //! etcd, a bbolt database with the `key`, `lease`, `meta`, `members` and
-//! `auth*` buckets (etcd 3.4's `mvcc/replica` layout).
+//! `auth*` buckets (etcd 3.4's `mvcc/backend` layout).
 //!
 //! * [`proto`]: the protobuf messages stored in the buckets.
 //! * [`revision`]: the `key` bucket's revision keys.

@@ -44,7 +44,7 @@ impl<S: Storage> Driver<S> {
     }
 
     /// Proposes this member's NOSPACE alarm when `alarm_policy` asks for it
-    /// (over `--quota-replica-bytes`, or after a full disk), and settles
+    /// (over `--quota-backend-bytes`, or after a full disk), and settles
     /// the local disk-full report once the alarm is applied.
     pub(super) fn check_alarms(&mut self) {
         let view = self.alarm_view();
