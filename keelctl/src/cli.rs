@@ -136,6 +136,9 @@ pub enum Command {
     /// Manages etcd node snapshots
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// commands for checking properties of the etcd cluster
+    #[command(subcommand)]
+    Check(crate::cmd::check::CheckCommand),
 }
 
 /// Parses a Go duration (`time.ParseDuration`: `2s`, `500ms`, `1m30s`,

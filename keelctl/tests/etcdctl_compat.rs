@@ -394,3 +394,37 @@ fn snapshot_status_and_restore_match_etcdctl() {
     assert!(message.contains("not empty"), "{message}");
     c.assert_same("snapshot_status_and_restore_match_etcdctl");
 }
+
+/// check perf: etcdctl's refusals (an unknown load, keys already under the
+/// prefix) are compared; etcdctl's own run lasts 60 s, so a 3 s keelctl run
+/// against keel is checked for etcdctl's verdict lines and clean-up alone.
+#[test]
+fn check_perf_matches_etcdctl() {
+    if !support::require_etcdctl("check_perf_matches_etcdctl") {
+        return;
+    }
+    let mut c = Comparison::start(keelctl());
+    c.run("check perf --load huge")
+        .run("put /etcdctl-check-perf/x 1")
+        .run("check perf")
+        .run("del /etcdctl-check-perf/x");
+    let run = c.run_keelctl_only("check perf --duration-secs 3 --auto-compact");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "four verdict lines: {}", run.stdout);
+    assert!(
+        lines[0].starts_with("PASS: Throughput is "),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines[1].starts_with("PASS: Slowest request took "),
+        "{}",
+        run.stdout
+    );
+    assert!(lines[2].starts_with("PASS: Stddev is "), "{}", run.stdout);
+    assert_eq!(lines[3], "PASS");
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let left = c.run_keelctl_only("get /etcdctl-check-perf/ --prefix --count-only -w fields");
+    assert!(left.stdout.contains("\"Count\" : 0"), "{}", left.stdout);
+    c.assert_same("check_perf_matches_etcdctl");
+}

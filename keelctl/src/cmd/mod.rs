@@ -2,6 +2,7 @@
 
 pub mod argify;
 pub mod auth;
+pub mod check;
 pub mod compaction;
 pub mod concurrency;
 pub mod endpoint;
@@ -45,6 +46,7 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Elect(args) => concurrency::elect(global, args).await,
         Command::MoveLeader(args) => concurrency::move_leader(global, args).await,
         Command::Snapshot(command) => snapshot::run(global, command).await,
+        Command::Check(command) => check::run(global, command).await,
     }
 }
 

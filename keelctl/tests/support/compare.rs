@@ -84,6 +84,13 @@ impl Comparison {
         self
     }
 
+    /// Runs `command` with keelctl alone (for what etcdctl cannot run in a
+    /// test's time) and returns what it printed, normalised.
+    pub fn run_keelctl_only(&mut self, command: &str) -> Outcome {
+        let args: Vec<&str> = command.split_whitespace().collect();
+        self.keelctl.run(&args, "")
+    }
+
     /// As [`Comparison::run`], comparing with the padding of tables and of
     /// `%16x` IDs collapsed ([`collapse_padding`]).
     pub fn run_loose(&mut self, command: &str) -> &mut Comparison {
