@@ -1,5 +1,6 @@
 //! TCP + TLS to an `https://` peer URL, as a tower service for tonic's
-//! `Endpoint::connect_with_connector` (tonic itself is built without TLS).
+//! `Endpoint::connect_with_connector`, which `transport::dial` hands an
+//! `http://` URI (tonic may be built with TLS of its own in a workspace build).
 
 use std::future::Future;
 use std::io;

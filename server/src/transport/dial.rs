@@ -55,14 +55,19 @@ impl PeerDialer {
     /// connection or handshake; [`DialError::NoTls`] for an `https://` URL
     /// without peer TLS settings.
     pub async fn connect(&self, url: &str) -> Result<Channel, DialError> {
-        let endpoint = Endpoint::from_shared(url.to_owned())?;
         #[cfg(not(madsim))]
-        if url.starts_with("https://") {
+        if let Some(authority) = url.strip_prefix("https://") {
             let Some(tls) = &self.tls else {
                 return Err(DialError::NoTls(url.to_owned()));
             };
+            // Our connector does the TLS; tonic is handed an `http://` URI,
+            // because a tonic built with its own TLS feature (as it is when
+            // etcd-client's `tls` joins the build) refuses an `https://`
+            // URI it has no TLS settings for.
+            let endpoint = Endpoint::from_shared(format!("http://{authority}"))?;
             return Ok(endpoint.connect_with_connector(tls.clone()).await?);
         }
+        let endpoint = Endpoint::from_shared(url.to_owned())?;
         Ok(endpoint.connect().await?)
     }
 }
