@@ -6,12 +6,12 @@ use etcd_client::proto::{PbAuthRoleGetResponse, PbResponseHeader};
 use etcd_client::{Permission, PermissionType, RoleRevokePermissionOptions};
 use serde_json::Value;
 
-use super::keys::prefix_end;
 use crate::cli::GlobalArgs;
 use crate::client::connect;
 use crate::error::CtlError;
 use crate::output::json::{self, Object};
 use crate::output::{Format, Printer, emit, fields, go};
+use keel_kernel::mvcc::prefix_range_end;
 
 /// The auth commands.
 #[derive(Debug, Subcommand)]
@@ -276,7 +276,7 @@ fn role_get_simple(name: &str, r: &PbAuthRoleGetResponse) -> String {
         } else {
             format!("\t[{k}, {})", String::from_utf8_lossy(end))
         };
-        if prefix_end(key) == end {
+        if prefix_range_end(key) == end {
             line.push_str(&format!(" (prefix {k})"));
         }
         line + "\n"
@@ -315,7 +315,7 @@ fn perm_range(
         return Ok((vec![0], end));
     }
     let end = match (args.get(1), prefix, from_key) {
-        (None, true, _) => prefix_end(key.as_bytes()),
+        (None, true, _) => prefix_range_end(key.as_bytes()),
         (None, _, true) => vec![0],
         (None, false, false) => Vec::new(),
         (Some(_), true, _) => {

@@ -2,19 +2,7 @@
 //! explicit range end (clientv3's `WithPrefix`, `WithFromKey`,
 //! `WithRange`).
 
-/// The range end that selects every key starting with `prefix`
-/// (clientv3's `GetPrefixRangeEnd`): the prefix with its last byte below
-/// 0xff incremented; `\0` (no end) when every byte is 0xff.
-pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
-}
+use keel_kernel::mvcc::prefix_range_end;
 
 /// The `(key, range_end)` a command asks for: `range_end` given as a
 /// second argument, or implied by `--prefix` / `--from-key` (an empty key
@@ -33,7 +21,7 @@ pub fn key_range(
         if key.is_empty() {
             return (vec![0], vec![0]);
         }
-        let end = prefix_end(&key);
+        let end = prefix_range_end(&key);
         return (key, end);
     }
     if from_key {
@@ -46,13 +34,6 @@ pub fn key_range(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prefix_ends() {
-        assert_eq!(prefix_end(b"a"), b"b".to_vec());
-        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
-        assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
-    }
 
     #[test]
     fn ranges() {

@@ -32,6 +32,7 @@ mod index;
 mod invariants;
 pub mod kv;
 pub mod ops;
+mod prefix;
 mod range;
 pub mod revision;
 mod snapshot;
@@ -49,6 +50,7 @@ pub use ops::{
     DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
     RequestOp, ResponseOp, SortOrder, SortTarget, TxnRequest, TxnResponse,
 };
+pub use prefix::prefix_range_end;
 pub use revision::Revision;
 pub use store::{LeaseLookup, Store, WriteResult};
 pub use txn::check_txn;

@@ -10,7 +10,7 @@
 //! modification revision) is not sent twice.
 
 use keel_kernel::auth::AuthInfo;
-use keel_kernel::mvcc::{EventType, KeyValue, SortOrder};
+use keel_kernel::mvcc::{EventType, KeyValue, SortOrder, prefix_range_end};
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -18,7 +18,7 @@ use tonic::Status;
 
 use super::convert::key_value;
 use super::header::header;
-use super::lock::{first_created, prefix_range_end};
+use super::lock::first_created;
 use super::status::apply_error;
 use super::{ResponseStream, response_stream};
 use crate::proto::v3electionpb as pb;

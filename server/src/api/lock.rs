@@ -18,6 +18,7 @@ use keel_kernel::auth::AuthInfo;
 use keel_kernel::mvcc::{
     Compare, CompareResult, CompareTarget, DeleteRangeRequest, EventType, KeyValue, PutRequest,
     RangeRequest, RequestOp, ResponseOp, SortOrder, SortTarget, TxnRequest, TxnResponse,
+    prefix_range_end,
 };
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
@@ -43,20 +44,6 @@ pub const SESSION_EXPIRED: &str = "mutex: session is expired";
 pub struct LockService<B> {
     replica: B,
     ids: LeaseIds,
-}
-
-/// The end of the range of every key starting with `prefix` (etcd
-/// `GetPrefixRangeEnd`): the prefix with its last byte below 0xff raised
-/// by one, or `[0]` (every key from `prefix` on) if there is none.
-pub fn prefix_range_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
 }
 
 /// A range over `prefix` returning the one key with the lowest
@@ -309,14 +296,6 @@ impl<B: Replica> LockService<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prefix_range_end_follows_etcd() {
-        assert_eq!(prefix_range_end(b"a/"), b"a0".to_vec());
-        assert_eq!(prefix_range_end(&[b'a', 0xff]), b"b".to_vec());
-        assert_eq!(prefix_range_end(&[0xff, 0xff]), vec![0]);
-        assert_eq!(prefix_range_end(b""), vec![0]);
-    }
 
     #[test]
     fn acquire_txn_creates_or_reads_and_finds_the_owner() {

@@ -50,11 +50,7 @@ async fn put(kv: &mut pb::kv_client::KvClient<Channel>, key: &str, value: &str) 
 }
 
 fn prefix_end(prefix: &str) -> Bytes {
-    let mut end = prefix.as_bytes().to_vec();
-    if let Some(last) = end.last_mut() {
-        *last += 1;
-    }
-    Bytes::from(end)
+    Bytes::from(keel_kernel::mvcc::prefix_range_end(prefix.as_bytes()))
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use etcd_client::{Client, EventType, WatchOptions};
 use keel_jepsen::{CommittedWrite, Op, Outcome, Ret, WatchEvent, WatchEventKind, WatchLog};
+use keel_kernel::mvcc::prefix_range_end;
 
 use crate::client::connect;
 use crate::recorder::Recorder;
@@ -48,19 +49,6 @@ pub struct WatchOutput {
     pub logs: Vec<WatchLog>,
     /// Every acknowledged put, with the revision its response carried.
     pub committed: Vec<CommittedWrite>,
-}
-
-/// The end of the key range of `prefix` (etcd's prefix rule: the last byte
-/// that is not 0xff, plus one).
-fn prefix_end(prefix: &str) -> String {
-    let mut bytes = prefix.as_bytes().to_vec();
-    while let Some(last) = bytes.pop() {
-        if last < 0xff {
-            bytes.push(last + 1);
-            return String::from_utf8_lossy(&bytes).into_owned();
-        }
-    }
-    "\0".into()
 }
 
 /// Runs the writers until `deadline` and the watchers a little longer.
@@ -182,7 +170,8 @@ async fn watch_loop(
     let mut log = WatchLog {
         watcher: member as u64,
         key: config.prefix.clone(),
-        range_end: prefix_end(&config.prefix),
+        range_end: String::from_utf8_lossy(&prefix_range_end(config.prefix.as_bytes()))
+            .into_owned(),
         start_revision,
         events: Vec::new(),
     };
@@ -230,17 +219,5 @@ async fn watch_from(config: &WatchConfig, member: usize, revision: i64, log: &mu
                 kind,
             });
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::prefix_end;
-
-    #[test]
-    fn prefix_end_increments_the_last_byte() {
-        assert_eq!(prefix_end("jepsen/watch/"), "jepsen/watch0");
-        assert_eq!(prefix_end("a"), "b");
-        assert_eq!(prefix_end(""), "\0");
     }
 }
