@@ -8,6 +8,7 @@ use madsim::rand::Rng;
 use madsim::rand::seq::SliceRandom;
 
 use crate::cluster::Cluster;
+use crate::membership::Membership;
 use crate::partition::{self, Shape};
 use crate::scenario::FaultKind;
 use crate::sim_log::SharedLog;
@@ -69,7 +70,7 @@ impl Nemesis {
             .choose(&mut madsim::rand::thread_rng())
             .unwrap_or(&FaultKind::PartitionHalves);
         let leader = cluster.leader().await.map(|(index, _)| index);
-        let fault = draw(kind, cluster.size(), leader);
+        let fault = draw(kind, &cluster.members(), leader);
         let leader_text = leader.map_or("none".into(), |m| format!("m{m}"));
         self.log.push(format!(
             "nemesis: {kind:?} (leader {leader_text}) -> {fault:?}"
@@ -104,24 +105,58 @@ impl Nemesis {
     }
 
     /// Runs faults for `duration_ms`: strike, hold 1–4 s, heal, rest
-    /// 0.5–2 s, again.
-    pub async fn run(&self, cluster: &mut Cluster, duration_ms: u64) {
+    /// 0.5–2 s, again. With `membership`, its changes run while each
+    /// fault holds and at each rest's end.
+    pub async fn run(
+        &self,
+        cluster: &mut Cluster,
+        duration_ms: u64,
+        mut membership: Option<&mut Membership>,
+    ) {
         let end = madsim::time::Instant::now() + Duration::from_millis(duration_ms);
         while madsim::time::Instant::now() < end {
             let fault = self.strike(cluster).await;
-            sleep_between_ms(1000, 4000).await;
+            let hold_ms = between_ms(1000, 4000);
+            hold(cluster, hold_ms, membership.as_deref_mut()).await;
             self.heal(cluster, &fault);
             sleep_between_ms(500, 2000).await;
+            if let Some(membership) = membership.as_deref_mut() {
+                membership.step(cluster).await;
+            }
         }
     }
 }
 
-/// The fault of `kind` for a cluster of `size` members whose leader (by
-/// index) is `leader`, if one is known; faults aimed at the leader hit a
-/// random member when none is.
-fn draw(kind: FaultKind, size: u8, leader: Option<u8>) -> Fault {
-    let random_member = madsim::rand::thread_rng().gen_range(0..size);
-    let target = leader.unwrap_or(random_member);
+/// Waits `hold_ms` while a fault holds; `membership`'s changes run
+/// meanwhile, one step after another (a step may end past the hold).
+async fn hold(cluster: &mut Cluster, hold_ms: u64, membership: Option<&mut Membership>) {
+    let end = madsim::time::Instant::now() + Duration::from_millis(hold_ms);
+    let Some(membership) = membership else {
+        madsim::time::sleep_until(end).await;
+        return;
+    };
+    while madsim::time::Instant::now() < end {
+        membership.step(cluster).await;
+        sleep_between_ms(200, 600).await;
+    }
+}
+
+/// The fault of `kind` for a cluster of `members` (host indexes) whose
+/// leader (by index) is `leader`, if one is known; faults aimed at the
+/// leader hit a random member when none is. Partitions are drawn over the
+/// members' positions and renamed to their hosts.
+fn draw(kind: FaultKind, members: &[u8], leader: Option<u8>) -> Fault {
+    let size = members.len() as u8;
+    let position = |host: u8| members.iter().position(|&m| m == host).map(|p| p as u8);
+    let random_member = madsim::rand::thread_rng().gen_range(0..size.max(1));
+    let target = leader.and_then(position).unwrap_or(random_member);
+    let fault = draw_positions(kind, size, target, random_member);
+    rename(fault, members)
+}
+
+/// [`draw`] over positions `0..size`: `target` is the leader's (or a
+/// random member's), `random_member` a random one.
+fn draw_positions(kind: FaultKind, size: u8, target: u8, random_member: u8) -> Fault {
     match kind {
         FaultKind::PartitionHalves => Fault::Partition(partition::random_halves(size)),
         FaultKind::IsolateLeader => Fault::Partition(partition::leader_minority(size, target)),
@@ -142,6 +177,28 @@ fn draw(kind: FaultKind, size: u8, leader: Option<u8>) -> Fault {
             from: target,
             to: (target + madsim::rand::thread_rng().gen_range(1..size.max(2))) % size,
         },
+    }
+}
+
+/// `fault` drawn over positions in `members`, naming hosts instead.
+fn rename(fault: Fault, members: &[u8]) -> Fault {
+    let name = |m: u8| members.get(usize::from(m)).copied().unwrap_or(m);
+    match fault {
+        Fault::Partition(shape) => Fault::Partition(shape.renamed(members)),
+        Fault::Crashed { member } => Fault::Crashed {
+            member: name(member),
+        },
+        Fault::Paused { member } => Fault::Paused {
+            member: name(member),
+        },
+        Fault::FsyncFailed { member } => Fault::FsyncFailed {
+            member: name(member),
+        },
+        Fault::LeaderMoved { from, to } => Fault::LeaderMoved {
+            from: name(from),
+            to: name(to),
+        },
+        Fault::SlowNetwork => Fault::SlowNetwork,
     }
 }
 
@@ -185,8 +242,12 @@ fn set_latency_ms(range_ms: std::ops::Range<u64>) {
     });
 }
 
+/// A random time in `[low_ms, high_ms)`, in ms.
+fn between_ms(low_ms: u64, high_ms: u64) -> u64 {
+    madsim::rand::thread_rng().gen_range(low_ms..high_ms)
+}
+
 /// Sleeps a random time in `[low_ms, high_ms)`.
 pub async fn sleep_between_ms(low_ms: u64, high_ms: u64) {
-    let ms = madsim::rand::thread_rng().gen_range(low_ms..high_ms);
-    madsim::time::sleep(Duration::from_millis(ms)).await;
+    madsim::time::sleep(Duration::from_millis(between_ms(low_ms, high_ms))).await;
 }
