@@ -40,7 +40,9 @@
 //! `initial-cluster-state existing`, promote it, remove a voter or the
 //! leader, re-add, under partitions, crashes and leader loss; the member
 //! lists must converge after healing, see [`membership`]), `random` (all
-//! faults; 5). Each runs a safety phase under faults with the
+//! faults, and lossy networks: members drop 5-30% of the Raft messages
+//! they send and duplicate 5-30%, through keel's cfg(madsim) hook
+//! `keel_server::transport::sim_faults`, as madsim's TCP loses nothing; 5). Each runs a safety phase under faults with the
 //! workload, a liveness phase with faults healed (a write must commit
 //! within [`RunOptions::liveness_bound_ms`]), then final reads of every key
 //! through every member, the linearizability check of the whole history

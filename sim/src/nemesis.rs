@@ -7,6 +7,8 @@ use madsim::net::NetSim;
 use madsim::rand::Rng;
 use madsim::rand::seq::SliceRandom;
 
+use keel_server::transport::sim_faults::{MessageFaults, set_message_faults};
+
 use crate::cluster::Cluster;
 use crate::membership::Membership;
 use crate::partition::{self, Shape};
@@ -30,6 +32,13 @@ pub enum Fault {
     },
     /// Every message between hosts takes 20-200 ms instead of 1-10 ms.
     SlowNetwork,
+    /// Members drop and duplicate the Raft messages they send.
+    LossyNetwork {
+        /// Messages dropped, per mille.
+        drop_per_mille: u32,
+        /// Messages sent twice, per mille of those not dropped.
+        duplicate_per_mille: u32,
+    },
     /// The member's next WAL fsync fails: it stops taking part (what
     /// reached its disk is unknown). Healed by a power loss and restart.
     FsyncFailed {
@@ -48,6 +57,9 @@ pub enum Fault {
 
 /// Latency of every message while [`Fault::SlowNetwork`] is in force.
 const SLOW_LATENCY_MS: std::ops::Range<u64> = 20..200;
+/// How many Raft messages in a thousand [`Fault::LossyNetwork`] drops, and
+/// duplicates.
+const LOSS_PER_MILLE: std::ops::Range<u32> = 50..300;
 /// madsim's default message latency, restored at heal.
 const NORMAL_LATENCY_MS: std::ops::Range<u64> = 1..10;
 
@@ -91,6 +103,7 @@ impl Nemesis {
             Fault::Crashed { member } => cluster.restart(*member),
             Fault::Paused { member } => cluster.resume(*member),
             Fault::SlowNetwork => set_latency_ms(NORMAL_LATENCY_MS),
+            Fault::LossyNetwork { .. } => set_message_faults(MessageFaults::default(), 0),
             Fault::FsyncFailed { member } => {
                 cluster.hosts[usize::from(*member)]
                     .storage
@@ -170,6 +183,13 @@ fn draw_positions(kind: FaultKind, size: u8, target: u8, random_member: u8) -> F
         FaultKind::CrashLeader => Fault::Crashed { member: target },
         FaultKind::PauseLeader => Fault::Paused { member: target },
         FaultKind::SlowNetwork => Fault::SlowNetwork,
+        FaultKind::LossyNetwork => {
+            let mut rng = madsim::rand::thread_rng();
+            Fault::LossyNetwork {
+                drop_per_mille: rng.gen_range(LOSS_PER_MILLE),
+                duplicate_per_mille: rng.gen_range(LOSS_PER_MILLE),
+            }
+        }
         FaultKind::FsyncFailure => Fault::FsyncFailed {
             member: random_member,
         },
@@ -199,6 +219,7 @@ fn rename(fault: Fault, members: &[u8]) -> Fault {
             to: name(to),
         },
         Fault::SlowNetwork => Fault::SlowNetwork,
+        lossy @ Fault::LossyNetwork { .. } => lossy,
     }
 }
 
@@ -208,6 +229,16 @@ fn apply(cluster: &mut Cluster, fault: &Fault) {
         Fault::Crashed { member } => cluster.crash(*member),
         Fault::Paused { member } => cluster.pause(*member),
         Fault::SlowNetwork => set_latency_ms(SLOW_LATENCY_MS),
+        Fault::LossyNetwork {
+            drop_per_mille,
+            duplicate_per_mille,
+        } => {
+            let faults = MessageFaults {
+                drop_per_mille: *drop_per_mille,
+                duplicate_per_mille: *duplicate_per_mille,
+            };
+            set_message_faults(faults, madsim::rand::thread_rng().r#gen());
+        }
         Fault::FsyncFailed { member } => {
             cluster.hosts[usize::from(*member)]
                 .storage
@@ -250,4 +281,46 @@ fn between_ms(low_ms: u64, high_ms: u64) -> u64 {
 /// Sleeps a random time in `[low_ms, high_ms)`.
 pub async fn sleep_between_ms(low_ms: u64, high_ms: u64) {
     madsim::time::sleep(Duration::from_millis(between_ms(low_ms, high_ms))).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use keel_server::transport::sim_faults::{MessageFaults, apply, set_message_faults};
+
+    fn messages() -> Vec<Bytes> {
+        (0..100u8).map(|i| Bytes::from(vec![i])).collect()
+    }
+
+    #[test]
+    fn the_transport_hook_drops_and_duplicates_as_set() {
+        set_message_faults(MessageFaults::default(), 1);
+        assert_eq!(apply(messages()), messages());
+        let all_dropped = MessageFaults {
+            drop_per_mille: 1000,
+            duplicate_per_mille: 0,
+        };
+        set_message_faults(all_dropped, 1);
+        assert!(apply(messages()).is_empty());
+        let all_twice = MessageFaults {
+            drop_per_mille: 0,
+            duplicate_per_mille: 1000,
+        };
+        set_message_faults(all_twice, 1);
+        let doubled: Vec<Bytes> = messages()
+            .into_iter()
+            .flat_map(|m| [m.clone(), m])
+            .collect();
+        assert_eq!(apply(messages()), doubled);
+        let some = MessageFaults {
+            drop_per_mille: 200,
+            duplicate_per_mille: 200,
+        };
+        set_message_faults(some, 7);
+        let first = apply(messages());
+        set_message_faults(some, 7);
+        assert_eq!(apply(messages()), first, "the same seed draws the same");
+        assert!(first.len() != 100 && !first.is_empty());
+        set_message_faults(MessageFaults::default(), 0);
+    }
 }

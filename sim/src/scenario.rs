@@ -52,6 +52,10 @@ pub enum FaultKind {
     LeaderCannotHear,
     /// Every message takes 20-200 ms.
     SlowNetwork,
+    /// Members drop 5-30% of the Raft messages they send and send 5-30%
+    /// of the rest twice (keel's transport hook for madsim: its simulated
+    /// TCP loses nothing).
+    LossyNetwork,
     /// A random member's next WAL fsync fails; at heal it loses power and
     /// restarts.
     FsyncFailure,
@@ -124,6 +128,7 @@ impl Scenario {
                 SlowNetwork,
                 FsyncFailure,
                 TransferLeader,
+                LossyNetwork,
             ],
         }
     }
