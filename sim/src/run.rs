@@ -38,6 +38,8 @@ const FIRST_LEADER_BOUND_MS: u64 = 10_000;
 /// drives every choice) and reports what the checks found.
 pub async fn run_scenario(scenario: Scenario, options: RunOptions) -> RunReport {
     let seed = Handle::current().seed();
+    // No message faults left over from an earlier run on this thread.
+    keel_server::transport::sim_faults::set_message_faults(Default::default(), 0);
     let log = SharedLog::new();
     let mut failures = Vec::new();
     let mut cluster = Cluster::start(scenario, seed, &log);
