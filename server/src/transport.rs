@@ -18,6 +18,8 @@ pub mod lease;
 pub mod probe;
 pub mod receive;
 pub mod send;
+#[cfg(madsim)]
+pub mod sim_faults;
 pub mod snapshot;
 
 use bytes::Bytes;

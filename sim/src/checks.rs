@@ -72,12 +72,13 @@ async fn hash_at(index: u8, revision: i64, bound_ms: u64) -> Result<u32, String>
     Err(last_error)
 }
 
-/// Checks that every member hashes its keys at `revision` to the same
-/// value, giving each `bound_ms` to catch up; returns the failures.
-pub async fn hashes_agree(members: u8, revision: i64, bound_ms: u64) -> Vec<String> {
+/// Checks that each of `members` (host indexes) hashes its keys at
+/// `revision` to the same value, giving each `bound_ms` to catch up;
+/// returns the failures.
+pub async fn hashes_agree(members: Vec<u8>, revision: i64, bound_ms: u64) -> Vec<String> {
     let mut hashes = Vec::new();
     let mut failures = Vec::new();
-    for index in 0..members {
+    for index in members {
         match hash_at(index, revision, bound_ms).await {
             Ok(hash) => hashes.push((index, hash)),
             Err(error) => failures.push(format!(

@@ -2,9 +2,11 @@
 //! simulated disks, and a control host that asks them for their status.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use keel_server::api::ApiLimits;
+use keel_server::config::ClusterState;
 use keel_server::node::serve::{Listeners, Member};
 use keel_server::node::{NodeSettings, NodeStorage};
 use keel_server::proto::etcdserverpb::maintenance_client::MaintenanceClient;
@@ -34,7 +36,26 @@ pub struct Host {
     pub running: bool,
     /// True between a pause and the resume.
     pub paused: bool,
+    /// True while the host's member belongs to the cluster (from its start
+    /// or join until its removal); spare and removed hosts are idle.
+    pub member: bool,
+    /// What the host boots on each start (its settings and disks); `None`
+    /// leaves it idle.
+    boot: BootSlot,
+    /// How many times the host joined the cluster on fresh disks.
+    generation: u64,
 }
+
+/// A member's settings and disks, as its host's init reads them at every
+/// start and restart.
+#[derive(Clone)]
+struct Boot {
+    settings: NodeSettings,
+    storage: NodeStorage<SimStorage>,
+}
+
+/// A host's boot plan, shared with its init closure.
+type BootSlot = Arc<Mutex<Option<Boot>>>;
 
 /// A member's answer to Maintenance.Status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +76,7 @@ pub struct Cluster {
     pub control: NodeHandle,
     handle: Handle,
     ids: BTreeMap<u64, u8>,
+    seed: u64,
 }
 
 /// keel's default settings for member `index` (`m<index>` on
@@ -87,9 +109,20 @@ pub fn settings(index: u8, members: u8, seed: u64) -> NodeSettings {
 /// with `reorder_sectors`, a power loss persists the unsynced sectors of
 /// the last writes in any order.
 fn disks(index: u8, seed: u64, reorder_sectors: bool) -> NodeStorage<SimStorage> {
+    disks_of_generation(index, seed, reorder_sectors, 0)
+}
+
+/// As [`disks`], for the `generation`-th time the host joins on fresh
+/// disks (0: its first start).
+fn disks_of_generation(
+    index: u8,
+    seed: u64,
+    reorder_sectors: bool,
+    generation: u64,
+) -> NodeStorage<SimStorage> {
     let disk = |salt: u64| {
         SimStorage::new(SimConfig {
-            seed: seed ^ (u64::from(index) << 8 | salt),
+            seed: seed ^ (u64::from(index) << 8 | salt) ^ (generation << 32),
             reorder_sectors,
             ..SimConfig::default()
         })
@@ -100,43 +133,65 @@ fn disks(index: u8, seed: u64, reorder_sectors: bool) -> NodeStorage<SimStorage>
     }
 }
 
-/// Starts member `index` on its own host; `Handle::restart` starts it
-/// again on the same disks.
-fn start_member(
-    handle: &Handle,
-    index: u8,
-    settings: NodeSettings,
-    host_disks: NodeStorage<SimStorage>,
-    log: SharedLog,
-) -> NodeId {
+/// How often a joining member retries its start (it asks its peers for
+/// the cluster first, which fails while they are cut off), and how long it
+/// waits between tries.
+const JOIN_ATTEMPTS_MAX: u32 = 60;
+/// Wait between a joining member's start attempts.
+const JOIN_RETRY_MS: u64 = 1_000;
+
+/// Creates member `index`'s host; each start and restart boots what `boot`
+/// holds then (nothing: the host stays idle).
+fn start_member(handle: &Handle, index: u8, boot: BootSlot, log: SharedLog) -> NodeId {
     let addr = NodeAddr::member(index);
     handle
         .create_node()
         .name(format!("m{index}"))
         .ip(addr.ip)
         .init(move || {
-            let (settings, storage, log) = (settings.clone(), host_disks.clone(), log.clone());
+            let plan = boot.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            let log = log.clone();
             async move {
-                let listeners = Listeners {
-                    client_addrs: vec![addr.client()],
-                    peer_addrs: vec![addr.peer()],
-                    api_limits: ApiLimits::default(),
-                    transport_limits: TransportLimits::default(),
-                };
-                // A member that cannot start or stops serving (a failed
-                // fsync) leaves its host idle until the nemesis restarts it;
-                // the checks judge what clients saw, the log says why.
-                match Member::start(settings, storage, listeners).await {
-                    Ok(mut member) => {
-                        let error = member.server_error().await;
-                        log.push(format!("m{index} stopped serving: {error}"));
-                    }
-                    Err(error) => log.push(format!("m{index} did not start: {error}")),
+                if let Some(plan) = plan {
+                    serve_member(index, plan, &log).await;
                 }
             }
         })
         .build()
         .id()
+}
+
+/// Runs member `index` from `plan` until it stops serving. A member that
+/// cannot start or stops serving (a failed fsync) leaves its host idle
+/// until the nemesis restarts it; the checks judge what clients saw, the
+/// log says why. A joining member (`initial-cluster-state existing`)
+/// retries its start, as its peers may be unreachable for a while.
+async fn serve_member(index: u8, plan: Boot, log: &SharedLog) {
+    let addr = NodeAddr::member(index);
+    let joining = plan.settings.initial_cluster_state == ClusterState::Existing;
+    let attempts = if joining { JOIN_ATTEMPTS_MAX } else { 1 };
+    for attempt in 1..=attempts {
+        let listeners = Listeners {
+            client_addrs: vec![addr.client()],
+            peer_addrs: vec![addr.peer()],
+            api_limits: ApiLimits::default(),
+            transport_limits: TransportLimits::default(),
+        };
+        match Member::start(plan.settings.clone(), plan.storage.clone(), listeners).await {
+            Ok(mut member) => {
+                let error = member.server_error().await;
+                log.push(format!("m{index} stopped serving: {error}"));
+                return;
+            }
+            Err(error) if attempt < attempts => {
+                log.push(format!(
+                    "m{index} did not start (attempt {attempt}): {error}"
+                ));
+                madsim::time::sleep(Duration::from_millis(JOIN_RETRY_MS)).await;
+            }
+            Err(error) => log.push(format!("m{index} did not start: {error}")),
+        }
+    }
 }
 
 /// Slowest and fastest clock rate a drifting member gets, in per mille of
@@ -165,19 +220,30 @@ impl Cluster {
     pub fn start(scenario: Scenario, seed: u64, log: &SharedLog) -> Cluster {
         let handle = Handle::current();
         let members = scenario.members();
-        let hosts = (0..members)
+        let hosts = (0..members + scenario.spare_hosts())
             .map(|i| {
                 let storage = disks(i, seed, scenario.reordering_disks());
-                let mut settings = settings(i, members, seed);
-                if scenario.clock_drift() {
-                    settings = with_clock_drift(settings, i, log);
-                }
-                let node = start_member(&handle, i, settings, storage.clone(), log.clone());
+                let plan = (i < members).then(|| {
+                    let mut settings = settings(i, members, seed);
+                    if scenario.clock_drift() {
+                        settings = with_clock_drift(settings, i, log);
+                    }
+                    Boot {
+                        settings,
+                        storage: storage.clone(),
+                    }
+                });
+                let running = plan.is_some();
+                let boot: BootSlot = Arc::new(Mutex::new(plan));
+                let node = start_member(&handle, i, boot.clone(), log.clone());
                 Host {
                     node,
                     storage,
-                    running: true,
+                    running,
                     paused: false,
+                    member: running,
+                    boot,
+                    generation: 0,
                 }
             })
             .collect();
@@ -191,10 +257,60 @@ impl Cluster {
             control,
             handle,
             ids: BTreeMap::new(),
+            seed,
         }
     }
 
-    /// How many members the cluster has.
+    /// The hosts whose members belong to the cluster (voters and
+    /// learners), by index.
+    pub fn members(&self) -> Vec<u8> {
+        (0..self.size())
+            .filter(|&i| self.hosts[usize::from(i)].member)
+            .collect()
+    }
+
+    /// Starts host `index` as a new member on fresh, empty disks, joining
+    /// the cluster of `current` (member indexes) with
+    /// `initial-cluster-state existing`; the member must have been added
+    /// through the Cluster API first. Kills whatever ran there.
+    pub fn join(&mut self, index: u8, current: &[u8]) {
+        let (seed, size) = (self.seed, self.size());
+        let host = &mut self.hosts[usize::from(index)];
+        host.generation += 1;
+        let storage = disks_of_generation(index, seed, false, host.generation);
+        let mut settings = settings(index, size, seed ^ host.generation);
+        settings.initial_cluster = current
+            .iter()
+            .chain(std::iter::once(&index))
+            .map(|&i| (format!("m{i}"), vec![NodeAddr::member(i).peer_url()]))
+            .collect();
+        settings.initial_cluster_state = ClusterState::Existing;
+        *host.boot.lock().unwrap_or_else(PoisonError::into_inner) = Some(Boot {
+            settings,
+            storage: storage.clone(),
+        });
+        host.storage = storage;
+        self.handle.restart(host.node);
+        host.running = true;
+        host.paused = false;
+        host.member = true;
+        self.ids.retain(|_, i| *i != index);
+    }
+
+    /// Stops host `index` for good: its member was removed from the
+    /// cluster. Its disks are dropped at its next join.
+    pub fn retire(&mut self, index: u8) {
+        let host = &mut self.hosts[usize::from(index)];
+        self.handle.kill(host.node);
+        *host.boot.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        host.running = false;
+        host.paused = false;
+        host.member = false;
+        self.ids.retain(|_, i| *i != index);
+    }
+
+    /// How many hosts the cluster has (members, and spare or removed
+    /// hosts).
     pub fn size(&self) -> u8 {
         self.hosts.len() as u8
     }
@@ -210,10 +326,11 @@ impl Cluster {
         host.paused = false;
     }
 
-    /// Restarts member `index` on its disks, if it was crashed.
+    /// Restarts member `index` on its disks, if it was crashed and still
+    /// belongs to the cluster.
     pub fn restart(&mut self, index: u8) {
         let host = &mut self.hosts[usize::from(index)];
-        if !host.running {
+        if !host.running && host.member {
             self.handle.restart(host.node);
             host.running = true;
         }

@@ -30,27 +30,37 @@
 //!
 //! [`Scenario`]: `split-brain` (isolate the leader with a minority, random
 //! halves, a bridge, a ring, one-way links from or to the leader; 5
-//! members), `leader-loss` (crash or pause the leader; 3), `crash-restart`
-//! (power loss of any member or the leader; 3), `disk-faults` (failed WAL
-//! fsyncs, power loss on disks that persist unsynced sectors in any order;
-//! 3), `clock-skew` (each member's clock ticks 0.6-1.6x as fast, under
-//! leader pauses, slow networks and split brain; 5), `random` (all of
-//! them; 5). Each runs a safety phase under faults with the
+//! members), `leader-loss` (crash or pause the leader, or move leadership
+//! with MoveLeader; 3), `crash-restart` (power loss of any member or the
+//! leader; 3), `disk-faults` (failed WAL fsyncs, power loss on disks that
+//! persist unsynced sectors in any order; 3), `clock-skew` (each member's
+//! clock ticks 0.6-1.6x as fast, under leader pauses, slow networks and
+//! split brain; 5), `membership` (3 members and 4 spare hosts: through the
+//! Cluster API, add a learner on empty disks started with
+//! `initial-cluster-state existing`, promote it, remove a voter or the
+//! leader, re-add, under partitions, crashes and leader loss; the member
+//! lists must converge after healing, see [`membership`]), `random` (all
+//! faults, and lossy networks: members drop 5-30% of the Raft messages
+//! they send and duplicate 5-30%, through keel's cfg(madsim) hook
+//! `keel_server::transport::sim_faults`, as madsim's TCP loses nothing; 5). Each runs a safety phase under faults with the
 //! workload, a liveness phase with faults healed (a write must commit
 //! within [`RunOptions::liveness_bound_ms`]), then final reads of every key
 //! through every member, the linearizability check of the whole history
 //! (which covers acknowledged writes that went missing), the watch checks
-//! of two resuming watchers per key, and HashKV equality at the liveness
-//! write's revision.
+//! of two resuming watchers per key, the lease check, and HashKV equality
+//! at the liveness write's revision.
 //!
 //! # Planted bugs
 //!
-//! keel-sim's features `planted-bug-ack-before-fsync`,
-//! `planted-bug-vote-without-log-check` and
-//! `planted-bug-read-without-readindex` (off by default) build keel with
-//! that bug; `KEEL_SIM_FEATURES=<feature> scripts/sim.sh sweep ...
-//! --stop-at-failure` measures the seeds to the first failure, and
-//! `scripts/sim-planted-bugs.sh` does it for all of them.
+//! keel-sim's features (off by default) build keel with one bug each:
+//! `planted-bug-ack-before-fsync`, `planted-bug-vote-without-log-check`,
+//! `planted-bug-read-without-readindex`, `planted-bug-commit-previous-term`,
+//! `planted-bug-keep-conflicting-suffix`,
+//! `planted-bug-watch-misses-start-revision` and
+//! `planted-bug-follower-expires-leases` ([`runner::planted_bugs`] lists
+//! the ones a build has). `KEEL_SIM_FEATURES=<feature> scripts/sim.sh
+//! sweep ... --stop-at-failure` measures the seeds to the first failure,
+//! and `scripts/sim-planted-bugs.sh` does it for all of them.
 //!
 //! # Determinism
 //!
@@ -69,7 +79,8 @@
 //!
 //! `MADSIM_TEST_SEED=<n>` replays one seed, `MADSIM_TEST_NUM=<k>` runs k
 //! seeds: `tests/scenarios.rs` runs every scenario (shortened,
-//! [`RunOptions::ci`]) per seed, and checks that one seed run twice gives
+//! [`RunOptions::ci`]) per seed (`membership`: a fixed set of seeds that
+//! pass, as the rest find keel bugs), and checks that one seed run twice gives
 //! the same event log and history. `tests/smoke.rs` and
 //! `tests/peer_transport.rs` test the seam. [`NodeAddr`] names the
 //! simulated hosts.
@@ -92,6 +103,10 @@ pub mod cluster;
 pub mod kv_ops;
 #[cfg(madsim)]
 pub mod lease_client;
+#[cfg(madsim)]
+pub mod member_api;
+#[cfg(madsim)]
+pub mod membership;
 #[cfg(madsim)]
 pub mod monitor;
 #[cfg(madsim)]

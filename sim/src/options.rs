@@ -16,6 +16,9 @@ pub struct RunOptions {
     pub request_timeout_ms: u64,
     /// Search states the linearizability check may explore per key.
     pub states_max: u64,
+    /// `membership`: re-add removed members at their old address (peer
+    /// URL) on empty disks, rather than at a host never used.
+    pub reuse_member_addresses: bool,
 }
 
 impl RunOptions {
@@ -28,6 +31,7 @@ impl RunOptions {
             keys: 3,
             request_timeout_ms: 1_000,
             states_max: 2_000_000,
+            reuse_member_addresses: false,
         }
     }
 

@@ -56,6 +56,34 @@ impl Shape {
         pairs.filter(|&(a, b)| a != b && self.cuts(a, b)).collect()
     }
 
+    /// The shape with member `i` renamed `hosts[i]`: shapes are drawn
+    /// over positions `0..hosts.len()` in the list of current members and
+    /// cut the links of the hosts they name. Hosts the shape does not name
+    /// (spare or removed ones) are on the far side of a split and cut off
+    /// in a ring. Positions past `hosts` keep their number.
+    pub fn renamed(&self, hosts: &[u8]) -> Shape {
+        let name = |m: u8| hosts.get(usize::from(m)).copied().unwrap_or(m);
+        let names = |ms: &[u8]| {
+            let mut named: Vec<u8> = ms.iter().map(|&m| name(m)).collect();
+            if !matches!(self, Shape::Ring { .. }) {
+                named.sort_unstable();
+            }
+            named
+        };
+        match self {
+            Shape::Sides { side } => Shape::Sides { side: names(side) },
+            Shape::Bridge { side, bridge } => Shape::Bridge {
+                side: names(side),
+                bridge: name(*bridge),
+            },
+            Shape::Ring { order } => Shape::Ring {
+                order: names(order),
+            },
+            Shape::OneWayFrom { from } => Shape::OneWayFrom { from: name(*from) },
+            Shape::OneWayTo { to } => Shape::OneWayTo { to: name(*to) },
+        }
+    }
+
     /// Whether the link from `a` to `b` is cut.
     fn cuts(&self, a: u8, b: u8) -> bool {
         match self {
@@ -171,6 +199,19 @@ mod tests {
         }
         assert!(!cut.contains(&(2, 3)) && !cut.contains(&(0, 4)));
         assert!(cut.contains(&(3, 4)));
+    }
+
+    #[test]
+    fn a_renamed_shape_cuts_the_named_hosts() {
+        let shape = Shape::Sides { side: vec![0] }.renamed(&[1, 3, 2]);
+        assert_eq!(shape, Shape::Sides { side: vec![1] });
+        let cut = shape.cut_links(4);
+        assert!(cut.contains(&(1, 3)) && cut.contains(&(0, 1)));
+        assert!(!cut.contains(&(2, 3)));
+        let identity = Shape::Ring {
+            order: vec![2, 0, 1],
+        };
+        assert_eq!(identity.renamed(&[0, 1, 2]), identity);
     }
 
     #[test]

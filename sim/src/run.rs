@@ -17,6 +17,7 @@ use madsim::runtime::{Handle, NodeHandle};
 use crate::checks::{commit_within, hashes_agree};
 use crate::cluster::Cluster;
 use crate::lease_client::{SharedLeaseLogs, lease_client};
+use crate::membership::Membership;
 use crate::monitor::watch_leaders;
 use crate::nemesis::Nemesis;
 use crate::options::RunOptions;
@@ -37,13 +38,18 @@ const FIRST_LEADER_BOUND_MS: u64 = 10_000;
 /// drives every choice) and reports what the checks found.
 pub async fn run_scenario(scenario: Scenario, options: RunOptions) -> RunReport {
     let seed = Handle::current().seed();
+    // No message faults left over from an earlier run on this thread.
+    keel_server::transport::sim_faults::set_message_faults(Default::default(), 0);
     let log = SharedLog::new();
     let mut failures = Vec::new();
     let mut cluster = Cluster::start(scenario, seed, &log);
-    log.push(format!(
-        "{} members started; scenario {scenario}",
-        cluster.size()
-    ));
+    log.push(match scenario.spare_hosts() {
+        0 => format!("{} members started; scenario {scenario}", cluster.size()),
+        spare => format!(
+            "{} members started, {spare} spare hosts; scenario {scenario}",
+            scenario.members()
+        ),
+    });
     let stop_monitor = Arc::new(AtomicBool::new(false));
     let monitor = cluster.control.spawn(watch_leaders(
         cluster.size(),
@@ -55,6 +61,8 @@ pub async fn run_scenario(scenario: Scenario, options: RunOptions) -> RunReport 
             "no leader within {FIRST_LEADER_BOUND_MS} ms of start"
         ));
     }
+    // Clients pick among every host: spare and removed ones refuse
+    // connections, as a departed etcd member's endpoint would.
     let workload = Workload {
         processes: options.processes,
         keys: options.keys,
@@ -94,8 +102,12 @@ pub async fn run_scenario(scenario: Scenario, options: RunOptions) -> RunReport 
         "safety phase: {} ms of faults",
         options.safety_phase_ms
     ));
+    let mut membership = scenario.changes_membership().then(|| {
+        let reuse = options.reuse_member_addresses;
+        Membership::new(scenario.members(), reuse, log.clone())
+    });
     Nemesis::new(scenario.faults(), log.clone())
-        .run(&mut cluster, options.safety_phase_ms)
+        .run(&mut cluster, options.safety_phase_ms, membership.as_mut())
         .await;
     context.stop.store(true, Ordering::Relaxed);
     for task in tasks.into_iter().chain(watchers).chain(leases) {
@@ -128,16 +140,33 @@ pub async fn run_scenario(scenario: Scenario, options: RunOptions) -> RunReport 
             log.push(format!(
                 "liveness: write committed at revision {revision} after {elapsed_ms} ms"
             ));
+            let members = match membership.as_mut() {
+                Some(membership) => {
+                    let settled = membership
+                        .settle(&mut cluster, options.liveness_bound_ms)
+                        .await;
+                    log.push(format!(
+                        "membership: {} changes acknowledged; settled: {settled:?}",
+                        membership.acknowledged()
+                    ));
+                    settled.unwrap_or_else(|failure| {
+                        failures.push(failure);
+                        cluster.members()
+                    })
+                }
+                None => cluster.members(),
+            };
             clients
                 .spawn(final_reads(
                     FINAL_READS_PROCESS,
                     workload,
                     context.clone(),
+                    members.clone(),
                     20,
                 ))
                 .await
                 .ok();
-            let hashes = hashes_agree(cluster.size(), revision, options.liveness_bound_ms);
+            let hashes = hashes_agree(members, revision, options.liveness_bound_ms);
             match cluster.control.spawn(hashes).await {
                 Ok(found) => failures.extend(found),
                 Err(_) => failures.push("hash: the checking task ended abnormally".into()),

@@ -21,6 +21,10 @@ pub enum Scenario {
     /// Each member's clock runs at its own rate (0.6-1.6x), under leader
     /// pauses, slow networks and split brain.
     ClockSkew,
+    /// Membership changes through the Cluster API (add a learner on an
+    /// empty disk, promote it, remove a member or the leader, re-add the
+    /// removed host) under partitions, crashes and leader loss.
+    Membership,
     /// Every fault of the other scenarios, drawn at random.
     Random,
 }
@@ -48,6 +52,10 @@ pub enum FaultKind {
     LeaderCannotHear,
     /// Every message takes 20-200 ms.
     SlowNetwork,
+    /// Members drop 5-30% of the Raft messages they send and send 5-30%
+    /// of the rest twice (keel's transport hook for madsim: its simulated
+    /// TCP loses nothing).
+    LossyNetwork,
     /// A random member's next WAL fsync fails; at heal it loses power and
     /// restarts.
     FsyncFailure,
@@ -58,12 +66,13 @@ pub enum FaultKind {
 
 impl Scenario {
     /// Every scenario, in the order `sweep --scenario all` runs them.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::SplitBrain,
         Scenario::LeaderLoss,
         Scenario::CrashRestart,
         Scenario::DiskFaults,
         Scenario::ClockSkew,
+        Scenario::Membership,
         Scenario::Random,
     ];
 
@@ -75,6 +84,7 @@ impl Scenario {
             Scenario::CrashRestart => "crash-restart",
             Scenario::DiskFaults => "disk-faults",
             Scenario::ClockSkew => "clock-skew",
+            Scenario::Membership => "membership",
             Scenario::Random => "random",
         }
     }
@@ -97,6 +107,14 @@ impl Scenario {
             Scenario::CrashRestart => &[CrashMember, CrashLeader],
             Scenario::DiskFaults => &[FsyncFailure, FsyncFailure, CrashMember, CrashLeader],
             Scenario::ClockSkew => &[PauseLeader, SlowNetwork, IsolateLeader],
+            Scenario::Membership => &[
+                IsolateLeader,
+                PartitionHalves,
+                LeaderCannotSend,
+                CrashMember,
+                CrashLeader,
+                PauseLeader,
+            ],
             Scenario::Random => &[
                 PartitionHalves,
                 IsolateLeader,
@@ -110,6 +128,7 @@ impl Scenario {
                 SlowNetwork,
                 FsyncFailure,
                 TransferLeader,
+                LossyNetwork,
             ],
         }
     }
@@ -119,8 +138,25 @@ impl Scenario {
     pub fn members(self) -> u8 {
         match self {
             Scenario::SplitBrain | Scenario::ClockSkew | Scenario::Random => 5,
-            Scenario::LeaderLoss | Scenario::CrashRestart | Scenario::DiskFaults => 3,
+            Scenario::LeaderLoss
+            | Scenario::CrashRestart
+            | Scenario::DiskFaults
+            | Scenario::Membership => 3,
         }
+    }
+
+    /// Hosts beyond [`Scenario::members`] that start empty, for members
+    /// added during the run (`membership`: four, a fresh address for each
+    /// member added in a run; the cluster grows to four voters before a
+    /// removal brings it back to three).
+    pub fn spare_hosts(self) -> u8 {
+        if self.changes_membership() { 4 } else { 0 }
+    }
+
+    /// Whether the run changes the cluster's membership through the
+    /// Cluster API while the nemesis strikes.
+    pub fn changes_membership(self) -> bool {
+        matches!(self, Scenario::Membership)
     }
 
     /// Whether the members' simulated disks persist the unsynced sectors

@@ -129,10 +129,17 @@ pub async fn client(process: u64, workload: Workload, context: ClientContext) {
     }
 }
 
-/// After the faults healed: a read of every key through every member,
-/// recorded as process `process`; each member is given `attempts` tries.
-pub async fn final_reads(process: u64, workload: Workload, context: ClientContext, attempts: u32) {
-    for index in 0..workload.members {
+/// After the faults healed: a read of every key through each of
+/// `members` (host indexes), recorded as process `process`; each member is
+/// given `attempts` tries.
+pub async fn final_reads(
+    process: u64,
+    workload: Workload,
+    context: ClientContext,
+    members: Vec<u8>,
+    attempts: u32,
+) {
+    for index in members {
         let mut client = MemberClient::default();
         for key_index in 0..workload.keys {
             let key = format!("r{key_index}");

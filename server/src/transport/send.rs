@@ -129,6 +129,8 @@ impl PeerSender {
                     fits
                 })
                 .collect();
+            #[cfg(madsim)]
+            let group = super::sim_faults::apply(group);
             let batches = split_into_batches(group, &limits).unwrap_or_default();
             futures_util::stream::iter(batches)
         });

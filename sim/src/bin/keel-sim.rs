@@ -49,7 +49,12 @@ mod cli {
 
     #[derive(clap::Args)]
     struct RunArgs {
-        /// split-brain, leader-loss, crash-restart or random.
+        /// `membership`: re-add removed members at their old peer URL on
+        /// empty disks (etcd's runbook for replacing a member).
+        #[arg(long)]
+        reuse_member_addresses: bool,
+        /// split-brain, leader-loss, crash-restart, disk-faults, clock-skew,
+        /// membership or random.
         #[arg(long)]
         scenario: Scenario,
         /// The madsim seed.
@@ -65,7 +70,11 @@ mod cli {
 
     #[derive(clap::Args)]
     struct SweepArgs {
-        /// A scenario's name, or `all`.
+        /// `membership`: re-add removed members at their old peer URL on
+        /// empty disks (etcd's runbook for replacing a member).
+        #[arg(long)]
+        reuse_member_addresses: bool,
+        /// A scenario's name (as for `run`), or `all`.
         #[arg(long, default_value = "all")]
         scenario: String,
         /// How many seeds per scenario.
@@ -89,7 +98,7 @@ mod cli {
         jobs: usize,
     }
 
-    fn options(ci: bool, states_max: Option<u64>) -> RunOptions {
+    fn options(ci: bool, states_max: Option<u64>, reuse_member_addresses: bool) -> RunOptions {
         let options = if ci {
             RunOptions::ci()
         } else {
@@ -97,6 +106,7 @@ mod cli {
         };
         RunOptions {
             states_max: states_max.unwrap_or(options.states_max),
+            reuse_member_addresses,
             ..options
         }
     }
@@ -114,7 +124,11 @@ mod cli {
     }
 
     fn run(args: &RunArgs) -> i32 {
-        let (report, wall) = run_seed(args.scenario, args.seed, options(args.ci, args.states_max));
+        let (report, wall) = run_seed(
+            args.scenario,
+            args.seed,
+            options(args.ci, args.states_max, args.reuse_member_addresses),
+        );
         println!("event log:\n{}", report.events);
         println!("{report}");
         println!(
@@ -145,7 +159,7 @@ mod cli {
                 jobs: args.jobs,
                 stop_at_failure: args.stop_at_failure,
             };
-            let options = options(args.ci, args.states_max);
+            let options = options(args.ci, args.states_max, args.reuse_member_addresses);
             let row = sweep(scenario, plan, options, |report, _| {
                 if !report.passed() {
                     println!("{report}");
