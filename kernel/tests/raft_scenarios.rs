@@ -641,15 +641,16 @@ fn follower_behind_a_compacted_leader_log_gets_a_snapshot_with_the_config() {
         c.propose(1, b"e").unwrap();
     }
     c.tick_settle(2);
-    let mut storage = MemoryStorage::new();
-    storage.set_conf_state(ConfState {
-        voters: vec![1, 2, 3],
-        ..ConfState::default()
-    });
-    c.down.insert(2, storage); // node 2 lost its disk entirely
+    // Node 2 comes back with its own log (index 1), far behind the
+    // leader's compacted one. (A node that lost its disk is refused
+    // instead: `a_follower_that_lost_acknowledged_entries_refuses_the_heartbeat`.)
     c.restart(2);
     c.tick_settle(4);
     let n2 = c.node(2);
+    assert!(
+        n2.raw.storage().snapshot().unwrap().metadata.index >= 4,
+        "caught up through the leader's snapshot"
+    );
     assert_eq!(
         n2.raw
             .storage()
@@ -899,4 +900,25 @@ fn a_live_voter_is_removed_from_a_healthy_cluster() {
     c.node_mut(1).raw.propose_conf_change(&remove).unwrap();
     c.tick_settle(3);
     assert_eq!(c.node(1).raft().conf_state().voters, vec![1, 3]);
+}
+
+/// A follower whose storage lost entries it acknowledged (a truncated WAL)
+/// learns it from the leader's heartbeat, whose commit is the leader's
+/// match index for it, and refuses to go on (etcd-raft panics in
+/// `commitTo`). Clamping the commit instead left the member waiting
+/// forever: the leader took it for up to date and ignored its rejections.
+#[test]
+fn a_follower_that_lost_acknowledged_entries_refuses_the_heartbeat() {
+    let mut c = three();
+    let last = c.node(2).raw.raft().log.last_index();
+    let mut heartbeat = Message::new(MessageType::Heartbeat, 1, 2, 1);
+    heartbeat.commit = last + 3;
+    let err = c.node_mut(2).raw.step(heartbeat).unwrap_err();
+    assert!(
+        matches!(err, RaftError::LogLost { commit, last_index } if commit == last + 3 && last_index == last),
+        "{err}"
+    );
+    let mut fine = Message::new(MessageType::Heartbeat, 1, 2, 1);
+    fine.commit = last;
+    c.node_mut(2).raw.step(fine).unwrap();
 }

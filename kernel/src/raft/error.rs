@@ -83,6 +83,18 @@ pub enum RaftError {
     /// The message cannot be stepped (e.g. from an unknown peer or of a
     /// local-only kind).
     StepRejected(&'static str),
+    /// The leader's heartbeat says this member acknowledged entries up to
+    /// `commit`, but its log ends at `last_index`: its storage lost entries
+    /// it had made durable (a truncated or damaged WAL). Raft's safety
+    /// rests on stable storage, so the member must stop; etcd-raft panics
+    /// here (`raftLog.commitTo`: "tocommit is out of range"). The operator
+    /// removes the member and adds it back with an empty data dir.
+    LogLost {
+        /// The commit index the leader sent (its match index for us).
+        commit: u64,
+        /// This member's last log index.
+        last_index: u64,
+    },
 }
 
 impl fmt::Display for RaftError {
@@ -102,6 +114,11 @@ impl fmt::Display for RaftError {
                 change.change_type, change.node_id
             ),
             RaftError::StepRejected(why) => write!(f, "raft: cannot step message: {why}"),
+            RaftError::LogLost { commit, last_index } => write!(
+                f,
+                "raft log lost acknowledged entries: the leader commits {commit} for this \
+                 member but its log ends at {last_index} (was the WAL truncated or lost?)"
+            ),
         }
     }
 }

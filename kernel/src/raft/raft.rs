@@ -494,7 +494,7 @@ impl<S: Storage> Raft<S> {
             MessageType::Heartbeat => {
                 self.election_elapsed = 0;
                 self.leader_id = m.from;
-                self.handle_heartbeat(&m);
+                self.handle_heartbeat(&m)?;
             }
             MessageType::Snapshot => {
                 self.election_elapsed = 0;

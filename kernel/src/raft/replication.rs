@@ -49,11 +49,25 @@ impl<S: Storage> Raft<S> {
         Ok(())
     }
 
-    pub(crate) fn handle_heartbeat(&mut self, m: &Message) {
-        self.log.commit_to(m.commit.min(self.log.last_index()));
+    /// A heartbeat's commit is the leader's match index for this member
+    /// (capped by its commit index), so it never passes our last index
+    /// unless our storage lost acknowledged entries: then
+    /// [`RaftError::LogLost`], and no answer (the leader would otherwise
+    /// keep taking this member for up to date, and it would never catch
+    /// up).
+    pub(crate) fn handle_heartbeat(&mut self, m: &Message) -> Result<(), RaftError> {
+        let last_index = self.log.last_index();
+        if m.commit > last_index {
+            return Err(RaftError::LogLost {
+                commit: m.commit,
+                last_index,
+            });
+        }
+        self.log.commit_to(m.commit);
         let mut resp = Message::new(MessageType::HeartbeatResponse, self.id, m.from, self.term);
         resp.context = m.context.clone();
         self.msgs.push(resp);
+        Ok(())
     }
 
     pub(crate) fn handle_snapshot(&mut self, m: Message) {

@@ -328,7 +328,7 @@ impl Cluster {
             }
             let (from, is_snapshot) = (m.from, m.msg_type == MessageType::Snapshot);
             if let Some(n) = self.nodes.get_mut(&id) {
-                let _ = n.raw.step(m);
+                step_checked(&mut n.raw, m);
             }
             if let Some(n) = self.nodes.get_mut(&from).filter(|_| is_snapshot) {
                 n.raw.report_snapshot(id, true);
@@ -361,7 +361,7 @@ impl Cluster {
             if m.msg_type == MessageType::TimeoutNow {
                 self.coverage.transfers += 1;
             }
-            let _ = self.node_mut(to).raw.step(m);
+            step_checked(&mut self.node_mut(to).raw, m);
             self.process(to);
             if is_snapshot {
                 // The transport reports a delivered snapshot (etcd ReportSnapshot).
@@ -660,4 +660,13 @@ fn check_leader_completeness(
         }
     }
     Ok(())
+}
+
+/// Steps `m`; other step errors are Raft's normal refusals, but the model's
+/// storage never loses an acknowledged entry, so a
+/// [`RaftError::LogLost`] is a bug in the kernel.
+fn step_checked(raw: &mut RawNode<MemoryStorage>, m: Message) {
+    if let Err(err @ RaftError::LogLost { .. }) = raw.step(m) {
+        panic!("{err}");
+    }
 }

@@ -108,6 +108,7 @@ async fn run(config: Config) -> Result<(), String> {
         return Err(err.to_string());
     }
     let removed = member.removed();
+    let failed = member.failed();
     let outcome = tokio::select! {
         signal = shutdown_signal() => {
             tracing::info!(signal, "received signal; shutting down");
@@ -118,6 +119,7 @@ async fn run(config: Config) -> Result<(), String> {
             tracing::info!("removed from the cluster; shutting down");
             Ok(())
         }
+        why = failed => Err(why),
     };
     member.stop().await;
     outcome

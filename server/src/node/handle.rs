@@ -96,6 +96,10 @@ pub struct Shared {
     /// Turns `true` when the member stops because it was removed from the
     /// cluster (see `removal.rs`).
     pub removed: watch::Sender<bool>,
+    /// Holds why, once the member stopped taking part in Raft for good
+    /// because its log lost entries it had acknowledged (see
+    /// `RaftError::LogLost`); the binary then exits, as etcd does.
+    pub failed: watch::Sender<Option<String>>,
     /// Open watch streams and watchers (counted by the watch streams).
     pub watch_gauges: Arc<WatchGauges>,
 }

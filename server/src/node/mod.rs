@@ -158,6 +158,23 @@ impl Node {
         }
     }
 
+    /// Resolves with the reason once this member stopped taking part in
+    /// Raft for good because its log lost acknowledged entries (see
+    /// `RaftError::LogLost`); pending forever otherwise.
+    pub fn failed(&self) -> impl Future<Output = String> + Send + 'static {
+        let mut failed = self.handle.shared().failed.subscribe();
+        async move {
+            let why = match failed.wait_for(Option::is_some).await {
+                Ok(why) => why.clone(),
+                Err(_) => None,
+            };
+            match why {
+                Some(why) => why,
+                None => std::future::pending::<String>().await,
+            }
+        }
+    }
+
     /// If this member leads and has other voters, hands leadership to the
     /// most up-to-date one before stopping (see [`shutdown`]); bounded.
     pub async fn transfer_leadership_on_shutdown(&self) -> Option<u64> {

@@ -238,6 +238,12 @@ impl Member {
         self.node.removed()
     }
 
+    /// Resolves with the reason once the member failed for good (its log
+    /// lost acknowledged entries); its servers must then be stopped.
+    pub fn failed(&self) -> impl Future<Output = String> + Send + 'static {
+        self.node.failed()
+    }
+
     /// Stops gracefully (SIGTERM/SIGINT, etcd `Etcd.Close`): the client
     /// servers stop accepting; a leader with other voters hands leadership
     /// to the most up-to-date one ([`super::shutdown`]); in-flight client

@@ -3,7 +3,7 @@
 //! peers. A member that is not running answers commands with its mode's
 //! refusal and drops what peers send, as a partition would.
 
-use keel_kernel::raft::Message;
+use keel_kernel::raft::{Message, RaftError};
 use keel_wal::Storage;
 
 use super::{COMMANDS_PER_ROUND_MAX, Driver, INBOUND_PER_ROUND_MAX};
@@ -94,8 +94,13 @@ impl<S: Storage> Driver<S> {
             return;
         }
         for message in decode_inbound(item) {
-            if let Err(err) = self.raw.step(message) {
-                tracing::debug!(%err, "raft refused a peer message");
+            match self.raw.step(message) {
+                Ok(()) => {}
+                Err(err @ RaftError::LogLost { .. }) => {
+                    self.on_log_lost(&err);
+                    return;
+                }
+                Err(err) => tracing::debug!(%err, "raft refused a peer message"),
             }
         }
     }

@@ -35,7 +35,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keel_kernel::apply::{ApplyResult, Request, RequestEnvelope, StateMachine};
-use keel_kernel::raft::{Entry, MemoryStorage, Message, RawNode, Ready, SoftState, StateRole};
+use keel_kernel::raft::{
+    Entry, MemoryStorage, Message, RaftError, RawNode, Ready, SoftState, StateRole,
+};
 use keel_wal::{Storage, SyncJob, Wal, WalError};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -526,6 +528,22 @@ impl<S: Storage> Driver<S> {
         Ok(())
     }
 
+    /// The leader showed that this member's log lost entries it had
+    /// acknowledged (`RaftError::LogLost`): Raft's safety rests on them,
+    /// so the member stops taking part for good and says why; the binary
+    /// exits (etcd-raft panics here).
+    fn on_log_lost(&mut self, err: &RaftError) {
+        let why = format!(
+            "{err}; remove this member and add it back with an empty data dir \
+             (etcd's runbook for a member whose data is damaged)"
+        );
+        tracing::error!(%why, "this member stops taking part in raft");
+        let failure = ServerError::Storage(why.clone());
+        self.fail_waiters(&failure);
+        self.mode = Mode::Failed(failure);
+        self.shared.failed.send_replace(Some(why));
+    }
+
     fn on_storage_failure(&mut self, err: &WalError) {
         let failure = if err.is_storage_full() {
             ServerError::Apply(keel_kernel::apply::ApplyError::NoSpace)
@@ -584,6 +602,7 @@ fn shared_state(
         lease_clients: Mutex::new(BTreeMap::new()),
         leader: watch::channel(0).0,
         removed: watch::channel(false).0,
+        failed: watch::channel(None).0,
         watch_gauges: WatchGauges::new(),
     }
 }
