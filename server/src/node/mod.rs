@@ -179,3 +179,6 @@ impl Node {
 mod cluster_tests;
 #[cfg(test)]
 mod gated_disk;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod local_state_tests;
