@@ -1,18 +1,19 @@
 //! The replicated state machine end to end: committed entries in, client
-//! responses and watch events out; every applied entry is followed by
-//! `StateMachine::check_invariants`.
+//! responses and watch events out, the member-local state following each
+//! apply; every applied entry is followed by `StateMachine::check_invariants`
+//! and `LocalState::check_invariants`.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap (project guide)
 
 use bytes::Bytes;
 use keel_kernel::apply::{
-    AlarmAction, AlarmRequest, AlarmType, ApplyError, ApplyResult, AuthRequest, Request,
-    RequestEnvelope, Response, StateMachine, StateMachineConfig,
+    AlarmAction, AlarmRequest, AlarmType, ApplyError, ApplyResult, AuthRequest, LocalState,
+    Request, RequestEnvelope, Response, StateMachine, StateMachineConfig,
 };
 use keel_kernel::auth::{
     AuthError, AuthInfo, MIN_BCRYPT_COST, Permission, PermissionType, ROOT, hash_password,
 };
-use keel_kernel::lease::LeaseError;
+use keel_kernel::lease::{LeaseCheckpoint, LeaseError};
 use keel_kernel::membership::{Cluster, ConfChangeContext, Member, MembershipError};
 use keel_kernel::mvcc::{
     Compare, CompareResult, CompareTarget, DeleteRangeRequest, EventType, MvccError, PutRequest,
@@ -22,6 +23,10 @@ use keel_kernel::raft::{ConfChange, ConfChangeSingle, ConfChangeType, Entry, Ent
 
 struct Node {
     sm: StateMachine,
+    /// The member-local state beside `sm`, following every apply.
+    local: LocalState,
+    /// The member's clock (ms) at which entries apply.
+    now_ms: u64,
     next_index: u64,
     next_request_id: u64,
 }
@@ -30,8 +35,11 @@ impl Node {
     fn new() -> Node {
         let member = Member::new("n1", &["http://n1:2380".to_string()], "t", None, false);
         let cluster = Cluster::bootstrap(vec![member]).unwrap();
+        let config = StateMachineConfig::new(1000);
         Node {
-            sm: StateMachine::new(StateMachineConfig::new(1000), cluster),
+            sm: StateMachine::new(config, cluster),
+            local: LocalState::new(config),
+            now_ms: 0,
             next_index: 1,
             next_request_id: 1,
         }
@@ -46,8 +54,10 @@ impl Node {
         };
         self.next_index += 1;
         let result = self.sm.apply(&entry);
+        self.local.follow(&self.sm, &result, self.now_ms);
         assert_eq!(self.sm.applied_index(), entry.index);
         assert_eq!(self.sm.check_invariants(), Ok(()));
+        assert_eq!(self.local.check_invariants(&self.sm), Ok(()));
         result
     }
 
@@ -234,17 +244,15 @@ fn leases_attach_keys_and_revoke_deletes_them_in_one_revision() {
 #[test]
 fn expiry_is_proposed_by_the_leader_and_applied_everywhere() {
     let mut node = Node::new();
-    node.sm.set_now_ms(1_000);
-    node.sm.lease_promote(0);
+    node.now_ms = 1_000;
+    node.local.lease_promote(&node.sm, 1_000, 0);
     node.ok(Request::LeaseGrant { id: 3, ttl_secs: 5 });
     node.ok(put("session", "s", 3));
-    node.sm.set_now_ms(5_999);
-    assert!(node.sm.lease_expired().is_empty());
-    assert_eq!(node.sm.lease_renew(3).unwrap().ttl_secs, 5);
-    node.sm.set_now_ms(10_998);
-    assert!(node.sm.lease_expired().is_empty());
-    node.sm.set_now_ms(10_999);
-    let expired = node.sm.lease_expired();
+    assert!(node.local.lease_expired(5_999).is_empty());
+    let renewal = node.local.lease_renew(&node.sm, 3, 5_999).unwrap();
+    assert_eq!(renewal.ttl_secs, 5);
+    assert!(node.local.lease_expired(10_998).is_empty());
+    let expired = node.local.lease_expired(10_999);
     assert_eq!(expired, vec![3]);
     for id in expired {
         node.ok(Request::LeaseRevoke { id });
@@ -488,10 +496,11 @@ fn login_through_the_log_and_stale_auth_revision() {
             token: format!("rnd.{index}")
         })
     );
-    let who = node.sm.authenticate_token(&format!("rnd.{index}")).unwrap();
+    let token = format!("rnd.{index}");
+    let who = node.local.authenticate_token(&node.sm, &token, 0).unwrap();
     assert_eq!(who, alice);
     assert_eq!(
-        node.sm.authenticate_token("forged.1"),
+        node.local.authenticate_token(&node.sm, "forged.1", 0),
         Err(AuthError::InvalidAuthToken)
     );
     node.propose(
@@ -673,4 +682,137 @@ mod robustness {
         trailing.push(0);
         assert!(RequestEnvelope::decode(&trailing).is_err());
     }
+}
+
+/// Two members apply the same entries at different instants of their own
+/// clocks, and the leader serves keep-alives meanwhile: their replicated
+/// states stay identical (whole, not only their snapshots), while each
+/// member's lease TTL answer comes from its own clock. This fails if a
+/// lease's expiry, or anything a keep-alive changes, were replicated state.
+#[test]
+fn lease_clocks_and_keep_alives_stay_out_of_the_replicated_state() {
+    let (mut leader, mut follower) = (Node::new(), Node::new());
+    leader.now_ms = 1_000;
+    follower.now_ms = 777_000;
+    leader.local.lease_promote(&leader.sm, leader.now_ms, 0);
+    let requests = [
+        Request::LeaseGrant {
+            id: 4,
+            ttl_secs: 600,
+        },
+        put("session", "s", 4),
+        Request::LeaseCheckpoint(vec![LeaseCheckpoint {
+            id: 4,
+            remaining_ttl_secs: 300,
+        }]),
+    ];
+    for request in requests {
+        leader.ok(request.clone());
+        follower.ok(request);
+    }
+    let renewal = leader.local.lease_renew(&leader.sm, 4, 31_000).unwrap();
+    assert_eq!(renewal.ttl_secs, 600);
+    let ttl = |node: &Node, now_ms| {
+        let status = node
+            .local
+            .lease_time_to_live(&node.sm, None, 4, false, now_ms);
+        status.unwrap().ttl_secs
+    };
+    assert_eq!(
+        ttl(&leader, 41_000),
+        590,
+        "the leader's clock: 600 s from 31 s"
+    );
+    assert_eq!(ttl(&follower, 41_000), 300, "the replicated checkpoint");
+    assert_eq!(
+        leader
+            .sm
+            .lease_time_to_live(None, 4, false)
+            .unwrap()
+            .ttl_secs,
+        300
+    );
+    assert_eq!(format!("{:?}", leader.sm), format!("{:?}", follower.sm));
+    assert_eq!(leader.sm.snapshot(), follower.sm.snapshot());
+    // The keep-alive's checkpoint clears the remaining TTL on both, through
+    // the log.
+    let clear = Request::LeaseCheckpoint(vec![renewal.checkpoint.unwrap()]);
+    leader.ok(clear.clone());
+    follower.ok(clear);
+    assert_eq!(ttl(&follower, 41_000), 600);
+    assert_eq!(format!("{:?}", leader.sm), format!("{:?}", follower.sm));
+}
+
+/// Tokens are member-local: every member issues the login's token when it
+/// applies it, and drops a user's tokens when a password change, a user
+/// deletion or auth disable is applied; the replicated auth state stays the
+/// same on members whose token tables differ.
+#[test]
+fn token_tables_follow_the_applied_auth_changes() {
+    let (mut node, _, _) = auth_node();
+    let root_now = |node: &Node| AuthInfo {
+        username: ROOT.into(),
+        revision: node.sm.auth().revision(),
+    };
+    let login = |node: &mut Node, user: &str, random: &str| {
+        let checked = node.sm.check_password(user, "pw").unwrap();
+        let request = Request::Auth(AuthRequest::Authenticate {
+            name: user.into(),
+            checked_revision: checked,
+            token_random: random.into(),
+        });
+        match node.propose(None, request).result {
+            Ok(Response::Authenticate { token }) => token,
+            other => panic!("login refused: {other:?}"),
+        }
+    };
+    let valid = |node: &mut Node, token: &str| {
+        let now_ms = node.now_ms;
+        node.local
+            .authenticate_token(&node.sm, token, now_ms)
+            .is_ok()
+    };
+    let alice = login(&mut node, "alice", "a1");
+    let root_token = login(&mut node, ROOT, "r1");
+    assert!(valid(&mut node, &alice) && valid(&mut node, &root_token));
+    let before = node.sm.snapshot();
+    node.now_ms = 10_000_000;
+    assert!(!valid(&mut node, &alice), "expired by this member's clock");
+    assert_eq!(
+        node.sm.snapshot(),
+        before,
+        "token checks change nothing replicated"
+    );
+    let alice = login(&mut node, "alice", "a2");
+    let hash = hash_password("pw", MIN_BCRYPT_COST, [2; 16]).unwrap();
+    let change = AuthRequest::UserChangePassword {
+        name: "alice".into(),
+        password_hash: Some(hash),
+    };
+    let root = root_now(&node);
+    node.propose(Some(&root), Request::Auth(change))
+        .result
+        .unwrap();
+    assert!(!valid(&mut node, &alice), "password changed");
+    let alice = login(&mut node, "alice", "a3");
+    let delete = AuthRequest::UserDelete {
+        name: "alice".into(),
+    };
+    let root = root_now(&node);
+    node.propose(Some(&root), Request::Auth(delete))
+        .result
+        .unwrap();
+    assert!(!valid(&mut node, &alice), "user deleted");
+    let root_token = login(&mut node, ROOT, "r2");
+    assert!(valid(&mut node, &root_token));
+    let now_ms = node.now_ms;
+    let root = node
+        .local
+        .authenticate_token(&node.sm, &root_token, now_ms)
+        .unwrap();
+    assert_eq!(root, root_now(&node));
+    node.propose(Some(&root), Request::Auth(AuthRequest::Disable))
+        .result
+        .unwrap();
+    assert!(node.local.tokens().is_empty(), "auth disabled");
 }

@@ -6,12 +6,10 @@
 
 use keel_kernel::auth::{
     AuthError, AuthInfo, AuthStore, MIN_BCRYPT_COST, Permission, PermissionType, ROOT,
-    hash_password,
+    SimpleTokens, hash_password,
 };
 
 use PermissionType::{Read, ReadWrite, Write};
-
-const TTL_MS: u64 = 300_000;
 
 fn perm(perm_type: PermissionType, key: &str, range_end: &str) -> Permission {
     Permission {
@@ -25,7 +23,7 @@ fn perm(perm_type: PermissionType, key: &str, range_end: &str) -> Permission {
 /// carol: readwrite ["k1","k5") + read "foo" + read ["k5","k7");
 /// dave: no role; erin: write-only ["k1","k5").
 fn populated_store() -> AuthStore {
-    let mut store = AuthStore::new(TTL_MS);
+    let mut store = AuthStore::new();
     for user in ["root", "alice", "bob", "carol", "dave", "erin"] {
         store.user_add(user, None).unwrap();
     }
@@ -198,7 +196,7 @@ fn permission_changes_take_effect_at_once() {
 
 #[test]
 fn enable_needs_root_user_with_root_role() {
-    let mut store = AuthStore::new(TTL_MS);
+    let mut store = AuthStore::new();
     assert_eq!(store.enable(), Err(AuthError::RootUserNotExist));
     assert_eq!(
         AuthError::RootUserNotExist.to_string(),
@@ -226,7 +224,7 @@ fn enable_needs_root_user_with_root_role() {
 
 #[test]
 fn user_and_role_management_errors() {
-    let mut store = AuthStore::new(TTL_MS);
+    let mut store = AuthStore::new();
     assert_eq!(store.revision(), 1);
     assert_eq!(store.user_add("", None), Err(AuthError::UserEmpty));
     store.user_add("u", None).unwrap();
@@ -327,7 +325,7 @@ fn user_list_names_every_user_in_order() {
 /// only by key or only by end is not granted.
 #[test]
 fn revoking_a_permission_removes_exactly_that_range() {
-    let mut store = AuthStore::new(TTL_MS);
+    let mut store = AuthStore::new();
     store.role_add("r").unwrap();
     for permission in [
         perm(Read, "a", ""),
@@ -372,7 +370,7 @@ fn permission_ranges_are_checked_as_etcd_checks_them() {
         ("", "b", false),
     ];
     for (key, end, valid) in cases {
-        let mut store = AuthStore::new(TTL_MS);
+        let mut store = AuthStore::new();
         store.role_add("r").unwrap();
         let granted = store.role_grant_permission("r", perm(Read, key, end));
         let expected = if valid {
@@ -384,9 +382,14 @@ fn permission_ranges_are_checked_as_etcd_checks_them() {
     }
 }
 
+/// Logins are checked by the store; the token it returns lives in a
+/// member's own table (here one table stands for the member), where it
+/// expires unless used. That the table drops a user's tokens when the
+/// password changes is `apply_state_machine.rs`'s (it follows the apply).
 #[test]
-fn login_issues_tokens_that_expire_and_die_with_password_changes() {
-    let mut store = AuthStore::new(1_000);
+fn login_issues_tokens_that_expire_and_stale_checks_are_refused() {
+    let mut store = AuthStore::new();
+    let mut tokens = SimpleTokens::new(1_000);
     let hash = hash_password("pw", MIN_BCRYPT_COST, [3; 16]).unwrap();
     store.user_add(ROOT, Some(hash.clone())).unwrap();
     store.user_grant_role(ROOT, ROOT).unwrap();
@@ -409,10 +412,15 @@ fn login_issues_tokens_that_expire_and_die_with_password_changes() {
         Err(AuthError::NoPasswordUser)
     );
     let checked = store.check_password(ROOT, "pw").unwrap();
-    let token = store
-        .authenticate(ROOT, checked, "tok.7".into(), 0)
-        .unwrap();
-    let who = store.authenticate_token(&token, 500).unwrap();
+    let token = store.authenticate(ROOT, checked, "tok.7".into()).unwrap();
+    assert_eq!(token, "tok.7");
+    assert_eq!(
+        store.authenticate_token(&mut tokens, &token, 0),
+        Err(AuthError::InvalidAuthToken),
+        "the store keeps no token: the member's table does"
+    );
+    tokens.assign(token.clone(), ROOT, 0);
+    let who = store.authenticate_token(&mut tokens, &token, 500).unwrap();
     assert_eq!(
         who,
         AuthInfo {
@@ -421,23 +429,19 @@ fn login_issues_tokens_that_expire_and_die_with_password_changes() {
         }
     );
     assert_eq!(
-        store.authenticate_token(&token, 1_400).unwrap().username,
+        store
+            .authenticate_token(&mut tokens, &token, 1_400)
+            .unwrap()
+            .username,
         ROOT
     );
     assert_eq!(
-        store.authenticate_token(&token, 2_500),
+        store.authenticate_token(&mut tokens, &token, 2_500),
         Err(AuthError::InvalidAuthToken)
     );
-    let token = store
-        .authenticate(ROOT, checked, "tok.8".into(), 3_000)
-        .unwrap();
     store.user_change_password(ROOT, Some(hash)).unwrap();
     assert_eq!(
-        store.authenticate_token(&token, 3_001),
-        Err(AuthError::InvalidAuthToken)
-    );
-    assert_eq!(
-        store.authenticate(ROOT, checked, "tok.9".into(), 3_002),
+        store.authenticate(ROOT, checked, "tok.9".into()),
         Err(AuthError::AuthOldRevision)
     );
 }
@@ -446,7 +450,7 @@ fn login_issues_tokens_that_expire_and_die_with_password_changes() {
 fn snapshot_round_trip() {
     let store = populated_store();
     assert_eq!(store.check_invariants(), Ok(()));
-    let restored = AuthStore::restore(store.snapshot(), TTL_MS).unwrap();
+    let restored = AuthStore::restore(store.snapshot()).unwrap();
     assert_eq!(restored.snapshot(), store.snapshot());
     assert_eq!(restored.check_invariants(), Ok(()));
     assert_eq!(
@@ -577,7 +581,7 @@ mod model {
             changes in proptest::collection::vec(change(), 0..8),
             requests in proptest::collection::vec((key(), range_end(), prop_oneof![Just(Read), Just(Write)]), 1..10),
         ) {
-            let mut store = AuthStore::new(TTL_MS);
+            let mut store = AuthStore::new();
             store.user_add(ROOT, None).unwrap();
             store.user_grant_role(ROOT, ROOT).unwrap();
             store.user_add("u", None).unwrap();

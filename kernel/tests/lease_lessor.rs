@@ -1,25 +1,109 @@
-//! Lessor scenarios with a fake clock: expiry on the leader, extension on
-//! leader change, checkpoints carrying the remaining TTL across a change,
-//! keep-alive, revoke with attached keys, snapshot round-trip. The
-//! property test checks `Lessor::check_invariants` after every operation.
+//! Lessor and lease-clock scenarios with a fake clock: expiry on the
+//! leader, extension on leader change, checkpoints carrying the remaining
+//! TTL across a change, keep-alive, revoke with attached keys, snapshot
+//! round-trip. The property test checks `Lessor::check_invariants` and
+//! `LeaseClock::check_invariants` after every operation.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap (project guide)
 
+use std::ops::{Deref, DerefMut};
+
+use keel_kernel::InvariantViolation;
 use keel_kernel::lease::{
-    EXPIRED_RETRY_INTERVAL_MS, LeaseCheckpoint, LeaseError, Lessor, LessorConfig,
-    MAX_LEASE_TTL_SECS, NO_LEASE,
+    EXPIRED_RETRY_INTERVAL_MS, LeaseCheckpoint, LeaseClock, LeaseError, LeaseId, LeaseRenewal,
+    LeaseStatus, Lessor, LessorConfig, MAX_LEASE_TTL_SECS, NO_LEASE,
 };
 
 const ELECTION_TIMEOUT_MS: u64 = 1000;
 
-fn leader() -> Lessor {
-    let mut lessor = Lessor::new(LessorConfig::new(ELECTION_TIMEOUT_MS));
+/// One member's leases: the replicated lessor, changed by the operations
+/// apply performs, and the member-local clock following it as
+/// `LocalState::follow` makes it (reads go to the lessor).
+struct Member {
+    lessor: Lessor,
+    clock: LeaseClock,
+}
+
+impl Deref for Member {
+    type Target = Lessor;
+    fn deref(&self) -> &Lessor {
+        &self.lessor
+    }
+}
+
+impl DerefMut for Member {
+    fn deref_mut(&mut self) -> &mut Lessor {
+        &mut self.lessor
+    }
+}
+
+impl Member {
+    fn new(config: LessorConfig) -> Member {
+        Member {
+            lessor: Lessor::new(config),
+            clock: LeaseClock::new(config),
+        }
+    }
+
+    /// Apply of a grant at `now_ms`.
+    fn grant(&mut self, id: LeaseId, ttl_secs: i64, now_ms: u64) -> Result<i64, LeaseError> {
+        let granted = self.lessor.grant(id, ttl_secs)?;
+        self.clock.granted(&self.lessor, id, now_ms);
+        Ok(granted)
+    }
+
+    /// Apply of a revoke.
+    fn revoke(&mut self, id: LeaseId) -> Result<Vec<Vec<u8>>, LeaseError> {
+        let keys = self.lessor.revoke(id)?;
+        self.clock.revoked(id);
+        Ok(keys)
+    }
+
+    /// Apply of a checkpoint at `now_ms`.
+    fn checkpoint(&mut self, checkpoint: LeaseCheckpoint, now_ms: u64) {
+        if self.lessor.checkpoint(checkpoint) {
+            self.clock.checkpointed(&self.lessor, checkpoint.id, now_ms);
+        }
+    }
+
+    fn renew(&mut self, id: LeaseId, now_ms: u64) -> Result<LeaseRenewal, LeaseError> {
+        self.clock.renew(&self.lessor, id, now_ms)
+    }
+
+    fn time_to_live(&self, id: LeaseId, now_ms: u64) -> Result<LeaseStatus, LeaseError> {
+        self.clock.time_to_live(&self.lessor, id, now_ms)
+    }
+
+    fn expired(&mut self, now_ms: u64) -> Vec<LeaseId> {
+        self.clock.expired(now_ms)
+    }
+
+    fn promote(&mut self, now_ms: u64, extend_ms: u64) {
+        self.clock.promote(&self.lessor, now_ms, extend_ms);
+    }
+
+    fn demote(&mut self) {
+        self.clock.demote();
+    }
+
+    fn checkpoints_due(&mut self, now_ms: u64) -> Vec<LeaseCheckpoint> {
+        self.clock.checkpoints_due(&self.lessor, now_ms)
+    }
+
+    fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        self.lessor.check_invariants()?;
+        self.clock.check_invariants(&self.lessor)
+    }
+}
+
+fn leader() -> Member {
+    let mut lessor = follower();
     lessor.promote(0, 0);
     lessor
 }
 
-fn follower() -> Lessor {
-    Lessor::new(LessorConfig::new(ELECTION_TIMEOUT_MS))
+fn follower() -> Member {
+    Member::new(LessorConfig::new(ELECTION_TIMEOUT_MS))
 }
 
 #[test]
@@ -144,9 +228,9 @@ fn checkpoints_carry_the_remaining_ttl_across_a_leader_change() {
         checkpoint_interval_ms: 60_000,
         ..LessorConfig::new(1000)
     };
-    let mut old_leader = Lessor::new(config);
+    let mut old_leader = Member::new(config);
     old_leader.promote(0, 0);
-    let mut new_leader = Lessor::new(config);
+    let mut new_leader = Member::new(config);
     for lessor in [&mut old_leader, &mut new_leader] {
         lessor.grant(5, 600, 0).unwrap();
     }
@@ -172,16 +256,21 @@ fn checkpoints_carry_the_remaining_ttl_across_a_leader_change() {
     new_leader.promote(100_000, 1_000);
     assert!(new_leader.expired(640_999).is_empty());
     assert_eq!(new_leader.expired(641_000), vec![5]);
-    // A keep-alive clears the checkpoint everywhere.
+    // A keep-alive clears the checkpoint everywhere, through Raft: the
+    // replicated remaining TTL changes only when that checkpoint applies
+    // (the leader times the lease from its full TTL meanwhile).
     let renewal = new_leader.renew(5, 200_000).unwrap();
-    assert_eq!(
-        renewal.checkpoint,
-        Some(LeaseCheckpoint {
-            id: 5,
-            remaining_ttl_secs: 0
-        })
-    );
-    assert_eq!(new_leader.lease(5).unwrap().remaining_ttl_secs, 0);
+    let clear = LeaseCheckpoint {
+        id: 5,
+        remaining_ttl_secs: 0,
+    };
+    assert_eq!(renewal.checkpoint, Some(clear));
+    assert_eq!(new_leader.lease(5).unwrap().remaining_ttl_secs, 540);
+    assert_eq!(new_leader.renew(5, 200_000).unwrap().checkpoint, None);
+    for lessor in [&mut old_leader, &mut new_leader] {
+        lessor.checkpoint(clear, 200_000);
+        assert_eq!(lessor.lease(5).unwrap().remaining_ttl_secs, 0);
+    }
     assert!(new_leader.expired(799_999).is_empty());
     assert_eq!(new_leader.expired(800_000), vec![5]);
 }
@@ -223,9 +312,11 @@ fn snapshot_round_trip_keeps_replicated_state() {
     let snapshot = lessor.snapshot();
     let restored = Lessor::restore(lessor.config(), snapshot.clone()).unwrap();
     assert_eq!(restored.snapshot(), snapshot);
-    assert!(!restored.is_primary());
     assert_eq!(restored.lease_of(b"k1"), 1);
     assert_eq!(restored.check_invariants(), Ok(()));
+    // A keep-alive changes the leader's clock, never the snapshot.
+    lessor.renew(2, 1_000).unwrap();
+    assert_eq!(lessor.snapshot(), snapshot);
     let mut duplicate = snapshot.clone();
     duplicate.push(snapshot[0].clone());
     assert!(Lessor::restore(lessor.config(), duplicate).is_err());
@@ -389,13 +480,13 @@ mod model {
 }
 
 #[test]
-fn only_a_promoted_lessor_is_primary() {
+fn only_a_promoted_clock_is_primary() {
     let mut lessor = follower();
-    assert!(!lessor.is_primary());
+    assert!(!lessor.clock.is_primary());
     lessor.promote(0, 0);
-    assert!(lessor.is_primary());
+    assert!(lessor.clock.is_primary());
     lessor.demote();
-    assert!(!lessor.is_primary());
+    assert!(!lessor.clock.is_primary());
 }
 
 /// A renewal proposes a checkpoint only to clear a remaining TTL recorded
@@ -427,7 +518,7 @@ fn renew_checkpoints_only_to_clear_a_recorded_remaining_ttl() {
         checkpoint_interval_ms: 0,
         ..LessorConfig::new(ELECTION_TIMEOUT_MS)
     };
-    let mut unchecked = Lessor::new(config);
+    let mut unchecked = Member::new(config);
     unchecked.promote(0, 0);
     unchecked.grant(2, 10, 0).unwrap();
     unchecked.checkpoint(

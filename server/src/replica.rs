@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use keel_kernel::apply::{ApplyError, ApplyResult, Request, StateMachine};
-use keel_kernel::auth::AuthInfo;
+use keel_kernel::auth::{AuthError, AuthInfo};
 use keel_kernel::lease::{LeaseId, LeaseRenewal, LeaseStatus};
 use keel_kernel::membership::Member;
 use keel_kernel::mvcc::Event;
@@ -226,12 +226,18 @@ pub trait Replica: Clone + Send + Sync + 'static {
 
     /// Runs `read` against the applied state (short, synchronous; callers
     /// never hold it across an await). Serializable reads use this directly.
+    /// The API layer has no write access: only apply changes the replicated
+    /// state.
     fn with_state<R>(&self, read: impl FnOnce(&StateMachine) -> R) -> R;
 
-    /// Runs `update` against the applied state for member-local changes that
-    /// are not replicated (simple-token bookkeeping). Never used for writes
-    /// that other members must see.
-    fn with_state_mut<R>(&self, update: impl FnOnce(&mut StateMachine) -> R) -> R;
+    /// Who a simple token stands for, checked against this member's token
+    /// table (member-local, as etcd's simple tokens; the token's TTL
+    /// restarts), at the current auth revision; "no user"
+    /// (`AuthInfo::default()`) while auth is disabled.
+    ///
+    /// Errors: auth enabled and an unknown or expired token →
+    /// [`AuthError::InvalidAuthToken`].
+    fn authenticate_token(&self, token: &str) -> Result<AuthInfo, AuthError>;
 
     /// This member's status as of now.
     fn status(&self) -> NodeStatus;

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ApplyError, Response};
+use super::{ApplyError, LocalChange, Response};
 use crate::auth::{AuthStore, Permission, SimpleTokens};
 
 /// A replicated auth request (etcd `Auth` service).
@@ -99,37 +99,51 @@ pub enum AuthRequest {
 }
 
 impl AuthRequest {
-    /// Applies the request at log `index` and instant `now_ms` (token
-    /// TTLs) to `store`.
+    /// Applies the request at log `index` to `store`; pushes onto `local`
+    /// what the members' token tables must follow (only on success).
     ///
     /// Errors: the auth store's ([`crate::auth::AuthError`]).
     pub(super) fn apply(
         &self,
         store: &mut AuthStore,
         index: u64,
-        now_ms: u64,
+        local: &mut Vec<LocalChange>,
     ) -> Result<Response, ApplyError> {
         match self {
             AuthRequest::Enable => store.enable()?,
-            AuthRequest::Disable => store.disable(),
+            AuthRequest::Disable => {
+                if store.disable() {
+                    local.push(LocalChange::AllTokensRevoked);
+                }
+            }
             AuthRequest::Authenticate {
                 name,
                 checked_revision,
                 token_random,
             } => {
                 let token = SimpleTokens::format(token_random, index);
-                let token = store.authenticate(name, *checked_revision, token, now_ms)?;
+                let token = store.authenticate(name, *checked_revision, token)?;
+                local.push(LocalChange::TokenIssued {
+                    token: token.clone(),
+                    username: name.clone(),
+                });
                 return Ok(Response::Authenticate { token });
             }
             AuthRequest::UserAdd {
                 name,
                 password_hash,
             } => store.user_add(name, password_hash.clone())?,
-            AuthRequest::UserDelete { name } => store.user_delete(name)?,
+            AuthRequest::UserDelete { name } => {
+                store.user_delete(name)?;
+                local.push(user_tokens_revoked(name));
+            }
             AuthRequest::UserChangePassword {
                 name,
                 password_hash,
-            } => store.user_change_password(name, password_hash.clone())?,
+            } => {
+                store.user_change_password(name, password_hash.clone())?;
+                local.push(user_tokens_revoked(name));
+            }
             AuthRequest::UserGrantRole { user, role } => store.user_grant_role(user, role)?,
             AuthRequest::UserRevokeRole { user, role } => store.user_revoke_role(user, role)?,
             AuthRequest::UserGet { name } => {
@@ -153,5 +167,11 @@ impl AuthRequest {
             } => store.role_revoke_permission(name, key, range_end)?,
         }
         Ok(Response::Done)
+    }
+}
+
+fn user_tokens_revoked(name: &str) -> LocalChange {
+    LocalChange::UserTokensRevoked {
+        username: name.to_string(),
     }
 }

@@ -31,8 +31,8 @@ pub struct StateParts {
 }
 
 impl StateMachine {
-    /// Takes the state machine apart (leader-local state such as lease
-    /// expiry instants and auth tokens is dropped, as in a snapshot).
+    /// Takes the state machine apart (it holds no member-local state: lease
+    /// expiry instants and auth tokens are [`super::LocalState`]'s).
     pub fn into_parts(self) -> StateParts {
         StateParts {
             leases: self.lessor.snapshot(),
@@ -62,8 +62,7 @@ impl StateMachine {
         store.set_max_txn_ops(config.limits.max_txn_ops);
         let lessor =
             Lessor::restore(config.lessor, parts.leases).map_err(|e| invalid("leases", &e))?;
-        let auth =
-            AuthStore::restore(parts.auth, config.token_ttl_ms).map_err(|e| invalid("auth", &e))?;
+        let auth = AuthStore::restore(parts.auth).map_err(|e| invalid("auth", &e))?;
         let cluster = Cluster::restore(parts.cluster).map_err(|e| invalid("membership", &e))?;
         let machine = StateMachine {
             config,
@@ -74,7 +73,6 @@ impl StateMachine {
             alarms: Alarms::restore(parts.alarms),
             applied_index: parts.applied_index,
             applied_term: parts.applied_term,
-            now_ms: 0,
         };
         // Parts that decode may still break a rule between them (a key
         // attached to a lease that does not list it, a removed id still a

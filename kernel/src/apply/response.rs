@@ -8,7 +8,7 @@ use crate::mvcc::{
 };
 use crate::raft::ConfChange;
 
-use super::{AlarmMember, ApplyError};
+use super::{AlarmMember, ApplyError, LocalChange};
 
 /// etcd's `ResponseHeader`. The state machine fills `revision`; the server
 /// fills the cluster id, its member id and its current Raft term.
@@ -101,4 +101,7 @@ pub struct ApplyResult {
     pub events: Vec<Event>,
     /// For conf-change entries: the change and its fate.
     pub conf_change: Option<ConfChangeApplied>,
+    /// What the member-local state must follow (empty when the request
+    /// failed); see [`super::LocalState::follow`].
+    pub local_changes: Vec<LocalChange>,
 }

@@ -113,10 +113,9 @@ impl StateMachine {
         postcard::to_stdvec(&meta).unwrap_or_default()
     }
 
-    /// Rebuilds a state machine from [`StateMachine::snapshot`] bytes. The
-    /// result is a follower's: no lease expires until
-    /// [`StateMachine::lease_promote`]; its clock starts at 0 and it has no
-    /// auth tokens.
+    /// Rebuilds a state machine from [`StateMachine::snapshot`] bytes. It
+    /// holds the replicated state only: the member-local lease clock and
+    /// tokens start afresh beside it ([`super::LocalState::reset`]).
     ///
     /// Errors: see [`SnapshotError`]; corrupt input never panics.
     pub fn restore(

@@ -1,28 +1,32 @@
 //! The replicated state machine: applies committed entries in log order to
 //! the MVCC store, lessor, auth store, membership and alarms (etcd
-//! `etcdserver/apply.go` with its auth and alarm appliers).
+//! `etcdserver/apply.go` with its auth and alarm appliers). Apply is the
+//! only writer of this state and reads no clock: the same entries give the
+//! same state on every member. Member-local state is `local_state.rs`'s.
 
 use crate::auth::{
     AuthError, AuthInfo, AuthStore, MemberCall, PermissionType, SIMPLE_TOKEN_TTL_MS,
 };
-use crate::lease::{LeaseCheckpoint, LeaseId, LeaseRenewal, LeaseStatus, Lessor, LessorConfig};
+use crate::lease::{LeaseId, LeaseStatus, Lessor, LessorConfig};
 use crate::limits::Limits;
 use crate::membership::Cluster;
 use crate::mvcc::{Event, EventType, RangeRequest, RangeResponse, RequestOp, Store, TxnRequest};
 use crate::raft::{ConfChange, Entry, EntryType};
 
 use super::{
-    AlarmType, Alarms, ApplyError, ApplyResult, ConfChangeApplied, Request, RequestEnvelope,
-    Response, ResponseHeader,
+    AlarmType, Alarms, ApplyError, ApplyResult, ConfChangeApplied, LocalChange, Request,
+    RequestEnvelope, Response, ResponseHeader,
 };
 use crate::auth::Authorizer;
 
-/// Settings of a [`StateMachine`]; the same on every member.
+/// Settings of a [`StateMachine`] and its [`super::LocalState`]; the same
+/// on every member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StateMachineConfig {
     /// Lessor settings (minimum TTL from the election timeout, checkpoints).
     pub lessor: LessorConfig,
-    /// Simple-token TTL in milliseconds (etcd `--auth-token-ttl`).
+    /// Simple-token TTL in milliseconds (etcd `--auth-token-ttl`); used by
+    /// the member-local token table only.
     pub token_ttl_ms: u64,
     /// Request limits; the txn operation limit decides at apply whether a
     /// txn runs, so it must be the same on every member.
@@ -52,7 +56,6 @@ pub struct StateMachine {
     pub(super) alarms: Alarms,
     pub(super) applied_index: u64,
     pub(super) applied_term: u64,
-    pub(super) now_ms: u64,
 }
 
 impl StateMachine {
@@ -65,12 +68,11 @@ impl StateMachine {
             config,
             store,
             lessor: Lessor::new(config.lessor),
-            auth: AuthStore::new(config.token_ttl_ms),
+            auth: AuthStore::new(),
             cluster,
             alarms: Alarms::default(),
             applied_index: 0,
             applied_term: 0,
-            now_ms: 0,
         }
     }
 
@@ -89,12 +91,6 @@ impl StateMachine {
         self.applied_term
     }
 
-    /// Advances the member's monotonic clock (ms), used for lease expiry
-    /// on the leader and token TTLs. Never moves backwards.
-    pub fn set_now_ms(&mut self, now_ms: u64) {
-        self.now_ms = self.now_ms.max(now_ms);
-    }
-
     /// Sets whether the events of applied writes carry `prev_kv` (default:
     /// yes; see [`Store::set_events_prev_kv`]). A server may turn it off
     /// while none of its watchers asks for `prev_kv`, and must turn it on
@@ -102,11 +98,6 @@ impl StateMachine {
     /// starts with it on.
     pub fn set_events_prev_kv(&mut self, events_prev_kv: bool) {
         self.store.set_events_prev_kv(events_prev_kv);
-    }
-
-    /// The member's clock as last set, in ms.
-    pub fn now_ms(&self) -> u64 {
-        self.now_ms
     }
 
     /// The KV store (read-only: writes go through [`StateMachine::apply`]).
@@ -138,7 +129,8 @@ impl StateMachine {
     /// (replayed after a restart) are skipped with an empty response and
     /// `request_id` 0. Empty normal entries (a leader's no-op) only move
     /// the applied index. A failed request changes nothing but the applied
-    /// index; its error is in `result`.
+    /// index; its error is in `result`. The member-local state follows the
+    /// result's `local_changes` ([`super::LocalState::follow`]).
     pub fn apply(&mut self, entry: &Entry) -> ApplyResult {
         let mut result = ApplyResult {
             index: entry.index,
@@ -148,6 +140,7 @@ impl StateMachine {
             result: Ok(Response::Empty),
             events: Vec::new(),
             conf_change: None,
+            local_changes: Vec::new(),
         };
         if entry.index > self.applied_index {
             assert_eq!(
@@ -230,15 +223,10 @@ impl StateMachine {
         self.auth.login_check(name)
     }
 
-    /// Who a request token stands for now (restarting the token's TTL).
-    ///
-    /// Errors: [`AuthError::InvalidAuthToken`].
-    pub fn authenticate_token(&mut self, token: &str) -> Result<AuthInfo, AuthError> {
-        self.auth.authenticate_token(token, self.now_ms)
-    }
-
-    /// Lease TTL query; with `keys`, the caller must be able to read every
-    /// attached key (etcd 3.5).
+    /// Lease TTL query as every member knows it (the checkpointed or
+    /// granted TTL; [`super::LocalState::lease_time_to_live`] answers with
+    /// this member's clock); with `keys`, the caller must be able to read
+    /// every attached key (etcd 3.5).
     ///
     /// Errors: [`crate::lease::LeaseError::NotFound`]; permission errors.
     pub fn lease_time_to_live(
@@ -250,7 +238,7 @@ impl StateMachine {
         if let Some(info) = auth {
             self.auth.require_user(info)?;
         }
-        let mut status = self.lessor.time_to_live(id, self.now_ms)?;
+        let mut status = self.lessor.time_to_live(id)?;
         if keys {
             if let Some(info) = auth {
                 self.authorizer(info).lease_keys(id, PermissionType::Read)?;
@@ -282,34 +270,6 @@ impl StateMachine {
         Ok(self.lessor.leases())
     }
 
-    /// Keep-alive, on the leader (see [`Lessor::renew`]); propose the
-    /// returned checkpoint if there is one.
-    ///
-    /// Errors: [`crate::lease::LeaseError::NotPrimary`], `NotFound`.
-    pub fn lease_renew(&mut self, id: LeaseId) -> Result<LeaseRenewal, ApplyError> {
-        Ok(self.lessor.renew(id, self.now_ms)?)
-    }
-
-    /// This member became leader: extend every lease by `extend_ms`.
-    pub fn lease_promote(&mut self, extend_ms: u64) {
-        self.lessor.promote(self.now_ms, extend_ms);
-    }
-
-    /// This member lost leadership: leases stop expiring here.
-    pub fn lease_demote(&mut self) {
-        self.lessor.demote();
-    }
-
-    /// Leader: leases to revoke now (propose a `LeaseRevoke` for each).
-    pub fn lease_expired(&mut self) -> Vec<LeaseId> {
-        self.lessor.expired(self.now_ms)
-    }
-
-    /// Leader: checkpoints to propose now (one `LeaseCheckpoint` request).
-    pub fn lease_checkpoints_due(&mut self) -> Vec<LeaseCheckpoint> {
-        self.lessor.checkpoints_due(self.now_ms)
-    }
-
     fn authorizer<'a>(&'a self, info: &'a AuthInfo) -> Authorizer<'a> {
         Authorizer {
             auth: &self.auth,
@@ -327,9 +287,10 @@ impl StateMachine {
             }
         };
         result.request_id = envelope.id;
+        let local = &mut result.local_changes;
         let outcome = self
             .check(&envelope)
-            .and_then(|()| self.execute(&envelope.request, entry.index));
+            .and_then(|()| self.execute(&envelope.request, entry.index, local));
         result.result = outcome.map(|(response, events)| {
             result.events = events;
             response
@@ -368,11 +329,13 @@ impl StateMachine {
     }
 
     /// Runs a checked request; returns the response and the events of the
-    /// keys it wrote (attachments to leases follow them).
+    /// keys it wrote (attachments to leases follow them), and pushes onto
+    /// `local` what the member-local state must follow.
     fn execute(
         &mut self,
         request: &Request,
         index: u64,
+        local: &mut Vec<LocalChange>,
     ) -> Result<(Response, Vec<Event>), ApplyError> {
         let none = Vec::new;
         let lessor = &self.lessor;
@@ -396,20 +359,24 @@ impl StateMachine {
             ),
             Request::LeaseRevoke { id } => {
                 let keys = self.lessor.revoke(*id)?;
+                local.push(LocalChange::LeaseRevoked { id: *id });
                 (Response::Done, self.store.delete_keys(&keys).events)
             }
             Request::LeaseGrant { id, ttl_secs } => {
-                let ttl_secs = self.lessor.grant(*id, *ttl_secs, self.now_ms)?;
+                let ttl_secs = self.lessor.grant(*id, *ttl_secs)?;
+                local.push(LocalChange::LeaseGranted { id: *id });
                 (Response::LeaseGrant { id: *id, ttl_secs }, none())
             }
             Request::LeaseCheckpoint(checkpoints) => {
                 for checkpoint in checkpoints {
-                    self.lessor.checkpoint(*checkpoint, self.now_ms);
+                    if self.lessor.checkpoint(*checkpoint) {
+                        local.push(LocalChange::LeaseCheckpointed { id: checkpoint.id });
+                    }
                 }
                 (Response::Done, none())
             }
             Request::Alarm(alarm) => (Response::Alarm(self.alarms.apply(alarm)), none()),
-            Request::Auth(auth) => (auth.apply(&mut self.auth, index, self.now_ms)?, none()),
+            Request::Auth(auth) => (auth.apply(&mut self.auth, index, local)?, none()),
             Request::MemberAttrSet {
                 member_id,
                 name,

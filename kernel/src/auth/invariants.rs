@@ -93,7 +93,7 @@ mod tests {
     use super::*;
 
     fn store() -> AuthStore {
-        let mut store = AuthStore::new(1000);
+        let mut store = AuthStore::new();
         store.user_add(ROOT, None).unwrap();
         store.user_grant_role(ROOT, ROOT).unwrap();
         store.user_add("u", None).unwrap();

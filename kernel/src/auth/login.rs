@@ -1,9 +1,10 @@
-//! Logins: password checks before proposing, token issue when the login
-//! is applied, and token validation on every request (etcd
-//! `auth/store.go` `CheckPassword`, `Authenticate`, `AuthInfoFromCtx`).
+//! Logins: password checks before proposing, the login's checks when it is
+//! applied, and token validation on every request (etcd `auth/store.go`
+//! `CheckPassword`, `Authenticate`, `AuthInfoFromCtx`). Tokens live in each
+//! member's [`SimpleTokens`], not in the replicated store.
 
 use super::password::password_matches;
-use super::{AuthError, AuthInfo, AuthStore};
+use super::{AuthError, AuthInfo, AuthStore, SimpleTokens};
 
 impl AuthStore {
     /// Checks a login before it is proposed; returns the auth revision it
@@ -41,8 +42,8 @@ impl AuthStore {
         })
     }
 
-    /// Applies a login: records `token` for `name` at `now_ms` and returns
-    /// it.
+    /// Applies a login: checks it and returns `token`, which every member
+    /// then records for `name` in its own [`SimpleTokens`].
     ///
     /// Errors: disabled → [`AuthError::AuthNotEnabled`]; unknown user →
     /// [`AuthError::AuthFailed`]; auth changed since the password check
@@ -53,7 +54,6 @@ impl AuthStore {
         name: &str,
         checked_revision: u64,
         token: String,
-        now_ms: u64,
     ) -> Result<String, AuthError> {
         if !self.enabled {
             return Err(AuthError::AuthNotEnabled);
@@ -64,16 +64,20 @@ impl AuthStore {
         if checked_revision < self.revision {
             return Err(AuthError::AuthOldRevision);
         }
-        self.tokens.assign(token.clone(), name, now_ms);
         Ok(token)
     }
 
-    /// Who a request's `token` stands for at `now_ms` (restarting its TTL).
+    /// Who a request's `token`, held in this member's `tokens`, stands for
+    /// at `now_ms` (restarting its TTL there), at the current auth revision.
     ///
     /// Errors: unknown or expired token → [`AuthError::InvalidAuthToken`].
-    pub fn authenticate_token(&mut self, token: &str, now_ms: u64) -> Result<AuthInfo, AuthError> {
-        let username = self
-            .tokens
+    pub fn authenticate_token(
+        &self,
+        tokens: &mut SimpleTokens,
+        token: &str,
+        now_ms: u64,
+    ) -> Result<AuthInfo, AuthError> {
+        let username = tokens
             .validate(token, now_ms)
             .ok_or(AuthError::InvalidAuthToken)?;
         Ok(AuthInfo {

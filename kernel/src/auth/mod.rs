@@ -10,7 +10,7 @@
 //!   permission each request needs, and the lease checks answered locally.
 //! * `invariants`: [`AuthStore::check_invariants`].
 //! * [`SimpleTokens`]: etcd's "simple" tokens with a TTL, issued and checked
-//!   from instants passed in.
+//!   from instants passed in: member-local, beside the replicated store.
 //!
 //! Password hashing uses bcrypt; the salt (or the finished hash) is passed in
 //! so every member stores the same bytes.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::range_perm_cache::{RangePerms, build_all};
-use super::{AuthError, Permission, ROOT, Role, SimpleTokens, User};
+use super::{AuthError, Permission, ROOT, Role, User};
 
 /// The replicated auth state, as stored in a state-machine snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,8 +23,9 @@ pub struct AuthSnapshot {
     pub roles: Vec<Role>,
 }
 
-/// Users, roles and permission checks. Every change bumps the auth
-/// revision; the store starts disabled at revision 1 (as etcd).
+/// Users, roles and permission checks: replicated state, changed only by
+/// apply. Every change bumps the auth revision; the store starts disabled
+/// at revision 1 (as etcd). Tokens are member-local ([`super::SimpleTokens`]).
 #[derive(Clone, Debug)]
 pub struct AuthStore {
     pub(super) enabled: bool,
@@ -33,20 +34,23 @@ pub struct AuthStore {
     pub(super) roles: BTreeMap<String, Role>,
     /// Merged permission ranges per user, rebuilt with every revision.
     pub(super) range_perms: BTreeMap<String, RangePerms>,
-    pub(super) tokens: SimpleTokens,
+}
+
+impl Default for AuthStore {
+    fn default() -> AuthStore {
+        AuthStore::new()
+    }
 }
 
 impl AuthStore {
-    /// An empty, disabled store whose tokens live `token_ttl_ms` after
-    /// their last use.
-    pub fn new(token_ttl_ms: u64) -> AuthStore {
+    /// An empty, disabled store.
+    pub fn new() -> AuthStore {
         AuthStore {
             enabled: false,
             revision: 1,
             users: BTreeMap::new(),
             roles: BTreeMap::new(),
             range_perms: BTreeMap::new(),
-            tokens: SimpleTokens::new(token_ttl_ms),
         }
     }
 
@@ -78,14 +82,15 @@ impl AuthStore {
         Ok(())
     }
 
-    /// Disables auth and drops every token (a no-op when disabled).
-    pub fn disable(&mut self) {
+    /// Disables auth (a no-op when disabled); returns true when it was
+    /// enabled (every member then drops every token).
+    pub fn disable(&mut self) -> bool {
         if !self.enabled {
-            return;
+            return false;
         }
         self.enabled = false;
-        self.tokens.clear();
         self.bump_revision(Vec::new());
+        true
     }
 
     /// Adds user `name` with a bcrypt `password_hash` (`None`: a
@@ -110,7 +115,7 @@ impl AuthStore {
         Ok(())
     }
 
-    /// Deletes user `name` and its tokens.
+    /// Deletes user `name` (every member then drops its tokens).
     ///
     /// Errors: `root` while enabled → [`AuthError::InvalidAuthMgmt`];
     /// unknown user → [`AuthError::UserNotFound`].
@@ -119,12 +124,12 @@ impl AuthStore {
             return Err(AuthError::InvalidAuthMgmt);
         }
         self.users.remove(name).ok_or(AuthError::UserNotFound)?;
-        self.tokens.invalidate_user(name);
         self.bump_revision(vec![name.to_string()]);
         Ok(())
     }
 
-    /// Replaces the password hash of `name` and drops its tokens.
+    /// Replaces the password hash of `name` (every member then drops its
+    /// tokens).
     ///
     /// Errors: unknown user → [`AuthError::UserNotFound`].
     pub fn user_change_password(
@@ -134,7 +139,6 @@ impl AuthStore {
     ) -> Result<(), AuthError> {
         let user = self.users.get_mut(name).ok_or(AuthError::UserNotFound)?;
         user.password_hash = password_hash;
-        self.tokens.invalidate_user(name);
         self.bump_revision(Vec::new());
         Ok(())
     }
@@ -284,12 +288,12 @@ impl AuthStore {
         }
     }
 
-    /// A store holding `snapshot`, with no tokens.
+    /// A store holding `snapshot`.
     ///
     /// Errors: an empty or duplicate user name → [`AuthError::UserEmpty`] /
     /// [`AuthError::UserAlreadyExist`]; same for roles.
-    pub fn restore(snapshot: AuthSnapshot, token_ttl_ms: u64) -> Result<AuthStore, AuthError> {
-        let mut store = AuthStore::new(token_ttl_ms);
+    pub fn restore(snapshot: AuthSnapshot) -> Result<AuthStore, AuthError> {
+        let mut store = AuthStore::new();
         for user in snapshot.users {
             if user.name.is_empty() {
                 return Err(AuthError::UserEmpty);

@@ -1,6 +1,8 @@
 //! etcd's "simple" tokens (`auth/simple_token.go`): an opaque string mapped
 //! to a user, valid for a TTL that restarts at each use. They live in one
-//! member's memory only (not in snapshots), like etcd's.
+//! member's memory only (not in the replicated state nor in snapshots),
+//! like etcd's: every member issues a token when it applies the login, and
+//! each member's TTLs run by its own clock.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +19,8 @@ struct TokenEntry {
     expires_ms: u64,
 }
 
-/// Issued simple tokens with their expiry instants (monotonic ms).
+/// Issued simple tokens with their expiry instants (monotonic ms): one
+/// member's token table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SimpleTokens {
     ttl_ms: u64,

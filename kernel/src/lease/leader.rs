@@ -1,15 +1,15 @@
-//! The leader's side of the lessor: deciding expiry from the instants
+//! The leader's side of the lease clock: deciding expiry from the instants
 //! passed in, extending leases on promotion, and scheduling checkpoints
 //! (etcd `lessor.Promote`, `Demote`, `revokeExpiredLeases`,
 //! `findDueScheduledCheckpoints`).
 
 use super::spread::spread_delays_ms;
 use super::{
-    CHECKPOINT_BATCH_MAX, EXPIRED_BATCH_MAX, EXPIRED_RETRY_INTERVAL_MS, LeaseCheckpoint, LeaseId,
-    Lessor,
+    CHECKPOINT_BATCH_MAX, EXPIRED_BATCH_MAX, EXPIRED_RETRY_INTERVAL_MS, LeaseCheckpoint,
+    LeaseClock, LeaseId, Lessor,
 };
 
-impl Lessor {
+impl LeaseClock {
     /// Leader only: leases whose expiry is at or before `now_ms`, ascending
     /// by expiry, at most [`EXPIRED_BATCH_MAX`]. The server proposes a
     /// revoke for each; a lease still present after
@@ -26,9 +26,7 @@ impl Lessor {
             self.expiry_queue.remove(&(at_ms, id));
             self.expiry_check_ms.remove(&id);
             let due = self
-                .leases
-                .get(&id)
-                .and_then(|lease| lease.expiry_ms)
+                .expiry_ms(id)
                 .is_some_and(|expiry_ms| expiry_ms <= now_ms);
             assert!(
                 due,
@@ -42,36 +40,34 @@ impl Lessor {
         expired
     }
 
-    /// Makes this lessor the leader's: every lease's expiry restarts at
+    /// Makes this clock the leader's: every lease's expiry restarts at
     /// `now_ms + extend_ms + remaining TTL` (checkpointed, else granted), so
     /// no lease expires only because leadership moved. `extend_ms` is
     /// typically the election timeout.
-    pub fn promote(&mut self, now_ms: u64, extend_ms: u64) {
+    pub fn promote(&mut self, lessor: &Lessor, now_ms: u64, extend_ms: u64) {
         self.primary = true;
-        self.expiry_queue.clear();
-        self.expiry_check_ms.clear();
-        self.checkpoint_queue.clear();
-        let ids: Vec<LeaseId> = self.leases.keys().copied().collect();
+        self.stop_timing();
+        let ids = lessor.leases();
         for &id in &ids {
-            self.refresh(id, now_ms, extend_ms);
+            self.refresh(lessor, id, now_ms, extend_ms);
         }
-        self.spread_expiries(now_ms, extend_ms);
+        self.spread_expiries(lessor, now_ms, extend_ms);
         for id in ids {
-            self.schedule_checkpoint(id, now_ms);
+            self.schedule_checkpoint(lessor, id, now_ms);
         }
     }
 
     /// Pushes back the expiry of leases that would otherwise expire in the
     /// same second as too many others (see [`spread_delays_ms`]).
-    fn spread_expiries(&mut self, now_ms: u64, extend_ms: u64) {
+    fn spread_expiries(&mut self, lessor: &Lessor, now_ms: u64, extend_ms: u64) {
         let mut sorted: Vec<(u64, LeaseId)> = self
-            .leases
-            .values()
-            .filter_map(|lease| Some((lease.expiry_ms?.saturating_sub(now_ms), lease.id)))
+            .expiry_ms
+            .iter()
+            .map(|(&id, &expiry_ms)| (expiry_ms.saturating_sub(now_ms), id))
             .collect();
         sorted.sort_unstable();
         for (id, delay_ms) in spread_delays_ms(&sorted) {
-            self.refresh(id, now_ms, extend_ms.saturating_add(delay_ms));
+            self.refresh(lessor, id, now_ms, extend_ms.saturating_add(delay_ms));
         }
     }
 
@@ -79,19 +75,23 @@ impl Lessor {
     /// on this member until a revoke is applied.
     pub fn demote(&mut self) {
         self.primary = false;
+        self.stop_timing();
+    }
+
+    /// Forgets every expiry and queued check (not the keep-alives that
+    /// cleared a checkpoint here: that checkpoint may still be applied).
+    fn stop_timing(&mut self) {
+        self.expiry_ms.clear();
         self.expiry_queue.clear();
         self.expiry_check_ms.clear();
         self.checkpoint_queue.clear();
-        for lease in self.leases.values_mut() {
-            lease.expiry_ms = None;
-        }
     }
 
     /// Leader only: checkpoints due at `now_ms` (at most
     /// [`CHECKPOINT_BATCH_MAX`]), for the server to propose through Raft.
     /// A lease is checkpointed only while its remaining TTL is below its
     /// granted TTL; applying the checkpoint schedules the next one.
-    pub fn checkpoints_due(&mut self, now_ms: u64) -> Vec<LeaseCheckpoint> {
+    pub fn checkpoints_due(&mut self, lessor: &Lessor, now_ms: u64) -> Vec<LeaseCheckpoint> {
         let mut due = Vec::new();
         while due.len() < CHECKPOINT_BATCH_MAX {
             let Some(&(at_ms, id)) = self.checkpoint_queue.first() else {
@@ -101,10 +101,10 @@ impl Lessor {
                 break;
             }
             self.checkpoint_queue.remove(&(at_ms, id));
-            let Some(lease) = self.leases.get(&id) else {
+            let Some(lease) = lessor.lease(id) else {
                 continue;
             };
-            let Some(expiry_ms) = lease.expiry_ms.filter(|&expiry_ms| expiry_ms > now_ms) else {
+            let Some(expiry_ms) = self.expiry_ms(id).filter(|&expiry_ms| expiry_ms > now_ms) else {
                 continue;
             };
             let remaining_ttl_secs =
@@ -120,15 +120,15 @@ impl Lessor {
     }
 
     /// Restarts the expiry of lease `id` at `now_ms + extend_ms + TTL`.
-    pub(super) fn refresh(&mut self, id: LeaseId, now_ms: u64, extend_ms: u64) {
-        let Some(lease) = self.leases.get_mut(&id) else {
+    pub(super) fn refresh(&mut self, lessor: &Lessor, id: LeaseId, now_ms: u64, extend_ms: u64) {
+        let Some(lease) = lessor.lease(id) else {
             return;
         };
-        let ttl_ms = u64::try_from(lease.refresh_ttl_secs())
+        let ttl_ms = u64::try_from(self.refresh_ttl_secs(lease))
             .unwrap_or(0)
             .saturating_mul(1000);
         let expiry_ms = now_ms.saturating_add(extend_ms).saturating_add(ttl_ms);
-        lease.expiry_ms = Some(expiry_ms);
+        self.expiry_ms.insert(id, expiry_ms);
         self.schedule_expiry_check(id, expiry_ms);
     }
 
@@ -146,12 +146,12 @@ impl Lessor {
 
     /// Queues a checkpoint of lease `id` one interval from `now_ms` if the
     /// lease outlives that interval (etcd `scheduleCheckpointIfNeeded`).
-    pub(super) fn schedule_checkpoint(&mut self, id: LeaseId, now_ms: u64) {
+    pub(super) fn schedule_checkpoint(&mut self, lessor: &Lessor, id: LeaseId, now_ms: u64) {
         let interval_ms = self.config.checkpoint_interval_ms;
-        let Some(lease) = self.leases.get(&id) else {
+        let Some(lease) = lessor.lease(id) else {
             return;
         };
-        let remaining_ms = u64::try_from(lease.refresh_ttl_secs())
+        let remaining_ms = u64::try_from(self.refresh_ttl_secs(lease))
             .unwrap_or(0)
             .saturating_mul(1000);
         if interval_ms > 0 && remaining_ms > interval_ms {

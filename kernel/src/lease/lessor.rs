@@ -1,6 +1,6 @@
 //! The lessor: every lease, the keys attached to them, and the replicated
-//! operations on them (etcd `lease/lessor.go`). The leader's expiry and
-//! checkpoint scheduling is in `leader.rs`.
+//! operations on them (etcd `lease/lessor.go`). Only apply changes it;
+//! when each lease expires is member-local ([`super::LeaseClock`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,23 +39,14 @@ pub struct LeaseCheckpoint {
     pub remaining_ttl_secs: i64,
 }
 
-/// Result of a keep-alive ([`Lessor::renew`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LeaseRenewal {
-    /// The lease's granted TTL in seconds: the client's new deadline.
-    pub ttl_secs: i64,
-    /// A checkpoint the server must propose through Raft so that followers
-    /// forget an older remaining TTL (etcd 3.5 does the same on renew).
-    pub checkpoint: Option<LeaseCheckpoint>,
-}
-
 /// Answer to a time-to-live query (etcd `LeaseTimeToLiveResponse`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaseStatus {
     /// The lease.
     pub id: LeaseId,
     /// Remaining TTL in whole seconds (truncated, never below 0). On a
-    /// member that is not the leader: the checkpointed or granted TTL.
+    /// member that is not the leader: the checkpointed or granted TTL
+    /// (see [`super::LeaseClock::time_to_live`]).
     pub ttl_secs: i64,
     /// TTL the lease was granted with, in seconds.
     pub granted_ttl_secs: i64,
@@ -63,36 +54,24 @@ pub struct LeaseStatus {
     pub keys: Vec<Vec<u8>>,
 }
 
-/// All leases of a member. Replicated operations (grant, revoke,
-/// checkpoint, attach/detach) are called by apply in log order; the leader's
-/// timing (expiry, promote, renew, checkpoints due) by the server with
-/// monotonic instants in milliseconds.
+/// All leases of a member, the same on every member: the replicated
+/// operations (grant, revoke, checkpoint, attach/detach) are called by
+/// apply in log order, and nothing here depends on time. Expiry, keep-alive
+/// and checkpoint scheduling are [`super::LeaseClock`]'s.
 #[derive(Clone, Debug)]
 pub struct Lessor {
     pub(super) config: LessorConfig,
     pub(super) leases: BTreeMap<LeaseId, Lease>,
     pub(super) key_leases: BTreeMap<Vec<u8>, LeaseId>,
-    pub(super) primary: bool,
-    /// Leader only: `(instant_ms, id)` at which to look at the lease's expiry.
-    pub(super) expiry_queue: BTreeSet<(u64, LeaseId)>,
-    /// Leader only: the instant each lease sits at in `expiry_queue`.
-    pub(super) expiry_check_ms: BTreeMap<LeaseId, u64>,
-    /// Leader only: `(instant_ms, id)` at which to checkpoint the lease.
-    pub(super) checkpoint_queue: BTreeSet<(u64, LeaseId)>,
 }
 
 impl Lessor {
-    /// An empty lessor that is not primary (no lease expires until
-    /// [`Lessor::promote`]).
+    /// An empty lessor.
     pub fn new(config: LessorConfig) -> Lessor {
         Lessor {
             config,
             leases: BTreeMap::new(),
             key_leases: BTreeMap::new(),
-            primary: false,
-            expiry_queue: BTreeSet::new(),
-            expiry_check_ms: BTreeMap::new(),
-            checkpoint_queue: BTreeSet::new(),
         }
     }
 
@@ -101,18 +80,14 @@ impl Lessor {
         self.config
     }
 
-    /// True on the leader, whose lessor decides expiry.
-    pub fn is_primary(&self) -> bool {
-        self.primary
-    }
-
-    /// Grants lease `id` with `ttl_secs` (raised to the minimum TTL) at
-    /// `now_ms`; returns the granted TTL in seconds.
+    /// Grants lease `id` with `ttl_secs` (raised to the minimum TTL);
+    /// returns the granted TTL in seconds. The member's clock starts timing
+    /// it when it follows the apply ([`super::LeaseClock::granted`]).
     ///
     /// Errors: `id == 0` → [`LeaseError::NotFound`] (the server assigns ids
     /// before proposing); TTL above the maximum → [`LeaseError::TtlTooLarge`];
     /// existing id → [`LeaseError::AlreadyExists`].
-    pub fn grant(&mut self, id: LeaseId, ttl_secs: i64, now_ms: u64) -> Result<i64, LeaseError> {
+    pub fn grant(&mut self, id: LeaseId, ttl_secs: i64) -> Result<i64, LeaseError> {
         if id == NO_LEASE {
             return Err(LeaseError::NotFound);
         }
@@ -127,16 +102,9 @@ impl Lessor {
             id,
             ttl_secs,
             remaining_ttl_secs: 0,
-            expiry_ms: None,
             keys: BTreeSet::new(),
         };
         self.leases.insert(id, lease);
-        // The planted bug lets every member's lessor time leases by its own
-        // clock, followers included (they never see keep-alives).
-        if self.primary || cfg!(feature = "planted-bug-follower-expires-leases") {
-            self.refresh(id, now_ms, 0);
-            self.schedule_checkpoint(id, now_ms);
-        }
         Ok(ttl_secs)
     }
 
@@ -146,67 +114,33 @@ impl Lessor {
     /// Errors: unknown id → [`LeaseError::NotFound`].
     pub fn revoke(&mut self, id: LeaseId) -> Result<Vec<Vec<u8>>, LeaseError> {
         let lease = self.leases.remove(&id).ok_or(LeaseError::NotFound)?;
-        if let Some(at_ms) = self.expiry_check_ms.remove(&id) {
-            self.expiry_queue.remove(&(at_ms, id));
-        }
         for key in &lease.keys {
             self.key_leases.remove(key);
         }
         Ok(lease.keys.into_iter().collect())
     }
 
-    /// Keep-alive on the leader: restarts the lease's full TTL at `now_ms`.
-    ///
-    /// Errors: not the leader → [`LeaseError::NotPrimary`]; unknown or
-    /// already expired lease → [`LeaseError::NotFound`].
-    pub fn renew(&mut self, id: LeaseId, now_ms: u64) -> Result<LeaseRenewal, LeaseError> {
-        if !self.primary {
-            return Err(LeaseError::NotPrimary);
-        }
-        let lease = self.leases.get_mut(&id).ok_or(LeaseError::NotFound)?;
-        if lease.expiry_ms.is_some_and(|expiry_ms| expiry_ms <= now_ms) {
-            return Err(LeaseError::NotFound);
-        }
-        let checkpoint = (self.config.checkpoint_interval_ms > 0 && lease.remaining_ttl_secs > 0)
-            .then_some(LeaseCheckpoint {
-                id,
-                remaining_ttl_secs: 0,
-            });
-        lease.remaining_ttl_secs = 0;
-        let ttl_secs = lease.ttl_secs;
-        self.refresh(id, now_ms, 0);
-        Ok(LeaseRenewal {
-            ttl_secs,
-            checkpoint,
-        })
-    }
-
-    /// Applies a checkpoint: records the remaining TTL (0 clears it). An
-    /// unknown lease is ignored, as in etcd (it was revoked meanwhile).
-    pub fn checkpoint(&mut self, checkpoint: LeaseCheckpoint, now_ms: u64) {
+    /// Applies a checkpoint: records the remaining TTL (0 clears it);
+    /// returns false for an unknown lease, which is ignored, as in etcd (it
+    /// was revoked meanwhile).
+    pub fn checkpoint(&mut self, checkpoint: LeaseCheckpoint) -> bool {
         let Some(lease) = self.leases.get_mut(&checkpoint.id) else {
-            return;
+            return false;
         };
         lease.remaining_ttl_secs = checkpoint.remaining_ttl_secs.max(0);
-        if self.primary {
-            self.schedule_checkpoint(checkpoint.id, now_ms);
-        }
+        true
     }
 
-    /// TTL information of lease `id` at `now_ms`.
+    /// TTL information of lease `id` as every member knows it: the
+    /// checkpointed remaining TTL, else the granted one (what a member that
+    /// does not time the lease answers).
     ///
     /// Errors: unknown id → [`LeaseError::NotFound`].
-    pub fn time_to_live(&self, id: LeaseId, now_ms: u64) -> Result<LeaseStatus, LeaseError> {
+    pub fn time_to_live(&self, id: LeaseId) -> Result<LeaseStatus, LeaseError> {
         let lease = self.leases.get(&id).ok_or(LeaseError::NotFound)?;
-        let ttl_secs = match lease.expiry_ms {
-            Some(expiry_ms) => {
-                i64::try_from(expiry_ms.saturating_sub(now_ms) / 1000).unwrap_or(i64::MAX)
-            }
-            None => lease.refresh_ttl_secs(),
-        };
         Ok(LeaseStatus {
             id,
-            ttl_secs,
+            ttl_secs: lease.refresh_ttl_secs(),
             granted_ttl_secs: lease.ttl_secs,
             keys: lease.keys.iter().cloned().collect(),
         })
@@ -269,7 +203,7 @@ impl Lessor {
         self.leases.values().map(Lease::to_snapshot).collect()
     }
 
-    /// A non-primary lessor holding `leases` (from [`Lessor::snapshot`]).
+    /// A lessor holding `leases` (from [`Lessor::snapshot`]).
     ///
     /// Errors: a lease id 0 or a key attached twice →
     /// [`LeaseError::NotFound`]; a duplicate id → [`LeaseError::AlreadyExists`].
@@ -286,7 +220,6 @@ impl Lessor {
                 id: snapshot.id,
                 ttl_secs: snapshot.ttl_secs,
                 remaining_ttl_secs: snapshot.remaining_ttl_secs,
-                expiry_ms: None,
                 keys: BTreeSet::new(),
             };
             for key in snapshot.keys {

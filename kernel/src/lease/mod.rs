@@ -1,20 +1,26 @@
 //! Leases: time-limited grants that keys can be attached to (etcd v3
 //! `Lease` service, etcd's `lease/lessor.go`).
 //!
-//! * [`Lessor`] holds every lease, which keys are attached to it, and on the
-//!   leader ("primary") each lease's expiry instant.
-//! * Expiry is decided only by the leader from monotonic instants passed in
-//!   (`now_ms`); the server proposes a `LeaseRevoke` through Raft for every id
-//!   that [`Lessor::expired`] returns, so every member deletes the same keys
-//!   in the same revision.
-//! * After a leader change, [`Lessor::promote`] extends every lease so none
-//!   expires only because of the election; checkpoints
-//!   ([`Lessor::checkpoints_due`] on the leader, [`Lessor::checkpoint`] in
-//!   apply) record the remaining TTL through Raft so it survives the change;
-//!   promotion also spreads expiries that would pile up in one second.
-//! * `invariants`: [`Lessor::check_invariants`].
+//! * [`Lessor`] holds every lease and which keys are attached to it: the
+//!   replicated state, changed only by apply, with no notion of time.
+//! * [`LeaseClock`] holds, on the leader ("primary"), each lease's expiry
+//!   instant: member-local state, as in etcd's lessor, following the lessor
+//!   after each apply. Expiry is decided only by the leader from monotonic
+//!   instants passed in (`now_ms`); the server proposes a `LeaseRevoke`
+//!   through Raft for every id that [`LeaseClock::expired`] returns, so
+//!   every member deletes the same keys in the same revision.
+//! * After a leader change, [`LeaseClock::promote`] extends every lease so
+//!   none expires only because of the election; checkpoints
+//!   ([`LeaseClock::checkpoints_due`] on the leader, [`Lessor::checkpoint`]
+//!   in apply) record the remaining TTL through Raft so it survives the
+//!   change; promotion also spreads expiries that would pile up in one
+//!   second.
+//! * `invariants`: [`Lessor::check_invariants`]; `clock_invariants`:
+//!   [`LeaseClock::check_invariants`].
 //! * [`IdGenerator`] assigns ids as etcd's `idutil.Generator` does.
 
+mod clock;
+mod clock_invariants;
 mod error;
 mod id;
 mod invariants;
@@ -23,9 +29,10 @@ mod lessor;
 mod record;
 mod spread;
 
+pub use clock::{LeaseClock, LeaseRenewal};
 pub use error::LeaseError;
 pub use id::IdGenerator;
-pub use lessor::{LeaseCheckpoint, LeaseRenewal, LeaseStatus, Lessor, LessorConfig};
+pub use lessor::{LeaseCheckpoint, LeaseStatus, Lessor, LessorConfig};
 pub use record::{Lease, LeaseSnapshot};
 pub use spread::{LEASE_REVOKE_RATE_PER_SEC, TARGET_EXPIRES_PER_SEC, spread_delays_ms};
 
@@ -43,11 +50,11 @@ pub const MAX_LEASE_TTL_SECS: i64 = 9_000_000_000;
 /// milliseconds (etcd's default `--lease-checkpoint-interval`, 5 minutes).
 pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 5 * 60 * 1000;
 
-/// Most checkpoints returned by one [`Lessor::checkpoints_due`] call
+/// Most checkpoints returned by one [`LeaseClock::checkpoints_due`] call
 /// (etcd's `maxLeaseCheckpointBatchSize`).
 pub const CHECKPOINT_BATCH_MAX: usize = 1000;
 
-/// Most expired leases returned by one [`Lessor::expired`] call (etcd revokes
+/// Most expired leases returned by one [`LeaseClock::expired`] call (etcd revokes
 /// at most `leaseRevokeRate` = 1000 leases per second).
 pub const EXPIRED_BATCH_MAX: usize = 1000;
 

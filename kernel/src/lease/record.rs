@@ -1,5 +1,6 @@
 //! One lease: its granted TTL, the remaining TTL last checkpointed through
-//! Raft, its expiry on the leader, and the keys attached to it.
+//! Raft, and the keys attached to it. Its expiry instant is member-local
+//! (`clock.rs`).
 
 use std::collections::BTreeSet;
 
@@ -18,9 +19,6 @@ pub struct Lease {
     /// Remaining TTL recorded by the last checkpoint, in seconds; 0 when no
     /// checkpoint applies (the full `ttl_secs` is used on refresh).
     pub remaining_ttl_secs: i64,
-    /// Monotonic instant (ms) at which the lease expires; `None` on members
-    /// that are not the leader (leases never expire there).
-    pub expiry_ms: Option<u64>,
     /// Keys attached to the lease, deleted when it is revoked.
     pub keys: BTreeSet<Vec<u8>>,
 }
@@ -48,7 +46,7 @@ impl Lease {
 }
 
 /// The replicated state of one lease (etcd's `leasepb.Lease` plus the keys
-/// attached to it). The expiry instant is leader-local and not included.
+/// attached to it). The expiry instant is member-local and not included.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseSnapshot {
     /// The lease id.

@@ -123,20 +123,14 @@ pub fn token_caller<B: Replica>(replica: &B, token: Option<&str>) -> Result<Auth
     let Some(token) = token else {
         return Ok(AuthInfo::default());
     };
-    // Checking under the shared read lock first keeps token-carrying
-    // clients off the write lock while auth is disabled.
+    // While auth is disabled a token is ignored, JWT or not.
     if !replica.with_state(|state| state.auth().is_enabled()) {
         return Ok(AuthInfo::default());
     }
     if let Some(jwt) = replica.jwt() {
         return jwt.verify(token);
     }
-    replica.with_state_mut(|state| {
-        if !state.auth().is_enabled() {
-            return Ok(AuthInfo::default());
-        }
-        state.authenticate_token(token)
-    })
+    replica.authenticate_token(token)
 }
 
 /// [`request_caller`] for unary requests: a bad token fails the call.

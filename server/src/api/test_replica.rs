@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use keel_kernel::apply::{
-    ApplyError, ApplyResult, Request, RequestEnvelope, StateMachine, StateMachineConfig,
+    ApplyError, ApplyResult, LocalState, Request, RequestEnvelope, StateMachine, StateMachineConfig,
 };
-use keel_kernel::auth::AuthInfo;
+use keel_kernel::auth::{AuthError, AuthInfo};
 use keel_kernel::lease::{LeaseId, LeaseRenewal, LeaseStatus};
 use keel_kernel::membership::{Cluster, Member};
 use keel_kernel::raft::{Entry, EntryType};
@@ -28,8 +28,14 @@ use crate::replica::{
     AppliedEvents, MemberChange, NodeStatus, ProposalCounts, Replica, ServerError,
 };
 
+/// The test member's clock, in ms: it stands still, so no lease or token
+/// expires during a test.
+const NOW_MS: u64 = 1;
+
 struct Inner {
     state: StateMachine,
+    /// Lease clocks and tokens beside the state, as the node keeps them.
+    local: LocalState,
     next_request_id: u64,
 }
 
@@ -59,13 +65,14 @@ impl TestReplica {
         );
         let member_id = member.id;
         let cluster = Cluster::bootstrap(vec![member]).unwrap();
-        let mut state = StateMachine::new(StateMachineConfig::new(1000), cluster);
-        state.set_now_ms(1);
-        state.lease_promote(0);
+        let state = StateMachine::new(StateMachineConfig::new(1000), cluster);
+        let mut local = LocalState::new(state.config());
+        local.lease_promote(&state, NOW_MS, 0);
         let (events, _) = broadcast::channel(event_capacity);
         TestReplica {
             inner: Arc::new(Mutex::new(Inner {
                 state,
+                local,
                 next_request_id: 1,
             })),
             events,
@@ -112,10 +119,10 @@ impl TestReplica {
     pub fn install_snapshot_of(&self, other: &TestReplica) {
         let data = other.lock().state.snapshot();
         let mut inner = self.lock();
-        let mut restored = StateMachine::restore(StateMachineConfig::new(1000), &data).unwrap();
-        restored.set_now_ms(1);
-        restored.lease_promote(0);
+        let restored = StateMachine::restore(StateMachineConfig::new(1000), &data).unwrap();
         let revision = restored.store().current_revision();
+        inner.local.reset();
+        inner.local.lease_promote(&restored, NOW_MS, 0);
         inner.state = restored;
         self.unsent.lock().unwrap().push_back(AppliedEvents {
             revision,
@@ -142,6 +149,8 @@ impl TestReplica {
             data,
         };
         let result = inner.state.apply(&entry);
+        let Inner { state, local, .. } = &mut *inner;
+        local.follow(state, &result, NOW_MS);
         if !result.events.is_empty() {
             // Queued under the state lock, so the queue is in apply order.
             self.unsent.lock().unwrap().push_back(AppliedEvents {
@@ -175,8 +184,12 @@ impl Replica for TestReplica {
         read(&self.lock().state)
     }
 
-    fn with_state_mut<R>(&self, update: impl FnOnce(&mut StateMachine) -> R) -> R {
-        update(&mut self.lock().state)
+    fn authenticate_token(&self, token: &str) -> Result<AuthInfo, AuthError> {
+        let Inner { state, local, .. } = &mut *self.lock();
+        match state.auth().is_enabled() {
+            true => local.authenticate_token(state, token, NOW_MS),
+            false => Ok(AuthInfo::default()),
+        }
     }
 
     fn status(&self) -> NodeStatus {
@@ -212,9 +225,9 @@ impl Replica for TestReplica {
     }
 
     async fn lease_renew(&self, id: LeaseId) -> Result<LeaseRenewal, ServerError> {
-        self.lock()
-            .state
-            .lease_renew(id)
+        let Inner { state, local, .. } = &mut *self.lock();
+        local
+            .lease_renew(state, id, NOW_MS)
             .map_err(ServerError::Apply)
     }
 
@@ -224,9 +237,10 @@ impl Replica for TestReplica {
         id: LeaseId,
         keys: bool,
     ) -> Result<LeaseStatus, ServerError> {
-        self.lock()
-            .state
-            .lease_time_to_live(auth.as_ref(), id, keys)
+        let inner = self.lock();
+        inner
+            .local
+            .lease_time_to_live(&inner.state, auth.as_ref(), id, keys, NOW_MS)
             .map_err(ServerError::Apply)
     }
 

@@ -3,12 +3,12 @@
 //! node driver's bounded queue and reading the shared applied state.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLockReadGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use keel_kernel::apply::{ApplyError, ApplyResult, Request, RequestEnvelope, StateMachine};
-use keel_kernel::auth::AuthInfo;
+use keel_kernel::auth::{AuthError, AuthInfo};
 use keel_kernel::lease::{LeaseId, LeaseRenewal, LeaseStatus};
 use keel_kernel::membership::{Member, MembershipRequest};
 use keel_kernel::raft::ConfChange;
@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
+use super::driver::AppliedState;
 use super::proposals::{Proposals, RequestIds};
 use super::read_index::ReadOutcome;
 use super::settings::NodeSettings;
@@ -74,8 +75,9 @@ pub struct Shared {
     pub cluster_id: u64,
     /// Settings the member runs with.
     pub settings: NodeSettings,
-    /// The applied state.
-    pub state: RwLock<StateMachine>,
+    /// The applied state and the member-local state beside it; only the
+    /// driver can write the former.
+    pub state: AppliedState,
     /// Raft view for Status and headers (the driver refreshes it).
     pub status: Mutex<NodeStatus>,
     /// Waiting proposals.
@@ -104,13 +106,6 @@ pub struct Shared {
     pub watch_gauges: Arc<WatchGauges>,
 }
 
-/// A panic while the state machine was locked (a broken invariant in
-/// apply) may have left it half-applied: nothing may be served from it.
-/// Release builds abort on the panic itself; this covers unwinding builds.
-fn state_poisoned() -> ! {
-    panic!("keel: the state machine was poisoned by a panic while it was locked; stopping")
-}
-
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
@@ -120,18 +115,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     /// Read access to the applied state.
     pub fn read_state(&self) -> RwLockReadGuard<'_, StateMachine> {
-        match self.state.read() {
-            Ok(state) => state,
-            Err(_) => state_poisoned(),
-        }
-    }
-
-    /// Write access to the applied state (apply, lease timing, tokens).
-    pub fn write_state(&self) -> RwLockWriteGuard<'_, StateMachine> {
-        match self.state.write() {
-            Ok(state) => state,
-            Err(_) => state_poisoned(),
-        }
+        self.state.read()
     }
 
     /// The status record.
@@ -354,10 +338,14 @@ impl Replica for NodeHandle {
         read(&self.shared.read_state())
     }
 
-    fn with_state_mut<R>(&self, update: impl FnOnce(&mut StateMachine) -> R) -> R {
-        let mut state = self.shared.write_state();
-        state.set_now_ms(self.shared.now_ms());
-        update(&mut state)
+    fn authenticate_token(&self, token: &str) -> Result<AuthInfo, AuthError> {
+        let now_ms = self.shared.now_ms();
+        self.shared.state.with_local(|state, local| {
+            if !state.auth().is_enabled() {
+                return Ok(AuthInfo::default());
+            }
+            local.authenticate_token(state, token, now_ms)
+        })
     }
 
     fn status(&self) -> NodeStatus {
@@ -404,8 +392,11 @@ impl Replica for NodeHandle {
         keys: bool,
     ) -> Result<LeaseStatus, ServerError> {
         // Permissions (and existence) are checked against the local state.
+        let now_ms = self.shared.now_ms();
         let local = self
-            .with_state_mut(|sm| sm.lease_time_to_live(auth.as_ref(), id, keys))
+            .shared
+            .state
+            .with_local(|sm, local| local.lease_time_to_live(sm, auth.as_ref(), id, keys, now_ms))
             .map_err(ServerError::Apply)?;
         if self.is_leader() {
             return Ok(local);
@@ -488,8 +479,11 @@ impl LeaseAuthority for NodeHandle {
         if !self.is_leader() {
             return Err(self.not_leader_error());
         }
+        let now_ms = self.shared.now_ms();
         let renewal = self
-            .with_state_mut(|sm| sm.lease_renew(id))
+            .shared
+            .state
+            .with_local(|sm, local| local.lease_renew(sm, id, now_ms))
             .map_err(ServerError::Apply)?;
         if let Some(checkpoint) = renewal.checkpoint {
             self.propose_detached(Request::LeaseCheckpoint(vec![checkpoint]));
@@ -523,7 +517,10 @@ impl LeaseAuthority for NodeHandle {
         if !self.is_leader() {
             return Err(self.not_leader_error());
         }
-        self.with_state_mut(|sm| sm.lease_time_to_live(None, id, keys))
+        let now_ms = self.shared.now_ms();
+        self.shared
+            .state
+            .with_local(|sm, local| local.lease_time_to_live(sm, None, id, keys, now_ms))
             .map_err(ServerError::Apply)
     }
 }

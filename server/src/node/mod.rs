@@ -196,3 +196,6 @@ impl Node {
 mod cluster_tests;
 #[cfg(test)]
 mod gated_disk;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod local_state_tests;

@@ -147,6 +147,7 @@ mod tests {
             result: Ok(Response::Done),
             events: Vec::new(),
             conf_change: None,
+            local_changes: Vec::new(),
         }
     }
 

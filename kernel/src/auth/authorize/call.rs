@@ -77,7 +77,7 @@ impl AuthStore {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::auth::{AuthStore, SIMPLE_TOKEN_TTL_MS};
+    use crate::auth::AuthStore;
 
     const USER_CALLS: [MemberCall; 3] = [
         MemberCall::Status,
@@ -95,7 +95,7 @@ mod tests {
 
     /// Auth enabled with `root` (root role) and `alice` (no role).
     fn store() -> AuthStore {
-        let mut s = AuthStore::new(SIMPLE_TOKEN_TTL_MS);
+        let mut s = AuthStore::new();
         s.user_add("root", None).unwrap();
         s.user_grant_role("root", "root").unwrap();
         s.user_add("alice", None).unwrap();
@@ -133,7 +133,7 @@ mod tests {
         for call in USER_CALLS.into_iter().chain(ADMIN_CALLS) {
             let got = s.authorize_call(&nobody, call);
             assert_eq!(got, Err(AuthError::UserEmpty), "{call:?}");
-            let disabled = AuthStore::new(SIMPLE_TOKEN_TTL_MS);
+            let disabled = AuthStore::new();
             assert_eq!(disabled.authorize_call(&nobody, call), Ok(()), "{call:?}");
         }
     }

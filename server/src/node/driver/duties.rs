@@ -21,23 +21,23 @@ impl<S: Storage> Driver<S> {
         self.ticks += 1;
         self.raw.tick();
         let now_ms = self.shared.now_ms();
-        self.shared.write_state().set_now_ms(now_ms);
         self.reads.retry_stale(self.ticks, false);
         if self.duties.due(now_ms) {
             if performs_lease_duties(self.is_leader) {
-                self.lease_duties();
+                self.lease_duties(now_ms);
             }
             self.check_alarms();
             self.shared.status().alarm_checks += 1;
         }
     }
 
-    /// Revokes expired leases and checkpoints remaining TTLs through Raft.
-    fn lease_duties(&mut self) {
-        let (expired, checkpoints) = {
-            let mut state = self.shared.write_state();
-            (state.lease_expired(), state.lease_checkpoints_due())
-        };
+    /// Revokes the leases expired at `now_ms` and checkpoints remaining
+    /// TTLs through Raft (the member-local lease clock decides which).
+    fn lease_duties(&mut self, now_ms: u64) {
+        let (expired, checkpoints) = self.shared.state.with_local(|state, local| {
+            let expired = local.lease_expired(now_ms);
+            (expired, local.lease_checkpoints_due(state, now_ms))
+        });
         for request in lease_duty_requests(expired, checkpoints) {
             self.propose_internal(request);
         }

@@ -2,6 +2,8 @@
 //! the state machine (shared with readers through [`Shared`]). This file is
 //! the Ready loop; what the loop calls lives beside it:
 //!
+//! - `applied_state.rs`: the state machine and the member-local state,
+//!   whose write lock only this module reaches (apply, snapshot install);
 //! - `intake.rs`: commands from handles and messages from peers;
 //! - `duties.rs`: what a tick starts (lease duties, the NOSPACE alarm);
 //! - `membership.rs`: conf changes proposed, applied, and peers followed;
@@ -25,6 +27,7 @@
 //! real build, inline under madsim (which forbids threads; the simulated
 //! `Storage` is used there).
 
+mod applied_state;
 mod duties;
 mod intake;
 mod membership;
@@ -59,6 +62,7 @@ use super::settings::NodeSettings;
 use crate::api::watch_gauges::WatchGauges;
 use crate::replica::{AppliedEvents, NodeStatus, ServerError};
 use crate::transport::{Inbound, TransportLimits};
+pub use applied_state::AppliedState;
 use snapshots::SnapshotWork;
 
 /// Commands drained before one Ready is handled (the group-commit batch).
@@ -396,11 +400,12 @@ impl<S: Storage> Driver<S> {
         }
         if self.is_leader && !was_leader {
             let now_ms = self.shared.now_ms();
-            let mut state = self.shared.write_state();
-            state.set_now_ms(now_ms);
-            state.lease_promote(self.settings.election_timeout_ms);
+            let extend_ms = self.settings.election_timeout_ms;
+            self.shared
+                .state
+                .with_local(|state, local| local.lease_promote(state, now_ms, extend_ms));
         } else if was_leader && !self.is_leader {
-            self.shared.write_state().lease_demote();
+            self.shared.state.local().lease_demote();
         }
     }
 
@@ -441,11 +446,7 @@ impl<S: Storage> Driver<S> {
         let now_ms = self.shared.now_ms();
         self.db_size
             .applied(entries.iter().map(|e| e.data.len() as u64).sum());
-        let results: Vec<ApplyResult> = {
-            let mut state = self.shared.write_state();
-            state.set_now_ms(now_ms);
-            entries.iter().map(|entry| state.apply(entry)).collect()
-        };
+        let results: Vec<ApplyResult> = self.shared.state.apply(entries, now_ms);
         let term = self.raw.raft().term;
         for mut result in results {
             if let Some(applied) = result.conf_change.take() {
@@ -481,12 +482,14 @@ impl<S: Storage> Driver<S> {
         if !self.readies.is_multiple_of(INVARIANT_CHECK_READIES) {
             return;
         }
-        let state = self.shared.write_state();
+        let state = self.shared.state.write();
+        let local = self.shared.state.local();
         let broken = self
             .raw
             .check_invariants()
             .err()
-            .or_else(|| state.check_invariants().err());
+            .or_else(|| state.check_invariants().err())
+            .or_else(|| local.check_invariants(&state).err());
         if let Some(violation) = broken {
             panic!("keel: invariant broken, member stops: {violation}");
         }
@@ -586,7 +589,7 @@ fn shared_state(
         member_id,
         cluster_id,
         settings: settings.clone(),
-        state: std::sync::RwLock::new(state),
+        state: AppliedState::new(state),
         status: Mutex::new(NodeStatus {
             member_id,
             cluster_id,

@@ -81,10 +81,9 @@ impl<S: Storage> Driver<S> {
     pub(super) fn install_snapshot(&mut self, snapshot: Snapshot) {
         let index = snapshot.metadata.index;
         match StateMachine::restore(state_config(&self.settings), &snapshot.data) {
-            Ok(mut restored) => {
-                restored.set_now_ms(self.shared.now_ms());
+            Ok(restored) => {
                 let revision = restored.store().current_revision();
-                *self.shared.write_state() = restored;
+                self.shared.state.install(restored);
                 // Watchers resume from the new store's history.
                 let _ = self.shared.events.send(AppliedEvents {
                     revision,
