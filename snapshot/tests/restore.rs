@@ -268,7 +268,12 @@ fn a_keel_snapshot_restored_into_etcd_answers_like_keel() {
     }
     let too_old = support::etcdctl(
         &etcd.endpoints,
-        &["get", "key/", "--prefix", &format!("--rev={}", compact_at - 1)],
+        &[
+            "get",
+            "key/",
+            "--prefix",
+            &format!("--rev={}", compact_at - 1),
+        ],
     );
     assert!(
         String::from_utf8_lossy(&too_old.stderr).contains("required revision has been compacted")

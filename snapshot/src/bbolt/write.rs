@@ -219,7 +219,10 @@ fn check(buckets: &[BucketData]) -> Result<(), WriteError> {
                 return Err(WriteError::Empty(format!("a key in bucket {name:?}")));
             }
             if key.len() > KEY_SIZE_MAX_BYTES {
-                return Err(WriteError::TooLarge(format!("a key in {name:?}"), key.len()));
+                return Err(WriteError::TooLarge(
+                    format!("a key in {name:?}"),
+                    key.len(),
+                ));
             }
             if value.len() > VALUE_SIZE_MAX_BYTES {
                 return Err(WriteError::TooLarge(
@@ -335,19 +338,15 @@ mod tests {
             1 => prop::collection::vec(any::<u8>(), 3000..13000),
         ];
         let entries = prop::collection::btree_map(key, value, 0..400);
-        prop::collection::btree_map(
-            prop::collection::vec(any::<u8>(), 1..12),
-            entries,
-            0..6,
-        )
-        .prop_map(|map: BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>>| {
-            map.into_iter()
-                .map(|(name, entries)| BucketData {
-                    name,
-                    entries: entries.into_iter().collect(),
-                })
-                .collect()
-        })
+        prop::collection::btree_map(prop::collection::vec(any::<u8>(), 1..12), entries, 0..6)
+            .prop_map(|map: BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>>| {
+                map.into_iter()
+                    .map(|(name, entries)| BucketData {
+                        name,
+                        entries: entries.into_iter().collect(),
+                    })
+                    .collect()
+            })
     }
 
     proptest! {

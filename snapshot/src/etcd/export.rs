@@ -61,7 +61,10 @@ pub fn to_bolt(parts: &StateParts) -> Result<Vec<u8>, SnapshotError> {
     buckets.insert(b"members_removed", removed_bucket(&parts.cluster.removed));
     buckets.insert(
         b"cluster",
-        vec![(b"clusterVersion".to_vec(), CLUSTER_VERSION.as_bytes().to_vec())],
+        vec![(
+            b"clusterVersion".to_vec(),
+            CLUSTER_VERSION.as_bytes().to_vec(),
+        )],
     );
     buckets.insert(b"alarm", alarm_bucket(parts));
     let data: Vec<BucketData> = buckets
@@ -173,10 +176,7 @@ fn lease_bucket(parts: &StateParts) -> Entries {
 
 fn auth_bucket(parts: &StateParts) -> Entries {
     vec![
-        (
-            b"authEnabled".to_vec(),
-            vec![u8::from(parts.auth.enabled)],
-        ),
+        (b"authEnabled".to_vec(), vec![u8::from(parts.auth.enabled)]),
         (
             b"authRevision".to_vec(),
             parts.auth.revision.to_be_bytes().to_vec(),
@@ -234,7 +234,12 @@ fn roles_bucket(roles: &[Role]) -> Entries {
 fn members_bucket(members: &[Member]) -> Entries {
     members
         .iter()
-        .map(|m| (format!("{:x}", m.id).into_bytes(), member_json(m).into_bytes()))
+        .map(|m| {
+            (
+                format!("{:x}", m.id).into_bytes(),
+                member_json(m).into_bytes(),
+            )
+        })
         .collect()
 }
 
@@ -435,7 +440,10 @@ mod tests {
         ];
         assert_eq!(names, expected);
         let meta = bucket(&image, b"meta");
-        assert_eq!(meta[0], (b"consistent_index".to_vec(), 42u64.to_be_bytes().to_vec()));
+        assert_eq!(
+            meta[0],
+            (b"consistent_index".to_vec(), 42u64.to_be_bytes().to_vec())
+        );
         assert_eq!(meta[1].1, revision_key(4, 0, false));
         assert_eq!(meta[2].0, b"scheduledCompactRev".to_vec());
         let keys = bucket(&image, b"key");
@@ -446,7 +454,10 @@ mod tests {
         assert!(keys.iter().any(|(k, _)| *k == revision_key(5, 1, false)));
         assert_eq!(keys[8].0, revision_key(9, 0, true));
         let tombstone = proto::KeyValue::decode(keys[8].1.as_slice()).unwrap();
-        assert_eq!((tombstone.key.as_slice(), tombstone.mod_revision), (&b"d"[..], 0));
+        assert_eq!(
+            (tombstone.key.as_slice(), tombstone.mod_revision),
+            (&b"d"[..], 0)
+        );
         let members = bucket(&image, b"members");
         assert_eq!(members[0].0, b"8e9e05c52164694d".to_vec());
         assert_eq!(
@@ -456,7 +467,10 @@ mod tests {
                 0x8e9e_05c5_2164_694d_u64
             )
         );
-        assert_eq!(bucket(&image, b"members_removed"), [(b"5".to_vec(), b"removed".to_vec())]);
+        assert_eq!(
+            bucket(&image, b"members_removed"),
+            [(b"5".to_vec(), b"removed".to_vec())]
+        );
         let auth = bucket(&image, b"auth");
         assert_eq!(auth[0], (b"authEnabled".to_vec(), vec![0]));
         assert_eq!(bucket(&image, b"alarm").len(), 1);
