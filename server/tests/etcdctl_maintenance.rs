@@ -192,25 +192,12 @@ fn status_revision(json: &str) -> Option<i64> {
     digits.parse().ok()
 }
 
-/// Length of keel's state-machine snapshot at the start of `body` (which is
-/// zero-padded to whole pages), from its layout (kernel/src/apply/
-/// snapshot.rs): magic and format (9 bytes), applied index and term (16),
-/// then two length-prefixed sections, then a CRC32 (4).
-fn keel_snapshot_len(body: &[u8]) -> usize {
-    let u64_at = |at: usize| u64::from_le_bytes(body[at..at + 8].try_into().unwrap()) as usize;
-    let store_at = 9 + 16;
-    let meta_at = store_at + 8 + u64_at(store_at);
-    meta_at + 8 + u64_at(meta_at) + 4
-}
-
-/// keel's snapshot is not a bbolt file, so `snapshot status` cannot read
-/// it; its content is read with the kernel's decoder instead and compared
-/// with the model.
-fn keel_snapshot_keys(body: &[u8]) -> (BTreeMap<Vec<u8>, ModelKey>, i64) {
-    let bytes = &body[..keel_snapshot_len(body)];
-    assert!(body[bytes.len()..].iter().all(|b| *b == 0), "padding");
-    let config = StateMachineConfig::new(1_000);
-    let state = StateMachine::restore(config, bytes).unwrap();
+/// The keys and revision of a snapshot body (an etcd-format bbolt
+/// database, keel's or etcd's), read with keel-snapshot's bbolt reader and
+/// etcd conversion.
+fn snapshot_keys(body: &[u8]) -> (BTreeMap<Vec<u8>, ModelKey>, i64) {
+    let parts = keel_snapshot::etcd::convert::to_parts(body).unwrap();
+    let state = StateMachine::from_parts(StateMachineConfig::new(1_000), parts).unwrap();
     let all = RangeRequest {
         key: vec![0],
         range_end: vec![0],
@@ -234,10 +221,9 @@ fn keel_snapshot_keys(body: &[u8]) -> (BTreeMap<Vec<u8>, ModelKey>, i64) {
 
 /// `snapshot save` is checked beyond its "Snapshot saved" line: the file
 /// must be in etcd's format (whole pages and a trailing SHA-256 of them),
-/// and hold the store the test's writes leave (model built from the
-/// writes): for etcd, `snapshot status` reports the model's revision; for
-/// keel, whose file holds its own encoding rather than bbolt's, the kernel's
-/// decoder must find the model's keys and revision.
+/// `snapshot status` must read it and report the model's revision (model
+/// built from the writes), and it must hold the model's keys, for etcd and
+/// keel alike.
 #[test]
 fn snapshot_file_holds_the_written_keys() {
     if !support::require_etcd("snapshot_file_holds_the_written_keys") {
@@ -246,7 +232,7 @@ fn snapshot_file_holds_the_written_keys() {
     let (model, revision) = snapshot_model();
     let etcd = Cluster::start(Flavor::Etcd, 1).unwrap();
     let (file, status) = save_snapshot(&etcd);
-    check_digest(&file);
+    let etcd_keys = snapshot_keys(check_digest(&file));
     assert!(status.success(), "etcd's snapshot status: {status:?}");
     assert_eq!(
         status_revision(&status.stdout),
@@ -257,14 +243,12 @@ fn snapshot_file_holds_the_written_keys() {
     let keel = Cluster::start(Flavor::Keel, 1).unwrap();
     let (file, status) = save_snapshot(&keel);
     let body = check_digest(&file);
-    if status.success() {
-        assert_eq!(
-            status_revision(&status.stdout),
-            Some(revision),
-            "{status:?}"
-        );
-    } else {
-        eprintln!("keel's snapshot is not a bbolt file: {}", status.stderr);
-    }
-    assert_eq!(keel_snapshot_keys(body), (model, revision));
+    assert!(status.success(), "keel's snapshot status: {status:?}");
+    assert_eq!(
+        status_revision(&status.stdout),
+        Some(revision),
+        "{status:?}"
+    );
+    assert_eq!(snapshot_keys(body), etcd_keys);
+    assert_eq!(etcd_keys, (model, revision));
 }

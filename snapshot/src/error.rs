@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use crate::bbolt::BoltError;
+use crate::bbolt::write::WriteError;
 
 /// Why `status` or `restore` refused a snapshot or a request.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,10 @@ pub enum SnapshotError {
     /// The data directory exists and is not empty (etcd 3.5's message).
     #[error("data-dir {0:?} not empty or could not be read")]
     DataDirExists(PathBuf),
+    /// keel's state could not be written as an etcd database (a key or
+    /// value beyond bbolt's limits).
+    #[error("cannot write an etcd snapshot: {0}")]
+    Export(#[from] WriteError),
     /// Writing the WAL or snapshot file of the new data directory failed.
     #[error("cannot write the data directory: {0}")]
     Write(String),

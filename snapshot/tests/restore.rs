@@ -1,7 +1,8 @@
 //! Restores against real servers: an etcd 3.4 snapshot restored into keel
 //! answers every range like the etcd it came from; a keel snapshot saved
-//! with etcdctl restores into a new 1- and 3-member keel cluster with every
-//! key and revision. Needs `/usr/bin/etcd`, `etcdctl` and the keel binary
+//! with etcdctl (an etcd-format bbolt file) restores into a new 1- and
+//! 3-member keel cluster with every key and revision, and into real etcd
+//! (keel -> etcd migration). Needs `/usr/bin/etcd`, `etcdctl` and the keel binary
 //! (`cargo build -p keel-server --bin keel`).
 
 mod support;
@@ -199,6 +200,87 @@ fn an_etcd_snapshot_restored_into_keel_answers_like_etcd() {
     );
 }
 
+/// `snapshot status -w json` of `file` by etcdctl and by keel-snapshot:
+/// equal (hash, revision, total keys, size); returns keel-snapshot's.
+fn status_agrees_with_etcdctl(file: &Path) -> keel_snapshot::SnapshotStatus {
+    let path = file.display().to_string();
+    let printed = etcdctl_ok("127.0.0.1:1", &["snapshot", "status", &path, "-w", "json"]);
+    let ours = status(file).expect("status");
+    assert_eq!(
+        keel_snapshot::render_status(&ours, keel_snapshot::WriteOut::Json),
+        printed,
+        "snapshot status -w json"
+    );
+    ours
+}
+
+/// keel -> etcd migration: a keel cluster with history, a compaction,
+/// leases and auth, saved with etcdctl, restored with `etcdctl snapshot
+/// restore` and served by real etcd, answers every range from the
+/// compaction revision to the head, the leases and the users and roles as
+/// keel did.
+#[test]
+fn a_keel_snapshot_restored_into_etcd_answers_like_keel() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = [MemberSpec::new("src", dir.path())];
+    let keel = Servers::start(Flavor::Keel, &source, "source", dir.path());
+    let compact_at = fill(&keel.endpoints, 0x6b65_656c);
+    add_auth(&keel.endpoints);
+    etcdctl_ok(&keel.endpoints, &["compact", &compact_at.to_string()]);
+    etcdctl_ok(&keel.endpoints, &["put", "after/compaction", "1"]);
+    let file = dir.path().join("keel.db");
+    let path = file.display().to_string();
+    etcdctl_ok(&keel.endpoints, &["snapshot", "save", &path]);
+    let expected = answers(&keel.endpoints, compact_at);
+    let revision = current_revision(&keel.endpoints);
+    drop(keel);
+    let saved = status_agrees_with_etcdctl(&file);
+    assert_eq!(saved.revision, revision);
+
+    let member = MemberSpec::new("etcd0", dir.path());
+    let members = [member.clone()];
+    let cluster = support::initial_cluster(&members);
+    let data_dir = member.data_dir.display().to_string();
+    etcdctl_ok(
+        "127.0.0.1:1",
+        &[
+            "snapshot",
+            "restore",
+            &path,
+            "--name",
+            &member.name,
+            "--data-dir",
+            &data_dir,
+            "--initial-cluster",
+            &cluster,
+            "--initial-cluster-token",
+            "migrated",
+            "--initial-advertise-peer-urls",
+            &member.peer_url,
+        ],
+    );
+    let etcd = Servers::start(Flavor::Etcd, &members, "migrated", dir.path());
+    assert_eq!(current_revision(&etcd.endpoints), revision);
+    let got = answers(&etcd.endpoints, compact_at);
+    assert_eq!(got.len(), expected.len());
+    for (i, (got, expected)) in got.iter().zip(&expected).enumerate() {
+        assert_eq!(got, expected, "answer {i}");
+    }
+    let too_old = support::etcdctl(
+        &etcd.endpoints,
+        &[
+            "get",
+            "key/",
+            "--prefix",
+            &format!("--rev={}", compact_at - 1),
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&too_old.stderr).contains("required revision has been compacted")
+    );
+    etcdctl_ok(&etcd.endpoints, &["put", "after", "migration"]);
+}
+
 /// Saves a keel cluster with etcdctl, restores it into `size` members and
 /// compares every revision's range.
 fn keel_round_trip(size: usize) {
@@ -213,8 +295,11 @@ fn keel_round_trip(size: usize) {
         &["snapshot", "save", &file.display().to_string()],
     );
     let expected = answers(&keel.endpoints, 1);
+    let revision = current_revision(&keel.endpoints);
     drop(keel);
-    assert_eq!(status(&file).expect("status").format, SnapshotFormat::Keel);
+    let saved = status_agrees_with_etcdctl(&file);
+    assert_eq!(saved.format, SnapshotFormat::Etcd);
+    assert_eq!(saved.revision, revision);
 
     let members: Vec<MemberSpec> = (0..size)
         .map(|i| MemberSpec::new(&format!("r{i}"), dir.path()))

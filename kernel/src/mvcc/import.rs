@@ -85,6 +85,25 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Every stored version of every key (the reverse of [`Store::import`]):
+    /// ascending by key and, within a key, by revision; puts with their
+    /// value, deletes as tombstones (`value == None`, create revision,
+    /// version and lease 0). Used to write etcd's `key` bucket.
+    pub fn export_versions(&self) -> impl Iterator<Item = ImportedVersion> + '_ {
+        self.index.iter().flat_map(|key_index| {
+            key_index.versions().map(|v| ImportedVersion {
+                key: key_index.key().to_vec(),
+                revision: v.rev,
+                create_revision: v.create_revision,
+                version: v.version,
+                lease: v.lease,
+                value: v.value.map(<[u8]>::to_vec),
+            })
+        })
+    }
+}
+
 /// Groups versions into key indexes and loads them in key order.
 struct KeyBuilder<'a> {
     loader: Loader<'a>,
@@ -199,6 +218,21 @@ mod tests {
         assert_eq!(get(&store, "b", 0), Some((3, 3, 1)));
         assert_eq!(store.current_revision(), 6);
         store.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn exported_versions_import_to_an_equal_store() {
+        let versions = vec![
+            put("a", 2, 2, 1),
+            put("a", 4, 2, 2),
+            tombstone("a", 5),
+            put("a", 6, 6, 1),
+            put("b", 3, 3, 1),
+        ];
+        let store = Store::import(6, -1, versions.clone()).unwrap();
+        let exported: Vec<_> = store.export_versions().collect();
+        assert_eq!(exported, versions);
+        assert_eq!(Store::import(6, -1, exported).unwrap(), store);
     }
 
     #[test]

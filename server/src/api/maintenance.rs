@@ -46,11 +46,12 @@ impl<B: Replica> MaintenanceService<B> {
     }
 }
 
-/// Snapshot bodies are padded with zero bytes to a multiple of this:
-/// etcdctl 3.4 only accepts a download whose size is `k * 512 + 32` (a
-/// bbolt file plus the SHA-256), "sha256 checksum not found" otherwise.
-/// The kernel's snapshot encoding is self-delimiting (length-prefixed
-/// sections, then a CRC), so a reader finds its end before the padding.
+/// Snapshot bodies are a multiple of this: etcdctl 3.4 only accepts a
+/// download whose size is `k * 512 + 32` (a bbolt file plus the SHA-256),
+/// "sha256 checksum not found" otherwise. bbolt images are whole pages
+/// already; [`pad_snapshot`] pads anything else with zeros (keel's own
+/// `KEELSNAP` encoding is self-delimiting, so a reader finds its end
+/// before the padding).
 pub const SNAPSHOT_PAD_BYTES: usize = 512;
 
 /// `data` padded with zeros to a multiple of [`SNAPSHOT_PAD_BYTES`].
@@ -63,6 +64,19 @@ pub fn pad_snapshot(data: Bytes) -> Bytes {
     padded.extend_from_slice(&data);
     padded.resize(data.len() + SNAPSHOT_PAD_BYTES - rest, 0);
     Bytes::from(padded)
+}
+
+/// The body of a snapshot stream: the replica's state-machine snapshot
+/// written as an etcd 3.4 backend (a bbolt database, 4096-byte pages, so a
+/// multiple of [`SNAPSHOT_PAD_BYTES`]) that etcdctl's `snapshot status` and
+/// `snapshot restore` and etcd itself read (`keel_snapshot::etcd::export`).
+///
+/// Errors: `INTERNAL` when the state-machine snapshot does not decode or
+/// cannot be written as bbolt (neither happens to a snapshot keel made).
+pub fn etcd_snapshot_body(keel_snapshot: &[u8]) -> Result<Bytes, Status> {
+    keel_snapshot::etcd::export::from_keel_snapshot(keel_snapshot)
+        .map(|image| pad_snapshot(Bytes::from(image)))
+        .map_err(|err| Status::internal(format!("snapshot: {err}")))
 }
 
 /// Splits a snapshot body into etcd's stream: chunks of at most
@@ -229,7 +243,7 @@ impl<B: Replica> pb::maintenance_server::Maintenance for MaintenanceService<B> {
         request: GrpcRequest<pb::SnapshotRequest>,
     ) -> Result<GrpcResponse<Self::SnapshotStream>, Status> {
         self.check_call(&request, MemberCall::Snapshot)?;
-        let data = pad_snapshot(self.replica.snapshot());
+        let data = etcd_snapshot_body(&self.replica.snapshot())?;
         let chunks = snapshot_chunks(
             &data,
             self.limits.snapshot_chunk_bytes,
@@ -306,6 +320,23 @@ mod tests {
         let chunks = snapshot_chunks(&padded, 32 * 1024, None);
         let total: usize = chunks.iter().map(|c| c.blob.len()).sum();
         assert_eq!(total % 512, 32, "etcdctl's hasChecksum");
+    }
+
+    #[test]
+    fn the_snapshot_body_is_an_etcd_bbolt_database() {
+        use keel_kernel::apply::{StateMachine, StateMachineConfig};
+        use keel_kernel::membership::Cluster;
+        let keel = StateMachine::new(StateMachineConfig::new(1000), Cluster::empty(3)).snapshot();
+        let body = etcd_snapshot_body(&keel).unwrap();
+        assert_eq!(body.len() % 4096, 0);
+        assert_eq!(
+            keel_snapshot::format::detect(&body).unwrap(),
+            keel_snapshot::SnapshotFormat::Etcd
+        );
+        let status = keel_snapshot::status_of(&body).unwrap();
+        assert_eq!(status.total_size_bytes, body.len() as u64);
+        let refused = etcd_snapshot_body(b"not a keel snapshot").unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Internal);
     }
 
     #[test]

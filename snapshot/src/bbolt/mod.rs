@@ -7,6 +7,7 @@
 //!   transaction id wins.
 //! * [`page`]: page headers, branch and leaf elements, bounds-checked.
 //! * [`Db`]: buckets (`root` page or inline) and ordered iteration.
+//! * [`write`]: the other direction, a fresh compact database image.
 //!
 //! Every offset and length read from the file is checked; any bytes give
 //! an answer or a [`BoltError`], never a panic, and every walk is bounded
@@ -15,6 +16,7 @@
 
 pub mod meta;
 pub mod page;
+pub mod write;
 
 use meta::Meta;
 use page::{LeafElement, Page, PageKind};

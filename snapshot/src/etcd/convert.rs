@@ -168,7 +168,7 @@ fn read_auth(
     if let Some(bucket) = buckets.get(&b"auth"[..]) {
         db.for_each(*bucket, |key, value| {
             match key {
-                b"enabled" => auth.enabled = value == [1],
+                b"authEnabled" => auth.enabled = value == [1],
                 b"authRevision" => {
                     let bytes: [u8; 8] = value
                         .try_into()

@@ -88,3 +88,15 @@ pub struct Role {
     #[prost(message, repeated, tag = "2")]
     pub key_permission: Vec<Permission>,
 }
+
+/// `etcdserverpb.AlarmMember`: a raised alarm, the key of an entry in the
+/// `alarm` bucket (whose value is empty).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AlarmMember {
+    /// The member that raised it.
+    #[prost(uint64, tag = "1")]
+    pub member_id: u64,
+    /// `NONE` = 0, `NOSPACE` = 1, `CORRUPT` = 2.
+    #[prost(int32, tag = "2")]
+    pub alarm: i32,
+}
