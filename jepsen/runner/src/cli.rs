@@ -30,6 +30,10 @@ pub enum WorkloadKind {
     /// Read / write / compare-and-set of single keys, checked for
     /// linearizability (Wing–Gong–Lowe, per key).
     Register,
+    /// Transactions that read some keys and append unique elements to
+    /// others (Jepsen's list-append), checked for strict serializability
+    /// Elle-style (G0, G1a/b/c, G-single, G2-item, real-time).
+    Append,
     /// etcd's lease-based lock (Lock with a kept-alive lease); measures how
     /// often two clients held it at once.
     Lock,
@@ -44,6 +48,7 @@ impl WorkloadKind {
     pub fn name(self) -> &'static str {
         match self {
             WorkloadKind::Register => "register",
+            WorkloadKind::Append => "append",
             WorkloadKind::Lock => "lock",
             WorkloadKind::Watch => "watch",
         }
@@ -93,11 +98,12 @@ pub struct Args {
     /// out is recorded with an unknown outcome.
     #[arg(long, default_value_t = 1000)]
     pub op_timeout_ms: u64,
-    /// Keys written at the same time (register workload).
+    /// Keys written at the same time (register and append workloads).
     #[arg(long, default_value_t = 8)]
     pub keys: usize,
-    /// Operations per key before the workload moves on to a fresh key
-    /// (keeps each key's linearizability search small).
+    /// Operations (append: transactions) per key before the workload moves
+    /// on to fresh keys (keeps each key's linearizability search, or list,
+    /// small).
     #[arg(long, default_value_t = 150)]
     pub ops_per_key: usize,
     /// Where the run's directory is created (history, verdicts, logs).

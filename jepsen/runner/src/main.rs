@@ -8,6 +8,7 @@ mod cleanup;
 mod cli;
 mod client;
 mod cluster;
+mod disk;
 mod nemesis;
 mod network;
 mod recorder;

@@ -18,6 +18,7 @@ use crate::cluster::{Cluster, ServerProgram};
 use crate::nemesis::{self, FaultEvent, NemesisPlan};
 use crate::network::{self, Network};
 use crate::recorder::Recorder;
+use crate::workload::append::{self, AppendConfig, AppendOutput};
 use crate::workload::lock::{self, Hold, LockConfig};
 use crate::workload::register::{self, RegisterConfig};
 use crate::workload::watch::{self, WatchConfig, WatchOutput};
@@ -33,6 +34,8 @@ enum WorkloadOutput {
     /// The register workload: every key it used (the history is in the
     /// recorder).
     Register(Vec<String>),
+    /// The append workload: its transactions and keys.
+    Append(AppendOutput),
     /// The lock workload: every hold.
     Lock(Vec<Hold>),
     /// The watch workload: the watchers' logs and acknowledged writes
@@ -162,11 +165,18 @@ async fn run_in(args: &Args, plan: &NemesisPlan, dir: &Path) -> Result<Validity,
     if let Err(e) = &recovery {
         println!("recovery: FAILED: {e}");
     }
-    if let (Ok(()), WorkloadOutput::Register(keys)) = (&recovery, &output) {
-        final_reads(&urls, keys, &recorder, args.op_timeout_ms).await;
+    match (&recovery, &output) {
+        (Ok(()), WorkloadOutput::Register(keys)) => {
+            final_reads(&urls, keys, &recorder, args.op_timeout_ms).await;
+        }
+        (Ok(()), WorkloadOutput::Append(output)) => {
+            append::final_reads(&urls, output, &recorder, args.op_timeout_ms).await;
+        }
+        _ => {}
     }
     let verdict = match &output {
         WorkloadOutput::Register(_) => register_verdict(args, dir, &recorder).await?,
+        WorkloadOutput::Append(output) => append_verdict(dir, output).await?,
         WorkloadOutput::Lock(holds) => lock_verdict(dir, holds)?,
         WorkloadOutput::Watch(Ok(output)) => watch_verdict(dir, &recorder, output)?,
         WorkloadOutput::Watch(Err(e)) => {
@@ -208,6 +218,18 @@ async fn workload_and_nemesis(
                     op_timeout_ms: args.op_timeout_ms,
                 };
                 WorkloadOutput::Register(register::run(config, recorder.clone(), deadline).await)
+            }
+            WorkloadKind::Append => {
+                let config = AppendConfig {
+                    urls: urls.to_vec(),
+                    concurrency: args.concurrency,
+                    key_prefix: format!("jepsen/append/{}/", run_tag(dir)),
+                    keys: args.keys,
+                    txns_per_key: args.ops_per_key,
+                    op_timeout_ms: args.op_timeout_ms,
+                };
+                let output = append::run(config, recorder.clone(), deadline, OPERATIONS_MAX).await;
+                WorkloadOutput::Append(output)
             }
             WorkloadKind::Lock => {
                 let config = LockConfig {
@@ -272,6 +294,22 @@ async fn register_verdict(
     let history = recorder.history();
     let states_max = args.check_states_max;
     tokio::task::spawn_blocking(move || check::check_register(&history, states_max))
+        .await
+        .map_err(|e| format!("the checker panicked: {e}"))
+}
+
+/// Writes `history.jsonl` (one transaction per line) and checks it for
+/// strict serializability.
+async fn append_verdict(dir: &Path, output: &AppendOutput) -> Result<WorkloadVerdict, String> {
+    let records = output.log.records();
+    let mut lines = String::new();
+    for record in &records {
+        lines += &append::record_json(record).to_string();
+        lines.push('\n');
+    }
+    std::fs::write(dir.join("history.jsonl"), lines).map_err(|e| io_error("history.jsonl", e))?;
+    let txns: Vec<_> = records.into_iter().map(|r| r.txn).collect();
+    tokio::task::spawn_blocking(move || check::check_append(&txns))
         .await
         .map_err(|e| format!("the checker panicked: {e}"))
 }
