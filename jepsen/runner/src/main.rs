@@ -12,6 +12,7 @@ mod disk;
 mod nemesis;
 mod network;
 mod recorder;
+mod report;
 mod run;
 mod workload;
 

@@ -135,6 +135,14 @@ pub async fn run(
         if fault == Fault::Disk {
             disk_verdict(cluster, target, &mut event).await;
         }
+        if fault == Fault::Member && cluster.is_removed(target) {
+            match add_member(cluster, target).await {
+                Ok(text) => event.outcome.push(text),
+                Err(e) => {
+                    event.error.get_or_insert(e);
+                }
+            }
+        }
         if let Err(e) = heal(cluster).await {
             event.error.get_or_insert(e);
         }

@@ -18,6 +18,7 @@ use crate::cluster::{Cluster, ServerProgram};
 use crate::nemesis::{self, FaultEvent, NemesisPlan};
 use crate::network::{self, Network};
 use crate::recorder::Recorder;
+use crate::report::{self, Kind, OpPoint};
 use crate::workload::append::{self, AppendConfig, AppendOutput};
 use crate::workload::lock::{self, Hold, LockConfig};
 use crate::workload::register::{self, RegisterConfig};
@@ -184,11 +185,71 @@ async fn run_in(args: &Args, plan: &NemesisPlan, dir: &Path) -> Result<Validity,
         }
     };
     let validity = judge(args, dir, &events, recovery.is_ok(), &verdict)?;
+    let title = format!(
+        "{} on {}: {} ({})",
+        args.workload.name(),
+        run_tag(dir),
+        validity.word(),
+        verdict.summary
+    );
+    let points = report_points(args, &output, &recorder);
+    if let Err(e) = report::write(dir, &title, &points, &events) {
+        println!("report: {e}");
+    }
     drop(cluster);
     if validity == Validity::Valid && !args.keep_data {
         remove_data_dirs(dir);
     }
     Ok(validity)
+}
+
+/// The report's lane of `process`: its client, or one lane after the
+/// clients for the final reads.
+fn lane(args: &Args, process: u64) -> usize {
+    let clients = args.concurrency.max(1) as u64;
+    match process >= FINAL_READ_PROCESS_BASE {
+        true => clients as usize,
+        false => (process % clients) as usize,
+    }
+}
+
+/// Every operation (append: transaction) as the report draws it.
+fn report_points(args: &Args, output: &WorkloadOutput, recorder: &Recorder) -> Vec<OpPoint> {
+    if let WorkloadOutput::Append(output) = output {
+        return output
+            .log
+            .records()
+            .iter()
+            .map(|r| OpPoint {
+                lane: lane(args, r.txn.process),
+                invoke_ns: r.txn.invoke_ns,
+                end_ns: r.ended_ns,
+                kind: match r.txn.outcome {
+                    keel_jepsen::append::TxnOutcome::Ok => Kind::Ok,
+                    keel_jepsen::append::TxnOutcome::Fail => Kind::Fail,
+                    keel_jepsen::append::TxnOutcome::Unknown => Kind::Unknown,
+                },
+                label: r.txn.to_string(),
+            })
+            .collect();
+    }
+    let now_ns = recorder.now_ns();
+    recorder
+        .history()
+        .operations()
+        .iter()
+        .map(|o| OpPoint {
+            lane: lane(args, o.process),
+            invoke_ns: o.invoke_ns,
+            end_ns: o.complete_ns.unwrap_or(now_ns),
+            kind: match o.effective_outcome() {
+                keel_jepsen::Outcome::Ok(_) => Kind::Ok,
+                keel_jepsen::Outcome::Fail => Kind::Fail,
+                keel_jepsen::Outcome::Unknown => Kind::Unknown,
+            },
+            label: o.to_string(),
+        })
+        .collect()
 }
 
 /// The run directory's name: unique per run, it tags the run's keys.

@@ -61,6 +61,9 @@ pub struct TxnRecord {
     pub member: usize,
     /// The error that ended it, if any.
     pub error: Option<String>,
+    /// When the client stopped waiting for it (its completion, or when
+    /// its outcome became unknown), nanoseconds since the run started.
+    pub ended_ns: u64,
 }
 
 /// The bounded, shared list of transactions.
@@ -190,7 +193,8 @@ async fn client_loop(shared: Arc<Shared>, c: usize) {
         let mops = random_mops(&shared, n);
         let invoke_ns = shared.recorder.now_ns();
         let (outcome, mops, error) = execute(connected, mops, shared.config.op_timeout_ms).await;
-        let complete_ns = (outcome != TxnOutcome::Unknown).then(|| shared.recorder.now_ns());
+        let ended_ns = shared.recorder.now_ns();
+        let complete_ns = (outcome != TxnOutcome::Unknown).then_some(ended_ns);
         let txn = Txn {
             id: 0,
             process,
@@ -199,7 +203,12 @@ async fn client_loop(shared: Arc<Shared>, c: usize) {
             complete_ns,
             outcome,
         };
-        if !shared.log.push(TxnRecord { txn, member, error }) {
+        if !shared.log.push(TxnRecord {
+            txn,
+            member,
+            error,
+            ended_ns,
+        }) {
             return;
         }
         if outcome == TxnOutcome::Unknown {
@@ -383,7 +392,8 @@ pub async fn final_reads(
         let mops = chunk.iter().map(|k| Mop::read(k, None)).collect();
         let invoke_ns = recorder.now_ns();
         let (outcome, mops, error) = execute(&mut client, mops, timeout_ms * 2).await;
-        let complete_ns = (outcome != TxnOutcome::Unknown).then(|| recorder.now_ns());
+        let ended_ns = recorder.now_ns();
+        let complete_ns = (outcome != TxnOutcome::Unknown).then_some(ended_ns);
         let process = FINAL_READ_PROCESS_BASE + chunk_index as u64;
         let txn = Txn {
             id: 0,
@@ -393,7 +403,12 @@ pub async fn final_reads(
             complete_ns,
             outcome,
         };
-        output.log.push(TxnRecord { txn, member, error });
+        output.log.push(TxnRecord {
+            txn,
+            member,
+            error,
+            ended_ns,
+        });
     }
 }
 
