@@ -64,9 +64,11 @@ pub struct Args {
     /// How long the workload runs, in seconds.
     #[arg(long, default_value_t = 30)]
     pub time_limit: u64,
-    /// Faults to inject, comma-separated: kill, pause, partition, leader
-    /// (`leader` aims the other faults at the current leader; alone it means
-    /// kill,pause of the leader). `none` runs without faults.
+    /// Faults to inject, comma-separated: kill, pause, partition, member
+    /// (remove and re-add as a new member), disk (damage a stopped member's
+    /// WAL tail), leader (`leader` aims the other faults at the current
+    /// leader; alone it means kill,pause of the leader). `none` runs without
+    /// faults. `clock` is refused: keel has no tick-rate knob.
     #[arg(long, value_delimiter = ',', default_value = "none")]
     pub nemesis: Vec<String>,
     /// Seconds a fault lasts, and seconds of calm between two faults.
