@@ -15,6 +15,10 @@
 //! - [`check_watches`]: every watcher's events are ordered by revision,
 //!   unique, without a gap against the committed writes, and watchers of the
 //!   same key range see the same sequence.
+//! - [`append::check_append`]: strict serializability of list-append
+//!   transactions, Elle-style (version orders from reads, the ww / wr / rw /
+//!   real-time dependency graph and its cycles, named G0, G1c, G-single,
+//!   G2-item; aborted and intermediate reads, lost appends).
 //! - [`check_leases`]: a key attached to a lease is never gone before the
 //!   lease's TTL has run out since the last accepted keep-alive.
 //!
@@ -28,6 +32,7 @@
 //! assert!(matches!(check_linearizable(&history, 10_000), Verdict::Linearizable { .. }));
 //! ```
 
+pub mod append;
 mod bitset;
 mod history;
 mod lease;

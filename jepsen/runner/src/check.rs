@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use keel_jepsen::append::{Txn, TxnOutcome};
 use keel_jepsen::{History, Verdict, check_linearizable};
 
 use crate::workload::lock::{Hold, check_holds};
@@ -89,6 +90,61 @@ pub fn check_register(history: &History, states_max: u64) -> WorkloadVerdict {
             summary: format!("search bound hit on key {key:?} after {states} states"),
             details: json!({"operations": counts, "key": key, "states": states}),
         },
+    }
+}
+
+/// Checks an append history for strict serializability (keel-jepsen's
+/// Elle-style checker). No committed transaction: `unknown`.
+pub fn check_append(txns: &[Txn]) -> WorkloadVerdict {
+    let count = |o| txns.iter().filter(|t| t.outcome == o).count();
+    let (ok, fail, unknown) = (
+        count(TxnOutcome::Ok),
+        count(TxnOutcome::Fail),
+        count(TxnOutcome::Unknown),
+    );
+    let counts = json!({"ok": ok, "fail": fail, "unknown": unknown});
+    if ok == 0 {
+        return WorkloadVerdict {
+            validity: Validity::Unknown,
+            summary: "no transaction committed: nothing was tested".into(),
+            details: json!({"transactions": counts}),
+        };
+    }
+    let report = keel_jepsen::append::check_append(txns);
+    let details = json!({
+        "transactions": counts,
+        "committed": report.txns_committed,
+        "keys": report.keys,
+        "edges": report.edges,
+        "anomaly_types": report.anomaly_names(),
+        "anomalies": report.anomalies.iter().map(|a| json!({"name": a.name, "txns": a.txns, "explanation": a.explanation})).collect::<Vec<_>>(),
+    });
+    if report.is_valid() {
+        return WorkloadVerdict {
+            validity: Validity::Valid,
+            summary: format!(
+                "strict serializable: {} committed transactions on {} keys ({ok} ok / {fail} fail / {unknown} unknown), {} dependency edges, no cycle",
+                report.txns_committed, report.keys, report.edges
+            ),
+            details,
+        };
+    }
+    let shown: Vec<String> = report
+        .anomalies
+        .iter()
+        .take(VIOLATIONS_SHOWN_MAX)
+        .map(|a| a.to_string())
+        .collect();
+    let mut details = details;
+    details["explanation"] = Json::String(shown.join("\n"));
+    WorkloadVerdict {
+        validity: Validity::Invalid,
+        summary: format!(
+            "{} anomalies: {}",
+            report.anomalies.len(),
+            report.anomaly_names().join(", ")
+        ),
+        details,
     }
 }
 

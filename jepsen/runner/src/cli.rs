@@ -30,6 +30,10 @@ pub enum WorkloadKind {
     /// Read / write / compare-and-set of single keys, checked for
     /// linearizability (Wing–Gong–Lowe, per key).
     Register,
+    /// Transactions that read some keys and append unique elements to
+    /// others (Jepsen's list-append), checked for strict serializability
+    /// Elle-style (G0, G1a/b/c, G-single, G2-item, real-time).
+    Append,
     /// etcd's lease-based lock (Lock with a kept-alive lease); measures how
     /// often two clients held it at once.
     Lock,
@@ -44,6 +48,7 @@ impl WorkloadKind {
     pub fn name(self) -> &'static str {
         match self {
             WorkloadKind::Register => "register",
+            WorkloadKind::Append => "append",
             WorkloadKind::Lock => "lock",
             WorkloadKind::Watch => "watch",
         }
@@ -59,9 +64,11 @@ pub struct Args {
     /// How long the workload runs, in seconds.
     #[arg(long, default_value_t = 30)]
     pub time_limit: u64,
-    /// Faults to inject, comma-separated: kill, pause, partition, leader
-    /// (`leader` aims the other faults at the current leader; alone it means
-    /// kill,pause of the leader). `none` runs without faults.
+    /// Faults to inject, comma-separated: kill, pause, partition, member
+    /// (remove and re-add as a new member), disk (damage a stopped member's
+    /// WAL tail), leader (`leader` aims the other faults at the current
+    /// leader; alone it means kill,pause of the leader). `none` runs without
+    /// faults. `clock` is refused: keel has no tick-rate knob.
     #[arg(long, value_delimiter = ',', default_value = "none")]
     pub nemesis: Vec<String>,
     /// Seconds a fault lasts, and seconds of calm between two faults.
@@ -93,11 +100,12 @@ pub struct Args {
     /// out is recorded with an unknown outcome.
     #[arg(long, default_value_t = 1000)]
     pub op_timeout_ms: u64,
-    /// Keys written at the same time (register workload).
+    /// Keys written at the same time (register and append workloads).
     #[arg(long, default_value_t = 8)]
     pub keys: usize,
-    /// Operations per key before the workload moves on to a fresh key
-    /// (keeps each key's linearizability search small).
+    /// Operations (append: transactions) per key before the workload moves
+    /// on to fresh keys (keeps each key's linearizability search, or list,
+    /// small).
     #[arg(long, default_value_t = 150)]
     pub ops_per_key: usize,
     /// Where the run's directory is created (history, verdicts, logs).

@@ -91,3 +91,65 @@ async fn probe_all(urls: &[String]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Timeout of one membership request, in milliseconds.
+const MEMBERSHIP_TIMEOUT_MS: u64 = 5000;
+
+/// Runs a Cluster API call on the first member of `urls` that answers.
+/// Errors with every member's failure.
+async fn on_any_member<T, F>(urls: &[String], what: &str, call: F) -> Result<T, String>
+where
+    F: AsyncFn(&mut Client) -> Result<T, etcd_client::Error>,
+{
+    let mut failures = Vec::new();
+    for url in urls {
+        let attempt = async {
+            let mut client = connect(url, MEMBERSHIP_TIMEOUT_MS).await?;
+            call(&mut client).await.map_err(|e| format!("{url}: {e}"))
+        };
+        match tokio::time::timeout(Duration::from_millis(MEMBERSHIP_TIMEOUT_MS), attempt).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(e)) => failures.push(e),
+            Err(_) => failures.push(format!("{url}: {what} timed out")),
+        }
+    }
+    Err(format!(
+        "{what} failed on every member: {}",
+        failures.join("; ")
+    ))
+}
+
+/// The id of the member whose peer URLs include `peer_url`, as MemberList
+/// on one of `urls` reports it. Errors: no member answered, or none has
+/// that peer URL.
+pub async fn member_id(urls: &[String], peer_url: &str) -> Result<u64, String> {
+    let list = on_any_member(urls, "MemberList", async |c: &mut Client| {
+        c.member_list().await
+    })
+    .await?;
+    list.members()
+        .iter()
+        .find(|m| m.peer_urls().iter().any(|u| u == peer_url))
+        .map(|m| m.id())
+        .ok_or_else(|| format!("no member has the peer URL {peer_url}"))
+}
+
+/// Removes member `id` (Cluster.MemberRemove) through one of `urls`.
+pub async fn member_remove(urls: &[String], id: u64) -> Result<(), String> {
+    on_any_member(urls, "MemberRemove", async |c: &mut Client| {
+        c.member_remove(id).await
+    })
+    .await?;
+    Ok(())
+}
+
+/// Adds a member with `peer_url` (Cluster.MemberAdd) through one of
+/// `urls`; returns its new id.
+pub async fn member_add(urls: &[String], peer_url: &str) -> Result<u64, String> {
+    let peers = [peer_url.to_owned()];
+    let response = on_any_member(urls, "MemberAdd", async |c: &mut Client| {
+        c.member_add(&peers, None).await
+    })
+    .await?;
+    Ok(response.member().map_or(0, |m| m.id()))
+}

@@ -39,6 +39,10 @@ pub struct Member {
     pub log_path: PathBuf,
     child: Option<Child>,
     paused: bool,
+    /// Removed from the cluster (Cluster.MemberRemove) and wiped.
+    removed: bool,
+    /// Starts with `--initial-cluster-state existing` (re-added member).
+    joins_existing: bool,
 }
 
 /// The started cluster.
@@ -91,6 +95,8 @@ impl Cluster {
                 peer_url,
                 child: None,
                 paused: false,
+                removed: false,
+                joins_existing: false,
             });
         }
         let initial_cluster = members
@@ -145,6 +151,10 @@ impl Cluster {
             .append(true)
             .open(&member.log_path)?;
         let data_dir = member.data_dir.display().to_string();
+        let state = match member.joins_existing {
+            true => "existing",
+            false => "new",
+        };
         let flags = [
             ("name", member.name.as_str()),
             ("data-dir", data_dir.as_str()),
@@ -154,7 +164,7 @@ impl Cluster {
             ("initial-advertise-peer-urls", member.peer_url.as_str()),
             ("initial-cluster", self.initial_cluster.as_str()),
             ("initial-cluster-token", "keel-jepsen"),
-            ("initial-cluster-state", "new"),
+            ("initial-cluster-state", state),
         ];
         let mut command = self.command(i);
         for (flag, value) in flags {
@@ -201,10 +211,10 @@ impl Cluster {
     }
 
     /// Starts killed member `i` again on its data directory and URLs.
-    /// Errors: the process could not be started. A running member is left
-    /// alone.
+    /// Errors: the process could not be started. A running or removed
+    /// member is left alone.
     pub fn restart(&mut self, i: usize) -> std::io::Result<()> {
-        if self.is_running(i) {
+        if self.is_running(i) || self.is_removed(i) {
             return Ok(());
         }
         self.spawn(i)
@@ -241,6 +251,39 @@ impl Cluster {
         cleanup::forget_pid(child.id());
         self.members[i].child = None;
         Some(status)
+    }
+
+    /// Member `i`'s WAL directory (keel and etcd: `member/wal`).
+    pub fn wal_dir(&self, i: usize) -> PathBuf {
+        self.members[i].data_dir.join("member").join("wal")
+    }
+
+    /// Whether member `i` was removed from the cluster and not re-added.
+    pub fn is_removed(&self, i: usize) -> bool {
+        self.members[i].removed
+    }
+
+    /// Kills member `i` and deletes its data directory: what is left of a
+    /// member removed with Cluster.MemberRemove. Errors: the directory
+    /// could not be deleted.
+    pub fn wipe(&mut self, i: usize) -> std::io::Result<()> {
+        self.kill(i);
+        self.members[i].removed = true;
+        match std::fs::remove_dir_all(&self.members[i].data_dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Starts wiped member `i` as a new member of the running cluster
+    /// (after Cluster.MemberAdd): same name and URLs, an empty data
+    /// directory, `--initial-cluster-state existing`. Errors: the process
+    /// could not be started.
+    pub fn rejoin(&mut self, i: usize) -> std::io::Result<()> {
+        self.members[i].removed = false;
+        self.members[i].joins_existing = true;
+        self.kill(i);
+        self.spawn(i)
     }
 
     /// Kills every member.

@@ -8,9 +8,11 @@ mod cleanup;
 mod cli;
 mod client;
 mod cluster;
+mod disk;
 mod nemesis;
 mod network;
 mod recorder;
+mod report;
 mod run;
 mod workload;
 

@@ -6,7 +6,13 @@
 //! it on its data directory; `pause` SIGSTOPs a member and SIGCONTs it;
 //! `partition` cuts the network between a minority and the majority (with
 //! namespaces, see [`crate::network`]); `leader` aims the faults at the
-//! member that currently leads (alone: kill and pause of the leader).
+//! member that currently leads (alone: kill and pause of the leader);
+//! `member` removes a member (Cluster.MemberRemove), wipes it, and heals by
+//! adding it back as a new member (Cluster.MemberAdd, empty data
+//! directory, `--initial-cluster-state existing`); `disk` kills a member,
+//! damages its WAL tail ([`crate::disk`]) and restarts it: it must repair
+//! or refuse to start (recorded in the fault's `outcome`); one that refused
+//! is replaced as by `member`. `clock` is refused: see [`CLOCK_UNAVAILABLE`].
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +20,7 @@ use serde::Serialize;
 
 use crate::client;
 use crate::cluster::Cluster;
+use crate::disk::{self, Damage};
 use crate::recorder::Recorder;
 
 /// One kind of fault.
@@ -26,7 +33,18 @@ pub enum Fault {
     Pause,
     /// Cut the network between groups of members, then heal.
     Partition,
+    /// Remove a member and wipe it, then add it back as a new member.
+    Member,
+    /// Kill a member, damage its WAL tail, restart it.
+    Disk,
 }
+
+/// Why `--nemesis clock` is refused.
+pub const CLOCK_UNAVAILABLE: &str = "the clock fault is not available on real processes: keel has no flag or environment variable for its tick rate, and slowing or speeding one member's clock would need root changes to the machine's time (which every other process shares); the simulator (keel-sim) injects clock skew instead";
+
+/// Seconds a restarted member gets before the `disk` fault decides it
+/// refused to start.
+const DISK_START_GRACE_MS: u64 = 2000;
 
 /// The faults a run injects and how it picks their targets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,11 +65,14 @@ impl NemesisPlan {
                 "kill" => plan.faults.push(Fault::Kill),
                 "pause" => plan.faults.push(Fault::Pause),
                 "partition" => plan.faults.push(Fault::Partition),
+                "member" => plan.faults.push(Fault::Member),
+                "disk" => plan.faults.push(Fault::Disk),
+                "clock" => return Err(CLOCK_UNAVAILABLE.to_owned()),
                 "leader" => plan.target_leader = true,
                 "none" | "" => {}
                 other => {
                     return Err(format!(
-                        "unknown fault {other:?} (known: kill, pause, partition, leader, none)"
+                        "unknown fault {other:?} (known: kill, pause, partition, member, disk, leader, none)"
                     ));
                 }
             }
@@ -84,6 +105,10 @@ pub struct FaultEvent {
     pub leader: bool,
     /// What went wrong injecting or healing it, if anything.
     pub error: Option<String>,
+    /// What the fault did and how the member took it (`disk`: the damage,
+    /// then whether the member repaired or refused to start; `member`: the
+    /// ids removed and added).
+    pub outcome: Vec<String>,
 }
 
 /// Runs the plan until `deadline` (a fault is only started when it can
@@ -105,15 +130,26 @@ pub async fn run(
         }
         tokio::time::sleep(interval).await;
         let fault = plan.faults[fastrand::usize(0..plan.faults.len())];
-        let mut event = inject(cluster, plan, fault, recorder).await;
+        let (mut event, target) = inject(cluster, plan, fault, recorder).await;
         tokio::time::sleep(interval).await;
-        if let Err(e) = heal(cluster) {
+        if fault == Fault::Disk {
+            disk_verdict(cluster, target, &mut event).await;
+        }
+        if fault == Fault::Member && cluster.is_removed(target) {
+            match add_member(cluster, target).await {
+                Ok(text) => event.outcome.push(text),
+                Err(e) => {
+                    event.error.get_or_insert(e);
+                }
+            }
+        }
+        if let Err(e) = heal(cluster).await {
             event.error.get_or_insert(e);
         }
         event.end_ns = Some(recorder.now_ns());
         events.push(event);
     }
-    if let Err(e) = heal(cluster)
+    if let Err(e) = heal(cluster).await
         && let Some(last) = events.last_mut()
     {
         last.error.get_or_insert(e);
@@ -135,11 +171,16 @@ async fn inject(
     plan: &NemesisPlan,
     fault: Fault,
     recorder: &Recorder,
-) -> FaultEvent {
+) -> (FaultEvent, usize) {
     let (target, leader) = pick_target(cluster, plan).await;
     let start_ns = recorder.now_ns();
     let mut minority = vec![target];
+    let mut outcome = Vec::new();
     let result = match fault {
+        Fault::Member => remove_member(cluster, target)
+            .await
+            .map(|t| outcome.push(t)),
+        Fault::Disk => damage_disk(cluster, target).map(|t| outcome.push(t)),
         Fault::Kill => {
             cluster.kill(target);
             Ok(())
@@ -154,13 +195,92 @@ async fn inject(
         .iter()
         .map(|&i| cluster.members()[i].name.clone())
         .collect();
-    FaultEvent {
+    let event = FaultEvent {
         fault,
         members: names,
         start_ns,
         end_ns: None,
         leader,
         error: result.err(),
+        outcome,
+    };
+    (event, target)
+}
+
+/// Every member's client URL but `target`'s.
+fn other_urls(cluster: &Cluster, target: usize) -> Vec<String> {
+    let mut urls = cluster.client_urls();
+    urls.remove(target);
+    urls
+}
+
+/// Removes member `target` through another member, then kills and wipes
+/// it. Returns what was done. Errors: the removal was refused (the member
+/// is left as it was).
+async fn remove_member(cluster: &mut Cluster, target: usize) -> Result<String, String> {
+    let others = other_urls(cluster, target);
+    let peer_url = cluster.members()[target].peer_url.clone();
+    let id = client::member_id(&others, &peer_url).await?;
+    client::member_remove(&others, id).await?;
+    cluster
+        .wipe(target)
+        .map_err(|e| format!("wiping {}: {e}", cluster.members()[target].name))?;
+    Ok(format!(
+        "removed member {id:x} and wiped its data directory"
+    ))
+}
+
+/// Adds wiped member `i` back through another member and starts it.
+async fn add_member(cluster: &mut Cluster, i: usize) -> Result<String, String> {
+    let others = other_urls(cluster, i);
+    let peer_url = cluster.members()[i].peer_url.clone();
+    let id = client::member_add(&others, &peer_url).await?;
+    cluster
+        .rejoin(i)
+        .map_err(|e| format!("starting {}: {e}", cluster.members()[i].name))?;
+    Ok(format!(
+        "added back as new member {id:x} (empty data directory)"
+    ))
+}
+
+/// Kills member `target`, damages its WAL tail, restarts it.
+fn damage_disk(cluster: &mut Cluster, target: usize) -> Result<String, String> {
+    cluster.kill(target);
+    let damage = match fastrand::bool() {
+        true => Damage::Truncate,
+        false => Damage::FlipBit,
+    };
+    let done = disk::damage_wal_tail(&cluster.wal_dir(target), damage);
+    cluster
+        .restart(target)
+        .map_err(|e| format!("restart: {e}"))?;
+    done
+}
+
+/// Records whether the member the `disk` fault hit kept running (it
+/// repaired its log, or the damage was past its last record) or refused
+/// to start; one that refused is replaced by a new member.
+async fn disk_verdict(cluster: &mut Cluster, target: usize, event: &mut FaultEvent) {
+    tokio::time::sleep(Duration::from_millis(DISK_START_GRACE_MS)).await;
+    let Some(status) = cluster.exited(target) else {
+        event
+            .outcome
+            .push("started on the damaged log (repaired it)".into());
+        return;
+    };
+    event.outcome.push(format!("refused to start ({status})"));
+    let replaced = async {
+        let removed = remove_member(cluster, target).await?;
+        let added = add_member(cluster, target).await?;
+        Ok::<_, String>(format!("replaced: {removed}; {added}"))
+    };
+    match replaced.await {
+        Ok(text) => event.outcome.push(text),
+        Err(e) => {
+            event
+                .error
+                .get_or_insert(format!("replacing the refused member: {e}"));
+        }
     }
 }
 
@@ -188,9 +308,10 @@ fn partition(cluster: &mut Cluster, minority: &[usize]) -> Result<(), String> {
     network.partition(&[minority.to_vec(), majority])
 }
 
-/// Heals every fault: resumes paused members, restarts killed (or
-/// crashed) ones, removes every network cut. Errors: the first failure.
-pub fn heal(cluster: &mut Cluster) -> Result<(), String> {
+/// Heals every fault: resumes paused members, adds removed ones back,
+/// restarts killed (or crashed) ones, removes every network cut. Errors:
+/// the first failure.
+pub async fn heal(cluster: &mut Cluster) -> Result<(), String> {
     let mut first_error = Ok(());
     let mut keep = |result: Result<(), String>| {
         if first_error.is_ok() {
@@ -203,6 +324,10 @@ pub fn heal(cluster: &mut Cluster) -> Result<(), String> {
         keep(network.heal());
     }
     for i in 0..cluster.members().len() {
+        if cluster.is_removed(i) {
+            keep(add_member(cluster, i).await.map(|_| ()));
+            continue;
+        }
         if let Some(status) = cluster.exited(i) {
             let name = &cluster.members()[i].name;
             keep(Err(format!("{name} exited on its own: {status}")));
@@ -240,6 +365,10 @@ mod tests {
                 .is_empty()
         );
         assert!(NemesisPlan::parse(&names(&["flood"])).is_err());
+        let plan = NemesisPlan::parse(&names(&["member", "disk"])).expect("member, disk");
+        assert_eq!(plan.faults, vec![Fault::Member, Fault::Disk]);
+        let clock = NemesisPlan::parse(&names(&["kill", "clock"]));
+        assert_eq!(clock, Err(CLOCK_UNAVAILABLE.to_owned()));
     }
 
     #[test]

@@ -18,6 +18,8 @@ use crate::cluster::{Cluster, ServerProgram};
 use crate::nemesis::{self, FaultEvent, NemesisPlan};
 use crate::network::{self, Network};
 use crate::recorder::Recorder;
+use crate::report::{self, Kind, OpPoint};
+use crate::workload::append::{self, AppendConfig, AppendOutput};
 use crate::workload::lock::{self, Hold, LockConfig};
 use crate::workload::register::{self, RegisterConfig};
 use crate::workload::watch::{self, WatchConfig, WatchOutput};
@@ -33,6 +35,8 @@ enum WorkloadOutput {
     /// The register workload: every key it used (the history is in the
     /// recorder).
     Register(Vec<String>),
+    /// The append workload: its transactions and keys.
+    Append(AppendOutput),
     /// The lock workload: every hold.
     Lock(Vec<Hold>),
     /// The watch workload: the watchers' logs and acknowledged writes
@@ -162,11 +166,18 @@ async fn run_in(args: &Args, plan: &NemesisPlan, dir: &Path) -> Result<Validity,
     if let Err(e) = &recovery {
         println!("recovery: FAILED: {e}");
     }
-    if let (Ok(()), WorkloadOutput::Register(keys)) = (&recovery, &output) {
-        final_reads(&urls, keys, &recorder, args.op_timeout_ms).await;
+    match (&recovery, &output) {
+        (Ok(()), WorkloadOutput::Register(keys)) => {
+            final_reads(&urls, keys, &recorder, args.op_timeout_ms).await;
+        }
+        (Ok(()), WorkloadOutput::Append(output)) => {
+            append::final_reads(&urls, output, &recorder, args.op_timeout_ms).await;
+        }
+        _ => {}
     }
     let verdict = match &output {
         WorkloadOutput::Register(_) => register_verdict(args, dir, &recorder).await?,
+        WorkloadOutput::Append(output) => append_verdict(dir, output).await?,
         WorkloadOutput::Lock(holds) => lock_verdict(dir, holds)?,
         WorkloadOutput::Watch(Ok(output)) => watch_verdict(dir, &recorder, output)?,
         WorkloadOutput::Watch(Err(e)) => {
@@ -174,11 +185,71 @@ async fn run_in(args: &Args, plan: &NemesisPlan, dir: &Path) -> Result<Validity,
         }
     };
     let validity = judge(args, dir, &events, recovery.is_ok(), &verdict)?;
+    let title = format!(
+        "{} on {}: {} ({})",
+        args.workload.name(),
+        run_tag(dir),
+        validity.word(),
+        verdict.summary
+    );
+    let points = report_points(args, &output, &recorder);
+    if let Err(e) = report::write(dir, &title, &points, &events) {
+        println!("report: {e}");
+    }
     drop(cluster);
     if validity == Validity::Valid && !args.keep_data {
         remove_data_dirs(dir);
     }
     Ok(validity)
+}
+
+/// The report's lane of `process`: its client, or one lane after the
+/// clients for the final reads.
+fn lane(args: &Args, process: u64) -> usize {
+    let clients = args.concurrency.max(1) as u64;
+    match process >= FINAL_READ_PROCESS_BASE {
+        true => clients as usize,
+        false => (process % clients) as usize,
+    }
+}
+
+/// Every operation (append: transaction) as the report draws it.
+fn report_points(args: &Args, output: &WorkloadOutput, recorder: &Recorder) -> Vec<OpPoint> {
+    if let WorkloadOutput::Append(output) = output {
+        return output
+            .log
+            .records()
+            .iter()
+            .map(|r| OpPoint {
+                lane: lane(args, r.txn.process),
+                invoke_ns: r.txn.invoke_ns,
+                end_ns: r.ended_ns,
+                kind: match r.txn.outcome {
+                    keel_jepsen::append::TxnOutcome::Ok => Kind::Ok,
+                    keel_jepsen::append::TxnOutcome::Fail => Kind::Fail,
+                    keel_jepsen::append::TxnOutcome::Unknown => Kind::Unknown,
+                },
+                label: r.txn.to_string(),
+            })
+            .collect();
+    }
+    let now_ns = recorder.now_ns();
+    recorder
+        .history()
+        .operations()
+        .iter()
+        .map(|o| OpPoint {
+            lane: lane(args, o.process),
+            invoke_ns: o.invoke_ns,
+            end_ns: o.complete_ns.unwrap_or(now_ns),
+            kind: match o.effective_outcome() {
+                keel_jepsen::Outcome::Ok(_) => Kind::Ok,
+                keel_jepsen::Outcome::Fail => Kind::Fail,
+                keel_jepsen::Outcome::Unknown => Kind::Unknown,
+            },
+            label: o.to_string(),
+        })
+        .collect()
 }
 
 /// The run directory's name: unique per run, it tags the run's keys.
@@ -208,6 +279,18 @@ async fn workload_and_nemesis(
                     op_timeout_ms: args.op_timeout_ms,
                 };
                 WorkloadOutput::Register(register::run(config, recorder.clone(), deadline).await)
+            }
+            WorkloadKind::Append => {
+                let config = AppendConfig {
+                    urls: urls.to_vec(),
+                    concurrency: args.concurrency,
+                    key_prefix: format!("jepsen/append/{}/", run_tag(dir)),
+                    keys: args.keys,
+                    txns_per_key: args.ops_per_key,
+                    op_timeout_ms: args.op_timeout_ms,
+                };
+                let output = append::run(config, recorder.clone(), deadline, OPERATIONS_MAX).await;
+                WorkloadOutput::Append(output)
             }
             WorkloadKind::Lock => {
                 let config = LockConfig {
@@ -272,6 +355,22 @@ async fn register_verdict(
     let history = recorder.history();
     let states_max = args.check_states_max;
     tokio::task::spawn_blocking(move || check::check_register(&history, states_max))
+        .await
+        .map_err(|e| format!("the checker panicked: {e}"))
+}
+
+/// Writes `history.jsonl` (one transaction per line) and checks it for
+/// strict serializability.
+async fn append_verdict(dir: &Path, output: &AppendOutput) -> Result<WorkloadVerdict, String> {
+    let records = output.log.records();
+    let mut lines = String::new();
+    for record in &records {
+        lines += &append::record_json(record).to_string();
+        lines.push('\n');
+    }
+    std::fs::write(dir.join("history.jsonl"), lines).map_err(|e| io_error("history.jsonl", e))?;
+    let txns: Vec<_> = records.into_iter().map(|r| r.txn).collect();
+    tokio::task::spawn_blocking(move || check::check_append(&txns))
         .await
         .map_err(|e| format!("the checker panicked: {e}"))
 }

@@ -1,6 +1,7 @@
 //! The runner against real etcd 3.4 (Debian `etcd-server`): three members it
 //! starts itself under kill and partition faults, and a member this test
-//! starts, tested through `--endpoints`. Both must be `valid`. Fails when
+//! starts, tested through `--endpoints`, and the append workload under kill
+//! and partition. All must be `valid`. Fails when
 //! etcd is not installed (scripts/setup.sh installs it).
 
 mod support;
@@ -48,6 +49,28 @@ fn etcd_started_by_the_runner_under_kill_and_partition_is_valid() {
         "{}",
         output.stdout
     );
+}
+
+#[test]
+fn etcd_append_under_kill_and_partition_is_valid() {
+    require_etcd();
+    let results = tempfile::tempdir().expect("temporary directory");
+    let args = [
+        "--server",
+        "etcd",
+        "--workload",
+        "append",
+        "--time-limit",
+        "8",
+        "--nemesis",
+        "kill,partition",
+        "--nemesis-interval",
+        "2",
+        "--concurrency",
+        "6",
+    ];
+    let output = run(&args, results.path(), RUN_LIMIT);
+    assert_verdict(&output, "valid");
 }
 
 fn free_port() -> u16 {

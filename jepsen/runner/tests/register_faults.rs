@@ -1,5 +1,6 @@
 //! The register workload against 3 real keel members under each fault, a
-//! short run each (10 s): every run must be `valid`. Also: bad arguments
+//! short run each (10 s): every run must be `valid` (`disk` and `member`
+//! included; `clock` is refused with its reason). Also: bad arguments
 //! are refused with exit 2, and an interrupted run (SIGTERM) leaves no
 //! member process or namespace behind.
 
@@ -12,7 +13,8 @@ use support::{assert_verdict, keel_binary, run};
 /// Wall-time bound of one 10 s run (start, recovery, check included).
 const RUN_LIMIT: Duration = Duration::from_secs(120);
 
-fn register_run(nemesis: &str) {
+/// Runs the register workload under `nemesis`; returns `faults.json`.
+fn register_run(nemesis: &str) -> String {
     let results = tempfile::tempdir().expect("temporary directory");
     let keel = keel_binary();
     let args = [
@@ -49,6 +51,7 @@ fn register_run(nemesis: &str) {
             "no fault was injected: {faults}"
         );
     }
+    faults
 }
 
 #[test]
@@ -74,6 +77,40 @@ fn partition_is_valid() {
 #[test]
 fn leader_kill_pause_partition_is_valid() {
     register_run("leader,kill,pause,partition");
+}
+
+#[test]
+fn member_remove_and_re_add_is_valid() {
+    let faults = register_run("member");
+    assert!(faults.contains("added back as new member"), "{faults}");
+}
+
+/// The damaged member must repair its log or refuse to start (then it is
+/// replaced); either way the data must stay right (`valid`).
+#[test]
+fn disk_damage_is_valid_and_says_how_the_member_took_it() {
+    let faults = register_run("disk");
+    assert!(
+        faults.contains("started on the damaged log") || faults.contains("refused to start"),
+        "{faults}"
+    );
+    for line in faults
+        .lines()
+        .filter(|l| l.contains("refused") || l.contains("started on") || l.contains(".wal"))
+    {
+        eprintln!("disk fault: {}", line.trim());
+    }
+}
+
+#[test]
+fn clock_is_refused_with_the_reason() {
+    let results = tempfile::tempdir().expect("temporary directory");
+    let output = run(&["--nemesis", "clock"], results.path(), RUN_LIMIT);
+    assert_eq!(output.code, Some(2), "{output:?}");
+    assert!(
+        output.stderr.contains("clock fault is not available"),
+        "{output:?}"
+    );
 }
 
 #[test]

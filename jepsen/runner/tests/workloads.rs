@@ -1,4 +1,5 @@
-//! The watch and lock workloads against 3 real keel members: watches must
+//! The append, watch and lock workloads against 3 real keel members:
+//! list-append transactions must be strict serializable and watches must
 //! stay ordered, gap-free and agreed under kill and partition; the lock
 //! must exclude without faults; under pauses the lock's failure rate is
 //! measured and printed (a lease-based lock cannot promise exclusion when
@@ -46,6 +47,20 @@ fn watch_under_kill_and_partition_is_valid() {
     assert_verdict(&output, "valid");
     let dir = output.run_dir.expect("run directory");
     assert!(dir.join("watches.jsonl").exists());
+}
+
+#[test]
+fn append_under_kill_and_partition_is_strict_serializable() {
+    let (_results, output) = keel_run("append", "kill,partition", "10");
+    assert_verdict(&output, "valid");
+    assert!(
+        output.stdout.contains("append: valid (strict serializable"),
+        "{}",
+        output.stdout
+    );
+    let dir = output.run_dir.expect("run directory");
+    let history = std::fs::read_to_string(dir.join("history.jsonl")).expect("history.jsonl");
+    assert!(history.contains("\"append\"") && history.contains("\"type\":\"ok\""));
 }
 
 #[test]
