@@ -131,15 +131,15 @@ pub async fn connect(global: &GlobalArgs) -> Result<Ctl, CtlError> {
     let endpoints = endpoint_urls(global);
     let dial = Client::connect(endpoints, Some(options));
     let client = match tokio::time::timeout(limit, dial).await {
-            Ok(Ok(client)) => client,
-            Ok(Err(e)) => return Err(CtlError::new(EXIT_BAD_CONNECTION, client_message(&e))),
-            Err(_) => {
-                return Err(CtlError::new(
-                    EXIT_BAD_CONNECTION,
-                    "context deadline exceeded",
-                ));
-            }
-        };
+        Ok(Ok(client)) => client,
+        Ok(Err(e)) => return Err(CtlError::new(EXIT_BAD_CONNECTION, client_message(&e))),
+        Err(_) => {
+            return Err(CtlError::new(
+                EXIT_BAD_CONNECTION,
+                "context deadline exceeded",
+            ));
+        }
+    };
     Ok(Ctl {
         client,
         command_timeout: global.command_timeout,

@@ -90,9 +90,9 @@ fn grpc_message(status: &tonic_status::Status) -> String {
         // `transport error`); etcdctl retries until its deadline and says so.
         // Unavailable errors from etcd itself start with `etcdserver:`.
         Code::Unavailable if !message.starts_with("etcdserver:") => transport_failure(status),
-        Code::Unknown if message.contains("transport") || message.contains("h2 protocol") => {
-            transport_failure(status)
-        }
+        Code::Unknown if message.contains("transport") => transport_failure(status),
+        // Plain HTTP/2 to a TLS port: the server's answer is no HTTP/2.
+        _ if message.starts_with("h2 protocol error") => transport_failure(status),
         // A connection the server closed during the handshake (plain
         // HTTP/2 to a TLS port).
         Code::Cancelled if message == "operation was canceled" => transport_failure(status),
@@ -105,20 +105,21 @@ fn grpc_message(status: &tonic_status::Status) -> String {
 /// untrusted certificate, a refused client certificate, a peer that does
 /// not speak TLS or HTTP/2), the cause follows in parentheses.
 fn transport_failure(status: &tonic_status::Status) -> String {
-    let mut cause = status.message().to_owned();
+    let mut causes = vec![status.message().to_owned()];
     let mut source = std::error::Error::source(status);
     while let Some(error) = source {
-        cause = error.to_string();
+        causes.push(error.to_string());
         source = error.source();
     }
-    let lower = cause.to_lowercase();
-    let tls = ["certificate", "tls", "handshake", "h2 protocol", "http2", "alert"]
-        .iter()
-        .any(|word| lower.contains(word));
-    if tls {
-        format!("context deadline exceeded ({cause})")
-    } else {
-        "context deadline exceeded".to_owned()
+    let about_tls = |cause: &&String| {
+        let lower = cause.to_lowercase();
+        ["certificate", "tls", "handshake", "h2 protocol", "alert"]
+            .iter()
+            .any(|word| lower.contains(word))
+    };
+    match causes.iter().rev().find(about_tls) {
+        Some(cause) => format!("context deadline exceeded ({cause})"),
+        None => "context deadline exceeded".to_owned(),
     }
 }
 

@@ -442,12 +442,16 @@ fn watch_exec_matches_etcdctl() {
     let mut c = Comparison::start(keelctl());
     c.run("put ex 1").run_full(&["put", "ex", "two words"], "");
     c.run("del ex");
-    let show = "echo \"<$ETCD_WATCH_EVENT_TYPE|$ETCD_WATCH_KEY|$ETCD_WATCH_VALUE|$ETCD_WATCH_REVISION>\"";
+    let show =
+        "echo \"<$ETCD_WATCH_EVENT_TYPE|$ETCD_WATCH_KEY|$ETCD_WATCH_VALUE|$ETCD_WATCH_REVISION>\"";
     // One response holds the three past events: printed, then the
     // command runs three times (with the response's revision).
     let watch = c.background_full(&["watch", "ex", "--rev=1", "--", "sh", "-c", show], None);
     c.collect(watch, 12);
-    let watch = c.background_full(&["watch", "--rev=2", "ex", "--", "sh", "-c", "exit 3"], None);
+    let watch = c.background_full(
+        &["watch", "--rev=2", "ex", "--", "sh", "-c", "exit 3"],
+        None,
+    );
     c.collect_exit(watch);
     let watch = c.background_full(&["watch", "ex", "--rev=2", "--", "no-such-program-x"], None);
     c.collect_exit(watch);
@@ -546,7 +550,11 @@ fn auth_status_prints_etcdctl_35s_format() {
     let on = c.run_keelctl_only("--user=root:pw auth status");
     assert_eq!(on.code, Some(0), "{on:?}");
     let lines: Vec<&str> = on.stdout.lines().collect();
-    assert_eq!(lines.first(), Some(&"Authentication Status: true"), "{on:?}");
+    assert_eq!(
+        lines.first(),
+        Some(&"Authentication Status: true"),
+        "{on:?}"
+    );
     let revision: u64 = lines
         .get(1)
         .and_then(|l| l.strip_prefix("AuthRevision: "))

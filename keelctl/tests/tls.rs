@@ -71,31 +71,36 @@ fn server_tls_matches_etcdctl() {
     let pki = Pki::new(certs.path(), "test");
     let wrong = Pki::new(certs.path(), "wrong");
     let server = pki.leaf("server", "keel-server");
-    let mut c = Comparison::start_serving(
-        keelctl(),
-        &serving(&server, None, vec![cacert(&pki.ca)]),
-    );
+    let mut c =
+        Comparison::start_serving(keelctl(), &serving(&server, None, vec![cacert(&pki.ca)]));
     everyday(&mut c);
     // A CA that did not sign the server's certificate.
     c.set_flags(&[cacert(&wrong.ca)]);
-    c.run("get a").run("put a 2");
+    c.run_cause("get a").run_cause("put a 2");
     // TLS with no CA at all (the system's roots do not know the test CA).
     c.set_flags(&["--insecure-transport=false".to_owned()]);
-    c.run("get a");
+    c.run_cause("get a");
     // Skip verification: any CA, or none.
     let skip = "--insecure-skip-tls-verify".to_owned();
     c.set_flags(&[cacert(&wrong.ca), skip.clone()]);
     c.run("put a 3").run("get a").run("member list -w json");
     c.set_flags(&["--insecure-transport=false".to_owned(), skip.clone()]);
     c.run("get a --print-value-only").run("lease list");
-    // Skip verification without TLS configured: etcdctl dials in the clear.
+    // Skip verification without TLS configured: etcdctl 3.4 still
+    // verifies an https:// endpoint (and fails)...
     c.set_flags(std::slice::from_ref(&skip));
-    c.run("get a");
-    // Plain HTTP to the TLS port.
+    c.run_cause("get a");
+    // ... and dials a host:port endpoint in the clear.
+    c.set_scheme("");
+    c.run_cause("get a");
+    // Plain HTTP to the TLS port, with and without TLS flags.
     c.set_flags(&[]).set_scheme("http");
-    c.run("get a");
+    c.run_cause("get a");
     c.set_flags(&[cacert(&pki.ca)]);
-    c.run("get a");
+    c.run_cause("get a");
+    // host:port with --cacert is TLS.
+    c.set_scheme("");
+    c.run("get a --print-value-only");
     c.set_scheme("https").run("get a --print-value-only");
     c.assert_same("server_tls_matches_etcdctl");
 }
@@ -116,27 +121,22 @@ fn client_cert_auth_matches_etcdctl() {
     let stranger = wrong.leaf("stranger", "client");
     let mut flags = vec![cacert(&pki.ca)];
     flags.extend(identity(&client));
-    let mut c = Comparison::start_serving(
-        keelctl(),
-        &serving(&server, Some(&pki.ca), flags.clone()),
-    );
+    let mut c =
+        Comparison::start_serving(keelctl(), &serving(&server, Some(&pki.ca), flags.clone()));
     everyday(&mut c);
     c.run("user add root:pw").run("auth enable");
     c.run("--user=root:pw get a").run("get a");
     c.run("--user=root:pw auth disable");
     // No client certificate.
     c.set_flags(&[cacert(&pki.ca)]);
-    c.run("get a");
+    c.run_cause("get a");
     // A client certificate no trusted CA signed.
     let mut strange = vec![cacert(&pki.ca)];
     strange.extend(identity(&stranger));
     c.set_flags(&strange);
-    c.run("get a");
+    c.run_cause("get a");
     // A key without its certificate.
-    c.set_flags(&[
-        cacert(&pki.ca),
-        format!("--key={}", client.key.display()),
-    ]);
+    c.set_flags(&[cacert(&pki.ca), format!("--key={}", client.key.display())]);
     c.run("get a");
     // Skip verification, still presenting the client certificate.
     let mut skipping = identity(&client);
@@ -147,9 +147,9 @@ fn client_cert_auth_matches_etcdctl() {
     c.assert_same("client_cert_auth_matches_etcdctl");
 }
 
-/// keelctl's messages where etcdctl's say little: a wrong CA names the
-/// certificate problem... (checked only for keelctl: a non-zero exit and
-/// an `Error:` line).
+/// keelctl's messages where etcdctl's say little (`context deadline
+/// exceeded`): a wrong CA names the certificate problem, plain HTTP to a
+/// TLS port the protocol error; both exit 1. `auth status` over TLS.
 #[test]
 fn refused_tls_fails_with_a_message() {
     if !support::require_etcdctl("refused_tls_fails_with_a_message") {
@@ -159,17 +159,37 @@ fn refused_tls_fails_with_a_message() {
     let pki = Pki::new(certs.path(), "test");
     let wrong = Pki::new(certs.path(), "wrong");
     let server = pki.leaf("server", "keel-server");
-    let mut c = Comparison::start_serving(
-        keelctl(),
-        &serving(&server, None, vec![cacert(&pki.ca)]),
+    let mut c =
+        Comparison::start_serving(keelctl(), &serving(&server, None, vec![cacert(&pki.ca)]));
+    let status = c.run_keelctl_only("auth status");
+    assert_eq!(
+        (status.stdout.as_str(), status.code),
+        ("Authentication Status: false\nAuthRevision: 1\n", Some(0)),
+        "{status:?}"
     );
     c.set_flags(&[cacert(&wrong.ca)]);
     let out = c.run_keelctl_only("get a");
-    assert_ne!(out.code, Some(0), "{out:?}");
-    assert!(out.stderr.starts_with("Error: "), "{out:?}");
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "Error: context deadline exceeded (invalid peer certificate: UnknownIssuer)\n"
+    );
+    let refused = c.run_keelctl_only("auth status");
+    assert_ne!(refused.code, Some(0), "{refused:?}");
+    c.set_flags(&[cacert(&wrong.ca), "--insecure-skip-tls-verify".to_owned()]);
+    let skipped = c.run_keelctl_only("auth status -w json");
+    assert_eq!(skipped.code, Some(0), "{skipped:?}");
+    assert!(
+        skipped.stdout.ends_with(",\"authRevision\":1}\n"),
+        "{skipped:?}"
+    );
     c.set_flags(&[]).set_scheme("http");
     let out = c.run_keelctl_only("get a");
-    assert_ne!(out.code, Some(0), "{out:?}");
-    assert!(out.stderr.starts_with("Error: "), "{out:?}");
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .starts_with("Error: context deadline exceeded (h2 protocol error"),
+        "{out:?}"
+    );
     c.assert_same("refused_tls_fails_with_a_message");
 }

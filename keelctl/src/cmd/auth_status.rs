@@ -56,7 +56,9 @@ pub async fn run(global: &GlobalArgs, args: &[String]) -> Result<(), CtlError> {
     let token = match &ctl.credentials {
         Some((user, password)) => {
             let mut auth = ctl.client.auth_client();
-            let response = ctl.call(auth.authenticate(user.clone(), password.clone())).await?;
+            let response = ctl
+                .call(auth.authenticate(user.clone(), password.clone()))
+                .await?;
             Some(response.0.token)
         }
         None => None,

@@ -65,7 +65,10 @@ pub async fn run_on_events(exec: &[String], response: &PbWatchResponse) -> Resul
             ),
             Err(e) => format!("fork/exec {program}: {e}"),
         };
-        emit_err(&format!("command {} error ({failure})\n", quoted_list(exec)));
+        emit_err(&format!(
+            "command {} error ({failure})\n",
+            quoted_list(exec)
+        ));
         return Err(CtlError::new(EXIT_ERROR, ""));
     }
     Ok(())

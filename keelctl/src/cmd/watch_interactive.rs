@@ -78,7 +78,12 @@ struct Session {
 }
 
 impl Session {
-    async fn handle(&mut self, line: &str, env_key: &str, env_range_end: &str) -> Result<(), CtlError> {
+    async fn handle(
+        &mut self,
+        line: &str,
+        env_key: &str,
+        env_range_end: &str,
+    ) -> Result<(), CtlError> {
         // A bad double-quoted word ends the session (exit 3), as etcdctl.
         let words = super::argify::argify(line).map_err(CtlError::invalid_input)?;
         match words.first().map(String::as_str) {

@@ -164,9 +164,6 @@ mod tests {
             );
         }
         assert!(parse(&words("a"), "env").is_err());
-        assert_eq!(
-            parse(&words("--prefix"), "env").map(|l| l.prefix),
-            Ok(true)
-        );
+        assert_eq!(parse(&words("--prefix"), "env").map(|l| l.prefix), Ok(true));
     }
 }
