@@ -2,6 +2,13 @@
 //! and password (`--user name[:password]`, `--password`, a prompt
 //! otherwise), dial and command timeouts, as etcdctl's
 //! `clientConfigFromCmd` (etcdctl/ctlv3/command/global.go).
+//!
+//! - [`tls`]: keelctl's own rustls connector (`--insecure-skip-tls-verify`).
+//! - [`channel`]: a tonic channel dialed with it, for etcd-client's
+//!   `Client::from_channel` and for RPCs etcd-client has no method for.
+
+pub mod channel;
+pub mod tls;
 
 use std::future::Future;
 use std::time::Duration;
@@ -17,6 +24,8 @@ pub struct Ctl {
     pub client: Client,
     /// `--command-timeout`: the limit of each short request.
     pub command_timeout: Duration,
+    /// The user name and password the client authenticated with, if any.
+    pub credentials: Option<(String, String)>,
 }
 
 impl Ctl {
@@ -66,11 +75,26 @@ pub fn endpoint_urls(global: &GlobalArgs) -> Vec<String> {
         .collect()
 }
 
-fn uses_tls(global: &GlobalArgs) -> bool {
+/// Whether TLS is configured: any of `--cacert --cert --key`, or
+/// `--insecure-transport=false` (etcdctl's `cfg.TLS != nil`).
+pub fn uses_tls(global: &GlobalArgs) -> bool {
     global.cacert.is_some()
         || global.cert.is_some()
         || global.key.is_some()
         || !global.insecure_transport
+}
+
+/// Whether every endpoint names the `http://` scheme: clientv3 dials those
+/// in the clear whatever the TLS flags say.
+fn all_plain_urls(global: &GlobalArgs) -> bool {
+    let urls = endpoint_urls(global);
+    !urls.is_empty() && urls.iter().all(|u| u.starts_with("http://"))
+}
+
+/// `--insecure-skip-tls-verify` with TLS configured (etcdctl ignores it
+/// otherwise) and an endpoint to dial over TLS.
+fn skips_verify(global: &GlobalArgs) -> bool {
+    global.insecure_skip_tls_verify && uses_tls(global) && !all_plain_urls(global)
 }
 
 /// Connects to the endpoints, authenticating when `--user` is given.
@@ -79,13 +103,18 @@ fn uses_tls(global: &GlobalArgs) -> bool {
 /// Bad TLS files (exit 128), a failed password prompt (exit 1), or a
 /// cluster that refuses the user (exit 2).
 pub async fn connect(global: &GlobalArgs) -> Result<Ctl, CtlError> {
-    let options = connect_options(global)?;
-    let endpoints = endpoint_urls(global);
-    let dial = Client::connect(endpoints, Some(options));
-    let client =
-        match tokio::time::timeout(global.dial_timeout + global.command_timeout, dial).await {
-            Ok(Ok(client)) => client,
-            Ok(Err(e)) => return Err(CtlError::new(EXIT_BAD_CONNECTION, client_message(&e))),
+    let credentials = credentials(global)?;
+    let options = connect_options(global, credentials.clone())?;
+    let limit = global.dial_timeout + global.command_timeout;
+    if skips_verify(global) {
+        let dial = async {
+            let channel = channel::connect(global).await?;
+            Client::from_channel(etcd_client::Channel::Tonic(channel), Some(options))
+                .await
+                .map_err(|e| CtlError::new(EXIT_BAD_CONNECTION, client_message(&e)))
+        };
+        let client = match tokio::time::timeout(limit, dial).await {
+            Ok(result) => result?,
             Err(_) => {
                 return Err(CtlError::new(
                     EXIT_BAD_CONNECTION,
@@ -93,20 +122,42 @@ pub async fn connect(global: &GlobalArgs) -> Result<Ctl, CtlError> {
                 ));
             }
         };
+        return Ok(Ctl {
+            client,
+            command_timeout: global.command_timeout,
+            credentials,
+        });
+    }
+    let endpoints = endpoint_urls(global);
+    let dial = Client::connect(endpoints, Some(options));
+    let client = match tokio::time::timeout(limit, dial).await {
+        Ok(Ok(client)) => client,
+        Ok(Err(e)) => return Err(CtlError::new(EXIT_BAD_CONNECTION, client_message(&e))),
+        Err(_) => {
+            return Err(CtlError::new(
+                EXIT_BAD_CONNECTION,
+                "context deadline exceeded",
+            ));
+        }
+    };
     Ok(Ctl {
         client,
         command_timeout: global.command_timeout,
+        credentials,
     })
 }
 
-fn connect_options(global: &GlobalArgs) -> Result<ConnectOptions, CtlError> {
+fn connect_options(
+    global: &GlobalArgs,
+    credentials: Option<(String, String)>,
+) -> Result<ConnectOptions, CtlError> {
     let mut options = ConnectOptions::new()
         .with_connect_timeout(global.dial_timeout)
         .with_keep_alive(global.keepalive_time, global.keepalive_timeout);
-    if let Some((user, password)) = credentials(global)? {
+    if let Some((user, password)) = credentials {
         options = options.with_user(user, password);
     }
-    if uses_tls(global) {
+    if uses_tls(global) && !all_plain_urls(global) {
         options = options.with_tls(tls_options(global)?);
     }
     Ok(options)
@@ -140,26 +191,27 @@ fn tls_options(global: &GlobalArgs) -> Result<TlsOptions, CtlError> {
             )));
         }
     }
-    if global.insecure_skip_tls_verify {
-        return Err(CtlError::bad_feature(
-            "--insecure-skip-tls-verify is not supported by keelctl; pass --cacert",
+    if global.cert.is_some() != global.key.is_some() {
+        // etcd's transport.TLSInfo.ClientConfig wording.
+        return Err(CtlError::new(
+            EXIT_BAD_ARGS,
+            format!(
+                "KeyFile and CertFile must both be present[key: {}, cert: {}]",
+                global.key.as_deref().unwrap_or_default(),
+                global.cert.as_deref().unwrap_or_default()
+            ),
         ));
+    }
+    if skips_verify(global) {
+        // keelctl's own connector reads the files (see `channel`).
+        return Ok(TlsOptions::new());
     }
     let mut tls = TlsOptions::new();
     if let Some(path) = &global.cacert {
         tls = tls.ca_certificate(Certificate::from_pem(read(path)?));
     }
-    match (&global.cert, &global.key) {
-        (Some(cert), Some(key)) => {
-            tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
-        }
-        (None, None) => {}
-        _ => {
-            return Err(CtlError::new(
-                EXIT_BAD_ARGS,
-                "--cert and --key must be given together",
-            ));
-        }
+    if let (Some(cert), Some(key)) = (&global.cert, &global.key) {
+        tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
     }
     Ok(tls)
 }

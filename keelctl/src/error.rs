@@ -84,20 +84,42 @@ pub fn client_message(error: &etcd_client::Error) -> String {
 
 fn grpc_message(status: &tonic_status::Status) -> String {
     use tonic_status::Code;
+    let message = status.message();
     match status.code() {
         // A member that cannot be reached (etcd-client: `tcp connect error`,
         // `transport error`); etcdctl retries until its deadline and says so.
         // Unavailable errors from etcd itself start with `etcdserver:`.
-        Code::Unavailable if !status.message().starts_with("etcdserver:") => {
-            "context deadline exceeded".to_owned()
-        }
-        Code::Unknown if status.message().contains("transport") => {
-            "context deadline exceeded".to_owned()
-        }
-        Code::DeadlineExceeded if status.message().is_empty() => {
-            "context deadline exceeded".to_owned()
-        }
-        _ => status.message().to_owned(),
+        Code::Unavailable if !message.starts_with("etcdserver:") => transport_failure(status),
+        Code::Unknown if message.contains("transport") => transport_failure(status),
+        // Plain HTTP/2 to a TLS port: the server's answer is no HTTP/2.
+        _ if message.starts_with("h2 protocol error") => transport_failure(status),
+        // A connection the server closed during the handshake (plain
+        // HTTP/2 to a TLS port).
+        Code::Cancelled if message == "operation was canceled" => transport_failure(status),
+        Code::DeadlineExceeded if message.is_empty() => "context deadline exceeded".to_owned(),
+        _ => message.to_owned(),
+    }
+}
+
+/// etcdctl's `context deadline exceeded`; when TLS is what failed (an
+/// untrusted certificate, a refused client certificate, a peer that does
+/// not speak TLS or HTTP/2), the cause follows in parentheses.
+fn transport_failure(status: &tonic_status::Status) -> String {
+    let mut causes = vec![status.message().to_owned()];
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        causes.push(error.to_string());
+        source = error.source();
+    }
+    let about_tls = |cause: &&String| {
+        let lower = cause.to_lowercase();
+        ["certificate", "tls", "handshake", "h2 protocol", "alert"]
+            .iter()
+            .any(|word| lower.contains(word))
+    };
+    match causes.iter().rev().find(about_tls) {
+        Some(cause) => format!("context deadline exceeded ({cause})"),
+        None => "context deadline exceeded".to_owned(),
     }
 }
 

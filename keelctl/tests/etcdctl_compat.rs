@@ -430,3 +430,143 @@ fn check_perf_matches_etcdctl() {
     assert!(left.stdout.contains("\"Count\" : 0"), "{}", left.stdout);
     c.assert_same("check_perf_matches_etcdctl");
 }
+
+/// `watch -- <exec-command>`: the command runs once per event with
+/// etcdctl's `ETCD_WATCH_*` variables; a failing command ends the watch
+/// with exit 1; `--` without a command is refused.
+#[test]
+fn watch_exec_matches_etcdctl() {
+    if !support::require_etcdctl("watch_exec_matches_etcdctl") {
+        return;
+    }
+    let mut c = Comparison::start(keelctl());
+    c.run("put ex 1").run_full(&["put", "ex", "two words"], "");
+    c.run("del ex");
+    let show =
+        "echo \"<$ETCD_WATCH_EVENT_TYPE|$ETCD_WATCH_KEY|$ETCD_WATCH_VALUE|$ETCD_WATCH_REVISION>\"";
+    // One response holds the three past events: printed, then the
+    // command runs three times (with the response's revision).
+    let watch = c.background_full(&["watch", "ex", "--rev=1", "--", "sh", "-c", show], None);
+    c.collect(watch, 12);
+    let watch = c.background_full(
+        &["watch", "--rev=2", "ex", "--", "sh", "-c", "exit 3"],
+        None,
+    );
+    c.collect_exit(watch);
+    let watch = c.background_full(&["watch", "ex", "--rev=2", "--", "no-such-program-x"], None);
+    c.collect_exit(watch);
+    c.run("watch ex --").run("watch -- echo");
+    c.assert_same("watch_exec_matches_etcdctl");
+}
+
+/// `watch -i`: request lines from stdin start watches (with flags and
+/// exec commands of their own), bad lines are reported and skipped, and
+/// the end of input ends keelctl with exit 3, as etcdctl.
+#[test]
+fn watch_interactive_matches_etcdctl() {
+    if !support::require_etcdctl("watch_interactive_matches_etcdctl") {
+        return;
+    }
+    let mut c = Comparison::start(keelctl());
+    c.run("put ia 1").run("put ib1 x");
+    let session = "bogus line\n\nwatch\nwatch x y --prefix\nwatch ia --rev=1 --prev-kv\n";
+    let watch = c.background_full(&["watch", "-i"], Some(session));
+    c.run("put ia 2");
+    c.collect(watch, 8);
+    let session = "watch ib --prefix --rev=1 -- sh -c \"echo got $ETCD_WATCH_KEY\"\n";
+    let watch = c.background_full(&["watch", "-i", "-w", "json"], Some(session));
+    c.collect(watch, 2);
+    c.run_stdin("watch -i", "watch ia\n")
+        .run_stdin("watch -i", "")
+        .run_stdin("watch -i", "watch ia --bogus\n");
+    c.run_stdin("watch -i", "watch ia --\n")
+        .run_stdin("watch -i", "watch --prefix\n")
+        .run_stdin("watch -i", "watch ia --rev=x\n")
+        .run_stdin("watch -i", "watch ia -- sh -c \"\\$X\"\n");
+    c.assert_same("watch_interactive_matches_etcdctl");
+}
+
+/// Continuous `lease keep-alive`: the same first lines, and when the lease
+/// is revoked under it, `lease ... expired or revoked.` and exit 0.
+#[test]
+fn lease_keep_alive_until_revoked_matches_etcdctl() {
+    if !support::require_etcdctl("lease_keep_alive_until_revoked_matches_etcdctl") {
+        return;
+    }
+    let mut c = Comparison::start(keelctl());
+    c.run("lease grant 3").run("lease grant 3");
+    let keep = c.background("lease keep-alive {lease1}");
+    c.collect_ends(keep, "lease revoke {lease1}");
+    let keep = c.background("lease keep-alive {lease2} -w json");
+    c.collect_ends(keep, "lease revoke {lease2}");
+    c.run("lease keep-alive {lease1}");
+    c.assert_same("lease_keep_alive_until_revoked_matches_etcdctl");
+}
+
+/// `auth status` (etcdctl 3.5's command; Debian's etcdctl 3.4 has none):
+/// keelctl's output in every format against what etcdctl 3.5's printers
+/// write (etcdctl/ctlv3/command/printer_simple.go, printJSON, and the
+/// unsupported fields and table printers).
+#[test]
+fn auth_status_prints_etcdctl_35s_format() {
+    if !support::require_etcdctl("auth_status_prints_etcdctl_35s_format") {
+        return;
+    }
+    let mut c = Comparison::start(keelctl());
+    let off = c.run_keelctl_only("auth status");
+    assert_eq!(
+        (off.stdout.as_str(), off.code),
+        ("Authentication Status: false\nAuthRevision: 1\n", Some(0)),
+        "{off:?}"
+    );
+    // IDs are normalised to placeholders: compare the text.
+    let json = c.run_keelctl_only("auth status -w json");
+    assert_eq!(json.code, Some(0), "{json:?}");
+    let head = "{\"header\":{\"cluster_id\":<cluster-id>,\"member_id\":<member-id>,\"revision\":";
+    assert!(json.stdout.starts_with(head), "{json:?}");
+    assert!(
+        json.stdout.ends_with("},\"authRevision\":1}\n"),
+        "enabled: false is left out: {json:?}"
+    );
+    for format in ["fields", "table"] {
+        let out = c.run_keelctl_only(&format!("auth status -w {format}"));
+        assert_eq!(
+            (out.stderr.as_str(), out.code),
+            (
+                format!("Error: {format} not supported as output format\n").as_str(),
+                Some(4)
+            )
+        );
+    }
+    let extra = c.run_keelctl_only("auth status extra");
+    assert_eq!(
+        (extra.stderr.as_str(), extra.code),
+        (
+            "Error: auth status command does not accept any arguments\n",
+            Some(128)
+        )
+    );
+    c.run("user add root:pw").run("auth enable");
+    let on = c.run_keelctl_only("--user=root:pw auth status");
+    assert_eq!(on.code, Some(0), "{on:?}");
+    let lines: Vec<&str> = on.stdout.lines().collect();
+    assert_eq!(
+        lines.first(),
+        Some(&"Authentication Status: true"),
+        "{on:?}"
+    );
+    let revision: u64 = lines
+        .get(1)
+        .and_then(|l| l.strip_prefix("AuthRevision: "))
+        .and_then(|n| n.parse().ok())
+        .expect("AuthRevision line");
+    assert!(revision > 1, "auth revision did not move: {on:?}");
+    let json = c.run_keelctl_only("--user=root:pw auth status -w json");
+    assert!(json.stdout.starts_with(head), "{json:?}");
+    let tail = format!("}},\"enabled\":true,\"authRevision\":{revision}}}\n");
+    assert!(json.stdout.ends_with(&tail), "{json:?}");
+    let refused = c.run_keelctl_only("--user=root:wrong auth status");
+    assert_ne!(refused.code, Some(0), "{refused:?}");
+    c.run("--user=root:pw auth disable");
+    c.assert_same("auth_status_prints_etcdctl_35s_format");
+}

@@ -20,6 +20,8 @@ pub enum AuthCommand {
     Enable(NoArgs),
     /// Disables authentication
     Disable(NoArgs),
+    /// Returns authentication status (etcdctl 3.5's command)
+    Status(NoArgs),
 }
 
 /// Positional arguments.
@@ -69,6 +71,7 @@ pub async fn auth(global: &GlobalArgs, command: AuthCommand) -> Result<(), CtlEr
     let (args, enable) = match &command {
         AuthCommand::Enable(a) => (&a.args, true),
         AuthCommand::Disable(a) => (&a.args, false),
+        AuthCommand::Status(a) => return super::auth_status::run(global, &a.args).await,
     };
     let name = if enable { "enable" } else { "disable" };
     if !args.is_empty() {

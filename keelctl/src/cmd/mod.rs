@@ -2,6 +2,7 @@
 
 pub mod argify;
 pub mod auth;
+pub mod auth_status;
 pub mod check;
 pub mod compaction;
 pub mod concurrency;
@@ -16,6 +17,9 @@ pub mod snapshot_file;
 pub mod txn;
 pub mod user;
 pub mod watch;
+pub mod watch_exec;
+pub mod watch_interactive;
+pub mod watch_line;
 
 use crate::cli::{Cli, Command};
 use crate::error::CtlError;

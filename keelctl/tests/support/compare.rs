@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::server::Server;
+use super::server::{Server, Serving};
 
 /// Hard limit of one command.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
@@ -26,6 +26,10 @@ struct Side {
     leases: Vec<String>,
     /// Member IDs learned from `member add`, in order (hex).
     members: Vec<String>,
+    /// `--endpoints`.
+    endpoint: String,
+    /// Global flags given to every command (`--cacert=...`).
+    flags: Vec<String>,
 }
 
 /// What one run printed.
@@ -55,11 +59,32 @@ pub struct Background {
     command: String,
 }
 
+/// What a background command printed before and after something happened
+/// to it: the first line, the last line, the exit code.
+#[derive(Debug, PartialEq, Eq)]
+struct Ends {
+    first: String,
+    last: String,
+    others_like_first: bool,
+    stderr: String,
+    code: Option<i32>,
+}
+
 impl Comparison {
     /// Starts the two servers.
     pub fn start(keelctl: &str) -> Comparison {
-        let mut etcdctl = Side::new("etcdctl".to_owned(), Server::start("ctl"));
-        let mut keel = Side::new(keelctl.to_owned(), Server::start("ctl"));
+        Comparison::start_serving(keelctl, &Serving::default())
+    }
+
+    /// Starts the two servers, serving as `serving` says (TLS); every
+    /// command gets `serving.ctl_flags`.
+    pub fn start_serving(keelctl: &str, serving: &Serving) -> Comparison {
+        let dir = || tempfile::tempdir().expect("temporary directory");
+        let mut etcdctl = Side::new(
+            "etcdctl".to_owned(),
+            Server::start_in("ctl", dir(), serving),
+        );
+        let mut keel = Side::new(keelctl.to_owned(), Server::start_in("ctl", dir(), serving));
         etcdctl.learn_ids();
         keel.learn_ids();
         Comparison {
@@ -68,6 +93,28 @@ impl Comparison {
             mismatches: Vec::new(),
             compared: 0,
         }
+    }
+
+    /// Replaces the global flags both clients get (e.g. another `--cacert`).
+    pub fn set_flags(&mut self, flags: &[String]) -> &mut Comparison {
+        for side in [&mut self.etcdctl, &mut self.keelctl] {
+            side.flags = flags.to_vec();
+        }
+        self
+    }
+
+    /// Dials both servers with `scheme` (`http`, `https`; empty: a bare
+    /// `host:port`) from now on.
+    pub fn set_scheme(&mut self, scheme: &str) -> &mut Comparison {
+        for side in [&mut self.etcdctl, &mut self.keelctl] {
+            let host = host_of(&side.server.client_url);
+            side.endpoint = if scheme.is_empty() {
+                host
+            } else {
+                format!("{scheme}://{host}")
+            };
+        }
+        self
     }
 
     /// Runs `command` (whitespace-split) on both sides and compares.
@@ -102,6 +149,25 @@ impl Comparison {
             outcome.stderr = collapse_padding(&outcome.stderr);
         }
         self.compare(command, &expected, &actual);
+        self
+    }
+
+    /// As [`Comparison::run`], but keelctl's stderr need only start with
+    /// etcdctl's (keelctl adds the cause of a refused TLS connection after
+    /// etcdctl's `context deadline exceeded`, when it knows one).
+    pub fn run_cause(&mut self, command: &str) -> &mut Comparison {
+        let args: Vec<&str> = command.split_whitespace().collect();
+        let expected = self.etcdctl.run(&args, "");
+        let mut actual = self.keelctl.run(&args, "");
+        let head = expected.stderr.trim_end();
+        if !head.is_empty() && actual.stderr.starts_with(head) {
+            actual.stderr = expected.stderr.clone();
+        }
+        self.compare(
+            &format!("{command} (keelctl adds the cause)"),
+            &expected,
+            &actual,
+        );
         self
     }
 
@@ -152,10 +218,67 @@ impl Comparison {
     /// Starts `command` in the background on both sides.
     pub fn background(&mut self, command: &str) -> Background {
         let args: Vec<&str> = command.split_whitespace().collect();
+        self.background_full(&args, None)
+    }
+
+    /// Starts `args` in the background on both sides; with `stdin`, writes
+    /// it to their stdin and keeps stdin open until they are stopped.
+    pub fn background_full(&mut self, args: &[&str], stdin: Option<&str>) -> Background {
         Background {
-            children: vec![self.etcdctl.spawn(&args), self.keelctl.spawn(&args)],
-            command: command.to_owned(),
+            children: vec![
+                self.etcdctl.spawn(args, stdin),
+                self.keelctl.spawn(args, stdin),
+            ],
+            command: args.join(" "),
         }
+    }
+
+    /// Waits (bounded) until both sides of `background` printed a line,
+    /// runs `trigger` on both sides (compared), then waits (bounded) for
+    /// both to exit, and compares the first and last lines, stderr and
+    /// the exit codes; every line between must equal the first (how many
+    /// there are depends on timing). For `lease keep-alive` until the
+    /// lease is revoked.
+    pub fn collect_ends(&mut self, background: Background, trigger: &str) -> &mut Comparison {
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        for (_, stdout, _) in &background.children {
+            while count_lines(&stdout.lock().map(|b| b.clone()).unwrap_or_default()) == 0
+                && Instant::now() < deadline
+            {
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.run(trigger);
+        let mut children = background.children.into_iter();
+        let (Some(etcdctl), Some(keelctl)) = (children.next(), children.next()) else {
+            panic!("a background command runs on both sides");
+        };
+        let ends = |side: &Side, running: Running| {
+            let (stdout, stderr, code) = finish(running, 0, false, true);
+            let outcome = side.outcome(&stdout, &stderr, code);
+            let lines: Vec<&str> = outcome.stdout.lines().collect();
+            let first = lines.first().copied().unwrap_or_default().to_owned();
+            let middle = lines
+                .get(1..lines.len().saturating_sub(1))
+                .unwrap_or_default();
+            Ends {
+                others_like_first: middle.iter().all(|l| *l == first),
+                first,
+                last: lines.last().copied().unwrap_or_default().to_owned(),
+                stderr: outcome.stderr,
+                code: outcome.code,
+            }
+        };
+        let expected = ends(&self.etcdctl, etcdctl);
+        let actual = ends(&self.keelctl, keelctl);
+        self.compared += 1;
+        if expected != actual {
+            self.mismatches.push(format!(
+                "$ {} (until {trigger})\n--- etcdctl:\n{expected:?}\n--- keelctl:\n{actual:?}\n",
+                background.command
+            ));
+        }
+        self
     }
 
     /// Collects what both sides of `background` print: etcdctl's side until
@@ -185,6 +308,23 @@ impl Comparison {
             .keelctl
             .outcome(&actual_raw.0, &actual_raw.1, actual_raw.2);
         let command = format!("{} (background)", background.command);
+        self.compare(&command, &expected, &actual);
+        self
+    }
+
+    /// Waits (bounded by [`COMMAND_TIMEOUT`]) until both sides of
+    /// `background` exit on their own, and compares all they printed and
+    /// their exit codes.
+    pub fn collect_exit(&mut self, background: Background) -> &mut Comparison {
+        let mut children = background.children.into_iter();
+        let (Some(etcdctl), Some(keelctl)) = (children.next(), children.next()) else {
+            panic!("a background command runs on both sides");
+        };
+        let (out, err, code) = finish(etcdctl, 0, false, true);
+        let expected = self.etcdctl.outcome(&out, &err, code);
+        let (out, err, code) = finish(keelctl, 0, false, true);
+        let actual = self.keelctl.outcome(&out, &err, code);
+        let command = format!("{} (until it exits)", background.command);
         self.compare(&command, &expected, &actual);
         self
     }
@@ -237,7 +377,7 @@ fn finish(
         if (printed >= lines && lines > 0 && !wait_exit) || Instant::now() >= deadline {
             break;
         }
-        if (quiet_ends || lines == 0) && changed.elapsed() >= QUIET {
+        if (quiet_ends || (lines == 0 && !wait_exit)) && changed.elapsed() >= QUIET {
             break;
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -269,10 +409,12 @@ fn count_lines(bytes: &[u8]) -> usize {
 impl Side {
     fn new(program: String, server: Server) -> Side {
         let url = server.client_url.clone();
-        let host = url.trim_start_matches("http://").to_owned();
+        let host = host_of(&url);
         let peer = server.peer_url.clone();
         Side {
             program,
+            endpoint: url.clone(),
+            flags: server.ctl_flags.clone(),
             server,
             literals: vec![
                 (url, "<client-url>".to_owned()),
@@ -298,7 +440,8 @@ impl Side {
         let args: Vec<String> = args.iter().map(|a| self.substitute(a)).collect();
         command
             .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", self.server.client_url))
+            .arg(format!("--endpoints={}", self.endpoint))
+            .args(&self.flags)
             .args(["--dial-timeout=2s", "--command-timeout=5s"])
             .args(args)
             .current_dir(self.server.dir());
@@ -353,14 +496,24 @@ impl Side {
         self.outcome(&stdout, &stderr, code)
     }
 
-    fn spawn(&self, args: &[&str]) -> Running {
+    fn spawn(&self, args: &[&str], stdin: Option<&str>) -> Running {
+        let input = if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        };
         let mut child = self
             .command(args)
-            .stdin(Stdio::null())
+            .stdin(input)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.program));
+        // The pipe stays in `child` (open) until the child is stopped.
+        if let (Some(text), Some(pipe)) = (stdin, child.stdin.as_mut()) {
+            let _ = pipe.write_all(text.as_bytes());
+            let _ = pipe.flush();
+        }
         let stdout = collect(child.stdout.take());
         let stderr = collect(child.stderr.take());
         (child, stdout, stderr)
@@ -449,6 +602,13 @@ impl Side {
         }
         text
     }
+}
+
+/// `host:port` of a client URL.
+fn host_of(url: &str) -> String {
+    url.split_once("://")
+        .map_or(url, |(_, host)| host)
+        .to_owned()
 }
 
 /// Replaces the (signed) number after every `needle` by `placeholder`.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod compare;
+pub mod pki;
 pub mod server;
 
 /// Whether etcdctl is installed; panics (the test cannot run) unless

@@ -16,6 +16,17 @@ use keel_server::tls::MemberTls;
 /// How long a started keel may take to serve a read.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How a test member serves its clients.
+#[derive(Debug, Clone, Default)]
+pub struct Serving {
+    /// Whether the client URL is `https://` (needs `--cert-file`, `--key-file`).
+    pub tls: bool,
+    /// Extra keel flags (`--cert-file=...`, `--client-cert-auth`, ...).
+    pub flags: Vec<String>,
+    /// The etcdctl flags a client needs (`--cacert=...`), for the start-up probe.
+    pub ctl_flags: Vec<String>,
+}
+
 /// A running keel member.
 pub struct Server {
     runtime: tokio::runtime::Runtime,
@@ -25,6 +36,8 @@ pub struct Server {
     pub client_url: String,
     /// Peer URL.
     pub peer_url: String,
+    /// The etcdctl flags a client needs to reach it.
+    pub ctl_flags: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -33,13 +46,21 @@ fn free_port() -> u16 {
 }
 
 impl Server {
-    /// Starts a member named `name` and waits until it serves.
+    /// Starts a member named `name` serving plain HTTP and waits until it
+    /// serves.
     pub fn start(name: &str) -> Server {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let client_url = format!("http://127.0.0.1:{}", free_port());
+        Server::start_in(name, dir, &Serving::default())
+    }
+
+    /// Starts a member named `name` in `dir` serving as `serving` says and
+    /// waits until it serves.
+    pub fn start_in(name: &str, dir: tempfile::TempDir, serving: &Serving) -> Server {
+        let scheme = if serving.tls { "https" } else { "http" };
+        let client_url = format!("{scheme}://127.0.0.1:{}", free_port());
         let peer_url = format!("http://127.0.0.1:{}", free_port());
         let data_dir = dir.path().join("data");
-        let args: Vec<String> = vec![
+        let mut args: Vec<String> = vec![
             "keel".into(),
             "--name".into(),
             name.into(),
@@ -56,6 +77,7 @@ impl Server {
             "--initial-cluster".into(),
             format!("{name}={peer_url}"),
         ];
+        args.extend(serving.flags.iter().cloned());
         let config = Config::from_args(args).expect("keel flags");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -69,6 +91,7 @@ impl Server {
             dir,
             client_url,
             peer_url,
+            ctl_flags: serving.ctl_flags.clone(),
         };
         server.wait_serving();
         server
@@ -84,12 +107,9 @@ impl Server {
         while Instant::now() < deadline {
             let status = Command::new("etcdctl")
                 .env("ETCDCTL_API", "3")
-                .args([
-                    &format!("--endpoints={}", self.client_url),
-                    "--command-timeout=1s",
-                    "get",
-                    "probe",
-                ])
+                .arg(format!("--endpoints={}", self.client_url))
+                .args(&self.ctl_flags)
+                .args(["--command-timeout=1s", "get", "probe"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
