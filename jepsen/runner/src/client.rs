@@ -92,6 +92,23 @@ async fn probe_all(urls: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// True when a write through the member at `url` succeeds within
+/// `timeout_ms`: it caught up and serves (keel and etcd answer a write
+/// only once it is applied on the member that took it).
+pub async fn serves(url: &str, timeout_ms: u64) -> bool {
+    let write = async {
+        let mut client = connect(url, timeout_ms).await?;
+        client
+            .put("keel-jepsen/health", url, None)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_millis(timeout_ms), write).await,
+        Ok(Ok(_))
+    )
+}
+
 /// Timeout of one membership request, in milliseconds.
 const MEMBERSHIP_TIMEOUT_MS: u64 = 5000;
 

@@ -42,9 +42,12 @@ pub enum Fault {
 /// Why `--nemesis clock` is refused.
 pub const CLOCK_UNAVAILABLE: &str = "the clock fault is not available on real processes: keel has no flag or environment variable for its tick rate, and slowing or speeding one member's clock would need root changes to the machine's time (which every other process shares); the simulator (keel-sim) injects clock skew instead";
 
-/// Seconds a restarted member gets before the `disk` fault decides it
-/// refused to start.
-const DISK_START_GRACE_MS: u64 = 2000;
+/// How long a restarted member gets, in milliseconds, to either serve a
+/// write (it repaired its log) or exit (it refused the damaged log, at
+/// start or once the leader showed it lost acknowledged entries).
+const DISK_VERDICT_WAIT_MS: u64 = 20_000;
+/// Timeout of one serving probe of that member, in milliseconds.
+const DISK_PROBE_TIMEOUT_MS: u64 = 1000;
 
 /// The faults a run injects and how it picks their targets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -261,12 +264,25 @@ fn damage_disk(cluster: &mut Cluster, target: usize) -> Result<String, String> {
 /// repaired its log, or the damage was past its last record) or refused
 /// to start; one that refused is replaced by a new member.
 async fn disk_verdict(cluster: &mut Cluster, target: usize, event: &mut FaultEvent) {
-    tokio::time::sleep(Duration::from_millis(DISK_START_GRACE_MS)).await;
-    let Some(status) = cluster.exited(target) else {
-        event
-            .outcome
-            .push("started on the damaged log (repaired it)".into());
-        return;
+    let url = cluster.client_urls()[target].clone();
+    let deadline = Instant::now() + Duration::from_millis(DISK_VERDICT_WAIT_MS);
+    let status = loop {
+        if let Some(status) = cluster.exited(target) {
+            break status;
+        }
+        if client::serves(&url, DISK_PROBE_TIMEOUT_MS).await {
+            event
+                .outcome
+                .push("started on the damaged log (repaired it) and serves".into());
+            return;
+        }
+        if Instant::now() >= deadline {
+            event.error.get_or_insert(format!(
+                "the member neither served nor exited within {DISK_VERDICT_WAIT_MS} ms of its restart on a damaged log"
+            ));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     };
     event.outcome.push(format!("refused to start ({status})"));
     let replaced = async {
