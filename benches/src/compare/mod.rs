@@ -130,7 +130,7 @@ pub async fn run(args: &CompareArgs) -> Result<Comparison> {
     };
     let mut results = Vec::new();
     for &members in &args.members {
-        let mut clusters = [
+        let clusters = [
             Cluster::start(Flavor::Keel, &args.keel_bin, members).await?,
             Cluster::start(Flavor::Etcd, &args.etcd_bin, members).await?,
         ];
@@ -138,7 +138,7 @@ pub async fn run(args: &CompareArgs) -> Result<Comparison> {
             case::preload(&cluster.endpoints, &settings).await?;
         }
         for case in plan::cases(&[members], &args.workloads(), &args.client_counts) {
-            let result = run_case(&mut clusters, case, &settings).await?;
+            let result = run_case(&clusters, case, &settings).await?;
             println!(
                 "{:<24} keel {:>9.0}/s p99 {:>7.2} ms | etcd {:>9.0}/s p99 {:>7.2} ms | {:.2}x",
                 result.label(),
@@ -172,7 +172,7 @@ pub async fn run(args: &CompareArgs) -> Result<Comparison> {
 /// Runs `case` on both clusters, slice by slice, keel first in even
 /// slices and etcd first in odd ones; merges each server's slices.
 async fn run_case(
-    clusters: &mut [Cluster; 2],
+    clusters: &[Cluster; 2],
     case: plan::Case,
     settings: &Settings,
 ) -> Result<CaseResult> {

@@ -257,3 +257,98 @@ pub fn default_keel_binary() -> PathBuf {
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/keel"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("keel-bench").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn put_has_etcds_defaults() {
+        let cli = parse(&["put"]).expect("parses");
+        assert_eq!(cli.global.endpoints, ["127.0.0.1:2379"]);
+        assert_eq!((cli.global.conns, cli.global.clients), (1, 1));
+        let Command::Put(put) = cli.command else {
+            panic!("not put")
+        };
+        assert_eq!((put.key_size, put.val_size, put.total), (8, 8, 10_000));
+        assert_eq!(
+            (put.key_space_size, put.rate, put.sequential_keys),
+            (1, 0, false)
+        );
+    }
+
+    #[test]
+    fn global_flags_go_before_or_after_the_command() {
+        let cli = parse(&[
+            "--endpoints=a:1,b:2",
+            "put",
+            "--clients",
+            "64",
+            "--conns=8",
+            "--total=5",
+            "--sequential-keys",
+            "--json",
+        ])
+        .expect("parses");
+        assert_eq!(cli.global.endpoints, ["a:1", "b:2"]);
+        assert_eq!(
+            (cli.global.conns, cli.global.clients, cli.global.json),
+            (8, 64, true)
+        );
+    }
+
+    #[test]
+    fn range_takes_key_end_and_consistency() {
+        let cli = parse(&["range", "k", "z", "--consistency", "s"]).expect("parses");
+        let Command::Range(range) = cli.command else {
+            panic!("not range")
+        };
+        assert_eq!((range.key.as_str(), range.end.as_deref()), ("k", Some("z")));
+        assert_eq!(range.consistency, Consistency::Serializable);
+        assert!(parse(&["range", "k", "--consistency", "x"]).is_err());
+        assert!(parse(&["range"]).is_err());
+    }
+
+    #[test]
+    fn every_command_parses() {
+        for args in [
+            &["txn-put", "--txn-ops", "4"][..],
+            &["txn-mixed", "k", "--rw-ratio", "3"],
+            &[
+                "watch",
+                "--streams",
+                "2",
+                "--watch-per-stream",
+                "3",
+                "--put-total",
+                "9",
+            ],
+            &["watch-latency", "--put-rate", "10"],
+            &["lease-keepalive", "--total", "7"],
+            &[
+                "compare",
+                "--quick",
+                "--members",
+                "1",
+                "--workloads",
+                "put,range-s",
+            ],
+        ] {
+            parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(parse(&["--clients", "0", "put"]).is_err());
+        assert!(parse(&["put", "--total", "-1"]).is_err());
+        assert!(parse(&["txn-put", "--txn-ops", "0"]).is_err());
+        assert!(parse(&["txn-mixed", "k", "--rw-ratio", "-1"]).is_err());
+        assert!(parse(&["compare", "--workloads", "nope"]).is_err());
+        assert!(parse(&["nope"]).is_err());
+    }
+}

@@ -295,3 +295,103 @@ impl Report {
         serde_json::to_string_pretty(&value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 90 requests of 1 ms and 10 of 10 ms over 1 s, and two errors.
+    fn synthetic() -> Recorder {
+        let mut recorder = Recorder::new();
+        for _ in 0..90 {
+            recorder.record(Duration::from_millis(1));
+        }
+        for _ in 0..10 {
+            recorder.record(Duration::from_millis(10));
+        }
+        recorder.record_error("boom");
+        recorder.record_error("boom");
+        recorder
+    }
+
+    #[test]
+    fn summary_of_a_synthetic_histogram() {
+        let summary = synthetic().summary(Duration::from_secs(1));
+        assert_eq!(summary.count, 100);
+        assert!((summary.requests_per_sec - 100.0).abs() < 1e-9);
+        assert!((summary.fastest_secs - 0.001).abs() < 0.001 * 0.002);
+        assert!((summary.slowest_secs - 0.010).abs() < 0.010 * 0.002);
+        assert!((summary.average_secs - 0.0019).abs() < 0.0019 * 0.002);
+        let p50 = summary.percentile_secs(50.0).expect("listed");
+        let p99 = summary.percentile_secs(99.0).expect("listed");
+        assert!((p50 - 0.001).abs() < 0.001 * 0.002, "{p50}");
+        assert!((p99 - 0.010).abs() < 0.010 * 0.002, "{p99}");
+        assert_eq!(summary.histogram.len(), 11);
+        assert_eq!(summary.histogram[0].count, 90);
+        assert_eq!(summary.histogram[10].count, 10);
+        assert_eq!(summary.histogram.iter().map(|b| b.count).sum::<u64>(), 100);
+        assert_eq!(summary.errors.get("boom"), Some(&2));
+    }
+
+    #[test]
+    fn text_report_has_etcds_layout() {
+        let text = synthetic().summary(Duration::from_secs(1)).to_text(false);
+        for line in [
+            "\nSummary:\n",
+            "  Total:\t1.0000 secs.\n",
+            "  Fastest:\t0.0010 secs.\n",
+            "  Slowest:\t0.0100 secs.\n",
+            "  Requests/sec:\t100.0000\n",
+            "\nResponse time histogram:\n",
+            "  0.0010 [90]\t|",
+            "  0.0100 [10]\t|∎∎∎∎\n",
+            "\nLatency distribution:\n",
+            "  10% in 0.0010 secs.\n",
+            "  99% in 0.0100 secs.\n",
+            "\nError distribution:\n  [2]\tboom\n",
+        ] {
+            assert!(text.contains(line), "{line:?} not in:\n{text}");
+        }
+        assert!(
+            text.contains(&format!("[90]\t|{}\n", "∎".repeat(40))),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn json_report_has_every_part() {
+        let report = Report {
+            command: "txn-mixed".to_string(),
+            parts: ["Read", "Write"]
+                .map(|title| Part {
+                    title: title.to_string(),
+                    recorder: synthetic(),
+                    elapsed: Duration::from_secs(2),
+                })
+                .to_vec(),
+        };
+        let value: serde_json::Value = serde_json::from_str(&report.to_json()).expect("JSON");
+        assert_eq!(value["command"], "txn-mixed");
+        assert_eq!(value["summaries"]["Read"]["count"], 100);
+        assert_eq!(value["summaries"]["Write"]["requests_per_sec"], 50.0);
+        assert!(report.to_text(true).contains("\nWrite summary:\nSummary:"));
+    }
+
+    #[test]
+    fn merged_recorders_add_up() {
+        let mut merged = synthetic();
+        merged.merge(&synthetic());
+        assert_eq!(merged.count(), 200);
+        assert_eq!(merged.error_count(), 4);
+    }
+
+    #[test]
+    fn an_empty_report_prints_nothing() {
+        assert_eq!(
+            Recorder::new()
+                .summary(Duration::from_secs(1))
+                .to_text(false),
+            ""
+        );
+    }
+}
