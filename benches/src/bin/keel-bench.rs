@@ -2,6 +2,7 @@
 //! endpoint (keel or etcd), and `compare`, which runs keel and etcd side
 //! by side. See docs/benchmarking.md.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -41,11 +42,13 @@ async fn run(cli: &Cli) -> ExitCode {
     let result = match &cli.command {
         Command::Compare(args) => compare::run(args).await.map(|_| ()),
         other => command::run(&cli.global, other).await.map(|report| {
-            if cli.global.json {
-                println!("{}", report.to_json());
+            let text = if cli.global.json {
+                report.to_json() + "\n"
             } else {
-                print!("{}", report.to_text(cli.global.precise));
-            }
+                report.to_text(cli.global.precise)
+            };
+            // A closed pipe (`| head`) is not an error of the benchmark.
+            let _ = std::io::stdout().write_all(text.as_bytes());
         }),
     };
     match result {

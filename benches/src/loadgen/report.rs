@@ -16,6 +16,9 @@ pub const PERCENTILES: [f64; 8] = [10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.
 const HISTOGRAM_BUCKETS: usize = 10;
 /// Width of the longest histogram bar, in characters (as etcd's).
 const BAR_WIDTH_MAX: u64 = 40;
+/// Longest latency the histogram tells apart (1 hour, in ns); longer ones
+/// are recorded as this.
+const LATENCY_MAX_NS: u64 = 3_600_000_000_000;
 /// Error messages kept verbatim; later distinct messages are counted as
 /// "other errors" (bounds memory when every error differs).
 const ERROR_KINDS_MAX: usize = 64;
@@ -37,8 +40,8 @@ impl Recorder {
     /// An empty recorder.
     pub fn new() -> Recorder {
         Recorder {
-            // 3 significant digits, auto-resizing: any latency fits.
-            latency_ns: Histogram::new(3).expect("3 significant digits is valid"),
+            latency_ns: Histogram::new_with_bounds(1, LATENCY_MAX_NS, 3)
+                .expect("1 ns to 1 hour at 3 significant digits is valid"),
             errors: BTreeMap::new(),
         }
     }
@@ -60,7 +63,7 @@ impl Recorder {
 
     /// Adds `other`'s latencies and errors to these.
     pub fn merge(&mut self, other: &Recorder) {
-        // Both histograms auto-resize, so adding cannot fail on range.
+        // Both histograms have the same bounds, so adding cannot fail.
         let _ = self.latency_ns.add(&other.latency_ns);
         for (message, count) in &other.errors {
             *self.errors.entry(message.clone()).or_default() += count;
