@@ -1,5 +1,6 @@
 //! `compare`'s chart: a PNG (plotters, bitmap backend) with one
-//! horizontal bar per case, keel's rate over etcd's, and a line at 1x.
+//! horizontal bar per case (the first on top), keel's rate over etcd's,
+//! and a line at 1x.
 //! Labels need a TrueType font: the first of [`FONT_PATHS`] found, or
 //! `$KEEL_BENCH_FONT`.
 
@@ -76,9 +77,11 @@ pub fn draw(results: &[CaseResult], path: &Path) -> Result<()> {
         .disable_y_mesh()
         .y_labels(rows)
         .y_label_formatter(&|y| match y {
-            SegmentValue::CenterOf(k) | SegmentValue::Exact(k) => {
-                labels.get(*k).cloned().unwrap_or_default()
-            }
+            SegmentValue::CenterOf(k) | SegmentValue::Exact(k) => rows
+                .checked_sub(1 + *k)
+                .and_then(|i| labels.get(i))
+                .cloned()
+                .unwrap_or_default(),
             SegmentValue::Last => String::new(),
         })
         .x_desc("keel rate / etcd rate")
@@ -96,7 +99,12 @@ pub fn draw(results: &[CaseResult], path: &Path) -> Result<()> {
                         RED.mix(0.7).filled()
                     }
                 })
-                .data(results.iter().enumerate().map(|(k, r)| (k, r.rate_ratio))),
+                .data(
+                    results
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| (rows - 1 - i, r.rate_ratio)),
+                ),
         )
         .map_err(|e| anyhow!("{e}"))?;
     chart
