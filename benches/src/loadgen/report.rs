@@ -228,7 +228,8 @@ fn buckets(h: &Histogram<u64>) -> Vec<Bucket> {
     uppers.push(slowest);
     let mut counts = vec![0u64; uppers.len()];
     for value in h.iter_recorded() {
-        let ns = (h.highest_equivalent(value.value_iterated_to()) as f64).clamp(fastest, slowest);
+        // The lowest value of the HDR bucket, as `min()` reports the fastest.
+        let ns = (h.lowest_equivalent(value.value_iterated_to()) as f64).clamp(fastest, slowest);
         let i = uppers
             .iter()
             .position(|&upper| ns <= upper)
