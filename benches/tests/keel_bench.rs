@@ -78,7 +78,7 @@ async fn put_200_against_keel_reports_200_requests() {
         .await
         .unwrap();
     let endpoints = keel.endpoints.join(",");
-    let args = [
+    let args: Vec<String> = [
         "--endpoints",
         &endpoints,
         "--clients",
@@ -90,11 +90,15 @@ async fn put_200_against_keel_reports_200_requests() {
         "200",
         "--key-space-size",
         "50",
-    ];
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
     let output = tokio::task::spawn_blocking(move || {
-        let mut with_json = args.to_vec();
+        let plain: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut with_json = plain.clone();
         with_json.push("--json");
-        (keel_bench(&args), keel_bench(&with_json))
+        (keel_bench(&plain), keel_bench(&with_json))
     })
     .await
     .unwrap();
