@@ -80,7 +80,7 @@ async fn put_200_against_keel_reports_200_requests() {
     let endpoints = keel.endpoints.join(",");
     let args: Vec<String> = [
         "--endpoints",
-        &endpoints,
+        endpoints.as_str(),
         "--clients",
         "4",
         "--conns",
