@@ -216,7 +216,7 @@ fn a_dead_endpoint_is_a_clear_error() {
         .unwrap()
         .port();
     let endpoint = format!("127.0.0.1:{port}");
-    let output = keel_bench(&["--endpoints", &endpoint, "put", "--total", "10"]);
+    let output = keel_bench(&["--endpoints", endpoint.as_str(), "put", "--total", "10"]);
     assert!(!output.status.success(), "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
