@@ -19,6 +19,9 @@ command -v python3 >/dev/null || need_apt+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 # curl for the HTTP/JSON gateway over https (server/tests/tls.rs).
 command -v curl >/dev/null || need_apt+=(curl)
+# A TrueType font for the plots keel-jepsen's report and keel-bench compare
+# draw with plotters (their tests check the PNGs).
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo_cmd=""
