@@ -178,6 +178,13 @@ fn lease_member_endpoint_match_etcdctl() {
     c.run_same("member list -w json");
     c.run_loose("member remove {member2}")
         .run_loose("member remove {member2}");
+    // Both sides agreeing is not enough: the removal must have happened.
+    let list = c.run_keelctl_only("member list");
+    assert!(
+        !list.stdout.contains("unstarted"),
+        "the learner is still listed after member remove: {}",
+        list.stdout
+    );
     c.run("member add")
         .run("member add m3")
         .run("member add m3 http://x");

@@ -448,14 +448,16 @@ impl Side {
         command
     }
 
-    /// `{lease1}` names this side's first granted lease.
+    /// `{lease1}` names this side's first granted lease; `{member2}` the
+    /// first member added (member 1 is the server itself, as in the
+    /// normalised `<member2-hex>`).
     fn substitute(&self, arg: &str) -> String {
         let mut arg = arg.to_owned();
         for (i, lease) in self.leases.iter().enumerate() {
             arg = arg.replace(&format!("{{lease{}}}", i + 1), lease);
         }
         for (i, member) in self.members.iter().enumerate() {
-            arg = arg.replace(&format!("{{member{}}}", i + 1), member);
+            arg = arg.replace(&format!("{{member{}}}", i + 2), member);
         }
         arg
     }
