@@ -68,7 +68,8 @@ pub struct Args {
     /// (remove and re-add as a new member), disk (damage a stopped member's
     /// WAL tail), leader (`leader` aims the other faults at the current
     /// leader; alone it means kill,pause of the leader). `none` runs without
-    /// faults. `clock` is refused: keel has no tick-rate knob.
+    /// faults. `clock` restarts a member with its Raft ticks slowed or sped
+    /// up (`--heartbeat-interval`/`--election-timeout` scaled together).
     #[arg(long, value_delimiter = ',', default_value = "none")]
     pub nemesis: Vec<String>,
     /// Seconds a fault lasts, and seconds of calm between two faults.

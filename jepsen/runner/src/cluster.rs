@@ -43,6 +43,10 @@ pub struct Member {
     removed: bool,
     /// Starts with `--initial-cluster-state existing` (re-added member).
     joins_existing: bool,
+    /// Its Raft tick period as a percentage of the default (100: etcd's
+    /// 100 ms heartbeat and 1000 ms election timeout; 50 ticks twice as
+    /// fast, 300 three times slower); the `clock` fault sets it.
+    tick_percent: u64,
 }
 
 /// The started cluster.
@@ -97,6 +101,7 @@ impl Cluster {
                 paused: false,
                 removed: false,
                 joins_existing: false,
+                tick_percent: 100,
             });
         }
         let initial_cluster = members
@@ -169,6 +174,12 @@ impl Cluster {
         let mut command = self.command(i);
         for (flag, value) in flags {
             command.arg(format!("--{flag}")).arg(value);
+        }
+        if member.tick_percent != 100 {
+            let (heartbeat_ms, election_ms) = tick_flags_ms(member.tick_percent);
+            command
+                .arg(format!("--heartbeat-interval={heartbeat_ms}"))
+                .arg(format!("--election-timeout={election_ms}"));
         }
         // The member is configured by flags only.
         for (key, _) in std::env::vars_os() {
@@ -286,12 +297,36 @@ impl Cluster {
         self.spawn(i)
     }
 
+    /// Restarts member `i` with its Raft ticks at `tick_percent` of the
+    /// default period (see [`tick_flags_ms`]): the `clock` fault, a member
+    /// whose clock runs slow (above 100) or fast (below 100). Errors: the
+    /// process could not be started.
+    pub fn restart_with_ticks(&mut self, i: usize, tick_percent: u64) -> std::io::Result<()> {
+        self.kill(i);
+        self.members[i].tick_percent = tick_percent;
+        self.spawn(i)
+    }
+
     /// Kills every member.
     pub fn kill_all(&mut self) {
         for i in 0..self.members.len() {
             self.kill(i);
         }
     }
+}
+
+/// etcd's default heartbeat interval, in milliseconds.
+const HEARTBEAT_DEFAULT_MS: u64 = 100;
+/// etcd's default election timeout, in milliseconds.
+const ELECTION_DEFAULT_MS: u64 = 1000;
+
+/// `--heartbeat-interval` and `--election-timeout` (milliseconds) of a
+/// member whose ticks take `tick_percent` of the default period: both
+/// scale together, as a member's timers do when its clock runs at another
+/// rate, and keep etcd's 1:10 ratio.
+pub fn tick_flags_ms(tick_percent: u64) -> (u64, u64) {
+    let scale = |ms: u64| (ms * tick_percent / 100).max(1);
+    (scale(HEARTBEAT_DEFAULT_MS), scale(ELECTION_DEFAULT_MS))
 }
 
 impl Drop for Cluster {

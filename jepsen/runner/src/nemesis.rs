@@ -12,7 +12,9 @@
 //! directory, `--initial-cluster-state existing`); `disk` kills a member,
 //! damages its WAL tail ([`crate::disk`]) and restarts it: it must repair
 //! or refuse to start (recorded in the fault's `outcome`); one that refused
-//! is replaced as by `member`. `clock` is refused: see [`CLOCK_UNAVAILABLE`].
+//! is replaced as by `member`; `clock` restarts a member with its Raft
+//! ticks slowed or sped up ([`CLOCK_TICK_PERCENTS`]), and restarts it at
+//! the normal rate when healed.
 
 use std::time::{Duration, Instant};
 
@@ -37,10 +39,20 @@ pub enum Fault {
     Member,
     /// Kill a member, damage its WAL tail, restart it.
     Disk,
+    /// Restart a member with its ticks slowed or sped up, then restart it
+    /// at the normal rate.
+    Clock,
 }
 
-/// Why `--nemesis clock` is refused.
-pub const CLOCK_UNAVAILABLE: &str = "the clock fault is not available on real processes: keel has no flag or environment variable for its tick rate, and slowing or speeding one member's clock would need root changes to the machine's time (which every other process shares); the simulator (keel-sim) injects clock skew instead";
+/// The tick periods the `clock` fault gives a member, in percent of the
+/// default (100 ms heartbeat, 1000 ms election timeout): twice and four
+/// times as fast, two and three times as slow. A slowed leader's
+/// heartbeats still come within the others' election timeout; a sped-up
+/// follower calls elections early (pre-vote and the leader's lease must
+/// keep it from disrupting a healthy leader). The real process's clock is
+/// untouched (no root time changes): what changes is how often its Raft
+/// timers fire, as the simulator's clock-skew scenario does per member.
+pub const CLOCK_TICK_PERCENTS: [u64; 4] = [25, 50, 200, 300];
 
 /// How long a restarted member gets, in milliseconds, to either serve a
 /// write (it repaired its log) or exit (it refused the damaged log, at
@@ -70,12 +82,12 @@ impl NemesisPlan {
                 "partition" => plan.faults.push(Fault::Partition),
                 "member" => plan.faults.push(Fault::Member),
                 "disk" => plan.faults.push(Fault::Disk),
-                "clock" => return Err(CLOCK_UNAVAILABLE.to_owned()),
+                "clock" => plan.faults.push(Fault::Clock),
                 "leader" => plan.target_leader = true,
                 "none" | "" => {}
                 other => {
                     return Err(format!(
-                        "unknown fault {other:?} (known: kill, pause, partition, member, disk, leader, none)"
+                        "unknown fault {other:?} (known: kill, pause, partition, member, disk, clock, leader, none)"
                     ));
                 }
             }
@@ -138,6 +150,16 @@ pub async fn run(
         if fault == Fault::Disk {
             disk_verdict(cluster, target, &mut event).await;
         }
+        if fault == Fault::Clock {
+            match cluster.restart_with_ticks(target, 100) {
+                Ok(()) => event
+                    .outcome
+                    .push("restarted at the normal tick rate".into()),
+                Err(e) => {
+                    event.error.get_or_insert(format!("restart: {e}"));
+                }
+            }
+        }
         if fault == Fault::Member && cluster.is_removed(target) {
             match add_member(cluster, target).await {
                 Ok(text) => event.outcome.push(text),
@@ -189,6 +211,7 @@ async fn inject(
             Ok(())
         }
         Fault::Pause => cluster.pause(target),
+        Fault::Clock => skew_ticks(cluster, target).map(|t| outcome.push(t)),
         Fault::Partition => {
             minority = pick_minority(cluster.members().len(), target, leader);
             partition(cluster, &minority)
@@ -243,6 +266,19 @@ async fn add_member(cluster: &mut Cluster, i: usize) -> Result<String, String> {
         .map_err(|e| format!("starting {}: {e}", cluster.members()[i].name))?;
     Ok(format!(
         "added back as new member {id:x} (empty data directory)"
+    ))
+}
+
+/// Restarts member `target` with its ticks at a random one of
+/// [`CLOCK_TICK_PERCENTS`]. Returns what was done. Errors: the restart.
+fn skew_ticks(cluster: &mut Cluster, target: usize) -> Result<String, String> {
+    let percent = CLOCK_TICK_PERCENTS[fastrand::usize(0..CLOCK_TICK_PERCENTS.len())];
+    let (heartbeat_ms, election_ms) = crate::cluster::tick_flags_ms(percent);
+    cluster
+        .restart_with_ticks(target, percent)
+        .map_err(|e| format!("restart: {e}"))?;
+    Ok(format!(
+        "restarted with ticks at {percent}% of the default period (--heartbeat-interval={heartbeat_ms} --election-timeout={election_ms})"
     ))
 }
 
@@ -383,8 +419,8 @@ mod tests {
         assert!(NemesisPlan::parse(&names(&["flood"])).is_err());
         let plan = NemesisPlan::parse(&names(&["member", "disk"])).expect("member, disk");
         assert_eq!(plan.faults, vec![Fault::Member, Fault::Disk]);
-        let clock = NemesisPlan::parse(&names(&["kill", "clock"]));
-        assert_eq!(clock, Err(CLOCK_UNAVAILABLE.to_owned()));
+        let clock = NemesisPlan::parse(&names(&["kill", "clock"])).expect("kill, clock");
+        assert_eq!(clock.faults, vec![Fault::Kill, Fault::Clock]);
     }
 
     #[test]

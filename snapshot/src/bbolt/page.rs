@@ -8,11 +8,14 @@ use super::BoltError;
 /// Bytes of a page header.
 pub const PAGE_HEADER_BYTES: usize = 16;
 /// Bytes of a branch or leaf element.
-const ELEMENT_BYTES: usize = 16;
-const FLAG_BRANCH: u16 = 0x01;
-const FLAG_LEAF: u16 = 0x02;
+pub(super) const ELEMENT_BYTES: usize = 16;
+/// Page flags (bbolt `page.go`).
+pub(super) const FLAG_BRANCH: u16 = 0x01;
+pub(super) const FLAG_LEAF: u16 = 0x02;
+pub(super) const FLAG_META: u16 = 0x04;
+pub(super) const FLAG_FREELIST: u16 = 0x10;
 /// Leaf element flag: the value is a nested bucket.
-const FLAG_BUCKET: usize = 0x01;
+pub(super) const FLAG_BUCKET: u32 = 0x01;
 
 /// What a page holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,7 +149,7 @@ impl<'a> Page<'a> {
         Ok(LeafElement {
             key,
             value,
-            is_bucket: flags & FLAG_BUCKET != 0,
+            is_bucket: flags & FLAG_BUCKET as usize != 0,
         })
     }
 

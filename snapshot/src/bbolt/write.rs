@@ -15,7 +15,9 @@
 //! written (etcd has no nested buckets); each is a page-rooted bucket.
 
 use super::meta::{MAGIC, VERSION, fnv1a_64};
-use super::page::PAGE_HEADER_BYTES;
+use super::page::{
+    ELEMENT_BYTES, FLAG_BRANCH, FLAG_BUCKET, FLAG_FREELIST, FLAG_LEAF, FLAG_META, PAGE_HEADER_BYTES,
+};
 
 /// The page size written, in bytes (bbolt's default on Linux).
 pub const PAGE_SIZE_BYTES: usize = 4096;
@@ -24,13 +26,6 @@ pub const KEY_SIZE_MAX_BYTES: usize = 32768;
 /// bbolt's `MaxValueSize`, in bytes.
 pub const VALUE_SIZE_MAX_BYTES: usize = (1 << 31) - 2;
 
-const ELEMENT_BYTES: usize = 16;
-const FLAG_BRANCH: u16 = 0x01;
-const FLAG_LEAF: u16 = 0x02;
-const FLAG_META: u16 = 0x04;
-const FLAG_FREELIST: u16 = 0x10;
-/// Leaf element flag of a bucket entry.
-const FLAG_BUCKET: u32 = 0x01;
 /// Page id of the (empty) freelist.
 const FREELIST_PAGE: u64 = 2;
 /// Bytes of a bucket header (root page id, sequence) in its parent.
