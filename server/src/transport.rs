@@ -33,6 +33,9 @@ pub enum Inbound {
         from: u64,
         /// Encoded Raft messages.
         messages: Vec<Bytes>,
+        /// The peer URL the sender announced on its stream, if it did: a
+        /// member that does not know the sender answers it there.
+        sender_peer_url: Option<std::sync::Arc<str>>,
     },
     /// A complete snapshot whose size and checksum were verified.
     Snapshot(ReceivedSnapshot),

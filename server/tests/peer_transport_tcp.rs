@@ -59,7 +59,9 @@ async fn raft_stream_and_snapshot_cross_loopback() {
     let mut received = Vec::new();
     for _ in 0..3 {
         match inbound.recv().await.unwrap() {
-            Inbound::Raft { from: 1, messages } => received.extend(messages),
+            Inbound::Raft {
+                from: 1, messages, ..
+            } => received.extend(messages),
             other => panic!("unexpected {other:?}"),
         }
     }

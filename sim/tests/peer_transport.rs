@@ -93,7 +93,7 @@ async fn raft_batches_arrive_in_order_on_the_other_node() {
     let mut received = Vec::new();
     while received.len() < sent.len() {
         match inbound.recv().await.expect("receiver stopped early") {
-            Inbound::Raft { from, messages } => {
+            Inbound::Raft { from, messages, .. } => {
                 assert_eq!(from, SENDER_ID);
                 assert!(messages.len() <= 3);
                 received.extend(messages);

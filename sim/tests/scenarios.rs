@@ -10,8 +10,6 @@
 //! command (`scripts/sim.sh run --scenario <name> --seed <seed>`).
 //! The tests call madsim's `Builder` themselves so that they can warm the
 //! process up first (see `keel_sim::runner::warm_up`).
-//! `membership` runs a fixed set of seeds that pass today and, ignored,
-//! the CI seed range (it finds keel bugs, see `membership_every_seed`).
 //! In a normal build this file is empty.
 #![cfg(madsim)]
 
@@ -83,55 +81,37 @@ fn clock_skew() {
     Builder::from_env().run(clock_skew_run);
 }
 
-/// Seeds 1-20 of `membership` (CI options) that pass today; 9, 13 and 19
-/// fail on the keel bugs [`membership_every_seed`] names.
-const MEMBERSHIP_PASSING_SEEDS: [u64; 17] =
-    [1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 14, 15, 16, 17, 18, 20];
-
-/// `membership` on [`MEMBERSHIP_PASSING_SEEDS`] (whatever seeds the
-/// environment names: the CI seed range fails, see
-/// [`membership_every_seed`]), so CI runs the scenario's driver and checks;
-/// madsim's determinism check runs the first of them twice. A failure
-/// prints its replay command.
+/// `membership` on the CI seed range.
 #[test]
 fn membership() {
     warm_up();
-    let check = Builder::from_env().check;
-    let seeds = match check {
-        true => &MEMBERSHIP_PASSING_SEEDS[..1],
-        false => &MEMBERSHIP_PASSING_SEEDS[..],
-    };
-    for &seed in seeds {
-        let mut builder = Builder::from_env();
-        (builder.seed, builder.count) = (seed, 1);
-        builder.run(membership_run);
-    }
+    Builder::from_env().run(membership_run);
 }
 
-/// `membership` on the CI seed range. Ignored until keel's bugs that it
-/// finds are fixed (with the CI options seeds 9, 13, 19, 23, 24 and 30 of
-/// 1-30 fail; with the full options 3, 7, 9, 19 and 23):
-/// - a member that fell behind the membership changes (restarted after
-///   the members it knew were replaced) or a learner that joined from a
-///   peer's stale member list cannot answer the members it does not know,
-///   so it never catches up (etcd's rafthttp adds an unknown sender as a
-///   remote from its `X-PeerURLs` header); the member lists never
-///   converge (seed 9: m1 never serves again; seeds 13, 19: m2 keeps an
-///   old member list and answers HashKV "future revision"; full seed 3:
-///   learner m5 never in sync);
-/// - with `reuse_member_addresses` (etcd's runbook for replacing a
-///   member; `keel-sim sweep --scenario membership
-///   --reuse-member-addresses`), a member re-added at its old peer URL asks
-///   a peer whose applied member list still holds the removed member (the
-///   Peer.Members answer is not linearizable), boots under the removed id
-///   on an empty disk, and the stores diverge (full options, seeds 4 and 11
-///   of 1-30: members' HashKV differ at one revision; seed 11 also not
-///   linearizable, and watchers miss committed writes).
+async fn membership_reusing_addresses_run() {
+    let options = RunOptions {
+        reuse_member_addresses: true,
+        ..RunOptions::ci()
+    };
+    let report = run_scenario(Scenario::Membership, options).await;
+    assert!(report.passed(), "{report}");
+}
+
+/// Seeds of the CI range that `membership_reusing_addresses` runs (each
+/// costs about twice a `membership` seed).
+const REUSING_ADDRESSES_SEEDS_MAX: u64 = 5;
+
+/// `membership` re-adding removed members at their old peer URLs on empty
+/// disks (etcd's runbook for replacing a member), on the first
+/// [`REUSING_ADDRESSES_SEEDS_MAX`] seeds of the CI range: a joining member
+/// must never boot under the removed member's id
+/// (`tests/membership_catch_up.rs` scripts that case).
 #[test]
-#[ignore = "finds keel bugs in membership changes (see the doc comment); run with --ignored"]
-fn membership_every_seed() {
+fn membership_reusing_addresses() {
     warm_up();
-    Builder::from_env().run(membership_run);
+    let mut builder = Builder::from_env();
+    builder.count = builder.count.min(REUSING_ADDRESSES_SEEDS_MAX);
+    builder.run(membership_reusing_addresses_run);
 }
 
 #[test]

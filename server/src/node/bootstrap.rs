@@ -122,82 +122,9 @@ pub fn has_wal<S: Storage>(storage: &NodeStorage<S>) -> Result<bool, BootError> 
         .any(|name| SegmentName::parse(name).is_some()))
 }
 
-/// Asks the peers of `--initial-cluster` (other than this member) for the
-/// cluster id and members, and finds this member (added beforehand with
-/// `member add`) by its peer URLs, as etcd does for
-/// `--initial-cluster-state existing`.
-///
-/// Errors: [`BootError::Config`] when no peer answers within 5 s each, or
-/// the cluster has no member with this member's peer URLs.
-pub async fn discover(settings: &NodeSettings) -> Result<JoinInfo, BootError> {
-    let mut own_urls = settings.peer_urls.clone();
-    own_urls.sort();
-    for (name, urls) in &settings.initial_cluster {
-        if *name == settings.name {
-            continue;
-        }
-        for url in urls {
-            let Some(reply) = ask_members(&settings.peer_dialer, url).await else {
-                continue;
-            };
-            let own = reply.members.iter().find(|m| {
-                let mut urls = m.peer_urls.clone();
-                urls.sort();
-                urls == own_urls
-            });
-            let Some(own) = own else {
-                return Err(BootError::Config(format!(
-                    "the cluster has no member with peer URLs {}; add it with `member add` first",
-                    own_urls.join(",")
-                )));
-            };
-            let peers = reply
-                .members
-                .iter()
-                .filter(|m| m.id != own.id)
-                .filter_map(|m| m.peer_urls.first().map(|u| (m.id, u.clone())))
-                .collect();
-            return Ok(JoinInfo {
-                cluster_id: reply.cluster_id,
-                member_id: own.id,
-                peers,
-            });
-        }
-    }
-    Err(BootError::Config(
-        "cannot fetch the cluster's members from any peer in --initial-cluster".to_owned(),
-    ))
-}
-
-async fn ask_members(
-    dialer: &crate::transport::dial::PeerDialer,
-    url: &str,
-) -> Option<crate::proto::keelpeerpb::MembersReply> {
-    use crate::proto::keelpeerpb::MembersRequest;
-    use crate::proto::keelpeerpb::peer_client::PeerClient;
-    let ask = async {
-        let channel = match dialer.connect(url).await {
-            Ok(channel) => channel,
-            Err(err) => {
-                tracing::warn!(%url, %err, "cannot ask peer for the cluster's members");
-                return None;
-            }
-        };
-        let reply = PeerClient::new(channel)
-            .members(MembersRequest {})
-            .await
-            .ok()?;
-        Some(reply.into_inner())
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(5), ask)
-        .await
-        .ok()
-        .flatten()
-}
-
 /// Starts from `storage`: restarts if it holds a WAL, bootstraps otherwise.
 ///
-/// `join` is what [`discover`] learned for `--initial-cluster-state
+/// `join` is what [`super::join::discover`] learned for `--initial-cluster-state
 /// existing` (ignored when restarting).
 ///
 /// Errors: [`BootError::Config`] for a cluster that cannot be formed (or

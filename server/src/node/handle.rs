@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLockReadGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use keel_kernel::apply::{ApplyError, ApplyResult, Request, RequestEnvelope, StateMachine};
 use keel_kernel::auth::{AuthError, AuthInfo};
 use keel_kernel::lease::{LeaseId, LeaseRenewal, LeaseStatus};
@@ -27,7 +28,7 @@ use crate::replica::{
     bounded_by_call_expiry,
 };
 use crate::transport::conf_change::{ConfChangeReceiver, forward_conf_change, wait_conf_change};
-use crate::transport::lease::{LeaseAuthority, forward_renew, forward_time_to_live};
+use crate::transport::lease::{LeaseAuthority, MembersRead, forward_renew, forward_time_to_live};
 
 /// Proposals waiting for apply at once, per member.
 pub const PROPOSALS_MAX: usize = 16 * 1024;
@@ -491,8 +492,21 @@ impl LeaseAuthority for NodeHandle {
         Ok(renewal)
     }
 
-    fn members_here(&self) -> Vec<Member> {
-        self.with_state(|sm| sm.cluster().members().into_iter().cloned().collect())
+    fn members_for_joiner(&self, barrier: Duration) -> BoxFuture<'static, MembersRead> {
+        let handle = self.clone();
+        Box::pin(async move {
+            let confirmed = tokio::time::timeout(barrier, handle.linearizable_barrier()).await;
+            let linearizable = matches!(confirmed, Ok(Ok(())));
+            let (members, applied_index) = handle.with_state(|sm| {
+                let members = sm.cluster().members().into_iter().cloned().collect();
+                (members, sm.applied_index())
+            });
+            MembersRead {
+                members,
+                linearizable,
+                applied_index,
+            }
+        })
     }
 
     fn propose_conf_change_here(

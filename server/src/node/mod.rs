@@ -26,6 +26,7 @@ pub mod db_size;
 pub mod disk_full;
 pub mod driver;
 pub mod handle;
+pub mod join;
 pub mod lease_duties;
 pub mod mode;
 pub mod peers;
@@ -67,7 +68,7 @@ pub struct Node {
 impl Node {
     /// Boots the member from `storage` (see [`bootstrap::boot`]; a member
     /// joining with `--initial-cluster-state existing` first asks its peers
-    /// for the cluster, [`bootstrap::discover`]) and spawns its
+    /// for the cluster, [`join::discover`]) and spawns its
     /// driver task. Returns the node and the peer service to serve on the
     /// member's peer URLs (it feeds the driver).
     ///
@@ -80,7 +81,7 @@ impl Node {
         let joining = settings.initial_cluster_state == crate::config::ClusterState::Existing
             && !bootstrap::has_wal(&storage)?;
         let join = match joining {
-            true => Some(bootstrap::discover(&settings).await?),
+            true => Some(join::discover(&settings).await?),
             false => None,
         };
         Node::start_with(settings, storage, limits, join)

@@ -24,6 +24,8 @@ use crate::transport::send::{PeerSender, SendError};
 
 /// Message groups queued per peer before messages are dropped.
 pub const PEER_QUEUE_GROUPS_MAX: usize = 1024;
+/// Most remotes (senders not in this member's membership) answered at once.
+pub const REMOTES_MAX: usize = 16;
 /// First reconnect delay.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 /// Longest reconnect delay.
@@ -44,6 +46,9 @@ pub enum PeerEvent {
 struct PeerQueue {
     url: String,
     tx: mpsc::Sender<Vec<Bytes>>,
+    /// A remote: a sender this member does not know as a member (see
+    /// [`Peers::add_remote`]).
+    remote: bool,
 }
 
 /// The sender side of every peer of one member.
@@ -55,6 +60,8 @@ pub struct Peers {
     events: mpsc::Sender<PeerEvent>,
     dialer: PeerDialer,
     observer: Observer,
+    /// This member's first peer URL, announced to every peer.
+    sender_peer_url: String,
 }
 
 impl Peers {
@@ -75,7 +82,36 @@ impl Peers {
             events,
             dialer: PeerDialer::plain(),
             observer,
+            sender_peer_url: String::new(),
         }
+    }
+
+    /// Announces `url` (this member's first advertised peer URL) to every
+    /// peer, so one that does not know this member yet answers it.
+    pub fn with_sender_peer_url(mut self, url: String) -> Peers {
+        self.sender_peer_url = url;
+        self
+    }
+
+    /// True when messages to `id` have a queue (a member or a remote).
+    pub fn knows(&self, id: u64) -> bool {
+        self.queues.contains_key(&id)
+    }
+
+    /// Answers `id`, a sender this member does not know (it has not
+    /// applied the change that added it, e.g. after a restart behind the
+    /// cluster), at the peer URL it announced, until the next call to
+    /// [`Peers::set_members`]; otherwise it could never acknowledge the
+    /// entries that would teach it the new membership. etcd's rafthttp does
+    /// the same (`Transport.AddRemote`, from the `X-PeerURLs` header).
+    /// Ignored beyond [`REMOTES_MAX`] remotes.
+    pub fn add_remote(&mut self, id: u64, url: &str) {
+        let remotes = self.queues.values().filter(|q| q.remote).count();
+        if id == self.member_id || self.queues.contains_key(&id) || remotes >= REMOTES_MAX {
+            return;
+        }
+        tracing::info!(remote = %format!("{id:x}"), %url, "answering a sender this member does not know yet");
+        self.start_task(id, url, true);
     }
 
     /// Dials peers through `dialer` (TLS for `https://` peer URLs).
@@ -86,34 +122,35 @@ impl Peers {
 
     /// Makes the set of peers `members` (id -> first peer URL, this member
     /// excluded): starts tasks for new peers or changed URLs, stops tasks of
-    /// peers that left (dropping a queue ends its task).
+    /// peers that left (dropping a queue ends its task). Remotes are
+    /// dropped: one still unknown is added again at its next message.
     pub fn set_members(&mut self, members: &BTreeMap<u64, String>) {
         self.queues
-            .retain(|id, queue| members.get(id) == Some(&queue.url));
+            .retain(|id, queue| !queue.remote && members.get(id) == Some(&queue.url));
         for (&id, url) in members {
             if id == self.member_id || self.queues.contains_key(&id) {
                 continue;
             }
-            let (tx, rx) = mpsc::channel(PEER_QUEUE_GROUPS_MAX);
-            let task = PeerTask {
-                url: url.clone(),
-                cluster_id: self.cluster_id,
-                from: self.member_id,
-                to: id,
-                limits: self.limits,
-                events: self.events.clone(),
-                dialer: self.dialer.clone(),
-                observer: self.observer.clone(),
-            };
-            tokio::spawn(task.run(Arc::new(Mutex::new(rx))));
-            self.queues.insert(
-                id,
-                PeerQueue {
-                    url: url.clone(),
-                    tx,
-                },
-            );
+            self.start_task(id, url, false);
         }
+    }
+
+    fn start_task(&mut self, id: u64, url: &str, remote: bool) {
+        let (tx, rx) = mpsc::channel(PEER_QUEUE_GROUPS_MAX);
+        let task = PeerTask {
+            url: url.to_owned(),
+            cluster_id: self.cluster_id,
+            from: self.member_id,
+            to: id,
+            limits: self.limits,
+            events: self.events.clone(),
+            dialer: self.dialer.clone(),
+            observer: self.observer.clone(),
+            sender_peer_url: self.sender_peer_url.clone(),
+        };
+        tokio::spawn(task.run(Arc::new(Mutex::new(rx))));
+        let url = url.to_owned();
+        self.queues.insert(id, PeerQueue { url, tx, remote });
     }
 
     /// Queues `messages` for their destinations (in order per destination).
@@ -197,6 +234,7 @@ struct PeerTask {
     events: mpsc::Sender<PeerEvent>,
     dialer: PeerDialer,
     observer: Observer,
+    sender_peer_url: String,
 }
 
 impl PeerTask {
@@ -205,7 +243,8 @@ impl PeerTask {
         loop {
             let ids = (self.cluster_id, self.from, self.to);
             match PeerSender::connect_with(&self.dialer, &self.url, ids, self.limits).await {
-                Ok(mut sender) => {
+                Ok(sender) => {
+                    let mut sender = sender.with_sender_peer_url(self.sender_peer_url.clone());
                     backoff = BACKOFF_MIN;
                     let probes = probe_forever(sender.clone(), self.to, self.observer.clone());
                     let stream = futures_util::stream::unfold(queue.clone(), |queue| async move {
@@ -255,5 +294,56 @@ impl PeerTask {
                 }
             }
         }
+    }
+}
+
+#[cfg(all(test, not(madsim)))]
+mod tests {
+    use super::*;
+
+    fn peers() -> (Peers, mpsc::Receiver<PeerEvent>) {
+        let (events, rx) = mpsc::channel(64);
+        let peers = Peers::new(
+            1,
+            1,
+            TransportLimits::default(),
+            events,
+            Observer::default(),
+        );
+        (peers, rx)
+    }
+
+    /// An unreachable URL: the tasks only retry in the background.
+    fn url(id: u64) -> String {
+        format!("http://127.0.0.1:{}", 1 + id)
+    }
+
+    #[tokio::test]
+    async fn a_remote_is_answered_until_the_next_membership_change() {
+        let (mut peers, _events) = peers();
+        peers.set_members(&BTreeMap::from([(2, url(2))]));
+        peers.add_remote(9, &url(9));
+        assert!(peers.knows(9) && peers.knows(2));
+        peers.add_remote(2, &url(99));
+        assert_eq!(
+            peers.queues[&2].url,
+            url(2),
+            "a member is not replaced by a remote"
+        );
+        peers.set_members(&BTreeMap::from([(2, url(2)), (3, url(3))]));
+        assert!(!peers.knows(9), "remotes go at a membership change");
+        assert!(peers.knows(3));
+        peers.add_remote(1, &url(1));
+        assert!(!peers.knows(1), "this member is never its own remote");
+    }
+
+    #[tokio::test]
+    async fn remotes_are_bounded() {
+        let (mut peers, _events) = peers();
+        for id in 0..REMOTES_MAX as u64 + 5 {
+            peers.add_remote(100 + id, &url(id));
+        }
+        let remotes = peers.queues.values().filter(|q| q.remote).count();
+        assert_eq!(remotes, REMOTES_MAX);
     }
 }

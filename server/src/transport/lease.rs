@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
+
 use keel_kernel::apply::ApplyError;
 use keel_kernel::lease::{LeaseError, LeaseId, LeaseRenewal, LeaseStatus};
 use keel_kernel::membership::Member;
@@ -31,8 +33,14 @@ pub trait LeaseAuthority: Send + Sync + 'static {
     /// member is the leader. Errors: as [`LeaseAuthority::renew_here`].
     fn time_to_live_here(&self, id: LeaseId, keys: bool) -> Result<LeaseStatus, ServerError>;
 
-    /// The members this member knows (for a member joining the cluster).
-    fn members_here(&self) -> Vec<Member>;
+    /// The members, for a member joining the cluster, read after a
+    /// ReadIndex barrier (Raft thesis §6.4) that may take up to `barrier`:
+    /// such a list reflects every membership change committed before the
+    /// request, so a member started after its `member add` finds itself,
+    /// never a removed member at its address. When the barrier cannot
+    /// complete (no leader reachable, or a quorum that needs the joiner
+    /// itself) the answer is the applied list, marked not linearizable.
+    fn members_for_joiner(&self, barrier: Duration) -> BoxFuture<'static, MembersRead>;
 
     /// Proposes a membership change a follower forwarded, if this member
     /// is the leader (see [`super::conf_change`]); the receiver answers
@@ -54,6 +62,17 @@ pub trait LeaseAuthority: Send + Sync + 'static {
         let _ = id;
         false
     }
+}
+
+/// A member list read for a joining member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembersRead {
+    /// The members, as applied by the answering member.
+    pub members: Vec<Member>,
+    /// Whether the read followed a completed ReadIndex barrier.
+    pub linearizable: bool,
+    /// The Raft index applied when the list was read.
+    pub applied_index: u64,
 }
 
 fn failure_of(error: &ServerError) -> Option<LeaseFailure> {
@@ -179,8 +198,14 @@ mod tests {
         fn renew_here(&self, _id: LeaseId) -> Result<LeaseRenewal, ServerError> {
             self.0.clone()
         }
-        fn members_here(&self) -> Vec<Member> {
-            Vec::new()
+        fn members_for_joiner(&self, _barrier: Duration) -> BoxFuture<'static, MembersRead> {
+            Box::pin(async {
+                MembersRead {
+                    members: Vec::new(),
+                    linearizable: false,
+                    applied_index: 0,
+                }
+            })
         }
 
         fn propose_conf_change_here(

@@ -18,6 +18,14 @@ use crate::proto::keelpeerpb::{
     RaftAck, RaftBatch, SnapshotAck, SnapshotChunk,
 };
 
+/// Longest wait for the ReadIndex barrier before a Members answer: a
+/// joiner asks again (see `node::join`), so the answer must come before
+/// its own timeout.
+pub const MEMBERS_BARRIER_MS: u64 = 1_000;
+
+/// Longest peer URL a sender may announce on its Raft stream.
+const SENDER_PEER_URL_BYTES_MAX: usize = 1024;
+
 /// The tonic server wrapping [`PeerService`], as `Server::add_service` takes it.
 /// (madsim's generated server type carries an interceptor parameter that
 /// tonic's defaults away; this alias names the same thing in both builds.)
@@ -125,6 +133,12 @@ impl PeerService {
 
     fn check_batch(&self, batch: &RaftBatch) -> Result<(), Status> {
         self.check_route(batch.cluster_id, batch.from, batch.to)?;
+        if batch.sender_peer_url.len() > SENDER_PEER_URL_BYTES_MAX {
+            return Err(Status::invalid_argument(format!(
+                "keel: announced peer URL of {} bytes exceeds the limit of {SENDER_PEER_URL_BYTES_MAX} bytes",
+                batch.sender_peer_url.len()
+            )));
+        }
         if batch.messages.len() > self.limits.batch_messages_max {
             return Err(Status::invalid_argument(format!(
                 "keel: batch of {} raft messages exceeds the limit of {}",
@@ -177,15 +191,20 @@ impl Peer for PeerService {
     ) -> Result<Response<RaftAck>, Status> {
         let mut stream = request.into_inner();
         let mut ack = RaftAck::default();
+        let mut sender_peer_url: Option<Arc<str>> = None;
         while let Some(batch) = stream.message().await? {
             self.check_batch(&batch)?;
             self.check_not_removed(batch.from)?;
             ack.batches += 1;
             ack.messages += batch.messages.len() as u64;
+            if !batch.sender_peer_url.is_empty() {
+                sender_peer_url = Some(Arc::from(batch.sender_peer_url.as_str()));
+            }
             if !batch.messages.is_empty() {
                 self.deliver(Inbound::Raft {
                     from: batch.from,
                     messages: batch.messages,
+                    sender_peer_url: sender_peer_url.clone(),
                 })
                 .await?;
             }
@@ -262,14 +281,18 @@ impl Peer for PeerService {
         Ok(Response::new(reply))
     }
 
-    /// Lists the members this member knows, for a joining member.
+    /// Lists the members for a joining member, after a ReadIndex barrier
+    /// of at most [`MEMBERS_BARRIER_MS`] when one completes (the reply says
+    /// whether it did; see `node::join`).
     async fn members(
         &self,
         _request: Request<MembersRequest>,
     ) -> Result<Response<MembersReply>, Status> {
         let authority = self.lease_authority(self.cluster_id)?;
-        let members = authority
-            .members_here()
+        let barrier = std::time::Duration::from_millis(MEMBERS_BARRIER_MS);
+        let read = authority.members_for_joiner(barrier).await;
+        let members = read
+            .members
             .into_iter()
             .map(|m| PeerMember {
                 id: m.id,
@@ -282,6 +305,8 @@ impl Peer for PeerService {
         Ok(Response::new(MembersReply {
             cluster_id: self.cluster_id,
             members,
+            linearizable: read.linearizable,
+            applied_index: read.applied_index,
         }))
     }
 

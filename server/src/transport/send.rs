@@ -38,6 +38,9 @@ pub struct PeerSender {
     from: u64,
     to: u64,
     limits: TransportLimits,
+    /// This member's peer URL, announced on the first batch of each Raft
+    /// stream (empty: not announced).
+    sender_peer_url: String,
 }
 
 impl PeerSender {
@@ -81,7 +84,16 @@ impl PeerSender {
             from,
             to,
             limits,
+            sender_peer_url: String::new(),
         })
+    }
+
+    /// Announces `url` (this member's first advertised peer URL) on the
+    /// first batch of every Raft stream, so a peer that has not applied
+    /// this member's addition yet can answer it (see `RaftBatch`).
+    pub fn with_sender_peer_url(mut self, url: String) -> PeerSender {
+        self.sender_peer_url = url;
+        self
     }
 
     /// Sends `messages` (encoded Raft messages, in order) on one stream, cut
@@ -97,6 +109,7 @@ impl PeerSender {
             from,
             to,
             messages,
+            sender_peer_url: String::new(),
         });
         Ok(self.client.raft(stream).await?.into_inner())
     }
@@ -134,11 +147,13 @@ impl PeerSender {
             let batches = split_into_batches(group, &limits).unwrap_or_default();
             futures_util::stream::iter(batches)
         });
+        let mut announce = Some(self.sender_peer_url.clone());
         let stream = batches.map(move |messages| RaftBatch {
             cluster_id,
             from,
             to,
             messages,
+            sender_peer_url: announce.take().unwrap_or_default(),
         });
         Ok(self.client.raft(stream).await?.into_inner())
     }

@@ -93,6 +93,15 @@ impl<S: Storage> Driver<S> {
         if !self.mode.is_running() {
             return;
         }
+        if let Inbound::Raft {
+            from,
+            sender_peer_url: Some(url),
+            ..
+        } = &item
+            && !self.peers.knows(*from)
+        {
+            self.peers.add_remote(*from, url);
+        }
         for message in decode_inbound(item) {
             match self.raw.step(message) {
                 Ok(()) => {}

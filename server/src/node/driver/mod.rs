@@ -162,7 +162,8 @@ impl<S: Storage> Driver<S> {
             event_tx,
             settings.observer.clone(),
         )
-        .with_dialer(settings.peer_dialer.clone());
+        .with_dialer(settings.peer_dialer.clone())
+        .with_sender_peer_url(settings.peer_urls.first().cloned().unwrap_or_default());
         let round_ticks = settings.election_ticks();
         let snapshots = SnapshotWork::new(snapshots, &settings, snapshot_index);
         let mut driver = Driver {
