@@ -55,10 +55,11 @@
 //! keel-sim's features (off by default) build keel with one bug each:
 //! `planted-bug-ack-before-fsync`, `planted-bug-vote-without-log-check`,
 //! `planted-bug-read-without-readindex`, `planted-bug-commit-previous-term`,
-//! `planted-bug-keep-conflicting-suffix`,
+//! `planted-bug-apply-twice-after-restart` (a restarted member applies the
+//! first entry after its snapshot twice), `planted-bug-keep-conflicting-suffix`,
 //! `planted-bug-watch-misses-start-revision` and
 //! `planted-bug-follower-expires-leases` ([`runner::planted_bugs`] lists
-//! the ones a build has). `KEEL_SIM_FEATURES=<feature> scripts/sim.sh
+//! the ones a build has; a failure's replay command names them). `KEEL_SIM_FEATURES=<feature> scripts/sim.sh
 //! sweep ... --stop-at-failure` measures the seeds to the first failure,
 //! and `scripts/sim-planted-bugs.sh` does it for all of them.
 //!
@@ -87,22 +88,30 @@
 
 mod event_log;
 mod options;
+mod planted;
 mod report;
 mod scenario;
 
 pub use event_log::{EventLog, LogEntry};
 pub use options::RunOptions;
+pub use planted::planted_bugs;
 pub use report::{Fnv, RunReport};
 pub use scenario::{FaultKind, Scenario};
 
+#[cfg(madsim)]
+pub mod bank;
 #[cfg(madsim)]
 pub mod checks;
 #[cfg(madsim)]
 pub mod cluster;
 #[cfg(madsim)]
+pub mod compaction;
+#[cfg(madsim)]
 pub mod kv_ops;
 #[cfg(madsim)]
 pub mod lease_client;
+#[cfg(madsim)]
+pub mod lock_client;
 #[cfg(madsim)]
 pub mod member_api;
 #[cfg(madsim)]
@@ -113,6 +122,8 @@ pub mod monitor;
 pub mod nemesis;
 #[cfg(madsim)]
 pub mod partition;
+#[cfg(madsim)]
+pub mod rpc;
 #[cfg(madsim)]
 pub mod run;
 #[cfg(madsim)]

@@ -27,7 +27,8 @@
     feature = "planted-bug-read-without-readindex",
     feature = "planted-bug-keep-conflicting-suffix",
     feature = "planted-bug-watch-misses-start-revision",
-    feature = "planted-bug-follower-expires-leases"
+    feature = "planted-bug-follower-expires-leases",
+    feature = "planted-bug-apply-twice-after-restart"
 ))]
 use keel_sim::{RunOptions, Scenario, runner::run_seed};
 
@@ -39,7 +40,8 @@ use keel_sim::{RunOptions, Scenario, runner::run_seed};
     feature = "planted-bug-read-without-readindex",
     feature = "planted-bug-keep-conflicting-suffix",
     feature = "planted-bug-watch-misses-start-revision",
-    feature = "planted-bug-follower-expires-leases"
+    feature = "planted-bug-follower-expires-leases",
+    feature = "planted-bug-apply-twice-after-restart"
 ))]
 fn caught_within(scenario: Scenario, budget: u64) {
     for seed in 1..=budget {
@@ -86,4 +88,10 @@ fn a_watcher_missing_its_start_revision_is_caught_by_clock_skew() {
 #[test]
 fn followers_expiring_leases_are_caught_by_leader_loss() {
     caught_within(Scenario::LeaderLoss, 5);
+}
+
+#[cfg(feature = "planted-bug-apply-twice-after-restart")]
+#[test]
+fn an_entry_applied_twice_after_restart_is_caught_by_crash_restart() {
+    caught_within(Scenario::CrashRestart, 10);
 }
