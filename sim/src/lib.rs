@@ -8,6 +8,15 @@
 //! checked by `keel-jepsen` (linearizability), and the members' stores by
 //! HashKV.
 //!
+//! Beside the registers ([`RunOptions::side_workloads`], on in full runs):
+//! [`bank`] transfers money between account keys in multi-key txns guarded
+//! by `mod_revision` compares and checks every all-accounts read for the
+//! same total; [`compaction`] compacts at random past revisions and checks
+//! ErrCompacted reads and compacted watch cancels at the boundary (the
+//! watchers resume from `compact_revision`). With `--lock-clients N`,
+//! [`lock_client`] takes etcd's lease-based lock and reports overlapping
+//! holds: those a lease expiry explains are counted, others fail.
+//!
 //! # Running
 //!
 //! The simulation only exists in the madsim build (`RUSTFLAGS="--cfg

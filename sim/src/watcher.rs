@@ -164,9 +164,7 @@ async fn watch_through(member: u8, log: &SharedWatchLog, stop: &AtomicBool) -> O
             return None;
         }
         let events = watcher.events();
-        let Some(log) = watcher.segments.last_mut() else {
-            return None;
-        };
+        let log = watcher.segments.last_mut()?;
         for event in &response.events {
             if events + log.events.len() >= WATCH_EVENTS_MAX {
                 return None;
