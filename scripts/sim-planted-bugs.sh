@@ -11,6 +11,7 @@ bugs=(
   planted-bug-vote-without-log-check
   planted-bug-ack-before-fsync
   planted-bug-commit-previous-term
+  planted-bug-apply-twice-after-restart
   planted-bug-keep-conflicting-suffix
   planted-bug-watch-misses-start-revision
   planted-bug-follower-expires-leases

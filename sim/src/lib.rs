@@ -8,6 +8,15 @@
 //! checked by `keel-jepsen` (linearizability), and the members' stores by
 //! HashKV.
 //!
+//! Beside the registers ([`RunOptions::side_workloads`], on in full runs):
+//! [`bank`] transfers money between account keys in multi-key txns guarded
+//! by `mod_revision` compares and checks every all-accounts read for the
+//! same total; [`compaction`] compacts at random past revisions and checks
+//! ErrCompacted reads and compacted watch cancels at the boundary (the
+//! watchers resume from `compact_revision`). With `--lock-clients N`,
+//! [`lock_client`] takes etcd's lease-based lock and reports overlapping
+//! holds: those a lease expiry explains are counted, others fail.
+//!
 //! # Running
 //!
 //! The simulation only exists in the madsim build (`RUSTFLAGS="--cfg
@@ -55,10 +64,11 @@
 //! keel-sim's features (off by default) build keel with one bug each:
 //! `planted-bug-ack-before-fsync`, `planted-bug-vote-without-log-check`,
 //! `planted-bug-read-without-readindex`, `planted-bug-commit-previous-term`,
-//! `planted-bug-keep-conflicting-suffix`,
+//! `planted-bug-apply-twice-after-restart` (a restarted member applies the
+//! first entry after its snapshot twice), `planted-bug-keep-conflicting-suffix`,
 //! `planted-bug-watch-misses-start-revision` and
 //! `planted-bug-follower-expires-leases` ([`runner::planted_bugs`] lists
-//! the ones a build has). `KEEL_SIM_FEATURES=<feature> scripts/sim.sh
+//! the ones a build has; a failure's replay command names them). `KEEL_SIM_FEATURES=<feature> scripts/sim.sh
 //! sweep ... --stop-at-failure` measures the seeds to the first failure,
 //! and `scripts/sim-planted-bugs.sh` does it for all of them.
 //!
@@ -87,22 +97,30 @@
 
 mod event_log;
 mod options;
+mod planted;
 mod report;
 mod scenario;
 
 pub use event_log::{EventLog, LogEntry};
 pub use options::RunOptions;
+pub use planted::planted_bugs;
 pub use report::{Fnv, RunReport};
 pub use scenario::{FaultKind, Scenario};
 
+#[cfg(madsim)]
+pub mod bank;
 #[cfg(madsim)]
 pub mod checks;
 #[cfg(madsim)]
 pub mod cluster;
 #[cfg(madsim)]
+pub mod compaction;
+#[cfg(madsim)]
 pub mod kv_ops;
 #[cfg(madsim)]
 pub mod lease_client;
+#[cfg(madsim)]
+pub mod lock_client;
 #[cfg(madsim)]
 pub mod member_api;
 #[cfg(madsim)]
@@ -113,6 +131,8 @@ pub mod monitor;
 pub mod nemesis;
 #[cfg(madsim)]
 pub mod partition;
+#[cfg(madsim)]
+pub mod rpc;
 #[cfg(madsim)]
 pub mod run;
 #[cfg(madsim)]

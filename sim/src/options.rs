@@ -2,7 +2,7 @@
 //! the bounds the checks hold the cluster to.
 
 /// How a scenario runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RunOptions {
     /// Simulated milliseconds of faults (the safety phase).
     pub safety_phase_ms: u64,
@@ -19,6 +19,19 @@ pub struct RunOptions {
     /// `membership`: re-add removed members at their old address (peer
     /// URL) on empty disks, rather than at a host never used.
     pub reuse_member_addresses: bool,
+    /// Whether the bank (multi-key txn) and compaction clients run beside
+    /// the registers ([`crate::bank`], [`crate::compaction`] in the madsim
+    /// build). On in [`RunOptions::full`], off in [`RunOptions::ci`]: with
+    /// them on, a seed run twice in one process while other seeds run on
+    /// other threads (the test harness, `sweep --jobs`) now and then
+    /// diverges (`clock-skew`); a seed run alone replays exactly.
+    pub side_workloads: bool,
+    /// Clients running the lease-based lock workload
+    /// ([`crate::lock_client`] in the madsim build). 0 by default: with it
+    /// on, madsim's same-seed determinism check fails now and then in a
+    /// process that runs seeds in parallel, and `clock-skew` (CI seed 2)
+    /// finds an overlap no lease expiry explains; both wait on a diagnosis.
+    pub lock_clients: usize,
 }
 
 impl RunOptions {
@@ -32,6 +45,8 @@ impl RunOptions {
             request_timeout_ms: 1_000,
             states_max: 2_000_000,
             reuse_member_addresses: false,
+            side_workloads: true,
+            lock_clients: 0,
         }
     }
 
@@ -39,7 +54,83 @@ impl RunOptions {
     pub fn ci() -> RunOptions {
         RunOptions {
             safety_phase_ms: 8_000,
+            side_workloads: false,
             ..RunOptions::full()
         }
+    }
+}
+
+impl RunOptions {
+    /// The `keel-sim run` flags that give these options: `--ci` for
+    /// [`RunOptions::ci`]'s shape, `--states-max` when it is not that
+    /// shape's, `--reuse-member-addresses` when set. `None` when no flags
+    /// give them (a test's own options).
+    pub fn replay_flags(&self) -> Option<Vec<String>> {
+        // The fields flags set aside, is `self` shaped as `base`?
+        let shaped_as = |base: RunOptions| {
+            base == RunOptions {
+                states_max: base.states_max,
+                reuse_member_addresses: base.reuse_member_addresses,
+                side_workloads: base.side_workloads,
+                lock_clients: base.lock_clients,
+                ..*self
+            }
+        };
+        let (ci, full) = (RunOptions::ci(), RunOptions::full());
+        let (mut flags, base) = if shaped_as(ci) {
+            (vec!["--ci".to_string()], ci)
+        } else if shaped_as(full) {
+            (Vec::new(), full)
+        } else {
+            return None;
+        };
+        if self.side_workloads != base.side_workloads {
+            flags.push(format!("--side-workloads {}", self.side_workloads));
+        }
+        if self.states_max != base.states_max {
+            flags.push(format!("--states-max {}", self.states_max));
+        }
+        if self.reuse_member_addresses {
+            flags.push("--reuse-member-addresses".to_string());
+        }
+        if self.lock_clients > 0 {
+            flags.push(format!("--lock-clients {}", self.lock_clients));
+        }
+        Some(flags)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_flags_name_every_option_that_differs_from_a_full_run() {
+        assert_eq!(RunOptions::full().replay_flags(), Some(vec![]));
+        let options = RunOptions {
+            reuse_member_addresses: true,
+            states_max: 5,
+            lock_clients: 2,
+            side_workloads: true,
+            ..RunOptions::ci()
+        };
+        let flags = options.replay_flags().map(|f| f.join(" "));
+        assert_eq!(
+            flags.as_deref(),
+            Some(
+                "--ci --side-workloads true --states-max 5 --reuse-member-addresses --lock-clients 2"
+            )
+        );
+        let quiet = RunOptions {
+            side_workloads: false,
+            ..RunOptions::full()
+        };
+        let flags = quiet.replay_flags().map(|f| f.join(" "));
+        assert_eq!(flags.as_deref(), Some("--side-workloads false"));
+        let custom = RunOptions {
+            safety_phase_ms: 1,
+            ..RunOptions::full()
+        };
+        assert_eq!(custom.replay_flags(), None);
     }
 }

@@ -3,6 +3,8 @@
 use std::fmt;
 
 use crate::event_log::EventLog;
+use crate::options::RunOptions;
+use crate::planted::planted_bugs;
 use crate::scenario::Scenario;
 
 /// The result of one seed of one scenario.
@@ -12,6 +14,8 @@ pub struct RunReport {
     pub scenario: Scenario,
     /// The madsim seed.
     pub seed: u64,
+    /// The options the run used (the replay command repeats them).
+    pub options: RunOptions,
     /// Simulated milliseconds the run took.
     pub simulated_ms: u64,
     /// Operations the linearizability check searched.
@@ -60,12 +64,33 @@ impl RunReport {
         self.failures.is_empty()
     }
 
-    /// The one command that replays this run.
+    /// The one command that replays this run: the scenario, the seed, the
+    /// flags of its options ([`RunOptions::replay_flags`]) and, in a build
+    /// with planted bugs, the `KEEL_SIM_FEATURES` that build them. Options
+    /// no flag gives (a test's own) are named after a `#`.
     pub fn replay_command(&self) -> String {
-        format!(
+        let bugs = planted_bugs();
+        let mut command = match bugs.is_empty() {
+            true => String::new(),
+            false => format!("KEEL_SIM_FEATURES={} ", bugs.join(",")),
+        };
+        command.push_str(&format!(
             "scripts/sim.sh run --scenario {} --seed {}",
             self.scenario, self.seed
-        )
+        ));
+        match self.options.replay_flags() {
+            Some(flags) => {
+                for flag in flags {
+                    command.push(' ');
+                    command.push_str(&flag);
+                }
+            }
+            None => command.push_str(&format!(
+                "  # the run's options have no flags: {:?}",
+                self.options
+            )),
+        }
+        command
     }
 
     /// A stable digest of the run (events, outcomes, verdicts) for the
@@ -105,5 +130,49 @@ impl fmt::Display for RunReport {
             writeln!(f, "event log:\n{}", self.events)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(options: RunOptions) -> RunReport {
+        RunReport {
+            scenario: Scenario::Membership,
+            seed: 9,
+            options,
+            simulated_ms: 0,
+            operations_checked: 0,
+            outcomes: (0, 0, 0),
+            failures: vec!["x".into()],
+            notes: Vec::new(),
+            history_digest: 0,
+            events: EventLog::new(0),
+        }
+    }
+
+    #[test]
+    fn the_replay_command_repeats_the_ci_and_reuse_flags() {
+        let options = RunOptions {
+            reuse_member_addresses: true,
+            ..RunOptions::ci()
+        };
+        let command = report(options).replay_command();
+        assert!(
+            command.ends_with(
+                "scripts/sim.sh run --scenario membership --seed 9 --ci --reuse-member-addresses"
+            ),
+            "{command}"
+        );
+        let full = report(RunOptions::full()).replay_command();
+        assert!(
+            full.ends_with("scripts/sim.sh run --scenario membership --seed 9"),
+            "{full}"
+        );
+        assert_eq!(
+            command.starts_with("KEEL_SIM_FEATURES="),
+            !planted_bugs().is_empty()
+        );
     }
 }

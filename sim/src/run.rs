@@ -14,9 +14,12 @@ use keel_jepsen::{
 };
 use madsim::runtime::{Handle, NodeHandle};
 
+use crate::bank::{SharedBankLog, bank_client, check_bank};
 use crate::checks::{commit_within, hashes_agree};
 use crate::cluster::Cluster;
+use crate::compaction::{SharedCompactionLog, compaction_client};
 use crate::lease_client::{SharedLeaseLogs, lease_client};
+use crate::lock_client::{SharedHolds, check_holds, lock_client};
 use crate::membership::Membership;
 use crate::monitor::watch_leaders;
 use crate::nemesis::Nemesis;
@@ -24,7 +27,7 @@ use crate::options::RunOptions;
 use crate::report::{Fnv, RunReport};
 use crate::scenario::Scenario;
 use crate::sim_log::SharedLog;
-use crate::watcher::{SharedWatchLog, new_log, watch};
+use crate::watcher::{SharedWatchLog, WatcherLog, new_log, watch};
 use crate::workload::{ClientContext, HISTORY_OPERATIONS_MAX, Workload, client, final_reads, lock};
 
 /// Process id of the liveness write's client.
@@ -98,6 +101,15 @@ pub async fn run_scenario(scenario: Scenario, options: RunOptions) -> RunReport 
             ))
         })
         .collect();
+    let side = SideWorkloads::default();
+    let side_tasks = side.spawn(
+        &clients,
+        workload.members,
+        options.side_workloads,
+        options.lock_clients,
+        &log,
+        &context.stop,
+    );
     log.push(format!(
         "safety phase: {} ms of faults",
         options.safety_phase_ms
@@ -110,17 +122,17 @@ pub async fn run_scenario(scenario: Scenario, options: RunOptions) -> RunReport 
         .run(&mut cluster, options.safety_phase_ms, membership.as_mut())
         .await;
     context.stop.store(true, Ordering::Relaxed);
-    for task in tasks.into_iter().chain(watchers).chain(leases) {
+    for task in tasks
+        .into_iter()
+        .chain(watchers)
+        .chain(leases)
+        .chain(side_tasks)
+    {
         let _ = task.await;
     }
     let watched: usize = watch_logs
         .iter()
-        .map(|log| {
-            log.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .events
-                .len()
-        })
+        .map(|log| log.lock().unwrap_or_else(PoisonError::into_inner).events())
         .sum();
     log.push(format!(
         "{} watchers recorded {watched} events",
@@ -183,7 +195,8 @@ pub async fn run_scenario(scenario: Scenario, options: RunOptions) -> RunReport 
     stop_monitor.store(true, Ordering::Relaxed);
     let _ = monitor.await;
     let history = lock(&context.history).clone();
-    failures.extend(check_watch_logs(&watch_logs, &history));
+    failures.extend(check_watch_logs(&watch_logs, &history, &side.compactions));
+    failures.extend(side.check(&log));
     failures.extend(check_lease_logs(&lease_logs, &log));
     finish(scenario, seed, options, &history, failures, &log)
 }
@@ -194,8 +207,18 @@ const WATCHERS_PER_KEY: u64 = 2;
 const WATCH_VIOLATIONS_SHOWN: usize = 5;
 
 /// Checks the watchers' logs against the acknowledged writes of `history`
-/// (each write's response carried its revision); returns the failures.
-fn check_watch_logs(logs: &[SharedWatchLog], history: &History) -> Vec<String> {
+/// (each write's response carried its revision), segment by segment (a
+/// compacted cancel starts a new one), and their compacted cancels
+/// against the compactions asked for; returns the failures.
+fn check_watch_logs(
+    logs: &[SharedWatchLog],
+    history: &History,
+    compactions: &SharedCompactionLog,
+) -> Vec<String> {
+    let compacted_max = compactions
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .requested_max;
     let committed: Vec<CommittedWrite> = history
         .operations()
         .iter()
@@ -215,17 +238,120 @@ fn check_watch_logs(logs: &[SharedWatchLog], history: &History) -> Vec<String> {
             },
         )
         .collect();
-    let logs: Vec<WatchLog> = logs
+    let watchers: Vec<WatcherLog> = logs
         .iter()
         .map(|log| log.lock().unwrap_or_else(PoisonError::into_inner).clone())
         .collect();
-    let violations = check_watches(&logs, &committed);
+    let segments: Vec<WatchLog> = watchers
+        .iter()
+        .flat_map(|w| w.segments.iter().cloned())
+        .collect();
+    let mut violations: Vec<String> = check_watches(&segments, &committed)
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    violations.extend(
+        watchers
+            .iter()
+            .flat_map(|w| w.compaction_violations(compacted_max)),
+    );
     let shown = violations.iter().take(WATCH_VIOLATIONS_SHOWN);
     let mut failures: Vec<String> = shown.map(|v| format!("watch: {v}")).collect();
     if violations.len() > WATCH_VIOLATIONS_SHOWN {
         failures.push(format!("watch: {} violations in all", violations.len()));
     }
     failures
+}
+
+/// Bank clients (multi-key transactions).
+const BANK_CLIENTS: u64 = 2;
+/// Most lock overlaps a report lists.
+const LOCK_VIOLATIONS_SHOWN: usize = 5;
+
+/// The workloads beside the registers: bank transfers in multi-key txns,
+/// compactions with their boundary checks, and the lease-based lock.
+#[derive(Clone, Default)]
+struct SideWorkloads {
+    bank: SharedBankLog,
+    compactions: SharedCompactionLog,
+    holds: SharedHolds,
+}
+
+impl SideWorkloads {
+    /// Starts every side workload's clients on `host`, through `members`
+    /// members, until `stop`: bank and compaction clients if
+    /// `side_workloads`, and `lock_clients` lock clients.
+    fn spawn(
+        &self,
+        host: &NodeHandle,
+        members: u8,
+        side_workloads: bool,
+        lock_clients: usize,
+        log: &SharedLog,
+        stop: &Arc<AtomicBool>,
+    ) -> Vec<madsim::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        if side_workloads {
+            for _ in 0..BANK_CLIENTS {
+                tasks.push(host.spawn(bank_client(members, self.bank.clone(), stop.clone())));
+            }
+            let compactions = self.compactions.clone();
+            tasks.push(host.spawn(compaction_client(members, compactions, stop.clone())));
+        }
+        for client in 0..lock_clients {
+            let (holds, stop) = (self.holds.clone(), stop.clone());
+            tasks.push(host.spawn(lock_client(client, members, log.clone(), holds, stop)));
+        }
+        tasks
+    }
+
+    /// Checks the bank, the compaction boundaries and the lock holds; logs
+    /// their figures; returns the failures.
+    fn check(&self, log: &SharedLog) -> Vec<String> {
+        let bank = self
+            .bank
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        log.push(format!(
+            "bank check: {} reads; transfers {} applied, {} refused, {} unknown",
+            bank.reads.len(),
+            bank.transfers_applied,
+            bank.transfers_refused,
+            bank.transfers_unknown
+        ));
+        let mut failures = check_bank(&bank);
+        let compactions = self
+            .compactions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        log.push(format!(
+            "compaction check: {} compactions acknowledged (highest asked {}), {} boundaries checked",
+            compactions.acknowledged.len(),
+            compactions.requested_max,
+            compactions.boundaries_checked
+        ));
+        failures.extend(compactions.violations.iter().cloned());
+        let holds = self
+            .holds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let overlaps = check_holds(&holds);
+        log.push(format!(
+            "lock check: {} holds; {} overlaps explained by lease expiry, {} not",
+            holds.len(),
+            overlaps.explained,
+            overlaps.unexplained.len()
+        ));
+        let count = overlaps.unexplained.len();
+        failures.extend(overlaps.unexplained.into_iter().take(LOCK_VIOLATIONS_SHOWN));
+        if count > LOCK_VIOLATIONS_SHOWN {
+            failures.push(format!("lock: {count} unexplained overlaps in all"));
+        }
+        failures
+    }
 }
 
 /// Clients running the lease workload.
@@ -277,6 +403,7 @@ fn finish(
     RunReport {
         scenario,
         seed,
+        options,
         simulated_ms: log.now_ms(),
         operations_checked,
         outcomes: history.outcome_counts(),

@@ -13,28 +13,7 @@ use crate::report::RunReport;
 use crate::run::run_scenario;
 use crate::scenario::Scenario;
 
-/// The names among `$feature`s that this build enables.
-macro_rules! enabled_features {
-    ($($feature:literal),* $(,)?) => {
-        [$((cfg!(feature = $feature), $feature)),*]
-            .into_iter()
-            .filter_map(|(on, name)| on.then_some(name))
-            .collect()
-    };
-}
-
-/// The planted bugs (keel-sim features) this build has, by name.
-pub fn planted_bugs() -> Vec<&'static str> {
-    enabled_features![
-        "planted-bug-ack-before-fsync",
-        "planted-bug-vote-without-log-check",
-        "planted-bug-read-without-readindex",
-        "planted-bug-commit-previous-term",
-        "planted-bug-keep-conflicting-suffix",
-        "planted-bug-watch-misses-start-revision",
-        "planted-bug-follower-expires-leases",
-    ]
-}
+pub use crate::planted::planted_bugs;
 
 /// Runs every scenario once (seed 0, short) before the first real run of
 /// the process, at most once per process.
@@ -85,6 +64,7 @@ fn run_unwarmed(scenario: Scenario, seed: u64, options: RunOptions) -> (RunRepor
         operations_checked: 0,
         outcomes: (0, 0, 0),
         history_digest: 0,
+        options,
         failures: vec![format!(
             "the simulation panicked: {}",
             panic_text(&*payload)

@@ -6,8 +6,11 @@
 //! crash-restart 1, split-brain 3; ack before the WAL fsync: disk-faults 1;
 //! conflicting suffix kept: split-brain 1; a watcher starting at the
 //! current revision misses it: clock-skew 18, leader-loss 21; followers
-//! expiring leases: leader-loss 1. The budgets leave room for workload
-//! changes that move the draws. The seventh planted bug, commit of a
+//! expiring leases: leader-loss 1; an entry applied twice after restart:
+//! crash-restart 4. The last was measured with the bank and compaction
+//! workloads in the full runs, the others before those joined (they move
+//! the draws); the budgets leave room for such changes. The seventh planted
+//! bug, commit of a
 //! previous-term entry by counting replicas, is not found by these
 //! scenarios in 40 seeds (a leader appends its no-op in the same message
 //! as the old entry); the kernel's directed Figure 8 test
@@ -27,7 +30,8 @@
     feature = "planted-bug-read-without-readindex",
     feature = "planted-bug-keep-conflicting-suffix",
     feature = "planted-bug-watch-misses-start-revision",
-    feature = "planted-bug-follower-expires-leases"
+    feature = "planted-bug-follower-expires-leases",
+    feature = "planted-bug-apply-twice-after-restart"
 ))]
 use keel_sim::{RunOptions, Scenario, runner::run_seed};
 
@@ -39,7 +43,8 @@ use keel_sim::{RunOptions, Scenario, runner::run_seed};
     feature = "planted-bug-read-without-readindex",
     feature = "planted-bug-keep-conflicting-suffix",
     feature = "planted-bug-watch-misses-start-revision",
-    feature = "planted-bug-follower-expires-leases"
+    feature = "planted-bug-follower-expires-leases",
+    feature = "planted-bug-apply-twice-after-restart"
 ))]
 fn caught_within(scenario: Scenario, budget: u64) {
     for seed in 1..=budget {
@@ -86,4 +91,10 @@ fn a_watcher_missing_its_start_revision_is_caught_by_clock_skew() {
 #[test]
 fn followers_expiring_leases_are_caught_by_leader_loss() {
     caught_within(Scenario::LeaderLoss, 5);
+}
+
+#[cfg(feature = "planted-bug-apply-twice-after-restart")]
+#[test]
+fn an_entry_applied_twice_after_restart_is_caught_by_crash_restart() {
+    caught_within(Scenario::CrashRestart, 10);
 }

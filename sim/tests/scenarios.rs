@@ -120,6 +120,38 @@ fn random() {
     Builder::from_env().run(random_run);
 }
 
+/// Seeds of every scenario that CI runs with the side workloads on (bank
+/// transfers in multi-key txns, compactions with their boundary checks),
+/// each in its own runtime as `keel-sim run` does: [`RunOptions::ci`]
+/// leaves them off because they make madsim's in-process determinism check
+/// flaky (see `RunOptions::side_workloads`).
+const SIDE_WORKLOAD_SEEDS: std::ops::RangeInclusive<u64> = 1..=2;
+
+/// Every scenario, [`SIDE_WORKLOAD_SEEDS`], CI options with the side
+/// workloads on: the bank, compaction and watch checks must hold. A
+/// failure prints its replay command (`... --ci --side-workloads true`).
+#[test]
+fn side_workloads_hold_on_fixed_seeds() {
+    let options = RunOptions {
+        side_workloads: true,
+        ..RunOptions::ci()
+    };
+    for scenario in Scenario::ALL {
+        for seed in SIDE_WORKLOAD_SEEDS {
+            let (report, _) = run_seed(scenario, seed, options);
+            assert!(report.passed(), "{report}");
+            let events = report.events.to_string();
+            let bank_ran = events
+                .lines()
+                .any(|line| line.contains("bank check: ") && !line.contains("bank check: 0 reads"));
+            assert!(
+                bank_ran,
+                "{scenario} seed {seed}: no bank read answered\n{events}"
+            );
+        }
+    }
+}
+
 /// The same seed twice: identical event logs, outcomes and verdicts.
 #[test]
 fn a_seed_replays_identically() {

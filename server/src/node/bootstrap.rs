@@ -302,6 +302,13 @@ fn restart<S: Storage>(
     memory
         .append(&recovered.entries)
         .map_err(|e| BootError::Recovered(e.to_string()))?;
+    #[cfg(feature = "planted-bug-apply-twice-after-restart")]
+    let state = super::planted_apply_twice::replay_one_entry_early(
+        state,
+        snapshot_index,
+        hard_state.commit,
+        &recovered.entries,
+    );
     let raw = new_raw_node(settings, metadata.node_id, snapshot_index, memory)?;
     tracing::info!(
         member = %format!("{:x}", metadata.node_id),

@@ -30,6 +30,8 @@ pub mod join;
 pub mod lease_duties;
 pub mod mode;
 pub mod peers;
+#[cfg(feature = "planted-bug-apply-twice-after-restart")]
+mod planted_apply_twice;
 pub mod proposals;
 mod purge_pipeline;
 pub mod read_index;

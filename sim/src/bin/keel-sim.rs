@@ -66,6 +66,13 @@ mod cli {
         /// Search states the linearizability check may explore per key.
         #[arg(long)]
         states_max: Option<u64>,
+        /// Clients running the lease-based lock workload (0: none).
+        #[arg(long, default_value_t = 0)]
+        lock_clients: usize,
+        /// Run the bank (multi-key txn) and compaction clients (default:
+        /// true for full runs, false with --ci).
+        #[arg(long)]
+        side_workloads: Option<bool>,
     }
 
     #[derive(clap::Args)]
@@ -89,6 +96,13 @@ mod cli {
         /// Search states the linearizability check may explore per key.
         #[arg(long)]
         states_max: Option<u64>,
+        /// Clients running the lease-based lock workload (0: none).
+        #[arg(long, default_value_t = 0)]
+        lock_clients: usize,
+        /// Run the bank (multi-key txn) and compaction clients (default:
+        /// true for full runs, false with --ci).
+        #[arg(long)]
+        side_workloads: Option<bool>,
         /// Stop each scenario at its first failing seed (to measure seeds
         /// to first failure of a planted bug).
         #[arg(long)]
@@ -98,7 +112,13 @@ mod cli {
         jobs: usize,
     }
 
-    fn options(ci: bool, states_max: Option<u64>, reuse_member_addresses: bool) -> RunOptions {
+    fn options(
+        ci: bool,
+        states_max: Option<u64>,
+        reuse_member_addresses: bool,
+        lock_clients: usize,
+        side_workloads: Option<bool>,
+    ) -> RunOptions {
         let options = if ci {
             RunOptions::ci()
         } else {
@@ -107,6 +127,8 @@ mod cli {
         RunOptions {
             states_max: states_max.unwrap_or(options.states_max),
             reuse_member_addresses,
+            lock_clients,
+            side_workloads: side_workloads.unwrap_or(options.side_workloads),
             ..options
         }
     }
@@ -127,7 +149,13 @@ mod cli {
         let (report, wall) = run_seed(
             args.scenario,
             args.seed,
-            options(args.ci, args.states_max, args.reuse_member_addresses),
+            options(
+                args.ci,
+                args.states_max,
+                args.reuse_member_addresses,
+                args.lock_clients,
+                args.side_workloads,
+            ),
         );
         println!("event log:\n{}", report.events);
         println!("{report}");
@@ -159,7 +187,13 @@ mod cli {
                 jobs: args.jobs,
                 stop_at_failure: args.stop_at_failure,
             };
-            let options = options(args.ci, args.states_max, args.reuse_member_addresses);
+            let options = options(
+                args.ci,
+                args.states_max,
+                args.reuse_member_addresses,
+                args.lock_clients,
+                args.side_workloads,
+            );
             let row = sweep(scenario, plan, options, |report, _| {
                 if !report.passed() {
                     println!("{report}");
