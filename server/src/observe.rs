@@ -31,6 +31,14 @@ pub trait NodeObserver: Send + Sync + 'static {
         let _ = elapsed;
     }
 
+    /// A snapshot job is about to encode the state applied up to `index`
+    /// into its file, on the blocking pool, from a frozen copy of the state
+    /// (the driver keeps applying meanwhile). The job waits until this
+    /// returns: tests hold a snapshot in progress with it.
+    fn snapshot_encoding(&self, index: u64) {
+        let _ = index;
+    }
+
     /// A probe sent to peer `to` (member id) on its Raft connection was
     /// answered after `elapsed`: one network round trip.
     fn peer_round_trip(&self, to: u64, elapsed: Duration) {
@@ -62,6 +70,11 @@ impl Observer {
     /// See [`NodeObserver::snapshot_saved`].
     pub fn snapshot_saved(&self, elapsed: Duration) {
         self.0.snapshot_saved(elapsed);
+    }
+
+    /// See [`NodeObserver::snapshot_encoding`].
+    pub fn snapshot_encoding(&self, index: u64) {
+        self.0.snapshot_encoding(index);
     }
 
     /// See [`NodeObserver::peer_round_trip`].

@@ -86,6 +86,6 @@ pub use next_segment::{PrepareJob, PrepareOutcome};
 pub use payload::{Metadata, SnapshotMarker};
 pub use purge::{PurgeJob, PurgeOutcome};
 pub use recovery::{Recovered, recover};
-pub use snapshot_file::SnapshotFiles;
+pub use snapshot_file::{SnapshotDataWriter, SnapshotFiles};
 pub use storage::{FsStorage, SimConfig, SimStorage, Storage};
 pub use wal::{Wal, WalOptions};

@@ -7,9 +7,15 @@
 //! ```
 //!
 //! A file is written as `<name>.tmp`, fsynced, renamed into place and the
-//! directory fsynced, so a snapshot file is either complete or absent. Loading
-//! takes the newest file that checks out; a damaged one is renamed to
-//! `<name>.broken` (as etcd does) and the previous one is tried.
+//! directory fsynced, so a snapshot file is either complete or absent. Its
+//! data is streamed in ([`SnapshotFiles::save_streaming`], through a
+//! [`SnapshotDataWriter`] that buffers at most
+//! [`SNAPSHOT_WRITE_BUFFER_BYTES`]), so a state of any size is written
+//! without a copy of it in memory. Loading takes the newest file that checks
+//! out; a damaged one is renamed to `<name>.broken` (as etcd does) and the
+//! previous one is tried. Old files are removed by the caller once a newer
+//! one is durable ([`SnapshotFiles::remove_older_than`]); `keep` only caps
+//! how many a save leaves.
 
 use crate::error::{Result, WalError};
 use crate::payload::{Reader, decode_conf_state, encode_conf_state};
@@ -17,11 +23,15 @@ use crate::segment::BROKEN_SUFFIX;
 use crate::storage::Storage;
 use bytes::Bytes;
 use keel_kernel::raft::{Snapshot, SnapshotMetadata};
+use std::io::{self, Write};
 
 /// Magic bytes opening every snapshot file.
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"KEELSNP1";
 /// Suffix of snapshot files.
 pub const SNAPSHOT_SUFFIX: &str = ".snap";
+/// Most bytes a [`SnapshotDataWriter`] holds before writing them to the
+/// file (4 MiB: large sequential writes, bounded memory).
+pub const SNAPSHOT_WRITE_BUFFER_BYTES: usize = 4 << 20;
 
 /// The snapshot files of one member, in their own [`Storage`] directory.
 #[derive(Clone, Debug)]
@@ -48,26 +58,106 @@ pub fn parse_name(name: &str) -> Option<(u64, u64)> {
 
 /// Encodes a snapshot file's content.
 pub fn encode(snapshot: &Snapshot) -> Vec<u8> {
-    let (mut buf, crc) = encode_header_and_crc(snapshot);
+    let mut buf = encode_header(&snapshot.metadata, snapshot.data.len() as u64);
     buf.extend_from_slice(&snapshot.data);
+    let crc = crc32fast::hash(&buf);
     buf.extend_from_slice(&crc.to_le_bytes());
     buf
 }
 
-/// The bytes of a snapshot file before its data, and the file's CRC (over
-/// those bytes and the data), so the file can be written in three parts
-/// without copying the data.
-fn encode_header_and_crc(snapshot: &Snapshot) -> (Vec<u8>, u32) {
+/// The bytes of a snapshot file before its data, for `data_len_bytes` of
+/// data (the file's CRC covers them and the data).
+fn encode_header(metadata: &SnapshotMetadata, data_len_bytes: u64) -> Vec<u8> {
     let mut header = Vec::with_capacity(64);
     header.extend_from_slice(SNAPSHOT_MAGIC);
-    header.extend_from_slice(&snapshot.metadata.index.to_le_bytes());
-    header.extend_from_slice(&snapshot.metadata.term.to_le_bytes());
-    encode_conf_state(&mut header, &snapshot.metadata.conf_state);
-    header.extend_from_slice(&(snapshot.data.len() as u64).to_le_bytes());
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&header);
-    hasher.update(&snapshot.data);
-    (header, hasher.finalize())
+    header.extend_from_slice(&metadata.index.to_le_bytes());
+    header.extend_from_slice(&metadata.term.to_le_bytes());
+    encode_conf_state(&mut header, &metadata.conf_state);
+    header.extend_from_slice(&data_len_bytes.to_le_bytes());
+    header
+}
+
+/// Streams a snapshot's data into its temporary file (see
+/// [`SnapshotFiles::save_streaming`]): buffers up to
+/// [`SNAPSHOT_WRITE_BUFFER_BYTES`], writes larger runs at increasing
+/// offsets, and checksums everything on the way. More data than the
+/// length announced in the header is refused (`InvalidInput`).
+pub struct SnapshotDataWriter<'a, S: Storage> {
+    storage: &'a S,
+    file: &'a S::File,
+    /// File offset the buffer's first byte goes to.
+    offset: u64,
+    buffer: Vec<u8>,
+    hasher: crc32fast::Hasher,
+    /// Data bytes accepted so far, and the most the header announced.
+    data_bytes: u64,
+    data_len_bytes: u64,
+}
+
+impl<S: Storage> SnapshotDataWriter<'_, S> {
+    /// Writes the buffered bytes to the file.
+    fn write_buffer(&mut self) -> io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        self.storage
+            .write_at(self.file, self.offset, &self.buffer)?;
+        self.offset += self.buffer.len() as u64;
+        self.buffer.clear();
+        Ok(())
+    }
+
+    /// Writes what is buffered and then the CRC after the data; the data
+    /// must be complete. Returns the file's length in bytes.
+    fn finish(mut self) -> io::Result<u64> {
+        if self.data_bytes != self.data_len_bytes {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "snapshot data of {} bytes, {} announced",
+                    self.data_bytes, self.data_len_bytes
+                ),
+            ));
+        }
+        let crc = self.hasher.clone().finalize();
+        self.buffer.extend_from_slice(&crc.to_le_bytes());
+        self.write_buffer()?;
+        Ok(self.offset)
+    }
+}
+
+impl<S: Storage> Write for SnapshotDataWriter<'_, S> {
+    /// Accepts all of `bytes` (buffered or written through), unless they
+    /// would exceed the announced data length.
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let len = bytes.len() as u64;
+        if self.data_bytes + len > self.data_len_bytes {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "snapshot data longer than the {} bytes announced",
+                    self.data_len_bytes
+                ),
+            ));
+        }
+        self.hasher.update(bytes);
+        self.data_bytes += len;
+        if self.buffer.len() + bytes.len() > SNAPSHOT_WRITE_BUFFER_BYTES {
+            self.write_buffer()?;
+        }
+        if bytes.len() >= SNAPSHOT_WRITE_BUFFER_BYTES {
+            self.storage.write_at(self.file, self.offset, bytes)?;
+            self.offset += len;
+        } else {
+            self.buffer.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+
+    /// Writes the buffered bytes to the file (not durably).
+    fn flush(&mut self) -> io::Result<()> {
+        self.write_buffer()
+    }
 }
 
 /// Reads the bytes of a snapshot file before its data: the snapshot's
@@ -146,8 +236,30 @@ impl<S: Storage> SnapshotFiles<S> {
     /// files beyond the newest `keep`. Returns the file name.
     /// Errors: storage failures (a failed save leaves older snapshots intact).
     pub fn save(&self, snapshot: &Snapshot) -> Result<String> {
-        let meta = &snapshot.metadata;
-        let name = format!("{:016x}-{:016x}{SNAPSHOT_SUFFIX}", meta.term, meta.index);
+        let data = &snapshot.data;
+        self.save_streaming(&snapshot.metadata, data.len() as u64, |out| {
+            out.write_all(data)
+        })
+    }
+
+    /// As [`SnapshotFiles::save`], for a snapshot whose `data_len_bytes`
+    /// bytes of data `write_data` streams into the writer it is given
+    /// (buffered there, at most [`SNAPSHOT_WRITE_BUFFER_BYTES`]): a state
+    /// of any size is written without being held in memory. The file has
+    /// the same format and name as [`SnapshotFiles::save`] gives it.
+    /// Errors: storage failures, `write_data`'s own error, and data of
+    /// another length than announced (`InvalidInput`); the temporary file
+    /// is removed then, and older snapshots are left intact.
+    pub fn save_streaming(
+        &self,
+        metadata: &SnapshotMetadata,
+        data_len_bytes: u64,
+        write_data: impl FnOnce(&mut SnapshotDataWriter<'_, S>) -> io::Result<()>,
+    ) -> Result<String> {
+        let name = format!(
+            "{:016x}-{:016x}{SNAPSHOT_SUFFIX}",
+            metadata.term, metadata.index
+        );
         let temp = format!("{name}.tmp");
         if self
             .storage
@@ -159,7 +271,8 @@ impl<S: Storage> SnapshotFiles<S> {
                 .remove(&temp)
                 .map_err(WalError::io_for("remove", &temp))?;
         }
-        if let Err(e) = self.write_temp(&temp, snapshot) {
+        let written = self.write_temp(&temp, metadata, data_len_bytes, write_data);
+        if let Err(e) = written {
             // Give a full disk its space back; a leftover would be removed
             // by the next save anyway.
             let _ = self.storage.remove(&temp);
@@ -171,43 +284,72 @@ impl<S: Storage> SnapshotFiles<S> {
         self.storage
             .sync_dir()
             .map_err(WalError::io_for("fsync directory", ""))?;
-        let mut names = self.names()?;
-        if names.len() > self.keep {
-            let excess = names.len() - self.keep;
-            for (_, old) in names.drain(..excess) {
-                self.storage
-                    .remove(&old)
-                    .map_err(WalError::io_for("remove", &old))?;
-            }
-            self.storage
-                .sync_dir()
-                .map_err(WalError::io_for("fsync directory", ""))?;
+        let names = self.names()?;
+        if let Some(((oldest_kept, _), _)) = names.iter().rev().nth(self.keep - 1) {
+            self.remove_older_than(*oldest_kept)?;
         }
         Ok(name)
     }
 
-    /// Writes `snapshot` to the temporary file `temp`, durably.
-    fn write_temp(&self, temp: &str, snapshot: &Snapshot) -> Result<()> {
+    /// Writes the temporary file `temp` durably: header, the data
+    /// `write_data` streams, CRC.
+    fn write_temp(
+        &self,
+        temp: &str,
+        metadata: &SnapshotMetadata,
+        data_len_bytes: u64,
+        write_data: impl FnOnce(&mut SnapshotDataWriter<'_, S>) -> io::Result<()>,
+    ) -> Result<()> {
         let file = self
             .storage
             .create(temp)
             .map_err(WalError::io_for("create", temp))?;
-        let (header, crc) = encode_header_and_crc(snapshot);
-        let data_at = header.len() as u64;
-        let crc_at = data_at + snapshot.data.len() as u64;
-        for (offset, bytes) in [
-            (0, &header[..]),
-            (data_at, &snapshot.data[..]),
-            (crc_at, &crc.to_le_bytes()[..]),
-        ] {
-            self.storage
-                .write_at(&file, offset, bytes)
-                .map_err(WalError::io_for("write", temp))?;
-        }
+        let header = encode_header(metadata, data_len_bytes);
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&header);
+        let mut writer = SnapshotDataWriter {
+            storage: &self.storage,
+            file: &file,
+            offset: 0,
+            buffer: Vec::with_capacity(
+                SNAPSHOT_WRITE_BUFFER_BYTES.min(header.len() + 4 + data_len_bytes as usize),
+            ),
+            hasher,
+            data_bytes: 0,
+            data_len_bytes,
+        };
+        writer.buffer.extend_from_slice(&header);
+        write_data(&mut writer).map_err(WalError::io_for("write", temp))?;
+        writer.finish().map_err(WalError::io_for("write", temp))?;
         self.storage
             .sync(&file)
             .map_err(WalError::io_for("fsync", temp))?;
         Ok(())
+    }
+
+    /// Removes the snapshot files of index below `index` (those a durable
+    /// snapshot at or above `index` made unneeded), then fsyncs the
+    /// directory. Returns how many were removed. Other files (temporary,
+    /// `.broken`) are left alone.
+    /// Errors: storage failures (the files not removed yet stay).
+    pub fn remove_older_than(&self, index: u64) -> Result<usize> {
+        let old: Vec<String> = self
+            .names()?
+            .into_iter()
+            .filter(|((i, _), _)| *i < index)
+            .map(|(_, name)| name)
+            .collect();
+        for name in &old {
+            self.storage
+                .remove(name)
+                .map_err(WalError::io_for("remove", name))?;
+        }
+        if !old.is_empty() {
+            self.storage
+                .sync_dir()
+                .map_err(WalError::io_for("fsync directory", ""))?;
+        }
+        Ok(old.len())
     }
 
     /// The data of the snapshot file `name` that [`SnapshotFiles::save`]
@@ -356,7 +498,7 @@ mod tests {
     /// replaced by `len`.
     fn with_stored_len(snapshot: &Snapshot, len: u64) -> Vec<u8> {
         let mut content = encode(snapshot);
-        let len_at = encode_header_and_crc(snapshot).0.len() - 8;
+        let len_at = encode_header(&snapshot.metadata, 0).len() - 8;
         content[len_at..len_at + 8].copy_from_slice(&len.to_le_bytes());
         content
     }
@@ -445,6 +587,76 @@ mod tests {
         assert_eq!(files.load().unwrap().map(|s| s.metadata.index), Some(10));
         files.save(&snap(20, b"new")).unwrap();
         assert_eq!(files.load().unwrap().map(|s| s.metadata.index), Some(20));
+    }
+
+    #[test]
+    fn a_streamed_save_writes_the_same_file_in_bounded_writes() {
+        let disk = SimStorage::new(SimConfig::default());
+        let files = SnapshotFiles::new(disk.clone(), 3);
+        // Past the buffer's size, in small pieces and one large run.
+        let data: Vec<u8> = (0..SNAPSHOT_WRITE_BUFFER_BYTES * 2 + 12_345)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let (small, large) = data.split_at(SNAPSHOT_WRITE_BUFFER_BYTES + 7);
+        let metadata = snap(10, b"").metadata;
+        let name = files
+            .save_streaming(&metadata, data.len() as u64, |out| {
+                for piece in small.chunks(1000) {
+                    out.write_all(piece)?;
+                }
+                out.write_all(large)
+            })
+            .unwrap();
+        let whole = Snapshot {
+            metadata,
+            data: Bytes::from(data),
+        };
+        assert_eq!(disk.read_all(&name).unwrap(), encode(&whole));
+        assert_eq!(files.load().unwrap(), Some(whole));
+    }
+
+    #[test]
+    fn data_of_another_length_than_announced_is_refused_and_leaves_nothing() {
+        let disk = SimStorage::new(SimConfig::default());
+        let files = SnapshotFiles::new(disk.clone(), 3);
+        let old = files.save(&snap(10, b"old")).unwrap();
+        let metadata = snap(20, b"").metadata;
+        let short = files.save_streaming(&metadata, 5, |out| out.write_all(b"four"));
+        assert!(
+            short
+                .unwrap_err()
+                .to_string()
+                .contains("4 bytes, 5 announced")
+        );
+        let long = files.save_streaming(&metadata, 3, |out| out.write_all(b"four"));
+        assert!(
+            long.unwrap_err()
+                .to_string()
+                .contains("longer than the 3 bytes")
+        );
+        let failed = files.save_streaming(&metadata, 3, |_| Err(io::Error::other("encoder")));
+        assert!(failed.unwrap_err().to_string().contains("encoder"));
+        assert_eq!(disk.list().unwrap(), vec![old]);
+        assert_eq!(files.load().unwrap().map(|s| s.metadata.index), Some(10));
+    }
+
+    #[test]
+    fn older_files_are_removed_on_request_only() {
+        let disk = SimStorage::new(SimConfig::default());
+        let files = SnapshotFiles::new(disk.clone(), 5);
+        let names: Vec<String> = [10, 20, 30]
+            .iter()
+            .map(|i| files.save(&snap(*i, b"x")).unwrap())
+            .collect();
+        assert_eq!(
+            disk.list().unwrap(),
+            names,
+            "within `keep`, a save removes none"
+        );
+        assert_eq!(files.remove_older_than(20).unwrap(), 1);
+        assert_eq!(files.remove_older_than(20).unwrap(), 0);
+        disk.crash();
+        assert_eq!(disk.list().unwrap(), names[1..], "the removal is durable");
     }
 
     #[test]

@@ -99,6 +99,8 @@ pub struct Wal<S: Storage> {
     /// Files of purged segments kept for reuse (see
     /// [`WalOptions::recycled_segments_max`]), oldest first.
     recycled: Vec<String>,
+    /// Bytes of records encoded since this `Wal` was created or opened.
+    appended_bytes: u64,
 }
 
 impl<S: Storage> Wal<S> {
@@ -159,6 +161,7 @@ impl<S: Storage> Wal<S> {
             purging: false,
             next: NextSegment::Wanted,
             recycled,
+            appended_bytes: 0,
         })
     }
 
@@ -232,6 +235,7 @@ impl<S: Storage> Wal<S> {
             purging: false,
             next: NextSegment::Wanted,
             recycled,
+            appended_bytes: 0,
         };
         wal.active.allocated_bytes = wal
             .storage
@@ -436,6 +440,14 @@ impl<S: Storage> Wal<S> {
     /// Last ticket known durable.
     pub fn durable_ticket(&self) -> Ticket {
         self.tickets.durable
+    }
+
+    /// Bytes of the records appends encoded (entries, hard states, snapshot
+    /// markers, with their framing) since this `Wal` was
+    /// created or opened: what the log wrote, for a snapshot schedule that
+    /// weighs the log against the state (`keel-server`'s snapshot policy).
+    pub fn appended_bytes(&self) -> u64 {
+        self.appended_bytes
     }
 
     /// Index of the last entry appended (or of the latest snapshot marker if higher).
@@ -651,7 +663,9 @@ impl<S: Storage> Wal<S> {
             tag: self.active.tag,
             starts_unit: self.buf.is_empty() && self.active.write_offset == self.active.durable_end,
         };
+        let before = self.buf.len();
         self.crc = record::encode(&mut self.buf, frame, self.crc, write_payload);
+        self.appended_bytes += (self.buf.len() - before) as u64;
     }
 
     /// After each encoded record: hand a full buffer to the storage.

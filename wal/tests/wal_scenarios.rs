@@ -618,3 +618,26 @@ fn real_files_round_trip_with_mmap_recovery() {
     let (_, rec) = Wal::open(storage, opts).unwrap();
     assert_eq!(rec.entries, entries(4001..=5000, 1));
 }
+
+#[test]
+fn appended_bytes_counts_every_record_from_open() {
+    let d = disk();
+    let mut wal = Wal::create(d.clone(), small(), META).unwrap();
+    assert_eq!(wal.appended_bytes(), 0);
+    let batch = entries(1..=20, 1);
+    let data_bytes: u64 = batch.iter().map(|e| e.data.len() as u64).sum();
+    wal.append(&batch, None).unwrap();
+    let after_entries = wal.appended_bytes();
+    assert!(
+        after_entries > data_bytes,
+        "{after_entries} bytes counted for {data_bytes} bytes of entry data"
+    );
+    wal.append_snapshot_marker(&marker(10)).unwrap();
+    assert!(
+        wal.appended_bytes() > after_entries,
+        "the marker is counted"
+    );
+    wal.sync().unwrap();
+    let (wal, _) = Wal::open(d, small()).unwrap();
+    assert_eq!(wal.appended_bytes(), 0, "a reopened log counts afresh");
+}

@@ -40,5 +40,5 @@ pub use local_state::LocalState;
 pub use parts::StateParts;
 pub use request::{MAX_REQUEST_SIZE_BYTES, Request, RequestEnvelope};
 pub use response::{ApplyResult, ConfChangeApplied, Response, ResponseHeader};
-pub use snapshot::SnapshotError;
+pub use snapshot::{SnapshotEncoder, SnapshotError};
 pub use state_machine::{StateMachine, StateMachineConfig};

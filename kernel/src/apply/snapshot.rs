@@ -10,6 +10,7 @@
 //! instants, auth tokens) is not included.
 
 use std::fmt;
+use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +18,7 @@ use super::{AlarmMember, StateMachine, StateMachineConfig, StateParts};
 use crate::auth::AuthSnapshot;
 use crate::lease::LeaseSnapshot;
 use crate::membership::ClusterSnapshot;
-use crate::mvcc::{MvccError, Store};
+use crate::mvcc::{Crc32Writer, MvccError, Store};
 
 const MAGIC: &[u8; 8] = b"KEELSNAP";
 const FORMAT: u8 = 1;
@@ -63,36 +64,84 @@ struct Meta {
     alarms: Vec<AlarmMember>,
 }
 
+/// Streams a state machine's snapshot (from
+/// [`StateMachine::snapshot_encoder`]): the same bytes as
+/// [`StateMachine::snapshot`], written piecewise into any [`Write`] with
+/// both checksums computed on the way, so no copy of the encoded state is
+/// held in memory. Encode a clone of the state (cheap: the store's index is
+/// copy-on-write) to let the original keep applying meanwhile.
+pub struct SnapshotEncoder<'a> {
+    machine: &'a StateMachine,
+    meta: Vec<u8>,
+    store_len: usize,
+}
+
+impl SnapshotEncoder<'_> {
+    /// Exact length in bytes of what [`SnapshotEncoder::write_to`] writes.
+    pub fn len_bytes(&self) -> usize {
+        snapshot_len(self.store_len, self.meta.len())
+    }
+
+    /// Writes the snapshot into `out`: exactly
+    /// [`SnapshotEncoder::len_bytes`] bytes. Pass a buffered writer (keys
+    /// are written one at a time).
+    ///
+    /// Errors: the first error `out` returns (what was written until then
+    /// is a truncated snapshot, which [`StateMachine::restore`] refuses).
+    pub fn write_to<W: Write>(&self, out: W) -> io::Result<()> {
+        let machine = self.machine;
+        let mut out = Crc32Writer::new(out);
+        let mut header = Vec::with_capacity(MAGIC.len() + 1 + 3 * 8);
+        header.extend_from_slice(MAGIC);
+        header.push(FORMAT);
+        header.extend_from_slice(&machine.applied_index.to_le_bytes());
+        header.extend_from_slice(&machine.applied_term.to_le_bytes());
+        header.extend_from_slice(&(self.store_len as u64).to_le_bytes());
+        out.write_all(&header)?;
+        machine.store.write_snapshot(&mut out)?;
+        out.write_all(&(self.meta.len() as u64).to_le_bytes())?;
+        out.write_all(&self.meta)?;
+        debug_assert_eq!(
+            out.written_bytes() as usize + CHECKSUM_BYTES,
+            self.len_bytes()
+        );
+        let crc = out.crc();
+        out.into_inner().write_all(&crc.to_le_bytes())
+    }
+}
+
 impl StateMachine {
     /// Encodes the whole replicated state and the consistent index (see the
-    /// module doc for the layout). The store is encoded in place, into one
-    /// allocation of the final size: on a large state, fresh memory is most
-    /// of the cost.
+    /// module doc for the layout).
     pub fn snapshot(&self) -> Vec<u8> {
         self.snapshot_into(Vec::new())
     }
 
     /// As [`StateMachine::snapshot`], written into `buffer` (cleared first;
-    /// grown only if it is too small): pass memory prepared beforehand, for
-    /// example with its pages touched on another thread, to shorten the
-    /// encoding of a large state.
+    /// grown only if it is too small).
     pub fn snapshot_into(&self, buffer: Vec<u8>) -> Vec<u8> {
-        let meta = self.encode_meta();
-        let store_len = self.store.snapshot_len_bytes();
+        let encoder = self.snapshot_encoder();
         let mut out = buffer;
         out.clear();
-        out.reserve(snapshot_len(store_len, meta.len()));
-        out.extend_from_slice(MAGIC);
-        out.push(FORMAT);
-        out.extend_from_slice(&self.applied_index.to_le_bytes());
-        out.extend_from_slice(&self.applied_term.to_le_bytes());
-        out.extend_from_slice(&(store_len as u64).to_le_bytes());
-        self.store.encode_snapshot_into(&mut out);
-        put_section(&mut out, &meta);
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        debug_assert_eq!(out.len(), snapshot_len(store_len, meta.len()));
+        out.reserve(encoder.len_bytes());
+        // Writing into a Vec cannot fail.
+        let _ = encoder.write_to(&mut out);
+        debug_assert_eq!(out.len(), encoder.len_bytes());
         out
+    }
+
+    /// An encoder of this state's snapshot that knows its length before
+    /// writing it (a snapshot file states its data's length first). Costs
+    /// one pass over the store's index and the encoding of the leases,
+    /// auth, membership and alarms.
+    pub fn snapshot_encoder(&self) -> SnapshotEncoder<'_> {
+        let meta = self.encode_meta();
+        let store_len = self.store.snapshot_len_bytes();
+        SnapshotEncoder {
+            machine: self,
+            meta,
+            store_len,
+        }
     }
 
     /// Exact length in bytes of [`StateMachine::snapshot`]'s output, without
@@ -156,11 +205,6 @@ impl StateMachine {
 /// Length of a snapshot whose store and meta sections have these lengths.
 fn snapshot_len(store_len: usize, meta_len: usize) -> usize {
     MAGIC.len() + 1 + 8 + 8 + 8 + store_len + 8 + meta_len + CHECKSUM_BYTES
-}
-
-fn put_section(out: &mut Vec<u8>, section: &[u8]) {
-    out.extend_from_slice(&(section.len() as u64).to_le_bytes());
-    out.extend_from_slice(section);
 }
 
 /// The bytes before the checksum, after checking the checksum and header.

@@ -24,6 +24,7 @@
 //! delete made at exactly `r`, so a watcher starting at `r` still receives
 //! it (etcd drops it); reads are unaffected.
 
+mod crc_writer;
 pub mod error;
 mod hash;
 pub mod history;
@@ -41,6 +42,7 @@ mod txn;
 pub mod watch;
 mod write;
 
+pub(crate) use crc_writer::Crc32Writer;
 pub use error::MvccError;
 pub use history::HistoryBatch;
 pub use import::ImportedVersion;

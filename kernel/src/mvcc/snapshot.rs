@@ -6,6 +6,9 @@
 //! [key_count] ([blob_len][key index blob])* [crc32 of all before: u32 LE]`,
 //! keys in ascending order. Equal stores give equal bytes.
 
+use std::io::{self, Write};
+
+use super::crc_writer::Crc32Writer;
 use super::error::MvccError;
 use super::index::key_index::KeyIndex;
 use super::index::varint;
@@ -25,23 +28,43 @@ impl Store {
 
     /// Appends the encoding of [`Store::encode_snapshot`] to `out`, whose
     /// checksum covers only the appended bytes: [`Store::snapshot_len_bytes`]
-    /// of them. The caller reserves them first (sizing walks the whole
-    /// index, so it is left to the caller, who often needs the size too) to
-    /// encode without reallocating a buffer of hundreds of MiB.
+    /// of them. The caller reserves them first if it wants to (sizing walks
+    /// the whole index, so it is left to the caller, who often needs the
+    /// size too).
     pub fn encode_snapshot_into(&self, out: &mut Vec<u8>) {
         let start = out.len();
-        out.extend_from_slice(MAGIC);
-        out.push(FORMAT);
-        varint::put_i64(out, self.current_revision);
-        varint::put_i64(out, self.compact_revision);
-        varint::put_u64(out, self.index.len() as u64);
-        for ki in self.index.iter() {
-            varint::put_u64(out, ki.blob().len() as u64);
-            out.extend_from_slice(ki.blob());
-        }
-        let crc = crc32fast::hash(&out[start..]);
-        out.extend_from_slice(&crc.to_le_bytes());
+        // Writing into a Vec cannot fail.
+        let _ = self.write_snapshot(&mut *out);
         debug_assert_eq!(out.len() - start, self.snapshot_len_bytes());
+    }
+
+    /// Streams the encoding of [`Store::encode_snapshot`] into `out`
+    /// (exactly [`Store::snapshot_len_bytes`] bytes, checksum computed on
+    /// the way): memory stays bounded by `out`'s own buffering whatever the
+    /// store's size. Pass a buffered writer: this writes each key's length
+    /// and history separately. Meant for a clone of the store (cheap: see
+    /// `index`), encoded while the original keeps changing.
+    ///
+    /// Errors: the first error `out` returns; the bytes written until then
+    /// are a truncated encoding.
+    pub fn write_snapshot<W: Write>(&self, out: W) -> io::Result<()> {
+        let mut out = Crc32Writer::new(out);
+        let mut header = Vec::with_capacity(MAGIC.len() + 1 + 3 * varint::MAX_BYTES);
+        header.extend_from_slice(MAGIC);
+        header.push(FORMAT);
+        varint::put_i64(&mut header, self.current_revision);
+        varint::put_i64(&mut header, self.compact_revision);
+        varint::put_u64(&mut header, self.index.len() as u64);
+        out.write_all(&header)?;
+        let mut blob_len = [0u8; varint::MAX_BYTES];
+        for ki in self.index.iter() {
+            let mut len = 0;
+            varint::write_u64(&mut blob_len, &mut len, ki.blob().len() as u64);
+            out.write_all(&blob_len[..len])?;
+            out.write_all(ki.blob())?;
+        }
+        let crc = out.crc();
+        out.into_inner().write_all(&crc.to_le_bytes())
     }
 
     /// Exact length in bytes of [`Store::encode_snapshot`]'s output, without

@@ -3,7 +3,7 @@
 //! 3.5 answers it for a cluster at its only version (`downgrade.rs`).
 
 use bytes::Bytes;
-use keel_kernel::apply::{AlarmAction, AlarmMember, AlarmType, Request, Response};
+use keel_kernel::apply::{AlarmAction, AlarmMember, AlarmType, Request, Response, StateMachine};
 use keel_kernel::auth::{AuthInfo, MemberCall};
 use sha2::{Digest, Sha256};
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
@@ -77,6 +77,40 @@ pub fn etcd_snapshot_body(keel_snapshot: &[u8]) -> Result<Bytes, Status> {
     keel_snapshot::etcd::export::from_keel_snapshot(keel_snapshot)
         .map(|image| pad_snapshot(Bytes::from(image)))
         .map_err(|err| Status::internal(format!("snapshot: {err}")))
+}
+
+/// The body of a snapshot stream built from `state`, a clone of the
+/// replica's applied state (cheap: the store's index is copy-on-write), as
+/// [`etcd_snapshot_body`] builds it from the encoded state, without
+/// encoding and decoding the keel snapshot on the way. Runs on the blocking
+/// pool (inline under madsim), off the async workers and with no lock held.
+///
+/// Errors: `INTERNAL` when the image cannot be built (it does not happen to
+/// a consistent state) or the job building it died.
+pub async fn etcd_snapshot_body_of(state: StateMachine) -> Result<Bytes, Status> {
+    let build = move || {
+        keel_snapshot::etcd::export::to_bolt(&state.into_parts())
+            .map(|image| pad_snapshot(Bytes::from(image)))
+            .map_err(|err| Status::internal(format!("snapshot: {err}")))
+    };
+    off_the_runtime(build).await?
+}
+
+/// Runs `work` on tokio's blocking pool and waits for it.
+/// Errors: `INTERNAL` when the job died (panicked).
+#[cfg(not(madsim))]
+async fn off_the_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| Status::internal(format!("snapshot: the job building it died: {err}")))
+}
+
+/// Runs `work` inline under madsim, which forbids threads of its own.
+#[cfg(madsim)]
+async fn off_the_runtime<T>(work: impl FnOnce() -> T) -> Result<T, Status> {
+    Ok(work())
 }
 
 /// Splits a snapshot body into etcd's stream: chunks of at most
@@ -243,7 +277,8 @@ impl<B: Replica> pb::maintenance_server::Maintenance for MaintenanceService<B> {
         request: GrpcRequest<pb::SnapshotRequest>,
     ) -> Result<GrpcResponse<Self::SnapshotStream>, Status> {
         self.check_call(&request, MemberCall::Snapshot)?;
-        let data = etcd_snapshot_body(&self.replica.snapshot())?;
+        let frozen = self.replica.with_state(StateMachine::clone);
+        let data = etcd_snapshot_body_of(frozen).await?;
         let chunks = snapshot_chunks(
             &data,
             self.limits.snapshot_chunk_bytes,
@@ -337,6 +372,37 @@ mod tests {
         assert_eq!(status.total_size_bytes, body.len() as u64);
         let refused = etcd_snapshot_body(b"not a keel snapshot").unwrap_err();
         assert_eq!(refused.code(), tonic::Code::Internal);
+    }
+
+    #[tokio::test]
+    async fn a_body_built_from_a_clone_equals_the_one_built_from_the_encoding() {
+        use keel_kernel::apply::StateMachineConfig;
+        use keel_kernel::membership::Cluster;
+        use keel_kernel::raft::{Entry, EntryType};
+        let mut state = StateMachine::new(StateMachineConfig::new(1000), Cluster::empty(3));
+        for index in 1..=50u64 {
+            let put = Request::Put(keel_kernel::mvcc::PutRequest {
+                key: format!("k{index}").into_bytes(),
+                value: vec![b'v'; 100],
+                ..keel_kernel::mvcc::PutRequest::default()
+            });
+            let envelope = keel_kernel::apply::RequestEnvelope {
+                id: index,
+                auth: None,
+                request: put,
+            };
+            let entry_type = EntryType::Normal;
+            let data = envelope.encode().unwrap();
+            state.apply(&Entry {
+                term: 1,
+                index,
+                entry_type,
+                data,
+            });
+        }
+        assert_eq!(state.store().key_count(), 50, "the puts were applied");
+        let expected = etcd_snapshot_body(&state.snapshot()).unwrap();
+        assert_eq!(etcd_snapshot_body_of(state).await.unwrap(), expected);
     }
 
     #[test]

@@ -40,7 +40,6 @@ mod segment_pipeline;
 pub mod serve;
 pub mod settings;
 pub mod shutdown;
-mod snapshot_buffer;
 pub mod snapshot_policy;
 mod snapshot_saver;
 
@@ -202,3 +201,6 @@ mod gated_disk;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod local_state_tests;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod snapshot_tests;

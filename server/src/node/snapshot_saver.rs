@@ -1,46 +1,48 @@
 //! Writes state-machine snapshot files off the driver.
 //!
-//! Once the file is written, the job maps it back in memory
-//! ([`SnapshotFiles::saved_data`]) so the driver can hand Raft the mapped
-//! bytes and free the heap copy of the state: otherwise a member would hold
-//! its state twice, once live and once encoded for lagging followers.
+//! When a snapshot is due the driver clones the applied state under its
+//! lock: the store's index is copy-on-write (`keel-kernel`'s
+//! `mvcc::index`), so that costs pointer copies per chunk of 128 keys, not
+//! a copy of the state. A [`SnapshotSaver`] job then encodes the clone on
+//! the blocking pool straight into the snapshot file through a bounded
+//! buffer ([`SnapshotFiles::save_streaming`]): no put waits behind the
+//! encoding, and no second copy of the state is ever held in memory (only
+//! the chunks written while the job runs are copied, once each).
 //!
-//! A snapshot file holds the whole state: 324 MiB for 1M keys of 64 bytes
-//! with 256-byte values, which this project's CI disk took 1.2-2.1 s to
-//! write, fsync and rename (the longer runs also removed the oldest file
-//! beyond the last five). Written inline, that long a stall would keep
-//! every proposal waiting and stop the leader's heartbeats, so followers
-//! would elect another leader. The driver hands the file to a
-//! [`SnapshotSaver`] instead and logs the snapshot's WAL marker once the
+//! Once the file is written, the job maps it back in memory
+//! ([`SnapshotFiles::saved_data`]): Raft hands those mapped bytes to
+//! lagging followers. The driver logs the snapshot's WAL marker once the
 //! file is durable; a crash in between leaves a file without a marker,
 //! which a restart passes over (`bootstrap.rs`).
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use keel_kernel::raft::Snapshot;
+use keel_kernel::apply::StateMachine;
+use keel_kernel::raft::{Snapshot, SnapshotMetadata};
 use keel_wal::{SnapshotFiles, SnapshotMarker, Storage, WalError};
 use tokio::time::Instant;
 
 use super::background::{BackgroundJob, JobState};
+use crate::observe::Observer;
 
 /// The snapshot being written, as its WAL marker will state it.
 pub(super) struct Saving {
     /// Marker to log once the file is durable.
     pub marker: SnapshotMarker,
-    /// Size of the encoded state in bytes.
-    pub size_bytes: u64,
 }
 
-/// A snapshot file written: its name, and its data mapped back in memory
-/// (`None` if mapping it failed: the heap copy is kept then).
+/// A snapshot file written: its name, and its data mapped back in memory.
 pub(super) struct Saved {
     /// File name.
     pub name: String,
-    /// The snapshot's data, read from the file on demand.
+    /// The snapshot's data, read from the file on demand (`None` if mapping
+    /// it failed: the caller keeps the copy it has, if any).
     pub mapped: Option<Bytes>,
-    /// How long writing, syncing and renaming the file took (mapping it
-    /// back excluded).
+    /// Size of the snapshot's data (the encoded state) in bytes.
+    pub size_bytes: u64,
+    /// How long encoding, writing, syncing and renaming the file took
+    /// (mapping it back excluded).
     pub elapsed: Duration,
 }
 
@@ -67,21 +69,29 @@ impl SnapshotSaver {
         self.saving.is_some()
     }
 
-    /// Starts writing `snapshot` into `files` on the blocking pool. The
-    /// caller starts one only when none is being written.
-    pub fn start<S: Storage>(&mut self, files: &SnapshotFiles<S>, snapshot: Snapshot) {
+    /// Starts encoding `frozen` (a clone of the applied state, taken at the
+    /// index and term `marker` states) into a file of `files` on the
+    /// blocking pool; `observer` hears when the encoding starts. The caller
+    /// starts one only when none is being written.
+    pub fn start<S: Storage>(
+        &mut self,
+        files: &SnapshotFiles<S>,
+        frozen: StateMachine,
+        marker: SnapshotMarker,
+        observer: Observer,
+    ) {
         debug_assert!(self.saving.is_none(), "one snapshot file at a time");
-        let meta = &snapshot.metadata;
-        self.saving = Some(Saving {
-            marker: SnapshotMarker {
-                index: meta.index,
-                term: meta.term,
-                conf_state: meta.conf_state.clone(),
-            },
-            size_bytes: snapshot.data.len() as u64,
-        });
+        let metadata = SnapshotMetadata {
+            index: marker.index,
+            term: marker.term,
+            conf_state: marker.conf_state.clone(),
+        };
+        self.saving = Some(Saving { marker });
         let files = files.clone();
-        self.job.start(move || save_and_map(&files, &snapshot));
+        self.job.start(move || {
+            observer.snapshot_encoding(metadata.index);
+            encode_and_save(&files, &frozen, &metadata)
+        });
     }
 
     /// The file written and the save's result, once it finished; never
@@ -109,7 +119,33 @@ impl SnapshotSaver {
     }
 }
 
-/// Writes `snapshot` into `files` and maps its data back (blocking).
+/// Streams `state`'s snapshot into a file of `files` described by
+/// `metadata`, then maps its data back (blocking).
+/// Errors: storage failures; a file that cannot be mapped back.
+fn encode_and_save<S: Storage>(
+    files: &SnapshotFiles<S>,
+    state: &StateMachine,
+    metadata: &SnapshotMetadata,
+) -> SaveResult {
+    let started = Instant::now();
+    let encoder = state.snapshot_encoder();
+    let size_bytes = encoder.len_bytes() as u64;
+    let name = files.save_streaming(metadata, size_bytes, |out| encoder.write_to(out))?;
+    let elapsed = started.elapsed();
+    // The data must be readable without a heap copy: it becomes the Raft
+    // snapshot that lagging followers are sent.
+    let mapped = files.saved_data(&name, encoder.len_bytes())?;
+    Ok(Saved {
+        name,
+        mapped: Some(mapped),
+        size_bytes,
+        elapsed,
+    })
+}
+
+/// Writes `snapshot` (a leader's, received whole) into `files` and maps its
+/// data back (blocking).
+/// Errors: storage failures.
 pub(super) fn save_and_map<S: Storage>(
     files: &SnapshotFiles<S>,
     snapshot: &Snapshot,
@@ -127,6 +163,7 @@ pub(super) fn save_and_map<S: Storage>(
     Ok(Saved {
         name,
         mapped,
+        size_bytes: snapshot.data.len() as u64,
         elapsed,
     })
 }
@@ -135,38 +172,46 @@ pub(super) fn save_and_map<S: Storage>(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
-    use keel_kernel::raft::SnapshotMetadata;
+    use keel_kernel::apply::StateMachineConfig;
+    use keel_kernel::membership::Cluster;
+    use keel_kernel::raft::ConfState;
     use keel_wal::{SimConfig, SimStorage};
 
-    fn snapshot(index: u64) -> Snapshot {
-        Snapshot {
-            metadata: SnapshotMetadata {
-                index,
-                term: 3,
-                ..SnapshotMetadata::default()
+    fn state() -> StateMachine {
+        StateMachine::new(StateMachineConfig::new(1000), Cluster::empty(7))
+    }
+
+    fn marker(index: u64) -> SnapshotMarker {
+        SnapshotMarker {
+            index,
+            term: 3,
+            conf_state: ConfState {
+                voters: vec![1],
+                ..ConfState::default()
             },
-            data: Bytes::from_static(b"state"),
         }
     }
 
     #[tokio::test]
-    async fn a_file_is_written_in_the_background_and_taken_once() {
+    async fn a_state_is_streamed_into_its_file_and_taken_once() {
         let disk = SimStorage::new(SimConfig::default());
         let files = SnapshotFiles::new(disk.clone(), 2);
         let mut saver = SnapshotSaver::new();
         assert!(saver.try_finish().is_none());
-        saver.start(&files, snapshot(7));
+        let state = state();
+        saver.start(&files, state.clone(), marker(7), Observer::default());
         assert!(saver.is_saving());
         let (saving, result) = saver.wait().await.unwrap();
         assert_eq!((saving.marker.index, saving.marker.term), (7, 3));
-        assert_eq!(saving.size_bytes, 5);
         let saved = result.unwrap();
+        assert_eq!(saved.size_bytes, state.snapshot().len() as u64);
         assert_eq!(disk.list().unwrap(), [saved.name]);
-        assert_eq!(saved.mapped.as_deref(), Some(&b"state"[..]));
+        assert_eq!(saved.mapped.as_deref(), Some(&state.snapshot()[..]));
         assert!(!saver.is_saving());
         assert!(saver.wait().await.is_none());
-        assert_eq!(files.load().unwrap().unwrap(), snapshot(7));
+        let loaded = files.load().unwrap().unwrap();
+        assert_eq!(loaded.metadata.conf_state, marker(7).conf_state);
+        assert_eq!(loaded.data, state.snapshot());
     }
 
     #[tokio::test]
@@ -175,9 +220,26 @@ mod tests {
         disk.set_capacity_bytes(3);
         let files = SnapshotFiles::new(disk.clone(), 2);
         let mut saver = SnapshotSaver::new();
-        saver.start(&files, snapshot(7));
+        saver.start(&files, state(), marker(7), Observer::default());
         let (_, result) = saver.wait().await.unwrap();
         assert!(result.err().unwrap().is_storage_full());
         assert!(disk.list().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_leaders_snapshot_is_saved_whole_and_mapped_back() {
+        let disk = SimStorage::new(SimConfig::default());
+        let files = SnapshotFiles::new(disk.clone(), 2);
+        let snapshot = Snapshot {
+            metadata: SnapshotMetadata {
+                index: 9,
+                term: 2,
+                ..SnapshotMetadata::default()
+            },
+            data: Bytes::from_static(b"state"),
+        };
+        let saved = save_and_map(&files, &snapshot).unwrap();
+        assert_eq!(saved.mapped.as_deref(), Some(&b"state"[..]));
+        assert_eq!(files.load().unwrap().unwrap(), snapshot);
     }
 }

@@ -11,6 +11,13 @@
 //! lookup's misses are: the one windows line that can hold the key together
 //! with that block's key indexes (their addresses known from the head
 //! alone), then the key's blob, prefetched whole.
+//!
+//! Chunks are shared copy-on-write ([`Arc`]): the index holds
+//! `Arc<Chunk>`s, so a clone of the index (a snapshot's frozen view) copies
+//! pointers, and a write to a chunk still shared with such a clone copies
+//! that chunk first (`Arc::make_mut`).
+
+use std::sync::Arc;
 
 use super::key_index::KeyIndex;
 use super::prefetch::{CACHE_LINE_BYTES, prefetch_slice};
@@ -72,12 +79,12 @@ pub(crate) struct Chunk {
 }
 
 impl Chunk {
-    /// A chunk of `entries` (ascending, at most [`CHUNK_CAPACITY`]), boxed:
-    /// the index moves pointers, not chunks.
-    pub fn new(entries: Vec<KeyIndex>) -> Box<Chunk> {
+    /// A chunk of `entries` (ascending, at most [`CHUNK_CAPACITY`]),
+    /// behind an [`Arc`]: the index moves and shares pointers, not chunks.
+    pub fn new(entries: Vec<KeyIndex>) -> Arc<Chunk> {
         debug_assert!(entries.len() <= CHUNK_CAPACITY);
         debug_assert!(entries.windows(2).all(|w| w[0].key() < w[1].key()));
-        let mut chunk = Box::new(Chunk {
+        let mut chunk = Chunk {
             windows: Windows([0; CHUNK_CAPACITY]),
             entries: std::array::from_fn(|_| None),
             head: ChunkHead {
@@ -86,12 +93,12 @@ impl Chunk {
                 prefix_inline: [0; INLINE_PREFIX_BYTES],
                 summary: [0; BLOCKS],
             },
-        });
+        };
         for (slot, ki) in chunk.entries.iter_mut().zip(entries) {
             *slot = Some(ki);
         }
         chunk.reindex();
-        chunk
+        Arc::new(chunk)
     }
 
     /// The key at `at` (< len).
@@ -214,10 +221,10 @@ impl Chunk {
         self.entries[at].as_ref()
     }
 
-    /// Mutable access to the key index of `key`, if present.
-    pub fn get_mut(&mut self, head: &ChunkHead, key: &[u8]) -> Option<&mut KeyIndex> {
-        let at = self.search_with(head, key).ok()?;
-        self.entries[at].as_mut()
+    /// Mutable access to the key index at `at` (a position
+    /// [`Chunk::search_with`] found), if there is one.
+    pub fn entry_mut(&mut self, at: usize) -> Option<&mut KeyIndex> {
+        self.entries[..self.head.len].get_mut(at)?.as_mut()
     }
 
     /// Inserts at `at` (from [`Chunk::search`]); the chunk must not be full.
@@ -249,7 +256,7 @@ impl Chunk {
     }
 
     /// Moves the keys from `at` on into a new chunk.
-    pub fn split_off(&mut self, at: usize) -> Box<Chunk> {
+    pub fn split_off(&mut self, at: usize) -> Arc<Chunk> {
         let at = at.min(self.head.len);
         let upper = self.entries[at..]
             .iter_mut()
@@ -300,10 +307,10 @@ mod tests {
             let mut built = Chunk::new(Vec::new());
             for key in keys.iter().rev() {
                 let at = built.search(key).expect_err("a new key");
-                built.insert(at, entry(key));
+                Arc::make_mut(&mut built).insert(at, entry(key));
             }
             prop_assert_eq!(&built, &chunk);
-            let upper = built.split_off(keys.len() / 2);
+            let upper = Arc::make_mut(&mut built).split_off(keys.len() / 2);
             prop_assert_eq!(built, Chunk::new(keys[..keys.len() / 2].iter().map(|k| entry(k)).collect()));
             prop_assert_eq!(upper, Chunk::new(keys[keys.len() / 2..].iter().map(|k| entry(k)).collect()));
         }

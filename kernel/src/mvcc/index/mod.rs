@@ -25,12 +25,21 @@
 //! separators are strictly ascending and all start with `separator_prefix`;
 //! `heads[i]` equals `chunks[i].head()`; no chunk is empty unless the index
 //! is.
+//!
+//! Copy-on-write: chunks are shared [`Arc`]s and separators [`Arc`]ed
+//! keys, so [`Index::clone`] costs O(number of chunks) pointer copies (no
+//! key is copied): a snapshot takes such a clone as its frozen view under
+//! the state lock and encodes it afterwards. A write to a chunk still
+//! shared with a clone copies that one chunk first (`Arc::make_mut`); when
+//! it is not shared, that is one atomic check.
 
 mod chunk;
 pub(crate) mod key_index;
 mod prefetch;
 pub(crate) mod varint;
 mod window;
+
+use std::sync::Arc;
 
 use crate::invariant::{InvariantViolation, ensure};
 use chunk::{CHUNK_CAPACITY, Chunk, ChunkHead};
@@ -40,8 +49,9 @@ use window::{Probe, common_prefix, summarize, window};
 /// Ordered map of key -> [`KeyIndex`].
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Index {
-    /// `separators[i]` is the lowest key of chunk `i + 1`.
-    separators: Vec<Box<[u8]>>,
+    /// `separators[i]` is the lowest key of chunk `i + 1` (shared, so a
+    /// clone copies pointers).
+    separators: Vec<Arc<[u8]>>,
     /// `window(separators[i], separator_prefix.len())`, kept apart so the
     /// binary search walks a dense array.
     separator_windows: Vec<u64>,
@@ -49,9 +59,9 @@ pub(crate) struct Index {
     /// that stays in cache and narrows a search to one block of windows.
     separator_summary: Vec<u64>,
     separator_prefix: Box<[u8]>,
-    /// Boxed: adding a chunk moves pointers.
-    #[allow(clippy::vec_box, reason = "a chunk is 4 KiB: splits move pointers")]
-    chunks: Vec<Box<Chunk>>,
+    /// Shared copy-on-write: adding a chunk moves pointers, cloning the
+    /// index copies them.
+    chunks: Vec<Arc<Chunk>>,
     /// `heads[i]` = a copy of `chunks[i].head()`: a dense array (about 1%
     /// of the store) that stays in cache, so a lookup's first miss in a
     /// chunk is the one line of windows it needs.
@@ -100,10 +110,15 @@ impl Index {
         self.chunks.get(at)?.get(self.heads.get(at)?, key)
     }
 
-    /// Mutable access to the history of `key`.
+    /// Mutable access to the history of `key`. The key's chunk is copied
+    /// first if a clone of the index still shares it (only when the key is
+    /// there).
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut KeyIndex> {
         let at = self.chunk_for(key);
-        self.chunks.get_mut(at)?.get_mut(self.heads.get(at)?, key)
+        let position = self.chunks.get(at)?.search_with(self.heads.get(at)?, key);
+        let position = position.ok()?;
+        let chunk = self.chunks.get_mut(at)?;
+        Arc::make_mut(chunk).entry_mut(position)
     }
 
     /// Adds a key that is not in the index yet. Panics if it is there: the
@@ -119,6 +134,7 @@ impl Index {
         let Err(position) = chunk.search(key_index.key()) else {
             panic!("mvcc index: insert of a key already present");
         };
+        let chunk = Arc::make_mut(chunk);
         self.len += 1;
         if !chunk.is_full() {
             chunk.insert(position, key_index);
@@ -134,7 +150,7 @@ impl Index {
         };
         let lower_len = chunk.len();
         if upper.len() == 0 || position > lower_len {
-            upper.insert(position - lower_len, key_index);
+            Arc::make_mut(&mut upper).insert(position - lower_len, key_index);
         } else {
             chunk.insert(position, key_index);
         }
@@ -143,7 +159,7 @@ impl Index {
     }
 
     /// Adds the first chunk.
-    fn push_chunk(&mut self, chunk: Box<Chunk>) {
+    fn push_chunk(&mut self, chunk: Arc<Chunk>) {
         assert!(
             self.chunks.is_empty(),
             "mvcc index: first chunk added twice"
@@ -153,13 +169,13 @@ impl Index {
     }
 
     /// Puts `chunk` at position `at` (>= 1), its first key as separator.
-    fn add_chunk(&mut self, at: usize, chunk: Box<Chunk>) {
+    fn add_chunk(&mut self, at: usize, chunk: Arc<Chunk>) {
         assert!(
             at >= 1 && chunk.len() > 0,
             "mvcc index: chunk added at {at} with {} keys",
             chunk.len()
         );
-        let key: Box<[u8]> = chunk.first_key().into();
+        let key: Arc<[u8]> = chunk.first_key().into();
         let prefix_len = if self.separators.is_empty() {
             key.len()
         } else {
@@ -217,7 +233,7 @@ impl Index {
         for ki in old
             .chunks
             .into_iter()
-            .flat_map(|chunk| chunk.into_entries())
+            .flat_map(|chunk| Arc::unwrap_or_clone(chunk).into_entries())
         {
             if let Some(next) = f(ki) {
                 let pushed = loader.push(next);
@@ -329,6 +345,7 @@ impl<'a> Loader<'a> {
         }
         index.len += 1;
         if !last.is_full() {
+            let last = Arc::make_mut(last);
             last.push(key_index);
             let head = last.head().clone();
             if let Some(copy) = index.heads.last_mut() {
@@ -343,6 +360,7 @@ impl<'a> Loader<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::collections::BTreeSet;
 
@@ -430,6 +448,38 @@ mod tests {
                 .is_some_and(|e| e.ends_with("window or prefix out of date")),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn a_clone_shares_every_chunk_and_a_write_copies_only_its_own() {
+        let mut index = Index::new();
+        for i in 0..(CHUNK_CAPACITY * 4) as u32 {
+            index.insert(entry(&i.to_be_bytes()));
+        }
+        let frozen = index.clone();
+        let shared = |a: &Index, b: &Index| -> Vec<bool> {
+            a.chunks
+                .iter()
+                .zip(&b.chunks)
+                .map(|(x, y)| Arc::ptr_eq(x, y))
+                .collect()
+        };
+        assert_eq!(shared(&index, &frozen), [true; 4]);
+        let separators = index.separators.iter().zip(&frozen.separators);
+        assert!(separators.into_iter().all(|(x, y)| Arc::ptr_eq(x, y)));
+        // A key that is not there copies nothing; one that is copies its chunk.
+        assert!(index.get_mut(&[9; 9]).is_none());
+        assert_eq!(shared(&index, &frozen), [true; 4]);
+        let key = (CHUNK_CAPACITY as u32 + 1).to_be_bytes();
+        let replacement = key_index::test_key_index(&key);
+        *index.get_mut(&key).unwrap() = replacement;
+        assert_eq!(shared(&index, &frozen), [true, false, true, true]);
+        // A write to a chunk no clone shares changes it in place.
+        let copied = Arc::as_ptr(&index.chunks[1]);
+        *index.get_mut(&key).unwrap() = key_index::test_key_index(&key);
+        assert_eq!(Arc::as_ptr(&index.chunks[1]), copied);
+        check_invariants(&index);
+        check_invariants(&frozen);
     }
 
     #[test]

@@ -1,19 +1,28 @@
-//! Snapshots in the driver: writing the state's snapshot file every
-//! `--snapshot-count` entries (schedule: `snapshot_policy.rs`), saving a
-//! leader's snapshot before installing it, and, once a file is durable,
-//! marking it in the WAL, compacting the in-memory log and purging WAL
-//! segments below it. One file is written at a time, off the driver.
+//! Snapshots in the driver: writing the state's snapshot file when due
+//! (schedule: `snapshot_policy.rs`) from a copy-on-write clone of the
+//! state, saving a leader's snapshot before installing it, and, once a file
+//! is durable, marking it in the WAL, compacting the in-memory log, purging
+//! WAL segments below it and removing the older snapshot files. One file is
+//! written at a time, off the driver (`snapshot_saver.rs`).
+//!
+//! Retention: after a snapshot of its own is durable (file and WAL marker)
+//! a member keeps only that file. Recovery loads the newest file with a
+//! marker, and the WAL segments below it are purged, so an older file
+//! could not be replayed forward anyway; followers are sent the newest.
+//! While the next file is written, the newest durable one stays (a crash
+//! then restarts from it). After a leader's snapshot is installed, the
+//! files below the previous snapshot are removed (the previous one stays
+//! until the next snapshot of this member's own).
 
-use bytes::Bytes;
 use keel_kernel::apply::StateMachine;
 use keel_kernel::raft::{MemoryStorage, Snapshot};
 use keel_wal::{SnapshotFiles, SnapshotMarker, Storage, WalError};
 
 use super::{Driver, run_blocking};
+use crate::node::background::{BackgroundJob, JobState};
 use crate::node::bootstrap::state_config;
 use crate::node::disk_full::{DISK_FULL_RETRY_MS, is_retryable_full_disk};
 use crate::node::settings::NodeSettings;
-use crate::node::snapshot_buffer::SnapshotBuffer;
 use crate::node::snapshot_policy::SnapshotPolicy;
 use crate::node::snapshot_saver::{SaveResult, Saved, Saving, SnapshotSaver, save_and_map};
 use crate::replica::AppliedEvents;
@@ -23,8 +32,9 @@ pub(super) struct SnapshotWork<S: Storage> {
     files: SnapshotFiles<S>,
     /// Writes snapshot files off the driver.
     saver: SnapshotSaver,
-    /// Memory for the next snapshot's encoding, prepared off the driver.
-    buffer: SnapshotBuffer,
+    /// Removes snapshot files no longer needed, off the driver (unlinking
+    /// a file of hundreds of MiB takes the file system a while).
+    remover: BackgroundJob<Result<usize, WalError>>,
     policy: SnapshotPolicy,
 }
 
@@ -39,7 +49,7 @@ impl<S: Storage> SnapshotWork<S> {
         SnapshotWork {
             files,
             saver: SnapshotSaver::new(),
-            buffer: SnapshotBuffer::new(),
+            remover: BackgroundJob::new(),
             policy: SnapshotPolicy::new(
                 settings.snapshot_count,
                 settings.snapshot_catchup_entries,
@@ -100,49 +110,65 @@ impl<S: Storage> Driver<S> {
         if let Err(err) = self.raw.storage_mut().apply_snapshot(snapshot) {
             tracing::warn!(%err, index, "snapshot older than the log");
         }
-        self.snapshots.policy.taken(index);
+        let previous = self.snapshots.policy.snapshot_index();
+        let wal_bytes = self.wal.appended_bytes();
+        self.snapshots.policy.taken(index, size_bytes, wal_bytes);
+        self.remove_snapshot_files_below(previous);
         self.db_size.snapshotted(size_bytes);
         self.refresh_peers();
         self.shared.status().snapshots_installed += 1;
         tracing::info!(index, size_bytes, "installed snapshot from the leader");
     }
 
-    /// When due (see `snapshot_policy.rs`): encodes the state, hands it to
-    /// Raft (for followers that need it) and starts writing its file in the
-    /// background; once a file is durable, finishes that snapshot (see
-    /// [`Driver::finish_snapshot`]). One file is written at a time.
+    /// When due (see `snapshot_policy.rs`): clones the applied state (cheap:
+    /// the store's index is copy-on-write) under the state lock and starts
+    /// encoding the clone into its file in the background; once a file is
+    /// durable, finishes that snapshot (see [`Driver::finish_snapshot`]).
+    /// One file is written at a time.
     pub(super) async fn maybe_snapshot(&mut self) -> Result<(), WalError> {
         if let Some(done) = self.snapshots.saver.try_finish() {
             self.finish_snapshot(done).await?;
         }
+        self.poll_remover();
         if self.snapshots.saver.is_saving() {
             return Ok(());
         }
+        if self.snapshots.policy.snapshot_size_bytes().is_none() {
+            // Restarted: the newest snapshot is the one Raft holds.
+            let raft_snapshot = keel_kernel::raft::Storage::snapshot(self.raw.storage());
+            let size_bytes = raft_snapshot.map_or(0, |s| s.data.len() as u64);
+            let wal_bytes = self.wal.appended_bytes();
+            self.snapshots.policy.restored(size_bytes, wal_bytes);
+        }
         let now_ms = self.shared.now_ms();
-        let (applied, data) = {
+        let wal_bytes = self.wal.appended_bytes();
+        let frozen = {
             let state = self.shared.read_state();
-            let applied = state.applied_index();
-            if !self.snapshots.policy.is_due(applied, now_ms) {
+            if !self
+                .snapshots
+                .policy
+                .is_due(state.applied_index(), wal_bytes, now_ms)
+            {
                 return Ok(());
             }
-            // Encode into memory prepared off the driver (see
-            // `snapshot_buffer.rs`); until it is ready, the next Ready asks again.
-            let Some(buffer) = self.snapshots.buffer.take(|| state.snapshot_len_bytes()) else {
-                return Ok(());
-            };
-            (applied, Bytes::from(state.snapshot_into(buffer)))
+            state.clone()
         };
-        let conf_state = self.raw.storage().conf_state().clone();
-        let size_bytes = data.len() as u64;
-        match self
-            .raw
-            .storage_mut()
-            .create_snapshot(applied, conf_state, data)
-        {
-            Ok(snapshot) => self.snapshots.saver.start(&self.snapshots.files, snapshot),
-            Err(err) => tracing::warn!(%err, applied, "cannot snapshot"),
-        }
-        self.db_size.snapshotted(size_bytes);
+        let applied = frozen.applied_index();
+        let term = match keel_kernel::raft::Storage::term(self.raw.storage(), applied) {
+            Ok(term) => term,
+            Err(err) => {
+                tracing::warn!(%err, applied, "cannot snapshot: the applied entry's term is unknown");
+                return Ok(());
+            }
+        };
+        let marker = SnapshotMarker {
+            index: applied,
+            term,
+            conf_state: self.raw.storage().conf_state().clone(),
+        };
+        let observer = self.settings.observer.clone();
+        let files = &self.snapshots.files;
+        self.snapshots.saver.start(files, frozen, marker, observer);
         Ok(())
     }
 
@@ -172,25 +198,68 @@ impl<S: Storage> Driver<S> {
         let Saved {
             name,
             mapped,
+            size_bytes,
             elapsed,
         } = saved;
         self.settings.observer.snapshot_saved(elapsed);
-        if let Some(data) = mapped {
-            // Raft keeps the snapshot for lagging followers: from now on
-            // it reads it from the file, and the heap copy is freed.
-            self.raw.storage_mut().replace_snapshot_data(index, data);
-        }
         if !self.snapshots.policy.is_newer(index) {
             // A leader's newer snapshot was installed meanwhile.
             return Ok(());
         }
+        // Raft keeps the snapshot for lagging followers, read from the file.
+        let Some(data) = mapped else {
+            return Err(WalError::InvalidArgument(format!(
+                "snapshot file {name} was not mapped back"
+            )));
+        };
+        let conf_state = saving.marker.conf_state.clone();
+        if let Err(err) = self
+            .raw
+            .storage_mut()
+            .create_snapshot(index, conf_state, data)
+        {
+            tracing::warn!(%err, index, "cannot record the snapshot in the raft log");
+            return Ok(());
+        }
+        self.db_size.snapshotted(size_bytes);
         self.wal.append_snapshot_marker(&saving.marker)?;
         self.sync_wal().await?;
-        self.snapshots.policy.taken(index);
+        let wal_bytes = self.wal.appended_bytes();
+        self.snapshots.policy.taken(index, size_bytes, wal_bytes);
         self.compact_log(index);
         self.purges.start(&mut self.wal, index)?;
-        tracing::info!(index, size_bytes = saving.size_bytes, file = %name, "snapshot taken");
+        self.remove_snapshot_files_below(index);
+        tracing::info!(index, size_bytes, file = %name, elapsed_ms = elapsed.as_millis() as u64, "snapshot taken");
         Ok(())
+    }
+
+    /// Starts removing the snapshot files below `index` in the background,
+    /// unless a removal is still out (the next snapshot then removes what
+    /// this one would have). Never blocks.
+    fn remove_snapshot_files_below(&mut self, index: u64) {
+        self.poll_remover();
+        if self.snapshots.remover.is_out() || index == 0 {
+            return;
+        }
+        let files = self.snapshots.files.clone();
+        self.snapshots
+            .remover
+            .start(move || files.remove_older_than(index));
+    }
+
+    /// Takes a finished removal's outcome; a failure is logged (the files
+    /// stay, and the next snapshot tries again).
+    fn poll_remover(&mut self) {
+        match self.snapshots.remover.try_take() {
+            JobState::Idle | JobState::Running => {}
+            JobState::Done(Ok(removed)) => {
+                tracing::debug!(removed, "removed snapshot files older than the newest")
+            }
+            JobState::Done(Err(err)) => {
+                tracing::warn!(%err, "removing old snapshot files failed; the next snapshot retries")
+            }
+            JobState::Died => tracing::error!("the job removing old snapshot files died"),
+        }
     }
 
     /// Drops the in-memory log below a snapshot at `index`, keeping the
