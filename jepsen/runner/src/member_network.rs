@@ -147,8 +147,8 @@ impl MemberNetwork {
         };
         let s = net.stats();
         Some(format!(
-            "proxies so far: {} connections forwarded, {} refused and {} closed by cuts, {} over the limit",
-            s.forwarded, s.refused, s.closed, s.over_limit
+            "proxies so far: {} connections forwarded ({} from no member's address, which no cut stops), {} refused and {} closed by cuts, {} over the limit",
+            s.forwarded, s.unattributed, s.refused, s.closed, s.over_limit
         ))
     }
 }

@@ -55,6 +55,9 @@ pub struct ProxyStats {
     pub closed: u64,
     /// Connections dropped at accept because the proxy was full.
     pub over_limit: u64,
+    /// Connections forwarded from a source that is no member's address
+    /// (a member that does not bind its peer dials): no cut can stop them.
+    pub unattributed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -63,6 +66,7 @@ struct Counters {
     refused: AtomicU64,
     closed: AtomicU64,
     over_limit: AtomicU64,
+    unattributed: AtomicU64,
 }
 
 impl Counters {
@@ -72,6 +76,7 @@ impl Counters {
             refused: self.refused.load(Ordering::Relaxed),
             closed: self.closed.load(Ordering::Relaxed),
             over_limit: self.over_limit.load(Ordering::Relaxed),
+            unattributed: self.unattributed.load(Ordering::Relaxed),
         }
     }
 }
@@ -91,11 +96,14 @@ pub struct PeerProxy {
 
 impl PeerProxy {
     /// Starts forwarding connections accepted on `listener` to `upstream`.
-    /// Must be called inside a tokio runtime. Errors: the listener cannot
-    /// be handed to tokio or has no local address.
+    /// `members` are the members' source addresses; a connection from any
+    /// other source is forwarded and counted as unattributed. Must be
+    /// called inside a tokio runtime. Errors: the listener cannot be handed
+    /// to tokio or has no local address.
     pub fn start(
         listener: std::net::TcpListener,
         upstream: SocketAddr,
+        members: BTreeSet<IpAddr>,
         limits: ProxyLimits,
     ) -> std::io::Result<PeerProxy> {
         listener.set_nonblocking(true)?;
@@ -106,6 +114,7 @@ impl PeerProxy {
         let accept = Accept {
             listener,
             upstream,
+            members,
             limits,
             cut: cut.clone(),
             counters: counters.clone(),
@@ -159,6 +168,7 @@ impl Drop for PeerProxy {
 struct Accept {
     listener: TcpListener,
     upstream: SocketAddr,
+    members: BTreeSet<IpAddr>,
     limits: ProxyLimits,
     cut: watch::Sender<BTreeSet<IpAddr>>,
     counters: Arc<Counters>,
@@ -190,6 +200,9 @@ impl Accept {
                 continue;
             };
             bump(&self.counters.forwarded);
+            if !self.members.contains(&source) {
+                bump(&self.counters.unattributed);
+            }
             let connection = Connection {
                 inbound,
                 source,
@@ -266,7 +279,8 @@ mod tests {
     async fn proxy(limits: ProxyLimits) -> PeerProxy {
         let upstream = echo_server().await;
         let listener = std::net::TcpListener::bind("127.0.0.21:0").expect("bind proxy");
-        PeerProxy::start(listener, upstream, limits).expect("start proxy")
+        let members = ["127.0.0.31", "127.0.0.32", "127.0.0.33"].map(ip).into();
+        PeerProxy::start(listener, upstream, members, limits).expect("start proxy")
     }
 
     /// Connects to `to` from `from` (port chosen by the OS).
@@ -322,7 +336,7 @@ mod tests {
         );
         let stats = proxy.stats();
         assert_eq!((stats.closed, stats.refused), (1, 1), "{stats:?}");
-        assert_eq!(stats.forwarded, 3, "{stats:?}");
+        assert_eq!((stats.forwarded, stats.unattributed), (3, 0), "{stats:?}");
     }
 
     #[tokio::test]
@@ -361,6 +375,7 @@ mod tests {
         let proxy = proxy(ProxyLimits::default()).await;
         let mut stream = connect_from("127.0.0.34", proxy.listen_addr()).await;
         assert!(echoes(&mut stream).await);
+        assert_eq!(proxy.stats().unattributed, 1, "127.0.0.34 is no member");
         drop(proxy);
         assert!(
             !echoes(&mut stream).await,

@@ -57,6 +57,7 @@ impl ProxyNetwork {
             members: Vec::with_capacity(members),
             cut: BTreeSet::new(),
         };
+        let sources: BTreeSet<IpAddr> = (0..members).map(|i| IpAddr::V4(member_ip(i))).collect();
         for i in 0..members {
             let ip = member_ip(i);
             let peer_port = free_port(ip)?;
@@ -64,8 +65,9 @@ impl ProxyNetwork {
             let listener = TcpListener::bind((ip, 0))
                 .map_err(|e| format!("cannot bind a proxy on {ip}: {e}"))?;
             let upstream = SocketAddr::new(IpAddr::V4(ip), peer_port);
-            let proxy = PeerProxy::start(listener, upstream, ProxyLimits::default())
-                .map_err(|e| format!("cannot start the proxy on {ip}: {e}"))?;
+            let proxy =
+                PeerProxy::start(listener, upstream, sources.clone(), ProxyLimits::default())
+                    .map_err(|e| format!("cannot start the proxy on {ip}: {e}"))?;
             network.members.push(ProxiedMember {
                 ip,
                 peer_port,
@@ -143,6 +145,7 @@ impl ProxyNetwork {
             total.refused += s.refused;
             total.closed += s.closed;
             total.over_limit += s.over_limit;
+            total.unattributed += s.unattributed;
         }
         total
     }
