@@ -70,6 +70,9 @@ pub struct Flags {
     )]
     pub advertise_client_urls: String,
     /// List of URLs to listen on for peer traffic.
+    ///
+    /// keel only: when one is a loopback IP (e.g. 127.0.0.11), this member
+    /// dials its loopback peers from that IP instead of 127.0.0.1.
     #[arg(
         long,
         env = "ETCD_LISTEN_PEER_URLS",

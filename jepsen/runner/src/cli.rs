@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
+pub use crate::member_network::NetworkChoice;
+
 /// Which server program the runner starts when no `--endpoints` is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ServerKind {
@@ -121,4 +123,12 @@ pub struct Args {
     /// Bound on the linearizability search, in states per key.
     #[arg(long, default_value_t = 5_000_000)]
     pub check_states_max: u64,
+    /// How members are wired for the partition fault: `namespaces` (one
+    /// network namespace per member; root and `ip`), `proxy` (one loopback
+    /// address and TCP proxy per member; no root, keel only), or `auto`
+    /// (namespaces when the run partitions and they can be made, else
+    /// proxies; plain loopback without `partition`). The run prints and
+    /// records which it used (`network: ...`).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub network: NetworkChoice,
 }

@@ -1,11 +1,12 @@
 //! A cluster of real server processes (keel or etcd) that the runner starts,
 //! kills (SIGKILL) and restarts on the same data directory, pauses
-//! (SIGSTOP) and resumes (SIGCONT). Members listen on free loopback ports,
-//! or, with a [`Network`], on their own namespace's address. Every process
-//! is registered with [`crate::cleanup`] and killed when the cluster drops.
+//! (SIGSTOP) and resumes (SIGCONT). Members listen where the run's
+//! [`MemberNetwork`] puts them: free ports on 127.0.0.1, their own
+//! namespace's address, or their own loopback address behind a TCP proxy.
+//! Every process is registered with [`crate::cleanup`] and killed when the
+//! cluster drops.
 
 use std::fs::OpenOptions;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -13,7 +14,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::cleanup;
-use crate::network::Network;
+use crate::member_network::MemberNetwork;
 
 /// How to start one kind of server: the program and the cluster token.
 #[derive(Debug, Clone)]
@@ -31,8 +32,11 @@ pub struct Member {
     pub name: String,
     /// Client URL.
     pub client_url: String,
-    /// Peer URL.
+    /// Peer URL it advertises (`--initial-advertise-peer-urls`; with TCP
+    /// proxies, its proxy's).
     pub peer_url: String,
+    /// Peer URL it listens on (`--listen-peer-urls`).
+    pub listen_peer_url: String,
     /// `--data-dir`.
     pub data_dir: PathBuf,
     /// stdout and stderr, appended across restarts.
@@ -55,12 +59,7 @@ pub struct Cluster {
     program: ServerProgram,
     members: Vec<Member>,
     initial_cluster: String,
-    network: Option<Network>,
-}
-
-/// A free TCP port on 127.0.0.1 (bound, then released).
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    network: MemberNetwork,
 }
 
 fn pid_of(child: &Child) -> Option<Pid> {
@@ -69,34 +68,26 @@ fn pid_of(child: &Child) -> Option<Pid> {
 
 impl Cluster {
     /// Starts `size` members of `program` with data directories and logs
-    /// under `dir`, without waiting for them to be healthy. With `network`,
-    /// member `i` runs in its namespace on its address, ports 2379/2380.
+    /// under `dir`, without waiting for them to be healthy, at the URLs
+    /// `network` gives them ([`MemberNetwork::urls`]).
     /// Errors: a port, log file or process could not be had.
     pub fn start(
         program: ServerProgram,
         size: usize,
         dir: &Path,
-        network: Option<Network>,
+        network: MemberNetwork,
     ) -> std::io::Result<Cluster> {
         let mut members = Vec::with_capacity(size);
         for i in 0..size {
             let name = format!("n{}", i + 1);
-            let (client_url, peer_url) = match &network {
-                Some(net) => (
-                    format!("http://{}:2379", net.member_ip(i)),
-                    format!("http://{}:2380", net.member_ip(i)),
-                ),
-                None => (
-                    format!("http://127.0.0.1:{}", free_port()?),
-                    format!("http://127.0.0.1:{}", free_port()?),
-                ),
-            };
+            let urls = network.urls(i)?;
             members.push(Member {
                 data_dir: dir.join(format!("{name}.data")),
                 log_path: dir.join(format!("{name}.{}.log", program.name)),
                 name,
-                client_url,
-                peer_url,
+                client_url: urls.client,
+                peer_url: urls.advertise_peer,
+                listen_peer_url: urls.listen_peer,
                 child: None,
                 paused: false,
                 removed: false,
@@ -131,17 +122,22 @@ impl Cluster {
         self.members.iter().map(|m| m.client_url.clone()).collect()
     }
 
-    /// The namespace network, when members run in namespaces.
-    pub fn network_mut(&mut self) -> Option<&mut Network> {
-        self.network.as_mut()
+    /// The member network (cuts partitions).
+    pub fn network_mut(&mut self) -> &mut MemberNetwork {
+        &mut self.network
+    }
+
+    /// The member network.
+    pub fn network(&self) -> &MemberNetwork {
+        &self.network
     }
 
     fn command(&self, i: usize) -> Command {
-        match &self.network {
-            Some(net) => {
+        match self.network.namespace(i) {
+            Some(namespace) => {
                 let mut command = Command::new("ip");
                 command
-                    .args(["netns", "exec", net.namespace(i)])
+                    .args(["netns", "exec", namespace])
                     .arg(&self.program.path);
                 command
             }
@@ -165,7 +161,7 @@ impl Cluster {
             ("data-dir", data_dir.as_str()),
             ("listen-client-urls", member.client_url.as_str()),
             ("advertise-client-urls", member.client_url.as_str()),
-            ("listen-peer-urls", member.peer_url.as_str()),
+            ("listen-peer-urls", member.listen_peer_url.as_str()),
             ("initial-advertise-peer-urls", member.peer_url.as_str()),
             ("initial-cluster", self.initial_cluster.as_str()),
             ("initial-cluster-token", "keel-jepsen"),

@@ -5,7 +5,8 @@
 //! Faults (Jepsen's etcd test names): `kill` SIGKILLs a member and restarts
 //! it on its data directory; `pause` SIGSTOPs a member and SIGCONTs it;
 //! `partition` cuts the network between a minority and the majority (with
-//! namespaces, see [`crate::network`]); `leader` aims the faults at the
+//! namespaces or TCP proxies, see [`crate::partition`]) and checks that the
+//! minority stopped serving writes; `leader` aims the faults at the
 //! member that currently leads (alone: kill and pause of the leader);
 //! `member` removes a member (Cluster.MemberRemove), wipes it, and heals by
 //! adding it back as a new member (Cluster.MemberAdd, empty data
@@ -23,6 +24,7 @@ use serde::Serialize;
 use crate::client;
 use crate::cluster::Cluster;
 use crate::disk::{self, Damage};
+use crate::partition;
 use crate::recorder::Recorder;
 
 /// One kind of fault.
@@ -146,7 +148,10 @@ pub async fn run(
         tokio::time::sleep(interval).await;
         let fault = plan.faults[fastrand::usize(0..plan.faults.len())];
         let (mut event, target) = inject(cluster, plan, fault, recorder).await;
-        tokio::time::sleep(interval).await;
+        match fault == Fault::Partition && event.error.is_none() {
+            true => hold_partition(cluster, &mut event, interval).await,
+            false => tokio::time::sleep(interval).await,
+        }
         if fault == Fault::Disk {
             disk_verdict(cluster, target, &mut event).await;
         }
@@ -214,7 +219,7 @@ async fn inject(
         Fault::Clock => skew_ticks(cluster, target).map(|t| outcome.push(t)),
         Fault::Partition => {
             minority = pick_minority(cluster.members().len(), target, leader);
-            partition(cluster, &minority)
+            partition::cut(cluster, &minority).map(|t| outcome.push(t))
         }
     };
     let names = minority
@@ -351,13 +356,18 @@ fn pick_minority(size: usize, target: usize, leader: bool) -> Vec<usize> {
     minority
 }
 
-fn partition(cluster: &mut Cluster, minority: &[usize]) -> Result<(), String> {
-    let size = cluster.members().len();
-    let majority: Vec<usize> = (0..size).filter(|i| !minority.contains(i)).collect();
-    let network = cluster
-        .network_mut()
-        .ok_or("partition needs the namespace network")?;
-    network.partition(&[minority.to_vec(), majority])
+/// Holds a partition for `interval` and records whether its minority
+/// stopped serving writes (and, with proxies, what they did).
+async fn hold_partition(cluster: &Cluster, event: &mut FaultEvent, interval: Duration) {
+    match partition::hold(cluster, &event.members, interval).await {
+        Ok(text) => event.outcome.push(text),
+        Err(e) => {
+            event.error.get_or_insert(e);
+        }
+    }
+    if let Some(summary) = cluster.network().proxy_summary() {
+        event.outcome.push(summary);
+    }
 }
 
 /// Heals every fault: resumes paused members, adds removed ones back,
@@ -370,9 +380,8 @@ pub async fn heal(cluster: &mut Cluster) -> Result<(), String> {
             first_error = result;
         }
     };
-    if let Some(network) = cluster.network_mut()
-        && network.is_partitioned()
-    {
+    let network = cluster.network_mut();
+    if network.is_partitioned() {
         keep(network.heal());
     }
     for i in 0..cluster.members().len() {

@@ -12,11 +12,13 @@ use keel_jepsen::Op;
 use serde_json::json;
 
 use crate::check::{self, Validity, WorkloadVerdict};
-use crate::cli::{Args, ServerKind, WorkloadKind};
+use crate::cli::{Args, NetworkChoice, ServerKind, WorkloadKind};
 use crate::client;
 use crate::cluster::{Cluster, ServerProgram};
+use crate::member_network::MemberNetwork;
 use crate::nemesis::{self, FaultEvent, NemesisPlan};
 use crate::network::{self, Network};
+use crate::proxy_network::ProxyNetwork;
 use crate::recorder::Recorder;
 use crate::report::{self, Kind, OpPoint};
 use crate::workload::append::{self, AppendConfig, AppendOutput};
@@ -106,6 +108,32 @@ fn keel_binary(args: &Args) -> Result<PathBuf, String> {
     }
 }
 
+/// The member network `--network` asks for, made. Errors: namespaces
+/// asked for but not available, a network that cannot be made, or a
+/// partition over proxies for etcd (it dials peers from 127.0.0.1 whatever
+/// it listens on, so a proxy cannot tell which member a connection is from).
+fn member_network(args: &Args, plan: &NemesisPlan) -> Result<MemberNetwork, String> {
+    let partitions = plan.needs_network();
+    let use_namespaces = match args.network {
+        NetworkChoice::Namespaces => true,
+        NetworkChoice::Proxy => false,
+        NetworkChoice::Auto if !partitions => return Ok(MemberNetwork::Loopback),
+        NetworkChoice::Auto => network::namespaces_available(),
+    };
+    if use_namespaces {
+        if !network::namespaces_available() {
+            return Err(
+                "--network namespaces needs root and iproute2's `ip` (use --network proxy)".into(),
+            );
+        }
+        return Ok(MemberNetwork::Namespaces(Network::create(args.nodes)?));
+    }
+    if partitions && args.server == ServerKind::Etcd {
+        return Err("the partition fault over TCP proxies needs members that dial peers from their own loopback address (keel does, etcd does not): run etcd as root for network namespaces (--network namespaces), or drop partition".into());
+    }
+    Ok(MemberNetwork::Proxy(ProxyNetwork::create(args.nodes)?))
+}
+
 /// Starts the cluster the run tests; `None` with `--endpoints`.
 fn start_cluster(args: &Args, plan: &NemesisPlan, dir: &Path) -> Result<Option<Cluster>, String> {
     if !args.endpoints.is_empty() {
@@ -122,24 +150,8 @@ fn start_cluster(args: &Args, plan: &NemesisPlan, dir: &Path) -> Result<Option<C
             name: "etcd",
         },
     };
-    let network = match plan.needs_network() {
-        true => {
-            if !network::namespaces_available() {
-                return Err(
-                    "the partition fault needs network namespaces (root and iproute2's `ip`)"
-                        .into(),
-                );
-            }
-            println!(
-                "network: namespaces (one per member, veth pairs to a bridge; partitions cut by blackhole routes)"
-            );
-            Some(Network::create(args.nodes)?)
-        }
-        false => {
-            println!("network: loopback (no partition fault)");
-            None
-        }
-    };
+    let network = member_network(args, plan)?;
+    println!("network: {} ({})", network.name(), network.description());
     let cluster = Cluster::start(program, args.nodes, dir, network)
         .map_err(|e| format!("cannot start {}: {e}", args.server.name()))?;
     Ok(Some(cluster))
@@ -184,9 +196,12 @@ async fn run_in(args: &Args, plan: &NemesisPlan, dir: &Path) -> Result<Validity,
             return Err(format!("the watch workload could not start: {e}"));
         }
     };
-    let validity = judge(args, dir, &events, recovery.is_ok(), &verdict)?;
+    let network = cluster
+        .as_ref()
+        .map_or("external endpoints", |c| c.network().name());
+    let validity = judge(args, dir, &events, (recovery.is_ok(), network), &verdict)?;
     let title = format!(
-        "{} on {}: {} ({})",
+        "{} on {} (network: {network}): {} ({})",
         args.workload.name(),
         run_tag(dir),
         validity.word(),
@@ -414,13 +429,14 @@ fn watch_verdict(
     Ok(check::check_watch(output))
 }
 
-/// Prints the verdict, writes `faults.json` and `verdict.json`; a valid
-/// run whose cluster did not recover is `unknown`.
+/// Prints the verdict, writes `faults.json` and `verdict.json` (with the
+/// member network used); a valid run whose cluster did not recover is
+/// `unknown`.
 fn judge(
     args: &Args,
     dir: &Path,
     events: &[FaultEvent],
-    recovered: bool,
+    (recovered, network): (bool, &str),
     verdict: &WorkloadVerdict,
 ) -> Result<Validity, String> {
     let faults = serde_json::to_string_pretty(events).map_err(|e| e.to_string())?;
@@ -428,7 +444,7 @@ fn judge(
         .map_err(|e| io_error("faults.json", e))?;
     let workload = args.workload.name();
     println!(
-        "{workload}: {} ({})",
+        "{workload}: {} ({}; network: {network})",
         verdict.validity.word(),
         verdict.summary
     );
@@ -438,6 +454,7 @@ fn judge(
     let run = json!({
         "server": if args.endpoints.is_empty() { args.server.name() } else { "endpoints" },
         "nodes": args.nodes,
+        "network": network,
         "time_limit_s": args.time_limit,
         "nemesis": args.nemesis,
         "faults_injected": events.len(),

@@ -69,9 +69,17 @@ fn pause_is_valid() {
     register_run("pause");
 }
 
+/// `auto` picks namespaces with root, TCP proxies without; every cut must
+/// hold (no write through the minority succeeds during it).
 #[test]
-fn partition_is_valid() {
-    register_run("partition");
+fn partition_is_valid_and_holds() {
+    let faults = register_run("partition");
+    assert!(faults.contains("cut by "), "{faults}");
+    assert!(
+        faults.contains("served no write during the cut"),
+        "{faults}"
+    );
+    assert!(!faults.contains("did not hold"), "{faults}");
 }
 
 #[test]

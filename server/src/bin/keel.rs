@@ -99,7 +99,7 @@ async fn run(config: Config) -> Result<(), String> {
         data_dir = %config.data_dir.display(),
         "starting keel"
     );
-    settings.peer_dialer = tls.dialer;
+    settings.peer_dialer = tls.dialer.with_loopback_sources(&listeners.peer_addrs);
     let mut member = Member::start_tls(settings, storage, listeners, tls.serve)
         .await
         .map_err(|e| e.to_string())?;
