@@ -123,9 +123,9 @@ mod tests {
         let urls = [Url::parse("https://127.0.0.1:2380").unwrap()];
         let first = self_cert(&fixtures, &urls, 1).unwrap();
         let pem = std::fs::read(&first.cert_file).unwrap();
-        let certs = super::super::pem::read_certs(&first.cert_file, "cert").unwrap();
+        let certs = keel_tls::pem::read_certs(&first.cert_file, "cert").unwrap();
         assert_eq!(certs.len(), 1);
-        super::super::pem::read_key(&first.key_file).unwrap();
+        keel_tls::pem::read_key(&first.key_file).unwrap();
         let again = self_cert(&fixtures, &urls, 1).unwrap();
         assert_eq!(again, first);
         assert_eq!(std::fs::read(&again.cert_file).unwrap(), pem);

@@ -3,17 +3,15 @@
 //! certificate, peers verified against `--peer-trusted-ca-file`, or with
 //! `--peer-auto-tls` and no CA not verified at all (as etcd's
 //! self-signed `InsecureSkipVerify`: the traffic is encrypted, the peer is
-//! not authenticated).
+//! not authenticated). Built by keel-tls, shared with keelctl.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use keel_tls::{Identity, ServerTrust, client_config};
+use rustls::ClientConfig;
 
-use super::server_config::{PEER_ALPN, provider};
-use super::{TlsError, pem};
+use super::TlsError;
 
 /// How a member checks the peers it dials.
 pub enum PeerTrust<'a> {
@@ -33,77 +31,27 @@ pub fn peer_client_config(
     key_file: &Path,
     trust: PeerTrust<'_>,
 ) -> Result<Arc<ClientConfig>, TlsError> {
-    let certs = pem::read_certs(cert_file, "peer certificate file")?;
-    let key = pem::read_key(key_file)?;
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|err| TlsError::Rustls {
-            context: "TLS protocol versions".to_owned(),
-            reason: err.to_string(),
-        })?;
-    let builder = match trust {
-        PeerTrust::Ca(ca) => {
-            builder.with_root_certificates(pem::read_roots(ca, "peer trusted CA file")?)
-        }
-        PeerTrust::SelfSigned => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyServerCert)),
+    let trust = match trust {
+        PeerTrust::Ca(file) => ServerTrust::Ca {
+            file,
+            what: "peer trusted CA file",
+        },
+        PeerTrust::SelfSigned => ServerTrust::AnyCertificate,
     };
-    let mut config = builder
-        .with_client_auth_cert(certs, key)
-        .map_err(|err| TlsError::Rustls {
+    let identity = Identity {
+        cert_file,
+        key_file,
+        what: "peer certificate file",
+    };
+    client_config(trust, Some(identity)).map_err(|err| match err {
+        keel_tls::TlsError::Identity { reason } => TlsError::Rustls {
             context: format!(
                 "peer certificate {} with key {}",
                 cert_file.display(),
                 key_file.display()
             ),
-            reason: err.to_string(),
-        })?;
-    config.alpn_protocols = PEER_ALPN.iter().map(|p| p.to_vec()).collect();
-    Ok(Arc::new(config))
-}
-
-/// Accepts any server certificate, but still checks that the server holds
-/// its key (the handshake signatures, with the ring provider's
-/// algorithms).
-#[derive(Debug)]
-struct AnyServerCert;
-
-impl ServerCertVerifier for AnyServerCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algorithms = provider().signature_verification_algorithms;
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algorithms = provider().signature_verification_algorithms;
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
+            reason,
+        },
+        err => err.into(),
+    })
 }

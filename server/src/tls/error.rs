@@ -46,3 +46,27 @@ pub enum TlsError {
         reason: String,
     },
 }
+
+/// keel-tls's errors (reading PEM files, building client settings) in
+/// keel's words, the same as when keel-server read the files itself.
+impl From<keel_tls::TlsError> for TlsError {
+    fn from(err: keel_tls::TlsError) -> TlsError {
+        use keel_tls::TlsError as Shared;
+        match err {
+            Shared::Read { what, path, reason } => TlsError::Read { what, path, reason },
+            Shared::Empty { what, path } => TlsError::Empty { what, path },
+            Shared::Anchor { what, path, reason } => TlsError::Rustls {
+                context: format!("{what} {}", path.display()),
+                reason,
+            },
+            Shared::Versions { reason } => TlsError::Rustls {
+                context: "TLS protocol versions".to_owned(),
+                reason,
+            },
+            Shared::Identity { reason } => TlsError::Rustls {
+                context: "client certificate and key".to_owned(),
+                reason,
+            },
+        }
+    }
+}

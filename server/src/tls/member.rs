@@ -181,5 +181,8 @@ fn dialer(info: &TlsInfo, files: &CertFiles, needed: bool) -> Result<Option<Peer
         }
     };
     let config = peer_client_config(&files.cert_file, &files.key_file, trust)?;
-    Ok(Some(PeerDialer::with_tls(TlsConnector::new(config))))
+    // A peer URL without a port is dialed on 443, as Go's HTTP client
+    // (etcd's rafthttp) does for `https://`.
+    let connector = TlsConnector::new(config).with_default_port(keel_tls::HTTPS_PORT);
+    Ok(Some(PeerDialer::with_tls(connector)))
 }

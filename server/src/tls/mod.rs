@@ -3,12 +3,12 @@
 //! the HTTP/JSON gateway on the client port; a connector for the peer
 //! transport's gRPC client.
 //!
-//! - [`pem`]: certificates and keys read from PEM files.
 //! - [`auto`]: self-signed certificates for `--auto-tls` /
 //!   `--peer-auto-tls`, kept under `<data-dir>/fixtures/` as etcd does.
 //! - [`server_config`]: rustls server settings (ALPN, client certificates).
 //! - [`client_config`]: the rustls client settings a member dials its
-//!   peers with.
+//!   peers with (built by keel-tls, shared with keelctl, as are reading
+//!   PEM files and the connector).
 //! - [`identity`]: the common name of a verified client certificate (etcd's
 //!   CN auth).
 //! - [`stream`]: an accepted connection, plain or TLS, with what tonic
@@ -28,7 +28,6 @@ pub mod connector;
 pub mod error;
 pub mod identity;
 pub mod member;
-pub mod pem;
 pub mod server_config;
 pub mod stream;
 

@@ -5,11 +5,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use keel_tls::{pem, provider};
 use rustls::ServerConfig;
-use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
 
-use super::{TlsError, pem};
+use super::TlsError;
 
 /// ALPN protocols of the client port, in the server's order of
 /// preference. rustls picks the first of these the client offers, so a
@@ -20,16 +20,7 @@ use super::{TlsError, pem};
 pub const CLIENT_ALPN: [&[u8]; 2] = [b"http/1.1", b"h2"];
 
 /// ALPN protocols of the peer port: gRPC only.
-pub const PEER_ALPN: [&[u8]; 1] = [b"h2"];
-
-/// The crypto provider every TLS setting of keel uses: rustls' ring (what
-/// the lock file already had; rustls 0.23.48 deprecates it only for its
-/// lack of post-quantum key exchange, which aws-lc-rs would bring with a
-/// C toolchain dependency).
-#[allow(deprecated)]
-pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
+pub const PEER_ALPN: [&[u8]; 1] = keel_tls::GRPC_ALPN;
 
 /// What a server presents and checks.
 pub struct ServerFiles<'a> {

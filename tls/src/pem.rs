@@ -7,10 +7,10 @@ use rustls::RootCertStore;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::TlsError;
+use crate::TlsError;
 
 /// Reads every certificate of the PEM file at `path` (a chain: leaf
-/// first).
+/// first); `what` names the file in errors ("certificate file").
 ///
 /// Errors: [`TlsError::Read`] when the file cannot be opened or holds bad
 /// PEM; [`TlsError::Empty`] when it holds no certificate.
@@ -46,15 +46,17 @@ pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
-/// The CA certificates of the PEM file at `path`, as a trust store.
+/// The CA certificates of the PEM file at `path`, as a trust store;
+/// `what` names the file in errors ("trusted CA file").
 ///
-/// Errors: as [`read_certs`]; [`TlsError::Rustls`] when no certificate of
-/// the file can serve as a trust anchor.
+/// Errors: as [`read_certs`]; [`TlsError::Anchor`] when a certificate of
+/// the file cannot serve as a trust anchor.
 pub fn read_roots(path: &Path, what: &'static str) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     for cert in read_certs(path, what)? {
-        roots.add(cert).map_err(|err| TlsError::Rustls {
-            context: format!("{what} {}", path.display()),
+        roots.add(cert).map_err(|err| TlsError::Anchor {
+            what,
+            path: path.to_owned(),
             reason: err.to_string(),
         })?;
     }
