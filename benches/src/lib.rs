@@ -11,3 +11,5 @@ pub fn mix(mut x: u64) -> u64 {
 
 pub mod compare;
 pub mod loadgen;
+pub mod scale;
+pub mod servers;

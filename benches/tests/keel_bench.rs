@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use keel_bench::compare::cluster::{Cluster, Flavor};
+use keel_bench::servers::cluster::{Cluster, Flavor};
 
 /// Longest any one `keel-bench` run may take.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -221,6 +221,178 @@ fn a_dead_endpoint_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("keel-bench:") && stderr.contains(&endpoint),
+        "{}",
+        text(&output)
+    );
+}
+
+/// The numbers in the `keel` and `etcd` columns of the row `name` of
+/// every `scale` table in `stdout`, one pair per table.
+fn scale_row(stdout: &str, name: &str) -> Vec<(f64, f64)> {
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            // "| name | keel | etcd | keel/etcd | goal |" splits into 7 cells.
+            if cells.len() == 7 && cells[1] == name {
+                Some((cells[2].parse().ok()?, cells[3].parse().ok()?))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn scale_small_fills_every_measure_for_both_servers() {
+    if !etcd_installed() {
+        assert_eq!(
+            std::env::var("KEEL_ALLOW_MISSING_ETCD").as_deref(),
+            Ok("1"),
+            "etcd not installed (scripts/setup.sh installs Debian's etcd-server); set KEEL_ALLOW_MISSING_ETCD=1 to skip"
+        );
+        eprintln!("SKIPPED scale_small_fills_every_measure_for_both_servers: etcd not installed");
+        return;
+    }
+    let keel = keel_binary();
+    let started = Instant::now();
+    let output = keel_bench(&[
+        "scale",
+        "--keys",
+        "500,2000",
+        "--val-size",
+        "32",
+        "--gets",
+        "1000",
+        "--load-clients",
+        "8",
+        "--load-conns",
+        "2",
+        "--keel-bin",
+        keel.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for heading in ["N = 500 keys", "N = 2000 keys", "issue 26 goal (keel)"] {
+        assert!(stdout.contains(heading), "{heading}: {}", text(&output));
+    }
+    let positive = [
+        "load rate (puts/s)",
+        "put p99 (ms)",
+        "put max (ms)",
+        "disk write_bytes per put (B)",
+        "wchar per put (B)",
+        "RssAnon after load (MB)",
+        "RssFile after load (MB)",
+        "data dir, file sizes (MB)",
+        "restart to serving (s)",
+        "gets after restart (gets/s)",
+        "RssAnon after gets (MB)",
+    ];
+    for name in positive {
+        let rows = scale_row(&stdout, name);
+        assert_eq!(rows.len(), 2, "{name}: {}", text(&output));
+        for (keel, etcd) in rows {
+            assert!(keel > 0.0 && etcd > 0.0, "{name}: {}", text(&output));
+        }
+    }
+    // Loading 2000 keys of 48 bytes writes more than their bytes (WAL and
+    // state) but not more than a few KB each.
+    for (keel, etcd) in scale_row(&stdout, "wchar per put (B)") {
+        assert!((48.0..100_000.0).contains(&keel), "{}", text(&output));
+        assert!((48.0..100_000.0).contains(&etcd), "{}", text(&output));
+    }
+    assert_eq!(
+        scale_row(&stdout, "failed puts + gets"),
+        [(0.0, 0.0), (0.0, 0.0)],
+        "{}",
+        text(&output)
+    );
+    for goal in ["ms bound: ", "<= etcd: ", "<= 3 s: "] {
+        assert!(stdout.contains(goal), "{goal}: {}", text(&output));
+    }
+    assert!(
+        stdout.contains("keel bytes written per put flat in N: "),
+        "{}",
+        text(&output)
+    );
+    eprintln!("scale test ran for {:?}", started.elapsed());
+}
+
+#[test]
+fn scale_json_has_both_servers_figures() {
+    if !etcd_installed() {
+        assert_eq!(
+            std::env::var("KEEL_ALLOW_MISSING_ETCD").as_deref(),
+            Ok("1"),
+            "etcd not installed; set KEEL_ALLOW_MISSING_ETCD=1 to skip"
+        );
+        eprintln!("SKIPPED scale_json_has_both_servers_figures: etcd not installed");
+        return;
+    }
+    let keel = keel_binary();
+    let output = keel_bench(&[
+        "scale",
+        "--json",
+        "--keys",
+        "300",
+        "--val-size",
+        "16",
+        "--gets",
+        "200",
+        "--load-clients",
+        "4",
+        "--load-conns",
+        "2",
+        "--keel-bin",
+        keel.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let run = &value["runs"][0];
+    assert_eq!(run["keys"], 300, "{value}");
+    for server in ["keel", "etcd"] {
+        let figures = &run[server];
+        assert_eq!(figures["load"]["count"], 300, "{server}: {value}");
+        assert_eq!(figures["gets"]["count"], 200, "{server}: {value}");
+        assert!(
+            figures["load_io"]["wchar_bytes"].as_u64().unwrap() > 300 * 32,
+            "{server}: {value}"
+        );
+        assert!(
+            figures["memory_after_load"]["rss_anon_bytes"]
+                .as_u64()
+                .unwrap()
+                > 0,
+            "{server}: {value}"
+        );
+        assert!(
+            figures["data_dir"]["files"].as_u64().unwrap() > 0,
+            "{server}: {value}"
+        );
+    }
+    let measures = run["measures"].as_array().unwrap();
+    let goals: Vec<&str> = measures
+        .iter()
+        .filter_map(|m| m["goal"]["verdict"].as_str())
+        .collect();
+    assert_eq!(goals.len(), 5, "{value}");
+    assert!(
+        goals
+            .iter()
+            .all(|v| ["met", "bound-only", "not-met"].contains(v)),
+        "{value}"
+    );
+    assert_eq!(value["settings"]["quota_backend_bytes"], 8u64 << 30);
+    assert!(value["bytes_per_put_growth"].is_null(), "{value}");
+}
+
+#[test]
+fn scale_refuses_flags_it_would_ignore() {
+    let output = keel_bench(&["scale", "--clients", "4", "--keys", "10"]);
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("--load-clients"),
         "{}",
         text(&output)
     );

@@ -1,20 +1,35 @@
 //! `keel-bench`: etcd's `benchmark` tool's commands against any etcd v3
-//! endpoint (keel or etcd), and `compare`, which runs keel and etcd side
-//! by side. See docs/benchmarking.md.
+//! endpoint (keel or etcd), `compare`, which runs keel and etcd side by
+//! side, and `scale`, which loads both with millions of keys. See
+//! docs/benchmarking.md.
 
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory as _, FromArgMatches as _};
 use keel_bench::compare;
 use keel_bench::loadgen::cli::{Cli, Command};
 use keel_bench::loadgen::command;
+use keel_bench::scale;
 
 /// Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 const EXIT_INTERRUPTED: u8 = 130;
 
+/// Global flags that `compare` and `scale` do not use (they start their
+/// own servers and set their own client counts).
+const FLAGS_UNUSED_BY_OWN_SERVERS: [&str; 3] = ["endpoints", "clients", "conns"];
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let Err(message) = check_unused_flags(&cli, &matches) {
+        eprintln!("keel-bench: {message}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -37,10 +52,36 @@ fn main() -> ExitCode {
     })
 }
 
+/// Refuses global flags a command would ignore, so a run is never made
+/// with settings other than those asked for.
+fn check_unused_flags(cli: &Cli, matches: &ArgMatches) -> Result<(), String> {
+    let (name, instead) = match cli.command {
+        Command::Compare(_) => ("compare", "--client-counts and --max-conns"),
+        Command::Scale(_) => ("scale", "--load-clients and --load-conns"),
+        _ => return Ok(()),
+    };
+    for flag in FLAGS_UNUSED_BY_OWN_SERVERS {
+        if matches.value_source(flag) == Some(ValueSource::CommandLine) {
+            return Err(format!(
+                "`{name}` starts its own servers and does not take --{flag}; use {instead}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Runs the command; prints its report or error.
 async fn run(cli: &Cli) -> ExitCode {
     let result = match &cli.command {
         Command::Compare(args) => compare::run(args).await.map(|_| ()),
+        Command::Scale(args) => scale::run(args, cli.global.json).await.and_then(|report| {
+            if cli.global.json {
+                let text = serde_json::to_string_pretty(&report)?;
+                // A closed pipe (`| head`) is not an error of the benchmark.
+                let _ = std::io::stdout().write_all((text + "\n").as_bytes());
+            }
+            Ok(())
+        }),
         other => command::run(&cli.global, other).await.map(|report| {
             let text = if cli.global.json {
                 report.to_json() + "\n"

@@ -6,15 +6,14 @@
 //! to `--out`.
 //!
 //! - [`plan`]: the cases (cluster sizes × workloads × client counts);
-//! - [`cluster`]: server processes; [`processes`]: their cleanup;
+//! - [`crate::servers`]: server processes and their cleanup (shared with
+//!   `scale`);
 //! - [`case`]: one case against one cluster for one slice;
 //! - [`results`], [`table`], [`chart`]: the outputs.
 
 pub mod case;
 pub mod chart;
-pub mod cluster;
 pub mod plan;
-pub mod processes;
 pub mod results;
 pub mod table;
 
@@ -25,7 +24,8 @@ use clap::Args;
 
 use crate::loadgen::cli::{default_keel_binary, positive};
 use crate::loadgen::report::Recorder;
-use cluster::{Cluster, Flavor};
+use crate::servers::cluster::{Cluster, Flavor};
+use crate::servers::etcd_version;
 use plan::{CaseWorkload, Timing};
 use results::{CaseResult, Comparison, Figures, Settings};
 
@@ -194,22 +194,4 @@ async fn run_case(
     }
     let [keel, etcd] = merged.map(|(recorder, elapsed)| Figures::of(&recorder, elapsed));
     Ok(CaseResult::new(case, keel, etcd))
-}
-
-/// The first line of `etcd --version`.
-fn etcd_version(etcd: &std::path::Path) -> Result<String> {
-    let output = std::process::Command::new(etcd)
-        .arg("--version")
-        .output()
-        .with_context(|| {
-            format!(
-                "cannot run {} (install Debian's etcd-server or pass --etcd-bin)",
-                etcd.display()
-            )
-        })?;
-    Ok(String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string())
 }

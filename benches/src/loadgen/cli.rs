@@ -1,7 +1,8 @@
 //! `keel-bench`'s command line: etcd's `benchmark` commands and flags with
 //! etcd's defaults (v3.4.27 `tools/benchmark/cmd/{root,put,range,txn_put,
 //! watch,watch_latency,lease}.go`; `txn-mixed` from v3.6
-//! `tools/benchmark/cmd/txn_mixed.go`), plus `--json` and `compare`.
+//! `tools/benchmark/cmd/txn_mixed.go`), plus `--json`, `compare` and
+//! `scale`.
 
 use std::path::PathBuf;
 
@@ -66,6 +67,8 @@ pub enum Command {
     LeaseKeepalive(LeaseArgs),
     /// Start keel and etcd, run the same workloads against each, compare.
     Compare(crate::compare::CompareArgs),
+    /// Load 100k..10M keys into keel and then etcd; compare load, disk, memory, restart (issue 26).
+    Scale(crate::scale::ScaleArgs),
 }
 
 /// `put` (`put.go`).

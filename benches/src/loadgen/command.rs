@@ -71,6 +71,7 @@ pub async fn run(global: &GlobalArgs, command: &Command) -> Result<Report> {
             .await
         }
         Command::Compare(_) => bail!("compare is not a load command"),
+        Command::Scale(_) => bail!("scale is not a load command"),
     }
 }
 

@@ -38,6 +38,15 @@ pub enum Workload {
         /// Serializable instead of linearizable.
         serializable: bool,
     },
+    /// A read of one key from `keys` that must exist: a response without
+    /// the key counts as a failed request (`scale` reads back what it
+    /// loaded).
+    GetExisting {
+        /// Key of request `n`.
+        keys: KeyGen,
+        /// Serializable instead of linearizable.
+        serializable: bool,
+    },
     /// `txn-put`: transactions of `ops_per_txn` puts.
     TxnPut {
         /// Keys of the puts (request `n`'s `j`-th put uses `n * ops + j`).
@@ -148,6 +157,13 @@ impl Session {
         match request {
             Request::Put(key, value) => self.client.put(key, value, None).await.map(|_| ())?,
             Request::Get(key, options) => self.client.get(key, Some(options)).await.map(|_| ())?,
+            Request::GetExisting(key, options) => {
+                // One message for every missing key, so they count as one kind.
+                let response = self.client.get(key, Some(options)).await?;
+                if response.kvs().is_empty() {
+                    return Err(anyhow!("key not found"));
+                }
+            }
             Request::Txn(txn) => self.client.txn(txn).await.map(|_| ())?,
             Request::KeepAlive => {
                 let (_, keeper, stream) = self
@@ -170,6 +186,7 @@ impl Session {
 enum Request {
     Put(Vec<u8>, Vec<u8>),
     Get(Vec<u8>, GetOptions),
+    GetExisting(Vec<u8>, GetOptions),
     Txn(Txn),
     KeepAlive,
 }
@@ -185,6 +202,10 @@ fn build(workload: &Workload, n: u64) -> (usize, Request) {
         } => (
             LABEL_REQUESTS,
             Request::Get(key.clone(), get_options(end, *serializable, 0)),
+        ),
+        Workload::GetExisting { keys, serializable } => (
+            LABEL_REQUESTS,
+            Request::GetExisting(keys.key(n), get_options(&None, *serializable, 0)),
         ),
         Workload::TxnPut {
             keys,

@@ -28,6 +28,14 @@ pub enum Stop {
     Total(u64),
     /// When this much time has passed since the start.
     Duration(Duration),
+    /// After `total` requests, or when `timeout` has passed since the
+    /// start, whichever comes first (a bounded `Total`, for `scale`).
+    TotalWithin {
+        /// Requests in all.
+        total: u64,
+        /// Longest the run may take.
+        timeout: Duration,
+    },
 }
 
 /// How a closed-loop run drives its workload.
@@ -58,7 +66,7 @@ impl Shared {
         }
         let n = self.next_request.fetch_add(1, Ordering::Relaxed);
         match self.stop {
-            Stop::Total(total) if n >= total => None,
+            Stop::Total(total) | Stop::TotalWithin { total, .. } if n >= total => None,
             _ => Some(n),
         }
     }
@@ -98,7 +106,7 @@ pub async fn run(
         next_request: AtomicU64::new(0),
         stop: load.stop,
         deadline: match load.stop {
-            Stop::Duration(d) => Some(start + d),
+            Stop::Duration(d) | Stop::TotalWithin { timeout: d, .. } => Some(start + d),
             Stop::Total(_) => None,
         },
         pacing: load

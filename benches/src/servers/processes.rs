@@ -1,4 +1,4 @@
-//! Every server process `compare` starts, in one registry, so that they
+//! Every server process `compare` and `scale` start, in one registry, so that they
 //! are killed however `keel-bench` ends: when their cluster is dropped
 //! (normal end, an error, Ctrl-C dropping the run), and from a panic hook
 //! (the release profile aborts on panic, so no destructor would run).
@@ -49,6 +49,15 @@ pub fn exited(id: ProcessId) -> Option<ExitStatus> {
         .iter_mut()
         .find(|e| e.id == id.0)
         .and_then(|e| e.child.try_wait().ok().flatten())
+}
+
+/// The operating system's process id of process `id` (for `/proc/<pid>`),
+/// or `None` when it is not registered.
+pub fn pid(id: ProcessId) -> Option<u32> {
+    running()
+        .iter()
+        .find(|e| e.id == id.0)
+        .map(|e| e.child.id())
 }
 
 /// Kills process `id` (SIGKILL), reaps it and forgets it.
