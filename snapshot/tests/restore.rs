@@ -119,10 +119,17 @@ fn answers(endpoints: &str, from_revision: i64) -> Vec<String> {
             value["granted-ttl"].as_i64().is_some_and(|t| t >= 600),
             "{ttl}"
         );
-        out.push(format!(
-            "{} {} {}",
-            value["ID"], value["grantedTTL"], value["keys"]
-        ));
+        // etcd lists a lease's keys in its map's order, which varies
+        // from run to run: compare them as a set.
+        // (A lease without keys has no `keys` field.)
+        let mut keys: Vec<String> = value["keys"]
+            .as_array()
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
+        keys.sort();
+        out.push(format!("{} {} {keys:?}", value["id"], value["granted-ttl"]));
     }
     out.push(etcdctl_ok(endpoints, &["user", "list"]));
     out.push(etcdctl_ok(endpoints, &["role", "list"]));

@@ -6,7 +6,8 @@
 //! workload would, so the index is not packed by a sorted load), then
 //! prints VmRSS and VmHWM from `/proc/self/status` (Linux only), before and
 //! after, how long a snapshot encode takes (into fresh memory, twice, and
-//! into a buffer touched beforehand, as the node driver does), and the
+//! into a buffer touched beforehand, as the node driver once did; it now
+//! streams the encoding of a copy-on-write clone into the file), and the
 //! memory after a snapshot encode/decode round trip.
 //!
 //! Run: `cargo run --release -p keel-bench --bin mvcc_memory [KEYS]`
@@ -97,8 +98,8 @@ fn main() {
     );
     report("after loading");
     // Fresh memory for the buffer is most of an encode's cost on some VMs:
-    // the first encode (cold), a second one, and the node driver's way
-    // (a buffer sized and touched beforehand, on another thread).
+    // the first encode (cold), a second one, and into a buffer sized and
+    // touched beforehand on another thread (the node driver's former way).
     for label in ["first", "second"] {
         let start = Instant::now();
         drop(store.encode_snapshot());

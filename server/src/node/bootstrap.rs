@@ -22,7 +22,10 @@ use keel_wal::{FsStorage, Metadata, SnapshotFiles, Storage, Wal, WalError};
 use super::settings::NodeSettings;
 use crate::config::ClusterState;
 
-/// Snapshot files kept on disk (etcd keeps 5).
+/// Most snapshot files one save leaves on disk (etcd keeps 5). Once a
+/// snapshot and its WAL marker are durable the driver removes every older
+/// file (the WAL below it is purged, so they are of no use), so a member
+/// holds at most two: the newest, and one being written.
 pub const SNAPSHOT_FILES_KEPT: usize = 5;
 
 /// The two directories a member writes: `<data-dir>/member/wal` and

@@ -8,12 +8,20 @@
 //!   snapshot's size (the rule Redis uses to rewrite its append-only file):
 //!   a snapshot rewrites the whole state, so this keeps the bytes snapshots
 //!   write per put at most about the WAL's bytes per put, whatever the size
-//!   of the keyspace.
+//!   of the keyspace; but never more than [`LOG_SINCE_SNAPSHOT_BYTES_MAX`],
+//!   because the Raft log since the last snapshot is held in memory until
+//!   the next one compacts it (past that bound a larger state costs more
+//!   snapshot bytes per put instead of more memory).
 //!
 //! After it the log is compacted but keeps `snapshot_catchup_entries`
 //! entries so slow followers catch up from the log rather than a whole
 //! snapshot. A snapshot a full disk refused is tried again after a pause.
 //! Pure bookkeeping: the driver does the I/O.
+
+/// Most WAL bytes written since the last snapshot that the size rule may
+/// wait for: the Raft log entries they hold stay in memory until the next
+/// snapshot, so this bounds that memory (256 MiB).
+pub const LOG_SINCE_SNAPSHOT_BYTES_MAX: u64 = 256 << 20;
 
 /// The snapshot schedule of one member.
 #[derive(Debug, Clone)]
@@ -70,8 +78,12 @@ impl SnapshotPolicy {
     /// unknown size counts as empty.
     pub fn is_due(&self, applied: u64, wal_appended_bytes: u64, now_ms: u64) -> bool {
         let wal_since = wal_appended_bytes.saturating_sub(self.wal_bytes_at_snapshot);
+        let wal_due = self
+            .snapshot_size_bytes
+            .unwrap_or(0)
+            .min(LOG_SINCE_SNAPSHOT_BYTES_MAX);
         applied >= self.snapshot_index.saturating_add(self.snapshot_count)
-            && wal_since >= self.snapshot_size_bytes.unwrap_or(0)
+            && wal_since >= wal_due
             && now_ms >= self.retry_at_ms
     }
 
@@ -127,6 +139,14 @@ mod tests {
         assert!(policy.is_due(10_000, 5_000 + 1_000_000, 0));
         // Both rules must hold: a large log with few entries waits too.
         assert!(!policy.is_due(150, 10_000_000, 0));
+    }
+
+    #[test]
+    fn the_log_held_in_memory_is_bounded_whatever_the_state() {
+        let mut policy = SnapshotPolicy::new(100, 10, 0);
+        policy.taken(100, 10 * LOG_SINCE_SNAPSHOT_BYTES_MAX, 0);
+        assert!(!policy.is_due(10_000, LOG_SINCE_SNAPSHOT_BYTES_MAX - 1, 0));
+        assert!(policy.is_due(10_000, LOG_SINCE_SNAPSHOT_BYTES_MAX, 0));
     }
 
     #[test]
