@@ -208,9 +208,13 @@ impl<S: Storage> Driver<S> {
         }
         // Raft keeps the snapshot for lagging followers, read from the file.
         let Some(data) = mapped else {
-            return Err(WalError::InvalidArgument(format!(
-                "snapshot file {name} was not mapped back"
-            )));
+            // Without the mapped file Raft has nothing to send lagging
+            // followers: the snapshot is not recorded (its file has no WAL
+            // marker, so a restart passes it over) and is tried again later.
+            tracing::warn!(file = %name, index, "snapshot file not mapped back; retrying later");
+            let retry_at_ms = self.shared.now_ms().saturating_add(DISK_FULL_RETRY_MS);
+            self.snapshots.policy.defer_until(retry_at_ms);
+            return Ok(());
         };
         let conf_state = saving.marker.conf_state.clone();
         if let Err(err) = self
