@@ -10,8 +10,8 @@ use serde::Serialize;
 use super::plan::{Case, Timing};
 use crate::loadgen::report::Recorder;
 
-/// One server's figures in one case.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// One server's figures in one case (and, in `scale`, in one phase).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Figures {
     /// Successful requests (events, for `watch`) per second.
     pub rate_per_sec: f64,

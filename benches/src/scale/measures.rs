@@ -37,9 +37,9 @@ fn mb(bytes: u64) -> f64 {
 
 /// The rows: name with unit, decimals printed, value.
 const ROWS: [(&str, usize, Pick); 17] = [
-    ("load rate (puts/s)", 0, |f| f.load.rate_per_sec),
-    ("put p50 (ms)", 2, |f| f.load.p50_ms),
-    ("put p99 (ms)", 2, |f| f.load.p99_ms),
+    ("load rate (puts/s)", 0, |f| f.load.figures.rate_per_sec),
+    ("put p50 (ms)", 2, |f| f.load.figures.p50_ms),
+    ("put p99 (ms)", 2, |f| f.load.figures.p99_ms),
     ("put max (ms)", 1, |f| f.load.max_ms),
     ("disk write_bytes per put (B)", 0, |f| f.write_bytes_per_put),
     ("wchar per put (B)", 0, |f| f.wchar_bytes_per_put),
@@ -59,8 +59,8 @@ const ROWS: [(&str, usize, Pick); 17] = [
         mb(f.data_dir.allocated_bytes)
     }),
     ("restart to serving (s)", 2, |f| f.restart_secs),
-    ("gets after restart (gets/s)", 0, |f| f.gets.rate_per_sec),
-    ("get p99 (ms)", 2, |f| f.gets.p99_ms),
+    ("gets after restart (gets/s)", 0, |f| f.gets.figures.rate_per_sec),
+    ("get p99 (ms)", 2, |f| f.gets.figures.p99_ms),
     ("RssAnon after gets (MB)", 0, |f| {
         mb(f.memory_after_gets.rss_anon_bytes)
     }),
@@ -68,7 +68,7 @@ const ROWS: [(&str, usize, Pick); 17] = [
         mb(f.memory_after_gets.rss_file_bytes)
     }),
     ("failed puts + gets", 0, |f| {
-        (f.load.errors + f.gets.errors) as f64
+        (f.load.figures.errors + f.gets.figures.errors) as f64
     }),
 ];
 
@@ -114,8 +114,8 @@ mod tests {
     fn ratios_and_goals_fill_the_rows() {
         let mut keel = ServerFigures::default();
         let mut etcd = ServerFigures::default();
-        keel.load.rate_per_sec = 30_000.0;
-        etcd.load.rate_per_sec = 20_000.0;
+        keel.load.figures.rate_per_sec = 30_000.0;
+        etcd.load.figures.rate_per_sec = 20_000.0;
         keel.load.max_ms = 254.0;
         keel.restart_secs = 2.0;
         keel.data_dir.apparent_bytes = 1_205_000_000;

@@ -8,23 +8,18 @@ use serde::Serialize;
 use super::disk_usage::DirSize;
 use super::goals::GoalCheck;
 use super::proc_stats::{IoCounters, Memory};
+use crate::compare::results::Figures;
 use crate::loadgen::report::Recorder;
 
 /// Latency and rate of one phase (the load's puts, or the gets).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct PhaseFigures {
-    /// Successful requests per second of the phase's wall time.
-    pub rate_per_sec: f64,
-    /// Median latency, milliseconds.
-    pub p50_ms: f64,
-    /// 99th percentile latency, milliseconds.
-    pub p99_ms: f64,
+    /// Rate (per second of the phase's wall time), p50, p99, successes and
+    /// failures, as `compare` reports them.
+    #[serde(flatten)]
+    pub figures: Figures,
     /// Slowest request, milliseconds.
     pub max_ms: f64,
-    /// Successful requests.
-    pub count: u64,
-    /// Failed requests.
-    pub errors: u64,
     /// Wall time of the phase, seconds.
     pub elapsed_secs: f64,
 }
@@ -32,15 +27,9 @@ pub struct PhaseFigures {
 impl PhaseFigures {
     /// The figures of `recorder` over `elapsed`.
     pub fn of(recorder: &Recorder, elapsed: Duration) -> PhaseFigures {
-        let summary = recorder.summary(elapsed);
-        let ms = |p: f64| summary.percentile_secs(p).unwrap_or(0.0) * 1e3;
         PhaseFigures {
-            rate_per_sec: summary.requests_per_sec,
-            p50_ms: ms(50.0),
-            p99_ms: ms(99.0),
-            max_ms: summary.slowest_secs * 1e3,
-            count: summary.count,
-            errors: recorder.error_count(),
+            figures: Figures::of(recorder, elapsed),
+            max_ms: recorder.summary(elapsed).slowest_secs * 1e3,
             elapsed_secs: elapsed.as_secs_f64(),
         }
     }

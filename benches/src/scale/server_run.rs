@@ -61,17 +61,17 @@ pub async fn run(flavor: Flavor, program: &Path, plan: &RunPlan) -> Result<Serve
     let memory_after_load = proc_stats::read_memory(pid)?;
     let data_dir = disk_usage::measure(&cluster.data_dir(0))?;
     cluster.check_running()?;
-    if load.count + load.errors < plan.keys {
+    if load.figures.count + load.figures.errors < plan.keys {
         bail!(
             "{name}: the load of {} keys did not finish within {:?} ({} done)",
             plan.keys,
             plan.load_timeout,
-            load.count + load.errors
+            load.figures.count + load.figures.errors
         );
     }
     eprintln!(
         "scale: {name}, {} keys: loaded at {:.0} puts/s; killing and restarting",
-        plan.keys, load.rate_per_sec
+        plan.keys, load.figures.rate_per_sec
     );
     let restart = restart::kill_and_restart(&mut cluster, &keys.key(0), plan.restart_timeout)
         .await
@@ -122,8 +122,8 @@ async fn gets(cluster: &Cluster, plan: &RunPlan) -> Result<PhaseFigures> {
         keys: KeyGen::new(plan.key_size_bytes, plan.keys, false)?,
         serializable: false,
     };
-    let figures = closed_loop(cluster, workload, plan.gets, plan.gets_timeout, plan).await?;
-    if figures.count + figures.errors < plan.gets {
+    let phase = closed_loop(cluster, workload, plan.gets, plan.gets_timeout, plan).await?;
+    if phase.figures.count + phase.figures.errors < plan.gets {
         bail!(
             "{}: {} gets did not finish within {:?}",
             cluster.flavor.name(),
@@ -131,7 +131,7 @@ async fn gets(cluster: &Cluster, plan: &RunPlan) -> Result<PhaseFigures> {
             plan.gets_timeout
         );
     }
-    Ok(figures)
+    Ok(phase)
 }
 
 /// Runs `total` requests of `workload` by `plan.clients` clients on
