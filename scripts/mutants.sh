@@ -12,6 +12,11 @@
 #   MUTANTS_TIMEOUT_S=40 (default): a test run that hangs longer is a timeout
 #   MUTANTS_ARGS='--baseline=skip'          # more cargo-mutants options
 #
+# A faster screening pass of the Raft module, then the full test on what it
+# missed (--iterate skips the mutants already caught or unviable):
+#   KEEL_RAFT_SEEDS=100 scripts/mutants.sh raft
+#   MUTANTS_ARGS=--iterate scripts/mutants.sh raft
+#
 # Results: target/mutants/<module>/mutants.out (caught.txt, missed.txt,
 # timeout.txt, unviable.txt), and a table printed at the end in the form of
 # docs/mutation-testing.md.
@@ -34,13 +39,13 @@ declare -A package=(
   [raft]=keel-kernel [mvcc]=keel-kernel [lease]=keel-kernel [auth]=keel-kernel
   [recovery]=keel-wal
 )
-# The test targets each module's mutants run (cargo test arguments). The
-# lib target holds every module's unit tests.
+# The test targets each module's mutants build and run (cargo arguments, one
+# word each). The lib target holds every module's unit tests.
 declare -A tests=(
-  [raft]='--lib --test raft_random --test raft_scenarios --test raft_step_arbitrary --test membership_cluster --test apply_snapshot'
-  [mvcc]='--lib --test mvcc_model --test mvcc_watch --test mvcc_etcd --test mvcc_cow --test apply_state_machine --test apply_snapshot'
-  [lease]='--lib --test lease_lessor --test apply_state_machine --test apply_snapshot'
-  [auth]='--lib --test auth_store --test auth_matrix --test apply_state_machine'
+  [raft]='--lib --test=raft_random --test=raft_scenarios --test=raft_step_arbitrary --test=membership_cluster --test=apply_snapshot'
+  [mvcc]='--lib --test=mvcc_model --test=mvcc_watch --test=mvcc_etcd --test=mvcc_cow --test=apply_state_machine --test=apply_snapshot'
+  [lease]='--lib --test=lease_lessor --test=apply_state_machine --test=apply_snapshot'
+  [auth]='--lib --test=auth_store --test=auth_matrix --test=apply_state_machine'
   [recovery]='--lib --tests'
 )
 modules=("$@")
@@ -66,11 +71,14 @@ for module in "${modules[@]}"; do
   echo "== cargo mutants: $module (${files[$module]})"
   # Exit 2 (missed mutants) and 3 (timeouts) are results, not failures.
   status=0
+  # Only the module's test targets are built (and linked) for each mutant.
+  targets=()
+  for arg in ${tests[$module]}; do targets+=("--cargo-arg=$arg"); done
   # No debug info: linking each mutant's test binaries is most of its cost.
-  # shellcheck disable=SC2086 # the test arguments are words
+  # shellcheck disable=SC2086 # MUTANTS_ARGS holds words
   CARGO_PROFILE_DEV_DEBUG=0 CARGO_PROFILE_TEST_DEBUG=0 \
   cargo mutants -p "${package[$module]}" -f "${files[$module]}" --timeout "${MUTANTS_TIMEOUT_S:-40}" \
-    --jobs "${MUTANTS_JOBS:-1}" ${MUTANTS_ARGS:-} "${shard[@]}" -o "$out" -- ${tests[$module]} || status=$?
+    --jobs "${MUTANTS_JOBS:-1}" ${MUTANTS_ARGS:-} "${shard[@]}" "${targets[@]}" -o "$out" || status=$?
   if [ "$status" -ne 0 ] && [ "$status" -ne 2 ] && [ "$status" -ne 3 ]; then
     echo "scripts/mutants.sh: cargo mutants failed for $module (exit $status)" >&2
     exit "$status"

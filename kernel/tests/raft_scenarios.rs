@@ -847,6 +847,34 @@ fn a_voter_is_added_only_while_every_voter_is_active() {
     c.check().unwrap();
 }
 
+/// Promoting a learner is not an added voter for the active-quorum check
+/// (etcd 3.4 `mayPromoteMember` asks only that the learner is in sync and
+/// that enough members have started): with a voter down, a learner in sync
+/// is promoted, and the three live voters of four commit.
+#[test]
+fn a_learner_in_sync_is_promoted_while_a_voter_is_down() {
+    let mut c = three();
+    let learner = single(ConfChangeType::AddLearnerNode, 4);
+    c.node_mut(1).raw.propose_conf_change(&learner).unwrap();
+    c.tick_settle(3);
+    c.add_joining_node(4, &[1, 2, 3]);
+    c.tick_settle(5);
+    c.crash(3);
+    c.tick_settle(21);
+    assert_eq!(c.leader(), Some(1));
+    let promote = single(ConfChangeType::AddNode, 4);
+    c.node_mut(1).raw.propose_conf_change(&promote).unwrap();
+    c.tick_settle(3);
+    assert_eq!(c.node(4).raft().conf_state().voters, vec![1, 2, 3, 4]);
+    c.propose(1, b"after the promotion").unwrap();
+    c.settle();
+    assert_eq!(
+        c.applied_data(4).last(),
+        Some(&Bytes::from_static(b"after the promotion"))
+    );
+    c.check().unwrap();
+}
+
 /// A peer that answers every heartbeat stays active when a check-quorum
 /// window starts and the leader has not heard from it yet in the new one.
 #[test]
