@@ -59,7 +59,9 @@ const ROWS: [(&str, usize, Pick); 17] = [
         mb(f.data_dir.allocated_bytes)
     }),
     ("restart to serving (s)", 2, |f| f.restart_secs),
-    ("gets after restart (gets/s)", 0, |f| f.gets.figures.rate_per_sec),
+    ("gets after restart (gets/s)", 0, |f| {
+        f.gets.figures.rate_per_sec
+    }),
     ("get p99 (ms)", 2, |f| f.gets.figures.p99_ms),
     ("RssAnon after gets (MB)", 0, |f| {
         mb(f.memory_after_gets.rss_anon_bytes)
