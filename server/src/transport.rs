@@ -2,7 +2,8 @@
 //!
 //! Raft messages cross the wire as opaque byte strings encoded by keel-kernel,
 //! batched per destination ([`batch`]); state-machine snapshots travel as
-//! ordered, checksummed chunks ([`snapshot`]). The receive side
+//! ordered, checksummed chunks ([`snapshot`]), which the receiver writes
+//! into a file as they arrive ([`receive_snapshot`], [`inbox`]). The receive side
 //! ([`receive::PeerService`]) checks cluster and member ids and the limits in
 //! [`TransportLimits`], then hands what arrived to the node driver through a
 //! bounded channel of [`Inbound`] items, so a slow driver slows its senders
@@ -14,9 +15,11 @@
 pub mod batch;
 pub mod conf_change;
 pub mod dial;
+pub mod inbox;
 pub mod lease;
 pub mod probe;
 pub mod receive;
+pub mod receive_snapshot;
 pub mod send;
 #[cfg(madsim)]
 pub mod sim_faults;
@@ -37,7 +40,8 @@ pub enum Inbound {
         /// member that does not know the sender answers it there.
         sender_peer_url: Option<std::sync::Arc<str>>,
     },
-    /// A complete snapshot whose size and checksum were verified.
+    /// A complete snapshot whose size and checksum were verified, durable
+    /// in the receiving member's snapshot directory.
     Snapshot(ReceivedSnapshot),
 }
 
@@ -52,7 +56,8 @@ pub struct ReceivedSnapshot {
     pub term: u64,
     /// The encoded Raft message announcing the snapshot (keel-kernel encoding).
     pub message: Bytes,
-    /// The snapshot bytes.
+    /// The snapshot bytes, mapped from the file the transfer wrote
+    /// (file-backed pages, not a heap copy; see [`inbox`]).
     pub data: Bytes,
 }
 

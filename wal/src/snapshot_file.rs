@@ -29,6 +29,10 @@ use std::io::{self, Write};
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"KEELSNP1";
 /// Suffix of snapshot files.
 pub const SNAPSHOT_SUFFIX: &str = ".snap";
+/// Suffix of the temporary files a snapshot is written under before it is
+/// complete and durable (a save's `<name>.tmp`, a received snapshot's
+/// `<name>.<transfer>.recv.tmp`, see `snapshot_receive.rs`).
+pub const TEMP_SUFFIX: &str = ".tmp";
 /// Most bytes a [`SnapshotDataWriter`] holds before writing them to the
 /// file (4 MiB: large sequential writes, bounded memory).
 pub const SNAPSHOT_WRITE_BUFFER_BYTES: usize = 4 << 20;
@@ -38,6 +42,12 @@ pub const SNAPSHOT_WRITE_BUFFER_BYTES: usize = 4 << 20;
 pub struct SnapshotFiles<S: Storage> {
     storage: S,
     keep: usize,
+}
+
+/// The file name of the snapshot at `index` taken in `term`:
+/// `{term:016x}-{index:016x}.snap`.
+pub fn snapshot_name(term: u64, index: u64) -> String {
+    format!("{term:016x}-{index:016x}{SNAPSHOT_SUFFIX}")
 }
 
 /// `(index, term)` of a snapshot file name; `None` for other names.
@@ -67,7 +77,7 @@ pub fn encode(snapshot: &Snapshot) -> Vec<u8> {
 
 /// The bytes of a snapshot file before its data, for `data_len_bytes` of
 /// data (the file's CRC covers them and the data).
-fn encode_header(metadata: &SnapshotMetadata, data_len_bytes: u64) -> Vec<u8> {
+pub(crate) fn encode_header(metadata: &SnapshotMetadata, data_len_bytes: u64) -> Vec<u8> {
     let mut header = Vec::with_capacity(64);
     header.extend_from_slice(SNAPSHOT_MAGIC);
     header.extend_from_slice(&metadata.index.to_le_bytes());
@@ -256,11 +266,8 @@ impl<S: Storage> SnapshotFiles<S> {
         data_len_bytes: u64,
         write_data: impl FnOnce(&mut SnapshotDataWriter<'_, S>) -> io::Result<()>,
     ) -> Result<String> {
-        let name = format!(
-            "{:016x}-{:016x}{SNAPSHOT_SUFFIX}",
-            metadata.term, metadata.index
-        );
-        let temp = format!("{name}.tmp");
+        let name = snapshot_name(metadata.term, metadata.index);
+        let temp = format!("{name}{TEMP_SUFFIX}");
         if self
             .storage
             .list()
@@ -325,6 +332,48 @@ impl<S: Storage> SnapshotFiles<S> {
             .sync(&file)
             .map_err(WalError::io_for("fsync", temp))?;
         Ok(())
+    }
+
+    /// The directory the files live in.
+    pub(crate) fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// Removes every temporary file (name ending in [`TEMP_SUFFIX`]): what
+    /// a crash left of a save or a transfer. Call it at start, before
+    /// anything writes snapshot files. Returns how many were removed.
+    /// Errors: storage failures.
+    pub fn remove_temporary(&self) -> Result<usize> {
+        let names = self
+            .storage
+            .list()
+            .map_err(WalError::io_for("list", ""))?;
+        let temps: Vec<String> = names
+            .into_iter()
+            .filter(|name| name.ends_with(TEMP_SUFFIX))
+            .collect();
+        for name in &temps {
+            self.storage
+                .remove(name)
+                .map_err(WalError::io_for("remove", name))?;
+        }
+        if !temps.is_empty() {
+            self.storage
+                .sync_dir()
+                .map_err(WalError::io_for("fsync directory", ""))?;
+        }
+        Ok(temps.len())
+    }
+
+    /// Whether the snapshot file of `(index, term)` exists (complete and
+    /// durable: files get their name only then). Errors: storage failures.
+    pub fn contains(&self, index: u64, term: u64) -> Result<bool> {
+        let name = snapshot_name(term, index);
+        let names = self
+            .storage
+            .list()
+            .map_err(WalError::io_for("list", ""))?;
+        Ok(names.contains(&name))
     }
 
     /// Removes the snapshot files of index below `index` (those a durable

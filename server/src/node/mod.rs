@@ -51,6 +51,7 @@ use keel_wal::Storage;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::transport::TransportLimits;
+use crate::transport::inbox::FileInbox;
 use crate::transport::receive::PeerService;
 
 /// Inbound peer items buffered before peers are slowed down.
@@ -107,6 +108,8 @@ impl Node {
         join: Option<bootstrap::JoinInfo>,
     ) -> Result<(Node, PeerService), BootError> {
         let booted = bootstrap::boot(&settings, storage, join)?;
+        // Before anything writes snapshot files: removes what a crash left.
+        let inbox = FileInbox::for_member(booted.snapshots.clone())?;
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE_MAX);
         let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE_MAX);
         let (cluster_id, member_id) = (booted.cluster_id, booted.member_id);
@@ -123,7 +126,8 @@ impl Node {
             },
         );
         let peer_service = PeerService::new(cluster_id, member_id, limits, inbound_tx)
-            .with_lease_authority(std::sync::Arc::new(handle.clone()));
+            .with_lease_authority(std::sync::Arc::new(handle.clone()))
+            .with_snapshot_inbox(std::sync::Arc::new(inbox));
         let driver = tokio::spawn(driver.run());
         let published = handle.publish_attributes_in_background();
         tokio::spawn(compaction::run(handle.clone(), settings.auto_compaction));

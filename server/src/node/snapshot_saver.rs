@@ -14,6 +14,10 @@
 //! lagging followers. The driver logs the snapshot's WAL marker once the
 //! file is durable; a crash in between leaves a file without a marker,
 //! which a restart passes over (`bootstrap.rs`).
+//!
+//! A leader's snapshot arrives already written: the peer transport streams
+//! it into its file in the snapshot directory (`transport/inbox.rs`), and
+//! [`save_and_map`] adopts that file instead of writing it again.
 
 use std::time::Duration;
 
@@ -143,14 +147,34 @@ fn encode_and_save<S: Storage>(
     })
 }
 
-/// Writes `snapshot` (a leader's, received whole) into `files` and maps its
-/// data back (blocking).
+/// Makes a leader's `snapshot` durable in `files` and maps its data back
+/// (blocking). Normally the transfer already wrote its file (the peer
+/// transport receives snapshots into the snapshot directory, see
+/// `transport/inbox.rs`): that file is adopted as it is, unread. A
+/// snapshot that did not arrive that way, or whose file is not the expected
+/// length, is written whole.
 /// Errors: storage failures.
 pub(super) fn save_and_map<S: Storage>(
     files: &SnapshotFiles<S>,
     snapshot: &Snapshot,
 ) -> SaveResult {
     let started = Instant::now();
+    let (index, term) = (snapshot.metadata.index, snapshot.metadata.term);
+    let size_bytes = snapshot.data.len() as u64;
+    if files.contains(index, term)? {
+        let name = keel_wal::snapshot_file::snapshot_name(term, index);
+        match files.saved_data(&name, snapshot.data.len()) {
+            Ok(mapped) => {
+                return Ok(Saved {
+                    name,
+                    mapped: Some(mapped),
+                    size_bytes,
+                    elapsed: started.elapsed(),
+                });
+            }
+            Err(err) => tracing::warn!(%err, "received snapshot file unusable; writing it again"),
+        }
+    }
     let name = files.save(snapshot)?;
     let elapsed = started.elapsed();
     let mapped = match files.saved_data(&name, snapshot.data.len()) {
@@ -163,7 +187,7 @@ pub(super) fn save_and_map<S: Storage>(
     Ok(Saved {
         name,
         mapped,
-        size_bytes: snapshot.data.len() as u64,
+        size_bytes,
         elapsed,
     })
 }
@@ -224,6 +248,38 @@ mod tests {
         let (_, result) = saver.wait().await.unwrap();
         assert!(result.err().unwrap().is_storage_full());
         assert!(disk.list().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_received_snapshot_file_is_adopted_unread() {
+        let disk = SimStorage::new(SimConfig::default());
+        let files = SnapshotFiles::new(disk.clone(), 2);
+        let metadata = SnapshotMetadata {
+            index: 9,
+            term: 2,
+            ..SnapshotMetadata::default()
+        };
+        let mut receiver = files.receive(&metadata, 5).unwrap();
+        receiver.write(b"state").unwrap();
+        let (name, _) = receiver.commit().unwrap();
+        let written = disk.list().unwrap();
+        // Data the transfer did not write would be written again; the
+        // adopted file keeps the received bytes.
+        let snapshot = Snapshot {
+            metadata,
+            data: Bytes::from_static(b"other"),
+        };
+        let saved = save_and_map(&files, &snapshot).unwrap();
+        assert_eq!(saved.name, name);
+        assert_eq!(saved.mapped.as_deref(), Some(&b"state"[..]));
+        assert_eq!(disk.list().unwrap(), written);
+        // A file of another length is not adopted but rewritten.
+        let longer = Snapshot {
+            data: Bytes::from_static(b"longer state"),
+            ..snapshot
+        };
+        let saved = save_and_map(&files, &longer).unwrap();
+        assert_eq!(saved.mapped.as_deref(), Some(&b"longer state"[..]));
     }
 
     #[tokio::test]

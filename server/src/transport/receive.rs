@@ -9,7 +9,8 @@ use keel_kernel::raft::ConfChange;
 
 use super::conf_change::answer_conf_change;
 use super::lease::{LeaseAuthority, answer_renew, answer_time_to_live};
-use super::snapshot::SnapshotAssembler;
+use super::inbox::{FileInbox, SnapshotInbox};
+use super::receive_snapshot::{SNAPSHOT_RECEIVES_MAX, receive_snapshot};
 use super::{Inbound, TransportLimits};
 use crate::proto::keelpeerpb::peer_server::{Peer, PeerServer};
 use crate::proto::keelpeerpb::{
@@ -41,7 +42,11 @@ pub type PeerGrpcServer = PeerServer<PeerService, tonic::codegen::IdentityInterc
 /// Rejections end the stream with a gRPC status: `FAILED_PRECONDITION` for a
 /// sender from another cluster, `INVALID_ARGUMENT` for a batch addressed to
 /// another member, over the limits, or a malformed snapshot stream,
-/// `UNAVAILABLE` when the node driver has stopped. Forwarded lease requests
+/// `UNAVAILABLE` when the node driver has stopped, `RESOURCE_EXHAUSTED`
+/// when [`SNAPSHOT_RECEIVES_MAX`] snapshots are being received already.
+/// Snapshots are written into the [`SnapshotInbox`] given with
+/// [`PeerService::with_snapshot_inbox`] as they arrive (a member's
+/// snapshot directory; by default [`FileInbox::hand_on`]). Forwarded lease requests
 /// are answered by the [`LeaseAuthority`] given with
 /// [`PeerService::with_lease_authority`] (`UNIMPLEMENTED` without one).
 #[derive(Clone)]
@@ -51,6 +56,9 @@ pub struct PeerService {
     limits: TransportLimits,
     inbound: mpsc::Sender<Inbound>,
     leases: Option<Arc<dyn LeaseAuthority>>,
+    inbox: Arc<dyn SnapshotInbox>,
+    /// One permit per snapshot transfer received at a time.
+    receives: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for PeerService {
@@ -60,6 +68,7 @@ impl std::fmt::Debug for PeerService {
             .field("member_id", &self.member_id)
             .field("limits", &self.limits)
             .field("leases", &self.leases.is_some())
+            .field("inbox", &self.inbox)
             .finish_non_exhaustive()
     }
 }
@@ -81,7 +90,16 @@ impl PeerService {
             limits,
             inbound,
             leases: None,
+            inbox: Arc::new(FileInbox::hand_on()),
+            receives: Arc::new(tokio::sync::Semaphore::new(SNAPSHOT_RECEIVES_MAX)),
         }
+    }
+
+    /// Writes received snapshots into `inbox` (a member's: its snapshot
+    /// directory, see [`FileInbox::for_member`]).
+    pub fn with_snapshot_inbox(mut self, inbox: Arc<dyn SnapshotInbox>) -> Self {
+        self.inbox = inbox;
+        self
     }
 
     /// Answers forwarded lease requests with `authority` (the node).
@@ -212,29 +230,29 @@ impl Peer for PeerService {
         Ok(Response::new(ack))
     }
 
-    /// Reassembles and verifies one snapshot, then delivers it as one
-    /// [`Inbound::Snapshot`] after the sender closed the stream cleanly.
+    /// Receives one snapshot into the inbox chunk by chunk (see
+    /// `receive_snapshot.rs`: one chunk in memory at a time), then delivers
+    /// it, its data mapped from the file, as one [`Inbound::Snapshot`]
+    /// after the sender closed the stream cleanly.
     async fn snapshot(
         &self,
         request: Request<Streaming<SnapshotChunk>>,
     ) -> Result<Response<SnapshotAck>, Status> {
-        let mut stream = request.into_inner();
-        let mut assembler = SnapshotAssembler::new(self.limits.snapshot_size_bytes_max);
-        let mut complete = None;
-        while let Some(chunk) = stream.message().await? {
-            self.check_route(chunk.cluster_id, chunk.from, chunk.to)?;
-            if let Some(snapshot) = assembler
-                .push(chunk)
-                .map_err(|e| Status::invalid_argument(e.to_string()))?
-            {
-                complete = Some(snapshot);
-            }
-        }
-        assembler
-            .end_of_stream()
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let snapshot = complete
-            .ok_or_else(|| Status::internal("keel: snapshot stream ended without a snapshot"))?;
+        let _permit = self.receives.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "keel: already receiving {SNAPSHOT_RECEIVES_MAX} snapshots; retry later"
+            ))
+        })?;
+        let check_route = |chunk: &SnapshotChunk| {
+            self.check_route(chunk.cluster_id, chunk.from, chunk.to)
+        };
+        let snapshot = receive_snapshot(
+            self.inbox.clone(),
+            self.limits.snapshot_size_bytes_max,
+            check_route,
+            request.into_inner(),
+        )
+        .await?;
         let received_bytes = snapshot.data.len() as u64;
         tracing::info!(
             from = snapshot.from,

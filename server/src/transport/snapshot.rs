@@ -1,13 +1,13 @@
 //! Snapshots in chunks: cutting one into [`SnapshotChunk`]s on the send side
-//! and reassembling and verifying it on the receive side.
+//! and checking them on the receive side, where each chunk's data goes to a
+//! file as it arrives (`inbox.rs`) and is never reassembled in memory.
 //!
 //! Every chunk repeats the snapshot's identity (from, to, index, term, total
 //! size); chunks arrive in order with contiguous offsets; the last chunk
 //! carries the CRC-32 (IEEE) of the whole snapshot.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
-use super::ReceivedSnapshot;
 use crate::proto::keelpeerpb::SnapshotChunk;
 
 /// Identity of a snapshot transfer, repeated in every chunk.
@@ -26,8 +26,11 @@ pub struct SnapshotHeader {
 }
 
 /// Cuts a snapshot into chunks of at most `chunk_size_bytes` data bytes
-/// (zero-copy slices of `data`). An empty snapshot yields one empty, last chunk.
-/// The Raft `message` rides on the first chunk only.
+/// (zero-copy slices of `data`, which on a leader is its snapshot file
+/// mapped in memory). An empty snapshot yields one empty, last chunk. The
+/// Raft `message` rides on the first chunk only. The CRC-32 the last chunk
+/// carries is computed chunk by chunk as the stream is pulled, so no pass
+/// over the whole snapshot precedes the first chunk.
 pub fn cut_chunks(
     header: SnapshotHeader,
     message: Bytes,
@@ -37,12 +40,14 @@ pub fn cut_chunks(
     debug_assert!(chunk_size_bytes > 0, "chunks must carry data");
     let chunk_size_bytes = chunk_size_bytes.max(1);
     let total = data.len();
-    let crc32 = crc32fast::hash(&data);
     let chunk_count = total.div_ceil(chunk_size_bytes).max(1);
+    let mut crc32 = crc32fast::Hasher::new();
     (0..chunk_count).map(move |i| {
         let start = i * chunk_size_bytes;
         let end = (start + chunk_size_bytes).min(total);
         let last = i + 1 == chunk_count;
+        let piece = data.slice(start..end);
+        crc32.update(&piece);
         SnapshotChunk {
             cluster_id: header.cluster_id,
             from: header.from,
@@ -51,9 +56,9 @@ pub fn cut_chunks(
             term: header.term,
             total_size_bytes: total as u64,
             offset_bytes: start as u64,
-            data: data.slice(start..end),
+            data: piece,
             last,
-            crc32: if last { crc32 } else { 0 },
+            crc32: if last { crc32.clone().finalize() } else { 0 },
             message: if i == 0 {
                 message.clone()
             } else {
@@ -115,64 +120,87 @@ pub enum SnapshotError {
     AfterLast,
 }
 
-/// Reassembles one snapshot from its chunks, checking order, identity, size
-/// and checksum. Memory grows with the bytes received, never beyond the limit.
+/// Checks a snapshot's chunks as they arrive, without keeping their data:
+/// the first chunk opens the transfer (offset 0, the Raft message, a size
+/// within the limit), every later one must repeat its identity and continue
+/// where the previous one ended, and the last one must complete the size
+/// and carry the CRC-32 of all the data (computed here on the way). The
+/// caller writes each accepted chunk's data out (`inbox.rs`); nothing here
+/// grows with the snapshot.
 #[derive(Debug)]
-pub struct SnapshotAssembler {
+pub struct ChunkChecker {
     size_bytes_max: u64,
-    state: AssemblerState,
+    state: CheckerState,
 }
 
 #[derive(Debug)]
-enum AssemblerState {
+enum CheckerState {
     Empty,
     Receiving {
+        /// The first chunk's identity (its data and message dropped).
         first: SnapshotChunk,
-        data: BytesMut,
+        received_bytes: u64,
+        crc32: crc32fast::Hasher,
     },
     Done,
 }
 
-impl SnapshotAssembler {
-    /// An assembler that accepts snapshots of at most `size_bytes_max` bytes.
+/// Where a transfer stands after an accepted chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkOutcome {
+    /// More chunks are due.
+    More,
+    /// That was the last chunk: every byte arrived and the checksum matches.
+    Complete,
+}
+
+impl ChunkChecker {
+    /// A checker that accepts snapshots of at most `size_bytes_max` bytes.
     pub fn new(size_bytes_max: u64) -> Self {
-        SnapshotAssembler {
+        ChunkChecker {
             size_bytes_max,
-            state: AssemblerState::Empty,
+            state: CheckerState::Empty,
         }
     }
 
-    /// Adds the next chunk; returns the snapshot once the last chunk arrived
-    /// and verified. Errors: any [`SnapshotError`]; after an error the
-    /// transfer is over and the caller should drop the assembler.
-    pub fn push(
-        &mut self,
-        chunk: SnapshotChunk,
-    ) -> Result<Option<ReceivedSnapshot>, SnapshotError> {
-        match std::mem::replace(&mut self.state, AssemblerState::Done) {
-            AssemblerState::Done => Err(SnapshotError::AfterLast),
-            AssemblerState::Empty => self.start(chunk),
-            AssemblerState::Receiving { first, data } => self.append(first, data, chunk),
-        }
+    /// Checks the next chunk. Errors: any [`SnapshotError`]; after an error
+    /// the transfer is over and the caller discards what it wrote.
+    pub fn check(&mut self, chunk: &SnapshotChunk) -> Result<ChunkOutcome, SnapshotError> {
+        let (first, received_bytes, crc32) =
+            match std::mem::replace(&mut self.state, CheckerState::Done) {
+                CheckerState::Done => return Err(SnapshotError::AfterLast),
+                CheckerState::Empty => (self.open(chunk)?, 0, crc32fast::Hasher::new()),
+                CheckerState::Receiving {
+                    first,
+                    received_bytes,
+                    crc32,
+                } => (first, received_bytes, crc32),
+            };
+        self.continue_with(first, received_bytes, crc32, chunk)
     }
 
-    /// Checks that the stream may end here: the last chunk was received.
+    /// Checks that the stream may end here: the last chunk was accepted.
     /// Errors: [`SnapshotError::Incomplete`] when no chunk or not all chunks arrived.
     pub fn end_of_stream(&self) -> Result<(), SnapshotError> {
         match &self.state {
-            AssemblerState::Done => Ok(()),
-            AssemblerState::Empty => Err(SnapshotError::Incomplete {
+            CheckerState::Done => Ok(()),
+            CheckerState::Empty => Err(SnapshotError::Incomplete {
                 received_bytes: 0,
                 total_bytes: 0,
             }),
-            AssemblerState::Receiving { first, data } => Err(SnapshotError::Incomplete {
-                received_bytes: data.len() as u64,
+            CheckerState::Receiving {
+                first,
+                received_bytes,
+                ..
+            } => Err(SnapshotError::Incomplete {
+                received_bytes: *received_bytes,
                 total_bytes: first.total_size_bytes,
             }),
         }
     }
 
-    fn start(&mut self, chunk: SnapshotChunk) -> Result<Option<ReceivedSnapshot>, SnapshotError> {
+    /// Checks the first chunk; returns its identity.
+    fn open(&self, chunk: &SnapshotChunk) -> Result<SnapshotChunk, SnapshotError> {
         if chunk.total_size_bytes > self.size_bytes_max {
             return Err(SnapshotError::TooLarge {
                 size_bytes: chunk.total_size_bytes,
@@ -182,51 +210,40 @@ impl SnapshotAssembler {
         if chunk.offset_bytes != 0 || chunk.message.is_empty() {
             return Err(SnapshotError::BadFirstChunk);
         }
-        let first = SnapshotChunk {
+        Ok(SnapshotChunk {
             data: Bytes::new(),
+            message: Bytes::new(),
             ..chunk.clone()
-        };
-        self.append(first, BytesMut::new(), chunk)
+        })
     }
 
-    fn append(
+    fn continue_with(
         &mut self,
         first: SnapshotChunk,
-        mut data: BytesMut,
-        chunk: SnapshotChunk,
-    ) -> Result<Option<ReceivedSnapshot>, SnapshotError> {
-        let same = (
-            first.cluster_id,
-            first.from,
-            first.to,
-            first.index,
-            first.term,
-            first.total_size_bytes,
-        ) == (
-            chunk.cluster_id,
-            chunk.from,
-            chunk.to,
-            chunk.index,
-            chunk.term,
-            chunk.total_size_bytes,
-        );
-        if !same {
+        received_bytes: u64,
+        mut crc32: crc32fast::Hasher,
+        chunk: &SnapshotChunk,
+    ) -> Result<ChunkOutcome, SnapshotError> {
+        if identity(&first) != identity(chunk) {
             return Err(SnapshotError::MixedSnapshots);
         }
-        let received = data.len() as u64;
-        let end = received.saturating_add(chunk.data.len() as u64);
-        if chunk.offset_bytes != received || end > first.total_size_bytes {
+        let end = received_bytes.saturating_add(chunk.data.len() as u64);
+        if chunk.offset_bytes != received_bytes || end > first.total_size_bytes {
             return Err(SnapshotError::OutOfOrder {
                 offset_bytes: chunk.offset_bytes,
                 len_bytes: chunk.data.len() as u64,
-                expected_bytes: received,
+                expected_bytes: received_bytes,
                 total_bytes: first.total_size_bytes,
             });
         }
-        data.extend_from_slice(&chunk.data);
+        crc32.update(&chunk.data);
         if !chunk.last {
-            self.state = AssemblerState::Receiving { first, data };
-            return Ok(None);
+            self.state = CheckerState::Receiving {
+                first,
+                received_bytes: end,
+                crc32,
+            };
+            return Ok(ChunkOutcome::More);
         }
         if end != first.total_size_bytes {
             return Err(SnapshotError::Incomplete {
@@ -234,20 +251,37 @@ impl SnapshotAssembler {
                 total_bytes: first.total_size_bytes,
             });
         }
-        let got = crc32fast::hash(&data);
+        let got = crc32.finalize();
         if got != chunk.crc32 {
             return Err(SnapshotError::ChecksumMismatch {
                 got,
                 want: chunk.crc32,
             });
         }
-        Ok(Some(ReceivedSnapshot {
-            from: first.from,
-            index: first.index,
-            term: first.term,
-            message: first.message,
-            data: data.freeze(),
-        }))
+        Ok(ChunkOutcome::Complete)
+    }
+}
+
+/// What every chunk of one transfer repeats.
+fn identity(chunk: &SnapshotChunk) -> (u64, u64, u64, u64, u64, u64) {
+    (
+        chunk.cluster_id,
+        chunk.from,
+        chunk.to,
+        chunk.index,
+        chunk.term,
+        chunk.total_size_bytes,
+    )
+}
+
+/// The identity of the transfer `chunk` belongs to.
+pub fn header_of(chunk: &SnapshotChunk) -> SnapshotHeader {
+    SnapshotHeader {
+        cluster_id: chunk.cluster_id,
+        from: chunk.from,
+        to: chunk.to,
+        index: chunk.index,
+        term: chunk.term,
     }
 }
 
@@ -271,19 +305,36 @@ mod tests {
             .into()
     }
 
+    /// What the receiver would have written: the accepted chunks' data
+    /// (the test keeps it; the receiver writes it to a file), the first
+    /// chunk's header and message.
+    struct Assembled {
+        header: SnapshotHeader,
+        message: Bytes,
+        data: Bytes,
+    }
+
     fn assemble(
         chunks: Vec<SnapshotChunk>,
         size_bytes_max: u64,
-    ) -> Result<ReceivedSnapshot, SnapshotError> {
-        let mut assembler = SnapshotAssembler::new(size_bytes_max);
-        let mut done = None;
+    ) -> Result<Assembled, SnapshotError> {
+        let mut checker = ChunkChecker::new(size_bytes_max);
+        let mut data = Vec::new();
+        let mut first = None;
+        let mut complete = false;
         for chunk in chunks {
-            if let Some(snapshot) = assembler.push(chunk)? {
-                done = Some(snapshot);
-            }
+            complete = checker.check(&chunk)? == ChunkOutcome::Complete;
+            first.get_or_insert_with(|| (header_of(&chunk), chunk.message.clone()));
+            data.extend_from_slice(&chunk.data);
         }
-        assembler.end_of_stream()?;
-        Ok(done.expect("end_of_stream succeeded, so a snapshot was returned"))
+        checker.end_of_stream()?;
+        assert!(complete, "end_of_stream succeeded after the last chunk");
+        let (header, message) = first.expect("a chunk arrived");
+        Ok(Assembled {
+            header,
+            message,
+            data: data.into(),
+        })
     }
 
     #[test]
@@ -294,7 +345,7 @@ mod tests {
             assert_eq!(chunks.len(), len.div_ceil(chunk_size).max(1));
             let snapshot = assemble(chunks, 1 << 20).unwrap();
             assert_eq!(snapshot.data, data(len), "len {len} chunk {chunk_size}");
-            assert_eq!((snapshot.from, snapshot.index, snapshot.term), (1, 100, 3));
+            assert_eq!(snapshot.header, HEADER);
             assert_eq!(snapshot.message, Bytes::from_static(b"msg"));
         }
     }

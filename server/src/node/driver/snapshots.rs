@@ -60,10 +60,10 @@ impl<S: Storage> SnapshotWork<S> {
 }
 
 impl<S: Storage> Driver<S> {
-    /// Persists a snapshot received from the leader: the file, then its WAL
+    /// Persists a snapshot received from the leader: the file (normally
+    /// written already by the transfer, and adopted as it is), then its WAL
     /// marker. The snapshot's data becomes the saved file, mapped in memory,
-    /// so Raft keeps that rather than the received copy (see
-    /// `snapshot_saver.rs`).
+    /// so Raft keeps that (see `snapshot_saver.rs`).
     pub(super) async fn save_snapshot_file(
         &mut self,
         snapshot: &mut Snapshot,
