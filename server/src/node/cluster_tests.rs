@@ -49,6 +49,9 @@ fn single_spec(snapshot_count: u64) -> Spec {
     let (client, peer) = (free_addr(), free_addr());
     let mut settings = NodeSettings::single("m0", &format!("http://{peer}"));
     settings.client_urls = vec![format!("http://{client}")];
+    // Half etcd's defaults, as before: one voter elects itself sooner.
+    settings.heartbeat_interval_ms = 50;
+    settings.election_timeout_ms = 500;
     settings.snapshot_count = snapshot_count;
     settings.snapshot_catchup_entries = 5;
     Spec {
