@@ -165,6 +165,35 @@ async fn cluster_serves_when_leader_killed(flavor: Flavor) {
 /// WAL after it, and a member that was down may catch up by snapshot.
 const SNAPSHOT_EVERY: &str = "--snapshot-count=25";
 
+/// Snapshot files (`member/snap/*.snap`, etcd's layout and keel's) in
+/// member `i`'s data directory.
+fn snapshot_files(cluster: &Cluster, i: usize) -> usize {
+    let dir = cluster.members()[i].data_dir.join("member").join("snap");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".snap"))
+        .count()
+}
+
+/// Waits (10 s at most: files are written in the background) until member
+/// `i` has a snapshot file, so that its restart recovers from a snapshot
+/// plus the WAL after it rather than from the WAL alone.
+async fn wait_for_snapshot_file(cluster: &Cluster, i: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while snapshot_files(cluster, i) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} member {i} wrote no snapshot file\n{}",
+            cluster.flavor().name(),
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn restart_recovers_from_snapshot_and_wal(flavor: Flavor) {
     let mut cluster = Cluster::start_with(flavor, 3, &[SNAPSHOT_EVERY]).unwrap();
     let mut client = connect(cluster.client_urls()).await;
@@ -195,7 +224,11 @@ async fn restart_recovers_from_snapshot_and_wal(flavor: Flavor) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // Then the whole cluster dies and recovers from snapshots + WAL.
+    // Then the whole cluster dies and recovers from snapshots + WAL: each
+    // member has a snapshot file to recover from.
+    for i in 0..3 {
+        wait_for_snapshot_file(&cluster, i).await;
+    }
     cluster.kill_all();
     cluster.restart_all().unwrap();
     for (i, member) in cluster.members().iter().enumerate() {

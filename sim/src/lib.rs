@@ -138,6 +138,8 @@ pub mod run;
 #[cfg(madsim)]
 pub mod runner;
 #[cfg(madsim)]
+pub mod scripted;
+#[cfg(madsim)]
 pub mod sim_log;
 #[cfg(madsim)]
 pub mod watcher;

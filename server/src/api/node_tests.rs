@@ -44,6 +44,10 @@ async fn single_member() -> (Member, tempfile::TempDir, Channel) {
     let (client, peer) = (free_addr(), free_addr());
     let mut settings = NodeSettings::single("m0", &format!("http://{peer}"));
     settings.client_urls = vec![format!("http://{client}")];
+    // One voter: a late heartbeat cannot cost it its leadership (nobody
+    // else campaigns, its quorum is itself), so a short election timeout
+    // only shortens its first election; calls need no retry for a leader
+    // change.
     settings.heartbeat_interval_ms = 20;
     settings.election_timeout_ms = 200;
     let dir = tempfile::tempdir().unwrap();

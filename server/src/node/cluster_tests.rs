@@ -1,24 +1,23 @@
-//! In-process clusters on loopback (real sockets, temporary data
-//! directories): three members elect a leader, replicate writes, survive the
-//! leader being stopped, a member that fell behind the leader's compacted
-//! log catches up through a snapshot, a member added with `member add` joins
-//! with `--initial-cluster-state existing`, a learner that never started is
-//! not promoted, a change that would cost the active quorum or leave too
-//! few started voters is refused;
-//! and on keel-wal's simulated disk
-//! a failed fsync fails the request while the member stays up with everything
+//! One member at a time: on keel-wal's simulated disk (no sockets), a
+//! failed fsync fails the request while the member stays up with everything
 //! acknowledged before, a full disk raises NOSPACE until space is freed, the
 //! WAL's next segment is kept prepared across a cut, and a slow removal of a
-//! purged segment does not hold up proposals.
+//! purged segment or a slow snapshot file does not hold up proposals; on a
+//! real data directory, a finished snapshot is kept as its mapped file.
+//!
+//! The multi-member scenarios that ran here on loopback sockets and wall
+//! clocks (leader loss, catching up by snapshot, member add, refused
+//! membership changes) run in the simulator: `sim/tests/cluster_recovery.rs`
+//! and `sim/tests/cluster_membership.rs` (issue 16). Real sockets between
+//! real processes stay covered by `server/tests/` (durability.rs,
+//! etcdctl_member.rs, graceful_shutdown.rs, peer_transport_tcp.rs).
 
-use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use keel_kernel::apply::{
     AlarmAction, AlarmMember, AlarmRequest, AlarmType, ApplyError, Request, Response,
 };
-use keel_kernel::lease::LeaseError;
 use keel_kernel::mvcc::{PutRequest, RangeRequest};
 use keel_wal::Storage as _;
 use keel_wal::next_segment::NEXT_TEMP_NAME;
@@ -44,36 +43,23 @@ fn free_addr() -> SocketAddr {
     listener.local_addr().unwrap()
 }
 
-fn specs(count: usize, snapshot_count: u64) -> Vec<Spec> {
-    let addrs: Vec<(SocketAddr, SocketAddr)> =
-        (0..count).map(|_| (free_addr(), free_addr())).collect();
-    let initial_cluster: BTreeMap<String, Vec<String>> = addrs
-        .iter()
-        .enumerate()
-        .map(|(i, (_, peer))| (format!("m{i}"), vec![format!("http://{peer}")]))
-        .collect();
-    addrs
-        .into_iter()
-        .enumerate()
-        .map(|(i, (client, peer))| {
-            let mut settings = NodeSettings::single(&format!("m{i}"), &format!("http://{peer}"));
-            settings.initial_cluster = initial_cluster.clone();
-            settings.client_urls = vec![format!("http://{client}")];
-            // Ten heartbeats per election timeout, as etcd's defaults, at
-            // half their length: elections stay quick, and a busy 2-core
-            // machine does not miss heartbeats for 500 ms.
-            settings.heartbeat_interval_ms = 50;
-            settings.election_timeout_ms = 500;
-            settings.snapshot_count = snapshot_count;
-            settings.snapshot_catchup_entries = 5;
-            Spec {
-                settings,
-                dir: tempfile::tempdir().unwrap(),
-                client,
-                peer,
-            }
-        })
-        .collect()
+/// A single member on loopback in a temporary data directory, taking a
+/// snapshot every `snapshot_count` entries.
+fn single_spec(snapshot_count: u64) -> Spec {
+    let (client, peer) = (free_addr(), free_addr());
+    let mut settings = NodeSettings::single("m0", &format!("http://{peer}"));
+    settings.client_urls = vec![format!("http://{client}")];
+    // Half etcd's defaults, as before: one voter elects itself sooner.
+    settings.heartbeat_interval_ms = 50;
+    settings.election_timeout_ms = 500;
+    settings.snapshot_count = snapshot_count;
+    settings.snapshot_catchup_entries = 5;
+    Spec {
+        settings,
+        dir: tempfile::tempdir().unwrap(),
+        client,
+        peer,
+    }
 }
 
 async fn start(spec: &Spec) -> Member {
@@ -87,14 +73,6 @@ async fn start(spec: &Spec) -> Member {
     Member::start(spec.settings.clone(), storage, listeners)
         .await
         .unwrap()
-}
-
-async fn start_all(specs: &[Spec]) -> Vec<Option<Member>> {
-    let mut members = Vec::new();
-    for spec in specs {
-        members.push(Some(start(spec).await));
-    }
-    members
 }
 
 /// Waits (10 s at most) until every handle agrees on one leader; returns
@@ -176,318 +154,6 @@ async fn put(handle: &NodeHandle, key: &str, value: &str) -> i64 {
 async fn get(handle: &NodeHandle, key: &str) -> Option<Vec<u8>> {
     handle.linearizable_barrier().await.unwrap();
     get_serializable(handle, key)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_members_survive_losing_the_leader() {
-    let specs = specs(3, 10_000);
-    let mut members = start_all(&specs).await;
-    let handles: Vec<NodeHandle> = members.iter().flatten().map(Member::handle).collect();
-    let first = leader(&handles).await;
-    let revision = put(&handles[first], "k", "v1").await;
-    assert!(revision > 1);
-    for handle in &handles {
-        assert_eq!(get(handle, "k").await.as_deref(), Some(&b"v1"[..]));
-    }
-    // A follower's proposal is forwarded to the leader.
-    let follower = (first + 1) % 3;
-    put(&handles[follower], "f", "from-follower").await;
-    // Lease keep-alives and TTL queries on a follower are answered by the leader.
-    let grant = Request::LeaseGrant {
-        id: 77,
-        ttl_secs: 30,
-    };
-    handles[follower]
-        .propose(grant, None)
-        .await
-        .unwrap()
-        .result
-        .unwrap();
-    let renewal = handles[follower].lease_renew(77).await.unwrap();
-    assert_eq!(renewal.ttl_secs, 30);
-    let status = handles[follower]
-        .lease_time_to_live(None, 77, false)
-        .await
-        .unwrap();
-    assert!(
-        status.ttl_secs > 25 && status.granted_ttl_secs == 30,
-        "{status:?}"
-    );
-    assert_eq!(
-        handles[follower].lease_renew(78).await,
-        Err(ServerError::Apply(ApplyError::Lease(LeaseError::NotFound)))
-    );
-
-    if let Some(member) = members[first].take() {
-        member.stop().await;
-    }
-    let rest: Vec<NodeHandle> = (0..3)
-        .filter(|&i| i != first)
-        .map(|i| handles[i].clone())
-        .collect();
-    let second = leader(&rest).await;
-    assert_ne!(rest[second].member_id(), handles[first].member_id());
-    put(&rest[second], "k", "v2").await;
-    for handle in &rest {
-        assert_eq!(get(handle, "k").await.as_deref(), Some(&b"v2"[..]));
-        assert_eq!(
-            get(handle, "f").await.as_deref(),
-            Some(&b"from-follower"[..])
-        );
-    }
-    for member in members.into_iter().flatten() {
-        member.stop().await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_member_behind_the_compacted_log_catches_up_by_snapshot() {
-    let specs = specs(3, 20);
-    let mut members = start_all(&specs).await;
-    let handles: Vec<NodeHandle> = members.iter().flatten().map(Member::handle).collect();
-    let first = leader(&handles).await;
-    let lagging = (first + 1) % 3;
-    if let Some(member) = members[lagging].take() {
-        member.stop().await;
-    }
-    for i in 0..100 {
-        put(&handles[first], &format!("key{i:03}"), &format!("value{i}")).await;
-    }
-    let restarted = start(&specs[lagging]).await;
-    let handle = restarted.handle();
-    members[lagging] = Some(restarted);
-    let caught_up = || {
-        let value = handle.with_state(|sm| {
-            let request = RangeRequest {
-                key: b"key099".to_vec(),
-                ..RangeRequest::default()
-            };
-            sm.range(None, &request)
-                .ok()
-                .and_then(|r| r.kvs.first().map(|kv| kv.value.clone()))
-        });
-        value.as_deref() == Some(&b"value99"[..])
-    };
-    wait_until(Duration::from_secs(10), caught_up, || {
-        "the restarted member never caught up".to_owned()
-    })
-    .await;
-    let installed = handle.status().snapshots_installed;
-    assert!(
-        installed > 0,
-        "the member caught up without a leader snapshot"
-    );
-    let snap_files = std::fs::read_dir(specs[lagging].dir.path().join("member/snap"))
-        .unwrap()
-        .count();
-    assert!(snap_files > 0, "catching up wrote a snapshot file");
-    // Raft keeps the leader's snapshot as the saved file, mapped (polled:
-    // the member may be between taking its own snapshot and saving it).
-    #[cfg(target_os = "linux")]
-    {
-        let snap_dir = specs[lagging].dir.path().join("member/snap");
-        wait_until(
-            Duration::from_secs(5),
-            || snapshot_file_mapped(&snap_dir),
-            || "the installed snapshot is not kept as its file".to_owned(),
-        )
-        .await;
-    }
-    for member in members.into_iter().flatten() {
-        member.stop().await;
-    }
-    // The whole cluster restarts from its snapshot files and WAL tails.
-    let members = start_all(&specs).await;
-    let handles: Vec<NodeHandle> = members.iter().flatten().map(Member::handle).collect();
-    leader(&handles).await;
-    for handle in &handles {
-        assert_eq!(
-            get(handle, "key099").await.as_deref(),
-            Some(&b"value99"[..])
-        );
-        assert_eq!(get(handle, "key000").await.as_deref(), Some(&b"value0"[..]));
-    }
-    for member in members.into_iter().flatten() {
-        member.stop().await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_member_added_with_member_add_joins_with_state_existing() {
-    let mut specs = specs(2, 10_000);
-    // m0 starts alone; m1 is added to the running cluster, then started.
-    let m0_cluster: BTreeMap<String, Vec<String>> = specs[0]
-        .settings
-        .initial_cluster
-        .iter()
-        .filter(|(name, _)| *name == "m0")
-        .map(|(n, u)| (n.clone(), u.clone()))
-        .collect();
-    specs[0].settings.initial_cluster = m0_cluster;
-    let first = start(&specs[0]).await;
-    let h0 = first.handle();
-    leader(std::slice::from_ref(&h0)).await;
-    put(&h0, "before", "join").await;
-    let change = crate::replica::MemberChange::Add {
-        peer_urls: specs[1].settings.peer_urls.clone(),
-        is_learner: false,
-    };
-    let (added, members) = h0.change_membership(change).await.unwrap();
-    assert_eq!(members.len(), 2);
-    specs[1].settings.initial_cluster_state = crate::config::ClusterState::Existing;
-    let second = start(&specs[1]).await;
-    let h1 = second.handle();
-    assert_eq!(h1.member_id(), added.id);
-    let handles = [h0.clone(), h1.clone()];
-    let l = leader(&handles).await;
-    put(&handles[l], "after", "join").await;
-    assert_eq!(get(&h1, "before").await.as_deref(), Some(&b"join"[..]));
-    assert_eq!(get(&h1, "after").await.as_deref(), Some(&b"join"[..]));
-    second.stop().await;
-    first.stop().await;
-}
-
-/// Issue 28 item 9: promoting a learner that never started is refused with
-/// etcd's error, and the one-member cluster keeps its quorum.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_learner_that_never_started_is_not_promoted() {
-    let specs = specs(1, 10_000);
-    let only = start(&specs[0]).await;
-    let handle = only.handle();
-    leader(std::slice::from_ref(&handle)).await;
-    put(&handle, "before", "promote").await;
-    let add = crate::replica::MemberChange::Add {
-        peer_urls: vec![format!("http://{}", free_addr())],
-        is_learner: true,
-    };
-    let (learner, _) = handle.change_membership(add).await.unwrap();
-    let promote = crate::replica::MemberChange::Promote {
-        member_id: learner.id,
-    };
-    let refused = handle.change_membership(promote).await.unwrap_err();
-    let status = crate::api::status::server_error(&refused);
-    assert_eq!(
-        (status.code(), status.message()),
-        (
-            tonic::Code::FailedPrecondition,
-            "etcdserver: can only promote a learner member which is in sync with leader"
-        )
-    );
-    put(&handle, "after", "promote").await;
-    let learners = handle.with_state(|sm| sm.cluster().member(learner.id).map(|m| m.is_learner));
-    assert_eq!(learners, Some(true));
-    only.stop().await;
-}
-
-/// A single member on keel-wal's simulated disk, serving no sockets.
-/// The status a refused membership change answers with.
-fn change_refusal(err: &ServerError) -> (tonic::Code, String) {
-    let status = crate::api::status::server_error(err);
-    (status.code(), status.message().to_owned())
-}
-
-/// Issue 28 item 9 (etcd `mayRemoveMember`, `mayAddMember` with
-/// `--strict-reconfig-check`): with one of three members down, removing a
-/// live member or adding a voter would cost the active quorum, so both are
-/// refused with etcd's "unhealthy cluster", whether asked of the leader or
-/// of a follower (which forwards the change to the leader), and the cluster
-/// keeps serving; the member that is down may be removed. Before that, a
-/// follower adds a learner and is refused its promotion with etcd's error
-/// rather than timing out.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_change_that_would_cost_the_active_quorum_is_refused() {
-    let specs = specs(3, 10_000);
-    let mut members = start_all(&specs).await;
-    let handles: Vec<NodeHandle> = members.iter().flatten().map(Member::handle).collect();
-    let first = leader(&handles).await;
-    let (live, down) = ((first + 1) % 3, (first + 2) % 3);
-    let add_learner = crate::replica::MemberChange::Add {
-        peer_urls: vec![format!("http://{}", free_addr())],
-        is_learner: true,
-    };
-    let (learner, listed) = handles[live].change_membership(add_learner).await.unwrap();
-    assert!(listed.iter().any(|m| m.id == learner.id && m.is_learner));
-    let promote = crate::replica::MemberChange::Promote {
-        member_id: learner.id,
-    };
-    let refused = handles[live].change_membership(promote).await.unwrap_err();
-    let not_ready = (
-        tonic::Code::FailedPrecondition,
-        "etcdserver: can only promote a learner member which is in sync with leader".to_owned(),
-    );
-    assert_eq!(change_refusal(&refused), not_ready);
-
-    if let Some(member) = members[down].take() {
-        member.stop().await;
-    }
-    // Ten election timeouts: the leader has long stopped hearing from it.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let unhealthy = (
-        tonic::Code::Unavailable,
-        "etcdserver: unhealthy cluster".to_owned(),
-    );
-    let leader_handle = &handles[first];
-    let (live_id, leader_id) = (handles[live].member_id(), leader_handle.member_id());
-    for (via, id) in [(first, live_id), (first, leader_id), (live, live_id)] {
-        let remove = crate::replica::MemberChange::Remove { member_id: id };
-        let refused = handles[via].change_membership(remove).await.unwrap_err();
-        assert_eq!(
-            change_refusal(&refused),
-            unhealthy,
-            "via {via}, removing {id:x}"
-        );
-    }
-    let add = crate::replica::MemberChange::Add {
-        peer_urls: vec![format!("http://{}", free_addr())],
-        is_learner: false,
-    };
-    let refused = leader_handle.change_membership(add).await.unwrap_err();
-    assert_eq!(change_refusal(&refused), unhealthy);
-    put(leader_handle, "after", "refusals").await;
-    assert_eq!(
-        get(&handles[live], "after").await.as_deref(),
-        Some(&b"refusals"[..])
-    );
-    let voters = leader_handle.with_state(|sm| sm.cluster().members().len());
-    assert_eq!(voters, 4, "three voters and the learner");
-
-    let remove_down = crate::replica::MemberChange::Remove {
-        member_id: handles[down].member_id(),
-    };
-    let (_, left) = leader_handle.change_membership(remove_down).await.unwrap();
-    assert_eq!(left.len(), 3, "two voters and the learner");
-    put(leader_handle, "after", "removal").await;
-    for member in members.into_iter().flatten() {
-        member.stop().await;
-    }
-}
-
-/// etcd `IsReadyToAddVotingMember`: a one-member cluster may add a voter
-/// (etcd's restore procedure) even before it starts, but a second voter
-/// added while the first has not started would leave one started voter of
-/// three: FailedPrecondition "etcdserver: re-configuration failed due to
-/// not enough started members" (what etcd 3.4.23 answers too).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_voter_is_not_added_beside_one_that_never_started() {
-    let specs = specs(1, 10_000);
-    let only = start(&specs[0]).await;
-    let handle = only.handle();
-    leader(std::slice::from_ref(&handle)).await;
-    let add = || crate::replica::MemberChange::Add {
-        peer_urls: vec![format!("http://{}", free_addr())],
-        is_learner: false,
-    };
-    let (unstarted, members) = handle.change_membership(add()).await.unwrap();
-    assert_eq!((unstarted.name.as_str(), members.len()), ("", 2));
-    let refused = handle.change_membership(add()).await.unwrap_err();
-    let not_started = (
-        tonic::Code::FailedPrecondition,
-        "etcdserver: re-configuration failed due to not enough started members".to_owned(),
-    );
-    assert_eq!(change_refusal(&refused), not_started);
-    let voters = handle.with_state(|sm| sm.cluster().members().len());
-    assert_eq!(voters, 2);
-    only.stop().await;
 }
 
 async fn sim_member(quota_backend_bytes: Option<u64>) -> (super::Node, keel_wal::SimStorage) {
@@ -929,11 +595,11 @@ async fn state_over_quota_raises_nospace_and_refuses_writes() {
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finished_snapshot_is_kept_as_its_mapped_file() {
-    let specs = specs(1, 20);
-    let member = start(&specs[0]).await;
+    let spec = single_spec(20);
+    let member = start(&spec).await;
     let handle = member.handle();
     leader(std::slice::from_ref(&handle)).await;
-    let snap_dir = specs[0].dir.path().join("member").join("snap");
+    let snap_dir = spec.dir.path().join("member").join("snap");
     let mapped = || snapshot_file_mapped(&snap_dir);
     for i in 0.. {
         assert!(i < 200, "no snapshot mapped after {i} writes");
