@@ -36,6 +36,7 @@ pub mod huge_pages;
 pub mod node;
 pub mod observe;
 pub mod proto;
+mod replayable_select;
 pub mod replica;
 #[cfg(not(madsim))]
 pub mod tls;

@@ -54,7 +54,6 @@ impl RunOptions {
     pub fn ci() -> RunOptions {
         RunOptions {
             safety_phase_ms: 8_000,
-            side_workloads: false,
             ..RunOptions::full()
         }
     }

@@ -142,7 +142,7 @@ impl<B: Replica> Observer<B> {
     /// `wait`'s outcome, or [`Stop::ClientGone`] as soon as the client
     /// drops the stream (a quiet election must not keep the task alive).
     async fn until_client_leaves<T>(&self, wait: impl Future<Output = T>) -> Result<T, Stop> {
-        tokio::select! {
+        crate::replayable_select::replayable_select! {
             value = wait => Ok(value),
             () = self.sender.closed() => Err(Stop::ClientGone),
         }

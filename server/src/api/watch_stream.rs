@@ -116,7 +116,7 @@ impl<B: Replica> WatchStream<B> {
             if self.flush().await.is_err() {
                 return;
             }
-            let step = tokio::select! {
+            let step = crate::replayable_select::replayable_select! {
                 request = requests.message(), if requests_open => match request {
                     Ok(Some(request)) => self.handle(request).await,
                     // A client that closes its sending side still gets

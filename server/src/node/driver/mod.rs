@@ -209,7 +209,7 @@ impl<S: Storage> Driver<S> {
             self.process().await;
         }
         loop {
-            tokio::select! {
+            crate::replayable_select::replayable_select! {
                 _ = &mut self.stop => break,
                 _ = ticker.tick() => self.on_tick(),
                 command = self.commands.recv() => match command {
