@@ -43,15 +43,16 @@ cargo test --workspace --locked --no-run
 
 # The lints and the simulator's build need the CPU; the tests mostly wait on
 # servers, disks and clocks. So both builds run beside the tests, each in its
-# own target dir (cargo keeps the build dir locked while tests run). Their
+# own target dir (cargo keeps the build dir locked while tests run), at the
+# lowest CPU priority so that the servers the tests time keep theirs. Their
 # output is printed, and their failure fails the run, once the tests pass.
 logs="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$logs"' EXIT
 CARGO_TARGET_DIR="$target_dir/clippy" \
-  cargo clippy --workspace --all-targets --locked -- -D warnings >"$logs/clippy" 2>&1 &
+  nice -n 19 cargo clippy --workspace --all-targets --locked -- -D warnings >"$logs/clippy" 2>&1 &
 clippy_pid=$!
 RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR="$target_dir/madsim" \
-  cargo test -p keel-sim --locked --no-run >"$logs/madsim-build" 2>&1 &
+  nice -n 19 cargo test -p keel-sim --locked --no-run >"$logs/madsim-build" 2>&1 &
 madsim_build_pid=$!
 
 echo "== cargo test"

@@ -196,11 +196,47 @@ async fn stall_behind_a_paused_leader(flavor: Flavor) -> (Cluster, usize, String
     (cluster, leader, url)
 }
 
+/// The member id `url`'s member reports for itself (0: no answer).
+async fn own_id(url: &str) -> u64 {
+    let mut client = support::client::connect(vec![url.to_owned()]).await;
+    let status = client.status().await;
+    status.map_or(0, |status| status.header().map_or(0, |h| h.member_id()))
+}
+
+/// The leader member `url` names in Maintenance.Status (0: none, or no
+/// answer).
+async fn named_leader(url: &str) -> u64 {
+    let mut client = support::client::connect(vec![url.to_owned()]).await;
+    client.status().await.map_or(0, |status| status.leader())
+}
+
+/// Attempts at [`stalled_request_codes`] before the test gives up.
+const STALL_ATTEMPTS: usize = 3;
+
+/// The outcomes of a put and a read sent to a follower while the leader is
+/// paused. The calls count only if the follower named the paused member
+/// as leader before and after them: a busy machine may move leadership
+/// before the pause (the calls then succeed), and that run is repeated.
 async fn stalled_request_codes(flavor: Flavor) -> [(Code, String); 2] {
-    let (cluster, leader, url) = stall_behind_a_paused_leader(flavor).await;
-    let outcomes = calls_with_deadline(&url, SHORT_DEADLINE).await;
-    cluster.resume(leader).unwrap();
-    outcomes
+    for attempt in 1..=STALL_ATTEMPTS {
+        let (cluster, leader, url) = stall_behind_a_paused_leader(flavor).await;
+        let before = named_leader(&url).await;
+        let outcomes = calls_with_deadline(&url, SHORT_DEADLINE).await;
+        let after = named_leader(&url).await;
+        cluster.resume(leader).unwrap();
+        let paused = own_id(&cluster.members()[leader].client_url).await;
+        if paused != 0 && before == paused && after == paused {
+            return outcomes;
+        }
+        eprintln!(
+            "{}: the follower named {before:x} then {after:x}, the paused member is {paused:x} (attempt {attempt})",
+            flavor.name()
+        );
+    }
+    panic!(
+        "{}: leadership moved in each of {STALL_ATTEMPTS} attempts",
+        flavor.name()
+    );
 }
 
 /// etcd answers a write whose deadline passes while it waits for apply
