@@ -104,9 +104,7 @@ fn mapped_snapshot(dir: &std::path::Path) -> (Bytes, u32) {
     let piece: Vec<u8> = (0..MIB).map(|i| (i % 251) as u8).collect();
     let mut crc = crc32fast::Hasher::new();
     for i in 0..SNAPSHOT_BYTES / MIB {
-        storage
-            .write_at(&file, (i * MIB) as u64, &piece)
-            .unwrap();
+        storage.write_at(&file, (i * MIB) as u64, &piece).unwrap();
         crc.update(&piece);
     }
     storage.sync(&file).unwrap();

@@ -180,7 +180,12 @@ fn a_seed_replays_identically() {
 /// history digest, report digest), or `None` when they are the same.
 fn first_difference(expected: &RunReport, actual: &RunReport) -> Option<String> {
     let (ours, theirs) = (expected.events.entries(), actual.events.entries());
-    if let Some((index, (a, b))) = ours.iter().zip(theirs).enumerate().find(|(_, (a, b))| a != b) {
+    if let Some((index, (a, b))) = ours
+        .iter()
+        .zip(theirs)
+        .enumerate()
+        .find(|(_, (a, b))| a != b)
+    {
         return Some(format!(
             "event {index} differs: {} ms {:?} vs {} ms {:?}",
             a.at_ms, a.text, b.at_ms, b.text

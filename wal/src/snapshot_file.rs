@@ -344,10 +344,7 @@ impl<S: Storage> SnapshotFiles<S> {
     /// anything writes snapshot files. Returns how many were removed.
     /// Errors: storage failures.
     pub fn remove_temporary(&self) -> Result<usize> {
-        let names = self
-            .storage
-            .list()
-            .map_err(WalError::io_for("list", ""))?;
+        let names = self.storage.list().map_err(WalError::io_for("list", ""))?;
         let temps: Vec<String> = names
             .into_iter()
             .filter(|name| name.ends_with(TEMP_SUFFIX))
@@ -369,10 +366,7 @@ impl<S: Storage> SnapshotFiles<S> {
     /// durable: files get their name only then). Errors: storage failures.
     pub fn contains(&self, index: u64, term: u64) -> Result<bool> {
         let name = snapshot_name(term, index);
-        let names = self
-            .storage
-            .list()
-            .map_err(WalError::io_for("list", ""))?;
+        let names = self.storage.list().map_err(WalError::io_for("list", ""))?;
         Ok(names.contains(&name))
     }
 

@@ -308,6 +308,7 @@ mod tests {
     /// What the receiver would have written: the accepted chunks' data
     /// (the test keeps it; the receiver writes it to a file), the first
     /// chunk's header and message.
+    #[derive(Debug)]
     struct Assembled {
         header: SnapshotHeader,
         message: Bytes,

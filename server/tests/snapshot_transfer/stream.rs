@@ -4,12 +4,12 @@
 //! verified; malformed chunk sequences are refused with INVALID_ARGUMENT,
 //! a transfer cut off mid-stream leaves nothing behind, and neither
 //! touches the snapshot file already durable there.
-#![cfg(not(madsim))]
-#![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::wait_until;
 
 use bytes::Bytes;
 use keel_kernel::raft::{ConfState, Message, MessageType, Snapshot, SnapshotMetadata};
@@ -91,8 +91,8 @@ async fn start_receiver(dir: &Path) -> (String, mpsc::Receiver<Inbound>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (inbound_tx, inbound_rx) = mpsc::channel(4);
-    let service = PeerService::new(CLUSTER_ID, 2, limits(), inbound_tx)
-        .with_snapshot_inbox(Arc::new(inbox));
+    let service =
+        PeerService::new(CLUSTER_ID, 2, limits(), inbound_tx).with_snapshot_inbox(Arc::new(inbox));
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(service.into_server())
@@ -159,66 +159,101 @@ async fn malformed_chunk_sequences_are_refused_and_lose_nothing() {
     let durable = receive_a_first_snapshot(&url, &mut inbound).await;
     let good = || chunks(20, 3, data(500_000, 2));
     let cases: Vec<(&str, Vec<SnapshotChunk>, &str)> = vec![
-        ("gap", {
-            let mut c = good();
-            c.remove(2);
-            c
-        }, "expected offset"),
-        ("over the limit", chunks(20, 3, data(8 * 1024 * 1024 + 1, 3)), "exceeds the limit"),
-        ("checksum", {
-            let mut c = good();
-            c[3].data = Bytes::from(vec![0u8; c[3].data.len()]);
-            c
-        }, "checksum mismatch"),
-        ("two transfers interleaved", {
-            let mut c = good();
-            let other = chunks(30, 3, data(500_000, 4));
-            c[2] = other[2].clone();
-            c
-        }, "different snapshot"),
-        ("no last chunk", {
-            let mut c = good();
-            c.pop();
-            c
-        }, "snapshot ended after"),
-        ("chunk after the last", {
-            let mut c = good();
-            let again = c[0].clone();
-            c.push(again);
-            c
-        }, "after the last chunk"),
-        ("first chunk not at 0", good()[1..].to_vec(), "must start with the first chunk"),
-        ("message for another snapshot", {
-            let mut c = good();
-            c[0].message = raft_message(21, 3);
-            c
-        }, "announced by a raft message for index 21"),
-        ("message not raft", {
-            let mut c = good();
-            c[0].message = Bytes::from_static(b"not a raft message");
-            c
-        }, "raft message"),
+        (
+            "gap",
+            {
+                let mut c = good();
+                c.remove(2);
+                c
+            },
+            "expected offset",
+        ),
+        (
+            "over the limit",
+            chunks(20, 3, data(8 * 1024 * 1024 + 1, 3)),
+            "exceeds the limit",
+        ),
+        (
+            "checksum",
+            {
+                let mut c = good();
+                c[3].data = Bytes::from(vec![0u8; c[3].data.len()]);
+                c
+            },
+            "checksum mismatch",
+        ),
+        (
+            "two transfers interleaved",
+            {
+                let mut c = good();
+                let other = chunks(30, 3, data(500_000, 4));
+                c[2] = other[2].clone();
+                c
+            },
+            "different snapshot",
+        ),
+        (
+            "no last chunk",
+            {
+                let mut c = good();
+                c.pop();
+                c
+            },
+            "snapshot ended after",
+        ),
+        (
+            "chunk after the last",
+            {
+                let mut c = good();
+                let again = c[0].clone();
+                c.push(again);
+                c
+            },
+            "after the last chunk",
+        ),
+        (
+            "first chunk not at 0",
+            good()[1..].to_vec(),
+            "must start with the first chunk",
+        ),
+        (
+            "message for another snapshot",
+            {
+                let mut c = good();
+                c[0].message = raft_message(21, 3);
+                c
+            },
+            "announced by a raft message for index 21",
+        ),
+        (
+            "message not raft",
+            {
+                let mut c = good();
+                c[0].message = Bytes::from_static(b"not a raft message");
+                c
+            },
+            "raft message",
+        ),
     ];
     for (case, chunks, why) in cases {
         let status = send_raw(&url, chunks).await;
-        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{case}: {status:?}");
+        assert_eq!(
+            status.code(),
+            tonic::Code::InvalidArgument,
+            "{case}: {status:?}"
+        );
         assert!(status.message().contains(why), "{case}: {status:?}");
-        assert_eq!(names(dir.path()), vec![durable.clone()], "{case}: files left");
+        assert_eq!(
+            names(dir.path()),
+            vec![durable.clone()],
+            "{case}: files left"
+        );
         assert!(inbound.try_recv().is_err(), "{case}: delivered");
     }
     let files = SnapshotFiles::new(FsStorage::open(dir.path()).unwrap(), 5);
     let loaded = files.load().unwrap().unwrap();
     assert_eq!(loaded.metadata.index, 10);
     assert_eq!(loaded.data, data(300_000, 1));
-}
-
-/// Waits (bounded) until `done` holds.
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "{what} within {PATIENCE:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 fn temp_files(dir: &Path) -> Vec<String> {
@@ -244,17 +279,27 @@ async fn a_transfer_cut_off_mid_stream_leaves_nothing_and_a_retry_installs() {
     let mut client = PeerClient::connect(url.clone()).await.unwrap();
     let call = tokio::spawn(async move { client.snapshot(stream).await });
     let received = 5 * CHUNK_BYTES as u64;
-    wait_until("the five chunks written to a temporary file", || {
-        temp_files(dir.path()).iter().any(|name| {
-            std::fs::metadata(dir.path().join(name)).is_ok_and(|m| m.len() >= received)
-        })
-    })
+    wait_until(
+        PATIENCE,
+        "the five chunks written to a temporary file",
+        || {
+            temp_files(dir.path()).iter().any(|name| {
+                std::fs::metadata(dir.path().join(name)).is_ok_and(|m| m.len() >= received)
+            })
+        },
+    )
     .await;
     assert!(!rest.is_empty());
     call.abort();
-    wait_until("the partial file removed", || temp_files(dir.path()).is_empty()).await;
+    wait_until(PATIENCE, "the partial file removed", || {
+        temp_files(dir.path()).is_empty()
+    })
+    .await;
     assert_eq!(names(dir.path()), vec![durable.clone()]);
-    assert!(inbound.try_recv().is_err(), "a partial snapshot was delivered");
+    assert!(
+        inbound.try_recv().is_err(),
+        "a partial snapshot was delivered"
+    );
     // The retried transfer installs the snapshot.
     let mut sender = PeerSender::connect(&url, CLUSTER_ID, 1, 2, limits())
         .await
@@ -276,7 +321,10 @@ async fn temporary_files_a_crash_left_are_removed_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let (url, mut inbound) = start_receiver(dir.path()).await;
     let durable = receive_a_first_snapshot(&url, &mut inbound).await;
-    let leftover = format!("{}.ff.recv.tmp", keel_wal::snapshot_file::snapshot_name(3, 20));
+    let leftover = format!(
+        "{}.ff.recv.tmp",
+        keel_wal::snapshot_file::snapshot_name(3, 20)
+    );
     std::fs::write(dir.path().join(&leftover), vec![7u8; 100_000]).unwrap();
     let (_url, _inbound) = start_receiver(dir.path()).await;
     assert_eq!(names(dir.path()), vec![durable]);
