@@ -21,10 +21,11 @@ pub struct RunOptions {
     pub reuse_member_addresses: bool,
     /// Whether the bank (multi-key txn) and compaction clients run beside
     /// the registers ([`crate::bank`], [`crate::compaction`] in the madsim
-    /// build). On in [`RunOptions::full`], off in [`RunOptions::ci`]: with
-    /// them on, a seed run twice in one process while other seeds run on
-    /// other threads (the test harness, `sweep --jobs`) now and then
-    /// diverges (`clock-skew`); a seed run alone replays exactly.
+    /// build). On in [`RunOptions::full`] and [`RunOptions::ci`]. (They
+    /// were off in CI while a seed run beside other seeds diverged now and
+    /// then: tokio's `select!` drew its branch order from a process-wide
+    /// counter, not madsim's seed; keel's `select!`s are biased under
+    /// madsim since, see `keel_server`'s `replayable_select`.)
     pub side_workloads: bool,
     /// Clients running the lease-based lock workload
     /// ([`crate::lock_client`] in the madsim build). 0 by default: with it

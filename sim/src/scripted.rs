@@ -233,6 +233,23 @@ impl ScriptedCluster {
         self.handle.restart(host.node);
     }
 
+    /// Cuts member `index` off from every other member host, both ways
+    /// (`cut`), or restores those links; the client host still reaches it.
+    pub fn set_isolated(&self, index: u8, cut: bool) {
+        let net = madsim::net::NetSim::current();
+        let node = self.host(index).node;
+        let others = self.hosts.iter().filter(|host| host.node != node);
+        for other in others {
+            for (from, to) in [(node, other.node), (other.node, node)] {
+                if cut {
+                    net.clog_link(from, to);
+                } else {
+                    net.unclog_link(from, to);
+                }
+            }
+        }
+    }
+
     /// The handle of the member host `index` runs, once it started.
     pub fn member(&self, index: u8) -> Option<NodeHandle> {
         let host = self.host(index);

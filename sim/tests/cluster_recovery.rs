@@ -9,7 +9,8 @@
 //!   it has catches up through the leader's snapshot: it must report an
 //!   installed snapshot (`NodeStatus::snapshots_installed`) and keep it as
 //!   a snapshot file, and the whole cluster then restarts from its
-//!   snapshot files and WAL tails.
+//!   snapshot files and WAL tails;
+//! - a leader cut off from its followers acknowledges no keep-alive.
 //!
 //! Run: `RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/madsim cargo test -p keel-sim --test cluster_recovery`
 //! In a normal build this file is empty.
@@ -132,6 +133,73 @@ async fn survive_losing_the_leader() {
 #[test]
 fn three_members_survive_losing_the_leader() {
     run_seed(SEED, survive_losing_the_leader);
+}
+
+/// One keep-alive of lease `id` sent to member `through`, not retried:
+/// its answer, or `None` when none came within `wait_ms` (simulated).
+async fn one_keep_alive(
+    through: u8,
+    id: i64,
+    wait_ms: u64,
+) -> Option<Result<LeaseKeepAliveResponse, Status>> {
+    let url = NodeAddr::member(through).client_url();
+    let call = async move {
+        let mut client = LeaseClient::connect(url).await.map_err(connect_failed)?;
+        let requests = futures_util::stream::iter([LeaseKeepAliveRequest { id }]);
+        let mut answers = client.lease_keep_alive(requests).await?.into_inner();
+        let answer = answers.message().await?;
+        answer.ok_or_else(|| Status::unavailable("the keep-alive stream ended unanswered"))
+    };
+    madsim::time::timeout(Duration::from_millis(wait_ms), call)
+        .await
+        .ok()
+}
+
+/// The election timeout of [`cut_off_leader_renews_no_lease`]: a leader
+/// cut off from its followers keeps leading this long before it notices.
+const LONG_ELECTION_TIMEOUT_MS: u64 = 4_000;
+
+/// A leader cut off from both followers acknowledges no keep-alive: it
+/// cannot confirm it still leads (ReadIndex), and the new leader the
+/// followers elect never hears of the renewal, so the lease could expire
+/// before the TTL the client was told (a lock holder then loses its lock
+/// while its keep-alives succeed; keel-sim's lock workload found it under
+/// `clock-skew`). Once healed, the lease, never lost, is renewed again.
+async fn cut_off_leader_renews_no_lease() {
+    let cluster = ScriptedCluster::new(3);
+    cluster.start_together(&ALL, |settings| {
+        settings.election_timeout_ms = LONG_ELECTION_TIMEOUT_MS;
+        settings.heartbeat_interval_ms = 200;
+    });
+    let leader = cluster
+        .on_client(async move {
+            let leader = agreed_leader(&ALL).await;
+            assert_eq!(lease_grant(leader, 91, 20).await.expect("grant"), 91);
+            leader
+        })
+        .await;
+    cluster.set_isolated(leader, true);
+    // Well inside the election timeout: the cut-off member still thinks
+    // it leads.
+    let answer = cluster
+        .on_client(one_keep_alive(leader, 91, LONG_ELECTION_TIMEOUT_MS / 2))
+        .await;
+    if let Some(Ok(response)) = &answer {
+        panic!("m{leader}, cut off from its followers, acknowledged a keep-alive: {response:?}");
+    }
+    cluster.set_isolated(leader, false);
+    cluster
+        .on_client(async move {
+            let now_leading = agreed_leader(&ALL).await;
+            let renewed = keep_alive(now_leading, 91).await.expect("keep-alive");
+            assert_eq!((renewed.id, renewed.ttl), (91, 20));
+        })
+        .await;
+}
+
+#[test]
+fn a_leader_cut_off_from_its_followers_renews_no_lease() {
+    run_seed(SEED, cut_off_leader_renews_no_lease);
 }
 
 /// Writes `key000..key<count>` = `value<i>` through member `through`.

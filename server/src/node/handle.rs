@@ -373,7 +373,7 @@ impl Replica for NodeHandle {
 
     async fn lease_renew(&self, id: LeaseId) -> Result<LeaseRenewal, ServerError> {
         if self.is_leader() {
-            return self.renew_here(id);
+            return self.renew_as_confirmed_leader(id).await;
         }
         let mut client = self.leader_client().await?;
         let cluster_id = self.shared.cluster_id;
@@ -475,8 +475,29 @@ impl Replica for NodeHandle {
     }
 }
 
-impl LeaseAuthority for NodeHandle {
-    fn renew_here(&self, id: LeaseId) -> Result<LeaseRenewal, ServerError> {
+impl NodeHandle {
+    /// Renews lease `id` in this member's lessor once a ReadIndex round
+    /// (Raft thesis §6.4) confirmed, after the request arrived, that this
+    /// member still leads: then any newer leader was elected after that
+    /// confirmation and its lessor, promoted, lets every lease live at least
+    /// its TTL from then. Without it a leader cut off from its quorum, not
+    /// stepped down yet (it waits an election timeout on its own clock),
+    /// renewed leases the new leader then expired: a lock holder lost its
+    /// lock while its keep-alives were acknowledged (keel-sim's lock
+    /// workload, `clock-skew`). etcd 3.5 checks the same way
+    /// (`ensureLeadership`), skipping the round while its ticks are on time.
+    /// Errors: as [`LeaseAuthority::renew_here`].
+    async fn renew_as_confirmed_leader(&self, id: LeaseId) -> Result<LeaseRenewal, ServerError> {
+        if !self.is_leader() {
+            return Err(self.not_leader_error());
+        }
+        self.linearizable_barrier().await?;
+        self.renew_in_lessor(id)
+    }
+
+    /// Renews lease `id` in this member's lessor if it is the leader (see
+    /// [`NodeHandle::renew_as_confirmed_leader`] for why that is not enough).
+    fn renew_in_lessor(&self, id: LeaseId) -> Result<LeaseRenewal, ServerError> {
         if !self.is_leader() {
             return Err(self.not_leader_error());
         }
@@ -490,6 +511,13 @@ impl LeaseAuthority for NodeHandle {
             self.propose_detached(Request::LeaseCheckpoint(vec![checkpoint]));
         }
         Ok(renewal)
+    }
+}
+
+impl LeaseAuthority for NodeHandle {
+    fn renew_here(&self, id: LeaseId) -> BoxFuture<'static, Result<LeaseRenewal, ServerError>> {
+        let handle = self.clone();
+        Box::pin(async move { handle.renew_as_confirmed_leader(id).await })
     }
 
     fn members_for_joiner(&self, barrier: Duration) -> BoxFuture<'static, MembersRead> {

@@ -53,8 +53,11 @@ async fn member_local_calls_take_only_the_read_lock() {
     let reader = handle.shared().read_state();
     let (tx, rx) = mpsc::channel();
     let caller = handle.clone();
+    let runtime = tokio::runtime::Handle::current();
     std::thread::spawn(move || {
-        let renewed = caller.renew_here(5);
+        // A keep-alive's ReadIndex round goes through the driver, which
+        // must not need the write lock for it either.
+        let renewed = runtime.block_on(caller.renew_here(5));
         let status = caller.time_to_live_here(5, false);
         let who = caller.authenticate_token("some.token");
         let _ = tx.send((renewed, status, who));

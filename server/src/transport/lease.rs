@@ -24,10 +24,14 @@ use crate::replica::ServerError;
 
 /// The leader's side: answers forwarded lease requests from its own lessor.
 pub trait LeaseAuthority: Send + Sync + 'static {
-    /// Renews lease `id` if this member is the leader.
+    /// Renews lease `id` if this member is the leader, once a ReadIndex
+    /// round (Raft thesis §6.4) confirmed that it still is: a leader cut
+    /// off from its quorum that has not stepped down yet must not renew a
+    /// lease the new leader will expire (etcd's `ensureLeadership`, 3.5).
     /// Errors: `Apply(Lease(NotFound))`; `Apply(Lease(NotPrimary))` or
-    /// `NoLeader` when this member is not the leader.
-    fn renew_here(&self, id: LeaseId) -> Result<LeaseRenewal, ServerError>;
+    /// `NoLeader` when this member is not the leader; the barrier's
+    /// `Timeout` or `Stopped` when leadership could not be confirmed.
+    fn renew_here(&self, id: LeaseId) -> BoxFuture<'static, Result<LeaseRenewal, ServerError>>;
 
     /// Remaining TTL of lease `id` (with its keys when `keys`) if this
     /// member is the leader. Errors: as [`LeaseAuthority::renew_here`].
@@ -99,11 +103,11 @@ fn error_of(failure: i32) -> Option<ServerError> {
 
 /// Answers a forwarded renew (leader side). Errors other than the lease
 /// failures the protocol names become a gRPC `UNAVAILABLE` status.
-pub fn answer_renew(
+pub async fn answer_renew(
     authority: &dyn LeaseAuthority,
     request: &LeaseRenewRequest,
 ) -> Result<LeaseRenewReply, tonic::Status> {
-    match authority.renew_here(request.id) {
+    match authority.renew_here(request.id).await {
         Ok(renewal) => Ok(LeaseRenewReply {
             ttl_secs: renewal.ttl_secs,
             failure: LeaseFailure::LeaseOk as i32,
@@ -195,8 +199,12 @@ mod tests {
     struct Fixed(Result<LeaseRenewal, ServerError>);
 
     impl LeaseAuthority for Fixed {
-        fn renew_here(&self, _id: LeaseId) -> Result<LeaseRenewal, ServerError> {
-            self.0.clone()
+        fn renew_here(
+            &self,
+            _id: LeaseId,
+        ) -> BoxFuture<'static, Result<LeaseRenewal, ServerError>> {
+            let renewal = self.0.clone();
+            Box::pin(async move { renewal })
         }
         fn members_for_joiner(&self, _barrier: Duration) -> BoxFuture<'static, MembersRead> {
             Box::pin(async {
@@ -229,8 +237,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn answers_carry_ttls_and_name_lease_failures() {
+    #[tokio::test]
+    async fn answers_carry_ttls_and_name_lease_failures() {
         let ok = Fixed(Ok(LeaseRenewal {
             ttl_secs: 10,
             checkpoint: None,
@@ -242,6 +250,7 @@ mod tests {
                 id: 5,
             },
         )
+        .await
         .unwrap();
         assert_eq!((reply.ttl_secs, error_of(reply.failure)), (10, None));
         let ttl = answer_time_to_live(
@@ -268,6 +277,7 @@ mod tests {
                 id: 5,
             },
         )
+        .await
         .unwrap();
         assert_eq!(
             error_of(reply.failure),
@@ -281,6 +291,7 @@ mod tests {
                 id: 5,
             },
         )
+        .await
         .unwrap();
         assert_eq!(error_of(reply.failure), Some(ServerError::ProposalDropped));
         let broken = Fixed(Err(ServerError::Stopped));
@@ -292,6 +303,7 @@ mod tests {
                     id: 5
                 }
             )
+            .await
             .is_err()
         );
     }

@@ -8,8 +8,8 @@ use tonic::{Request, Response, Status, Streaming};
 use keel_kernel::raft::ConfChange;
 
 use super::conf_change::answer_conf_change;
-use super::lease::{LeaseAuthority, answer_renew, answer_time_to_live};
 use super::inbox::{FileInbox, SnapshotInbox};
+use super::lease::{LeaseAuthority, answer_renew, answer_time_to_live};
 use super::receive_snapshot::{SNAPSHOT_RECEIVES_MAX, receive_snapshot};
 use super::{Inbound, TransportLimits};
 use crate::proto::keelpeerpb::peer_server::{Peer, PeerServer};
@@ -243,9 +243,8 @@ impl Peer for PeerService {
                 "keel: already receiving {SNAPSHOT_RECEIVES_MAX} snapshots; retry later"
             ))
         })?;
-        let check_route = |chunk: &SnapshotChunk| {
-            self.check_route(chunk.cluster_id, chunk.from, chunk.to)
-        };
+        let check_route =
+            |chunk: &SnapshotChunk| self.check_route(chunk.cluster_id, chunk.from, chunk.to);
         let snapshot = receive_snapshot(
             self.inbox.clone(),
             self.limits.snapshot_size_bytes_max,
@@ -271,7 +270,7 @@ impl Peer for PeerService {
     ) -> Result<Response<LeaseRenewReply>, Status> {
         let request = request.into_inner();
         let authority = self.lease_authority(request.cluster_id)?;
-        answer_renew(authority, &request).map(Response::new)
+        answer_renew(authority, &request).await.map(Response::new)
     }
 
     /// Reports a lease's remaining TTL for a follower's client if this member leads.
