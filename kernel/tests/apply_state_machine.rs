@@ -33,9 +33,13 @@ struct Node {
 
 impl Node {
     fn new() -> Node {
+        Node::with_election_timeout_ms(1000)
+    }
+
+    fn with_election_timeout_ms(election_timeout_ms: u64) -> Node {
         let member = Member::new("n1", &["http://n1:2380".to_string()], "t", None, false);
         let cluster = Cluster::bootstrap(vec![member]).unwrap();
-        let config = StateMachineConfig::new(1000);
+        let config = StateMachineConfig::new(election_timeout_ms);
         Node {
             sm: StateMachine::new(config, cluster),
             local: LocalState::new(config),
@@ -195,8 +199,8 @@ fn leases_attach_keys_and_revoke_deletes_them_in_one_revision() {
     let granted = node.ok(Request::LeaseGrant { id: 7, ttl_secs: 1 });
     assert_eq!(
         granted,
-        Response::LeaseGrant { id: 7, ttl_secs: 2 },
-        "minimum TTL"
+        Response::LeaseGrant { id: 7, ttl_secs: 1 },
+        "applied as proposed"
     );
     let dup = node.propose(
         None,
@@ -239,6 +243,33 @@ fn leases_attach_keys_and_revoke_deletes_them_in_one_revision() {
     assert!(node.sm.lessor().is_empty());
     let again = node.propose(None, Request::LeaseRevoke { id: 7 });
     assert_eq!(again.result, Err(ApplyError::Lease(LeaseError::NotFound)));
+}
+
+/// Apply depends on nothing member-local: members whose election timeouts,
+/// hence minimum TTLs, differ apply one grant with the same TTL (each used
+/// to raise it to its own minimum, so a leader with a lower one expired the
+/// lease early); the proposer raises a requested TTL to its minimum first.
+#[test]
+fn a_grant_applies_alike_on_members_with_different_election_timeouts() {
+    let mut members = [
+        Node::with_election_timeout_ms(700),
+        Node::with_election_timeout_ms(1500),
+    ];
+    let granted = members.each_mut().map(|member| {
+        member.ok(Request::LeaseGrant { id: 7, ttl_secs: 1 });
+        let status = member.sm.lease_time_to_live(None, 7, false).unwrap();
+        status.granted_ttl_secs
+    });
+    assert_eq!(granted, [1, 1]);
+    let proposed = members
+        .each_ref()
+        .map(|m| m.sm.lessor().ttl_to_grant_secs(1));
+    assert_eq!(
+        proposed,
+        [2, 3],
+        "1.5 election timeouts, rounded up to seconds"
+    );
+    assert_eq!(members[0].sm.lessor().ttl_to_grant_secs(60), 60);
 }
 
 #[test]

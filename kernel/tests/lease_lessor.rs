@@ -114,7 +114,12 @@ fn grant_enforces_id_ttl_limits_and_uniqueness() {
         lessor.grant(1, MAX_LEASE_TTL_SECS + 1, 0),
         Err(LeaseError::TtlTooLarge)
     );
-    assert_eq!(lessor.grant(1, 1, 0), Ok(2), "raised to the minimum TTL");
+    assert_eq!(lessor.ttl_to_grant_secs(1), 2, "raised to the minimum TTL");
+    assert_eq!(
+        lessor.grant(1, 1, 0),
+        Ok(1),
+        "applied as the proposer decided"
+    );
     assert_eq!(lessor.grant(1, 10, 0), Err(LeaseError::AlreadyExists));
     assert_eq!(
         lessor.grant(2, MAX_LEASE_TTL_SECS, 0),
@@ -389,7 +394,6 @@ mod model {
 
         #[test]
         fn lessor_matches_model(ops in proptest::collection::vec(op(), 1..80)) {
-            let min_ttl = LessorConfig::new(ELECTION_TIMEOUT_MS).min_ttl_secs;
             let mut lessor = follower();
             let mut model = Model::default();
             let mut now = 0u64;
@@ -400,7 +404,7 @@ mod model {
                         let expected = if model.leases.contains_key(&id) {
                             Err(LeaseError::AlreadyExists)
                         } else {
-                            let mut lease = ModelLease { ttl: ttl.max(min_ttl), ..Default::default() };
+                            let mut lease = ModelLease { ttl, ..Default::default() };
                             if model.primary {
                                 Model::refresh(&mut lease, now, 0);
                             }

@@ -80,9 +80,24 @@ impl Lessor {
         self.config
     }
 
-    /// Grants lease `id` with `ttl_secs` (raised to the minimum TTL);
-    /// returns the granted TTL in seconds. The member's clock starts timing
-    /// it when it follows the apply ([`super::LeaseClock::granted`]).
+    /// The TTL, in seconds, a grant asking for `requested_secs` gets: at
+    /// least this member's minimum ([`min_lease_ttl_secs`] of its election
+    /// timeout; etcd's `minLeaseTTL`). The member that proposes the grant
+    /// decides it and proposes the result, so every member applies the same
+    /// TTL: the minimum depends on member-local settings, and a grant that
+    /// each member raised to its own minimum left members with different
+    /// TTLs for one lease (a leader with a shorter one expired it before the
+    /// TTL the client was told; keel-sim's `clock-skew` scenario, whose
+    /// members have different election timeouts, found it).
+    pub fn ttl_to_grant_secs(&self, requested_secs: i64) -> i64 {
+        requested_secs.max(self.config.min_ttl_secs)
+    }
+
+    /// Grants lease `id` with `ttl_secs` as proposed (the proposer raised
+    /// it to its minimum, see [`Lessor::ttl_to_grant_secs`]: apply depends
+    /// on nothing member-local); returns the granted TTL in seconds. The
+    /// member's clock starts timing it when it follows the apply
+    /// ([`super::LeaseClock::granted`]).
     ///
     /// Errors: `id == 0` → [`LeaseError::NotFound`] (the server assigns ids
     /// before proposing); TTL above the maximum → [`LeaseError::TtlTooLarge`];
@@ -97,7 +112,6 @@ impl Lessor {
         if self.leases.contains_key(&id) {
             return Err(LeaseError::AlreadyExists);
         }
-        let ttl_secs = ttl_secs.max(self.config.min_ttl_secs);
         let lease = Lease {
             id,
             ttl_secs,

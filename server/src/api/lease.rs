@@ -112,10 +112,10 @@ impl<B: Replica> pb::lease_server::Lease for LeaseService<B> {
         } else {
             req.id
         };
-        let request = Request::LeaseGrant {
-            id,
-            ttl_secs: req.ttl,
-        };
+        let ttl_secs = self
+            .replica
+            .with_state(|state| state.lessor().ttl_to_grant_secs(req.ttl));
+        let request = Request::LeaseGrant { id, ttl_secs };
         match propose(&self.replica, request, auth).await? {
             (Response::LeaseGrant { id, ttl_secs }, revision) => {
                 Ok(GrpcResponse::new(pb::LeaseGrantResponse {
