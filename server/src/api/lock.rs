@@ -153,9 +153,10 @@ pub async fn session_lease<B: Replica>(
     if lease != 0 {
         return Ok(lease);
     }
+    let ttl_secs = replica.with_state(|state| state.lessor().ttl_to_grant_secs(SESSION_TTL_SECS));
     let grant = Request::LeaseGrant {
         id: ids.next(),
-        ttl_secs: SESSION_TTL_SECS,
+        ttl_secs,
     };
     match propose(replica, grant, auth.clone()).await? {
         (Response::LeaseGrant { id, .. }, _) => Ok(id),
@@ -190,11 +191,18 @@ pub async fn wait_deletes<B: Replica>(
     }
 }
 
-/// Whether `key` exists in the applied state (read after a
-/// [`wait_deletes`], which passed a linearizable barrier).
+/// Whether `key` exists now: a linearizable read (etcd's `Mutex.Lock`
+/// reads its key again with a `Get` after `waitDeletes`). The state
+/// [`wait_deletes`] read cannot answer it: its ReadIndex round may have
+/// started long before (a member cut off from the quorum, or far behind,
+/// confirms it only later), so the key it saw may have been deleted since
+/// by its lease's expiry and the lock already granted to the next waiter
+/// (keel-sim's lock workload: `split-brain` seed 26 with two lock clients
+/// granted one lock to two clients).
 ///
-/// Errors: the read's refusal (permission).
-fn key_exists<B: Replica>(replica: &B, key: &[u8], auth: &AuthInfo) -> Result<bool, Status> {
+/// Errors: the barrier's failure, the read's refusal (permission).
+async fn key_exists<B: Replica>(replica: &B, key: &[u8], auth: &AuthInfo) -> Result<bool, Status> {
+    replica.linearizable_barrier().await?;
     let read = RangeRequest {
         key: key.to_vec(),
         count_only: true,
@@ -261,7 +269,7 @@ impl<B: Replica> LockService<B> {
             Some(owner) if owner == my_revision => resp.revision,
             Some(_) => {
                 let revision = wait_deletes(&self.replica, &prefix, my_revision - 1, &auth).await?;
-                if !key_exists(&self.replica, &key, &auth)? {
+                if !key_exists(&self.replica, &key, &auth).await? {
                     return Err(Status::unknown(SESSION_EXPIRED));
                 }
                 revision
