@@ -14,8 +14,11 @@
 //!   `sendLoop`: `Canceled` when `CompactRevision != 0`) and delivers no
 //!   event before that.
 //!
-//! Compactions ask for increasing revisions only (a lower one than the
-//! store's compacted revision is itself ErrCompacted).
+//! Compactions ask for increasing revisions only, above every earlier ask
+//! whatever its outcome (a lower one than the store's compacted revision
+//! is itself ErrCompacted; and an ask that timed out may still apply after
+//! a later, lower one was acknowledged, which would then rightly refuse
+//! the read at that lower revision).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -112,24 +115,25 @@ async fn compact(member: u8, revision: i64) -> Option<bool> {
 /// Compacts every 1-3 s through random members of `members` until `stop`,
 /// checking each acknowledged compaction's boundary.
 pub async fn compaction_client(members: u8, log: SharedCompactionLog, stop: Arc<AtomicBool>) {
-    let mut compacted = 0i64;
+    // The highest revision asked for so far, acknowledged or not.
+    let mut asked = 0i64;
     while !stop.load(Ordering::Relaxed) {
         let pause_ms = madsim::rand::thread_rng().gen_range(1_000..3_000);
         sleep_ms(pause_ms).await;
         let Some(Ok(current)) = read_at(random_member(members), 0).await else {
             continue;
         };
-        if current - 1 <= compacted {
+        if current - 1 <= asked {
             continue;
         }
-        let lowest = (compacted + 1).max(current - COMPACT_BEHIND_MAX);
+        let lowest = (asked + 1).max(current - COMPACT_BEHIND_MAX);
         let target = madsim::rand::thread_rng().gen_range(lowest..current);
         {
             let mut log = lock(&log);
             log.requested_max = log.requested_max.max(target);
         }
+        asked = target;
         if compact(random_member(members), target).await == Some(true) {
-            compacted = target;
             lock(&log).acknowledged.push(target);
             check_boundary(random_member(members), target, &log).await;
         }

@@ -212,11 +212,8 @@ const BESIDE_SEEDS: [u64; 2] = [2, 3];
 /// with `keel-sim run`).
 #[test]
 fn a_seed_replays_the_same_beside_other_seeds() {
-    let options = RunOptions {
-        side_workloads: true,
-        lock_clients: 2,
-        ..RunOptions::ci()
-    };
+    // The CI options run every workload (bank, compaction, locks).
+    let options = RunOptions::ci();
     let scenario = Scenario::ClockSkew;
     let alone: Vec<RunReport> = BESIDE_SEEDS
         .iter()

@@ -66,11 +66,12 @@ mod cli {
         /// Search states the linearizability check may explore per key.
         #[arg(long)]
         states_max: Option<u64>,
-        /// Clients running the lease-based lock workload (0: none).
-        #[arg(long, default_value_t = 0)]
-        lock_clients: usize,
+        /// Clients running the lease-based lock workload (default: 2;
+        /// 0: none).
+        #[arg(long)]
+        lock_clients: Option<usize>,
         /// Run the bank (multi-key txn) and compaction clients (default:
-        /// true for full runs, false with --ci).
+        /// true).
         #[arg(long)]
         side_workloads: Option<bool>,
     }
@@ -96,11 +97,12 @@ mod cli {
         /// Search states the linearizability check may explore per key.
         #[arg(long)]
         states_max: Option<u64>,
-        /// Clients running the lease-based lock workload (0: none).
-        #[arg(long, default_value_t = 0)]
-        lock_clients: usize,
+        /// Clients running the lease-based lock workload (default: 2;
+        /// 0: none).
+        #[arg(long)]
+        lock_clients: Option<usize>,
         /// Run the bank (multi-key txn) and compaction clients (default:
-        /// true for full runs, false with --ci).
+        /// true).
         #[arg(long)]
         side_workloads: Option<bool>,
         /// Stop each scenario at its first failing seed (to measure seeds
@@ -116,7 +118,7 @@ mod cli {
         ci: bool,
         states_max: Option<u64>,
         reuse_member_addresses: bool,
-        lock_clients: usize,
+        lock_clients: Option<usize>,
         side_workloads: Option<bool>,
     ) -> RunOptions {
         let options = if ci {
@@ -127,7 +129,7 @@ mod cli {
         RunOptions {
             states_max: states_max.unwrap_or(options.states_max),
             reuse_member_addresses,
-            lock_clients,
+            lock_clients: lock_clients.unwrap_or(options.lock_clients),
             side_workloads: side_workloads.unwrap_or(options.side_workloads),
             ..options
         }
