@@ -742,6 +742,32 @@ fn appends_sent_without_acks(make_config: fn(NodeId) -> Config, proposals: usize
     sent
 }
 
+/// A heartbeat response frees an in-flight append only when the window is
+/// full (etcd-io/raft: so a follower whose acks were lost can be probed
+/// again); below that, the window keeps counting unacknowledged appends.
+#[test]
+fn a_heartbeat_response_frees_no_inflight_slot_below_the_limit() {
+    let mut c = Cluster::new(&[1, 2, 3], 1, |id| Config {
+        max_inflight_msgs: 4,
+        ..default_config(id)
+    });
+    assert!(c.elect(1));
+    c.tick_settle(1);
+    let leader = &mut c.node_mut(1).raw;
+    for _ in 0..2 {
+        leader.propose(Bytes::from_static(b"x")).unwrap();
+        let rd = leader.ready();
+        leader.storage_mut().append(&rd.entries).unwrap();
+        leader.advance();
+    }
+    let inflight = |c: &Cluster| c.node(1).raft().tracker.progress[&2].inflights.count();
+    assert_eq!(inflight(&c), 2);
+    let term = c.node(1).raft().term;
+    let response = Message::new(MessageType::HeartbeatResponse, 2, 1, term);
+    c.node_mut(1).raw.step(response).unwrap();
+    assert_eq!(inflight(&c), 2, "below the limit nothing is freed");
+}
+
 #[test]
 fn pipelining_is_bounded_by_inflight_count_and_bytes() {
     assert_eq!(

@@ -130,3 +130,47 @@ impl From<StorageError> for RaftError {
         RaftError::Storage(e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The storage errors read as etcd-io/raft's (`storage.go`: `ErrCompacted`,
+    /// `ErrUnavailable`, `ErrSnapOutOfDate`, `ErrSnapshotTemporarilyUnavailable`),
+    /// so logs and wrapped errors match etcd's.
+    #[test]
+    fn storage_errors_read_as_etcd_raft_s() {
+        let cases = [
+            (
+                StorageError::Compacted,
+                "requested index is unavailable due to compaction",
+            ),
+            (
+                StorageError::Unavailable,
+                "requested entry at index is unavailable",
+            ),
+            (
+                StorageError::SnapshotOutOfDate,
+                "requested index is older than the existing snapshot",
+            ),
+            (
+                StorageError::SnapshotTemporarilyUnavailable,
+                "snapshot is temporarily unavailable",
+            ),
+            (
+                StorageError::Gap {
+                    expected: 5,
+                    got: 7,
+                },
+                "missing log entries: expected index 5, got 7",
+            ),
+        ];
+        for (error, message) in cases {
+            assert_eq!(error.to_string(), message);
+            assert_eq!(
+                RaftError::from(error).to_string(),
+                format!("raft storage: {message}")
+            );
+        }
+    }
+}

@@ -168,6 +168,18 @@ mod tests {
         assert_eq!(u.check_invariants(), Ok(()));
     }
 
+    /// A leader's entry replaces the only unstable one at its index (the
+    /// suffix is cut from the first new index, whatever the log's length).
+    #[test]
+    fn the_only_unstable_entry_is_replaced_by_a_conflicting_one() {
+        let mut u = Unstable::new(8);
+        u.truncate_and_append(ents(8..=8, 1));
+        u.truncate_and_append(ents(8..=9, 2));
+        assert_eq!((u.offset, u.entries.len()), (8, 2));
+        assert_eq!(u.maybe_term(8), Some(2));
+        assert_eq!(u.check_invariants(), Ok(()));
+    }
+
     #[test]
     fn a_gap_or_a_falling_term_is_reported() {
         let mut u = Unstable::new(5);
