@@ -27,6 +27,7 @@
 //! madsim's deterministic simulator.
 
 pub mod api;
+mod blocking;
 pub mod config;
 #[cfg(not(madsim))]
 pub mod gateway;

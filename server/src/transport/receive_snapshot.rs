@@ -20,6 +20,8 @@ use super::snapshot::{ChunkChecker, ChunkOutcome, SnapshotError, header_of};
 use crate::proto::keelpeerpb::SnapshotChunk;
 use keel_wal::WalError;
 
+use crate::blocking::run_blocking;
+
 /// Longest wait for the next chunk of a transfer: a sender that stalls
 /// longer has abandoned it (its partial file is removed and its slot
 /// freed).
@@ -141,20 +143,4 @@ fn storage_status(err: WalError) -> Status {
     } else {
         Status::internal(message)
     }
-}
-
-/// Runs blocking file I/O off the async workers (tokio's blocking pool).
-#[cfg(not(madsim))]
-async fn run_blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(value) => value,
-        Err(err) => std::panic::resume_unwind(err.into_panic()),
-    }
-}
-
-/// Runs blocking file I/O inline under madsim, whose simulated disk does
-/// not block.
-#[cfg(madsim)]
-async fn run_blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    work()
 }

@@ -60,6 +60,7 @@ use super::removal::Removal;
 use super::segment_pipeline::SegmentPipeline;
 use super::settings::NodeSettings;
 use crate::api::watch_gauges::WatchGauges;
+use crate::blocking::run_blocking;
 use crate::replica::{AppliedEvents, NodeStatus, ServerError};
 use crate::transport::{Inbound, TransportLimits};
 pub use applied_state::AppliedState;
@@ -609,21 +610,4 @@ fn shared_state(
         failed: watch::channel(None).0,
         watch_gauges: WatchGauges::new(),
     }
-}
-
-/// Runs blocking I/O off the async workers (tokio's blocking pool); inline
-/// under madsim, whose simulated disk does not block.
-#[cfg(not(madsim))]
-async fn run_blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(value) => value,
-        Err(err) => std::panic::resume_unwind(err.into_panic()),
-    }
-}
-
-/// Runs blocking I/O off the async workers (tokio's blocking pool); inline
-/// under madsim, whose simulated disk does not block.
-#[cfg(madsim)]
-async fn run_blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    work()
 }

@@ -18,7 +18,8 @@ use keel_kernel::apply::StateMachine;
 use keel_kernel::raft::{MemoryStorage, Snapshot};
 use keel_wal::{SnapshotFiles, SnapshotMarker, Storage, WalError};
 
-use super::{Driver, run_blocking};
+use super::Driver;
+use crate::blocking::run_blocking;
 use crate::node::background::{BackgroundJob, JobState};
 use crate::node::bootstrap::state_config;
 use crate::node::disk_full::{DISK_FULL_RETRY_MS, is_retryable_full_disk};
