@@ -51,20 +51,20 @@ async fn lease_grant(through: u8, id: i64, ttl_secs: i64) -> Result<i64, Status>
     .await
 }
 
-/// One keep-alive of lease `id` through member `through`: its answer.
+/// One keep-alive of lease `id` sent to the member at `url`: its answer.
+async fn send_keep_alive(url: String, id: i64) -> Result<LeaseKeepAliveResponse, Status> {
+    let mut client = LeaseClient::connect(url).await.map_err(connect_failed)?;
+    let requests = futures_util::stream::iter([LeaseKeepAliveRequest { id }]);
+    let mut answers = client.lease_keep_alive(requests).await?.into_inner();
+    let answer = answers.message().await?;
+    answer.ok_or_else(|| Status::unavailable("the keep-alive stream ended unanswered"))
+}
+
+/// One keep-alive of lease `id` through member `through`, retried as
+/// [`retried`] does: its answer.
 async fn keep_alive(through: u8, id: i64) -> Result<LeaseKeepAliveResponse, Status> {
     let url = NodeAddr::member(through).client_url();
-    retried("lease keep-alive", || {
-        let url = url.clone();
-        async move {
-            let mut client = LeaseClient::connect(url).await.map_err(connect_failed)?;
-            let requests = futures_util::stream::iter([LeaseKeepAliveRequest { id }]);
-            let mut answers = client.lease_keep_alive(requests).await?.into_inner();
-            let answer = answers.message().await?;
-            answer.ok_or_else(|| Status::unavailable("the keep-alive stream ended unanswered"))
-        }
-    })
-    .await
+    retried("lease keep-alive", || send_keep_alive(url.clone(), id)).await
 }
 
 /// LeaseTimeToLive of lease `id` through member `through`.
@@ -142,14 +142,7 @@ async fn one_keep_alive(
     id: i64,
     wait_ms: u64,
 ) -> Option<Result<LeaseKeepAliveResponse, Status>> {
-    let url = NodeAddr::member(through).client_url();
-    let call = async move {
-        let mut client = LeaseClient::connect(url).await.map_err(connect_failed)?;
-        let requests = futures_util::stream::iter([LeaseKeepAliveRequest { id }]);
-        let mut answers = client.lease_keep_alive(requests).await?.into_inner();
-        let answer = answers.message().await?;
-        answer.ok_or_else(|| Status::unavailable("the keep-alive stream ended unanswered"))
-    };
+    let call = send_keep_alive(NodeAddr::member(through).client_url(), id);
     madsim::time::timeout(Duration::from_millis(wait_ms), call)
         .await
         .ok()
